@@ -1,0 +1,109 @@
+#include "cuda/driver.h"
+
+#include <dlfcn.h>
+
+namespace ps::cuda {
+namespace {
+
+using GetProcAddressFn = CUresult (*)(const char*, void**, int, cuuint64_t,
+                                      CUdriverProcAddressQueryResult*);
+
+struct Loaded {
+  DriverApi api;
+  Status status;
+};
+
+Loaded load_once() {
+  Loaded out;
+  void* lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char* why = dlerror();
+    out.status = unavailable("no NVIDIA driver: cannot load libcuda.so.1 (",
+                             why ? why : "unknown reason", ")");
+    return out;
+  }
+  // The handle is kept for the life of the process: the driver is never unloaded.
+  auto get_proc = reinterpret_cast<GetProcAddressFn>(dlsym(lib, "cuGetProcAddress_v2"));
+  if (get_proc == nullptr) {
+    out.status = unavailable("NVIDIA driver too old: libcuda.so.1 has no cuGetProcAddress_v2 "
+                             "(need a driver for CUDA ", CUDA_VERSION / 1000, ".",
+                             (CUDA_VERSION % 1000) / 10, " or newer)");
+    return out;
+  }
+  DriverApi& api = out.api;
+#define PS_CUDA_RESOLVE_ENTRY(name)                                                        \
+  {                                                                                        \
+    void* fn = nullptr;                                                                    \
+    CUdriverProcAddressQueryResult found = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;                   \
+    CUresult r = get_proc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &found);  \
+    if (r != CUDA_SUCCESS || found != CU_GET_PROC_ADDRESS_SUCCESS || fn == nullptr) {         \
+      out.status = unavailable(                                                            \
+          "NVIDIA driver too old: it has no ", #name, " for CUDA ", CUDA_VERSION / 1000,   \
+          ".", (CUDA_VERSION % 1000) / 10,                                                 \
+          found == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT ? " (version not sufficient)" : ""); \
+      return out;                                                                          \
+    }                                                                                      \
+    api.name = reinterpret_cast<decltype(api.name)>(fn);                                   \
+  }
+  PS_CUDA_DRIVER_ENTRY_POINTS(PS_CUDA_RESOLVE_ENTRY)
+#undef PS_CUDA_RESOLVE_ENTRY
+
+  CUresult r = api.cuInit(0);
+  if (r == CUDA_ERROR_NO_DEVICE) {
+    out.status = unavailable("NVIDIA driver loaded but no CUDA GPU is visible");
+    return out;
+  }
+  if (r != CUDA_SUCCESS) {
+    const char* name = nullptr;
+    api.cuGetErrorName(r, &name);
+    out.status = unavailable("cuInit failed: ", name ? name : "unknown error");
+    return out;
+  }
+  if (api.cuDriverGetVersion(&api.driver_version) != CUDA_SUCCESS) api.driver_version = 0;
+  return out;
+}
+
+const Loaded& loaded() {
+  static const Loaded instance = load_once();  // thread-safe initialisation
+  return instance;
+}
+
+}  // namespace
+
+Result<const DriverApi*> load_driver() {
+  const Loaded& l = loaded();
+  if (!l.status.ok()) return l.status;
+  return &l.api;
+}
+
+const DriverApi& api() {
+  const Loaded& l = loaded();
+  if (!l.status.ok()) fatal(__FILE__, __LINE__, "CUDA driver used before loading: " + l.status.message());
+  return l.api;
+}
+
+bool gpu_available() {
+  auto d = load_driver();
+  if (!d.ok()) return false;
+  int count = 0;
+  return (*d)->cuDeviceGetCount(&count) == CUDA_SUCCESS && count > 0;
+}
+
+std::string describe(CUresult result) {
+  const Loaded& l = loaded();
+  const char* name = nullptr;
+  const char* text = nullptr;
+  if (l.api.cuGetErrorName != nullptr) l.api.cuGetErrorName(result, &name);
+  if (l.api.cuGetErrorString != nullptr) l.api.cuGetErrorString(result, &text);
+  if (name == nullptr) return str_cat("CUresult ", static_cast<int>(result));
+  if (text == nullptr) return name;
+  return str_cat(name, " (", text, ")");
+}
+
+Status cu_status(CUresult result, const char* call, const char* file, int line) {
+  if (result == CUDA_SUCCESS) return Status();
+  Code code = result == CUDA_ERROR_OUT_OF_MEMORY ? Code::kOutOfMemory : Code::kDevice;
+  return Status(code, str_cat(call, " failed: ", describe(result), " at ", file, ":", line));
+}
+
+}  // namespace ps::cuda
