@@ -1,0 +1,137 @@
+// The importer's graph IR: what an ONNX model becomes before passes, planning and packaging.
+//
+// Values are edges (tensors), nodes are operators; both live in vectors and refer to each other
+// by index, so passes can rewrite the graph without pointer juggling. A pass marks nodes dead
+// instead of erasing them; Graph::compact() drops dead nodes and unused values and renumbers.
+// Every value's dtype and static shape are known after shape inference (import fixes the
+// symbolic dimensions from the command line: batch, sequence length).
+//
+// Knows nothing of CUDA (import and its tests run anywhere).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ps::onnx_loader {
+
+enum class DType : uint8_t {
+  kUndefined = 0,
+  kFloat32,
+  kFloat16,
+  kBFloat16,
+  kFloat64,
+  kInt64,
+  kInt32,
+  kInt8,
+  kUInt8,
+  kBool,
+};
+
+// Bytes per element (0 for kUndefined).
+size_t dtype_size(DType dtype);
+// "float32", "int64", ...
+const char* dtype_name(DType dtype);
+
+using Shape = std::vector<int64_t>;
+
+// Number of elements of a static shape (1 for a scalar). Precondition: no negative dims.
+int64_t element_count(const Shape& shape);
+// "[8,3,224,224]"
+std::string shape_string(const Shape& shape);
+
+// A constant tensor on the host: an initializer, a Constant node's value or a folded result.
+// Bytes are little-endian and densely packed in row-major order.
+struct TensorData {
+  DType dtype = DType::kUndefined;
+  Shape shape;
+  std::vector<uint8_t> bytes;
+
+  int64_t elements() const { return element_count(shape); }
+  template <typename T>
+  std::span<const T> as() const {
+    return {reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T)};
+  }
+  template <typename T>
+  std::span<T> as_mutable() {
+    return {reinterpret_cast<T*>(bytes.data()), bytes.size() / sizeof(T)};
+  }
+};
+using ConstTensor = std::shared_ptr<const TensorData>;
+
+// An edge of the graph.
+struct Value {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  std::optional<Shape> shape;  // known after shape inference
+  ConstTensor constant;        // non-null when the value is known at import time
+  // True for initializers that are model parameters or buffers (they go to the weight blob);
+  // false for small constants that only feed shape arithmetic or attributes.
+  bool is_weight = false;
+  int producer = -1;           // index of the producing node, -1 for inputs and constants
+};
+
+struct Attribute {
+  using Value = std::variant<int64_t, float, std::string, std::vector<int64_t>,
+                             std::vector<float>, ConstTensor>;
+  Value value;
+};
+
+struct Node {
+  std::string op;                    // ONNX op_type, or one of ours after fusion
+  std::string name;                  // the ONNX node name (or made from fused nodes)
+  std::vector<int> inputs;           // value indices; -1 for an omitted optional input
+  std::vector<int> outputs;          // value indices
+  std::map<std::string, Attribute> attrs;
+  std::vector<int> onnx_nodes;       // indices of the ONNX nodes this node came from
+  bool dead = false;
+
+  // Attribute accessors with defaults; a wrong-typed attribute returns the default.
+  int64_t attr_int(const std::string& key, int64_t fallback) const;
+  float attr_float(const std::string& key, float fallback) const;
+  std::string attr_string(const std::string& key, const std::string& fallback) const;
+  std::vector<int64_t> attr_ints(const std::string& key,
+                                 const std::vector<int64_t>& fallback = {}) const;
+  bool has_attr(const std::string& key) const { return attrs.count(key) != 0; }
+};
+
+class Graph {
+ public:
+  std::string name;
+  int64_t opset = 0;                 // default-domain opset the model was exported with
+  std::vector<Value> values;
+  std::vector<Node> nodes;           // kept in a valid topological order
+  std::vector<int> inputs;           // value indices of the runtime inputs
+  std::vector<int> outputs;          // value indices of the outputs
+  std::map<std::string, int64_t> dims;  // symbolic dims fixed at import ("batch" -> 8)
+
+  int add_value(Value value);
+  // Appends a node and sets the producer of its outputs. Returns its index.
+  int add_node(Node node);
+
+  // Indices of live nodes that read `value`.
+  std::vector<int> consumers(int value) const;
+  // True when `value` is a graph output.
+  bool is_output(int value) const;
+  // Value index by name, or -1.
+  int find_value(const std::string& name) const;
+
+  // Replaces every use of `from` (node inputs and graph outputs) by `to`.
+  void replace_uses(int from, int to);
+
+  // Drops dead nodes and values nothing refers to, renumbering indices; keeps order.
+  void compact();
+
+  // Checks the invariants: indices in range, each value produced once, topological order,
+  // inputs/outputs present. Returns the first broken one.
+  Status validate() const;
+};
+
+}  // namespace ps::onnx_loader
