@@ -28,7 +28,9 @@ def build(name):
         return getattr(torchvision.models, name)(**kwargs).eval()
     if name == "bert_base":
         from transformers import BertConfig, BertModel
-        cfg = BertConfig(vocab_size=28996)  # bert-base-cased
+        # bert-base-cased sizes. Eager attention: the explicit MatMul/Softmax form that exports
+        # at every opset (the SDPA path needs opset >= 14 and exports as one fused pattern).
+        cfg = BertConfig(vocab_size=28996, attn_implementation="eager")
         return BertModel(cfg, add_pooling_layer=True).eval()
     raise SystemExit(f"export_models: unknown model '{name}'")
 
@@ -49,7 +51,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--models", default="resnet152,inception_v3,bert_base")
-    ap.add_argument("--opsets", default="13,17")
+    ap.add_argument("--opsets", default="13,17",
+                    help="comma-separated opsets; 'model:opset' entries restrict one to a model")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=251)
     ap.add_argument("--dynamic", action="store_true", help="symbolic batch (and seq) axes")
@@ -84,7 +87,12 @@ def main():
                      **{n: t.numpy() for n, t in zip(in_names, inputs)})
             np.savez(os.path.join(args.out, f"{name}.outputs.npz"),
                      **{n: t.numpy() for n, t in zip(out_names, outs)})
-        for opset in [int(o) for o in args.opsets.split(",")]:
+        opsets = []
+        for o in args.opsets.split(","):
+            m, _, v = o.rpartition(":")
+            if not m or m == name:
+                opsets.append(int(v))
+        for opset in opsets:
             path = os.path.join(args.out, f"{name}_op{opset}.onnx")
             dyn = None
             if args.dynamic:
