@@ -11,7 +11,9 @@
 namespace ps::cuda {
 namespace {
 
-uint64_t round_up(uint64_t v, uint64_t multiple) { return (v + multiple - 1) / multiple * multiple; }
+uint64_t round_up(uint64_t v, uint64_t multiple) {
+  return (v + multiple - 1) / multiple * multiple;
+}
 
 std::string hex(uint64_t v) {
   char buf[24];
@@ -86,8 +88,9 @@ Result<DevicePool> DevicePool::create(const Device& device, uint64_t bytes,
   CU_TRY(api().cuDeviceGetAttribute(
       &vmm_supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device.handle()));
   if (vmm_supported == 0) {
-    return unsupported(where, ": the device does not support virtual memory management "
-                              "(cuMemCreate/cuMemMap)");
+    return unsupported(where,
+                       ": the device does not support virtual memory management "
+                       "(cuMemCreate/cuMemMap)");
   }
 
   CUmemAllocationProp prop;
@@ -101,8 +104,8 @@ Result<DevicePool> DevicePool::create(const Device& device, uint64_t bytes,
   if (granularity == 0) return internal_error(where, ": the driver reported granularity 0");
 
   const uint64_t size = round_up(bytes, granularity);
-  uint64_t chunk_bytes = options.chunk_bytes == 0 ? DevicePoolOptions::kDefaultChunkBytes
-                                                  : options.chunk_bytes;
+  uint64_t chunk_bytes =
+      options.chunk_bytes == 0 ? DevicePoolOptions::kDefaultChunkBytes : options.chunk_bytes;
   chunk_bytes = std::min(round_up(chunk_bytes, granularity), size);
 
   // Check first, so an impossible request is answered with the sizes instead of a cuMemCreate
@@ -218,8 +221,8 @@ std::string DevicePool::describe() const {
   const DevicePoolStats s = stats();
   return str_cat("device pool on GPU ", s.device_ordinal, " at ", hex(s.base), ": ",
                  format_bytes(s.mapped_bytes), " mapped in ", s.chunk_count, " chunks of ",
-                 format_bytes(s.chunk_bytes), " (granularity ", format_bytes(s.granularity),
-                 ")\n", allocator_.describe());
+                 format_bytes(s.chunk_bytes), " (granularity ", format_bytes(s.granularity), ")\n",
+                 allocator_.describe());
 }
 
 }  // namespace ps::cuda

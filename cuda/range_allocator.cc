@@ -110,8 +110,9 @@ Status RangeAllocator::free(const Range& range) {
                             "): no live allocation starts at this offset");
   }
   if (it->second.size != range.size) {
-    return invalid_argument("free of [", hex(range.offset), ", +", range.size, "): the allocation '",
-                            it->second.tag, "' there has ", it->second.size, " bytes");
+    return invalid_argument("free of [", hex(range.offset), ", +", range.size,
+                            "): the allocation '", it->second.tag, "' there has ", it->second.size,
+                            " bytes");
   }
   return free_at(range.offset);
 }
@@ -166,11 +167,11 @@ std::vector<Range> RangeAllocator::free_blocks() const {
 
 std::string RangeAllocator::describe() const {
   const RangeAllocatorStats s = stats();
-  std::string out = str_cat(
-      "capacity ", format_bytes(s.capacity), ", used ", format_bytes(s.used_bytes), " in ",
-      s.allocation_count, " allocations, free ", format_bytes(s.free_bytes), " in ",
-      s.free_block_count, " blocks (largest ", format_bytes(s.largest_free_block),
-      "), high-water ", format_bytes(s.high_water_mark), "\n");
+  std::string out =
+      str_cat("capacity ", format_bytes(s.capacity), ", used ", format_bytes(s.used_bytes), " in ",
+              s.allocation_count, " allocations, free ", format_bytes(s.free_bytes), " in ",
+              s.free_block_count, " blocks (largest ", format_bytes(s.largest_free_block),
+              "), high-water ", format_bytes(s.high_water_mark), "\n");
   // Merge the two offset-ordered maps into one address-ordered listing.
   auto live = live_.begin();
   auto free = free_by_offset_.begin();

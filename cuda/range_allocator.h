@@ -121,9 +121,9 @@ class RangeAllocator {
   uint64_t failed_allocations_ = 0;
   // Free blocks twice: by offset (to find neighbours when freeing) and by (size, offset) (best
   // fit is a lower_bound). Both always hold the same blocks.
-  std::map<uint64_t, uint64_t> free_by_offset_;            // offset -> size
-  std::set<std::pair<uint64_t, uint64_t>> free_by_size_;   // (size, offset)
-  std::map<uint64_t, Allocation> live_;                    // offset -> allocation
+  std::map<uint64_t, uint64_t> free_by_offset_;           // offset -> size
+  std::set<std::pair<uint64_t, uint64_t>> free_by_size_;  // (size, offset)
+  std::map<uint64_t, Allocation> live_;                   // offset -> allocation
 };
 
 // "512 B", "4.00 KiB", "1.50 GiB": for messages and listings.

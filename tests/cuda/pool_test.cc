@@ -1,7 +1,6 @@
 // DevicePool on a GPU: mapping and unmapping, sub-allocations holding their own data, errors.
 // Every case is [gpu] and skips (GPU-SKIP) without a driver or device.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -128,7 +127,7 @@ TEST_CASE("sub-allocations hold their own data and do not interfere", "[gpu][poo
   };
   std::vector<Slot> slots = {
       {1 * kMiB, 256, {}, 3, 100},
-      {5 * kMiB + 12, 4096, {}, 5, 200},       // spans three 2 MiB chunks
+      {5 * kMiB + 12, 4096, {}, 5, 200},  // spans three 2 MiB chunks
       {4096, 64 * 1024, {}, 7, 300},
       {12, 4, {}, 9, 400},
       {17 * kMiB, DevicePool::kMaxAlignment, {}, 11, 500},
@@ -155,8 +154,8 @@ TEST_CASE("sub-allocations hold their own data and do not interfere", "[gpu][poo
   // mapping reads back through a plain copy).
   const Slot& spanning = slots[1];
   PinnedBuffer host = must(PinnedBuffer::allocate(spanning.bytes));
-  must_ok(ps::cuda::copy_to_host_async(host.data(), spanning.range.ptr, spanning.bytes,
-                                       gpu.stream));
+  must_ok(
+      ps::cuda::copy_to_host_async(host.data(), spanning.range.ptr, spanning.bytes, gpu.stream));
   must_ok(gpu.stream.synchronize());
   const auto* words = host.as<const uint32_t>();
   uint64_t host_mismatches = 0;
@@ -182,8 +181,8 @@ TEST_CASE("sub-allocations hold their own data and do not interfere", "[gpu][poo
   for (size_t i = 1; i < slots.size(); ++i) {
     if (i == 2 || i == 3) continue;  // rewritten above
     INFO("slot " << i);
-    CHECK(check_pattern(gpu, slots[i].range.ptr, slots[i].bytes / 4, slots[i].a, slots[i].b,
-                        result.ptr).mismatches == 0);
+    const Slot& s = slots[i];
+    CHECK(check_pattern(gpu, s.range.ptr, s.bytes / 4, s.a, s.b, result.ptr).mismatches == 0);
   }
   must_ok(pool.free(reused));
   for (size_t i = 1; i < slots.size(); ++i) must_ok(pool.free(slots[i].range));

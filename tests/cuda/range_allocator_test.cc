@@ -1,16 +1,15 @@
 // RangeAllocator on the CPU: unit cases, then a randomized property test over host memory that
 // checks every operation against a simple reference model (the live ranges in a std::map; the
 // free space is the gaps between them).
-#include <catch2/catch.hpp>
+#include "cuda/range_allocator.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <random>
 #include <vector>
-
-#include "cuda/range_allocator.h"
 
 namespace {
 
@@ -60,9 +59,9 @@ TEST_CASE("allocations are packed from the start and freed back", "[range_alloca
   CHECK(a.stats().used_bytes == 400);
   CHECK(a.stats().free_block_count == 2);
   CHECK(a.stats().high_water_mark == 600);
-  REQUIRE(a.free(r1).ok());   // coalesces with the hole left by r2
+  REQUIRE(a.free(r1).ok());  // coalesces with the hole left by r2
   CHECK(a.free_blocks() == std::vector<Range>{{0, 300}, {600, 400}});
-  REQUIRE(a.free(r3).ok());   // coalesces both sides
+  REQUIRE(a.free(r3).ok());  // coalesces both sides
   CHECK(a.free_blocks() == std::vector<Range>{{0, 1000}});
   CHECK(a.stats().total_allocations == 3);
 }
@@ -175,9 +174,9 @@ TEST_CASE("freeing what is not allocated is kInvalidArgument and changes nothing
   Range r = must_allocate(a, 100);
   Range s = must_allocate(a, 100);
 
-  CHECK(a.free(Range{50, 10}).code() == Code::kInvalidArgument);     // inside an allocation
+  CHECK(a.free(Range{50, 10}).code() == Code::kInvalidArgument);        // inside an allocation
   CHECK(a.free(Range{r.offset, 99}).code() == Code::kInvalidArgument);  // wrong size
-  CHECK(a.free(Range{500, 10}).code() == Code::kInvalidArgument);    // in free space
+  CHECK(a.free(Range{500, 10}).code() == Code::kInvalidArgument);       // in free space
   CHECK(a.free_at(1).code() == Code::kInvalidArgument);
   CHECK(a.stats().allocation_count == 2);
   CHECK(a.stats().used_bytes == 200);
@@ -321,10 +320,14 @@ void run_random_sequence(uint32_t seed, uint64_t capacity, int steps) {
 
   auto random_size = [&]() -> uint64_t {
     switch (rng() % 4) {
-      case 0: return 1 + rng() % 16;
-      case 1: return 1 + rng() % 512;
-      case 2: return 1 + rng() % 4096;
-      default: return 1 + rng() % (capacity / 4);
+      case 0:
+        return 1 + rng() % 16;
+      case 1:
+        return 1 + rng() % 512;
+      case 2:
+        return 1 + rng() % 4096;
+      default:
+        return 1 + rng() % (capacity / 4);
     }
   };
 

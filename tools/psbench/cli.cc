@@ -9,8 +9,7 @@ namespace ps::psbench {
 namespace {
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -32,7 +31,8 @@ Result<uint64_t> parse_size(std::string_view option, std::string_view text) {
   if (suffix.empty() || iequals(suffix, "b")) {
     shift = 0;
   } else {
-    const size_t unit = kUnits.find(static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0]))));
+    const size_t unit =
+        kUnits.find(static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0]))));
     const std::string_view rest = suffix.substr(1);
     if (unit != std::string_view::npos &&
         (rest.empty() || iequals(rest, "b") || iequals(rest, "ib"))) {

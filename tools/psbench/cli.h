@@ -16,8 +16,7 @@ namespace ps::psbench {
 Result<uint64_t> parse_size(std::string_view option, std::string_view text);
 
 // Parses a decimal integer in [min, max]. Errors: kInvalidArgument naming `option`.
-Result<int64_t> parse_int(std::string_view option, std::string_view text, int64_t min,
-                          int64_t max);
+Result<int64_t> parse_int(std::string_view option, std::string_view text, int64_t min, int64_t max);
 
 // Walks argv-style options "--name value" / "--name=value". Used as:
 //   OptionReader r(args);  while (r.next()) { if (r.is("--device")) ... }

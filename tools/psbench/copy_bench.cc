@@ -75,8 +75,11 @@ Result<Bench> set_up(const CopyOptions& o) {
   PS_ASSIGN_OR_RETURN(Module module, Module::load_embedded());
   PS_ASSIGN_OR_RETURN(BasicKernels kernels, BasicKernels::load(module));
   PS_ASSIGN_OR_RETURN(DevicePool pool, DevicePool::create(device, o.max_size + (1u << 20)));
-  Bench b{std::move(device), std::move(stream), std::move(module), std::move(kernels),
-          std::move(pool), {}, {}, {}, {}, {}, {}, {}, {}, nullptr, 0, {}};
+  Bench b{.device = std::move(device),
+          .stream = std::move(stream),
+          .module = std::move(module),
+          .kernels = std::move(kernels),
+          .pool = std::move(pool)};
   PS_ASSIGN_OR_RETURN(b.data, b.pool.allocate(o.max_size, "psbench/data"));
   PS_ASSIGN_OR_RETURN(b.tiny, b.pool.allocate(kTinySlots * kTinyBytes, "psbench/tiny"));
   PS_ASSIGN_OR_RETURN(b.check, b.pool.allocate(sizeof(cuda::PatternCheck), "psbench/check"));
@@ -136,8 +139,9 @@ Status verify_on_device(Bench& b, uint64_t bytes) {
   std::memcpy(&result, host_result, sizeof(result));
   if (result.mismatches != 0) {
     return internal_error("verify: after the host-to-device copy of ", size_label(bytes), ", ",
-                          result.mismatches, " of ", words, " words on the GPU differ from the "
-                          "host data, the first at word ", result.first_mismatch);
+                          result.mismatches, " of ", words,
+                          " words on the GPU differ from the host data, the first at word ",
+                          result.first_mismatch);
   }
   return Status::OK();
 }
@@ -155,8 +159,8 @@ Status verify_on_host(const Bench& b, uint64_t bytes) {
   }
   if (mismatches != 0) {
     return internal_error("verify: after the device-to-host copy of ", size_label(bytes), ", ",
-                          mismatches, " of ", words, " words differ from the GPU data, the first "
-                          "at word ", first);
+                          mismatches, " of ", words,
+                          " words differ from the GPU data, the first at word ", first);
   }
   return Status::OK();
 }
@@ -260,7 +264,8 @@ std::vector<uint64_t> sweep_sizes(const CopyOptions& o) {
 }  // namespace
 
 void print_copy_help(std::FILE* out) {
-  std::fprintf(out,
+  std::fprintf(
+      out,
       "usage: psbench copy [--device N] [--min-size S] [--max-size S] [--repeat N]\n"
       "                    [--pageable-max S] [--tiny-copies N]\n"
       "\n"
@@ -276,8 +281,8 @@ void print_copy_help(std::FILE* out) {
       "\n"
       "options:\n"
       "  --device N        GPU ordinal (default 0)\n"
-      "  --min-size S      smallest copy (default 1M); sizes take K, M, G suffixes (powers of 1024)\n"
-      "  --max-size S      largest copy (default 1G); needs S of GPU memory and 2*S of pinned host\n"
+      "  --min-size S      smallest copy (default 1M); K, M, G suffixes are powers of 1024\n"
+      "  --max-size S      largest copy (default 1G); needs S of GPU and 2*S of pinned memory\n"
       "  --repeat N        timed copies per size (default 10)\n"
       "  --pageable-max S  largest pageable copy (default 256M)\n"
       "  --tiny-copies N   4-byte copies for the fixed cost (default 4096, in batches of %d)\n"
@@ -331,11 +336,12 @@ Result<CopyOptions> parse_copy_options(const std::vector<std::string_view>& args
 Status run_copy(const CopyOptions& o) {
   PS_ASSIGN_OR_RETURN(Bench b, set_up(o));
   const int driver = cuda::api().driver_version;
-  std::printf("psbench copy: GPU %d (%s), driver %d.%d, pool %s at 0x%llx, %d timed copies per "
-              "size (median)\n",
-              b.device.ordinal(), b.device.name().c_str(), driver / 1000, (driver % 1000) / 10,
-              size_label(b.pool.capacity()).c_str(),
-              static_cast<unsigned long long>(b.pool.base()), o.repeat);
+  std::printf(
+      "psbench copy: GPU %d (%s), driver %d.%d, pool %s at 0x%llx, %d timed copies per "
+      "size (median)\n",
+      b.device.ordinal(), b.device.name().c_str(), driver / 1000, (driver % 1000) / 10,
+      size_label(b.pool.capacity()).c_str(), static_cast<unsigned long long>(b.pool.base()),
+      o.repeat);
 
   const std::vector<uint64_t> sizes = sweep_sizes(o);
   std::vector<double> h2d, d2h, pageable;
@@ -344,20 +350,22 @@ Status run_copy(const CopyOptions& o) {
   fill_host_pattern(b.host_src.data(), o.max_size / 4, kHostPatternA, kHostPatternB);
   for (uint64_t n : sizes) {
     PS_ASSIGN_OR_RETURN(double r, time_copies(b, n, o.repeat, [&] {
-      return cuda::copy_to_device_async(b.data.ptr, b.host_src.data(), n, b.stream);
-    }));
+                          return cuda::copy_to_device_async(b.data.ptr, b.host_src.data(), n,
+                                                            b.stream);
+                        }));
     h2d.push_back(r);
   }
   PS_TRY(verify_on_device(b, o.max_size));
 
   // Pinned device-to-host from a pattern written on the GPU: verified on the host.
-  PS_TRY(b.kernels.iota_u32(b.stream, b.data.ptr, o.max_size / 4, kDevicePatternA,
-                            kDevicePatternB));
+  PS_TRY(
+      b.kernels.iota_u32(b.stream, b.data.ptr, o.max_size / 4, kDevicePatternA, kDevicePatternB));
   std::memset(b.host_dst.data(), 0, o.max_size);
   for (uint64_t n : sizes) {
     PS_ASSIGN_OR_RETURN(double r, time_copies(b, n, o.repeat, [&] {
-      return cuda::copy_to_host_async(b.host_dst.data(), b.data.ptr, n, b.stream);
-    }));
+                          return cuda::copy_to_host_async(b.host_dst.data(), b.data.ptr, n,
+                                                          b.stream);
+                        }));
     d2h.push_back(r);
   }
   PS_TRY(verify_on_host(b, o.max_size));
@@ -366,8 +374,9 @@ Status run_copy(const CopyOptions& o) {
   for (uint64_t n : sizes) {
     if (n > b.pageable_bytes) break;
     PS_ASSIGN_OR_RETURN(double r, time_copies(b, n, o.repeat, [&] {
-      return cuda::copy_to_device_async(b.data.ptr, b.pageable.get(), n, b.stream);
-    }));
+                          return cuda::copy_to_device_async(b.data.ptr, b.pageable.get(), n,
+                                                            b.stream);
+                        }));
     pageable.push_back(r);
   }
 
@@ -376,21 +385,23 @@ Status run_copy(const CopyOptions& o) {
   std::printf("\n%10s  %12s  %12s  %14s\n", "size", "H2D pinned", "D2H pinned", "H2D pageable");
   for (size_t i = 0; i < sizes.size(); ++i) {
     char pageable_cell[32] = "-";
-    if (i < pageable.size()) std::snprintf(pageable_cell, sizeof(pageable_cell), "%.2f", pageable[i]);
+    if (i < pageable.size())
+      std::snprintf(pageable_cell, sizeof(pageable_cell), "%.2f", pageable[i]);
     std::printf("%10s  %12.2f  %12.2f  %14s\n", size_label(sizes[i]).c_str(), h2d[i], d2h[i],
                 pageable_cell);
   }
   std::printf("(GB/s = 1e9 bytes/s)\n\n");
-  std::printf("copy (4 B, pinned) + event record, %d batches of %d on one stream:\n",
-              fixed.batches, kTinyBatch);
+  std::printf("copy (4 B, pinned) + event record, %d batches of %d on one stream:\n", fixed.batches,
+              kTinyBatch);
   std::printf("  GPU time per copy+event     %8.2f us  (stream held until the batch is queued)\n",
               fixed.gpu_us);
   std::printf("  host enqueue per copy+event %8.2f us\n", fixed.enqueue_us);
   std::printf("  free-running per copy+event %8.2f us  (host queues while the GPU runs)\n",
               fixed.free_us);
-  std::printf("verify: %s host-to-device checked on the GPU, %s device-to-host checked on the "
-              "host: OK\n",
-              size_label(o.max_size).c_str(), size_label(o.max_size).c_str());
+  std::printf(
+      "verify: %s host-to-device checked on the GPU, %s device-to-host checked on the "
+      "host: OK\n",
+      size_label(o.max_size).c_str(), size_label(o.max_size).c_str());
 
   const auto target = std::find(sizes.begin(), sizes.end(), kTargetSize);
   if (target == sizes.end()) {

@@ -13,11 +13,11 @@ namespace ps::psbench {
 
 struct CopyOptions {
   int device = 0;
-  uint64_t min_size = uint64_t{1} << 20;       // 1 MiB
-  uint64_t max_size = uint64_t{1} << 30;       // 1 GiB
-  uint64_t pageable_max = uint64_t{256} << 20; // the pageable column stops here
-  int repeat = 10;                             // timed copies per size (median reported)
-  int tiny_copies = 4096;                      // 4-byte copies for the fixed-cost measurement
+  uint64_t min_size = uint64_t{1} << 20;        // 1 MiB
+  uint64_t max_size = uint64_t{1} << 30;        // 1 GiB
+  uint64_t pageable_max = uint64_t{256} << 20;  // the pageable column stops here
+  int repeat = 10;                              // timed copies per size (median reported)
+  int tiny_copies = 4096;                       // 4-byte copies for the fixed-cost measurement
 };
 
 // The target of the verdict line: pinned host-to-device bandwidth at kTargetSize.

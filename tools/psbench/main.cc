@@ -21,8 +21,9 @@ constexpr Subcommand kSubcommands[] = {
 };
 
 void print_usage(std::FILE* out) {
-  std::fprintf(out, "usage: psbench <subcommand> [options]   (psbench <subcommand> --help)\n\n"
-                    "subcommands:\n");
+  std::fprintf(out,
+               "usage: psbench <subcommand> [options]   (psbench <subcommand> --help)\n\n"
+               "subcommands:\n");
   for (const Subcommand& s : kSubcommands) {
     std::fprintf(out, "  %-10.*s %.*s\n", static_cast<int>(s.name.size()), s.name.data(),
                  static_cast<int>(s.summary.size()), s.summary.data());
