@@ -56,17 +56,17 @@ struct Bench {
   Module module;
   BasicKernels kernels;
   DevicePool pool;
-  PoolRange data;       // destination of the bandwidth copies (max_size)
-  PoolRange tiny;       // destination of the 4-byte copies
-  PoolRange check;      // 16-byte PatternCheck result
-  PoolRange timed_out;  // u32 set by the hold kernel when it gave up
-  PinnedBuffer host_src;
-  PinnedBuffer host_dst;
-  PinnedBuffer tiny_src;
-  PinnedBuffer scratch;  // the hold flag (word 0), the hold's time-out (word 1), results at 256
-  std::unique_ptr<uint8_t[]> pageable;
+  PoolRange data{};       // destination of the bandwidth copies (max_size)
+  PoolRange tiny{};       // destination of the 4-byte copies
+  PoolRange check{};      // 16-byte PatternCheck result
+  PoolRange timed_out{};  // u32 set by the hold kernel when it gave up
+  PinnedBuffer host_src{};
+  PinnedBuffer host_dst{};
+  PinnedBuffer tiny_src{};
+  PinnedBuffer scratch{};  // the hold flag (word 0), the hold's time-out (word 1), results at 256
+  std::unique_ptr<uint8_t[]> pageable{};
   uint64_t pageable_bytes = 0;
-  std::vector<Event> marks;  // repeat + 1 timing events
+  std::vector<Event> marks{};  // repeat + 1 timing events
 };
 
 Result<Bench> set_up(const CopyOptions& o) {
