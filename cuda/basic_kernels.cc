@@ -38,15 +38,15 @@ Status BasicKernels::fill_f32(const Stream& stream, CUdeviceptr dst, uint64_t co
 Status BasicKernels::iota_u32(const Stream& stream, CUdeviceptr dst, uint64_t count, uint32_t a,
                               uint32_t b) const {
   if (count == 0) return Status::OK();
-  return iota_u32_.launch(stream, blocks_for(count, kBlock, kMaxBlocks), kBlock, 0, dst, count,
-                          a, b);
+  return iota_u32_.launch(stream, blocks_for(count, kBlock, kMaxBlocks), kBlock, 0, dst, count, a,
+                          b);
 }
 
 Status BasicKernels::check_iota_u32(const Stream& stream, CUdeviceptr src, uint64_t count,
                                     uint32_t a, uint32_t b, CUdeviceptr result) const {
   if (result % 8 != 0) return invalid_argument("check_iota_u32: result is not 8-byte aligned");
-  PS_TRY(memset_d32_async(result, 0, 2, stream));                         // mismatches = 0
-  PS_TRY(memset_d32_async(result + 8, 0xffffffffu, 2, stream));           // first = UINT64_MAX
+  PS_TRY(memset_d32_async(result, 0, 2, stream));                // mismatches = 0
+  PS_TRY(memset_d32_async(result + 8, 0xffffffffu, 2, stream));  // first = UINT64_MAX
   if (count == 0) return Status::OK();
   return check_iota_u32_.launch(stream, blocks_for(count, kBlock, kMaxBlocks), kBlock, 0, src,
                                 count, a, b, result);

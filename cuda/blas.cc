@@ -34,7 +34,8 @@ Status BlasHandle::set_stream(const Stream& stream) {
 }
 
 Status BlasHandle::set_workspace(CUdeviceptr workspace, size_t bytes) {
-  CUBLAS_TRY(cublasSetWorkspace(get(), reinterpret_cast<void*>(workspace), bytes));
+  void* memory = reinterpret_cast<void*>(workspace);  // NOLINT(performance-no-int-to-ptr)
+  CUBLAS_TRY(cublasSetWorkspace(get(), memory, bytes));
   return Status::OK();
 }
 

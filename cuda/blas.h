@@ -53,9 +53,9 @@ class BlasHandle {
 }  // namespace ps::cuda
 
 // Evaluates a cuBLAS call; on failure returns its Status from the enclosing function.
-#define CUBLAS_TRY(call)                                                             \
-  do {                                                                               \
-    cublasStatus_t ps_cublas_status_ = (call);                                       \
-    if (ps_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                  \
+#define CUBLAS_TRY(call)                                                              \
+  do {                                                                                \
+    cublasStatus_t ps_cublas_status_ = (call);                                        \
+    if (ps_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                   \
       return ::ps::cuda::cublas_status(ps_cublas_status_, #call, __FILE__, __LINE__); \
   } while (0)

@@ -62,8 +62,8 @@ void CompletionQueue::on_deliver(Record* r) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (r->state != State::kInFlight) {
-      fatal(__FILE__, __LINE__, str_cat("completion token ", r->token,
-                                        " delivered twice or never reserved"));
+      fatal(__FILE__, __LINE__,
+            str_cat("completion token ", r->token, " delivered twice or never reserved"));
     }
     r->state = State::kDelivered;
     delivered_.push_back(r->index);  // within the reserved capacity: no allocation

@@ -25,7 +25,8 @@ Status copy_device_async(CUdeviceptr dst, CUdeviceptr src, size_t bytes, const S
 
 Status memset_d32_async(CUdeviceptr dst, uint32_t value, size_t count, const Stream& stream) {
   if (count == 0) return Status::OK();
-  if (dst % 4 != 0) return invalid_argument("memset_d32_async: address ", dst, " is not 4-byte aligned");
+  if (dst % 4 != 0)
+    return invalid_argument("memset_d32_async: address ", dst, " is not 4-byte aligned");
   CU_TRY(api().cuMemsetD32Async(dst, value, count, stream.get()));
   return Status::OK();
 }

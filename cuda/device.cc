@@ -34,14 +34,14 @@ Result<Device> Device::open(int ordinal) {
                                  d.device_));
   CU_TRY(cu.cuDeviceGetAttribute(&d.cc_minor_, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
                                  d.device_));
-  CU_TRY(cu.cuDeviceGetAttribute(&d.multiprocessor_count_,
-                                 CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, d.device_));
+  CU_TRY(cu.cuDeviceGetAttribute(&d.multiprocessor_count_, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+                                 d.device_));
 
   CUcontext context = nullptr;
   CU_TRY(cu.cuDevicePrimaryCtxRetain(&context, d.device_));
   // From here the retain is owned: an early return below releases it.
-  d.context_ = UniqueHandle<CUcontext, ReleasePrimaryContext>(
-      context, ReleasePrimaryContext{d.device_});
+  d.context_ =
+      UniqueHandle<CUcontext, ReleasePrimaryContext>(context, ReleasePrimaryContext{d.device_});
   CU_TRY(cu.cuCtxSetCurrent(context));
   return d;
 }

@@ -13,9 +13,9 @@ namespace ps::cuda {
 
 class Stream;
 
-// The Status for a cuDNN result: kDevice (kOutOfMemory for a failed host or device allocation) naming
-// the call, cudnnGetErrorString, cuDNN's last detailed message when it has one, and the place;
-// OK for CUDNN_STATUS_SUCCESS.
+// The Status for a cuDNN result: kDevice (kOutOfMemory for a failed host or device allocation)
+// naming the call, cudnnGetErrorString, cuDNN's last detailed message when it has one, and the
+// place; OK for CUDNN_STATUS_SUCCESS.
 Status cudnn_status(cudnnStatus_t status, const char* call, const char* file, int line);
 
 class DnnHandle {

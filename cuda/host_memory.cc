@@ -16,8 +16,8 @@ Result<PinnedBuffer> PinnedBuffer::allocate(size_t bytes) {
   if (bytes == 0) return invalid_argument("PinnedBuffer::allocate: 0 bytes");
   PS_ASSIGN_OR_RETURN(CUcontext context, current_context());
   void* p = nullptr;
-  Status s = cu_status(api().cuMemHostAlloc(&p, bytes, CU_MEMHOSTALLOC_PORTABLE),
-                       "cuMemHostAlloc", __FILE__, __LINE__);
+  Status s = cu_status(api().cuMemHostAlloc(&p, bytes, CU_MEMHOSTALLOC_PORTABLE), "cuMemHostAlloc",
+                       __FILE__, __LINE__);
   if (!s.ok()) return s.with_context(str_cat("allocating ", bytes, " bytes of pinned host memory"));
   PinnedBuffer b;
   b.memory_ = UniqueHandle<void*, Free>(p, Free{context});

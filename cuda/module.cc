@@ -4,14 +4,15 @@
 #include "cuda/driver.h"
 #include "cuda/stream.h"
 
-// Begin and end of the fatbin that cuda/kernels_fatbin.S embeds.
-extern "C" const unsigned char ps_kernels_fatbin_begin[];
-extern "C" const unsigned char ps_kernels_fatbin_end[];
+// Begin and end of the fatbin that cuda/kernels_fatbin.S embeds (names fixed by the assembler).
+extern "C" const unsigned char ps_kernels_fatbin_begin[];  // NOLINT(readability-identifier-naming)
+extern "C" const unsigned char ps_kernels_fatbin_end[];    // NOLINT(readability-identifier-naming)
 
 namespace ps::cuda {
 
 std::span<const unsigned char> embedded_fatbin() {
-  return {ps_kernels_fatbin_begin, static_cast<size_t>(ps_kernels_fatbin_end - ps_kernels_fatbin_begin)};
+  return {ps_kernels_fatbin_begin,
+          static_cast<size_t>(ps_kernels_fatbin_end - ps_kernels_fatbin_begin)};
 }
 
 unsigned blocks_for(uint64_t n, unsigned block, unsigned max_blocks) {
@@ -24,8 +25,8 @@ Status Kernel::launch_raw(const Stream& stream, Dim3 grid, Dim3 block, unsigned 
                           void** params, const size_t* sizes, size_t count) const {
   if (function_ == nullptr) return invalid_argument("launch of an empty Kernel");
   if (params_known_ && count != param_count_) {
-    return invalid_argument("kernel ", name_, " takes ", param_count_, " parameters, launched with ",
-                            count);
+    return invalid_argument("kernel ", name_, " takes ", param_count_,
+                            " parameters, launched with ", count);
   }
   for (size_t i = 0; params_known_ && i < count; ++i) {
     if (sizes[i] != param_sizes_[i]) {
@@ -58,7 +59,8 @@ Result<Module> Module::load_image(const void* image, const std::string& what) {
   CUmodule handle = nullptr;
   CUresult r = api().cuModuleLoadData(&handle, image);
   if (r != CUDA_SUCCESS) {
-    return cu_status(r, "cuModuleLoadData", __FILE__, __LINE__).with_context(str_cat("loading ", what));
+    return cu_status(r, "cuModuleLoadData", __FILE__, __LINE__)
+        .with_context(str_cat("loading ", what));
   }
   Module m;
   m.module_ = UniqueHandle<CUmodule, Unload>(handle, Unload{context});
@@ -72,22 +74,22 @@ Result<Kernel> Module::function(const char* name) const {
   CUresult r = api().cuModuleGetFunction(&k.function_, module_.get(), name);
   if (r == CUDA_ERROR_NOT_FOUND) return not_found("no kernel named ", name, " in ", what_);
   if (r != CUDA_SUCCESS) {
-    return cu_status(r, "cuModuleGetFunction", __FILE__, __LINE__).with_context(str_cat("kernel ", name));
+    return cu_status(r, "cuModuleGetFunction", __FILE__, __LINE__)
+        .with_context(str_cat("kernel ", name));
   }
   k.name_ = name;
   // The parameter list: cuFuncGetParamInfo answers CUDA_ERROR_INVALID_VALUE past the last one.
+  // The list only serves to check launches, so a driver that cannot describe it (any other
+  // error) leaves the kernel usable, with unchecked launches (params_known() false).
   for (size_t i = 0;; ++i) {
     size_t offset = 0;
     size_t size = 0;
     r = api().cuFuncGetParamInfo(k.function_, i, &offset, &size);
     if (r == CUDA_ERROR_INVALID_VALUE) break;
-    if (r == CUDA_ERROR_NOT_SUPPORTED) {  // a driver that cannot say: launch unchecked
-      k.params_known_ = false;
-      break;
-    }
     if (r != CUDA_SUCCESS) {
-      return cu_status(r, "cuFuncGetParamInfo", __FILE__, __LINE__)
-          .with_context(str_cat("kernel ", name, " parameter ", i));
+      k.params_known_ = false;
+      k.param_count_ = 0;
+      break;
     }
     if (i >= Kernel::kMaxParams) {
       return unsupported("kernel ", name, " has more than ", Kernel::kMaxParams, " parameters");

@@ -103,8 +103,9 @@ class Module {
   Module& operator=(Module&&) noexcept = default;
   ~Module() = default;  // unloads (in its own context); its Kernels become invalid
 
-  // Looks up an extern "C" kernel and its parameter list. Forces the kernel to be loaded on
-  // the GPU (with lazy loading, the first lookup pays for that, not the first launch).
+  // Looks up an extern "C" kernel and its parameter list; for start-up or plan time. With lazy
+  // module loading (the driver's default) the kernel's code may reach the GPU only at its
+  // first launch, so a plan warms its kernels with one launch before serving requests.
   // Errors: kNotFound naming the kernel and the module, kDevice otherwise.
   Result<Kernel> function(const char* name) const;
 

@@ -17,9 +17,15 @@ Result<Stream> Stream::create(StreamPriority priority) {
   CU_TRY(api().cuCtxGetStreamPriorityRange(&least, &greatest));
   int value = least;
   switch (priority) {
-    case StreamPriority::kLow: value = least; break;
-    case StreamPriority::kNormal: value = least + (greatest - least) / 2; break;
-    case StreamPriority::kHigh: value = greatest; break;
+    case StreamPriority::kLow:
+      value = least;
+      break;
+    case StreamPriority::kNormal:
+      value = least + (greatest - least) / 2;
+      break;
+    case StreamPriority::kHigh:
+      value = greatest;
+      break;
   }
   CUstream handle = nullptr;
   CU_TRY(api().cuStreamCreateWithPriority(&handle, CU_STREAM_NON_BLOCKING, value));

@@ -12,9 +12,7 @@ __device__ inline uint64_t global_thread_index() {
   return static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 
-__device__ inline uint64_t grid_stride() {
-  return static_cast<uint64_t>(gridDim.x) * blockDim.x;
-}
+__device__ inline uint64_t grid_stride() { return static_cast<uint64_t>(gridDim.x) * blockDim.x; }
 
 }  // namespace basic
 

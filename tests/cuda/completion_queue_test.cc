@@ -1,8 +1,9 @@
 // CompletionQueue, the host side of CompletionBridge, exercised from plain threads standing in
 // for the driver's callback thread. No GPU needed.
-#include <catch2/catch.hpp>
+#include "cuda/completion_queue.h"
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -11,8 +12,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include "cuda/completion_queue.h"
 
 using ps::Code;
 using ps::cuda::CompletionQueue;

@@ -1,9 +1,8 @@
 // Helpers shared by the tests of cuda/: Status checks, and the objects every [gpu] case needs.
 #pragma once
 
-#include <catch2/catch.hpp>
-
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <utility>
 
@@ -70,8 +69,8 @@ class Gate {
 
   // Queues a wait on `stream` that lasts until open().
   void hold(const Stream& stream) {
-    REQUIRE_OK(kernels_->wait_flag(stream, flag_.as<volatile uint32_t>(), kMaxCycles,
-                                   timed_out_.ptr()));
+    REQUIRE_OK(
+        kernels_->wait_flag(stream, flag_.as<volatile uint32_t>(), kMaxCycles, timed_out_.ptr()));
   }
   void open() { store(1); }
 

@@ -1,7 +1,6 @@
 // [gpu] cases of CompletionBridge: host functions queued on real streams deliver their tokens
 // to the owner's thread through the notifier.
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -96,16 +95,14 @@ TEST_CASE("bridge: tokens of two streams arrive exactly once, in stream order", 
   CHECK(bridge.in_flight() <= 2 * kPerStream);
 
   // Every token of the free stream arrives while the held stream delivers none.
-  REQUIRE(owner.drain_until(bridge, [&](const std::vector<uint64_t>& r) {
-    return count_of_stream(r, 1) == kPerStream;
-  }));
+  REQUIRE(owner.drain_until(
+      bridge, [&](const std::vector<uint64_t>& r) { return count_of_stream(r, 1) == kPerStream; }));
   CHECK(count_of_stream(owner.received, 0) == 0);
   CHECK(bridge.in_flight() == kPerStream);
 
   gate.open();
-  REQUIRE(owner.drain_until(bridge, [&](const std::vector<uint64_t>& r) {
-    return r.size() >= 2 * kPerStream;
-  }));
+  REQUIRE(owner.drain_until(
+      bridge, [&](const std::vector<uint64_t>& r) { return r.size() >= 2 * kPerStream; }));
   REQUIRE(owner.received.size() == 2 * kPerStream);
   std::map<uint64_t, uint64_t> next;
   for (uint64_t t : owner.received) {
@@ -141,15 +138,13 @@ TEST_CASE("bridge: capacity holds until tokens are drained", "[cuda][gpu]") {
   REQUIRE_OK(stream.synchronize());
   // Delivered (the stream has passed every host function) but not drained: still full.
   CHECK(bridge.enqueue(stream, 100).code() == Code::kResourceExhausted);
-  REQUIRE(owner.drain_until(bridge, [&](const std::vector<uint64_t>& r) {
-    return r.size() >= kCapacity;
-  }));
+  REQUIRE(owner.drain_until(bridge,
+                            [&](const std::vector<uint64_t>& r) { return r.size() >= kCapacity; }));
   CHECK(owner.received == (std::vector<uint64_t>{0, 1, 2, 3, 4, 5, 6, 7}));
 
   REQUIRE_OK(bridge.enqueue(stream, 8));
-  REQUIRE(owner.drain_until(bridge, [&](const std::vector<uint64_t>& r) {
-    return r.size() >= kCapacity + 1;
-  }));
+  REQUIRE(owner.drain_until(
+      bridge, [&](const std::vector<uint64_t>& r) { return r.size() >= kCapacity + 1; }));
   CHECK(owner.received.back() == 8);
   CHECK_FALSE(gate.timed_out());
 }

@@ -1,15 +1,12 @@
-// [gpu] cases of the device layer: device, streams and events, our kernels, copies, cuBLAS and
-// cuDNN. Each begins with PS_REQUIRE_GPU() and is skipped on machines without a GPU.
+// [gpu] cases of the device layer: device, streams and events, our kernels and copies. Each begins
+// with PS_REQUIRE_GPU() and is skipped on machines without a GPU.
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
 
-#include "cuda/blas.h"
 #include "cuda/copy.h"
-#include "cuda/dnn.h"
 #include "cuda/event.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "tests/support/gpu.h"
@@ -356,90 +353,4 @@ TEST_CASE("copies: memset and registered (pinned in place) host memory", "[cuda]
     REQUIRE_OK(stream.synchronize());
   }
   CHECK(std::memcmp(in.get(), out.get(), kBytes) == 0);
-}
-
-// C = alpha * A * B + beta * C, column-major, small integers so the product is exact even if
-// the library used reduced-precision inputs.
-TEST_CASE("cuBLAS: SGEMM on our stream matches the CPU", "[cuda][gpu]") {
-  PS_REQUIRE_GPU();
-  auto gpu = open_gpu();
-  Stream stream = take(Stream::create());
-  BlasHandle blas = take(BlasHandle::create());
-  REQUIRE_OK(blas.set_stream(stream));
-  DeviceBuffer workspace = take(DeviceBuffer::allocate(size_t{4} << 20));
-  REQUIRE_OK(blas.set_workspace(workspace.ptr(), workspace.size()));
-
-  constexpr int m = 17, n = 13, k = 11;
-  std::vector<float> a(m * k), b(k * n), c(m * n), expected(m * n), got(m * n);
-  for (int i = 0; i < m * k; ++i) a[i] = static_cast<float>((i * 7) % 9 - 4);
-  for (int i = 0; i < k * n; ++i) b[i] = static_cast<float>((i * 5) % 7 - 3);
-  for (int i = 0; i < m * n; ++i) c[i] = static_cast<float>(i % 5);
-  const float alpha = 2.0f, beta = 0.5f;
-  for (int col = 0; col < n; ++col) {
-    for (int row = 0; row < m; ++row) {
-      float sum = 0.0f;
-      for (int p = 0; p < k; ++p) sum += a[row + p * m] * b[p + col * k];
-      expected[row + col * m] = alpha * sum + beta * c[row + col * m];
-    }
-  }
-  DeviceBuffer da = take(DeviceBuffer::allocate(a.size() * 4));
-  DeviceBuffer db = take(DeviceBuffer::allocate(b.size() * 4));
-  DeviceBuffer dc = take(DeviceBuffer::allocate(c.size() * 4));
-  REQUIRE_OK(copy_to_device_async(da.ptr(), a.data(), a.size() * 4, stream));
-  REQUIRE_OK(copy_to_device_async(db.ptr(), b.data(), b.size() * 4, stream));
-  REQUIRE_OK(copy_to_device_async(dc.ptr(), c.data(), c.size() * 4, stream));
-  auto sgemm = [&]() -> ps::Status {
-    CUBLAS_TRY(cublasSgemm(blas.get(), CUBLAS_OP_N, CUBLAS_OP_N, m, n, k, &alpha,
-                           da.as<float>(), m, db.as<float>(), k, &beta, dc.as<float>(), m));
-    return ps::Status::OK();
-  };
-  REQUIRE_OK(sgemm());
-  REQUIRE_OK(copy_to_host_async(got.data(), dc.ptr(), got.size() * 4, stream));
-  REQUIRE_OK(stream.synchronize());
-  for (int i = 0; i < m * n; ++i) {
-    INFO("element " << i);
-    CHECK(got[i] == Approx(expected[i]).margin(1e-3));
-  }
-
-  auto bad = [&]() -> ps::Status {
-    CUBLAS_TRY(cublasSgemm(blas.get(), CUBLAS_OP_N, CUBLAS_OP_N, -1, n, k, &alpha,
-                           da.as<float>(), m, db.as<float>(), k, &beta, dc.as<float>(), m));
-    return ps::Status::OK();
-  };
-  ps::Status s = bad();
-  CHECK(s.code() == Code::kDevice);
-  CHECK(s.message().find("CUBLAS_STATUS_INVALID_VALUE") != std::string::npos);
-}
-
-TEST_CASE("cuDNN: a handle on our stream sets a tensor", "[cuda][gpu]") {
-  PS_REQUIRE_GPU();
-  auto gpu = open_gpu();
-  CHECK(cudnnGetVersion() >= 90000);
-  Stream stream = take(Stream::create());
-  DnnHandle dnn = take(DnnHandle::create());
-  REQUIRE_OK(dnn.set_stream(stream));
-
-  cudnnTensorDescriptor_t desc = nullptr;
-  REQUIRE(cudnnCreateTensorDescriptor(&desc) == CUDNN_STATUS_SUCCESS);
-  auto run = [&]() -> ps::Status {
-    CUDNN_TRY(cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 2, 3, 4, 5));
-    DeviceBuffer y = take(DeviceBuffer::allocate(2 * 3 * 4 * 5 * 4));
-    const float value = 2.5f;
-    CUDNN_TRY(cudnnSetTensor(dnn.get(), desc, y.as<void>(), &value));
-    std::vector<float> host(2 * 3 * 4 * 5);
-    PS_TRY(copy_to_host_async(host.data(), y.ptr(), host.size() * 4, stream));
-    PS_TRY(stream.synchronize());
-    CHECK(host == std::vector<float>(host.size(), 2.5f));
-    return ps::Status::OK();
-  };
-  ps::Status ok = run();
-  auto bad = [&]() -> ps::Status {
-    CUDNN_TRY(cudnnSetTensor4dDescriptor(desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, -1, 3, 4, 5));
-    return ps::Status::OK();
-  };
-  ps::Status refused = bad();
-  cudnnDestroyTensorDescriptor(desc);
-  REQUIRE_OK(ok);
-  CHECK(refused.code() == Code::kDevice);
-  CHECK(refused.message().find("CUDNN_STATUS_BAD_PARAM") != std::string::npos);
 }

@@ -1,10 +1,9 @@
 // UniqueHandle: ownership, moves and the deleter, with no GPU.
-#include <catch2/catch.hpp>
+#include "cuda/handle.h"
 
+#include <catch2/catch.hpp>
 #include <utility>
 #include <vector>
-
-#include "cuda/handle.h"
 
 namespace {
 
