@@ -39,6 +39,7 @@
   X(cuStreamDestroy)                   \
   X(cuStreamSynchronize)               \
   X(cuStreamQuery)                     \
+  X(cuStreamGetPriority)               \
   X(cuStreamWaitEvent)                 \
   X(cuEventCreate)                     \
   X(cuEventDestroy)                    \
@@ -73,6 +74,7 @@
   X(cuModuleGetFunction)               \
   X(cuFuncGetAttribute)                \
   X(cuFuncSetAttribute)                \
+  X(cuFuncGetParamInfo)                \
   X(cuLaunchKernel)                    \
   X(cuLaunchHostFunc)                  \
   X(cuStreamBeginCapture)              \

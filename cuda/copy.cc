@@ -1,0 +1,40 @@
+#include "cuda/copy.h"
+
+#include "cuda/driver.h"
+#include "cuda/stream.h"
+
+namespace ps::cuda {
+
+Status copy_to_device_async(CUdeviceptr dst, const void* src, size_t bytes, const Stream& stream) {
+  if (bytes == 0) return Status::OK();
+  CU_TRY(api().cuMemcpyHtoDAsync(dst, src, bytes, stream.get()));
+  return Status::OK();
+}
+
+Status copy_to_host_async(void* dst, CUdeviceptr src, size_t bytes, const Stream& stream) {
+  if (bytes == 0) return Status::OK();
+  CU_TRY(api().cuMemcpyDtoHAsync(dst, src, bytes, stream.get()));
+  return Status::OK();
+}
+
+Status copy_device_async(CUdeviceptr dst, CUdeviceptr src, size_t bytes, const Stream& stream) {
+  if (bytes == 0) return Status::OK();
+  CU_TRY(api().cuMemcpyDtoDAsync(dst, src, bytes, stream.get()));
+  return Status::OK();
+}
+
+Status memset_d32_async(CUdeviceptr dst, uint32_t value, size_t count, const Stream& stream) {
+  if (count == 0) return Status::OK();
+  if (dst % 4 != 0)
+    return invalid_argument("memset_d32_async: address ", dst, " is not 4-byte aligned");
+  CU_TRY(api().cuMemsetD32Async(dst, value, count, stream.get()));
+  return Status::OK();
+}
+
+Status memset_d8_async(CUdeviceptr dst, uint8_t value, size_t bytes, const Stream& stream) {
+  if (bytes == 0) return Status::OK();
+  CU_TRY(api().cuMemsetD8Async(dst, value, bytes, stream.get()));
+  return Status::OK();
+}
+
+}  // namespace ps::cuda

@@ -1,0 +1,147 @@
+// The device layer on a machine without a driver (here) or with one: loading, error values,
+// the embedded fatbin. None of these cases needs a GPU.
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "cuda/context.h"
+#include "cuda/device.h"
+#include "cuda/device_buffer.h"
+#include "cuda/driver.h"
+#include "cuda/event.h"
+#include "cuda/host_memory.h"
+#include "cuda/module.h"
+#include "cuda/stream.h"
+
+using ps::Code;
+namespace cuda = ps::cuda;
+
+namespace {
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+// Whether this process can load libcuda.so.1 at all (without keeping it).
+bool libcuda_loadable() {
+  void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (lib == nullptr) return false;
+  dlclose(lib);
+  return true;
+}
+
+ps::Status fail_with_cu(CUresult r) {
+  CU_TRY(r);
+  return ps::Status::OK();
+}
+
+}  // namespace
+
+TEST_CASE("loading the driver succeeds or says in one line what is missing", "[cuda]") {
+  auto loaded = cuda::load_driver();
+  if (loaded.ok()) {
+    CHECK((*loaded)->driver_version >= 13000);
+    CHECK((*loaded)->cuLaunchKernel != nullptr);
+    CHECK(&cuda::api() == *loaded);
+    return;
+  }
+  const ps::Status& s = loaded.status();
+  CHECK(s.code() == Code::kUnavailable);
+  const std::string& m = s.message();
+  CHECK_FALSE(m.empty());
+  CHECK(m.find('\n') == std::string::npos);
+  CHECK((contains(m, "driver") || contains(m, "GPU")));
+  if (!libcuda_loadable()) {
+    // This build machine: no libcuda.so.1 at all. The message must name it.
+    CHECK(contains(m, "no NVIDIA driver"));
+    CHECK(contains(m, "libcuda.so.1"));
+  }
+  // The outcome is computed once.
+  auto again = cuda::load_driver();
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.status() == s);
+  CHECK_FALSE(cuda::gpu_available());
+}
+
+TEST_CASE("without a driver the device layer answers kUnavailable instead of crashing", "[cuda]") {
+  if (cuda::load_driver().ok()) {
+    SUCCEED("a driver is present: the [gpu] cases cover this machine");
+    return;
+  }
+  CHECK(cuda::Device::count().status().code() == Code::kUnavailable);
+  auto device = cuda::Device::open(0);
+  REQUIRE_FALSE(device.ok());
+  CHECK(device.status().code() == Code::kUnavailable);
+  CHECK(cuda::current_context().status().code() == Code::kUnavailable);
+  CHECK(cuda::Stream::create().status().code() == Code::kUnavailable);
+  CHECK(cuda::Event::create().status().code() == Code::kUnavailable);
+  CHECK(cuda::DeviceBuffer::allocate(64).status().code() == Code::kUnavailable);
+  CHECK(cuda::PinnedBuffer::allocate(64).status().code() == Code::kUnavailable);
+  int x = 0;
+  CHECK(cuda::HostRegistration::register_range(&x, sizeof(x)).status().code() ==
+        Code::kUnavailable);
+  CHECK(cuda::Module::load_embedded().status().code() == Code::kUnavailable);
+}
+
+TEST_CASE("invalid sizes are refused before any driver call", "[cuda]") {
+  CHECK(cuda::DeviceBuffer::allocate(0).status().code() == Code::kInvalidArgument);
+  CHECK(cuda::PinnedBuffer::allocate(0).status().code() == Code::kInvalidArgument);
+  CHECK(cuda::HostRegistration::register_range(nullptr, 16).status().code() ==
+        Code::kInvalidArgument);
+  cuda::DeviceBuffer empty;
+  CHECK(empty.ptr() == 0);
+  CHECK(empty.size() == 0);
+  cuda::Kernel no_kernel;
+  cuda::Stream no_stream;
+  ps::Status s = no_kernel.launch(no_stream, 1, 1, 0, 1u);
+  CHECK(s.code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("CU_TRY names the call, the error and the place", "[cuda]") {
+  ps::Status s = fail_with_cu(CUDA_ERROR_INVALID_VALUE);
+  CHECK(s.code() == Code::kDevice);
+  CHECK(contains(s.message(), "r failed: "));
+  CHECK(contains(s.message(), "core_test.cc:"));
+  if (cuda::load_driver().ok()) {
+    CHECK(contains(s.message(), "CUDA_ERROR_INVALID_VALUE"));
+  } else {
+    CHECK(contains(s.message(), "CUresult 1"));
+  }
+  CHECK(fail_with_cu(CUDA_ERROR_OUT_OF_MEMORY).code() == Code::kOutOfMemory);
+  CHECK(fail_with_cu(CUDA_SUCCESS).ok());
+}
+
+TEST_CASE("the kernels' fatbin is embedded in the library", "[cuda]") {
+  auto image = cuda::embedded_fatbin();
+  REQUIRE(image.size() > 1024);
+  // Fatbin magic 0xBA55ED50, little-endian.
+  CHECK(image[0] == 0x50);
+  CHECK(image[1] == 0xED);
+  CHECK(image[2] == 0x55);
+  CHECK(image[3] == 0xBA);
+  CHECK(reinterpret_cast<uintptr_t>(image.data()) % 64 == 0);
+  std::string_view bytes(reinterpret_cast<const char*>(image.data()), image.size());
+  for (const char* name : {"ps_fill_u32", "ps_fill_f32", "ps_iota_u32", "ps_check_iota_u32",
+                           "ps_wait_flag", "ps_spin_cycles"}) {
+    INFO(name);
+    CHECK(contains(bytes, name));
+  }
+}
+
+TEST_CASE("launch geometry helpers", "[cuda]") {
+  CHECK(cuda::blocks_for(0, 256) == 1);
+  CHECK(cuda::blocks_for(1, 256) == 1);
+  CHECK(cuda::blocks_for(256, 256) == 1);
+  CHECK(cuda::blocks_for(257, 256) == 2);
+  CHECK(cuda::blocks_for(uint64_t{1} << 40, 256) == 65535);
+  CHECK(cuda::blocks_for(uint64_t{1} << 40, 256, 4096) == 4096);
+  CHECK(cuda::blocks_for(1000, 0) == 1);
+  constexpr cuda::Dim3 d = 7;
+  static_assert(d.x == 7 && d.y == 1 && d.z == 1);
+  constexpr cuda::Dim3 e(2, 3, 4);
+  static_assert(e.x * e.y * e.z == 24);
+}

@@ -1,0 +1,50 @@
+// Command-line helpers shared by psbench's subcommands: option values and result formatting.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ps::psbench {
+
+// Parses a byte size: a decimal number with an optional binary suffix K, M, G or T (also
+// KiB/MiB/..., KB/MB/..., any case): "1M" = 1 MiB = 1048576, "4096" = 4096 bytes.
+// Errors: kInvalidArgument naming `option` and the text for anything else, 0, or overflow.
+Result<uint64_t> parse_size(std::string_view option, std::string_view text);
+
+// Parses a decimal integer in [min, max]. Errors: kInvalidArgument naming `option`.
+Result<int64_t> parse_int(std::string_view option, std::string_view text, int64_t min, int64_t max);
+
+// Walks argv-style options "--name value" / "--name=value". Used as:
+//   OptionReader r(args);  while (r.next()) { if (r.is("--device")) ... }
+class OptionReader {
+ public:
+  explicit OptionReader(std::vector<std::string_view> args) : args_(std::move(args)) {}
+
+  // Advances to the next option; false at the end.
+  bool next();
+  // The current option's name ("--device"), without any "=value".
+  std::string_view name() const { return name_; }
+  bool is(std::string_view option) const { return name_ == option; }
+  // The current option's value: the "=value" part, or the next argument (consumed).
+  // Errors: kInvalidArgument when there is none.
+  Result<std::string_view> value();
+
+ private:
+  std::vector<std::string_view> args_;
+  size_t next_ = 0;
+  std::string_view name_;
+  std::string_view inline_value_;
+  bool has_inline_value_ = false;
+};
+
+// The median of `values` (the mean of the middle two for an even count). Precondition: not empty.
+double median(std::vector<double> values);
+
+// Sizes as the tables show them: "1 MiB", "256 MiB", "1 GiB", or bytes when not a whole unit.
+std::string size_label(uint64_t bytes);
+
+}  // namespace ps::psbench
