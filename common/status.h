@@ -106,8 +106,12 @@ class [[nodiscard]] Result {
   Result(Status status);                      // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
-  // OK when a value is held.
-  Status status() const { return ok() ? Status() : std::get<Status>(v_); }
+  // The error, or a reference to a shared OK Status when a value is held. The reference lives
+  // as long as this Result (bind it to a copy to keep it longer).
+  const Status& status() const {
+    static const Status kOkStatus;
+    return ok() ? kOkStatus : std::get<Status>(v_);
+  }
 
   // Preconditions: ok().
   T& value() & { return std::get<T>(v_); }
