@@ -2,8 +2,18 @@
 
 #include <dlfcn.h>
 
+#include <type_traits>
+
 namespace ps::cuda {
 namespace {
+
+// The pinned ABI of every entry point must be the one <cuda.h> declares under that name, or
+// calls through the table would pass the wrong arguments.
+#define PS_CUDA_CHECK_ENTRY_TYPE(name, version)                                           \
+  static_assert(std::is_same_v<PFN_##name##_v##version, decltype(&::name)>,               \
+                #name ": the pinned ABI version differs from <cuda.h>'s declaration");
+PS_CUDA_DRIVER_ENTRY_POINTS(PS_CUDA_CHECK_ENTRY_TYPE)
+#undef PS_CUDA_CHECK_ENTRY_TYPE
 
 using GetProcAddressFn = CUresult (*)(const char*, void**, int, cuuint64_t,
                                       CUdriverProcAddressQueryResult*);
@@ -31,15 +41,15 @@ Loaded load_once() {
     return out;
   }
   DriverApi& api = out.api;
-#define PS_CUDA_RESOLVE_ENTRY(name)                                                        \
+#define PS_CUDA_RESOLVE_ENTRY(name, version)                                               \
   {                                                                                        \
     void* fn = nullptr;                                                                    \
     CUdriverProcAddressQueryResult found = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;                   \
-    CUresult r = get_proc(#name, &fn, CUDA_VERSION, CU_GET_PROC_ADDRESS_DEFAULT, &found);  \
+    CUresult r = get_proc(#name, &fn, version, CU_GET_PROC_ADDRESS_DEFAULT, &found);       \
     if (r != CUDA_SUCCESS || found != CU_GET_PROC_ADDRESS_SUCCESS || fn == nullptr) {         \
       out.status = unavailable(                                                            \
-          "NVIDIA driver too old: it has no ", #name, " for CUDA ", CUDA_VERSION / 1000,   \
-          ".", (CUDA_VERSION % 1000) / 10,                                                 \
+          "NVIDIA driver too old: it has no ", #name, " (ABI of CUDA ", (version) / 1000,  \
+          ".", ((version) % 1000) / 10, ")",                                               \
           found == CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT ? " (version not sufficient)" : ""); \
       return out;                                                                          \
     }                                                                                      \

@@ -2,92 +2,97 @@
 //
 // Nothing in the project links libcuda: a binary must start (and explain itself) on a machine
 // with no driver or no GPU. load_driver() dlopens libcuda.so.1 once, resolves every entry
-// point below through cuGetProcAddress for the CUDA version the code was written against
-// (CUDA_VERSION of the toolkit headers), and calls cuInit. Types come from <cuda.h>; the
-// function pointer types are decltype of its declarations, so each member has exactly the
-// signature of the versioned symbol the header maps the name to (cuMemAlloc -> cuMemAlloc_v2).
+// point below through cuGetProcAddress at the ABI version listed beside it, and calls cuInit.
+// Types come from <cuda.h> and <cudaTypedefs.h>; each member has exactly the signature of the
+// versioned symbol the header maps the name to (cuMemAlloc -> cuMemAlloc_v2, ABI 3020).
 //
 // Use: `CU_TRY(cuda::api().cuMemAlloc(&ptr, bytes));` after load_driver() succeeded.
 #pragma once
 
 #include <cuda.h>
+#include <cudaTypedefs.h>
 
 #include <string>
 
 #include "common/status.h"
 
-// Every driver entry point the project uses. Add a line here to use a new one.
-#define PS_CUDA_DRIVER_ENTRY_POINTS(X) \
-  X(cuInit)                            \
-  X(cuDriverGetVersion)                \
-  X(cuGetErrorName)                    \
-  X(cuGetErrorString)                  \
-  X(cuDeviceGetCount)                  \
-  X(cuDeviceGet)                       \
-  X(cuDeviceGetName)                   \
-  X(cuDeviceGetAttribute)              \
-  X(cuDeviceTotalMem)                  \
-  X(cuDevicePrimaryCtxRetain)          \
-  X(cuDevicePrimaryCtxRelease)         \
-  X(cuDevicePrimaryCtxSetFlags)        \
-  X(cuCtxSetCurrent)                   \
-  X(cuCtxGetCurrent)                   \
-  X(cuCtxSynchronize)                  \
-  X(cuCtxGetStreamPriorityRange)       \
-  X(cuMemGetInfo)                      \
-  X(cuStreamCreateWithPriority)        \
-  X(cuStreamDestroy)                   \
-  X(cuStreamSynchronize)               \
-  X(cuStreamQuery)                     \
-  X(cuStreamGetPriority)               \
-  X(cuStreamWaitEvent)                 \
-  X(cuEventCreate)                     \
-  X(cuEventDestroy)                    \
-  X(cuEventRecord)                     \
-  X(cuEventSynchronize)                \
-  X(cuEventQuery)                      \
-  X(cuEventElapsedTime)                \
-  X(cuMemAlloc)                        \
-  X(cuMemFree)                         \
-  X(cuMemAllocManaged)                 \
-  X(cuMemHostAlloc)                    \
-  X(cuMemFreeHost)                     \
-  X(cuMemHostRegister)                 \
-  X(cuMemHostUnregister)               \
-  X(cuMemcpyHtoDAsync)                 \
-  X(cuMemcpyDtoHAsync)                 \
-  X(cuMemcpyDtoDAsync)                 \
-  X(cuMemcpyHtoD)                      \
-  X(cuMemcpyDtoH)                      \
-  X(cuMemsetD8Async)                   \
-  X(cuMemsetD32Async)                  \
-  X(cuMemAddressReserve)               \
-  X(cuMemAddressFree)                  \
-  X(cuMemCreate)                       \
-  X(cuMemRelease)                      \
-  X(cuMemMap)                          \
-  X(cuMemUnmap)                        \
-  X(cuMemSetAccess)                    \
-  X(cuMemGetAllocationGranularity)     \
-  X(cuModuleLoadData)                  \
-  X(cuModuleUnload)                    \
-  X(cuModuleGetFunction)               \
-  X(cuFuncGetAttribute)                \
-  X(cuFuncSetAttribute)                \
-  X(cuFuncGetParamInfo)                \
-  X(cuLaunchKernel)                    \
-  X(cuLaunchHostFunc)                  \
-  X(cuStreamBeginCapture)              \
-  X(cuStreamEndCapture)                \
-  X(cuGraphInstantiateWithFlags)       \
-  X(cuGraphLaunch)                     \
-  X(cuGraphDestroy)                    \
-  X(cuGraphExecDestroy)
+// Every driver entry point the project uses, with the CUDA version of the ABI we call: the
+// member's type is cudaTypedefs.h's PFN_<name>_v<version>, and cuGetProcAddress is asked for
+// exactly that version. Asking for "the newest as of CUDA_VERSION" instead is a trap: CUDA 13
+// changed cuCtxSynchronize to take a context while <cuda.h> still declares the old (void) form.
+// A static_assert in driver.cc checks every pinned type against <cuda.h>'s declaration.
+// Add a line here to use a new entry point (find its versions in cudaTypedefs.h).
+#define PS_CUDA_DRIVER_ENTRY_POINTS(X)       \
+  X(cuInit, 2000)                            \
+  X(cuDriverGetVersion, 2020)                \
+  X(cuGetErrorName, 6000)                    \
+  X(cuGetErrorString, 6000)                  \
+  X(cuDeviceGetCount, 2000)                  \
+  X(cuDeviceGet, 2000)                       \
+  X(cuDeviceGetName, 2000)                   \
+  X(cuDeviceGetAttribute, 2000)              \
+  X(cuDeviceTotalMem, 3020)                  \
+  X(cuDevicePrimaryCtxRetain, 7000)          \
+  X(cuDevicePrimaryCtxRelease, 11000)        \
+  X(cuDevicePrimaryCtxSetFlags, 11000)       \
+  X(cuCtxSetCurrent, 4000)                   \
+  X(cuCtxGetCurrent, 4000)                   \
+  X(cuCtxSynchronize, 2000)                  \
+  X(cuCtxGetStreamPriorityRange, 5050)       \
+  X(cuMemGetInfo, 3020)                      \
+  X(cuStreamCreateWithPriority, 5050)        \
+  X(cuStreamDestroy, 4000)                   \
+  X(cuStreamSynchronize, 2000)               \
+  X(cuStreamQuery, 2000)                     \
+  X(cuStreamGetPriority, 5050)               \
+  X(cuStreamWaitEvent, 3020)                 \
+  X(cuEventCreate, 2000)                     \
+  X(cuEventDestroy, 4000)                    \
+  X(cuEventRecord, 2000)                     \
+  X(cuEventSynchronize, 2000)                \
+  X(cuEventQuery, 2000)                      \
+  X(cuEventElapsedTime, 12080)               \
+  X(cuMemAlloc, 3020)                        \
+  X(cuMemFree, 3020)                         \
+  X(cuMemAllocManaged, 6000)                 \
+  X(cuMemHostAlloc, 2020)                    \
+  X(cuMemFreeHost, 2000)                     \
+  X(cuMemHostRegister, 6050)                 \
+  X(cuMemHostUnregister, 4000)               \
+  X(cuMemcpyHtoDAsync, 3020)                 \
+  X(cuMemcpyDtoHAsync, 3020)                 \
+  X(cuMemcpyDtoDAsync, 3020)                 \
+  X(cuMemcpyHtoD, 3020)                      \
+  X(cuMemcpyDtoH, 3020)                      \
+  X(cuMemsetD8Async, 3020)                   \
+  X(cuMemsetD32Async, 3020)                  \
+  X(cuMemAddressReserve, 10020)              \
+  X(cuMemAddressFree, 10020)                 \
+  X(cuMemCreate, 10020)                      \
+  X(cuMemRelease, 10020)                     \
+  X(cuMemMap, 10020)                         \
+  X(cuMemUnmap, 10020)                       \
+  X(cuMemSetAccess, 10020)                   \
+  X(cuMemGetAllocationGranularity, 10020)    \
+  X(cuModuleLoadData, 2000)                  \
+  X(cuModuleUnload, 2000)                    \
+  X(cuModuleGetFunction, 2000)               \
+  X(cuFuncGetAttribute, 2020)                \
+  X(cuFuncSetAttribute, 9000)                \
+  X(cuFuncGetParamInfo, 12040)               \
+  X(cuLaunchKernel, 4000)                    \
+  X(cuLaunchHostFunc, 10000)                 \
+  X(cuStreamBeginCapture, 10010)             \
+  X(cuStreamEndCapture, 10000)               \
+  X(cuGraphInstantiateWithFlags, 11040)      \
+  X(cuGraphLaunch, 10000)                    \
+  X(cuGraphDestroy, 10000)                   \
+  X(cuGraphExecDestroy, 10000)
 
 namespace ps::cuda {
 
 struct DriverApi {
-#define PS_CUDA_DECLARE_ENTRY(name) decltype(&::name) name = nullptr;
+#define PS_CUDA_DECLARE_ENTRY(name, version) PFN_##name##_v##version name = nullptr;
   PS_CUDA_DRIVER_ENTRY_POINTS(PS_CUDA_DECLARE_ENTRY)
 #undef PS_CUDA_DECLARE_ENTRY
   int driver_version = 0;  // e.g. 13000 for CUDA 13.0, from cuDriverGetVersion
