@@ -44,9 +44,12 @@ std::string with_commas(uint64_t v) {
 
 std::string mode_name(int mode) {
   switch (mode) {
-    case psm::Manifest::INFERENCE: return "inference";
-    case psm::Manifest::TRAINING: return "training";
-    default: return str_cat("mode(", mode, ")");
+    case psm::Manifest::INFERENCE:
+      return "inference";
+    case psm::Manifest::TRAINING:
+      return "training";
+    default:
+      return str_cat("mode(", mode, ")");
   }
 }
 
@@ -92,8 +95,8 @@ std::string Package::describe() const {
   lines.add("model", m.model_name().empty() ? "(unnamed)" : m.model_name());
   lines.add("producer", m.producer().empty() ? "(unknown)" : m.producer());
 
-  std::string format = str_cat(header_.major, ".", header_.minor, ", opset ", m.opset(),
-                               ", mode ", mode_name(m.mode()));
+  std::string format = str_cat(header_.major, ".", header_.minor, ", opset ", m.opset(), ", mode ",
+                               mode_name(m.mode()));
   if (!m.dims().empty()) {
     // A protobuf map has no order; sort for stable output.
     std::vector<std::pair<std::string, int64_t>> dims(m.dims().begin(), m.dims().end());
@@ -102,8 +105,8 @@ std::string Package::describe() const {
     for (const auto& [name, value] : dims) format += str_cat(" ", name, "=", value);
   }
   lines.add("format", format);
-  lines.add("file", str_cat(path_, " (", human_bytes(header_.weights_offset + header_.weights_size),
-                            ")"));
+  lines.add("file",
+            str_cat(path_, " (", human_bytes(header_.weights_offset + header_.weights_size), ")"));
   add_tensor_list(lines, "inputs", m, m.inputs());
   add_tensor_list(lines, "outputs", m, m.outputs());
 
@@ -135,10 +138,9 @@ std::string Package::describe() const {
     smallest = std::min<uint64_t>(smallest, g.byte_size());
     largest = std::max<uint64_t>(largest, g.byte_size());
   }
-  lines.add("groups", str_cat(m.groups_size(), " (", m.grouping().empty() ? "unspecified"
-                                                                           : m.grouping(),
-                              "): smallest ", human_bytes(smallest), ", largest ",
-                              human_bytes(largest)));
+  lines.add("groups",
+            str_cat(m.groups_size(), " (", m.grouping().empty() ? "unspecified" : m.grouping(),
+                    "): smallest ", human_bytes(smallest), ", largest ", human_bytes(largest)));
   lines.add("activations", str_cat("peak ", human_bytes(m.memory_plan().arena_bytes()),
                                    " (arena alignment ", m.memory_plan().alignment(), ")"));
   std::string passes;

@@ -99,10 +99,11 @@ Result<Package> Package::open(const std::string& path) {
 Status Package::read_weights(void* dst, size_t dst_size, const ProgressFn& progress) const {
   const uint64_t total = weights_bytes();
   if (dst_size < total) {
-    return invalid_argument(path_, ": read_weights needs a buffer of ", total,
-                            " bytes, got ", dst_size);
+    return invalid_argument(path_, ": read_weights needs a buffer of ", total, " bytes, got ",
+                            dst_size);
   }
-  if (dst == nullptr && total > 0) return invalid_argument(path_, ": read_weights got a null buffer");
+  if (dst == nullptr && total > 0)
+    return invalid_argument(path_, ": read_weights got a null buffer");
   // Only a hint; a failure changes nothing.
   (void)::posix_fadvise(fd_.get(), static_cast<off_t>(header_.weights_offset),
                         static_cast<off_t>(total), POSIX_FADV_SEQUENTIAL);

@@ -118,8 +118,8 @@ uint64_t Hash64::digest() const {
 
 uint64_t hash64(std::span<const uint8_t> bytes, uint64_t seed) {
   uint64_t lanes[4] = {seed + kPrime1 + kPrime2, seed + kPrime2, seed, seed - kPrime1};
-  const size_t used = bytes.size() >= kStripe ? consume_stripes(lanes, bytes.data(), bytes.size())
-                                              : 0;
+  const size_t used =
+      bytes.size() >= kStripe ? consume_stripes(lanes, bytes.data(), bytes.size()) : 0;
   return finish(lanes, seed, bytes.size(), bytes.data() + used, bytes.size() - used);
 }
 

@@ -13,8 +13,9 @@ namespace {
 
 namespace psm = pipeswitch::psm;
 
-static_assert(std::endian::native == std::endian::little,
-              "the .psm header is little-endian and stored with memcpy; add byte swaps for this host");
+static_assert(
+    std::endian::native == std::endian::little,
+    "the .psm header is little-endian and stored with memcpy; add byte swaps for this host");
 static_assert(header_field::kHeaderChecksum + 8 == kHeaderSize);
 static_assert(kHeaderSize % 8 == 0 && kBlobAlignment % kHeaderSize == 0);
 
@@ -72,8 +73,8 @@ uint64_t align_up(uint64_t v, uint64_t alignment) {
 // 4 KiB boundary and ending at the end of the file. The header itself has been checked.
 Status check_layout(const PackageHeader& h, uint64_t file_size, std::string_view label) {
   if (h.manifest_offset != h.header_size) {
-    return corrupt(label, ": the manifest offset is ", h.manifest_offset,
-                   ", expected ", h.header_size, " (the manifest follows the header)");
+    return corrupt(label, ": the manifest offset is ", h.manifest_offset, ", expected ",
+                   h.header_size, " (the manifest follows the header)");
   }
   if (h.manifest_size == 0) return corrupt(label, ": the header says the manifest is 0 bytes");
   if (h.manifest_size > kMaxManifestBytes) {
@@ -126,8 +127,7 @@ std::array<uint8_t, kHeaderSize> encode_header(const PackageHeader& h) {
   store<uint64_t>(b, header_field::kManifestChecksum, h.manifest_checksum);
   store<uint64_t>(b, header_field::kWeightsChecksum, h.weights_checksum);
   store<uint64_t>(b, header_field::kFlags, h.flags);
-  store<uint64_t>(b, header_field::kHeaderChecksum,
-                  hash64(b.first(header_field::kHeaderChecksum)));
+  store<uint64_t>(b, header_field::kHeaderChecksum, hash64(b.first(header_field::kHeaderChecksum)));
   return out;
 }
 
@@ -170,11 +170,11 @@ Result<PackageHeader> decode_header(std::span<const uint8_t> prefix, uint64_t fi
   }
   const bool newer_minor = h.minor > kFormatMinor;
   if (!newer_minor && h.header_size != kHeaderSize) {
-    return corrupt(label, ": header size ", h.header_size, " is wrong for format version ",
-                   h.major, ".", h.minor, " (expected ", kHeaderSize, ")");
+    return corrupt(label, ": header size ", h.header_size, " is wrong for format version ", h.major,
+                   ".", h.minor, " (expected ", kHeaderSize, ")");
   }
-  if (newer_minor && (h.header_size < kHeaderSize || h.header_size > kMaxHeaderSize ||
-                      h.header_size % 8 != 0)) {
+  if (newer_minor &&
+      (h.header_size < kHeaderSize || h.header_size > kMaxHeaderSize || h.header_size % 8 != 0)) {
     return corrupt(label, ": header size ", h.header_size, " is invalid (a multiple of 8 in [",
                    kHeaderSize, ", ", kMaxHeaderSize, "] expected)");
   }
@@ -200,12 +200,12 @@ Result<PackageHeader> decode_header(std::span<const uint8_t> prefix, uint64_t fi
 
   const uint64_t unknown_required = h.flags & kRequiredFlagsMask & ~kKnownRequiredFlags;
   if (unknown_required != 0) {
-    return unsupported(label, ": the file needs features this build does not know (required "
-                       "flags ", hex64(unknown_required), "); use a newer pipeswitch");
+    return unsupported(label, ": the file needs features this build does not know",
+                       " (required flags ", hex64(unknown_required), "); use a newer pipeswitch");
   }
   if (!newer_minor) {
-    const auto reserved =
-        prefix.subspan(header_field::kReserved, header_field::kHeaderChecksum - header_field::kReserved);
+    const auto reserved = prefix.subspan(header_field::kReserved,
+                                         header_field::kHeaderChecksum - header_field::kReserved);
     if (std::any_of(reserved.begin(), reserved.end(), [](uint8_t b) { return b != 0; })) {
       return corrupt(label, ": reserved header bytes [", header_field::kReserved, ", ",
                      header_field::kHeaderChecksum, ") are not zero");
@@ -217,41 +217,66 @@ Result<PackageHeader> decode_header(std::span<const uint8_t> prefix, uint64_t fi
 
 size_t psm_dtype_size(int dtype) {
   switch (dtype) {
-    case psm::DT_FLOAT32: return 4;
-    case psm::DT_FLOAT16: return 2;
-    case psm::DT_BFLOAT16: return 2;
-    case psm::DT_FLOAT64: return 8;
-    case psm::DT_INT64: return 8;
-    case psm::DT_INT32: return 4;
-    case psm::DT_INT8: return 1;
-    case psm::DT_UINT8: return 1;
-    case psm::DT_BOOL: return 1;
-    default: return 0;
+    case psm::DT_FLOAT32:
+      return 4;
+    case psm::DT_FLOAT16:
+      return 2;
+    case psm::DT_BFLOAT16:
+      return 2;
+    case psm::DT_FLOAT64:
+      return 8;
+    case psm::DT_INT64:
+      return 8;
+    case psm::DT_INT32:
+      return 4;
+    case psm::DT_INT8:
+      return 1;
+    case psm::DT_UINT8:
+      return 1;
+    case psm::DT_BOOL:
+      return 1;
+    default:
+      return 0;
   }
 }
 
 std::string psm_dtype_name(int dtype) {
   switch (dtype) {
-    case psm::DT_FLOAT32: return "float32";
-    case psm::DT_FLOAT16: return "float16";
-    case psm::DT_BFLOAT16: return "bfloat16";
-    case psm::DT_FLOAT64: return "float64";
-    case psm::DT_INT64: return "int64";
-    case psm::DT_INT32: return "int32";
-    case psm::DT_INT8: return "int8";
-    case psm::DT_UINT8: return "uint8";
-    case psm::DT_BOOL: return "bool";
-    default: return str_cat("dtype(", dtype, ")");
+    case psm::DT_FLOAT32:
+      return "float32";
+    case psm::DT_FLOAT16:
+      return "float16";
+    case psm::DT_BFLOAT16:
+      return "bfloat16";
+    case psm::DT_FLOAT64:
+      return "float64";
+    case psm::DT_INT64:
+      return "int64";
+    case psm::DT_INT32:
+      return "int32";
+    case psm::DT_INT8:
+      return "int8";
+    case psm::DT_UINT8:
+      return "uint8";
+    case psm::DT_BOOL:
+      return "bool";
+    default:
+      return str_cat("dtype(", dtype, ")");
   }
 }
 
 std::string psm_kind_name(int kind) {
   switch (kind) {
-    case psm::Tensor::ACTIVATION: return "activation";
-    case psm::Tensor::WEIGHT: return "weight";
-    case psm::Tensor::INPUT: return "input";
-    case psm::Tensor::OUTPUT: return "output";
-    default: return str_cat("kind(", kind, ")");
+    case psm::Tensor::ACTIVATION:
+      return "activation";
+    case psm::Tensor::WEIGHT:
+      return "weight";
+    case psm::Tensor::INPUT:
+      return "input";
+    case psm::Tensor::OUTPUT:
+      return "output";
+    default:
+      return str_cat("kind(", kind, ")");
   }
 }
 

@@ -33,9 +33,9 @@ namespace ps::onnx_loader {
 inline constexpr std::array<uint8_t, 8> kMagic = {'P', 'S', 'M', 'O', 'D', 'E', 'L', '\0'};
 inline constexpr uint16_t kFormatMajor = 1;
 inline constexpr uint16_t kFormatMinor = 0;
-inline constexpr uint32_t kHeaderSize = 128;        // of this version; a newer minor may grow it
-inline constexpr uint32_t kMaxHeaderSize = 4096;    // what any 1.x reader reads at most
-inline constexpr uint64_t kBlobAlignment = 4096;    // of weights_offset in the file
+inline constexpr uint32_t kHeaderSize = 128;      // of this version; a newer minor may grow it
+inline constexpr uint32_t kMaxHeaderSize = 4096;  // what any 1.x reader reads at most
+inline constexpr uint64_t kBlobAlignment = 4096;  // of weights_offset in the file
 inline constexpr uint32_t kMinWeightAlignment = 256;
 inline constexpr uint32_t kMaxWeightAlignment = 1u << 20;
 inline constexpr uint64_t kMaxManifestBytes = 512ull << 20;
@@ -46,20 +46,20 @@ inline constexpr uint64_t kKnownRequiredFlags = 0;
 
 // Byte offsets of the header fields (all little-endian).
 namespace header_field {
-inline constexpr size_t kMagic = 0;            // 8 bytes "PSMODEL\0"
-inline constexpr size_t kMajor = 8;            // u16
-inline constexpr size_t kMinor = 10;           // u16
-inline constexpr size_t kHeaderSize = 12;      // u32
-inline constexpr size_t kManifestOffset = 16;  // u64
-inline constexpr size_t kManifestSize = 24;    // u64
-inline constexpr size_t kWeightsOffset = 32;   // u64
-inline constexpr size_t kWeightsSize = 40;     // u64
+inline constexpr size_t kMagic = 0;              // 8 bytes "PSMODEL\0"
+inline constexpr size_t kMajor = 8;              // u16
+inline constexpr size_t kMinor = 10;             // u16
+inline constexpr size_t kHeaderSize = 12;        // u32
+inline constexpr size_t kManifestOffset = 16;    // u64
+inline constexpr size_t kManifestSize = 24;      // u64
+inline constexpr size_t kWeightsOffset = 32;     // u64
+inline constexpr size_t kWeightsSize = 40;       // u64
 inline constexpr size_t kManifestChecksum = 48;  // u64
 inline constexpr size_t kWeightsChecksum = 56;   // u64
-inline constexpr size_t kFlags = 64;           // u64
-inline constexpr size_t kReserved = 72;        // 48 zero bytes
-inline constexpr size_t kHeaderChecksum = 120; // u64: XXH64 of bytes [0, 120); in general the
-                                               // last 8 bytes of the header, over all before
+inline constexpr size_t kFlags = 64;             // u64
+inline constexpr size_t kReserved = 72;          // 48 zero bytes
+inline constexpr size_t kHeaderChecksum = 120;   // u64: XXH64 of bytes [0, 120); in general the
+                                                 // last 8 bytes of the header, over all before
 }  // namespace header_field
 
 struct PackageHeader {
@@ -90,10 +90,10 @@ std::array<uint8_t, kHeaderSize> encode_header(const PackageHeader& header);
 
 // Parses and checks a header. `prefix` holds the file's first min(file_size, kMaxHeaderSize)
 // bytes; `label` (the file name) starts every error message. Checks, in order: size, magic,
-// version (a newer major is kUnsupported), header size, header checksum (kCorrupt), flags,
-// reserved bytes, and that manifest and weight blob lie inside the file, in order, without
-// overlap, the blob 4096-aligned and ending exactly at file_size. Returns the header or the
-// first problem found (kCorrupt unless said otherwise).
+// version (a newer major is kUnsupported), header size, header checksum, flags (an unknown
+// required flag is kUnsupported), reserved bytes, and the layout: the manifest right after the
+// header and inside the file, the blob at the next multiple of 4096 after it and ending exactly
+// at file_size. Returns the header or the first problem found (kCorrupt unless said otherwise).
 Result<PackageHeader> decode_header(std::span<const uint8_t> prefix, uint64_t file_size,
                                     std::string_view label);
 

@@ -70,13 +70,13 @@ class Validator {
                   ", expected INFERENCE (1) or TRAINING (2)");
     }
     if (m_.weights_bytes() != blob_bytes_) {
-      return fail("the manifest says the weight blob is ", m_.weights_bytes(),
-                  " bytes, but it is ", blob_bytes_, " bytes");
+      return fail("the manifest says the weight blob is ", m_.weights_bytes(), " bytes, but it is ",
+                  blob_bytes_, " bytes");
     }
     const uint32_t wa = m_.weight_alignment();
     if (!is_power_of_two(wa) || wa < kMinWeightAlignment || wa > kMaxWeightAlignment) {
-      return fail("weight_alignment ", wa, " is not a power of two in [", kMinWeightAlignment,
-                  ", ", kMaxWeightAlignment, "]");
+      return fail("weight_alignment ", wa, " is not a power of two in [", kMinWeightAlignment, ", ",
+                  kMaxWeightAlignment, "]");
     }
     const auto& plan = m_.memory_plan();
     if (!is_power_of_two(plan.alignment()) || plan.alignment() > kMaxArenaAlignment) {
@@ -178,16 +178,15 @@ class Validator {
         if (kind == psm::Tensor::WEIGHT) {
           if (first_use_[in] < 0) first_use_[in] = l;
         } else if (kind != psm::Tensor::INPUT && produced_by_[in] < 0) {
-          return fail(layer_ref(l), " reads ", tensor_ref(in),
-                      " before any layer produces it");
+          return fail(layer_ref(l), " reads ", tensor_ref(in), " before any layer produces it");
         }
       }
       for (uint32_t out : layer.outputs()) {
         PS_TRY(check_index(out, l, "output"));
         const int kind = m_.tensors(static_cast<int>(out)).kind();
         if (kind != psm::Tensor::ACTIVATION && kind != psm::Tensor::OUTPUT) {
-          return fail(layer_ref(l), " writes ", tensor_ref(out), ", which is ",
-                      psm_kind_name(kind), " (layers write only activations and outputs)");
+          return fail(layer_ref(l), " writes ", tensor_ref(out), ", which is ", psm_kind_name(kind),
+                      " (layers write only activations and outputs)");
         }
         if (produced_by_[out] >= 0) {
           return fail(tensor_ref(out), " is produced twice: by layer ", produced_by_[out],
@@ -231,8 +230,7 @@ class Validator {
     }
     for (uint32_t i = 0; i < static_cast<uint32_t>(m_.tensors_size()); ++i) {
       if (m_.tensors(static_cast<int>(i)).kind() == kind && !seen[i]) {
-        return fail(tensor_ref(i), " is an ", what, " tensor but not in the model's ", what,
-                    "s");
+        return fail(tensor_ref(i), " is an ", what, " tensor but not in the model's ", what, "s");
       }
     }
     return Status::OK();
@@ -313,7 +311,8 @@ class Validator {
         continue;
       }
       if (group.blob_offset() != s.begin || group.byte_size() != s.end - s.begin) {
-        return fail(group_ref(g), " blob range ", range_string(group.blob_offset(), group.byte_size()),
+        return fail(group_ref(g), " blob range ",
+                    range_string(group.blob_offset(), group.byte_size()),
                     " does not match the weights its layers read first, ",
                     range_string(s.begin, s.end - s.begin));
       }
@@ -330,9 +329,9 @@ class Validator {
   const psm::Manifest& m_;
   const uint64_t blob_bytes_;
   const std::string_view label_;
-  std::vector<uint64_t> bytes_;    // per tensor: elements * dtype size
-  std::vector<int> produced_by_;   // per tensor: the layer that writes it, or -1
-  std::vector<int> first_use_;     // per weight: the first layer that reads it, or -1
+  std::vector<uint64_t> bytes_;   // per tensor: elements * dtype size
+  std::vector<int> produced_by_;  // per tensor: the layer that writes it, or -1
+  std::vector<int> first_use_;    // per weight: the first layer that reads it, or -1
 };
 
 }  // namespace

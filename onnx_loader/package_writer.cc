@@ -1,6 +1,8 @@
 #include "onnx_loader/package_writer.h"
 
 #include <fcntl.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,9 +11,6 @@
 #include <cerrno>
 #include <filesystem>
 #include <vector>
-
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "onnx_loader/package_checksum.h"
 #include "onnx_loader/package_file.h"
@@ -44,8 +43,8 @@ class TempFile {
     static std::atomic<uint64_t> counter{0};
     const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
     for (int attempt = 0; attempt < 100; ++attempt) {
-      const std::string name = str_cat(".", target.filename().string(), ".tmp-", ::getpid(), "-",
-                                       counter.fetch_add(1));
+      const std::string name =
+          str_cat(".", target.filename().string(), ".tmp-", ::getpid(), "-", counter.fetch_add(1));
       const std::string candidate = (dir / name).string();
       const int fd = ::open(candidate.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
       if (fd >= 0) {
@@ -58,8 +57,7 @@ class TempFile {
                         errno_string(errno));
       }
     }
-    return io_error(target.string(), ": cannot find a free temporary file name in ",
-                    dir.string());
+    return io_error(target.string(), ": cannot find a free temporary file name in ", dir.string());
   }
 
   int fd() const { return fd_.get(); }
@@ -72,8 +70,8 @@ class TempFile {
     }
     PS_TRY(fd_.close(path_));
     if (::rename(path_.c_str(), target.c_str()) != 0) {
-      return io_error(target, ": cannot rename the temporary file ", path_, " over it: ",
-                      errno_string(errno));
+      return io_error(target, ": cannot rename the temporary file ", path_,
+                      " over it: ", errno_string(errno));
     }
     path_.clear();
     return Status::OK();
@@ -93,8 +91,8 @@ Status sync_directory(const std::filesystem::path& target) {
                     " cannot be opened to sync: ", errno_string(errno));
   }
   if (::fsync(fd.get()) != 0) {
-    return io_error(target.string(), ": written, but syncing its directory failed: ",
-                    errno_string(errno));
+    return io_error(target.string(),
+                    ": written, but syncing its directory failed: ", errno_string(errno));
   }
   return fd.close(dir);
 }
@@ -149,8 +147,8 @@ Status write_package(const std::string& path, const psm::Manifest& manifest,
   header.manifest_size = manifest_data.size();
   header.weights_offset = weights_offset_for(manifest_data.size());
   header.weights_size = weights.size();
-  header.manifest_checksum = hash64(
-      {reinterpret_cast<const uint8_t*>(manifest_data.data()), manifest_data.size()});
+  header.manifest_checksum =
+      hash64({reinterpret_cast<const uint8_t*>(manifest_data.data()), manifest_data.size()});
   const double total = static_cast<double>(header.weights_offset + weights.size());
 
   TempFile temp;

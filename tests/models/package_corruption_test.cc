@@ -20,6 +20,7 @@
 namespace {
 
 namespace psm = pipeswitch::psm;
+using Catch::Contains;
 using ps::Code;
 using ps::models::Package;
 using ps::onnx_loader::PackageHeader;
@@ -28,7 +29,6 @@ using ps::testing::make_small_model;
 using ps::testing::read_file;
 using ps::testing::TempDir;
 using ps::testing::write_file;
-using Catch::Contains;
 
 // A valid package on disk and its bytes.
 struct GoodPackage {
@@ -202,7 +202,7 @@ TEST_CASE("a header that lies about offsets and sizes is refused", "[package][co
     INFO(lie.what << ": " << s.to_string());
     CHECK_THAT(s.message(), Contains(path + ": " + lie.expected));
     CHECK(s.code() == (std::string(lie.what) == "unknown required feature" ? Code::kUnsupported
-                                                                         : Code::kCorrupt));
+                                                                           : Code::kCorrupt));
   }
 }
 
@@ -214,7 +214,8 @@ TEST_CASE("versions: a newer major is refused, a newer minor is read", "[package
                                      [](PackageHeader& h) { h.major = 2; }));
   ps::Status s = open_error(path);
   CHECK(s.code() == Code::kUnsupported);
-  CHECK_THAT(s.message(), Contains(path + ": format version 2.0 is newer than this build reads (1.x)"));
+  CHECK_THAT(s.message(),
+             Contains(path + ": format version 2.0 is newer than this build reads (1.x)"));
   CHECK_THAT(s.message(), !Contains("corrupt"));
 
   // A newer major whose header does not verify with this version's layout says it may be either.
@@ -238,7 +239,8 @@ TEST_CASE("versions: a newer major is refused, a newer minor is read", "[package
   put<uint32_t>(bytes, 12, 136);
   reseal(bytes);
   write_file(path, bytes);
-  CHECK_THAT(open_error(path).message(), Contains("header size 136 is wrong for format version 1.0"));
+  CHECK_THAT(open_error(path).message(),
+             Contains("header size 136 is wrong for format version 1.0"));
   bytes = good.bytes;
   bytes[80] = 1;
   reseal(bytes);
@@ -306,7 +308,8 @@ TEST_CASE("things that are not packages are refused", "[package][corrupt]") {
     write_file(dir.file("g.psm"), build_raw_package(garbage, model.weights));
     const ps::Status s = open_error(dir.file("g.psm"));
     CHECK(s.code() == Code::kCorrupt);
-    CHECK_THAT(s.message(), Contains("the manifest (40 bytes) is not a valid pipeswitch.psm.Manifest"));
+    CHECK_THAT(s.message(),
+               Contains("the manifest (40 bytes) is not a valid pipeswitch.psm.Manifest"));
   }
 }
 

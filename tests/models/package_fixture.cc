@@ -102,7 +102,8 @@ SmallModel make_small_model() {
   m.add_inputs(x);
   m.add_outputs(y);
 
-  psm::Layer* fc1 = add_layer(m, "Gemm", "fc1", {uint32_t(x), uint32_t(w0), uint32_t(b0)}, {uint32_t(h0)});
+  psm::Layer* fc1 =
+      add_layer(m, "Gemm", "fc1", {uint32_t(x), uint32_t(w0), uint32_t(b0)}, {uint32_t(h0)});
   psm::Attribute* trans_b = fc1->add_attributes();
   trans_b->set_name("transB");
   trans_b->set_i(1);
@@ -111,8 +112,10 @@ SmallModel make_small_model() {
   alpha->set_f(1.0f);
   fc1->set_block("fc1");
   add_layer(m, "Relu", "relu1", {uint32_t(h0)}, {uint32_t(h1)})->set_block("fc1");
-  add_layer(m, "Reshape", "reshape", {uint32_t(h1), uint32_t(shape)}, {uint32_t(h2)})->set_block("fc2");
-  psm::Layer* fc2 = add_layer(m, "Gemm", "fc2", {uint32_t(h2), uint32_t(w1), uint32_t(b1)}, {uint32_t(y)});
+  add_layer(m, "Reshape", "reshape", {uint32_t(h1), uint32_t(shape)}, {uint32_t(h2)})
+      ->set_block("fc2");
+  psm::Layer* fc2 =
+      add_layer(m, "Gemm", "fc2", {uint32_t(h2), uint32_t(w1), uint32_t(b1)}, {uint32_t(y)});
   *fc2->add_attributes() = *trans_b;
   fc2->set_block("fc2");
 
@@ -157,8 +160,7 @@ std::vector<uint8_t> build_raw_package(
   std::vector<uint8_t> file(weights_offset + weights.size(), 0);
   const auto header = onnx_loader::encode_header(h);
   std::copy(header.begin(), header.end(), file.begin());
-  std::copy(manifest_bytes.begin(), manifest_bytes.end(),
-            file.begin() + onnx_loader::kHeaderSize);
+  std::copy(manifest_bytes.begin(), manifest_bytes.end(), file.begin() + onnx_loader::kHeaderSize);
   std::copy(weights.begin(), weights.end(), file.begin() + static_cast<ptrdiff_t>(weights_offset));
   return file;
 }
@@ -171,7 +173,8 @@ std::vector<uint8_t> read_file(const std::string& path) {
 
 void write_file(const std::string& path, std::span<const uint8_t> bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 

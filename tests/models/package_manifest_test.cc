@@ -14,13 +14,13 @@
 namespace {
 
 namespace psm = pipeswitch::psm;
+using Catch::Contains;
 using ps::Code;
 using ps::models::Package;
 using ps::testing::build_raw_package;
 using ps::testing::make_small_model;
 using ps::testing::TempDir;
 using ps::testing::write_file;
-using Catch::Contains;
 
 // Tensor indices of make_small_model().
 enum : uint32_t { kX, kW0, kB0, kH0, kH1, kShape, kH2, kW1, kB1, kY };
@@ -55,11 +55,13 @@ const std::vector<Broken>& broken_manifests() {
       // Tensors.
       {"kind unset", [](M& m) { m.mutable_tensors(kH0)->set_kind(psm::Tensor::KIND_UNDEFINED); },
        "tensor 3 'h0' has unknown kind 0"},
-      {"kind unknown", [](M& m) { m.mutable_tensors(kH0)->set_kind(static_cast<psm::Tensor::Kind>(9)); },
+      {"kind unknown",
+       [](M& m) { m.mutable_tensors(kH0)->set_kind(static_cast<psm::Tensor::Kind>(9)); },
        "tensor 3 'h0' has unknown kind 9"},
       {"dtype unset", [](M& m) { m.mutable_tensors(kW1)->set_dtype(psm::DT_UNDEFINED); },
        "tensor 7 'fc2.weight' has unknown dtype 0"},
-      {"dtype unknown", [](M& m) { m.mutable_tensors(kW1)->set_dtype(static_cast<psm::DataType>(42)); },
+      {"dtype unknown",
+       [](M& m) { m.mutable_tensors(kW1)->set_dtype(static_cast<psm::DataType>(42)); },
        "tensor 7 'fc2.weight' has unknown dtype 42"},
       {"zero dim", [](M& m) { m.mutable_tensors(kH1)->set_shape(0, 0); },
        "tensor 4 'h1' has an invalid shape [0,8]"},
@@ -111,9 +113,11 @@ const std::vector<Broken>& broken_manifests() {
        "layer 1 'relu1' () has no operator"},
       {"layer without outputs", [](M& m) { m.mutable_layers(3)->clear_outputs(); },
        "layer 3 'fc2' (Gemm) has no outputs"},
-      {"attribute without value", [](M& m) { m.mutable_layers(0)->mutable_attributes(1)->clear_f(); },
+      {"attribute without value",
+       [](M& m) { m.mutable_layers(0)->mutable_attributes(1)->clear_f(); },
        "layer 0 'fc1' (Gemm) attribute 'alpha' has no value"},
-      {"attribute without name", [](M& m) { m.mutable_layers(0)->mutable_attributes(0)->clear_name(); },
+      {"attribute without name",
+       [](M& m) { m.mutable_layers(0)->mutable_attributes(0)->clear_name(); },
        "layer 0 'fc1' (Gemm) has an attribute without a name"},
       {"input index out of range", [](M& m) { m.mutable_layers(2)->set_inputs(0, 99); },
        "layer 2 'reshape' (Reshape) input tensor index 99 is out of range (10 tensors)"},
@@ -171,7 +175,8 @@ const std::vector<Broken>& broken_manifests() {
       {"groups stop short", [](M& m) { m.mutable_groups(1)->set_layer_count(1); },
        "the groups cover layers [0, 3) of 4"},
       {"group range too short", [](M& m) { m.mutable_groups(0)->set_byte_size(256); },
-       "group 0 'fc1' blob range [0, 256) does not match the weights its layers read first, [0, 288)"},
+       "group 0 'fc1' blob range [0, 256) does not match the weights its layers read first, [0, "
+       "288)"},
       {"group range shifted", [](M& m) { m.mutable_groups(1)->set_blob_offset(256); },
        "group 1 'fc2' blob range [256, 780) does not match the weights its layers read first, "
        "[512, 1036)"},
@@ -213,8 +218,8 @@ TEST_CASE("each broken manifest invariant is named by the reader and the writer"
     write_file(path, build_raw_package(bytes, model.weights));
 
     auto package = Package::open(path);
-    INFO("case: " << broken.what << "\n  open: "
-                  << (package.ok() ? "OK" : package.status().to_string()));
+    INFO("case: " << broken.what
+                  << "\n  open: " << (package.ok() ? "OK" : package.status().to_string()));
     REQUIRE_FALSE(package.ok());
     CHECK(package.status().code() == Code::kCorrupt);
     CHECK_THAT(package.status().message(), Contains(path + ": " + broken.expected));
@@ -228,7 +233,8 @@ TEST_CASE("each broken manifest invariant is named by the reader and the writer"
   CHECK(dir.entries() == std::vector<std::string>{"broken.psm"});
 }
 
-TEST_CASE("the small model itself is valid, with or without optional fields", "[package][manifest]") {
+TEST_CASE("the small model itself is valid, with or without optional fields",
+          "[package][manifest]") {
   TempDir dir;
   auto model = make_small_model();
   model.manifest.clear_passes();

@@ -1,5 +1,6 @@
 // The .psm package: checksum, writer and reader on good input, and writer failures.
 // Corrupt and invalid files are in package_corruption_test.cc.
+#include <google/protobuf/util/message_differencer.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -11,8 +12,6 @@
 #include <cstring>
 #include <random>
 #include <vector>
-
-#include <google/protobuf/util/message_differencer.h>
 
 #include "models/package_reader.h"
 #include "onnx_loader/package_checksum.h"
@@ -191,8 +190,8 @@ TEST_CASE("a package round-trips: manifest, weights, layout", "[package]") {
 
   std::vector<uint8_t> weights(model.weights.size() + 100, 0xEE);
   double last_fraction = -1;
-  const ps::Status read = package->read_weights(
-      weights.data(), weights.size(), [&](std::string_view stage, double f) {
+  const ps::Status read =
+      package->read_weights(weights.data(), weights.size(), [&](std::string_view stage, double f) {
         CHECK(stage == "read weights");
         CHECK(f >= last_fraction);
         last_fraction = f;
@@ -284,7 +283,8 @@ TEST_CASE("describe() summarises the package", "[package]") {
   CHECK_THAT(text, Contains("outputs      y  float32 [2,3]\n"));
   CHECK_THAT(text, Contains("layers       4: Gemm 2, Relu 1, Reshape 1\n"));
   // 32 + 8 + 24 + 3 trainable elements; the int64 shape is a buffer of 2.
-  CHECK_THAT(text, Contains("parameters   67 trainable (+ 2 in buffers) in 5 tensors; weights 1.0 KiB\n"));
+  CHECK_THAT(
+      text, Contains("parameters   67 trainable (+ 2 in buffers) in 5 tensors; weights 1.0 KiB\n"));
   CHECK_THAT(text, Contains("groups       2 (blocks): smallest 288 B, largest 524 B\n"));
   CHECK_THAT(text, Contains("activations  peak 1.0 KiB (arena alignment 256)\n"));
   CHECK_THAT(text, Contains("passes       fold_constants, fuse_gemm_relu\n"));
@@ -308,7 +308,8 @@ TEST_CASE("a 32 MiB package: write and read throughput (printed)", "[package][sp
   m.mutable_groups(1)->set_byte_size(big_offset + (32u << 20) - 512);
   m.set_weights_bytes(big_offset + (32u << 20));
   model.weights.resize(m.weights_bytes());
-  for (size_t i = 1036; i < model.weights.size(); i += 64) model.weights[i] = static_cast<uint8_t>(i);
+  for (size_t i = 1036; i < model.weights.size(); i += 64)
+    model.weights[i] = static_cast<uint8_t>(i);
 
   const std::string path = dir.file("big.psm");
   auto t0 = std::chrono::steady_clock::now();
@@ -326,9 +327,10 @@ TEST_CASE("a 32 MiB package: write and read throughput (printed)", "[package][sp
   }
   CHECK(weights == model.weights);
   const double mb = static_cast<double>(weights.size()) / 1e6;
-  std::printf("package of %.0f MB: write %.0f MB/s (no fsync), read_weights %.0f MB/s "
-              "(page cache, checksum included)\n",
-              mb, mb / std::chrono::duration<double>(t1 - t0).count(), mb / best_read);
+  std::printf(
+      "package of %.0f MB: write %.0f MB/s (no fsync), read_weights %.0f MB/s "
+      "(page cache, checksum included)\n",
+      mb, mb / std::chrono::duration<double>(t1 - t0).count(), mb / best_read);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,7 +358,9 @@ TEST_CASE("an invalid manifest is refused before anything is written", "[package
   // Weights that do not match the manifest's weights_bytes are refused too.
   s = write_package(path, good.manifest, std::span<const uint8_t>(good.weights).first(1000));
   CHECK(s.code() == Code::kInvalidArgument);
-  CHECK_THAT(s.message(), Catch::Contains("the manifest says the weight blob is 1036 bytes, but it is 1000 bytes"));
+  CHECK_THAT(
+      s.message(),
+      Catch::Contains("the manifest says the weight blob is 1036 bytes, but it is 1000 bytes"));
   CHECK(read_file(path) == before);
   CHECK(dir.entries() == std::vector<std::string>{"m.psm"});
 }

@@ -11,12 +11,12 @@
 
 namespace {
 
+using Catch::Contains;
 using ps::Code;
 using ps::psimport::Command;
 using ps::psimport::Grouping;
 using ps::psimport::ImportMode;
 using ps::psimport::parse_args;
-using Catch::Contains;
 
 ps::Result<ps::psimport::Options> parse(std::vector<std::string> args) { return parse_args(args); }
 
@@ -38,8 +38,8 @@ Run run(std::vector<std::string> args) {
 }
 
 TEST_CASE("psimport parses the import command", "[psimport]") {
-  auto o = parse({"models/resnet152.onnx", "-o", "out/r.psm", "--batch", "8", "--mode",
-                  "training", "--grouping=per-layer", "-q"});
+  auto o = parse({"models/resnet152.onnx", "-o", "out/r.psm", "--batch", "8", "--mode", "training",
+                  "--grouping=per-layer", "-q"});
   REQUIRE(o.ok());
   CHECK(o->command == Command::kImport);
   CHECK(o->input == "models/resnet152.onnx");
@@ -98,7 +98,8 @@ TEST_CASE("psimport names what is wrong with bad arguments", "[psimport]") {
   CHECK_THAT(parse_error({"m.onnx", "--batch="}), Contains("--batch needs a non-empty value"));
   CHECK_THAT(parse_error({"m.onnx", "--batch", "0"}),
              Contains("--batch needs a positive integer, got '0'"));
-  CHECK_THAT(parse_error({"m.onnx", "--batch", "-3"}), Contains("--batch needs a positive integer"));
+  CHECK_THAT(parse_error({"m.onnx", "--batch", "-3"}),
+             Contains("--batch needs a positive integer"));
   CHECK_THAT(parse_error({"m.onnx", "--batch", "8x"}), Contains("got '8x'"));
   CHECK_THAT(parse_error({"m.onnx", "--seq", "99999999999999999999"}),
              Contains("--seq 99999999999999999999 is too large (at most 1048576)"));
@@ -112,16 +113,22 @@ TEST_CASE("psimport names what is wrong with bad arguments", "[psimport]") {
   CHECK_THAT(parse_error({"m.onnx", "--grouping", "optimal"}),
              Contains("--grouping must be per-layer, blocks or whole, got 'optimal'"));
   CHECK_THAT(parse_error({"m.onnx", "--quiet=yes"}), Contains("--quiet takes no value"));
-  CHECK_THAT(parse_error({"a.onnx", "b.onnx"}), Contains("more than one input model: 'a.onnx' and 'b.onnx'"));
+  CHECK_THAT(parse_error({"a.onnx", "b.onnx"}),
+             Contains("more than one input model: 'a.onnx' and 'b.onnx'"));
   CHECK_THAT(parse_error({"a.onnx", "--info", "m.psm"}), Contains("exclude each other"));
-  CHECK_THAT(parse_error({"--zoo", "resnet152", "--info", "m.psm"}), Contains("exclude each other"));
+  CHECK_THAT(parse_error({"--zoo", "resnet152", "--info", "m.psm"}),
+             Contains("exclude each other"));
   CHECK_THAT(parse_error({"--info", "m.psm", "--batch", "8"}),
              Contains("--batch does not apply to --info (it applies when importing MODEL.onnx)"));
-  CHECK_THAT(parse_error({"--info", "m.psm", "-o", "x"}), Contains("--output does not apply to --info"));
-  CHECK_THAT(parse_error({"--zoo", "resnet152", "--seq", "8"}), Contains("--seq does not apply to --zoo"));
+  CHECK_THAT(parse_error({"--info", "m.psm", "-o", "x"}),
+             Contains("--output does not apply to --info"));
+  CHECK_THAT(parse_error({"--zoo", "resnet152", "--seq", "8"}),
+             Contains("--seq does not apply to --zoo"));
   CHECK_THAT(parse_error({"--zoo", "../etc/passwd"}), Contains("--zoo needs a model name"));
-  CHECK_THAT(parse_error({"m.psm"}), Contains("the output 'm.psm' would overwrite the input model"));
-  CHECK_THAT(parse_error({"m.onnx", "-o", "./m.onnx"}), Contains("would overwrite the input model"));
+  CHECK_THAT(parse_error({"m.psm"}),
+             Contains("the output 'm.psm' would overwrite the input model"));
+  CHECK_THAT(parse_error({"m.onnx", "-o", "./m.onnx"}),
+             Contains("would overwrite the input model"));
 }
 
 TEST_CASE("psimport --help, usage errors and exit codes", "[psimport]") {
@@ -156,7 +163,8 @@ TEST_CASE("psimport --info describes a package and reports a bad one", "[psimpor
   r = run({"--info", path});
   CHECK(r.status == 1);
   CHECK(r.out.empty());
-  CHECK_THAT(r.err, Contains("psimport: " + path + ": the weight blob [4096, 5132) extends past "
+  CHECK_THAT(r.err, Contains("psimport: " + path +
+                             ": the weight blob [4096, 5132) extends past "
                              "the end of the file (5131 bytes)"));
 
   r = run({"--info", dir.file("missing.psm")});

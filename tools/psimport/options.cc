@@ -32,7 +32,8 @@ Result<int64_t> parse_dimension(const std::string& option, const std::string& te
   int64_t value = 0;
   const char* end = text.data() + text.size();
   const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec == std::errc::result_out_of_range || (ec == std::errc() && ptr == end && value > kMaxDimension)) {
+  if (ec == std::errc::result_out_of_range ||
+      (ec == std::errc() && ptr == end && value > kMaxDimension)) {
     return invalid_argument(option, " ", text, " is too large (at most ", kMaxDimension, ")");
   }
   if (ec != std::errc() || ptr != end || value <= 0) {
@@ -42,11 +43,10 @@ Result<int64_t> parse_dimension(const std::string& option, const std::string& te
 }
 
 bool valid_zoo_name(const std::string& name) {
-  return !name.empty() && name.front() != '.' &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_' || c == '-' || c == '.';
-         });
+  return !name.empty() && name.front() != '.' && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
 }
 
 // Options that only some commands take: which command, for the error message.
@@ -121,15 +121,15 @@ Result<Options> parse_args(std::span<const std::string> args) {
   if (given.count("--help") != 0) return options;  // kHelp, whatever else was given
 
   if (positional.size() > 1) {
-    return invalid_argument("more than one input model: '", positional[0], "' and '",
-                            positional[1], "'");
+    return invalid_argument("more than one input model: '", positional[0], "' and '", positional[1],
+                            "'");
   }
   const int commands = static_cast<int>(given.count("--info")) +
-                       static_cast<int>(given.count("--zoo")) +
-                       static_cast<int>(positional.size());
+                       static_cast<int>(given.count("--zoo")) + static_cast<int>(positional.size());
   if (commands == 0) {
-    return invalid_argument("nothing to do: give MODEL.onnx to import, --info MODEL.psm, or "
-                            "--zoo NAME");
+    return invalid_argument(
+        "nothing to do: give MODEL.onnx to import, --info MODEL.psm, or "
+        "--zoo NAME");
   }
   if (commands > 1) {
     return invalid_argument("--info, --zoo and an input model exclude each other; give one");
@@ -235,9 +235,12 @@ const char* mode_name(ImportMode mode) {
 
 const char* grouping_name(Grouping grouping) {
   switch (grouping) {
-    case Grouping::kPerLayer: return "per-layer";
-    case Grouping::kBlocks: return "blocks";
-    case Grouping::kWhole: return "whole";
+    case Grouping::kPerLayer:
+      return "per-layer";
+    case Grouping::kBlocks:
+      return "blocks";
+    case Grouping::kWhole:
+      return "whole";
   }
   return "?";
 }

@@ -41,7 +41,7 @@ Result<Options> parse_args(std::span<const std::string> args);
 // The --help text.
 std::string usage();
 
-const char* mode_name(ImportMode mode);     // "inference", "training"
+const char* mode_name(ImportMode mode);        // "inference", "training"
 const char* grouping_name(Grouping grouping);  // "per-layer", "blocks", "whole"
 
 }  // namespace ps::psimport

@@ -41,10 +41,15 @@ int run(std::span<const std::string> args, std::ostream& out, std::ostream& err)
     return kExitUsage;
   }
   switch (options->command) {
-    case Command::kHelp: out << usage(); return kExitOk;
-    case Command::kInfo: return info(*options, out, err);
-    case Command::kImport: return import_model(*options, err);
-    case Command::kZoo: return write_zoo_model(*options, err);
+    case Command::kHelp:
+      out << usage();
+      return kExitOk;
+    case Command::kInfo:
+      return info(*options, out, err);
+    case Command::kImport:
+      return import_model(*options, err);
+    case Command::kZoo:
+      return write_zoo_model(*options, err);
   }
   return kExitFailure;
 }
