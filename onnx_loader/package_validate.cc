@@ -59,7 +59,6 @@ class Validator {
   std::string group_ref(int g) const {
     return str_cat("group ", g, " '", m_.groups(g).label(), "'");
   }
-  bool is_arena_kind(int kind) const { return kind != psm::Tensor::WEIGHT; }
 
   Status check_top() {
     if (m_.format_version() != kFormatMajor) {

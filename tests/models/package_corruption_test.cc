@@ -71,8 +71,20 @@ void put(std::vector<uint8_t>& file, size_t offset, T value) {
 TEST_CASE("a package truncated at any byte is refused at open", "[package][corrupt]") {
   GoodPackage good;
   const std::string& path = good.path;
+  // Every length through the header and the manifest; every 16th in the padding and every 7th in
+  // the blob, and the last few bytes.
+  std::vector<size_t> lengths;
+  for (size_t length = 0; length < good.bytes.size(); ++length) {
+    const bool in_padding = length > good.manifest_end() && length < 4096;
+    const bool in_blob = length >= 4096 && length + 8 < good.bytes.size();
+    if ((!in_padding && !in_blob) || (in_padding && length % 16 == 0) ||
+        (in_blob && length % 7 == 0)) {
+      lengths.push_back(length);
+    }
+  }
   // Shrinks the one file step by step (rewriting a file per length costs a flush each on ext4).
-  for (size_t length = good.bytes.size(); length-- > 0;) {
+  for (auto it = lengths.rbegin(); it != lengths.rend(); ++it) {
+    const size_t length = *it;
     REQUIRE(::truncate(path.c_str(), static_cast<off_t>(length)) == 0);
     const ps::Status s = open_error(path);
     INFO("truncated to " << length << " bytes: " << s.to_string());
@@ -120,9 +132,11 @@ TEST_CASE("every flipped bit is detected", "[package][corrupt]") {
       }
     }
   }
-  SECTION("manifest: every bit, refused at open by the manifest checksum") {
+  SECTION("manifest: a bit in every byte (all bits of every 8th), refused at open") {
     for (size_t offset = 128; offset < good.manifest_end(); ++offset) {
-      for (int bit = 0; bit < 8; ++bit) {
+      const int bits = offset % 8 == 0 ? 8 : 1;
+      for (int k = 0; k < bits; ++k) {
+        const int bit = bits == 8 ? k : static_cast<int>(offset % 8);
         with_flip(offset, bit, [&] {
           const ps::Status s = open_error(good.path);
           INFO("byte " << offset << " bit " << bit << ": " << s.to_string());
@@ -132,8 +146,9 @@ TEST_CASE("every flipped bit is detected", "[package][corrupt]") {
       }
     }
   }
-  SECTION("padding: a bit in every byte, refused at open") {
+  SECTION("padding: its first and last byte and every 5th, refused at open") {
     for (size_t offset = good.manifest_end(); offset < 4096; ++offset) {
+      if (offset % 5 != 0 && offset != good.manifest_end() && offset != 4095) continue;
       with_flip(offset, static_cast<int>(offset % 8), [&] {
         const ps::Status s = open_error(good.path);
         INFO("byte " << offset << ": " << s.to_string());
