@@ -1,0 +1,186 @@
+// psimport's argument parsing and its --info command.
+#include <catch2/catch.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "onnx_loader/package_writer.h"
+#include "tests/models/package_fixture.h"
+#include "tools/psimport/options.h"
+#include "tools/psimport/psimport.h"
+
+namespace {
+
+using Catch::Contains;
+using ps::Code;
+using ps::psimport::Command;
+using ps::psimport::Grouping;
+using ps::psimport::ImportMode;
+using ps::psimport::parse_args;
+
+ps::Result<ps::psimport::Options> parse(std::vector<std::string> args) { return parse_args(args); }
+
+std::string parse_error(std::vector<std::string> args) {
+  auto options = parse_args(args);
+  REQUIRE_FALSE(options.ok());
+  CHECK(options.status().code() == Code::kInvalidArgument);
+  return options.status().message();
+}
+
+struct Run {
+  int status;
+  std::string out, err;
+};
+Run run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  const int status = ps::psimport::run(args, out, err);
+  return {status, out.str(), err.str()};
+}
+
+TEST_CASE("psimport parses the import command", "[psimport]") {
+  auto o = parse({"models/resnet152.onnx", "-o", "out/r.psm", "--batch", "8", "--mode", "training",
+                  "--grouping=per-layer", "-q"});
+  REQUIRE(o.ok());
+  CHECK(o->command == Command::kImport);
+  CHECK(o->input == "models/resnet152.onnx");
+  CHECK(o->output == "out/r.psm");
+  CHECK(o->batch == 8);
+  CHECK_FALSE(o->seq.has_value());
+  CHECK(o->mode == ImportMode::kTraining);
+  CHECK(o->grouping == Grouping::kPerLayer);
+  CHECK(o->quiet);
+
+  o = parse({"--seq=251", "bert.onnx", "--batch", "8"});
+  REQUIRE(o.ok());
+  CHECK(o->seq == 251);
+  CHECK(o->output == "bert.psm");  // next to the input
+  CHECK(o->mode == ImportMode::kInference);
+  CHECK_FALSE(o->grouping.has_value());
+  CHECK_FALSE(o->quiet);
+
+  o = parse({"dir/model", "--grouping", "whole"});
+  REQUIRE(o.ok());
+  CHECK(o->output == "dir/model.psm");
+  CHECK(o->grouping == Grouping::kWhole);
+
+  o = parse({"--", "-odd-name.onnx"});  // "--" ends the options
+  REQUIRE(o.ok());
+  CHECK(o->input == "-odd-name.onnx");
+}
+
+TEST_CASE("psimport parses --info, --zoo and --help", "[psimport]") {
+  auto o = parse({"--info", "m.psm"});
+  REQUIRE(o.ok());
+  CHECK(o->command == Command::kInfo);
+  CHECK(o->input == "m.psm");
+
+  o = parse({"--zoo", "resnet152"});
+  REQUIRE(o.ok());
+  CHECK(o->command == Command::kZoo);
+  CHECK(o->zoo_model == "resnet152");
+  CHECK(o->output == "resnet152.onnx");
+  o = parse({"--zoo=bert_base", "-o", "/tmp/b.onnx", "--quiet"});
+  REQUIRE(o.ok());
+  CHECK(o->output == "/tmp/b.onnx");
+
+  for (const char* help : {"-h", "--help"}) {
+    o = parse({"x.onnx", help, "--batch", "oops"});
+    REQUIRE(o.ok());
+    CHECK(o->command == Command::kHelp);
+  }
+}
+
+TEST_CASE("psimport names what is wrong with bad arguments", "[psimport]") {
+  CHECK_THAT(parse_error({}), Contains("nothing to do: give MODEL.onnx to import"));
+  CHECK_THAT(parse_error({"--frobnicate"}), Contains("unknown option '--frobnicate'"));
+  CHECK_THAT(parse_error({"-x", "m.onnx"}), Contains("unknown option '-x'"));
+  CHECK_THAT(parse_error({"m.onnx", "--batch"}), Contains("--batch needs a value"));
+  CHECK_THAT(parse_error({"m.onnx", "--batch="}), Contains("--batch needs a non-empty value"));
+  CHECK_THAT(parse_error({"m.onnx", "--batch", "0"}),
+             Contains("--batch needs a positive integer, got '0'"));
+  CHECK_THAT(parse_error({"m.onnx", "--batch", "-3"}),
+             Contains("--batch needs a positive integer"));
+  CHECK_THAT(parse_error({"m.onnx", "--batch", "8x"}), Contains("got '8x'"));
+  CHECK_THAT(parse_error({"m.onnx", "--seq", "99999999999999999999"}),
+             Contains("--seq 99999999999999999999 is too large (at most 1048576)"));
+  CHECK_THAT(parse_error({"m.onnx", "--seq", "2000000"}), Contains("is too large"));
+  CHECK_THAT(parse_error({"m.onnx", "--batch", "8", "--batch", "4"}),
+             Contains("--batch is given more than once"));
+  CHECK_THAT(parse_error({"m.onnx", "-o", "a.psm", "--output", "b.psm"}),
+             Contains("--output is given more than once"));
+  CHECK_THAT(parse_error({"m.onnx", "--mode", "eval"}),
+             Contains("--mode must be inference or training, got 'eval'"));
+  CHECK_THAT(parse_error({"m.onnx", "--grouping", "optimal"}),
+             Contains("--grouping must be per-layer, blocks or whole, got 'optimal'"));
+  CHECK_THAT(parse_error({"m.onnx", "--quiet=yes"}), Contains("--quiet takes no value"));
+  CHECK_THAT(parse_error({"a.onnx", "b.onnx"}),
+             Contains("more than one input model: 'a.onnx' and 'b.onnx'"));
+  CHECK_THAT(parse_error({"a.onnx", "--info", "m.psm"}), Contains("exclude each other"));
+  CHECK_THAT(parse_error({"--zoo", "resnet152", "--info", "m.psm"}),
+             Contains("exclude each other"));
+  CHECK_THAT(parse_error({"--info", "m.psm", "--batch", "8"}),
+             Contains("--batch does not apply to --info (it applies when importing MODEL.onnx)"));
+  CHECK_THAT(parse_error({"--info", "m.psm", "-o", "x"}),
+             Contains("--output does not apply to --info"));
+  CHECK_THAT(parse_error({"--zoo", "resnet152", "--seq", "8"}),
+             Contains("--seq does not apply to --zoo"));
+  CHECK_THAT(parse_error({"--zoo", "../etc/passwd"}), Contains("--zoo needs a model name"));
+  CHECK_THAT(parse_error({"m.psm"}),
+             Contains("the output 'm.psm' would overwrite the input model"));
+  CHECK_THAT(parse_error({"m.onnx", "-o", "./m.onnx"}),
+             Contains("would overwrite the input model"));
+}
+
+TEST_CASE("psimport --help, usage errors and exit codes", "[psimport]") {
+  Run r = run({"--help"});
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("psimport --info MODEL.psm"));
+  CHECK_THAT(r.out, Contains("--grouping G"));
+  CHECK(r.err.empty());
+
+  r = run({"--batch", "8"});
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Contains("psimport: nothing to do"));
+  CHECK_THAT(r.err, Contains("Try 'psimport --help'."));
+  CHECK(r.out.empty());
+}
+
+TEST_CASE("psimport --info describes a package and reports a bad one", "[psimport]") {
+  ps::testing::TempDir dir;
+  const auto model = ps::testing::make_small_model();
+  const std::string path = dir.file("tiny.psm");
+  REQUIRE(ps::onnx_loader::write_package(path, model.manifest, model.weights).ok());
+
+  Run r = run({"--info", path});
+  CHECK(r.status == 0);
+  CHECK(r.err.empty());
+  CHECK_THAT(r.out, Contains("model        tiny-mlp\n"));
+  CHECK_THAT(r.out, Contains("layers       4: Gemm 2, Relu 1, Reshape 1\n"));
+
+  auto bytes = ps::testing::read_file(path);
+  bytes.pop_back();
+  ps::testing::write_file(path, bytes);
+  r = run({"--info", path});
+  CHECK(r.status == 1);
+  CHECK(r.out.empty());
+  CHECK_THAT(r.err, Contains("psimport: " + path +
+                             ": the weight blob [4096, 5132) extends past "
+                             "the end of the file (5131 bytes)"));
+
+  r = run({"--info", dir.file("missing.psm")});
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains("missing.psm: no such file"));
+}
+
+TEST_CASE("psimport import and zoo say they are not wired yet", "[psimport]") {
+  ps::testing::TempDir dir;
+  Run r = run({dir.file("m.onnx"), "--batch", "8"});
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains("not wired into this build yet"));
+  r = run({"--zoo", "resnet152", "-o", dir.file("r.onnx")});
+  CHECK(r.status == 1);
+  CHECK_THAT(r.err, Contains("not wired into this build yet"));
+  CHECK(dir.entries().empty());
+}
+
+}  // namespace
