@@ -32,12 +32,13 @@ class BlasHandle {
   BlasHandle& operator=(BlasHandle&&) noexcept = default;
   ~BlasHandle() = default;  // cublasDestroy
 
-  // Queues all later calls through this handle on `stream`.
+  // Queues all later calls through this handle on `stream`. Note: cuBLAS resets the workspace
+  // to its default pool here, so call set_workspace() after every set_stream().
   Status set_stream(const Stream& stream);
 
   // Gives cuBLAS `bytes` of device memory at `workspace` (owned by the caller, e.g. carved from
-  // the pool) instead of letting it allocate its own, which keeps cuMemAlloc off request paths.
-  // The memory must stay valid while calls using it may run.
+  // the pool; 256-byte aligned) instead of letting it allocate its own, which keeps cuMemAlloc
+  // off request paths. The memory must stay valid while calls using it may run.
   Status set_workspace(CUdeviceptr workspace, size_t bytes);
 
   cublasHandle_t get() const { return handle_.get(); }

@@ -72,7 +72,7 @@ void CompletionQueue::on_deliver(Record* r) {
   }
   // Outside the lock, so the notifier may take its own locks in any order. The queue stays
   // alive meanwhile: the destructor waits for notifying_ to drop to 0.
-  notifier_();
+  if (notifier_) notifier_();
   std::lock_guard<std::mutex> lock(mutex_);
   --notifying_;
   // Under the lock: once it is released this thread touches nothing of the queue again.

@@ -26,7 +26,8 @@ class CompletionQueue {
  public:
   // `notifier` is called once per delivered token, on the delivering thread, without any lock
   // of this queue held: it must be thread-safe and quick (uv_async_send is; it coalesces, so
-  // the owner drains everything on each wake-up). Precondition: capacity in [1, 2^31).
+  // the owner drains everything on each wake-up). An empty notifier is allowed (the owner then
+  // polls drain()). Precondition: capacity in [1, 2^31).
   CompletionQueue(std::function<void()> notifier, size_t capacity);
 
   // Waits until every reserved record has been delivered or cancelled, and every deliver()
