@@ -1,8 +1,9 @@
 #include "net/auth.h"
 
+#include <string.h>  // explicit_bzero
+
 #include <algorithm>
 #include <cstring>
-#include <string.h>  // explicit_bzero
 
 namespace ps::net {
 
@@ -21,8 +22,9 @@ Result<Token> Token::create(std::string_view secret) {
                             kMaxTokenBytes);
   }
   if (!std::all_of(secret.begin(), secret.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
-    return invalid_argument("the auth token holds a byte that is not printable ASCII "
-                            "(spaces and control bytes cannot be typed after AUTH)");
+    return invalid_argument(
+        "the auth token holds a byte that is not printable ASCII "
+        "(spaces and control bytes cannot be typed after AUTH)");
   }
   Token token;
   std::memcpy(token.padded_.data(), secret.data(), secret.size());
@@ -56,9 +58,12 @@ bool binary_protocol_allowed(const AuthPolicy& policy) { return !policy.user_tok
 
 std::string_view access_level_name(AccessLevel level) {
   switch (level) {
-    case AccessLevel::kNone: return "none";
-    case AccessLevel::kUser: return "user";
-    case AccessLevel::kAdmin: return "admin";
+    case AccessLevel::kNone:
+      return "none";
+    case AccessLevel::kUser:
+      return "user";
+    case AccessLevel::kAdmin:
+      return "admin";
   }
   return "none";
 }

@@ -10,8 +10,8 @@ void append_u32_le(std::string* out, uint32_t value) {
 }
 
 bool is_model_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '.' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
 }
 
 // A name quoted in an error: printable bytes only, at most 64 of them.
@@ -164,8 +164,8 @@ Status BinaryParser::finish() const {
       return corrupt("stream ended inside a name: got ", current_.name.size(), " of ", name_size_,
                      " name bytes");
     case State::kDataLength:
-      return corrupt("stream ended inside the data length of ", quote_name(current_.name),
-                     ": got ", length_have_, " of 4 bytes");
+      return corrupt("stream ended inside the data length of ", quote_name(current_.name), ": got ",
+                     length_have_, " of 4 bytes");
     case State::kData:
       return corrupt("stream ended inside the data of ", quote_name(current_.name), ": got ",
                      current_.data.size(), " of ", data_size_, " data bytes");

@@ -52,8 +52,8 @@ void HttpRequestParser::set_error(int status, std::string message) {
 bool HttpRequestParser::count_header_bytes(size_t length) {
   header_bytes_ += length;
   if (header_bytes_ <= limits_.max_header_bytes) return true;
-  set_error(431, str_cat("request target and headers are over ", limits_.max_header_bytes,
-                         " bytes"));
+  set_error(431,
+            str_cat("request target and headers are over ", limits_.max_header_bytes, " bytes"));
   return false;
 }
 
@@ -113,8 +113,8 @@ int HttpRequestParser::on_headers_complete(http_parser* parser) {
   request.query = field(UF_QUERY);
 
   if ((parser->flags & F_CONTENTLENGTH) && parser->content_length > p->limits_.max_body_bytes) {
-    p->set_error(413, str_cat("a body of ", parser->content_length, " bytes is over the maximum of ",
-                              p->limits_.max_body_bytes));
+    p->set_error(413, str_cat("a body of ", parser->content_length,
+                              " bytes is over the maximum of ", p->limits_.max_body_bytes));
     return -1;
   }
   return 0;
@@ -123,8 +123,8 @@ int HttpRequestParser::on_headers_complete(http_parser* parser) {
 int HttpRequestParser::on_body(http_parser* parser, const char* at, size_t length) {
   HttpRequestParser* p = self(parser);
   if (p->request_.body.size() + length > p->limits_.max_body_bytes) {
-    p->set_error(413, str_cat("the body is over the maximum of ", p->limits_.max_body_bytes,
-                              " bytes"));
+    p->set_error(413,
+                 str_cat("the body is over the maximum of ", p->limits_.max_body_bytes, " bytes"));
     return 1;
   }
   p->request_.body.append(at, length);
@@ -210,9 +210,8 @@ std::string format_http_response(int status, std::string_view content_type, std:
   PS_CHECK(status >= 100 && status <= 999);
   PS_CHECK(!has_line_break(content_type));
   std::string out = str_cat("HTTP/1.1 ", status, " ", http_reason_phrase(status), "\r\n",
-                            "Content-Type: ", content_type, "\r\n",
-                            "Content-Length: ", body.size(), "\r\n",
-                            "Connection: close\r\n");
+                            "Content-Type: ", content_type, "\r\n", "Content-Length: ", body.size(),
+                            "\r\n", "Connection: close\r\n");
   for (const std::string& header : extra_headers) {
     PS_CHECK(!has_line_break(header));
     out += header;

@@ -19,8 +19,8 @@ namespace ps::net {
 struct HttpLimits {
   // Bytes of the request target plus all header names and values; over it: 431.
   size_t max_header_bytes = 8192;
-  size_t max_headers = 64;      // over it: 431
-  size_t max_body_bytes = 0;    // over it: 413 (GET and HEAD need no body)
+  size_t max_headers = 64;    // over it: 431
+  size_t max_body_bytes = 0;  // over it: 413 (GET and HEAD need no body)
 };
 
 struct HttpHeader {
@@ -100,9 +100,9 @@ class HttpRequestParser {
 enum class HttpEndpoint { kMetrics, kHealth };
 
 struct HttpRoute {
-  int status = 404;                       // 200, 404 or 405
-  std::optional<HttpEndpoint> endpoint;   // set iff status == 200
-  bool head_only = false;                 // HEAD: send the headers, not the body
+  int status = 404;                      // 200, 404 or 405
+  std::optional<HttpEndpoint> endpoint;  // set iff status == 200
+  bool head_only = false;                // HEAD: send the headers, not the body
 };
 
 // GET or HEAD on /metrics or /healthz (any query ignored) -> 200; another method on those paths

@@ -29,9 +29,12 @@ bool valid_label_name(std::string_view name) {
 
 std::string_view type_name(MetricType type) {
   switch (type) {
-    case MetricType::kCounter: return "counter";
-    case MetricType::kGauge: return "gauge";
-    case MetricType::kSummary: return "summary";
+    case MetricType::kCounter:
+      return "counter";
+    case MetricType::kGauge:
+      return "gauge";
+    case MetricType::kSummary:
+      return "summary";
   }
   return "untyped";
 }

@@ -28,32 +28,49 @@ constexpr OptionSpec kTrainOptions[] = {
     {"steps", OptionKind::kNumber, 1, kMaxSteps, {}},
 };
 
+// clang-format off
 constexpr CommandSpec kSpecs[] = {
-    {Verb::kPing, "PING", {}, {}, true, false, "PING", "checks the connection; replies OK pong"},
-    {Verb::kHelp, "HELP", {}, {}, true, false, "HELP",
-     "lists every command with its syntax (this text)"},
-    {Verb::kAuth, "AUTH", kTokenArg, {}, true, false, "AUTH <token>",
-     "authenticates the connection (needed first when the server has a token)"},
-    {Verb::kQuit, "QUIT", {}, {}, true, false, "QUIT", "replies OK bye and closes the connection"},
-    {Verb::kModels, "MODELS", {}, {}, false, false, "MODELS",
-     "lists the registered models, one per line of the payload"},
-    {Verb::kInfer, "INFER", kModelArg, kInferOptions, false, false,
-     "INFER <model> [batch=N] [bytes=K] [output=none|raw]",
-     "runs one inference; K bytes of raw input follow the line (without bytes=, a deterministic "
-     "synthetic input); output=raw returns the output tensor as the reply's payload"},
-    {Verb::kTrain, "TRAIN", kModelArg, kTrainOptions, false, false,
-     "TRAIN <model> [batch=N] [steps=N]",
-     "starts a background training job (without steps=, it runs until STOP); replies its job id"},
-    {Verb::kJobs, "JOBS", {}, {}, false, false, "JOBS",
-     "lists the training jobs, one per line of the payload"},
-    {Verb::kStop, "STOP", kJobArg, {}, false, false, "STOP <job>", "stops a training job"},
-    {Verb::kStats, "STATS", {}, {}, false, false, "STATS",
-     "server counters and latency summaries, one key=value per line of the payload"},
-    {Verb::kLoad, "LOAD", kLoadArgs, {}, false, true, "LOAD <model> [<package>]",
-     "(admin) registers a model from a package in the models directory"},
-    {Verb::kUnload, "UNLOAD", kModelArg, {}, false, true, "UNLOAD <model>",
-     "(admin) unregisters a model"},
+    {.verb = Verb::kPing, .name = "PING", .before_auth = true,
+     .syntax = "PING",
+     .summary = "checks the connection; replies OK pong"},
+    {.verb = Verb::kHelp, .name = "HELP", .before_auth = true,
+     .syntax = "HELP",
+     .summary = "lists every command with its syntax (this text)"},
+    {.verb = Verb::kAuth, .name = "AUTH", .args = kTokenArg, .before_auth = true,
+     .syntax = "AUTH <token>",
+     .summary = "authenticates the connection (needed first when the server has a token)"},
+    {.verb = Verb::kQuit, .name = "QUIT", .before_auth = true,
+     .syntax = "QUIT",
+     .summary = "replies OK bye and closes the connection"},
+    {.verb = Verb::kModels, .name = "MODELS",
+     .syntax = "MODELS",
+     .summary = "lists the registered models, one per line of the payload"},
+    {.verb = Verb::kInfer, .name = "INFER", .args = kModelArg, .options = kInferOptions,
+     .syntax = "INFER <model> [batch=N] [bytes=K] [output=none|raw]",
+     .summary = "runs one inference; K bytes of raw input follow the line (without bytes=, a "
+                "deterministic synthetic input); output=raw returns the output tensor as the "
+                "reply's payload"},
+    {.verb = Verb::kTrain, .name = "TRAIN", .args = kModelArg, .options = kTrainOptions,
+     .syntax = "TRAIN <model> [batch=N] [steps=N]",
+     .summary = "starts a background training job (without steps=, it runs until STOP); "
+                "replies its job id"},
+    {.verb = Verb::kJobs, .name = "JOBS",
+     .syntax = "JOBS",
+     .summary = "lists the training jobs, one per line of the payload"},
+    {.verb = Verb::kStop, .name = "STOP", .args = kJobArg,
+     .syntax = "STOP <job>",
+     .summary = "stops a training job"},
+    {.verb = Verb::kStats, .name = "STATS",
+     .syntax = "STATS",
+     .summary = "server counters and latency summaries, one key=value per line of the payload"},
+    {.verb = Verb::kLoad, .name = "LOAD", .args = kLoadArgs, .admin = true,
+     .syntax = "LOAD <model> [<package>]",
+     .summary = "(admin) registers a model from a package in the models directory"},
+    {.verb = Verb::kUnload, .name = "UNLOAD", .args = kModelArg, .admin = true,
+     .syntax = "UNLOAD <model>",
+     .summary = "(admin) unregisters a model"},
 };
+// clang-format on
 
 // ---------------------------------------------------------------------------------------------
 // Character classes and small helpers.
@@ -127,10 +144,12 @@ std::optional<std::string> check_arg(const ArgSpec& arg, std::string_view text) 
     }
     case ArgKind::kToken:
       // Never echoed: a near-miss token in a log or a terminal is half a leak.
-      if (text.size() > kMaxTokenBytes) return str_cat("<token> is longer than ", kMaxTokenBytes, " bytes");
+      if (text.size() > kMaxTokenBytes)
+        return str_cat("<token> is longer than ", kMaxTokenBytes, " bytes");
       return std::nullopt;
     case ArgKind::kPath:
-      if (text.size() > kMaxPathBytes) return str_cat("<", arg.name, "> is longer than ", kMaxPathBytes, " bytes");
+      if (text.size() > kMaxPathBytes)
+        return str_cat("<", arg.name, "> is longer than ", kMaxPathBytes, " bytes");
       return std::nullopt;
   }
   return std::nullopt;
@@ -246,26 +265,24 @@ LineFrame frame_line(std::string_view line, uint64_t max_payload_bytes) {
     }
     std::string_view value = token.substr(eq + 1);
     if (frame.payload_bytes) {
-      frame.error = ProtocolError{ErrorCode::kBadRequest,
-                                  "bytes= given twice; the payload length is ambiguous, closing",
-                                  true};
+      frame.error =
+          ProtocolError{ErrorCode::kBadRequest,
+                        "bytes= given twice; the payload length is ambiguous, closing", true};
       return frame;
     }
     Result<uint64_t> bytes = parse_decimal_u64(value);
     if (!bytes.ok()) {
-      frame.error = ProtocolError{
-          ErrorCode::kBadRequest,
-          str_cat("bytes=", quote(value), ": ", bytes.status().message(),
-                  "; the payload length is unknown, closing"),
-          true};
+      frame.error = ProtocolError{ErrorCode::kBadRequest,
+                                  str_cat("bytes=", quote(value), ": ", bytes.status().message(),
+                                          "; the payload length is unknown, closing"),
+                                  true};
       return frame;
     }
     if (*bytes > max_payload_bytes) {
-      frame.error = ProtocolError{
-          ErrorCode::kPayloadTooLarge,
-          str_cat("bytes=", *bytes, " is over the maximum payload of ", max_payload_bytes,
-                  " bytes, closing"),
-          true};
+      frame.error = ProtocolError{ErrorCode::kPayloadTooLarge,
+                                  str_cat("bytes=", *bytes, " is over the maximum payload of ",
+                                          max_payload_bytes, " bytes, closing"),
+                                  true};
       return frame;
     }
     frame.payload_bytes = *bytes;
@@ -291,9 +308,9 @@ std::variant<Command, ProtocolError> parse_command(std::string_view line,
 
   std::optional<Verb> verb = verb_from_name(tokens[0]);
   if (!verb) {
-    return ProtocolError{ErrorCode::kUnknownCommand,
-                         str_cat("unknown command ", quote(tokens[0]), " (HELP lists the commands)"),
-                         false};
+    return ProtocolError{
+        ErrorCode::kUnknownCommand,
+        str_cat("unknown command ", quote(tokens[0]), " (HELP lists the commands)"), false};
   }
   const CommandSpec& spec = command_spec(*verb);
   Command command;
@@ -332,7 +349,8 @@ std::variant<Command, ProtocolError> parse_command(std::string_view line,
   size_t required = static_cast<size_t>(std::count_if(
       spec.args.begin(), spec.args.end(), [](const ArgSpec& arg) { return !arg.optional; }));
   if (positional.size() < required) {
-    return bad_argument(spec, str_cat(spec.name, " needs <", spec.args[positional.size()].name, ">"));
+    return bad_argument(spec,
+                        str_cat(spec.name, " needs <", spec.args[positional.size()].name, ">"));
   }
   if (positional.size() > spec.args.size()) {
     return bad_argument(spec, str_cat(spec.name, " takes at most ", spec.args.size(),

@@ -63,12 +63,12 @@ struct OptionSpec {
 };
 
 struct CommandSpec {
-  Verb verb;
+  Verb verb = Verb::kPing;
   std::string_view name;  // upper case, as on the wire
-  std::span<const ArgSpec> args;
-  std::span<const OptionSpec> options;
-  bool before_auth;  // may run before the connection authenticated (auth.h)
-  bool admin;        // needs the admin level (auth.h)
+  std::span<const ArgSpec> args = {};
+  std::span<const OptionSpec> options = {};
+  bool before_auth = false;  // may run before the connection authenticated (auth.h)
+  bool admin = false;        // needs the admin level (auth.h)
   std::string_view syntax;
   std::string_view summary;
 };
@@ -89,16 +89,16 @@ std::optional<Verb> verb_from_name(std::string_view name);
 
 // One validated option of a command.
 struct OptionValue {
-  std::string key;    // lower case
-  std::string text;   // the value; lower case for a kChoice option
+  std::string key;      // lower case
+  std::string text;     // the value; lower case for a kChoice option
   uint64_t number = 0;  // the value of a kNumber option; 0 otherwise
 };
 
 // A complete, validated request of the text protocol.
 struct Command {
   Verb verb = Verb::kPing;
-  std::vector<std::string> args;      // positional, count and form checked against the spec
-  std::vector<OptionValue> options;   // in the order given; no key twice
+  std::vector<std::string> args;       // positional, count and form checked against the spec
+  std::vector<OptionValue> options;    // in the order given; no key twice
   std::optional<std::string> payload;  // present iff the line had bytes=K (K may be 0)
 
   // The option named `key`, or nullptr.

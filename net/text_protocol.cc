@@ -23,8 +23,8 @@ void TextParser::feed(std::string_view bytes) {
   while (!bytes.empty() && !closed_) {
     if (in_payload_) {
       // Payload bytes go straight to their destination: one copy, however the stream is split.
-      size_t take = static_cast<size_t>(
-          std::min<uint64_t>(bytes.size(), payload_size_ - payload_.size()));
+      size_t take =
+          static_cast<size_t>(std::min<uint64_t>(bytes.size(), payload_size_ - payload_.size()));
       payload_.append(bytes.data(), take);
       bytes.remove_prefix(take);
       if (payload_.size() == payload_size_) {

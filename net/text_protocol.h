@@ -63,11 +63,11 @@ class TextParser {
   void fail(ErrorCode code, std::string message);
 
   TextLimits limits_;
-  std::string line_;                   // the current partial line, terminator excluded
+  std::string line_;  // the current partial line, terminator excluded
   bool in_payload_ = false;
-  std::string payload_line_;           // the line whose payload is being read
-  uint64_t payload_size_ = 0;          // K of that line
-  std::string payload_;                // its payload so far
+  std::string payload_line_;   // the line whose payload is being read
+  uint64_t payload_size_ = 0;  // K of that line
+  std::string payload_;        // its payload so far
   bool closed_ = false;
   std::deque<TextItem> items_;
 };

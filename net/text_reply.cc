@@ -26,7 +26,8 @@ void OkLine::append_key(std::string_view key) {
 
 OkLine& OkLine::word(std::string_view word) {
   PS_CHECK(!word.empty());
-  PS_CHECK(std::all_of(word.begin(), word.end(), [](char c) { return is_printable(c) && c != '='; }));
+  PS_CHECK(
+      std::all_of(word.begin(), word.end(), [](char c) { return is_printable(c) && c != '='; }));
   fields_ += ' ';
   fields_ += word;
   return *this;

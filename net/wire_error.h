@@ -14,35 +14,35 @@
 namespace ps::net {
 
 enum class ErrorCode : uint8_t {
-  kBadRequest,        // the line (or frame) cannot be understood at all
-  kUnknownCommand,    // a well-formed line whose verb is not a command
-  kUnknownModel,      // the named model is not registered
-  kUnknownJob,        // the named job does not exist
-  kBadArgument,       // missing, extra or malformed arguments or options
-  kLineTooLong,       // a command line over the configured maximum
-  kPayloadTooLarge,   // a declared payload over the configured maximum
-  kAuthRequired,      // the connection has not authenticated yet
-  kAuthFailed,        // AUTH with a wrong token
-  kForbidden,         // authenticated, but the command needs the admin token
-  kBusy,              // a queue or a configured limit is full; try again later
-  kNotFound,          // another named thing (file, package) does not exist
-  kAlreadyExists,     // LOAD of a model that is already registered
-  kUnsupported,       // valid request that the server does not implement
-  kOutOfMemory,       // host or GPU memory exhausted
-  kDeviceError,       // a CUDA / cuDNN / cuBLAS call failed
-  kCancelled,         // the work was stopped (STOP, shutdown)
-  kUnavailable,       // the server is shutting down or has no device
-  kInternal,          // a bug caught without crashing
+  kBadRequest,       // the line (or frame) cannot be understood at all
+  kUnknownCommand,   // a well-formed line whose verb is not a command
+  kUnknownModel,     // the named model is not registered
+  kUnknownJob,       // the named job does not exist
+  kBadArgument,      // missing, extra or malformed arguments or options
+  kLineTooLong,      // a command line over the configured maximum
+  kPayloadTooLarge,  // a declared payload over the configured maximum
+  kAuthRequired,     // the connection has not authenticated yet
+  kAuthFailed,       // AUTH with a wrong token
+  kForbidden,        // authenticated, but the command needs the admin token
+  kBusy,             // a queue or a configured limit is full; try again later
+  kNotFound,         // another named thing (file, package) does not exist
+  kAlreadyExists,    // LOAD of a model that is already registered
+  kUnsupported,      // valid request that the server does not implement
+  kOutOfMemory,      // host or GPU memory exhausted
+  kDeviceError,      // a CUDA / cuDNN / cuBLAS call failed
+  kCancelled,        // the work was stopped (STOP, shutdown)
+  kUnavailable,      // the server is shutting down or has no device
+  kInternal,         // a bug caught without crashing
 };
 
 // Every code, in declaration order (for tests and the documentation).
 inline constexpr ErrorCode kAllErrorCodes[] = {
-    ErrorCode::kBadRequest,    ErrorCode::kUnknownCommand, ErrorCode::kUnknownModel,
-    ErrorCode::kUnknownJob,    ErrorCode::kBadArgument,    ErrorCode::kLineTooLong,
-    ErrorCode::kPayloadTooLarge, ErrorCode::kAuthRequired, ErrorCode::kAuthFailed,
-    ErrorCode::kForbidden,     ErrorCode::kBusy,           ErrorCode::kNotFound,
-    ErrorCode::kAlreadyExists, ErrorCode::kUnsupported,    ErrorCode::kOutOfMemory,
-    ErrorCode::kDeviceError,   ErrorCode::kCancelled,      ErrorCode::kUnavailable,
+    ErrorCode::kBadRequest,      ErrorCode::kUnknownCommand, ErrorCode::kUnknownModel,
+    ErrorCode::kUnknownJob,      ErrorCode::kBadArgument,    ErrorCode::kLineTooLong,
+    ErrorCode::kPayloadTooLarge, ErrorCode::kAuthRequired,   ErrorCode::kAuthFailed,
+    ErrorCode::kForbidden,       ErrorCode::kBusy,           ErrorCode::kNotFound,
+    ErrorCode::kAlreadyExists,   ErrorCode::kUnsupported,    ErrorCode::kOutOfMemory,
+    ErrorCode::kDeviceError,     ErrorCode::kCancelled,      ErrorCode::kUnavailable,
     ErrorCode::kInternal,
 };
 

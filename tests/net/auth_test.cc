@@ -1,9 +1,8 @@
 // Tokens, their constant-time comparison, and the per-connection gate.
-#include <catch2/catch.hpp>
-
-#include <string>
-
 #include "net/auth.h"
+
+#include <catch2/catch.hpp>
+#include <string>
 
 namespace ps::net {
 namespace {
@@ -31,11 +30,11 @@ TEST_CASE("a token matches itself only", "[net][auth]") {
   Token token = make_token("s3cret-Token=");
   CHECK(token.matches("s3cret-Token="));
   CHECK_FALSE(token.matches(""));
-  CHECK_FALSE(token.matches("s3cret-Token"));         // a prefix
-  CHECK_FALSE(token.matches("s3cret-Token=="));       // one more byte
-  CHECK_FALSE(token.matches("s3cret-Token=\0"s));     // the zero padding must not match
-  CHECK_FALSE(token.matches("s3cret-token="));        // case matters
-  CHECK_FALSE(token.matches("t3cret-Token="));        // first byte differs
+  CHECK_FALSE(token.matches("s3cret-Token"));          // a prefix
+  CHECK_FALSE(token.matches("s3cret-Token=="));        // one more byte
+  CHECK_FALSE(token.matches("s3cret-Token=\0"s));      // the zero padding must not match
+  CHECK_FALSE(token.matches("s3cret-token="));         // case matters
+  CHECK_FALSE(token.matches("t3cret-Token="));         // first byte differs
   CHECK_FALSE(token.matches(std::string(1000, 's')));  // longer than any token
   // A copy matches the same way (tokens live in the server's configuration).
   Token copy = token;

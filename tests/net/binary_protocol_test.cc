@@ -1,11 +1,10 @@
 // The original PipeSwitch binary protocol: frames, names, limits, truncation.
-#include <catch2/catch.hpp>
+#include "net/binary_protocol.h"
 
+#include <catch2/catch.hpp>
 #include <random>
 #include <string>
 #include <vector>
-
-#include "net/binary_protocol.h"
 
 namespace ps::net {
 namespace {
@@ -55,8 +54,7 @@ TEST_CASE("encode_request writes little-endian lengths", "[net][binary]") {
   CHECK(std::string_view(kFinishReply) == "FNSH");
 }
 
-TEST_CASE("every original request round-trips, in any split, on one connection",
-          "[net][binary]") {
+TEST_CASE("every original request round-trips, in any split, on one connection", "[net][binary]") {
   // The three models' inference requests with their real sizes, their training requests (no
   // data), then the close message: what an original client sends over one connection.
   std::string stream;

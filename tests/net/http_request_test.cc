@@ -1,9 +1,8 @@
 // HTTP requests of the metrics port: parsing with http_parser, routing, responses.
-#include <catch2/catch.hpp>
-
-#include <string>
-
 #include "net/http_request.h"
+
+#include <catch2/catch.hpp>
+#include <string>
 
 namespace ps::net {
 namespace {
@@ -80,14 +79,13 @@ TEST_CASE("unknown paths are 404 and other methods 405", "[net][http]") {
     const char* request;
     int status;
   };
-  for (const Case& c : {Case{"GET / HTTP/1.1\r\n\r\n", 404}, Case{"GET /metricsx HTTP/1.1\r\n\r\n", 404},
-                        Case{"GET /metrics/ HTTP/1.1\r\n\r\n", 404},
-                        Case{"GET /METRICS HTTP/1.1\r\n\r\n", 404},
-                        Case{"DELETE /nope HTTP/1.1\r\n\r\n", 404},
-                        Case{"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405},
-                        Case{"PUT /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405},
-                        Case{"OPTIONS * HTTP/1.1\r\n\r\n", 404},
-                        Case{"DELETE /metrics HTTP/1.1\r\n\r\n", 405}}) {
+  for (const Case& c :
+       {Case{"GET / HTTP/1.1\r\n\r\n", 404}, Case{"GET /metricsx HTTP/1.1\r\n\r\n", 404},
+        Case{"GET /metrics/ HTTP/1.1\r\n\r\n", 404}, Case{"GET /METRICS HTTP/1.1\r\n\r\n", 404},
+        Case{"DELETE /nope HTTP/1.1\r\n\r\n", 404},
+        Case{"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405},
+        Case{"PUT /healthz HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 405},
+        Case{"OPTIONS * HTTP/1.1\r\n\r\n", 404}, Case{"DELETE /metrics HTTP/1.1\r\n\r\n", 405}}) {
     INFO(c.request);
     HttpRequestParser parser = parse(c.request);
     REQUIRE(parser.state() == HttpParseState::kComplete);
@@ -100,7 +98,8 @@ TEST_CASE("unknown paths are 404 and other methods 405", "[net][http]") {
 TEST_CASE("malformed requests are 400", "[net][http]") {
   for (const char* bad : {"GARBAGE\r\n\r\n", "GET /metrics HTTP/9.9x\r\n\r\n",
                           "GET /metrics HTTP/1.1\r\nNoColon\r\n\r\n",
-                          "GET /metrics HTTP/1.1\r\nX: a\x01" "b\r\n\r\n",
+                          "GET /metrics HTTP/1.1\r\nX: a\x01"
+                          "b\r\n\r\n",
                           "GET /metrics HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
                           "GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
                           "GET metrics HTTP/1.1\r\n\r\n", "\x16\x03\x01\x02\x00\x01"}) {
@@ -157,7 +156,8 @@ TEST_CASE("bodies over the limit are 413", "[net][http]") {
 
   HttpLimits limits;
   limits.max_body_bytes = 4;
-  HttpRequestParser small = parse("POST /metrics HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd", limits);
+  HttpRequestParser small =
+      parse("POST /metrics HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcd", limits);
   REQUIRE(small.state() == HttpParseState::kComplete);
   CHECK(small.request().body == "abcd");
   HttpRequestParser chunked = parse(

@@ -1,13 +1,12 @@
 // The Prometheus text-format writer.
-#include <catch2/catch.hpp>
+#include "net/metrics_text.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include "net/metrics_text.h"
 
 namespace ps::net {
 namespace {
@@ -57,7 +56,9 @@ TEST_CASE("summaries write quantiles, _sum and _count", "[net][metrics]") {
 }
 
 TEST_CASE("label values and HELP text are escaped", "[net][metrics]") {
-  CHECK(escape_label_value(R"(a\b"c)" "\n" "d") == R"(a\\b\"c\nd)");
+  CHECK(escape_label_value(R"(a\b"c)"
+                           "\n"
+                           "d") == R"(a\\b\"c\nd)");
   CHECK(escape_label_value("plain") == "plain");
   CHECK(escape_help("line1\nline2 \\ \"q\"") == R"(line1\nline2 \\ "q")");
   MetricsWriter w;

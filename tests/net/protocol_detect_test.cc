@@ -1,11 +1,11 @@
 // Telling the two protocols apart from the first bytes of a connection.
-#include <catch2/catch.hpp>
+#include "net/protocol_detect.h"
 
+#include <catch2/catch.hpp>
 #include <cctype>
 #include <string>
 
 #include "net/binary_protocol.h"
-#include "net/protocol_detect.h"
 #include "net/text_command.h"
 
 namespace ps::net {
@@ -26,8 +26,7 @@ TEST_CASE("every text command is detected as text from its first two bytes", "[n
   }
 }
 
-TEST_CASE("every original request and the close message are detected as binary",
-          "[net][detect]") {
+TEST_CASE("every original request and the close message are detected as binary", "[net][detect]") {
   std::vector<std::string> starts = {encode_close()};
   for (const OriginalWorkload& w : kOriginalWorkloads) {
     starts.push_back(encode_request(task_name(w.model, TaskKind::kInference), "data"));
@@ -36,7 +35,8 @@ TEST_CASE("every original request and the close message are detected as binary",
   for (const std::string& bytes : starts) {
     INFO(bytes.substr(4));
     // 1 to 3 bytes fit both protocols; the 4th decides.
-    for (size_t n = 0; n < 4; ++n) CHECK(detect_protocol(bytes.substr(0, n)) == WireProtocol::kUndecided);
+    for (size_t n = 0; n < 4; ++n)
+      CHECK(detect_protocol(bytes.substr(0, n)) == WireProtocol::kUndecided);
     CHECK(detect_protocol(bytes.substr(0, 4)) == WireProtocol::kBinary);
     CHECK(detect_protocol(bytes) == WireProtocol::kBinary);
   }

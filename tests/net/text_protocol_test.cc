@@ -1,13 +1,13 @@
 // The text protocol: framing (lines, payloads, limits) and command parsing, fed whole, byte by
 // byte and in random splits.
-#include <catch2/catch.hpp>
+#include "net/text_protocol.h"
 
+#include <catch2/catch.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "net/text_command.h"
-#include "net/text_protocol.h"
 
 namespace ps::net {
 namespace {
@@ -120,7 +120,8 @@ const std::vector<std::string> kEveryCommandExpected = {
     "CMD MODELS",
     "CMD INFER [resnet152]",
     "CMD INFER [bert_base] batch=8#8 output=raw#0",
-    "CMD INFER [inception_v3] bytes=12#12 batch=2#2 payload(12): 97 98 10 99 100 13 10 0 0 101 102 10",
+    "CMD INFER [inception_v3] bytes=12#12 batch=2#2 payload(12): 97 98 10 99 100 13 10 0 0 101 102 "
+    "10",
     "CMD INFER [resnet152] bytes=0#0 payload(0):",
     "CMD TRAIN [resnet152] batch=64#64 steps=100#100",
     "CMD TRAIN [bert_base]",
@@ -190,7 +191,8 @@ TEST_CASE("any split gives the same limit errors at the same place", "[net][text
 TEST_CASE("pipelined commands in one buffer come out in order", "[net][text]") {
   TextParser parser;
   parser.feed("PING\nINFER a bytes=3\nxyzJOBS\nSTOP 1\nPING");
-  CHECK(drain(parser) == std::vector<std::string>{"CMD PING", "CMD INFER [a] bytes=3#3 payload(3): 120 121 122",
+  CHECK(drain(parser) == std::vector<std::string>{"CMD PING",
+                                                  "CMD INFER [a] bytes=3#3 payload(3): 120 121 122",
                                                   "CMD JOBS", "CMD STOP [1]"});
   parser.feed("\n");
   CHECK(drain(parser) == std::vector<std::string>{"CMD PING"});
@@ -300,8 +302,7 @@ TEST_CASE("a malformed or repeated bytes= closes the connection", "[net][text]")
   }
 }
 
-TEST_CASE("bad numbers in options are BAD_ARGUMENT and the connection continues",
-          "[net][text]") {
+TEST_CASE("bad numbers in options are BAD_ARGUMENT and the connection continues", "[net][text]") {
   struct Case {
     const char* line;
     const char* words;  // a piece the message must contain
@@ -351,15 +352,15 @@ TEST_CASE("missing and extra arguments are BAD_ARGUMENT", "[net][text]") {
     const char* line;
     const char* words;
   };
-  for (const Case& c : {Case{"INFER", "INFER needs <model>"}, Case{"TRAIN batch=2", "TRAIN needs <model>"},
-                        Case{"STOP", "STOP needs <job>"}, Case{"AUTH", "AUTH needs <token>"},
-                        Case{"LOAD", "LOAD needs <model>"}, Case{"UNLOAD", "UNLOAD needs <model>"},
-                        Case{"PING now", "PING takes at most 0 arguments, got 1"},
-                        Case{"INFER a b", "INFER takes at most 1 argument, got 2"},
-                        Case{"LOAD a b c", "LOAD takes at most 2 arguments, got 3"},
-                        Case{"AUTH a b", "AUTH takes at most 1 argument, got 2"},
-                        Case{"INFER res/net", "may hold only"},
-                        Case{"INFER res\"net", "may hold only"}}) {
+  for (const Case& c :
+       {Case{"INFER", "INFER needs <model>"}, Case{"TRAIN batch=2", "TRAIN needs <model>"},
+        Case{"STOP", "STOP needs <job>"}, Case{"AUTH", "AUTH needs <token>"},
+        Case{"LOAD", "LOAD needs <model>"}, Case{"UNLOAD", "UNLOAD needs <model>"},
+        Case{"PING now", "PING takes at most 0 arguments, got 1"},
+        Case{"INFER a b", "INFER takes at most 1 argument, got 2"},
+        Case{"LOAD a b c", "LOAD takes at most 2 arguments, got 3"},
+        Case{"AUTH a b", "AUTH takes at most 1 argument, got 2"},
+        Case{"INFER res/net", "may hold only"}, Case{"INFER res\"net", "may hold only"}}) {
     INFO(c.line);
     ProtocolError e = parse_error(str_cat(c.line, "\n"));
     CHECK(e.code == ErrorCode::kBadArgument);
@@ -388,9 +389,9 @@ TEST_CASE("a payload on a command that takes none is consumed, then refused", "[
   CHECK(items[1] == "CMD JOBS");
 }
 
-TEST_CASE("non-printable bytes in a line are BAD_REQUEST, and the stream goes on",
-          "[net][text]") {
-  std::vector<std::string> items = parse_whole("PI\0NG\nPING\x01\nPI\rNG\nINFER caf\xc3\xa9\nPING\n"s);
+TEST_CASE("non-printable bytes in a line are BAD_REQUEST, and the stream goes on", "[net][text]") {
+  std::vector<std::string> items =
+      parse_whole("PI\0NG\nPING\x01\nPI\rNG\nINFER caf\xc3\xa9\nPING\n"s);
   REQUIRE(items.size() == 5);
   CHECK(items[0] == "ERR BAD_REQUEST keep | byte 0x00 at column 3 is not printable ASCII");
   CHECK(items[1] == "ERR BAD_REQUEST keep | byte 0x01 at column 5 is not printable ASCII");
@@ -435,8 +436,8 @@ TEST_CASE("parse_decimal_u64 is strict", "[net][text]") {
   CHECK(*parse_decimal_u64("4096") == 4096);
   CHECK(*parse_decimal_u64("18446744073709551615") == 18446744073709551615ull);
   for (const char* bad : {"", "-0", "-1", "+1", " 1", "1 ", "1\n", "0x10", "1e3", "1.0", "1_000",
-                          "18446744073709551616", "18446744073709551620",
-                          "100000000000000000000", "99999999999999999999999999"}) {
+                          "18446744073709551616", "18446744073709551620", "100000000000000000000",
+                          "99999999999999999999999999"}) {
     INFO(bad);
     Result<uint64_t> r = parse_decimal_u64(bad);
     CHECK_FALSE(r.ok());

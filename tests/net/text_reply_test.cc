@@ -1,6 +1,7 @@
 // Replies of the text protocol: OK lines, ERR lines, payload replies, HELP, checksums, codes.
-#include <catch2/catch.hpp>
+#include "net/text_reply.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -8,7 +9,6 @@
 
 #include "net/text_command.h"
 #include "net/text_protocol.h"
-#include "net/text_reply.h"
 #include "net/wire_error.h"
 
 namespace ps::net {
@@ -37,7 +37,9 @@ TEST_CASE("OK values are sanitized into one token", "[net][reply]") {
   line.add("a", "two words").add("b", "new\nline\r").add("c", "").add("d", "nul\0x"s);
   CHECK(format_ok(line) == "OK a=two_words b=new_line_ c=- d=nul_x\n");
   OkLine numbers;
-  numbers.add("nan", std::nan("")).add("inf", std::numeric_limits<double>::infinity()).add("tiny", 1e-7);
+  numbers.add("nan", std::nan(""))
+      .add("inf", std::numeric_limits<double>::infinity())
+      .add("tiny", 1e-7);
   CHECK(format_ok(numbers) == "OK nan=nan inf=inf tiny=1e-07\n");
 }
 
@@ -50,7 +52,8 @@ TEST_CASE("payload replies put bytes=K last and the payload right after", "[net]
 }
 
 TEST_CASE("ERR lines are one sanitized line", "[net][reply]") {
-  CHECK(format_error(ErrorCode::kUnknownModel, "no model 'x'") == "ERR UNKNOWN_MODEL no model 'x'\n");
+  CHECK(format_error(ErrorCode::kUnknownModel, "no model 'x'") ==
+        "ERR UNKNOWN_MODEL no model 'x'\n");
   CHECK(format_error(ErrorCode::kBadRequest, "two\nlines\r\nERR FAKE x") ==
         "ERR BAD_REQUEST two lines ERR FAKE x\n");
   CHECK(format_error(ErrorCode::kBadRequest, "nul\0byte\x7f\xff end\n"s) ==
@@ -77,9 +80,9 @@ TEST_CASE("every error code has a distinct upper-case name that reads back", "[n
     CHECK(error_code_from_name(name) == code);
   }
   CHECK(names.size() == static_cast<size_t>(ErrorCode::kInternal) + 1);
-  for (const char* name : {"BAD_REQUEST", "UNKNOWN_COMMAND", "UNKNOWN_MODEL", "BAD_ARGUMENT",
-                           "LINE_TOO_LONG", "PAYLOAD_TOO_LARGE", "AUTH_REQUIRED", "AUTH_FAILED",
-                           "BUSY", "INTERNAL"}) {
+  for (const char* name :
+       {"BAD_REQUEST", "UNKNOWN_COMMAND", "UNKNOWN_MODEL", "BAD_ARGUMENT", "LINE_TOO_LONG",
+        "PAYLOAD_TOO_LARGE", "AUTH_REQUIRED", "AUTH_FAILED", "BUSY", "INTERNAL"}) {
     CHECK(names.count(name) == 1);
   }
   CHECK_FALSE(error_code_from_name("bad_request").has_value());
