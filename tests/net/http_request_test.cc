@@ -167,7 +167,7 @@ TEST_CASE("bodies over the limit are 413", "[net][http]") {
   CHECK(chunked.error().status == 413);
 }
 
-TEST_CASE("the first request completes; what follows is ignored", "[net][http]") {
+TEST_CASE("the first request completes, what follows is ignored", "[net][http]") {
   HttpRequestParser parser;
   CHECK(parser.feed("GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\nGARBAGE") ==
         HttpParseState::kComplete);
@@ -176,7 +176,7 @@ TEST_CASE("the first request completes; what follows is ignored", "[net][http]")
   CHECK(parser.finish() == HttpParseState::kComplete);
 }
 
-TEST_CASE("a stream that ends early is 400; empty feeds change nothing", "[net][http]") {
+TEST_CASE("a stream that ends early is 400, empty feeds change nothing", "[net][http]") {
   HttpRequestParser parser;
   CHECK(parser.feed("") == HttpParseState::kIncomplete);
   CHECK(parser.feed("GET /metrics HTTP/1.1\r\nHost:") == HttpParseState::kIncomplete);

@@ -214,7 +214,7 @@ TEST_CASE("payloads hold any bytes, newlines and NULs included", "[net][text]") 
   CHECK(c.number("bytes") == payload.size());
 }
 
-TEST_CASE("verbs and option keys are case-insensitive; values keep their case", "[net][text]") {
+TEST_CASE("verbs and option keys are case-insensitive, values keep their case", "[net][text]") {
   Command c = parse_one("iNfEr ResNet152 BaTcH=4 OutPut=RAW\n");
   CHECK(c.verb == Verb::kInfer);
   CHECK(c.args == std::vector<std::string>{"ResNet152"});
