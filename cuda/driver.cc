@@ -110,8 +110,31 @@ std::string describe(CUresult result) {
   return str_cat(name, " (", text, ")");
 }
 
+bool is_context_fatal(CUresult result) {
+  switch (result) {
+    case CUDA_ERROR_ILLEGAL_ADDRESS:
+    case CUDA_ERROR_LAUNCH_FAILED:
+    case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+    case CUDA_ERROR_MISALIGNED_ADDRESS:
+    case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+    case CUDA_ERROR_INVALID_PC:
+    case CUDA_ERROR_HARDWARE_STACK_ERROR:
+    case CUDA_ERROR_ECC_UNCORRECTABLE:
+    case CUDA_ERROR_ASSERT:
+    case CUDA_ERROR_LAUNCH_TIMEOUT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Status cu_status(CUresult result, const char* call, const char* file, int line) {
   if (result == CUDA_SUCCESS) return Status();
+  if (is_context_fatal(result)) {
+    // The context is unusable from here on: nothing can be served correctly, so say why and end.
+    fatal(file, line, str_cat(call, " failed: ", describe(result),
+                              " (the CUDA context is unusable; the process ends)"));
+  }
   Code code = result == CUDA_ERROR_OUT_OF_MEMORY ? Code::kOutOfMemory : Code::kDevice;
   return Status(code, str_cat(call, " failed: ", describe(result), " at ", file, ":", line));
 }

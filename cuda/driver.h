@@ -113,8 +113,14 @@ bool gpu_available();
 // it is loaded.
 std::string describe(CUresult result);
 
+// True for the errors after which the context is unusable (illegal address, launch failure,
+// device-side assert, ECC...): every later call in the context fails the same way.
+bool is_context_fatal(CUresult result);
+
 // The Status for a failed driver call: kOutOfMemory for CUDA_ERROR_OUT_OF_MEMORY, else kDevice;
-// the message names the call, the error and the place. OK for CUDA_SUCCESS.
+// the message names the call, the error and the place. OK for CUDA_SUCCESS. An error for which
+// is_context_fatal() holds ends the process (ps::fatal) with that message instead: the design's
+// policy, since the server cannot answer anything correctly from a broken context.
 Status cu_status(CUresult result, const char* call, const char* file, int line);
 
 }  // namespace ps::cuda
