@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The demo of what is built so far (make demo runs it after the build):
+#   1. writes the built-in model zoo as ONNX files (psimport --zoo),
+#   2. imports each into a model package (.psm) and prints the importer's summary,
+#   3. checks and describes one package (psimport --info),
+#   4. on a machine with an NVIDIA GPU, measures the host<->GPU copy bandwidth (psbench copy),
+#      the floor under every model switch.
+# Without a GPU it uses the tiny zoo models and says so. The server (pipeswitchd) and its
+# client join this demo when they land (see README, "Status").
+# Usage: scripts/demo.sh [BUILD_DIR]    (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${1:-build}"
+PSIMPORT="$BUILD/tools/psimport/psimport"
+PSBENCH="$BUILD/tools/psbench/psbench"
+[[ -x "$PSIMPORT" ]] || { echo "demo: $PSIMPORT is missing: run 'make build' first" >&2; exit 1; }
+OUT_DIR="${DEMO_DIR:-out/demo}"
+mkdir -p "$OUT_DIR"
+
+if "$PSBENCH" copy --help >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  GPU=1
+  MODELS=(resnet152 inception_v3 bert_base)
+  echo "demo: GPU found ($(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)); using the full zoo models"
+else
+  GPU=0
+  MODELS=(resnet_tiny inception_tiny bert_tiny)
+  echo "demo: no NVIDIA GPU here; using the tiny zoo models (the GPU parts are skipped)"
+fi
+
+summary=()
+for m in "${MODELS[@]}"; do
+  echo
+  echo "== $m"
+  "$PSIMPORT" --zoo "$m" -o "$OUT_DIR/$m.onnx"
+  args=(--batch 8)
+  [[ "$m" == bert* ]] && args+=(--seq "$([[ $m == bert_tiny ]] && echo 16 || echo 251)")
+  start=$(date +%s%N)
+  "$PSIMPORT" "$OUT_DIR/$m.onnx" -o "$OUT_DIR/$m.psm" "${args[@]}"
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  summary+=("$(printf '%-16s %10s %10s %8d ms' "$m" "$(du -h "$OUT_DIR/$m.onnx" | cut -f1)" \
+               "$(du -h "$OUT_DIR/$m.psm" | cut -f1)" "$ms")")
+done
+
+echo
+echo "== psimport --info $OUT_DIR/${MODELS[0]}.psm"
+"$PSIMPORT" --info "$OUT_DIR/${MODELS[0]}.psm"
+
+if ((GPU)); then
+  echo
+  echo "== psbench copy (pinned host memory <-> the GPU's memory pool)"
+  "$PSBENCH" copy --max-size 1G
+fi
+
+echo
+printf '%-16s %10s %10s %10s\n' model onnx psm import
+printf '%s\n' "${summary[@]}"
+echo "demo: packages are in $OUT_DIR"
