@@ -79,6 +79,9 @@ class Builder {
     std::string axes = b_.constant_int64s({1});
     std::string steps = b_.constant_int64s({1});
     std::string positions_used = b_.op("Slice", {position_ids, starts, seq_end, axes, steps});
+    // libonnx 1.12 infers nothing through a Slice with computed ends; the exporter records the
+    // shape it knows, and so do we, so that shape inference reaches the outputs.
+    b_.add_value_info(positions_used, onnx::TensorProto::INT64, {1, "seq"});
 
     std::string words, types, places;
     {

@@ -1,5 +1,6 @@
 #include "models/zoo/graph_builder.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/status.h"
@@ -18,8 +19,7 @@ void set_dims(onnx::TensorProto* tensor, const std::vector<int64_t>& dims) {
   for (int64_t d : dims) tensor->add_dims(d);
 }
 
-void fill(std::span<float> out, const Init& init, uint64_t seed) {
-  Rng rng(seed);
+void fill(std::span<float> out, const Init& init, Rng& rng) {
   switch (init.kind) {
     case Init::Kind::kConstant:
       for (float& v : out) v = static_cast<float>(init.a);
@@ -33,6 +33,21 @@ void fill(std::span<float> out, const Init& init, uint64_t seed) {
     case Init::Kind::kUniform:
       fill_uniform(out, rng, init.a, init.b);
       return;
+  }
+}
+
+// Appends `count` float32 values drawn by `init` to `raw` (little-endian, as raw_data wants;
+// so is every host we build for). Generates through a small buffer that stays in cache and
+// appends it, so the (large) destination is written once, never zero-filled first.
+void append_values(std::string* raw, int64_t count, const Init& init, uint64_t seed) {
+  Rng rng(seed);
+  constexpr int64_t kChunk = 8192;
+  float chunk[kChunk];
+  raw->reserve(static_cast<size_t>(count) * sizeof(float));
+  for (int64_t done = 0; done < count; done += kChunk) {
+    const int64_t n = std::min(kChunk, count - done);
+    fill(std::span<float>(chunk, static_cast<size_t>(n)), init, rng);
+    raw->append(reinterpret_cast<const char*>(chunk), static_cast<size_t>(n) * sizeof(float));
   }
 }
 
@@ -128,14 +143,7 @@ onnx::TensorProto* GraphBuilder::add_float_initializer(const std::string& name, 
   tensor->set_name(name);
   tensor->set_data_type(onnx::TensorProto::FLOAT);
   set_dims(tensor, dims);
-  if (materialize_) {
-    const int64_t n = element_count(dims);
-    std::string* raw = tensor->mutable_raw_data();
-    raw->resize(static_cast<size_t>(n) * sizeof(float));
-    // raw_data is little-endian float32; so is every host we build for.
-    fill(std::span<float>(reinterpret_cast<float*>(raw->data()), static_cast<size_t>(n)), init,
-         stream_seed(seed_, stream));
-  }
+  if (materialize_) append_values(tensor->mutable_raw_data(), element_count(dims), init, stream_seed(seed_, stream));
   return tensor;
 }
 
@@ -255,6 +263,13 @@ void GraphBuilder::add_output(const std::string& name, onnx::TensorProto::DataTy
   set_value_type(info, type, dims);
 }
 
+void GraphBuilder::add_value_info(const std::string& name, onnx::TensorProto::DataType type,
+                                  const std::vector<Dim>& dims) {
+  onnx::ValueInfoProto* info = graph_->add_value_info();
+  info->set_name(name);
+  set_value_type(info, type, dims);
+}
+
 void GraphBuilder::rename_value(const std::string& from, const std::string& to) {
   for (onnx::NodeProto& n : *graph_->mutable_node()) {
     for (std::string& in : *n.mutable_input()) {
@@ -263,6 +278,9 @@ void GraphBuilder::rename_value(const std::string& from, const std::string& to) 
     for (std::string& out : *n.mutable_output()) {
       if (out == from) out = to;
     }
+  }
+  for (onnx::ValueInfoProto& info : *graph_->mutable_value_info()) {
+    if (info.name() == from) info.set_name(to);
   }
 }
 

@@ -110,6 +110,10 @@ class GraphBuilder {
 
   void add_input(const std::string& name, onnx::TensorProto::DataType type, const std::vector<Dim>& dims);
   void add_output(const std::string& name, onnx::TensorProto::DataType type, const std::vector<Dim>& dims);
+  // Records the shape of an intermediate value in value_info, as the exporter does for shapes
+  // its own inference knows (libonnx cannot always derive them, e.g. after a Slice whose ends
+  // are computed from an input's shape).
+  void add_value_info(const std::string& name, onnx::TensorProto::DataType type, const std::vector<Dim>& dims);
   // Renames a value everywhere it is produced or consumed (the exporter's output_names).
   void rename_value(const std::string& from, const std::string& to);
 
