@@ -113,7 +113,9 @@ Result<onnx::ModelProto> build_model(const std::string& name, const ZooOptions& 
   opset->set_version(options.opset);
   model.set_producer_name("pipeswitch-zoo");
   model.set_producer_version("0.1.0");
-  model.set_doc_string(entry->description);
+  model.set_doc_string(options.training_graph
+                           ? str_cat(entry->description, "; training graph (BatchNormalization is kept on import)")
+                           : std::string(entry->description));
   auto add_meta = [&](const char* key, std::string value) {
     auto* prop = model.add_metadata_props();
     prop->set_key(key);
