@@ -1,6 +1,7 @@
 #include "models/zoo/graph_builder.h"
 
 #include <algorithm>
+#include <bit>
 #include <utility>
 
 #include "common/status.h"
@@ -36,8 +37,10 @@ void fill(std::span<float> out, const Init& init, Rng& rng) {
   }
 }
 
-// Appends `count` float32 values drawn by `init` to `raw` (little-endian, as raw_data wants;
-// so is every host we build for). Generates through a small buffer that stays in cache and
+// raw_data holds little-endian values; we copy host floats into it as they are.
+static_assert(std::endian::native == std::endian::little, "the zoo writes raw_data from host memory");
+
+// Appends `count` float32 values drawn by `init` to `raw`. Generates through a small buffer that stays in cache and
 // appends it, so the (large) destination is written once, never zero-filled first.
 void append_values(std::string* raw, int64_t count, const Init& init, uint64_t seed) {
   Rng rng(seed);
