@@ -74,8 +74,8 @@ Status run_gemm(const OpContext& ctx) {
   const Shape out_shape{M, N};
   std::vector<int64_t> c_strides;
   if (c != nullptr) {
-    PS_ASSIGN_OR_RETURN(const Shape cb, broadcast_shapes(c->shape(), out_shape));
-    if (cb != out_shape) {
+    const Result<Shape> cb = broadcast_shapes(c->shape(), out_shape);
+    if (!cb.ok() || *cb != out_shape) {
       return invalid_argument("C ", c->description(), " does not broadcast to ",
                               shape_string(out_shape));
     }
@@ -125,7 +125,12 @@ Status run_matmul(const OpContext& ctx) {
   }
   const Shape a_batch(a.shape().begin(), a.shape().end() - std::min<int64_t>(a.rank(), 2));
   const Shape b_batch(b.shape().begin(), b.shape().end() - std::min<int64_t>(b.rank(), 2));
-  PS_ASSIGN_OR_RETURN(const Shape batch, broadcast_shapes(a_batch, b_batch));
+  const Result<Shape> batch_or = broadcast_shapes(a_batch, b_batch);
+  if (!batch_or.ok()) {
+    return invalid_argument("batch dimensions of ", a.description(), " and ", b.description(),
+                            " do not broadcast");
+  }
+  const Shape& batch = *batch_or;
   Shape out_shape = batch;
   if (a.rank() > 1) out_shape.push_back(M);
   if (b.rank() > 1) out_shape.push_back(N);

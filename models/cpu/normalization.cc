@@ -25,8 +25,8 @@ Result<std::vector<double>> as_doubles(const Tensor& t, std::string_view what) {
 // `t` (unidirectionally broadcast to `shape`) expanded to shape_numel(shape) doubles.
 Result<std::vector<double>> expanded_doubles(const Tensor& t, const Shape& shape,
                                              std::string_view what) {
-  PS_ASSIGN_OR_RETURN(const Shape b, broadcast_shapes(t.shape(), shape));
-  if (b != shape) {
+  const Result<Shape> b = broadcast_shapes(t.shape(), shape);
+  if (!b.ok() || *b != shape) {
     return invalid_argument(what, " ", t.description(), " does not broadcast to ",
                             shape_string(shape));
   }
