@@ -37,6 +37,9 @@ Result<const Tensor*> OpContext::required_input(size_t i, std::string_view name)
 Result<Tensor*> OpContext::output_checked(size_t i, DType dtype, const Shape& shape) const {
   Tensor* t = output(i);
   if (t == nullptr) return invalid_argument("output ", i, " is missing");
+  if (allocate_outputs_ && t->dtype() == DType::kUndefined) {
+    PS_ASSIGN_OR_RETURN(*t, Tensor::allocate(dtype, shape));
+  }
   if (t->dtype() != dtype || t->shape() != shape) {
     return invalid_argument("output ", i, " is ", t->description(), ", expected ",
                             dtype_name(dtype), shape_string(shape));

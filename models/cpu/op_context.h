@@ -18,10 +18,16 @@ namespace ps::models::cpu {
 
 class OpContext {
  public:
-  // All arguments are borrowed and must outlive the context.
+  // All arguments are borrowed and must outlive the context. With `allocate_outputs`, the
+  // outputs are empty tensors that output_checked allocates with the shape it is given.
   OpContext(const std::string& op, const Attributes& attrs,
-            std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs)
-      : op_(op), attrs_(attrs), inputs_(inputs), outputs_(outputs) {}
+            std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs,
+            bool allocate_outputs = false)
+      : op_(op),
+        attrs_(attrs),
+        inputs_(inputs),
+        outputs_(outputs),
+        allocate_outputs_(allocate_outputs) {}
 
   const std::string& op() const { return op_; }
   size_t num_inputs() const { return inputs_.size(); }
@@ -33,7 +39,11 @@ class OpContext {
   Result<const Tensor*> required_input(size_t i, std::string_view name) const;
   // Output i, or nullptr when absent.
   Tensor* output(size_t i) const { return i < outputs_.size() ? outputs_[i] : nullptr; }
-  // Output i after checking that it is present, writable, and has `dtype` and `shape`.
+  // True when outputs are allocated by output_checked (run_op_allocating): an output's dtype
+  // and shape are then not known before the op computes them.
+  bool allocates_outputs() const { return allocate_outputs_; }
+  // Output i after checking that it is present, writable, and has `dtype` and `shape` (when
+  // allocating: after allocating it so).
   Result<Tensor*> output_checked(size_t i, DType dtype, const Shape& shape) const;
   // Like output_checked, but an absent output is nullptr instead of an error.
   Result<Tensor*> optional_output_checked(size_t i, DType dtype, const Shape& shape) const;
@@ -63,6 +73,7 @@ class OpContext {
   const Attributes& attrs_;
   std::span<const Tensor* const> inputs_;
   std::span<Tensor* const> outputs_;
+  bool allocate_outputs_;
 };
 
 // The values of a rank-0 or rank-1 int32/int64 tensor (axes, shapes, slice bounds).

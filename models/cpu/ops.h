@@ -42,6 +42,15 @@ using Attributes = google::protobuf::RepeatedPtrField<pipeswitch::psm::Attribute
 Status run_op(const std::string& op, const Attributes& attrs,
               std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs);
 
+// Like run_op, but the outputs are allocated here, with the dtypes and shapes the op computes
+// from its inputs and attributes: one owned tensor per output slot (num_outputs >= 1; every
+// slot counts as requested). Where the inputs leave a choice, the ONNX default is taken: pooling
+// in ceil mode uses ONNX's output size; ConstantOfShape makes float32 for an `f` value (or
+// none) and int64 for an `i` value.
+Result<std::vector<Tensor>> run_op_allocating(const std::string& op, const Attributes& attrs,
+                                              std::span<const Tensor* const> inputs,
+                                              size_t num_outputs);
+
 // True when run_op implements `op`.
 bool is_supported(const std::string& op);
 // Every op run_op implements, sorted.

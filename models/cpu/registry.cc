@@ -113,6 +113,20 @@ Status run_op(const std::string& op, const Attributes& attrs,
   return entry->kernel(ctx).with_context(op);
 }
 
+Result<std::vector<Tensor>> run_op_allocating(const std::string& op, const Attributes& attrs,
+                                              std::span<const Tensor* const> inputs,
+                                              size_t num_outputs) {
+  const Entry* entry = find_entry(op);
+  if (entry == nullptr) return unsupported("operator '", op, "' has no CPU implementation");
+  if (num_outputs == 0) return invalid_argument(op, ": at least one output must be requested");
+  std::vector<Tensor> outputs(num_outputs);
+  std::vector<Tensor*> slots;
+  for (Tensor& t : outputs) slots.push_back(&t);
+  const OpContext ctx(op, attrs, inputs, slots, /*allocate_outputs=*/true);
+  PS_TRY(entry->kernel(ctx).with_context(op));
+  return outputs;
+}
+
 bool is_supported(const std::string& op) { return find_entry(op) != nullptr; }
 
 std::vector<std::string> supported_ops() {

@@ -237,10 +237,14 @@ Status run_constant_of_shape(const OpContext& ctx) {
     if (d < 0) return invalid_argument("shape ", shape_string(shape), " has a negative dimension");
   }
   Tensor* y = ctx.output(0);
-  const DType dtype = y->dtype();
+  if (y == nullptr) return invalid_argument("output 0 is missing");
   const bool has_value = ctx.has_attr("value");
   const Result<int64_t> int_value = ctx.attr_int("value", 0);
   const bool value_is_int = has_value && int_value.ok();
+  DType dtype = y->dtype();
+  if (ctx.allocates_outputs() && dtype == DType::kUndefined) {
+    dtype = value_is_int ? DType::kInt64 : DType::kFloat32;
+  }
   const int64_t ivalue = value_is_int ? *int_value : 0;
   float fvalue = 0;
   if (has_value && !value_is_int) {
@@ -248,11 +252,11 @@ Status run_constant_of_shape(const OpContext& ctx) {
   }
   if (!has_value && dtype != DType::kFloat32) {
     return invalid_argument("without a value the output must be float32, got ",
-                            y->description());
+                            dtype_name(dtype), shape_string(y->shape()));
   }
   if (has_value && is_floating(dtype) == value_is_int) {
     return invalid_argument("value is ", value_is_int ? "an int" : "a float",
-                            " but the output is ", y->description());
+                            " but the output is ", dtype_name(dtype), shape_string(y->shape()));
   }
   PS_TRY(ctx.output_checked(0, dtype, shape).status());
   return dispatch(AllTypes{}, dtype, "output", [&](auto tag) {

@@ -226,6 +226,42 @@ Result<Attributes> convert_attributes(const onnx::NodeProto& node) {
   return attrs;
 }
 
+namespace {
+
+// A Constant node's value as a tensor; Unsupported for sparse and string values.
+Result<Tensor> constant_value(const onnx::NodeProto& node) {
+  if (node.attribute_size() != 1) {
+    return corrupt("Constant node '", node.name(), "' has ", node.attribute_size(), " attributes");
+  }
+  const onnx::AttributeProto& a = node.attribute(0);
+  if (a.name() == "value") return tensor_from_proto(a.t());
+  if (a.name() == "value_float") return Tensor::from_values<float>({}, {a.f()});
+  if (a.name() == "value_int") return Tensor::from_values<int64_t>({}, {a.i()});
+  if (a.name() == "value_floats") {
+    return Tensor::from_values<float>({a.floats_size()},
+                                      std::span<const float>(a.floats().data(), a.floats_size()));
+  }
+  if (a.name() == "value_ints") {
+    std::vector<int64_t> v(a.ints().begin(), a.ints().end());
+    return Tensor::from_values<int64_t>({a.ints_size()}, std::span<const int64_t>(v));
+  }
+  return unsupported("Constant attribute '", a.name(), "'");
+}
+
+// What the op list of a graph allows: "" when every node can run here, else why not.
+std::string unsupported_reason(const onnx::GraphProto& graph) {
+  for (const onnx::NodeProto& node : graph.node()) {
+    if (!node.domain().empty() && node.domain() != "ai.onnx") return "domain " + node.domain();
+  }
+  for (const onnx::NodeProto& node : graph.node()) {
+    const bool constant = node.op_type() == "Constant" && graph.node_size() > 1;
+    if (!constant && !is_supported(node.op_type())) return "unsupported op " + node.op_type();
+  }
+  return "";
+}
+
+}  // namespace
+
 Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_for) {
   using Outcome = CaseResult::Outcome;
   CaseResult result;
@@ -237,27 +273,27 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
     return corrupt(model_file.string(), ": not a serialized onnx.ModelProto with a graph");
   }
   const onnx::GraphProto& graph = model.graph();
-  if (graph.node_size() != 1) {
-    result.detail = str_cat(graph.node_size(), " nodes");
-    return result;
-  }
-  const onnx::NodeProto& node = graph.node(0);
-  result.op = node.op_type();
-  if (!node.domain().empty() && node.domain() != "ai.onnx") {
-    result.detail = str_cat("domain ", node.domain());
-    return result;
-  }
-  if (!is_supported(node.op_type())) {
-    result.detail = "unsupported op";
-    return result;
-  }
+  if (graph.node_size() == 0) return corrupt(model_file.string(), ": the graph has no node");
+  const bool single = graph.node_size() == 1;
+  result.op = single ? graph.node(0).op_type() : std::string(kGraphLabel);
+  result.detail = unsupported_reason(graph);
+  if (!result.detail.empty()) return result;  // kNotApplicable
+
   auto skip = [&](std::string why) {
     result.outcome = Outcome::kSkipped;
     result.detail = std::move(why);
     return result;
   };
-  Result<Attributes> attrs = convert_attributes(node);
-  if (!attrs.ok()) return skip(attrs.status().message());
+  std::vector<Attributes> node_attrs;
+  for (const onnx::NodeProto& node : graph.node()) {
+    if (node.op_type() == "Constant" && !single) {
+      node_attrs.emplace_back();
+      continue;
+    }
+    Result<Attributes> attrs = convert_attributes(node);
+    if (!attrs.ok()) return skip(attrs.status().message());
+    node_attrs.push_back(std::move(attrs).value());
+  }
   for (const onnx::ValueInfoProto& v : graph.input()) {
     if (!v.type().has_tensor_type()) return skip(str_cat("input '", v.name(), "' is not a tensor"));
   }
@@ -280,7 +316,13 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
   std::sort(data_sets.begin(), data_sets.end());
   if (data_sets.empty()) return corrupt(dir.string(), ": no test_data_set_* directory");
 
+  auto fail = [&](const fs::path& set, const std::string& why) {
+    result.outcome = Outcome::kFailed;
+    result.detail = set.filename().string() + ": " + why;
+    return result;
+  };
   result.outcome = Outcome::kPassed;
+  result.detail.clear();
   for (const fs::path& set : data_sets) {
     const std::vector<fs::path> input_files = numbered_files(set, "input");
     const std::vector<fs::path> output_files = numbered_files(set, "output");
@@ -290,13 +332,15 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
                      " outputs for a graph with ", graph.input_size(), " and ",
                      graph.output_size());
     }
+    // Every value by name: initializers, then graph inputs, then what the nodes compute.
     std::map<std::string, Tensor> values;
+    for (const auto& [name, t] : initializers) values.emplace(name, t.view());
     for (size_t i = 0; i < input_files.size(); ++i) {
       const onnx::ValueInfoProto& info = graph.input(static_cast<int>(i));
       Result<Tensor> t = load_tensor_file(input_files[i], info.type().tensor_type().elem_type());
       if (!t.ok() && t.status().code() == Code::kUnsupported) return skip(t.status().message());
       PS_TRY(t.status());
-      values.emplace(info.name(), std::move(t).value());
+      values.insert_or_assign(info.name(), std::move(t).value());
     }
     std::vector<Tensor> expected;
     for (size_t j = 0; j < output_files.size(); ++j) {
@@ -306,50 +350,87 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
       PS_TRY(t.status());
       expected.push_back(std::move(t).value());
     }
+    const Tolerance tolerance = tolerance_for(result.op);
 
-    std::vector<const Tensor*> inputs;
-    for (const std::string& name : node.input()) {
-      if (name.empty()) {
-        inputs.push_back(nullptr);
-      } else if (auto it = values.find(name); it != values.end()) {
-        inputs.push_back(&it->second);
-      } else if (auto init = initializers.find(name); init != initializers.end()) {
-        inputs.push_back(&init->second);
-      } else {
-        return corrupt(set.string(), ": no data for node input '", name, "'");
-      }
-    }
-    std::vector<Tensor> actual(static_cast<size_t>(node.output_size()));
-    std::vector<Tensor*> outputs;
-    std::vector<std::pair<size_t, size_t>> compared;  // (node output, graph output)
-    for (int k = 0; k < node.output_size(); ++k) {
-      const std::string& name = node.output(k);
-      int j = 0;
-      while (j < graph.output_size() && graph.output(j).name() != name) ++j;
-      if (name.empty()) {
-        outputs.push_back(nullptr);
+    for (int n = 0; n < graph.node_size(); ++n) {
+      const onnx::NodeProto& node = graph.node(n);
+      const std::string where = single ? "" : str_cat("node ", n, " (", node.op_type(), "): ");
+      if (node.op_type() == "Constant" && !single) {
+        Result<Tensor> t = constant_value(node);
+        if (!t.ok()) return skip(where + t.status().message());
+        values.insert_or_assign(node.output(0), std::move(t).value());
         continue;
       }
-      if (j == graph.output_size()) return skip(str_cat("node output '", name, "' is not a graph output"));
-      const Tensor& e = expected[static_cast<size_t>(j)];
-      PS_ASSIGN_OR_RETURN(actual[k], Tensor::allocate(e.dtype(), e.shape()));
-      outputs.push_back(&actual[k]);
-      compared.emplace_back(static_cast<size_t>(k), static_cast<size_t>(j));
-    }
-    const Status status = run_op(node.op_type(), *attrs, inputs, outputs);
-    if (!status.ok()) {
-      result.outcome = Outcome::kFailed;
-      result.detail = str_cat(set.filename().string(), ": ", status.to_string());
-      return result;
-    }
-    for (const auto& [k, j] : compared) {
-      const std::string diff = compare(actual[k], expected[j], tolerance_for(node.op_type()));
-      if (!diff.empty()) {
-        result.outcome = Outcome::kFailed;
-        result.detail = str_cat(set.filename().string(), " output ", k, " ('", node.output(k),
-                                "'): ", diff);
-        return result;
+      std::vector<const Tensor*> inputs;
+      for (const std::string& name : node.input()) {
+        auto it = values.find(name);
+        if (name.empty()) {
+          inputs.push_back(nullptr);
+        } else if (it != values.end()) {
+          inputs.push_back(&it->second);
+        } else {
+          return corrupt(set.string(), ": ", where, "no value for input '", name, "'");
+        }
       }
+      if (single) {
+        // Preallocated outputs with the expected shapes, as the executor calls run_op.
+        std::vector<Tensor> actual(static_cast<size_t>(node.output_size()));
+        std::vector<Tensor*> outputs;
+        for (int k = 0; k < node.output_size(); ++k) {
+          const std::string& name = node.output(k);
+          int j = 0;
+          while (j < graph.output_size() && graph.output(j).name() != name) ++j;
+          if (name.empty()) {
+            outputs.push_back(nullptr);
+            continue;
+          }
+          if (j == graph.output_size()) {
+            return skip(str_cat("node output '", name, "' is not a graph output"));
+          }
+          const Tensor& e = expected[static_cast<size_t>(j)];
+          PS_ASSIGN_OR_RETURN(actual[k], Tensor::allocate(e.dtype(), e.shape()));
+          outputs.push_back(&actual[k]);
+        }
+        const Status status = run_op(node.op_type(), node_attrs[n], inputs, outputs);
+        if (!status.ok()) return fail(set, status.to_string());
+        for (int k = 0; k < node.output_size(); ++k) {
+          if (outputs[k] != nullptr) values.insert_or_assign(node.output(k), std::move(actual[k]));
+        }
+        // run_op_allocating must pick the same shapes and compute the same bits.
+        Result<std::vector<Tensor>> allocated = run_op_allocating(
+            node.op_type(), node_attrs[n], inputs, static_cast<size_t>(node.output_size()));
+        if (!allocated.ok()) return fail(set, "run_op_allocating: " + allocated.status().to_string());
+        for (int k = 0; k < node.output_size(); ++k) {
+          if (node.output(k).empty()) continue;
+          // A ConstantOfShape value attribute holds only an int or a float in the manifest, so
+          // allocation can only give int64 or float32 (run_op takes the dtype of the output).
+          const DType want = values.at(node.output(k)).dtype();
+          if (node.op_type() == "ConstantOfShape" && want != DType::kInt64 &&
+              want != DType::kFloat32) {
+            continue;
+          }
+          const std::string diff = compare((*allocated)[k], values.at(node.output(k)), Tolerance{0, 0});
+          if (!diff.empty()) {
+            return fail(set, str_cat("run_op_allocating output ", k, " differs from run_op: ", diff));
+          }
+        }
+      } else {
+        Result<std::vector<Tensor>> computed = run_op_allocating(
+            node.op_type(), node_attrs[n], inputs, static_cast<size_t>(node.output_size()));
+        if (!computed.ok()) return fail(set, where + computed.status().to_string());
+        for (int k = 0; k < node.output_size(); ++k) {
+          if (!node.output(k).empty()) {
+            values.insert_or_assign(node.output(k), std::move((*computed)[k]));
+          }
+        }
+      }
+    }
+    for (int j = 0; j < graph.output_size(); ++j) {
+      const std::string& name = graph.output(j).name();
+      auto it = values.find(name);
+      if (it == values.end()) return fail(set, str_cat("output '", name, "' was not computed"));
+      const std::string diff = compare(it->second, expected[static_cast<size_t>(j)], tolerance);
+      if (!diff.empty()) return fail(set, str_cat("output ", j, " ('", name, "'): ", diff));
     }
   }
   return result;

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -36,7 +37,7 @@ Result<Attributes> convert_attributes(const onnx::NodeProto& node);
 struct CaseResult {
   enum class Outcome { kPassed, kFailed, kSkipped, kNotApplicable };
   std::string name;     // directory name, "test_add_bcast"
-  std::string op;       // the node's op type ("" when the model has several nodes)
+  std::string op;       // the node's op type, or kGraphLabel
   Outcome outcome = Outcome::kNotApplicable;
   std::string detail;   // why it failed, was skipped, or does not apply
 };
@@ -50,10 +51,17 @@ struct Tolerance {
 // Picks the tolerance of float outputs for an op.
 using ToleranceFor = std::function<Tolerance(const std::string& op)>;
 
-// Runs one case directory. kNotApplicable: not a single node of a supported op in the default
-// domain. kSkipped: the case needs something the CPU reference deliberately lacks (a dtype
-// outside DType, a non-tensor input, an attribute kind the manifest cannot carry); detail
-// says which. kFailed: run_op failed or an output differs (detail has the first mismatch).
+// The op label of cases whose model has several nodes.
+inline constexpr std::string_view kGraphLabel = "(multi-node graphs)";
+
+// Runs one case directory. A single node runs through run_op with outputs preallocated from the
+// expected outputs (as the executor calls it), and again through run_op_allocating, which must
+// give the same bits. A graph of several nodes (ONNX's function-expanded cases) runs node by
+// node through run_op_allocating, Constant nodes becoming tensors.
+// kNotApplicable: an op outside run_op's list or another domain (detail says which).
+// kSkipped: the case needs something the CPU reference deliberately lacks (a dtype outside
+// DType, a non-tensor value, an attribute kind the manifest cannot carry); detail says which.
+// kFailed: run_op failed or an output differs (detail has the first mismatch).
 // An error Status: the case directory itself is unreadable or corrupt (it names the file).
 Result<CaseResult> run_case(const std::filesystem::path& dir, const ToleranceFor& tolerance_for);
 
