@@ -18,8 +18,8 @@ struct ConvShape {
 };
 
 template <typename T>
-void conv_kernel(const ConvShape& s, const T* x, const T* weight, const T* bias,
-                 const T* residual, bool relu, T* y) {
+void conv_kernel(const ConvShape& s, const T* x, const T* weight, const T* bias, const T* residual,
+                 bool relu, T* y) {
   const auto& [wd, wh, ww] = s.w;
   const int64_t cg = s.in_channels / s.group;
   const int64_t mg = s.out_channels / s.group;
@@ -134,7 +134,8 @@ Status run_conv(const OpContext& ctx) {
   }
   const Shape in_spatial(x.shape().begin() + 2, x.shape().end());
   const Shape kernel(w.shape().begin() + 2, w.shape().end());
-  PS_ASSIGN_OR_RETURN(const std::vector<int64_t> kernel_attr, ctx.attr_ints("kernel_shape", kernel));
+  PS_ASSIGN_OR_RETURN(const std::vector<int64_t> kernel_attr,
+                      ctx.attr_ints("kernel_shape", kernel));
   if (kernel_attr != kernel) {
     return invalid_argument("kernel_shape ", shape_string(kernel_attr), " differs from W ",
                             w.description());

@@ -40,11 +40,20 @@ Status dispatch(Types<Ts...>, DType dtype, std::string_view role, F&& f) {
 template <typename F>
 void dispatch_by_size(DType dtype, F&& f) {
   switch (dtype_size(dtype)) {
-    case 1: f(std::type_identity<uint8_t>{}); return;
-    case 2: f(std::type_identity<uint16_t>{}); return;
-    case 4: f(std::type_identity<uint32_t>{}); return;
-    case 8: f(std::type_identity<uint64_t>{}); return;
-    default: PS_CHECK(false && "element size");
+    case 1:
+      f(std::type_identity<uint8_t>{});
+      return;
+    case 2:
+      f(std::type_identity<uint16_t>{});
+      return;
+    case 4:
+      f(std::type_identity<uint32_t>{});
+      return;
+    case 8:
+      f(std::type_identity<uint64_t>{});
+      return;
+    default:
+      PS_CHECK(false && "element size");
   }
 }
 

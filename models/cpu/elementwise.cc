@@ -23,8 +23,8 @@ void binary_loop(const Shape& out_shape, const Tensor& a, const Tensor& b, Y* y,
       out_shape,
       {broadcast_strides(a.shape(), out_shape), broadcast_strides(b.shape(), out_shape),
        contiguous_strides(out_shape)},
-      {0, 0, 0}, [&](const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& run,
-                     int64_t count) {
+      {0, 0, 0},
+      [&](const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& run, int64_t count) {
         const A* pa = pa0 + off[0];
         const B* pb = pb0 + off[1];
         Y* py = y + off[2];
@@ -48,13 +48,17 @@ using Wide = std::conditional_t<std::is_signed_v<T>, std::make_unsigned_t<T>, T>
 // Wrapping integer arithmetic (modular, like numpy); plain arithmetic for floats.
 template <typename T>
 T add(T a, T b) {
-  if constexpr (kIsFloat<T>) return a + b;
-  else return static_cast<T>(static_cast<Wide<T>>(a) + static_cast<Wide<T>>(b));
+  if constexpr (kIsFloat<T>)
+    return a + b;
+  else
+    return static_cast<T>(static_cast<Wide<T>>(a) + static_cast<Wide<T>>(b));
 }
 template <typename T>
 T sub(T a, T b) {
-  if constexpr (kIsFloat<T>) return a - b;
-  else return static_cast<T>(static_cast<Wide<T>>(a) - static_cast<Wide<T>>(b));
+  if constexpr (kIsFloat<T>)
+    return a - b;
+  else
+    return static_cast<T>(static_cast<Wide<T>>(a) - static_cast<Wide<T>>(b));
 }
 template <typename T>
 T mul(T a, T b) {
@@ -99,8 +103,10 @@ T power(T base, E exponent) {
   } else {
     // Truncate toward zero, saturating (a negative exponent gives |r| <= 1 or inf for 0).
     if (std::isnan(r)) return T{0};
-    if (r <= static_cast<double>(std::numeric_limits<T>::lowest())) return std::numeric_limits<T>::lowest();
-    if (r >= static_cast<double>(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+    if (r <= static_cast<double>(std::numeric_limits<T>::lowest()))
+      return std::numeric_limits<T>::lowest();
+    if (r >= static_cast<double>(std::numeric_limits<T>::max()))
+      return std::numeric_limits<T>::max();
     return static_cast<T>(r);
   }
 }
@@ -146,8 +152,7 @@ Status run_pow(const OpContext& ctx, const Tensor& a, const Tensor& b, const Sha
   });
 }
 
-Status run_compare(const OpContext& ctx, const Tensor& a, const Tensor& b,
-                   const Shape& out_shape) {
+Status run_compare(const OpContext& ctx, const Tensor& a, const Tensor& b, const Shape& out_shape) {
   const std::string& op = ctx.op();
   if (a.dtype() != b.dtype()) {
     return invalid_argument("input dtypes differ: ", a.description(), " and ", b.description());
@@ -158,18 +163,23 @@ Status run_compare(const OpContext& ctx, const Tensor& a, const Tensor& b,
     if (a.dtype() != DType::kBool) {
       return unsupported("input dtype ", dtype_name(a.dtype()), " is not supported (bool only)");
     }
-    if (op == "And") binary_loop<bool, bool>(out_shape, a, b, out, [](bool p, bool q) { return p && q; });
-    if (op == "Or") binary_loop<bool, bool>(out_shape, a, b, out, [](bool p, bool q) { return p || q; });
-    if (op == "Xor") binary_loop<bool, bool>(out_shape, a, b, out, [](bool p, bool q) { return p != q; });
+    if (op == "And")
+      binary_loop<bool, bool>(out_shape, a, b, out, [](bool p, bool q) { return p && q; });
+    if (op == "Or")
+      binary_loop<bool, bool>(out_shape, a, b, out, [](bool p, bool q) { return p || q; });
+    if (op == "Xor")
+      binary_loop<bool, bool>(out_shape, a, b, out, [](bool p, bool q) { return p != q; });
     return Status::OK();
   }
   return dispatch(ComparableTypes{}, a.dtype(), "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (op == "Equal") binary_loop<T, T>(out_shape, a, b, out, [](T p, T q) { return p == q; });
     if (op == "Less") binary_loop<T, T>(out_shape, a, b, out, [](T p, T q) { return p < q; });
-    if (op == "LessOrEqual") binary_loop<T, T>(out_shape, a, b, out, [](T p, T q) { return p <= q; });
+    if (op == "LessOrEqual")
+      binary_loop<T, T>(out_shape, a, b, out, [](T p, T q) { return p <= q; });
     if (op == "Greater") binary_loop<T, T>(out_shape, a, b, out, [](T p, T q) { return p > q; });
-    if (op == "GreaterOrEqual") binary_loop<T, T>(out_shape, a, b, out, [](T p, T q) { return p >= q; });
+    if (op == "GreaterOrEqual")
+      binary_loop<T, T>(out_shape, a, b, out, [](T p, T q) { return p >= q; });
     return Status::OK();
   });
 }
@@ -211,18 +221,17 @@ Status run_where(const OpContext& ctx) {
     const U* px0 = static_cast<const U*>(x.raw());
     const U* py0 = static_cast<const U*>(yv.raw());
     U* po = static_cast<U*>(out->mutable_raw());
-    for_each_run<4>(out_shape,
-                    {broadcast_strides(cond.shape(), out_shape),
-                     broadcast_strides(x.shape(), out_shape),
-                     broadcast_strides(yv.shape(), out_shape), contiguous_strides(out_shape)},
-                    {0, 0, 0, 0},
-                    [&](const std::array<int64_t, 4>& off, const std::array<int64_t, 4>& run,
-                        int64_t count) {
-                      for (int64_t i = 0; i < count; ++i) {
-                        po[off[3] + i] = pc0[off[0] + i * run[0]] ? px0[off[1] + i * run[1]]
-                                                                  : py0[off[2] + i * run[2]];
-                      }
-                    });
+    for_each_run<4>(
+        out_shape,
+        {broadcast_strides(cond.shape(), out_shape), broadcast_strides(x.shape(), out_shape),
+         broadcast_strides(yv.shape(), out_shape), contiguous_strides(out_shape)},
+        {0, 0, 0, 0},
+        [&](const std::array<int64_t, 4>& off, const std::array<int64_t, 4>& run, int64_t count) {
+          for (int64_t i = 0; i < count; ++i) {
+            po[off[3] + i] =
+                pc0[off[0] + i * run[0]] ? px0[off[1] + i * run[1]] : py0[off[2] + i * run[2]];
+          }
+        });
   });
   return Status::OK();
 }
@@ -249,7 +258,8 @@ Status run_variadic(const OpContext& ctx) {
   return dispatch(NumericTypes{}, first.dtype(), "input", [&](auto tag) -> Status {
     using T = typename decltype(tag)::type;
     if (is_sum && !kIsFloat<T>) {
-      return unsupported("input dtype ", dtype_name(first.dtype()), " is not supported (float only)");
+      return unsupported("input dtype ", dtype_name(first.dtype()),
+                         " is not supported (float only)");
     }
     // Sum and Mean accumulate in double; Max and Min fold in T (NaN propagates).
     std::vector<double> acc(is_sum ? static_cast<size_t>(y->numel()) : 0, 0.0);
@@ -257,27 +267,27 @@ Status run_variadic(const OpContext& ctx) {
     for (size_t k = 0; k < ctx.num_inputs(); ++k) {
       const Tensor& in = *ctx.input(k);
       const T* p = in.data<T>();
-      for_each_run<2>(out_shape, {broadcast_strides(in.shape(), out_shape), out_strides}, {0, 0},
-                      [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run,
-                          int64_t count) {
-                        for (int64_t i = 0; i < count; ++i) {
-                          const T v = p[off[0] + i * run[0]];
-                          const int64_t j = off[1] + i;
-                          if (is_sum) {
-                            acc[j] += static_cast<double>(v);
-                          } else if (k == 0) {
-                            out[j] = v;
-                          } else if constexpr (kIsFloat<T>) {
-                            if (std::isnan(v) || std::isnan(out[j])) {
-                              out[j] = std::numeric_limits<T>::quiet_NaN();
-                            } else {
-                              out[j] = is_max ? std::max(out[j], v) : std::min(out[j], v);
-                            }
-                          } else {
-                            out[j] = is_max ? std::max(out[j], v) : std::min(out[j], v);
-                          }
-                        }
-                      });
+      for_each_run<2>(
+          out_shape, {broadcast_strides(in.shape(), out_shape), out_strides}, {0, 0},
+          [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run, int64_t count) {
+            for (int64_t i = 0; i < count; ++i) {
+              const T v = p[off[0] + i * run[0]];
+              const int64_t j = off[1] + i;
+              if (is_sum) {
+                acc[j] += static_cast<double>(v);
+              } else if (k == 0) {
+                out[j] = v;
+              } else if constexpr (kIsFloat<T>) {
+                if (std::isnan(v) || std::isnan(out[j])) {
+                  out[j] = std::numeric_limits<T>::quiet_NaN();
+                } else {
+                  out[j] = is_max ? std::max(out[j], v) : std::min(out[j], v);
+                }
+              } else {
+                out[j] = is_max ? std::max(out[j], v) : std::min(out[j], v);
+              }
+            }
+          });
     }
     if (is_sum) {
       const double divisor = op == "Mean" ? static_cast<double>(ctx.num_inputs()) : 1.0;

@@ -55,8 +55,7 @@ Status run_gemm(const OpContext& ctx) {
   PS_ASSIGN_OR_RETURN(const int64_t trans_a, ctx.attr_int("transA", 0));
   PS_ASSIGN_OR_RETURN(const int64_t trans_b, ctx.attr_int("transB", 0));
   if (a.rank() != 2 || b.rank() != 2) {
-    return invalid_argument("A and B must be 2-D, got ", a.description(), " and ",
-                            b.description());
+    return invalid_argument("A and B must be 2-D, got ", a.description(), " and ", b.description());
   }
   if (a.dtype() != b.dtype() || (c != nullptr && c->dtype() != a.dtype())) {
     return invalid_argument("input dtypes differ: A ", a.description(), ", B ", b.description(),
@@ -92,7 +91,9 @@ Status run_gemm(const OpContext& ctx) {
     for (int64_t i = 0; i < M; ++i) {
       for (int64_t j = 0; j < N; ++j) {
         double v = static_cast<double>(alpha) * acc[i * N + j];
-        if (pc) v += static_cast<double>(beta) * static_cast<double>(pc[i * c_strides[0] + j * c_strides[1]]);
+        if (pc)
+          v += static_cast<double>(beta) *
+               static_cast<double>(pc[i * c_strides[0] + j * c_strides[1]]);
         out[i * N + j] = static_cast<T>(v);
       }
     }
@@ -156,22 +157,22 @@ Status run_matmul(const OpContext& ctx) {
     const T* pbias = bias ? bias->data<T>() : nullptr;
     T* py = y->mutable_data<T>();
     std::vector<double> acc(static_cast<size_t>(M * N));
-    for_each_run<3>(batch, {a_strides, b_strides, y_strides}, {0, 0, 0},
-                    [&](const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& run,
-                        int64_t count) {
-                      for (int64_t r = 0; r < count; ++r) {
-                        matmul_acc(pa + off[0] + r * run[0], K, 1, pb + off[1] + r * run[1], N, 1,
-                                   M, K, N, acc.data());
-                        T* out = py + off[2] + r * run[2];
-                        for (int64_t i = 0; i < M; ++i) {
-                          for (int64_t j = 0; j < N; ++j) {
-                            double v = acc[i * N + j];
-                            if (pbias) v += static_cast<double>(pbias[j]);
-                            out[i * N + j] = static_cast<T>(v);
-                          }
-                        }
-                      }
-                    });
+    for_each_run<3>(
+        batch, {a_strides, b_strides, y_strides}, {0, 0, 0},
+        [&](const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& run, int64_t count) {
+          for (int64_t r = 0; r < count; ++r) {
+            matmul_acc(pa + off[0] + r * run[0], K, 1, pb + off[1] + r * run[1], N, 1, M, K, N,
+                       acc.data());
+            T* out = py + off[2] + r * run[2];
+            for (int64_t i = 0; i < M; ++i) {
+              for (int64_t j = 0; j < N; ++j) {
+                double v = acc[i * N + j];
+                if (pbias) v += static_cast<double>(pbias[j]);
+                out[i * N + j] = static_cast<T>(v);
+              }
+            }
+          }
+        });
     return Status::OK();
   });
 }

@@ -15,17 +15,17 @@ void strided_copy(const Tensor& in, const std::vector<int64_t>& in_strides, int6
     using U = typename decltype(tag)::type;
     const U* src = static_cast<const U*>(in.raw());
     U* dst = static_cast<U*>(out.mutable_raw());
-    for_each_run<2>(out_shape, {in_strides, contiguous_strides(out_shape)}, {in_base, 0},
-                    [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run,
-                        int64_t count) {
-                      const U* s = src + off[0];
-                      U* d = dst + off[1];
-                      if (run[0] == 1) {
-                        std::memcpy(d, s, static_cast<size_t>(count) * sizeof(U));
-                      } else {
-                        for (int64_t i = 0; i < count; ++i) d[i] = s[i * run[0]];
-                      }
-                    });
+    for_each_run<2>(
+        out_shape, {in_strides, contiguous_strides(out_shape)}, {in_base, 0},
+        [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run, int64_t count) {
+          const U* s = src + off[0];
+          U* d = dst + off[1];
+          if (run[0] == 1) {
+            std::memcpy(d, s, static_cast<size_t>(count) * sizeof(U));
+          } else {
+            for (int64_t i = 0; i < count; ++i) d[i] = s[i * run[0]];
+          }
+        });
   });
 }
 
@@ -103,7 +103,8 @@ Status run_concat(const OpContext& ctx) {
     const size_t chunk = static_cast<size_t>(in.dim(axis) * inner) * esize;
     const auto* src = static_cast<const std::byte*>(in.raw());
     if (chunk > 0) {
-      for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * out_chunk + offset, src + o * chunk, chunk);
+      for (int64_t o = 0; o < outer; ++o)
+        std::memcpy(dst + o * out_chunk + offset, src + o * chunk, chunk);
     }
     offset += chunk;
   }
@@ -127,9 +128,8 @@ Status run_slice(const OpContext& ctx) {
   }
   if (ends.size() != starts.size() || axes.size() != starts.size() ||
       steps.size() != starts.size()) {
-    return invalid_argument("starts, ends, axes and steps have different lengths (",
-                            starts.size(), ", ", ends.size(), ", ", axes.size(), ", ",
-                            steps.size(), ")");
+    return invalid_argument("starts, ends, axes and steps have different lengths (", starts.size(),
+                            ", ", ends.size(), ", ", axes.size(), ", ", steps.size(), ")");
   }
   const std::vector<int64_t> strides = contiguous_strides(x.shape());
   Shape out_shape = x.shape();
@@ -174,7 +174,8 @@ Status run_split(const OpContext& ctx) {
   const Tensor& x = *ctx.input(0);
   PS_ASSIGN_OR_RETURN(const int64_t axis_attr, ctx.attr_int("axis", 0));
   PS_ASSIGN_OR_RETURN(const int64_t axis, normalize_axis(axis_attr, x.rank()));
-  PS_ASSIGN_OR_RETURN(const int64_t num_outputs, ctx.attr_int("num_outputs", static_cast<int64_t>(outputs)));
+  PS_ASSIGN_OR_RETURN(const int64_t num_outputs,
+                      ctx.attr_int("num_outputs", static_cast<int64_t>(outputs)));
   if (num_outputs != static_cast<int64_t>(outputs)) {
     return invalid_argument("num_outputs=", num_outputs, " but ", outputs, " outputs are given");
   }
@@ -212,7 +213,8 @@ Status run_split(const OpContext& ctx) {
     const size_t chunk = static_cast<size_t>(sizes[k] * inner) * esize;
     auto* dst = static_cast<std::byte*>(y->mutable_raw());
     if (chunk > 0) {
-      for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * chunk, src + o * in_chunk + offset, chunk);
+      for (int64_t o = 0; o < outer; ++o)
+        std::memcpy(dst + o * chunk, src + o * in_chunk + offset, chunk);
     }
     offset += chunk;
   }

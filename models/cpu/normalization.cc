@@ -32,11 +32,11 @@ Result<std::vector<double>> expanded_doubles(const Tensor& t, const Shape& shape
   }
   PS_ASSIGN_OR_RETURN(const std::vector<double> values, as_doubles(t, what));
   std::vector<double> out(static_cast<size_t>(shape_numel(shape)));
-  for_each_run<2>(shape, {broadcast_strides(t.shape(), shape), contiguous_strides(shape)}, {0, 0},
-                  [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run,
-                      int64_t count) {
-                    for (int64_t i = 0; i < count; ++i) out[off[1] + i] = values[off[0] + i * run[0]];
-                  });
+  for_each_run<2>(
+      shape, {broadcast_strides(t.shape(), shape), contiguous_strides(shape)}, {0, 0},
+      [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run, int64_t count) {
+        for (int64_t i = 0; i < count; ++i) out[off[1] + i] = values[off[0] + i * run[0]];
+      });
   return out;
 }
 
@@ -159,9 +159,11 @@ Status run_softmax(const OpContext& ctx) {
       for (int64_t i = 0; i < inner; ++i) {
         const int64_t base = o * n * inner + i;
         double max = -INFINITY;
-        for (int64_t k = 0; k < n; ++k) max = std::max(max, static_cast<double>(in[base + k * inner]));
+        for (int64_t k = 0; k < n; ++k)
+          max = std::max(max, static_cast<double>(in[base + k * inner]));
         double sum = 0;
-        for (int64_t k = 0; k < n; ++k) sum += std::exp(static_cast<double>(in[base + k * inner]) - max);
+        for (int64_t k = 0; k < n; ++k)
+          sum += std::exp(static_cast<double>(in[base + k * inner]) - max);
         const double log_sum = std::log(sum);
         for (int64_t k = 0; k < n; ++k) {
           const double shifted = static_cast<double>(in[base + k * inner]) - max;

@@ -12,12 +12,18 @@ namespace {
 
 std::string_view attr_kind(const psm::Attribute& a) {
   switch (a.value_case()) {
-    case psm::Attribute::kI: return "int";
-    case psm::Attribute::kF: return "float";
-    case psm::Attribute::kS: return "string";
-    case psm::Attribute::kInts: return "ints";
-    case psm::Attribute::kFloats: return "floats";
-    case psm::Attribute::VALUE_NOT_SET: break;
+    case psm::Attribute::kI:
+      return "int";
+    case psm::Attribute::kF:
+      return "float";
+    case psm::Attribute::kS:
+      return "string";
+    case psm::Attribute::kInts:
+      return "ints";
+    case psm::Attribute::kFloats:
+      return "floats";
+    case psm::Attribute::VALUE_NOT_SET:
+      break;
   }
   return "empty";
 }
@@ -66,8 +72,7 @@ Status OpContext::check_arity(size_t min_inputs, size_t max_inputs, size_t min_o
     }
   }
   if (outputs_.size() > max_outputs) {
-    return invalid_argument(outputs_.size(), " outputs given, at most ", max_outputs,
-                            " allowed");
+    return invalid_argument(outputs_.size(), " outputs given, at most ", max_outputs, " allowed");
   }
   for (size_t i = 0; i < min_outputs; ++i) {
     if (output(i) == nullptr) {

@@ -20,9 +20,8 @@ class OpContext {
  public:
   // All arguments are borrowed and must outlive the context. With `allocate_outputs`, the
   // outputs are empty tensors that output_checked allocates with the shape it is given.
-  OpContext(const std::string& op, const Attributes& attrs,
-            std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs,
-            bool allocate_outputs = false)
+  OpContext(const std::string& op, const Attributes& attrs, std::span<const Tensor* const> inputs,
+            std::span<Tensor* const> outputs, bool allocate_outputs = false)
       : op_(op),
         attrs_(attrs),
         inputs_(inputs),

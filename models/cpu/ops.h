@@ -15,11 +15,11 @@
 // as an fp32 GPU result. Single-threaded.
 #pragma once
 
+#include <google/protobuf/repeated_field.h>
+
 #include <span>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/repeated_field.h>
 
 #include "common/status.h"
 #include "models/cpu/tensor.h"
@@ -39,8 +39,8 @@ using Attributes = google::protobuf::RepeatedPtrField<pipeswitch::psm::Attribute
 //   and Dropout may write onto the exact bytes of their input 0 (then nothing is copied).
 // Returns OK, or an error whose message starts with the op name and says what is wrong (an
 // unsupported attribute value, dtype or rank; shapes that do not fit; an index out of range).
-Status run_op(const std::string& op, const Attributes& attrs,
-              std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs);
+Status run_op(const std::string& op, const Attributes& attrs, std::span<const Tensor* const> inputs,
+              std::span<Tensor* const> outputs);
 
 // Like run_op, but the outputs are allocated here, with the dtypes and shapes the op computes
 // from its inputs and attributes: one owned tensor per output slot (num_outputs >= 1; every

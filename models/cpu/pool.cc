@@ -136,8 +136,7 @@ void average_pool_kernel(const std::array<SpatialWindow, 3>& s, int64_t planes,
               for (int64_t tw = rw.first; tw < rw.last; ++tw) sum += static_cast<double>(row[tw]);
             }
           }
-          const int64_t divisor =
-              counted(wd, od, rd) * counted(wh, oh, rh) * counted(ww, ow, rw);
+          const int64_t divisor = counted(wd, od, rd) * counted(wh, oh, rh) * counted(ww, ow, rw);
           y[o] = static_cast<T>(divisor > 0 ? sum / static_cast<double>(divisor) : 0.0);
         }
       }
@@ -149,8 +148,8 @@ void average_pool_kernel(const std::array<SpatialWindow, 3>& s, int64_t planes,
 
 Status run_max_pool(const OpContext& ctx) {
   PS_TRY(ctx.check_arity(1, 1, 1, 2));
-  PS_TRY(ctx.check_attrs({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads",
-                          "storage_order", "strides"}));
+  PS_TRY(ctx.check_attrs(
+      {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"}));
   const Tensor& x = *ctx.input(0);
   PS_ASSIGN_OR_RETURN(const int64_t ceil_mode, ctx.attr_int("ceil_mode", 0));
   PS_ASSIGN_OR_RETURN(const int64_t storage_order, ctx.attr_int("storage_order", 0));
@@ -161,21 +160,19 @@ Status run_max_pool(const OpContext& ctx) {
                       pool_windows(ctx, x, WindowOptions{ceil_mode != 0, true}));
   const Shape out_shape = pooled_shape(x, windows);
   PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, x.dtype(), out_shape));
-  PS_ASSIGN_OR_RETURN(Tensor * indices,
-                      ctx.optional_output_checked(1, DType::kInt64, out_shape));
+  PS_ASSIGN_OR_RETURN(Tensor * indices, ctx.optional_output_checked(1, DType::kInt64, out_shape));
   return dispatch(NumericTypes{}, x.dtype(), "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
     max_pool_kernel<T>(as_3d(windows), x.dim(0) * x.dim(1), storage_order == 1, x.data<T>(),
-                       y->mutable_data<T>(),
-                       indices ? indices->mutable_data<int64_t>() : nullptr);
+                       y->mutable_data<T>(), indices ? indices->mutable_data<int64_t>() : nullptr);
     return Status::OK();
   });
 }
 
 Status run_average_pool(const OpContext& ctx) {
   PS_TRY(ctx.check_arity(1, 1, 1, 1));
-  PS_TRY(ctx.check_attrs({"auto_pad", "ceil_mode", "count_include_pad", "dilations",
-                          "kernel_shape", "pads", "strides"}));
+  PS_TRY(ctx.check_attrs({"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape",
+                          "pads", "strides"}));
   const Tensor& x = *ctx.input(0);
   PS_ASSIGN_OR_RETURN(const int64_t ceil_mode, ctx.attr_int("ceil_mode", 0));
   PS_ASSIGN_OR_RETURN(const int64_t count_include_pad, ctx.attr_int("count_include_pad", 0));
@@ -184,8 +181,8 @@ Status run_average_pool(const OpContext& ctx) {
   PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, x.dtype(), pooled_shape(x, windows)));
   return dispatch(FloatTypes{}, x.dtype(), "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    average_pool_kernel<T>(as_3d(windows), x.dim(0) * x.dim(1), count_include_pad != 0,
-                           x.data<T>(), y->mutable_data<T>());
+    average_pool_kernel<T>(as_3d(windows), x.dim(0) * x.dim(1), count_include_pad != 0, x.data<T>(),
+                           y->mutable_data<T>());
     return Status::OK();
   });
 }

@@ -29,37 +29,37 @@ void reduce_kernel(Reduction kind, const Tensor& x, const std::vector<int64_t>& 
   }
   std::vector<Acc> acc(static_cast<size_t>(out_numel), init);
   const T* in = x.data<T>();
-  for_each_run<2>(x.shape(), {contiguous_strides(x.shape()), out_strides}, {0, 0},
-                  [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run,
-                      int64_t count) {
-                    const T* v = in + off[0];
-                    Acc* a = acc.data() + off[1];
-                    const int64_t s = run[1];
-                    switch (kind) {
-                      case Reduction::kSum:
-                      case Reduction::kMean:
-                        for (int64_t i = 0; i < count; ++i) a[i * s] += static_cast<Acc>(v[i]);
-                        break;
-                      case Reduction::kProd:
-                        for (int64_t i = 0; i < count; ++i) a[i * s] *= static_cast<Acc>(v[i]);
-                        break;
-                      case Reduction::kMax:
-                      case Reduction::kMin:
-                        for (int64_t i = 0; i < count; ++i) {
-                          const Acc value = static_cast<Acc>(v[i]);
-                          Acc& r = a[i * s];
-                          if constexpr (kIsFloat<Acc>) {
-                            if (std::isnan(r)) continue;
-                            if (std::isnan(value)) {
-                              r = value;
-                              continue;
-                            }
-                          }
-                          r = kind == Reduction::kMax ? std::max(r, value) : std::min(r, value);
-                        }
-                        break;
-                    }
-                  });
+  for_each_run<2>(
+      x.shape(), {contiguous_strides(x.shape()), out_strides}, {0, 0},
+      [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run, int64_t count) {
+        const T* v = in + off[0];
+        Acc* a = acc.data() + off[1];
+        const int64_t s = run[1];
+        switch (kind) {
+          case Reduction::kSum:
+          case Reduction::kMean:
+            for (int64_t i = 0; i < count; ++i) a[i * s] += static_cast<Acc>(v[i]);
+            break;
+          case Reduction::kProd:
+            for (int64_t i = 0; i < count; ++i) a[i * s] *= static_cast<Acc>(v[i]);
+            break;
+          case Reduction::kMax:
+          case Reduction::kMin:
+            for (int64_t i = 0; i < count; ++i) {
+              const Acc value = static_cast<Acc>(v[i]);
+              Acc& r = a[i * s];
+              if constexpr (kIsFloat<Acc>) {
+                if (std::isnan(r)) continue;
+                if (std::isnan(value)) {
+                  r = value;
+                  continue;
+                }
+              }
+              r = kind == Reduction::kMax ? std::max(r, value) : std::min(r, value);
+            }
+            break;
+        }
+      });
   for (int64_t j = 0; j < out_numel; ++j) {
     Acc r = acc[j];
     if (kind == Reduction::kMean) {
@@ -121,8 +121,8 @@ Status run_reduce(const OpContext& ctx) {
   }
   PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, x.dtype(), out_shape));
   const std::vector<int64_t> out_strides = broadcast_strides(kept_shape, x.shape());
-  const bool arithmetic = kind == Reduction::kSum || kind == Reduction::kMean ||
-                          kind == Reduction::kProd;
+  const bool arithmetic =
+      kind == Reduction::kSum || kind == Reduction::kMean || kind == Reduction::kProd;
   return dispatch(NumericTypes{}, x.dtype(), "input", [&](auto tag) -> Status {
     using T = typename decltype(tag)::type;
     if constexpr (kIsFloat<T>) {

@@ -94,19 +94,20 @@ constexpr Entry kTable[] = {
 };
 
 const Entry* find_entry(std::string_view op) {
-  static const bool sorted = std::is_sorted(
-      std::begin(kTable), std::end(kTable),
-      [](const Entry& a, const Entry& b) { return a.op < b.op; });
+  static const bool sorted =
+      std::is_sorted(std::begin(kTable), std::end(kTable),
+                     [](const Entry& a, const Entry& b) { return a.op < b.op; });
   PS_CHECK(sorted);
-  const Entry* it = std::lower_bound(std::begin(kTable), std::end(kTable), op,
-                                     [](const Entry& e, std::string_view name) { return e.op < name; });
+  const Entry* it =
+      std::lower_bound(std::begin(kTable), std::end(kTable), op,
+                       [](const Entry& e, std::string_view name) { return e.op < name; });
   return it != std::end(kTable) && it->op == op ? it : nullptr;
 }
 
 }  // namespace
 
-Status run_op(const std::string& op, const Attributes& attrs,
-              std::span<const Tensor* const> inputs, std::span<Tensor* const> outputs) {
+Status run_op(const std::string& op, const Attributes& attrs, std::span<const Tensor* const> inputs,
+              std::span<Tensor* const> outputs) {
   const Entry* entry = find_entry(op);
   if (entry == nullptr) return unsupported("operator '", op, "' has no CPU implementation");
   const OpContext ctx(op, attrs, inputs, outputs);

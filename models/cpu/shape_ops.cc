@@ -166,7 +166,8 @@ D convert(S v) {
   } else if constexpr (std::is_integral_v<D> && kIsFloat<S>) {
     // Out of range is undefined in ONNX; we saturate (NaN becomes 0) instead of invoking UB.
     if (std::isnan(v)) return D{0};
-    if (v <= static_cast<S>(std::numeric_limits<D>::lowest())) return std::numeric_limits<D>::lowest();
+    if (v <= static_cast<S>(std::numeric_limits<D>::lowest()))
+      return std::numeric_limits<D>::lowest();
     if (v >= static_cast<S>(std::numeric_limits<D>::max())) return std::numeric_limits<D>::max();
     return static_cast<D>(v);
   } else {
@@ -251,12 +252,12 @@ Status run_constant_of_shape(const OpContext& ctx) {
     PS_ASSIGN_OR_RETURN(fvalue, ctx.attr_float("value", 0.0f));
   }
   if (!has_value && dtype != DType::kFloat32) {
-    return invalid_argument("without a value the output must be float32, got ",
-                            dtype_name(dtype), shape_string(y->shape()));
+    return invalid_argument("without a value the output must be float32, got ", dtype_name(dtype),
+                            shape_string(y->shape()));
   }
   if (has_value && is_floating(dtype) == value_is_int) {
-    return invalid_argument("value is ", value_is_int ? "an int" : "a float",
-                            " but the output is ", dtype_name(dtype), shape_string(y->shape()));
+    return invalid_argument("value is ", value_is_int ? "an int" : "a float", " but the output is ",
+                            dtype_name(dtype), shape_string(y->shape()));
   }
   PS_TRY(ctx.output_checked(0, dtype, shape).status());
   return dispatch(AllTypes{}, dtype, "output", [&](auto tag) {
@@ -285,18 +286,21 @@ Status run_range(const OpContext& ctx) {
   if (!(count < 1e12)) return invalid_argument("range of ", count, " elements is too long");
   const int64_t n = std::max<int64_t>(static_cast<int64_t>(count), 0);
   PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, start_t.dtype(), Shape{n}));
-  return dispatch(Types<float, double, int64_t, int32_t>{}, start_t.dtype(), "input", [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* out = y->mutable_data<T>();
-    if constexpr (kIsFloat<T>) {
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(start + static_cast<double>(i) * delta);
-    } else {
-      const T s = start_t.data<T>()[0];
-      const T d = ctx.input(2)->data<T>()[0];
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(s + static_cast<T>(i) * d);
-    }
-    return Status::OK();
-  });
+  return dispatch(Types<float, double, int64_t, int32_t>{}, start_t.dtype(), "input",
+                  [&](auto tag) {
+                    using T = typename decltype(tag)::type;
+                    T* out = y->mutable_data<T>();
+                    if constexpr (kIsFloat<T>) {
+                      for (int64_t i = 0; i < n; ++i)
+                        out[i] = static_cast<T>(start + static_cast<double>(i) * delta);
+                    } else {
+                      const T s = start_t.data<T>()[0];
+                      const T d = ctx.input(2)->data<T>()[0];
+                      for (int64_t i = 0; i < n; ++i)
+                        out[i] = static_cast<T>(s + static_cast<T>(i) * d);
+                    }
+                    return Status::OK();
+                  });
 }
 
 Status run_cast(const OpContext& ctx) {

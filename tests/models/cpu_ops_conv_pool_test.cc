@@ -19,16 +19,14 @@ TEST_CASE("FusedConv adds bias and residual, then applies ReLU", "[cpu_ops][conv
   // conv + B: ch0 = [6.5, 8.5, 12.5, 14.5]; ch1 = [1, 1, 1, 1].
   SECTION("relu with residual") {
     Tensor y = zeros(DType::kFloat32, {1, 2, 2, 2});
-    REQUIRE(run("FusedConv",
-                attrs({attr_s("activation", "relu"), attr_i("has_residual", 1)}),
+    REQUIRE(run("FusedConv", attrs({attr_s("activation", "relu"), attr_i("has_residual", 1)}),
                 {&x, &w, &b, &residual}, {&y})
                 .ok());
     CHECK_THAT(values<float>(y), approx({7.5f, 0, 12.5f, 14.5f, 1, 0, 6, 1}));
   }
   SECTION("no activation keeps negatives") {
     Tensor y = zeros(DType::kFloat32, {1, 2, 2, 2});
-    REQUIRE(run("FusedConv",
-                attrs({attr_s("activation", "none"), attr_i("has_residual", 1)}),
+    REQUIRE(run("FusedConv", attrs({attr_s("activation", "none"), attr_i("has_residual", 1)}),
                 {&x, &w, &b, &residual}, {&y})
                 .ok());
     CHECK_THAT(values<float>(y), approx({7.5f, -1.5f, 12.5f, 14.5f, 1, -1, 6, 1}));
@@ -45,9 +43,9 @@ TEST_CASE("FusedConv adds bias and residual, then applies ReLU", "[cpu_ops][conv
     CHECK_THAT(s.message(), Catch::Contains("FusedConv") && Catch::Contains("residual"));
     CHECK_FALSE(run("FusedConv", attrs(), {&x, &w, &b, &residual}, {&y}).ok());
     Tensor small = floats({1, 2, 1, 1}, {0, 0});
-    CHECK_THAT(run("FusedConv", attrs({attr_i("has_residual", 1)}), {&x, &w, &b, &small}, {&y})
-                   .message(),
-               Catch::Contains("residual float32[1,2,1,1] must have the output shape"));
+    CHECK_THAT(
+        run("FusedConv", attrs({attr_i("has_residual", 1)}), {&x, &w, &b, &small}, {&y}).message(),
+        Catch::Contains("residual float32[1,2,1,1] must have the output shape"));
     CHECK(run("FusedConv", attrs({attr_s("activation", "sigmoid")}), {&x, &w}, {&y}).code() ==
           Code::kUnsupported);
   }
@@ -86,7 +84,8 @@ TEST_CASE("grouped Conv maps output channels to their group", "[cpu_ops][conv]")
     Tensor b = floats({4}, {0, 0, 0, 1});
     Tensor y = zeros(DType::kFloat32, {1, 4, 2, 2});
     REQUIRE(run("Conv", attrs({attr_i("group", 2)}), {&x, &w, &b}, {&y}).ok());
-    CHECK_THAT(values<float>(y), approx({1, 2, 3, 4, 2, 4, 6, 8, 30, 60, 90, 120, 41, 81, 121, 161}));
+    CHECK_THAT(values<float>(y),
+               approx({1, 2, 3, 4, 2, 4, 6, 8, 30, 60, 90, 120, 41, 81, 121, 161}));
   }
   SECTION("channels that do not divide by the group are an error") {
     Tensor w = floats({3, 1, 1, 1}, {1, 2, 3});
@@ -181,11 +180,11 @@ TEST_CASE("Conv agrees with a naive loop over strides, pads, dilations and group
     Tensor w = floats({k.m, cg, k.kh, k.kw}, wv);
     Tensor b = floats({k.m}, bv);
     Tensor y = zeros(DType::kFloat32, {k.n, k.m, oh, ow});
-    const Status s = run("Conv",
-                         attrs({attr_i("group", k.group), attr_ints("strides", {k.sh, k.sw}),
-                                attr_ints("dilations", {k.dh, k.dw}),
-                                attr_ints("pads", {k.pt, k.pl, k.pb, k.pr})}),
-                         {&x, &w, &b}, {&y});
+    const Status s = run(
+        "Conv",
+        attrs({attr_i("group", k.group), attr_ints("strides", {k.sh, k.sw}),
+               attr_ints("dilations", {k.dh, k.dw}), attr_ints("pads", {k.pt, k.pl, k.pb, k.pr})}),
+        {&x, &w, &b}, {&y});
     INFO(s.to_string());
     REQUIRE(s.ok());
     CHECK_THAT(values<float>(y), approx(expected, 1e-6));
@@ -201,8 +200,8 @@ Tensor x4x4() {
 
 TEST_CASE("MaxPool and AveragePool in ceil mode clip the last window", "[cpu_ops][pool]") {
   Tensor x = x4x4();
-  const Attributes ceil = attrs({attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
-                                 attr_i("ceil_mode", 1)});
+  const Attributes ceil = attrs(
+      {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_i("ceil_mode", 1)});
   Tensor y = zeros(DType::kFloat32, {1, 1, 2, 2});
   REQUIRE(run("MaxPool", ceil, {&x}, {&y}).ok());
   CHECK_THAT(values<float>(y), approx({10, 11, 14, 15}));
@@ -235,11 +234,11 @@ TEST_CASE("ceil-mode pooling accepts ONNX's and PyTorch's output length", "[cpu_
   // window (it starts inside the end padding) and gives 3.
   Tensor x = floats({1, 1, 5}, {1, 2, 3, 4, 5});
   const auto pool = [&](Tensor& y, int64_t include) {
-    return run("AveragePool",
-               attrs({attr_ints("kernel_shape", {2}), attr_ints("strides", {2}),
-                      attr_ints("pads", {1, 1}), attr_i("ceil_mode", 1),
-                      attr_i("count_include_pad", include)}),
-               {&x}, {&y});
+    return run(
+        "AveragePool",
+        attrs({attr_ints("kernel_shape", {2}), attr_ints("strides", {2}), attr_ints("pads", {1, 1}),
+               attr_i("ceil_mode", 1), attr_i("count_include_pad", include)}),
+        {&x}, {&y});
   };
   Tensor onnx_y = zeros(DType::kFloat32, {1, 1, 4});
   REQUIRE(pool(onnx_y, 1).ok());
@@ -270,8 +269,9 @@ TEST_CASE("MaxPool Indices in row- and column-major order", "[cpu_ops][pool]") {
 TEST_CASE("MaxPool ignores padding and GlobalAveragePool averages planes", "[cpu_ops][pool]") {
   Tensor x = floats({1, 1, 2, 2}, {-1, -2, -3, -4});
   Tensor y = zeros(DType::kFloat32, {1, 1, 3, 3});
-  REQUIRE(run("MaxPool", attrs({attr_ints("kernel_shape", {2, 2}), attr_ints("pads", {1, 1, 1, 1})}),
-              {&x}, {&y})
+  REQUIRE(run("MaxPool",
+              attrs({attr_ints("kernel_shape", {2, 2}), attr_ints("pads", {1, 1, 1, 1})}), {&x},
+              {&y})
               .ok());
   CHECK_THAT(values<float>(y), approx({-1, -1, -2, -1, -1, -2, -3, -3, -4}));
 
@@ -311,8 +311,9 @@ TEST_CASE("a tiny ResNet at 32x32 runs end to end", "[cpu_ops][conv]") {
     Tensor stem = zeros(DType::kFloat32, {1, 16, 32, 32});
     REQUIRE(run("FusedConv", same, {&input, &stem_w, &stem_b}, {&stem}).ok());
     Tensor pooled = zeros(DType::kFloat32, {1, 16, 16, 16});
-    REQUIRE(run("MaxPool", attrs({attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
-                                  attr_ints("pads", {1, 1, 1, 1})}),
+    REQUIRE(run("MaxPool",
+                attrs({attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
+                       attr_ints("pads", {1, 1, 1, 1})}),
                 {&stem}, {&pooled})
                 .ok());
     Tensor a = zeros(DType::kFloat32, {1, 16, 16, 16});

@@ -44,7 +44,8 @@ TEST_CASE("MatMul broadcasts batch dimensions and promotes 1-D operands", "[cpu_
     for (int j = 0; j < 3; ++j)
       for (int r = 0; r < 2; ++r)
         for (int c = 0; c < 2; ++c)
-          expected.push_back(av[i * 4 + r * 2] * bv[j * 4 + c] + av[i * 4 + r * 2 + 1] * bv[j * 4 + 2 + c]);
+          expected.push_back(av[i * 4 + r * 2] * bv[j * 4 + c] +
+                             av[i * 4 + r * 2 + 1] * bv[j * 4 + 2 + c]);
   CHECK_THAT(values<float>(y), approx(expected));
 
   Tensor v = floats({3}, {1, 2, 3});
@@ -63,8 +64,8 @@ TEST_CASE("MatMul broadcasts batch dimensions and promotes 1-D operands", "[cpu_
 }
 
 TEST_CASE("Gemm with transposes, alpha, beta and a broadcast C", "[cpu_ops][gemm]") {
-  Tensor at = floats({3, 2}, {1, 4, 2, 5, 3, 6});      // A^T of [[1,2,3],[4,5,6]]
-  Tensor bt = floats({2, 3}, {1, 0, 1, 0, 1, 1});      // B^T of [[1,0],[0,1],[1,1]]
+  Tensor at = floats({3, 2}, {1, 4, 2, 5, 3, 6});  // A^T of [[1,2,3],[4,5,6]]
+  Tensor bt = floats({2, 3}, {1, 0, 1, 0, 1, 1});  // B^T of [[1,0],[0,1],[1,1]]
   Tensor c = floats({2}, {1, 2});
   Tensor y = zeros(DType::kFloat32, {2, 2});
   REQUIRE(run("Gemm",
@@ -102,8 +103,8 @@ TEST_CASE("LayerNormalization over the last axis and over all axes", "[cpu_ops][
     REQUIRE(run("LayerNormalization", attrs(), {&x, &scale, &bias}, {&y, &mean, &inv_std}).ok());
     CHECK_THAT(values<float>(y),
                approx({static_cast<float>(-1 * s1), static_cast<float>(0 * s1 * 2 + 1),
-                       static_cast<float>(1 * s1 * 0.5 - 1),
-                       static_cast<float>((2 - m2) * s2), static_cast<float>((4 - m2) * s2 * 2 + 1),
+                       static_cast<float>(1 * s1 * 0.5 - 1), static_cast<float>((2 - m2) * s2),
+                       static_cast<float>((4 - m2) * s2 * 2 + 1),
                        static_cast<float>((8 - m2) * s2 * 0.5 - 1)}));
     CHECK_THAT(values<float>(mean), approx({2, static_cast<float>(m2)}));
     CHECK_THAT(values<float>(inv_std), approx({static_cast<float>(s1), static_cast<float>(s2)}));
@@ -111,13 +112,14 @@ TEST_CASE("LayerNormalization over the last axis and over all axes", "[cpu_ops][
   SECTION("axis 0 normalises everything; Scale broadcasts") {
     Tensor y = zeros(DType::kFloat32, {2, 3});
     Tensor two = floats({1}, {2});
-    REQUIRE(run("LayerNormalization", attrs({attr_i("axis", 0), attr_f("epsilon", 0)}),
-                {&x, &two}, {&y})
+    REQUIRE(run("LayerNormalization", attrs({attr_i("axis", 0), attr_f("epsilon", 0)}), {&x, &two},
+                {&y})
                 .ok());
     // mean 10/3; squared deviations (49 + 16 + 1 + 16 + 4 + 196) / 9 over 6: variance 47/9.
     const double s = 1 / std::sqrt(47.0 / 9);
     std::vector<float> expected;
-    for (float v : {1, 2, 3, 2, 4, 8}) expected.push_back(static_cast<float>((v - 10.0 / 3) * s * 2));
+    for (float v : {1, 2, 3, 2, 4, 8})
+      expected.push_back(static_cast<float>((v - 10.0 / 3) * s * 2));
     CHECK_THAT(values<float>(y), approx(expected));
   }
   SECTION("a Scale that does not broadcast is an error") {
@@ -133,9 +135,9 @@ TEST_CASE("BatchNormalization uses the running statistics", "[cpu_ops][norm]") {
   Tensor scale = floats({2}, {1, 2}), b = floats({2}, {0, 1});
   Tensor mean = floats({2}, {1, 3}), var = floats({2}, {4, 1});
   Tensor y = zeros(DType::kFloat32, {1, 2, 1, 2});
-  REQUIRE(run("BatchNormalization", attrs({attr_f("epsilon", 0)}), {&x, &scale, &b, &mean, &var},
-              {&y})
-              .ok());
+  REQUIRE(
+      run("BatchNormalization", attrs({attr_f("epsilon", 0)}), {&x, &scale, &b, &mean, &var}, {&y})
+          .ok());
   CHECK_THAT(values<float>(y), approx({0, 0.5f, 1, 3}));
   CHECK(run("BatchNormalization", attrs({attr_i("training_mode", 1)}),
             {&x, &scale, &b, &mean, &var}, {&y})
@@ -246,7 +248,7 @@ TEST_CASE("variadic Max, Min, Sum, Mean broadcast all inputs", "[cpu_ops][broadc
   const std::vector<float> mx = values<float>(y);
   CHECK(mx[0] == 3);
   CHECK(mx[1] == 5);
-  CHECK(std::isnan(mx[2]));  // NaN propagates
+  CHECK(std::isnan(mx[2]));                                                        // NaN propagates
   REQUIRE(run("Mean", attrs(), {&a, &c}, {&y}).code() == Code::kInvalidArgument);  // shape [2]
   Tensor m = zeros(DType::kFloat32, {2});
   REQUIRE(run("Mean", attrs(), {&a, &c}, {&m}).ok());
@@ -269,7 +271,8 @@ TEST_CASE("reductions with axes as attribute or input", "[cpu_ops][reduce]") {
              Catch::Contains("axis 2 is out of range for rank 2"));
 }
 
-TEST_CASE("shape ops: Reshape, Squeeze, Unsqueeze, Transpose, Concat, Split, Slice", "[cpu_ops][shape]") {
+TEST_CASE("shape ops: Reshape, Squeeze, Unsqueeze, Transpose, Concat, Split, Slice",
+          "[cpu_ops][shape]") {
   Tensor x = floats({2, 3}, {1, 2, 3, 4, 5, 6});
   SECTION("Reshape copies 0 and infers -1; bad shapes are errors") {
     Tensor shape = make<int64_t>({3}, {0, -1, 1});
@@ -357,7 +360,8 @@ TEST_CASE("Dropout in inference is the identity with an all-true mask", "[cpu_op
 }
 
 TEST_CASE("Range, ConstantOfShape, Shape and Expand", "[cpu_ops][shape]") {
-  Tensor start = make<int64_t>({}, {10}), limit = make<int64_t>({}, {3}), delta = make<int64_t>({}, {-3});
+  Tensor start = make<int64_t>({}, {10}), limit = make<int64_t>({}, {3}),
+         delta = make<int64_t>({}, {-3});
   Tensor r = zeros(DType::kInt64, {3});
   REQUIRE(run("Range", attrs(), {&start, &limit, &delta}, {&r}).ok());
   CHECK(values<int64_t>(r) == std::vector<int64_t>{10, 7, 4});

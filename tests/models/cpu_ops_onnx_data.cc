@@ -43,27 +43,52 @@ void copy_field(const Field& field, Tensor& t) {
 std::string value_string(const Tensor& t, int64_t i) {
   std::ostringstream s;
   switch (t.dtype()) {
-    case DType::kFloat32: s << t.data<float>()[i]; break;
-    case DType::kFloat64: s << t.data<double>()[i]; break;
-    case DType::kFloat16: s << float16_to_float(t.data<Float16>()[i].bits); break;
-    case DType::kBFloat16: s << bfloat16_to_float(t.data<BFloat16>()[i].bits); break;
-    case DType::kInt64: s << t.data<int64_t>()[i]; break;
-    case DType::kInt32: s << t.data<int32_t>()[i]; break;
-    case DType::kInt8: s << static_cast<int>(t.data<int8_t>()[i]); break;
-    case DType::kUInt8: s << static_cast<int>(t.data<uint8_t>()[i]); break;
-    case DType::kBool: s << (t.data<bool>()[i] ? "true" : "false"); break;
-    case DType::kUndefined: s << "?"; break;
+    case DType::kFloat32:
+      s << t.data<float>()[i];
+      break;
+    case DType::kFloat64:
+      s << t.data<double>()[i];
+      break;
+    case DType::kFloat16:
+      s << float16_to_float(t.data<Float16>()[i].bits);
+      break;
+    case DType::kBFloat16:
+      s << bfloat16_to_float(t.data<BFloat16>()[i].bits);
+      break;
+    case DType::kInt64:
+      s << t.data<int64_t>()[i];
+      break;
+    case DType::kInt32:
+      s << t.data<int32_t>()[i];
+      break;
+    case DType::kInt8:
+      s << static_cast<int>(t.data<int8_t>()[i]);
+      break;
+    case DType::kUInt8:
+      s << static_cast<int>(t.data<uint8_t>()[i]);
+      break;
+    case DType::kBool:
+      s << (t.data<bool>()[i] ? "true" : "false");
+      break;
+    case DType::kUndefined:
+      s << "?";
+      break;
   }
   return s.str();
 }
 
 double float_value(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DType::kFloat32: return t.data<float>()[i];
-    case DType::kFloat64: return t.data<double>()[i];
-    case DType::kFloat16: return float16_to_float(t.data<Float16>()[i].bits);
-    case DType::kBFloat16: return bfloat16_to_float(t.data<BFloat16>()[i].bits);
-    default: break;
+    case DType::kFloat32:
+      return t.data<float>()[i];
+    case DType::kFloat64:
+      return t.data<double>()[i];
+    case DType::kFloat16:
+      return float16_to_float(t.data<Float16>()[i].bits);
+    case DType::kBFloat16:
+      return bfloat16_to_float(t.data<BFloat16>()[i].bits);
+    default:
+      break;
   }
   return 0;
 }
@@ -142,26 +167,53 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& proto) {
   }
   int64_t count = 0;
   switch (dtype) {
-    case DType::kFloat32: count = proto.float_data_size(); break;
-    case DType::kFloat64: count = proto.double_data_size(); break;
-    case DType::kInt64: count = proto.int64_data_size(); break;
-    default: count = proto.int32_data_size(); break;
+    case DType::kFloat32:
+      count = proto.float_data_size();
+      break;
+    case DType::kFloat64:
+      count = proto.double_data_size();
+      break;
+    case DType::kInt64:
+      count = proto.int64_data_size();
+      break;
+    default:
+      count = proto.int32_data_size();
+      break;
   }
   if (count != t.numel()) {
     return corrupt("tensor '", proto.name(), "' ", t.description(), " has ", count,
                    " values, expected ", t.numel());
   }
   switch (dtype) {
-    case DType::kFloat32: copy_field<float>(proto.float_data(), t); break;
-    case DType::kFloat64: copy_field<double>(proto.double_data(), t); break;
-    case DType::kInt64: copy_field<int64_t>(proto.int64_data(), t); break;
-    case DType::kInt32: copy_field<int32_t>(proto.int32_data(), t); break;
-    case DType::kInt8: copy_field<int8_t>(proto.int32_data(), t); break;
-    case DType::kUInt8: copy_field<uint8_t>(proto.int32_data(), t); break;
-    case DType::kBool: copy_field<bool>(proto.int32_data(), t); break;
-    case DType::kFloat16: copy_field<Float16>(proto.int32_data(), t); break;
-    case DType::kBFloat16: copy_field<BFloat16>(proto.int32_data(), t); break;
-    case DType::kUndefined: break;
+    case DType::kFloat32:
+      copy_field<float>(proto.float_data(), t);
+      break;
+    case DType::kFloat64:
+      copy_field<double>(proto.double_data(), t);
+      break;
+    case DType::kInt64:
+      copy_field<int64_t>(proto.int64_data(), t);
+      break;
+    case DType::kInt32:
+      copy_field<int32_t>(proto.int32_data(), t);
+      break;
+    case DType::kInt8:
+      copy_field<int8_t>(proto.int32_data(), t);
+      break;
+    case DType::kUInt8:
+      copy_field<uint8_t>(proto.int32_data(), t);
+      break;
+    case DType::kBool:
+      copy_field<bool>(proto.int32_data(), t);
+      break;
+    case DType::kFloat16:
+      copy_field<Float16>(proto.int32_data(), t);
+      break;
+    case DType::kBFloat16:
+      copy_field<BFloat16>(proto.int32_data(), t);
+      break;
+    case DType::kUndefined:
+      break;
   }
   return t;
 }
@@ -187,9 +239,15 @@ Result<Attributes> convert_attributes(const onnx::NodeProto& node) {
     psm::Attribute* out = attrs.Add();
     out->set_name(a.name());
     switch (a.type()) {
-      case onnx::AttributeProto::INT: out->set_i(a.i()); break;
-      case onnx::AttributeProto::FLOAT: out->set_f(a.f()); break;
-      case onnx::AttributeProto::STRING: out->set_s(a.s()); break;
+      case onnx::AttributeProto::INT:
+        out->set_i(a.i());
+        break;
+      case onnx::AttributeProto::FLOAT:
+        out->set_f(a.f());
+        break;
+      case onnx::AttributeProto::STRING:
+        out->set_s(a.s());
+        break;
       case onnx::AttributeProto::INTS:
         out->mutable_ints()->mutable_values()->Add(a.ints().begin(), a.ints().end());
         break;
@@ -219,7 +277,8 @@ Result<Attributes> convert_attributes(const onnx::NodeProto& node) {
       }
       default:
         return unsupported("attribute '", a.name(), "' has ONNX attribute type ",
-                           static_cast<int>(a.type()), " (graphs, strings lists, sparse tensors "
+                           static_cast<int>(a.type()),
+                           " (graphs, strings lists, sparse tensors "
                            "and type protos have no manifest form)");
     }
   }
@@ -298,7 +357,8 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
     if (!v.type().has_tensor_type()) return skip(str_cat("input '", v.name(), "' is not a tensor"));
   }
   for (const onnx::ValueInfoProto& v : graph.output()) {
-    if (!v.type().has_tensor_type()) return skip(str_cat("output '", v.name(), "' is not a tensor"));
+    if (!v.type().has_tensor_type())
+      return skip(str_cat("output '", v.name(), "' is not a tensor"));
   }
   std::map<std::string, Tensor> initializers;
   for (const onnx::TensorProto& init : graph.initializer()) {
@@ -399,7 +459,8 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
         // run_op_allocating must pick the same shapes and compute the same bits.
         Result<std::vector<Tensor>> allocated = run_op_allocating(
             node.op_type(), node_attrs[n], inputs, static_cast<size_t>(node.output_size()));
-        if (!allocated.ok()) return fail(set, "run_op_allocating: " + allocated.status().to_string());
+        if (!allocated.ok())
+          return fail(set, "run_op_allocating: " + allocated.status().to_string());
         for (int k = 0; k < node.output_size(); ++k) {
           if (node.output(k).empty()) continue;
           // A ConstantOfShape value attribute holds only an int or a float in the manifest, so
@@ -409,9 +470,11 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
               want != DType::kFloat32) {
             continue;
           }
-          const std::string diff = compare((*allocated)[k], values.at(node.output(k)), Tolerance{0, 0});
+          const std::string diff =
+              compare((*allocated)[k], values.at(node.output(k)), Tolerance{0, 0});
           if (!diff.empty()) {
-            return fail(set, str_cat("run_op_allocating output ", k, " differs from run_op: ", diff));
+            return fail(set,
+                        str_cat("run_op_allocating output ", k, " differs from run_op: ", diff));
           }
         }
       } else {

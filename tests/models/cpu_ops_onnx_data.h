@@ -5,8 +5,8 @@
 
 #include <filesystem>
 #include <functional>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -36,10 +36,10 @@ Result<Attributes> convert_attributes(const onnx::NodeProto& node);
 
 struct CaseResult {
   enum class Outcome { kPassed, kFailed, kSkipped, kNotApplicable };
-  std::string name;     // directory name, "test_add_bcast"
-  std::string op;       // the node's op type, or kGraphLabel
+  std::string name;  // directory name, "test_add_bcast"
+  std::string op;    // the node's op type, or kGraphLabel
   Outcome outcome = Outcome::kNotApplicable;
-  std::string detail;   // why it failed, was skipped, or does not apply
+  std::string detail;  // why it failed, was skipped, or does not apply
 };
 
 // Tolerance of a float comparison: |actual - expected| <= atol + rtol * |expected|.

@@ -96,13 +96,13 @@ TEST_CASE("dtype conversions with the manifest and ONNX enums", "[cpu_ops]") {
 TEST_CASE("float16 conversion rounds to nearest even", "[cpu_ops]") {
   CHECK(float_to_float16(1.0f) == 0x3c00);
   CHECK(float_to_float16(-2.0f) == 0xc000);
-  CHECK(float_to_float16(1.0f + 0x1p-11f) == 0x3c00);         // tie -> even (down)
-  CHECK(float_to_float16(1.0f + 3 * 0x1p-11f) == 0x3c02);     // tie -> even (up)
+  CHECK(float_to_float16(1.0f + 0x1p-11f) == 0x3c00);             // tie -> even (down)
+  CHECK(float_to_float16(1.0f + 3 * 0x1p-11f) == 0x3c02);         // tie -> even (up)
   CHECK(float_to_float16(1.0f + 0x1p-11f + 0x1p-20f) == 0x3c01);  // above the tie
-  CHECK(float_to_float16(0x1p-24f) == 0x0001);                // smallest subnormal
-  CHECK(float_to_float16(0x1p-25f) == 0x0000);                // tie -> even zero
-  CHECK(float_to_float16(3 * 0x1p-25f) == 0x0002);            // tie -> even
-  CHECK(float_to_float16(0x1p-14f) == 0x0400);                // smallest normal
+  CHECK(float_to_float16(0x1p-24f) == 0x0001);                    // smallest subnormal
+  CHECK(float_to_float16(0x1p-25f) == 0x0000);                    // tie -> even zero
+  CHECK(float_to_float16(3 * 0x1p-25f) == 0x0002);                // tie -> even
+  CHECK(float_to_float16(0x1p-14f) == 0x0400);                    // smallest normal
   CHECK(float_to_float16(65504.0f) == 0x7bff);
   CHECK(float_to_float16(65519.0f) == 0x7bff);
   CHECK(float_to_float16(65520.0f) == 0x7c00);
@@ -170,8 +170,8 @@ TEST_CASE("Cast converts between every pair of dtypes", "[cpu_ops]") {
 TEST_CASE("the dispatcher lists its ops and names errors", "[cpu_ops]") {
   const std::vector<std::string> ops = supported_ops();
   CHECK(std::is_sorted(ops.begin(), ops.end()));
-  for (const char* op : {"Conv", "FusedConv", "MatMulBias", "Gelu", "LayerNormalization",
-                         "Dropout", "GlobalAveragePool", "Range", "ConstantOfShape"}) {
+  for (const char* op : {"Conv", "FusedConv", "MatMulBias", "Gelu", "LayerNormalization", "Dropout",
+                         "GlobalAveragePool", "Range", "ConstantOfShape"}) {
     CHECK(is_supported(op));
   }
   CHECK_FALSE(is_supported("LSTM"));
