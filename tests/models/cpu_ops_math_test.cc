@@ -1,0 +1,409 @@
+// test_cpu_ops: matrix products, activations, normalisations, broadcasting and the shape ops,
+// on hand-computed cases.
+#include <cmath>
+#include <limits>
+
+#include "tests/models/cpu_ops_test_util.h"
+
+namespace ps::models::cpu::test {
+namespace {
+
+TEST_CASE("MatMulBias adds the bias over the last dimension", "[cpu_ops][gemm]") {
+  Tensor a = floats({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = floats({3, 2}, {1, 0, 0, 1, 1, 1});
+  Tensor bias = floats({2}, {0.5f, -1});
+  Tensor y = zeros(DType::kFloat32, {2, 2});
+  REQUIRE(run("MatMulBias", attrs(), {&a, &b, &bias}, {&y}).ok());
+  CHECK_THAT(values<float>(y), approx({4.5f, 4, 10.5f, 10}));
+
+  SECTION("batched A with a shared B") {
+    Tensor a3 = floats({2, 1, 3}, {1, 2, 3, 4, 5, 6});
+    Tensor y3 = zeros(DType::kFloat32, {2, 1, 2});
+    REQUIRE(run("MatMulBias", attrs(), {&a3, &b, &bias}, {&y3}).ok());
+    CHECK_THAT(values<float>(y3), approx({4.5f, 4, 10.5f, 10}));
+  }
+  SECTION("a bias of the wrong length is an error") {
+    Tensor bad = floats({3}, {0, 0, 0});
+    Status s = run("MatMulBias", attrs(), {&a, &b, &bad}, {&y});
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::Contains("MatMulBias: bias float32[3]"));
+    CHECK_FALSE(run("MatMulBias", attrs(), {&a, &b}, {&y}).ok());
+  }
+}
+
+TEST_CASE("MatMul broadcasts batch dimensions and promotes 1-D operands", "[cpu_ops][gemm]") {
+  // A [2,1,2,2] (two matrices), B [3,2,2] (three): 6 products.
+  std::vector<float> av = {1, 2, 3, 4, -1, 0, 0, 1};
+  std::vector<float> bv = {1, 0, 0, 1, 0, 1, 1, 0, 2, 0, 0, 3};
+  Tensor a = floats({2, 1, 2, 2}, av);
+  Tensor b = floats({3, 2, 2}, bv);
+  Tensor y = zeros(DType::kFloat32, {2, 3, 2, 2});
+  REQUIRE(run("MatMul", attrs(), {&a, &b}, {&y}).ok());
+  std::vector<float> expected;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int r = 0; r < 2; ++r)
+        for (int c = 0; c < 2; ++c)
+          expected.push_back(av[i * 4 + r * 2] * bv[j * 4 + c] +
+                             av[i * 4 + r * 2 + 1] * bv[j * 4 + 2 + c]);
+  CHECK_THAT(values<float>(y), approx(expected));
+
+  Tensor v = floats({3}, {1, 2, 3});
+  Tensor dot = zeros(DType::kFloat32, {});
+  REQUIRE(run("MatMul", attrs(), {&v, &v}, {&dot}).ok());
+  CHECK(values<float>(dot) == std::vector<float>{14});
+
+  Tensor m = floats({2, 3, 2}, {1, 0, 0, 1, 1, 1, 2, 0, 0, 2, 2, 2});
+  Tensor vm = zeros(DType::kFloat32, {2, 2});
+  REQUIRE(run("MatMul", attrs(), {&v, &m}, {&vm}).ok());
+  CHECK_THAT(values<float>(vm), approx({4, 5, 8, 10}));
+
+  Tensor wrong = floats({2, 2}, {1, 2, 3, 4});
+  CHECK_THAT(run("MatMul", attrs(), {&v, &wrong}, {&vm}).message(),
+             Catch::Contains("inner dimensions differ"));
+}
+
+TEST_CASE("Gemm with transposes, alpha, beta and a broadcast C", "[cpu_ops][gemm]") {
+  Tensor at = floats({3, 2}, {1, 4, 2, 5, 3, 6});  // A^T of [[1,2,3],[4,5,6]]
+  Tensor bt = floats({2, 3}, {1, 0, 1, 0, 1, 1});  // B^T of [[1,0],[0,1],[1,1]]
+  Tensor c = floats({2}, {1, 2});
+  Tensor y = zeros(DType::kFloat32, {2, 2});
+  REQUIRE(run("Gemm",
+              attrs({attr_i("transA", 1), attr_i("transB", 1), attr_f("alpha", 2),
+                     attr_f("beta", 0.5f)}),
+              {&at, &bt, &c}, {&y})
+              .ok());
+  CHECK_THAT(values<float>(y), approx({8.5f, 11, 20.5f, 23}));
+}
+
+TEST_CASE("Gelu is 0.5 x (1 + erf(x / sqrt 2))", "[cpu_ops][activation]") {
+  Tensor x = floats({5}, {0, 1, -1, 2, -3});
+  Tensor y = zeros(DType::kFloat32, {5});
+  REQUIRE(run("Gelu", attrs(), {&x}, {&y}).ok());
+  // x * Phi(x) with Phi the standard normal CDF.
+  CHECK_THAT(values<float>(y), approx({0, 0.8413447460685429f, -0.15865525393145707f,
+                                       1.9544997361036416f, -0.004049694094890284f},
+                                      1e-6));
+  CHECK(run("Gelu", attrs({attr_s("approximate", "cubic")}), {&x}, {&y}).code() ==
+        Code::kUnsupported);
+}
+
+TEST_CASE("LayerNormalization over the last axis and over all axes", "[cpu_ops][norm]") {
+  Tensor x = floats({2, 3}, {1, 2, 3, 2, 4, 8});
+  Tensor scale = floats({3}, {1, 2, 0.5f});
+  Tensor bias = floats({3}, {0, 1, -1});
+  const float eps = 1e-5f;
+  // Row 1: mean 2, variance 2/3. Row 2: mean 14/3, variance (64 + 4 + 100) / 9 / 3 = 56/9.
+  const double s1 = 1 / std::sqrt(2.0 / 3 + eps);
+  const double m2 = 14.0 / 3, s2 = 1 / std::sqrt(56.0 / 9 + eps);
+  SECTION("axis -1 with Mean and InvStdDev") {
+    Tensor y = zeros(DType::kFloat32, {2, 3});
+    Tensor mean = zeros(DType::kFloat32, {2, 1});
+    Tensor inv_std = zeros(DType::kFloat32, {2, 1});
+    REQUIRE(run("LayerNormalization", attrs(), {&x, &scale, &bias}, {&y, &mean, &inv_std}).ok());
+    CHECK_THAT(values<float>(y),
+               approx({static_cast<float>(-1 * s1), static_cast<float>(0 * s1 * 2 + 1),
+                       static_cast<float>(1 * s1 * 0.5 - 1), static_cast<float>((2 - m2) * s2),
+                       static_cast<float>((4 - m2) * s2 * 2 + 1),
+                       static_cast<float>((8 - m2) * s2 * 0.5 - 1)}));
+    CHECK_THAT(values<float>(mean), approx({2, static_cast<float>(m2)}));
+    CHECK_THAT(values<float>(inv_std), approx({static_cast<float>(s1), static_cast<float>(s2)}));
+  }
+  SECTION("axis 0 normalises everything; Scale broadcasts") {
+    Tensor y = zeros(DType::kFloat32, {2, 3});
+    Tensor two = floats({1}, {2});
+    REQUIRE(run("LayerNormalization", attrs({attr_i("axis", 0), attr_f("epsilon", 0)}), {&x, &two},
+                {&y})
+                .ok());
+    // mean 10/3; squared deviations (49 + 16 + 1 + 16 + 4 + 196) / 9 over 6: variance 47/9.
+    const double s = 1 / std::sqrt(47.0 / 9);
+    std::vector<float> expected;
+    for (float v : {1, 2, 3, 2, 4, 8})
+      expected.push_back(static_cast<float>((v - 10.0 / 3) * s * 2));
+    CHECK_THAT(values<float>(y), approx(expected));
+  }
+  SECTION("a Scale that does not broadcast is an error") {
+    Tensor y = zeros(DType::kFloat32, {2, 3});
+    Tensor bad = floats({2}, {1, 1});
+    CHECK_THAT(run("LayerNormalization", attrs(), {&x, &bad}, {&y}).message(),
+               Catch::Contains("Scale float32[2] does not broadcast to [3]"));
+  }
+}
+
+TEST_CASE("BatchNormalization uses the running statistics", "[cpu_ops][norm]") {
+  Tensor x = floats({1, 2, 1, 2}, {1, 2, 3, 4});
+  Tensor scale = floats({2}, {1, 2}), b = floats({2}, {0, 1});
+  Tensor mean = floats({2}, {1, 3}), var = floats({2}, {4, 1});
+  Tensor y = zeros(DType::kFloat32, {1, 2, 1, 2});
+  REQUIRE(
+      run("BatchNormalization", attrs({attr_f("epsilon", 0)}), {&x, &scale, &b, &mean, &var}, {&y})
+          .ok());
+  CHECK_THAT(values<float>(y), approx({0, 0.5f, 1, 3}));
+  CHECK(run("BatchNormalization", attrs({attr_i("training_mode", 1)}),
+            {&x, &scale, &b, &mean, &var}, {&y})
+            .code() == Code::kUnsupported);
+}
+
+TEST_CASE("Softmax is stable for large inputs", "[cpu_ops][norm]") {
+  Tensor x = floats({2, 2}, {1000, 1001, -1000, -1000});
+  Tensor y = zeros(DType::kFloat32, {2, 2});
+  REQUIRE(run("Softmax", attrs(), {&x}, {&y}).ok());
+  CHECK_THAT(values<float>(y), approx({0.2689414213699951f, 0.7310585786300049f, 0.5f, 0.5f}));
+  REQUIRE(run("Softmax", attrs({attr_i("axis", 0)}), {&x}, {&y}).ok());
+  CHECK_THAT(values<float>(y), approx({1, 1, 0, 0}));
+}
+
+TEST_CASE("binary ops broadcast like numpy", "[cpu_ops][broadcast]") {
+  SECTION("[3,1] + [1,4]") {
+    Tensor a = floats({3, 1}, {0, 10, 20});
+    Tensor b = floats({1, 4}, {1, 2, 3, 4});
+    Tensor y = zeros(DType::kFloat32, {3, 4});
+    REQUIRE(run("Add", attrs(), {&a, &b}, {&y}).ok());
+    CHECK_THAT(values<float>(y), approx({1, 2, 3, 4, 11, 12, 13, 14, 21, 22, 23, 24}));
+  }
+  SECTION("scalar with a matrix, both orders, and scalar with scalar") {
+    Tensor s = floats({}, {2});
+    Tensor m = floats({2, 2}, {1, 2, 3, 4});
+    Tensor y = zeros(DType::kFloat32, {2, 2});
+    REQUIRE(run("Sub", attrs(), {&s, &m}, {&y}).ok());
+    CHECK_THAT(values<float>(y), approx({1, 0, -1, -2}));
+    REQUIRE(run("Div", attrs(), {&m, &s}, {&y}).ok());
+    CHECK_THAT(values<float>(y), approx({0.5f, 1, 1.5f, 2}));
+    Tensor ys = zeros(DType::kFloat32, {});
+    REQUIRE(run("Mul", attrs(), {&s, &s}, {&ys}).ok());
+    CHECK(values<float>(ys) == std::vector<float>{4});
+  }
+  SECTION("middle-axis broadcast [2,1,3] * [4,1]") {
+    Tensor a = floats({2, 1, 3}, {1, 2, 3, 4, 5, 6});
+    Tensor b = floats({4, 1}, {1, 10, 100, 1000});
+    Tensor y = zeros(DType::kFloat32, {2, 4, 3});
+    REQUIRE(run("Mul", attrs(), {&a, &b}, {&y}).ok());
+    const std::vector<float> got = values<float>(y);
+    CHECK(got[0] == 1);
+    CHECK(got[5] == 30);     // [0,1,2] = 3 * 10
+    CHECK(got[23] == 6000);  // [1,3,2] = 6 * 1000
+  }
+  SECTION("zero-sized dimensions give empty results") {
+    Tensor a = zeros(DType::kFloat32, {0, 3});
+    Tensor b = floats({1, 3}, {1, 2, 3});
+    Tensor y = zeros(DType::kFloat32, {0, 3});
+    REQUIRE(run("Add", attrs(), {&a, &b}, {&y}).ok());
+  }
+  SECTION("shapes that do not broadcast are an error naming both") {
+    Tensor a = zeros(DType::kFloat32, {2, 3});
+    Tensor b = zeros(DType::kFloat32, {3, 2});
+    Tensor y = zeros(DType::kFloat32, {2, 3});
+    const Status s = run("Add", attrs(), {&a, &b}, {&y});
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::StartsWith("Add: ") && Catch::Contains("[2,3] and [3,2]"));
+  }
+  SECTION("mixed dtypes are an error, except Pow's exponent") {
+    Tensor f = floats({2}, {2, 3});
+    Tensor i = make<int64_t>({2}, {3, 2});
+    Tensor y = zeros(DType::kFloat32, {2});
+    CHECK_THAT(run("Add", attrs(), {&f, &i}, {&y}).message(), Catch::Contains("dtypes differ"));
+    REQUIRE(run("Pow", attrs(), {&f, &i}, {&y}).ok());
+    CHECK_THAT(values<float>(y), approx({8, 9}));
+    Tensor yi = zeros(DType::kInt64, {2});
+    REQUIRE(run("Pow", attrs(), {&i, &f}, {&yi}).ok());
+    CHECK(values<int64_t>(yi) == std::vector<int64_t>{9, 8});
+  }
+  SECTION("comparisons give bool and Where picks with broadcasting") {
+    Tensor a = floats({2, 1}, {1, 5});
+    Tensor b = floats({1, 3}, {0, 5, 9});
+    Tensor c = zeros(DType::kBool, {2, 3});
+    REQUIRE(run("GreaterOrEqual", attrs(), {&a, &b}, {&c}).ok());
+    CHECK(values<bool>(c) == std::vector<bool>{true, false, false, true, true, false});
+    Tensor x = floats({}, {-1});
+    Tensor w = zeros(DType::kFloat32, {2, 3});
+    REQUIRE(run("Where", attrs(), {&c, &x, &b}, {&w}).ok());
+    CHECK_THAT(values<float>(w), approx({-1, 5, 9, -1, -1, 9}));
+    Tensor wrong = zeros(DType::kFloat32, {2, 3});
+    CHECK_THAT(run("Equal", attrs(), {&a, &b}, {&wrong}).message(),
+               Catch::Contains("expected bool[2,3]"));
+  }
+}
+
+TEST_CASE("integer arithmetic wraps and refuses division by zero", "[cpu_ops][broadcast]") {
+  Tensor a = make<int8_t>({2}, {127, -128});
+  Tensor one = make<int8_t>({}, {1});
+  Tensor y = zeros(DType::kInt8, {2});
+  REQUIRE(run("Add", attrs(), {&a, &one}, {&y}).ok());
+  CHECK(values<int8_t>(y) == std::vector<int8_t>{-128, -127});
+  Tensor n = make<int32_t>({2}, {7, -7});
+  Tensor d = make<int32_t>({2}, {2, 2});
+  Tensor q = zeros(DType::kInt32, {2});
+  REQUIRE(run("Div", attrs(), {&n, &d}, {&q}).ok());
+  CHECK(values<int32_t>(q) == std::vector<int32_t>{3, -3});  // truncation toward zero
+  Tensor z = make<int32_t>({2}, {1, 0});
+  CHECK_THAT(run("Div", attrs(), {&n, &z}, {&q}).message(), Catch::Contains("division by zero"));
+}
+
+TEST_CASE("variadic Max, Min, Sum, Mean broadcast all inputs", "[cpu_ops][broadcast]") {
+  Tensor a = floats({2}, {1, 5});
+  Tensor b = floats({2, 1}, {3, NAN});
+  Tensor c = floats({}, {2});
+  Tensor y = zeros(DType::kFloat32, {2, 2});
+  REQUIRE(run("Max", attrs(), {&a, &b, &c}, {&y}).ok());
+  const std::vector<float> mx = values<float>(y);
+  CHECK(mx[0] == 3);
+  CHECK(mx[1] == 5);
+  CHECK(std::isnan(mx[2]));                                                        // NaN propagates
+  REQUIRE(run("Mean", attrs(), {&a, &c}, {&y}).code() == Code::kInvalidArgument);  // shape [2]
+  Tensor m = zeros(DType::kFloat32, {2});
+  REQUIRE(run("Mean", attrs(), {&a, &c}, {&m}).ok());
+  CHECK_THAT(values<float>(m), approx({1.5f, 3.5f}));
+}
+
+TEST_CASE("reductions with axes as attribute or input", "[cpu_ops][reduce]") {
+  Tensor x = floats({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor y = zeros(DType::kFloat32, {2, 1});
+  REQUIRE(run("ReduceMean", attrs({attr_ints("axes", {1})}), {&x}, {&y}).ok());
+  CHECK_THAT(values<float>(y), approx({2, 5}));
+  Tensor axes = make<int64_t>({1}, {-2});
+  Tensor s = zeros(DType::kFloat32, {3});
+  REQUIRE(run("ReduceSum", attrs({attr_i("keepdims", 0)}), {&x, &axes}, {&s}).ok());
+  CHECK_THAT(values<float>(s), approx({5, 7, 9}));
+  Tensor all = zeros(DType::kFloat32, {1, 1});
+  REQUIRE(run("ReduceMax", attrs(), {&x}, {&all}).ok());
+  CHECK(values<float>(all) == std::vector<float>{6});
+  CHECK_THAT(run("ReduceMean", attrs({attr_ints("axes", {2})}), {&x}, {&y}).message(),
+             Catch::Contains("axis 2 is out of range for rank 2"));
+}
+
+TEST_CASE("shape ops: Reshape, Squeeze, Unsqueeze, Transpose, Concat, Split, Slice",
+          "[cpu_ops][shape]") {
+  Tensor x = floats({2, 3}, {1, 2, 3, 4, 5, 6});
+  SECTION("Reshape copies 0 and infers -1; bad shapes are errors") {
+    Tensor shape = make<int64_t>({3}, {0, -1, 1});
+    Tensor y = zeros(DType::kFloat32, {2, 3, 1});
+    REQUIRE(run("Reshape", attrs(), {&x, &shape}, {&y}).ok());
+    CHECK(values<float>(y) == values<float>(x));
+    Tensor two = make<int64_t>({2}, {-1, -1});
+    CHECK_THAT(run("Reshape", attrs(), {&x, &two}, {&y}).message(), Catch::Contains("two -1"));
+    Tensor four = make<int64_t>({1}, {4});
+    CHECK_THAT(run("Reshape", attrs(), {&x, &four}, {&y}).message(),
+               Catch::Contains("does not hold the 6 elements"));
+  }
+  SECTION("Reshape may write onto its own input") {
+    Result<Tensor> alias = x.mutable_reshaped({3, 2});
+    REQUIRE(alias.ok());
+    Tensor shape = make<int64_t>({2}, {3, 2});
+    REQUIRE(run("Reshape", attrs(), {&x, &shape}, {&*alias}).ok());
+    CHECK(values<float>(*alias) == std::vector<float>{1, 2, 3, 4, 5, 6});
+  }
+  SECTION("Squeeze and Unsqueeze") {
+    Tensor axes = make<int64_t>({2}, {0, -1});
+    Tensor u = zeros(DType::kFloat32, {1, 2, 3, 1});
+    REQUIRE(run("Unsqueeze", attrs(), {&x, &axes}, {&u}).ok());
+    Tensor s = zeros(DType::kFloat32, {2, 3});
+    REQUIRE(run("Squeeze", attrs(), {&u}, {&s}).ok());
+    CHECK(values<float>(s) == values<float>(x));
+    Tensor bad = make<int64_t>({1}, {1});
+    CHECK_THAT(run("Squeeze", attrs(), {&u, &bad}, {&s}).message(), Catch::Contains("is not 1"));
+  }
+  SECTION("Transpose") {
+    Tensor y = zeros(DType::kFloat32, {3, 2});
+    REQUIRE(run("Transpose", attrs(), {&x}, {&y}).ok());
+    CHECK(values<float>(y) == std::vector<float>{1, 4, 2, 5, 3, 6});
+    CHECK_THAT(run("Transpose", attrs({attr_ints("perm", {0, 0})}), {&x}, {&y}).message(),
+               Catch::Contains("not a permutation"));
+  }
+  SECTION("Concat and Split are inverse") {
+    Tensor z = floats({2, 1}, {7, 8});
+    Tensor y = zeros(DType::kFloat32, {2, 4});
+    REQUIRE(run("Concat", attrs({attr_i("axis", -1)}), {&x, &z}, {&y}).ok());
+    CHECK(values<float>(y) == std::vector<float>{1, 2, 3, 7, 4, 5, 6, 8});
+    Tensor p = zeros(DType::kFloat32, {2, 3});
+    Tensor q = zeros(DType::kFloat32, {2, 1});
+    Tensor sizes = make<int64_t>({2}, {3, 1});
+    REQUIRE(run("Split", attrs({attr_i("axis", 1)}), {&y, &sizes}, {&p, &q}).ok());
+    CHECK(values<float>(p) == values<float>(x));
+    CHECK(values<float>(q) == std::vector<float>{7, 8});
+    Tensor uneven = zeros(DType::kFloat32, {2, 3});
+    CHECK_THAT(run("Concat", attrs({attr_i("axis", 0)}), {&x, &z}, {&uneven}).message(),
+               Catch::Contains("does not fit input 0"));
+  }
+  SECTION("Slice with negative steps and clamped bounds") {
+    Tensor starts = make<int64_t>({2}, {-1, 100});
+    Tensor ends = make<int64_t>({2}, {-100, 0});
+    Tensor axes = make<int64_t>({2}, {1, 0});
+    Tensor steps = make<int64_t>({2}, {-2, -1});
+    Tensor y = zeros(DType::kFloat32, {1, 2});
+    REQUIRE(run("Slice", attrs(), {&x, &starts, &ends, &axes, &steps}, {&y}).ok());
+    CHECK(values<float>(y) == std::vector<float>{6, 4});
+  }
+}
+
+TEST_CASE("Gather takes embeddings rows, negative indices count from the end", "[cpu_ops][shape]") {
+  Tensor table = floats({4, 2}, {0, 0, 1, 1, 2, 2, 3, 3});
+  Tensor ids = make<int64_t>({2, 2}, {3, 0, -1, 1});
+  Tensor y = zeros(DType::kFloat32, {2, 2, 2});
+  REQUIRE(run("Gather", attrs(), {&table, &ids}, {&y}).ok());
+  CHECK(values<float>(y) == std::vector<float>{3, 3, 0, 0, 3, 3, 1, 1});
+  Tensor bad = make<int64_t>({2, 2}, {3, 4, 0, 0});
+  const Status s = run("Gather", attrs(), {&table, &bad}, {&y});
+  CHECK(s.code() == Code::kOutOfRange);
+  CHECK_THAT(s.message(), Catch::Contains("Gather: index 4") && Catch::Contains("size 4"));
+}
+
+TEST_CASE("Dropout in inference is the identity with an all-true mask", "[cpu_ops][shape]") {
+  Tensor x = floats({3}, {1, -2, 3});
+  Tensor y = zeros(DType::kFloat32, {3});
+  Tensor mask = zeros(DType::kBool, {3});
+  Tensor ratio = floats({}, {0.5f});
+  REQUIRE(run("Dropout", attrs(), {&x, &ratio}, {&y, &mask}).ok());
+  CHECK(values<float>(y) == values<float>(x));
+  CHECK(values<bool>(mask) == std::vector<bool>{true, true, true});
+  Tensor training = make<bool>({}, {true});
+  CHECK(run("Dropout", attrs(), {&x, &ratio, &training}, {&y}).code() == Code::kUnsupported);
+}
+
+TEST_CASE("Range, ConstantOfShape, Shape and Expand", "[cpu_ops][shape]") {
+  Tensor start = make<int64_t>({}, {10}), limit = make<int64_t>({}, {3}),
+         delta = make<int64_t>({}, {-3});
+  Tensor r = zeros(DType::kInt64, {3});
+  REQUIRE(run("Range", attrs(), {&start, &limit, &delta}, {&r}).ok());
+  CHECK(values<int64_t>(r) == std::vector<int64_t>{10, 7, 4});
+
+  Tensor shape = make<int64_t>({2}, {2, 1});
+  Tensor c = zeros(DType::kInt32, {2, 1});
+  REQUIRE(run("ConstantOfShape", attrs({attr_i("value", 7)}), {&shape}, {&c}).ok());
+  CHECK(values<int32_t>(c) == std::vector<int32_t>{7, 7});
+  CHECK_THAT(run("ConstantOfShape", attrs({attr_f("value", 1.5f)}), {&shape}, {&c}).message(),
+             Catch::Contains("value is a float but the output is int32[2,1]"));
+
+  Tensor x = floats({2, 1}, {1, 2});
+  Tensor s = zeros(DType::kInt64, {1});
+  REQUIRE(run("Shape", attrs({attr_i("start", -1)}), {&x}, {&s}).ok());
+  CHECK(values<int64_t>(s) == std::vector<int64_t>{1});
+
+  Tensor target = make<int64_t>({3}, {2, 1, 3});
+  Tensor e = zeros(DType::kFloat32, {2, 2, 3});
+  REQUIRE(run("Expand", attrs(), {&x, &target}, {&e}).ok());
+  CHECK(values<float>(e) == std::vector<float>{1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2});
+}
+
+TEST_CASE("unary ops: Clip bounds, predicates, integer Abs/Neg", "[cpu_ops][activation]") {
+  Tensor x = floats({4}, {-2, 0.5f, 3, NAN});
+  Tensor lo = floats({}, {-1}), hi = floats({}, {1});
+  Tensor y = zeros(DType::kFloat32, {4});
+  REQUIRE(run("Clip", attrs(), {&x, &lo, &hi}, {&y}).ok());
+  const std::vector<float> clipped = values<float>(y);
+  CHECK(clipped[0] == -1);
+  CHECK(clipped[1] == 0.5f);
+  CHECK(clipped[2] == 1);
+  CHECK(std::isnan(clipped[3]));
+  Tensor b = zeros(DType::kBool, {4});
+  REQUIRE(run("IsNaN", attrs(), {&x}, {&b}).ok());
+  CHECK(values<bool>(b) == std::vector<bool>{false, false, false, true});
+  Tensor i = make<int32_t>({2}, {std::numeric_limits<int32_t>::min(), -5});
+  Tensor yi = zeros(DType::kInt32, {2});
+  REQUIRE(run("Neg", attrs(), {&i}, {&yi}).ok());
+  CHECK(values<int32_t>(yi) == std::vector<int32_t>{std::numeric_limits<int32_t>::min(), 5});
+  REQUIRE(run("Abs", attrs(), {&i}, {&yi}).ok());
+  CHECK(values<int32_t>(yi)[1] == 5);
+}
+
+}  // namespace
+}  // namespace ps::models::cpu::test
