@@ -1,0 +1,92 @@
+#include "onnx_loader/pipeline.h"
+
+#include <functional>
+
+#include "onnx_loader/passes/fold_batchnorm.h"
+#include "onnx_loader/passes/fuse_conv.h"
+#include "onnx_loader/passes/fuse_gelu.h"
+#include "onnx_loader/passes/fuse_layernorm.h"
+#include "onnx_loader/passes/fuse_matmul_bias.h"
+
+namespace ps::onnx_loader {
+namespace {
+
+using PassFn = std::function<Result<int>(Graph&)>;
+
+struct NamedPass {
+  const char* name;
+  PassFn run;
+};
+
+int live_nodes(const Graph& graph) {
+  int count = 0;
+  for (const Node& node : graph.nodes) count += node.dead ? 0 : 1;
+  return count;
+}
+
+// Cleanup shared by both modes.
+// TODO(lead): wire the import branch's cleanup passes here once it is merged:
+//   remove_identity_and_dropout, fold_constants (and eliminate_dead_code in the tail below).
+std::vector<NamedPass> cleanup_passes() { return {}; }
+
+std::vector<NamedPass> inference_passes() {
+  return {
+      {"fold_batchnorm", passes::fold_batchnorm_into_conv},
+      {"fuse_conv", passes::fuse_conv_activation},
+      {"fuse_matmul_bias", passes::fuse_matmul_bias},
+      {"fuse_layernorm", passes::fuse_layernorm},
+      {"fuse_gelu", passes::fuse_gelu},
+  };
+}
+
+}  // namespace
+
+const char* mode_name(Mode mode) {
+  return mode == Mode::kInference ? "inference" : "training";
+}
+
+std::vector<std::string> PipelineReport::pass_names() const {
+  std::vector<std::string> names;
+  names.reserve(passes.size());
+  for (const PassCount& count : passes) names.push_back(count.pass);
+  return names;
+}
+
+std::string PipelineReport::summary() const {
+  std::string text;
+  for (const PassCount& count : passes) {
+    if (!text.empty()) text += ' ';
+    text += str_cat(count.pass, '=', count.changes);
+  }
+  if (linear_gemms > 0) text += str_cat(text.empty() ? "" : " ", "gemm_kept=", linear_gemms);
+  return str_cat(text, text.empty() ? "" : " ", "(nodes ", nodes_before, " -> ", nodes_after,
+                 ")");
+}
+
+Result<PipelineReport> run_passes(Graph& graph, Mode mode) {
+  PS_TRY(graph.validate().with_context("graph before passes"));
+  PipelineReport report;
+  report.nodes_before = live_nodes(graph);
+
+  std::vector<NamedPass> list = cleanup_passes();
+  if (mode == Mode::kInference) {
+    for (NamedPass& pass : inference_passes()) list.push_back(std::move(pass));
+  }
+  for (const NamedPass& pass : list) {
+    Result<int> changes = pass.run(graph);
+    if (!changes.ok()) return changes.status().with_context(str_cat("pass ", pass.name));
+    Status valid = graph.validate();
+    if (!valid.ok()) {
+      return internal_error("pass ", pass.name, " left an invalid graph: ", valid.message());
+    }
+    report.passes.push_back({pass.name, *changes});
+  }
+
+  graph.compact();
+  PS_TRY(graph.validate().with_context("graph after passes"));
+  report.nodes_after = live_nodes(graph);
+  if (mode == Mode::kInference) report.linear_gemms = passes::count_linear_gemms(graph);
+  return report;
+}
+
+}  // namespace ps::onnx_loader
