@@ -76,7 +76,8 @@ std::string fused_node_name(const std::string& primary_name, const std::string& 
                   [](char c) { return c >= '0' && c <= '9'; })) {
     suffix = last.substr(underscore);
   }
-  if (scope.empty() && !last.empty() && suffix.empty()) return last + "/" + op;
+  // Without a scope, no '/' is invented (it would read as one).
+  if (scope.empty() && !last.empty() && suffix.empty()) return last + "_" + op;
   return scope + op + suffix;
 }
 

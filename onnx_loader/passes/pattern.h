@@ -38,7 +38,8 @@ std::optional<Shape> static_shape(const Graph& graph, int value);
 
 // Name for a node fused from others: the primary node's scope with `op` as the last component
 // ("/layer1/layer1.0/conv1/Conv_3" + "FusedConv" -> "/layer1/layer1.0/conv1/FusedConv_3"),
-// so the block a layer came from can still be read from its name.
+// so the block a layer came from can still be read from its name. Unscoped names stay
+// unscoped ("Conv_3" -> "FusedConv_3", "conv" -> "conv_FusedConv").
 std::string fused_node_name(const std::string& primary_name, const std::string& op);
 
 // The ONNX node indices of `nodes` (graph node indices), merged and sorted.

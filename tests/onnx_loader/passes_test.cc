@@ -1,0 +1,729 @@
+// Inference fusion passes on tiny hand-built graphs: what must change, numerically right, and
+// every near miss left alone.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "onnx_loader/passes/fold_batchnorm.h"
+#include "onnx_loader/passes/fuse_conv.h"
+#include "onnx_loader/passes/fuse_gelu.h"
+#include "onnx_loader/passes/fuse_layernorm.h"
+#include "onnx_loader/passes/fuse_matmul_bias.h"
+#include "onnx_loader/passes/pattern.h"
+#include "onnx_loader/pipeline.h"
+#include "tests/onnx_loader/graph_builder.h"
+
+namespace ps::onnx_loader {
+namespace {
+
+using testing::Builder;
+using testing::ramp;
+
+Attribute ints(std::vector<int64_t> v) { return Attribute{std::move(v)}; }
+Attribute i64(int64_t v) { return Attribute{v}; }
+Attribute f32(float v) { return Attribute{v}; }
+Attribute str(const char* v) { return Attribute{std::string(v)}; }
+
+int fused(const Result<int>& result) {
+  REQUIRE(result.ok());
+  return *result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reference maths written for the tests.
+
+struct ConvParams {
+  int64_t pad = 0;
+  int64_t stride = 1;
+  int64_t group = 1;
+};
+
+// NCHW convolution, W [M, C/group, K, K], symmetric padding.
+std::vector<float> reference_conv(const std::vector<float>& x, const Shape& xs,
+                                  const std::vector<float>& w, const Shape& ws,
+                                  const std::vector<float>& b, const ConvParams& p) {
+  const int64_t n = xs[0], c = xs[1], h = xs[2], wd = xs[3];
+  const int64_t m = ws[0], cg = ws[1], k = ws[2];
+  const int64_t oh = (h + 2 * p.pad - k) / p.stride + 1;
+  const int64_t ow = (wd + 2 * p.pad - k) / p.stride + 1;
+  const int64_t mg = m / p.group;
+  std::vector<float> y(static_cast<size_t>(n * m * oh * ow), 0.0f);
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t om = 0; om < m; ++om)
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          double sum = b.empty() ? 0.0 : b[om];
+          const int64_t g = om / mg;
+          for (int64_t ic = 0; ic < cg; ++ic)
+            for (int64_t ky = 0; ky < k; ++ky)
+              for (int64_t kx = 0; kx < k; ++kx) {
+                const int64_t iy = oy * p.stride - p.pad + ky;
+                const int64_t ix = ox * p.stride - p.pad + kx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                const int64_t channel = g * cg + ic;
+                sum += double(x[((in * c + channel) * h + iy) * wd + ix]) *
+                       w[((om * cg + ic) * k + ky) * k + kx];
+              }
+          y[((in * m + om) * oh + oy) * ow + ox] = static_cast<float>(sum);
+        }
+  return y;
+}
+
+std::vector<float> reference_bn(std::vector<float> y, int64_t channels, int64_t spatial,
+                                const std::vector<float>& gamma, const std::vector<float>& beta,
+                                const std::vector<float>& mean, const std::vector<float>& var,
+                                float eps) {
+  for (size_t i = 0; i < y.size(); ++i) {
+    const int64_t ch = static_cast<int64_t>(i) / spatial % channels;
+    y[i] = static_cast<float>((y[i] - mean[ch]) / std::sqrt(double(var[ch]) + eps) * gamma[ch] +
+                              beta[ch]);
+  }
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// BatchNorm folding
+
+struct ConvBn {
+  Builder b;
+  int x, w, bias, conv, bn;
+  std::vector<float> xv, wv, bv, gamma, beta, mean, var;
+  Shape xs, ws;
+  ConvParams params;
+  float eps = 1e-3f;
+};
+
+// Conv (1x1 or 3x3, optional bias, groups) + BatchNormalization, BN output is the graph output.
+ConvBn make_conv_bn(int64_t k, bool with_bias, int64_t group, int64_t pad) {
+  ConvBn t;
+  const int64_t c = 2, m = 4, h = 3;
+  t.xs = {1, c, h, h};
+  t.ws = {m, c / group, k, k};
+  t.params = {pad, 1, group};
+  t.xv = ramp(static_cast<size_t>(element_count(t.xs)), -0.8f, 0.09f);
+  t.wv = ramp(static_cast<size_t>(element_count(t.ws)), -0.5f, 0.07f);
+  t.bv = with_bias ? std::vector<float>{0.3f, -0.2f, 0.1f, 0.05f} : std::vector<float>{};
+  t.gamma = {1.5f, 0.5f, -1.0f, 2.0f};
+  t.beta = {0.1f, 0.2f, -0.3f, 0.0f};
+  t.mean = {0.2f, -0.1f, 0.05f, 0.4f};
+  t.var = {0.9f, 0.25f, 1.7f, 0.01f};
+  Builder& b = t.b;
+  t.x = b.input("x", t.xs);
+  t.w = b.weight("conv.weight", t.ws, t.wv);
+  std::vector<int> inputs = {t.x, t.w};
+  if (with_bias) {
+    t.bias = b.weight("conv.bias", {m}, t.bv);
+    inputs.push_back(t.bias);
+  }
+  const int64_t oh = h + 2 * pad - k + 1;
+  std::map<std::string, Attribute> attrs = {{"kernel_shape", ints({k, k})},
+                                            {"pads", ints({pad, pad, pad, pad})},
+                                            {"group", i64(group)}};
+  t.conv = b.node("Conv", "/conv1/Conv", inputs, {1, m, oh, oh}, attrs);
+  const int g = b.weight("bn.weight", {m}, t.gamma);
+  const int be = b.weight("bn.bias", {m}, t.beta);
+  const int mu = b.weight("bn.running_mean", {m}, t.mean);
+  const int va = b.weight("bn.running_var", {m}, t.var);
+  t.bn = b.node("BatchNormalization", "/bn1/BatchNormalization", {t.conv, g, be, mu, va},
+                {1, m, oh, oh}, {{"epsilon", f32(t.eps)}});
+  b.output(t.bn);
+  return t;
+}
+
+void check_fold_numerics(ConvBn& t) {
+  REQUIRE(fused(passes::fold_batchnorm_into_conv(t.b.graph)) == 1);
+  REQUIRE(t.b.graph.validate().ok());
+  CHECK(t.b.count("BatchNormalization") == 0);
+  const Node* conv = t.b.find("Conv");
+  REQUIRE(conv != nullptr);
+  CHECK(conv->outputs[0] == t.bn);  // the Conv now produces the BN's output
+  CHECK(conv->onnx_nodes == std::vector<int>{0, 1});
+  REQUIRE(conv->inputs.size() == 3);
+  const TensorData* w2 = passes::constant_of(t.b.graph, conv->inputs[1]);
+  const TensorData* b2 = passes::constant_of(t.b.graph, conv->inputs[2]);
+  REQUIRE(w2 != nullptr);
+  REQUIRE(b2 != nullptr);
+  CHECK(w2->shape == t.ws);
+  CHECK(t.b.graph.values[conv->inputs[1]].is_weight);
+
+  const int64_t m = t.ws[0];
+  const Shape ys = *t.b.graph.values[t.bn].shape;
+  const std::vector<float> expected =
+      reference_bn(reference_conv(t.xv, t.xs, t.wv, t.ws, t.bv, t.params), m, ys[2] * ys[3],
+                   t.gamma, t.beta, t.mean, t.var, t.eps);
+  const std::vector<float> folded = reference_conv(t.xv, t.xs, testing::floats_of(*w2), t.ws,
+                                                   testing::floats_of(*b2), t.params);
+  REQUIRE(folded.size() == expected.size());
+  for (size_t i = 0; i < folded.size(); ++i) {
+    CHECK(folded[i] == Approx(expected[i]).epsilon(1e-5).margin(1e-5));
+  }
+  // The original weight is untouched (it could be shared).
+  CHECK(testing::floats_of(*t.b.graph.values[t.w].constant) == t.wv);
+}
+
+TEST_CASE("fold_batchnorm: 1x1 conv with bias matches conv then BN", "[passes]") {
+  ConvBn t = make_conv_bn(1, true, 1, 0);
+  check_fold_numerics(t);
+}
+
+TEST_CASE("fold_batchnorm: 3x3 padded grouped conv without bias", "[passes]") {
+  ConvBn t = make_conv_bn(3, false, 2, 1);
+  check_fold_numerics(t);
+}
+
+TEST_CASE("fold_batchnorm: near misses are left unchanged", "[passes]") {
+  SECTION("conv output read by another node") {
+    ConvBn t = make_conv_bn(1, true, 1, 0);
+    const int other = t.b.node("Relu", "/relu/Relu", {t.conv}, *t.b.graph.values[t.conv].shape);
+    t.b.output(other);
+    CHECK(fused(passes::fold_batchnorm_into_conv(t.b.graph)) == 0);
+  }
+  SECTION("conv output is a graph output") {
+    ConvBn t = make_conv_bn(1, true, 1, 0);
+    t.b.output(t.conv);
+    CHECK(fused(passes::fold_batchnorm_into_conv(t.b.graph)) == 0);
+  }
+  SECTION("training-mode BatchNormalization") {
+    ConvBn t = make_conv_bn(1, true, 1, 0);
+    t.b.graph.nodes[1].attrs["training_mode"] = i64(1);
+    CHECK(fused(passes::fold_batchnorm_into_conv(t.b.graph)) == 0);
+  }
+  SECTION("running mean is not a constant") {
+    ConvBn t = make_conv_bn(1, true, 1, 0);
+    const int mean = t.b.input("mean", {4});
+    t.b.graph.nodes[1].inputs[3] = mean;
+    CHECK(fused(passes::fold_batchnorm_into_conv(t.b.graph)) == 0);
+  }
+  SECTION("BN channel count differs from the conv's") {
+    ConvBn t = make_conv_bn(1, true, 1, 0);
+    t.b.graph.nodes[1].inputs[1] = t.b.weight("short", {2}, {1.0f, 1.0f});
+    CHECK(fused(passes::fold_batchnorm_into_conv(t.b.graph)) == 0);
+  }
+  SECTION("BN after something other than a Conv") {
+    Builder b;
+    const int x = b.input("x", {1, 2, 2, 2});
+    const int r = b.node("Relu", "/relu/Relu", {x}, {1, 2, 2, 2});
+    const int p = b.weight("p", {2}, {1.0f, 1.0f});
+    b.output(b.node("BatchNormalization", "/bn/BatchNormalization", {r, p, p, p, p},
+                    {1, 2, 2, 2}));
+    CHECK(fused(passes::fold_batchnorm_into_conv(b.graph)) == 0);
+  }
+  // In every section above the BN is still there.
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conv fusion
+
+struct ConvGraph {
+  Builder b;
+  int x, w, bias;
+  Shape ys = {1, 4, 3, 3};
+  int conv(const std::string& name, int input, bool with_bias = true) {
+    std::vector<int> inputs = {input, w};
+    if (with_bias) inputs.push_back(bias);
+    return b.node("Conv", name, inputs, ys, {{"kernel_shape", ints({1, 1})}});
+  }
+};
+
+ConvGraph make_conv_graph() {
+  ConvGraph t;
+  t.x = t.b.input("x", {1, 4, 3, 3});
+  t.w = t.b.weight("w", {4, 4, 1, 1}, ramp(16));
+  t.bias = t.b.weight("b", {4}, ramp(4));
+  return t;
+}
+
+std::string attr_s(const Node& node, const char* key) { return node.attr_string(key, "?"); }
+
+TEST_CASE("fuse_conv: Conv + Relu", "[passes]") {
+  ConvGraph t = make_conv_graph();
+  const int y = t.conv("/layer1/layer1.0/conv1/Conv", t.x);
+  const int r = t.b.node("Relu", "/layer1/layer1.0/relu/Relu", {y}, t.ys);
+  t.b.output(r);
+  REQUIRE(fused(passes::fuse_conv_activation(t.b.graph)) == 1);
+  REQUIRE(t.b.graph.validate().ok());
+  CHECK(t.b.live() == 1);
+  const Node* f = t.b.find("FusedConv");
+  REQUIRE(f != nullptr);
+  CHECK(f->name == "/layer1/layer1.0/conv1/FusedConv");
+  CHECK(f->inputs == std::vector<int>{t.x, t.w, t.bias});
+  CHECK(f->outputs == std::vector<int>{r});
+  CHECK(attr_s(*f, "activation") == "relu");
+  CHECK(f->attr_int("has_residual", -1) == 0);
+  // Defaults written out; the Conv's own attributes kept.
+  CHECK(f->attr_ints("kernel_shape") == std::vector<int64_t>{1, 1});
+  CHECK(f->attr_ints("pads") == std::vector<int64_t>{0, 0, 0, 0});
+  CHECK(f->attr_ints("strides") == std::vector<int64_t>{1, 1});
+  CHECK(f->attr_ints("dilations") == std::vector<int64_t>{1, 1});
+  CHECK(f->attr_int("group", -1) == 1);
+  CHECK(f->onnx_nodes == std::vector<int>{0, 1});
+}
+
+TEST_CASE("fuse_conv: Conv + residual Add + Relu (ResNet block tail)", "[passes]") {
+  ConvGraph t = make_conv_graph();
+  const int c1 = t.conv("/layer1/layer1.0/conv1/Conv", t.x);
+  const int r1 = t.b.node("Relu", "/layer1/layer1.0/relu/Relu", {c1}, t.ys);
+  const int c2 = t.conv("/layer1/layer1.0/conv2/Conv", r1, /*with_bias=*/false);
+  const int add = t.b.node("Add", "/layer1/layer1.0/Add", {c2, t.x}, t.ys);
+  const int out = t.b.node("Relu", "/layer1/layer1.0/relu_1/Relu", {add}, t.ys);
+  t.b.output(out);
+  REQUIRE(fused(passes::fuse_conv_activation(t.b.graph)) == 2);
+  REQUIRE(t.b.graph.validate().ok());
+  CHECK(t.b.live() == 2);
+  const Node& second = t.b.graph.nodes[4];  // the fused node takes the last Relu's place
+  REQUIRE(second.op == "FusedConv");
+  CHECK(second.attr_int("has_residual", -1) == 1);
+  CHECK(attr_s(second, "activation") == "relu");
+  REQUIRE(second.inputs.size() == 4);
+  CHECK(second.inputs[0] == r1);
+  CHECK(second.inputs[3] == t.x);
+  // A zero bias keeps the residual in slot 3.
+  const TensorData* zero = passes::constant_of(t.b.graph, second.inputs[2]);
+  REQUIRE(zero != nullptr);
+  CHECK(testing::floats_of(*zero) == std::vector<float>(4, 0.0f));
+  CHECK(second.outputs == std::vector<int>{out});
+  CHECK(second.onnx_nodes == std::vector<int>{2, 3, 4});
+}
+
+TEST_CASE("fuse_conv: residual Add of two Convs fuses the later one", "[passes]") {
+  ConvGraph t = make_conv_graph();
+  const int main = t.conv("/layer1/layer1.0/conv3/Conv", t.x);
+  const int down = t.conv("/layer1/layer1.0/downsample/downsample.0/Conv", t.x);
+  const int add = t.b.node("Add", "/layer1/layer1.0/Add", {main, down}, t.ys);
+  t.b.output(t.b.node("Relu", "/layer1/layer1.0/relu_2/Relu", {add}, t.ys));
+  REQUIRE(fused(passes::fuse_conv_activation(t.b.graph)) == 1);
+  REQUIRE(t.b.graph.validate().ok());
+  CHECK(t.b.count("Conv") == 1);
+  CHECK(t.b.graph.nodes[0].op == "Conv");  // the earlier one stays
+  const Node* f = t.b.find("FusedConv");
+  REQUIRE(f != nullptr);
+  CHECK(f->name == "/layer1/layer1.0/downsample/downsample.0/FusedConv");
+  CHECK(f->inputs.back() == main);
+  CHECK(f->attr_int("has_residual", 0) == 1);
+}
+
+TEST_CASE("fuse_conv: residual Add without Relu", "[passes]") {
+  ConvGraph t = make_conv_graph();
+  const int c = t.conv("/c/Conv", t.x);
+  const int add = t.b.node("Add", "/Add", {t.x, c}, t.ys);
+  t.b.output(add);
+  REQUIRE(fused(passes::fuse_conv_activation(t.b.graph)) == 1);
+  const Node* f = t.b.find("FusedConv");
+  REQUIRE(f != nullptr);
+  CHECK(attr_s(*f, "activation") == "none");
+  CHECK(f->inputs == std::vector<int>{t.x, t.w, t.bias, t.x});
+}
+
+TEST_CASE("fuse_conv: near misses are left unchanged", "[passes]") {
+  ConvGraph t = make_conv_graph();
+  SECTION("conv output has a second reader") {
+    const int c = t.conv("/c/Conv", t.x);
+    t.b.output(t.b.node("Relu", "/r/Relu", {c}, t.ys));
+    t.b.output(t.b.node("Sigmoid", "/s/Sigmoid", {c}, t.ys));
+  }
+  SECTION("conv output is a graph output") {
+    const int c = t.conv("/c/Conv", t.x);
+    t.b.output(t.b.node("Relu", "/r/Relu", {c}, t.ys));
+    t.b.output(c);
+  }
+  SECTION("Add of a constant is not a residual") {
+    const int c = t.conv("/c/Conv", t.x);
+    const int k = t.b.weight("k", {1, 4, 3, 3}, ramp(36));
+    t.b.output(t.b.node("Add", "/a/Add", {c, k}, t.ys));
+  }
+  SECTION("Add that broadcasts is not a residual") {
+    const int c = t.conv("/c/Conv", t.x);
+    const int small = t.b.input("small", {1, 4, 1, 1});
+    t.b.output(t.b.node("Add", "/a/Add", {c, small}, t.ys));
+  }
+  SECTION("Add output read twice keeps the Add (and so the Relu)") {
+    const int c = t.conv("/c/Conv", t.x);
+    const int a = t.b.node("Add", "/a/Add", {c, t.x}, t.ys);
+    t.b.output(t.b.node("Relu", "/r/Relu", {a}, t.ys));
+    t.b.output(a);
+    // Conv + Add still fuse; the Relu does not.
+    REQUIRE(fused(passes::fuse_conv_activation(t.b.graph)) == 1);
+    CHECK(t.b.count("Relu") == 1);
+    CHECK(attr_s(*t.b.find("FusedConv"), "activation") == "none");
+    return;
+  }
+  SECTION("auto_pad convolutions are not fused") {
+    const int c = t.b.node("Conv", "/c/Conv", {t.x, t.w}, t.ys, {{"auto_pad", str("SAME_UPPER")}});
+    t.b.output(t.b.node("Relu", "/r/Relu", {c}, t.ys));
+  }
+  SECTION("Sigmoid is not fused") {
+    const int c = t.conv("/c/Conv", t.x);
+    t.b.output(t.b.node("Sigmoid", "/s/Sigmoid", {c}, t.ys));
+  }
+  const int before = t.b.live();
+  CHECK(fused(passes::fuse_conv_activation(t.b.graph)) == 0);
+  CHECK(t.b.live() == before);
+  CHECK(t.b.count("FusedConv") == 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MatMul + bias
+
+TEST_CASE("fuse_matmul_bias: MatMul + Add(bias) in both operand orders", "[passes]") {
+  for (bool bias_first : {false, true}) {
+    Builder b;
+    const int a = b.input("a", {2, 5, 4});
+    const int w = b.weight("w", {4, 3}, ramp(12));
+    const int bias = b.weight("bias", {3}, ramp(3));
+    const int mm = b.node("MatMul", "/encoder/layer.0/attention/self/query/MatMul", {a, w},
+                          {2, 5, 3});
+    const std::vector<int> add_inputs = bias_first ? std::vector<int>{bias, mm}
+                                                   : std::vector<int>{mm, bias};
+    const int y = b.node("Add", "/encoder/layer.0/attention/self/query/Add", add_inputs,
+                         {2, 5, 3});
+    b.output(y);
+    REQUIRE(fused(passes::fuse_matmul_bias(b.graph)) == 1);
+    REQUIRE(b.graph.validate().ok());
+    const Node* f = b.find("MatMulBias");
+    REQUIRE(f != nullptr);
+    CHECK(b.live() == 1);
+    CHECK(f->inputs == std::vector<int>{a, w, bias});
+    CHECK(f->outputs == std::vector<int>{y});
+    CHECK(f->name == "/encoder/layer.0/attention/self/query/MatMulBias");
+  }
+}
+
+TEST_CASE("fuse_matmul_bias: [1, N] bias is flattened to [N]", "[passes]") {
+  Builder b;
+  const int a = b.input("a", {2, 4});
+  const int w = b.weight("w", {4, 3}, ramp(12));
+  const int bias = b.weight("bias", {1, 3}, ramp(3));
+  b.output(b.node("Add", "/add", {b.node("MatMul", "/mm", {a, w}, {2, 3}), bias}, {2, 3}));
+  REQUIRE(fused(passes::fuse_matmul_bias(b.graph)) == 1);
+  const Node* f = b.find("MatMulBias");
+  REQUIRE(f != nullptr);
+  const TensorData* flat = passes::constant_of(b.graph, f->inputs[2]);
+  REQUIRE(flat != nullptr);
+  CHECK(flat->shape == Shape{3});
+  CHECK(testing::floats_of(*flat) == ramp(3));
+}
+
+TEST_CASE("fuse_matmul_bias: near misses are left unchanged", "[passes]") {
+  Builder b;
+  const int a = b.input("a", {2, 4});
+  const int w = b.weight("w", {4, 3}, ramp(12));
+  const int mm = b.node("MatMul", "/mm", {a, w}, {2, 3});
+  SECTION("bias is a full [M, N] matrix") {
+    b.output(b.node("Add", "/add", {mm, b.weight("bias", {2, 3}, ramp(6))}, {2, 3}));
+  }
+  SECTION("bias over the wrong dimension") {
+    b.output(b.node("Add", "/add", {mm, b.weight("bias", {2, 1}, ramp(2))}, {2, 3}));
+  }
+  SECTION("bias is an activation") {
+    b.output(b.node("Add", "/add", {mm, b.input("bias", {3})}, {2, 3}));
+  }
+  SECTION("product read twice") {
+    b.output(b.node("Add", "/add", {mm, b.weight("bias", {3}, ramp(3))}, {2, 3}));
+    b.output(mm);
+  }
+  SECTION("Mul instead of Add") {
+    b.output(b.node("Mul", "/mul", {mm, b.weight("bias", {3}, ramp(3))}, {2, 3}));
+  }
+  CHECK(fused(passes::fuse_matmul_bias(b.graph)) == 0);
+  CHECK(b.count("MatMul") == 1);
+  CHECK(b.count("MatMulBias") == 0);
+}
+
+TEST_CASE("count_linear_gemms: Gemm stays Gemm; nn.Linear form counted", "[passes]") {
+  Builder b;
+  const int x = b.input("x", {8, 16});
+  const int w = b.weight("fc.weight", {10, 16}, ramp(160));
+  const int bias = b.weight("fc.bias", {10}, ramp(10));
+  const int y = b.node("Gemm", "/fc/Gemm", {x, w, bias}, {8, 10},
+                       {{"transB", i64(1)}, {"alpha", f32(1.0f)}, {"beta", f32(1.0f)}});
+  const int z = b.node("Gemm", "/fc2/Gemm", {y, w, bias}, {8, 10}, {{"transA", i64(1)}});
+  b.output(z);
+  CHECK(fused(passes::fuse_matmul_bias(b.graph)) == 0);
+  CHECK(b.count("Gemm") == 2);
+  CHECK(passes::count_linear_gemms(b.graph) == 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+
+struct LayerNormGraph {
+  Builder b;
+  int x, mean, sub, pow, var, add_eps, sqrt_v, div, mul, y, gamma, beta, two, eps;
+  Shape xs = {2, 5, 8};
+  Shape rs = {2, 5, 1};
+};
+
+// The decomposed pattern PyTorch exports at opset < 17. `axes_as_input` is the opset-18 form.
+LayerNormGraph make_layernorm(bool axes_as_input = false, bool swap_affine = false) {
+  LayerNormGraph t;
+  Builder& b = t.b;
+  const std::string s = "/encoder/layer.0/attention/output/LayerNorm/";
+  t.x = b.input("x", t.xs);
+  auto reduce = [&](const char* name, int in) {
+    if (axes_as_input) {
+      const int axes = b.constant(std::string(name) + ".axes", testing::int64_tensor({1}, {-1}),
+                                  false);
+      return b.node("ReduceMean", s + name, {in, axes}, t.rs);
+    }
+    return b.node("ReduceMean", s + name, {in}, t.rs, {{"axes", ints({-1})}});
+  };
+  t.mean = reduce("ReduceMean", t.x);
+  t.sub = b.node("Sub", s + "Sub", {t.x, t.mean}, t.xs);
+  t.two = b.scalar("two", 2.0f);
+  t.pow = b.node("Pow", s + "Pow", {t.sub, t.two}, t.xs);
+  t.var = reduce("ReduceMean_1", t.pow);
+  t.eps = b.scalar("eps", 1e-12f);
+  t.add_eps = b.node("Add", s + "Add", {t.var, t.eps}, t.rs);
+  t.sqrt_v = b.node("Sqrt", s + "Sqrt", {t.add_eps}, t.rs);
+  t.div = b.node("Div", s + "Div", {t.sub, t.sqrt_v}, t.xs);
+  t.gamma = b.weight("LayerNorm.weight", {8}, ramp(8));
+  t.beta = b.weight("LayerNorm.bias", {8}, ramp(8, -0.4f));
+  t.mul = b.node("Mul", s + "Mul", swap_affine ? std::vector<int>{t.gamma, t.div}
+                                               : std::vector<int>{t.div, t.gamma}, t.xs);
+  t.y = b.node("Add", s + "Add_1", swap_affine ? std::vector<int>{t.beta, t.mul}
+                                               : std::vector<int>{t.mul, t.beta}, t.xs);
+  b.output(t.y);
+  return t;
+}
+
+void check_layernorm_fused(LayerNormGraph& t) {
+  REQUIRE(fused(passes::fuse_layernorm(t.b.graph)) == 1);
+  REQUIRE(t.b.graph.validate().ok());
+  CHECK(t.b.live() == 1);
+  const Node* ln = t.b.find("LayerNormalization");
+  REQUIRE(ln != nullptr);
+  CHECK(ln->inputs == std::vector<int>{t.x, t.gamma, t.beta});
+  CHECK(ln->outputs == std::vector<int>{t.y});
+  CHECK(ln->attr_int("axis", 0) == -1);
+  CHECK(ln->attr_float("epsilon", 0.0f) == 1e-12f);
+  CHECK(ln->onnx_nodes.size() == 9);
+  CHECK(ln->name == "/encoder/layer.0/attention/output/LayerNorm/LayerNormalization");
+}
+
+TEST_CASE("fuse_layernorm: PyTorch's decomposed LayerNorm is recognised", "[passes]") {
+  SECTION("axes attribute") {
+    LayerNormGraph t = make_layernorm();
+    check_layernorm_fused(t);
+  }
+  SECTION("axes input (opset 18), gamma and beta first") {
+    LayerNormGraph t = make_layernorm(true, true);
+    check_layernorm_fused(t);
+  }
+  SECTION("axes given as rank - 1") {
+    LayerNormGraph t = make_layernorm();
+    t.b.graph.nodes[0].attrs["axes"] = ints({2});
+    t.b.graph.nodes[3].attrs["axes"] = ints({2});
+    check_layernorm_fused(t);
+  }
+}
+
+TEST_CASE("fuse_layernorm: near misses are left unchanged", "[passes]") {
+  LayerNormGraph t = make_layernorm();
+  Graph& g = t.b.graph;
+  SECTION("Pow exponent 3") {
+    g.nodes[2].inputs[1] = t.b.scalar("three", 3.0f);
+  }
+  SECTION("reduction over axis 1") {
+    g.nodes[3].attrs["axes"] = ints({1});
+  }
+  SECTION("reduction over two axes") {
+    g.nodes[0].attrs["axes"] = ints({1, 2});
+  }
+  SECTION("keepdims 0") {
+    g.nodes[0].attrs["keepdims"] = i64(0);
+  }
+  SECTION("Sqrt output read elsewhere") {
+    t.b.output(t.sqrt_v);
+  }
+  SECTION("variance read by another node") {
+    t.b.output(t.b.node("Relu", "/r", {t.var}, t.rs));
+  }
+  SECTION("Sub of a different mean") {
+    g.nodes[1].inputs = {t.x, t.b.input("other", t.rs)};
+  }
+  SECTION("gamma of the wrong length") {
+    g.nodes[7].inputs[1] = t.b.weight("g4", {4}, ramp(4));
+  }
+  SECTION("beta is an activation") {
+    g.nodes[8].inputs[1] = t.b.input("beta_in", {8});
+  }
+  SECTION("epsilon is not a scalar") {
+    g.nodes[4].inputs[1] = t.b.weight("eps2", {2}, {1e-5f, 1e-5f});
+  }
+  const int before = t.b.live();
+  CHECK(fused(passes::fuse_layernorm(g)) == 0);
+  CHECK(t.b.live() == before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU
+
+struct GeluGraph {
+  Builder b;
+  int x, y;
+  Shape s = {2, 5, 16};
+};
+
+enum class GeluForm { kHf, kHalfFirst, kHalfOfSum, kMulBySqrtHalf };
+
+GeluGraph make_gelu(GeluForm form, double sqrt2 = 1.4142135, double one = 1.0,
+                    double half = 0.5) {
+  GeluGraph t;
+  Builder& b = t.b;
+  const std::string scope = "/encoder/layer.0/intermediate/intermediate_act_fn/";
+  t.x = b.input("x", t.s);
+  const int u = form == GeluForm::kMulBySqrtHalf
+                    ? b.node("Mul", scope + "Mul_scale",
+                             {b.scalar("r2", static_cast<float>(1.0 / sqrt2)), t.x}, t.s)
+                    : b.node("Div", scope + "Div", {t.x, b.scalar("sqrt2", float(sqrt2))}, t.s);
+  const int e = b.node("Erf", scope + "Erf", {u}, t.s);
+  const int p = b.node("Add", scope + "Add", {b.scalar("one", float(one)), e}, t.s);
+  const int h = b.scalar("half", float(half));
+  switch (form) {
+    case GeluForm::kHf:
+    case GeluForm::kMulBySqrtHalf:
+      t.y = b.node("Mul", scope + "Mul_1", {b.node("Mul", scope + "Mul", {t.x, p}, t.s), h}, t.s);
+      break;
+    case GeluForm::kHalfFirst:
+      t.y = b.node("Mul", scope + "Mul_1", {p, b.node("Mul", scope + "Mul", {h, t.x}, t.s)}, t.s);
+      break;
+    case GeluForm::kHalfOfSum:
+      t.y = b.node("Mul", scope + "Mul_1", {t.x, b.node("Mul", scope + "Mul", {p, h}, t.s)}, t.s);
+      break;
+  }
+  b.output(t.y);
+  return t;
+}
+
+TEST_CASE("fuse_gelu: the forms exporters emit are recognised", "[passes]") {
+  for (GeluForm form :
+       {GeluForm::kHf, GeluForm::kHalfFirst, GeluForm::kHalfOfSum, GeluForm::kMulBySqrtHalf}) {
+    GeluGraph t = make_gelu(form);
+    INFO("form " << static_cast<int>(form));
+    REQUIRE(fused(passes::fuse_gelu(t.b.graph)) == 1);
+    REQUIRE(t.b.graph.validate().ok());
+    CHECK(t.b.live() == 1);
+    const Node* g = t.b.find("Gelu");
+    REQUIRE(g != nullptr);
+    CHECK(g->inputs == std::vector<int>{t.x});
+    CHECK(g->outputs == std::vector<int>{t.y});
+    CHECK(g->attr_string("approximate", "") == "none");
+    CHECK(g->onnx_nodes.size() == 5);
+    CHECK(t.b.graph.consumers(t.x).size() == 1);  // only the Gelu reads x now
+  }
+}
+
+TEST_CASE("fuse_gelu: near misses are left unchanged", "[passes]") {
+  SECTION("divide by 2") {
+    GeluGraph t = make_gelu(GeluForm::kHf, 2.0);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("add 2") {
+    GeluGraph t = make_gelu(GeluForm::kHf, 1.4142135, 2.0);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("scale 0.6") {
+    for (GeluForm form : {GeluForm::kHf, GeluForm::kHalfFirst, GeluForm::kHalfOfSum}) {
+      GeluGraph t = make_gelu(form, 1.4142135, 1.0, 0.6);
+      CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+    }
+  }
+  SECTION("Erf output read elsewhere") {
+    GeluGraph t = make_gelu(GeluForm::kHf);
+    t.b.output(t.b.graph.nodes[1].outputs[0]);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("multiplied by another tensor than x") {
+    GeluGraph t = make_gelu(GeluForm::kHf);
+    t.b.graph.nodes[3].inputs[0] = t.b.input("z", t.s);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("x * 0.5 read by another node (third form)") {
+    GeluGraph t = make_gelu(GeluForm::kHalfFirst);
+    t.b.output(t.b.graph.nodes[3].outputs[0]);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("tanh instead of erf") {
+    GeluGraph t = make_gelu(GeluForm::kHf);
+    t.b.graph.nodes[1].op = "Tanh";
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipeline
+
+// conv -> bn -> relu -> (matmul + bias) -> gelu: every inference pass has work.
+Builder make_mixed_graph() {
+  Builder b;
+  const int x = b.input("x", {1, 2, 1, 1});
+  const int w = b.weight("conv.weight", {2, 2, 1, 1}, ramp(4));
+  const int c = b.node("Conv", "/conv/Conv", {x, w}, {1, 2, 1, 1});
+  const int p = b.weight("bn.p", {2}, {1.0f, 1.0f});
+  const int bn = b.node("BatchNormalization", "/bn/BatchNormalization", {c, p, p, p, p},
+                        {1, 2, 1, 1});
+  const int r = b.node("Relu", "/relu/Relu", {bn}, {1, 2, 1, 1});
+  const int shape = b.constant("shape", testing::int64_tensor({2}, {1, 2}), false);
+  const int flat = b.node("Reshape", "/Reshape", {r, shape}, {1, 2});
+  const int fw = b.weight("fc.weight", {2, 3}, ramp(6));
+  const int mm = b.node("MatMul", "/fc/MatMul", {flat, fw}, {1, 3});
+  const int fc = b.node("Add", "/fc/Add", {mm, b.weight("fc.bias", {3}, ramp(3))}, {1, 3});
+  const int u = b.node("Div", "/act/Div", {fc, b.scalar("s2", 1.4142135f)}, {1, 3});
+  const int e = b.node("Erf", "/act/Erf", {u}, {1, 3});
+  const int q = b.node("Add", "/act/Add", {e, b.scalar("one", 1.0f)}, {1, 3});
+  const int m = b.node("Mul", "/act/Mul", {fc, q}, {1, 3});
+  b.output(b.node("Mul", "/act/Mul_1", {m, b.scalar("half", 0.5f)}, {1, 3}));
+  return b;
+}
+
+TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]") {
+  Builder b = make_mixed_graph();
+  Result<PipelineReport> report = run_passes(b.graph, Mode::kInference);
+  REQUIRE(report.ok());
+  REQUIRE(b.graph.validate().ok());
+  const std::vector<std::string> names = report->pass_names();
+  REQUIRE(names == std::vector<std::string>{"fold_batchnorm", "fuse_conv", "fuse_matmul_bias",
+                                            "fuse_layernorm", "fuse_gelu"});
+  CHECK(report->passes[0].changes == 1);
+  CHECK(report->passes[1].changes == 1);
+  CHECK(report->passes[2].changes == 1);
+  CHECK(report->passes[3].changes == 0);
+  CHECK(report->passes[4].changes == 1);
+  CHECK(report->nodes_before == 11);
+  CHECK(report->nodes_after == 4);
+  // compact() ran: no dead nodes, the ops in order.
+  std::vector<std::string> ops;
+  for (const Node& node : b.graph.nodes) ops.push_back(node.op);
+  CHECK(ops == std::vector<std::string>{"FusedConv", "Reshape", "MatMulBias", "Gelu"});
+  CHECK(report->summary().find("fold_batchnorm=1") != std::string::npos);
+}
+
+TEST_CASE("run_passes: training keeps the unfused form", "[passes]") {
+  Builder b = make_mixed_graph();
+  Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining);
+  REQUIRE(report.ok());
+  CHECK(report->nodes_after == 11);
+  CHECK(b.count("BatchNormalization") == 1);
+  CHECK(b.count("Conv") == 1);
+  CHECK(b.count("FusedConv") == 0);
+  CHECK(b.count("Gelu") == 0);
+  const Node* conv = b.find("Conv");
+  REQUIRE(conv != nullptr);
+  CHECK(b.graph.values[conv->inputs[1]].name == "conv.weight");
+  for (const std::string& name : report->pass_names()) {
+    CHECK(name.rfind("fuse", 0) != 0);
+    CHECK(name != "fold_batchnorm");
+  }
+}
+
+TEST_CASE("fused_node_name keeps the scope and the exporter's suffix", "[passes]") {
+  CHECK(passes::fused_node_name("/layer1/layer1.0/conv1/Conv", "FusedConv") ==
+        "/layer1/layer1.0/conv1/FusedConv");
+  CHECK(passes::fused_node_name("/fc/MatMul_3", "MatMulBias") == "/fc/MatMulBias_3");
+  CHECK(passes::fused_node_name("Conv_0", "FusedConv") == "FusedConv_0");
+  CHECK(passes::fused_node_name("myconv", "FusedConv") == "myconv_FusedConv");
+  CHECK(passes::fused_node_name("", "Gelu") == "Gelu");
+}
+
+}  // namespace
+}  // namespace ps::onnx_loader
