@@ -52,9 +52,12 @@ struct Run {
 
 const char* grouping_name(GroupingMode mode) {
   switch (mode) {
-    case GroupingMode::kPerLayer: return "per-layer";
-    case GroupingMode::kWholeModel: return "whole-model";
-    case GroupingMode::kBlocks: return "blocks";
+    case GroupingMode::kPerLayer:
+      return "per-layer";
+    case GroupingMode::kWholeModel:
+      return "whole-model";
+    case GroupingMode::kBlocks:
+      return "blocks";
   }
   return "?";
 }
@@ -75,7 +78,7 @@ std::string module_path(std::string_view node_name) {
     if (!part.empty()) components.push_back(std::move(part));
   }
   if (components.empty()) return "";
-  components.pop_back();  // the op
+  components.pop_back();          // the op
   std::vector<std::string> full;  // full[i]: dotted path of components[0..i]
   for (size_t i = 0; i < components.size(); ++i) {
     const std::string& component = components[i];
@@ -151,17 +154,17 @@ Result<std::vector<GroupSpan>> make_groups(std::span<const LayerSummary> layers,
   const bool any_scope = std::any_of(layers.begin(), layers.end(),
                                      [](const LayerSummary& l) { return !l.module_path.empty(); });
   if (!any_scope) {
-    return invalid_argument("blocks grouping: no layer name carries a module scope "
-                            "(\"/layer1/layer1.0/conv1/Conv\"); use per-layer grouping");
+    return invalid_argument(
+        "blocks grouping: no layer name carries a module scope "
+        "(\"/layer1/layer1.0/conv1/Conv\"); use per-layer grouping");
   }
 
   // Runs of one block; single-module blocks and unscoped layers merge with their neighbours.
   std::vector<Run> runs;
   for (uint32_t i = 0; i < count; ++i) {
     const LayerSummary& layer = layers[i];
-    const bool leaf_like =
-        layer.block.empty() ||
-        (layer.module_path == layer.block && element_depth(split(layer.block, '.')) < 0);
+    const bool leaf_like = layer.block.empty() || (layer.module_path == layer.block &&
+                                                   element_depth(split(layer.block, '.')) < 0);
     const bool same_block = !runs.empty() && layers[i - 1].block == layer.block;
     const bool merge_leaves = !runs.empty() && runs.back().leaf_like && leaf_like;
     if (same_block || merge_leaves) {

@@ -44,9 +44,9 @@ std::string module_path(std::string_view node_name);
 std::vector<std::string> assign_blocks(std::span<const std::string> module_paths);
 
 struct LayerSummary {
-  std::string module_path;  // module_path(node name)
-  std::string block;        // from assign_blocks
-  std::string name;         // the layer's name (labels of per-layer groups)
+  std::string module_path;      // module_path(node name)
+  std::string block;            // from assign_blocks
+  std::string name;             // the layer's name (labels of per-layer groups)
   bool has_parameters = false;  // reads a model parameter or buffer (not just small constants)
 };
 
@@ -67,7 +67,6 @@ struct GroupSpan {
 //    output of every layer, pooler. Errors when no layer has a scoped name (nothing to group
 //    by: use per-layer).
 // An empty layer list gives no groups.
-Result<std::vector<GroupSpan>> make_groups(std::span<const LayerSummary> layers,
-                                           GroupingMode mode);
+Result<std::vector<GroupSpan>> make_groups(std::span<const LayerSummary> layers, GroupingMode mode);
 
 }  // namespace ps::onnx_loader

@@ -14,18 +14,35 @@ uint64_t align_up(uint64_t bytes, uint64_t alignment) {
 
 psm::DataType to_psm(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return psm::DT_FLOAT32;
-    case DType::kFloat16: return psm::DT_FLOAT16;
-    case DType::kBFloat16: return psm::DT_BFLOAT16;
-    case DType::kFloat64: return psm::DT_FLOAT64;
-    case DType::kInt64: return psm::DT_INT64;
-    case DType::kInt32: return psm::DT_INT32;
-    case DType::kInt8: return psm::DT_INT8;
-    case DType::kUInt8: return psm::DT_UINT8;
-    case DType::kBool: return psm::DT_BOOL;
-    case DType::kUndefined: break;
+    case DType::kFloat32:
+      return psm::DT_FLOAT32;
+    case DType::kFloat16:
+      return psm::DT_FLOAT16;
+    case DType::kBFloat16:
+      return psm::DT_BFLOAT16;
+    case DType::kFloat64:
+      return psm::DT_FLOAT64;
+    case DType::kInt64:
+      return psm::DT_INT64;
+    case DType::kInt32:
+      return psm::DT_INT32;
+    case DType::kInt8:
+      return psm::DT_INT8;
+    case DType::kUInt8:
+      return psm::DT_UINT8;
+    case DType::kBool:
+      return psm::DT_BOOL;
+    case DType::kUndefined:
+      break;
   }
   return psm::DT_UNDEFINED;
+}
+
+// A model parameter or buffer: a constant the importer uploads as data with more than one
+// element. Scalars read as data (0.5, sqrt(2), -10000) are constants of the exporter, not
+// parameters, whichever way the importer marked them.
+bool is_parameter(const Value& value) {
+  return value.constant != nullptr && value.is_weight && value.constant->elements() > 1;
 }
 
 bool is_float(DType dtype) {
@@ -33,7 +50,7 @@ bool is_float(DType dtype) {
          dtype == DType::kFloat64;
 }
 
-std::string describe_node(const Graph& graph, int index) {
+std::string node_label(const Graph& graph, int index) {
   const Node& node = graph.nodes[index];
   return str_cat("node ", index, " '", node.name, "' (", node.op, ")");
 }
@@ -54,9 +71,9 @@ Status convert_attribute(const Graph& graph, int node_index, const std::string& 
     out->mutable_floats()->mutable_values()->Add(floats->begin(), floats->end());
   } else if (const auto* tensor = std::get_if<ConstTensor>(&value)) {
     const TensorData* data = tensor->get();
-    const bool sized = data != nullptr &&
-                       data->bytes.size() == static_cast<size_t>(data->elements()) *
-                                                 dtype_size(data->dtype);
+    const bool sized =
+        data != nullptr &&
+        data->bytes.size() == static_cast<size_t>(data->elements()) * dtype_size(data->dtype);
     if (sized && data->dtype == DType::kFloat32) {
       for (float x : data->as<float>()) out->mutable_floats()->add_values(x);
     } else if (sized && data->dtype == DType::kInt64) {
@@ -64,9 +81,8 @@ Status convert_attribute(const Graph& graph, int node_index, const std::string& 
     } else if (sized && data->dtype == DType::kInt32) {
       for (int32_t x : data->as<int32_t>()) out->mutable_ints()->add_values(x);
     } else {
-      return unsupported("lower: ", describe_node(graph, node_index), " attribute '", key,
-                         "' is a tensor of ",
-                         data ? dtype_name(data->dtype) : "nothing",
+      return unsupported("lower: ", node_label(graph, node_index), " attribute '", key,
+                         "' is a tensor of ", data ? dtype_name(data->dtype) : "nothing",
                          ", which the manifest cannot hold (float32, int32, int64 only)");
     }
   }
@@ -81,8 +97,8 @@ Result<std::vector<int>> present_slots(const Graph& graph, int node_index,
   while (!present.empty() && present.back() < 0) present.pop_back();
   for (size_t i = 0; i < present.size(); ++i) {
     if (present[i] < 0) {
-      return unsupported("lower: ", describe_node(graph, node_index), " omits optional ", what,
-                         " ", i, " but not a later one; the manifest cannot express that");
+      return unsupported("lower: ", node_label(graph, node_index), " omits optional ", what, " ", i,
+                         " but not a later one; the manifest cannot express that");
     }
   }
   return present;
@@ -141,7 +157,7 @@ Result<uint32_t> Lowering::tensor_index(int value) {
     const uint64_t offset = align_up(cursor_, options_.weight_alignment);
     tensor->set_weight_offset(offset);
     tensor->set_byte_size(data.bytes.size());
-    tensor->set_trainable(v.is_weight && is_float(data.dtype) && statistics_.count(value) == 0);
+    tensor->set_trainable(is_parameter(v) && is_float(data.dtype) && statistics_.count(value) == 0);
     model_.weights.resize(offset, 0);
     model_.weights.insert(model_.weights.end(), data.bytes.begin(), data.bytes.end());
     cursor_ = offset + data.bytes.size();
@@ -173,7 +189,7 @@ Result<LoweredModel> Lowering::run() {
     const Node& node = graph_.nodes[index];
     if (node.dead) continue;
     if (node.op == "Constant") {
-      return unsupported("lower: ", describe_node(graph_, index),
+      return unsupported("lower: ", node_label(graph_, index),
                          " is still a node; constant folding must turn it into a value");
     }
     layer_nodes.push_back(index);
@@ -187,7 +203,7 @@ Result<LoweredModel> Lowering::run() {
     summaries[i].module_path = paths[i];
     summaries[i].name = node.name;
     for (int input : node.inputs) {
-      if (input >= 0 && graph_.values[input].constant && graph_.values[input].is_weight) {
+      if (input >= 0 && is_parameter(graph_.values[input])) {
         summaries[i].has_parameters = true;
       }
     }

@@ -35,10 +35,12 @@ struct LoweredModel {
 // Lowers `graph` (read only). Layers are the live nodes in order. Every constant a layer reads
 // is a WEIGHT tensor: its bytes go to the blob in order of first use, each at an offset that
 // is a multiple of weight_alignment, so each group's weights are one contiguous range (a
-// weight shared with an earlier group stays in that group's range). Model parameters are
-// trainable except BatchNormalization statistics and non-float tensors; constants that are
-// not model parameters are trainable=false. Constants no layer reads (attributes already) are
-// dropped. Activations get arena offsets from plan_memory.
+// weight shared with an earlier group stays in that group's range). Static inputs (a
+// Reshape's shape, Slice bounds) are weights too: the executor reads them from the host blob
+// when it plans the layer. trainable: Value::is_weight float constants of more than one
+// element, except BatchNormalization statistics; scalars and other constants are not.
+// Constants no layer reads (folded into attributes) are dropped. Activations get arena
+// offsets from plan_memory.
 // Errors: a value without dtype or static shape, a constant whose bytes disagree with its
 // shape, an omitted optional input followed by a present one (not representable), a live
 // Constant node, an attribute that has no manifest form, a bad alignment, a blocks grouping

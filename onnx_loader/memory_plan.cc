@@ -120,8 +120,8 @@ Result<MemoryPlan> plan_memory(const Graph& graph, const MemoryPlanOptions& opti
     const Value& v = graph.values[value];
     const std::string producer =
         v.producer >= 0 && v.producer < static_cast<int>(graph.nodes.size())
-            ? str_cat(" (produced by node ", v.producer, " '", graph.nodes[v.producer].name,
-                      "' ", graph.nodes[v.producer].op, ")")
+            ? str_cat(" (produced by node ", v.producer, " '", graph.nodes[v.producer].name, "' ",
+                      graph.nodes[v.producer].op, ")")
             : std::string(" (a model input)");
     if (dtype_size(v.dtype) == 0) {
       return invalid_argument("memory plan: value '", v.name, "'", producer, " has no dtype");
@@ -232,9 +232,9 @@ Status check_memory_plan(const MemoryPlan& plan) {
     }
     if (tensor.first > tensor.last || tensor.offset > plan.arena_bytes ||
         tensor.bytes > plan.arena_bytes - tensor.offset) {
-      return corrupt("memory plan: value ", tensor.value, " [", tensor.offset, ", +",
-                     tensor.bytes, ") steps ", tensor.first, "..", tensor.last,
-                     " does not fit in the arena of ", plan.arena_bytes, " bytes");
+      return corrupt("memory plan: value ", tensor.value, " [", tensor.offset, ", +", tensor.bytes,
+                     ") steps ", tensor.first, "..", tensor.last, " does not fit in the arena of ",
+                     plan.arena_bytes, " bytes");
     }
     if (tensor.alias_of >= 0) {
       const PlannedTensor* owner = plan.find(tensor.alias_of);
@@ -259,8 +259,8 @@ Status check_memory_plan(const MemoryPlan& plan) {
       if (!overlap_in_time(a.first, a.last, b.first, b.last)) continue;
       if (a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes) {
         return corrupt("memory plan: values ", a.value, " and ", b.value,
-                       " are alive together (steps ", a.first, "..", a.last, " and ", b.first,
-                       "..", b.last, ") and overlap in memory");
+                       " are alive together (steps ", a.first, "..", a.last, " and ", b.first, "..",
+                       b.last, ") and overlap in memory");
       }
     }
   }

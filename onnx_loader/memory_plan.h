@@ -47,12 +47,12 @@ struct MemoryPlanOptions {
 
 // Where one activation (input, output or intermediate value) lives.
 struct PlannedTensor {
-  int value = -1;           // value index in the graph
-  uint64_t bytes = 0;       // element_count * dtype_size (not rounded)
-  uint64_t offset = 0;      // in the arena; a multiple of the alignment
-  int first = 0;            // first and last step it is alive (inclusive)
+  int value = -1;       // value index in the graph
+  uint64_t bytes = 0;   // element_count * dtype_size (not rounded)
+  uint64_t offset = 0;  // in the arena; a multiple of the alignment
+  int first = 0;        // first and last step it is alive (inclusive)
   int last = 0;
-  int alias_of = -1;        // value whose bytes it shares (the buffer owner), or -1
+  int alias_of = -1;  // value whose bytes it shares (the buffer owner), or -1
 };
 
 struct MemoryPlan {

@@ -41,9 +41,7 @@ std::vector<NamedPass> inference_passes() {
 
 }  // namespace
 
-const char* mode_name(Mode mode) {
-  return mode == Mode::kInference ? "inference" : "training";
-}
+const char* mode_name(Mode mode) { return mode == Mode::kInference ? "inference" : "training"; }
 
 std::vector<std::string> PipelineReport::pass_names() const {
   std::vector<std::string> names;
@@ -59,8 +57,7 @@ std::string PipelineReport::summary() const {
     text += str_cat(count.pass, '=', count.changes);
   }
   if (linear_gemms > 0) text += str_cat(text.empty() ? "" : " ", "gemm_kept=", linear_gemms);
-  return str_cat(text, text.empty() ? "" : " ", "(nodes ", nodes_before, " -> ", nodes_after,
-                 ")");
+  return str_cat(text, text.empty() ? "" : " ", "(nodes ", nodes_before, " -> ", nodes_after, ")");
 }
 
 Result<PipelineReport> run_passes(Graph& graph, Mode mode) {

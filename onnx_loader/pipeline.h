@@ -26,7 +26,7 @@ struct PipelineReport {
   std::vector<PassCount> passes;  // in the order they ran
   int nodes_before = 0;           // live nodes
   int nodes_after = 0;
-  int linear_gemms = 0;           // Gemm nodes kept as Gemm in nn.Linear form (inference)
+  int linear_gemms = 0;  // Gemm nodes kept as Gemm in nn.Linear form (inference)
 
   // Names of the passes that ran, in order (what the manifest records).
   std::vector<std::string> pass_names() const;

@@ -73,7 +73,8 @@ bool try_fold(Graph& graph, int conv_index, int bn_index) {
 
   const std::string weight_name = graph.values[conv.inputs[1]].name;
   const std::string bias_name = bias ? graph.values[conv.inputs[2]].name : weight_name + "/bias";
-  const int weight_value = add_constant(graph, weight_name + "/bn_folded", std::move(new_weight), true);
+  const int weight_value =
+      add_constant(graph, weight_name + "/bn_folded", std::move(new_weight), true);
   const int bias_value = add_constant(graph, bias_name + "/bn_folded", std::move(new_bias), true);
 
   // add_value may have grown the vectors: index again.

@@ -38,8 +38,8 @@ std::optional<std::map<std::string, Attribute>> explicit_conv_attrs(const Graph&
 bool is_plain_conv(const Graph& graph, int index) {
   if (index < 0) return false;
   const Node& node = graph.nodes[index];
-  return !node.dead && node.op == "Conv" && node.outputs.size() == 1 &&
-         node.inputs.size() >= 2 && node.inputs.size() <= 3;
+  return !node.dead && node.op == "Conv" && node.outputs.size() == 1 && node.inputs.size() >= 2 &&
+         node.inputs.size() <= 3;
 }
 
 // A residual operand: an activation with the same dtype and static shape as `conv_out`.

@@ -110,9 +110,9 @@ bool try_fuse(Graph& graph, int mean_index) {
   fused.outputs = graph.nodes[add_index].outputs;
   fused.attrs["axis"] = Attribute{int64_t{-1}};
   fused.attrs["epsilon"] = Attribute{static_cast<float>(*epsilon)};
-  fused.onnx_nodes = merged_onnx_nodes(graph, {mean_index, sub_index, pow_index, var_index,
-                                               add_eps_index, sqrt_index, div_index, mul_index,
-                                               add_index});
+  fused.onnx_nodes =
+      merged_onnx_nodes(graph, {mean_index, sub_index, pow_index, var_index, add_eps_index,
+                                sqrt_index, div_index, mul_index, add_index});
   for (int index : {mean_index, sub_index, pow_index, var_index, add_eps_index, sqrt_index,
                     div_index, mul_index}) {
     graph.nodes[index].dead = true;

@@ -34,11 +34,16 @@ std::optional<double> scalar_constant(const Graph& graph, int value) {
   }
   if (data->bytes.size() != dtype_size(data->dtype)) return std::nullopt;
   switch (data->dtype) {
-    case DType::kFloat32: return static_cast<double>(data->as<float>()[0]);
-    case DType::kFloat64: return data->as<double>()[0];
-    case DType::kInt64: return static_cast<double>(data->as<int64_t>()[0]);
-    case DType::kInt32: return static_cast<double>(data->as<int32_t>()[0]);
-    default: return std::nullopt;
+    case DType::kFloat32:
+      return static_cast<double>(data->as<float>()[0]);
+    case DType::kFloat64:
+      return data->as<double>()[0];
+    case DType::kInt64:
+      return static_cast<double>(data->as<int64_t>()[0]);
+    case DType::kInt32:
+      return static_cast<double>(data->as<int32_t>()[0]);
+    default:
+      return std::nullopt;
   }
 }
 
@@ -67,7 +72,8 @@ std::optional<Shape> static_shape(const Graph& graph, int value) {
 std::string fused_node_name(const std::string& primary_name, const std::string& op) {
   const size_t slash = primary_name.rfind('/');
   const std::string scope = slash == std::string::npos ? "" : primary_name.substr(0, slash + 1);
-  const std::string last = slash == std::string::npos ? primary_name : primary_name.substr(slash + 1);
+  const std::string last =
+      slash == std::string::npos ? primary_name : primary_name.substr(slash + 1);
   // Keep the exporter's "_<n>" suffix so names made from different nodes stay distinct.
   std::string suffix;
   const size_t underscore = last.rfind('_');

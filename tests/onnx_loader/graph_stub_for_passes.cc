@@ -10,27 +10,47 @@ namespace ps::onnx_loader {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: case DType::kInt32: return 4;
-    case DType::kFloat16: case DType::kBFloat16: return 2;
-    case DType::kFloat64: case DType::kInt64: return 8;
-    case DType::kInt8: case DType::kUInt8: case DType::kBool: return 1;
-    case DType::kUndefined: break;
+    case DType::kFloat32:
+    case DType::kInt32:
+      return 4;
+    case DType::kFloat16:
+    case DType::kBFloat16:
+      return 2;
+    case DType::kFloat64:
+    case DType::kInt64:
+      return 8;
+    case DType::kInt8:
+    case DType::kUInt8:
+    case DType::kBool:
+      return 1;
+    case DType::kUndefined:
+      break;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return "float32";
-    case DType::kFloat16: return "float16";
-    case DType::kBFloat16: return "bfloat16";
-    case DType::kFloat64: return "float64";
-    case DType::kInt64: return "int64";
-    case DType::kInt32: return "int32";
-    case DType::kInt8: return "int8";
-    case DType::kUInt8: return "uint8";
-    case DType::kBool: return "bool";
-    case DType::kUndefined: break;
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat16:
+      return "float16";
+    case DType::kBFloat16:
+      return "bfloat16";
+    case DType::kFloat64:
+      return "float64";
+    case DType::kInt64:
+      return "int64";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt8:
+      return "int8";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kBool:
+      return "bool";
+    case DType::kUndefined:
+      break;
   }
   return "undefined";
 }
@@ -131,8 +151,10 @@ void Graph::compact() {
   nodes = std::move(kept);
   std::vector<bool> used(values.size(), false);
   for (const Node& node : nodes) {
-    for (int v : node.inputs) if (v >= 0) used[v] = true;
-    for (int v : node.outputs) if (v >= 0) used[v] = true;
+    for (int v : node.inputs)
+      if (v >= 0) used[v] = true;
+    for (int v : node.outputs)
+      if (v >= 0) used[v] = true;
   }
   for (int v : inputs) used[v] = true;
   for (int v : outputs) used[v] = true;
@@ -147,8 +169,10 @@ void Graph::compact() {
   }
   values = std::move(kept_values);
   for (Node& node : nodes) {
-    for (int& v : node.inputs) if (v >= 0) v = value_map[v];
-    for (int& v : node.outputs) if (v >= 0) v = value_map[v];
+    for (int& v : node.inputs)
+      if (v >= 0) v = value_map[v];
+    for (int& v : node.outputs)
+      if (v >= 0) v = value_map[v];
   }
   for (int& v : inputs) v = value_map[v];
   for (int& v : outputs) v = value_map[v];

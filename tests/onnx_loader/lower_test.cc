@@ -1,12 +1,12 @@
 // Grouping and lowering to the .psm manifest: alignment, contiguous groups, offsets in bounds,
 // arena offsets equal to the memory plan.
-#include <catch2/catch.hpp>
+#include "onnx_loader/lower.h"
 
+#include <catch2/catch.hpp>
 #include <cstring>
 #include <set>
 
 #include "onnx_loader/grouping.h"
-#include "onnx_loader/lower.h"
 #include "onnx_loader/pipeline.h"
 #include "tests/onnx_loader/graph_builder.h"
 
@@ -24,8 +24,7 @@ Attribute ints(std::vector<int64_t> v) { return Attribute{std::move(v)}; }
 
 TEST_CASE("module_path reads the exporter's scopes", "[grouping]") {
   CHECK(module_path("/layer1/layer1.0/conv1/Conv") == "layer1.0.conv1");
-  CHECK(module_path("/layer1/layer1.0/downsample/downsample.0/Conv") ==
-        "layer1.0.downsample.0");
+  CHECK(module_path("/layer1/layer1.0/downsample/downsample.0/Conv") == "layer1.0.downsample.0");
   CHECK(module_path("/encoder/layer.3/attention/self/query/MatMul") ==
         "encoder.layer.3.attention.self.query");
   CHECK(module_path("/bert/encoder/layer.3/output/Add") == "bert.encoder.layer.3.output");
@@ -38,54 +37,51 @@ TEST_CASE("module_path reads the exporter's scopes", "[grouping]") {
 
 TEST_CASE("assign_blocks: ResNet, BERT and Inception blocks", "[grouping]") {
   SECTION("ResNet: bottleneck blocks, top-level stem and head modules") {
-    const std::vector<std::string> paths = {
-        "conv1", "maxpool", "layer1.0.conv1", "layer1.0.conv2", "layer1.0.downsample.0",
-        "layer1.0", "layer1.1.conv1", "avgpool", "", "fc"};
-    CHECK(assign_blocks(paths) ==
-          std::vector<std::string>{"conv1", "maxpool", "layer1.0", "layer1.0", "layer1.0",
-                                   "layer1.0", "layer1.1", "avgpool", "", "fc"});
+    const std::vector<std::string> paths = {"conv1",
+                                            "maxpool",
+                                            "layer1.0.conv1",
+                                            "layer1.0.conv2",
+                                            "layer1.0.downsample.0",
+                                            "layer1.0",
+                                            "layer1.1.conv1",
+                                            "avgpool",
+                                            "",
+                                            "fc"};
+    CHECK(assign_blocks(paths) == std::vector<std::string>{"conv1", "maxpool", "layer1.0",
+                                                           "layer1.0", "layer1.0", "layer1.0",
+                                                           "layer1.1", "avgpool", "", "fc"});
   }
   SECTION("BERT: attention / intermediate / output of each layer") {
-    const std::vector<std::string> paths = {
-        "",
-        "bert.embeddings.word_embeddings",
-        "bert.embeddings",
-        "bert.embeddings.LayerNorm",
-        "bert.encoder.layer.0.attention.self.query",
-        "bert.encoder.layer.0.attention.self",
-        "bert.encoder.layer.0.attention.output.dense",
-        "bert.encoder.layer.0.intermediate.dense",
-        "bert.encoder.layer.0.intermediate.intermediate_act_fn",
-        "bert.encoder.layer.0.output.dense",
-        "bert.encoder.layer.0.output",
-        "bert.encoder.layer.1.attention.self.key",
-        "bert.pooler.dense",
-        "bert.pooler.activation",
-        "classifier"};
+    const std::vector<std::string> paths = {"",
+                                            "bert.embeddings.word_embeddings",
+                                            "bert.embeddings",
+                                            "bert.embeddings.LayerNorm",
+                                            "bert.encoder.layer.0.attention.self.query",
+                                            "bert.encoder.layer.0.attention.self",
+                                            "bert.encoder.layer.0.attention.output.dense",
+                                            "bert.encoder.layer.0.intermediate.dense",
+                                            "bert.encoder.layer.0.intermediate.intermediate_act_fn",
+                                            "bert.encoder.layer.0.output.dense",
+                                            "bert.encoder.layer.0.output",
+                                            "bert.encoder.layer.1.attention.self.key",
+                                            "bert.pooler.dense",
+                                            "bert.pooler.activation",
+                                            "classifier"};
     CHECK(assign_blocks(paths) ==
-          std::vector<std::string>{"",
-                                   "bert.embeddings",
-                                   "bert.embeddings",
-                                   "bert.embeddings",
-                                   "bert.encoder.layer.0.attention",
-                                   "bert.encoder.layer.0.attention",
-                                   "bert.encoder.layer.0.attention",
-                                   "bert.encoder.layer.0.intermediate",
-                                   "bert.encoder.layer.0.intermediate",
-                                   "bert.encoder.layer.0.output",
-                                   "bert.encoder.layer.0.output",
-                                   "bert.encoder.layer.1.attention",
-                                   "bert.pooler",
-                                   "bert.pooler",
-                                   "classifier"});
+          std::vector<std::string>{
+              "", "bert.embeddings", "bert.embeddings", "bert.embeddings",
+              "bert.encoder.layer.0.attention", "bert.encoder.layer.0.attention",
+              "bert.encoder.layer.0.attention", "bert.encoder.layer.0.intermediate",
+              "bert.encoder.layer.0.intermediate", "bert.encoder.layer.0.output",
+              "bert.encoder.layer.0.output", "bert.encoder.layer.1.attention", "bert.pooler",
+              "bert.pooler", "classifier"});
   }
   SECTION("Inception: top-level blocks") {
-    const std::vector<std::string> paths = {"Conv2d_1a_3x3.conv", "maxpool1",
-                                            "Mixed_5b.branch1x1.conv", "Mixed_5b",
+    const std::vector<std::string> paths = {"Conv2d_1a_3x3.conv",        "maxpool1",
+                                            "Mixed_5b.branch1x1.conv",   "Mixed_5b",
                                             "Mixed_5b.branch_pool.conv", "fc"};
-    CHECK(assign_blocks(paths) == std::vector<std::string>{"Conv2d_1a_3x3", "maxpool1",
-                                                           "Mixed_5b", "Mixed_5b", "Mixed_5b",
-                                                           "fc"});
+    CHECK(assign_blocks(paths) == std::vector<std::string>{"Conv2d_1a_3x3", "maxpool1", "Mixed_5b",
+                                                           "Mixed_5b", "Mixed_5b", "fc"});
   }
 }
 
@@ -146,33 +142,32 @@ TEST_CASE("make_groups: the original PipeSwitch's blocks", "[grouping]") {
     Result<std::vector<GroupSpan>> groups = make_groups(layers, GroupingMode::kBlocks);
     REQUIRE(groups.ok());
     check_cover(*groups, layers.size());
-    CHECK(labels(*groups) == std::vector<std::string>{"Conv2d_1a_3x3", "Conv2d_2b_3x3",
-                                                      "Mixed_5b", "avgpool+fc"});
+    CHECK(labels(*groups) ==
+          std::vector<std::string>{"Conv2d_1a_3x3", "Conv2d_2b_3x3", "Mixed_5b", "avgpool+fc"});
     CHECK((*groups)[0].layer_count == 2);  // the unscoped Mul joined the first block
     CHECK((*groups)[1].layer_count == 2);  // maxpool1 joined Conv2d_2b_3x3
   }
   SECTION("BERT") {
-    const auto layers = summaries({{"/Unsqueeze", false},
-                                   {"/embeddings/word_embeddings/Gather", true},
-                                   {"/embeddings/LayerNorm/LayerNormalization", true},
-                                   {"/encoder/layer.0/attention/self/query/MatMulBias", true},
-                                   {"/encoder/layer.0/attention/self/Softmax", false},
-                                   {"/encoder/layer.0/attention/output/dense/MatMulBias", true},
-                                   {"/encoder/layer.0/intermediate/dense/MatMulBias", true},
-                                   {"/encoder/layer.0/intermediate/intermediate_act_fn/Gelu",
-                                    false},
-                                   {"/encoder/layer.0/output/dense/MatMulBias", true},
-                                   {"/encoder/layer.0/output/Add", false},
-                                   {"/pooler/Gather", false},
-                                   {"/pooler/dense/Gemm", true},
-                                   {"/pooler/activation/Tanh", false}});
+    const auto layers =
+        summaries({{"/Unsqueeze", false},
+                   {"/embeddings/word_embeddings/Gather", true},
+                   {"/embeddings/LayerNorm/LayerNormalization", true},
+                   {"/encoder/layer.0/attention/self/query/MatMulBias", true},
+                   {"/encoder/layer.0/attention/self/Softmax", false},
+                   {"/encoder/layer.0/attention/output/dense/MatMulBias", true},
+                   {"/encoder/layer.0/intermediate/dense/MatMulBias", true},
+                   {"/encoder/layer.0/intermediate/intermediate_act_fn/Gelu", false},
+                   {"/encoder/layer.0/output/dense/MatMulBias", true},
+                   {"/encoder/layer.0/output/Add", false},
+                   {"/pooler/Gather", false},
+                   {"/pooler/dense/Gemm", true},
+                   {"/pooler/activation/Tanh", false}});
     Result<std::vector<GroupSpan>> groups = make_groups(layers, GroupingMode::kBlocks);
     REQUIRE(groups.ok());
     check_cover(*groups, layers.size());
-    CHECK(labels(*groups) == std::vector<std::string>{
-                                 "embeddings", "encoder.layer.0.attention",
-                                 "encoder.layer.0.intermediate", "encoder.layer.0.output",
-                                 "pooler"});
+    CHECK(labels(*groups) == std::vector<std::string>{"embeddings", "encoder.layer.0.attention",
+                                                      "encoder.layer.0.intermediate",
+                                                      "encoder.layer.0.output", "pooler"});
   }
 }
 
@@ -209,8 +204,9 @@ Builder make_tiny_resnet() {
     const int w = b.weight(scope + conv + ".weight", {cout, cin, k, k},
                            ramp(static_cast<size_t>(cout * cin * k * k), 0.01f * ++counter, 0.01f));
     const int64_t pad = k / 2;
-    const std::string prefix = scope.empty() ? "" : "/" + scope.substr(0, scope.find('.')) + "/" +
-                                                        scope.substr(0, scope.size() - 1);
+    const std::string prefix = scope.empty() ? ""
+                                             : "/" + scope.substr(0, scope.find('.')) + "/" +
+                                                   scope.substr(0, scope.size() - 1);
     const int c = b.node("Conv", prefix + "/" + conv + "/Conv", {in, w}, {1, cout, hw, hw},
                          {{"kernel_shape", ints({k, k})}, {"pads", ints({pad, pad, pad, pad})}});
     const int g = b.weight(scope + bn + ".weight", {cout}, ramp(cout, 1.0f, 0.1f));
@@ -246,10 +242,17 @@ Builder make_tiny_resnet() {
 
 uint64_t dtype_bytes(psm::DataType dtype) {
   switch (dtype) {
-    case psm::DT_FLOAT32: case psm::DT_INT32: return 4;
-    case psm::DT_INT64: case psm::DT_FLOAT64: return 8;
-    case psm::DT_FLOAT16: case psm::DT_BFLOAT16: return 2;
-    default: return 1;
+    case psm::DT_FLOAT32:
+    case psm::DT_INT32:
+      return 4;
+    case psm::DT_INT64:
+    case psm::DT_FLOAT64:
+      return 8;
+    case psm::DT_FLOAT16:
+    case psm::DT_BFLOAT16:
+      return 2;
+    default:
+      return 1;
   }
 }
 
@@ -350,8 +353,8 @@ TEST_CASE("lower: fused tiny ResNet with block groups", "[lower]") {
   std::vector<std::string> ops;
   for (const psm::Layer& layer : m.layers()) ops.push_back(layer.op());
   CHECK(ops == std::vector<std::string>{"FusedConv", "MaxPool", "FusedConv", "FusedConv",
-                                        "FusedConv", "FusedConv", "GlobalAveragePool",
-                                        "Flatten", "Gemm"});
+                                        "FusedConv", "FusedConv", "GlobalAveragePool", "Flatten",
+                                        "Gemm"});
   REQUIRE(m.groups_size() == 4);
   CHECK(m.groups(0).label() == "conv1+maxpool");
   CHECK(m.groups(1).label() == "layer1.0");
@@ -420,6 +423,8 @@ TEST_CASE("lower: small constants read by layers are non-trainable weights", "[l
   const int shape = b.constant("shape", testing::int64_tensor({1}, {6}), false);
   const int flat = b.node("Reshape", "/Reshape", {x, shape}, {6});
   const int half = b.scalar("half", 0.5f);
+  // The importer's mark_weights sets is_weight on every constant read as data, scalars too.
+  b.graph.values[half].is_weight = true;
   const int y = b.node("Mul", "/Mul", {flat, half}, {6});
   b.output(y);
   b.constant("unused", testing::float_tensor({1}, {3.0f}), false);
@@ -438,9 +443,9 @@ TEST_CASE("lower: small constants read by layers are non-trainable weights", "[l
   CHECK(by_name["shape"]->dtype() == psm::DT_INT64);
   CHECK(by_name["half"]->shape_size() == 0);  // a scalar
   CHECK(by_name["half"]->weight_offset() == 256);
+  CHECK_FALSE(by_name["half"]->trainable());
   CHECK(m.weights_bytes() == 512);
-  // The Reshape's output shares its input's bytes? No: a model input is read again? It is
-  // not, so the view aliases the input.
+  // The model input dies at the Reshape, so the view shares its bytes.
   CHECK(by_name["/Reshape:0"]->arena_offset() == by_name["x"]->arena_offset());
   CHECK(by_name["x"]->kind() == psm::Tensor::INPUT);
   CHECK(by_name["/Mul:0"]->kind() == psm::Tensor::OUTPUT);

@@ -1,11 +1,11 @@
 // The static activation memory plan: placement, view aliasing, and a property test over
 // random graphs checked against lifetimes recomputed here.
-#include <catch2/catch.hpp>
+#include "onnx_loader/memory_plan.h"
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <random>
 
-#include "onnx_loader/memory_plan.h"
 #include "tests/onnx_loader/graph_builder.h"
 
 namespace ps::onnx_loader {
@@ -27,8 +27,7 @@ TEST_CASE("place_buffers: dead buffers are reused, live ones never shared", "[me
   CHECK(layout.lower_bound == 768);
 }
 
-TEST_CASE("place_buffers: best fit picks the smallest gap that holds the buffer",
-          "[memory_plan]") {
+TEST_CASE("place_buffers: best fit picks the smallest gap that holds the buffer", "[memory_plan]") {
   const std::vector<BufferRequest> requests = {
       {2048, 0, 0},  // A -> 0
       {2048, 0, 9},  // B -> 2048
@@ -83,8 +82,7 @@ TEST_CASE("plan_memory: sizes are aligned; constants are not planned", "[memory_
   CHECK(plan->find(x)->offset != plan->find(y)->offset);
 }
 
-TEST_CASE("plan_memory: views share their input's bytes only when it dies there",
-          "[memory_plan]") {
+TEST_CASE("plan_memory: views share their input's bytes only when it dies there", "[memory_plan]") {
   Builder b;
   const int x = b.input("x", {2, 32});
   const int r = b.node("Relu", "/relu", {x}, {2, 32});
@@ -108,8 +106,7 @@ TEST_CASE("plan_memory: views share their input's bytes only when it dies there"
   SECTION("input read again later") {
     const int v = b.node("Reshape", "/reshape", {r, shape}, {64});
     const int w = b.node("Relu", "/relu2", {v}, {64});
-    b.output(b.node("Add", "/add", {r, b.node("Reshape", "/back", {w, shape}, {2, 32})},
-                    {2, 32}));
+    b.output(b.node("Add", "/add", {r, b.node("Reshape", "/back", {w, shape}, {2, 32})}, {2, 32}));
     Result<MemoryPlan> plan = plan_memory(b.graph);
     REQUIRE(plan.ok());
     CHECK(plan->find(v)->alias_of == -1);

@@ -1,7 +1,6 @@
 // Inference fusion passes on tiny hand-built graphs: what must change, numerically right, and
 // every near miss left alone.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 
 #include "onnx_loader/passes/fold_batchnorm.h"
@@ -116,9 +115,8 @@ ConvBn make_conv_bn(int64_t k, bool with_bias, int64_t group, int64_t pad) {
     inputs.push_back(t.bias);
   }
   const int64_t oh = h + 2 * pad - k + 1;
-  std::map<std::string, Attribute> attrs = {{"kernel_shape", ints({k, k})},
-                                            {"pads", ints({pad, pad, pad, pad})},
-                                            {"group", i64(group)}};
+  std::map<std::string, Attribute> attrs = {
+      {"kernel_shape", ints({k, k})}, {"pads", ints({pad, pad, pad, pad})}, {"group", i64(group)}};
   t.conv = b.node("Conv", "/conv1/Conv", inputs, {1, m, oh, oh}, attrs);
   const int g = b.weight("bn.weight", {m}, t.gamma);
   const int be = b.weight("bn.bias", {m}, t.beta);
@@ -151,8 +149,8 @@ void check_fold_numerics(ConvBn& t) {
   const std::vector<float> expected =
       reference_bn(reference_conv(t.xv, t.xs, t.wv, t.ws, t.bv, t.params), m, ys[2] * ys[3],
                    t.gamma, t.beta, t.mean, t.var, t.eps);
-  const std::vector<float> folded = reference_conv(t.xv, t.xs, testing::floats_of(*w2), t.ws,
-                                                   testing::floats_of(*b2), t.params);
+  const std::vector<float> folded =
+      reference_conv(t.xv, t.xs, testing::floats_of(*w2), t.ws, testing::floats_of(*b2), t.params);
   REQUIRE(folded.size() == expected.size());
   for (size_t i = 0; i < folded.size(); ++i) {
     CHECK(folded[i] == Approx(expected[i]).epsilon(1e-5).margin(1e-5));
@@ -204,8 +202,7 @@ TEST_CASE("fold_batchnorm: near misses are left unchanged", "[passes]") {
     const int x = b.input("x", {1, 2, 2, 2});
     const int r = b.node("Relu", "/relu/Relu", {x}, {1, 2, 2, 2});
     const int p = b.weight("p", {2}, {1.0f, 1.0f});
-    b.output(b.node("BatchNormalization", "/bn/BatchNormalization", {r, p, p, p, p},
-                    {1, 2, 2, 2}));
+    b.output(b.node("BatchNormalization", "/bn/BatchNormalization", {r, p, p, p, p}, {1, 2, 2, 2}));
     CHECK(fused(passes::fold_batchnorm_into_conv(b.graph)) == 0);
   }
   // In every section above the BN is still there.
@@ -370,12 +367,11 @@ TEST_CASE("fuse_matmul_bias: MatMul + Add(bias) in both operand orders", "[passe
     const int a = b.input("a", {2, 5, 4});
     const int w = b.weight("w", {4, 3}, ramp(12));
     const int bias = b.weight("bias", {3}, ramp(3));
-    const int mm = b.node("MatMul", "/encoder/layer.0/attention/self/query/MatMul", {a, w},
-                          {2, 5, 3});
-    const std::vector<int> add_inputs = bias_first ? std::vector<int>{bias, mm}
-                                                   : std::vector<int>{mm, bias};
-    const int y = b.node("Add", "/encoder/layer.0/attention/self/query/Add", add_inputs,
-                         {2, 5, 3});
+    const int mm =
+        b.node("MatMul", "/encoder/layer.0/attention/self/query/MatMul", {a, w}, {2, 5, 3});
+    const std::vector<int> add_inputs =
+        bias_first ? std::vector<int>{bias, mm} : std::vector<int>{mm, bias};
+    const int y = b.node("Add", "/encoder/layer.0/attention/self/query/Add", add_inputs, {2, 5, 3});
     b.output(y);
     REQUIRE(fused(passes::fuse_matmul_bias(b.graph)) == 1);
     REQUIRE(b.graph.validate().ok());
@@ -461,8 +457,8 @@ LayerNormGraph make_layernorm(bool axes_as_input = false, bool swap_affine = fal
   t.x = b.input("x", t.xs);
   auto reduce = [&](const char* name, int in) {
     if (axes_as_input) {
-      const int axes = b.constant(std::string(name) + ".axes", testing::int64_tensor({1}, {-1}),
-                                  false);
+      const int axes =
+          b.constant(std::string(name) + ".axes", testing::int64_tensor({1}, {-1}), false);
       return b.node("ReduceMean", s + name, {in, axes}, t.rs);
     }
     return b.node("ReduceMean", s + name, {in}, t.rs, {{"axes", ints({-1})}});
@@ -478,10 +474,12 @@ LayerNormGraph make_layernorm(bool axes_as_input = false, bool swap_affine = fal
   t.div = b.node("Div", s + "Div", {t.sub, t.sqrt_v}, t.xs);
   t.gamma = b.weight("LayerNorm.weight", {8}, ramp(8));
   t.beta = b.weight("LayerNorm.bias", {8}, ramp(8, -0.4f));
-  t.mul = b.node("Mul", s + "Mul", swap_affine ? std::vector<int>{t.gamma, t.div}
-                                               : std::vector<int>{t.div, t.gamma}, t.xs);
-  t.y = b.node("Add", s + "Add_1", swap_affine ? std::vector<int>{t.beta, t.mul}
-                                               : std::vector<int>{t.mul, t.beta}, t.xs);
+  t.mul = b.node("Mul", s + "Mul",
+                 swap_affine ? std::vector<int>{t.gamma, t.div} : std::vector<int>{t.div, t.gamma},
+                 t.xs);
+  t.y =
+      b.node("Add", s + "Add_1",
+             swap_affine ? std::vector<int>{t.beta, t.mul} : std::vector<int>{t.mul, t.beta}, t.xs);
   b.output(t.y);
   return t;
 }
@@ -520,33 +518,15 @@ TEST_CASE("fuse_layernorm: PyTorch's decomposed LayerNorm is recognised", "[pass
 TEST_CASE("fuse_layernorm: near misses are left unchanged", "[passes]") {
   LayerNormGraph t = make_layernorm();
   Graph& g = t.b.graph;
-  SECTION("Pow exponent 3") {
-    g.nodes[2].inputs[1] = t.b.scalar("three", 3.0f);
-  }
-  SECTION("reduction over axis 1") {
-    g.nodes[3].attrs["axes"] = ints({1});
-  }
-  SECTION("reduction over two axes") {
-    g.nodes[0].attrs["axes"] = ints({1, 2});
-  }
-  SECTION("keepdims 0") {
-    g.nodes[0].attrs["keepdims"] = i64(0);
-  }
-  SECTION("Sqrt output read elsewhere") {
-    t.b.output(t.sqrt_v);
-  }
-  SECTION("variance read by another node") {
-    t.b.output(t.b.node("Relu", "/r", {t.var}, t.rs));
-  }
-  SECTION("Sub of a different mean") {
-    g.nodes[1].inputs = {t.x, t.b.input("other", t.rs)};
-  }
-  SECTION("gamma of the wrong length") {
-    g.nodes[7].inputs[1] = t.b.weight("g4", {4}, ramp(4));
-  }
-  SECTION("beta is an activation") {
-    g.nodes[8].inputs[1] = t.b.input("beta_in", {8});
-  }
+  SECTION("Pow exponent 3") { g.nodes[2].inputs[1] = t.b.scalar("three", 3.0f); }
+  SECTION("reduction over axis 1") { g.nodes[3].attrs["axes"] = ints({1}); }
+  SECTION("reduction over two axes") { g.nodes[0].attrs["axes"] = ints({1, 2}); }
+  SECTION("keepdims 0") { g.nodes[0].attrs["keepdims"] = i64(0); }
+  SECTION("Sqrt output read elsewhere") { t.b.output(t.sqrt_v); }
+  SECTION("variance read by another node") { t.b.output(t.b.node("Relu", "/r", {t.var}, t.rs)); }
+  SECTION("Sub of a different mean") { g.nodes[1].inputs = {t.x, t.b.input("other", t.rs)}; }
+  SECTION("gamma of the wrong length") { g.nodes[7].inputs[1] = t.b.weight("g4", {4}, ramp(4)); }
+  SECTION("beta is an activation") { g.nodes[8].inputs[1] = t.b.input("beta_in", {8}); }
   SECTION("epsilon is not a scalar") {
     g.nodes[4].inputs[1] = t.b.weight("eps2", {2}, {1e-5f, 1e-5f});
   }
@@ -566,8 +546,7 @@ struct GeluGraph {
 
 enum class GeluForm { kHf, kHalfFirst, kHalfOfSum, kMulBySqrtHalf };
 
-GeluGraph make_gelu(GeluForm form, double sqrt2 = 1.4142135, double one = 1.0,
-                    double half = 0.5) {
+GeluGraph make_gelu(GeluForm form, double sqrt2 = 1.4142135, double one = 1.0, double half = 0.5) {
   GeluGraph t;
   Builder& b = t.b;
   const std::string scope = "/encoder/layer.0/intermediate/intermediate_act_fn/";
@@ -660,8 +639,8 @@ Builder make_mixed_graph() {
   const int w = b.weight("conv.weight", {2, 2, 1, 1}, ramp(4));
   const int c = b.node("Conv", "/conv/Conv", {x, w}, {1, 2, 1, 1});
   const int p = b.weight("bn.p", {2}, {1.0f, 1.0f});
-  const int bn = b.node("BatchNormalization", "/bn/BatchNormalization", {c, p, p, p, p},
-                        {1, 2, 1, 1});
+  const int bn =
+      b.node("BatchNormalization", "/bn/BatchNormalization", {c, p, p, p, p}, {1, 2, 1, 1});
   const int r = b.node("Relu", "/relu/Relu", {bn}, {1, 2, 1, 1});
   const int shape = b.constant("shape", testing::int64_tensor({2}, {1, 2}), false);
   const int flat = b.node("Reshape", "/Reshape", {r, shape}, {1, 2});
