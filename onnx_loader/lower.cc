@@ -50,11 +50,6 @@ bool is_float(DType dtype) {
          dtype == DType::kFloat64;
 }
 
-std::string node_label(const Graph& graph, int index) {
-  const Node& node = graph.nodes[index];
-  return str_cat("node ", index, " '", node.name, "' (", node.op, ")");
-}
-
 Status convert_attribute(const Graph& graph, int node_index, const std::string& key,
                          const Attribute& attribute, psm::Attribute* out) {
   out->set_name(key);
@@ -81,7 +76,7 @@ Status convert_attribute(const Graph& graph, int node_index, const std::string& 
     } else if (sized && data->dtype == DType::kInt32) {
       for (int32_t x : data->as<int32_t>()) out->mutable_ints()->add_values(x);
     } else {
-      return unsupported("lower: ", node_label(graph, node_index), " attribute '", key,
+      return unsupported("lower: ", describe_node(graph, node_index), " attribute '", key,
                          "' is a tensor of ", data ? dtype_name(data->dtype) : "nothing",
                          ", which the manifest cannot hold (float32, int32, int64 only)");
     }
@@ -97,8 +92,8 @@ Result<std::vector<int>> present_slots(const Graph& graph, int node_index,
   while (!present.empty() && present.back() < 0) present.pop_back();
   for (size_t i = 0; i < present.size(); ++i) {
     if (present[i] < 0) {
-      return unsupported("lower: ", node_label(graph, node_index), " omits optional ", what, " ", i,
-                         " but not a later one; the manifest cannot express that");
+      return unsupported("lower: ", describe_node(graph, node_index), " omits optional ", what, " ",
+                         i, " but not a later one; the manifest cannot express that");
     }
   }
   return present;
@@ -189,7 +184,7 @@ Result<LoweredModel> Lowering::run() {
     const Node& node = graph_.nodes[index];
     if (node.dead) continue;
     if (node.op == "Constant") {
-      return unsupported("lower: ", node_label(graph_, index),
+      return unsupported("lower: ", describe_node(graph_, index),
                          " is still a node; constant folding must turn it into a value");
     }
     layer_nodes.push_back(index);

@@ -120,8 +120,7 @@ Result<MemoryPlan> plan_memory(const Graph& graph, const MemoryPlanOptions& opti
     const Value& v = graph.values[value];
     const std::string producer =
         v.producer >= 0 && v.producer < static_cast<int>(graph.nodes.size())
-            ? str_cat(" (produced by node ", v.producer, " '", graph.nodes[v.producer].name, "' ",
-                      graph.nodes[v.producer].op, ")")
+            ? str_cat(" (produced by ", describe_node(graph, v.producer), ")")
             : std::string(" (a model input)");
     if (dtype_size(v.dtype) == 0) {
       return invalid_argument("memory plan: value '", v.name, "'", producer, " has no dtype");
@@ -156,7 +155,7 @@ Result<MemoryPlan> plan_memory(const Graph& graph, const MemoryPlanOptions& opti
       if (!is_activation_value(input)) continue;
       const PlannedTensor* tensor = plan.find(input);
       if (tensor == nullptr) {
-        return invalid_argument("memory plan: node ", index, " '", node.name, "' ", node.op,
+        return invalid_argument("memory plan: ", describe_node(graph, static_cast<int>(index)),
                                 " reads '", graph.values[input].name,
                                 "', which is neither a model input nor produced before it");
       }

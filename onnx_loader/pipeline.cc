@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "onnx_loader/cleanup_passes.h"
+#include "onnx_loader/constant_folding.h"
 #include "onnx_loader/passes/fold_batchnorm.h"
 #include "onnx_loader/passes/fuse_conv.h"
 #include "onnx_loader/passes/fuse_gelu.h"
@@ -24,10 +26,32 @@ int live_nodes(const Graph& graph) {
   return count;
 }
 
-// Cleanup shared by both modes.
-// TODO(lead): wire the import branch's cleanup passes here once it is merged:
-//   remove_identity_and_dropout, fold_constants (and eliminate_dead_code in the tail below).
-std::vector<NamedPass> cleanup_passes() { return {}; }
+// Cleanup shared by both modes (import ran it already; running it again is cheap and makes
+// run_passes correct on any valid graph).
+std::vector<NamedPass> cleanup_passes() {
+  return {
+      {"remove_identity_and_dropout",
+       [](Graph& graph) -> Result<int> {
+         int removed = 0;
+         PS_TRY(remove_identity_and_dropout(graph, &removed));
+         return removed;
+       }},
+      {"fold_constants",
+       [](Graph& graph) -> Result<int> {
+         int folded = 0;
+         PS_TRY(fold_constants(graph, &folded));
+         return folded;
+       }},
+  };
+}
+
+// Drops nodes whose outputs reach no graph output, then compacts. Counts the nodes removed
+// (nodes already marked dead by earlier passes are not counted again).
+Result<int> dead_code_pass(Graph& graph) {
+  const int before = live_nodes(graph);
+  PS_TRY(eliminate_dead_code(graph));
+  return before - live_nodes(graph);
+}
 
 std::vector<NamedPass> inference_passes() {
   return {
@@ -69,6 +93,7 @@ Result<PipelineReport> run_passes(Graph& graph, Mode mode) {
   if (mode == Mode::kInference) {
     for (NamedPass& pass : inference_passes()) list.push_back(std::move(pass));
   }
+  list.push_back({"eliminate_dead_code", dead_code_pass});
   for (const NamedPass& pass : list) {
     Result<int> changes = pass.run(graph);
     if (!changes.ok()) return changes.status().with_context(str_cat("pass ", pass.name));
@@ -79,7 +104,8 @@ Result<PipelineReport> run_passes(Graph& graph, Mode mode) {
     report.passes.push_back({pass.name, *changes});
   }
 
-  graph.compact();
+  // Passes made new constants (folded weights, flattened biases): classify them again.
+  mark_weights(graph);
   PS_TRY(graph.validate().with_context("graph after passes"));
   report.nodes_after = live_nodes(graph);
   if (mode == Mode::kInference) report.linear_gemms = passes::count_linear_gemms(graph);

@@ -34,12 +34,13 @@ struct PipelineReport {
   std::string summary() const;
 };
 
-// Runs the passes of `mode` over `graph` in place.
-//   inference: cleanup (Identity/Dropout removal, constant folding), fold_batchnorm,
-//              fuse_conv, fuse_matmul_bias, fuse_layernorm, fuse_gelu, then dead code
-//              elimination and compaction;
-//   training:  cleanup only, then compaction (BatchNormalization stays a layer and nothing is
-//              folded into weights).
+// Runs the passes of `mode` over `graph` in place, in this order:
+//   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
+//              fuse_matmul_bias, fuse_layernorm, fuse_gelu, eliminate_dead_code;
+//   training:  remove_identity_and_dropout, fold_constants, eliminate_dead_code
+//              (BatchNormalization stays a layer and nothing is folded into weights).
+// Then mark_weights classifies the constants again. The graph ends compacted (no dead nodes;
+// indices renumbered).
 // Preconditions: `graph` passed Graph::validate() and shape inference (static shapes).
 // The graph is validated after every pass; a pass that breaks it is reported as an internal
 // error naming the pass. On error the graph may be partly rewritten (still valid up to the
