@@ -663,8 +663,7 @@ TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]"
   const std::vector<std::string> names = report->pass_names();
   REQUIRE(names == std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                             "fold_batchnorm", "fuse_conv", "fuse_matmul_bias",
-                                            "fuse_layernorm", "fuse_gelu",
-                                            "eliminate_dead_code"});
+                                            "fuse_layernorm", "fuse_gelu", "eliminate_dead_code"});
   const std::vector<int> expected = {0, 0, 1, 1, 1, 0, 1, 0};
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO(names[i]);
