@@ -99,6 +99,30 @@ TEST_CASE("zoo resnet_tiny: training keeps every layer", "[zoo]") {
   CHECK(statistics >= 2 * batchnorms);
 }
 
+// Trainable tensors of a training package are exactly the model's parameters: their element
+// count equals the count torchvision / Hugging Face give for the module.
+TEST_CASE("zoo: trainable weights of training packages are the model's parameters", "[zoo]") {
+  for (const auto& [name, opset] : std::vector<std::pair<std::string, int>>{
+           {"resnet_tiny", 13}, {"inception_tiny", 13}, {"bert_tiny", 13}, {"bert_tiny", 17}}) {
+    INFO(name << " opset " << opset);
+    Result<zoo::ZooInfo> info = zoo::describe(name);
+    REQUIRE(info.ok());
+    Graph graph = import_zoo(name, opset);
+    Result<PipelineReport> report = run_passes(graph, Mode::kTraining);
+    REQUIRE(report.ok());
+    const LoweredModel model =
+        lower_checked(graph, Mode::kTraining, GroupingMode::kPerLayer, *report);
+    int64_t trainable = 0;
+    for (const psm::Tensor& t : model.manifest.tensors()) {
+      if (t.kind() != psm::Tensor::WEIGHT || !t.trainable()) continue;
+      int64_t elements = 1;
+      for (int64_t d : t.shape()) elements *= d;
+      trainable += elements;
+    }
+    CHECK(trainable == info->parameters);
+  }
+}
+
 TEST_CASE("zoo inception_tiny: one group per top-level block", "[zoo]") {
   Graph graph = import_zoo("inception_tiny", 13);
   Result<PipelineReport> report = run_passes(graph, Mode::kInference);
