@@ -38,13 +38,6 @@ psm::DataType to_psm(DType dtype) {
   return psm::DT_UNDEFINED;
 }
 
-// A model parameter or buffer: a constant the importer uploads as data with more than one
-// element. Scalars read as data (0.5, sqrt(2), -10000) are constants of the exporter, not
-// parameters, whichever way the importer marked them.
-bool is_parameter(const Value& value) {
-  return value.constant != nullptr && value.is_weight && value.constant->elements() > 1;
-}
-
 bool is_float(DType dtype) {
   return dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kBFloat16 ||
          dtype == DType::kFloat64;

@@ -26,9 +26,33 @@ int live_nodes(const Graph& graph) {
   return count;
 }
 
-// Cleanup shared by both modes (import ran it already; running it again is cheap and makes
-// run_passes correct on any valid graph).
-std::vector<NamedPass> cleanup_passes() {
+bool is_float_parameter(const Value& value) {
+  const DType dtype = value.constant ? value.constant->dtype : DType::kUndefined;
+  return is_parameter(value) && (dtype == DType::kFloat32 || dtype == DType::kFloat16 ||
+                                 dtype == DType::kBFloat16 || dtype == DType::kFloat64);
+}
+
+// fold_constants with the float parameters hidden from it: they look like runtime values while
+// it runs, so no node that reads one is evaluated (their shapes stay known, so Shape of a
+// parameter still folds).
+Result<int> fold_constants_keeping_parameters(Graph& graph) {
+  std::vector<std::pair<int, ConstTensor>> hidden;
+  for (int v = 0; v < static_cast<int>(graph.values.size()); ++v) {
+    Value& value = graph.values[v];
+    if (!is_float_parameter(value)) continue;
+    hidden.emplace_back(v, std::move(value.constant));
+    value.constant = nullptr;
+  }
+  int folded = 0;
+  Status status = fold_constants(graph, &folded);
+  for (auto& [v, constant] : hidden) graph.values[v].constant = std::move(constant);
+  PS_TRY(status);
+  return folded;
+}
+
+// Cleanup shared by both modes (import ran it already unless asked not to; running it again
+// is cheap and makes run_passes correct on any valid graph).
+std::vector<NamedPass> cleanup_passes(Mode mode) {
   return {
       {"remove_identity_and_dropout",
        [](Graph& graph) -> Result<int> {
@@ -36,12 +60,12 @@ std::vector<NamedPass> cleanup_passes() {
          PS_TRY(remove_identity_and_dropout(graph, &removed));
          return removed;
        }},
-      {"fold_constants",
-       [](Graph& graph) -> Result<int> {
-         int folded = 0;
-         PS_TRY(fold_constants(graph, &folded));
-         return folded;
-       }},
+      {"fold_constants", mode == Mode::kTraining ? PassFn(fold_constants_keeping_parameters)
+                                                 : PassFn([](Graph& graph) -> Result<int> {
+                                                     int folded = 0;
+                                                     PS_TRY(fold_constants(graph, &folded));
+                                                     return folded;
+                                                   })},
   };
 }
 
@@ -64,6 +88,10 @@ std::vector<NamedPass> inference_passes() {
 }
 
 }  // namespace
+
+bool is_parameter(const Value& value) {
+  return value.constant != nullptr && value.is_weight && value.constant->elements() > 1;
+}
 
 const char* mode_name(Mode mode) { return mode == Mode::kInference ? "inference" : "training"; }
 
@@ -89,7 +117,7 @@ Result<PipelineReport> run_passes(Graph& graph, Mode mode) {
   PipelineReport report;
   report.nodes_before = live_nodes(graph);
 
-  std::vector<NamedPass> list = cleanup_passes();
+  std::vector<NamedPass> list = cleanup_passes(mode);
   if (mode == Mode::kInference) {
     for (NamedPass& pass : inference_passes()) list.push_back(std::move(pass));
   }

@@ -34,11 +34,21 @@ struct PipelineReport {
   std::string summary() const;
 };
 
+// A model parameter or buffer: a constant marked is_weight (read as data) with more than one
+// element. Scalars read as data (0.5, sqrt(2), -10000) are the exporter's constants, not
+// parameters, whichever way the importer marked them.
+bool is_parameter(const Value& value);
+
 // Runs the passes of `mode` over `graph` in place, in this order:
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
 //              fuse_matmul_bias, fuse_layernorm, fuse_gelu, eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, eliminate_dead_code
-//              (BatchNormalization stays a layer and nothing is folded into weights).
+//              (BatchNormalization stays a layer and nothing is folded into weights; constant
+//              folding leaves every node that reads a float parameter alone, so that
+//              Gather(position_embeddings, ids) stays a layer and the table stays trainable).
+// A training package needs a graph imported with ImportOptions.optimize = false (and
+// require_executable = false, then check_executable after this): import's own folding does
+// not protect parameters.
 // Then mark_weights classifies the constants again. The graph ends compacted (no dead nodes;
 // indices renumbered).
 // Preconditions: `graph` passed Graph::validate() and shape inference (static shapes).

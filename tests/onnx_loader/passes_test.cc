@@ -696,6 +696,27 @@ TEST_CASE("run_passes: training keeps the unfused form", "[passes]") {
   }
 }
 
+TEST_CASE("run_passes: training never folds a parameter into a constant", "[passes]") {
+  for (Mode mode : {Mode::kInference, Mode::kTraining}) {
+    Builder b;
+    const int x = b.input("x", {3, 4});
+    const int table = b.weight("position_embeddings.weight", {10, 4}, ramp(40));
+    const int ids = b.constant("position_ids", testing::int64_tensor({3}, {0, 1, 2}), false);
+    const int rows = b.node("Gather", "/embeddings/position_embeddings/Gather", {table, ids},
+                            {3, 4}, {{"axis", i64(0)}});
+    b.output(b.node("Add", "/embeddings/Add", {x, rows}, {3, 4}));
+    Result<PipelineReport> report = run_passes(b.graph, mode);
+    REQUIRE(report.ok());
+    INFO(mode_name(mode));
+    CHECK(b.count("Gather") == (mode == Mode::kTraining ? 1 : 0));
+    CHECK((b.graph.find_value("position_embeddings.weight") >= 0) == (mode == Mode::kTraining));
+    // The parameter is a constant again after the pass (only hidden while folding ran).
+    if (mode == Mode::kTraining) {
+      CHECK(b.graph.values[b.graph.find_value("position_embeddings.weight")].constant != nullptr);
+    }
+  }
+}
+
 TEST_CASE("fused_node_name keeps the scope and the exporter's suffix", "[passes]") {
   CHECK(passes::fused_node_name("/layer1/layer1.0/conv1/Conv", "FusedConv") ==
         "/layer1/layer1.0/conv1/FusedConv");

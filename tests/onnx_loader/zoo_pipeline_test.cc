@@ -6,6 +6,7 @@
 #include "onnx_loader/lower.h"
 #include "onnx_loader/onnx_import.h"
 #include "onnx_loader/pipeline.h"
+#include "onnx_loader/supported_ops.h"
 #include "tests/onnx_loader/manifest_checks.h"
 
 namespace ps::onnx_loader {
@@ -13,7 +14,9 @@ namespace {
 
 namespace psm = pipeswitch::psm;
 
-Graph import_zoo(const std::string& name, int opset) {
+// Inference imports fold and clean up at import; training imports leave that to run_passes,
+// which keeps the parameters (see run_passes).
+Graph import_zoo(const std::string& name, int opset, Mode mode = Mode::kInference) {
   zoo::ZooOptions zoo_options;
   zoo_options.opset = opset;
   Result<onnx::ModelProto> model = zoo::build_model(name, zoo_options);
@@ -21,6 +24,8 @@ Graph import_zoo(const std::string& name, int opset) {
   ImportOptions options;
   options.dims = {{"batch", 2}, {"seq", 16}};
   options.libonnx_checks = false;  // the import tests cover the cross-check
+  options.optimize = mode == Mode::kInference;
+  options.require_executable = mode == Mode::kInference;
   Result<Graph> graph = import_onnx_model(*model, options);
   INFO(graph.status().to_string());
   REQUIRE(graph.ok());
@@ -49,6 +54,9 @@ std::vector<std::string> group_labels(const psm::Manifest& manifest) {
 
 LoweredModel lower_checked(const Graph& graph, Mode mode, GroupingMode grouping,
                            const PipelineReport& report) {
+  const Status executable = check_executable(graph);
+  INFO(executable.to_string());
+  REQUIRE(executable.ok());
   LowerOptions options;
   options.mode = mode;
   options.grouping = grouping;
@@ -84,7 +92,7 @@ TEST_CASE("zoo resnet_tiny: BatchNorm folded, convs fused, one group per block",
 }
 
 TEST_CASE("zoo resnet_tiny: training keeps every layer", "[zoo]") {
-  Graph graph = import_zoo("resnet_tiny", 13);
+  Graph graph = import_zoo("resnet_tiny", 13, Mode::kTraining);
   const int batchnorms = count_op(graph, "BatchNormalization");
   Result<PipelineReport> report = run_passes(graph, Mode::kTraining);
   REQUIRE(report.ok());
@@ -107,7 +115,7 @@ TEST_CASE("zoo: trainable weights of training packages are the model's parameter
     INFO(name << " opset " << opset);
     Result<zoo::ZooInfo> info = zoo::describe(name);
     REQUIRE(info.ok());
-    Graph graph = import_zoo(name, opset);
+    Graph graph = import_zoo(name, opset, Mode::kTraining);
     Result<PipelineReport> report = run_passes(graph, Mode::kTraining);
     REQUIRE(report.ok());
     const LoweredModel model =
