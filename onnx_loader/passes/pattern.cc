@@ -107,6 +107,7 @@ void place_node(Graph& graph, int slot, Node node) {
 int add_constant(Graph& graph, const std::string& name, TensorData data, bool is_weight) {
   Value value;
   value.name = name;
+  for (int n = 1; graph.find_value(value.name) >= 0; ++n) value.name = str_cat(name, '_', n);
   value.dtype = data.dtype;
   value.shape = data.shape;
   value.is_weight = is_weight;

@@ -49,7 +49,8 @@ std::vector<int> merged_onnx_nodes(const Graph& graph, std::initializer_list<int
 // outputs. Precondition: every input of `node` is available before `slot` in the order.
 void place_node(Graph& graph, int slot, Node node);
 
-// Adds a new constant value holding `data`. Returns its index.
+// Adds a new constant value holding `data`, named `name` or, when a value has that name
+// already, `name`_1, `name`_2... (manifest tensor names stay unique). Returns its index.
 int add_constant(Graph& graph, const std::string& name, TensorData data, bool is_weight);
 
 }  // namespace ps::onnx_loader::passes
