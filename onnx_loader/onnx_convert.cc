@@ -31,8 +31,7 @@ Result<int64_t> default_opset(const onnx::ModelProto& model) {
                        kMaxSupportedOpset, ")");
   }
   if (opset < kMinSupportedOpset) {
-    return unsupported("opset ", opset, " is older than the importer supports (",
-                       kMinSupportedOpset, "); convert the model with onnx.version_converter");
+    return unsupported("opset ", opset, " is not a valid opset version");
   }
   return opset;
 }
@@ -179,14 +178,14 @@ Status ordering_error(const onnx::GraphProto& g, int reader, const std::string& 
       }
       const int v = next[u][k++];
       if (state[v] == 1) {
-        // Found: v -> ... -> u -> v.
-        std::vector<int> cycle = {v};
-        for (int w = u; w != v; w = parent[w]) cycle.push_back(w);
-        std::string path;
-        for (auto it = cycle.rbegin(); it != cycle.rend(); ++it) {
-          path += onnx_node_label(g.node(*it), *it) + " -> ";
+        // Found: v -> ... -> u -> v; walk back from u to v along the search path.
+        std::vector<int> back;
+        for (int w = u; w != v; w = parent[w]) back.push_back(w);
+        std::string path = onnx_node_label(g.node(v), v);
+        for (auto it = back.rbegin(); it != back.rend(); ++it) {
+          path += " -> " + onnx_node_label(g.node(*it), *it);
         }
-        path += onnx_node_label(g.node(v), v);
+        path += " -> " + onnx_node_label(g.node(v), v);
         return invalid_argument("the graph has a cycle: ", path);
       }
       if (state[v] == 0) {

@@ -43,6 +43,17 @@ onnx::ModelProto light_copy(const onnx::ModelProto& model, const Graph& graph,
   g->set_name(model.graph().name());
   *g->mutable_node() = model.graph().node();
   *g->mutable_output() = model.graph().output();
+  // libonnx's checker wants every graph output typed and shaped; we do not insist, and give
+  // it ours where the model is silent (its inference must then agree with them).
+  for (int i = 0; i < g->output_size(); ++i) {
+    const Value& ours = graph.values[graph.outputs[i]];
+    auto* type = g->mutable_output(i)->mutable_type()->mutable_tensor_type();
+    if (type->elem_type() == 0) type->set_elem_type(dtype_to_onnx(ours.dtype));
+    if (!type->has_shape()) {
+      auto* shape = type->mutable_shape();
+      for (int64_t dim : *ours.shape) shape->add_dim()->set_dim_value(dim);
+    }
+  }
   for (int v : graph.inputs) add_typed_input(g, graph.values[v]);
   for (const onnx::TensorProto& init : model.graph().initializer()) {
     const Value& value = graph.values[value_of.at(init.name())];
