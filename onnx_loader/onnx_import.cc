@@ -112,8 +112,14 @@ Result<Graph> import_model(const onnx::ModelProto& model, onnx::ModelProto* owne
 
   report(options, "optimize", 0.9);
   if (options.optimize) {
+    // Identity and Dropout go first, so that an Identity on a weight (PyTorch emits one per
+    // shared parameter) is rewired rather than folded into a copy of the weight; a second
+    // round catches those whose training_mode input only became constant by folding.
+    int removed_before = 0, removed_after = 0;
+    PS_TRY(remove_identity_and_dropout(graph, &removed_before));
     PS_TRY(fold_constants(graph, &stats.folded));
-    PS_TRY(remove_identity_and_dropout(graph, &stats.removed));
+    PS_TRY(remove_identity_and_dropout(graph, &removed_after));
+    stats.removed = removed_before + removed_after;
     PS_TRY(eliminate_dead_code(graph));
   }
   mark_weights(graph);

@@ -143,7 +143,9 @@ Result<Outputs> global_pool(const OpContext& ctx) {
 }
 
 Result<Outputs> batch_norm(const OpContext& ctx) {
-  PS_TRY(ctx.expect_arity(5, 5, 3));
+  // Outputs beyond Y: running mean and variance in training mode (opset 14+), plus the saved
+  // mean and variance before opset 14.
+  PS_TRY(ctx.expect_arity(5, 5, 5));
   PS_TRY(expect_float(ctx, 0));
   PS_TRY(expect_rank_at_least(ctx, 0, 2));
   const int64_t channels = ctx.shape(0)[1];
@@ -155,7 +157,6 @@ Result<Outputs> batch_norm(const OpContext& ctx) {
     }
   }
   Outputs out = one(ctx.dtype(0), ctx.shape(0));
-  // Training mode: running mean and variance.
   for (size_t i = 1; i < ctx.output_count(); ++i) {
     out.push_back(OutputType{ctx.dtype(3), Shape{channels}});
   }
