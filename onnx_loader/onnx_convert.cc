@@ -74,6 +74,11 @@ Result<int64_t> resolve_dim(const onnx::TensorShapeProto::Dimension& dim, size_t
 Status convert_attribute(const AttributeProto& a, Node& node, const TensorReadOptions& read,
                          const std::string& label) {
   using V = Attribute::Value;
+  // Required since IR version 2 (libonnx's checker insists too); guessing it from the field
+  // that holds a value would accept models other tools refuse.
+  if (a.type() == AttributeProto::UNDEFINED) {
+    return invalid_argument(label, ": attribute '", a.name(), "' has no type");
+  }
   switch (a.type()) {
     case AttributeProto::FLOAT:
       node.attrs[a.name()] = Attribute{V(std::in_place_type<float>, a.f())};

@@ -244,6 +244,18 @@ TEST_CASE("model headers: opsets, IR version, dtypes", "[import][malformed]") {
   expect_error(no_shape.build(), Code::kInvalidArgument, {"graph input 'x' has no shape"});
 }
 
+TEST_CASE("an attribute without a type", "[import][malformed]") {
+  // Opset 18: libonnx cannot check it, our conversion must refuse it rather than drop it.
+  ModelBuilder b(18);
+  b.input("x", kFloat, {1, 3, 8, 8})
+      .initializer(filled("w", {4, 3, 3, 3}, 0.1f))
+      .node("Conv", {"x", "w"}, {"y"}, {attr("pads", std::vector<int64_t>{1, 1, 1, 1})}, "conv")
+      .output("y");
+  b.graph()->mutable_node(0)->mutable_attribute(0)->clear_type();
+  expect_error(b.build(), Code::kInvalidArgument,
+               {"node 0 'conv' (Conv): attribute 'pads' has no type"});
+}
+
 TEST_CASE("training-mode Dropout cannot be imported for inference", "[import][malformed]") {
   ModelBuilder b(13);
   TensorProto yes = testing::tensor<uint8_t>("training", TensorProto::BOOL, {}, {1});
