@@ -66,6 +66,18 @@ Status OpContext::expect_same_dtype(size_t i, size_t j) const {
                ") must have the same element type");
 }
 
+Status OpContext::expect_float(size_t i) const {
+  if (is_float_dtype(inputs_[i].dtype)) return Status::OK();
+  return error("input ", i, " '", inputs_[i].name, "' must be a floating-point tensor, is ",
+               dtype_name(inputs_[i].dtype));
+}
+
+Status OpContext::expect_numeric(size_t i) const {
+  if (is_float_dtype(inputs_[i].dtype) || is_integer_dtype(inputs_[i].dtype)) return Status::OK();
+  return error("input ", i, " '", inputs_[i].name, "' must be numeric, is ",
+               dtype_name(inputs_[i].dtype));
+}
+
 Result<std::vector<int64_t>> OpContext::const_ints(size_t i, std::string_view what) const {
   if (!has_input(i)) return error("input ", i, " (", what, ") is missing");
   const InputInfo& in = inputs_[i];

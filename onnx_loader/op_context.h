@@ -70,6 +70,9 @@ class OpContext {
   Status expect_dtype(size_t i, std::initializer_list<DType> allowed) const;
   // Requires inputs i and j to have the same dtype.
   Status expect_same_dtype(size_t i, size_t j) const;
+  // Requires input i to be floating-point / numeric (floating-point or integer, not bool).
+  Status expect_float(size_t i) const;
+  Status expect_numeric(size_t i) const;
 
   // The values of a constant integer input (int64 or int32), or an error naming `what` when
   // the input is not known at import time.

@@ -8,14 +8,6 @@ namespace {
 
 using Outputs = std::vector<OutputType>;
 
-Outputs one(DType dtype, Shape shape) { return {OutputType{dtype, std::move(shape)}}; }
-
-Status expect_float(const OpContext& ctx, size_t i) {
-  if (is_float_dtype(ctx.dtype(i))) return Status::OK();
-  return ctx.error("input ", i, " '", ctx.input(i).name, "' must be a floating-point tensor, is ",
-                   dtype_name(ctx.dtype(i)));
-}
-
 Status expect_rank_at_least(const OpContext& ctx, size_t i, int64_t rank) {
   if (ctx.rank(i) >= rank) return Status::OK();
   return ctx.error("input ", i, " '", ctx.input(i).name, "' must have rank >= ", rank,
@@ -76,7 +68,7 @@ Result<Shape> window_output(const OpContext& ctx, const Shape& input_spatial,
 
 Result<Outputs> conv(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(2, 3, 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(ctx.expect_same_dtype(0, 1));
   PS_TRY(expect_rank_at_least(ctx, 0, 3));
   const Shape& x = ctx.shape(0);
@@ -106,13 +98,13 @@ Result<Outputs> conv(const OpContext& ctx) {
                       window_output(ctx, Shape(x.begin() + 2, x.end()), kernel, false));
   Shape out = {x[0], w[0]};
   out.insert(out.end(), spatial.begin(), spatial.end());
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> pool(const OpContext& ctx) {  // MaxPool, AveragePool
   const bool max_pool = ctx.node().op == "MaxPool";
   PS_TRY(ctx.expect_arity(1, 1, max_pool ? 2 : 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(expect_rank_at_least(ctx, 0, 3));
   const Shape& x = ctx.shape(0);
   const std::vector<int64_t> kernel = ctx.node().attr_ints("kernel_shape");
@@ -128,35 +120,35 @@ Result<Outputs> pool(const OpContext& ctx) {  // MaxPool, AveragePool
                       window_output(ctx, Shape(x.begin() + 2, x.end()), kernel, ceil_mode));
   Shape out = {x[0], x[1]};
   out.insert(out.end(), spatial.begin(), spatial.end());
-  Outputs outputs = one(ctx.dtype(0), out);
+  Outputs outputs = one_output(ctx.dtype(0), out);
   if (ctx.output_count() == 2) outputs.push_back(OutputType{DType::kInt64, out});
   return outputs;
 }
 
 Result<Outputs> global_pool(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(expect_rank_at_least(ctx, 0, 3));
   Shape out = ctx.shape(0);
   for (size_t i = 2; i < out.size(); ++i) out[i] = 1;
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> batch_norm(const OpContext& ctx) {
   // Outputs beyond Y: running mean and variance in training mode (opset 14+), plus the saved
   // mean and variance before opset 14.
   PS_TRY(ctx.expect_arity(5, 5, 5));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(expect_rank_at_least(ctx, 0, 2));
   const int64_t channels = ctx.shape(0)[1];
   for (size_t i = 1; i < 5; ++i) {
-    PS_TRY(expect_float(ctx, i));
+    PS_TRY(ctx.expect_float(i));
     if (ctx.shape(i) != Shape{channels}) {
       return ctx.error("input ", i, " '", ctx.input(i).name, "' has shape ",
                        shape_string(ctx.shape(i)), ", expected [", channels, "]");
     }
   }
-  Outputs out = one(ctx.dtype(0), ctx.shape(0));
+  Outputs out = one_output(ctx.dtype(0), ctx.shape(0));
   for (size_t i = 1; i < ctx.output_count(); ++i) {
     out.push_back(OutputType{ctx.dtype(3), Shape{channels}});
   }
@@ -165,7 +157,7 @@ Result<Outputs> batch_norm(const OpContext& ctx) {
 
 Result<Outputs> layer_norm(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(2, 3, 3));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   const Shape& x = ctx.shape(0);
   PS_ASSIGN_OR_RETURN(int64_t axis, ctx.normalize_axis(ctx.node().attr_int("axis", -1),
                                                        ctx.rank(0)));
@@ -180,7 +172,7 @@ Result<Outputs> layer_norm(const OpContext& ctx) {
                        shape_string(normalized));
     }
   }
-  Outputs out = one(ctx.dtype(0), x);
+  Outputs out = one_output(ctx.dtype(0), x);
   // Mean and InvStdDev keep the leading axes and have size 1 on the normalized ones.
   Shape stats(x.begin(), x.begin() + axis);
   stats.resize(x.size(), 1);
@@ -191,9 +183,9 @@ Result<Outputs> layer_norm(const OpContext& ctx) {
 
 Result<Outputs> softmax(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(ctx.normalize_axis(ctx.node().attr_int("axis", -1), ctx.rank(0)).status());
-  return one(ctx.dtype(0), ctx.shape(0));
+  return one_output(ctx.dtype(0), ctx.shape(0));
 }
 
 Result<Outputs> matmul(const OpContext& ctx) {
@@ -217,7 +209,7 @@ Result<Outputs> matmul(const OpContext& ctx) {
   Shape out = *batch;
   if (!a_vector) out.push_back(a[a.size() - 2]);
   if (!b_vector) out.push_back(b.back());
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> gemm(const OpContext& ctx) {
@@ -245,7 +237,7 @@ Result<Outputs> gemm(const OpContext& ctx) {
                        shape_string(out));
     }
   }
-  return one(ctx.dtype(0), out);
+  return one_output(ctx.dtype(0), out);
 }
 
 const std::map<std::string_view, ShapeFunction>& table() {
