@@ -90,21 +90,20 @@ Status convert_attribute(const AttributeProto& a, Node& node, const TensorReadOp
       node.attrs[a.name()] = Attribute{V(std::in_place_type<std::string>, a.s())};
       break;
     case AttributeProto::FLOATS:
-      node.attrs[a.name()] = Attribute{V(std::in_place_type<std::vector<float>>,
-                                         a.floats().begin(), a.floats().end())};
+      node.attrs[a.name()] = Attribute{
+          V(std::in_place_type<std::vector<float>>, a.floats().begin(), a.floats().end())};
       break;
     case AttributeProto::INTS:
-      node.attrs[a.name()] = Attribute{V(std::in_place_type<std::vector<int64_t>>,
-                                         a.ints().begin(), a.ints().end())};
+      node.attrs[a.name()] =
+          Attribute{V(std::in_place_type<std::vector<int64_t>>, a.ints().begin(), a.ints().end())};
       break;
     case AttributeProto::TENSOR: {
       auto tensor = tensor_from_onnx(a.t(), read);
       if (!tensor.ok()) {
         return tensor.status().with_context(str_cat(label, ": attribute '", a.name(), "'"));
       }
-      node.attrs[a.name()] =
-          Attribute{V(std::in_place_type<ConstTensor>,
-                      std::make_shared<const TensorData>(std::move(*tensor)))};
+      node.attrs[a.name()] = Attribute{V(std::in_place_type<ConstTensor>,
+                                         std::make_shared<const TensorData>(std::move(*tensor)))};
       break;
     }
     default:
@@ -201,8 +200,8 @@ Status ordering_error(const onnx::GraphProto& g, int reader, const std::string& 
     }
   }
   const int producer = producer_of.at(name);
-  return invalid_argument(onnx_node_label(g.node(reader), reader), " reads '", name,
-                          "' before ", onnx_node_label(g.node(producer), producer),
+  return invalid_argument(onnx_node_label(g.node(reader), reader), " reads '", name, "' before ",
+                          onnx_node_label(g.node(producer), producer),
                           " produces it: ONNX requires nodes in topological order");
 }
 
@@ -224,7 +223,7 @@ Result<ConvertedModel> convert_model_structure(const onnx::ModelProto& model,
   graph.dims = options.dims;
 
   const TensorReadOptions read{options.base_dir, options.max_tensor_bytes};
-  std::unordered_map<std::string, int> value_of;  // defined so far, in order
+  std::unordered_map<std::string, int> value_of;         // defined so far, in order
   std::unordered_map<std::string, std::string> definer;  // for "defined twice" errors
   auto define = [&](const std::string& name, std::string by) -> Status {
     auto [it, inserted] = definer.emplace(name, by);
@@ -240,7 +239,8 @@ Result<ConvertedModel> convert_model_structure(const onnx::ModelProto& model,
     PS_TRY(define(init.name(), "an initializer"));
     Value value;
     value.name = init.name();
-    PS_ASSIGN_OR_RETURN(value.dtype, dtype_from_onnx(init.data_type(), "initializer " + init.name()));
+    PS_ASSIGN_OR_RETURN(value.dtype,
+                        dtype_from_onnx(init.data_type(), "initializer " + init.name()));
     value.shape = Shape(init.dims().begin(), init.dims().end());
     PS_TRY(check_tensor_size(*value.shape, value.dtype, options.max_tensor_bytes,
                              "initializer " + init.name()));
@@ -259,14 +259,15 @@ Result<ConvertedModel> convert_model_structure(const onnx::ModelProto& model,
     const auto& type = input.type().tensor_type();
     Value value;
     value.name = input.name();
-    PS_ASSIGN_OR_RETURN(value.dtype, dtype_from_onnx(type.elem_type(), "graph input " + input.name()));
+    PS_ASSIGN_OR_RETURN(value.dtype,
+                        dtype_from_onnx(type.elem_type(), "graph input " + input.name()));
     if (!type.has_shape()) {
       return invalid_argument("graph input '", input.name(), "' has no shape (unknown rank)");
     }
     Shape shape;
     for (int d = 0; d < type.shape().dim_size(); ++d) {
-      PS_ASSIGN_OR_RETURN(int64_t size, resolve_dim(type.shape().dim(d), d, input.name(),
-                                                    options, graph.dims));
+      PS_ASSIGN_OR_RETURN(int64_t size,
+                          resolve_dim(type.shape().dim(d), d, input.name(), options, graph.dims));
       shape.push_back(size);
     }
     PS_TRY(check_tensor_size(shape, value.dtype, options.max_tensor_bytes,

@@ -56,11 +56,11 @@ Status check_declared_outputs(const onnx::ModelProto& model, const Graph& graph)
       std::string shape = "[";
       for (int d = 0; d < dims.size(); ++d) {
         if (d != 0) shape += ",";
-        shape += dims[d].has_dim_value() ? std::to_string(dims[d].dim_value())
-                                         : dims[d].dim_param();
+        shape +=
+            dims[d].has_dim_value() ? std::to_string(dims[d].dim_value()) : dims[d].dim_param();
       }
-      return invalid_argument("graph output '", declared.name(), "' is declared with shape ",
-                              shape, "] but computes ", shape_string(*ours.shape));
+      return invalid_argument("graph output '", declared.name(), "' is declared with shape ", shape,
+                              "] but computes ", shape_string(*ours.shape));
     }
   }
   return Status::OK();
@@ -156,7 +156,8 @@ Result<Graph> import_onnx_file(const std::string& path, const ImportOptions& opt
   {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return io_error("cannot open '", path, "': ", std::strerror(errno));
-    void* mapped = size == 0 ? nullptr : ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    void* mapped =
+        size == 0 ? nullptr : ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     const int map_errno = errno;
     ::close(fd);
     if (mapped == MAP_FAILED) {

@@ -1,13 +1,13 @@
 #include "onnx_loader/onnx_validation.h"
 
-#include <algorithm>
-#include <exception>
-#include <unordered_map>
-
 #include <onnx/checker.h>
 #include <onnx/common/version.h>
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
+
+#include <algorithm>
+#include <exception>
+#include <unordered_map>
 
 #include "onnx_loader/tensor_data.h"
 
@@ -88,8 +88,8 @@ Status compare(const onnx::ValueInfoProto& info, const Graph& graph,
     theirs.push_back(dim.dim_value());
   }
   if (theirs != *ours.shape) {
-    return internal_error("shape inference disagrees with libonnx on the shape of '",
-                          info.name(), "': ours ", shape_string(*ours.shape), ", libonnx ",
+    return internal_error("shape inference disagrees with libonnx on the shape of '", info.name(),
+                          "': ours ", shape_string(*ours.shape), ", libonnx ",
                           shape_string(theirs));
   }
   return Status::OK();
@@ -108,8 +108,8 @@ Status check_with_libonnx(const onnx::ModelProto& model, const Graph& graph, boo
   *ran = false;
   const int64_t known = libonnx_max_opset();
   if (graph.opset > known) {
-    *note = str_cat("libonnx ", ONNX_NAMESPACE::LAST_RELEASE_VERSION, " knows opsets up to ",
-                    known, " and the model has opset ", graph.opset,
+    *note = str_cat("libonnx ", ONNX_NAMESPACE::LAST_RELEASE_VERSION, " knows opsets up to ", known,
+                    " and the model has opset ", graph.opset,
                     ": checked by our own shape inference only");
     return Status::OK();
   }

@@ -38,7 +38,8 @@ Result<Shape> window_output(const OpContext& ctx, const Shape& input_spatial,
   PS_ASSIGN_OR_RETURN(auto dilations, spatial_attr(ctx, "dilations", n, 1));
   std::vector<int64_t> pads = ctx.node().attr_ints("pads");
   if (pads.empty()) pads.assign(2 * n, 0);
-  if (pads.size() != 2 * n) return ctx.error("'pads' has ", pads.size(), " values, expected ", 2 * n);
+  if (pads.size() != 2 * n)
+    return ctx.error("'pads' has ", pads.size(), " values, expected ", 2 * n);
   for (int64_t p : pads) {
     if (p < 0) return ctx.error("negative padding");
   }
@@ -159,8 +160,8 @@ Result<Outputs> layer_norm(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(2, 3, 3));
   PS_TRY(ctx.expect_float(0));
   const Shape& x = ctx.shape(0);
-  PS_ASSIGN_OR_RETURN(int64_t axis, ctx.normalize_axis(ctx.node().attr_int("axis", -1),
-                                                       ctx.rank(0)));
+  PS_ASSIGN_OR_RETURN(int64_t axis,
+                      ctx.normalize_axis(ctx.node().attr_int("axis", -1), ctx.rank(0)));
   const Shape normalized(x.begin() + axis, x.end());
   for (size_t i = 1; i < 3; ++i) {
     if (!ctx.has_input(i)) continue;
@@ -225,8 +226,8 @@ Result<Outputs> gemm(const OpContext& ctx) {
   const int64_t m = trans_a ? a[1] : a[0], k = trans_a ? a[0] : a[1];
   const int64_t kb = trans_b ? b[1] : b[0], n = trans_b ? b[0] : b[1];
   if (k != kb) {
-    return ctx.error("inner dimensions differ: A ", shape_string(a), (trans_a ? "^T" : ""),
-                     " x B ", shape_string(b), (trans_b ? "^T" : ""));
+    return ctx.error("inner dimensions differ: A ", shape_string(a), (trans_a ? "^T" : ""), " x B ",
+                     shape_string(b), (trans_b ? "^T" : ""));
   }
   const Shape out = {m, n};
   if (ctx.has_input(2)) {

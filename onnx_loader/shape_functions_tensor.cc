@@ -14,8 +14,7 @@ Result<Shape> broadcast_inputs(const OpContext& ctx, size_t i, size_t j) {
   auto shape = broadcast_shapes(ctx.shape(i), ctx.shape(j));
   if (!shape) {
     return ctx.error("shapes ", shape_string(ctx.shape(i)), " of '", ctx.input(i).name, "' and ",
-                     shape_string(ctx.shape(j)), " of '", ctx.input(j).name,
-                     "' do not broadcast");
+                     shape_string(ctx.shape(j)), " of '", ctx.input(j).name, "' do not broadcast");
   }
   return *shape;
 }
@@ -90,8 +89,8 @@ Result<Outputs> where(const OpContext& ctx) {
   PS_ASSIGN_OR_RETURN(Shape xy, broadcast_inputs(ctx, 1, 2));
   auto shape = broadcast_shapes(ctx.shape(0), xy);
   if (!shape) {
-    return ctx.error("condition shape ", shape_string(ctx.shape(0)),
-                     " does not broadcast with ", shape_string(xy));
+    return ctx.error("condition shape ", shape_string(ctx.shape(0)), " does not broadcast with ",
+                     shape_string(xy));
   }
   return one_output(ctx.dtype(1), std::move(*shape));
 }
@@ -112,8 +111,8 @@ Result<Outputs> clip(const OpContext& ctx) {
 Result<Outputs> cast(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
   if (!ctx.node().has_attr("to")) return ctx.error("attribute 'to' is missing");
-  PS_ASSIGN_OR_RETURN(DType to, dtype_from_onnx(static_cast<int32_t>(ctx.node().attr_int("to", 0)),
-                                                ctx.label()));
+  PS_ASSIGN_OR_RETURN(
+      DType to, dtype_from_onnx(static_cast<int32_t>(ctx.node().attr_int("to", 0)), ctx.label()));
   return one_output(to, ctx.shape(0));
 }
 
@@ -147,7 +146,8 @@ Result<Outputs> size_of(const OpContext& ctx) {
 
 Result<Outputs> constant_of_shape(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  if (ctx.rank(0) != 1) return ctx.error("input must be 1-D, has shape ", shape_string(ctx.shape(0)));
+  if (ctx.rank(0) != 1)
+    return ctx.error("input must be 1-D, has shape ", shape_string(ctx.shape(0)));
   PS_ASSIGN_OR_RETURN(Shape shape, ctx.const_ints(0, "shape"));
   for (int64_t dim : shape) {
     if (dim < 0) return ctx.error("negative dimension in shape ", shape_string(shape));
@@ -184,7 +184,8 @@ Result<Outputs> reshape(const OpContext& ctx) {
   int64_t known = 1;
   for (size_t i = 0; i < target.size(); ++i) {
     if (target[i] == -1) {
-      if (infer_at != -1) return ctx.error("more than one -1 in target shape ", shape_string(target));
+      if (infer_at != -1)
+        return ctx.error("more than one -1 in target shape ", shape_string(target));
       infer_at = static_cast<int>(i);
       continue;
     }
@@ -281,9 +282,8 @@ Result<Outputs> concat(const OpContext& ctx) {
     bool compatible = static_cast<int64_t>(s.size()) == rank;
     for (int64_t d = 0; compatible && d < rank; ++d) compatible = d == axis || s[d] == out[d];
     if (!compatible) {
-      return ctx.error("cannot concatenate ", shape_string(ctx.shape(0)), " ('",
-                       ctx.input(0).name, "') and ", shape_string(s), " ('", ctx.input(i).name,
-                       "') on axis ", axis);
+      return ctx.error("cannot concatenate ", shape_string(ctx.shape(0)), " ('", ctx.input(0).name,
+                       "') and ", shape_string(s), " ('", ctx.input(i).name, "') on axis ", axis);
     }
     out[axis] += s[axis];
   }
@@ -345,32 +345,58 @@ Result<Outputs> expand(const OpContext& ctx) {
 
 const std::map<std::string_view, ShapeFunction>& table() {
   static const std::map<std::string_view, ShapeFunction> kTable = {
-      {"Abs", numeric_unary},      {"Add", arithmetic},
-      {"And", logical_binary},     {"Cast", cast},
-      {"Ceil", float_unary},       {"Clip", clip},
-      {"Concat", concat},          {"ConstantOfShape", constant_of_shape},
-      {"Div", arithmetic},         {"Dropout", dropout},
-      {"Equal", comparison},       {"Erf", float_unary},
-      {"Exp", float_unary},        {"Expand", expand},
-      {"Flatten", flatten},        {"Floor", float_unary},
-      {"Gather", gather},          {"Greater", comparison},
-      {"GreaterOrEqual", comparison}, {"Identity", identity},
-      {"IsInf", float_predicate},  {"IsNaN", float_predicate},
-      {"Less", comparison},        {"LessOrEqual", comparison},
-      {"Log", float_unary},        {"Mul", arithmetic},
-      {"Neg", numeric_unary},      {"Not", logical_not},
-      {"Or", logical_binary},      {"Pow", power},
-      {"Range", range},            {"Reciprocal", float_unary},
-      {"ReduceMax", reduce},       {"ReduceMean", reduce},
-      {"ReduceMin", reduce},       {"ReduceProd", reduce},
-      {"ReduceSum", reduce},       {"Relu", numeric_unary},
-      {"Reshape", reshape},        {"Shape", shape_of},
-      {"Sigmoid", float_unary},    {"Size", size_of},
-      {"Slice", slice},            {"Split", split},
-      {"Sqrt", float_unary},       {"Squeeze", squeeze},
-      {"Sub", arithmetic},         {"Tanh", float_unary},
-      {"Transpose", transpose},    {"Unsqueeze", unsqueeze},
-      {"Where", where},            {"Xor", logical_binary},
+      {"Abs", numeric_unary},
+      {"Add", arithmetic},
+      {"And", logical_binary},
+      {"Cast", cast},
+      {"Ceil", float_unary},
+      {"Clip", clip},
+      {"Concat", concat},
+      {"ConstantOfShape", constant_of_shape},
+      {"Div", arithmetic},
+      {"Dropout", dropout},
+      {"Equal", comparison},
+      {"Erf", float_unary},
+      {"Exp", float_unary},
+      {"Expand", expand},
+      {"Flatten", flatten},
+      {"Floor", float_unary},
+      {"Gather", gather},
+      {"Greater", comparison},
+      {"GreaterOrEqual", comparison},
+      {"Identity", identity},
+      {"IsInf", float_predicate},
+      {"IsNaN", float_predicate},
+      {"Less", comparison},
+      {"LessOrEqual", comparison},
+      {"Log", float_unary},
+      {"Mul", arithmetic},
+      {"Neg", numeric_unary},
+      {"Not", logical_not},
+      {"Or", logical_binary},
+      {"Pow", power},
+      {"Range", range},
+      {"Reciprocal", float_unary},
+      {"ReduceMax", reduce},
+      {"ReduceMean", reduce},
+      {"ReduceMin", reduce},
+      {"ReduceProd", reduce},
+      {"ReduceSum", reduce},
+      {"Relu", numeric_unary},
+      {"Reshape", reshape},
+      {"Shape", shape_of},
+      {"Sigmoid", float_unary},
+      {"Size", size_of},
+      {"Slice", slice},
+      {"Split", split},
+      {"Sqrt", float_unary},
+      {"Squeeze", squeeze},
+      {"Sub", arithmetic},
+      {"Tanh", float_unary},
+      {"Transpose", transpose},
+      {"Unsqueeze", unsqueeze},
+      {"Where", where},
+      {"Xor", logical_binary},
   };
   return kTable;
 }

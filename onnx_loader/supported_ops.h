@@ -23,15 +23,15 @@ inline constexpr int64_t kMaxSupportedOpset = 18;
 inline constexpr int64_t kMinSupportedOpset = 1;
 
 enum class OpKind : uint8_t {
-  kExecuted,         // the executor runs it (CPU reference and GPU)
-  kFoldedAtImport,   // only accepted when import can evaluate or remove it (constant inputs,
-                     // shape arithmetic, Identity/Dropout); never reaches the executor
+  kExecuted,        // the executor runs it (CPU reference and GPU)
+  kFoldedAtImport,  // only accepted when import can evaluate or remove it (constant inputs,
+                    // shape arithmetic, Identity/Dropout); never reaches the executor
 };
 
 struct SupportedOp {
-  std::string_view domain;   // "" is the default domain, ai.onnx
+  std::string_view domain;  // "" is the default domain, ai.onnx
   std::string_view op_type;
-  int64_t min_opset;         // model opset range (of the op's domain) whose semantics we handle
+  int64_t min_opset;  // model opset range (of the op's domain) whose semantics we handle
   int64_t max_opset;
   OpKind kind;
   // Bit i set: input i, when present, must be a constant known at import time (a target

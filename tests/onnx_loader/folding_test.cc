@@ -40,8 +40,7 @@ std::vector<T> values_of(const Graph& g, const std::string& name) {
   return std::vector<T>(span.begin(), span.end());
 }
 
-TEST_CASE("shape inference sees through shape arithmetic without changing the graph",
-          "[folding]") {
+TEST_CASE("shape inference sees through shape arithmetic without changing the graph", "[folding]") {
   ModelBuilder b(13);
   b.input("x", kFloat, {2, 3, 4})
       .node("Shape", {"x"}, {"s"})
@@ -137,7 +136,7 @@ TEST_CASE("evaluator edge cases", "[folding]") {
 TEST_CASE("folding does not swell the weights", "[folding]") {
   ModelBuilder b(13);
   b.initializer(floats("one", {1}, {1.f}))
-      .initializer(int64s("big", {2}, {2048, 4096}))   // 32 MiB of float
+      .initializer(int64s("big", {2}, {2048, 4096}))  // 32 MiB of float
       .initializer(int64s("small", {2}, {4, 4}))
       .node("Expand", {"one", "big"}, {"large"}, {}, "expand_big")
       .node("Expand", {"one", "small"}, {"tiny"}, {}, "expand_small")

@@ -1,7 +1,7 @@
 // The graph IR: building, consumers, rewiring, compact() and validate().
-#include <catch2/catch.hpp>
-
 #include "onnx_loader/graph.h"
+
+#include <catch2/catch.hpp>
 
 namespace ps::onnx_loader {
 namespace {

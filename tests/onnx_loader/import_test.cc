@@ -1,9 +1,8 @@
 // ONNX import of hand-built models shaped like the PyTorch exports we target (a ResNet block at
 // opset 13, BERT-style shape arithmetic at opset 17 with a dynamic batch axis, opset 18 ops),
 // the command-line dimensions, and the cleanup of Identity and Dropout.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <set>
 
 #include "onnx_loader/onnx_import.h"
@@ -75,7 +74,7 @@ TEST_CASE("a ResNet-style block at opset 13 imports with static shapes", "[impor
   auto g = import_onnx_model(resnet_block().build(), options);
   REQUIRE(g.ok());
   CHECK(live_ops(*g) == std::multiset<std::string>{"Conv", "Relu", "Conv", "Add", "Relu",
-                                                  "GlobalAveragePool", "Flatten", "Gemm"});
+                                                   "GlobalAveragePool", "Flatten", "Gemm"});
   CHECK(*value_named(*g, "input").shape == Shape{2, 3, 8, 8});
   CHECK(*value_named(*g, "c1").shape == Shape{2, 4, 8, 8});
   CHECK(*value_named(*g, "pooled").shape == Shape{2, 4, 1, 1});
@@ -164,8 +163,8 @@ ModelBuilder bert_style() {
       // Attention mask: ones of [batch, seq] -> float -> (1 - mask) * -10000 -> [B,1,1,S].
       .node("Concat", {"batch_1d", "seq_len_1d"}, {"mask_shape"}, {attr("axis", int64_t{0})},
             "concat_mask_shape")
-      .node("ConstantOfShape", {"mask_shape"}, {"mask"},
-            {attr("value", int64s("v", {1}, {1}))}, "ones_mask")
+      .node("ConstantOfShape", {"mask_shape"}, {"mask"}, {attr("value", int64s("v", {1}, {1}))},
+            "ones_mask")
       .node("Cast", {"mask"}, {"mask_f"}, {attr("to", int64_t{kFloat})}, "cast_mask")
       .constant("one_f", testing::floats("one_f", {}, {1.f}))
       .node("Sub", {"one_f", "mask_f"}, {"inverted"}, {}, "invert_mask")
@@ -188,8 +187,8 @@ TEST_CASE("BERT-style shape arithmetic at opset 17 folds away", "[import]") {
   auto g = import_onnx_model(model.build(), options);
   REQUIRE(g.ok());
   const auto ops = live_ops(*g);
-  for (const char* gone : {"Shape", "Unsqueeze", "Concat", "Slice", "ConstantOfShape", "Cast",
-                           "Sub", "Mul"}) {
+  for (const char* gone :
+       {"Shape", "Unsqueeze", "Concat", "Slice", "ConstantOfShape", "Cast", "Sub", "Mul"}) {
     INFO(gone);
     CHECK(ops.count(gone) == 0);
   }

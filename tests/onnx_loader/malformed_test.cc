@@ -113,9 +113,9 @@ TEST_CASE("a target shape that depends on runtime data", "[import][malformed]") 
       .input("shape", TensorProto::INT64, {2})
       .node("Reshape", {"x", "shape"}, {"y"}, {}, "dynamic_reshape")
       .output("y");
-  expect_error(b.build(), Code::kInvalidArgument,
-               {"node 0 'dynamic_reshape' (Reshape)", "input 1 'shape'",
-                "must be known at import time"});
+  expect_error(
+      b.build(), Code::kInvalidArgument,
+      {"node 0 'dynamic_reshape' (Reshape)", "input 1 'shape'", "must be known at import time"});
 }
 
 TEST_CASE("constant indices out of range", "[import][malformed]") {
@@ -171,10 +171,7 @@ TEST_CASE("absurd dimensions", "[import][malformed]") {
   huge.set_data_type(kFloat);
   huge.add_dims(1000000);
   huge.add_dims(1000000);
-  init.input("x", kFloat, {2})
-      .initializer(huge)
-      .node("Add", {"x", "huge"}, {"y"})
-      .output("y");
+  init.input("x", kFloat, {2}).initializer(huge).node("Add", {"x", "huge"}, {"y"}).output("y");
   expect_error(init.build(), Code::kResourceExhausted, {"initializer huge", "exceeds"});
 
   // An intermediate tensor of 1e12 elements.
@@ -208,12 +205,12 @@ TEST_CASE("every unsupported node is listed at once", "[import][malformed]") {
   auto* import = b.model().add_opset_import();
   import->set_domain("com.microsoft");
   import->set_version(1);
-  expect_error(b.build(), Code::kUnsupported,
-               {"4 unsupported node(s)", "node 1 'fancy' (FancyOp)",
-                "node 3 'nms' (NonMaxSuppression)",
-                "node 4 'ln_too_early' (LayerNormalization): supported for opsets 17..18, the "
-                "model has 13",
-                "node 5 'ms_gelu' (Gelu): domain 'com.microsoft' is not supported"});
+  expect_error(
+      b.build(), Code::kUnsupported,
+      {"4 unsupported node(s)", "node 1 'fancy' (FancyOp)", "node 3 'nms' (NonMaxSuppression)",
+       "node 4 'ln_too_early' (LayerNormalization): supported for opsets 17..18, the "
+       "model has 13",
+       "node 5 'ms_gelu' (Gelu): domain 'com.microsoft' is not supported"});
 }
 
 TEST_CASE("model headers: opsets, IR version, dtypes", "[import][malformed]") {

@@ -10,7 +10,6 @@
 //    every output must fold to a constant equal to output_N.pb.
 // Prints a per-op summary.
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -151,11 +150,16 @@ std::string compare_values(const TensorData& ours, const TensorData& expected) {
   }
   auto as_double = [](const TensorData& t, int64_t i) -> double {
     switch (t.dtype) {
-      case DType::kFloat32: return t.as<float>()[i];
-      case DType::kFloat64: return t.as<double>()[i];
-      case DType::kFloat16: return half_to_float(t.as<uint16_t>()[i]);
-      case DType::kBFloat16: return bfloat16_to_float(t.as<uint16_t>()[i]);
-      default: return 0;
+      case DType::kFloat32:
+        return t.as<float>()[i];
+      case DType::kFloat64:
+        return t.as<double>()[i];
+      case DType::kFloat16:
+        return half_to_float(t.as<uint16_t>()[i]);
+      case DType::kBFloat16:
+        return bfloat16_to_float(t.as<uint16_t>()[i]);
+      default:
+        return 0;
     }
   };
   const double rtol = ours.dtype == DType::kFloat32 || ours.dtype == DType::kFloat64 ? 1e-5 : 1e-3;
@@ -266,8 +270,8 @@ TEST_CASE("ONNX node test data: import, shapes and folding", "[import][node_data
   std::printf("ONNX node test data: %d cases use only supported ops\n", eligible);
   std::printf("%-20s %6s %8s %8s %9s\n", "op", "cases", "shapes", "folded", "expected");
   for (const auto& [op, s] : summary) {
-    std::printf("%-20s %6d %8d %8d %9d\n", op.c_str(), s.cases, s.shapes_checked,
-                s.values_checked, s.expected_failures);
+    std::printf("%-20s %6d %8d %8d %9d\n", op.c_str(), s.cases, s.shapes_checked, s.values_checked,
+                s.expected_failures);
   }
   for (const std::string& f : failures) UNSCOPED_INFO(f);
   CHECK(failures.empty());

@@ -1,14 +1,14 @@
 // Builds small ONNX ModelProtos by hand for the import tests.
 #pragma once
 
+#include <onnx/onnx_pb.h>
+
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <onnx/onnx_pb.h>
 
 namespace ps::onnx_loader::testing {
 
@@ -103,8 +103,8 @@ class ModelBuilder {
     return *this;
   }
   ModelBuilder& node(const std::string& op, std::vector<std::string> inputs,
-                     std::vector<std::string> outputs,
-                     std::vector<onnx::AttributeProto> attrs = {}, std::string name = "") {
+                     std::vector<std::string> outputs, std::vector<onnx::AttributeProto> attrs = {},
+                     std::string name = "") {
     onnx::NodeProto* n = graph()->add_node();
     n->set_op_type(op);
     n->set_name(name.empty() ? op + "_" + std::to_string(graph()->node_size() - 1) : name);

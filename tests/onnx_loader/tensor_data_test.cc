@@ -1,12 +1,12 @@
 // TensorProto conversion: raw_data, typed fields, external data and its path checks, size
 // guards, and the float16/bfloat16 conversions.
-#include <catch2/catch.hpp>
+#include "onnx_loader/tensor_data.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
-#include "onnx_loader/tensor_data.h"
 #include "tests/onnx_loader/onnx_builder.h"
 #include "tests/onnx_loader/temp_dir.h"
 
@@ -16,8 +16,8 @@ namespace {
 using onnx::TensorProto;
 using testing::TempDir;
 
-TensorProto external(const std::string& name, std::vector<int64_t> dims, const std::string& location,
-                     int64_t offset = -1, int64_t length = -1) {
+TensorProto external(const std::string& name, std::vector<int64_t> dims,
+                     const std::string& location, int64_t offset = -1, int64_t length = -1) {
   TensorProto t;
   t.set_name(name);
   t.set_data_type(TensorProto::FLOAT);
@@ -113,7 +113,8 @@ TEST_CASE("typed fields of every supported dtype", "[tensor]") {
   short_field.add_int64_data(1);
   auto ts = tensor_from_onnx(short_field, {});
   REQUIRE_FALSE(ts.ok());
-  CHECK_THAT(ts.status().message(), Catch::Contains("int64_data holds 1 values but dims [3] need 3"));
+  CHECK_THAT(ts.status().message(),
+             Catch::Contains("int64_data holds 1 values but dims [3] need 3"));
 }
 
 TEST_CASE("unsupported dtypes and absurd sizes are refused with the tensor's name", "[tensor]") {
@@ -185,7 +186,8 @@ TEST_CASE("external data errors name the tensor and the cause", "[tensor]") {
   expect(external("w", {4}, "missing.bin"), Code::kNotFound, "does not exist");
   expect(external("w", {4}, "../secret.bin"), Code::kPermissionDenied, "leaves the model's folder");
   expect(external("w", {4}, "sub/../../secret.bin"), Code::kPermissionDenied, "leaves");
-  expect(external("w", {4}, dir.file("secret.bin")), Code::kPermissionDenied, "must be a path relative");
+  expect(external("w", {4}, dir.file("secret.bin")), Code::kPermissionDenied,
+         "must be a path relative");
   expect(external("w", {8}, "weights.bin"), Code::kCorrupt, "the file has 16 bytes");
   expect(external("w", {2}, "weights.bin", 12), Code::kCorrupt, "needs bytes [12, 20)");
   expect(external("w", {4}, "weights.bin", 0, 12), Code::kCorrupt, "length 12");
@@ -241,11 +243,11 @@ TEST_CASE("float16 and bfloat16 conversions round to nearest even", "[tensor]") 
       FAIL("half " << bits << " -> " << f << " -> " << float_to_half(f));
     }
   }
-  CHECK(half_to_float(0x0001) == std::ldexp(1.0f, -24));  // smallest subnormal
-  CHECK(half_to_float(0x7bff) == 65504.0f);               // largest normal
-  CHECK(float_to_half(65519.0f) == 0x7bff);                // rounds down to the largest
-  CHECK(float_to_half(65520.0f) == 0x7c00);                // rounds up to infinity
-  CHECK(float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);  // tie: to even (down)
+  CHECK(half_to_float(0x0001) == std::ldexp(1.0f, -24));             // smallest subnormal
+  CHECK(half_to_float(0x7bff) == 65504.0f);                          // largest normal
+  CHECK(float_to_half(65519.0f) == 0x7bff);                          // rounds down to the largest
+  CHECK(float_to_half(65520.0f) == 0x7c00);                          // rounds up to infinity
+  CHECK(float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);      // tie: to even (down)
   CHECK(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);  // tie: to even (up)
   CHECK(float_to_half(std::ldexp(1.0f, -25)) == 0x0000);  // tie between 0 and 2^-24: even
   CHECK(float_to_half(std::ldexp(3.0f, -26)) == 0x0001);  // above the tie
@@ -254,8 +256,8 @@ TEST_CASE("float16 and bfloat16 conversions round to nearest even", "[tensor]") 
 
   CHECK(bfloat16_to_float(0x3f80) == 1.0f);
   CHECK(float_to_bfloat16(1.0f) == 0x3f80);
-  CHECK(float_to_bfloat16(1.0f + std::ldexp(1.0f, -8)) == 0x3f80);       // tie: to even
-  CHECK(float_to_bfloat16(1.0f + 3 * std::ldexp(1.0f, -8)) == 0x3f82);   // tie: to even
+  CHECK(float_to_bfloat16(1.0f + std::ldexp(1.0f, -8)) == 0x3f80);      // tie: to even
+  CHECK(float_to_bfloat16(1.0f + 3 * std::ldexp(1.0f, -8)) == 0x3f82);  // tie: to even
   CHECK(std::isnan(bfloat16_to_float(float_to_bfloat16(std::nanf("")))));
 }
 
