@@ -171,8 +171,8 @@ AxisSplit around_axis(const Shape& shape, int64_t axis) {
 
 Result<Outputs> gather(const OpContext& ctx, std::span<const OutputType> types) {
   const Shape& data = ctx.shape(0);
-  PS_ASSIGN_OR_RETURN(int64_t axis, ctx.normalize_axis(ctx.node().attr_int("axis", 0),
-                                                       ctx.rank(0)));
+  PS_ASSIGN_OR_RETURN(int64_t axis,
+                      ctx.normalize_axis(ctx.node().attr_int("axis", 0), ctx.rank(0)));
   PS_ASSIGN_OR_RETURN(auto indices, ctx.const_ints(1, "indices"));
   const AxisSplit s = around_axis(data, axis);
   const int64_t dim = data[axis];
@@ -193,8 +193,8 @@ Result<Outputs> gather(const OpContext& ctx, std::span<const OutputType> types) 
 }
 
 Result<Outputs> concat(const OpContext& ctx, std::span<const OutputType> types) {
-  PS_ASSIGN_OR_RETURN(int64_t axis, ctx.normalize_axis(ctx.node().attr_int("axis", 0),
-                                                       ctx.rank(0)));
+  PS_ASSIGN_OR_RETURN(int64_t axis,
+                      ctx.normalize_axis(ctx.node().attr_int("axis", 0), ctx.rank(0)));
   TensorData out = make_output(types[0]);
   const AxisSplit s = around_axis(out.shape, axis);
   const size_t size = dtype_size(out.dtype);
@@ -231,13 +231,13 @@ Result<Outputs> split(const OpContext& ctx, std::span<const OutputType> types) {
 
 eval::EvalFunction find_movement_function(std::string_view op_type) {
   static const std::map<std::string_view, eval::EvalFunction> kTable = {
-      {"Concat", concat},       {"ConstantOfShape", constant_of_shape},
-      {"Dropout", dropout},     {"Expand", expand},
-      {"Flatten", same_bytes},  {"Gather", gather},
-      {"Identity", same_bytes}, {"Reshape", same_bytes},
-      {"Shape", shape_of},      {"Size", size_of},
-      {"Slice", slice},         {"Split", split},
-      {"Squeeze", same_bytes},  {"Transpose", transpose},
+      {"Concat", concat},        {"ConstantOfShape", constant_of_shape},
+      {"Dropout", dropout},      {"Expand", expand},
+      {"Flatten", same_bytes},   {"Gather", gather},
+      {"Identity", same_bytes},  {"Reshape", same_bytes},
+      {"Shape", shape_of},       {"Size", size_of},
+      {"Slice", slice},          {"Split", split},
+      {"Squeeze", same_bytes},   {"Transpose", transpose},
       {"Unsqueeze", same_bytes}, {"Where", where},
   };
   auto it = kTable.find(op_type);
@@ -254,9 +254,7 @@ eval::EvalFunction find_function(std::string_view op_type) {
 
 bool can_evaluate(std::string_view op_type) { return eval::find_function(op_type) != nullptr; }
 
-bool needs_only_shapes(std::string_view op_type) {
-  return op_type == "Shape" || op_type == "Size";
-}
+bool needs_only_shapes(std::string_view op_type) { return op_type == "Shape" || op_type == "Size"; }
 
 Result<std::vector<TensorData>> evaluate_node(const OpContext& ctx,
                                               std::span<const OutputType> outputs) {

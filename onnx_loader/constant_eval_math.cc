@@ -32,12 +32,24 @@ void widen(const TensorData& t, std::vector<U>& out) {
 std::vector<double> to_f64(const TensorData& t) {
   std::vector<double> out;
   switch (t.dtype) {
-    case DType::kFloat32: widen<float>(t, out); break;
-    case DType::kFloat64: widen<double>(t, out); break;
-    case DType::kInt64: widen<int64_t>(t, out); break;
-    case DType::kInt32: widen<int32_t>(t, out); break;
-    case DType::kInt8: widen<int8_t>(t, out); break;
-    case DType::kUInt8: widen<uint8_t>(t, out); break;
+    case DType::kFloat32:
+      widen<float>(t, out);
+      break;
+    case DType::kFloat64:
+      widen<double>(t, out);
+      break;
+    case DType::kInt64:
+      widen<int64_t>(t, out);
+      break;
+    case DType::kInt32:
+      widen<int32_t>(t, out);
+      break;
+    case DType::kInt8:
+      widen<int8_t>(t, out);
+      break;
+    case DType::kUInt8:
+      widen<uint8_t>(t, out);
+      break;
     case DType::kBool:
       for (uint8_t b : t.as<uint8_t>()) out.push_back(b != 0);
       break;
@@ -47,7 +59,8 @@ std::vector<double> to_f64(const TensorData& t) {
     case DType::kBFloat16:
       for (uint16_t h : t.as<uint16_t>()) out.push_back(bfloat16_to_float(h));
       break;
-    case DType::kUndefined: break;
+    case DType::kUndefined:
+      break;
   }
   return out;
 }
@@ -56,14 +69,23 @@ std::vector<double> to_f64(const TensorData& t) {
 std::vector<int64_t> to_i64(const TensorData& t) {
   std::vector<int64_t> out;
   switch (t.dtype) {
-    case DType::kInt64: widen<int64_t>(t, out); break;
-    case DType::kInt32: widen<int32_t>(t, out); break;
-    case DType::kInt8: widen<int8_t>(t, out); break;
-    case DType::kUInt8: widen<uint8_t>(t, out); break;
+    case DType::kInt64:
+      widen<int64_t>(t, out);
+      break;
+    case DType::kInt32:
+      widen<int32_t>(t, out);
+      break;
+    case DType::kInt8:
+      widen<int8_t>(t, out);
+      break;
+    case DType::kUInt8:
+      widen<uint8_t>(t, out);
+      break;
     case DType::kBool:
       for (uint8_t b : t.as<uint8_t>()) out.push_back(b != 0);
       break;
-    default: break;
+    default:
+      break;
   }
   return out;
 }
@@ -84,12 +106,24 @@ void narrow_to(const std::vector<U>& in, TensorData& out) {
 template <typename U>
 void narrow(const std::vector<U>& in, TensorData& out) {
   switch (out.dtype) {
-    case DType::kFloat32: narrow_to<float>(in, out); break;
-    case DType::kFloat64: narrow_to<double>(in, out); break;
-    case DType::kInt64: narrow_to<int64_t>(in, out); break;
-    case DType::kInt32: narrow_to<int32_t>(in, out); break;
-    case DType::kInt8: narrow_to<int8_t>(in, out); break;
-    case DType::kUInt8: narrow_to<uint8_t>(in, out); break;
+    case DType::kFloat32:
+      narrow_to<float>(in, out);
+      break;
+    case DType::kFloat64:
+      narrow_to<double>(in, out);
+      break;
+    case DType::kInt64:
+      narrow_to<int64_t>(in, out);
+      break;
+    case DType::kInt32:
+      narrow_to<int32_t>(in, out);
+      break;
+    case DType::kInt8:
+      narrow_to<int8_t>(in, out);
+      break;
+    case DType::kUInt8:
+      narrow_to<uint8_t>(in, out);
+      break;
     case DType::kBool: {
       auto dst = out.as_mutable<uint8_t>();
       for (size_t i = 0; i < in.size(); ++i) dst[i] = in[i] != 0;
@@ -105,7 +139,8 @@ void narrow(const std::vector<U>& in, TensorData& out) {
       for (size_t i = 0; i < in.size(); ++i) dst[i] = float_to_bfloat16(static_cast<float>(in[i]));
       break;
     }
-    case DType::kUndefined: break;
+    case DType::kUndefined:
+      break;
   }
 }
 
@@ -358,18 +393,42 @@ Result<Outputs> reduce(const OpContext& ctx, std::span<const OutputType> types) 
 
 EvalFunction find_math_function(std::string_view op_type) {
   static const std::map<std::string_view, EvalFunction> kTable = {
-      {"Abs", unary},          {"Add", binary},        {"And", binary},
-      {"Cast", cast},          {"Ceil", unary},        {"Clip", clip},
-      {"Div", binary},         {"Equal", binary},      {"Erf", unary},
-      {"Exp", unary},          {"Floor", unary},       {"Greater", binary},
-      {"GreaterOrEqual", binary}, {"IsInf", unary},    {"IsNaN", unary},
-      {"Less", binary},        {"LessOrEqual", binary}, {"Log", unary},
-      {"Mul", binary},         {"Neg", unary},         {"Not", unary},
-      {"Or", binary},          {"Pow", binary},        {"Range", range},
-      {"Reciprocal", unary},   {"ReduceMax", reduce},  {"ReduceMean", reduce},
-      {"ReduceMin", reduce},   {"ReduceProd", reduce}, {"ReduceSum", reduce},
-      {"Relu", unary},         {"Sigmoid", unary},     {"Sqrt", unary},
-      {"Sub", binary},         {"Tanh", unary},        {"Xor", binary},
+      {"Abs", unary},
+      {"Add", binary},
+      {"And", binary},
+      {"Cast", cast},
+      {"Ceil", unary},
+      {"Clip", clip},
+      {"Div", binary},
+      {"Equal", binary},
+      {"Erf", unary},
+      {"Exp", unary},
+      {"Floor", unary},
+      {"Greater", binary},
+      {"GreaterOrEqual", binary},
+      {"IsInf", unary},
+      {"IsNaN", unary},
+      {"Less", binary},
+      {"LessOrEqual", binary},
+      {"Log", unary},
+      {"Mul", binary},
+      {"Neg", unary},
+      {"Not", unary},
+      {"Or", binary},
+      {"Pow", binary},
+      {"Range", range},
+      {"Reciprocal", unary},
+      {"ReduceMax", reduce},
+      {"ReduceMean", reduce},
+      {"ReduceMin", reduce},
+      {"ReduceProd", reduce},
+      {"ReduceSum", reduce},
+      {"Relu", unary},
+      {"Sigmoid", unary},
+      {"Sqrt", unary},
+      {"Sub", binary},
+      {"Tanh", unary},
+      {"Xor", binary},
   };
   auto it = kTable.find(op_type);
   return it == kTable.end() ? nullptr : it->second;

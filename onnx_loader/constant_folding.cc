@@ -40,7 +40,8 @@ Status fold_constants(Graph& graph, int* folded) {
     const SupportedOp* op = find_supported_op(node.domain, node.op, graph.opset);
     if (op != nullptr && op->kind == OpKind::kExecuted) {
       uint64_t output_bytes = 0;
-      for (const OutputType& t : types) output_bytes += element_count(t.shape) * dtype_size(t.dtype);
+      for (const OutputType& t : types)
+        output_bytes += element_count(t.shape) * dtype_size(t.dtype);
       if (output_bytes > std::max(kMaxFoldGrowthBytes, input_bytes)) continue;
     }
     auto results = evaluate_node(ctx, types);

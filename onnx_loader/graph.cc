@@ -7,32 +7,52 @@ namespace ps::onnx_loader {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::kUndefined: return 0;
-    case DType::kFloat32: return 4;
-    case DType::kFloat16: return 2;
-    case DType::kBFloat16: return 2;
-    case DType::kFloat64: return 8;
-    case DType::kInt64: return 8;
-    case DType::kInt32: return 4;
-    case DType::kInt8: return 1;
-    case DType::kUInt8: return 1;
-    case DType::kBool: return 1;
+    case DType::kUndefined:
+      return 0;
+    case DType::kFloat32:
+      return 4;
+    case DType::kFloat16:
+      return 2;
+    case DType::kBFloat16:
+      return 2;
+    case DType::kFloat64:
+      return 8;
+    case DType::kInt64:
+      return 8;
+    case DType::kInt32:
+      return 4;
+    case DType::kInt8:
+      return 1;
+    case DType::kUInt8:
+      return 1;
+    case DType::kBool:
+      return 1;
   }
   return 0;
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kUndefined: return "undefined";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat16: return "float16";
-    case DType::kBFloat16: return "bfloat16";
-    case DType::kFloat64: return "float64";
-    case DType::kInt64: return "int64";
-    case DType::kInt32: return "int32";
-    case DType::kInt8: return "int8";
-    case DType::kUInt8: return "uint8";
-    case DType::kBool: return "bool";
+    case DType::kUndefined:
+      return "undefined";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat16:
+      return "float16";
+    case DType::kBFloat16:
+      return "bfloat16";
+    case DType::kFloat64:
+      return "float64";
+    case DType::kInt64:
+      return "int64";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt8:
+      return "int8";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kBool:
+      return "bool";
   }
   return "invalid";
 }
@@ -171,8 +191,8 @@ void Graph::compact() {
 
 std::string describe_node(const Graph& graph, int node) {
   const Node& n = graph.nodes[node];
-  std::string where = n.onnx_nodes.size() == 1 ? str_cat("node ", n.onnx_nodes[0])
-                                                : str_cat("IR node ", node);
+  std::string where =
+      n.onnx_nodes.size() == 1 ? str_cat("node ", n.onnx_nodes[0]) : str_cat("IR node ", node);
   return str_cat(where, " '", n.name, "' (", n.op, ")");
 }
 
@@ -237,8 +257,8 @@ Status Graph::validate() const {
   auto check_name = [&](int v) -> Status {
     auto [it, inserted] = names.emplace(values[v].name, v);
     if (!inserted && it->second != v) {
-      return internal_error("two values are named '", values[v].name, "' (", it->second, " and ",
-                            v, ")");
+      return internal_error("two values are named '", values[v].name, "' (", it->second, " and ", v,
+                            ")");
     }
     return Status::OK();
   };
@@ -252,11 +272,11 @@ Status Graph::validate() const {
         return internal_error(describe_node(*this, i), ": input index ", v, " out of range");
       }
       if (!defined[v]) {
-        return internal_error(describe_node(*this, i), " reads '", values[v].name, "' ",
-                              producer_of[v] == -1
-                                  ? std::string("which nothing defines")
-                                  : str_cat("before ", describe_node(*this, producer_of[v]),
-                                            " produces it"));
+        return internal_error(
+            describe_node(*this, i), " reads '", values[v].name, "' ",
+            producer_of[v] == -1
+                ? std::string("which nothing defines")
+                : str_cat("before ", describe_node(*this, producer_of[v]), " produces it"));
       }
       PS_TRY(check_name(v));
     }

@@ -31,8 +31,7 @@ Result<int64_t> default_opset(const onnx::ModelProto& model) {
                        kMaxSupportedOpset, ")");
   }
   if (opset < kMinSupportedOpset) {
-    return unsupported("opset ", opset, " is older than the importer supports (",
-                       kMinSupportedOpset, "); convert the model with onnx.version_converter");
+    return unsupported("opset ", opset, " is not a valid opset version");
   }
   return opset;
 }
@@ -75,6 +74,11 @@ Result<int64_t> resolve_dim(const onnx::TensorShapeProto::Dimension& dim, size_t
 Status convert_attribute(const AttributeProto& a, Node& node, const TensorReadOptions& read,
                          const std::string& label) {
   using V = Attribute::Value;
+  // Required since IR version 2 (libonnx's checker insists too); guessing it from the field
+  // that holds a value would accept models other tools refuse.
+  if (a.type() == AttributeProto::UNDEFINED) {
+    return invalid_argument(label, ": attribute '", a.name(), "' has no type");
+  }
   switch (a.type()) {
     case AttributeProto::FLOAT:
       node.attrs[a.name()] = Attribute{V(std::in_place_type<float>, a.f())};
@@ -86,21 +90,20 @@ Status convert_attribute(const AttributeProto& a, Node& node, const TensorReadOp
       node.attrs[a.name()] = Attribute{V(std::in_place_type<std::string>, a.s())};
       break;
     case AttributeProto::FLOATS:
-      node.attrs[a.name()] = Attribute{V(std::in_place_type<std::vector<float>>,
-                                         a.floats().begin(), a.floats().end())};
+      node.attrs[a.name()] = Attribute{
+          V(std::in_place_type<std::vector<float>>, a.floats().begin(), a.floats().end())};
       break;
     case AttributeProto::INTS:
-      node.attrs[a.name()] = Attribute{V(std::in_place_type<std::vector<int64_t>>,
-                                         a.ints().begin(), a.ints().end())};
+      node.attrs[a.name()] =
+          Attribute{V(std::in_place_type<std::vector<int64_t>>, a.ints().begin(), a.ints().end())};
       break;
     case AttributeProto::TENSOR: {
       auto tensor = tensor_from_onnx(a.t(), read);
       if (!tensor.ok()) {
         return tensor.status().with_context(str_cat(label, ": attribute '", a.name(), "'"));
       }
-      node.attrs[a.name()] =
-          Attribute{V(std::in_place_type<ConstTensor>,
-                      std::make_shared<const TensorData>(std::move(*tensor)))};
+      node.attrs[a.name()] = Attribute{V(std::in_place_type<ConstTensor>,
+                                         std::make_shared<const TensorData>(std::move(*tensor)))};
       break;
     }
     default:
@@ -179,14 +182,14 @@ Status ordering_error(const onnx::GraphProto& g, int reader, const std::string& 
       }
       const int v = next[u][k++];
       if (state[v] == 1) {
-        // Found: v -> ... -> u -> v.
-        std::vector<int> cycle = {v};
-        for (int w = u; w != v; w = parent[w]) cycle.push_back(w);
-        std::string path;
-        for (auto it = cycle.rbegin(); it != cycle.rend(); ++it) {
-          path += onnx_node_label(g.node(*it), *it) + " -> ";
+        // Found: v -> ... -> u -> v; walk back from u to v along the search path.
+        std::vector<int> back;
+        for (int w = u; w != v; w = parent[w]) back.push_back(w);
+        std::string path = onnx_node_label(g.node(v), v);
+        for (auto it = back.rbegin(); it != back.rend(); ++it) {
+          path += " -> " + onnx_node_label(g.node(*it), *it);
         }
-        path += onnx_node_label(g.node(v), v);
+        path += " -> " + onnx_node_label(g.node(v), v);
         return invalid_argument("the graph has a cycle: ", path);
       }
       if (state[v] == 0) {
@@ -197,8 +200,8 @@ Status ordering_error(const onnx::GraphProto& g, int reader, const std::string& 
     }
   }
   const int producer = producer_of.at(name);
-  return invalid_argument(onnx_node_label(g.node(reader), reader), " reads '", name,
-                          "' before ", onnx_node_label(g.node(producer), producer),
+  return invalid_argument(onnx_node_label(g.node(reader), reader), " reads '", name, "' before ",
+                          onnx_node_label(g.node(producer), producer),
                           " produces it: ONNX requires nodes in topological order");
 }
 
@@ -220,7 +223,7 @@ Result<ConvertedModel> convert_model_structure(const onnx::ModelProto& model,
   graph.dims = options.dims;
 
   const TensorReadOptions read{options.base_dir, options.max_tensor_bytes};
-  std::unordered_map<std::string, int> value_of;  // defined so far, in order
+  std::unordered_map<std::string, int> value_of;         // defined so far, in order
   std::unordered_map<std::string, std::string> definer;  // for "defined twice" errors
   auto define = [&](const std::string& name, std::string by) -> Status {
     auto [it, inserted] = definer.emplace(name, by);
@@ -236,7 +239,8 @@ Result<ConvertedModel> convert_model_structure(const onnx::ModelProto& model,
     PS_TRY(define(init.name(), "an initializer"));
     Value value;
     value.name = init.name();
-    PS_ASSIGN_OR_RETURN(value.dtype, dtype_from_onnx(init.data_type(), "initializer " + init.name()));
+    PS_ASSIGN_OR_RETURN(value.dtype,
+                        dtype_from_onnx(init.data_type(), "initializer " + init.name()));
     value.shape = Shape(init.dims().begin(), init.dims().end());
     PS_TRY(check_tensor_size(*value.shape, value.dtype, options.max_tensor_bytes,
                              "initializer " + init.name()));
@@ -255,14 +259,15 @@ Result<ConvertedModel> convert_model_structure(const onnx::ModelProto& model,
     const auto& type = input.type().tensor_type();
     Value value;
     value.name = input.name();
-    PS_ASSIGN_OR_RETURN(value.dtype, dtype_from_onnx(type.elem_type(), "graph input " + input.name()));
+    PS_ASSIGN_OR_RETURN(value.dtype,
+                        dtype_from_onnx(type.elem_type(), "graph input " + input.name()));
     if (!type.has_shape()) {
       return invalid_argument("graph input '", input.name(), "' has no shape (unknown rank)");
     }
     Shape shape;
     for (int d = 0; d < type.shape().dim_size(); ++d) {
-      PS_ASSIGN_OR_RETURN(int64_t size, resolve_dim(type.shape().dim(d), d, input.name(),
-                                                    options, graph.dims));
+      PS_ASSIGN_OR_RETURN(int64_t size,
+                          resolve_dim(type.shape().dim(d), d, input.name(), options, graph.dims));
       shape.push_back(size);
     }
     PS_TRY(check_tensor_size(shape, value.dtype, options.max_tensor_bytes,

@@ -2,10 +2,10 @@
 // weight is read. Internal to onnx_loader; onnx_import.h is the public entry point.
 #pragma once
 
+#include <onnx/onnx_pb.h>
+
 #include <utility>
 #include <vector>
-
-#include <onnx/onnx_pb.h>
 
 #include "common/status.h"
 #include "onnx_loader/graph.h"

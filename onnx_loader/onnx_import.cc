@@ -1,14 +1,13 @@
 #include "onnx_loader/onnx_import.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstring>
 #include <filesystem>
-
-#include <google/protobuf/io/zero_copy_stream_impl.h>
 
 #include "onnx_loader/cleanup_passes.h"
 #include "onnx_loader/constant_folding.h"
@@ -57,11 +56,11 @@ Status check_declared_outputs(const onnx::ModelProto& model, const Graph& graph)
       std::string shape = "[";
       for (int d = 0; d < dims.size(); ++d) {
         if (d != 0) shape += ",";
-        shape += dims[d].has_dim_value() ? std::to_string(dims[d].dim_value())
-                                         : dims[d].dim_param();
+        shape +=
+            dims[d].has_dim_value() ? std::to_string(dims[d].dim_value()) : dims[d].dim_param();
       }
-      return invalid_argument("graph output '", declared.name(), "' is declared with shape ",
-                              shape, "] but computes ", shape_string(*ours.shape));
+      return invalid_argument("graph output '", declared.name(), "' is declared with shape ", shape,
+                              "] but computes ", shape_string(*ours.shape));
     }
   }
   return Status::OK();
@@ -113,8 +112,14 @@ Result<Graph> import_model(const onnx::ModelProto& model, onnx::ModelProto* owne
 
   report(options, "optimize", 0.9);
   if (options.optimize) {
+    // Identity and Dropout go first, so that an Identity on a weight (PyTorch emits one per
+    // shared parameter) is rewired rather than folded into a copy of the weight; a second
+    // round catches those whose training_mode input only became constant by folding.
+    int removed_before = 0, removed_after = 0;
+    PS_TRY(remove_identity_and_dropout(graph, &removed_before));
     PS_TRY(fold_constants(graph, &stats.folded));
-    PS_TRY(remove_identity_and_dropout(graph, &stats.removed));
+    PS_TRY(remove_identity_and_dropout(graph, &removed_after));
+    stats.removed = removed_before + removed_after;
     PS_TRY(eliminate_dead_code(graph));
   }
   mark_weights(graph);
@@ -145,20 +150,27 @@ Result<Graph> import_onnx_file(const std::string& path, const ImportOptions& opt
                        "their weights in external data files");
   }
 
+  // The file is mapped rather than streamed: protobuf then copies each raw_data once, straight
+  // from the page cache, instead of assembling it from small reads.
   onnx::ModelProto model;
   {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return io_error("cannot open '", path, "': ", std::strerror(errno));
-    google::protobuf::io::FileInputStream stream(fd);
-    stream.SetCloseOnDelete(true);
-    if (!model.ParseFromZeroCopyStream(&stream)) {
-      if (stream.GetErrno() != 0) {
-        return io_error("cannot read '", path, "': ", std::strerror(stream.GetErrno()));
-      }
+    void* mapped =
+        size == 0 ? nullptr : ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    const int map_errno = errno;
+    ::close(fd);
+    if (mapped == MAP_FAILED) {
+      return io_error("cannot map '", path, "': ", std::strerror(map_errno));
+    }
+    const bool parsed = model.ParseFromArray(mapped, static_cast<int>(size));
+    if (mapped != nullptr) ::munmap(mapped, size);
+    if (!parsed) {
       return corrupt("'", path,
                      "' is not a valid ONNX model: protobuf parsing failed (truncated file?)");
     }
   }
+  report(options, "parse", 0.05);
 
   ImportOptions with_base = options;
   if (with_base.base_dir.empty()) {

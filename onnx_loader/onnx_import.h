@@ -10,13 +10,13 @@
 // classified -> invariants validated -> executability checked.
 #pragma once
 
+#include <onnx/onnx_pb.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <string_view>
-
-#include <onnx/onnx_pb.h>
 
 #include "common/status.h"
 #include "onnx_loader/graph.h"
@@ -26,11 +26,11 @@ namespace ps::onnx_loader {
 
 // What import did, for tools that print it and for tests.
 struct ImportStats {
-  int onnx_nodes = 0;         // nodes in the ONNX graph, Constant nodes included
-  int constant_nodes = 0;     // Constant nodes turned into constants
+  int onnx_nodes = 0;      // nodes in the ONNX graph, Constant nodes included
+  int constant_nodes = 0;  // Constant nodes turned into constants
   int initializers = 0;
-  int folded = 0;             // nodes evaluated at import time
-  int removed = 0;            // Identity/Dropout nodes removed
+  int folded = 0;                // nodes evaluated at import time
+  int removed = 0;               // Identity/Dropout nodes removed
   bool libonnx_checked = false;  // libonnx's checker and shape inference ran and agreed
   std::string libonnx_note;      // why they did not run, when they did not
 };

@@ -1,13 +1,13 @@
 #include "onnx_loader/onnx_validation.h"
 
-#include <algorithm>
-#include <exception>
-#include <unordered_map>
-
 #include <onnx/checker.h>
 #include <onnx/common/version.h>
 #include <onnx/defs/schema.h>
 #include <onnx/shape_inference/implementation.h>
+
+#include <algorithm>
+#include <exception>
+#include <unordered_map>
 
 #include "onnx_loader/tensor_data.h"
 
@@ -43,6 +43,17 @@ onnx::ModelProto light_copy(const onnx::ModelProto& model, const Graph& graph,
   g->set_name(model.graph().name());
   *g->mutable_node() = model.graph().node();
   *g->mutable_output() = model.graph().output();
+  // libonnx's checker wants every graph output typed and shaped; we do not insist, and give
+  // it ours where the model is silent (its inference must then agree with them).
+  for (int i = 0; i < g->output_size(); ++i) {
+    const Value& ours = graph.values[graph.outputs[i]];
+    auto* type = g->mutable_output(i)->mutable_type()->mutable_tensor_type();
+    if (type->elem_type() == 0) type->set_elem_type(dtype_to_onnx(ours.dtype));
+    if (!type->has_shape()) {
+      auto* shape = type->mutable_shape();
+      for (int64_t dim : *ours.shape) shape->add_dim()->set_dim_value(dim);
+    }
+  }
   for (int v : graph.inputs) add_typed_input(g, graph.values[v]);
   for (const onnx::TensorProto& init : model.graph().initializer()) {
     const Value& value = graph.values[value_of.at(init.name())];
@@ -77,8 +88,8 @@ Status compare(const onnx::ValueInfoProto& info, const Graph& graph,
     theirs.push_back(dim.dim_value());
   }
   if (theirs != *ours.shape) {
-    return internal_error("shape inference disagrees with libonnx on the shape of '",
-                          info.name(), "': ours ", shape_string(*ours.shape), ", libonnx ",
+    return internal_error("shape inference disagrees with libonnx on the shape of '", info.name(),
+                          "': ours ", shape_string(*ours.shape), ", libonnx ",
                           shape_string(theirs));
   }
   return Status::OK();
@@ -97,8 +108,8 @@ Status check_with_libonnx(const onnx::ModelProto& model, const Graph& graph, boo
   *ran = false;
   const int64_t known = libonnx_max_opset();
   if (graph.opset > known) {
-    *note = str_cat("libonnx ", ONNX_NAMESPACE::LAST_RELEASE_VERSION, " knows opsets up to ",
-                    known, " and the model has opset ", graph.opset,
+    *note = str_cat("libonnx ", ONNX_NAMESPACE::LAST_RELEASE_VERSION, " knows opsets up to ", known,
+                    " and the model has opset ", graph.opset,
                     ": checked by our own shape inference only");
     return Status::OK();
   }

@@ -8,9 +8,9 @@
 // our checks let through and bugs in our shape functions.
 #pragma once
 
-#include <string>
-
 #include <onnx/onnx_pb.h>
+
+#include <string>
 
 #include "common/status.h"
 #include "onnx_loader/graph.h"

@@ -36,8 +36,8 @@ std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
 
 Status OpContext::expect_arity(size_t required, size_t max_inputs, size_t max_outputs) const {
   if (inputs_.size() < required || inputs_.size() > max_inputs) {
-    return error("takes ", required == max_inputs ? str_cat(required)
-                                                  : str_cat(required, " to ", max_inputs),
+    return error("takes ",
+                 required == max_inputs ? str_cat(required) : str_cat(required, " to ", max_inputs),
                  " inputs, got ", inputs_.size());
   }
   for (size_t i = 0; i < required; ++i) {
@@ -64,6 +64,18 @@ Status OpContext::expect_same_dtype(size_t i, size_t j) const {
   return error("inputs '", inputs_[i].name, "' (", dtype_name(inputs_[i].dtype), ") and '",
                inputs_[j].name, "' (", dtype_name(inputs_[j].dtype),
                ") must have the same element type");
+}
+
+Status OpContext::expect_float(size_t i) const {
+  if (is_float_dtype(inputs_[i].dtype)) return Status::OK();
+  return error("input ", i, " '", inputs_[i].name, "' must be a floating-point tensor, is ",
+               dtype_name(inputs_[i].dtype));
+}
+
+Status OpContext::expect_numeric(size_t i) const {
+  if (is_float_dtype(inputs_[i].dtype) || is_integer_dtype(inputs_[i].dtype)) return Status::OK();
+  return error("input ", i, " '", inputs_[i].name, "' must be numeric, is ",
+               dtype_name(inputs_[i].dtype));
 }
 
 Result<std::vector<int64_t>> OpContext::const_ints(size_t i, std::string_view what) const {
@@ -98,13 +110,20 @@ Result<double> OpContext::const_scalar(size_t i, std::string_view what) const {
                  shape_string(t.shape));
   }
   switch (t.dtype) {
-    case DType::kFloat32: return static_cast<double>(t.as<float>()[0]);
-    case DType::kFloat64: return t.as<double>()[0];
-    case DType::kInt64: return static_cast<double>(t.as<int64_t>()[0]);
-    case DType::kInt32: return static_cast<double>(t.as<int32_t>()[0]);
-    case DType::kInt8: return static_cast<double>(t.as<int8_t>()[0]);
-    case DType::kUInt8: return static_cast<double>(t.as<uint8_t>()[0]);
-    default: break;
+    case DType::kFloat32:
+      return static_cast<double>(t.as<float>()[0]);
+    case DType::kFloat64:
+      return t.as<double>()[0];
+    case DType::kInt64:
+      return static_cast<double>(t.as<int64_t>()[0]);
+    case DType::kInt32:
+      return static_cast<double>(t.as<int32_t>()[0]);
+    case DType::kInt8:
+      return static_cast<double>(t.as<int8_t>()[0]);
+    case DType::kUInt8:
+      return static_cast<double>(t.as<uint8_t>()[0]);
+    default:
+      break;
   }
   return error("input ", i, " '", in.name, "' (", what, ") has unsupported type ",
                dtype_name(t.dtype));
@@ -192,9 +211,8 @@ Result<SliceParams> slice_params(const OpContext& ctx) {
       start = std::clamp<int64_t>(start, 0, dim - 1);
       end = std::clamp<int64_t>(end, -1, dim - 1);
       // -step without overflow: any step past the dimension takes one element anyway.
-      const int64_t back = step == std::numeric_limits<int64_t>::min()
-                               ? std::numeric_limits<int64_t>::max()
-                               : -step;
+      const int64_t back =
+          step == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -step;
       count = start > end ? (start - end - 1) / back + 1 : 0;
     }
     p.starts[axis] = start;
@@ -218,7 +236,8 @@ Result<SplitParams> split_params(const OpContext& ctx) {
     const int64_t n = ctx.node().attr_int("num_outputs", 0);
     if (n != outputs) return ctx.error("num_outputs is ", n, " but the node has ", outputs);
     const int64_t chunk = (dim + n - 1) / n;
-    for (int64_t i = 0; i < n; ++i) p.sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
+    for (int64_t i = 0; i < n; ++i)
+      p.sizes.push_back(std::clamp<int64_t>(dim - i * chunk, 0, chunk));
   } else {
     if (dim % outputs != 0) {
       return ctx.error("cannot split dimension ", dim, " into ", outputs, " equal parts");
@@ -273,7 +292,8 @@ Result<std::vector<int64_t>> transpose_perm(const OpContext& ctx) {
   }
   std::vector<bool> seen(rank, false);
   for (int64_t p : perm) {
-    if (p < 0 || p >= rank || seen[p]) return ctx.error("perm is not a permutation of 0..", rank - 1);
+    if (p < 0 || p >= rank || seen[p])
+      return ctx.error("perm is not a permutation of 0..", rank - 1);
     seen[p] = true;
   }
   return perm;

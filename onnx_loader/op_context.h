@@ -17,7 +17,7 @@ namespace ps::onnx_loader {
 
 // One input of a node as shape inference sees it.
 struct InputInfo {
-  bool present = false;                  // false for an omitted optional input
+  bool present = false;  // false for an omitted optional input
   std::string_view name;
   DType dtype = DType::kUndefined;
   Shape shape;
@@ -41,8 +41,7 @@ class OpContext {
   // `inputs` has one entry per node input (absent optional ones not present); `label` names
   // the node in errors ("node 12 'Reshape_5' (Reshape)"). All referenced objects must outlive
   // the context.
-  OpContext(const Node& node, std::span<const InputInfo> inputs, int64_t opset,
-            std::string label)
+  OpContext(const Node& node, std::span<const InputInfo> inputs, int64_t opset, std::string label)
       : node_(node), inputs_(inputs), opset_(opset), label_(std::move(label)) {}
 
   const Node& node() const { return node_; }
@@ -70,6 +69,9 @@ class OpContext {
   Status expect_dtype(size_t i, std::initializer_list<DType> allowed) const;
   // Requires inputs i and j to have the same dtype.
   Status expect_same_dtype(size_t i, size_t j) const;
+  // Requires input i to be floating-point / numeric (floating-point or integer, not bool).
+  Status expect_float(size_t i) const;
+  Status expect_numeric(size_t i) const;
 
   // The values of a constant integer input (int64 or int32), or an error naming `what` when
   // the input is not known at import time.
@@ -83,8 +85,7 @@ class OpContext {
   // Maps a possibly negative axis into [0, rank), or an error.
   Result<int64_t> normalize_axis(int64_t axis, int64_t rank) const;
   // The same for a list; duplicates are an error.
-  Result<std::vector<int64_t>> normalize_axes(const std::vector<int64_t>& axes,
-                                              int64_t rank) const;
+  Result<std::vector<int64_t>> normalize_axes(const std::vector<int64_t>& axes, int64_t rank) const;
 
  private:
   const Node& node_;

@@ -8,14 +8,6 @@ namespace {
 
 using Outputs = std::vector<OutputType>;
 
-Outputs one(DType dtype, Shape shape) { return {OutputType{dtype, std::move(shape)}}; }
-
-Status expect_float(const OpContext& ctx, size_t i) {
-  if (is_float_dtype(ctx.dtype(i))) return Status::OK();
-  return ctx.error("input ", i, " '", ctx.input(i).name, "' must be a floating-point tensor, is ",
-                   dtype_name(ctx.dtype(i)));
-}
-
 Status expect_rank_at_least(const OpContext& ctx, size_t i, int64_t rank) {
   if (ctx.rank(i) >= rank) return Status::OK();
   return ctx.error("input ", i, " '", ctx.input(i).name, "' must have rank >= ", rank,
@@ -46,7 +38,8 @@ Result<Shape> window_output(const OpContext& ctx, const Shape& input_spatial,
   PS_ASSIGN_OR_RETURN(auto dilations, spatial_attr(ctx, "dilations", n, 1));
   std::vector<int64_t> pads = ctx.node().attr_ints("pads");
   if (pads.empty()) pads.assign(2 * n, 0);
-  if (pads.size() != 2 * n) return ctx.error("'pads' has ", pads.size(), " values, expected ", 2 * n);
+  if (pads.size() != 2 * n)
+    return ctx.error("'pads' has ", pads.size(), " values, expected ", 2 * n);
   for (int64_t p : pads) {
     if (p < 0) return ctx.error("negative padding");
   }
@@ -76,7 +69,7 @@ Result<Shape> window_output(const OpContext& ctx, const Shape& input_spatial,
 
 Result<Outputs> conv(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(2, 3, 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(ctx.expect_same_dtype(0, 1));
   PS_TRY(expect_rank_at_least(ctx, 0, 3));
   const Shape& x = ctx.shape(0);
@@ -106,13 +99,13 @@ Result<Outputs> conv(const OpContext& ctx) {
                       window_output(ctx, Shape(x.begin() + 2, x.end()), kernel, false));
   Shape out = {x[0], w[0]};
   out.insert(out.end(), spatial.begin(), spatial.end());
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> pool(const OpContext& ctx) {  // MaxPool, AveragePool
   const bool max_pool = ctx.node().op == "MaxPool";
   PS_TRY(ctx.expect_arity(1, 1, max_pool ? 2 : 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(expect_rank_at_least(ctx, 0, 3));
   const Shape& x = ctx.shape(0);
   const std::vector<int64_t> kernel = ctx.node().attr_ints("kernel_shape");
@@ -128,34 +121,35 @@ Result<Outputs> pool(const OpContext& ctx) {  // MaxPool, AveragePool
                       window_output(ctx, Shape(x.begin() + 2, x.end()), kernel, ceil_mode));
   Shape out = {x[0], x[1]};
   out.insert(out.end(), spatial.begin(), spatial.end());
-  Outputs outputs = one(ctx.dtype(0), out);
+  Outputs outputs = one_output(ctx.dtype(0), out);
   if (ctx.output_count() == 2) outputs.push_back(OutputType{DType::kInt64, out});
   return outputs;
 }
 
 Result<Outputs> global_pool(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(expect_rank_at_least(ctx, 0, 3));
   Shape out = ctx.shape(0);
   for (size_t i = 2; i < out.size(); ++i) out[i] = 1;
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> batch_norm(const OpContext& ctx) {
-  PS_TRY(ctx.expect_arity(5, 5, 3));
-  PS_TRY(expect_float(ctx, 0));
+  // Outputs beyond Y: running mean and variance in training mode (opset 14+), plus the saved
+  // mean and variance before opset 14.
+  PS_TRY(ctx.expect_arity(5, 5, 5));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(expect_rank_at_least(ctx, 0, 2));
   const int64_t channels = ctx.shape(0)[1];
   for (size_t i = 1; i < 5; ++i) {
-    PS_TRY(expect_float(ctx, i));
+    PS_TRY(ctx.expect_float(i));
     if (ctx.shape(i) != Shape{channels}) {
       return ctx.error("input ", i, " '", ctx.input(i).name, "' has shape ",
                        shape_string(ctx.shape(i)), ", expected [", channels, "]");
     }
   }
-  Outputs out = one(ctx.dtype(0), ctx.shape(0));
-  // Training mode: running mean and variance.
+  Outputs out = one_output(ctx.dtype(0), ctx.shape(0));
   for (size_t i = 1; i < ctx.output_count(); ++i) {
     out.push_back(OutputType{ctx.dtype(3), Shape{channels}});
   }
@@ -164,10 +158,10 @@ Result<Outputs> batch_norm(const OpContext& ctx) {
 
 Result<Outputs> layer_norm(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(2, 3, 3));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   const Shape& x = ctx.shape(0);
-  PS_ASSIGN_OR_RETURN(int64_t axis, ctx.normalize_axis(ctx.node().attr_int("axis", -1),
-                                                       ctx.rank(0)));
+  PS_ASSIGN_OR_RETURN(int64_t axis,
+                      ctx.normalize_axis(ctx.node().attr_int("axis", -1), ctx.rank(0)));
   const Shape normalized(x.begin() + axis, x.end());
   for (size_t i = 1; i < 3; ++i) {
     if (!ctx.has_input(i)) continue;
@@ -179,7 +173,7 @@ Result<Outputs> layer_norm(const OpContext& ctx) {
                        shape_string(normalized));
     }
   }
-  Outputs out = one(ctx.dtype(0), x);
+  Outputs out = one_output(ctx.dtype(0), x);
   // Mean and InvStdDev keep the leading axes and have size 1 on the normalized ones.
   Shape stats(x.begin(), x.begin() + axis);
   stats.resize(x.size(), 1);
@@ -190,9 +184,9 @@ Result<Outputs> layer_norm(const OpContext& ctx) {
 
 Result<Outputs> softmax(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  PS_TRY(expect_float(ctx, 0));
+  PS_TRY(ctx.expect_float(0));
   PS_TRY(ctx.normalize_axis(ctx.node().attr_int("axis", -1), ctx.rank(0)).status());
-  return one(ctx.dtype(0), ctx.shape(0));
+  return one_output(ctx.dtype(0), ctx.shape(0));
 }
 
 Result<Outputs> matmul(const OpContext& ctx) {
@@ -216,7 +210,7 @@ Result<Outputs> matmul(const OpContext& ctx) {
   Shape out = *batch;
   if (!a_vector) out.push_back(a[a.size() - 2]);
   if (!b_vector) out.push_back(b.back());
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> gemm(const OpContext& ctx) {
@@ -232,8 +226,8 @@ Result<Outputs> gemm(const OpContext& ctx) {
   const int64_t m = trans_a ? a[1] : a[0], k = trans_a ? a[0] : a[1];
   const int64_t kb = trans_b ? b[1] : b[0], n = trans_b ? b[0] : b[1];
   if (k != kb) {
-    return ctx.error("inner dimensions differ: A ", shape_string(a), (trans_a ? "^T" : ""),
-                     " x B ", shape_string(b), (trans_b ? "^T" : ""));
+    return ctx.error("inner dimensions differ: A ", shape_string(a), (trans_a ? "^T" : ""), " x B ",
+                     shape_string(b), (trans_b ? "^T" : ""));
   }
   const Shape out = {m, n};
   if (ctx.has_input(2)) {
@@ -244,7 +238,7 @@ Result<Outputs> gemm(const OpContext& ctx) {
                        shape_string(out));
     }
   }
-  return one(ctx.dtype(0), out);
+  return one_output(ctx.dtype(0), out);
 }
 
 const std::map<std::string_view, ShapeFunction>& table() {

@@ -10,26 +10,11 @@ namespace {
 
 using Outputs = std::vector<OutputType>;
 
-Outputs one(DType dtype, Shape shape) { return {OutputType{dtype, std::move(shape)}}; }
-
-Status expect_float(const OpContext& ctx, size_t i) {
-  if (is_float_dtype(ctx.dtype(i))) return Status::OK();
-  return ctx.error("input ", i, " '", ctx.input(i).name, "' must be a floating-point tensor, is ",
-                   dtype_name(ctx.dtype(i)));
-}
-
-Status expect_numeric(const OpContext& ctx, size_t i) {
-  if (is_float_dtype(ctx.dtype(i)) || is_integer_dtype(ctx.dtype(i))) return Status::OK();
-  return ctx.error("input ", i, " '", ctx.input(i).name, "' must be numeric, is ",
-                   dtype_name(ctx.dtype(i)));
-}
-
 Result<Shape> broadcast_inputs(const OpContext& ctx, size_t i, size_t j) {
   auto shape = broadcast_shapes(ctx.shape(i), ctx.shape(j));
   if (!shape) {
     return ctx.error("shapes ", shape_string(ctx.shape(i)), " of '", ctx.input(i).name, "' and ",
-                     shape_string(ctx.shape(j)), " of '", ctx.input(j).name,
-                     "' do not broadcast");
+                     shape_string(ctx.shape(j)), " of '", ctx.input(j).name, "' do not broadcast");
   }
   return *shape;
 }
@@ -38,55 +23,55 @@ Result<Shape> broadcast_inputs(const OpContext& ctx, size_t i, size_t j) {
 
 Result<Outputs> float_unary(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  PS_TRY(expect_float(ctx, 0));
-  return one(ctx.dtype(0), ctx.shape(0));
+  PS_TRY(ctx.expect_float(0));
+  return one_output(ctx.dtype(0), ctx.shape(0));
 }
 
 Result<Outputs> numeric_unary(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  PS_TRY(expect_numeric(ctx, 0));
-  return one(ctx.dtype(0), ctx.shape(0));
+  PS_TRY(ctx.expect_numeric(0));
+  return one_output(ctx.dtype(0), ctx.shape(0));
 }
 
 Result<Outputs> identity(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  return one(ctx.dtype(0), ctx.shape(0));
+  return one_output(ctx.dtype(0), ctx.shape(0));
 }
 
 Result<Outputs> logical_not(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
   PS_TRY(ctx.expect_dtype(0, {DType::kBool}));
-  return one(DType::kBool, ctx.shape(0));
+  return one_output(DType::kBool, ctx.shape(0));
 }
 
 Result<Outputs> float_predicate(const OpContext& ctx) {  // IsNaN, IsInf
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  PS_TRY(expect_float(ctx, 0));
-  return one(DType::kBool, ctx.shape(0));
+  PS_TRY(ctx.expect_float(0));
+  return one_output(DType::kBool, ctx.shape(0));
 }
 
 Result<Outputs> arithmetic(const OpContext& ctx) {  // Add, Sub, Mul, Div
   PS_TRY(ctx.expect_arity(2, 2, 1));
-  PS_TRY(expect_numeric(ctx, 0));
+  PS_TRY(ctx.expect_numeric(0));
   PS_TRY(ctx.expect_same_dtype(0, 1));
   PS_ASSIGN_OR_RETURN(Shape shape, broadcast_inputs(ctx, 0, 1));
-  return one(ctx.dtype(0), std::move(shape));
+  return one_output(ctx.dtype(0), std::move(shape));
 }
 
 Result<Outputs> power(const OpContext& ctx) {  // the exponent may have another numeric type
   PS_TRY(ctx.expect_arity(2, 2, 1));
-  PS_TRY(expect_numeric(ctx, 0));
-  PS_TRY(expect_numeric(ctx, 1));
+  PS_TRY(ctx.expect_numeric(0));
+  PS_TRY(ctx.expect_numeric(1));
   PS_ASSIGN_OR_RETURN(Shape shape, broadcast_inputs(ctx, 0, 1));
-  return one(ctx.dtype(0), std::move(shape));
+  return one_output(ctx.dtype(0), std::move(shape));
 }
 
 Result<Outputs> comparison(const OpContext& ctx) {  // Equal, Less, Greater, ...
   PS_TRY(ctx.expect_arity(2, 2, 1));
   PS_TRY(ctx.expect_same_dtype(0, 1));
-  if (ctx.node().op != "Equal") PS_TRY(expect_numeric(ctx, 0));
+  if (ctx.node().op != "Equal") PS_TRY(ctx.expect_numeric(0));
   PS_ASSIGN_OR_RETURN(Shape shape, broadcast_inputs(ctx, 0, 1));
-  return one(DType::kBool, std::move(shape));
+  return one_output(DType::kBool, std::move(shape));
 }
 
 Result<Outputs> logical_binary(const OpContext& ctx) {  // And, Or, Xor
@@ -94,7 +79,7 @@ Result<Outputs> logical_binary(const OpContext& ctx) {  // And, Or, Xor
   PS_TRY(ctx.expect_dtype(0, {DType::kBool}));
   PS_TRY(ctx.expect_dtype(1, {DType::kBool}));
   PS_ASSIGN_OR_RETURN(Shape shape, broadcast_inputs(ctx, 0, 1));
-  return one(DType::kBool, std::move(shape));
+  return one_output(DType::kBool, std::move(shape));
 }
 
 Result<Outputs> where(const OpContext& ctx) {
@@ -104,15 +89,15 @@ Result<Outputs> where(const OpContext& ctx) {
   PS_ASSIGN_OR_RETURN(Shape xy, broadcast_inputs(ctx, 1, 2));
   auto shape = broadcast_shapes(ctx.shape(0), xy);
   if (!shape) {
-    return ctx.error("condition shape ", shape_string(ctx.shape(0)),
-                     " does not broadcast with ", shape_string(xy));
+    return ctx.error("condition shape ", shape_string(ctx.shape(0)), " does not broadcast with ",
+                     shape_string(xy));
   }
-  return one(ctx.dtype(1), std::move(*shape));
+  return one_output(ctx.dtype(1), std::move(*shape));
 }
 
 Result<Outputs> clip(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 3, 1));
-  PS_TRY(expect_numeric(ctx, 0));
+  PS_TRY(ctx.expect_numeric(0));
   for (size_t i = 1; i < 3; ++i) {
     if (!ctx.has_input(i)) continue;
     PS_TRY(ctx.expect_same_dtype(0, i));
@@ -120,30 +105,30 @@ Result<Outputs> clip(const OpContext& ctx) {
       return ctx.error("input ", i, " '", ctx.input(i).name, "' must be a scalar");
     }
   }
-  return one(ctx.dtype(0), ctx.shape(0));
+  return one_output(ctx.dtype(0), ctx.shape(0));
 }
 
 Result<Outputs> cast(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
   if (!ctx.node().has_attr("to")) return ctx.error("attribute 'to' is missing");
-  PS_ASSIGN_OR_RETURN(DType to, dtype_from_onnx(static_cast<int32_t>(ctx.node().attr_int("to", 0)),
-                                                ctx.label()));
-  return one(to, ctx.shape(0));
+  PS_ASSIGN_OR_RETURN(
+      DType to, dtype_from_onnx(static_cast<int32_t>(ctx.node().attr_int("to", 0)), ctx.label()));
+  return one_output(to, ctx.shape(0));
 }
 
 Result<Outputs> dropout(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 3, 2));
-  PS_TRY(expect_float(ctx, 0));
-  Outputs out = one(ctx.dtype(0), ctx.shape(0));
+  PS_TRY(ctx.expect_float(0));
+  Outputs out = one_output(ctx.dtype(0), ctx.shape(0));
   if (ctx.output_count() == 2) out.push_back(OutputType{DType::kBool, ctx.shape(0)});
   return out;
 }
 
 Result<Outputs> reduce(const OpContext& ctx) {  // ReduceMean, ReduceSum, ...
   PS_TRY(ctx.expect_arity(1, 2, 1));
-  PS_TRY(expect_numeric(ctx, 0));
+  PS_TRY(ctx.expect_numeric(0));
   PS_ASSIGN_OR_RETURN(ReduceParams p, reduce_params(ctx));
-  return one(ctx.dtype(0), std::move(p.output));
+  return one_output(ctx.dtype(0), std::move(p.output));
 }
 
 // --- Shape arithmetic ----------------------------------------------------------------------
@@ -151,17 +136,18 @@ Result<Outputs> reduce(const OpContext& ctx) {  // ReduceMean, ReduceSum, ...
 Result<Outputs> shape_of(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
   const ShapeWindow w = shape_window(ctx);
-  return one(DType::kInt64, Shape{w.last - w.first});
+  return one_output(DType::kInt64, Shape{w.last - w.first});
 }
 
 Result<Outputs> size_of(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  return one(DType::kInt64, Shape{});
+  return one_output(DType::kInt64, Shape{});
 }
 
 Result<Outputs> constant_of_shape(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 1, 1));
-  if (ctx.rank(0) != 1) return ctx.error("input must be 1-D, has shape ", shape_string(ctx.shape(0)));
+  if (ctx.rank(0) != 1)
+    return ctx.error("input must be 1-D, has shape ", shape_string(ctx.shape(0)));
   PS_ASSIGN_OR_RETURN(Shape shape, ctx.const_ints(0, "shape"));
   for (int64_t dim : shape) {
     if (dim < 0) return ctx.error("negative dimension in shape ", shape_string(shape));
@@ -175,16 +161,16 @@ Result<Outputs> constant_of_shape(const OpContext& ctx) {
     }
     dtype = (*value)->dtype;
   }
-  return one(dtype, std::move(shape));
+  return one_output(dtype, std::move(shape));
 }
 
 Result<Outputs> range(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(3, 3, 1));
-  PS_TRY(expect_numeric(ctx, 0));
+  PS_TRY(ctx.expect_numeric(0));
   PS_TRY(ctx.expect_same_dtype(0, 1));
   PS_TRY(ctx.expect_same_dtype(0, 2));
   PS_ASSIGN_OR_RETURN(int64_t count, range_count(ctx));
-  return one(ctx.dtype(0), Shape{count});
+  return one_output(ctx.dtype(0), Shape{count});
 }
 
 // --- Data movement -------------------------------------------------------------------------
@@ -198,7 +184,8 @@ Result<Outputs> reshape(const OpContext& ctx) {
   int64_t known = 1;
   for (size_t i = 0; i < target.size(); ++i) {
     if (target[i] == -1) {
-      if (infer_at != -1) return ctx.error("more than one -1 in target shape ", shape_string(target));
+      if (infer_at != -1)
+        return ctx.error("more than one -1 in target shape ", shape_string(target));
       infer_at = static_cast<int>(i);
       continue;
     }
@@ -222,7 +209,7 @@ Result<Outputs> reshape(const OpContext& ctx) {
     return ctx.error("cannot reshape ", shape_string(in), " (", elements, " elements) into ",
                      shape_string(target), " (", known, " elements)");
   }
-  return one(ctx.dtype(0), std::move(target));
+  return one_output(ctx.dtype(0), std::move(target));
 }
 
 Result<Outputs> flatten(const OpContext& ctx) {
@@ -233,7 +220,7 @@ Result<Outputs> flatten(const OpContext& ctx) {
   if (axis < 0) axis += rank;
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < rank; ++i) (i < axis ? outer : inner) *= ctx.shape(0)[i];
-  return one(ctx.dtype(0), Shape{outer, inner});
+  return one_output(ctx.dtype(0), Shape{outer, inner});
 }
 
 Result<Outputs> transpose(const OpContext& ctx) {
@@ -241,7 +228,7 @@ Result<Outputs> transpose(const OpContext& ctx) {
   PS_ASSIGN_OR_RETURN(auto perm, transpose_perm(ctx));
   Shape out;
   for (int64_t p : perm) out.push_back(ctx.shape(0)[p]);
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> squeeze(const OpContext& ctx) {
@@ -265,7 +252,7 @@ Result<Outputs> squeeze(const OpContext& ctx) {
   for (size_t i = 0; i < in.size(); ++i) {
     if (!drop[i]) out.push_back(in[i]);
   }
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> unsqueeze(const OpContext& ctx) {
@@ -279,7 +266,7 @@ Result<Outputs> unsqueeze(const OpContext& ctx) {
   Shape out;
   size_t next = 0;
   for (int64_t i = 0; i < out_rank; ++i) out.push_back(inserted[i] ? 1 : ctx.shape(0)[next++]);
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> concat(const OpContext& ctx) {
@@ -295,13 +282,12 @@ Result<Outputs> concat(const OpContext& ctx) {
     bool compatible = static_cast<int64_t>(s.size()) == rank;
     for (int64_t d = 0; compatible && d < rank; ++d) compatible = d == axis || s[d] == out[d];
     if (!compatible) {
-      return ctx.error("cannot concatenate ", shape_string(ctx.shape(0)), " ('",
-                       ctx.input(0).name, "') and ", shape_string(s), " ('", ctx.input(i).name,
-                       "') on axis ", axis);
+      return ctx.error("cannot concatenate ", shape_string(ctx.shape(0)), " ('", ctx.input(0).name,
+                       "') and ", shape_string(s), " ('", ctx.input(i).name, "') on axis ", axis);
     }
     out[axis] += s[axis];
   }
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> split(const OpContext& ctx) {
@@ -319,7 +305,7 @@ Result<Outputs> split(const OpContext& ctx) {
 Result<Outputs> slice(const OpContext& ctx) {
   PS_TRY(ctx.expect_arity(1, 5, 1));
   PS_ASSIGN_OR_RETURN(SliceParams p, slice_params(ctx));
-  return one(ctx.dtype(0), std::move(p.output));
+  return one_output(ctx.dtype(0), std::move(p.output));
 }
 
 Result<Outputs> gather(const OpContext& ctx) {
@@ -341,7 +327,7 @@ Result<Outputs> gather(const OpContext& ctx) {
   Shape out(data.begin(), data.begin() + axis);
   out.insert(out.end(), ctx.shape(1).begin(), ctx.shape(1).end());
   out.insert(out.end(), data.begin() + axis + 1, data.end());
-  return one(ctx.dtype(0), std::move(out));
+  return one_output(ctx.dtype(0), std::move(out));
 }
 
 Result<Outputs> expand(const OpContext& ctx) {
@@ -354,37 +340,63 @@ Result<Outputs> expand(const OpContext& ctx) {
   if (!shape) {
     return ctx.error("cannot expand ", shape_string(ctx.shape(0)), " to ", shape_string(target));
   }
-  return one(ctx.dtype(0), std::move(*shape));
+  return one_output(ctx.dtype(0), std::move(*shape));
 }
 
 const std::map<std::string_view, ShapeFunction>& table() {
   static const std::map<std::string_view, ShapeFunction> kTable = {
-      {"Abs", numeric_unary},      {"Add", arithmetic},
-      {"And", logical_binary},     {"Cast", cast},
-      {"Ceil", float_unary},       {"Clip", clip},
-      {"Concat", concat},          {"ConstantOfShape", constant_of_shape},
-      {"Div", arithmetic},         {"Dropout", dropout},
-      {"Equal", comparison},       {"Erf", float_unary},
-      {"Exp", float_unary},        {"Expand", expand},
-      {"Flatten", flatten},        {"Floor", float_unary},
-      {"Gather", gather},          {"Greater", comparison},
-      {"GreaterOrEqual", comparison}, {"Identity", identity},
-      {"IsInf", float_predicate},  {"IsNaN", float_predicate},
-      {"Less", comparison},        {"LessOrEqual", comparison},
-      {"Log", float_unary},        {"Mul", arithmetic},
-      {"Neg", numeric_unary},      {"Not", logical_not},
-      {"Or", logical_binary},      {"Pow", power},
-      {"Range", range},            {"Reciprocal", float_unary},
-      {"ReduceMax", reduce},       {"ReduceMean", reduce},
-      {"ReduceMin", reduce},       {"ReduceProd", reduce},
-      {"ReduceSum", reduce},       {"Relu", numeric_unary},
-      {"Reshape", reshape},        {"Shape", shape_of},
-      {"Sigmoid", float_unary},    {"Size", size_of},
-      {"Slice", slice},            {"Split", split},
-      {"Sqrt", float_unary},       {"Squeeze", squeeze},
-      {"Sub", arithmetic},         {"Tanh", float_unary},
-      {"Transpose", transpose},    {"Unsqueeze", unsqueeze},
-      {"Where", where},            {"Xor", logical_binary},
+      {"Abs", numeric_unary},
+      {"Add", arithmetic},
+      {"And", logical_binary},
+      {"Cast", cast},
+      {"Ceil", float_unary},
+      {"Clip", clip},
+      {"Concat", concat},
+      {"ConstantOfShape", constant_of_shape},
+      {"Div", arithmetic},
+      {"Dropout", dropout},
+      {"Equal", comparison},
+      {"Erf", float_unary},
+      {"Exp", float_unary},
+      {"Expand", expand},
+      {"Flatten", flatten},
+      {"Floor", float_unary},
+      {"Gather", gather},
+      {"Greater", comparison},
+      {"GreaterOrEqual", comparison},
+      {"Identity", identity},
+      {"IsInf", float_predicate},
+      {"IsNaN", float_predicate},
+      {"Less", comparison},
+      {"LessOrEqual", comparison},
+      {"Log", float_unary},
+      {"Mul", arithmetic},
+      {"Neg", numeric_unary},
+      {"Not", logical_not},
+      {"Or", logical_binary},
+      {"Pow", power},
+      {"Range", range},
+      {"Reciprocal", float_unary},
+      {"ReduceMax", reduce},
+      {"ReduceMean", reduce},
+      {"ReduceMin", reduce},
+      {"ReduceProd", reduce},
+      {"ReduceSum", reduce},
+      {"Relu", numeric_unary},
+      {"Reshape", reshape},
+      {"Shape", shape_of},
+      {"Sigmoid", float_unary},
+      {"Size", size_of},
+      {"Slice", slice},
+      {"Split", split},
+      {"Sqrt", float_unary},
+      {"Squeeze", squeeze},
+      {"Sub", arithmetic},
+      {"Tanh", float_unary},
+      {"Transpose", transpose},
+      {"Unsqueeze", unsqueeze},
+      {"Where", where},
+      {"Xor", logical_binary},
   };
   return kTable;
 }

@@ -137,8 +137,8 @@ Status check_supported(const Graph& graph) {
     }
     problems.add(std::move(line));
   }
-  return problems.to_status(str_cat("unsupported node(s) in graph '", graph.name, "' (opset ",
-                                    graph.opset, ")"));
+  return problems.to_status(
+      str_cat("unsupported node(s) in graph '", graph.name, "' (opset ", graph.opset, ")"));
 }
 
 Status check_executable(const Graph& graph) {

@@ -18,19 +18,20 @@ namespace ps::onnx_loader {
 // The newest default-domain opset whose operator semantics we implement. libonnx 1.12 knows
 // opsets up to 17; our own shape inference and folding cover 18 as well.
 inline constexpr int64_t kMaxSupportedOpset = 18;
-// The oldest one; older models should be converted with onnx.version_converter first.
-inline constexpr int64_t kMinSupportedOpset = 7;
+// The oldest one. Each op's own range (SupportedOp::min_opset) says where the semantics we
+// implement begin; a model at an older opset is accepted when all its ops are in range.
+inline constexpr int64_t kMinSupportedOpset = 1;
 
 enum class OpKind : uint8_t {
-  kExecuted,         // the executor runs it (CPU reference and GPU)
-  kFoldedAtImport,   // only accepted when import can evaluate or remove it (constant inputs,
-                     // shape arithmetic, Identity/Dropout); never reaches the executor
+  kExecuted,        // the executor runs it (CPU reference and GPU)
+  kFoldedAtImport,  // only accepted when import can evaluate or remove it (constant inputs,
+                    // shape arithmetic, Identity/Dropout); never reaches the executor
 };
 
 struct SupportedOp {
-  std::string_view domain;   // "" is the default domain, ai.onnx
+  std::string_view domain;  // "" is the default domain, ai.onnx
   std::string_view op_type;
-  int64_t min_opset;         // model opset range (of the op's domain) whose semantics we handle
+  int64_t min_opset;  // model opset range (of the op's domain) whose semantics we handle
   int64_t max_opset;
   OpKind kind;
   // Bit i set: input i, when present, must be a constant known at import time (a target

@@ -15,24 +15,42 @@ using onnx::TensorProto;
 
 const char* onnx_type_name(int32_t type) {
   switch (type) {
-    case TensorProto::UNDEFINED: return "UNDEFINED";
-    case TensorProto::FLOAT: return "FLOAT";
-    case TensorProto::UINT8: return "UINT8";
-    case TensorProto::INT8: return "INT8";
-    case TensorProto::UINT16: return "UINT16";
-    case TensorProto::INT16: return "INT16";
-    case TensorProto::INT32: return "INT32";
-    case TensorProto::INT64: return "INT64";
-    case TensorProto::STRING: return "STRING";
-    case TensorProto::BOOL: return "BOOL";
-    case TensorProto::FLOAT16: return "FLOAT16";
-    case TensorProto::DOUBLE: return "DOUBLE";
-    case TensorProto::UINT32: return "UINT32";
-    case TensorProto::UINT64: return "UINT64";
-    case TensorProto::COMPLEX64: return "COMPLEX64";
-    case TensorProto::COMPLEX128: return "COMPLEX128";
-    case TensorProto::BFLOAT16: return "BFLOAT16";
-    default: return "unknown";
+    case TensorProto::UNDEFINED:
+      return "UNDEFINED";
+    case TensorProto::FLOAT:
+      return "FLOAT";
+    case TensorProto::UINT8:
+      return "UINT8";
+    case TensorProto::INT8:
+      return "INT8";
+    case TensorProto::UINT16:
+      return "UINT16";
+    case TensorProto::INT16:
+      return "INT16";
+    case TensorProto::INT32:
+      return "INT32";
+    case TensorProto::INT64:
+      return "INT64";
+    case TensorProto::STRING:
+      return "STRING";
+    case TensorProto::BOOL:
+      return "BOOL";
+    case TensorProto::FLOAT16:
+      return "FLOAT16";
+    case TensorProto::DOUBLE:
+      return "DOUBLE";
+    case TensorProto::UINT32:
+      return "UINT32";
+    case TensorProto::UINT64:
+      return "UINT64";
+    case TensorProto::COMPLEX64:
+      return "COMPLEX64";
+    case TensorProto::COMPLEX128:
+      return "COMPLEX128";
+    case TensorProto::BFLOAT16:
+      return "BFLOAT16";
+    default:
+      return "unknown";
   }
 }
 
@@ -80,7 +98,8 @@ Status copy_typed_field(const TensorProto& tensor, TensorData& out, const std::s
       for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<uint16_t>(tensor.int32_data(i));
       return Status::OK();
     }
-    case DType::kUndefined: break;
+    case DType::kUndefined:
+      break;
   }
   return internal_error("tensor '", what, "': no typed field for ", dtype_name(out.dtype));
 }
@@ -142,33 +161,52 @@ Status read_external_data(const TensorProto& tensor, const TensorReadOptions& op
 
 Result<DType> dtype_from_onnx(int32_t onnx_type, std::string_view what) {
   switch (onnx_type) {
-    case TensorProto::FLOAT: return DType::kFloat32;
-    case TensorProto::FLOAT16: return DType::kFloat16;
-    case TensorProto::BFLOAT16: return DType::kBFloat16;
-    case TensorProto::DOUBLE: return DType::kFloat64;
-    case TensorProto::INT64: return DType::kInt64;
-    case TensorProto::INT32: return DType::kInt32;
-    case TensorProto::INT8: return DType::kInt8;
-    case TensorProto::UINT8: return DType::kUInt8;
-    case TensorProto::BOOL: return DType::kBool;
+    case TensorProto::FLOAT:
+      return DType::kFloat32;
+    case TensorProto::FLOAT16:
+      return DType::kFloat16;
+    case TensorProto::BFLOAT16:
+      return DType::kBFloat16;
+    case TensorProto::DOUBLE:
+      return DType::kFloat64;
+    case TensorProto::INT64:
+      return DType::kInt64;
+    case TensorProto::INT32:
+      return DType::kInt32;
+    case TensorProto::INT8:
+      return DType::kInt8;
+    case TensorProto::UINT8:
+      return DType::kUInt8;
+    case TensorProto::BOOL:
+      return DType::kBool;
     default:
-      return unsupported("'", what, "': element type ", onnx_type_name(onnx_type), " (",
-                         onnx_type, ") is not supported");
+      return unsupported("'", what, "': element type ", onnx_type_name(onnx_type), " (", onnx_type,
+                         ") is not supported");
   }
 }
 
 int32_t dtype_to_onnx(DType dtype) {
   switch (dtype) {
-    case DType::kUndefined: return TensorProto::UNDEFINED;
-    case DType::kFloat32: return TensorProto::FLOAT;
-    case DType::kFloat16: return TensorProto::FLOAT16;
-    case DType::kBFloat16: return TensorProto::BFLOAT16;
-    case DType::kFloat64: return TensorProto::DOUBLE;
-    case DType::kInt64: return TensorProto::INT64;
-    case DType::kInt32: return TensorProto::INT32;
-    case DType::kInt8: return TensorProto::INT8;
-    case DType::kUInt8: return TensorProto::UINT8;
-    case DType::kBool: return TensorProto::BOOL;
+    case DType::kUndefined:
+      return TensorProto::UNDEFINED;
+    case DType::kFloat32:
+      return TensorProto::FLOAT;
+    case DType::kFloat16:
+      return TensorProto::FLOAT16;
+    case DType::kBFloat16:
+      return TensorProto::BFLOAT16;
+    case DType::kFloat64:
+      return TensorProto::DOUBLE;
+    case DType::kInt64:
+      return TensorProto::INT64;
+    case DType::kInt32:
+      return TensorProto::INT32;
+    case DType::kInt8:
+      return TensorProto::INT8;
+    case DType::kUInt8:
+      return TensorProto::UINT8;
+    case DType::kBool:
+      return TensorProto::BOOL;
   }
   return TensorProto::UNDEFINED;
 }
@@ -214,8 +252,7 @@ Result<fs::path> resolve_external_data_path(const std::string& base_dir,
   }
   for (const auto& part : relative.lexically_normal()) {
     if (part == "..") {
-      return permission_denied("external data location '", location,
-                               "' leaves the model's folder");
+      return permission_denied("external data location '", location, "' leaves the model's folder");
     }
   }
   std::error_code ec;
@@ -226,8 +263,8 @@ Result<fs::path> resolve_external_data_path(const std::string& base_dir,
   // A symbolic link inside the folder may still point out of it.
   auto [base_end, full_it] = std::mismatch(base.begin(), base.end(), full.begin(), full.end());
   if (base_end != base.end()) {
-    return permission_denied("external data location '", location, "' resolves to '",
-                             full.string(), "' outside '", base.string(), "'");
+    return permission_denied("external data location '", location, "' resolves to '", full.string(),
+                             "' outside '", base.string(), "'");
   }
   if (!fs::exists(full, ec)) {
     return not_found("external data file '", full.string(), "' does not exist");
@@ -243,8 +280,8 @@ Result<TensorData> tensor_from_onnx(const TensorProto& tensor, const TensorReadO
   TensorData out;
   PS_ASSIGN_OR_RETURN(out.dtype, dtype_from_onnx(tensor.data_type(), what));
   out.shape.assign(tensor.dims().begin(), tensor.dims().end());
-  PS_TRY(check_tensor_size(out.shape, out.dtype, options.max_tensor_bytes,
-                           str_cat("tensor ", what)));
+  PS_TRY(
+      check_tensor_size(out.shape, out.dtype, options.max_tensor_bytes, str_cat("tensor ", what)));
   if (tensor.has_segment()) {
     return unsupported("tensor '", what, "': segmented tensors are not supported");
   }

@@ -3,13 +3,13 @@
 // conversions the importer and the constant folder share.
 #pragma once
 
+#include <onnx/onnx_pb.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
 #include <string_view>
-
-#include <onnx/onnx_pb.h>
 
 #include "common/status.h"
 #include "onnx_loader/graph.h"
