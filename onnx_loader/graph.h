@@ -88,10 +88,12 @@ struct Node {
   std::string op;                    // ONNX op_type, or one of ours after fusion
   std::string name;                  // the ONNX node name (or made from fused nodes)
   std::vector<int> inputs;           // value indices; -1 for an omitted optional input
-  std::vector<int> outputs;          // value indices
+  std::vector<int> outputs;          // value indices (never -1: import drops trailing omitted
+                                     // optional outputs and names the ones in between)
   std::map<std::string, Attribute> attrs;
   std::vector<int> onnx_nodes;       // indices of the ONNX nodes this node came from
   bool dead = false;
+  std::string domain;                // ONNX operator domain; "" is the default (ai.onnx)
 
   // Attribute accessors with defaults; a wrong-typed attribute returns the default.
   int64_t attr_int(const std::string& key, int64_t fallback) const;
@@ -133,5 +135,9 @@ class Graph {
   // inputs/outputs present. Returns the first broken one.
   Status validate() const;
 };
+
+// "node 12 'Reshape_5' (Reshape)" for error messages: the ONNX node index when the node came
+// from one ONNX node, else "IR node N". Precondition: 0 <= node < graph.nodes.size().
+std::string describe_node(const Graph& graph, int node);
 
 }  // namespace ps::onnx_loader

@@ -1,0 +1,143 @@
+#include "onnx_loader/pipeline.h"
+
+#include <functional>
+
+#include "onnx_loader/cleanup_passes.h"
+#include "onnx_loader/constant_folding.h"
+#include "onnx_loader/passes/fold_batchnorm.h"
+#include "onnx_loader/passes/fuse_conv.h"
+#include "onnx_loader/passes/fuse_gelu.h"
+#include "onnx_loader/passes/fuse_layernorm.h"
+#include "onnx_loader/passes/fuse_matmul_bias.h"
+
+namespace ps::onnx_loader {
+namespace {
+
+using PassFn = std::function<Result<int>(Graph&)>;
+
+struct NamedPass {
+  const char* name;
+  PassFn run;
+};
+
+int live_nodes(const Graph& graph) {
+  int count = 0;
+  for (const Node& node : graph.nodes) count += node.dead ? 0 : 1;
+  return count;
+}
+
+bool is_float_parameter(const Value& value) {
+  const DType dtype = value.constant ? value.constant->dtype : DType::kUndefined;
+  return is_parameter(value) && (dtype == DType::kFloat32 || dtype == DType::kFloat16 ||
+                                 dtype == DType::kBFloat16 || dtype == DType::kFloat64);
+}
+
+// fold_constants with the float parameters hidden from it: they look like runtime values while
+// it runs, so no node that reads one is evaluated (their shapes stay known, so Shape of a
+// parameter still folds).
+Result<int> fold_constants_keeping_parameters(Graph& graph) {
+  std::vector<std::pair<int, ConstTensor>> hidden;
+  for (int v = 0; v < static_cast<int>(graph.values.size()); ++v) {
+    Value& value = graph.values[v];
+    if (!is_float_parameter(value)) continue;
+    hidden.emplace_back(v, std::move(value.constant));
+    value.constant = nullptr;
+  }
+  int folded = 0;
+  Status status = fold_constants(graph, &folded);
+  for (auto& [v, constant] : hidden) graph.values[v].constant = std::move(constant);
+  PS_TRY(status);
+  return folded;
+}
+
+// Cleanup shared by both modes (import ran it already unless asked not to; running it again
+// is cheap and makes run_passes correct on any valid graph).
+std::vector<NamedPass> cleanup_passes(Mode mode) {
+  return {
+      {"remove_identity_and_dropout",
+       [](Graph& graph) -> Result<int> {
+         int removed = 0;
+         PS_TRY(remove_identity_and_dropout(graph, &removed));
+         return removed;
+       }},
+      {"fold_constants", mode == Mode::kTraining ? PassFn(fold_constants_keeping_parameters)
+                                                 : PassFn([](Graph& graph) -> Result<int> {
+                                                     int folded = 0;
+                                                     PS_TRY(fold_constants(graph, &folded));
+                                                     return folded;
+                                                   })},
+  };
+}
+
+// Drops nodes whose outputs reach no graph output, then compacts. Counts the nodes removed
+// (nodes already marked dead by earlier passes are not counted again).
+Result<int> dead_code_pass(Graph& graph) {
+  const int before = live_nodes(graph);
+  PS_TRY(eliminate_dead_code(graph));
+  return before - live_nodes(graph);
+}
+
+std::vector<NamedPass> inference_passes() {
+  return {
+      {"fold_batchnorm", passes::fold_batchnorm_into_conv},
+      {"fuse_conv", passes::fuse_conv_activation},
+      {"fuse_matmul_bias", passes::fuse_matmul_bias},
+      {"fuse_layernorm", passes::fuse_layernorm},
+      {"fuse_gelu", passes::fuse_gelu},
+  };
+}
+
+}  // namespace
+
+bool is_parameter(const Value& value) {
+  return value.constant != nullptr && value.is_weight && value.constant->elements() > 1;
+}
+
+const char* mode_name(Mode mode) { return mode == Mode::kInference ? "inference" : "training"; }
+
+std::vector<std::string> PipelineReport::pass_names() const {
+  std::vector<std::string> names;
+  names.reserve(passes.size());
+  for (const PassCount& count : passes) names.push_back(count.pass);
+  return names;
+}
+
+std::string PipelineReport::summary() const {
+  std::string text;
+  for (const PassCount& count : passes) {
+    if (!text.empty()) text += ' ';
+    text += str_cat(count.pass, '=', count.changes);
+  }
+  if (linear_gemms > 0) text += str_cat(text.empty() ? "" : " ", "gemm_kept=", linear_gemms);
+  return str_cat(text, text.empty() ? "" : " ", "(nodes ", nodes_before, " -> ", nodes_after, ")");
+}
+
+Result<PipelineReport> run_passes(Graph& graph, Mode mode) {
+  PS_TRY(graph.validate().with_context("graph before passes"));
+  PipelineReport report;
+  report.nodes_before = live_nodes(graph);
+
+  std::vector<NamedPass> list = cleanup_passes(mode);
+  if (mode == Mode::kInference) {
+    for (NamedPass& pass : inference_passes()) list.push_back(std::move(pass));
+  }
+  list.push_back({"eliminate_dead_code", dead_code_pass});
+  for (const NamedPass& pass : list) {
+    Result<int> changes = pass.run(graph);
+    if (!changes.ok()) return changes.status().with_context(str_cat("pass ", pass.name));
+    Status valid = graph.validate();
+    if (!valid.ok()) {
+      return internal_error("pass ", pass.name, " left an invalid graph: ", valid.message());
+    }
+    report.passes.push_back({pass.name, *changes});
+  }
+
+  // Passes made new constants (folded weights, flattened biases): classify them again.
+  mark_weights(graph);
+  PS_TRY(graph.validate().with_context("graph after passes"));
+  report.nodes_after = live_nodes(graph);
+  if (mode == Mode::kInference) report.linear_gemms = passes::count_linear_gemms(graph);
+  return report;
+}
+
+}  // namespace ps::onnx_loader

@@ -1,0 +1,60 @@
+// The list of graph passes run for a mode, and what each one changed.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "onnx_loader/graph.h"
+
+namespace ps::onnx_loader {
+
+// What a package is for. Inference packages are fused (BatchNorm folded into convolutions,
+// bias/activation/residual fused); training packages keep the layers as exported so that the
+// backward pass and the optimizer see every parameter and BatchNorm's statistics.
+enum class Mode { kInference, kTraining };
+
+// "inference" / "training".
+const char* mode_name(Mode mode);
+
+struct PassCount {
+  std::string pass;  // "fold_batchnorm", "fuse_conv", ...
+  int changes = 0;   // nodes folded, fused or removed (per pass; see each pass's comment)
+};
+
+struct PipelineReport {
+  std::vector<PassCount> passes;  // in the order they ran
+  int nodes_before = 0;           // live nodes
+  int nodes_after = 0;
+  int linear_gemms = 0;  // Gemm nodes kept as Gemm in nn.Linear form (inference)
+
+  // Names of the passes that ran, in order (what the manifest records).
+  std::vector<std::string> pass_names() const;
+  // "fold_batchnorm=52 fuse_conv=104 ..." for psimport's summary.
+  std::string summary() const;
+};
+
+// A model parameter or buffer: a constant marked is_weight (read as data) with more than one
+// element. Scalars read as data (0.5, sqrt(2), -10000) are the exporter's constants, not
+// parameters, whichever way the importer marked them.
+bool is_parameter(const Value& value);
+
+// Runs the passes of `mode` over `graph` in place, in this order:
+//   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
+//              fuse_matmul_bias, fuse_layernorm, fuse_gelu, eliminate_dead_code;
+//   training:  remove_identity_and_dropout, fold_constants, eliminate_dead_code
+//              (BatchNormalization stays a layer and nothing is folded into weights; constant
+//              folding leaves every node that reads a float parameter alone, so that
+//              Gather(position_embeddings, ids) stays a layer and the table stays trainable).
+// A training package needs a graph imported with ImportOptions.optimize = false (and
+// require_executable = false, then check_executable after this): import's own folding does
+// not protect parameters.
+// Then mark_weights classifies the constants again. The graph ends compacted (no dead nodes;
+// indices renumbered).
+// Preconditions: `graph` passed Graph::validate() and shape inference (static shapes).
+// The graph is validated after every pass; a pass that breaks it is reported as an internal
+// error naming the pass. On error the graph may be partly rewritten (still valid up to the
+// failing pass).
+Result<PipelineReport> run_passes(Graph& graph, Mode mode);
+
+}  // namespace ps::onnx_loader

@@ -1,0 +1,298 @@
+// Transformer passes (MatMul + bias, LayerNorm and GELU recognition) on tiny hand-built graphs:
+// the exported forms are recognised and every near miss is left alone.
+#include <catch2/catch.hpp>
+
+#include "onnx_loader/passes/fuse_gelu.h"
+#include "onnx_loader/passes/fuse_layernorm.h"
+#include "onnx_loader/passes/fuse_matmul_bias.h"
+#include "onnx_loader/passes/pattern.h"
+#include "tests/onnx_loader/graph_builder.h"
+
+namespace ps::onnx_loader {
+namespace {
+
+using testing::Builder;
+using testing::ramp;
+
+Attribute ints(std::vector<int64_t> v) { return Attribute{std::move(v)}; }
+Attribute i64(int64_t v) { return Attribute{v}; }
+Attribute f32(float v) { return Attribute{v}; }
+
+int fused(const Result<int>& result) {
+  REQUIRE(result.ok());
+  return *result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// MatMul + bias
+
+TEST_CASE("fuse_matmul_bias: MatMul + Add(bias) in both operand orders", "[passes]") {
+  for (bool bias_first : {false, true}) {
+    Builder b;
+    const int a = b.input("a", {2, 5, 4});
+    const int w = b.weight("w", {4, 3}, ramp(12));
+    const int bias = b.weight("bias", {3}, ramp(3));
+    const int mm =
+        b.node("MatMul", "/encoder/layer.0/attention/self/query/MatMul", {a, w}, {2, 5, 3});
+    const std::vector<int> add_inputs =
+        bias_first ? std::vector<int>{bias, mm} : std::vector<int>{mm, bias};
+    const int y = b.node("Add", "/encoder/layer.0/attention/self/query/Add", add_inputs, {2, 5, 3});
+    b.output(y);
+    REQUIRE(fused(passes::fuse_matmul_bias(b.graph)) == 1);
+    REQUIRE(b.graph.validate().ok());
+    const Node* f = b.find("MatMulBias");
+    REQUIRE(f != nullptr);
+    CHECK(b.live() == 1);
+    CHECK(f->inputs == std::vector<int>{a, w, bias});
+    CHECK(f->outputs == std::vector<int>{y});
+    CHECK(f->name == "/encoder/layer.0/attention/self/query/MatMulBias");
+  }
+}
+
+TEST_CASE("fuse_matmul_bias: [1, N] bias is flattened to [N]", "[passes]") {
+  Builder b;
+  const int a = b.input("a", {2, 4});
+  const int w = b.weight("w", {4, 3}, ramp(12));
+  const int bias = b.weight("bias", {1, 3}, ramp(3));
+  b.output(b.node("Add", "/add", {b.node("MatMul", "/mm", {a, w}, {2, 3}), bias}, {2, 3}));
+  REQUIRE(fused(passes::fuse_matmul_bias(b.graph)) == 1);
+  const Node* f = b.find("MatMulBias");
+  REQUIRE(f != nullptr);
+  const TensorData* flat = passes::constant_of(b.graph, f->inputs[2]);
+  REQUIRE(flat != nullptr);
+  CHECK(flat->shape == Shape{3});
+  CHECK(testing::floats_of(*flat) == ramp(3));
+}
+
+TEST_CASE("fuse_matmul_bias: near misses are left unchanged", "[passes]") {
+  Builder b;
+  const int a = b.input("a", {2, 4});
+  const int w = b.weight("w", {4, 3}, ramp(12));
+  const int mm = b.node("MatMul", "/mm", {a, w}, {2, 3});
+  SECTION("bias is a full [M, N] matrix") {
+    b.output(b.node("Add", "/add", {mm, b.weight("bias", {2, 3}, ramp(6))}, {2, 3}));
+  }
+  SECTION("bias over the wrong dimension") {
+    b.output(b.node("Add", "/add", {mm, b.weight("bias", {2, 1}, ramp(2))}, {2, 3}));
+  }
+  SECTION("bias is an activation") {
+    b.output(b.node("Add", "/add", {mm, b.input("bias", {3})}, {2, 3}));
+  }
+  SECTION("product read twice") {
+    b.output(b.node("Add", "/add", {mm, b.weight("bias", {3}, ramp(3))}, {2, 3}));
+    b.output(mm);
+  }
+  SECTION("Mul instead of Add") {
+    b.output(b.node("Mul", "/mul", {mm, b.weight("bias", {3}, ramp(3))}, {2, 3}));
+  }
+  CHECK(fused(passes::fuse_matmul_bias(b.graph)) == 0);
+  CHECK(b.count("MatMul") == 1);
+  CHECK(b.count("MatMulBias") == 0);
+}
+
+TEST_CASE("count_linear_gemms: Gemm stays Gemm; nn.Linear form counted", "[passes]") {
+  Builder b;
+  const int x = b.input("x", {8, 16});
+  const int w = b.weight("fc.weight", {10, 16}, ramp(160));
+  const int bias = b.weight("fc.bias", {10}, ramp(10));
+  const int y = b.node("Gemm", "/fc/Gemm", {x, w, bias}, {8, 10},
+                       {{"transB", i64(1)}, {"alpha", f32(1.0f)}, {"beta", f32(1.0f)}});
+  const int z = b.node("Gemm", "/fc2/Gemm", {y, w, bias}, {8, 10}, {{"transA", i64(1)}});
+  b.output(z);
+  CHECK(fused(passes::fuse_matmul_bias(b.graph)) == 0);
+  CHECK(b.count("Gemm") == 2);
+  CHECK(passes::count_linear_gemms(b.graph) == 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm
+
+struct LayerNormGraph {
+  Builder b;
+  int x, mean, sub, pow, var, add_eps, sqrt_v, div, mul, y, gamma, beta, two, eps;
+  Shape xs = {2, 5, 8};
+  Shape rs = {2, 5, 1};
+};
+
+// The decomposed pattern PyTorch exports at opset < 17. `axes_as_input` is the opset-18 form.
+LayerNormGraph make_layernorm(bool axes_as_input = false, bool swap_affine = false) {
+  LayerNormGraph t;
+  Builder& b = t.b;
+  const std::string s = "/encoder/layer.0/attention/output/LayerNorm/";
+  t.x = b.input("x", t.xs);
+  auto reduce = [&](const char* name, int in) {
+    if (axes_as_input) {
+      const int axes =
+          b.constant(std::string(name) + ".axes", testing::int64_tensor({1}, {-1}), false);
+      return b.node("ReduceMean", s + name, {in, axes}, t.rs);
+    }
+    return b.node("ReduceMean", s + name, {in}, t.rs, {{"axes", ints({-1})}});
+  };
+  t.mean = reduce("ReduceMean", t.x);
+  t.sub = b.node("Sub", s + "Sub", {t.x, t.mean}, t.xs);
+  t.two = b.scalar("two", 2.0f);
+  t.pow = b.node("Pow", s + "Pow", {t.sub, t.two}, t.xs);
+  t.var = reduce("ReduceMean_1", t.pow);
+  t.eps = b.scalar("eps", 1e-12f);
+  t.add_eps = b.node("Add", s + "Add", {t.var, t.eps}, t.rs);
+  t.sqrt_v = b.node("Sqrt", s + "Sqrt", {t.add_eps}, t.rs);
+  t.div = b.node("Div", s + "Div", {t.sub, t.sqrt_v}, t.xs);
+  t.gamma = b.weight("LayerNorm.weight", {8}, ramp(8));
+  t.beta = b.weight("LayerNorm.bias", {8}, ramp(8, -0.4f));
+  t.mul = b.node("Mul", s + "Mul",
+                 swap_affine ? std::vector<int>{t.gamma, t.div} : std::vector<int>{t.div, t.gamma},
+                 t.xs);
+  t.y =
+      b.node("Add", s + "Add_1",
+             swap_affine ? std::vector<int>{t.beta, t.mul} : std::vector<int>{t.mul, t.beta}, t.xs);
+  b.output(t.y);
+  return t;
+}
+
+void check_layernorm_fused(LayerNormGraph& t) {
+  REQUIRE(fused(passes::fuse_layernorm(t.b.graph)) == 1);
+  REQUIRE(t.b.graph.validate().ok());
+  CHECK(t.b.live() == 1);
+  const Node* ln = t.b.find("LayerNormalization");
+  REQUIRE(ln != nullptr);
+  CHECK(ln->inputs == std::vector<int>{t.x, t.gamma, t.beta});
+  CHECK(ln->outputs == std::vector<int>{t.y});
+  CHECK(ln->attr_int("axis", 0) == -1);
+  CHECK(ln->attr_float("epsilon", 0.0f) == 1e-12f);
+  CHECK(ln->onnx_nodes.size() == 9);
+  CHECK(ln->name == "/encoder/layer.0/attention/output/LayerNorm/LayerNormalization");
+}
+
+TEST_CASE("fuse_layernorm: PyTorch's decomposed LayerNorm is recognised", "[passes]") {
+  SECTION("axes attribute") {
+    LayerNormGraph t = make_layernorm();
+    check_layernorm_fused(t);
+  }
+  SECTION("axes input (opset 18), gamma and beta first") {
+    LayerNormGraph t = make_layernorm(true, true);
+    check_layernorm_fused(t);
+  }
+  SECTION("axes given as rank - 1") {
+    LayerNormGraph t = make_layernorm();
+    t.b.graph.nodes[0].attrs["axes"] = ints({2});
+    t.b.graph.nodes[3].attrs["axes"] = ints({2});
+    check_layernorm_fused(t);
+  }
+}
+
+TEST_CASE("fuse_layernorm: near misses are left unchanged", "[passes]") {
+  LayerNormGraph t = make_layernorm();
+  Graph& g = t.b.graph;
+  SECTION("Pow exponent 3") { g.nodes[2].inputs[1] = t.b.scalar("three", 3.0f); }
+  SECTION("reduction over axis 1") { g.nodes[3].attrs["axes"] = ints({1}); }
+  SECTION("reduction over two axes") { g.nodes[0].attrs["axes"] = ints({1, 2}); }
+  SECTION("keepdims 0") { g.nodes[0].attrs["keepdims"] = i64(0); }
+  SECTION("Sqrt output read elsewhere") { t.b.output(t.sqrt_v); }
+  SECTION("variance read by another node") { t.b.output(t.b.node("Relu", "/r", {t.var}, t.rs)); }
+  SECTION("Sub of a different mean") { g.nodes[1].inputs = {t.x, t.b.input("other", t.rs)}; }
+  SECTION("gamma of the wrong length") { g.nodes[7].inputs[1] = t.b.weight("g4", {4}, ramp(4)); }
+  SECTION("beta is an activation") { g.nodes[8].inputs[1] = t.b.input("beta_in", {8}); }
+  SECTION("epsilon is not a scalar") {
+    g.nodes[4].inputs[1] = t.b.weight("eps2", {2}, {1e-5f, 1e-5f});
+  }
+  const int before = t.b.live();
+  CHECK(fused(passes::fuse_layernorm(g)) == 0);
+  CHECK(t.b.live() == before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU
+
+struct GeluGraph {
+  Builder b;
+  int x, y;
+  Shape s = {2, 5, 16};
+};
+
+enum class GeluForm { kHf, kHalfFirst, kHalfOfSum, kMulBySqrtHalf };
+
+GeluGraph make_gelu(GeluForm form, double sqrt2 = 1.4142135, double one = 1.0, double half = 0.5) {
+  GeluGraph t;
+  Builder& b = t.b;
+  const std::string scope = "/encoder/layer.0/intermediate/intermediate_act_fn/";
+  t.x = b.input("x", t.s);
+  const int u = form == GeluForm::kMulBySqrtHalf
+                    ? b.node("Mul", scope + "Mul_scale",
+                             {b.scalar("r2", static_cast<float>(1.0 / sqrt2)), t.x}, t.s)
+                    : b.node("Div", scope + "Div", {t.x, b.scalar("sqrt2", float(sqrt2))}, t.s);
+  const int e = b.node("Erf", scope + "Erf", {u}, t.s);
+  const int p = b.node("Add", scope + "Add", {b.scalar("one", float(one)), e}, t.s);
+  const int h = b.scalar("half", float(half));
+  switch (form) {
+    case GeluForm::kHf:
+    case GeluForm::kMulBySqrtHalf:
+      t.y = b.node("Mul", scope + "Mul_1", {b.node("Mul", scope + "Mul", {t.x, p}, t.s), h}, t.s);
+      break;
+    case GeluForm::kHalfFirst:
+      t.y = b.node("Mul", scope + "Mul_1", {p, b.node("Mul", scope + "Mul", {h, t.x}, t.s)}, t.s);
+      break;
+    case GeluForm::kHalfOfSum:
+      t.y = b.node("Mul", scope + "Mul_1", {t.x, b.node("Mul", scope + "Mul", {p, h}, t.s)}, t.s);
+      break;
+  }
+  b.output(t.y);
+  return t;
+}
+
+TEST_CASE("fuse_gelu: the forms exporters emit are recognised", "[passes]") {
+  for (GeluForm form :
+       {GeluForm::kHf, GeluForm::kHalfFirst, GeluForm::kHalfOfSum, GeluForm::kMulBySqrtHalf}) {
+    GeluGraph t = make_gelu(form);
+    INFO("form " << static_cast<int>(form));
+    REQUIRE(fused(passes::fuse_gelu(t.b.graph)) == 1);
+    REQUIRE(t.b.graph.validate().ok());
+    CHECK(t.b.live() == 1);
+    const Node* g = t.b.find("Gelu");
+    REQUIRE(g != nullptr);
+    CHECK(g->inputs == std::vector<int>{t.x});
+    CHECK(g->outputs == std::vector<int>{t.y});
+    CHECK(g->attr_string("approximate", "") == "none");
+    CHECK(g->onnx_nodes.size() == 5);
+    CHECK(t.b.graph.consumers(t.x).size() == 1);  // only the Gelu reads x now
+  }
+}
+
+TEST_CASE("fuse_gelu: near misses are left unchanged", "[passes]") {
+  SECTION("divide by 2") {
+    GeluGraph t = make_gelu(GeluForm::kHf, 2.0);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("add 2") {
+    GeluGraph t = make_gelu(GeluForm::kHf, 1.4142135, 2.0);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("scale 0.6") {
+    for (GeluForm form : {GeluForm::kHf, GeluForm::kHalfFirst, GeluForm::kHalfOfSum}) {
+      GeluGraph t = make_gelu(form, 1.4142135, 1.0, 0.6);
+      CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+    }
+  }
+  SECTION("Erf output read elsewhere") {
+    GeluGraph t = make_gelu(GeluForm::kHf);
+    t.b.output(t.b.graph.nodes[1].outputs[0]);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("multiplied by another tensor than x") {
+    GeluGraph t = make_gelu(GeluForm::kHf);
+    t.b.graph.nodes[3].inputs[0] = t.b.input("z", t.s);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("x * 0.5 read by another node (third form)") {
+    GeluGraph t = make_gelu(GeluForm::kHalfFirst);
+    t.b.output(t.b.graph.nodes[3].outputs[0]);
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+  SECTION("tanh instead of erf") {
+    GeluGraph t = make_gelu(GeluForm::kHf);
+    t.b.graph.nodes[1].op = "Tanh";
+    CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
+  }
+}
+
+}  // namespace
+}  // namespace ps::onnx_loader
