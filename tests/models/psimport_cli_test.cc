@@ -172,15 +172,55 @@ TEST_CASE("psimport --info describes a package and reports a bad one", "[psimpor
   CHECK_THAT(r.err, Contains("missing.psm: no such file"));
 }
 
-TEST_CASE("psimport import and zoo say they are not wired yet", "[psimport]") {
+TEST_CASE("psimport writes a zoo model, imports it and describes the package", "[psimport]") {
   ps::testing::TempDir dir;
-  Run r = run({dir.file("m.onnx"), "--batch", "8"});
+  const std::string onnx = dir.file("resnet_tiny.onnx");
+  Run r = run({"--zoo", "resnet_tiny", "-o", onnx});
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("wrote " + onnx));
+
+  // Default output path: the input's with .psm in place of .onnx.
+  r = run({onnx, "--batch", "4", "--grouping", "blocks"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  const std::string psm = dir.file("resnet_tiny.psm");
+  CHECK_THAT(r.out, Contains("imported " + onnx + " -> " + psm));
+  CHECK_THAT(r.out, Contains("fold_batchnorm="));
+  CHECK_THAT(r.out, Contains("input  float32 [4,3,32,32]"));
+  CHECK_THAT(r.out, Contains("outputs      logits  float32 [4,1000]"));
+  CHECK_THAT(r.out, Contains("(blocks)"));
+
+  r = run({"--info", psm});
+  CHECK(r.status == 0);
+  CHECK_THAT(r.out, Contains("mode inference, dims batch=4"));
+
+  // Training packages keep BatchNormalization as a layer.
+  r = run({onnx, "-o", dir.file("train.psm"), "--batch", "2", "--mode", "training", "-q"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.empty());
+  r = run({"--info", dir.file("train.psm")});
+  CHECK_THAT(r.out, Contains("BatchNormalization"));
+  CHECK_THAT(r.out, Contains("mode training"));
+}
+
+TEST_CASE("psimport failures name the cause and write nothing", "[psimport]") {
+  ps::testing::TempDir dir;
+  Run r = run({"--zoo", "resnet9000", "-o", dir.file("r.onnx")});
+  CHECK(r.status == 2);
+  CHECK_THAT(r.err, Contains("no model named 'resnet9000'"));
+  CHECK_THAT(r.err, Contains("resnet152"));  // lists what the zoo has
+
+  r = run({dir.file("missing.onnx"), "--batch", "8"});
   CHECK(r.status == 1);
-  CHECK_THAT(r.err, Contains("not wired into this build yet"));
-  r = run({"--zoo", "resnet152", "-o", dir.file("r.onnx")});
+  CHECK_THAT(r.err, Contains("missing.onnx"));
+  CHECK_THAT(r.err, Contains("nothing was written"));
+
+  ps::testing::write_file(dir.file("garbage.onnx"), std::vector<uint8_t>(100, 0xff));
+  r = run({dir.file("garbage.onnx"), "--batch", "8"});
   CHECK(r.status == 1);
-  CHECK_THAT(r.err, Contains("not wired into this build yet"));
-  CHECK(dir.entries().empty());
+  CHECK_THAT(r.err, Contains("garbage.onnx"));
+  CHECK(dir.entries() == std::vector<std::string>{"garbage.onnx"});
 }
 
 }  // namespace
