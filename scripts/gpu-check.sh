@@ -27,7 +27,7 @@ if [[ -d "$DIR/lib" && -d "$DIR/tests" ]]; then   # a bundle
   BIN="$DIR/bin"
   if [[ -f "$DIR/testdata/onnx-node.tar.gz" && -z "${PS_ONNX_TESTDATA:-}" ]]; then
     mkdir -p /tmp/ps-testdata && tar -C /tmp/ps-testdata -xzf "$DIR/testdata/onnx-node.tar.gz"
-    export PS_ONNX_TESTDATA=/tmp/ps-testdata
+    export PS_ONNX_TESTDATA=/tmp/ps-testdata/node
   fi
 else
   if [[ ! -d "$DIR" ]]; then make -C "$HERE/.." build BUILD_DIR="$DIR" || exit 1; fi
