@@ -371,7 +371,7 @@ TEST_CASE("randomly corrupted fields give errors, never crashes", "[import][malf
     onnx::ModelProto model = original;
     onnx::GraphProto* g = model.mutable_graph();
     onnx::NodeProto* node = g->mutable_node(static_cast<int>(random() % g->node_size()));
-    switch (random() % 7) {
+    switch (random() % 8) {
       case 0: {  // a dimension of the input
         auto* shape = g->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
         shape->mutable_dim(static_cast<int>(random() % shape->dim_size()))->set_dim_value(small());
@@ -402,6 +402,15 @@ TEST_CASE("randomly corrupted fields give errors, never crashes", "[import][malf
       case 5:  // an extra input
         node->add_input(random() % 2 ? "axes" : "shape");
         break;
+      case 6: {  // an int64 initializer (a target shape, axes) with extreme values
+        TensorProto* t = g->mutable_initializer(1 + static_cast<int>(random() % 2));
+        const int64_t extremes[] = {INT64_MIN, INT64_MAX, INT64_MIN + 1, 1LL << 40, -(1LL << 40),
+                                    0, -1, 3};
+        std::vector<int64_t> values(t->raw_data().size() / sizeof(int64_t));
+        for (int64_t& v : values) v = random() % 2 ? extremes[random() % 8] : small();
+        t->set_raw_data(values.data(), values.size() * sizeof(int64_t));
+        break;
+      }
       default:  // an initializer's data replaced by a short one
         g->mutable_initializer(static_cast<int>(random() % g->initializer_size()))
             ->set_raw_data(std::string(random() % 24, '\x01'));
