@@ -6,6 +6,7 @@
 #include <map>
 
 #include "onnx_loader/constant_eval_internal.h"
+#include "onnx_loader/tensor_data.h"
 
 namespace ps::onnx_loader {
 namespace eval {
@@ -185,7 +186,7 @@ Result<Outputs> gather(const OpContext& ctx, std::span<const OutputType> types) 
         return ctx.error("index ", index, " is out of range for axis ", axis, " of size ", dim);
       }
       if (index < 0) index += dim;
-      std::memcpy(dst, value(ctx, 0).bytes.data() + (o * dim + index) * chunk, chunk);
+      copy_bytes(dst, value(ctx, 0).bytes.data() + (o * dim + index) * chunk, chunk);
       dst += chunk;
     }
   }
@@ -202,7 +203,7 @@ Result<Outputs> concat(const OpContext& ctx, std::span<const OutputType> types) 
   for (int64_t o = 0; o < s.outer; ++o) {
     for (size_t i = 0; i < ctx.input_count(); ++i) {
       const size_t chunk = ctx.shape(i)[axis] * s.inner * size;
-      std::memcpy(dst, value(ctx, i).bytes.data() + o * chunk, chunk);
+      copy_bytes(dst, value(ctx, i).bytes.data() + o * chunk, chunk);
       dst += chunk;
     }
   }
@@ -220,8 +221,8 @@ Result<Outputs> split(const OpContext& ctx, std::span<const OutputType> types) {
     TensorData part = make_output(types[k]);
     const size_t chunk = p.sizes[k] * s.inner * size;
     for (int64_t o = 0; o < s.outer; ++o) {
-      std::memcpy(part.bytes.data() + o * chunk,
-                  value(ctx, 0).bytes.data() + o * row + first * s.inner * size, chunk);
+      copy_bytes(part.bytes.data() + o * chunk,
+                 value(ctx, 0).bytes.data() + o * row + first * s.inner * size, chunk);
     }
     first += p.sizes[k];
     out.push_back(std::move(part));

@@ -326,7 +326,10 @@ Result<Outputs> range(const OpContext& ctx, std::span<const OutputType> types) {
   if (integral(out.dtype)) {
     const int64_t start = to_i64(value(ctx, 0))[0], delta = to_i64(value(ctx, 2))[0];
     std::vector<int64_t> v(count);
-    for (int64_t i = 0; i < count; ++i) v[i] = start + i * delta;
+    for (int64_t i = 0; i < count; ++i) {  // wrapping, like the hardware
+      v[i] = static_cast<int64_t>(static_cast<uint64_t>(start) +
+                                  static_cast<uint64_t>(i) * static_cast<uint64_t>(delta));
+    }
     narrow(v, out);
   } else {
     const double start = to_f64(value(ctx, 0))[0], delta = to_f64(value(ctx, 2))[0];
@@ -348,17 +351,32 @@ std::vector<T> reduce_values(std::string_view op, const std::vector<T>& in,
     if (op == "ReduceMax") init = -std::numeric_limits<T>::infinity();
     if (op == "ReduceMin") init = std::numeric_limits<T>::infinity();
   }
+  // Integers wrap like the hardware instead of overflowing.
+  auto add = [](T a, T b) -> T {
+    if constexpr (std::is_integral_v<T>) {
+      return static_cast<T>(static_cast<uint64_t>(a) + static_cast<uint64_t>(b));
+    } else {
+      return a + b;
+    }
+  };
+  auto mul = [](T a, T b) -> T {
+    if constexpr (std::is_integral_v<T>) {
+      return static_cast<T>(static_cast<uint64_t>(a) * static_cast<uint64_t>(b));
+    } else {
+      return a * b;
+    }
+  };
   std::vector<T> out(out_count, init);
   for (size_t i = 0; i < in.size(); ++i) {
     T& acc = out[target[i]];
     if (op == "ReduceProd") {
-      acc *= in[i];
+      acc = mul(acc, in[i]);
     } else if (op == "ReduceMax") {
       acc = std::max(acc, in[i]);
     } else if (op == "ReduceMin") {
       acc = std::min(acc, in[i]);
     } else {
-      acc += in[i];
+      acc = add(acc, in[i]);
     }
   }
   if (op == "ReduceMean" && out_count > 0 && !in.empty()) {

@@ -137,7 +137,7 @@ Result<TensorData> constant_value(const NodeProto& node, const TensorReadOptions
     }
     t.dtype = DType::kFloat32;
     t.bytes.resize(v.size() * sizeof(float));
-    std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+    copy_bytes(t.bytes.data(), v.data(), t.bytes.size());
     return t;
   }
   if (a.name() == "value_int" || a.name() == "value_ints") {
@@ -150,7 +150,7 @@ Result<TensorData> constant_value(const NodeProto& node, const TensorReadOptions
     }
     t.dtype = DType::kInt64;
     t.bytes.resize(v.size() * sizeof(int64_t));
-    std::memcpy(t.bytes.data(), v.data(), t.bytes.size());
+    copy_bytes(t.bytes.data(), v.data(), t.bytes.size());
     return t;
   }
   return unsupported(label, ": Constant attribute '", a.name(), "' is not supported");

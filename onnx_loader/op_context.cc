@@ -216,7 +216,7 @@ Result<SliceParams> slice_params(const OpContext& ctx) {
       count = start > end ? (start - end - 1) / back + 1 : 0;
     }
     p.starts[axis] = start;
-    p.steps[axis] = step;
+    p.steps[axis] = count > 1 ? step : 1;  // a step that is never taken cannot overflow
     p.output[axis] = count;
   }
   return p;

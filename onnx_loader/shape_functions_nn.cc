@@ -8,6 +8,10 @@ namespace {
 
 using Outputs = std::vector<OutputType>;
 
+// Bound on strides, dilations and pads, so that window arithmetic cannot overflow (kernel
+// extents are bounded by the weight's size).
+constexpr int64_t kMaxWindowAttribute = int64_t{1} << 31;
+
 Status expect_rank_at_least(const OpContext& ctx, size_t i, int64_t rank) {
   if (ctx.rank(i) >= rank) return Status::OK();
   return ctx.error("input ", i, " '", ctx.input(i).name, "' must have rank >= ", rank,
@@ -24,7 +28,9 @@ Result<std::vector<int64_t>> spatial_attr(const OpContext& ctx, const char* name
                      " spatial axes");
   }
   for (int64_t v : values) {
-    if (v < 1) return ctx.error("attribute '", name, "' must be positive");
+    if (v < 1 || v > kMaxWindowAttribute) {
+      return ctx.error("attribute '", name, "' must be in 1..", kMaxWindowAttribute);
+    }
   }
   return values;
 }
@@ -41,7 +47,7 @@ Result<Shape> window_output(const OpContext& ctx, const Shape& input_spatial,
   if (pads.size() != 2 * n)
     return ctx.error("'pads' has ", pads.size(), " values, expected ", 2 * n);
   for (int64_t p : pads) {
-    if (p < 0) return ctx.error("negative padding");
+    if (p < 0 || p > kMaxWindowAttribute) return ctx.error("padding ", p, " out of range");
   }
   const std::string auto_pad = ctx.node().attr_string("auto_pad", "NOTSET");
   Shape out(n);
@@ -114,7 +120,7 @@ Result<Outputs> pool(const OpContext& ctx) {  // MaxPool, AveragePool
                      shape_string(x));
   }
   for (int64_t k : kernel) {
-    if (k < 1) return ctx.error("kernel_shape must be positive");
+    if (k < 1 || k > kMaxWindowAttribute) return ctx.error("kernel_shape ", k, " out of range");
   }
   const bool ceil_mode = ctx.node().attr_int("ceil_mode", 0) != 0;
   PS_ASSIGN_OR_RETURN(Shape spatial,

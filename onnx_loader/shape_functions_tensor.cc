@@ -197,7 +197,9 @@ Result<Outputs> reshape(const OpContext& ctx) {
       target[i] = in[i];
     }
     if (target[i] < 0) return ctx.error("invalid dimension in target shape ", shape_string(target));
-    known *= target[i];
+    if (__builtin_mul_overflow(known, target[i], &known)) {
+      return ctx.error("target shape ", shape_string(target), " overflows");
+    }
   }
   const int64_t elements = element_count(in);
   if (infer_at != -1) {

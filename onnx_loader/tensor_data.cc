@@ -67,19 +67,19 @@ Status copy_typed_field(const TensorProto& tensor, TensorData& out, const std::s
   switch (out.dtype) {
     case DType::kFloat32:
       PS_TRY(check_count(tensor.float_data_size(), "float_data"));
-      std::memcpy(out.bytes.data(), tensor.float_data().data(), n * sizeof(float));
+      copy_bytes(out.bytes.data(), tensor.float_data().data(), n * sizeof(float));
       return Status::OK();
     case DType::kFloat64:
       PS_TRY(check_count(tensor.double_data_size(), "double_data"));
-      std::memcpy(out.bytes.data(), tensor.double_data().data(), n * sizeof(double));
+      copy_bytes(out.bytes.data(), tensor.double_data().data(), n * sizeof(double));
       return Status::OK();
     case DType::kInt64:
       PS_TRY(check_count(tensor.int64_data_size(), "int64_data"));
-      std::memcpy(out.bytes.data(), tensor.int64_data().data(), n * sizeof(int64_t));
+      copy_bytes(out.bytes.data(), tensor.int64_data().data(), n * sizeof(int64_t));
       return Status::OK();
     case DType::kInt32:
       PS_TRY(check_count(tensor.int32_data_size(), "int32_data"));
-      std::memcpy(out.bytes.data(), tensor.int32_data().data(), n * sizeof(int32_t));
+      copy_bytes(out.bytes.data(), tensor.int32_data().data(), n * sizeof(int32_t));
       return Status::OK();
     case DType::kInt8:
     case DType::kUInt8:
@@ -296,7 +296,7 @@ Result<TensorData> tensor_from_onnx(const TensorProto& tensor, const TensorReadO
                      " bytes but dims ", shape_string(out.shape), " of ", dtype_name(out.dtype),
                      " need ", bytes);
     }
-    std::memcpy(out.bytes.data(), tensor.raw_data().data(), bytes);
+    copy_bytes(out.bytes.data(), tensor.raw_data().data(), bytes);
   } else {
     PS_TRY(copy_typed_field(tensor, out, what));
   }

@@ -6,6 +6,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -54,6 +55,11 @@ void tensor_to_onnx(const TensorData& data, onnx::TensorProto* out);
 
 // Reads a serialized TensorProto file (the ONNX test data's input_0.pb ...).
 Result<TensorData> read_tensor_file(const std::string& path);
+
+// memcpy that also accepts an empty range (where data() of an empty container may be null).
+inline void copy_bytes(void* dst, const void* src, size_t count) {
+  if (count != 0) std::memcpy(dst, src, count);
+}
 
 // IEEE half and bfloat16 bit patterns; conversions to them round to nearest even.
 float half_to_float(uint16_t bits);

@@ -2,6 +2,8 @@
 // never a crash.
 #include <catch2/catch.hpp>
 
+#include <random>
+
 #include "onnx_loader/onnx_import.h"
 #include "tests/onnx_loader/onnx_builder.h"
 #include "tests/onnx_loader/temp_dir.h"
@@ -298,6 +300,126 @@ TEST_CASE("external data that is missing or escapes the model's folder", "[impor
   entry->set_key("location");
   entry->set_value("w.bin");
   expect_error(b.build(), Code::kInvalidArgument, {"base_dir"});
+}
+
+// A model with a bit of everything, for the corruption tests.
+ModelBuilder assorted() {
+  ModelBuilder b(13);
+  b.input("x", kFloat, {"batch", 3, 8, 8})
+      .initializer(filled("w", {4, 3, 3, 3}, 0.1f))
+      .initializer(int64s("shape", {2}, {0, -1}))
+      .initializer(int64s("axes", {1}, {1}))
+      .node("Conv", {"x", "w"}, {"c"},
+            {attr("pads", std::vector<int64_t>{1, 1, 1, 1}),
+             attr("strides", std::vector<int64_t>{2, 2})})
+      .node("MaxPool", {"c"}, {"p"}, {attr("kernel_shape", std::vector<int64_t>{2, 2})})
+      .node("Shape", {"p"}, {"s"})
+      .node("Reshape", {"p", "shape"}, {"r"})
+      .node("Unsqueeze", {"r", "axes"}, {"u"})
+      .node("Softmax", {"u"}, {"y"}, {attr("axis", int64_t{-1})})
+      .output("y")
+      .output("s");
+  return b;
+}
+
+// Imports a corrupted model: any outcome but a crash is fine, and a success must be valid.
+void import_corrupted(const onnx::ModelProto& model, int& imported) {
+  ImportOptions options;
+  options.dims = {{"batch", 2}};
+  auto g = import_onnx_model(model, options);
+  if (g.ok()) {
+    ++imported;
+    CHECK(g->validate().ok());
+  } else {
+    CHECK_FALSE(g.status().message().empty());
+  }
+}
+
+TEST_CASE("randomly corrupted bytes give errors, never crashes", "[import][malformed]") {
+  const std::string bytes = assorted().build().SerializeAsString();
+  std::mt19937 random(12345);
+  int parsed = 0, imported = 0;
+  for (int round = 0; round < 400; ++round) {
+    std::string mutated = bytes;
+    const size_t at = random() % mutated.size();
+    switch (random() % 3) {
+      case 0: mutated[at] = static_cast<char>(random()); break;
+      case 1: mutated.erase(at, 1 + random() % 8); break;
+      default: mutated.insert(at, mutated.substr(at, 1 + random() % 8)); break;
+    }
+    onnx::ModelProto model;
+    if (!model.ParseFromString(mutated)) continue;
+    ++parsed;
+    import_corrupted(model, imported);
+  }
+  CHECK(parsed > 20);
+}
+
+TEST_CASE("randomly corrupted fields give errors, never crashes", "[import][malformed]") {
+  const onnx::ModelProto original = assorted().build();
+  {
+    int imported = 0;
+    import_corrupted(original, imported);
+    REQUIRE(imported == 1);
+  }
+  const std::vector<std::string> ops = {"Relu", "Add", "Concat", "Gather", "Slice", "Split",
+                                        "Transpose", "Expand", "Range", "Where", "Gemm"};
+  std::mt19937 random(4321);
+  auto small = [&] { return static_cast<int64_t>(random() % 12) - 3; };
+  int imported = 0;
+  for (int round = 0; round < 600; ++round) {
+    onnx::ModelProto model = original;
+    onnx::GraphProto* g = model.mutable_graph();
+    onnx::NodeProto* node = g->mutable_node(static_cast<int>(random() % g->node_size()));
+    switch (random() % 8) {
+      case 0: {  // a dimension of the input
+        auto* shape = g->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+        shape->mutable_dim(static_cast<int>(random() % shape->dim_size()))->set_dim_value(small());
+        break;
+      }
+      case 1: {  // an initializer's dims, its data left as it was
+        TensorProto* t = g->mutable_initializer(static_cast<int>(random() % g->initializer_size()));
+        if (t->dims_size() > 0) t->set_dims(static_cast<int>(random() % t->dims_size()), small());
+        break;
+      }
+      case 2: {  // an attribute value
+        if (node->attribute_size() == 0) break;
+        auto* a = node->mutable_attribute(static_cast<int>(random() % node->attribute_size()));
+        if (a->ints_size() > 0) a->set_ints(static_cast<int>(random() % a->ints_size()), small());
+        if (a->type() == onnx::AttributeProto::INT) a->set_i(small());
+        break;
+      }
+      case 3:  // another op with the same inputs and attributes
+        node->set_op_type(ops[random() % ops.size()]);
+        break;
+      case 4: {  // an input rewired to another value, or dropped
+        if (node->input_size() == 0) break;
+        const std::vector<std::string> names = {"x", "w", "shape", "axes", "c", "p", "s", "u", ""};
+        node->set_input(static_cast<int>(random() % node->input_size()),
+                        names[random() % names.size()]);
+        break;
+      }
+      case 5:  // an extra input
+        node->add_input(random() % 2 ? "axes" : "shape");
+        break;
+      case 6: {  // an int64 initializer (a target shape, axes) with extreme values
+        TensorProto* t = g->mutable_initializer(1 + static_cast<int>(random() % 2));
+        const int64_t extremes[] = {INT64_MIN, INT64_MAX, INT64_MIN + 1, 1LL << 40, -(1LL << 40),
+                                    0, -1, 3};
+        std::vector<int64_t> values(t->raw_data().size() / sizeof(int64_t));
+        for (int64_t& v : values) v = random() % 2 ? extremes[random() % 8] : small();
+        t->set_raw_data(values.data(), values.size() * sizeof(int64_t));
+        break;
+      }
+      default:  // an initializer's data replaced by a short one
+        g->mutable_initializer(static_cast<int>(random() % g->initializer_size()))
+            ->set_raw_data(std::string(random() % 24, '\x01'));
+        break;
+    }
+    import_corrupted(model, imported);
+  }
+  CHECK(imported > 0);  // some mutations are harmless
+  CHECK(imported < 600);
 }
 
 }  // namespace
