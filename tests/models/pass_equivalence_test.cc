@@ -2,7 +2,8 @@
 // fusion, MatMul+bias, LayerNorm and GELU fusion) preserve the model's function: each tiny zoo
 // model is imported and lowered twice, fused for inference and unfused for training, both
 // manifests are run by the CPU interpreter on the same seeded random inputs, and every output
-// must agree to a relative error of 1e-4.
+// must agree to a relative error of 1e-5 (fp32 reassociation gives ~1e-7; an epsilon-sized
+// slip in the BatchNorm fold gave 1.4e-5 on resnet_tiny and 4.9e-3 on inception_tiny).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -32,7 +33,7 @@ using pipeswitch::psm::Manifest;
 constexpr int64_t kBatch = 2;
 constexpr int64_t kSeq = 8;
 constexpr int64_t kVocab = 100;  // bert_tiny's vocabulary
-constexpr double kTolerance = 1e-4;
+constexpr double kTolerance = 1e-5;
 
 // Imports `model` and lowers it the way psimport does for `mode`.
 onnx_loader::LoweredModel import_and_lower(const onnx::ModelProto& model, Mode mode) {
