@@ -19,7 +19,7 @@ for f in "$WORK"/*.onnx "$WORK"/dynamic/*.onnx; do
   "$BUNDLE/bin/psimport" "$f" -o "${f%.onnx}.psm" --batch 8 --seq 251 --grouping blocks 2>/dev/null \
     || { echo "FAILED: $f"; "$BUNDLE/bin/psimport" "$f" -o "${f%.onnx}.psm" --batch 8 --seq 251 -q; fail=1; }
 done
-echo; echo "=== training-mode import (resnet152 opset 13)"
-"$BUNDLE/bin/psimport" "$WORK/resnet152_op13.onnx" -o "$WORK/r152_train.psm" --batch 64 --mode training -q \
+echo; echo "=== training-mode import (resnet152 opset 17, dynamic batch -> 64)"
+"$BUNDLE/bin/psimport" "$WORK/dynamic/resnet152_op17.onnx" -o "$WORK/r152_train.psm" --batch 64 --mode training -q \
   && "$BUNDLE/bin/psimport" --info "$WORK/r152_train.psm" | grep -E "layers|groups|activations" || fail=1
 exit $fail
