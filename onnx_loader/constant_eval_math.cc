@@ -54,7 +54,7 @@ std::vector<double> to_f64(const TensorData& t) {
       for (uint8_t b : t.as<uint8_t>()) out.push_back(b != 0);
       break;
     case DType::kFloat16:
-      for (uint16_t h : t.as<uint16_t>()) out.push_back(half_to_float(h));
+      for (uint16_t h : t.as<uint16_t>()) out.push_back(float16_to_float(h));
       break;
     case DType::kBFloat16:
       for (uint16_t h : t.as<uint16_t>()) out.push_back(bfloat16_to_float(h));
@@ -131,7 +131,7 @@ void narrow(const std::vector<U>& in, TensorData& out) {
     }
     case DType::kFloat16: {
       auto dst = out.as_mutable<uint16_t>();
-      for (size_t i = 0; i < in.size(); ++i) dst[i] = float_to_half(static_cast<float>(in[i]));
+      for (size_t i = 0; i < in.size(); ++i) dst[i] = float_to_float16(static_cast<float>(in[i]));
       break;
     }
     case DType::kBFloat16: {

@@ -5,58 +5,6 @@
 
 namespace ps::onnx_loader {
 
-size_t dtype_size(DType dtype) {
-  switch (dtype) {
-    case DType::kUndefined:
-      return 0;
-    case DType::kFloat32:
-      return 4;
-    case DType::kFloat16:
-      return 2;
-    case DType::kBFloat16:
-      return 2;
-    case DType::kFloat64:
-      return 8;
-    case DType::kInt64:
-      return 8;
-    case DType::kInt32:
-      return 4;
-    case DType::kInt8:
-      return 1;
-    case DType::kUInt8:
-      return 1;
-    case DType::kBool:
-      return 1;
-  }
-  return 0;
-}
-
-const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::kUndefined:
-      return "undefined";
-    case DType::kFloat32:
-      return "float32";
-    case DType::kFloat16:
-      return "float16";
-    case DType::kBFloat16:
-      return "bfloat16";
-    case DType::kFloat64:
-      return "float64";
-    case DType::kInt64:
-      return "int64";
-    case DType::kInt32:
-      return "int32";
-    case DType::kInt8:
-      return "int8";
-    case DType::kUInt8:
-      return "uint8";
-    case DType::kBool:
-      return "bool";
-  }
-  return "invalid";
-}
-
 int64_t element_count(const Shape& shape) {
   int64_t count = 1;
   for (int64_t dim : shape) count *= dim;

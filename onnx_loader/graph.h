@@ -18,27 +18,15 @@
 #include <variant>
 #include <vector>
 
+#include "common/dtype.h"
 #include "common/status.h"
 
 namespace ps::onnx_loader {
 
-enum class DType : uint8_t {
-  kUndefined = 0,
-  kFloat32,
-  kFloat16,
-  kBFloat16,
-  kFloat64,
-  kInt64,
-  kInt32,
-  kInt8,
-  kUInt8,
-  kBool,
-};
-
-// Bytes per element (0 for kUndefined).
-size_t dtype_size(DType dtype);
-// "float32", "int64", ...
-const char* dtype_name(DType dtype);
+// The project-wide element type (common/dtype.h), under its old names here.
+using ::ps::DType;
+using ::ps::dtype_name;
+using ::ps::dtype_size;
 
 using Shape = std::vector<int64_t>;
 

@@ -3,6 +3,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "onnx_loader/psm_dtype.h"
+
 namespace ps::onnx_loader {
 namespace {
 
@@ -12,36 +14,6 @@ uint64_t align_up(uint64_t bytes, uint64_t alignment) {
   return (bytes + alignment - 1) / alignment * alignment;
 }
 
-psm::DataType to_psm(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return psm::DT_FLOAT32;
-    case DType::kFloat16:
-      return psm::DT_FLOAT16;
-    case DType::kBFloat16:
-      return psm::DT_BFLOAT16;
-    case DType::kFloat64:
-      return psm::DT_FLOAT64;
-    case DType::kInt64:
-      return psm::DT_INT64;
-    case DType::kInt32:
-      return psm::DT_INT32;
-    case DType::kInt8:
-      return psm::DT_INT8;
-    case DType::kUInt8:
-      return psm::DT_UINT8;
-    case DType::kBool:
-      return psm::DT_BOOL;
-    case DType::kUndefined:
-      break;
-  }
-  return psm::DT_UNDEFINED;
-}
-
-bool is_float(DType dtype) {
-  return dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kBFloat16 ||
-         dtype == DType::kFloat64;
-}
 
 Status convert_attribute(const Graph& graph, int node_index, const std::string& key,
                          const Attribute& attribute, psm::Attribute* out) {
@@ -139,13 +111,13 @@ Result<uint32_t> Lowering::tensor_index(int value) {
       return corrupt("lower: constant '", v.name, "' of ", dtype_name(data.dtype), " ",
                      shape_string(data.shape), " holds ", data.bytes.size(), " bytes");
     }
-    tensor->set_dtype(to_psm(data.dtype));
+    tensor->set_dtype(dtype_to_psm(data.dtype));
     tensor->mutable_shape()->Add(data.shape.begin(), data.shape.end());
     tensor->set_kind(psm::Tensor::WEIGHT);
     const uint64_t offset = align_up(cursor_, options_.weight_alignment);
     tensor->set_weight_offset(offset);
     tensor->set_byte_size(data.bytes.size());
-    tensor->set_trainable(is_parameter(v) && is_float(data.dtype) && statistics_.count(value) == 0);
+    tensor->set_trainable(is_parameter(v) && is_floating(data.dtype) && statistics_.count(value) == 0);
     model_.weights.resize(offset, 0);
     model_.weights.insert(model_.weights.end(), data.bytes.begin(), data.bytes.end());
     cursor_ = offset + data.bytes.size();
@@ -154,7 +126,7 @@ Result<uint32_t> Lowering::tensor_index(int value) {
     if (planned == nullptr) {
       return internal_error("lower: value '", v.name, "' is read but has no memory plan");
     }
-    tensor->set_dtype(to_psm(v.dtype));
+    tensor->set_dtype(dtype_to_psm(v.dtype));
     tensor->mutable_shape()->Add(v.shape->begin(), v.shape->end());
     const bool is_input =
         std::find(graph_.inputs.begin(), graph_.inputs.end(), value) != graph_.inputs.end();

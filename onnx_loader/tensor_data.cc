@@ -1,6 +1,5 @@
 #include "onnx_loader/tensor_data.h"
 
-#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -160,55 +159,10 @@ Status read_external_data(const TensorProto& tensor, const TensorReadOptions& op
 }  // namespace
 
 Result<DType> dtype_from_onnx(int32_t onnx_type, std::string_view what) {
-  switch (onnx_type) {
-    case TensorProto::FLOAT:
-      return DType::kFloat32;
-    case TensorProto::FLOAT16:
-      return DType::kFloat16;
-    case TensorProto::BFLOAT16:
-      return DType::kBFloat16;
-    case TensorProto::DOUBLE:
-      return DType::kFloat64;
-    case TensorProto::INT64:
-      return DType::kInt64;
-    case TensorProto::INT32:
-      return DType::kInt32;
-    case TensorProto::INT8:
-      return DType::kInt8;
-    case TensorProto::UINT8:
-      return DType::kUInt8;
-    case TensorProto::BOOL:
-      return DType::kBool;
-    default:
-      return unsupported("'", what, "': element type ", onnx_type_name(onnx_type), " (", onnx_type,
-                         ") is not supported");
-  }
-}
-
-int32_t dtype_to_onnx(DType dtype) {
-  switch (dtype) {
-    case DType::kUndefined:
-      return TensorProto::UNDEFINED;
-    case DType::kFloat32:
-      return TensorProto::FLOAT;
-    case DType::kFloat16:
-      return TensorProto::FLOAT16;
-    case DType::kBFloat16:
-      return TensorProto::BFLOAT16;
-    case DType::kFloat64:
-      return TensorProto::DOUBLE;
-    case DType::kInt64:
-      return TensorProto::INT64;
-    case DType::kInt32:
-      return TensorProto::INT32;
-    case DType::kInt8:
-      return TensorProto::INT8;
-    case DType::kUInt8:
-      return TensorProto::UINT8;
-    case DType::kBool:
-      return TensorProto::BOOL;
-  }
-  return TensorProto::UNDEFINED;
+  auto dtype = ::ps::dtype_from_onnx(static_cast<int64_t>(onnx_type));
+  if (dtype.ok()) return dtype;
+  return unsupported("'", what, "': element type ", onnx_type_name(onnx_type), " (", onnx_type,
+                     ") is not supported");
 }
 
 Status check_tensor_size(const Shape& shape, DType dtype, uint64_t max_bytes,
@@ -322,46 +276,6 @@ Result<TensorData> read_tensor_file(const std::string& path) {
   auto data = tensor_from_onnx(proto, options);
   if (!data.ok()) return data.status().with_context(path);
   return data;
-}
-
-float half_to_float(uint16_t bits) {
-  const uint32_t sign = static_cast<uint32_t>(bits & 0x8000u) << 16;
-  const uint32_t exponent = (bits >> 10) & 0x1fu;
-  const uint32_t mantissa = bits & 0x3ffu;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24, exact in float.
-    const float magnitude = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 0x1f) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
-}
-
-uint16_t float_to_half(float value) {
-  const uint32_t x = std::bit_cast<uint32_t>(value);
-  const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-  uint32_t magnitude = x & 0x7fffffffu;
-  if (magnitude > 0x7f800000u) return sign | 0x7e00u;   // NaN stays a (quiet) NaN
-  if (magnitude >= 0x477ff000u) return sign | 0x7c00u;  // rounds to infinity (>= 65520)
-  if (magnitude < 0x38800000u) {
-    // Below the smallest normal half: a multiple of 2^-24, rounded to nearest even.
-    const float scaled = std::bit_cast<float>(magnitude) * 16777216.0f;
-    return sign | static_cast<uint16_t>(std::nearbyint(scaled));
-  }
-  const uint32_t odd = (magnitude >> 13) & 1u;
-  magnitude += 0xc8000fffu + odd;  // rebias the exponent (127 -> 15) and round half to even
-  return sign | static_cast<uint16_t>(magnitude >> 13);
-}
-
-float bfloat16_to_float(uint16_t bits) {
-  return std::bit_cast<float>(static_cast<uint32_t>(bits) << 16);
-}
-
-uint16_t float_to_bfloat16(float value) {
-  const uint32_t x = std::bit_cast<uint32_t>(value);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
-  const uint32_t rounded = x + 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<uint16_t>(rounded >> 16);
 }
 
 }  // namespace ps::onnx_loader

@@ -1,6 +1,5 @@
 // Converting ONNX TensorProtos into TensorData: raw_data, typed fields (float_data, int64_data,
-// ...) and external data files, with size and path checks. Also the float16/bfloat16 bit
-// conversions the importer and the constant folder share.
+// ...) and external data files, with size and path checks.
 #pragma once
 
 #include <onnx/onnx_pb.h>
@@ -12,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/dtype.h"
 #include "common/status.h"
 #include "onnx_loader/graph.h"
 
@@ -20,11 +20,17 @@ namespace ps::onnx_loader {
 // The default guard against absurd dimensions: no single tensor may exceed it.
 inline constexpr uint64_t kDefaultMaxTensorBytes = 4ull << 30;
 
-// Maps an ONNX TensorProto::DataType to ours. Types we do not handle (string, uint16, complex,
-// ...) give an Unsupported error naming `what` (a tensor or value name).
+// The shared conversions (common/dtype.h), under their old names here.
+using ::ps::bfloat16_to_float;
+using ::ps::dtype_from_onnx;
+using ::ps::dtype_to_onnx;
+using ::ps::float16_to_float;
+using ::ps::float_to_bfloat16;
+using ::ps::float_to_float16;
+
+// ps::dtype_from_onnx with context: types we do not handle (string, uint16, complex, ...) give
+// an Unsupported error naming `what` (a tensor or value name) and the ONNX type's name.
 Result<DType> dtype_from_onnx(int32_t onnx_type, std::string_view what);
-// Our DType as an ONNX TensorProto::DataType (0 for kUndefined).
-int32_t dtype_to_onnx(DType dtype);
 
 // Checks that `shape` has no negative dimension, that its element count does not overflow and
 // that the tensor fits in `max_bytes`. `what` names the tensor in the error.
@@ -60,11 +66,5 @@ Result<TensorData> read_tensor_file(const std::string& path);
 inline void copy_bytes(void* dst, const void* src, size_t count) {
   if (count != 0) std::memcpy(dst, src, count);
 }
-
-// IEEE half and bfloat16 bit patterns; conversions to them round to nearest even.
-float half_to_float(uint16_t bits);
-uint16_t float_to_half(float value);
-float bfloat16_to_float(uint16_t bits);
-uint16_t float_to_bfloat16(float value);
 
 }  // namespace ps::onnx_loader

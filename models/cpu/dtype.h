@@ -1,62 +1,43 @@
 // Element types of the CPU reference operators, and the C++ types that hold them.
 //
-// DType is the manifest's DataType set (onnx_loader/psm.proto) as a plain enum, so the
-// operators do not need protobuf enums in their inner loops. float16 and bfloat16 are storage
-// types here: Cast converts to and from them and data-movement operators copy them, but no
-// arithmetic is done in them.
+// DType (common/dtype.h) is the manifest's DataType set (onnx_loader/psm.proto) as a plain
+// enum, so the operators do not need protobuf enums in their inner loops. float16 and bfloat16
+// are storage types here: Cast converts to and from them and data-movement operators copy them,
+// but no arithmetic is done in them.
 #pragma once
 
 #include <cstdint>
-#include <string_view>
 #include <type_traits>
 
+#include "common/dtype.h"
 #include "common/status.h"
-#include "onnx_loader/psm.pb.h"
+#include "onnx_loader/psm_dtype.h"
 
 namespace ps::models::cpu {
 
-enum class DType : uint8_t {
-  kUndefined = 0,
-  kFloat32,
-  kFloat16,
-  kBFloat16,
-  kFloat64,
-  kInt64,
-  kInt32,
-  kInt8,
-  kUInt8,
-  kBool,
-};
+// The project-wide element type and its conversions (common/dtype.h, onnx_loader/psm_dtype.h),
+// under their old names here.
+using ::ps::bfloat16_to_float;
+using ::ps::DType;
+using ::ps::dtype_from_onnx;
+using ::ps::dtype_name;
+using ::ps::dtype_size;
+using ::ps::dtype_to_onnx;
+using ::ps::float16_to_float;
+using ::ps::float_to_bfloat16;
+using ::ps::float_to_float16;
+using ::ps::is_floating;
+using ::ps::onnx_loader::dtype_from_psm;
+using ::ps::onnx_loader::dtype_to_psm;
 
-// Bytes per element; 0 for kUndefined.
-size_t dtype_size(DType dtype);
-// "float32", "int64", ...; "undefined" for kUndefined.
-std::string_view dtype_name(DType dtype);
-bool is_floating(DType dtype);  // float32, float64, float16, bfloat16
-
-// Conversions with the manifest's enum. DT_UNDEFINED (or an unknown value) is an error.
-Result<DType> dtype_from_psm(pipeswitch::psm::DataType dtype);
-pipeswitch::psm::DataType dtype_to_psm(DType dtype);
-
-// Conversion from an ONNX TensorProto.DataType number (Cast's `to` attribute, test data).
-// Types outside our set (string, int16, uint16/32/64, complex, float8) are Unsupported errors
-// that name the ONNX type.
-Result<DType> dtype_from_onnx(int64_t onnx_data_type);
-// The ONNX TensorProto.DataType number of `dtype` (0 for kUndefined).
-int32_t dtype_to_onnx(DType dtype);
-
-// IEEE binary16 and bfloat16 bit patterns. Conversions from float round to nearest, ties to
-// even; NaN stays NaN; out-of-range values become infinity.
+// Typed wrappers of the float16 and bfloat16 bit patterns, so dtype_of<T>() can tell them
+// apart from uint16_t.
 struct Float16 {
   uint16_t bits;
 };
 struct BFloat16 {
   uint16_t bits;
 };
-float float16_to_float(uint16_t bits);
-uint16_t float_to_float16(float value);
-float bfloat16_to_float(uint16_t bits);
-uint16_t float_to_bfloat16(float value);
 
 // The DType of a C++ element type; kUndefined for types that are not one.
 template <typename T>

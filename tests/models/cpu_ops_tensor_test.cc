@@ -2,6 +2,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <string_view>
 
 #include "tests/models/cpu_ops_test_util.h"
 
@@ -90,7 +91,7 @@ TEST_CASE("dtype conversions with the manifest and ONNX enums", "[cpu_ops]") {
   CHECK(str.status().code() == Code::kUnsupported);
   CHECK_THAT(str.status().message(), Catch::Contains("STRING"));
   CHECK(dtype_size(DType::kBFloat16) == 2);
-  CHECK(dtype_name(DType::kUInt8) == "uint8");
+  CHECK(std::string_view(dtype_name(DType::kUInt8)) == "uint8");
 }
 
 TEST_CASE("float16 conversion rounds to nearest even", "[cpu_ops]") {

@@ -161,7 +161,7 @@ std::string compare_values(const TensorData& ours, const TensorData& expected) {
       case DType::kFloat64:
         return t.as<double>()[i];
       case DType::kFloat16:
-        return half_to_float(t.as<uint16_t>()[i]);
+        return float16_to_float(t.as<uint16_t>()[i]);
       case DType::kBFloat16:
         return bfloat16_to_float(t.as<uint16_t>()[i]);
       default:

@@ -94,8 +94,8 @@ TEST_CASE("typed fields of every supported dtype", "[tensor]") {
   h.add_int32_data(0xc000);  // -2.0
   auto th = tensor_from_onnx(h, {});
   REQUIRE(th.ok());
-  CHECK(half_to_float(th->as<uint16_t>()[0]) == 1.0f);
-  CHECK(half_to_float(th->as<uint16_t>()[1]) == -2.0f);
+  CHECK(float16_to_float(th->as<uint16_t>()[0]) == 1.0f);
+  CHECK(float16_to_float(th->as<uint16_t>()[1]) == -2.0f);
 
   TensorProto i8;
   i8.set_data_type(TensorProto::INT8);
@@ -236,23 +236,23 @@ TEST_CASE("tensor_to_onnx and read_tensor_file round-trip", "[tensor]") {
 TEST_CASE("float16 and bfloat16 conversions round to nearest even", "[tensor]") {
   // Every half converts to float and back unchanged (NaNs stay NaNs).
   for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
-    const float f = half_to_float(static_cast<uint16_t>(bits));
+    const float f = float16_to_float(static_cast<uint16_t>(bits));
     if (std::isnan(f)) {
-      CHECK(std::isnan(half_to_float(float_to_half(f))));
-    } else if (float_to_half(f) != bits) {
-      FAIL("half " << bits << " -> " << f << " -> " << float_to_half(f));
+      CHECK(std::isnan(float16_to_float(float_to_float16(f))));
+    } else if (float_to_float16(f) != bits) {
+      FAIL("half " << bits << " -> " << f << " -> " << float_to_float16(f));
     }
   }
-  CHECK(half_to_float(0x0001) == std::ldexp(1.0f, -24));             // smallest subnormal
-  CHECK(half_to_float(0x7bff) == 65504.0f);                          // largest normal
-  CHECK(float_to_half(65519.0f) == 0x7bff);                          // rounds down to the largest
-  CHECK(float_to_half(65520.0f) == 0x7c00);                          // rounds up to infinity
-  CHECK(float_to_half(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);      // tie: to even (down)
-  CHECK(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);  // tie: to even (up)
-  CHECK(float_to_half(std::ldexp(1.0f, -25)) == 0x0000);  // tie between 0 and 2^-24: even
-  CHECK(float_to_half(std::ldexp(3.0f, -26)) == 0x0001);  // above the tie
-  CHECK(float_to_half(-0.0f) == 0x8000);
-  CHECK(float_to_half(std::numeric_limits<float>::infinity()) == 0x7c00);
+  CHECK(float16_to_float(0x0001) == std::ldexp(1.0f, -24));             // smallest subnormal
+  CHECK(float16_to_float(0x7bff) == 65504.0f);                          // largest normal
+  CHECK(float_to_float16(65519.0f) == 0x7bff);                          // rounds down to the largest
+  CHECK(float_to_float16(65520.0f) == 0x7c00);                          // rounds up to infinity
+  CHECK(float_to_float16(1.0f + std::ldexp(1.0f, -11)) == 0x3c00);      // tie: to even (down)
+  CHECK(float_to_float16(1.0f + 3 * std::ldexp(1.0f, -11)) == 0x3c02);  // tie: to even (up)
+  CHECK(float_to_float16(std::ldexp(1.0f, -25)) == 0x0000);  // tie between 0 and 2^-24: even
+  CHECK(float_to_float16(std::ldexp(3.0f, -26)) == 0x0001);  // above the tie
+  CHECK(float_to_float16(-0.0f) == 0x8000);
+  CHECK(float_to_float16(std::numeric_limits<float>::infinity()) == 0x7c00);
 
   CHECK(bfloat16_to_float(0x3f80) == 1.0f);
   CHECK(float_to_bfloat16(1.0f) == 0x3f80);

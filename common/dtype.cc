@@ -1,11 +1,9 @@
-#include "models/cpu/dtype.h"
+#include "common/dtype.h"
 
 #include <bit>
 #include <cmath>
 
-namespace ps::models::cpu {
-
-namespace psm = pipeswitch::psm;
+namespace ps {
 
 size_t dtype_size(DType dtype) {
   switch (dtype) {
@@ -33,7 +31,7 @@ size_t dtype_size(DType dtype) {
   return 0;
 }
 
-std::string_view dtype_name(DType dtype) {
+const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::kFloat32:
       return "float32";
@@ -64,68 +62,15 @@ bool is_floating(DType dtype) {
          dtype == DType::kBFloat16;
 }
 
-Result<DType> dtype_from_psm(psm::DataType dtype) {
-  switch (dtype) {
-    case psm::DT_FLOAT32:
-      return DType::kFloat32;
-    case psm::DT_FLOAT16:
-      return DType::kFloat16;
-    case psm::DT_BFLOAT16:
-      return DType::kBFloat16;
-    case psm::DT_FLOAT64:
-      return DType::kFloat64;
-    case psm::DT_INT64:
-      return DType::kInt64;
-    case psm::DT_INT32:
-      return DType::kInt32;
-    case psm::DT_INT8:
-      return DType::kInt8;
-    case psm::DT_UINT8:
-      return DType::kUInt8;
-    case psm::DT_BOOL:
-      return DType::kBool;
-    default:
-      break;
-  }
-  return invalid_argument("manifest data type ", static_cast<int>(dtype),
-                          " is undefined or unknown");
-}
-
-psm::DataType dtype_to_psm(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return psm::DT_FLOAT32;
-    case DType::kFloat16:
-      return psm::DT_FLOAT16;
-    case DType::kBFloat16:
-      return psm::DT_BFLOAT16;
-    case DType::kFloat64:
-      return psm::DT_FLOAT64;
-    case DType::kInt64:
-      return psm::DT_INT64;
-    case DType::kInt32:
-      return psm::DT_INT32;
-    case DType::kInt8:
-      return psm::DT_INT8;
-    case DType::kUInt8:
-      return psm::DT_UINT8;
-    case DType::kBool:
-      return psm::DT_BOOL;
-    case DType::kUndefined:
-      break;
-  }
-  return psm::DT_UNDEFINED;
-}
-
-// ONNX TensorProto.DataType numbers (onnx.proto); kept here so this library needs no libonnx.
+// ONNX TensorProto.DataType numbers (onnx.proto); kept here so common/ needs no libonnx.
 namespace onnx_type {
 constexpr int32_t kFloat = 1, kUInt8 = 2, kInt8 = 3, kUInt16 = 4, kInt16 = 5, kInt32 = 6,
                   kInt64 = 7, kString = 8, kBool = 9, kFloat16 = 10, kDouble = 11, kUInt32 = 12,
                   kUInt64 = 13, kComplex64 = 14, kComplex128 = 15, kBFloat16 = 16;
 }  // namespace onnx_type
 
-Result<DType> dtype_from_onnx(int64_t onnx_data_type) {
-  switch (onnx_data_type) {
+Result<DType> dtype_from_onnx(int64_t onnx_type) {
+  switch (onnx_type) {
     case onnx_type::kFloat:
       return DType::kFloat32;
     case onnx_type::kUInt8:
@@ -156,11 +101,11 @@ Result<DType> dtype_from_onnx(int64_t onnx_data_type) {
       return unsupported("ONNX data type UINT64 (13) is not supported");
     case onnx_type::kComplex64:
     case onnx_type::kComplex128:
-      return unsupported("ONNX complex data type (", onnx_data_type, ") is not supported");
+      return unsupported("ONNX complex data type (", onnx_type, ") is not supported");
     default:
       break;
   }
-  return unsupported("ONNX data type ", onnx_data_type, " is not supported");
+  return unsupported("ONNX data type ", onnx_type, " is not supported");
 }
 
 int32_t dtype_to_onnx(DType dtype) {
@@ -235,4 +180,4 @@ uint16_t float_to_bfloat16(float value) {
   return static_cast<uint16_t>((x + 0x7fffu + odd) >> 16);
 }
 
-}  // namespace ps::models::cpu
+}  // namespace ps
