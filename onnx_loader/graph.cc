@@ -5,22 +5,6 @@
 
 namespace ps::onnx_loader {
 
-int64_t element_count(const Shape& shape) {
-  int64_t count = 1;
-  for (int64_t dim : shape) count *= dim;
-  return count;
-}
-
-std::string shape_string(const Shape& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i != 0) out += ",";
-    out += std::to_string(shape[i]);
-  }
-  out += "]";
-  return out;
-}
-
 int64_t Node::attr_int(const std::string& key, int64_t fallback) const {
   auto it = attrs.find(key);
   if (it == attrs.end()) return fallback;

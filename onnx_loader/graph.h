@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/dtype.h"
+#include "common/shape.h"
 #include "common/status.h"
 
 namespace ps::onnx_loader {
@@ -28,12 +29,10 @@ using ::ps::DType;
 using ::ps::dtype_name;
 using ::ps::dtype_size;
 
-using Shape = std::vector<int64_t>;
-
-// Number of elements of a static shape (1 for a scalar). Precondition: no negative dims.
-int64_t element_count(const Shape& shape);
-// "[8,3,224,224]"
-std::string shape_string(const Shape& shape);
+// Shapes and their helpers (common/shape.h).
+using ::ps::element_count;
+using ::ps::Shape;
+using ::ps::shape_string;
 
 // A constant tensor on the host: an initializer, a Constant node's value or a folded result.
 // Bytes are little-endian and densely packed in row-major order.

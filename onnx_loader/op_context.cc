@@ -6,32 +6,9 @@
 
 namespace ps::onnx_loader {
 
-bool is_float_dtype(DType dtype) {
-  return dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kBFloat16 ||
-         dtype == DType::kFloat64;
-}
-
 bool is_integer_dtype(DType dtype) {
   return dtype == DType::kInt64 || dtype == DType::kInt32 || dtype == DType::kInt8 ||
          dtype == DType::kUInt8;
-}
-
-std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
-  const size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    // Aligned from the right; a missing leading dimension acts as 1.
-    const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da == db || db == 1) {
-      out[i] = da;
-    } else if (da == 1) {
-      out[i] = db;
-    } else {
-      return std::nullopt;
-    }
-  }
-  return out;
 }
 
 Status OpContext::expect_arity(size_t required, size_t max_inputs, size_t max_outputs) const {
@@ -67,13 +44,13 @@ Status OpContext::expect_same_dtype(size_t i, size_t j) const {
 }
 
 Status OpContext::expect_float(size_t i) const {
-  if (is_float_dtype(inputs_[i].dtype)) return Status::OK();
+  if (is_floating(inputs_[i].dtype)) return Status::OK();
   return error("input ", i, " '", inputs_[i].name, "' must be a floating-point tensor, is ",
                dtype_name(inputs_[i].dtype));
 }
 
 Status OpContext::expect_numeric(size_t i) const {
-  if (is_float_dtype(inputs_[i].dtype) || is_integer_dtype(inputs_[i].dtype)) return Status::OK();
+  if (is_floating(inputs_[i].dtype) || is_integer_dtype(inputs_[i].dtype)) return Status::OK();
   return error("input ", i, " '", inputs_[i].name, "' must be numeric, is ",
                dtype_name(inputs_[i].dtype));
 }

@@ -30,11 +30,9 @@ struct OutputType {
   Shape shape;
 };
 
-bool is_float_dtype(DType dtype);    // float32/16, bfloat16, float64
 bool is_integer_dtype(DType dtype);  // int64/32/8, uint8
 
-// Numpy-style multidirectional broadcast of two shapes, or nullopt when they do not broadcast.
-std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b);
+using ::ps::broadcast_shapes;  // common/shape.h
 
 class OpContext {
  public:

@@ -22,7 +22,7 @@ Result<std::vector<double>> as_doubles(const Tensor& t, std::string_view what) {
   return v;
 }
 
-// `t` (unidirectionally broadcast to `shape`) expanded to shape_numel(shape) doubles.
+// `t` (unidirectionally broadcast to `shape`) expanded to element_count(shape) doubles.
 Result<std::vector<double>> expanded_doubles(const Tensor& t, const Shape& shape,
                                              std::string_view what) {
   const Result<Shape> b = broadcast_shapes(t.shape(), shape);
@@ -31,7 +31,7 @@ Result<std::vector<double>> expanded_doubles(const Tensor& t, const Shape& shape
                             shape_string(shape));
   }
   PS_ASSIGN_OR_RETURN(const std::vector<double> values, as_doubles(t, what));
-  std::vector<double> out(static_cast<size_t>(shape_numel(shape)));
+  std::vector<double> out(static_cast<size_t>(element_count(shape)));
   for_each_run<2>(
       shape, {broadcast_strides(t.shape(), shape), contiguous_strides(shape)}, {0, 0},
       [&](const std::array<int64_t, 2>& off, const std::array<int64_t, 2>& run, int64_t count) {
@@ -98,7 +98,7 @@ Status run_layer_norm(const OpContext& ctx) {
   if (stash_type != 1) return unsupported("stash_type=", stash_type, " (only 1, float32)");
   PS_ASSIGN_OR_RETURN(const int64_t axis, normalize_axis(axis_attr, x.rank()));
   const Shape norm_shape(x.shape().begin() + axis, x.shape().end());
-  const int64_t inner = shape_numel(norm_shape);
+  const int64_t inner = element_count(norm_shape);
   const int64_t outer = inner == 0 ? 0 : x.numel() / inner;
   PS_ASSIGN_OR_RETURN(const std::vector<double> scale,
                       expanded_doubles(*ctx.input(1), norm_shape, "Scale"));

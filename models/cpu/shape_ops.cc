@@ -43,7 +43,7 @@ Result<Shape> reshape_target(const OpContext& ctx, const Tensor& x) {
     }
     shape[infer_at] = x.numel() / known;
   }
-  if (shape_numel(shape) != x.numel()) {
+  if (element_count(shape) != x.numel()) {
     return invalid_argument("shape ", shape_string(shape), " does not hold the ", x.numel(),
                             " elements of X ", x.description());
   }

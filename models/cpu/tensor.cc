@@ -9,21 +9,6 @@ namespace {
 constexpr std::align_val_t kAlignment{64};
 }  // namespace
 
-int64_t shape_numel(const Shape& shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-std::string shape_string(const Shape& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ",";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 std::vector<int64_t> contiguous_strides(const Shape& shape) {
   std::vector<int64_t> strides(shape.size());
   int64_t s = 1;
@@ -35,21 +20,14 @@ std::vector<int64_t> contiguous_strides(const Shape& shape) {
 }
 
 Result<Shape> broadcast_shapes(const Shape& a, const Shape& b) {
-  const size_t rank = std::max(a.size(), b.size());
-  Shape out(rank);
-  for (size_t i = 0; i < rank; ++i) {
-    const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
-    const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    if (da == db || db == 1) {
-      out[i] = da;
-    } else if (da == 1) {
-      out[i] = db;
-    } else {
-      return invalid_argument("shapes ", shape_string(a), " and ", shape_string(b),
-                              " do not broadcast (dimension ", i, ": ", da, " vs ", db, ")");
-    }
+  BroadcastMismatch why;
+  std::optional<Shape> out = ::ps::broadcast_shapes(a, b, &why);
+  if (!out) {
+    return invalid_argument("shapes ", shape_string(a), " and ", shape_string(b),
+                            " do not broadcast (dimension ", why.dimension, ": ", why.a, " vs ",
+                            why.b, ")");
   }
-  return out;
+  return *std::move(out);
 }
 
 std::vector<int64_t> broadcast_strides(const Shape& in, const Shape& out) {
@@ -137,7 +115,7 @@ Tensor Tensor::borrow(DType dtype, Shape shape, void* data) {
   for (int64_t d : shape) PS_CHECK(d >= 0);
   Tensor t;
   t.dtype_ = dtype;
-  t.numel_ = shape_numel(shape);
+  t.numel_ = element_count(shape);
   t.shape_ = std::move(shape);
   t.data_ = data;
   return t;
@@ -158,7 +136,7 @@ Status check_reshape(const Tensor& t, const Shape& shape) {
       return invalid_argument("cannot reshape ", t.description(), " to ", shape_string(shape));
     }
   }
-  if (shape_numel(shape) != t.numel()) {
+  if (element_count(shape) != t.numel()) {
     return invalid_argument("cannot reshape ", t.description(), " to ", shape_string(shape),
                             ": element counts differ");
   }

@@ -12,16 +12,16 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/shape.h"
 #include "models/cpu/dtype.h"
 
 namespace ps::models::cpu {
 
-using Shape = std::vector<int64_t>;
+// Shapes and their helpers (common/shape.h).
+using ::ps::element_count;
+using ::ps::Shape;
+using ::ps::shape_string;
 
-// Product of the dimensions (1 for a scalar). Precondition: no negative dimension.
-int64_t shape_numel(const Shape& shape);
-// "[2,3,4]"; "[]" for a scalar.
-std::string shape_string(const Shape& shape);
 // Row-major strides in elements.
 std::vector<int64_t> contiguous_strides(const Shape& shape);
 // The numpy broadcast of two shapes (dimensions aligned from the right; each pair equal or one
@@ -46,7 +46,7 @@ class Tensor {
   // A tensor that owns zero-filled memory (64-byte aligned). Errors for an undefined dtype, a
   // negative dimension or a size that overflows.
   static Result<Tensor> allocate(DType dtype, Shape shape);
-  // Tensors that borrow `data`: it must hold shape_numel(shape) * dtype_size(dtype) bytes,
+  // Tensors that borrow `data`: it must hold element_count(shape) * dtype_size(dtype) bytes,
   // be aligned for the element type, and outlive the tensor. The const overload makes a
   // read-only tensor (mutable_raw() on it is a bug). Preconditions as for allocate.
   static Tensor borrow(DType dtype, Shape shape, void* data);

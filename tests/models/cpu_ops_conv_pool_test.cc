@@ -293,7 +293,7 @@ TEST_CASE("a tiny ResNet at 32x32 runs end to end", "[cpu_ops][conv]") {
   // result is finite, and that a second run gives identical bits.
   uint32_t seed = 7;
   auto param = [&](Shape shape, float scale) {
-    std::vector<float> v = noise(static_cast<size_t>(shape_numel(shape)), seed++);
+    std::vector<float> v = noise(static_cast<size_t>(element_count(shape)), seed++);
     for (float& e : v) e *= scale;
     return floats(std::move(shape), v);
   };

@@ -62,7 +62,7 @@ TEST_CASE("Tensor::allocate refuses bad shapes and dtypes", "[cpu_ops]") {
 
 TEST_CASE("shape helpers: strides and numpy broadcasting", "[cpu_ops]") {
   CHECK(contiguous_strides({2, 3, 4}) == std::vector<int64_t>{12, 4, 1});
-  CHECK(shape_numel({}) == 1);
+  CHECK(element_count({}) == 1);
   CHECK(shape_string({}) == "[]");
   CHECK(*broadcast_shapes({3, 1}, {1, 4}) == Shape{3, 4});
   CHECK(*broadcast_shapes({}, {2, 2}) == Shape{2, 2});

@@ -41,7 +41,7 @@ Result<std::map<std::string, cpu::Tensor>> run_manifest(
     if (spec.kind() == TensorProto::WEIGHT) {
       PS_ASSIGN_OR_RETURN(cpu::DType dtype, cpu::dtype_from_psm(spec.dtype()));
       const cpu::Shape shape = shape_of(spec);
-      const uint64_t bytes = static_cast<uint64_t>(cpu::shape_numel(shape)) * cpu::dtype_size(dtype);
+      const uint64_t bytes = static_cast<uint64_t>(cpu::element_count(shape)) * cpu::dtype_size(dtype);
       if (bytes != spec.byte_size() || spec.weight_offset() > weights.size() ||
           bytes > weights.size() - spec.weight_offset()) {
         return corrupt("weight tensor ", i, " '", spec.name(), "' (", cpu::dtype_name(dtype),

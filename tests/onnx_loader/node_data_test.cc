@@ -151,7 +151,7 @@ std::string compare_values(const TensorData& ours, const TensorData& expected) {
   if (ours.shape != expected.shape) {
     return str_cat("shape ", shape_string(ours.shape), " vs ", shape_string(expected.shape));
   }
-  if (!is_float_dtype(ours.dtype)) {
+  if (!is_floating(ours.dtype)) {
     return ours.bytes == expected.bytes ? "" : "values differ";
   }
   auto as_double = [](const TensorData& t, int64_t i) -> double {
