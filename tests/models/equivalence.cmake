@@ -3,5 +3,4 @@
 ps_add_test(test_pass_equivalence
   SOURCES
     ${CMAKE_CURRENT_LIST_DIR}/pass_equivalence_test.cc
-    ${CMAKE_CURRENT_LIST_DIR}/manifest_interpreter.cc
   LIBS ps_onnx_loader ps_zoo ps_cpu_ops)

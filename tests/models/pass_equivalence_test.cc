@@ -20,7 +20,7 @@
 #include "onnx_loader/onnx_import.h"
 #include "onnx_loader/pipeline.h"
 #include "onnx_loader/supported_ops.h"
-#include "tests/models/manifest_interpreter.h"
+#include "models/cpu/executor.h"
 
 namespace ps::models {
 namespace {
@@ -136,10 +136,10 @@ void check_equivalent(const std::string& label, const Lowered& both) {
   std::map<std::string, const Tensor*> borrowed;
   for (const auto& [name, t] : inputs) borrowed.emplace(name, &t);
 
-  auto fused = testing::run_manifest(both.inference.manifest, both.inference.weights, borrowed);
+  auto fused = cpu::run_model(both.inference.manifest, both.inference.weights, borrowed);
   INFO(label << " inference run: " << fused.status().message());
   REQUIRE(fused.ok());
-  auto unfused = testing::run_manifest(both.training.manifest, both.training.weights, borrowed);
+  auto unfused = cpu::run_model(both.training.manifest, both.training.weights, borrowed);
   INFO(label << " training run: " << unfused.status().message());
   REQUIRE(unfused.ok());
 
