@@ -85,6 +85,7 @@
   X(cuStreamBeginCapture, 10010)             \
   X(cuStreamEndCapture, 10000)               \
   X(cuGraphInstantiateWithFlags, 11040)      \
+  X(cuGraphGetNodes, 10000)                  \
   X(cuGraphLaunch, 10000)                    \
   X(cuGraphDestroy, 10000)                   \
   X(cuGraphExecDestroy, 10000)

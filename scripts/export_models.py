@@ -5,11 +5,14 @@ Runs where PyTorch, torchvision and transformers are installed (the GPU machine)
 random (seeded): nothing is downloaded. For each model and opset it writes
   OUT/<model>_op<opset>.onnx            (torch.onnx.export, dynamo=False, eval mode)
   OUT/<model>.inputs.npz / .outputs.npz (reference tensors from PyTorch in float32, on the CPU)
+  with --raw, also raw little-endian tensors for `psbench infer --input/--reference`:
+  OUT/<model>.input_<i>.bin / OUT/<model>.output_<i>.bin, in the ONNX graph's input/output
+  order, and OUT/<model>.io.json naming each file's tensor, dtype and shape.
 Models: resnet152, resnet50, resnet18, inception_v3 (torchvision), bert_base (HF BertModel,
 bert-base-cased sizes: vocab 28996). Images at batch B, BERT at [B, seq].
 
 Usage: export_models.py --out DIR [--models a,b] [--opsets 13,17] [--batch 8] [--seq 251]
-                        [--dynamic] [--external] [--no-reference]
+                        [--dynamic] [--external] [--no-reference] [--raw]
 """
 import argparse
 import os
@@ -47,6 +50,24 @@ def make_inputs(name, batch, seq):
     return (x,), ["input"], ["logits"]
 
 
+def write_raw(out_dir, name, in_names, inputs, out_names, outs):
+    """Raw little-endian tensors and a JSON index of them (see the module docstring)."""
+    import json
+    import numpy as np
+    index = {"model": name, "inputs": [], "outputs": []}
+    for kind, names, tensors in (("input", in_names, inputs), ("output", out_names, outs)):
+        for i, (n, t) in enumerate(zip(names, tensors)):
+            a = np.ascontiguousarray(t.detach().cpu().numpy())
+            a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+            file = f"{name}.{kind}_{i}.bin"
+            a.tofile(os.path.join(out_dir, file))
+            index[kind + "s"].append({"name": n, "file": file, "dtype": str(a.dtype),
+                                      "shape": list(a.shape)})
+    with open(os.path.join(out_dir, f"{name}.io.json"), "w") as f:
+        json.dump(index, f, indent=1)
+    print(f"raw tensors of {name} -> {out_dir}/{name}.{{input,output}}_<i>.bin", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
@@ -58,6 +79,8 @@ def main():
     ap.add_argument("--dynamic", action="store_true", help="symbolic batch (and seq) axes")
     ap.add_argument("--external", action="store_true", help="also save a copy with external data")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument("--raw", action="store_true",
+                    help="also write the reference tensors as raw .bin files plus <model>.io.json")
     args = ap.parse_args()
 
     import torch
@@ -87,6 +110,8 @@ def main():
                      **{n: t.numpy() for n, t in zip(in_names, inputs)})
             np.savez(os.path.join(args.out, f"{name}.outputs.npz"),
                      **{n: t.numpy() for n, t in zip(out_names, outs)})
+            if args.raw:
+                write_raw(args.out, name, in_names, inputs, out_names, outs)
         opsets = []
         for o in args.opsets.split(","):
             m, _, v = o.rpartition(":")

@@ -45,6 +45,10 @@ struct TensorSpec {
   DType dtype = DType::kUndefined;  // kUndefined: an absent optional input/output
   Shape shape;
   bool is_weight = false;  // bytes come from the weight blob (read-only during inference)
+  // Plan time only: the tensor's bytes() bytes on the host, when the caller has them (WEIGHT
+  // tensors: the host copy of the weight blob), else nullptr. Builders read static inputs (a
+  // Reshape's shape, Slice bounds, axes, Clip limits) from here; valid during build only.
+  const void* host_data = nullptr;
 
   bool present() const { return dtype != DType::kUndefined; }
   int64_t numel() const { return element_count(shape); }

@@ -321,7 +321,8 @@ std::string unsupported_reason(const onnx::GraphProto& graph) {
 
 }  // namespace
 
-Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_for) {
+Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_for,
+                            const NodeRunner& runner) {
   using Outcome = CaseResult::Outcome;
   CaseResult result;
   result.name = dir.filename().string();
@@ -337,6 +338,10 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
   result.op = single ? graph.node(0).op_type() : std::string(kGraphLabel);
   result.detail = unsupported_reason(graph);
   if (!result.detail.empty()) return result;  // kNotApplicable
+  if (runner && !single) {
+    result.detail = "a multi-node graph (the node runner runs single nodes)";
+    return result;  // kNotApplicable
+  }
 
   auto skip = [&](std::string why) {
     result.outcome = Outcome::kSkipped;
@@ -451,11 +456,14 @@ Result<CaseResult> run_case(const fs::path& dir, const ToleranceFor& tolerance_f
           PS_ASSIGN_OR_RETURN(actual[k], Tensor::allocate(e.dtype(), e.shape()));
           outputs.push_back(&actual[k]);
         }
-        const Status status = run_op(node.op_type(), node_attrs[n], inputs, outputs);
+        const Status status = runner ? runner(node.op_type(), node_attrs[n], inputs, outputs)
+                                     : run_op(node.op_type(), node_attrs[n], inputs, outputs);
+        if (runner && status.code() == Code::kUnsupported) return skip(status.message());
         if (!status.ok()) return fail(set, status.to_string());
         for (int k = 0; k < node.output_size(); ++k) {
           if (outputs[k] != nullptr) values.insert_or_assign(node.output(k), std::move(actual[k]));
         }
+        if (runner) continue;
         // run_op_allocating must pick the same shapes and compute the same bits.
         Result<std::vector<Tensor>> allocated = run_op_allocating(
             node.op_type(), node_attrs[n], inputs, static_cast<size_t>(node.output_size()));

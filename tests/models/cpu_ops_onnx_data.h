@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,14 @@ using ToleranceFor = std::function<Tolerance(const std::string& op)>;
 // The op label of cases whose model has several nodes.
 inline constexpr std::string_view kGraphLabel = "(multi-node graphs)";
 
+// Runs one node on another backend (the GPU operators): `inputs` as loaded (nullptr for an
+// omitted optional input), `outputs` preallocated with the expected dtypes and shapes (nullptr
+// for an omitted output), to be filled. A kUnsupported error means the backend does not run
+// this case (an op, dtype or attribute it lacks): the case is skipped with that message.
+using NodeRunner = std::function<Status(const std::string& op, const Attributes& attrs,
+                                        std::span<const Tensor* const> inputs,
+                                        std::span<Tensor* const> outputs)>;
+
 // Runs one case directory. A single node runs through run_op with outputs preallocated from the
 // expected outputs (as the executor calls it), and again through run_op_allocating, which must
 // give the same bits. A graph of several nodes (ONNX's function-expanded cases) runs node by
@@ -63,7 +72,10 @@ inline constexpr std::string_view kGraphLabel = "(multi-node graphs)";
 // DType, a non-tensor value, an attribute kind the manifest cannot carry); detail says which.
 // kFailed: run_op failed or an output differs (detail has the first mismatch).
 // An error Status: the case directory itself is unreadable or corrupt (it names the file).
-Result<CaseResult> run_case(const std::filesystem::path& dir, const ToleranceFor& tolerance_for);
+// With a `runner`, single-node cases run through it instead (and not through
+// run_op_allocating), and multi-node graphs are kNotApplicable.
+Result<CaseResult> run_case(const std::filesystem::path& dir, const ToleranceFor& tolerance_for,
+                            const NodeRunner& runner = {});
 
 // The case directories under `root` (every subdirectory that holds model.onnx), sorted.
 // NotFound when root does not exist or is not a directory.

@@ -87,6 +87,15 @@ Result<GpuOpRun> run_gpu_op(GpuRuntime& runtime, Precision precision, const std:
                             std::span<const cpu::Tensor* const> inputs,
                             std::span<const TensorSpec> outputs,
                             std::initializer_list<size_t> weight_inputs) {
+  return run_gpu_op(runtime, precision, op, attrs, inputs, outputs,
+                    std::span<const size_t>(weight_inputs.begin(), weight_inputs.size()));
+}
+
+Result<GpuOpRun> run_gpu_op(GpuRuntime& runtime, Precision precision, const std::string& op,
+                            const cpu::Attributes& attrs,
+                            std::span<const cpu::Tensor* const> inputs,
+                            std::span<const TensorSpec> outputs,
+                            std::span<const size_t> weight_inputs) {
   const cuda::Stream& stream = runtime.plan_stream();
   std::vector<TensorSpec> in_specs;
   std::vector<cuda::DeviceBuffer> in_bufs;
@@ -97,6 +106,7 @@ Result<GpuOpRun> run_gpu_op(GpuRuntime& runtime, Precision precision, const std:
       spec.dtype = inputs[i]->dtype();
       spec.shape = inputs[i]->shape();
       spec.is_weight = std::find(weight_inputs.begin(), weight_inputs.end(), i) != weight_inputs.end();
+      spec.host_data = inputs[i]->raw();
       PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer buf, upload(*inputs[i], stream));
       in_ptrs.push_back(buf.ptr());
       in_bufs.push_back(std::move(buf));

@@ -37,7 +37,8 @@ Result<TensorError> compare_tensors(const cpu::Tensor& expected, const cpu::Tens
 // Runs `op` on the GPU: uploads `inputs` (nullptr: an absent optional input), builds the op
 // with the output specs given, enqueues it on the runtime's plan stream with a workspace of
 // the size it asks for, and downloads the outputs. `weight_inputs` marks inputs that are
-// weights (TensorSpec::is_weight). Returns the outputs, in order.
+// weights (TensorSpec::is_weight). Every input's TensorSpec::host_data points at its host
+// tensor during the build (so static inputs can be read). Returns the outputs, in order.
 struct GpuOpRun {
   std::vector<cpu::Tensor> outputs;
   std::string description;  // GpuOp::describe()
@@ -48,6 +49,12 @@ Result<GpuOpRun> run_gpu_op(GpuRuntime& runtime, Precision precision, const std:
                             std::span<const cpu::Tensor* const> inputs,
                             std::span<const TensorSpec> outputs,
                             std::initializer_list<size_t> weight_inputs = {});
+// The same with the weight input positions in a run-time list.
+Result<GpuOpRun> run_gpu_op(GpuRuntime& runtime, Precision precision, const std::string& op,
+                            const cpu::Attributes& attrs,
+                            std::span<const cpu::Tensor* const> inputs,
+                            std::span<const TensorSpec> outputs,
+                            std::span<const size_t> weight_inputs);
 
 // Runs `op` on the CPU reference (run_op_allocating) and on the GPU with the same inputs and
 // output shapes, and compares every output. Returns one TensorError per output.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tools/psbench/copy_bench.h"
+#include "tools/psbench/infer_bench.h"
 
 namespace {
 
@@ -18,6 +19,8 @@ struct Subcommand {
 constexpr Subcommand kSubcommands[] = {
     {"copy", "host<->device copy bandwidth into the device pool, and the fixed cost per copy",
      ps::psbench::copy_main},
+    {"infer", "resident-model inference latency of a .psm on the GPU executor (+ profile)",
+     ps::psbench::infer_main},
 };
 
 void print_usage(std::FILE* out) {

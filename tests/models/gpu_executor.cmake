@@ -1,0 +1,20 @@
+# The GPU executor's tests (included from tests/models/gpu.cmake):
+#  - test_gpu_plan_layout: the plan's device-free logic on lowered zoo models (runs in CI);
+#  - test_gpu_executor [gpu]: whole tiny zoo models vs the CPU executor, graph replay, group
+#    hook, debug run, build errors;
+#  - test_gpu_conformance [gpu]: libonnx-testdata node cases on the GPU operators.
+add_library(ps_zoo_lowering STATIC ${CMAKE_CURRENT_LIST_DIR}/zoo_lowering.cc)
+target_link_libraries(ps_zoo_lowering PUBLIC ps_onnx_loader ps_zoo ps_cpu_ops)
+target_include_directories(ps_zoo_lowering PUBLIC ${PROJECT_SOURCE_DIR})
+
+ps_add_test(test_gpu_plan_layout
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/gpu_plan_layout_test.cc
+  LIBS ps_gpu ps_zoo_lowering)
+ps_add_test(test_gpu_executor
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/gpu_executor_test.cc
+  LIBS ps_gpu_test_support ps_zoo_lowering)
+ps_add_test(test_gpu_conformance
+  SOURCES
+    ${CMAKE_CURRENT_LIST_DIR}/gpu_conformance_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/cpu_ops_onnx_data.cc
+  LIBS ps_gpu_test_support onnx_proto)
