@@ -45,6 +45,11 @@ struct TensorSpec {
   DType dtype = DType::kUndefined;  // kUndefined: an absent optional input/output
   Shape shape;
   bool is_weight = false;  // bytes come from the weight blob (read-only during inference)
+  // For a weight: its bytes (bytes() of them) in host memory (the package's weight blob),
+  // readable while the op is built; nullptr when the caller has none. Ops with *static* inputs
+  // (docs/operators.md: slice bounds, axes, clip limits, a Range's start) read their values
+  // here at plan time and never on the GPU; an op that needs them refuses a spec without.
+  const void* host_data = nullptr;
 
   bool present() const { return dtype != DType::kUndefined; }
   int64_t numel() const { return element_count(shape); }
