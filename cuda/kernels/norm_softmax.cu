@@ -168,8 +168,9 @@ __device__ void layer_norm_warp_rows(const float* x, const float* scale, const f
     for (int k = 0; k < kPerLane; ++k) {
       const int c = k * 32 + lane;
       if (c < n) {
-        float r = (v[k] - mean) * inv_std * scale[c % p.scale_len];
-        if (p.bias_len > 0) r += bias[c % p.bias_len];
+        // Scale and bias usually span the whole row: skip the modulo then.
+        float r = (v[k] - mean) * inv_std * scale[p.scale_len == p.inner ? c : c % p.scale_len];
+        if (p.bias_len > 0) r += bias[p.bias_len == p.inner ? c : c % p.bias_len];
         out[c] = r;
       }
     }
