@@ -45,9 +45,10 @@ struct TensorSpec {
   DType dtype = DType::kUndefined;  // kUndefined: an absent optional input/output
   Shape shape;
   bool is_weight = false;  // bytes come from the weight blob (read-only during inference)
-  // Plan time only: the tensor's bytes() bytes on the host, when the caller has them (WEIGHT
-  // tensors: the host copy of the weight blob), else nullptr. Builders read static inputs (a
-  // Reshape's shape, Slice bounds, axes, Clip limits) from here; valid during build only.
+  // For a weight: its bytes (bytes() of them) in host memory (the package's weight blob),
+  // readable while the op is built; nullptr when the caller has none. Ops with *static* inputs
+  // (docs/operators.md: slice bounds, axes, clip limits, a Range's start) read their values
+  // here at plan time and never on the GPU; an op that needs them refuses a spec without.
   const void* host_data = nullptr;
 
   bool present() const { return dtype != DType::kUndefined; }

@@ -106,7 +106,7 @@ Result<GpuOpRun> run_gpu_op(GpuRuntime& runtime, Precision precision, const std:
       spec.dtype = inputs[i]->dtype();
       spec.shape = inputs[i]->shape();
       spec.is_weight = std::find(weight_inputs.begin(), weight_inputs.end(), i) != weight_inputs.end();
-      spec.host_data = inputs[i]->raw();
+      if (spec.is_weight) spec.host_data = inputs[i]->raw();
       PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer buf, upload(*inputs[i], stream));
       in_ptrs.push_back(buf.ptr());
       in_bufs.push_back(std::move(buf));

@@ -1,0 +1,253 @@
+// Row-wise float32 kernels: Softmax / LogSoftmax along one axis and LayerNormalization.
+//
+// Softmax over the last axis gives each row to one warp and keeps the row in registers (rows
+// up to 1024 elements: BERT's 251-wide attention rows read once), subtracting the exact row
+// maximum; longer rows get a block and three passes; a softmax over an inner axis gives one
+// thread to each (outer, inner) column (consecutive threads read consecutive addresses).
+// LayerNorm likewise: a warp per row in registers up to 1024 elements (BERT's 768), a block per
+// row beyond; statistics are two-pass (mean, then the mean squared deviation) in float32.
+// Launchers: models/gpu/norm_softmax_ops.cc.
+#include <cstdint>
+
+#include "cuda/kernels/kernel_params.h"
+
+namespace norm_softmax {
+
+using ps::kernels::LayerNormParams;
+using ps::kernels::SoftmaxParams;
+
+constexpr unsigned kFull = 0xffffffffu;
+
+__device__ inline float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+  return v;
+}
+__device__ inline float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  return v;
+}
+
+// Block-wide reduction through shared memory (blockDim.x a multiple of 32, <= 1024). Every
+// thread gets the result.
+template <bool kMax>
+__device__ float block_reduce(float v) {
+  __shared__ float partial[32];
+  __shared__ float result;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  v = kMax ? warp_max(v) : warp_sum(v);
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x / 32;
+    float w = lane < warps ? partial[lane] : (kMax ? -INFINITY : 0.0f);
+    w = kMax ? warp_max(w) : warp_sum(w);
+    if (lane == 0) result = w;
+  }
+  __syncthreads();
+  const float r = result;
+  __syncthreads();  // partial/result are reused by the next call
+  return r;
+}
+
+__device__ inline int64_t global_warp() {
+  return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+}
+__device__ inline int64_t warp_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x / 32; }
+
+// NaN-propagating max (fmaxf would drop a NaN; the CPU reference's std::max keeps the first
+// operand, so a NaN row yields NaN outputs there too).
+__device__ inline float max_nan(float a, float b) { return (a > b || isnan(a)) ? a : b; }
+
+template <int kPerLane>
+__device__ void softmax_warp_rows(const float* x, float* y, const SoftmaxParams& p) {
+  const int lane = threadIdx.x % 32;
+  const int n = static_cast<int>(p.n);
+  for (int64_t row = global_warp(); row < p.outer; row += warp_count()) {
+    const float* in = x + row * p.n;
+    float* out = y + row * p.n;
+    float v[kPerLane];
+    float m = -INFINITY;
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int c = k * 32 + lane;
+      v[k] = c < n ? in[c] : -INFINITY;
+      m = max_nan(m, v[k]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = max_nan(m, __shfl_xor_sync(kFull, m, o));
+    float s = 0;
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int c = k * 32 + lane;
+      if (c < n) s += expf(v[k] - m);
+    }
+    s = warp_sum(s);
+    if (p.log) {
+      const float log_s = logf(s);
+#pragma unroll
+      for (int k = 0; k < kPerLane; ++k) {
+        const int c = k * 32 + lane;
+        if (c < n) out[c] = v[k] - m - log_s;
+      }
+    } else {
+      const float inv = 1.0f / s;
+#pragma unroll
+      for (int k = 0; k < kPerLane; ++k) {
+        const int c = k * 32 + lane;
+        if (c < n) out[c] = expf(v[k] - m) * inv;
+      }
+    }
+  }
+}
+
+__device__ void softmax_block_rows(const float* x, float* y, const SoftmaxParams& p) {
+  for (int64_t row = blockIdx.x; row < p.outer; row += gridDim.x) {
+    const float* in = x + row * p.n;
+    float* out = y + row * p.n;
+    float m = -INFINITY;
+    for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) m = max_nan(m, in[c]);
+    m = block_reduce<true>(m);
+    float s = 0;
+    for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) s += expf(in[c] - m);
+    s = block_reduce<false>(s);
+    const float log_s = logf(s), inv = 1.0f / s;
+    for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) {
+      out[c] = p.log ? in[c] - m - log_s : expf(in[c] - m) * inv;
+    }
+  }
+}
+
+__device__ void softmax_columns(const float* x, float* y, const SoftmaxParams& p) {
+  const int64_t columns = p.outer * p.inner;
+  for (int64_t col = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; col < columns;
+       col += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t o = col / p.inner, i = col % p.inner;
+    const float* in = x + o * p.n * p.inner + i;
+    float* out = y + o * p.n * p.inner + i;
+    float m = -INFINITY;
+    for (int64_t k = 0; k < p.n; ++k) m = max_nan(m, in[k * p.inner]);
+    float s = 0;
+    for (int64_t k = 0; k < p.n; ++k) s += expf(in[k * p.inner] - m);
+    const float log_s = logf(s), inv = 1.0f / s;
+    for (int64_t k = 0; k < p.n; ++k) {
+      const float v = in[k * p.inner];
+      out[k * p.inner] = p.log ? v - m - log_s : expf(v - m) * inv;
+    }
+  }
+}
+
+template <int kPerLane>
+__device__ void layer_norm_warp_rows(const float* x, const float* scale, const float* bias,
+                                     float* y, float* mean_out, float* inv_std_out,
+                                     const LayerNormParams& p) {
+  const int lane = threadIdx.x % 32;
+  const int n = static_cast<int>(p.inner);
+  for (int64_t row = global_warp(); row < p.rows; row += warp_count()) {
+    const float* in = x + row * p.inner;
+    float* out = y + row * p.inner;
+    float v[kPerLane];
+    float s = 0;
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int c = k * 32 + lane;
+      v[k] = c < n ? in[c] : 0.0f;
+      s += v[k];
+    }
+    const float mean = warp_sum(s) / static_cast<float>(n);
+    float sq = 0;
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int c = k * 32 + lane;
+      const float d = c < n ? v[k] - mean : 0.0f;
+      sq += d * d;
+    }
+    const float inv_std = rsqrtf(warp_sum(sq) / static_cast<float>(n) + p.epsilon);
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int c = k * 32 + lane;
+      if (c < n) {
+        // Scale and bias usually span the whole row: skip the modulo then.
+        float r = (v[k] - mean) * inv_std * scale[p.scale_len == p.inner ? c : c % p.scale_len];
+        if (p.bias_len > 0) r += bias[p.bias_len == p.inner ? c : c % p.bias_len];
+        out[c] = r;
+      }
+    }
+    if (lane == 0) {
+      if (mean_out != nullptr) mean_out[row] = mean;
+      if (inv_std_out != nullptr) inv_std_out[row] = inv_std;
+    }
+  }
+}
+
+__device__ void layer_norm_block_rows(const float* x, const float* scale, const float* bias,
+                                      float* y, float* mean_out, float* inv_std_out,
+                                      const LayerNormParams& p) {
+  for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
+    const float* in = x + row * p.inner;
+    float* out = y + row * p.inner;
+    float s = 0;
+    for (int64_t c = threadIdx.x; c < p.inner; c += blockDim.x) s += in[c];
+    const float mean = block_reduce<false>(s) / static_cast<float>(p.inner);
+    float sq = 0;
+    for (int64_t c = threadIdx.x; c < p.inner; c += blockDim.x) {
+      const float d = in[c] - mean;
+      sq += d * d;
+    }
+    const float inv_std = rsqrtf(block_reduce<false>(sq) / static_cast<float>(p.inner) + p.epsilon);
+    for (int64_t c = threadIdx.x; c < p.inner; c += blockDim.x) {
+      float r = (in[c] - mean) * inv_std * scale[c % p.scale_len];
+      if (p.bias_len > 0) r += bias[c % p.bias_len];
+      out[c] = r;
+    }
+    if (threadIdx.x == 0) {
+      if (mean_out != nullptr) mean_out[row] = mean;
+      if (inv_std_out != nullptr) inv_std_out[row] = inv_std;
+    }
+  }
+}
+
+}  // namespace norm_softmax
+
+// Softmax / LogSoftmax. mode 0: a warp per row of n <= 32 * per_lane (per_lane one of 1, 2,
+// 4, 8, 16, 32; inner == 1); mode 1: a block per row (inner == 1); mode 2: a thread per column.
+extern "C" __global__ void ps_softmax_f32(const float* x, float* y, ps::kernels::SoftmaxParams p,
+                                          int32_t mode, int32_t per_lane) {
+  using namespace norm_softmax;
+  if (mode == 1) {
+    softmax_block_rows(x, y, p);
+  } else if (mode == 2) {
+    softmax_columns(x, y, p);
+  } else {
+    switch (per_lane) {
+      case 1: softmax_warp_rows<1>(x, y, p); break;
+      case 2: softmax_warp_rows<2>(x, y, p); break;
+      case 4: softmax_warp_rows<4>(x, y, p); break;
+      case 8: softmax_warp_rows<8>(x, y, p); break;
+      case 16: softmax_warp_rows<16>(x, y, p); break;
+      default: softmax_warp_rows<32>(x, y, p); break;
+    }
+  }
+}
+
+// LayerNormalization; mean_out / inv_std_out may be null. mode 0: a warp per row (inner <=
+// 32 * per_lane); mode 1: a block per row.
+extern "C" __global__ void ps_layer_norm_f32(const float* x, const float* scale, const float* bias,
+                                             float* y, float* mean_out, float* inv_std_out,
+                                             ps::kernels::LayerNormParams p, int32_t mode,
+                                             int32_t per_lane) {
+  using namespace norm_softmax;
+  if (mode == 1) {
+    layer_norm_block_rows(x, scale, bias, y, mean_out, inv_std_out, p);
+    return;
+  }
+  switch (per_lane) {
+    case 1: layer_norm_warp_rows<1>(x, scale, bias, y, mean_out, inv_std_out, p); break;
+    case 2: layer_norm_warp_rows<2>(x, scale, bias, y, mean_out, inv_std_out, p); break;
+    case 4: layer_norm_warp_rows<4>(x, scale, bias, y, mean_out, inv_std_out, p); break;
+    case 8: layer_norm_warp_rows<8>(x, scale, bias, y, mean_out, inv_std_out, p); break;
+    case 16: layer_norm_warp_rows<16>(x, scale, bias, y, mean_out, inv_std_out, p); break;
+    default: layer_norm_warp_rows<32>(x, scale, bias, y, mean_out, inv_std_out, p); break;
+  }
+}

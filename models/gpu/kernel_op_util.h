@@ -1,0 +1,97 @@
+// What the builders of our kernel ops share: attribute reading through the CPU reference's
+// OpContext, static (plan-time) input values, output-spec checks, launch geometry, and the
+// builder functions each ops file defines (kernel_ops.cc puts them in the table).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "cuda/kernels/kernel_params.h"
+#include "cuda/module.h"
+#include "models/cpu/op_context.h"
+#include "models/gpu/op.h"
+
+namespace ps::models::gpu {
+
+// The attributes of `spec`, read with the CPU reference's typed accessors (no inputs or
+// outputs: only attr_* and check_attrs may be used). Borrows spec.attrs.
+class AttrReader {
+ public:
+  explicit AttrReader(const OpSpec& spec) : op_(spec.op), ctx_(op_, spec.attrs, {}, {}) {}
+  const cpu::OpContext& operator*() const { return ctx_; }
+  const cpu::OpContext* operator->() const { return &ctx_; }
+
+ private:
+  std::string op_;
+  cpu::OpContext ctx_;
+};
+
+// Input i of spec, or an error naming it when absent.
+Result<const TensorSpec*> required_input(const OpSpec& spec, size_t i, std::string_view what);
+// Input i when present, else nullptr.
+const TensorSpec* optional_input(const OpSpec& spec, size_t i);
+
+// The values of a static int32/int64 input (rank 0 or 1) from its host copy. Errors: absent
+// host data (the input must be a weight with its bytes given), another dtype.
+Result<std::vector<int64_t>> static_ints(const TensorSpec& t, std::string_view what);
+// The single value of a one-element static numeric input, as double.
+Result<double> static_scalar(const TensorSpec& t, std::string_view what);
+// As static_scalar, for integer inputs exactly.
+Result<int64_t> static_int_scalar(const TensorSpec& t, std::string_view what);
+
+// Checks that spec has at least `count` outputs and that output i (when present) has `dtype`
+// and `shape`; the error names both, so an importer/op disagreement is found at plan time.
+Status check_output(const OpSpec& spec, size_t i, DType dtype, const Shape& shape);
+Status check_arity(const OpSpec& spec, size_t min_inputs, size_t max_inputs, size_t min_outputs,
+                   size_t max_outputs);
+
+// The KernelDType code of a dtype.
+int32_t kernel_dtype(DType dtype);
+
+// Threads per block of our element-wise kernels and the grid for `items` work items (grid-
+// stride loops cover the rest past the cap).
+constexpr unsigned kBlock = 256;
+unsigned grid_for(int64_t items);
+
+// Kernel name suffix for an element unit of `bytes` (1, 2, 4, 8, 16): "u8" ... "u128".
+const char* unit_suffix(size_t bytes);
+
+// Looks a kernel up at plan time, naming it on failure.
+Result<cuda::Kernel> find_kernel(const OpEnv& env, const std::string& name);
+
+// True when every address is a multiple of `alignment`.
+inline bool aligned(std::initializer_list<CUdeviceptr> ptrs, size_t alignment) {
+  for (CUdeviceptr p : ptrs) {
+    if (p % alignment != 0) return false;
+  }
+  return true;
+}
+
+// The builders (one per op family), in elementwise_op.cc, layout_ops.cc, shape_ops.cc,
+// norm_softmax_ops.cc and reduce_op.cc.
+using BuildResult = Result<std::unique_ptr<GpuOp>>;
+BuildResult build_unary(const OpSpec& spec, const OpEnv& env);
+BuildResult build_predicate(const OpSpec& spec, const OpEnv& env);
+BuildResult build_binary(const OpSpec& spec, const OpEnv& env);
+BuildResult build_variadic(const OpSpec& spec, const OpEnv& env);
+BuildResult build_where(const OpSpec& spec, const OpEnv& env);
+BuildResult build_cast(const OpSpec& spec, const OpEnv& env);
+BuildResult build_transpose(const OpSpec& spec, const OpEnv& env);
+BuildResult build_slice(const OpSpec& spec, const OpEnv& env);
+BuildResult build_expand(const OpSpec& spec, const OpEnv& env);
+BuildResult build_concat(const OpSpec& spec, const OpEnv& env);
+BuildResult build_split(const OpSpec& spec, const OpEnv& env);
+BuildResult build_gather(const OpSpec& spec, const OpEnv& env);
+BuildResult build_reshape_like(const OpSpec& spec, const OpEnv& env);
+BuildResult build_shape(const OpSpec& spec, const OpEnv& env);
+BuildResult build_constant_of_shape(const OpSpec& spec, const OpEnv& env);
+BuildResult build_range(const OpSpec& spec, const OpEnv& env);
+BuildResult build_softmax(const OpSpec& spec, const OpEnv& env);
+BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env);
+BuildResult build_reduce(const OpSpec& spec, const OpEnv& env);
+
+}  // namespace ps::models::gpu

@@ -1,0 +1,153 @@
+// Softmax / LogSoftmax (opset 13: along one axis) and LayerNormalization on our kernels
+// (cuda/kernels/norm_softmax.cu); float32 only.
+#include "cuda/stream.h"
+#include "models/gpu/kernel_op_util.h"
+
+namespace ps::models::gpu {
+namespace {
+
+// Lanes' share of a row of n elements kept in registers: the smallest of 1, 2, 4, ..., 32 with
+// 32 * per_lane >= n; 0 when the row is too long for one warp.
+int per_lane_for(int64_t n) {
+  for (int k = 1; k <= 32; k *= 2) {
+    if (32 * static_cast<int64_t>(k) >= n) return k;
+  }
+  return 0;
+}
+
+class SoftmaxOp final : public GpuOp {
+ public:
+  SoftmaxOp(cuda::Kernel kernel, kernels::SoftmaxParams p) : kernel_(kernel), params_(p) {
+    if (p.inner != 1) {
+      mode_ = 2;
+    } else {
+      per_lane_ = per_lane_for(p.n);
+      mode_ = per_lane_ == 0 ? 1 : 0;
+    }
+  }
+  Status enqueue(const LaunchArgs& args) const override {
+    if (params_.outer == 0 || params_.n == 0 || params_.inner == 0) return Status::OK();
+    unsigned grid;
+    if (mode_ == 0) {
+      grid = grid_for(params_.outer * 32);  // a warp per row
+    } else if (mode_ == 1) {
+      grid = static_cast<unsigned>(std::min<int64_t>(params_.outer, 65535));
+    } else {
+      grid = grid_for(params_.outer * params_.inner);
+    }
+    return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], args.outputs[0], params_,
+                          mode_, per_lane_);
+  }
+  std::string describe() const override {
+    const char* how = mode_ == 0 ? "warp per row" : mode_ == 1 ? "block per row" : "thread per column";
+    return str_cat("kernel ps_softmax_f32 (", params_.log ? "log, " : "", how, ", n ", params_.n, ")");
+  }
+
+ private:
+  cuda::Kernel kernel_;
+  kernels::SoftmaxParams params_;
+  int32_t mode_ = 0;
+  int32_t per_lane_ = 1;
+};
+
+class LayerNormOp final : public GpuOp {
+ public:
+  LayerNormOp(cuda::Kernel kernel, kernels::LayerNormParams p) : kernel_(kernel), params_(p) {
+    per_lane_ = per_lane_for(p.inner);
+    mode_ = per_lane_ == 0 ? 1 : 0;
+  }
+  Status enqueue(const LaunchArgs& args) const override {
+    if (params_.rows == 0 || params_.inner == 0) return Status::OK();
+    const CUdeviceptr bias = args.inputs.size() > 2 ? args.inputs[2] : 0;
+    const CUdeviceptr mean = args.outputs.size() > 1 ? args.outputs[1] : 0;
+    const CUdeviceptr inv_std = args.outputs.size() > 2 ? args.outputs[2] : 0;
+    const unsigned grid = mode_ == 0 ? grid_for(params_.rows * 32)
+                                     : static_cast<unsigned>(std::min<int64_t>(params_.rows, 65535));
+    return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], args.inputs[1], bias,
+                          args.outputs[0], mean, inv_std, params_, mode_, per_lane_);
+  }
+  std::string describe() const override {
+    return str_cat("kernel ps_layer_norm_f32 (", mode_ == 0 ? "warp" : "block", " per row of ",
+                   params_.inner, ")");
+  }
+
+ private:
+  cuda::Kernel kernel_;
+  kernels::LayerNormParams params_;
+  int32_t mode_ = 0;
+  int32_t per_lane_ = 1;
+};
+
+// The length after which `t` (unidirectionally broadcast to norm_shape) repeats along a row,
+// when its shape without leading 1s is a suffix of norm_shape; an error otherwise.
+Result<int64_t> repeat_length(const TensorSpec& t, const Shape& norm_shape, const char* what) {
+  size_t first = 0;
+  while (first < t.shape.size() && t.shape[first] == 1) ++first;
+  const size_t m = t.shape.size() - first;
+  if (m > norm_shape.size() || !std::equal(t.shape.begin() + first, t.shape.end(), norm_shape.end() - m)) {
+    return unsupported(what, " ", shape_string(t.shape), " does not repeat over the normalised shape ",
+                       shape_string(norm_shape), " (the GPU LayerNormalization takes trailing-dimension "
+                       "broadcasts only)");
+  }
+  return std::max<int64_t>(t.numel(), 1);
+}
+
+}  // namespace
+
+BuildResult build_softmax(const OpSpec& spec, const OpEnv& env) {
+  PS_TRY(check_arity(spec, 1, 1, 1, 1));
+  AttrReader attrs(spec);
+  PS_TRY(attrs->check_attrs({"axis"}));
+  const TensorSpec& x = spec.inputs[0];
+  if (x.dtype != DType::kFloat32) return unsupported("input dtype ", dtype_name(x.dtype), " (float32 only)");
+  PS_TRY(check_output(spec, 0, x.dtype, x.shape));
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  PS_ASSIGN_OR_RETURN(int64_t axis, attrs->attr_int("axis", -1));
+  if (axis < -rank || axis >= rank) return invalid_argument("axis ", axis, " is out of range for rank ", rank);
+  if (axis < 0) axis += rank;
+  kernels::SoftmaxParams p;
+  p.outer = element_count(Shape(x.shape.begin(), x.shape.begin() + axis));
+  p.n = x.shape[axis];
+  p.inner = element_count(Shape(x.shape.begin() + axis + 1, x.shape.end()));
+  p.log = spec.op == "LogSoftmax";
+  PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, "ps_softmax_f32"));
+  return std::unique_ptr<GpuOp>(new SoftmaxOp(k, p));
+}
+
+BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {
+  PS_TRY(check_arity(spec, 2, 3, 1, 3));
+  AttrReader attrs(spec);
+  PS_TRY(attrs->check_attrs({"axis", "epsilon", "stash_type"}));
+  const TensorSpec& x = spec.inputs[0];
+  const TensorSpec& scale = spec.inputs[1];
+  const TensorSpec* bias = optional_input(spec, 2);
+  if (x.dtype != DType::kFloat32 || scale.dtype != DType::kFloat32 ||
+      (bias != nullptr && bias->dtype != DType::kFloat32)) {
+    return unsupported("dtypes X ", dtype_name(x.dtype), ", Scale ", dtype_name(scale.dtype),
+                       " (the GPU LayerNormalization is float32 only)");
+  }
+  const int64_t rank = static_cast<int64_t>(x.shape.size());
+  PS_ASSIGN_OR_RETURN(int64_t axis, attrs->attr_int("axis", -1));
+  PS_ASSIGN_OR_RETURN(const float epsilon, attrs->attr_float("epsilon", 1e-5f));
+  PS_ASSIGN_OR_RETURN(const int64_t stash_type, attrs->attr_int("stash_type", 1));
+  if (stash_type != 1) return unsupported("stash_type=", stash_type, " (only 1, float32)");
+  if (axis < -rank || axis >= rank) return invalid_argument("axis ", axis, " is out of range for rank ", rank);
+  if (axis < 0) axis += rank;
+  PS_TRY(check_output(spec, 0, x.dtype, x.shape));
+  Shape stat_shape(x.shape.begin(), x.shape.begin() + axis);
+  stat_shape.resize(x.shape.size(), 1);
+  for (size_t i = 1; i < spec.outputs.size(); ++i) PS_TRY(check_output(spec, i, DType::kFloat32, stat_shape));
+  const Shape norm_shape(x.shape.begin() + axis, x.shape.end());
+  kernels::LayerNormParams p;
+  p.inner = element_count(norm_shape);
+  p.rows = p.inner == 0 ? 0 : x.numel() / p.inner;
+  p.epsilon = epsilon;
+  PS_ASSIGN_OR_RETURN(p.scale_len, repeat_length(scale, norm_shape, "Scale"));
+  if (bias != nullptr) {
+    PS_ASSIGN_OR_RETURN(p.bias_len, repeat_length(*bias, norm_shape, "B"));
+  }
+  PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, "ps_layer_norm_f32"));
+  return std::unique_ptr<GpuOp>(new LayerNormOp(k, p));
+}
+
+}  // namespace ps::models::gpu

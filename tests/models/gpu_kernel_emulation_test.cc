@@ -1,0 +1,367 @@
+// Our CUDA kernels run on the CPU under a host emulation of blocks, warps and shared memory
+// (kernel_emulation.h), fed with the plans the GPU ops make (index_plan.h), and compared with
+// the CPU reference. Catches index, tiling, shuffle and conversion bugs without a GPU; the
+// [gpu] cases of gpu_kernel_ops_test.cc check the same kernels on the device and its math.
+#include "tests/models/kernel_emulation.h"
+
+// The kernels, compiled for the host (one translation unit, as nvcc sees them).
+#include "cuda/kernels/elementwise.cu"
+#include "cuda/kernels/layout.cu"
+#include "cuda/kernels/norm_softmax.cu"
+#include "cuda/kernels/reduce.cu"
+
+#include <catch2/catch.hpp>
+
+#include <iterator>
+#include <optional>
+#include <random>
+
+#include "models/cpu/ops.h"
+#include "models/gpu/index_plan.h"
+#include "tests/models/gpu_op_check.h"
+
+namespace ps::models::gpu {
+namespace {
+
+using cpu::Tensor;
+using testing::random_tensor;
+
+uint64_t emu_seed = 1000;
+Tensor rnd(DType d, Shape s, double lo = -1, double hi = 1) {
+  return random_tensor(d, std::move(s), emu_seed++, lo, hi);
+}
+
+pipeswitch::psm::Attribute attr_i(const std::string& name, int64_t v) {
+  pipeswitch::psm::Attribute a;
+  a.set_name(name);
+  a.set_i(v);
+  return a;
+}
+pipeswitch::psm::Attribute attr_ints(const std::string& name, const std::vector<int64_t>& v) {
+  pipeswitch::psm::Attribute a;
+  a.set_name(name);
+  for (int64_t x : v) a.mutable_ints()->add_values(x);
+  return a;
+}
+cpu::Attributes attrs(std::initializer_list<pipeswitch::psm::Attribute> list = {}) {
+  cpu::Attributes out;
+  for (const auto& a : list) *out.Add() = a;
+  return out;
+}
+
+std::vector<Tensor> reference(const std::string& op, const cpu::Attributes& a,
+                              std::vector<const Tensor*> in, size_t outputs = 1) {
+  auto r = cpu::run_op_allocating(op, a, in, outputs);
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+Tensor reference1(const std::string& op, const cpu::Attributes& a, std::vector<const Tensor*> in) {
+  std::vector<Tensor> out = reference(op, a, std::move(in));
+  return std::move(out[0]);
+}
+
+Tensor empty_like(const Tensor& t) {
+  auto r = Tensor::allocate(t.dtype(), t.shape());
+  REQUIRE(r.ok());
+  Tensor x = std::move(r).value();
+  if (x.byte_size() > 0) std::memset(x.mutable_raw(), 0xA5, x.byte_size());
+  return x;
+}
+
+double max_rel(const Tensor& expected, const Tensor& actual) {
+  auto e = testing::compare_tensors(expected, actual);
+  REQUIRE(e.ok());
+  if (e->mismatches > 0) return 1.0;
+  return e->max_rel;
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Independent threads (element-wise, copies, gathers, thread-per-output reductions): 3 blocks
+// of 256 so grid-stride loops wrap.
+template <typename F>
+void run3(F f) {
+  emu_launch(EmuDim{3}, EmuDim{256}, f, /*cooperative=*/false);
+}
+// Kernels with shuffles or barriers: real threads, 2 blocks of `block`.
+template <typename F>
+void run_coop(F f, EmuDim block = EmuDim{64}) {
+  emu_launch(EmuDim{2}, block, f, /*cooperative=*/true);
+}
+
+Shape random_shape(std::mt19937& rng, int max_rank, int max_dim) {
+  const int rank = 1 + static_cast<int>(rng() % max_rank);
+  Shape s;
+  for (int d = 0; d < rank; ++d) s.push_back(1 + static_cast<int64_t>(rng() % max_dim));
+  return s;
+}
+Shape broadcastable(std::mt19937& rng, const Shape& out) {
+  Shape s;
+  for (int64_t d : out) s.push_back(rng() % 3 == 0 ? 1 : d);
+  s.erase(s.begin(), s.begin() + static_cast<long>(rng() % (s.size() + 1)));
+  return s;
+}
+
+TEST_CASE("emulated binary kernels match the CPU reference in every broadcast mode", "[gpu_kernel_emulation]") {
+  std::mt19937 rng(3);
+  const std::pair<const char*, int32_t> ops[] = {{"Add", kernels::kBinaryAdd}, {"Sub", kernels::kBinarySub},
+                                                 {"Mul", kernels::kBinaryMul}, {"Div", kernels::kBinaryDiv},
+                                                 {"Less", kernels::kBinaryLess}, {"Equal", kernels::kBinaryEqual}};
+  for (int trial = 0; trial < 16; ++trial) {
+    const Shape out = random_shape(rng, 4, 6);
+    Shape sa = trial % 2 ? out : broadcastable(rng, out);
+    Shape sb = trial % 4 == 1 ? Shape{} : broadcastable(rng, out);
+    if (trial % 8 == 3) sb = Shape(out.end() - 1, out.end());  // a bias
+    Tensor a = rnd(DType::kFloat32, sa, -3, 3), b = rnd(DType::kFloat32, sb, 0.5, 3);
+    const Shape operands[] = {sa, sb};
+    const std::optional<Shape> joint = broadcast_shapes(sa, sb);
+    REQUIRE(joint);
+    auto plan = plan_broadcast(operands, *joint);
+    REQUIRE(plan.ok());
+    for (const auto& [name, code] : ops) {
+      const Tensor expected = reference1(name, attrs(), {&a, &b});
+      for (int vec = 0; vec < 2; ++vec) {
+        kernels::BroadcastParams p = *plan;
+        const bool row_ok = (p.mode != kernels::kBroadcastRowA && p.mode != kernels::kBroadcastRowB) || p.inner % 4 == 0;
+        p.vectorize = vec && p.mode != kernels::kBroadcastGeneral && row_ok && aligned16(a.raw()) && aligned16(b.raw());
+        Tensor y = empty_like(expected);
+        run3([&] { ps_binary_f32(a.data<float>(), b.data<float>(), y.mutable_raw(), code, p); });
+        INFO(name << " a " << shape_string(sa) << " b " << shape_string(sb) << " mode " << p.mode
+                  << " vectorize " << p.vectorize);
+        CHECK(max_rel(expected, y) == 0.0);
+      }
+    }
+    Tensor ia = rnd(DType::kInt64, sa, -500, 500), ib = rnd(DType::kInt64, sb, -9, -1);
+    const Tensor expected = reference1("Div", attrs(), {&ia, &ib});
+    Tensor y = empty_like(expected);
+    run3([&] { ps_binary_i64(ia.data<int64_t>(), ib.data<int64_t>(), y.mutable_raw(), kernels::kBinaryDiv, *plan); });
+    CHECK(max_rel(expected, y) == 0.0);
+  }
+}
+
+
+TEST_CASE("emulated unary, Where and Cast kernels match the CPU reference", "[gpu_kernel_emulation]") {
+  const std::pair<const char*, int32_t> ops[] = {
+      {"Relu", kernels::kUnaryRelu}, {"Gelu", kernels::kUnaryGelu}, {"Erf", kernels::kUnaryErf},
+      {"Tanh", kernels::kUnaryTanh}, {"Exp", kernels::kUnaryExp},   {"Neg", kernels::kUnaryNeg},
+      {"Abs", kernels::kUnaryAbs},   {"Sigmoid", kernels::kUnarySigmoid}, {"Floor", kernels::kUnaryFloor}};
+  Tensor x = rnd(DType::kFloat32, {3, 67}, -4, 4);
+  for (const auto& [name, code] : ops) {
+    const Tensor expected = reference1(name, attrs(), {&x});
+    for (int vec = 0; vec < 2; ++vec) {
+      kernels::UnaryParams p;
+      p.op = code;
+      p.count = x.numel();
+      p.vectorize = vec;
+      Tensor y = empty_like(expected);
+      run3([&] { ps_unary_f32(x.data<float>(), y.mutable_data<float>(), p); });
+      INFO(name << " vectorize " << vec);
+      CHECK(max_rel(expected, y) <= 1e-6);
+    }
+  }
+  Tensor xi = rnd(DType::kInt32, {101}, -99, 99);
+  kernels::UnaryParams clip;
+  clip.op = kernels::kUnaryClip;
+  clip.count = xi.numel();
+  clip.ilo = -5;
+  clip.ihi = 40;
+  Tensor lo = rnd(DType::kInt32, {}, -5, -5), hi = rnd(DType::kInt32, {}, 40, 40);
+  const Tensor clipped = reference1("Clip", attrs(), {&xi, &lo, &hi});
+  Tensor yi = empty_like(clipped);
+  run3([&] { ps_unary_i32(xi.data<int32_t>(), yi.mutable_data<int32_t>(), clip); });
+  CHECK(max_rel(clipped, yi) == 0.0);
+
+  // Where with a three-way broadcast.
+  Tensor c = rnd(DType::kBool, {4, 1, 6}), wx = rnd(DType::kInt64, {5, 1}, -9, 9), wy = rnd(DType::kInt64, {6}, -9, 9);
+  const Tensor where = reference1("Where", attrs(), {&c, &wx, &wy});
+  const Shape operands[] = {c.shape(), wx.shape(), wy.shape()};
+  auto wp = plan_broadcast(operands, where.shape());
+  REQUIRE(wp.ok());
+  Tensor wout = empty_like(where);
+  run3([&] {
+    ps_where_u64(static_cast<const uint8_t*>(c.raw()), reinterpret_cast<const unsigned long long*>(wx.raw()),
+                 reinterpret_cast<const unsigned long long*>(wy.raw()),
+                 static_cast<unsigned long long*>(wout.mutable_raw()), *wp);
+  });
+  CHECK(max_rel(where, wout) == 0.0);
+
+  // Cast: float32 and float64 sources (with specials) to every dtype.
+  Tensor f = rnd(DType::kFloat32, {64}, -70000, 70000);
+  const float specials[] = {NAN, INFINITY, -INFINITY, 3e9f, -3e9f, 2.5f, -2.5f, 1e20f, 65519.0f, 65520.0f};
+  for (size_t i = 0; i < std::size(specials); ++i) f.mutable_data<float>()[i] = specials[i];
+  Tensor d = rnd(DType::kFloat64, {64}, -300, 300);
+  const DType all[] = {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64, DType::kInt64,
+                       DType::kInt32,   DType::kInt8,    DType::kUInt8,    DType::kBool};
+  for (DType to : all) {
+    for (const Tensor* src : {&f, &d}) {
+      const Tensor expected = reference1("Cast", attrs({attr_i("to", dtype_to_onnx(to))}), {src});
+      Tensor y = empty_like(expected);
+      const int32_t dst = static_cast<int32_t>(to);
+      if (src->dtype() == DType::kFloat32) {
+        run3([&] { ps_cast_from_f32(src->data<float>(), y.mutable_raw(), src->numel(), dst); });
+      } else {
+        run3([&] { ps_cast_from_f64(src->data<double>(), y.mutable_raw(), src->numel(), dst); });
+      }
+      INFO(dtype_name(src->dtype()) << " -> " << dtype_name(to));
+      CHECK(max_rel(expected, y) == 0.0);
+    }
+  }
+}
+
+TEST_CASE("emulated copies (wide and narrow), the tiled transpose and Gather match the CPU reference",
+          "[gpu_kernel_emulation]") {
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> perm;
+  };
+  const Case cases[] = {{{2, 9, 3, 8}, {0, 2, 1, 3}}, {{2, 37, 3, 40}, {0, 2, 3, 1}}, {{33, 70}, {1, 0}}};
+  for (const Case& cs : cases) {
+    Tensor x = rnd(DType::kFloat32, cs.shape, -9, 9);
+    const Tensor expected = reference1("Transpose", attrs({attr_ints("perm", cs.perm)}), {&x});
+    const std::vector<int64_t> s = row_major_strides(cs.shape);
+    std::vector<int64_t> in_strides;
+    for (int64_t p : cs.perm) in_strides.push_back(s[p]);
+    auto plan = plan_strided_copy(expected.shape(), in_strides, row_major_strides(expected.shape()), 0, 0, 4);
+    REQUIRE(plan.ok());
+    INFO("perm " << shape_string(cs.perm) << " of " << shape_string(cs.shape) << ", wide unit " << plan->wide_unit);
+    Tensor narrow = empty_like(expected);
+    run3([&] { ps_strided_copy_u32(static_cast<const uint32_t*>(x.raw()), static_cast<uint32_t*>(narrow.mutable_raw()), plan->narrow); });
+    CHECK(max_rel(expected, narrow) == 0.0);
+    if (plan->wide_unit == 16) {
+      Tensor wide = empty_like(expected);
+      run3([&] { ps_strided_copy_u128(static_cast<const layout::U128*>(x.raw()), static_cast<layout::U128*>(wide.mutable_raw()), plan->wide); });
+      CHECK(max_rel(expected, wide) == 0.0);
+    }
+    const TiledTransposePlan tiled = plan_tiled_transpose(cs.shape, cs.perm);
+    if (tiled.ok) {
+      Tensor t = empty_like(expected);
+      run_coop([&] { ps_transpose_tiled_u32(static_cast<const uint32_t*>(x.raw()), static_cast<uint32_t*>(t.mutable_raw()), tiled.params); },
+               EmuDim{32, 8});
+      CHECK(max_rel(expected, t) == 0.0);
+    }
+  }
+  // Gather rows of 8 floats as 16-byte units, with negative indices.
+  Tensor table = rnd(DType::kFloat32, {10, 8});
+  Tensor ids = rnd(DType::kInt64, {3, 4}, -10, 9);
+  const Tensor expected = reference1("Gather", attrs(), {&table, &ids});
+  kernels::GatherParams p;
+  p.outer = 1;
+  p.axis_dim = 10;
+  p.num_indices = 12;
+  p.inner = 2;  // 8 floats = 2 units of 16 bytes
+  p.count = 24;
+  Tensor y = empty_like(expected);
+  run3([&] { ps_gather_i64_u128(static_cast<const layout::U128*>(table.raw()), ids.data<int64_t>(), static_cast<layout::U128*>(y.mutable_raw()), p); });
+  CHECK(max_rel(expected, y) == 0.0);
+}
+
+TEST_CASE("emulated Softmax and LayerNorm kernels match the CPU reference on every path", "[gpu_kernel_emulation]") {
+  struct Case {
+    Shape shape;
+    int64_t axis;
+    int32_t mode;
+    int32_t per_lane;
+  };
+  const Case cases[] = {{{5, 45}, -1, 0, 2}, {{3, 7}, -1, 0, 1}, {{3, 100}, -1, 1, 0}, {{2, 6, 5}, 1, 2, 0}};
+  for (const Case& cs : cases) {
+    Tensor x = rnd(DType::kFloat32, cs.shape, -6, 6);
+    for (int log = 0; log < 2; ++log) {
+      const Tensor expected = reference1(log ? "LogSoftmax" : "Softmax", attrs({attr_i("axis", cs.axis)}), {&x});
+      const int64_t axis = cs.axis < 0 ? cs.axis + static_cast<int64_t>(cs.shape.size()) : cs.axis;
+      kernels::SoftmaxParams p;
+      p.outer = element_count(Shape(cs.shape.begin(), cs.shape.begin() + axis));
+      p.n = cs.shape[axis];
+      p.inner = element_count(Shape(cs.shape.begin() + axis + 1, cs.shape.end()));
+      p.log = log;
+      Tensor y = empty_like(expected);
+      run_coop([&] { ps_softmax_f32(x.data<float>(), y.mutable_data<float>(), p, cs.mode, cs.per_lane); });
+      INFO("softmax " << shape_string(cs.shape) << " mode " << cs.mode << " log " << log);
+      CHECK(max_rel(expected, y) <= 1e-5);
+    }
+  }
+  for (int mode = 0; mode < 2; ++mode) {
+    Tensor x = rnd(DType::kFloat32, {5, 70}, -2, 3);
+    Tensor g = rnd(DType::kFloat32, {70}), b = rnd(DType::kFloat32, {70});
+    const std::vector<Tensor> expected = reference("LayerNormalization", attrs(), {&x, &g, &b}, 3);
+    kernels::LayerNormParams p;
+    p.rows = 5;
+    p.inner = 70;
+    p.scale_len = 70;
+    p.bias_len = 70;
+    Tensor y = empty_like(expected[0]), mean = empty_like(expected[1]), inv = empty_like(expected[2]);
+    run_coop([&] {
+      ps_layer_norm_f32(x.data<float>(), g.data<float>(), b.data<float>(), y.mutable_data<float>(),
+                        mean.mutable_data<float>(), inv.mutable_data<float>(), p, mode, 4);
+    });
+    INFO("layer norm mode " << mode);
+    CHECK(max_rel(expected[0], y) <= 1e-5);
+    CHECK(max_rel(expected[1], mean) <= 1e-5);
+    CHECK(max_rel(expected[2], inv) <= 1e-5);
+  }
+}
+
+TEST_CASE("emulated reductions match the CPU reference in both modes", "[gpu_kernel_emulation]") {
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> axes;
+  };
+  const Case cases[] = {{{4, 5, 40}, {2}}, {{4, 5, 6}, {0, 2}}, {{6, 3}, {0}}, {{3, 4}, {0, 1}}};
+  const std::pair<const char*, int32_t> ops[] = {{"ReduceSum", kernels::kReduceSum}, {"ReduceMean", kernels::kReduceMean},
+                                                 {"ReduceMax", kernels::kReduceMax}, {"ReduceProd", kernels::kReduceProd}};
+  for (const Case& cs : cases) {
+    std::vector<bool> reduced(cs.shape.size(), false);
+    for (int64_t a : cs.axes) reduced[a] = true;
+    auto plan = plan_reduce(cs.shape, reduced);
+    REQUIRE(plan.ok());
+    for (const auto& [name, code] : ops) {
+      Tensor x = rnd(DType::kFloat32, cs.shape, 0.5, 1.5);
+      const Tensor expected = reference1(name, attrs({attr_ints("axes", cs.axes), attr_i("keepdims", 0)}), {&x});
+      kernels::ReduceParams p = plan->params;
+      p.op = code;
+      for (int mode = 0; mode < 2; ++mode) {
+        Tensor y = empty_like(expected);
+        if (mode == 1) {
+          run_coop([&] { ps_reduce_f32(x.data<float>(), y.mutable_data<float>(), p, 1); });
+        } else {
+          run3([&] { ps_reduce_f32(x.data<float>(), y.mutable_data<float>(), p, 0); });
+        }
+        INFO(name << " axes " << shape_string(cs.axes) << " of " << shape_string(cs.shape) << " mode " << mode);
+        CHECK(max_rel(expected, y) <= 1e-6);
+      }
+      Tensor xi = rnd(DType::kInt64, cs.shape, -50, 50);
+      const Tensor iexp = reference1(name, attrs({attr_ints("axes", cs.axes), attr_i("keepdims", 0)}), {&xi});
+      Tensor yi = empty_like(iexp);
+      run_coop([&] { ps_reduce_i64(xi.data<int64_t>(), yi.mutable_data<int64_t>(), p, 1); });
+      CHECK(max_rel(iexp, yi) == 0.0);
+    }
+  }
+}
+
+TEST_CASE("emulated fill patterns write Shape, ConstantOfShape and Range values", "[gpu_kernel_emulation]") {
+  kernels::FillParams p;
+  p.count = 5;
+  p.dtype = kernels::kKFloat32;
+  p.start = -1.5;
+  p.delta = 0.25;
+  std::vector<float> f(5);
+  run3([&] { ps_fill_pattern(f.data(), p, 2); });
+  CHECK(f == std::vector<float>{-1.5f, -1.25f, -1.0f, -0.75f, -0.5f});
+  p.dtype = kernels::kKInt64;
+  p.count = 3;
+  p.values[0] = 8;
+  p.values[1] = 251;
+  p.values[2] = 768;
+  std::vector<int64_t> v(3);
+  run3([&] { ps_fill_pattern(v.data(), p, 0); });
+  CHECK(v == std::vector<int64_t>{8, 251, 768});
+  p.dtype = kernels::kKInt32;
+  p.count = 4;
+  p.value_bits = static_cast<uint32_t>(-7);
+  std::vector<int32_t> c(4);
+  run3([&] { ps_fill_pattern(c.data(), p, 1); });
+  CHECK(c == std::vector<int32_t>{-7, -7, -7, -7});
+}
+
+}  // namespace
+}  // namespace ps::models::gpu

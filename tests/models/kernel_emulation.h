@@ -1,0 +1,110 @@
+// A host emulation of the CUDA execution model, just enough to run our kernels
+// (cuda/kernels/*.cu) on the CPU in tests: every thread of a block is a std::thread (so
+// __syncthreads is a barrier and warp shuffles exchange through a per-warp barrier), blocks
+// run one after another. Slow, and it checks logic only (host libm, not the GPU's math), but
+// it runs the kernels' real index arithmetic, shuffles and tiling where CI has no GPU.
+//
+// Include this, then the .cu files, in ONE test translation unit.
+#pragma once
+
+#include <math.h>
+
+#include <barrier>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+
+#undef __global__
+#define __global__
+#undef __shared__
+#define __shared__ static  // blocks run one at a time: one copy is the block's shared memory
+
+struct EmuDim {
+  unsigned x = 1, y = 1, z = 1;
+};
+inline thread_local EmuDim threadIdx, blockIdx;
+inline EmuDim blockDim, gridDim;
+
+inline unsigned __float_as_uint(float f) {
+  unsigned u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+inline float __uint_as_float(unsigned u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+
+inline std::barrier<>* emu_block_barrier = nullptr;
+inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
+
+struct EmuWarp {
+  std::barrier<> bar{32};
+  unsigned long long slot[32] = {};
+};
+inline std::vector<EmuWarp>* emu_warps = nullptr;
+
+template <typename T>
+T __shfl_xor_sync(unsigned, T v, int lane_mask) {
+  static_assert(sizeof(T) <= 8);
+  const unsigned t = threadIdx.y * blockDim.x + threadIdx.x;
+  EmuWarp& w = (*emu_warps)[t / 32];
+  const unsigned lane = t % 32;
+  unsigned long long bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  w.slot[lane] = bits;
+  w.bar.arrive_and_wait();
+  const unsigned long long other = w.slot[lane ^ static_cast<unsigned>(lane_mask)];
+  w.bar.arrive_and_wait();
+  T r;
+  std::memcpy(&r, &other, sizeof(T));
+  return r;
+}
+
+// Runs `kernel()` (a lambda calling the kernel function) on grid x block emulated threads.
+// Kernels that never synchronise or shuffle may run `cooperative = false`: their threads then
+// run one after another on the calling thread (much faster). Precondition: block.x * block.y
+// is a multiple of 32.
+template <typename F>
+void emu_launch(EmuDim grid, EmuDim block, F kernel, bool cooperative = true) {
+  gridDim = grid;
+  blockDim = block;
+  const unsigned n = block.x * block.y;
+  if (!cooperative) {
+    const EmuDim saved_thread = threadIdx, saved_block = blockIdx;
+    for (unsigned b = 0; b < grid.x; ++b) {
+      for (unsigned t = 0; t < n; ++t) {
+        blockIdx = EmuDim{b, 0, 0};
+        threadIdx = EmuDim{t % block.x, t / block.x, 0};
+        kernel();
+      }
+    }
+    threadIdx = saved_thread;
+    blockIdx = saved_block;
+    return;
+  }
+  for (unsigned b = 0; b < grid.x; ++b) {
+    std::barrier<> bar(n);
+    std::vector<EmuWarp> warps((n + 31) / 32);
+    emu_block_barrier = &bar;
+    emu_warps = &warps;
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (unsigned t = 0; t < n; ++t) {
+      threads.emplace_back([&, t, b] {
+        blockIdx = EmuDim{b, 0, 0};
+        threadIdx = EmuDim{t % block.x, t / block.x, 0};
+        kernel();
+      });
+    }
+    for (std::thread& th : threads) th.join();
+  }
+}
