@@ -13,7 +13,11 @@ namespace {
 class BatchNormOp final : public GpuOp {
  public:
   BatchNormOp(cudnnHandle_t dnn, double epsilon, bool empty, TensorDesc x, TensorDesc bn)
-      : dnn_(dnn), epsilon_(epsilon), empty_(empty), x_desc_(std::move(x)), bn_desc_(std::move(bn)) {}
+      : dnn_(dnn),
+        epsilon_(epsilon),
+        empty_(empty),
+        x_desc_(std::move(x)),
+        bn_desc_(std::move(bn)) {}
 
   Status enqueue(const LaunchArgs& args) const override {
     if (args.inputs.size() < 5 || args.outputs.empty()) {
@@ -90,9 +94,9 @@ Result<std::unique_ptr<GpuOp>> build_batch_norm(const OpSpec& spec, const OpEnv&
     PS_ASSIGN_OR_RETURN(x_desc, make_tensor_desc(dims));
     PS_ASSIGN_OR_RETURN(bn_desc, make_tensor_desc(std::vector<int64_t>{1, channels, 1, 1}));
   }
-  return std::unique_ptr<GpuOp>(std::make_unique<BatchNormOp>(
-      env.runtime.dnn(), static_cast<double>(epsilon), empty, std::move(x_desc),
-      std::move(bn_desc)));
+  return std::unique_ptr<GpuOp>(
+      std::make_unique<BatchNormOp>(env.runtime.dnn(), static_cast<double>(epsilon), empty,
+                                    std::move(x_desc), std::move(bn_desc)));
 }
 
 }  // namespace ps::models::gpu

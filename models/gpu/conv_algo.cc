@@ -65,8 +65,8 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
   std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
   int returned = 0;
   CUDNN_TRY(cudnnFindConvolutionForwardAlgorithmEx(
-      runtime.dnn(), d.x.get(), ptr(x_at), d.w.get(), ptr(w_at), d.conv.get(), d.y.get(),
-      ptr(y_at), static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at), ws_cap));
+      runtime.dnn(), d.x.get(), ptr(x_at), d.w.get(), ptr(w_at), d.conv.get(), d.y.get(), ptr(y_at),
+      static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at), ws_cap));
   PS_TRY(runtime.plan_stream().synchronize());
 
   const cudnnConvolutionFwdAlgoPerf_t* best = nullptr;

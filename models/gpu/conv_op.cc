@@ -32,24 +32,37 @@ enum class ConvMode { kEmpty, kPlain, kFused, kEpilogue };
 
 const char* algo_name(cudnnConvolutionFwdAlgo_t algo) {
   switch (algo) {
-    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "implicit_gemm";
-    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "implicit_precomp_gemm";
-    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "gemm";
-    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "direct";
-    case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "fft";
-    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "fft_tiling";
-    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "winograd";
-    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "winograd_nonfused";
-    default: return "unknown";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM:
+      return "implicit_gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM:
+      return "implicit_precomp_gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM:
+      return "gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT:
+      return "direct";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT:
+      return "fft";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING:
+      return "fft_tiling";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD:
+      return "winograd";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED:
+      return "winograd_nonfused";
+    default:
+      return "unknown";
   }
 }
 
 const char* math_name(cudnnMathType_t math) {
   switch (math) {
-    case CUDNN_FMA_MATH: return "fma";
-    case CUDNN_TENSOR_OP_MATH: return "tensor_op";
-    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION: return "tensor_op_conv";
-    default: return "default";
+    case CUDNN_FMA_MATH:
+      return "fma";
+    case CUDNN_TENSOR_OP_MATH:
+      return "tensor_op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION:
+      return "tensor_op_conv";
+    default:
+      return "default";
   }
 }
 
@@ -84,8 +97,8 @@ class ConvOp final : public GpuOp {
   std::string describe() const override { return description_; }
 
  private:
-  Status run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w,
-             CUdeviceptr b, CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const;
+  Status run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w, CUdeviceptr b,
+             CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const;
 
   cudnnHandle_t dnn_;
   bool has_bias_ = false, has_residual_ = false, relu_ = false;
@@ -135,8 +148,8 @@ Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUd
 
 Status ConvOp::enqueue(const LaunchArgs& args) const {
   if (args.inputs.size() < 2 || args.outputs.empty()) {
-    return invalid_argument("Conv enqueue: ", args.inputs.size(), " inputs, ",
-                            args.outputs.size(), " outputs bound");
+    return invalid_argument("Conv enqueue: ", args.inputs.size(), " inputs, ", args.outputs.size(),
+                            " outputs bound");
   }
   if (args.workspace_bytes < workspace_bytes_) {
     return invalid_argument("Conv enqueue: workspace of ", args.workspace_bytes,
@@ -198,9 +211,9 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   const size_t x_bytes = static_cast<size_t>(element_count(x_dims)) * 4;
   const size_t w_bytes = static_cast<size_t>(element_count(w_dims)) * 4;
   const size_t y_bytes = static_cast<size_t>(element_count(y_dims)) * 4;
-  const std::string key = str_cat("x", shape_string(x_dims), "w", shape_string(w_dims), "p",
-                                  shape_string(pads), "s", shape_string(strides), "d",
-                                  shape_string(dilations), "g", plan.group);
+  const std::string key =
+      str_cat("x", shape_string(x_dims), "w", shape_string(w_dims), "p", shape_string(pads), "s",
+              shape_string(strides), "d", shape_string(dilations), "g", plan.group);
   PS_ASSIGN_OR_RETURN(const ConvAlgoChoice choice,
                       choose_conv_algo(env.runtime, env.precision, key,
                                        ConvDescriptors{x_desc_, w_desc_, conv_desc_, y_desc_,
@@ -216,9 +229,9 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   if (relu_) {
     PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(bias_dims));
     PS_ASSIGN_OR_RETURN(relu_desc_, make_activation_desc(CUDNN_ACTIVATION_RELU));
-    const std::string mode_key = str_cat("dev", env.runtime.device().ordinal(), "|",
-                                         precision_name(env.precision), "|", key, "|b",
-                                         has_bias_, "r", has_residual_);
+    const std::string mode_key =
+        str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|", key,
+                "|b", has_bias_, "r", has_residual_);
     std::optional<ConvMode> cached;
     {
       std::lock_guard<std::mutex> lock(mode_mutex());
@@ -241,8 +254,7 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
       const size_t b_at = y_at + round_up(y_bytes);
       const size_t r_at = b_at + round_up(channels_ * 4);
       const size_t ws_at = r_at + round_up(y_bytes);
-      PS_ASSIGN_OR_RETURN(const CUdeviceptr s,
-                          env.runtime.plan_scratch(ws_at + workspace_bytes_));
+      PS_ASSIGN_OR_RETURN(const CUdeviceptr s, env.runtime.plan_scratch(ws_at + workspace_bytes_));
       auto candidate = [&](ConvMode mode) {
         return time_candidate(stream, 3, [&] {
           return run(mode, stream, s, s + w_at, s + b_at, s + r_at, s + y_at, s + ws_at);
@@ -263,8 +275,8 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
                           : mode_ == ConvMode::kEpilogue ? ", conv + epilogue kernel"
                                                          : "";
   description_ = str_cat("cudnn conv ", algo_name(algo_), " (", math_name(choice.math), ", ",
-                         precision_name(env.precision), "), ws ", workspace_bytes_, " B",
-                         mode_text, choice.cached ? ", cached choice" : "");
+                         precision_name(env.precision), "), ws ", workspace_bytes_, " B", mode_text,
+                         choice.cached ? ", cached choice" : "");
   return Status::OK();
 }
 

@@ -100,9 +100,8 @@ class MatmulOp final : public GpuOp {
 
  private:
   // Queues the whole product; pointers already resolved.
-  Status run(const cuda::Stream& stream, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c,
-             CUdeviceptr y, CUdeviceptr ws, size_t ws_bytes,
-             const cublasLtMatmulAlgo_t* algo) const;
+  Status run(const cuda::Stream& stream, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, CUdeviceptr y,
+             CUdeviceptr ws, size_t ws_bytes, const cublasLtMatmulAlgo_t* algo) const;
 
   MatmulPlan plan_;
   cublasLtHandle_t lt_;
@@ -130,8 +129,8 @@ Status MatmulOp::run(const cuda::Stream& stream, CUdeviceptr a, CUdeviceptr b, C
   }
   if (addend_ == Addend::kBias) {
     const void* bias = reinterpret_cast<const void*>(c);
-    CUBLAS_TRY(cublasLtMatmulDescSetAttribute(desc_.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                              &bias, sizeof(bias)));
+    CUBLAS_TRY(cublasLtMatmulDescSetAttribute(desc_.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                              sizeof(bias)));
   }
   const CUdeviceptr c_operand = addend_ == Addend::kFull ? c : y;
   for (const auto& call : plan_.calls) {
@@ -162,8 +161,8 @@ Status MatmulOp::enqueue(const LaunchArgs& args) const {
              workspace_bytes_, &algo_);
 }
 
-Status MatmulOp::init(const OpEnv& env, Addend addend, size_t addend_input, float alpha,
-                      float beta, const Shape& c_shape, std::string_view what) {
+Status MatmulOp::init(const OpEnv& env, Addend addend, size_t addend_input, float alpha, float beta,
+                      const Shape& c_shape, std::string_view what) {
   addend_ = addend;
   addend_input_ = addend_input;
   alpha_ = alpha;
@@ -225,11 +224,11 @@ Status MatmulOp::init(const OpEnv& env, Addend addend, size_t addend_input, floa
   CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(
       pref_raw, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)));
 
-  const std::string key = str_cat(
-      "dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|m", m, "n", n,
-      "k", k, "t", plan_.trans_a, plan_.trans_b, "|b", bc, ",", plan_.stride_a, ",",
-      plan_.stride_b, ",", plan_.stride_y, "|e", static_cast<int>(addend), beta_ != 0, "|a",
-      align_a, ",", align_b, ",", align_d);
+  const std::string key =
+      str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|m", m,
+              "n", n, "k", k, "t", plan_.trans_a, plan_.trans_b, "|b", bc, ",", plan_.stride_a, ",",
+              plan_.stride_b, ",", plan_.stride_y, "|e", static_cast<int>(addend), beta_ != 0, "|a",
+              align_a, ",", align_b, ",", align_d);
   std::optional<AlgoChoice> cached;
   {
     std::lock_guard<std::mutex> lock(algo_mutex());
@@ -255,14 +254,18 @@ Status MatmulOp::init(const OpEnv& env, Addend addend, size_t addend_input, floa
       // Time the candidates once on scratch: A | B | C/bias | Y | workspace (any contents).
       auto extent = [&](int which, int64_t matrix) {
         int64_t last = 0;
-        for (const auto& call : plan_.calls) last = std::max(last, call[static_cast<size_t>(which)]);
-        const int64_t stride = which == 0 ? plan_.stride_a : which == 1 ? plan_.stride_b : plan_.stride_y;
+        for (const auto& call : plan_.calls)
+          last = std::max(last, call[static_cast<size_t>(which)]);
+        const int64_t stride = which == 0   ? plan_.stride_a
+                               : which == 1 ? plan_.stride_b
+                                            : plan_.stride_y;
         return static_cast<size_t>(last + stride * std::max<int64_t>(bc - 1, 0) + matrix) * 4;
       };
       const size_t a_bytes = extent(0, plan_.m * plan_.k);
       const size_t b_bytes = extent(1, plan_.k * plan_.n);
       const size_t y_bytes = extent(2, plan_.m * plan_.n);
-      const size_t c_bytes = addend == Addend::kNone ? 0 : static_cast<size_t>(plan_.m * plan_.n) * 4;
+      const size_t c_bytes =
+          addend == Addend::kNone ? 0 : static_cast<size_t>(plan_.m * plan_.n) * 4;
       const size_t b_at = round_up(a_bytes);
       const size_t c_at = b_at + round_up(b_bytes);
       const size_t y_at = c_at + round_up(c_bytes);
@@ -313,9 +316,9 @@ Status require_float32(const TensorSpec& t, std::string_view what) {
 Status check_output(const OpSpec& spec, const Shape& shape) {
   if (spec.outputs.size() != 1 || !spec.outputs[0].present() ||
       spec.outputs[0].dtype != DType::kFloat32 || spec.outputs[0].shape != shape) {
-    return invalid_argument("output Y must be float32", shape_string(shape), ", got ",
-                            spec.outputs.empty() ? std::string("none")
-                                                 : spec_string(spec.outputs[0]));
+    return invalid_argument(
+        "output Y must be float32", shape_string(shape), ", got ",
+        spec.outputs.empty() ? std::string("none") : spec_string(spec.outputs[0]));
   }
   return Status::OK();
 }
@@ -378,8 +381,8 @@ Result<std::unique_ptr<GpuOp>> build_gemm(const OpSpec& spec, const OpEnv& env) 
                               shape_string(plan.out_shape));
     }
     if (beta != 0.0f) {
-      const bool row_vector = !c_shape.empty() && c_shape.back() == plan.n &&
-                              element_count(c_shape) == plan.n;
+      const bool row_vector =
+          !c_shape.empty() && c_shape.back() == plan.n && element_count(c_shape) == plan.n;
       if (c_shape == plan.out_shape) {
         addend = Addend::kFull;
       } else if (row_vector && beta == 1.0f) {

@@ -17,9 +17,12 @@ namespace {
 
 const char* mode_name(PoolMode mode) {
   switch (mode) {
-    case PoolMode::kMax: return "max";
-    case PoolMode::kAverageExcludePad: return "average (pads not counted)";
-    case PoolMode::kAverageIncludePad: return "average (pads counted)";
+    case PoolMode::kMax:
+      return "max";
+    case PoolMode::kAverageExcludePad:
+      return "average (pads not counted)";
+    case PoolMode::kAverageIncludePad:
+      return "average (pads counted)";
   }
   return "?";
 }
@@ -124,8 +127,8 @@ Status PoolOp::init(const PoolPlan& plan, GpuRuntime& runtime) {
                  : plan.mode == PoolMode::kAverageIncludePad ? dnn_kernels::kPoolAverageIncludePad
                                                              : dnn_kernels::kPoolAverageExcludePad;
   PS_ASSIGN_OR_RETURN(kernel_, runtime.kernel("ps_dnn_pool_f32"));
-  description_ = str_cat("kernel ps_dnn_pool_f32, ", mode_name(plan.mode), " (not cuDNN: ",
-                         why_not, ")");
+  description_ =
+      str_cat("kernel ps_dnn_pool_f32, ", mode_name(plan.mode), " (not cuDNN: ", why_not, ")");
   return Status::OK();
 }
 

@@ -92,8 +92,8 @@ Result<ConvPlan> plan_conv(const OpSpec& spec) {
   plan.batch = x.shape[0];
   plan.in_channels = x.shape[1];
   plan.out_channels = w.shape[0];
-  if (plan.group < 1 || plan.in_channels % plan.group != 0 ||
-      plan.out_channels % plan.group != 0 || w.shape[1] * plan.group != plan.in_channels) {
+  if (plan.group < 1 || plan.in_channels % plan.group != 0 || plan.out_channels % plan.group != 0 ||
+      w.shape[1] * plan.group != plan.in_channels) {
     return invalid_argument("group=", plan.group, " does not fit X ", spec_string(x), " and W ",
                             spec_string(w), " (need C = W.dim(1) * group, M divisible by group)");
   }
@@ -102,7 +102,8 @@ Result<ConvPlan> plan_conv(const OpSpec& spec) {
   }
   const Shape in_spatial(x.shape.begin() + 2, x.shape.end());
   const Shape kernel(w.shape.begin() + 2, w.shape.end());
-  PS_ASSIGN_OR_RETURN(const std::vector<int64_t> kernel_attr, ctx.attr_ints("kernel_shape", kernel));
+  PS_ASSIGN_OR_RETURN(const std::vector<int64_t> kernel_attr,
+                      ctx.attr_ints("kernel_shape", kernel));
   if (kernel_attr != kernel) {
     return invalid_argument("kernel_shape ", shape_string(kernel_attr), " differs from W ",
                             spec_string(w));
@@ -126,7 +127,8 @@ Result<ConvPlan> plan_conv(const OpSpec& spec) {
                             shape_string(plan.out_shape));
   }
   PS_TRY(check_output(spec, plan.out_shape));
-  if (spec.outputs.size() != 1) return invalid_argument("has one output, got ", spec.outputs.size());
+  if (spec.outputs.size() != 1)
+    return invalid_argument("has one output, got ", spec.outputs.size());
   plan.relu = activation == "relu";
   plan.has_bias = bias != nullptr;
   plan.has_residual = residual != nullptr;
@@ -190,18 +192,17 @@ Result<PoolPlan> plan_pool(const OpSpec& spec) {
   if (count_include_pad != 0 && count_include_pad != 1) {
     return invalid_argument("count_include_pad=", count_include_pad);
   }
-  plan.mode = max ? PoolMode::kMax
-                  : (count_include_pad ? PoolMode::kAverageIncludePad
-                                       : PoolMode::kAverageExcludePad);
+  plan.mode =
+      max ? PoolMode::kMax
+          : (count_include_pad ? PoolMode::kAverageIncludePad : PoolMode::kAverageExcludePad);
   const Shape in_spatial(x.shape.begin() + 2, x.shape.end());
   PS_ASSIGN_OR_RETURN(const std::vector<int64_t> kernel, ctx.attr_ints("kernel_shape"));
   if (kernel.size() != in_spatial.size()) {
     return invalid_argument("kernel_shape ", shape_string(kernel), " must have one value per ",
                             "spatial dimension of X ", spec_string(x));
   }
-  PS_ASSIGN_OR_RETURN(plan.windows,
-                      cpu::window_geometry(ctx, in_spatial, kernel,
-                                           cpu::WindowOptions{ceil_mode != 0, max}));
+  PS_ASSIGN_OR_RETURN(plan.windows, cpu::window_geometry(ctx, in_spatial, kernel,
+                                                         cpu::WindowOptions{ceil_mode != 0, max}));
   // The output spec decides between ONNX's ceil-mode size and PyTorch's clipped one.
   Shape onnx_shape{plan.batch, plan.channels};
   Shape clipped_shape = onnx_shape;
@@ -224,17 +225,17 @@ Result<PoolPlan> plan_pool(const OpSpec& spec) {
       plan.why_not_cudnn = str_cat("dilation ", w.dilation, " in spatial dimension ", d);
     } else if (w.pad_begin != w.pad_end) {
       plan.cudnn_exact = false;
-      plan.why_not_cudnn = str_cat("asymmetric pads ", w.pad_begin, "/", w.pad_end,
-                                   " in spatial dimension ", d);
+      plan.why_not_cudnn =
+          str_cat("asymmetric pads ", w.pad_begin, "/", w.pad_end, " in spatial dimension ", d);
     } else if (symmetric_out(w, w.pad_begin) != w.out) {
       plan.cudnn_exact = false;
-      plan.why_not_cudnn = str_cat("ceil mode adds a window in spatial dimension ", d, " (",
-                                   w.out, " outputs, floor mode gives ",
-                                   symmetric_out(w, w.pad_begin), ")");
+      plan.why_not_cudnn =
+          str_cat("ceil mode adds a window in spatial dimension ", d, " (", w.out,
+                  " outputs, floor mode gives ", symmetric_out(w, w.pad_begin), ")");
     } else if (w.pad_begin >= w.kernel) {
       plan.cudnn_exact = false;  // cuDNN refuses padding not smaller than the window
-      plan.why_not_cudnn = str_cat("padding ", w.pad_begin, " >= window ", w.kernel,
-                                   " in spatial dimension ", d);
+      plan.why_not_cudnn =
+          str_cat("padding ", w.pad_begin, " >= window ", w.kernel, " in spatial dimension ", d);
     }
   }
   return plan;

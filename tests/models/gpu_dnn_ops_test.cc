@@ -3,7 +3,6 @@
 // and in TF32. Every comparison prints one line (op, case, precision, worst relative error,
 // implementation), so a run reports the worst errors seen; a failure names the case.
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <random>
 #include <string>
@@ -15,11 +14,10 @@
 #include "tests/support/gpu.h"
 
 // REQUIREs that a Result is OK, printing its status and `what` when not.
-#define DNN_REQUIRE_OK(result, what)                                   \
-  do {                                                                 \
-    INFO(what << ": " << ((result).ok() ? std::string("ok")            \
-                                        : (result).status().to_string())); \
-    REQUIRE((result).ok());                                            \
+#define DNN_REQUIRE_OK(result, what)                                                           \
+  do {                                                                                         \
+    INFO(what << ": " << ((result).ok() ? std::string("ok") : (result).status().to_string())); \
+    REQUIRE((result).ok());                                                                    \
   } while (0)
 
 namespace ps::models::gpu {
@@ -42,14 +40,14 @@ enum class Precisions { kBoth, kFp32Only };
 // Runs `op` on the CPU once and on the GPU in the requested precisions, checking every output
 // within the tolerance of its precision (`fp32_tolerance` for strict fp32).
 void check_op(const std::string& label, const std::string& op, const cpu::Attributes& a,
-              const std::vector<const cpu::Tensor*>& inputs,
-              std::initializer_list<size_t> weights, Precisions which = Precisions::kBoth,
-              double fp32_tolerance = kFp32Tolerance) {
+              const std::vector<const cpu::Tensor*>& inputs, std::initializer_list<size_t> weights,
+              Precisions which = Precisions::kBoth, double fp32_tolerance = kFp32Tolerance) {
   INFO(op << " " << label);
   Result<std::vector<cpu::Tensor>> expected = cpu::run_op_allocating(op, a, inputs, 1);
   DNN_REQUIRE_OK(expected, "CPU reference");
   std::vector<TensorSpec> out_specs;
-  for (const cpu::Tensor& t : *expected) out_specs.push_back(TensorSpec{t.dtype(), t.shape(), false});
+  for (const cpu::Tensor& t : *expected)
+    out_specs.push_back(TensorSpec{t.dtype(), t.shape(), false});
   std::vector<Precision> precisions{Precision::kFp32};
   if (which == Precisions::kBoth) precisions.push_back(Precision::kTf32);
   for (Precision p : precisions) {
@@ -65,8 +63,8 @@ void check_op(const std::string& label, const std::string& op, const cpu::Attrib
                   shape_string((*expected)[i].shape()).c_str(), e->max_rel, e->max_abs,
                   static_cast<long long>(e->worst_index), run->description.c_str());
       INFO(precision_name(p) << " output " << i << " " << shape_string((*expected)[i].shape())
-                             << " via " << run->description << ": max_rel " << e->max_rel
-                             << " at " << e->worst_index << ", mismatches " << e->mismatches);
+                             << " via " << run->description << ": max_rel " << e->max_rel << " at "
+                             << e->worst_index << ", mismatches " << e->mismatches);
       CHECK(e->mismatches == 0);
       CHECK(e->max_rel <= tolerance);
     }
@@ -110,21 +108,51 @@ void run_conv_case(const ConvCase& c, uint64_t seed) {
 TEST_CASE("dnn Conv: ResNet152 layer shapes", "[gpu]") {
   PS_REQUIRE_GPU();
   const std::vector<ConvCase> cases = {
-      {"stem 7x7 s2 p3 +bias relu", {2, 3, 224, 224}, {64, 3, 7, 7},
-       {attr_ints("pads", {3, 3, 3, 3}), attr_ints("strides", {2, 2})}, true, "relu"},
+      {"stem 7x7 s2 p3 +bias relu",
+       {2, 3, 224, 224},
+       {64, 3, 7, 7},
+       {attr_ints("pads", {3, 3, 3, 3}), attr_ints("strides", {2, 2})},
+       true,
+       "relu"},
       {"1x1 256->64 @56 +bias relu", {2, 256, 56, 56}, {64, 256, 1, 1}, {}, true, "relu"},
-      {"3x3 64->64 @56 +bias relu", {2, 64, 56, 56}, {64, 64, 3, 3},
-       {attr_ints("pads", {1, 1, 1, 1})}, true, "relu"},
-      {"1x1 64->256 @56 +bias +residual relu", {2, 64, 56, 56}, {256, 64, 1, 1}, {}, true, "relu",
+      {"3x3 64->64 @56 +bias relu",
+       {2, 64, 56, 56},
+       {64, 64, 3, 3},
+       {attr_ints("pads", {1, 1, 1, 1})},
+       true,
+       "relu"},
+      {"1x1 64->256 @56 +bias +residual relu",
+       {2, 64, 56, 56},
+       {256, 64, 1, 1},
+       {},
+       true,
+       "relu",
        true},
-      {"downsample 1x1 s2 256->512 +bias", {2, 256, 56, 56}, {512, 256, 1, 1},
-       {attr_ints("strides", {2, 2})}, true, "none"},
-      {"3x3 s2 128 @56->28 +bias relu", {2, 128, 56, 56}, {128, 128, 3, 3},
-       {attr_ints("pads", {1, 1, 1, 1}), attr_ints("strides", {2, 2})}, true, "relu"},
-      {"3x3 512 @7 +bias relu", {8, 512, 7, 7}, {512, 512, 3, 3},
-       {attr_ints("pads", {1, 1, 1, 1})}, true, "relu"},
-      {"1x1 512->2048 @7 +bias +residual relu", {8, 512, 7, 7}, {2048, 512, 1, 1}, {}, true,
-       "relu", true},
+      {"downsample 1x1 s2 256->512 +bias",
+       {2, 256, 56, 56},
+       {512, 256, 1, 1},
+       {attr_ints("strides", {2, 2})},
+       true,
+       "none"},
+      {"3x3 s2 128 @56->28 +bias relu",
+       {2, 128, 56, 56},
+       {128, 128, 3, 3},
+       {attr_ints("pads", {1, 1, 1, 1}), attr_ints("strides", {2, 2})},
+       true,
+       "relu"},
+      {"3x3 512 @7 +bias relu",
+       {8, 512, 7, 7},
+       {512, 512, 3, 3},
+       {attr_ints("pads", {1, 1, 1, 1})},
+       true,
+       "relu"},
+      {"1x1 512->2048 @7 +bias +residual relu",
+       {8, 512, 7, 7},
+       {2048, 512, 1, 1},
+       {},
+       true,
+       "relu",
+       true},
   };
   uint64_t seed = 100;
   for (const ConvCase& c : cases) run_conv_case(c, seed += 10);
@@ -133,18 +161,42 @@ TEST_CASE("dnn Conv: ResNet152 layer shapes", "[gpu]") {
 TEST_CASE("dnn Conv: Inception v3 layer shapes", "[gpu]") {
   PS_REQUIRE_GPU();
   const std::vector<ConvCase> cases = {
-      {"stem 3x3 s2 valid 3->32", {2, 3, 299, 299}, {32, 3, 3, 3}, {attr_ints("strides", {2, 2})},
-       true, "relu"},
-      {"1x7 p(0,3) 128->128 @17", {2, 128, 17, 17}, {128, 128, 1, 7},
-       {attr_ints("pads", {0, 3, 0, 3})}, true, "relu"},
-      {"7x1 p(3,0) 128->192 @17", {2, 128, 17, 17}, {192, 128, 7, 1},
-       {attr_ints("pads", {3, 0, 3, 0})}, true, "relu"},
-      {"3x3 s2 valid 288->384 @35", {1, 288, 35, 35}, {384, 288, 3, 3},
-       {attr_ints("strides", {2, 2})}, true, "relu"},
-      {"1x3 p(0,1) 384->384 @8", {4, 384, 8, 8}, {384, 384, 1, 3},
-       {attr_ints("pads", {0, 1, 0, 1})}, true, "relu"},
-      {"5x5 p2 48->64 @35", {2, 48, 35, 35}, {64, 48, 5, 5}, {attr_ints("pads", {2, 2, 2, 2})},
-       true, "relu"},
+      {"stem 3x3 s2 valid 3->32",
+       {2, 3, 299, 299},
+       {32, 3, 3, 3},
+       {attr_ints("strides", {2, 2})},
+       true,
+       "relu"},
+      {"1x7 p(0,3) 128->128 @17",
+       {2, 128, 17, 17},
+       {128, 128, 1, 7},
+       {attr_ints("pads", {0, 3, 0, 3})},
+       true,
+       "relu"},
+      {"7x1 p(3,0) 128->192 @17",
+       {2, 128, 17, 17},
+       {192, 128, 7, 1},
+       {attr_ints("pads", {3, 0, 3, 0})},
+       true,
+       "relu"},
+      {"3x3 s2 valid 288->384 @35",
+       {1, 288, 35, 35},
+       {384, 288, 3, 3},
+       {attr_ints("strides", {2, 2})},
+       true,
+       "relu"},
+      {"1x3 p(0,1) 384->384 @8",
+       {4, 384, 8, 8},
+       {384, 384, 1, 3},
+       {attr_ints("pads", {0, 1, 0, 1})},
+       true,
+       "relu"},
+      {"5x5 p2 48->64 @35",
+       {2, 48, 35, 35},
+       {64, 48, 5, 5},
+       {attr_ints("pads", {2, 2, 2, 2})},
+       true,
+       "relu"},
   };
   uint64_t seed = 200;
   for (const ConvCase& c : cases) run_conv_case(c, seed += 10);
@@ -154,27 +206,61 @@ TEST_CASE("dnn Conv: attribute combinations", "[gpu]") {
   PS_REQUIRE_GPU();
   const std::vector<ConvCase> cases = {
       {"plain Conv, no bias", {2, 8, 13, 11}, {16, 8, 3, 3}, {}, false, "none", false, "Conv"},
-      {"plain Conv, bias", {2, 8, 13, 11}, {16, 8, 3, 3}, {attr_ints("pads", {1, 2, 1, 2})},
-       true, "none", false, "Conv"},
+      {"plain Conv, bias",
+       {2, 8, 13, 11},
+       {16, 8, 3, 3},
+       {attr_ints("pads", {1, 2, 1, 2})},
+       true,
+       "none",
+       false,
+       "Conv"},
       {"fused relu, no bias", {2, 8, 13, 11}, {16, 8, 3, 3}, {}, false, "relu"},
       {"fused residual only", {2, 8, 13, 11}, {16, 8, 3, 3}, {}, false, "none", true},
       {"fused bias+residual, no act", {2, 8, 13, 11}, {16, 8, 3, 3}, {}, true, "none", true},
-      {"groups 4, stride 2", {2, 16, 15, 15}, {32, 4, 3, 3},
-       {attr_i("group", 4), attr_ints("strides", {2, 2}), attr_ints("pads", {1, 1, 1, 1})}, true,
+      {"groups 4, stride 2",
+       {2, 16, 15, 15},
+       {32, 4, 3, 3},
+       {attr_i("group", 4), attr_ints("strides", {2, 2}), attr_ints("pads", {1, 1, 1, 1})},
+       true,
        "relu"},
-      {"depthwise", {2, 32, 14, 14}, {32, 1, 3, 3},
-       {attr_i("group", 32), attr_ints("pads", {1, 1, 1, 1})}, true, "relu"},
-      {"dilation 2", {2, 8, 17, 17}, {8, 8, 3, 3},
-       {attr_ints("dilations", {2, 2}), attr_ints("pads", {2, 2, 2, 2})}, true, "none"},
-      {"auto_pad SAME_UPPER s1", {1, 8, 10, 9}, {8, 8, 3, 3}, {attr_s("auto_pad", "SAME_UPPER")},
-       true, "relu"},
-      {"auto_pad VALID s3", {1, 8, 10, 9}, {8, 8, 2, 2},
-       {attr_s("auto_pad", "VALID"), attr_ints("strides", {3, 3})}, true, "none"},
-      {"harmless end pad", {1, 4, 7, 7}, {8, 4, 3, 3},
-       {attr_ints("pads", {0, 0, 1, 1}), attr_ints("strides", {2, 2})}, true, "relu"},
+      {"depthwise",
+       {2, 32, 14, 14},
+       {32, 1, 3, 3},
+       {attr_i("group", 32), attr_ints("pads", {1, 1, 1, 1})},
+       true,
+       "relu"},
+      {"dilation 2",
+       {2, 8, 17, 17},
+       {8, 8, 3, 3},
+       {attr_ints("dilations", {2, 2}), attr_ints("pads", {2, 2, 2, 2})},
+       true,
+       "none"},
+      {"auto_pad SAME_UPPER s1",
+       {1, 8, 10, 9},
+       {8, 8, 3, 3},
+       {attr_s("auto_pad", "SAME_UPPER")},
+       true,
+       "relu"},
+      {"auto_pad VALID s3",
+       {1, 8, 10, 9},
+       {8, 8, 2, 2},
+       {attr_s("auto_pad", "VALID"), attr_ints("strides", {3, 3})},
+       true,
+       "none"},
+      {"harmless end pad",
+       {1, 4, 7, 7},
+       {8, 4, 3, 3},
+       {attr_ints("pads", {0, 0, 1, 1}), attr_ints("strides", {2, 2})},
+       true,
+       "relu"},
       {"1-D conv", {2, 6, 30}, {10, 6, 5}, {attr_ints("pads", {2, 2})}, true, "relu"},
-      {"3-D conv", {1, 4, 6, 7, 8}, {6, 4, 3, 3, 3}, {attr_ints("pads", {1, 1, 1, 1, 1, 1})},
-       true, "relu", true},
+      {"3-D conv",
+       {1, 4, 6, 7, 8},
+       {6, 4, 3, 3, 3},
+       {attr_ints("pads", {1, 1, 1, 1, 1, 1})},
+       true,
+       "relu",
+       true},
   };
   uint64_t seed = 300;
   for (const ConvCase& c : cases) run_conv_case(c, seed += 10);
@@ -250,35 +336,62 @@ struct PoolCase {
 TEST_CASE("dnn pooling: ResNet, Inception and edge cases", "[gpu]") {
   PS_REQUIRE_GPU();
   const std::vector<PoolCase> cases = {
-      {"ResNet max 3x3 s2 p1", "MaxPool", {8, 64, 112, 112},
+      {"ResNet max 3x3 s2 p1",
+       "MaxPool",
+       {8, 64, 112, 112},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
         attr_ints("pads", {1, 1, 1, 1})}},
-      {"Inception max 3x3 s2 valid", "MaxPool", {8, 64, 147, 147},
+      {"Inception max 3x3 s2 valid",
+       "MaxPool",
+       {8, 64, 147, 147},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2})}},
-      {"Inception avg 3x3 s1 p1 include pad", "AveragePool", {8, 192, 35, 35},
+      {"Inception avg 3x3 s1 p1 include pad",
+       "AveragePool",
+       {8, 192, 35, 35},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 1, 1, 1}),
         attr_i("count_include_pad", 1)}},
-      {"avg 3x3 s1 p1 exclude pad", "AveragePool", {4, 64, 17, 17},
+      {"avg 3x3 s1 p1 exclude pad",
+       "AveragePool",
+       {4, 64, 17, 17},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 1, 1, 1})}},
-      {"GoogLeNet max 3x3 s2 ceil", "MaxPool", {2, 64, 112, 112},
+      {"GoogLeNet max 3x3 s2 ceil",
+       "MaxPool",
+       {2, 64, 112, 112},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_i("ceil_mode", 1)}},
-      {"avg 3x3 s2 p1 ceil include pad", "AveragePool", {2, 16, 28, 28},
+      {"avg 3x3 s2 p1 ceil include pad",
+       "AveragePool",
+       {2, 16, 28, 28},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
         attr_ints("pads", {1, 1, 1, 1}), attr_i("ceil_mode", 1), attr_i("count_include_pad", 1)}},
-      {"avg 2x2 s2 ceil exclude pad", "AveragePool", {2, 16, 9, 9},
+      {"avg 2x2 s2 ceil exclude pad",
+       "AveragePool",
+       {2, 16, 9, 9},
        {attr_ints("kernel_shape", {2, 2}), attr_ints("strides", {2, 2}), attr_i("ceil_mode", 1)}},
-      {"max asymmetric pads", "MaxPool", {2, 8, 10, 11},
+      {"max asymmetric pads",
+       "MaxPool",
+       {2, 8, 10, 11},
        {attr_ints("kernel_shape", {3, 2}), attr_ints("pads", {0, 1, 2, 0})}},
-      {"avg asymmetric pads include", "AveragePool", {2, 8, 10, 11},
+      {"avg asymmetric pads include",
+       "AveragePool",
+       {2, 8, 10, 11},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 0, 0, 2}),
         attr_i("count_include_pad", 1)}},
-      {"max dilation 2", "MaxPool", {2, 8, 12, 12},
+      {"max dilation 2",
+       "MaxPool",
+       {2, 8, 12, 12},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("dilations", {2, 2})}},
-      {"max SAME_UPPER s2", "MaxPool", {2, 8, 12, 12},
+      {"max SAME_UPPER s2",
+       "MaxPool",
+       {2, 8, 12, 12},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
         attr_s("auto_pad", "SAME_UPPER")}},
-      {"1-D max", "MaxPool", {2, 8, 33}, {attr_ints("kernel_shape", {4}), attr_ints("strides", {2})}},
-      {"3-D avg", "AveragePool", {1, 4, 6, 7, 8},
+      {"1-D max",
+       "MaxPool",
+       {2, 8, 33},
+       {attr_ints("kernel_shape", {4}), attr_ints("strides", {2})}},
+      {"3-D avg",
+       "AveragePool",
+       {1, 4, 6, 7, 8},
        {attr_ints("kernel_shape", {2, 2, 2}), attr_ints("strides", {2, 2, 2})}},
       {"ResNet global avg 7x7", "GlobalAveragePool", {8, 2048, 7, 7}, {}},
       {"Inception global avg 8x8", "GlobalAveragePool", {8, 2048, 8, 8}, {}},
@@ -335,9 +448,15 @@ TEST_CASE("dnn MatMul: BERT attention batches", "[gpu]") {
 TEST_CASE("dnn MatMul: broadcasting, 1-D operands, random shapes", "[gpu]") {
   PS_REQUIRE_GPU();
   const std::vector<std::pair<Shape, Shape>> cases = {
-      {{5, 7}, {7, 3}},          {{64}, {3, 64, 5}},        {{2, 3, 4}, {4}},
-      {{17}, {17}},              {{2, 1, 4, 5}, {1, 3, 5, 6}}, {{4, 5}, {7, 5, 6}},
-      {{3, 1, 9, 7}, {2, 7, 5}}, {{6, 33, 65}, {6, 65, 31}}, {{1, 1}, {1, 1}},
+      {{5, 7}, {7, 3}},
+      {{64}, {3, 64, 5}},
+      {{2, 3, 4}, {4}},
+      {{17}, {17}},
+      {{2, 1, 4, 5}, {1, 3, 5, 6}},
+      {{4, 5}, {7, 5, 6}},
+      {{3, 1, 9, 7}, {2, 7, 5}},
+      {{6, 33, 65}, {6, 65, 31}},
+      {{1, 1}, {1, 1}},
   };
   uint64_t seed = 900;
   for (const auto& [sa, sb] : cases) {
@@ -382,7 +501,8 @@ TEST_CASE("dnn Gemm: transposes, alpha, beta, C broadcast", "[gpu]") {
   uint64_t seed = 1100;
   for (const GemmCase& g : cases) {
     const int64_t m = 8, k = 2048, n = 1000;
-    const cpu::Tensor a = random_tensor(DType::kFloat32, g.ta ? Shape{k, m} : Shape{m, k}, seed += 3);
+    const cpu::Tensor a =
+        random_tensor(DType::kFloat32, g.ta ? Shape{k, m} : Shape{m, k}, seed += 3);
     const cpu::Tensor b =
         random_tensor(DType::kFloat32, g.tb ? Shape{n, k} : Shape{k, n}, seed + 1, -0.1, 0.1);
     const cpu::Tensor c = random_tensor(DType::kFloat32, g.c, seed + 2);

@@ -1,9 +1,8 @@
 // CPU-only tests of the dnn operators' planning helpers (no [gpu] tag: they need no device):
 // convolution and pooling geometry (window_plan.h), matrix-product batching (matmul_plan.h),
 // the builder table.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 
 #include "models/gpu/matmul_plan.h"
 #include "models/gpu/op.h"
@@ -47,19 +46,18 @@ TEST_CASE("plan_conv: ResNet stem, bottleneck and downsample geometry") {
   CHECK_FALSE(stem->relu);
   CHECK_FALSE(stem->has_bias);
 
-  auto fused = conv("FusedConv",
-                    attrs({attr_s("activation", "relu"), attr_i("has_residual", 1)}),
-                    {f32({8, 256, 56, 56}), f32({512, 256, 1, 1}), f32({512}),
-                     f32({8, 512, 28, 28})},
-                    {8, 512, 28, 28});
+  auto fused =
+      conv("FusedConv", attrs({attr_s("activation", "relu"), attr_i("has_residual", 1)}),
+           {f32({8, 256, 56, 56}), f32({512, 256, 1, 1}), f32({512}), f32({8, 512, 28, 28})},
+           {8, 512, 28, 28});
   CHECK(fused.status().code() == Code::kInvalidArgument);  // no stride: output is 56x56
 
-  auto down = conv("FusedConv",
-                   attrs({attr_ints("strides", {2, 2}), attr_s("activation", "relu"),
-                          attr_i("has_residual", 1)}),
-                   {f32({8, 256, 56, 56}), f32({512, 256, 1, 1}), f32({512}),
-                    f32({8, 512, 28, 28})},
-                   {8, 512, 28, 28});
+  auto down =
+      conv("FusedConv",
+           attrs({attr_ints("strides", {2, 2}), attr_s("activation", "relu"),
+                  attr_i("has_residual", 1)}),
+           {f32({8, 256, 56, 56}), f32({512, 256, 1, 1}), f32({512}), f32({8, 512, 28, 28})},
+           {8, 512, 28, 28});
   REQUIRE(down.ok());
   CHECK(down->relu);
   CHECK(down->has_bias);
@@ -85,8 +83,9 @@ TEST_CASE("plan_conv: padding cuDNN cannot express is refused, harmless padding 
   CHECK(same.status().code() == Code::kUnsupported);
   CHECK_THAT(same.status().message(), Catch::Contains("asymmetric padding"));
   // End padding no window reaches: in 7, k 3, s 2, pads 0/1 gives 3 outputs either way.
-  auto harmless = conv("Conv", attrs({attr_ints("pads", {0, 0, 1, 1}), attr_ints("strides", {2, 2})}),
-                       {f32({1, 4, 7, 7}), f32({8, 4, 3, 3})}, {1, 8, 3, 3});
+  auto harmless =
+      conv("Conv", attrs({attr_ints("pads", {0, 0, 1, 1}), attr_ints("strides", {2, 2})}),
+           {f32({1, 4, 7, 7}), f32({8, 4, 3, 3})}, {1, 8, 3, 3});
   REQUIRE(harmless.ok());
   CHECK(harmless->cudnn_pads == std::vector<int64_t>{0, 0});
   // SAME_UPPER with stride 1 and an odd kernel is symmetric.
@@ -98,15 +97,17 @@ TEST_CASE("plan_conv: padding cuDNN cannot express is refused, harmless padding 
 
 TEST_CASE("plan_conv: bad attributes and specs") {
   const std::vector<TensorSpec> xw{f32({1, 4, 8, 8}), f32({8, 4, 3, 3})};
-  CHECK(conv("FusedConv", attrs({attr_s("activation", "gelu")}), xw, {1, 8, 6, 6}).status().code() ==
-        Code::kUnsupported);
+  CHECK(
+      conv("FusedConv", attrs({attr_s("activation", "gelu")}), xw, {1, 8, 6, 6}).status().code() ==
+      Code::kUnsupported);
   CHECK(conv("FusedConv", attrs({attr_i("has_residual", 1)}), xw, {1, 8, 6, 6}).status().code() ==
         Code::kInvalidArgument);
   CHECK(conv("Conv", attrs({attr_i("group", 3)}), xw, {1, 8, 6, 6}).status().code() ==
         Code::kInvalidArgument);
   CHECK(conv("Conv", attrs({}), xw, {1, 8, 7, 7}).status().code() == Code::kInvalidArgument);
-  CHECK(conv("Conv", attrs({attr_ints("kernel_shape", {5, 5})}), xw, {1, 8, 6, 6}).status().code() ==
-        Code::kInvalidArgument);
+  CHECK(
+      conv("Conv", attrs({attr_ints("kernel_shape", {5, 5})}), xw, {1, 8, 6, 6}).status().code() ==
+      Code::kInvalidArgument);
   CHECK(conv("Conv", attrs({attr_s("auto_pad", "BOGUS")}), xw, {1, 8, 6, 6}).status().code() ==
         Code::kInvalidArgument);
   CHECK(conv("Conv", attrs({attr_i("unknown", 1)}), xw, {1, 8, 6, 6}).status().code() ==
@@ -125,8 +126,9 @@ TEST_CASE("plan_conv: bad attributes and specs") {
 
 TEST_CASE("plan_pool: cuDNN where exact, our kernel for ceil mode, asymmetric pads, dilation") {
   // Inception v3: 3x3 s2 valid max pool, 147 -> 73.
-  auto inc = pool("MaxPool", attrs({attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2})}),
-                  {8, 64, 147, 147}, {8, 64, 73, 73});
+  auto inc =
+      pool("MaxPool", attrs({attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2})}),
+           {8, 64, 147, 147}, {8, 64, 73, 73});
   REQUIRE(inc.ok());
   CHECK(inc->cudnn_exact);
   CHECK(inc->mode == PoolMode::kMax);
@@ -167,8 +169,9 @@ TEST_CASE("plan_pool: cuDNN where exact, our kernel for ceil mode, asymmetric pa
                    {1, 2, 8, 8}, {1, 2, 7, 7});
   REQUIRE(asym.ok());
   CHECK_FALSE(asym->cudnn_exact);
-  auto dil = pool("MaxPool", attrs({attr_ints("kernel_shape", {2, 2}), attr_ints("dilations", {2, 2})}),
-                  {1, 2, 8, 8}, {1, 2, 6, 6});
+  auto dil =
+      pool("MaxPool", attrs({attr_ints("kernel_shape", {2, 2}), attr_ints("dilations", {2, 2})}),
+           {1, 2, 8, 8}, {1, 2, 6, 6});
   REQUIRE(dil.ok());
   CHECK_FALSE(dil->cudnn_exact);
   // AveragePool with dilations is refused (as by the CPU reference).
