@@ -1,8 +1,25 @@
-// The cuDNN and cuBLAS operators' builder table (filled by the dnn work).
+// The cuDNN and cuBLAS operators' builder table (sorted by op name; registry.cc checks it).
+#include <array>
+
+#include "models/gpu/dnn_builders.h"
 #include "models/gpu/op.h"
 
 namespace ps::models::gpu {
 
-std::span<const OpEntry> dnn_op_table() { return {}; }
+std::span<const OpEntry> dnn_op_table() {
+  static constexpr std::array<OpEntry, 10> kTable{{
+      {"AveragePool", build_pool},
+      {"BatchNormalization", build_batch_norm},
+      {"Conv", build_conv},
+      {"FusedConv", build_conv},
+      {"Gemm", build_gemm},
+      {"GlobalAveragePool", build_pool},
+      {"GlobalMaxPool", build_pool},
+      {"MatMul", build_matmul},
+      {"MatMulBias", build_matmul},
+      {"MaxPool", build_pool},
+  }};
+  return kTable;
+}
 
 }  // namespace ps::models::gpu

@@ -1,0 +1,50 @@
+// The cuDNN forward-convolution algorithm choice: timed once per (layer geometry, precision,
+// device) at plan time with cudnnFindConvolutionForwardAlgorithmEx on the runtime's plan
+// scratch memory, then cached for the life of the process (every plan of every model with the
+// same layer shape reuses it; ResNet152's 155 convolutions have a few dozen distinct shapes).
+#pragma once
+
+#include <cudnn.h>
+
+#include <cstddef>
+#include <string>
+
+#include "common/status.h"
+#include "models/gpu/dnn_descriptors.h"
+#include "models/gpu/op.h"
+
+namespace ps::models::gpu {
+
+// The most workspace one convolution may use.
+inline constexpr size_t kConvWorkspaceCap = size_t{256} << 20;
+
+struct ConvAlgoChoice {
+  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  cudnnMathType_t math = CUDNN_FMA_MATH;
+  size_t workspace_bytes = 0;
+  float time_ms = 0;
+  bool cached = false;  // found in the cache, not timed now
+};
+
+// The tensors of one convolution, as described to cuDNN.
+struct ConvDescriptors {
+  const TensorDesc& x;
+  const FilterDesc& w;
+  const ConvDesc& conv;  // its math type is set to the choice's on success
+  const TensorDesc& y;
+  size_t x_bytes, w_bytes, y_bytes;
+};
+
+// Returns the fastest algorithm for `d` under `precision` (kFp32 admits only FMA kernels,
+// kTf32 also tensor-op ones) within kConvWorkspaceCap, timing the candidates on the plan
+// stream unless `key` (which must identify the geometry; the precision and device are added
+// here) is cached. Sets the math type on d.conv. Plan time only: synchronises, binds the
+// runtime's cuDNN handle to the plan stream. Errors: kDevice from cuDNN, kUnsupported when no
+// algorithm works.
+Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision,
+                                        const std::string& key, const ConvDescriptors& d);
+
+// Number of entries in the process-wide cache (for tests).
+size_t conv_algo_cache_size();
+
+}  // namespace ps::models::gpu

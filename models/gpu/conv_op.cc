@@ -1,0 +1,292 @@
+// Conv and FusedConv on cuDNN: Y = act(conv(X, W) + B + residual).
+//
+// Modes, chosen at plan time:
+//  - plain:     cudnnConvolutionForward (no bias, residual or activation);
+//  - fused:     cudnnConvolutionBiasActivationForward with ReLU (y = relu(conv + z*alpha2 +
+//               bias), z = the residual or, with alpha2 = 0, y itself); any algorithm works with
+//               ReLU, while identity would force IMPLICIT_PRECOMP_GEMM, so it is used for ReLU
+//               layers only;
+//  - epilogue:  cudnnConvolutionForward, then one pass of ps_dnn_bias_residual_act_f32.
+// For a ReLU layer both fused and epilogue are timed once (plan scratch) and the faster kept;
+// a fused call cuDNN refuses falls back to the epilogue.
+#include <array>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "cuda/copy.h"
+#include "cuda/device_buffer.h"
+#include "cuda/dnn.h"
+#include "cuda/module.h"
+#include "models/gpu/conv_algo.h"
+#include "models/gpu/dnn_builders.h"
+#include "models/gpu/dnn_descriptors.h"
+#include "models/gpu/plan_timing.h"
+#include "models/gpu/runtime.h"
+#include "models/gpu/window_plan.h"
+
+namespace ps::models::gpu {
+namespace {
+
+enum class ConvMode { kEmpty, kPlain, kFused, kEpilogue };
+
+const char* algo_name(cudnnConvolutionFwdAlgo_t algo) {
+  switch (algo) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM:
+      return "implicit_gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM:
+      return "implicit_precomp_gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM:
+      return "gemm";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT:
+      return "direct";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT:
+      return "fft";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING:
+      return "fft_tiling";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD:
+      return "winograd";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED:
+      return "winograd_nonfused";
+    default:
+      return "unknown";
+  }
+}
+
+const char* math_name(cudnnMathType_t math) {
+  switch (math) {
+    case CUDNN_FMA_MATH:
+      return "fma";
+    case CUDNN_TENSOR_OP_MATH:
+      return "tensor_op";
+    case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION:
+      return "tensor_op_conv";
+    default:
+      return "default";
+  }
+}
+
+// The fused-vs-epilogue decision, per layer geometry, like the algorithm.
+std::mutex& mode_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, ConvMode>& mode_cache() {
+  static std::map<std::string, ConvMode> c;
+  return c;
+}
+
+size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
+
+class ConvOp final : public GpuOp {
+ public:
+  ConvOp(const ConvPlan& plan, cudnnHandle_t dnn) : dnn_(dnn) {
+    has_bias_ = plan.has_bias;
+    has_residual_ = plan.has_residual;
+    relu_ = plan.relu;
+    channels_ = static_cast<uint64_t>(plan.out_channels);
+    total_ = static_cast<uint64_t>(element_count(plan.out_shape));
+    inner_ = channels_ == 0 || plan.batch == 0 ? 0 : total_ / (channels_ * plan.batch);
+  }
+
+  // Plan-time construction; see build_conv.
+  Status init(const ConvPlan& plan, const OpEnv& env);
+
+  size_t workspace_bytes() const override { return workspace_bytes_; }
+  Status enqueue(const LaunchArgs& args) const override;
+  std::string describe() const override { return description_; }
+
+ private:
+  Status run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w, CUdeviceptr b,
+             CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const;
+
+  cudnnHandle_t dnn_;
+  bool has_bias_ = false, has_residual_ = false, relu_ = false;
+  uint64_t channels_ = 0, total_ = 0, inner_ = 0;
+  ConvMode mode_ = ConvMode::kPlain;
+  TensorDesc x_desc_, y_desc_, bias_desc_;
+  FilterDesc w_desc_;
+  ConvDesc conv_desc_;
+  ActivationDesc relu_desc_;
+  cudnnConvolutionFwdAlgo_t algo_ = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+  size_t workspace_bytes_ = 0;
+  cuda::Kernel epilogue_;
+  cuda::DeviceBuffer zero_bias_;  // the fused call needs a bias; for layers without one
+  std::string description_;
+};
+
+Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w,
+                   CUdeviceptr b, CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const {
+  const float one = 1.0f;
+  const float zero = 0.0f;
+  auto p = [](CUdeviceptr a) { return reinterpret_cast<void*>(a); };
+  switch (mode) {
+    case ConvMode::kEmpty:
+      return Status::OK();
+    case ConvMode::kFused: {
+      const float alpha2 = has_residual_ ? 1.0f : 0.0f;
+      const CUdeviceptr z = has_residual_ ? r : y;
+      const CUdeviceptr bias = has_bias_ ? b : zero_bias_.ptr();
+      CUDNN_TRY(cudnnConvolutionBiasActivationForward(
+          dnn_, &one, x_desc_.get(), p(x), w_desc_.get(), p(w), conv_desc_.get(), algo_, p(ws),
+          workspace_bytes_, &alpha2, y_desc_.get(), p(z), bias_desc_.get(), p(bias),
+          relu_desc_.get(), y_desc_.get(), p(y)));
+      return Status::OK();
+    }
+    case ConvMode::kPlain:
+    case ConvMode::kEpilogue:
+      CUDNN_TRY(cudnnConvolutionForward(dnn_, &one, x_desc_.get(), p(x), w_desc_.get(), p(w),
+                                        conv_desc_.get(), algo_, p(ws), workspace_bytes_, &zero,
+                                        y_desc_.get(), p(y)));
+      if (mode == ConvMode::kPlain) return Status::OK();
+      return epilogue_.launch(stream, cuda::blocks_for(total_, 256), 256, 0, y,
+                              has_bias_ ? b : CUdeviceptr{0}, has_residual_ ? r : CUdeviceptr{0},
+                              total_, inner_, channels_, static_cast<uint32_t>(relu_ ? 1 : 0));
+  }
+  return Status::OK();
+}
+
+Status ConvOp::enqueue(const LaunchArgs& args) const {
+  if (args.inputs.size() < 2 || args.outputs.empty()) {
+    return invalid_argument("Conv enqueue: ", args.inputs.size(), " inputs, ", args.outputs.size(),
+                            " outputs bound");
+  }
+  if (args.workspace_bytes < workspace_bytes_) {
+    return invalid_argument("Conv enqueue: workspace of ", args.workspace_bytes,
+                            " bytes, the op needs ", workspace_bytes_);
+  }
+  const CUdeviceptr b = has_bias_ ? args.inputs[2] : 0;
+  const CUdeviceptr r = has_residual_ ? args.inputs[3] : 0;
+  return run(mode_, args.stream, args.inputs[0], args.inputs[1], b, r, args.outputs[0],
+             args.workspace);
+}
+
+Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
+  if (total_ == 0) {
+    mode_ = ConvMode::kEmpty;
+    description_ = "conv with an empty output (nothing to do)";
+    return Status::OK();
+  }
+  // cuDNN wants 2 or 3 spatial dimensions: a 1-D convolution gets a leading trivial one.
+  std::vector<cpu::SpatialWindow> windows = plan.windows;
+  std::vector<int64_t> pads = plan.cudnn_pads;
+  if (windows.size() == 1) {
+    windows.insert(windows.begin(), cpu::SpatialWindow{});
+    pads.insert(pads.begin(), 0);
+  }
+  std::vector<int64_t> x_dims{plan.batch, plan.in_channels};
+  std::vector<int64_t> w_dims{plan.out_channels, plan.in_channels / plan.group};
+  std::vector<int64_t> y_dims{plan.batch, plan.out_channels};
+  std::vector<int64_t> bias_dims{1, plan.out_channels};
+  std::vector<int64_t> strides, dilations;
+  for (const cpu::SpatialWindow& w : windows) {
+    x_dims.push_back(w.in);
+    w_dims.push_back(w.kernel);
+    y_dims.push_back(w.out);
+    bias_dims.push_back(1);
+    strides.push_back(w.stride);
+    dilations.push_back(w.dilation);
+  }
+  if (element_count(x_dims) == 0) {
+    return unsupported("X of shape ", shape_string(x_dims), " is empty but Y is not");
+  }
+  const cudnnMathType_t math =
+      env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+  PS_ASSIGN_OR_RETURN(x_desc_, make_tensor_desc(x_dims));
+  PS_ASSIGN_OR_RETURN(w_desc_, make_filter_desc(w_dims));
+  PS_ASSIGN_OR_RETURN(y_desc_, make_tensor_desc(y_dims));
+  PS_ASSIGN_OR_RETURN(conv_desc_, make_conv_desc(pads, strides, dilations, plan.group, math));
+
+  std::array<int, 5> cudnn_out{};
+  CUDNN_TRY(cudnnGetConvolutionNdForwardOutputDim(conv_desc_.get(), x_desc_.get(), w_desc_.get(),
+                                                  static_cast<int>(y_dims.size()),
+                                                  cudnn_out.data()));
+  for (size_t i = 0; i < y_dims.size(); ++i) {
+    if (cudnn_out[i] != y_dims[i]) {
+      return internal_error("cuDNN computes output dim ", i, " = ", cudnn_out[i], ", ONNX ",
+                            y_dims[i], " (Y ", shape_string(y_dims), ")");
+    }
+  }
+
+  const size_t x_bytes = static_cast<size_t>(element_count(x_dims)) * 4;
+  const size_t w_bytes = static_cast<size_t>(element_count(w_dims)) * 4;
+  const size_t y_bytes = static_cast<size_t>(element_count(y_dims)) * 4;
+  const std::string key =
+      str_cat("x", shape_string(x_dims), "w", shape_string(w_dims), "p", shape_string(pads), "s",
+              shape_string(strides), "d", shape_string(dilations), "g", plan.group);
+  PS_ASSIGN_OR_RETURN(const ConvAlgoChoice choice,
+                      choose_conv_algo(env.runtime, env.precision, key,
+                                       ConvDescriptors{x_desc_, w_desc_, conv_desc_, y_desc_,
+                                                       x_bytes, w_bytes, y_bytes}));
+  algo_ = choice.algo;
+  workspace_bytes_ = choice.workspace_bytes;
+
+  const bool needs_epilogue = relu_ || has_bias_ || has_residual_;
+  mode_ = needs_epilogue ? ConvMode::kEpilogue : ConvMode::kPlain;
+  if (needs_epilogue) {
+    PS_ASSIGN_OR_RETURN(epilogue_, env.runtime.kernel("ps_dnn_bias_residual_act_f32"));
+  }
+  if (relu_) {
+    PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(bias_dims));
+    PS_ASSIGN_OR_RETURN(relu_desc_, make_activation_desc(CUDNN_ACTIVATION_RELU));
+    const std::string mode_key =
+        str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|", key,
+                "|b", has_bias_, "r", has_residual_);
+    std::optional<ConvMode> cached;
+    {
+      std::lock_guard<std::mutex> lock(mode_mutex());
+      if (auto it = mode_cache().find(mode_key); it != mode_cache().end()) cached = it->second;
+    }
+    if (!has_bias_) {
+      PS_ASSIGN_OR_RETURN(zero_bias_,
+                          cuda::DeviceBuffer::allocate(static_cast<size_t>(channels_) * 4));
+      PS_TRY(cuda::memset_d32_async(zero_bias_.ptr(), 0, channels_, env.runtime.plan_stream()));
+      PS_TRY(env.runtime.plan_stream().synchronize());
+    }
+    if (cached) {
+      mode_ = *cached;
+    } else {
+      // Time both on scratch: x | w | y | bias | residual | workspace (contents irrelevant).
+      const cuda::Stream& stream = env.runtime.plan_stream();
+      PS_TRY(env.runtime.bind(stream, 0, 0));
+      const size_t w_at = round_up(x_bytes);
+      const size_t y_at = w_at + round_up(w_bytes);
+      const size_t b_at = y_at + round_up(y_bytes);
+      const size_t r_at = b_at + round_up(channels_ * 4);
+      const size_t ws_at = r_at + round_up(y_bytes);
+      PS_ASSIGN_OR_RETURN(const CUdeviceptr s, env.runtime.plan_scratch(ws_at + workspace_bytes_));
+      auto candidate = [&](ConvMode mode) {
+        return time_candidate(stream, 3, [&] {
+          return run(mode, stream, s, s + w_at, s + b_at, s + r_at, s + y_at, s + ws_at);
+        });
+      };
+      Result<float> fused = candidate(ConvMode::kFused);
+      if (!fused.ok()) {
+        (void)stream.synchronize();  // a refused fused call: keep the epilogue
+      } else {
+        PS_ASSIGN_OR_RETURN(const float separate, candidate(ConvMode::kEpilogue));
+        if (*fused <= separate) mode_ = ConvMode::kFused;
+      }
+      std::lock_guard<std::mutex> lock(mode_mutex());
+      mode_cache().emplace(mode_key, mode_);
+    }
+  }
+  const char* mode_text = mode_ == ConvMode::kFused      ? ", fused bias+relu"
+                          : mode_ == ConvMode::kEpilogue ? ", conv + epilogue kernel"
+                                                         : "";
+  description_ = str_cat("cudnn conv ", algo_name(algo_), " (", math_name(choice.math), ", ",
+                         precision_name(env.precision), "), ws ", workspace_bytes_, " B", mode_text,
+                         choice.cached ? ", cached choice" : "");
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<GpuOp>> build_conv(const OpSpec& spec, const OpEnv& env) {
+  PS_ASSIGN_OR_RETURN(const ConvPlan plan, plan_conv(spec));
+  auto op = std::make_unique<ConvOp>(plan, env.runtime.dnn());
+  PS_TRY(op->init(plan, env));
+  return std::unique_ptr<GpuOp>(std::move(op));
+}
+
+}  // namespace ps::models::gpu
