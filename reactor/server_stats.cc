@@ -18,7 +18,7 @@ std::string Server::stats_reply() const {
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
   std::string body;
-  auto add_line = [&body](const OkLine& line) { body += line.fields() + "\n"; };
+  auto add_line = [&body](const OkLine& line) { body += net::format_fields_line(line); };
   add_line(OkLine()
                .add("uptime_s", static_cast<uint64_t>(uptime))
                .add("device", options_.device)

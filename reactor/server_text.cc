@@ -120,7 +120,7 @@ std::string Server::models_reply() const {
         .add("params", m->parameters)
         .add("params_bytes", m->weights_bytes)
         .add("source", m->source);
-    body += line.fields() + "\n";
+    body += net::format_fields_line(line);
   }
   return net::format_ok_with_payload(OkLine().add("models", uint64_t{models.size()}), body);
 }
@@ -200,7 +200,7 @@ std::string Server::jobs_reply() const {
         .add("steps", job.steps_done)
         .add("target", job.steps_target)
         .add("loss", job.loss);
-    body += line.fields() + "\n";
+    body += net::format_fields_line(line);
   }
   return net::format_ok_with_payload(OkLine().add("jobs", uint64_t{jobs.size()}), body);
 }
