@@ -68,6 +68,7 @@ struct Connection {
   Clock::time_point linger_deadline;
   bool closing = false;     // uv_close called
   bool dirty = false;       // on the server's flush list
+  bool counted = false;     // counts against max_connections (until it closes or lingers)
 };
 
 }  // namespace ps::reactor

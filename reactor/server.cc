@@ -124,9 +124,9 @@ void Server::on_connection(uv_stream_t* listener_stream, int status) {
     c->peer = format_socket_address(reinterpret_cast<sockaddr*>(&peer));
   }
   ++self->connections_total_;
-  // Counting this one: over the limit, it is told so and closed (it never reads a request).
-  const size_t serving = self->connections_.size();
-  if (self->shutting_down_ || serving > self->options_.max_connections) {
+  // Over the limit, it is told so and closed (it never reads a request). Connections that are
+  // only waiting to close (refused ones, lingering ones) do not count.
+  if (self->shutting_down_ || self->serving_ >= self->options_.max_connections) {
     ++self->connections_refused_;
     log_info("connection ", c->id, " from ", c->peer, " refused: ",
              self->shutting_down_ ? "shutting down" : "too many connections");
@@ -140,6 +140,8 @@ void Server::on_connection(uv_stream_t* listener_stream, int status) {
     return;
   }
   log_debug("connection ", c->id, " from ", c->peer);
+  c->counted = true;
+  ++self->serving_;
   self->update_reading(*c);
 }
 
@@ -178,14 +180,6 @@ void Server::begin_shutdown(std::string_view why) {
              [](uv_handle_t* h) { delete static_cast<Listener*>(h->data); });
   }
   listeners_.clear();
-  scheduler_.shutdown();
-  // No more requests: each connection closes once its pending replies are written.
-  for (auto& [id, c] : connections_) {
-    c->peer_done = true;
-    c->draining = true;
-    update_reading(*c);
-    maybe_finish_connection(*c);
-  }
   shutdown_timer_ = new uv_timer_t;
   uv_timer_init(loop_, shutdown_timer_);
   shutdown_timer_->data = this;
@@ -200,6 +194,17 @@ void Server::begin_shutdown(std::string_view why) {
         self->close_server_handles();
       },
       static_cast<uint64_t>(options_.shutdown_timeout.count()), 0);
+  scheduler_.shutdown();
+  // No more requests: each connection closes once its pending replies are written.
+  std::vector<uint64_t> ids;
+  for (const auto& [id, c] : connections_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    Connection* c = find_connection(id);  // an earlier one's close may not touch this one, but
+    if (c == nullptr) continue;           // iterate over ids: closing erases from the map
+    c->draining = true;  // then FIN, and a short linger for the client to close
+    update_reading(*c);
+    maybe_finish_connection(*c);
+  }
   maybe_finish_shutdown();
 }
 

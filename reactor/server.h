@@ -82,7 +82,7 @@ class Server {
   bool shutting_down() const { return shutting_down_; }
   bool finished() const { return finished_; }
 
-  size_t connection_count() const { return connections_.size(); }
+  size_t connection_count() const { return serving_; }
 
  private:
   struct Listener {
@@ -118,6 +118,7 @@ class Server {
   void maybe_finish_connection(Connection& c);
   void close_connection(Connection& c, std::string_view why);
   Connection* find_connection(uint64_t id);
+  void uncount(Connection& c);
 
   // server_text.cc: the text protocol's commands.
   void handle_text(Connection& c, net::TextItem item);
@@ -151,6 +152,7 @@ class Server {
   std::vector<uv_signal_t*> signals_;
   std::map<uint64_t, Connection*> connections_;
   std::vector<uint64_t> dirty_;
+  size_t serving_ = 0;  // connections counted against max_connections (Connection::counted)
   uint64_t next_connection_id_ = 1;
   uint64_t connections_total_ = 0;
   uint64_t connections_refused_ = 0;

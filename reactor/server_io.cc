@@ -26,6 +26,12 @@ uv_stream_t* stream_of(Connection& c) { return reinterpret_cast<uv_stream_t*>(&c
 
 }  // namespace
 
+void Server::uncount(Connection& c) {
+  if (!c.counted) return;
+  c.counted = false;
+  --serving_;
+}
+
 Connection* Server::find_connection(uint64_t id) {
   auto it = connections_.find(id);
   return it == connections_.end() ? nullptr : it->second;
@@ -267,6 +273,7 @@ void Server::maybe_finish_connection(Connection& c) {
     return;
   }
   c.shut_down = true;
+  uncount(c);
   c.linger_deadline = Clock::now() + options_.linger;
   update_reading(c);
 }
@@ -281,6 +288,7 @@ void Server::on_shutdown(uv_shutdown_t* req, int status) {
 void Server::close_connection(Connection& c, std::string_view why) {
   if (c.closing) return;
   c.closing = true;
+  uncount(c);
   log_debug("connection ", c.id, " from ", c.peer, " closed: ", why);
   connections_.erase(c.id);
   uv_close(reinterpret_cast<uv_handle_t*>(&c.tcp),
