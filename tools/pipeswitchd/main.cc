@@ -120,6 +120,7 @@ int serve(const Options& o) {
   server_options.max_connections = o.max_connections;
   server_options.models_dir = o.models_dir;
   server_options.shutdown_timeout = std::chrono::seconds(o.shutdown_timeout_s);
+  server_options.write_timeout = std::chrono::seconds(o.write_timeout_s);
 
   // The backend.
   reactor::BackendOptions backend_options;

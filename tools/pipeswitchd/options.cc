@@ -84,6 +84,8 @@ Network:
   --max-line N            longest command line in bytes (default 4096)
   --max-connections N     open connections at once (default 1024); more get ERR BUSY
   --shutdown-timeout S    seconds in-flight work gets on SIGINT/SIGTERM (default 10)
+  --write-timeout S       close a client whose replies make no progress for S seconds
+                          (it does not read them) (default 30)
 Other:
   --log-level L           error, warn, info or debug (default info); the log goes to stderr
   --help                  this text
@@ -163,6 +165,10 @@ Result<Options> parse_args(std::span<const std::string> args) {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 3600));
       o.shutdown_timeout_s = static_cast<uint32_t>(n);
+    } else if (flag == "--write-timeout") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 3600));
+      o.write_timeout_s = static_cast<uint32_t>(n);
     } else if (flag == "--log-level") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       PS_ASSIGN_OR_RETURN(o.log_level, reactor::parse_log_level(v));

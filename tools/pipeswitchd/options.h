@@ -33,6 +33,7 @@ struct Options {
   uint64_t max_line = 4096;
   uint32_t max_connections = 1024;
   uint32_t shutdown_timeout_s = 10;
+  uint32_t write_timeout_s = 30;
   reactor::LogLevel log_level = reactor::LogLevel::kInfo;
 };
 
