@@ -47,8 +47,10 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
   if (host == "localhost") host = "127.0.0.1";
   address.host = std::string(host);
   address.port = static_cast<uint16_t>(port);
-  if (uv_ip4_addr(address.host.c_str(), port, reinterpret_cast<sockaddr_in*>(&address.storage)) != 0 &&
-      uv_ip6_addr(address.host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&address.storage)) != 0) {
+  if (uv_ip4_addr(address.host.c_str(), port, reinterpret_cast<sockaddr_in*>(&address.storage)) !=
+          0 &&
+      uv_ip6_addr(address.host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&address.storage)) !=
+          0) {
     return invalid_argument("listen address '", text, "': host '", host,
                             "' is not a numeric IPv4 or IPv6 address (or localhost)");
   }

@@ -107,9 +107,10 @@ struct TrainTask {
 
 // Microseconds of one request, measured by the backend.
 struct Timings {
-  uint64_t queue_us = 0;    // accepted -> work started (waiting for the device)
-  uint64_t switch_us = 0;   // making the model resident (weights copied; overlaps compute on GPU)
-  uint64_t compute_us = 0;  // work started -> outputs ready, minus switch_us where it does not overlap
+  uint64_t queue_us = 0;   // accepted -> work started (waiting for the device)
+  uint64_t switch_us = 0;  // making the model resident (weights copied; overlaps compute on GPU)
+  uint64_t compute_us =
+      0;  // work started -> outputs ready, minus switch_us where it does not overlap
 };
 
 enum class CompletionKind : uint8_t {
@@ -148,8 +149,8 @@ class CompletionSink {
 
 // Device-wide numbers for STATS and /metrics.
 struct BackendStats {
-  uint64_t switches = 0;         // times a model was made resident
-  uint64_t pool_bytes = 0;       // device memory pool size (0: no pool, e.g. the CPU)
+  uint64_t switches = 0;    // times a model was made resident
+  uint64_t pool_bytes = 0;  // device memory pool size (0: no pool, e.g. the CPU)
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;  // models resident now
 };

@@ -13,16 +13,16 @@
 namespace ps::reactor {
 
 // The switching policies of DESIGN.md ("Policies"); a backend may implement a subset.
-inline constexpr std::string_view kPolicies[] = {
-    "pipeswitch", "cache", "ready", "stop-and-start", "kill-restart", "no-pool", "pageable",
-    "managed"};
+inline constexpr std::string_view kPolicies[] = {"pipeswitch",     "cache",        "ready",
+                                                 "stop-and-start", "kill-restart", "no-pool",
+                                                 "pageable",       "managed"};
 bool is_known_policy(std::string_view policy);
 
 struct BackendOptions {
-  std::string device = "cpu";      // "cpu" or a GPU index "0", "1", ...
+  std::string device = "cpu";  // "cpu" or a GPU index "0", "1", ...
   std::string policy = "pipeswitch";
-  uint64_t pool_bytes = 0;         // GPU memory pool; 0: the backend's default
-  uint32_t cpu_threads = 0;        // CPU backend workers; 0: hardware concurrency (at least 1)
+  uint64_t pool_bytes = 0;   // GPU memory pool; 0: the backend's default
+  uint32_t cpu_threads = 0;  // CPU backend workers; 0: hardware concurrency (at least 1)
 };
 
 // Parses --device: "cpu" or a decimal GPU index. INVALID_ARGUMENT otherwise.

@@ -60,15 +60,15 @@ struct Connection {
   uint32_t writes_in_flight = 0;
   Clock::time_point last_write_progress = Clock::now();
 
-  bool reading = false;     // uv_read_start is in effect
-  bool paused = false;      // reading stopped for backpressure
-  bool peer_done = false;   // EOF seen (or the parser is closed): no more requests
-  bool draining = false;    // close once every slot is written (QUIT, a must_close error)
-  bool shut_down = false;   // uv_shutdown sent; discarding input until EOF or the deadline
+  bool reading = false;    // uv_read_start is in effect
+  bool paused = false;     // reading stopped for backpressure
+  bool peer_done = false;  // EOF seen (or the parser is closed): no more requests
+  bool draining = false;   // close once every slot is written (QUIT, a must_close error)
+  bool shut_down = false;  // uv_shutdown sent; discarding input until EOF or the deadline
   Clock::time_point linger_deadline;
-  bool closing = false;     // uv_close called
-  bool dirty = false;       // on the server's flush list
-  bool counted = false;     // counts against max_connections (until it closes or lingers)
+  bool closing = false;  // uv_close called
+  bool dirty = false;    // on the server's flush list
+  bool counted = false;  // counts against max_connections (until it closes or lingers)
 };
 
 }  // namespace ps::reactor

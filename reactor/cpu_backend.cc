@@ -79,8 +79,8 @@ void CpuBackend::infer(InferTask task) {
       return;
     }
   }
-  sink_->post(failed(CompletionKind::kInfer, task.ticket, make_error(Code::kCancelled,
-                                                                     "the server is shutting down")));
+  sink_->post(failed(CompletionKind::kInfer, task.ticket,
+                     make_error(Code::kCancelled, "the server is shutting down")));
 }
 
 Status CpuBackend::start_training(const TrainTask& task) {
@@ -202,8 +202,9 @@ Completion CpuBackend::run_infer(const InferTask& task) {
   const std::string synthetic = task.synthetic ? synthetic_input(info, task.batch) : std::string();
   const std::string& input = task.synthetic ? synthetic : task.input;
   if (input.size() != input_bytes(info, task.batch)) {
-    c.status = invalid_argument("input of ", input.size(), " bytes; model '", info.name,
-                                "' at batch ", task.batch, " takes ", input_bytes(info, task.batch));
+    c.status =
+        invalid_argument("input of ", input.size(), " bytes; model '", info.name, "' at batch ",
+                         task.batch, " takes ", input_bytes(info, task.batch));
     return c;
   }
   const uint32_t chunks = task.batch / info.batch;
@@ -231,7 +232,8 @@ Completion CpuBackend::run_infer(const InferTask& task) {
       offset += in_bytes[i] * chunks;
       tensors.push_back(std::move(*t));
     }
-    for (size_t i = 0; i < info.inputs.size(); ++i) inputs.emplace(info.inputs[i].name, &tensors[i]);
+    for (size_t i = 0; i < info.inputs.size(); ++i)
+      inputs.emplace(info.inputs[i].name, &tensors[i]);
     auto result = models::cpu::run_model(model->host.manifest, model->host.weights, inputs);
     if (!result.ok()) {
       c.status = result.status().with_context(str_cat("model '", info.name, "'"));

@@ -42,7 +42,8 @@ Status HttpListener::start(const ListenAddress& address) {
   tcp->data = this;
   listener_ = tcp;
   rc = uv_tcp_bind(tcp, address.sockaddr_ptr(), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(tcp), 64, &HttpListener::on_connection);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(tcp), 64, &HttpListener::on_connection);
   if (rc != 0) {
     return unavailable("metrics listener on ", address.host, ":", address.port, ": ",
                        uv_strerror(rc));
@@ -58,9 +59,8 @@ void HttpListener::close() {
   if (closed_) return;
   closed_ = true;
   if (listener_ != nullptr) {
-    uv_close(reinterpret_cast<uv_handle_t*>(listener_), [](uv_handle_t* h) {
-      delete reinterpret_cast<uv_tcp_t*>(h);
-    });
+    uv_close(reinterpret_cast<uv_handle_t*>(listener_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     listener_ = nullptr;
   }
   std::set<HttpConnection*> open = connections_;
@@ -117,8 +117,8 @@ void HttpListener::respond(HttpConnection& c) {
     if (route.status != 200) {
       w->bytes = net::format_http_error(route.status, route.head_only);
     } else if (*route.endpoint == net::HttpEndpoint::kMetrics) {
-      w->bytes = net::format_http_response(200, net::kPrometheusContentType, metrics_(),
-                                           route.head_only);
+      w->bytes =
+          net::format_http_response(200, net::kPrometheusContentType, metrics_(), route.head_only);
     } else {
       const bool ok = healthy_();
       w->bytes = net::format_http_response(ok ? 200 : 503, "text/plain; charset=utf-8",
@@ -128,7 +128,8 @@ void HttpListener::respond(HttpConnection& c) {
   w->req.data = w;
   w->connection = &c;
   uv_buf_t b = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
-  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c.tcp), &b, 1, &HttpListener::on_write) != 0) {
+  if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c.tcp), &b, 1, &HttpListener::on_write) !=
+      0) {
     delete w;
     close_connection(c);
   }

@@ -15,8 +15,8 @@ class LatencyWindow {
 
   void add(uint64_t micros);
 
-  uint64_t count() const { return count_; }      // all samples ever added
-  uint64_t sum_us() const { return sum_; }       // their sum
+  uint64_t count() const { return count_; }  // all samples ever added
+  uint64_t sum_us() const { return sum_; }   // their sum
   size_t window_size() const { return ring_.size(); }
   // The q-quantile (0 <= q <= 1, nearest rank) of the samples in the window; 0 when empty.
   uint64_t percentile(double q) const;

@@ -20,9 +20,21 @@ template <typename... Args>
 void log_at(LogLevel level, const Args&... args) {
   if (log_enabled(level)) log_line(level, str_cat(args...));
 }
-template <typename... Args> void log_error(const Args&... a) { log_at(LogLevel::kError, a...); }
-template <typename... Args> void log_warn(const Args&... a) { log_at(LogLevel::kWarn, a...); }
-template <typename... Args> void log_info(const Args&... a) { log_at(LogLevel::kInfo, a...); }
-template <typename... Args> void log_debug(const Args&... a) { log_at(LogLevel::kDebug, a...); }
+template <typename... Args>
+void log_error(const Args&... a) {
+  log_at(LogLevel::kError, a...);
+}
+template <typename... Args>
+void log_warn(const Args&... a) {
+  log_at(LogLevel::kWarn, a...);
+}
+template <typename... Args>
+void log_info(const Args&... a) {
+  log_at(LogLevel::kInfo, a...);
+}
+template <typename... Args>
+void log_debug(const Args&... a) {
+  log_at(LogLevel::kDebug, a...);
+}
 
 }  // namespace ps::reactor

@@ -14,7 +14,8 @@ namespace psm = pipeswitch::psm;
 Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch, uint32_t seq) {
   PS_ASSIGN_OR_RETURN(onnx::ModelProto proto, zoo::build_model(zoo_model));
   onnx_loader::ImportOptions import_options;
-  import_options.dims = {{"batch", static_cast<int64_t>(batch)}, {"seq", static_cast<int64_t>(seq)}};
+  import_options.dims = {{"batch", static_cast<int64_t>(batch)},
+                         {"seq", static_cast<int64_t>(seq)}};
   PS_ASSIGN_OR_RETURN(onnx_loader::Graph graph,
                       onnx_loader::import_onnx_model(proto, import_options));
   PS_ASSIGN_OR_RETURN(onnx_loader::PipelineReport report,
@@ -41,8 +42,9 @@ Result<HostModel> read_model(const ModelSource& source, const LoadProgress& prog
   HostModel model;
   model.manifest = package->manifest();
   model.weights.resize(package->weights_bytes());
-  Status read = package->read_weights(model.weights.data(), model.weights.size(),
-                                      progress ? models::ProgressFn(progress) : models::ProgressFn());
+  Status read =
+      package->read_weights(model.weights.data(), model.weights.size(),
+                            progress ? models::ProgressFn(progress) : models::ProgressFn());
   if (!read.ok()) return read.with_context(source.package_path);
   return model;
 }
@@ -93,7 +95,8 @@ Result<ModelInfo> describe_model(const std::string& name, const std::string& sou
   }
   for (uint32_t index : manifest.inputs()) {
     PS_ASSIGN_OR_RETURN(TensorSpec spec, spec_of(manifest, index));
-    if (spec.dtype == DType::kInt64 || spec.dtype == DType::kInt32) spec.value_bound = gather_bound(manifest, index);
+    if (spec.dtype == DType::kInt64 || spec.dtype == DType::kInt32)
+      spec.value_bound = gather_bound(manifest, index);
     info.inputs.push_back(std::move(spec));
   }
   for (uint32_t index : manifest.outputs()) {
@@ -116,7 +119,8 @@ Result<ModelInfo> describe_model(const std::string& name, const std::string& sou
   info.batch = static_cast<uint32_t>(batch);
   for (const psm::Tensor& t : manifest.tensors()) {
     if (t.kind() == psm::Tensor::WEIGHT && t.trainable()) {
-      info.parameters += static_cast<uint64_t>(element_count(Shape(t.shape().begin(), t.shape().end())));
+      info.parameters +=
+          static_cast<uint64_t>(element_count(Shape(t.shape().begin(), t.shape().end())));
     }
   }
   return info;

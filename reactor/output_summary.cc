@@ -17,16 +17,25 @@ T load(const char* p) {
 
 double element(DType dtype, const char* p) {
   switch (dtype) {
-    case DType::kFloat32: return load<float>(p);
-    case DType::kFloat64: return load<double>(p);
-    case DType::kFloat16: return float16_to_float(load<uint16_t>(p));
-    case DType::kBFloat16: return bfloat16_to_float(load<uint16_t>(p));
-    case DType::kInt64: return static_cast<double>(load<int64_t>(p));
-    case DType::kInt32: return load<int32_t>(p);
-    case DType::kInt8: return load<int8_t>(p);
+    case DType::kFloat32:
+      return load<float>(p);
+    case DType::kFloat64:
+      return load<double>(p);
+    case DType::kFloat16:
+      return float16_to_float(load<uint16_t>(p));
+    case DType::kBFloat16:
+      return bfloat16_to_float(load<uint16_t>(p));
+    case DType::kInt64:
+      return static_cast<double>(load<int64_t>(p));
+    case DType::kInt32:
+      return load<int32_t>(p);
+    case DType::kInt8:
+      return load<int8_t>(p);
     case DType::kUInt8:
-    case DType::kBool: return load<uint8_t>(p);
-    case DType::kUndefined: return 0.0;
+    case DType::kBool:
+      return load<uint8_t>(p);
+    case DType::kUndefined:
+      return 0.0;
   }
   return 0.0;
 }

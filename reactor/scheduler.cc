@@ -4,9 +4,9 @@ namespace ps::reactor {
 namespace {
 
 uint64_t micros_since(Scheduler::Clock::time_point start) {
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                      Scheduler::Clock::now() - start)
-                      .count();
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(Scheduler::Clock::now() - start)
+          .count();
   return us < 0 ? 0 : static_cast<uint64_t>(us);
 }
 
@@ -22,11 +22,16 @@ Completion cancelled(uint64_t ticket, Status status) {
 
 std::string_view job_state_name(JobState state) {
   switch (state) {
-    case JobState::kRunning: return "running";
-    case JobState::kStopping: return "stopping";
-    case JobState::kStopped: return "stopped";
-    case JobState::kFinished: return "finished";
-    case JobState::kFailed: return "failed";
+    case JobState::kRunning:
+      return "running";
+    case JobState::kStopping:
+      return "stopping";
+    case JobState::kStopped:
+      return "stopped";
+    case JobState::kFinished:
+      return "finished";
+    case JobState::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -100,8 +105,8 @@ Status Scheduler::load(ModelSource source, Done done) {
   }
   const uint64_t ticket = next_ticket_++;
   loading_.emplace(source.name, ticket);
-  in_flight_.emplace(ticket, InFlight{CompletionKind::kLoad, source.name, Clock::now(),
-                                      std::move(done)});
+  in_flight_.emplace(ticket,
+                     InFlight{CompletionKind::kLoad, source.name, Clock::now(), std::move(done)});
   backend_.load(ticket, std::move(source));
   return Status::OK();
 }
@@ -180,8 +185,8 @@ void Scheduler::pump() {
     next->stats.queued = next->queue.size();
     ++next->stats.in_flight;
     ++infer_in_flight_;
-    in_flight_.emplace(q.ticket,
-                       InFlight{CompletionKind::kInfer, next->info.name, q.accepted, std::move(q.done)});
+    in_flight_.emplace(
+        q.ticket, InFlight{CompletionKind::kInfer, next->info.name, q.accepted, std::move(q.done)});
     InferTask task;
     task.ticket = q.ticket;
     task.model = next->info.name;

@@ -52,9 +52,9 @@ struct ModelStats {
   uint64_t queue_us = 0;  // sums over the ok requests
   uint64_t switch_us = 0;
   uint64_t compute_us = 0;
-  LatencyWindow total;    // total_us = accepted -> completion on the loop
-  size_t queued = 0;      // now
-  uint32_t in_flight = 0; // now
+  LatencyWindow total;     // total_us = accepted -> completion on the loop
+  size_t queued = 0;       // now
+  uint32_t in_flight = 0;  // now
 };
 
 class Scheduler {

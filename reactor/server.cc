@@ -128,15 +128,16 @@ void Server::on_connection(uv_stream_t* listener_stream, int status) {
   // only waiting to close (refused ones, lingering ones) do not count.
   if (self->shutting_down_ || self->serving_ >= self->options_.max_connections) {
     ++self->connections_refused_;
-    log_info("connection ", c->id, " from ", c->peer, " refused: ",
-             self->shutting_down_ ? "shutting down" : "too many connections");
-    self->reply_now(*c,
-                    self->shutting_down_
-                        ? net::format_error(net::ErrorCode::kUnavailable, "the server is shutting down")
-                        : net::format_error(net::ErrorCode::kBusy,
-                                            str_cat("too many connections (the limit is ",
-                                                    self->options_.max_connections, ")")),
-                    /*close_after=*/true);
+    log_info("connection ", c->id, " from ", c->peer,
+             " refused: ", self->shutting_down_ ? "shutting down" : "too many connections");
+    self->reply_now(
+        *c,
+        self->shutting_down_
+            ? net::format_error(net::ErrorCode::kUnavailable, "the server is shutting down")
+            : net::format_error(net::ErrorCode::kBusy,
+                                str_cat("too many connections (the limit is ",
+                                        self->options_.max_connections, ")")),
+        /*close_after=*/true);
     return;
   }
   log_debug("connection ", c->id, " from ", c->peer);
@@ -201,7 +202,7 @@ void Server::begin_shutdown(std::string_view why) {
   for (uint64_t id : ids) {
     Connection* c = find_connection(id);  // an earlier one's close may not touch this one, but
     if (c == nullptr) continue;           // iterate over ids: closing erases from the map
-    c->draining = true;  // then FIN, and a short linger for the client to close
+    c->draining = true;                   // then FIN, and a short linger for the client to close
     update_reading(*c);
     maybe_finish_connection(*c);
   }

@@ -39,18 +39,18 @@
 namespace ps::reactor {
 
 struct ServerOptions {
-  std::vector<ListenAddress> listen;           // at least one
+  std::vector<ListenAddress> listen;            // at least one
   std::optional<ListenAddress> metrics_listen;  // HTTP /metrics and /healthz
   net::TextLimits text_limits;
   net::BinaryLimits binary_limits;
   net::AuthPolicy auth;
   uint32_t max_connections = 1024;
-  size_t max_pipelined = 64;                // requests awaiting their reply, per connection
-  size_t max_pending_reply_bytes = 16 << 20;  // reply bytes not yet written, per connection
-  std::chrono::milliseconds write_timeout{30000};     // no write progress: close
+  size_t max_pipelined = 64;                       // requests awaiting their reply, per connection
+  size_t max_pending_reply_bytes = 16 << 20;       // reply bytes not yet written, per connection
+  std::chrono::milliseconds write_timeout{30000};  // no write progress: close
   std::chrono::milliseconds shutdown_timeout{10000};  // in-flight work gets this long
   std::chrono::milliseconds linger{2000};             // after the last reply, wait for EOF
-  std::string models_dir;  // LOAD reads packages only inside it; empty: LOAD is refused
+  std::string models_dir;      // LOAD reads packages only inside it; empty: LOAD is refused
   bool handle_signals = true;  // SIGINT/SIGTERM start a graceful shutdown
   std::string device;          // Backend::describe(), for STATS
 };

@@ -9,8 +9,8 @@ namespace ps::reactor {
 void Server::handle_binary(Connection& c, net::BinaryItem item) {
   if (auto* error = std::get_if<net::ProtocolError>(&item)) {
     ++protocol_errors_;
-    log_info("connection ", c.id, " from ", c.peer, " (binary): ",
-             net::error_code_name(error->code), " ", error->message, "; closing");
+    log_info("connection ", c.id, " from ", c.peer,
+             " (binary): ", net::error_code_name(error->code), " ", error->message, "; closing");
     reply_now(c, std::string(), /*close_after=*/true);
     return;
   }
@@ -54,16 +54,16 @@ void Server::handle_binary(Connection& c, net::BinaryItem item) {
   const uint64_t seq = reserve_slot(c);
   const uint64_t id = c.id;
   const std::string model = task->model;
-  Status s = scheduler_.submit_infer(
-      model, batch, std::move(request.data), synthetic, [this, id, seq, model](Completion done) {
-        if (!done.status.ok()) {
-          log_info("connection ", id, " (binary): ", model, ": ", done.status.message(),
-                   "; closing");
-          fill_slot(id, seq, std::string(), /*close_after=*/true);
-          return;
-        }
-        fill_slot(id, seq, std::string(net::kFinishReply));
-      });
+  Status s = scheduler_.submit_infer(model, batch, std::move(request.data), synthetic,
+                                     [this, id, seq, model](Completion done) {
+                                       if (!done.status.ok()) {
+                                         log_info("connection ", id, " (binary): ", model, ": ",
+                                                  done.status.message(), "; closing");
+                                         fill_slot(id, seq, std::string(), /*close_after=*/true);
+                                         return;
+                                       }
+                                       fill_slot(id, seq, std::string(net::kFinishReply));
+                                     });
   if (!s.ok()) {
     log_info("connection ", id, " (binary): ", model, ": ", s.message(), "; closing");
     fill_slot(id, seq, std::string(), /*close_after=*/true);

@@ -254,8 +254,8 @@ void Server::on_write(uv_write_t* req, int status) {
 void Server::maybe_finish_connection(Connection& c) {
   if (c.closing || c.shut_down) return;
   const bool done_reading = c.draining || c.peer_done;
-  const bool parser_empty = c.draining || ((!c.text || !c.text->has_next()) &&
-                                            (!c.binary || !c.binary->has_next()));
+  const bool parser_empty =
+      c.draining || ((!c.text || !c.text->has_next()) && (!c.binary || !c.binary->has_next()));
   if (!done_reading || !parser_empty || !c.slots.empty() || c.writes_in_flight > 0) return;
   if (c.peer_done) {
     close_connection(c, "closed by the client");

@@ -54,9 +54,8 @@ void Server::handle_text(Connection& c, net::TextItem item) {
   }
   const bool has_payload = command.payload.has_value();
   if (has_payload && command.verb != Verb::kInfer) {
-    reply_now(c, error_reply(ErrorCode::kBadArgument,
-                             str_cat(net::command_spec(command.verb).name,
-                                     " takes no payload (bytes=)")));
+    reply_now(c, error_reply(ErrorCode::kBadArgument, str_cat(net::command_spec(command.verb).name,
+                                                              " takes no payload (bytes=)")));
     return;
   }
   switch (command.verb) {
@@ -147,7 +146,8 @@ void Server::text_infer(Connection& c, net::Command command) {
           return;
         }
         const OutputSummary summary = summarize_output(done.outputs, done.output);
-        const uint64_t total = done.timings.queue_us + done.timings.switch_us + done.timings.compute_us;
+        const uint64_t total =
+            done.timings.queue_us + done.timings.switch_us + done.timings.compute_us;
         OkLine line;
         line.add("model", model)
             .add("batch", batch)
@@ -238,11 +238,13 @@ Result<std::string> Server::confine_package_path(const std::string& model,
   // Symbolic links are resolved first, so a link inside the directory cannot lead out of it.
   const fs::path resolved = fs::weakly_canonical(requested, ec);
   if (ec) return not_found("package '", name, "': ", ec.message());
-  const auto [dir_end, rest] = std::mismatch(dir.begin(), dir.end(), resolved.begin(), resolved.end());
+  const auto [dir_end, rest] =
+      std::mismatch(dir.begin(), dir.end(), resolved.begin(), resolved.end());
   if (dir_end != dir.end() || rest == resolved.end()) {
     return permission_denied("package '", name, "' is outside the models directory");
   }
-  if (!fs::exists(resolved, ec)) return not_found("no package '", name, "' in the models directory");
+  if (!fs::exists(resolved, ec))
+    return not_found("no package '", name, "' in the models directory");
   if (!fs::is_regular_file(resolved, ec)) return not_found("package '", name, "' is not a file");
   return resolved.string();
 }
@@ -270,10 +272,11 @@ void Server::text_load(Connection& c, const net::Command& command) {
       return;
     }
     log_info("loaded ", model, " from ", done.model->source, " in ", done.load_us / 1000, " ms");
-    fill_slot(id, seq, net::format_ok(OkLine()
-                                          .add("model", model)
-                                          .add("batch", done.model->batch)
-                                          .add("load_us", done.load_us)));
+    fill_slot(id, seq,
+              net::format_ok(OkLine()
+                                 .add("model", model)
+                                 .add("batch", done.model->batch)
+                                 .add("load_us", done.load_us)));
   });
   if (!s.ok()) fill_slot(id, seq, status_reply(s, ErrorCode::kNotFound));
 }

@@ -47,16 +47,35 @@ std::string synthetic_input(const ModelInfo& model, uint32_t batch) {
       const uint64_t x = splitmix64(state);
       const float f = static_cast<float>(x >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f;
       switch (spec.dtype) {
-        case DType::kFloat32: put(p, f); break;
-        case DType::kFloat64: put(p, static_cast<double>(f)); break;
-        case DType::kFloat16: put(p, float_to_float16(f)); break;
-        case DType::kBFloat16: put(p, float_to_bfloat16(f)); break;
-        case DType::kInt64: put(p, static_cast<int64_t>(x % modulus)); break;
-        case DType::kInt32: put(p, static_cast<int32_t>(x % modulus)); break;
-        case DType::kInt8: put(p, static_cast<int8_t>(x % modulus)); break;
-        case DType::kUInt8: put(p, static_cast<uint8_t>(x % modulus)); break;
-        case DType::kBool: put(p, static_cast<uint8_t>(x & 1)); break;
-        case DType::kUndefined: break;
+        case DType::kFloat32:
+          put(p, f);
+          break;
+        case DType::kFloat64:
+          put(p, static_cast<double>(f));
+          break;
+        case DType::kFloat16:
+          put(p, float_to_float16(f));
+          break;
+        case DType::kBFloat16:
+          put(p, float_to_bfloat16(f));
+          break;
+        case DType::kInt64:
+          put(p, static_cast<int64_t>(x % modulus));
+          break;
+        case DType::kInt32:
+          put(p, static_cast<int32_t>(x % modulus));
+          break;
+        case DType::kInt8:
+          put(p, static_cast<int8_t>(x % modulus));
+          break;
+        case DType::kUInt8:
+          put(p, static_cast<uint8_t>(x % modulus));
+          break;
+        case DType::kBool:
+          put(p, static_cast<uint8_t>(x & 1));
+          break;
+        case DType::kUndefined:
+          break;
       }
     }
   }

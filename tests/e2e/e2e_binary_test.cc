@@ -9,7 +9,8 @@ namespace ps::e2e {
 namespace {
 
 ServerProcess start_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--device", "cpu", "--threads", "2", "--zoo=resnet_tiny,bert_tiny"};
+  std::vector<std::string> args = {"--device", "cpu", "--threads", "2",
+                                   "--zoo=resnet_tiny,bert_tiny"};
   args.insert(args.end(), extra.begin(), extra.end());
   auto server = ServerProcess::start(args);
   INFO(server.status().message());
@@ -24,10 +25,10 @@ TEST_CASE("e2e binary: requests answered FNSH in order, several per connection, 
   const reactor::ModelInfo& resnet = reference("resnet_tiny").info;
   const reactor::ModelInfo& bert = reference("bert_tiny").info;
   // Inputs of batch 8 and 2 (the batch follows from the data size), and no data (synthetic).
-  std::string pipelined = net::encode_request("resnet_tiny_inference",
-                                              reactor::synthetic_input(resnet, 8)) +
-                          net::encode_request("bert_tiny_inference", reactor::synthetic_input(bert, 2)) +
-                          net::encode_request("resnet_tiny_inference", "");
+  std::string pipelined =
+      net::encode_request("resnet_tiny_inference", reactor::synthetic_input(resnet, 8)) +
+      net::encode_request("bert_tiny_inference", reactor::synthetic_input(bert, 2)) +
+      net::encode_request("resnet_tiny_inference", "");
   REQUIRE(client.send(pipelined).ok());
   auto replies = client.read_exact(12);
   REQUIRE(replies.ok());
@@ -60,8 +61,10 @@ TEST_CASE("e2e binary: errors close the connection (the protocol has no error re
   CHECK(closes_after(std::string("\x01\x1f\x00\x00", 4)));  // name_len 7937: over the limit
   // A request before the bad one is still answered.
   psnc::Client client = server.connect();
-  REQUIRE(client.send(net::encode_request("resnet_tiny_inference", "") +
-                      net::encode_request("nosuch_inference", "")).ok());
+  REQUIRE(client
+              .send(net::encode_request("resnet_tiny_inference", "") +
+                    net::encode_request("nosuch_inference", ""))
+              .ok());
   CHECK(client.read_exact(4).value() == "FNSH");
   CHECK(client.wait_closed(std::chrono::seconds(5)).value());
 }
@@ -80,7 +83,8 @@ TEST_CASE("e2e: IPv6 and IPv4 listeners side by side", "[e2e]") {
   CHECK(v6.read_reply()->line == "OK pong");
   const size_t at = server->output().find("listening on 127.0.0.1:");
   REQUIRE(at != std::string::npos);
-  auto v4_address = psnc::parse_host_port(server->output().substr(at + 13, server->output().find('\n', at) - at - 13));
+  auto v4_address = psnc::parse_host_port(
+      server->output().substr(at + 13, server->output().find('\n', at) - at - 13));
   REQUIRE(v4_address.ok());
   auto v4 = psnc::Client::connect(*v4_address);
   REQUIRE(v4.ok());

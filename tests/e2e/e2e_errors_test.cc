@@ -2,7 +2,6 @@
 // nothing else is disturbed; limits; authentication; refusing a non-loopback address without a
 // token.
 #include <catch2/catch.hpp>
-
 #include <thread>
 
 #include "reactor/synthetic_input.h"
@@ -12,7 +11,8 @@ namespace ps::e2e {
 namespace {
 
 ServerProcess start_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--device", "cpu", "--threads", "1", "--zoo=resnet_tiny,bert_tiny"};
+  std::vector<std::string> args = {"--device", "cpu", "--threads", "1",
+                                   "--zoo=resnet_tiny,bert_tiny"};
   args.insert(args.end(), extra.begin(), extra.end());
   auto server = ServerProcess::start(args);
   INFO(server.status().message());
@@ -31,7 +31,8 @@ psnc::Reply request(psnc::Client& client, const std::string& bytes) {
 // The server still answers a fresh client.
 void check_alive(const ServerProcess& server) {
   psnc::Client client = server.connect();
-  CHECK(request(client, "INFER resnet_tiny\n").field("checksum") == reference_checksum("resnet_tiny", 1));
+  CHECK(request(client, "INFER resnet_tiny\n").field("checksum") ==
+        reference_checksum("resnet_tiny", 1));
 }
 
 TEST_CASE("e2e errors: unknown commands and models, malformed numbers, wrong payload sizes",
@@ -43,7 +44,8 @@ TEST_CASE("e2e errors: unknown commands and models, malformed numbers, wrong pay
   CHECK(request(client, "INFER\n").code == "BAD_ARGUMENT");
   CHECK(request(client, "INFER resnet_tiny batch=-1\n").code == "BAD_ARGUMENT");
   CHECK(request(client, "INFER resnet_tiny batch=0x10\n").code == "BAD_ARGUMENT");
-  CHECK(request(client, "INFER resnet_tiny batch=99999999999999999999999\n").code == "BAD_ARGUMENT");
+  CHECK(request(client, "INFER resnet_tiny batch=99999999999999999999999\n").code ==
+        "BAD_ARGUMENT");
   CHECK(request(client, "INFER resnet_tiny batch=5000\n").code == "BAD_ARGUMENT");
   CHECK(request(client, "INFER resnet_tiny colour=red\n").code == "BAD_ARGUMENT");
   CHECK(request(client, "INFER resnet_tiny output=json\n").code == "BAD_ARGUMENT");
@@ -109,8 +111,10 @@ TEST_CASE("e2e errors: a client that disconnects mid-payload or mid-line disturb
   check_alive(server);
 }
 
-TEST_CASE("e2e errors: a client that never reads its replies is not read further, others are "
-          "served, and it is closed after --write-timeout", "[e2e]") {
+TEST_CASE(
+    "e2e errors: a client that never reads its replies is not read further, others are "
+    "served, and it is closed after --write-timeout",
+    "[e2e]") {
   ServerProcess server = start_server({"--write-timeout", "1"});
   psnc::Client greedy = server.connect();
   // HELP costs no compute and answers ~1.5 KB; the client never reads. Once the kernel's buffers
@@ -125,7 +129,8 @@ TEST_CASE("e2e errors: a client that never reads its replies is not read further
   CHECK_FALSE(sent.ok());  // backpressure reached the client
   psnc::Client other = server.connect();
   for (int i = 0; i < 3; ++i) {
-    CHECK(request(other, "INFER bert_tiny\n").field("checksum") == reference_checksum("bert_tiny", 1));
+    CHECK(request(other, "INFER bert_tiny\n").field("checksum") ==
+          reference_checksum("bert_tiny", 1));
   }
   // No write progress for a second: the server gives up on it.
   bool closed = false;
@@ -161,7 +166,8 @@ TEST_CASE("e2e auth: --token requires AUTH; --admin-token guards LOAD; binary is
   CHECK(request(client, "AUTH wrong\n").code == "AUTH_FAILED");
   CHECK(request(client, "AUTH s3cret\n").line == "OK auth=user");
   CHECK(request(client, "MODELS\n").ok);
-  CHECK(request(client, "INFER resnet_tiny\n").field("checksum") == reference_checksum("resnet_tiny", 1));
+  CHECK(request(client, "INFER resnet_tiny\n").field("checksum") ==
+        reference_checksum("resnet_tiny", 1));
   CHECK(request(client, "UNLOAD resnet_tiny\n").code == "FORBIDDEN");
   CHECK(request(client, "AUTH r00t\n").line == "OK auth=admin");
   CHECK(request(client, "LOAD x\n").code == "FORBIDDEN");  // no --models directory
@@ -184,8 +190,8 @@ TEST_CASE("e2e auth: a non-loopback address needs --token", "[e2e]") {
   const ToolResult bad = run_tool(pipeswitchd_path(), {"--device", "cpu", "--listen", "1.2.3:0"});
   CHECK(bad.exit_code == 2);
   // With a token it starts (and binds every interface); stop it at once.
-  auto server = ServerProcess::start({"--device", "cpu", "--zoo=resnet_tiny", "--listen",
-                                      "0.0.0.0:0", "--token", "t0ken"});
+  auto server = ServerProcess::start(
+      {"--device", "cpu", "--zoo=resnet_tiny", "--listen", "0.0.0.0:0", "--token", "t0ken"});
   REQUIRE(server.ok());
   CHECK(server->address().host == "0.0.0.0");
   auto code = server->stop(SIGTERM);

@@ -20,7 +20,9 @@ extern char** environ;
 
 namespace ps::e2e {
 
-std::string pipeswitchd_path() { return std::string(PS_BINARY_DIR) + "/tools/pipeswitchd/pipeswitchd"; }
+std::string pipeswitchd_path() {
+  return std::string(PS_BINARY_DIR) + "/tools/pipeswitchd/pipeswitchd";
+}
 std::string psnc_path() { return std::string(PS_BINARY_DIR) + "/tools/psnc/psnc"; }
 
 namespace {
@@ -151,7 +153,8 @@ Result<int> ServerProcess::stop(int signal, std::chrono::milliseconds timeout) {
 ToolResult run_tool(const std::string& path, const std::vector<std::string>& args,
                     const std::string& input, std::chrono::milliseconds timeout) {
   int in[2], out[2], err[2];
-  PS_CHECK(::pipe2(in, O_CLOEXEC) == 0 && ::pipe2(out, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0);
+  PS_CHECK(::pipe2(in, O_CLOEXEC) == 0 && ::pipe2(out, O_CLOEXEC) == 0 &&
+           ::pipe2(err, O_CLOEXEC) == 0);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
@@ -251,8 +254,9 @@ std::string reference_output(const std::string& name, uint32_t batch, const std:
 std::string reference_checksum(const std::string& name, uint32_t batch) {
   const std::string input = reactor::synthetic_input(reference(name).info, batch);
   char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx",
-                static_cast<unsigned long long>(net::payload_checksum(reference_output(name, batch, input))));
+  std::snprintf(
+      hex, sizeof(hex), "%016llx",
+      static_cast<unsigned long long>(net::payload_checksum(reference_output(name, batch, input))));
   return hex;
 }
 

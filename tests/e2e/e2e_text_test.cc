@@ -2,7 +2,6 @@
 // 127.0.0.1:0, every command, outputs checked against cpu::run_model computed here, concurrent
 // pipelined clients, LOAD/UNLOAD from a models directory.
 #include <catch2/catch.hpp>
-
 #include <thread>
 
 #include "net/text_reply.h"
@@ -87,8 +86,9 @@ TEST_CASE("e2e text: INFER checksums equal the CPU executor's, for synthetic and
     const float v = static_cast<float>(i % 17) / 17.0f - 0.5f;
     std::memcpy(input.data() + i * 4, &v, 4);
   }
-  const psnc::Reply raw = request(client, "INFER resnet_tiny batch=2 output=raw bytes=" +
-                                              std::to_string(input.size()) + "\n" + input);
+  const psnc::Reply raw =
+      request(client, "INFER resnet_tiny batch=2 output=raw bytes=" + std::to_string(input.size()) +
+                          "\n" + input);
   REQUIRE(raw.ok);
   const std::string expected = reference_output("resnet_tiny", 2, input);
   CHECK(raw.payload == expected);
@@ -133,7 +133,8 @@ TEST_CASE("e2e text: concurrent clients with pipelined requests all get their ow
           failures[c].push_back("read failed");
           return;
         }
-        if (r->field("checksum") != expected[keys[i]] || r->field("batch") != keys[i].substr(keys[i].size() - 1)) {
+        if (r->field("checksum") != expected[keys[i]] ||
+            r->field("batch") != keys[i].substr(keys[i].size() - 1)) {
           failures[c].push_back(keys[i] + ": " + r->line);
         }
         if (pong->line != "OK pong") failures[c].push_back("expected pong: " + pong->line);
@@ -169,7 +170,8 @@ TEST_CASE("e2e text: TRAIN, JOBS and STOP on the CPU backend", "[e2e]") {
 TEST_CASE("e2e text: LOAD and UNLOAD read packages only from the models directory", "[e2e]") {
   onnx_loader::testing::TempDir dir;
   const Reference& ref = reference("resnet_tiny");
-  REQUIRE(onnx_loader::write_package(dir.file("small.psm"), ref.host.manifest, ref.host.weights).ok());
+  REQUIRE(
+      onnx_loader::write_package(dir.file("small.psm"), ref.host.manifest, ref.host.weights).ok());
   std::filesystem::create_directories(dir.path() / "models");
   std::filesystem::rename(dir.file("small.psm"), dir.file("models/small.psm"));
   dir.write("outside.psm", "not a package");

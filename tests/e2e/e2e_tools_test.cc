@@ -1,7 +1,6 @@
 // psnc against a real server (bare nc mode, infer, train, --pipeswitch, --help), the HTTP
 // metrics port, and graceful shutdown on SIGTERM / SIGINT with requests in flight.
 #include <catch2/catch.hpp>
-
 #include <fstream>
 #include <thread>
 
@@ -13,7 +12,8 @@ namespace ps::e2e {
 namespace {
 
 ServerProcess start_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--device", "cpu", "--threads", "2", "--zoo=resnet_tiny,bert_tiny"};
+  std::vector<std::string> args = {"--device", "cpu", "--threads", "2",
+                                   "--zoo=resnet_tiny,bert_tiny"};
   args.insert(args.end(), extra.begin(), extra.end());
   auto server = ServerProcess::start(args);
   INFO(server.status().message());
@@ -34,9 +34,9 @@ TEST_CASE("e2e psnc: --help everywhere, bad arguments exit 2", "[e2e]") {
   CHECK(run_tool(psnc_path(), {"--pipeswitch", "infer", "m", "--batch", "2"}).exit_code == 2);
   const ToolResult help = run_tool(pipeswitchd_path(), {"--help"});
   CHECK(help.exit_code == 0);
-  for (const char* flag : {"--listen", "--models", "--zoo", "--device", "--policy", "--pool-size",
-                           "--token", "--max-payload", "--max-connections", "--log-level",
-                           "--metrics-listen"}) {
+  for (const char* flag :
+       {"--listen", "--models", "--zoo", "--device", "--policy", "--pool-size", "--token",
+        "--max-payload", "--max-connections", "--log-level", "--metrics-listen"}) {
     CHECK(help.out.find(flag) != std::string::npos);
   }
   CHECK(run_tool(pipeswitchd_path(), {"--bogus"}).exit_code == 2);
@@ -47,8 +47,8 @@ TEST_CASE("e2e psnc: --help everywhere, bad arguments exit 2", "[e2e]") {
 
 TEST_CASE("e2e psnc: bare mode pipes stdin to the server and replies to stdout", "[e2e]") {
   ServerProcess server = start_server();
-  const ToolResult r = run_tool(psnc_path(), {server.address_text()},
-                                "PING\nINFER resnet_tiny\nFROB\nQUIT\n");
+  const ToolResult r =
+      run_tool(psnc_path(), {server.address_text()}, "PING\nINFER resnet_tiny\nFROB\nQUIT\n");
   CHECK(r.exit_code == 0);
   CHECK(r.out.starts_with("OK pong\nOK model=resnet_tiny batch=1 "));
   CHECK(r.out.find("checksum=" + reference_checksum("resnet_tiny", 1)) != std::string::npos);
@@ -63,13 +63,15 @@ TEST_CASE("e2e psnc: bare mode pipes stdin to the server and replies to stdout",
 TEST_CASE("e2e psnc: infer prints latencies and a summary; train reports the backend's answer",
           "[e2e]") {
   ServerProcess server = start_server();
-  const ToolResult r = run_tool(psnc_path(), {"--server", server.address_text(), "infer",
-                                              "bert_tiny", "--batch", "2", "--repeat", "6",
-                                              "--concurrency", "3"});
+  const ToolResult r =
+      run_tool(psnc_path(), {"--server", server.address_text(), "infer", "bert_tiny", "--batch",
+                             "2", "--repeat", "6", "--concurrency", "3"});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   size_t lines = 0;
-  for (size_t at = r.out.find("request "); at != std::string::npos; at = r.out.find("request ", at + 1)) ++lines;
+  for (size_t at = r.out.find("request "); at != std::string::npos;
+       at = r.out.find("request ", at + 1))
+    ++lines;
   CHECK(lines == 6);
   CHECK(r.out.find("checksum=" + reference_checksum("bert_tiny", 2)) != std::string::npos);
   CHECK(r.out.find("summary: 6 ok, 0 failed, 3 connections, mean=") != std::string::npos);
@@ -79,20 +81,21 @@ TEST_CASE("e2e psnc: infer prints latencies and a summary; train reports the bac
   onnx_loader::testing::TempDir dir;
   const std::string input(reactor::input_bytes(reference("resnet_tiny").info, 1), '\x02');
   const std::string in_file = dir.write("in.bin", input);
-  const ToolResult raw = run_tool(psnc_path(), {"--server", server.address_text(), "infer",
-                                                "resnet_tiny", "--input", in_file, "--output",
-                                                dir.file("out.bin")});
+  const ToolResult raw =
+      run_tool(psnc_path(), {"--server", server.address_text(), "infer", "resnet_tiny", "--input",
+                             in_file, "--output", dir.file("out.bin")});
   CHECK(raw.exit_code == 0);
   std::ifstream out(dir.file("out.bin"), std::ios::binary);
   const std::string output((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
   CHECK(output == reference_output("resnet_tiny", 1, input));
 
-  const ToolResult missing = run_tool(psnc_path(), {"--server", server.address_text(), "infer", "nosuch"});
+  const ToolResult missing =
+      run_tool(psnc_path(), {"--server", server.address_text(), "infer", "nosuch"});
   CHECK(missing.exit_code == 1);
   CHECK(missing.out.find("ERR UNKNOWN_MODEL") != std::string::npos);
 
-  const ToolResult train = run_tool(psnc_path(), {"--server", server.address_text(), "train",
-                                                  "resnet_tiny", "--steps", "3"});
+  const ToolResult train = run_tool(
+      psnc_path(), {"--server", server.address_text(), "train", "resnet_tiny", "--steps", "3"});
   CHECK(train.exit_code == 1);
   CHECK(train.out.find("ERR UNSUPPORTED") != std::string::npos);
 }
@@ -102,16 +105,16 @@ TEST_CASE("e2e psnc: --pipeswitch speaks the original binary protocol", "[e2e]")
   onnx_loader::testing::TempDir dir;
   const std::string in_file =
       dir.write("bert.bin", reactor::synthetic_input(reference("bert_tiny").info, 8));
-  const ToolResult r = run_tool(psnc_path(), {"--pipeswitch", "--server", server.address_text(),
-                                              "infer", "bert_tiny", "--input", in_file,
-                                              "--repeat", "3"});
+  const ToolResult r =
+      run_tool(psnc_path(), {"--pipeswitch", "--server", server.address_text(), "infer",
+                             "bert_tiny", "--input", in_file, "--repeat", "3"});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("request 3: ") != std::string::npos);
   CHECK(r.out.find("FNSH") != std::string::npos);
   CHECK(r.out.find("summary: 3 ok, 0 failed") != std::string::npos);
-  const ToolResult train = run_tool(psnc_path(), {"--pipeswitch", "--server",
-                                                  server.address_text(), "train", "resnet_tiny"});
+  const ToolResult train = run_tool(
+      psnc_path(), {"--pipeswitch", "--server", server.address_text(), "train", "resnet_tiny"});
   CHECK(train.exit_code == 1);  // the CPU backend cannot train: the server closes
 }
 

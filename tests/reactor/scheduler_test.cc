@@ -1,8 +1,9 @@
 // The scheduler front: model table, per-model queues, round-robin dispatch bounded by the
 // backend's max_in_flight, completion routing, unload draining, training registry, shutdown.
+#include "reactor/scheduler.h"
+
 #include <catch2/catch.hpp>
 
-#include "reactor/scheduler.h"
 #include "tests/reactor/fake_backend.h"
 
 namespace ps::reactor {
@@ -68,9 +69,13 @@ TEST_CASE("scheduler: pump hands out at most max_in_flight, models in turn", "[s
   f.register_model(tiny_model("b"));
   std::vector<uint64_t> done;
   for (int i = 0; i < 4; ++i) {
-    REQUIRE(f.scheduler.submit_infer("a", 1, "", true, [&](Completion c) { done.push_back(c.ticket); }).ok());
+    REQUIRE(
+        f.scheduler.submit_infer("a", 1, "", true, [&](Completion c) { done.push_back(c.ticket); })
+            .ok());
   }
-  REQUIRE(f.scheduler.submit_infer("b", 1, "", true, [&](Completion c) { done.push_back(c.ticket); }).ok());
+  REQUIRE(
+      f.scheduler.submit_infer("b", 1, "", true, [&](Completion c) { done.push_back(c.ticket); })
+          .ok());
   f.scheduler.pump();
   auto infers = f.backend.infers();
   REQUIRE(infers.size() == 3);
@@ -94,7 +99,8 @@ TEST_CASE("scheduler: pump hands out at most max_in_flight, models in turn", "[s
   }
   f.deliver();
   f.scheduler.pump();
-  for (size_t i = 4; i < f.backend.infers().size(); ++i) f.backend.complete_infer(f.backend.infers()[i].ticket);
+  for (size_t i = 4; i < f.backend.infers().size(); ++i)
+    f.backend.complete_infer(f.backend.infers()[i].ticket);
   f.deliver();
   CHECK(done.size() == 5);
   CHECK(f.scheduler.idle());
@@ -118,8 +124,7 @@ TEST_CASE("scheduler: a full queue answers RESOURCE_EXHAUSTED", "[scheduler]") {
   CHECK(f.scheduler.submit_infer("a", 1, "", true, [](Completion) {}).ok());
 }
 
-TEST_CASE("scheduler: failed completions are counted as errors and still answered",
-          "[scheduler]") {
+TEST_CASE("scheduler: failed completions are counted as errors and still answered", "[scheduler]") {
   Fixture f;
   f.register_model(tiny_model("a"));
   Status got;
@@ -142,7 +147,7 @@ TEST_CASE("scheduler: unload waits for queued and running requests", "[scheduler
   REQUIRE(f.scheduler.unload("a", [&](Completion c) { unloaded = c.status.ok(); }).ok());
   CHECK(f.scheduler.find_model("a") == nullptr);  // no new requests
   CHECK(f.scheduler.submit_infer("a", 1, "", true, [](Completion) {}).code() == Code::kNotFound);
-  CHECK(f.backend.unloads().empty());              // two requests still to run
+  CHECK(f.backend.unloads().empty());  // two requests still to run
   f.backend.complete_infer(f.backend.infers()[0].ticket);
   f.deliver();
   f.scheduler.pump();
@@ -190,7 +195,10 @@ TEST_CASE("scheduler: shutdown fails queued requests and refuses new ones", "[sc
   f.register_model(tiny_model("a"));
   std::vector<Code> codes;
   for (int i = 0; i < 3; ++i) {
-    REQUIRE(f.scheduler.submit_infer("a", 1, "", true, [&](Completion c) { codes.push_back(c.status.code()); }).ok());
+    REQUIRE(
+        f.scheduler
+            .submit_infer("a", 1, "", true, [&](Completion c) { codes.push_back(c.status.code()); })
+            .ok());
   }
   f.scheduler.pump();  // one runs
   f.scheduler.shutdown();

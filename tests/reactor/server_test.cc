@@ -1,13 +1,13 @@
 // The server in-process, on its own loop thread, with a FakeBackend whose completions the test
 // controls: replies leave in request order, connection limits, backpressure (reading stops at
 // max_pipelined), closing after QUIT and after must-close errors, and a clean loop at the end.
-#include <catch2/catch.hpp>
+#include "reactor/server.h"
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <thread>
 
 #include "reactor/completion_bridge.h"
-#include "reactor/server.h"
 #include "tests/reactor/fake_backend.h"
 #include "tools/psnc/client.h"
 
@@ -30,12 +30,13 @@ bool wait_until(Predicate predicate) {
 
 class Harness {
  public:
-  explicit Harness(ServerOptions options, uint32_t in_flight = 100) : backend_(in_flight),
-                                                                     scheduler_(backend_) {
+  explicit Harness(ServerOptions options, uint32_t in_flight = 100)
+      : backend_(in_flight), scheduler_(backend_) {
     REQUIRE(uv_loop_init(&loop_) == 0);
-    REQUIRE(bridge_.open(&loop_, &backend_, [this](Completion c) {
-      scheduler_.on_completion(std::move(c));
-    }).ok());
+    REQUIRE(bridge_
+                .open(&loop_, &backend_,
+                      [this](Completion c) { scheduler_.on_completion(std::move(c)); })
+                .ok());
     REQUIRE(backend_.start(&bridge_).ok());
     ModelSource source;
     source.name = "a";

@@ -1,7 +1,6 @@
 // Small pieces of the reactor: listen addresses, latency percentiles, synthetic inputs, output
 // summaries, batch rules, the backend factory.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 
 #include "net/text_reply.h"
@@ -55,7 +54,8 @@ TEST_CASE("synthetic input: deterministic, sized, bounded", "[synthetic]") {
   ModelInfo m;
   m.name = "bert";
   m.batch = 2;
-  m.inputs = {{"ids", DType::kInt64, {2, 5}, 7}, {"types", DType::kInt64, {2, 5}, 0},
+  m.inputs = {{"ids", DType::kInt64, {2, 5}, 7},
+              {"types", DType::kInt64, {2, 5}, 0},
               {"x", DType::kFloat32, {2, 3}}};
   const std::string a = synthetic_input(m, 4);
   CHECK(a.size() == input_bytes(m, 4));
@@ -81,8 +81,7 @@ TEST_CASE("synthetic input: deterministic, sized, bounded", "[synthetic]") {
   }
 }
 
-TEST_CASE("output summary: FNV-1a checksum of the bytes and the sum of the elements",
-          "[summary]") {
+TEST_CASE("output summary: FNV-1a checksum of the bytes and the sum of the elements", "[summary]") {
   const float values[] = {1.5f, -0.25f, 2.0f};
   const std::string bytes(reinterpret_cast<const char*>(values), sizeof(values));
   std::vector<TensorSpec> specs = {{"a", DType::kFloat32, {1, 2}}, {"b", DType::kFloat32, {1}}};

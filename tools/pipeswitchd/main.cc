@@ -65,7 +65,8 @@ Result<std::vector<reactor::ModelSource>> model_sources(const Options& o, bool g
     }
     std::vector<fs::path> files;
     for (const auto& entry : fs::directory_iterator(o.models_dir, ec)) {
-      if (entry.path().extension() == ".psm" && entry.is_regular_file()) files.push_back(entry.path());
+      if (entry.path().extension() == ".psm" && entry.is_regular_file())
+        files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
     for (const fs::path& file : files) {
@@ -150,8 +151,8 @@ int serve(const Options& o) {
   reactor::CompletionBridge bridge;
   reactor::Scheduler scheduler(**backend);
   int exit_code = 0;
-  Status opened = bridge.open(&loop, backend->get(),
-                              [&](reactor::Completion c) { scheduler.on_completion(std::move(c)); });
+  Status opened = bridge.open(
+      &loop, backend->get(), [&](reactor::Completion c) { scheduler.on_completion(std::move(c)); });
   PS_CHECK(opened.ok());
   Status started = (*backend)->start(&bridge);
 
@@ -159,7 +160,8 @@ int serve(const Options& o) {
   say(str_cat("device: ", (*backend)->describe()));
   if (started.ok()) {
     const reactor::BackendStats stats = (*backend)->stats();
-    say(str_cat("policy: ", o.policy, gpu ? "" : " (the CPU backend keeps every model in host memory)"));
+    say(str_cat("policy: ", o.policy,
+                gpu ? "" : " (the CPU backend keeps every model in host memory)"));
     say(str_cat("pool: ", stats.pool_bytes > 0 ? mib(stats.pool_bytes) : std::string("none")));
     if (!gpu) say("no GPU in use: serving on the CPU reference executor (slow; use small models)");
   }
@@ -171,8 +173,9 @@ int serve(const Options& o) {
     for (reactor::ModelSource& source : *sources) {
       const std::string name = source.name;
       const bool from_zoo = !source.zoo_model.empty();
-      say(str_cat("loading ", name, from_zoo ? str_cat(" (zoo, batch ", source.zoo_batch, ")")
-                                             : str_cat(" from ", source.package_path),
+      say(str_cat("loading ", name,
+                  from_zoo ? str_cat(" (zoo, batch ", source.zoo_batch, ")")
+                           : str_cat(" from ", source.package_path),
                   "..."));
       Status s = scheduler.load(std::move(source), [&, name, from_zoo](reactor::Completion c) {
         --pending;
@@ -198,12 +201,16 @@ int serve(const Options& o) {
     uv_timer_init(&loop, &ticker);
     const auto load_start = std::chrono::steady_clock::now();
     ticker.data = const_cast<std::chrono::steady_clock::time_point*>(&load_start);
-    uv_timer_start(&ticker, [](uv_timer_t* t) {
-      const auto* since = static_cast<const std::chrono::steady_clock::time_point*>(t->data);
-      const auto s = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::steady_clock::now() - *since).count();
-      say(str_cat("still loading (", s, " s)..."));
-    }, 5000, 5000);
+    uv_timer_start(
+        &ticker,
+        [](uv_timer_t* t) {
+          const auto* since = static_cast<const std::chrono::steady_clock::time_point*>(t->data);
+          const auto s = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::steady_clock::now() - *since)
+                             .count();
+          say(str_cat("still loading (", s, " s)..."));
+        },
+        5000, 5000);
     while (pending > 0) uv_run(&loop, UV_RUN_ONCE);
     uv_close(reinterpret_cast<uv_handle_t*>(&ticker), nullptr);
     uv_run(&loop, UV_RUN_NOWAIT);

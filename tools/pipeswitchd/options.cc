@@ -42,7 +42,8 @@ Result<uint64_t> parse_size(std::string_view text) {
   uint64_t scale = 1;
   const char last = text.back();
   const std::string_view suffixes = "KMGT";
-  if (const size_t at = suffixes.find(static_cast<char>(last & ~0x20)); at != std::string_view::npos) {
+  if (const size_t at = suffixes.find(static_cast<char>(last & ~0x20));
+      at != std::string_view::npos) {
     scale = uint64_t{1} << (10 * (at + 1));
     text.remove_suffix(1);
   }

@@ -16,14 +16,14 @@ namespace ps::pipeswitchd {
 
 struct Options {
   bool help = false;
-  std::vector<std::string> listen;        // default {"127.0.0.1:12345"}
+  std::vector<std::string> listen;  // default {"127.0.0.1:12345"}
   std::optional<std::string> metrics_listen;
   std::string models_dir;
   bool zoo = false;
-  std::vector<std::string> zoo_models;    // empty with zoo: the device's default set
+  std::vector<std::string> zoo_models;  // empty with zoo: the device's default set
   uint32_t zoo_batch = 1;
   uint32_t zoo_seq = 16;
-  std::string device = "auto";            // auto: GPU 0 when a GPU backend is built, else cpu
+  std::string device = "auto";  // auto: GPU 0 when a GPU backend is built, else cpu
   std::string policy = "pipeswitch";
   uint64_t pool_bytes = 0;
   uint32_t threads = 0;

@@ -20,7 +20,8 @@ Result<HostPort> parse_host_port(std::string_view text) {
   std::string_view port = text;
   if (!text.empty() && text.front() == '[') {
     const size_t close = text.find("]:");
-    if (close == std::string_view::npos) return invalid_argument("'", text, "': expected [V6]:PORT");
+    if (close == std::string_view::npos)
+      return invalid_argument("'", text, "': expected [V6]:PORT");
     hp.host = std::string(text.substr(1, close - 1));
     port = text.substr(close + 2);
   } else if (const size_t colon = text.rfind(':'); colon != std::string_view::npos) {
@@ -101,7 +102,9 @@ Result<Client> Client::connect(const HostPort& address, std::chrono::millisecond
 }
 
 Client::Client(Client&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), buffer_(std::move(other.buffer_)), timeout_(other.timeout_) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      buffer_(std::move(other.buffer_)),
+      timeout_(other.timeout_) {}
 
 Client& Client::operator=(Client&& other) noexcept {
   if (this != &other) {
@@ -122,7 +125,8 @@ Status Client::wait(bool for_write) {
   for (;;) {
     const int rc = ::poll(&p, 1, static_cast<int>(timeout_.count()));
     if (rc > 0) return Status::OK();
-    if (rc == 0) return io_error(for_write ? "write" : "read", " timed out after ", timeout_.count(), " ms");
+    if (rc == 0)
+      return io_error(for_write ? "write" : "read", " timed out after ", timeout_.count(), " ms");
     if (errno != EINTR) return io_error("poll: ", std::strerror(errno));
   }
 }
@@ -153,7 +157,8 @@ Result<std::string> Client::read_exact(size_t n) {
   char chunk[65536];
   while (buffer_.size() < n) {
     PS_ASSIGN_OR_RETURN(size_t got, read_some(chunk, sizeof(chunk)));
-    if (got == 0) return io_error("the server closed the connection (", buffer_.size(), " of ", n, " bytes)");
+    if (got == 0)
+      return io_error("the server closed the connection (", buffer_.size(), " of ", n, " bytes)");
     buffer_.append(chunk, got);
   }
   std::string out = buffer_.substr(0, n);
@@ -167,8 +172,9 @@ Result<Reply> Client::read_reply() {
   while ((newline = buffer_.find('\n')) == std::string::npos) {
     PS_ASSIGN_OR_RETURN(size_t got, read_some(chunk, sizeof(chunk)));
     if (got == 0) {
-      return io_error("the server closed the connection",
-                      buffer_.empty() ? "" : str_cat(" after ", buffer_.size(), " bytes of a line"));
+      return io_error(
+          "the server closed the connection",
+          buffer_.empty() ? "" : str_cat(" after ", buffer_.size(), " bytes of a line"));
     }
     buffer_.append(chunk, got);
   }
@@ -179,7 +185,8 @@ Result<Reply> Client::read_reply() {
     auto bytes = reply.fields.find("bytes");
     if (bytes != reply.fields.end()) {
       uint64_t n = 0;
-      auto [end, ec] = std::from_chars(bytes->second.data(), bytes->second.data() + bytes->second.size(), n);
+      auto [end, ec] =
+          std::from_chars(bytes->second.data(), bytes->second.data() + bytes->second.size(), n);
       if (ec != std::errc()) return corrupt("bad bytes= in '", line, "'");
       PS_ASSIGN_OR_RETURN(reply.payload, read_exact(n));
     }
@@ -208,7 +215,8 @@ Status binary_request(Client& client, std::string_view name, std::string_view da
   PS_TRY(client.send(net::encode_request(name, data)));
   auto reply = client.read_exact(net::kFinishReply.size());
   if (!reply.ok()) return reply.status().with_context(str_cat("'", name, "'"));
-  if (*reply != net::kFinishReply) return corrupt("'", name, "': expected FNSH, got '", *reply, "'");
+  if (*reply != net::kFinishReply)
+    return corrupt("'", name, "': expected FNSH, got '", *reply, "'");
   return Status::OK();
 }
 

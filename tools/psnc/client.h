@@ -23,10 +23,10 @@ Result<HostPort> parse_host_port(std::string_view text);
 
 // One text-protocol reply.
 struct Reply {
-  std::string line;  // the status line without "\n"
-  bool ok = false;   // "OK ..." (else "ERR ...")
-  std::string code;  // ERR: the code
-  std::string message;  // ERR: the message
+  std::string line;                           // the status line without "\n"
+  bool ok = false;                            // "OK ..." (else "ERR ...")
+  std::string code;                           // ERR: the code
+  std::string message;                        // ERR: the message
   std::map<std::string, std::string> fields;  // OK: key=value fields
   std::string payload;                        // bytes=K payload, if any
 

@@ -123,9 +123,11 @@ Result<Args> parse(std::span<const std::string> args) {
   if (a.command == "train" && (!a.input_file.empty() || a.repeat != 1 || a.concurrency != 1)) {
     return invalid_argument("train takes --batch and --steps only");
   }
-  if (a.pipeswitch && (a.batch != 0 || a.steps != 0 || !a.token.empty() || !a.output_file.empty())) {
-    return invalid_argument("--pipeswitch takes no --batch, --steps, --token or --output: "
-                            "the binary protocol has no place for them");
+  if (a.pipeswitch &&
+      (a.batch != 0 || a.steps != 0 || !a.token.empty() || !a.output_file.empty())) {
+    return invalid_argument(
+        "--pipeswitch takes no --batch, --steps, --token or --output: "
+        "the binary protocol has no place for them");
   }
   if (a.concurrency > a.repeat) a.concurrency = a.repeat;
   return a;
@@ -239,25 +241,30 @@ int infer(const Args& a, const HostPort& address, std::ostream& out, std::ostrea
       Reply reply;
       if (status.ok() && a.pipeswitch) {
         auto fnsh = client->read_exact(net::kFinishReply.size());
-        if (!fnsh.ok()) status = fnsh.status();
-        else if (*fnsh != net::kFinishReply) status = corrupt("expected FNSH, got '", *fnsh, "'");
+        if (!fnsh.ok())
+          status = fnsh.status();
+        else if (*fnsh != net::kFinishReply)
+          status = corrupt("expected FNSH, got '", *fnsh, "'");
         line = "FNSH";
       } else if (status.ok()) {
         auto r = client->read_reply();
-        if (!r.ok()) status = r.status();
-        else reply = std::move(*r);
+        if (!r.ok())
+          status = r.status();
+        else
+          reply = std::move(*r);
         line = reply.line;
       }
-      const double millis =
-          std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+      const double millis = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
       std::lock_guard lock(mutex);
       if (!status.ok()) {
         err << "psnc: request " << i + 1 << ": " << status.message() << "\n";
         failures += a.repeat - i;  // this connection is unusable
         return;
       }
-      if (!a.pipeswitch && !reply.ok) ++failures;
-      else latencies.push_back(millis);
+      if (!a.pipeswitch && !reply.ok)
+        ++failures;
+      else
+        latencies.push_back(millis);
       if (!reply.payload.empty()) last_output = reply.payload;
       out << "request " << i + 1 << ": " << ms(millis) << " ms  " << line << "\n";
     }
@@ -274,7 +281,8 @@ int infer(const Args& a, const HostPort& address, std::ostream& out, std::ostrea
   out << "summary: " << latencies.size() << " ok, " << failures << " failed, " << a.concurrency
       << " connection" << (a.concurrency == 1 ? "" : "s") << ", "
       << (latencies.empty() ? std::string("no latencies") : summarize_latencies(latencies));
-  if (seconds > 0) out << " throughput=" << ms(static_cast<double>(latencies.size()) / seconds) << "/s";
+  if (seconds > 0)
+    out << " throughput=" << ms(static_cast<double>(latencies.size()) / seconds) << "/s";
   out << "\n";
   return failures == 0 ? kExitOk : kExitFailure;
 }
@@ -314,8 +322,8 @@ std::string summarize_latencies(std::vector<double> millis) {
   std::sort(millis.begin(), millis.end());
   double sum = 0;
   for (double v : millis) sum += v;
-  return str_cat("mean=", ms(sum / static_cast<double>(millis.size())), " ms p50=",
-                 ms(percentile(millis, 0.5)), " ms p99=", ms(percentile(millis, 0.99)),
+  return str_cat("mean=", ms(sum / static_cast<double>(millis.size())),
+                 " ms p50=", ms(percentile(millis, 0.5)), " ms p99=", ms(percentile(millis, 0.99)),
                  " ms min=", ms(millis.front()), " ms max=", ms(millis.back()), " ms");
 }
 
