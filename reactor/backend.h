@@ -109,8 +109,8 @@ struct TrainTask {
 struct Timings {
   uint64_t queue_us = 0;   // accepted -> work started (waiting for the device)
   uint64_t switch_us = 0;  // making the model resident (weights copied; overlaps compute on GPU)
-  uint64_t compute_us =
-      0;  // work started -> outputs ready, minus switch_us where it does not overlap
+  // work started -> outputs ready, minus switch_us where it does not overlap
+  uint64_t compute_us = 0;
 };
 
 enum class CompletionKind : uint8_t {
