@@ -90,6 +90,9 @@ class BinaryParser {
   // Pops the oldest complete item; nullopt when none is complete yet.
   std::optional<BinaryItem> next();
 
+  // True when next() has an item.
+  bool has_next() const { return !items_.empty(); }
+
   // True once a BinaryClose or an error has been queued.
   bool closed() const { return closed_; }
 

@@ -48,6 +48,9 @@ class TextParser {
   // Pops the oldest complete item; nullopt when none is complete yet.
   std::optional<TextItem> next();
 
+  // True when next() has an item.
+  bool has_next() const { return !items_.empty(); }
+
   // True once a must_close error has been queued: nothing more will be parsed.
   bool closed() const { return closed_; }
 

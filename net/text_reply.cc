@@ -77,6 +77,14 @@ OkLine& OkLine::add_hex(std::string_view key, uint64_t value) {
   return *this;
 }
 
+std::string format_fields_line(const OkLine& line) {
+  std::string_view fields = line.fields();
+  while (!fields.empty() && fields.front() == ' ') fields.remove_prefix(1);
+  std::string out(fields);
+  out += '\n';
+  return out;
+}
+
 std::string format_ok(const OkLine& line) { return str_cat("OK", line.fields(), "\n"); }
 
 std::string format_ok_payload_header(const OkLine& line, uint64_t payload_bytes) {

@@ -48,6 +48,9 @@ class OkLine {
   std::string fields_;
 };
 
+// "<fields>\n" without "OK": one line of a listing payload (MODELS, JOBS, STATS).
+std::string format_fields_line(const OkLine& line);
+
 // "OK <fields>\n".
 std::string format_ok(const OkLine& line);
 

@@ -5,8 +5,8 @@
 #   3. checks and describes one package (psimport --info),
 #   4. on a machine with an NVIDIA GPU, measures the host<->GPU copy bandwidth (psbench copy),
 #      the floor under every model switch.
-# Without a GPU it uses the tiny zoo models and says so. The server (pipeswitchd) and its
-# client join this demo when they land (see README, "Status").
+#   5. starts pipeswitchd on the same zoo models and sends inference requests with psnc.
+# Without a GPU it uses the tiny zoo models and the CPU backend, and says so.
 # Usage: scripts/demo.sh [BUILD_DIR]    (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,29 @@ if ((GPU)); then
   echo
   echo "== psbench copy (pinned host memory <-> the GPU's memory pool)"
   "$PSBENCH" copy --max-size 1G
+fi
+
+echo
+echo "== pipeswitchd: the server on the zoo models, with psnc sending requests"
+PSD="$BUILD/tools/pipeswitchd/pipeswitchd"
+PSNC="$BUILD/tools/psnc/psnc"
+if [[ -x "$PSD" && -x "$PSNC" ]]; then
+  LOG="$OUT_DIR/pipeswitchd.log"
+  DEVICE=cpu; ((GPU)) && DEVICE=auto
+  "$PSD" --device "$DEVICE" --zoo="$(IFS=,; echo "${MODELS[*]}")" --listen 127.0.0.1:0 >"$LOG" 2>&1 &
+  PSD_PID=$!
+  for _ in $(seq 600); do grep -q "listening on" "$LOG" && break; kill -0 $PSD_PID 2>/dev/null || break; sleep 0.2; done
+  cat "$LOG"
+  ADDR=$(grep -m1 "listening on" "$LOG" | sed 's/.*listening on //')
+  if [[ -n "$ADDR" ]]; then
+    for m in "${MODELS[@]}"; do
+      echo "-- psnc infer $m --batch 8 --repeat 10"
+      "$PSNC" --server "$ADDR" infer "$m" --batch 8 --repeat 10 | tail -1
+    done
+    printf 'STATS\nQUIT\n' | "$PSNC" "$ADDR"
+  fi
+  kill -TERM $PSD_PID 2>/dev/null || true
+  wait $PSD_PID || true
 fi
 
 echo

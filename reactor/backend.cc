@@ -1,0 +1,35 @@
+#include "reactor/backend.h"
+
+namespace ps::reactor {
+
+uint64_t TensorSpec::bytes() const {
+  return static_cast<uint64_t>(element_count(shape)) * dtype_size(dtype);
+}
+
+bool batch_supported(const ModelInfo& model, uint64_t batch, std::string* why) {
+  std::string reason;
+  if (batch < 1 || batch > kMaxBatch) {
+    reason = str_cat("batch ", batch, " is outside 1..", kMaxBatch);
+  } else if (batch % model.batch != 0) {
+    reason = str_cat("model '", model.name, "' runs batches that are multiples of ", model.batch,
+                     ", not ", batch);
+  }
+  if (reason.empty()) return true;
+  if (why) *why = std::move(reason);
+  return false;
+}
+
+std::vector<TensorSpec> specs_at_batch(const std::vector<TensorSpec>& specs, uint32_t native,
+                                       uint32_t batch) {
+  std::vector<TensorSpec> scaled = specs;
+  for (TensorSpec& spec : scaled) spec.shape[0] = spec.shape[0] / native * batch;
+  return scaled;
+}
+
+uint64_t input_bytes(const ModelInfo& model, uint32_t batch) {
+  uint64_t total = 0;
+  for (const TensorSpec& spec : model.inputs) total += spec.bytes() / model.batch * batch;
+  return total;
+}
+
+}  // namespace ps::reactor

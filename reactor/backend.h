@@ -1,0 +1,205 @@
+// The Backend interface: what the scheduler (reactor/scheduler.h) hands work to. One backend
+// drives one device: the CPU reference executor (reactor/cpu_backend.h) or a GPU (issue 6).
+//
+// Threads. Every member function is called on the loop thread only. Submission (load, unload,
+// infer) returns at once: blocking work (reading a package, building a zoo model, computing)
+// runs on the backend's own threads or on the GPU. Each submission is answered by exactly one
+// Completion, delivered through the CompletionSink given to start(), which any thread may call;
+// the sink wakes the loop (uv_async_send) and the scheduler receives the completion on the loop
+// thread. Two ways to deliver:
+//   - sink->post(completion): the sink queues it (a locked queue) and wakes the loop. The CPU
+//     backend's workers do this.
+//   - sink->wake() from any thread (a CUDA host function, through cuda::CompletionQueue's
+//     notifier), and the backend builds the completions itself in drain(), which the loop calls
+//     after every wake-up. This keeps allocation out of the driver's callback thread.
+//
+// Models. The backend registers models from a ModelSource (a .psm package or a zoo model built
+// in-process) and reports each as a ModelInfo in the load's Completion; the scheduler keeps the
+// table of registered models from those completions, so the backend is never asked for it.
+// A model has a native batch (the batch its plan was built for; the first dimension of every
+// input and output); a request may ask for any multiple of it (batch_supported), which the
+// backend runs as consecutive native batches.
+//
+// Inputs and outputs on the wire are the model's tensors concatenated in ModelInfo order, each
+// raw, little-endian, batch-major (input_bytes() gives the size for a batch).
+//
+// Training (issue 7) goes through start_training/stop_training; until a backend implements it,
+// start_training returns an UNSUPPORTED error that says so.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/shape.h"
+#include "common/status.h"
+
+namespace ps::reactor {
+
+// The largest batch a request may ask for (the text protocol's batch=N range).
+inline constexpr uint32_t kMaxBatch = 4096;
+
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  Shape shape;  // at the model's native batch (or, in a Completion, at the request's batch)
+  // Integer inputs: valid values lie in [0, value_bound) (a Gather's table size), 0 = unknown.
+  // Synthetic inputs respect it.
+  int64_t value_bound = 0;
+
+  // Bytes of the whole tensor at its shape.
+  uint64_t bytes() const;
+};
+
+struct ModelInfo {
+  std::string name;
+  uint32_t batch = 1;  // native batch: dim 0 of every input and output
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  uint64_t weights_bytes = 0;
+  uint64_t parameters = 0;  // elements of the trainable weights
+  std::string source;       // "zoo:resnet_tiny" or the package path
+  bool training = false;    // a training package (inference works too; TRAIN needs it)
+};
+
+// Whether `batch` may be requested of `model`: a multiple of its native batch in
+// [1, kMaxBatch]. When not, *why (if given) says so.
+bool batch_supported(const ModelInfo& model, uint64_t batch, std::string* why = nullptr);
+
+// The specs scaled to `batch` (dim 0 = batch). Precondition: batch_supported(model, batch).
+std::vector<TensorSpec> specs_at_batch(const std::vector<TensorSpec>& specs, uint32_t native,
+                                       uint32_t batch);
+
+// Payload bytes of all inputs at `batch`. Precondition: batch_supported(model, batch).
+uint64_t input_bytes(const ModelInfo& model, uint32_t batch);
+
+// Where a model comes from. Exactly one of package_path and zoo_model is set.
+struct ModelSource {
+  std::string name;          // the name it is registered under
+  std::string package_path;  // a .psm file (already confined to the models directory)
+  std::string zoo_model;     // a zoo model (models/zoo/zoo.h) built and imported in-process
+  uint32_t zoo_batch = 1;    // zoo only: the dims fixed at import
+  uint32_t zoo_seq = 16;
+};
+
+struct InferTask {
+  uint64_t ticket = 0;
+  std::string model;
+  uint32_t batch = 1;  // batch_supported() was checked
+  // The inputs (input_bytes(model, batch) bytes), or empty with synthetic = true: the backend
+  // makes reactor/synthetic_input.h's input for (model, batch) itself, off the loop thread.
+  std::string input;
+  bool synthetic = false;
+  // When the scheduler accepted the request: queue_us runs from here to the start of the work.
+  std::chrono::steady_clock::time_point accepted;
+};
+
+struct TrainTask {
+  uint64_t job = 0;
+  std::string model;
+  uint32_t batch = 1;
+  uint64_t steps = 0;  // 0: until stopped
+};
+
+// Microseconds of one request, measured by the backend.
+struct Timings {
+  uint64_t queue_us = 0;   // accepted -> work started (waiting for the device)
+  uint64_t switch_us = 0;  // making the model resident (weights copied; overlaps compute on GPU)
+  // work started -> outputs ready, minus switch_us where it does not overlap
+  uint64_t compute_us = 0;
+};
+
+enum class CompletionKind : uint8_t {
+  kInfer,     // an InferTask finished (status says whether it worked)
+  kLoad,      // load() finished: model is set on success
+  kUnload,    // unload() finished
+  kTraining,  // a training job progressed (steps) or ended (finished = true)
+};
+
+struct Completion {
+  CompletionKind kind = CompletionKind::kInfer;
+  uint64_t ticket = 0;  // the task's ticket; for kTraining the job id
+  Status status;
+  // kInfer:
+  Timings timings;
+  std::vector<TensorSpec> outputs;  // at the request's batch, in ModelInfo order
+  std::string output;               // the outputs' bytes, concatenated
+  // kLoad:
+  std::optional<ModelInfo> model;
+  uint64_t load_us = 0;
+  // kTraining:
+  uint64_t steps = 0;
+  double loss = 0.0;
+  bool finished = false;
+};
+
+// The loop's side of the completion bridge; see the top of this file. Thread-safe.
+class CompletionSink {
+ public:
+  virtual ~CompletionSink() = default;
+  // Any thread. Queues `completion` for the loop thread and wakes the loop.
+  virtual void post(Completion completion) = 0;
+  // Any thread, allocation-free. Wakes the loop, which then calls Backend::drain().
+  virtual void wake() = 0;
+};
+
+// Device-wide numbers for STATS and /metrics.
+struct BackendStats {
+  uint64_t switches = 0;    // times a model was made resident
+  uint64_t pool_bytes = 0;  // device memory pool size (0: no pool, e.g. the CPU)
+  uint64_t pool_used_bytes = 0;
+  std::vector<std::string> resident;  // models resident now
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // One line for the start-up banner and STATS: "cpu (reference executor, 2 worker threads)".
+  virtual std::string describe() const = 0;
+
+  // Starts the backend's threads. `sink` outlives the backend's use of it (until shutdown()
+  // returns). Called once, first. Errors: no device, a bad policy, ...
+  virtual Status start(CompletionSink* sink) = 0;
+
+  // How many infer tasks may be submitted and not yet completed at once; the scheduler keeps
+  // the rest in its per-model queues (so its queueing and fairness decide the order).
+  virtual uint32_t max_in_flight() const = 0;
+
+  // Registers source.name. Completes with kLoad and the ModelInfo, or an error (NOT_FOUND,
+  // CORRUPT, UNSUPPORTED, OUT_OF_MEMORY, ...). Precondition: the scheduler has no model of that
+  // name registered or loading.
+  virtual void load(uint64_t ticket, ModelSource source) = 0;
+
+  // Unregisters `model`. Precondition: it is registered and no task of it is in flight (the
+  // scheduler drains them first). Completes with kUnload.
+  virtual void unload(uint64_t ticket, std::string model) = 0;
+
+  // Runs one inference. Preconditions: the model is registered, task.batch is supported, and
+  // task.input has input_bytes() bytes unless synthetic. Completes with kInfer.
+  virtual void infer(InferTask task) = 0;
+
+  // Starts a training job on a registered model; progress and the end come as kTraining
+  // completions with ticket = job. Returns an error at once if it cannot start (UNSUPPORTED on a
+  // backend without training).
+  virtual Status start_training(const TrainTask& task) = 0;
+  // Asks a running job to stop (keeping its state); its kTraining completion with finished =
+  // true follows. Errors: NOT_FOUND for an unknown job.
+  virtual Status stop_training(uint64_t job) = 0;
+
+  // Called on the loop thread after every wake-up of the sink: appends completions the backend
+  // built itself (see the top of this file). The default has none.
+  virtual void drain(std::vector<Completion>* out) { (void)out; }
+
+  virtual BackendStats stats() const = 0;
+
+  // Stops: tasks not yet started complete with CANCELLED, running ones finish, threads are
+  // joined. Blocks until then; no completion is posted after it returns. Idempotent.
+  virtual void shutdown() = 0;
+};
+
+}  // namespace ps::reactor

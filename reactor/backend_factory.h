@@ -1,0 +1,39 @@
+// Making the backend that --device names: "cpu" -> CpuBackend; a GPU index -> the GPU backend
+// (make_gpu_backend, gpu_backend_stub.cc until issue 6 replaces that file with the real one).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "reactor/backend.h"
+
+namespace ps::reactor {
+
+// The switching policies of DESIGN.md ("Policies"); a backend may implement a subset.
+inline constexpr std::string_view kPolicies[] = {"pipeswitch",     "cache",        "ready",
+                                                 "stop-and-start", "kill-restart", "no-pool",
+                                                 "pageable",       "managed"};
+bool is_known_policy(std::string_view policy);
+
+struct BackendOptions {
+  std::string device = "cpu";  // "cpu" or a GPU index "0", "1", ...
+  std::string policy = "pipeswitch";
+  uint64_t pool_bytes = 0;   // GPU memory pool; 0: the backend's default
+  uint32_t cpu_threads = 0;  // CPU backend workers; 0: hardware concurrency (at least 1)
+};
+
+// Parses --device: "cpu" or a decimal GPU index. INVALID_ARGUMENT otherwise.
+Result<std::string> parse_device(std::string_view text);
+
+// The backend for options.device, not yet started. Errors: an unknown policy
+// (INVALID_ARGUMENT), or what make_gpu_backend says (UNAVAILABLE: not built, no GPU, ...).
+Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
+
+// The GPU backend for GPU `device_index`. Defined by the GPU backend's source file; the stub
+// answers UNAVAILABLE "GPU backend not built yet".
+Result<std::unique_ptr<Backend>> make_gpu_backend(int device_index, const BackendOptions& options);
+
+}  // namespace ps::reactor

@@ -1,0 +1,185 @@
+#include "tools/pipeswitchd/options.h"
+
+#include <charconv>
+
+#include "net/text_command.h"
+
+namespace ps::pipeswitchd {
+namespace {
+
+Result<uint64_t> parse_number(std::string_view flag, std::string_view text, uint64_t min,
+                              uint64_t max) {
+  auto value = net::parse_decimal_u64(text);
+  if (!value.ok()) return invalid_argument(flag, " '", text, "': ", value.status().message());
+  if (*value < min || *value > max) {
+    return invalid_argument(flag, " ", *value, " is outside ", min, "..", max);
+  }
+  return *value;
+}
+
+std::vector<std::string> split_commas(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const size_t end = comma == std::string_view::npos ? text.size() : comma;
+    if (end > start) out.emplace_back(text.substr(start, end - start));
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> default_zoo_models(bool gpu) {
+  if (gpu) return {"resnet152", "inception_v3", "bert_base"};
+  return {"resnet_tiny", "inception_tiny", "bert_tiny"};
+}
+
+Result<uint64_t> parse_size(std::string_view text) {
+  if (text.empty()) return invalid_argument("empty size");
+  uint64_t scale = 1;
+  const char last = text.back();
+  const std::string_view suffixes = "KMGT";
+  if (const size_t at = suffixes.find(static_cast<char>(last & ~0x20));
+      at != std::string_view::npos) {
+    scale = uint64_t{1} << (10 * (at + 1));
+    text.remove_suffix(1);
+  }
+  auto value = net::parse_decimal_u64(text);
+  if (!value.ok()) return value.status();
+  if (*value > UINT64_MAX / scale) return invalid_argument("size too large");
+  return *value * scale;
+}
+
+std::string usage() {
+  return R"(Usage: pipeswitchd [options]
+
+The PipeSwitch server: serves inference requests (and, with issue 7, training jobs) on one
+device, over a text protocol (try: nc 127.0.0.1 12345, then HELP) and the original PipeSwitch
+binary protocol, on the same port.
+
+Models:
+  --zoo[=LIST]            build zoo models at start-up (default list: resnet152,inception_v3,
+                          bert_base on a GPU; resnet_tiny,inception_tiny,bert_tiny on the CPU)
+  --zoo-batch N           native batch of the zoo models (default 1; requests may ask for
+                          any multiple)
+  --zoo-seq N             sequence length of the BERT zoo models (default 16)
+  --models DIR            load every .psm package in DIR (named after the file); LOAD reads
+                          packages only from DIR
+Device:
+  --device cpu|N|auto     the CPU reference executor, GPU N, or auto (GPU 0 if the GPU backend
+                          is built and finds a GPU, else the CPU) (default auto)
+  --policy P              switching policy: pipeswitch, cache, ready, stop-and-start,
+                          kill-restart, no-pool, pageable, managed (default pipeswitch)
+  --pool-size SIZE        GPU memory pool, e.g. 12G (default: the backend's)
+  --threads N             CPU backend worker threads (default: one per core)
+Network:
+  --listen ADDR           HOST:PORT, [IPV6]:PORT or PORT; repeatable (default 127.0.0.1:12345);
+                          port 0 picks a free port. A non-loopback address needs --token
+  --metrics-listen ADDR   serve GET /metrics (Prometheus) and /healthz over HTTP on ADDR
+  --token T               clients must send AUTH T first
+  --admin-token T         the token LOAD and UNLOAD need (AUTH T)
+  --max-payload SIZE      largest request payload (default 64M)
+  --max-line N            longest command line in bytes (default 4096)
+  --max-connections N     open connections at once (default 1024); more get ERR BUSY
+  --shutdown-timeout S    seconds in-flight work gets on SIGINT/SIGTERM (default 10)
+  --write-timeout S       close a client whose replies make no progress for S seconds
+                          (it does not read them) (default 30)
+Other:
+  --log-level L           error, warn, info or debug (default info); the log goes to stderr
+  --help                  this text
+)";
+}
+
+Result<Options> parse_args(std::span<const std::string> args) {
+  Options o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::optional<std::string> inline_value;
+    if (flag.starts_with("--")) {
+      if (const size_t eq = flag.find('='); eq != std::string::npos) {
+        inline_value = flag.substr(eq + 1);
+        flag.resize(eq);
+      }
+    }
+    auto value = [&]() -> Result<std::string> {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= args.size()) return invalid_argument(flag, " needs a value");
+      return args[++i];
+    };
+    if (flag == "--help" || flag == "-h") {
+      o.help = true;
+    } else if (flag == "--zoo") {
+      o.zoo = true;
+      if (inline_value) o.zoo_models = split_commas(*inline_value);
+    } else if (flag == "--listen") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      o.listen.push_back(v);
+    } else if (flag == "--metrics-listen") {
+      PS_ASSIGN_OR_RETURN(o.metrics_listen, value());
+    } else if (flag == "--models") {
+      PS_ASSIGN_OR_RETURN(o.models_dir, value());
+    } else if (flag == "--zoo-batch") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, reactor::kMaxBatch));
+      o.zoo_batch = static_cast<uint32_t>(n);
+    } else if (flag == "--zoo-seq") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 512));
+      o.zoo_seq = static_cast<uint32_t>(n);
+    } else if (flag == "--device") {
+      PS_ASSIGN_OR_RETURN(o.device, value());
+      if (o.device != "auto") PS_TRY(reactor::parse_device(o.device).status());
+    } else if (flag == "--policy") {
+      PS_ASSIGN_OR_RETURN(o.policy, value());
+      if (!reactor::is_known_policy(o.policy)) {
+        return invalid_argument("--policy '", o.policy, "' is not a policy (see --help)");
+      }
+    } else if (flag == "--pool-size") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      auto size = parse_size(v);
+      if (!size.ok()) return invalid_argument("--pool-size '", v, "': ", size.status().message());
+      o.pool_bytes = *size;
+    } else if (flag == "--threads") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 1024));
+      o.threads = static_cast<uint32_t>(n);
+    } else if (flag == "--token") {
+      PS_ASSIGN_OR_RETURN(o.token, value());
+    } else if (flag == "--admin-token") {
+      PS_ASSIGN_OR_RETURN(o.admin_token, value());
+    } else if (flag == "--max-payload") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      auto size = parse_size(v);
+      if (!size.ok()) return invalid_argument("--max-payload '", v, "': ", size.status().message());
+      o.max_payload = *size;
+    } else if (flag == "--max-line") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(o.max_line, parse_number(flag, v, 16, 1 << 20));
+    } else if (flag == "--max-connections") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 1 << 20));
+      o.max_connections = static_cast<uint32_t>(n);
+    } else if (flag == "--shutdown-timeout") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 3600));
+      o.shutdown_timeout_s = static_cast<uint32_t>(n);
+    } else if (flag == "--write-timeout") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 3600));
+      o.write_timeout_s = static_cast<uint32_t>(n);
+    } else if (flag == "--log-level") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(o.log_level, reactor::parse_log_level(v));
+    } else {
+      return invalid_argument("unknown argument '", args[i], "'");
+    }
+    if (inline_value && flag == "--help") return invalid_argument("--help takes no value");
+  }
+  if (o.listen.empty()) o.listen.push_back("127.0.0.1:12345");
+  return o;
+}
+
+}  // namespace ps::pipeswitchd
