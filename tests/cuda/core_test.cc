@@ -124,12 +124,10 @@ TEST_CASE("the kernels' fatbin is embedded in the library", "[cuda]") {
   CHECK(image[2] == 0x55);
   CHECK(image[3] == 0xBA);
   CHECK(reinterpret_cast<uintptr_t>(image.data()) % 64 == 0);
-  std::string_view bytes(reinterpret_cast<const char*>(image.data()), image.size());
-  for (const char* name : {"ps_fill_u32", "ps_fill_f32", "ps_iota_u32", "ps_check_iota_u32",
-                           "ps_wait_flag", "ps_spin_cycles"}) {
-    INFO(name);
-    CHECK(contains(bytes, name));
-  }
+  // The image is compressed (nvcc -Xfatbin=-compress-all: 12 MB -> 2 MB, so every binary that
+  // embeds it stays small), so kernel names are not visible in its bytes; the [gpu] cases look
+  // every kernel up by name in the loaded module instead.
+  CHECK(image.size() < (16u << 20));
 }
 
 TEST_CASE("launch geometry helpers", "[cuda]") {
