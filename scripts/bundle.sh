@@ -27,6 +27,6 @@ for lib in libonnx.so.1 libonnx_proto.so.1 libprotobuf.so.32 libhttp_parser.so.2
   [[ -e "$src" ]] && cp -L "$src" "$OUT/lib/$lib"
 done
 tar -C /usr/share/libonnx-testdata/data -czf "$OUT/testdata/onnx-node.tar.gz" node
-cp scripts/gpu-check.sh scripts/export_models.py "$OUT/scripts/" 2>/dev/null || true
+cp scripts/*.sh scripts/*.py "$OUT/scripts/"
 strip --strip-debug "$OUT"/bin/* "$OUT"/tests/* 2>/dev/null || true
 echo "bundle: $(du -sh "$OUT" | cut -f1) in $OUT ($(ls "$OUT/bin" | wc -l) tools, $(ls "$OUT/tests" | wc -l) test executables)"

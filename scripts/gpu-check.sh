@@ -25,6 +25,7 @@ if [[ -d "$DIR/lib" && -d "$DIR/tests" ]]; then   # a bundle
   export LD_LIBRARY_PATH="$(cd "$DIR/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   TESTS=$(find "$DIR/tests" -maxdepth 1 -type f -executable -name 'test_*' | sort)
   BIN="$DIR/bin"
+  export PS_TOOLS_DIR="$(cd "$BIN" && pwd)"   # the e2e tests start pipeswitchd and psnc from here
   if [[ -f "$DIR/testdata/onnx-node.tar.gz" && -z "${PS_ONNX_TESTDATA:-}" ]]; then
     mkdir -p /tmp/ps-testdata && tar -C /tmp/ps-testdata -xzf "$DIR/testdata/onnx-node.tar.gz"
     export PS_ONNX_TESTDATA=/tmp/ps-testdata/node

@@ -246,6 +246,11 @@ Result<std::pair<std::string, bool>> binary_kernel(std::string_view op, const Bi
       (b == DType::kInt64 || b == DType::kInt32)) {
     return std::pair<std::string, bool>{str_cat("ps_pow_f32_", short_name(b)), false};
   }
+  if (a != b && info.code == kernels::kBinaryPow) {
+    return unsupported("Pow with a ", dtype_name(a), " base and a ", dtype_name(b),
+                       " exponent (the GPU Pow takes a float32 base with a float32, int64 or "
+                       "int32 exponent, or equal integer types)");
+  }
   if (a != b) {
     return invalid_argument("operand dtypes differ: ", dtype_name(a), " and ", dtype_name(b));
   }

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -20,10 +21,16 @@ extern char** environ;
 
 namespace ps::e2e {
 
-std::string pipeswitchd_path() {
-  return std::string(PS_BINARY_DIR) + "/tools/pipeswitchd/pipeswitchd";
+// $PS_TOOLS_DIR (a folder holding both tools, as scripts/bundle.sh's bin/) overrides the
+// build tree, so the same test executable runs from a bundle on the GPU machine.
+std::string tool_path(const char* subdir, const char* name) {
+  if (const char* dir = std::getenv("PS_TOOLS_DIR"); dir != nullptr && *dir != '\0') {
+    return std::string(dir) + "/" + name;
+  }
+  return std::string(PS_BINARY_DIR) + "/tools/" + subdir + "/" + name;
 }
-std::string psnc_path() { return std::string(PS_BINARY_DIR) + "/tools/psnc/psnc"; }
+std::string pipeswitchd_path() { return tool_path("pipeswitchd", "pipeswitchd"); }
+std::string psnc_path() { return tool_path("psnc", "psnc"); }
 
 namespace {
 
