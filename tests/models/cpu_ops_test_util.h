@@ -31,13 +31,14 @@ inline pipeswitch::psm::Attribute attr_s(const std::string& name, const std::str
   return a;
 }
 inline pipeswitch::psm::Attribute attr_ints(const std::string& name,
-                                            std::initializer_list<int64_t> v) {
+                                            const std::vector<int64_t>& v) {
   pipeswitch::psm::Attribute a;
   a.set_name(name);
+  a.mutable_ints();  // an empty list is still an ints attribute
   for (int64_t x : v) a.mutable_ints()->add_values(x);
   return a;
 }
-inline Attributes attrs(std::initializer_list<pipeswitch::psm::Attribute> list = {}) {
+inline Attributes attrs(const std::vector<pipeswitch::psm::Attribute>& list = {}) {
   Attributes out;
   for (const auto& a : list) *out.Add() = a;
   return out;
