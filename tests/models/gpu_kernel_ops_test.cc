@@ -10,6 +10,7 @@
 #include <random>
 
 #include "models/cpu/ops.h"
+#include "tests/models/cpu_ops_test_util.h"
 #include "tests/models/gpu_op_check.h"
 #include "tests/support/gpu.h"
 
@@ -25,35 +26,11 @@ constexpr double kExact = 0.0;
 constexpr double kElementwise = 1e-6;
 constexpr double kRowwise = 1e-5;
 
-pipeswitch::psm::Attribute attr_i(const std::string& name, int64_t v) {
-  pipeswitch::psm::Attribute a;
-  a.set_name(name);
-  a.set_i(v);
-  return a;
-}
-pipeswitch::psm::Attribute attr_f(const std::string& name, float v) {
-  pipeswitch::psm::Attribute a;
-  a.set_name(name);
-  a.set_f(v);
-  return a;
-}
-pipeswitch::psm::Attribute attr_s(const std::string& name, const std::string& v) {
-  pipeswitch::psm::Attribute a;
-  a.set_name(name);
-  a.set_s(v);
-  return a;
-}
-pipeswitch::psm::Attribute attr_ints(const std::string& name, const std::vector<int64_t>& v) {
-  pipeswitch::psm::Attribute a;
-  a.set_name(name);
-  for (int64_t x : v) a.mutable_ints()->add_values(x);
-  return a;
-}
-cpu::Attributes attrs(std::initializer_list<pipeswitch::psm::Attribute> list = {}) {
-  cpu::Attributes out;
-  for (const auto& a : list) *out.Add() = a;
-  return out;
-}
+using cpu::test::attr_f;
+using cpu::test::attr_i;
+using cpu::test::attr_ints;
+using cpu::test::attr_s;
+using cpu::test::attrs;
 
 Tensor int64s(Shape shape, const std::vector<int64_t>& v) {
   auto t = Tensor::allocate(DType::kInt64, std::move(shape));
