@@ -20,6 +20,11 @@ class DeviceBuffer {
   // Errors: kInvalidArgument for 0 bytes or no current context, kOutOfMemory when the device
   // is full, kDevice otherwise; each names the size asked for.
   static Result<DeviceBuffer> allocate(size_t bytes);
+  // The same from CUDA managed memory (cuMemAllocManaged, attached globally): one address valid
+  // on the host and the device, pages migrating on demand. Callers must not ask for more than
+  // the device has free (an oversubscribed managed range can hang the GPU); the `managed`
+  // ablation checks cuMemGetInfo first.
+  static Result<DeviceBuffer> allocate_managed(size_t bytes);
 
   DeviceBuffer() = default;  // empty
   DeviceBuffer(DeviceBuffer&& other) noexcept;
@@ -39,6 +44,8 @@ class DeviceBuffer {
     CUcontext context = nullptr;
     void operator()(CUdeviceptr ptr) const;
   };
+
+  static Result<DeviceBuffer> allocate_impl(size_t bytes, bool managed);
 
   UniqueHandle<CUdeviceptr, Free> memory_;
   size_t size_ = 0;

@@ -55,6 +55,7 @@
   X(cuMemAlloc, 3020)                        \
   X(cuMemFree, 3020)                         \
   X(cuMemAllocManaged, 6000)                 \
+  X(cuMemPrefetchAsync, 12020)               \
   X(cuMemHostAlloc, 2020)                    \
   X(cuMemFreeHost, 2000)                     \
   X(cuMemHostRegister, 6050)                 \

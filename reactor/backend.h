@@ -105,12 +105,16 @@ struct TrainTask {
   uint64_t steps = 0;  // 0: until stopped
 };
 
-// Microseconds of one request, measured by the backend.
+// Microseconds of one request, measured by the backend. total = queue_us + compute_us.
 struct Timings {
   uint64_t queue_us = 0;   // accepted -> work started (waiting for the device)
-  uint64_t switch_us = 0;  // making the model resident (weights copied; overlaps compute on GPU)
-  // work started -> outputs ready, minus switch_us where it does not overlap
-  uint64_t compute_us = 0;
+  // Making the model resident: the weight copies (on the GPU they overlap the layers, so this
+  // is part of compute_us, not added to it). 0 when the model was resident.
+  uint64_t switch_us = 0;
+  uint64_t compute_us = 0;  // work started -> outputs ready (switch included)
+  // accepted -> the model's first layer starts running (queueing, input copy, and the wait
+  // for the first weight group); the paper's "startup overhead". 0 when not measured.
+  uint64_t startup_us = 0;
 };
 
 enum class CompletionKind : uint8_t {

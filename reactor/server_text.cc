@@ -146,8 +146,8 @@ void Server::text_infer(Connection& c, net::Command command) {
           return;
         }
         const OutputSummary summary = summarize_output(done.outputs, done.output);
-        const uint64_t total =
-            done.timings.queue_us + done.timings.switch_us + done.timings.compute_us;
+        // compute_us includes the switch (which overlaps it): see Timings.
+        const uint64_t total = done.timings.queue_us + done.timings.compute_us;
         OkLine line;
         line.add("model", model)
             .add("batch", batch)
@@ -155,6 +155,7 @@ void Server::text_infer(Connection& c, net::Command command) {
             .add("switch_us", done.timings.switch_us)
             .add("compute_us", done.timings.compute_us)
             .add("total_us", total)
+            .add("startup_us", done.timings.startup_us)
             .add("shape", output_shapes(done.outputs))
             .add("dtype", output_dtypes(done.outputs))
             .add_hex("checksum", summary.checksum)

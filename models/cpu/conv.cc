@@ -96,18 +96,7 @@ Status run_conv(const OpContext& ctx) {
   const Tensor* bias = ctx.input(2);
   const Tensor* residual = ctx.input(3);
 
-  PS_ASSIGN_OR_RETURN(const std::string activation, ctx.attr_string("activation", "none"));
-  PS_ASSIGN_OR_RETURN(const int64_t has_residual, ctx.attr_int("has_residual", 0));
-  if (activation != "none" && activation != "relu") {
-    return unsupported("activation='", activation, "' (expected 'relu' or 'none')");
-  }
-  if (has_residual != 0 && has_residual != 1) {
-    return invalid_argument("has_residual=", has_residual, " (expected 0 or 1)");
-  }
-  if ((has_residual == 1) != (residual != nullptr)) {
-    return invalid_argument("has_residual=", has_residual, " but the residual input is ",
-                            residual ? "present" : "missing");
-  }
+  PS_ASSIGN_OR_RETURN(const bool relu, fused_conv_relu(ctx, residual != nullptr));
 
   if (x.rank() < 3 || x.rank() > 5) {
     return unsupported("X ", x.description(), ": rank must be 3 to 5 (N, C, 1-3 spatial dims)");
@@ -153,7 +142,7 @@ Status run_conv(const OpContext& ctx) {
   return dispatch(FloatTypes{}, x.dtype(), "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
     conv_kernel<T>(shape, x.data<T>(), w.data<T>(), bias ? bias->data<T>() : nullptr,
-                   residual ? residual->data<T>() : nullptr, activation == "relu",
+                   residual ? residual->data<T>() : nullptr, relu,
                    y->mutable_data<T>());
     return Status::OK();
   });

@@ -96,4 +96,20 @@ OutputRange valid_outputs(const SpatialWindow& w, int64_t tap) {
   return {first, std::max(first, last)};
 }
 
+Result<bool> fused_conv_relu(const OpContext& ctx, bool residual_present) {
+  PS_ASSIGN_OR_RETURN(const std::string activation, ctx.attr_string("activation", "none"));
+  PS_ASSIGN_OR_RETURN(const int64_t has_residual, ctx.attr_int("has_residual", 0));
+  if (activation != "none" && activation != "relu") {
+    return unsupported("activation='", activation, "' (expected 'relu' or 'none')");
+  }
+  if (has_residual != 0 && has_residual != 1) {
+    return invalid_argument("has_residual=", has_residual, " (expected 0 or 1)");
+  }
+  if ((has_residual == 1) != residual_present) {
+    return invalid_argument("has_residual=", has_residual, " but the residual input is ",
+                            residual_present ? "present" : "missing");
+  }
+  return activation == "relu";
+}
+
 }  // namespace ps::models::cpu

@@ -53,4 +53,9 @@ struct OutputRange {
 };
 OutputRange valid_outputs(const SpatialWindow& w, int64_t tap);
 
+// FusedConv's own attributes (docs/operators.md): `activation` ("relu" | "none") and
+// `has_residual` (0 | 1), which must agree with whether the residual input is present. Plain
+// Conv has neither (relu false). Errors name the attribute.
+Result<bool> fused_conv_relu(const OpContext& ctx, bool residual_present);
+
 }  // namespace ps::models::cpu

@@ -69,18 +69,7 @@ Result<ConvPlan> plan_conv(const OpSpec& spec) {
   if (residual) PS_TRY(require_float32(*residual, "residual"));
 
   ConvPlan plan;
-  PS_ASSIGN_OR_RETURN(const std::string activation, ctx.attr_string("activation", "none"));
-  PS_ASSIGN_OR_RETURN(const int64_t has_residual, ctx.attr_int("has_residual", 0));
-  if (activation != "none" && activation != "relu") {
-    return unsupported("activation='", activation, "' (expected 'relu' or 'none')");
-  }
-  if (has_residual != 0 && has_residual != 1) {
-    return invalid_argument("has_residual=", has_residual, " (expected 0 or 1)");
-  }
-  if ((has_residual == 1) != (residual != nullptr)) {
-    return invalid_argument("has_residual=", has_residual, " but the residual input is ",
-                            residual ? "present" : "missing");
-  }
+  PS_ASSIGN_OR_RETURN(const bool relu, cpu::fused_conv_relu(ctx, residual != nullptr));
   const size_t rank = x.shape.size();
   if (rank < 3 || rank > 5) {
     return unsupported("X ", spec_string(x), ": rank must be 3 to 5 (N, C, 1-3 spatial dims)");
@@ -129,7 +118,7 @@ Result<ConvPlan> plan_conv(const OpSpec& spec) {
   PS_TRY(check_output(spec, plan.out_shape));
   if (spec.outputs.size() != 1)
     return invalid_argument("has one output, got ", spec.outputs.size());
-  plan.relu = activation == "relu";
+  plan.relu = relu;
   plan.has_bias = bias != nullptr;
   plan.has_residual = residual != nullptr;
   return plan;

@@ -118,10 +118,6 @@ constexpr std::string_view kMustPass[] = {
     "Where",
 };
 
-struct Counts {
-  int passed = 0, failed = 0, skipped = 0;
-};
-
 // A fresh directory under the system temp directory, removed with everything in it.
 class TempDir {
  public:
@@ -192,7 +188,7 @@ TEST_CASE("ONNX node test cases of every supported op pass on the CPU reference"
   INFO(cases.status().to_string());
   REQUIRE(cases.ok());
 
-  std::map<std::string, Counts> per_op;
+  std::map<std::string, OpCounts> per_op;
   std::vector<std::string> failures, skips, stale_skips;
   std::map<std::string, int> not_applicable;
   for (const fs::path& dir : *cases) {
@@ -207,7 +203,7 @@ TEST_CASE("ONNX node test cases of every supported op pass on the CPU reference"
                                                          : "of unsupported ops"];
       continue;
     }
-    Counts& c = per_op[r->op];
+    OpCounts& c = per_op[r->op];
     const KnownSkip* known = find_known_skip(r->name);
     if (r->outcome == Outcome::kPassed && known == nullptr) {
       ++c.passed;
@@ -227,18 +223,8 @@ TEST_CASE("ONNX node test cases of every supported op pass on the CPU reference"
     }
   }
 
-  Counts total;
-  std::printf("ONNX node conformance of the CPU reference (%s)\n", root.c_str());
-  std::printf("  %-22s %7s %7s %8s\n", "op", "passed", "failed", "skipped");
-  for (const auto& [op, c] : per_op) {
-    std::printf("  %-22s %7d %7d %8d\n", op.c_str(), c.passed, c.failed, c.skipped);
-    total.passed += c.passed;
-    total.failed += c.failed;
-    total.skipped += c.skipped;
-  }
-  std::printf("  %-22s %7d %7d %8d\n", "total", total.passed, total.failed, total.skipped);
-  std::printf("Skipped cases and why:\n");
-  for (const std::string& s : skips) std::printf("  %s\n", s.c_str());
+  print_conformance_table(
+      str_cat("ONNX node conformance of the CPU reference (", root.string(), ")"), per_op, skips);
   std::printf("Not run (need ops outside run_op's list):");
   for (const auto& [why, n] : not_applicable) std::printf(" %d %s;", n, why.c_str());
   std::printf("\n");

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -521,6 +522,24 @@ Result<std::vector<fs::path>> list_cases(const fs::path& root) {
   if (ec) return io_error("cannot list ", root.string(), ": ", ec.message());
   std::sort(cases.begin(), cases.end());
   return cases;
+}
+
+OpCounts print_conformance_table(const std::string& title,
+                                 const std::map<std::string, OpCounts>& per_op,
+                                 const std::vector<std::string>& skips) {
+  OpCounts total;
+  std::printf("%s\n", title.c_str());
+  std::printf("  %-22s %7s %7s %8s\n", "op", "passed", "failed", "skipped");
+  for (const auto& [op, c] : per_op) {
+    std::printf("  %-22s %7d %7d %8d\n", op.c_str(), c.passed, c.failed, c.skipped);
+    total.passed += c.passed;
+    total.failed += c.failed;
+    total.skipped += c.skipped;
+  }
+  std::printf("  %-22s %7d %7d %8d\n", "total", total.passed, total.failed, total.skipped);
+  std::printf("Skipped cases and why:\n");
+  for (const std::string& s : skips) std::printf("  %s\n", s.c_str());
+  return total;
 }
 
 }  // namespace ps::models::cpu::testing

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <string_view>
@@ -80,5 +81,16 @@ Result<CaseResult> run_case(const std::filesystem::path& dir, const ToleranceFor
 // The case directories under `root` (every subdirectory that holds model.onnx), sorted.
 // NotFound when root does not exist or is not a directory.
 Result<std::vector<std::filesystem::path>> list_cases(const std::filesystem::path& root);
+
+// Cases per op of one conformance run.
+struct OpCounts {
+  int passed = 0, failed = 0, skipped = 0;
+};
+
+// Prints `title`, the per-op table with its total row, and every skipped case with its reason
+// (stdout). Returns the total.
+OpCounts print_conformance_table(const std::string& title,
+                                 const std::map<std::string, OpCounts>& per_op,
+                                 const std::vector<std::string>& skips);
 
 }  // namespace ps::models::cpu::testing

@@ -3,7 +3,6 @@
 // single-node case of an op the GPU has must pass, or be skipped for a stated reason (the
 // builder refuses a dtype or attribute: kUnsupported). A summary prints per-op counts.
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using cpu::Tensor;
 using cpu::testing::CaseResult;
+using cpu::testing::OpCounts;
+using cpu::testing::print_conformance_table;
 using Outcome = CaseResult::Outcome;
 
 fs::path data_root() {
@@ -35,10 +36,10 @@ struct StaticInputs {
   std::initializer_list<size_t> positions;
 };
 const StaticInputs kStaticInputs[] = {
-    {"Clip", {1, 2}},       {"ReduceMean", {1}}, {"ReduceSum", {1}},   {"ReduceMax", {1}},
-    {"ReduceMin", {1}},     {"ReduceProd", {1}}, {"Split", {1}},       {"Slice", {1, 2, 3, 4}},
-    {"Expand", {1}},        {"Reshape", {1}},    {"Squeeze", {1}},     {"Unsqueeze", {1}},
-    {"ConstantOfShape", {0}}, {"Range", {0, 1, 2}}, {"Tile", {1}},     {"Pad", {1, 2, 3}},
+    {"Clip", {1, 2}},         {"ReduceMean", {1}},  {"ReduceSum", {1}}, {"ReduceMax", {1}},
+    {"ReduceMin", {1}},       {"ReduceProd", {1}},  {"Split", {1}},     {"Slice", {1, 2, 3, 4}},
+    {"Expand", {1}},          {"Reshape", {1}},     {"Squeeze", {1}},   {"Unsqueeze", {1}},
+    {"ConstantOfShape", {0}}, {"Range", {0, 1, 2}}, {"Tile", {1}},      {"Pad", {1, 2, 3}},
 };
 
 std::vector<size_t> static_positions(const std::string& op, size_t inputs) {
@@ -103,10 +104,6 @@ Status run_on_gpu(const std::string& op, const cpu::Attributes& attrs,
   return Status::OK();
 }
 
-struct Counts {
-  int passed = 0, failed = 0, skipped = 0;
-};
-
 TEST_CASE("ONNX node test cases pass on the GPU operators", "[gpu][gpu_conformance]") {
   PS_REQUIRE_GPU();
   const fs::path root = data_root();
@@ -115,7 +112,7 @@ TEST_CASE("ONNX node test cases pass on the GPU operators", "[gpu][gpu_conforman
   REQUIRE(cases.ok());
   (void)testing::shared_runtime();
 
-  std::map<std::string, Counts> per_op;
+  std::map<std::string, OpCounts> per_op;
   std::map<std::string, int> no_gpu_op;
   std::vector<std::string> failures, skips, stale;
   int not_applicable = 0;
@@ -133,33 +130,24 @@ TEST_CASE("ONNX node test cases pass on the GPU operators", "[gpu][gpu_conforman
       ++no_gpu_op[r->op];
       continue;
     }
-    Counts& c = per_op[r->op];
+    OpCounts& c = per_op[r->op];
     const KnownSkip* known = find_known_skip(r->name);
     if (r->outcome == Outcome::kPassed) {
       ++c.passed;
       if (known != nullptr) stale.push_back(r->name + " passes now; remove it from kKnownSkips");
     } else if (r->outcome == Outcome::kSkipped || known != nullptr) {
       ++c.skipped;
-      skips.push_back(r->name + " (" + r->op + "): " +
-                      (known != nullptr ? std::string(known->reason) : r->detail));
+      skips.push_back(r->name + " (" + r->op +
+                      "): " + (known != nullptr ? std::string(known->reason) : r->detail));
     } else {
       ++c.failed;
       failures.push_back(r->name + " (" + r->op + "): " + r->detail);
     }
   }
 
-  Counts total;
-  std::printf("ONNX node conformance of the GPU operators, strict fp32 (%s)\n", root.c_str());
-  std::printf("  %-22s %7s %7s %8s\n", "op", "passed", "failed", "skipped");
-  for (const auto& [op, c] : per_op) {
-    std::printf("  %-22s %7d %7d %8d\n", op.c_str(), c.passed, c.failed, c.skipped);
-    total.passed += c.passed;
-    total.failed += c.failed;
-    total.skipped += c.skipped;
-  }
-  std::printf("  %-22s %7d %7d %8d\n", "total", total.passed, total.failed, total.skipped);
-  std::printf("Skipped cases and why:\n");
-  for (const std::string& s : skips) std::printf("  %s\n", s.c_str());
+  const OpCounts total = print_conformance_table(
+      str_cat("ONNX node conformance of the GPU operators, strict fp32 (", root.string(), ")"),
+      per_op, skips);
   std::printf("Ops the CPU reference has and the GPU does not (cases):");
   for (const auto& [op, n] : no_gpu_op) std::printf(" %s (%d)", op.c_str(), n);
   std::printf("\nNot run (multi-node graphs, other domains, ops outside the CPU list): %d\n",

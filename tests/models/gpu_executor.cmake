@@ -18,3 +18,8 @@ ps_add_test(test_gpu_conformance
     ${CMAKE_CURRENT_LIST_DIR}/gpu_conformance_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/cpu_ops_onnx_data.cc
   LIBS ps_gpu_test_support onnx_proto)
+
+# The switching engine's copy groups (models/gpu/copy_groups.h): pure, runs in CI.
+ps_add_test(test_copy_groups
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/copy_groups_test.cc
+  LIBS ps_gpu ps_zoo_lowering)

@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "cuda/driver.h"
 #include "reactor/backend_factory.h"
 #include "reactor/completion_bridge.h"
+#include "reactor/fresh_process.h"
 #include "reactor/log.h"
 #include "reactor/output_summary.h"
 #include "reactor/scheduler.h"
@@ -125,9 +127,24 @@ int serve(const Options& o) {
 
   // The backend.
   reactor::BackendOptions backend_options;
-  backend_options.device = o.device == "auto" ? "0" : o.device;
+  backend_options.device = o.device;
+  if (o.device == "auto") {
+    // GPU 0 when a driver and a GPU are there, else the CPU.
+    auto driver = cuda::load_driver();
+    if (driver.ok() && cuda::gpu_available()) {
+      backend_options.device = "0";
+    } else {
+      say(str_cat("no GPU (", driver.ok() ? "no CUDA device visible" : driver.status().message(),
+                  "): using the CPU"));
+      backend_options.device = "cpu";
+    }
+  }
   backend_options.policy = o.policy;
   backend_options.pool_bytes = o.pool_bytes;
+  backend_options.precision = o.precision;
+  backend_options.grouping = o.grouping;
+  std::error_code exe_error;
+  backend_options.self_exe = std::filesystem::read_symlink("/proc/self/exe", exe_error).string();
   backend_options.cpu_threads = o.threads;
   auto backend = reactor::make_backend(backend_options);
   if (!backend.ok() && o.device == "auto") {
@@ -263,6 +280,10 @@ int serve(const Options& o) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // The kill-restart policy's per-request process (reactor/fresh_process.h).
+  if (!args.empty() && args[0] == "--oneshot") {
+    return ps::reactor::oneshot_main(std::span<const std::string>(args).subspan(1));
+  }
   auto options = ps::pipeswitchd::parse_args(args);
   if (!options.ok()) {
     std::cerr << "pipeswitchd: " << options.status().message() << "\nTry 'pipeswitchd --help'.\n";

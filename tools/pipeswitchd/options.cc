@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "models/gpu/copy_groups.h"
 #include "net/text_command.h"
 
 namespace ps::pipeswitchd {
@@ -73,7 +74,13 @@ Device:
                           is built and finds a GPU, else the CPU) (default auto)
   --policy P              switching policy: pipeswitch, cache, ready, stop-and-start,
                           kill-restart, no-pool, pageable, managed (default pipeswitch)
-  --pool-size SIZE        GPU memory pool, e.g. 12G (default: the backend's)
+  --pool-size SIZE        GPU memory pool, e.g. 12G (default: 8G or 80% of the free GPU
+                          memory, the smaller)
+  --precision P           GPU plans in tf32 (TF32 convolutions and matrix products, PyTorch's
+                          default for convolutions) or strict fp32 (default tf32)
+  --grouping G            copy groups of a switch: optimal (from per-layer times measured at
+                          registration and the measured link), package (as imported), per-layer,
+                          blocks (the original PipeSwitch's), whole (default optimal)
   --threads N             CPU backend worker threads (default: one per core)
 Network:
   --listen ADDR           HOST:PORT, [IPV6]:PORT or PORT; repeatable (default 127.0.0.1:12345);
@@ -137,6 +144,14 @@ Result<Options> parse_args(std::span<const std::string> args) {
       if (!reactor::is_known_policy(o.policy)) {
         return invalid_argument("--policy '", o.policy, "' is not a policy (see --help)");
       }
+    } else if (flag == "--precision") {
+      PS_ASSIGN_OR_RETURN(o.precision, value());
+      if (o.precision != "tf32" && o.precision != "fp32") {
+        return invalid_argument("--precision '", o.precision, "': expected tf32 or fp32");
+      }
+    } else if (flag == "--grouping") {
+      PS_ASSIGN_OR_RETURN(o.grouping, value());
+      PS_TRY(models::gpu::parse_grouping_choice(o.grouping).status());
     } else if (flag == "--pool-size") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       auto size = parse_size(v);

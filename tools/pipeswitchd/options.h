@@ -26,6 +26,8 @@ struct Options {
   std::string device = "auto";  // auto: GPU 0 when a GPU backend is built, else cpu
   std::string policy = "pipeswitch";
   uint64_t pool_bytes = 0;
+  std::string precision = "tf32";
+  std::string grouping = "optimal";
   uint32_t threads = 0;
   std::optional<std::string> token;
   std::optional<std::string> admin_token;

@@ -1,0 +1,59 @@
+#include "models/gpu/pipelined_run.h"
+
+#include "cuda/copy.h"
+
+namespace ps::models::gpu {
+
+Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
+                         const WeightSource& source, const Bindings& bindings,
+                         const cuda::Stream& copy, const cuda::Stream& compute,
+                         std::span<cuda::Event> group_events, cuda::Event* first_layer) {
+  if (group_events.size() < groups.size()) {
+    return invalid_argument("pipelined run: ", groups.size(), " groups but ", group_events.size(),
+                            " events");
+  }
+  uint32_t expected = 0;
+  for (const CopyGroup& g : groups) {
+    if (g.first_layer != expected || g.bytes > plan.weights_bytes() ||
+        g.blob_offset > plan.weights_bytes() - g.bytes) {
+      return invalid_argument("pipelined run: group at layer ", g.first_layer,
+                              " does not follow layer ", expected, " or leaves the weight blob");
+    }
+    expected += g.layer_count;
+  }
+  if (expected != plan.layer_count()) {
+    return invalid_argument("pipelined run: the groups cover ", expected, " of ",
+                            plan.layer_count(), " layers");
+  }
+  if (plan.weights_bytes() > 0 && source.host == nullptr) {
+    return invalid_argument("pipelined run: no host weights");
+  }
+
+  const auto* host = static_cast<const uint8_t*>(source.host);
+  size_t copied = 0;          // groups whose copy is enqueued
+  uint64_t copied_bytes = 0;  // their bytes
+  uint64_t computed_bytes = 0;
+  auto enqueue_copy = [&]() -> Status {
+    const CopyGroup& g = groups[copied];
+    PS_TRY(cuda::copy_to_device_async(bindings.weights + g.blob_offset, host + g.blob_offset,
+                                      g.bytes, copy));
+    PS_TRY(group_events[copied].record(copy));
+    copied_bytes += g.bytes;
+    ++copied;
+    return Status::OK();
+  };
+  for (size_t g = 0; g < groups.size(); ++g) {
+    // Keep the copies a window ahead of the layers (and always at least this group's).
+    while (copied < groups.size() &&
+           (copied <= g || copied_bytes < computed_bytes + kCopyLookaheadBytes)) {
+      PS_TRY(enqueue_copy());
+    }
+    PS_TRY(compute.wait(group_events[g]));
+    if (g == 0 && first_layer != nullptr) PS_TRY(first_layer->record(compute));
+    PS_TRY(plan.enqueue_layers(groups[g].first_layer, groups[g].layer_count, compute, bindings));
+    computed_bytes += groups[g].bytes;
+  }
+  return Status::OK();
+}
+
+}  // namespace ps::models::gpu

@@ -1,0 +1,162 @@
+#include "reactor/gpu_backend.h"
+
+#include "reactor/gpu_engine.h"
+#include "reactor/log.h"
+
+namespace ps::reactor {
+namespace {
+
+Completion cancelled(CompletionKind kind, uint64_t ticket) {
+  Completion c;
+  c.kind = kind;
+  c.ticket = ticket;
+  c.status = make_error(Code::kCancelled, "the server is shutting down");
+  return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Backend>> make_gpu_backend(int device_index, const BackendOptions& options) {
+  PS_ASSIGN_OR_RETURN(SwitchPolicy policy, policy_named(options.policy));
+  if (policy.fresh_process && options.self_exe.empty()) {
+    return invalid_argument("--policy kill-restart needs the server's own binary to restart");
+  }
+  return std::unique_ptr<Backend>(
+      std::make_unique<GpuBackend>(device_index, options, std::move(policy)));
+}
+
+GpuBackend::GpuBackend(int ordinal, BackendOptions options, SwitchPolicy policy)
+    : ordinal_(ordinal), options_(std::move(options)), policy_(std::move(policy)) {
+  description_ = str_cat("gpu ", ordinal_, " (not started)");
+}
+
+GpuBackend::~GpuBackend() { shutdown(); }
+
+std::string GpuBackend::describe() const {
+  std::lock_guard lock(mutex_);
+  return description_;
+}
+
+Status GpuBackend::start(CompletionSink* sink) {
+  PS_CHECK(sink != nullptr && sink_ == nullptr);
+  sink_ = sink;
+  device_thread_ = std::thread([this] { device_main(); });
+  std::unique_lock lock(mutex_);
+  ready_.wait(lock, [this] { return started_; });
+  return started_status_;
+}
+
+void GpuBackend::load(uint64_t ticket, ModelSource source) {
+  std::unique_lock lock(mutex_);
+  if (stopping_ || !started_status_.ok()) {
+    lock.unlock();
+    sink_->post(cancelled(CompletionKind::kLoad, ticket));
+    return;
+  }
+  commands_.push_back(LoadCommand{ticket, std::move(source)});
+  ready_.notify_all();
+}
+
+void GpuBackend::unload(uint64_t ticket, std::string model) {
+  std::unique_lock lock(mutex_);
+  if (stopping_ || !started_status_.ok()) {
+    lock.unlock();
+    sink_->post(cancelled(CompletionKind::kUnload, ticket));
+    return;
+  }
+  commands_.push_back(UnloadCommand{ticket, std::move(model)});
+  ready_.notify_all();
+}
+
+void GpuBackend::infer(InferTask task) {
+  std::unique_lock lock(mutex_);
+  if (stopping_ || !started_status_.ok()) {
+    lock.unlock();
+    sink_->post(cancelled(CompletionKind::kInfer, task.ticket));
+    return;
+  }
+  commands_.push_back(std::move(task));
+  ready_.notify_all();
+}
+
+Status GpuBackend::start_training(const TrainTask& task) {
+  return unsupported("training '", task.model,
+                     "' is not implemented yet on the GPU backend (training comes with issue 7)");
+}
+
+Status GpuBackend::stop_training(uint64_t job) { return not_found("no training job ", job); }
+
+BackendStats GpuBackend::stats() const {
+  std::lock_guard lock(mutex_);
+  return stats_;
+}
+
+void GpuBackend::post_cancelled(Command& command) {
+  if (auto* load = std::get_if<LoadCommand>(&command)) {
+    sink_->post(cancelled(CompletionKind::kLoad, load->ticket));
+  } else if (auto* unload = std::get_if<UnloadCommand>(&command)) {
+    sink_->post(cancelled(CompletionKind::kUnload, unload->ticket));
+  } else {
+    sink_->post(cancelled(CompletionKind::kInfer, std::get<InferTask>(command).ticket));
+  }
+}
+
+void GpuBackend::shutdown() {
+  std::deque<Command> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_ = true;
+    dropped.swap(commands_);
+    ready_.notify_all();
+  }
+  if (sink_ != nullptr) {
+    for (Command& command : dropped) post_cancelled(command);
+  }
+  if (device_thread_.joinable()) device_thread_.join();
+}
+
+void GpuBackend::device_main() {
+  auto engine = GpuEngine::open(ordinal_, options_, policy_);
+  {
+    std::lock_guard lock(mutex_);
+    started_ = true;
+    if (engine.ok()) {
+      engine_ = std::move(*engine);
+      description_ = engine_->describe();
+      stats_ = engine_->stats();
+    } else {
+      started_status_ = engine.status().with_context(str_cat("--device ", ordinal_));
+    }
+    ready_.notify_all();
+  }
+  if (!engine_) return;
+
+  for (;;) {
+    Command command;
+    {
+      std::unique_lock lock(mutex_);
+      ready_.wait(lock, [this] { return stopping_ || !commands_.empty(); });
+      if (commands_.empty()) break;  // stopping, nothing left
+      command = std::move(commands_.front());
+      commands_.pop_front();
+    }
+    Completion c;
+    if (auto* load = std::get_if<LoadCommand>(&command)) {
+      c = engine_->load(load->ticket, load->source);
+    } else if (auto* unload = std::get_if<UnloadCommand>(&command)) {
+      c = engine_->unload(unload->ticket, unload->model);
+    } else {
+      c = engine_->infer(std::get<InferTask>(command));
+    }
+    if (c.status.code() == Code::kDevice) log_error("gpu ", ordinal_, ": ", c.status.message());
+    sink_->post(std::move(c));
+    engine_->after_reply();
+    std::lock_guard lock(mutex_);
+    stats_ = engine_->stats();
+  }
+  engine_.reset();  // frees every model, the pool and the context on this thread
+}
+
+}  // namespace ps::reactor

@@ -1,0 +1,84 @@
+// GpuEngine: the GPU backend's device-thread state (gpu_backend.h explains the threads). It
+// owns the runtime, the pool, the streams and every registered model, and turns one command
+// into one Completion, blocking the device thread (never the loop) until the GPU is done.
+// Not thread-safe: only the device thread that created it uses it, and destroys it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cuda/device_pool.h"
+#include "cuda/event.h"
+#include "cuda/host_memory.h"
+#include "cuda/stream.h"
+#include "models/gpu/copy_groups.h"
+#include "models/gpu/plan.h"
+#include "models/gpu/runtime.h"
+#include "reactor/backend.h"
+#include "reactor/backend_factory.h"
+#include "reactor/switch_policy.h"
+
+namespace ps::reactor {
+
+class GpuEngine {
+ public:
+  // Opens GPU `ordinal` on the calling thread: runtime, pool (options.pool_bytes, or the
+  // default: 8 GiB or 80% of free memory, the smaller), streams, and the link measurement.
+  static Result<std::unique_ptr<GpuEngine>> open(int ordinal, const BackendOptions& options,
+                                                 SwitchPolicy policy);
+  ~GpuEngine();
+  GpuEngine(const GpuEngine&) = delete;
+  GpuEngine& operator=(const GpuEngine&) = delete;
+
+  // "gpu 0: NVIDIA H200 (139.8 GiB, cc 9.0); tf32; pool 8.0 GiB; link 52.1 GB/s + 2.4 us/copy".
+  std::string describe() const;
+
+  Completion load(uint64_t ticket, const ModelSource& source);
+  Completion unload(uint64_t ticket, const std::string& model);
+  Completion infer(const InferTask& task);
+  // Work a request leaves for after its reply is posted: the pipeswitch-style policies evict
+  // the model here (a pool slot returned, a driver allocation freed, managed pages pushed back
+  // to the host), off the request's latency. Call after every infer().
+  void after_reply();
+  BackendStats stats() const;
+
+ private:
+  struct Model;
+
+  GpuEngine() = default;
+  Result<std::unique_ptr<Model>> register_model(const ModelSource& source);
+  Status choose_groups(Model& model);
+  // Makes room for and returns the device address of `model`'s weights for this request
+  // (a pool slot, evicting least recently used models under the cache policy; a driver
+  // allocation under no-pool; the managed memory itself under managed).
+  Result<CUdeviceptr> weights_for_switch(Model& model);
+  void release_weights(Model& model);
+  Status run(Model& model, const InferTask& task, const std::string& input, Completion* c);
+  Status ensure_staging(Model& model, uint32_t chunks);
+
+  Status run_fresh_process(Model& model, const InferTask& task, const std::string& input,
+                           Completion* c);
+
+  int ordinal_ = 0;
+  SwitchPolicy policy_;
+  std::string self_exe_;     // kill-restart: the binary to start per request
+  std::string package_dir_;  // kill-restart: where zoo models are written as packages
+  models::gpu::GroupingChoice grouping_ = models::gpu::GroupingChoice::kOptimal;
+  models::gpu::Precision precision_ = models::gpu::Precision::kTf32;
+  std::unique_ptr<models::gpu::GpuRuntime> runtime_;
+  std::optional<cuda::DevicePool> pool_;
+  cuda::Stream copy_stream_;
+  cuda::Stream compute_stream_;
+  cuda::Event start_event_, end_event_, copy_start_event_, copy_end_event_, first_layer_event_;
+  models::TransferModel link_;
+  std::map<std::string, std::unique_ptr<Model>> models_;
+  ResidentSet resident_;
+  uint64_t switches_ = 0;
+  Model* evict_after_reply_ = nullptr;
+};
+
+}  // namespace ps::reactor

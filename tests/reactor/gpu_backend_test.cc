@@ -1,0 +1,285 @@
+// The GPU backend (reactor/gpu_backend.h) [gpu]: every policy and grouping returns the same
+// outputs, bit for bit, as the resident model; they match the CPU backend (the reference
+// executor) on the same inputs; batches that are multiples of the native batch; unload; and
+// back-to-back switches among models without pool growth. Skipped without a GPU.
+#include "reactor/gpu_backend.h"
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "reactor/backend_factory.h"
+#include "reactor/cpu_backend.h"
+#include "reactor/synthetic_input.h"
+#include "tests/support/gpu.h"
+
+namespace ps::reactor {
+namespace {
+
+// Collects completions; wait_for(ticket) blocks until that one arrives.
+class CollectingSink final : public CompletionSink {
+ public:
+  void post(Completion c) override {
+    std::lock_guard lock(mutex_);
+    done_[c.ticket] = std::move(c);
+    arrived_.notify_all();
+  }
+  void wake() override {}
+  Completion wait_for(uint64_t ticket) {
+    std::unique_lock lock(mutex_);
+    const bool got =
+        arrived_.wait_for(lock, std::chrono::minutes(2), [&] { return done_.count(ticket) > 0; });
+    PS_CHECK(got);
+    Completion c = std::move(done_.at(ticket));
+    done_.erase(ticket);
+    return c;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable arrived_;
+  std::map<uint64_t, Completion> done_;
+};
+
+// A started backend with its sink, and helpers that run one command to completion.
+struct Harness {
+  CollectingSink sink;
+  std::unique_ptr<Backend> backend;
+  uint64_t next_ticket = 1;
+
+  Completion load(const std::string& zoo, uint32_t batch = 2) {
+    ModelSource s;
+    s.name = zoo;
+    s.zoo_model = zoo;
+    s.zoo_batch = batch;
+    s.zoo_seq = 8;
+    const uint64_t t = next_ticket++;
+    backend->load(t, s);
+    return sink.wait_for(t);
+  }
+  Completion infer(const std::string& model, uint32_t batch, std::string input = {}) {
+    InferTask task;
+    task.ticket = next_ticket++;
+    task.model = model;
+    task.batch = batch;
+    task.synthetic = input.empty();
+    task.input = std::move(input);
+    task.accepted = std::chrono::steady_clock::now();
+    const uint64_t t = task.ticket;
+    backend->infer(std::move(task));
+    return sink.wait_for(t);
+  }
+  // The backend's statistics once every command sent so far is fully done: the device thread
+  // updates them after posting a completion (and after evicting), so a request for an unknown
+  // model, answered in order, is the barrier.
+  BackendStats settled_stats() {
+    PS_CHECK(infer("(barrier)", 1).status.code() == Code::kNotFound);
+    return backend->stats();
+  }
+};
+
+std::unique_ptr<Harness> gpu_harness(const std::string& policy,
+                                     const std::string& grouping = "optimal",
+                                     const std::string& precision = "fp32") {
+  auto h = std::make_unique<Harness>();
+  BackendOptions o;
+  o.device = "0";
+  o.policy = policy;
+  o.grouping = grouping;
+  o.precision = precision;
+  o.pool_bytes = uint64_t{1} << 30;
+  auto b = make_backend(o);
+  INFO(b.status().to_string());
+  REQUIRE(b.ok());
+  h->backend = std::move(*b);
+  Status started = h->backend->start(&h->sink);
+  INFO(started.to_string());
+  REQUIRE(started.ok());
+  return h;
+}
+
+// Largest |a - b| / max(|b|, 1e-3) over float32 outputs.
+double max_relative_error(const std::string& a, const std::string& b) {
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (size_t i = 0; i + 4 <= a.size(); i += 4) {
+    float x, y;
+    std::memcpy(&x, a.data() + i, 4);
+    std::memcpy(&y, b.data() + i, 4);
+    REQUIRE(std::isfinite(x));
+    worst = std::max(worst, std::fabs(double{x} - y) / std::max(std::fabs(double{y}), 1e-3));
+  }
+  return worst;
+}
+
+const char* const kModels[] = {"resnet_tiny", "inception_tiny", "bert_tiny"};
+
+// The CPU backend's outputs for every model at batch 2 and 4 (synthetic inputs).
+const std::map<std::string, std::string>& cpu_outputs() {
+  static const std::map<std::string, std::string> outputs = [] {
+    std::map<std::string, std::string> out;
+    Harness h;
+    h.backend = std::make_unique<CpuBackend>(2);
+    PS_CHECK(h.backend->start(&h.sink).ok());
+    for (const char* m : kModels) {
+      PS_CHECK(h.load(m).status.ok());
+      for (uint32_t batch : {2u, 4u}) {
+        Completion c = h.infer(m, batch);
+        PS_CHECK(c.status.ok());
+        out[std::string(m) + "/" + std::to_string(batch)] = c.output;
+      }
+    }
+    h.backend->shutdown();
+    return out;
+  }();
+  return outputs;
+}
+
+TEST_CASE("GPU backend: every policy gives the resident model's outputs, bit for bit",
+          "[gpu][gpu_backend]") {
+  PS_REQUIRE_GPU();
+  const auto& cpu = cpu_outputs();
+  // The ready policy's outputs are the reference for the others.
+  std::map<std::string, std::string> ready;
+  for (const char* policy :
+       {"ready", "pipeswitch", "cache", "stop-and-start", "no-pool", "pageable", "managed"}) {
+    INFO("policy " << policy);
+    auto h = gpu_harness(policy);
+    for (const char* m : kModels) {
+      Completion load = h->load(m);
+      INFO(load.status.to_string());
+      REQUIRE(load.status.ok());
+    }
+    // Twice round the models: the second round finds cache/ready models resident.
+    for (int round = 0; round < 2; ++round) {
+      for (const char* m : kModels) {
+        for (uint32_t batch : {2u, 4u}) {
+          const std::string key = std::string(m) + "/" + std::to_string(batch);
+          INFO(key << " round " << round);
+          Completion c = h->infer(m, batch);
+          INFO(c.status.to_string());
+          REQUIRE(c.status.ok());
+          REQUIRE(c.outputs.size() >= 1);
+          CHECK(c.outputs[0].shape[0] == batch);
+          CHECK(max_relative_error(c.output, cpu.at(key)) <= 1e-4);
+          if (std::string(policy) == "ready") {
+            if (round == 0) ready[key] = c.output;
+            CHECK(c.timings.switch_us == 0);
+          } else {
+            CHECK(c.output == ready.at(key));
+          }
+        }
+      }
+    }
+    const BackendStats stats = h->settled_stats();
+    if (std::string(policy) == "ready") {
+      CHECK(stats.switches == 0);
+      CHECK(stats.resident.size() == 3);
+    } else if (std::string(policy) == "cache") {
+      CHECK(stats.switches == 3);  // each model once; then resident
+    } else {
+      CHECK(stats.switches == 12);  // every request switches its model in
+      CHECK(stats.resident.empty());
+    }
+    h->backend->shutdown();
+  }
+}
+
+TEST_CASE("GPU backend: every grouping computes the same outputs", "[gpu][gpu_backend]") {
+  PS_REQUIRE_GPU();
+  std::map<std::string, std::string> first;
+  for (const char* grouping : {"optimal", "per-layer", "blocks", "whole", "package"}) {
+    INFO("grouping " << grouping);
+    auto h = gpu_harness("pipeswitch", grouping);
+    for (const char* m : kModels) {
+      REQUIRE(h->load(m).status.ok());
+      Completion c = h->infer(m, 2);
+      INFO(c.status.to_string());
+      REQUIRE(c.status.ok());
+      CHECK(c.timings.switch_us > 0);
+      auto [it, inserted] = first.emplace(m, c.output);
+      if (!inserted) CHECK(c.output == it->second);
+    }
+    h->backend->shutdown();
+  }
+}
+
+TEST_CASE("GPU backend: sent inputs, wrong sizes, unknown and unloaded models",
+          "[gpu][gpu_backend]") {
+  PS_REQUIRE_GPU();
+  auto h = gpu_harness("pipeswitch", "optimal", "tf32");
+  Completion load = h->load("resnet_tiny");
+  REQUIRE(load.status.ok());
+  REQUIRE(load.model.has_value());
+  const ModelInfo info = *load.model;
+  // A sent input equal to the synthetic one gives the same output.
+  const std::string input = synthetic_input(info, 2);
+  Completion sent = h->infer("resnet_tiny", 2, input);
+  Completion synthetic = h->infer("resnet_tiny", 2);
+  REQUIRE(sent.status.ok());
+  REQUIRE(synthetic.status.ok());
+  CHECK(sent.output == synthetic.output);
+  CHECK(max_relative_error(sent.output, cpu_outputs().at("resnet_tiny/2")) <= 5e-3);
+
+  Completion wrong = h->infer("resnet_tiny", 2, std::string(input.size() - 4, 'x'));
+  CHECK(wrong.status.code() == Code::kInvalidArgument);
+  Completion unknown = h->infer("nope", 2);
+  CHECK(unknown.status.code() == Code::kNotFound);
+
+  const uint64_t t = h->next_ticket++;
+  h->backend->unload(t, "resnet_tiny");
+  CHECK(h->sink.wait_for(t).status.ok());
+  CHECK(h->infer("resnet_tiny", 2).status.code() == Code::kNotFound);
+  // The pool holds nothing of the model any more.
+  CHECK(h->settled_stats().pool_used_bytes == 0);
+  h->backend->shutdown();
+}
+
+TEST_CASE("GPU backend: back-to-back switches among models keep the pool flat",
+          "[gpu][gpu_backend]") {
+  PS_REQUIRE_GPU();
+  for (const char* policy : {"pipeswitch", "cache"}) {
+    INFO(policy);
+    auto h = gpu_harness(policy);
+    std::map<std::string, std::string> first;
+    for (const char* m : kModels) {
+      REQUIRE(h->load(m).status.ok());
+      first[m] = h->infer(m, 2).output;
+    }
+    const uint64_t used = h->settled_stats().pool_used_bytes;
+    for (int i = 0; i < 300; ++i) {
+      const char* m = kModels[(i * 7) % 3];
+      Completion c = h->infer(m, 2);
+      REQUIRE(c.status.ok());
+      REQUIRE(c.output == first[m]);
+    }
+    CHECK(h->settled_stats().pool_used_bytes == used);
+    h->backend->shutdown();
+  }
+}
+
+TEST_CASE("GPU backend: a pool too small for the model fails the load clearly",
+          "[gpu][gpu_backend]") {
+  PS_REQUIRE_GPU();
+  auto h = std::make_unique<Harness>();
+  BackendOptions o;
+  o.device = "0";
+  o.pool_bytes = uint64_t{80} << 20;  // the link probe fits; inception_v3's 91 MiB do not
+  auto b = make_backend(o);
+  REQUIRE(b.ok());
+  h->backend = std::move(*b);
+  REQUIRE(h->backend->start(&h->sink).ok());
+  Completion load = h->load("inception_v3", 1);
+  CHECK(load.status.code() == Code::kOutOfMemory);
+  // The server goes on: a small model still loads and runs.
+  REQUIRE(h->load("resnet_tiny").status.ok());
+  CHECK(h->infer("resnet_tiny", 2).status.ok());
+  h->backend->shutdown();
+}
+
+}  // namespace
+}  // namespace ps::reactor
