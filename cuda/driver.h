@@ -46,9 +46,11 @@
   X(cuStreamQuery, 2000)                     \
   X(cuStreamGetPriority, 5050)               \
   X(cuStreamWaitEvent, 3020)                 \
+  X(cuStreamIsCapturing, 10000)              \
   X(cuEventCreate, 2000)                     \
   X(cuEventDestroy, 4000)                    \
   X(cuEventRecord, 2000)                     \
+  X(cuEventRecordWithFlags, 11010)           \
   X(cuEventSynchronize, 2000)                \
   X(cuEventQuery, 2000)                      \
   X(cuEventElapsedTime, 12080)               \

@@ -24,6 +24,17 @@ Status Event::record(const Stream& stream) {
   return Status::OK();
 }
 
+Status Event::record_timestamp(const Stream& stream) {
+  CUstreamCaptureStatus capture = CU_STREAM_CAPTURE_STATUS_NONE;
+  CU_TRY(api().cuStreamIsCapturing(stream.get(), &capture));
+  if (capture == CU_STREAM_CAPTURE_STATUS_ACTIVE) {
+    CU_TRY(api().cuEventRecordWithFlags(get(), stream.get(), CU_EVENT_RECORD_EXTERNAL));
+  } else {
+    CU_TRY(api().cuEventRecord(get(), stream.get()));
+  }
+  return Status::OK();
+}
+
 Status Event::synchronize() const {
   CU_TRY(api().cuEventSynchronize(get()));
   return Status::OK();

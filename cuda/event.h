@@ -29,6 +29,12 @@ class Event {
   // Recording again replaces what the event stands for. Precondition: same context.
   Status record(const Stream& stream);
 
+  // As record(), but when `stream` is being captured into a CUDA graph the record becomes an
+  // event-record node of the graph (CU_EVENT_RECORD_EXTERNAL), so each replay records the event
+  // and timing events keep working inside graphs. A plain record() during capture only orders
+  // the captured work and leaves the event untouched.
+  Status record_timestamp(const Stream& stream);
+
   // Blocks the calling thread until the recorded work has finished (at once if never recorded).
   Status synchronize() const;
 

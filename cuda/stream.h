@@ -36,6 +36,8 @@ class Stream {
     PS_CHECK(stream_);
     return stream_.get();
   }
+  // True for a default-constructed or moved-from Stream (no driver stream behind it).
+  bool empty() const { return !stream_; }
   StreamPriority priority_class() const { return priority_class_; }
 
   // The driver's numeric priority of the stream (lower numbers run first).

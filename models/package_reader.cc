@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "onnx_loader/package_checksum.h"
+#include "common/hash64.h"
 #include "onnx_loader/package_validate.h"
 
 namespace ps::models {
@@ -69,7 +69,7 @@ Result<Package> Package::open(const std::string& path) {
   std::vector<uint8_t> manifest_bytes(header.weights_offset - header.manifest_offset);
   PS_TRY(onnx_loader::pread_exact(fd.get(), manifest_bytes, header.manifest_offset, path));
   const std::span<const uint8_t> serialized(manifest_bytes.data(), header.manifest_size);
-  const uint64_t checksum = onnx_loader::hash64(serialized);
+  const uint64_t checksum = ps::hash64(serialized);
   if (checksum != header.manifest_checksum) {
     return corrupt(path, ": manifest checksum mismatch (stored ", hex64(header.manifest_checksum),
                    ", computed ", hex64(checksum), "): the manifest is corrupt");
@@ -109,7 +109,7 @@ Status Package::read_weights(void* dst, size_t dst_size, const ProgressFn& progr
                         static_cast<off_t>(total), POSIX_FADV_SEQUENTIAL);
 
   auto* out = static_cast<uint8_t*>(dst);
-  onnx_loader::Hash64 hasher;
+  ps::Hash64 hasher;
   for (uint64_t done = 0; done < total;) {
     const std::span<uint8_t> chunk(out + done, std::min<uint64_t>(kReadChunk, total - done));
     PS_TRY(onnx_loader::pread_exact(fd_.get(), chunk, header_.weights_offset + done, path_));

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "common/hash64.h"
 #include "common/status.h"
 #include "net/text_command.h"
 
@@ -134,12 +135,8 @@ std::string help_text() {
 }
 
 uint64_t payload_checksum(std::string_view bytes) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (char c : bytes) {
-    hash ^= static_cast<unsigned char>(c);
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
+  return hash64(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace ps::net

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "onnx_loader/package_checksum.h"
+#include "common/hash64.h"
 
 namespace ps::onnx_loader {
 namespace {

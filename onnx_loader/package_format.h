@@ -5,7 +5,7 @@
 //   [.., weights_offset)           zero padding; weights_offset is a multiple of 4096
 //   [weights_offset, end of file)  the weight blob, read straight into pinned host memory
 //
-// Three XXH64 checksums (onnx_loader/package_checksum.h) cover everything: the header's own
+// Three XXH64 checksums (common/hash64.h) cover everything: the header's own
 // (over its first 120 bytes), the manifest's and the weight blob's; the reader checks the
 // padding is zero, so no byte of a package goes unchecked.
 //

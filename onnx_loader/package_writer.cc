@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "onnx_loader/package_checksum.h"
+#include "common/hash64.h"
 #include "onnx_loader/package_file.h"
 #include "onnx_loader/package_validate.h"
 

@@ -28,6 +28,8 @@ struct BackendOptions {
   // (models/gpu/copy_groups.h: optimal, package, per-layer, blocks, whole).
   std::string precision = "tf32";
   std::string grouping = "optimal";
+  // Replay each model's request as one CUDA graph where the addresses allow (docs/switching.md).
+  bool graphs = true;
   // kill-restart: the binary started per request as `EXE --oneshot ...` (pipeswitchd passes
   // its own /proc/self/exe).
   std::string self_exe;

@@ -79,19 +79,26 @@ struct GpuEngine::Model {
   cuda::PinnedBuffer input_staging, output_staging;
   std::map<uint32_t, std::string> synthetic;  // synthetic inputs by batch
 
+  // Graphs of one native-batch request (graph_for), with the weight address each captured.
+  std::optional<models::gpu::CudaGraph> switch_graph, resident_graph;
+  CUdeviceptr switch_graph_weights = 0, resident_graph_weights = 0;
+  bool graphs_failed = false;
+
   const models::gpu::Plan& p() const { return *plan; }
 };
 
 GpuEngine::~GpuEngine() {
   // Nothing may still run on memory about to be freed.
-  if (compute_stream_.get() != nullptr) (void)compute_stream_.synchronize();
-  if (copy_stream_.get() != nullptr) (void)copy_stream_.synchronize();
+  // (A failed open() destroys an engine with only some members made.)
+  if (!compute_stream_.empty()) (void)compute_stream_.synchronize();
+  if (!copy_stream_.empty()) (void)copy_stream_.synchronize();
   for (auto& [name, model] : models_) {
     if (model->slot) (void)pool_->free(*model->slot);
     (void)pool_->free(model->arena);
     if (model->workspace) (void)pool_->free(*model->workspace);
   }
   models_.clear();
+  if (switch_region_) (void)pool_->free(*switch_region_);
   if (!package_dir_.empty()) {
     std::error_code ec;
     std::filesystem::remove(package_dir_, ec);
@@ -104,6 +111,7 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
   e->ordinal_ = ordinal;
   e->policy_ = std::move(policy);
   e->self_exe_ = options.self_exe;
+  e->graphs_ = options.graphs;
   PS_ASSIGN_OR_RETURN(e->grouping_, models::gpu::parse_grouping_choice(options.grouping));
   if (e->policy_.whole_model_copy) e->grouping_ = GroupingChoice::kWhole;
   PS_ASSIGN_OR_RETURN(e->precision_, models::gpu::parse_precision(options.precision));
@@ -280,6 +288,38 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     (void)pool_->free(*m->slot);
     m->slot.reset();
   }
+  // 5. The switch region grows to hold it; the graph of its request is captured and run once
+  // now (so the first request pays neither the capture nor the graph's upload).
+  Status ready = [&]() -> Status {
+    if (uses_switch_region()) PS_TRY(grow_switch_region(m->weights_bytes));
+    if (!graphs_ || policy_.fresh_process) return Status::OK();
+    CUdeviceptr weights = 0;
+    bool switch_in = false;
+    if (m->slot) {
+      weights = m->slot->ptr;
+    } else if (policy_.home == WeightHome::kManaged) {
+      weights = m->managed.ptr();
+    } else if (uses_switch_region()) {
+      weights = switch_region_->ptr;
+      switch_in = true;
+    } else {
+      return Status::OK();
+    }
+    PS_ASSIGN_OR_RETURN(const models::gpu::CudaGraph* graph, graph_for(*m, weights, switch_in));
+    if (graph != nullptr) {
+      PS_TRY(graph->launch(compute_stream_));
+      PS_TRY(compute_stream_.synchronize());
+    }
+    if (policy_.home == WeightHome::kManaged) release_weights(*m);
+    return Status::OK();
+  }();
+  if (!ready.ok()) {
+    if (m->slot) (void)pool_->free(*m->slot);
+    (void)pool_->free(m->arena);
+    if (m->workspace) (void)pool_->free(*m->workspace);
+    resident_.remove(source.name);
+    return ready.with_context(str_cat("model '", source.name, "'"));
+  }
   log_info("registered ", source.name, ": ", m->p().layer_count(), " layers, ",
            models::gpu::describe_groups(m->groups), " (",
            models::gpu::grouping_choice_name(grouping_), "); compute ",
@@ -357,6 +397,11 @@ Status GpuEngine::ensure_staging(Model& m, uint32_t chunks) {
   for (const models::gpu::IoSpec& io : m.p().outputs()) out += io.bytes;
   in = std::max<uint64_t>(in * chunks, 1);
   out = std::max<uint64_t>(out * chunks, 1);
+  if (m.input_staging.size() < in || m.output_staging.size() < out) {
+    // The graphs copy from and to the old buffers: capture them again when next used.
+    m.switch_graph.reset();
+    m.resident_graph.reset();
+  }
   if (m.input_staging.size() < in) {
     PS_ASSIGN_OR_RETURN(m.input_staging, cuda::PinnedBuffer::allocate(in));
   }
@@ -388,6 +433,7 @@ Completion GpuEngine::unload(uint64_t ticket, const std::string& name) {
 Result<CUdeviceptr> GpuEngine::weights_for_switch(Model& m) {
   const uint64_t bytes = std::max<uint64_t>(m.weights_bytes, 256);
   if (policy_.home == WeightHome::kManaged) return m.managed.ptr();
+  if (uses_switch_region()) return switch_region_->ptr;
   if (policy_.memory == DeviceMemory::kDriver) {
     PS_ASSIGN_OR_RETURN(m.driver_weights, cuda::DeviceBuffer::allocate(bytes));
     return m.driver_weights.ptr();
@@ -421,8 +467,97 @@ void GpuEngine::release_weights(Model& m) {
     m.driver_weights = cuda::DeviceBuffer();
     return;
   }
+  // In the switch region the next model's copies simply overwrite these weights.
   if (m.slot) (void)pool_->free(*m.slot);
   m.slot.reset();
+}
+
+bool GpuEngine::uses_switch_region() const {
+  return policy_.residency == Residency::kEvictAfterTask && policy_.memory == DeviceMemory::kPool &&
+         policy_.home == WeightHome::kPinned && !policy_.fresh_process;
+}
+
+Status GpuEngine::grow_switch_region(uint64_t bytes) {
+  bytes = std::max<uint64_t>(bytes, 256);
+  if (switch_region_ && switch_region_->size() >= bytes) return Status::OK();
+  if (switch_region_) {
+    PS_TRY(pool_->free(*switch_region_));
+    switch_region_.reset();
+  }
+  auto region = pool_->allocate(bytes, "switch region");
+  if (!region.ok()) return region.status().with_context("the switch region");
+  switch_region_ = *region;
+  // Every captured switch graph wrote to the old region.
+  for (auto& [name, model] : models_) model->switch_graph.reset();
+  return Status::OK();
+}
+
+Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in, uint32_t k,
+                                  uint32_t chunks) {
+  const models::gpu::Plan& plan = m.p();
+  const models::gpu::Bindings b{weights, m.arena.ptr, m.workspace ? m.workspace->ptr : 0,
+                                m.workspace ? m.workspace->size() : 0};
+  if (switch_in) {
+    // The copy stream joins the compute stream's work (and a capture of it) before the input
+    // copies, so the weights start moving at once; it rejoins after its last copy.
+    PS_TRY(fork_event_.record(compute_stream_));
+    PS_TRY(copy_stream_.wait(fork_event_));
+  }
+  // Input i of the request starts after inputs 0..i-1 (each at the request's batch).
+  uint64_t offset = 0;
+  for (const models::gpu::IoSpec& io : plan.inputs()) {
+    PS_TRY(cuda::copy_to_device_async(m.arena.ptr + io.arena_offset,
+                                      m.input_staging.as<uint8_t>() + offset + k * io.bytes,
+                                      io.bytes, compute_stream_));
+    offset += io.bytes * chunks;
+  }
+  if (switch_in) {
+    PS_TRY(copy_start_event_.record_timestamp(copy_stream_));
+    const models::gpu::WeightSource source{m.host_weights};
+    PS_TRY(models::gpu::enqueue_pipelined(plan, m.groups, source, b, copy_stream_, compute_stream_,
+                                          m.group_events, &first_layer_event_));
+    PS_TRY(copy_end_event_.record_timestamp(copy_stream_));
+    PS_TRY(join_event_.record(copy_stream_));
+    PS_TRY(compute_stream_.wait(join_event_));
+  } else {
+    if (k == 0) PS_TRY(first_layer_event_.record_timestamp(compute_stream_));
+    PS_TRY(plan.enqueue(compute_stream_, b));
+  }
+  offset = 0;
+  for (const models::gpu::IoSpec& io : plan.outputs()) {
+    PS_TRY(cuda::copy_to_host_async(m.output_staging.as<uint8_t>() + offset + k * io.bytes,
+                                    m.arena.ptr + io.arena_offset, io.bytes, compute_stream_));
+    offset += io.bytes * chunks;
+  }
+  return Status::OK();
+}
+
+Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr weights,
+                                                           bool switch_in) {
+  // Pageable copies cannot be captured; a weight address that changes every switch (no-pool,
+  // cache slots) would need a capture per request, which costs more than it saves.
+  if (!graphs_ || m.graphs_failed || policy_.home == WeightHome::kPageable ||
+      (switch_in && (!switch_region_ || weights != switch_region_->ptr))) {
+    return nullptr;
+  }
+  std::optional<models::gpu::CudaGraph>& graph = switch_in ? m.switch_graph : m.resident_graph;
+  CUdeviceptr& captured_for = switch_in ? m.switch_graph_weights : m.resident_graph_weights;
+  if (!graph || captured_for != weights) {
+    graph.reset();
+    auto g = models::gpu::CudaGraph::capture(
+        compute_stream_, [&] { return enqueue_request(m, weights, switch_in, 0, 1); });
+    if (!g.ok()) {
+      // Not fatal: this model runs layer by layer from now on. (Errors that break the
+      // context end the process in the driver wrappers before they get here.)
+      log_warn("model '", m.info.name, "': no CUDA graph (", g.status().message(),
+               "); running it layer by layer");
+      m.graphs_failed = true;
+      return nullptr;
+    }
+    graph = std::move(*g);
+    captured_for = weights;
+  }
+  return &*graph;
 }
 
 Completion GpuEngine::infer(const InferTask& task) {
@@ -463,7 +598,6 @@ Completion GpuEngine::infer(const InferTask& task) {
 }
 
 Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input, Completion* c) {
-  const models::gpu::Plan& plan = m.p();
   const uint32_t chunks = task.batch / m.info.batch;
   PS_TRY(ensure_staging(m, chunks));
   std::memcpy(m.input_staging.data(), input.data(), input.size());
@@ -477,39 +611,20 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
     PS_ASSIGN_OR_RETURN(weights, weights_for_switch(m));
   }
   const bool copies = !resident && policy_.home != WeightHome::kManaged;
-  const models::gpu::Bindings b{weights, m.arena.ptr, m.workspace ? m.workspace->ptr : 0,
-                                m.workspace ? m.workspace->size() : 0};
-  const auto* in_staging = m.input_staging.as<uint8_t>();
-  auto* out_staging = m.output_staging.as<uint8_t>();
   uint64_t out_total = 0;
-  for (const models::gpu::IoSpec& io : plan.outputs()) out_total += io.bytes;
+  for (const models::gpu::IoSpec& io : m.p().outputs()) out_total += io.bytes;
 
+  const models::gpu::CudaGraph* graph = nullptr;
+  if (chunks == 1) {
+    PS_ASSIGN_OR_RETURN(graph, graph_for(m, weights, copies));
+  }
   const auto enqueue_started = Clock::now();
   PS_TRY(start_event_.record(compute_stream_));
-  for (uint32_t k = 0; k < chunks; ++k) {
-    // Input i of the request starts after inputs 0..i-1 (each at the request's batch).
-    uint64_t offset = 0;
-    for (const models::gpu::IoSpec& io : plan.inputs()) {
-      PS_TRY(cuda::copy_to_device_async(m.arena.ptr + io.arena_offset,
-                                        in_staging + offset + k * io.bytes, io.bytes,
-                                        compute_stream_));
-      offset += io.bytes * chunks;
-    }
-    if (k == 0 && copies) {
-      PS_TRY(copy_start_event_.record(copy_stream_));
-      const models::gpu::WeightSource source{m.host_weights};
-      PS_TRY(models::gpu::enqueue_pipelined(plan, m.groups, source, b, copy_stream_,
-                                            compute_stream_, m.group_events, &first_layer_event_));
-      PS_TRY(copy_end_event_.record(copy_stream_));
-    } else {
-      if (k == 0) PS_TRY(first_layer_event_.record(compute_stream_));
-      PS_TRY(plan.enqueue(compute_stream_, b));
-    }
-    offset = 0;
-    for (const models::gpu::IoSpec& io : plan.outputs()) {
-      PS_TRY(cuda::copy_to_host_async(out_staging + offset + k * io.bytes,
-                                      m.arena.ptr + io.arena_offset, io.bytes, compute_stream_));
-      offset += io.bytes * chunks;
+  if (graph != nullptr) {
+    PS_TRY(graph->launch(compute_stream_));
+  } else {
+    for (uint32_t k = 0; k < chunks; ++k) {
+      PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks));
     }
   }
   PS_TRY(end_event_.record(compute_stream_));
@@ -522,7 +637,7 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   const uint64_t wall_us = micros(Clock::now() - enqueue_started);
   const uint64_t running_us = event_us(first_layer_event_, end_event_);
   c->timings.startup_us = c->timings.queue_us + (wall_us > running_us ? wall_us - running_us : 0);
-  c->output.assign(reinterpret_cast<const char*>(out_staging), out_total * chunks);
+  c->output.assign(m.output_staging.as<const char>(), out_total * chunks);
   c->outputs = specs_at_batch(m.info.outputs, m.info.batch, task.batch);
   if (!resident) {
     ++switches_;

@@ -16,6 +16,7 @@
 #include "cuda/host_memory.h"
 #include "cuda/stream.h"
 #include "models/gpu/copy_groups.h"
+#include "models/gpu/graph.h"
 #include "models/gpu/plan.h"
 #include "models/gpu/runtime.h"
 #include "reactor/backend.h"
@@ -59,6 +60,21 @@ class GpuEngine {
   void release_weights(Model& model);
   Status run(Model& model, const InferTask& task, const std::string& input, Completion* c);
   Status ensure_staging(Model& model, uint32_t chunks);
+  // Enqueues one native-batch request on the compute stream (and the copy stream when
+  // `switch_in`): input copies, the pipelined weights or the resident pass, output copies,
+  // with the timing events. The body of both the plain path and the graph captures.
+  Status enqueue_request(Model& model, CUdeviceptr weights, bool switch_in, uint32_t chunk,
+                         uint32_t chunks);
+  // The graph of one native-batch request with the weights at `weights` (captured on first
+  // use or when `weights` moved, then replayed), or null when this request cannot use one.
+  Result<const models::gpu::CudaGraph*> graph_for(Model& model, CUdeviceptr weights,
+                                                  bool switch_in);
+  // The switch region (policies that evict after the task, pool memory, pinned weights): one
+  // pool range as large as the largest registered model's weights, where every switched-in
+  // model's weights go, so its address is fixed and the whole pipelined request can be a
+  // graph (the original's 1 GiB parameter region, sized to fit).
+  bool uses_switch_region() const;
+  Status grow_switch_region(uint64_t bytes);
 
   Status run_fresh_process(Model& model, const InferTask& task, const std::string& input,
                            Completion* c);
@@ -74,6 +90,9 @@ class GpuEngine {
   cuda::Stream copy_stream_;
   cuda::Stream compute_stream_;
   cuda::Event start_event_, end_event_, copy_start_event_, copy_end_event_, first_layer_event_;
+  cuda::Event fork_event_, join_event_;  // the copy stream joining a graph capture and back
+  bool graphs_ = true;
+  std::optional<cuda::PoolRange> switch_region_;
   models::TransferModel link_;
   std::map<std::string, std::unique_ptr<Model>> models_;
   ResidentSet resident_;

@@ -49,6 +49,19 @@ OutputSummary summarize_output(const std::vector<TensorSpec>& specs, std::string
   for (const TensorSpec& spec : specs) {
     const size_t size = dtype_size(spec.dtype);
     const int64_t count = element_count(spec.shape);
+    if (spec.dtype == DType::kFloat32) {
+      // The common case, on the loop thread for every reply (BERT-base: 1.5 M values): eight
+      // independent partial sums (a fixed order, so the result is still deterministic) instead
+      // of one serial chain of additions.
+      double lanes[8] = {};
+      int64_t i = 0;
+      for (; i + 8 <= count; i += 8, p += 8 * size) {
+        for (int l = 0; l < 8; ++l) lanes[l] += load<float>(p + l * size);
+      }
+      for (; i < count; ++i, p += size) lanes[0] += load<float>(p);
+      for (double lane : lanes) summary.sum += lane;
+      continue;
+    }
     for (int64_t i = 0; i < count; ++i, p += size) summary.sum += element(spec.dtype, p);
   }
   return summary;

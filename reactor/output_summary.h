@@ -1,6 +1,6 @@
 // What an INFER reply says about its output without sending it: `checksum=` and `sum=`.
 //
-//   checksum  FNV-1a 64 over the raw output bytes exactly as output=raw sends them (all outputs
+//   checksum  XXH64 over the raw output bytes exactly as output=raw sends them (all outputs
 //             concatenated in ModelInfo order; net::payload_checksum). Exact: equal only for
 //             bit-identical outputs (the same backend, or the CPU against its own reference).
 //   sum       the sum, in double, of every output element read as a number (float16/bfloat16

@@ -78,7 +78,7 @@ def fields(line):
 
 
 def start_server(args, flags, precision, log_path):
-    cmd = [os.path.join(args.bin, "pipeswitchd"), "--device", "0", "--models", args.models_dir,
+    cmd = [os.path.join(args.bin, "pipeswitchd"), "--device", args.device, "--models", args.models_dir,
            "--listen", "127.0.0.1:0", "--precision", precision] + flags
     log = open(log_path, "w")
     log.write("$ " + " ".join(cmd) + "\n")
@@ -141,6 +141,7 @@ def main():
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--start-timeout", type=float, default=600)
+    ap.add_argument("--device", default="0", help="pipeswitchd --device (cpu: a dry run of the script)")
     args = ap.parse_args()
     models = args.models.split(",")
     os.makedirs(args.out, exist_ok=True)
@@ -165,13 +166,19 @@ def main():
                     link = {"gbps": float(m.group(1)), "copy_us": float(m.group(2))}
             per_model = {m: [] for m in models}
             warmup, requests = FEW_REQUESTS.get(config, (args.warmup, args.requests))
-            try:
-                # Round-robin: every request follows another model's.
-                for i in range(warmup + requests):
-                    for model in models:
+            failed = set()
+            # Round-robin: every request follows another model's. A model that fails is
+            # reported and left out of the later rounds; the others go on.
+            for i in range(warmup + requests):
+                for model in models:
+                    if model in failed:
+                        continue
+                    try:
                         per_model[model] += run_client(args, address, model, 1)
-            except RuntimeError as e:
-                print("FAILED %s %s: %s" % (config, precision, e), file=sys.stderr)
+                    except RuntimeError as e:
+                        print("FAILED %s %s: %s" % (config, precision, e), file=sys.stderr)
+                        failed.add(model)
+                        per_model[model] = []
             stop_server(proc, log)
             with open(log_path) as f:
                 for line in f:

@@ -7,7 +7,8 @@
 #  3. runs scripts/bench_switch.py: pipeswitchd under every policy and grouping, psnc requests,
 #     the table with the target check.
 # Usage: scripts/gpu-bench-switch.sh BUNDLE_DIR WORK_DIR [bench_switch.py options...]
-# Logs and results: WORK_DIR/switch/. Exit status 1 if a step failed or a target was missed.
+# Logs and results: WORK_DIR/switch/ (WORK_DIR/$OUT_NAME/ with OUT_NAME set). Exit status 1 if
+# a step failed or a target was missed.
 set -euo pipefail
 BUNDLE="$(cd "${1:?usage: gpu-bench-switch.sh BUNDLE_DIR WORK_DIR [options]}" && pwd)"
 WORK="${2:?usage: gpu-bench-switch.sh BUNDLE_DIR WORK_DIR [options]}"
@@ -20,8 +21,10 @@ for d in /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib /usr/loc
   [[ -d "$d" ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
 done
 export PATH=/opt/torch/.venv/bin:$PATH PYTHONUNBUFFERED=1
-mkdir -p "$WORK/models" "$WORK/switch"
+OUT_NAME="${OUT_NAME:-switch}"
+mkdir -p "$WORK/models" "$WORK/$OUT_NAME"
 WORK="$(cd "$WORK" && pwd)"
+RES="$WORK/$OUT_NAME"
 csv_models="$(echo $MODELS | tr ' ' ',')"
 
 missing=0
@@ -29,14 +32,15 @@ for m in $MODELS; do [[ -f "$WORK/${m}_op${OPSET}.onnx" ]] || missing=1; done
 if ((missing)); then
   echo "== export $csv_models (opset $OPSET) -> $WORK"
   python3 "$HERE/export_models.py" --out "$WORK" --models "$csv_models" --opsets "$OPSET" \
-    --batch 8 --seq 251 --no-reference >"$WORK/switch/export.log" 2>&1 ||
-    { tail -20 "$WORK/switch/export.log" >&2; exit 1; }
+    --batch 8 --seq 251 --no-reference >"$RES/export.log" 2>&1 ||
+    { tail -20 "$RES/export.log" >&2; exit 1; }
 fi
 for m in $MODELS; do
+  [[ -f "$WORK/models/$m.psm" ]] && continue
   echo "== psimport $m (per-layer groups)"
   "$BUNDLE/bin/psimport" "$WORK/${m}_op${OPSET}.onnx" -o "$WORK/models/$m.psm" --batch 8 --seq 251 \
-    -q >"$WORK/switch/import_$m.log" 2>&1 || { cat "$WORK/switch/import_$m.log" >&2; exit 1; }
+    -q >"$RES/import_$m.log" 2>&1 || { cat "$RES/import_$m.log" >&2; exit 1; }
 done
-echo "== bench_switch.py (logs: $WORK/switch/server_*.log)"
+echo "== bench_switch.py (logs: $RES/server_*.log)"
 python3 "$HERE/bench_switch.py" --bin "$BUNDLE/bin" --models-dir "$WORK/models" \
-  --out "$WORK/switch" --models "$csv_models" "$@"
+  --out "$RES" --models "$csv_models" "$@"

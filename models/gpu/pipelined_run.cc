@@ -49,7 +49,7 @@ Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
       PS_TRY(enqueue_copy());
     }
     PS_TRY(compute.wait(group_events[g]));
-    if (g == 0 && first_layer != nullptr) PS_TRY(first_layer->record(compute));
+    if (g == 0 && first_layer != nullptr) PS_TRY(first_layer->record_timestamp(compute));
     PS_TRY(plan.enqueue_layers(groups[g].first_layer, groups[g].layer_count, compute, bindings));
     computed_bytes += groups[g].bytes;
   }

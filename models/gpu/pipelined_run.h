@@ -37,7 +37,11 @@ struct WeightSource {
 // `groups` (which must cover the plan's layers in order: first_layer ascending, no gaps), and
 // the whole forward pass on `compute`. `group_events` has at least groups.size() events (no
 // timing needed); they are recorded here and may be reused once `compute` has passed this
-// work. `copy` and `compute` must be different streams of the plan's context.
+// work. `first_layer` (may be null; a timing event) is recorded with record_timestamp (so also
+// inside a graph capture) on `compute` just before the first layer, after its wait for the
+// first group: when the model starts running. `copy` and `compute` must be different streams
+// of the plan's context. Works inside a stream capture of `compute` when `copy` has joined it
+// (waits on an event recorded on `compute` during the capture).
 // Returns once everything is queued. Errors: kInvalidArgument for groups that do not cover the
 // layers or too few events; launch errors naming the layer (work queued before the error stays
 // queued). Nothing allocates.

@@ -119,8 +119,10 @@ class Plan {
   // how many values are NaN/Inf and which of the layer's inputs were already non-finite.
   Status run_debug(const cuda::Stream& stream, const Bindings& bindings) const;
 
-  // Runs the pass once with a timing event between consecutive layers and returns each
-  // layer's GPU time in milliseconds (blocks until done). For profiles and grouping.
+  // Runs the pass with a timing event between consecutive layers and returns each layer's GPU
+  // time in milliseconds (blocks until done). The pass is captured as a CUDA graph and replayed
+  // (twice; the second is timed), so the times are the GPU's alone, not the host's enqueue
+  // pace. For profiles and grouping.
   Result<std::vector<double>> profile_layers(const cuda::Stream& stream,
                                              const Bindings& bindings) const;
 

@@ -96,8 +96,8 @@ Status Plan::run_debug(const cuda::Stream& stream, const Bindings& bindings) con
       for (size_t i = 0; i < lay.inputs.size(); ++i) {
         const OperandPlace& p = lay.inputs[i];
         const CUdeviceptr base = p.region == Region::kWeights ? bindings.weights : bindings.arena;
-        PS_ASSIGN_OR_RETURN(NonFinite in_bad, check_device_tensor(base + p.offset,
-                                                                  lay.input_specs[i], stream, host));
+        PS_ASSIGN_OR_RETURN(NonFinite in_bad,
+                            check_device_tensor(base + p.offset, lay.input_specs[i], stream, host));
         if (in_bad.count > 0) {
           inputs_state += str_cat("; input ", i, " '", tensor_names_[p.tensor], "'",
                                   p.region == Region::kWeights ? " (weight)" : "", " already has ",
@@ -122,11 +122,20 @@ Result<std::vector<double>> Plan::profile_layers(const cuda::Stream& stream,
     PS_ASSIGN_OR_RETURN(cuda::Event e, cuda::Event::create(/*timing=*/true));
     marks.push_back(std::move(e));
   }
-  PS_TRY(marks[0].record(stream));
-  for (size_t l = 0; l < steps_.size(); ++l) {
-    PS_TRY(enqueue_layers(static_cast<uint32_t>(l), 1, stream, bindings));
-    PS_TRY(marks[l + 1].record(stream));
-  }
+  // Captured into a graph and replayed, so the marks time the GPU's work alone: enqueued
+  // directly, a layer whose host-side enqueue is slower than its kernels (cuDNN's legacy
+  // convolution calls cost tens of microseconds each) would be timed at the host's pace.
+  PS_ASSIGN_OR_RETURN(CudaGraph graph, CudaGraph::capture(stream, [&]() -> Status {
+                        PS_TRY(marks[0].record_timestamp(stream));
+                        for (size_t l = 0; l < steps_.size(); ++l) {
+                          PS_TRY(enqueue_layers(static_cast<uint32_t>(l), 1, stream, bindings));
+                          PS_TRY(marks[l + 1].record_timestamp(stream));
+                        }
+                        return Status::OK();
+                      }));
+  PS_TRY(graph.launch(stream));  // the first replay uploads the graph: not timed
+  PS_TRY(stream.synchronize());
+  PS_TRY(graph.launch(stream));
   PS_TRY(marks.back().synchronize());
   std::vector<double> ms(steps_.size());
   for (size_t l = 0; l < steps_.size(); ++l) {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "models/package_reader.h"
-#include "onnx_loader/package_checksum.h"
+#include "common/hash64.h"
 #include "onnx_loader/package_format.h"
 #include "onnx_loader/package_writer.h"
 #include "tests/models/package_fixture.h"
@@ -57,7 +57,7 @@ ps::Status open_error(const std::string& path) {
 
 // Recomputes the header checksum (bytes [120, 128)) after a test edited the header.
 void reseal(std::vector<uint8_t>& file) {
-  const uint64_t h = ps::onnx_loader::hash64(std::span<const uint8_t>(file).first(120));
+  const uint64_t h = ps::hash64(std::span<const uint8_t>(file).first(120));
   std::memcpy(&file[120], &h, 8);
 }
 

@@ -8,7 +8,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "onnx_loader/package_checksum.h"
+#include "common/hash64.h"
 
 namespace ps::testing {
 
@@ -151,9 +151,9 @@ std::vector<uint8_t> build_raw_package(
   h.manifest_size = manifest_bytes.size();
   h.weights_offset = onnx_loader::weights_offset_for(manifest_bytes.size());
   h.weights_size = weights.size();
-  h.manifest_checksum = onnx_loader::hash64(
+  h.manifest_checksum = ps::hash64(
       {reinterpret_cast<const uint8_t*>(manifest_bytes.data()), manifest_bytes.size()});
-  h.weights_checksum = onnx_loader::hash64(weights);
+  h.weights_checksum = ps::hash64(weights);
   const uint64_t weights_offset = h.weights_offset;
   if (tweak) tweak(h);
 

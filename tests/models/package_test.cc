@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "models/package_reader.h"
-#include "onnx_loader/package_checksum.h"
+#include "common/hash64.h"
 #include "onnx_loader/package_format.h"
 #include "onnx_loader/package_validate.h"
 #include "onnx_loader/package_writer.h"
@@ -25,8 +25,8 @@ namespace {
 namespace psm = pipeswitch::psm;
 using ps::Code;
 using ps::models::Package;
-using ps::onnx_loader::hash64;
-using ps::onnx_loader::Hash64;
+using ps::hash64;
+using ps::Hash64;
 using ps::onnx_loader::write_package;
 using ps::onnx_loader::WriteOptions;
 using ps::testing::make_small_model;

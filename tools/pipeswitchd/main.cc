@@ -143,6 +143,7 @@ int serve(const Options& o) {
   backend_options.pool_bytes = o.pool_bytes;
   backend_options.precision = o.precision;
   backend_options.grouping = o.grouping;
+  backend_options.graphs = o.graphs;
   std::error_code exe_error;
   backend_options.self_exe = std::filesystem::read_symlink("/proc/self/exe", exe_error).string();
   backend_options.cpu_threads = o.threads;

@@ -81,6 +81,8 @@ Device:
   --grouping G            copy groups of a switch: optimal (from per-layer times measured at
                           registration and the measured link), package (as imported), per-layer,
                           blocks (the original PipeSwitch's), whole (default optimal)
+  --graphs on|off         replay each request as one CUDA graph (copies, events, layers) where
+                          the weights' address is fixed (default on)
   --threads N             CPU backend worker threads (default: one per core)
 Network:
   --listen ADDR           HOST:PORT, [IPV6]:PORT or PORT; repeatable (default 127.0.0.1:12345);
@@ -152,6 +154,11 @@ Result<Options> parse_args(std::span<const std::string> args) {
     } else if (flag == "--grouping") {
       PS_ASSIGN_OR_RETURN(o.grouping, value());
       PS_TRY(models::gpu::parse_grouping_choice(o.grouping).status());
+    } else if (flag == "--graphs") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      if (v != "on" && v != "off")
+        return invalid_argument("--graphs '", v, "': expected on or off");
+      o.graphs = v == "on";
     } else if (flag == "--pool-size") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       auto size = parse_size(v);

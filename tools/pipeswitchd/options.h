@@ -28,6 +28,7 @@ struct Options {
   uint64_t pool_bytes = 0;
   std::string precision = "tf32";
   std::string grouping = "optimal";
+  bool graphs = true;
   uint32_t threads = 0;
   std::optional<std::string> token;
   std::optional<std::string> admin_token;

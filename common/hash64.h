@@ -1,18 +1,19 @@
-// The checksum of the .psm format: XXH64 (the published xxHash 64-bit algorithm, written here
-// from its specification; no library). It runs at memory speed, a word at a time in four
+// XXH64 (the published xxHash 64-bit algorithm, written here from its specification; no
+// library): the checksum of the .psm format and of INFER replies (net/text_reply.h). It runs at memory speed, a word at a time in four
 // independent lanes (several GB/s on one core: test_package prints the measured MB/s), so
 // verifying a ~450 MB weight blob costs a few tens of milliseconds, far less than reading it.
 // It detects corruption (every single-bit flip, truncation); it is not a cryptographic hash.
 //
-// The format depends on these exact values: tests/models/package_test.cc checks them against
-// known answers of the reference implementation. Changing the function is a new major version.
+// The format and the protocol depend on these exact values: tests/models/package_test.cc checks
+// them against known answers of the reference implementation. Changing the function is a new
+// major version of both.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
-namespace ps::onnx_loader {
+namespace ps {
 
 // One-shot XXH64 of `bytes` with `seed`.
 uint64_t hash64(std::span<const uint8_t> bytes, uint64_t seed = 0);
@@ -35,4 +36,4 @@ class Hash64 {
   size_t pending_bytes_ = 0;
 };
 
-}  // namespace ps::onnx_loader
+}  // namespace ps

@@ -1,10 +1,10 @@
-#include "onnx_loader/package_checksum.h"
+#include "common/hash64.h"
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 
-namespace ps::onnx_loader {
+namespace ps {
 namespace {
 
 static_assert(std::endian::native == std::endian::little,
@@ -123,4 +123,4 @@ uint64_t hash64(std::span<const uint8_t> bytes, uint64_t seed) {
   return finish(lanes, seed, bytes.size(), bytes.data() + used, bytes.size() - used);
 }
 
-}  // namespace ps::onnx_loader
+}  // namespace ps
