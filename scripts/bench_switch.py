@@ -24,6 +24,7 @@ Configurations (pipeswitchd flags):
   cache           --policy cache                        resident while the pool has room
   kill-restart    --policy kill-restart                 a fresh process per request (1 warm-up
                                                         and 5 measured requests per model)
+  ready-enqueue, pipeswitch-enqueue   the same with --graphs off (layer by layer from the host)
 
 Also parsed from the server's log: the measured link (bandwidth and per-copy cost), and per model
 the transfer floor (weight bytes over the measured bandwidth), the number of groups and the
@@ -57,6 +58,8 @@ CONFIGS = {
     "managed": ["--policy", "managed"],
     "cache": ["--policy", "cache"],
     "kill-restart": ["--policy", "kill-restart"],
+    "ready-enqueue": ["--policy", "ready", "--graphs", "off"],
+    "pipeswitch-enqueue": ["--policy", "pipeswitch", "--grouping", "optimal", "--graphs", "off"],
 }
 # kill-restart takes seconds per request: it runs only (warm-up, measured) requests per model.
 FEW_REQUESTS = {"kill-restart": (1, 5)}
