@@ -133,6 +133,9 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
                           &e->copy_end_event_, &e->first_layer_event_}) {
     PS_ASSIGN_OR_RETURN(*ev, cuda::Event::create(true));
   }
+  for (cuda::Event* ev : {&e->fork_event_, &e->join_event_}) {
+    PS_ASSIGN_OR_RETURN(*ev, cuda::Event::create(false));
+  }
 
   // The link, measured on the copy stream into pool memory.
   PS_ASSIGN_OR_RETURN(cuda::PinnedBuffer probe_host, cuda::PinnedBuffer::allocate(kProbeBytes));
