@@ -94,6 +94,9 @@ struct InferTask {
   // makes reactor/synthetic_input.h's input for (model, batch) itself, off the loop thread.
   std::string input;
   bool synthetic = false;
+  // False when the client wants only the output's checksum and sum: a backend may then skip
+  // copying the output into Completion::output and fill Completion::summary instead.
+  bool want_output = true;
   // When the scheduler accepted the request: queue_us runs from here to the start of the work.
   std::chrono::steady_clock::time_point accepted;
 };
@@ -107,7 +110,7 @@ struct TrainTask {
 
 // Microseconds of one request, measured by the backend. total = queue_us + compute_us.
 struct Timings {
-  uint64_t queue_us = 0;   // accepted -> work started (waiting for the device)
+  uint64_t queue_us = 0;  // accepted -> work started (waiting for the device)
   // Making the model resident: the weight copies (on the GPU they overlap the layers, so this
   // is part of compute_us, not added to it). 0 when the model was resident.
   uint64_t switch_us = 0;
@@ -131,7 +134,12 @@ struct Completion {
   // kInfer:
   Timings timings;
   std::vector<TensorSpec> outputs;  // at the request's batch, in ModelInfo order
-  std::string output;               // the outputs' bytes, concatenated
+  std::string output;               // the outputs' bytes, concatenated (see want_output)
+  // The output's checksum and sum (reactor/output_summary.h) when the backend computed them
+  // itself (summarized = true; then `output` may be empty unless the task wanted it).
+  bool summarized = false;
+  uint64_t checksum = 0;
+  double sum = 0.0;
   // kLoad:
   std::optional<ModelInfo> model;
   uint64_t load_us = 0;

@@ -18,6 +18,7 @@
 #include "reactor/fresh_process.h"
 #include "reactor/log.h"
 #include "reactor/model_source.h"
+#include "reactor/output_summary.h"
 #include "reactor/synthetic_input.h"
 
 namespace ps::reactor {
@@ -79,9 +80,15 @@ struct GpuEngine::Model {
   cuda::PinnedBuffer input_staging, output_staging;
   std::map<uint32_t, std::string> synthetic;  // synthetic inputs by batch
 
-  // Graphs of one native-batch request (graph_for), with the weight address each captured.
-  std::optional<models::gpu::CudaGraph> switch_graph, resident_graph;
-  CUdeviceptr switch_graph_weights = 0, resident_graph_weights = 0;
+  // CUDA graphs, with the weight address each was captured for: the whole native-batch request
+  // of a resident model (graph_for), and one per copy group for switches into the switch
+  // region (group_graphs_for; nullopt for a group that queues no work).
+  std::optional<models::gpu::CudaGraph> resident_graph;
+  CUdeviceptr resident_graph_weights = 0;
+  std::vector<std::optional<models::gpu::CudaGraph>> group_graphs;
+  CUdeviceptr group_graph_weights = 0;
+  // The batch whose synthetic input input_staging holds (0: none), so it is staged once.
+  uint32_t staged_synthetic = 0;
   bool graphs_failed = false;
 
   const models::gpu::Plan& p() const { return *plan; }
@@ -291,28 +298,20 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     (void)pool_->free(*m->slot);
     m->slot.reset();
   }
-  // 5. The switch region grows to hold it; the graph of its request is captured and run once
-  // now (so the first request pays neither the capture nor the graph's upload).
+  // 5. The switch region grows to hold it; its graphs are captured and run once now, on the
+  // synthetic input choose_groups staged (so the first request pays neither the captures nor
+  // the graphs' upload).
   Status ready = [&]() -> Status {
     if (uses_switch_region()) PS_TRY(grow_switch_region(m->weights_bytes));
     if (!graphs_ || policy_.fresh_process) return Status::OK();
-    CUdeviceptr weights = 0;
-    bool switch_in = false;
-    if (m->slot) {
-      weights = m->slot->ptr;
-    } else if (policy_.home == WeightHome::kManaged) {
-      weights = m->managed.ptr();
-    } else if (uses_switch_region()) {
-      weights = switch_region_->ptr;
-      switch_in = true;
-    } else {
-      return Status::OK();
+    if (m->slot || policy_.home == WeightHome::kManaged) {
+      const CUdeviceptr weights = m->slot ? m->slot->ptr : m->managed.ptr();
+      PS_ASSIGN_OR_RETURN(const models::gpu::CudaGraph* graph, graph_for(*m, weights));
+      if (graph != nullptr) PS_TRY(graph->launch(compute_stream_));
+    } else if (uses_switch_region() && group_graphs_for(*m, switch_region_->ptr)) {
+      PS_TRY(enqueue_request(*m, switch_region_->ptr, true, 0, 1, true));
     }
-    PS_ASSIGN_OR_RETURN(const models::gpu::CudaGraph* graph, graph_for(*m, weights, switch_in));
-    if (graph != nullptr) {
-      PS_TRY(graph->launch(compute_stream_));
-      PS_TRY(compute_stream_.synchronize());
-    }
+    PS_TRY(compute_stream_.synchronize());
     if (policy_.home == WeightHome::kManaged) release_weights(*m);
     return Status::OK();
   }();
@@ -402,8 +401,8 @@ Status GpuEngine::ensure_staging(Model& m, uint32_t chunks) {
   out = std::max<uint64_t>(out * chunks, 1);
   if (m.input_staging.size() < in || m.output_staging.size() < out) {
     // The graphs copy from and to the old buffers: capture them again when next used.
-    m.switch_graph.reset();
     m.resident_graph.reset();
+    m.staged_synthetic = 0;
   }
   if (m.input_staging.size() < in) {
     PS_ASSIGN_OR_RETURN(m.input_staging, cuda::PinnedBuffer::allocate(in));
@@ -430,6 +429,10 @@ Completion GpuEngine::unload(uint64_t ticket, const std::string& name) {
   if (m.workspace) (void)pool_->free(*m.workspace);
   resident_.remove(name);
   models_.erase(it);
+  if (models_.empty() && switch_region_) {  // the last model gone: nothing left to switch in
+    (void)pool_->free(*switch_region_);
+    switch_region_.reset();
+  }
   return c;
 }
 
@@ -491,18 +494,25 @@ Status GpuEngine::grow_switch_region(uint64_t bytes) {
   if (!region.ok()) return region.status().with_context("the switch region");
   switch_region_ = *region;
   // Every captured switch graph wrote to the old region.
-  for (auto& [name, model] : models_) model->switch_graph.reset();
+  for (auto& [name, model] : models_) model->group_graphs.clear();
   return Status::OK();
 }
 
 Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in, uint32_t k,
-                                  uint32_t chunks) {
+                                  uint32_t chunks, bool group_graphs) {
   const models::gpu::Plan& plan = m.p();
   const models::gpu::Bindings b{weights, m.arena.ptr, m.workspace ? m.workspace->ptr : 0,
                                 m.workspace ? m.workspace->size() : 0};
+  // Group g's layers: its graph's replay, or layer by layer from the host.
+  auto run_group = [&](size_t g) -> Status {
+    if (group_graphs && m.group_graphs[g]) return m.group_graphs[g]->launch(compute_stream_);
+    return plan.enqueue_layers(m.groups[g].first_layer, m.groups[g].layer_count, compute_stream_,
+                               b);
+  };
   if (switch_in) {
-    // The copy stream joins the compute stream's work (and a capture of it) before the input
-    // copies, so the weights start moving at once; it rejoins after its last copy.
+    // The copy stream starts after the work before it on the compute stream (the previous
+    // request, which read the memory the copies overwrite), before the input copies, so the
+    // weights start moving at once; the compute stream rejoins it after the last copy.
     PS_TRY(fork_event_.record(compute_stream_));
     PS_TRY(copy_stream_.wait(fork_event_));
   }
@@ -518,13 +528,13 @@ Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in,
     PS_TRY(copy_start_event_.record_timestamp(copy_stream_));
     const models::gpu::WeightSource source{m.host_weights};
     PS_TRY(models::gpu::enqueue_pipelined(plan, m.groups, source, b, copy_stream_, compute_stream_,
-                                          m.group_events, &first_layer_event_));
+                                          m.group_events, &first_layer_event_, run_group));
     PS_TRY(copy_end_event_.record_timestamp(copy_stream_));
     PS_TRY(join_event_.record(copy_stream_));
     PS_TRY(compute_stream_.wait(join_event_));
   } else {
     if (k == 0) PS_TRY(first_layer_event_.record_timestamp(compute_stream_));
-    PS_TRY(plan.enqueue(compute_stream_, b));
+    for (size_t g = 0; g < m.groups.size(); ++g) PS_TRY(run_group(g));
   }
   offset = 0;
   for (const models::gpu::IoSpec& io : plan.outputs()) {
@@ -535,20 +545,12 @@ Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in,
   return Status::OK();
 }
 
-Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr weights,
-                                                           bool switch_in) {
-  // Pageable copies cannot be captured; a weight address that changes every switch (no-pool,
-  // cache slots) would need a capture per request, which costs more than it saves.
-  if (!graphs_ || m.graphs_failed || policy_.home == WeightHome::kPageable ||
-      (switch_in && (!switch_region_ || weights != switch_region_->ptr))) {
-    return nullptr;
-  }
-  std::optional<models::gpu::CudaGraph>& graph = switch_in ? m.switch_graph : m.resident_graph;
-  CUdeviceptr& captured_for = switch_in ? m.switch_graph_weights : m.resident_graph_weights;
-  if (!graph || captured_for != weights) {
-    graph.reset();
+Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr weights) {
+  if (!graphs_ || m.graphs_failed) return nullptr;
+  if (!m.resident_graph || m.resident_graph_weights != weights) {
+    m.resident_graph.reset();
     auto g = models::gpu::CudaGraph::capture(
-        compute_stream_, [&] { return enqueue_request(m, weights, switch_in, 0, 1); });
+        compute_stream_, [&] { return enqueue_request(m, weights, false, 0, 1, false); });
     if (!g.ok()) {
       // Not fatal: this model runs layer by layer from now on. (Errors that break the
       // context end the process in the driver wrappers before they get here.)
@@ -557,10 +559,37 @@ Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr
       m.graphs_failed = true;
       return nullptr;
     }
-    graph = std::move(*g);
-    captured_for = weights;
+    m.resident_graph = std::move(*g);
+    m.resident_graph_weights = weights;
   }
-  return &*graph;
+  return &*m.resident_graph;
+}
+
+bool GpuEngine::group_graphs_for(Model& m, CUdeviceptr weights) {
+  // Pageable copies and weight addresses that change every switch (no-pool, cache slots)
+  // would need a capture per request, which costs more than it saves.
+  if (!graphs_ || m.graphs_failed || policy_.home == WeightHome::kPageable || !switch_region_ ||
+      weights != switch_region_->ptr) {
+    return false;
+  }
+  if (m.group_graph_weights == weights && m.group_graphs.size() == m.groups.size()) return true;
+  const models::gpu::Bindings b{weights, m.arena.ptr, m.workspace ? m.workspace->ptr : 0,
+                                m.workspace ? m.workspace->size() : 0};
+  m.group_graphs.clear();
+  for (const CopyGroup& g : m.groups) {
+    auto graph = models::gpu::CudaGraph::capture(compute_stream_, [&] {
+      return m.p().enqueue_layers(g.first_layer, g.layer_count, compute_stream_, b);
+    });
+    // A group whose layers queue no work (views only) has no graph: it runs from the host,
+    // at no cost.
+    if (graph.ok()) {
+      m.group_graphs.emplace_back(std::move(*graph));
+    } else {
+      m.group_graphs.emplace_back(std::nullopt);
+    }
+  }
+  m.group_graph_weights = weights;
+  return true;
 }
 
 Completion GpuEngine::infer(const InferTask& task) {
@@ -603,7 +632,11 @@ Completion GpuEngine::infer(const InferTask& task) {
 Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input, Completion* c) {
   const uint32_t chunks = task.batch / m.info.batch;
   PS_TRY(ensure_staging(m, chunks));
-  std::memcpy(m.input_staging.data(), input.data(), input.size());
+  // A synthetic input stays staged for the next request of the same batch.
+  if (!task.synthetic || m.staged_synthetic != task.batch) {
+    std::memcpy(m.input_staging.data(), input.data(), input.size());
+    m.staged_synthetic = task.synthetic ? task.batch : 0;
+  }
 
   const bool resident = m.slot.has_value() && resident_.contains(m.info.name);
   CUdeviceptr weights = 0;
@@ -617,9 +650,15 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   uint64_t out_total = 0;
   for (const models::gpu::IoSpec& io : m.p().outputs()) out_total += io.bytes;
 
+  // Resident (or managed): the whole request as one graph. Switching in: the copies from the
+  // host, each group's layers as one graph (graphs holding the copies too kept BERT-base's and
+  // Inception v3's layers from overlapping the copies on the H200; docs/switching.md).
   const models::gpu::CudaGraph* graph = nullptr;
-  if (chunks == 1) {
-    PS_ASSIGN_OR_RETURN(graph, graph_for(m, weights, copies));
+  bool group_graphs = false;
+  if (!copies && chunks == 1) {
+    PS_ASSIGN_OR_RETURN(graph, graph_for(m, weights));
+  } else if (copies) {
+    group_graphs = group_graphs_for(m, weights);
   }
   const auto enqueue_started = Clock::now();
   PS_TRY(start_event_.record(compute_stream_));
@@ -627,7 +666,7 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
     PS_TRY(graph->launch(compute_stream_));
   } else {
     for (uint32_t k = 0; k < chunks; ++k) {
-      PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks));
+      PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs));
     }
   }
   PS_TRY(end_event_.record(compute_stream_));
@@ -640,8 +679,15 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   const uint64_t wall_us = micros(Clock::now() - enqueue_started);
   const uint64_t running_us = event_us(first_layer_event_, end_event_);
   c->timings.startup_us = c->timings.queue_us + (wall_us > running_us ? wall_us - running_us : 0);
-  c->output.assign(m.output_staging.as<const char>(), out_total * chunks);
+  // The reply's checksum and sum, here on the device thread, from the pinned output; the bytes
+  // themselves only when the client asked for them.
   c->outputs = specs_at_batch(m.info.outputs, m.info.batch, task.batch);
+  const std::string_view output(m.output_staging.as<const char>(), out_total * chunks);
+  const OutputSummary summary = summarize_output(c->outputs, output);
+  c->summarized = true;
+  c->checksum = summary.checksum;
+  c->sum = summary.sum;
+  if (task.want_output) c->output.assign(output);
   if (!resident) {
     ++switches_;
     if (policy_.residency == Residency::kEvictAfterTask) {

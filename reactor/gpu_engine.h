@@ -64,11 +64,14 @@ class GpuEngine {
   // `switch_in`): input copies, the pipelined weights or the resident pass, output copies,
   // with the timing events. The body of both the plain path and the graph captures.
   Status enqueue_request(Model& model, CUdeviceptr weights, bool switch_in, uint32_t chunk,
-                         uint32_t chunks);
-  // The graph of one native-batch request with the weights at `weights` (captured on first
-  // use or when `weights` moved, then replayed), or null when this request cannot use one.
-  Result<const models::gpu::CudaGraph*> graph_for(Model& model, CUdeviceptr weights,
-                                                  bool switch_in);
+                         uint32_t chunks, bool group_graphs);
+  // The graph of a resident model's whole native-batch request with the weights at `weights`
+  // (captured on first use or when `weights` moved, then replayed), or null when graphs are off
+  // or the capture failed (then the model runs layer by layer).
+  Result<const models::gpu::CudaGraph*> graph_for(Model& model, CUdeviceptr weights);
+  // Makes sure model's per-group graphs exist for weights at `weights` (the switch region);
+  // false when this switch cannot use them (graphs off, pageable copies, another address).
+  bool group_graphs_for(Model& model, CUdeviceptr weights);
   // The switch region (policies that evict after the task, pool memory, pinned weights): one
   // pool range as large as the largest registered model's weights, where every switched-in
   // model's weights go, so its address is fixed and the whole pipelined request can be a

@@ -54,7 +54,7 @@ std::vector<const ModelInfo*> Scheduler::models() const {
 }
 
 Status Scheduler::submit_infer(const std::string& model, uint32_t batch, std::string input,
-                               bool synthetic, Done done) {
+                               bool synthetic, Done done, bool want_output) {
   if (shutting_down_) {
     ++rejected_total_;
     return unavailable("the server is shutting down");
@@ -84,6 +84,7 @@ Status Scheduler::submit_infer(const std::string& model, uint32_t batch, std::st
   Queued q;
   q.ticket = next_ticket_++;
   q.batch = batch;
+  q.want_output = want_output;
   q.input = std::move(input);
   q.synthetic = synthetic;
   q.accepted = Clock::now();
@@ -193,6 +194,7 @@ void Scheduler::pump() {
     task.batch = q.batch;
     task.input = std::move(q.input);
     task.synthetic = q.synthetic;
+    task.want_output = q.want_output;
     task.accepted = q.accepted;
     backend_.infer(std::move(task));
   }

@@ -75,8 +75,10 @@ class Scheduler {
   // (NOT_FOUND), an unsupported batch or an input of the wrong size (INVALID_ARGUMENT; `input`
   // is ignored when synthetic), a full queue (RESOURCE_EXHAUSTED), shutdown (UNAVAILABLE).
   // Otherwise `done` gets the kInfer completion later.
+  // `want_output` false: the caller needs the output's checksum and sum only (the backend may
+  // then leave Completion::output empty and fill Completion::summary).
   Status submit_infer(const std::string& model, uint32_t batch, std::string input, bool synthetic,
-                      Done done);
+                      Done done, bool want_output = true);
 
   // Loads source.name. ALREADY_EXISTS when registered or loading; UNAVAILABLE in shutdown.
   // Otherwise `done` gets the kLoad completion, after which the model is registered (if OK).
@@ -124,6 +126,7 @@ class Scheduler {
     uint32_t batch = 1;
     std::string input;
     bool synthetic = false;
+    bool want_output = true;
     Clock::time_point accepted;
     Done done;
   };

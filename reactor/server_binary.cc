@@ -54,16 +54,18 @@ void Server::handle_binary(Connection& c, net::BinaryItem item) {
   const uint64_t seq = reserve_slot(c);
   const uint64_t id = c.id;
   const std::string model = task->model;
-  Status s = scheduler_.submit_infer(model, batch, std::move(request.data), synthetic,
-                                     [this, id, seq, model](Completion done) {
-                                       if (!done.status.ok()) {
-                                         log_info("connection ", id, " (binary): ", model, ": ",
-                                                  done.status.message(), "; closing");
-                                         fill_slot(id, seq, std::string(), /*close_after=*/true);
-                                         return;
-                                       }
-                                       fill_slot(id, seq, std::string(net::kFinishReply));
-                                     });
+  Status s = scheduler_.submit_infer(
+      model, batch, std::move(request.data), synthetic,
+      [this, id, seq, model](Completion done) {
+        if (!done.status.ok()) {
+          log_info("connection ", id, " (binary): ", model, ": ", done.status.message(),
+                   "; closing");
+          fill_slot(id, seq, std::string(), /*close_after=*/true);
+          return;
+        }
+        fill_slot(id, seq, std::string(net::kFinishReply));
+      },
+      /*want_output=*/false);
   if (!s.ok()) {
     log_info("connection ", id, " (binary): ", model, ": ", s.message(), "; closing");
     fill_slot(id, seq, std::string(), /*close_after=*/true);

@@ -145,7 +145,8 @@ void Server::text_infer(Connection& c, net::Command command) {
           fill_slot(id, seq, status_reply(done.status, ErrorCode::kUnknownModel));
           return;
         }
-        const OutputSummary summary = summarize_output(done.outputs, done.output);
+        const OutputSummary summary = done.summarized ? OutputSummary{done.checksum, done.sum}
+                                                      : summarize_output(done.outputs, done.output);
         // compute_us includes the switch (which overlaps it): see Timings.
         const uint64_t total = done.timings.queue_us + done.timings.compute_us;
         OkLine line;
@@ -162,7 +163,8 @@ void Server::text_infer(Connection& c, net::Command command) {
             .add("sum", summary.sum);
         fill_slot(id, seq,
                   raw ? net::format_ok_with_payload(line, done.output) : net::format_ok(line));
-      });
+      },
+      /*want_output=*/raw);
   if (!s.ok()) {
     ErrorCode code = net::error_code_for(s.code());
     if (s.code() == Code::kNotFound) code = ErrorCode::kUnknownModel;

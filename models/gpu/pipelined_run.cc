@@ -7,7 +7,8 @@ namespace ps::models::gpu {
 Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
                          const WeightSource& source, const Bindings& bindings,
                          const cuda::Stream& copy, const cuda::Stream& compute,
-                         std::span<cuda::Event> group_events, cuda::Event* first_layer) {
+                         std::span<cuda::Event> group_events, cuda::Event* first_layer,
+                         const GroupRunner& run_group) {
   if (group_events.size() < groups.size()) {
     return invalid_argument("pipelined run: ", groups.size(), " groups but ", group_events.size(),
                             " events");
@@ -50,7 +51,11 @@ Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
     }
     PS_TRY(compute.wait(group_events[g]));
     if (g == 0 && first_layer != nullptr) PS_TRY(first_layer->record_timestamp(compute));
-    PS_TRY(plan.enqueue_layers(groups[g].first_layer, groups[g].layer_count, compute, bindings));
+    if (run_group) {
+      PS_TRY(run_group(g));
+    } else {
+      PS_TRY(plan.enqueue_layers(groups[g].first_layer, groups[g].layer_count, compute, bindings));
+    }
     computed_bytes += groups[g].bytes;
   }
   return Status::OK();

@@ -12,6 +12,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <functional>
 #include <span>
 
 #include "common/status.h"
@@ -21,6 +22,10 @@
 #include "models/gpu/plan.h"
 
 namespace ps::models::gpu {
+
+// Enqueues group g's layers on the compute stream (after its wait). The default runs
+// Plan::enqueue_layers for the group; the switching engine replays one CUDA graph per group.
+using GroupRunner = std::function<Status(size_t group)>;
 
 // How far (in weight bytes) the enqueued copies run ahead of the enqueued layers: about 0.3 ms
 // of a 50 GB/s link, several times the host's cost of enqueuing one group's layers.
@@ -40,7 +45,8 @@ struct WeightSource {
 // work. `first_layer` (may be null; a timing event) is recorded with record_timestamp (so also
 // inside a graph capture) on `compute` just before the first layer, after its wait for the
 // first group: when the model starts running. `copy` and `compute` must be different streams
-// of the plan's context. Works inside a stream capture of `compute` when `copy` has joined it
+// of the plan's context. `run_group` (may be empty) enqueues a group's layers instead of
+// Plan::enqueue_layers. Works inside a stream capture of `compute` when `copy` has joined it
 // (waits on an event recorded on `compute` during the capture).
 // Returns once everything is queued. Errors: kInvalidArgument for groups that do not cover the
 // layers or too few events; launch errors naming the layer (work queued before the error stays
@@ -48,6 +54,7 @@ struct WeightSource {
 Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
                          const WeightSource& source, const Bindings& bindings,
                          const cuda::Stream& copy, const cuda::Stream& compute,
-                         std::span<cuda::Event> group_events, cuda::Event* first_layer = nullptr);
+                         std::span<cuda::Event> group_events, cuda::Event* first_layer = nullptr,
+                         const GroupRunner& run_group = {});
 
 }  // namespace ps::models::gpu

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 
+#include "net/text_reply.h"
 #include "reactor/backend_factory.h"
 #include "reactor/cpu_backend.h"
 #include "reactor/synthetic_input.h"
@@ -253,6 +254,25 @@ TEST_CASE("GPU backend: sent inputs, wrong sizes, unknown and unloaded models",
   REQUIRE(sent.status.ok());
   REQUIRE(synthetic.status.ok());
   CHECK(sent.output == synthetic.output);
+  // The backend's own checksum (the reply's) is the protocol's, over the output bytes.
+  CHECK(sent.summarized);
+  CHECK(sent.checksum == net::payload_checksum(sent.output));
+  // Without want_output the bytes stay on the device thread; the summary still comes.
+  {
+    InferTask task;
+    task.ticket = h->next_ticket++;
+    task.model = "resnet_tiny";
+    task.batch = 2;
+    task.synthetic = true;
+    task.want_output = false;
+    task.accepted = std::chrono::steady_clock::now();
+    const uint64_t t = task.ticket;
+    h->backend->infer(std::move(task));
+    Completion quiet = h->sink.wait_for(t);
+    REQUIRE(quiet.status.ok());
+    CHECK(quiet.output.empty());
+    CHECK(quiet.checksum == sent.checksum);
+  }
   CHECK(max_relative_error(sent.output, cpu_outputs().at("resnet_tiny/2")) <= 5e-3);
 
   Completion wrong = h->infer("resnet_tiny", 2, std::string(input.size() - 4, 'x'));
