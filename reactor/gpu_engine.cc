@@ -87,6 +87,11 @@ struct GpuEngine::Model {
   CUdeviceptr resident_graph_weights = 0;
   std::vector<std::optional<models::gpu::CudaGraph>> group_graphs;
   CUdeviceptr group_graph_weights = 0;
+  // The whole switch request (copies, events, layers) as one graph, for the switch region.
+  std::optional<models::gpu::CudaGraph> switch_graph;
+  // How a switch into the switch region is enqueued: measured at registration (choose_switch).
+  SwitchMode switch_mode = SwitchMode::kEnqueue;
+  double switch_mode_us[3] = {0, 0, 0};
   // The batch whose synthetic input input_staging holds (0: none), so it is staged once.
   uint32_t staged_synthetic = 0;
   bool graphs_failed = false;
@@ -302,14 +307,20 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
   // synthetic input choose_groups staged (so the first request pays neither the captures nor
   // the graphs' upload).
   Status ready = [&]() -> Status {
-    if (uses_switch_region()) PS_TRY(grow_switch_region(m->weights_bytes));
+    if (uses_switch_region()) {
+      PS_ASSIGN_OR_RETURN(const bool moved, grow_switch_region(m->weights_bytes));
+      // The other models' graphs pointed into the old region: measure them again.
+      if (moved && graphs_) {
+        for (auto& [name, other] : models_) PS_TRY(choose_switch_mode(*other));
+      }
+    }
     if (!graphs_ || policy_.fresh_process) return Status::OK();
     if (m->slot || policy_.home == WeightHome::kManaged) {
       const CUdeviceptr weights = m->slot ? m->slot->ptr : m->managed.ptr();
       PS_ASSIGN_OR_RETURN(const models::gpu::CudaGraph* graph, graph_for(*m, weights));
       if (graph != nullptr) PS_TRY(graph->launch(compute_stream_));
-    } else if (uses_switch_region() && group_graphs_for(*m, switch_region_->ptr)) {
-      PS_TRY(enqueue_request(*m, switch_region_->ptr, true, 0, 1, true));
+    } else if (uses_switch_region()) {
+      PS_TRY(choose_switch_mode(*m));
     }
     PS_TRY(compute_stream_.synchronize());
     if (policy_.home == WeightHome::kManaged) release_weights(*m);
@@ -321,6 +332,11 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     if (m->workspace) (void)pool_->free(*m->workspace);
     resident_.remove(source.name);
     return ready.with_context(str_cat("model '", source.name, "'"));
+  }
+  if (uses_switch_region()) {
+    log_info(source.name, ": switch as ", switch_mode_name(m->switch_mode), " (measured: enqueue ",
+             m->switch_mode_us[0], " us, group graphs ", m->switch_mode_us[1],
+             " us, request graph ", m->switch_mode_us[2], " us; 0 = not possible)");
   }
   log_info("registered ", source.name, ": ", m->p().layer_count(), " layers, ",
            models::gpu::describe_groups(m->groups), " (",
@@ -402,6 +418,8 @@ Status GpuEngine::ensure_staging(Model& m, uint32_t chunks) {
   if (m.input_staging.size() < in || m.output_staging.size() < out) {
     // The graphs copy from and to the old buffers: capture them again when next used.
     m.resident_graph.reset();
+    m.switch_graph.reset();
+    if (m.switch_mode == SwitchMode::kRequestGraph) m.switch_mode = SwitchMode::kGroupGraphs;
     m.staged_synthetic = 0;
   }
   if (m.input_staging.size() < in) {
@@ -483,9 +501,9 @@ bool GpuEngine::uses_switch_region() const {
          policy_.home == WeightHome::kPinned && !policy_.fresh_process;
 }
 
-Status GpuEngine::grow_switch_region(uint64_t bytes) {
+Result<bool> GpuEngine::grow_switch_region(uint64_t bytes) {
   bytes = std::max<uint64_t>(bytes, 256);
-  if (switch_region_ && switch_region_->size() >= bytes) return Status::OK();
+  if (switch_region_ && switch_region_->size() >= bytes) return false;
   if (switch_region_) {
     PS_TRY(pool_->free(*switch_region_));
     switch_region_.reset();
@@ -494,8 +512,12 @@ Status GpuEngine::grow_switch_region(uint64_t bytes) {
   if (!region.ok()) return region.status().with_context("the switch region");
   switch_region_ = *region;
   // Every captured switch graph wrote to the old region.
-  for (auto& [name, model] : models_) model->group_graphs.clear();
-  return Status::OK();
+  for (auto& [name, model] : models_) {
+    model->group_graphs.clear();
+    model->switch_graph.reset();
+    model->switch_mode = SwitchMode::kEnqueue;  // until measured again for the new region
+  }
+  return true;
 }
 
 Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in, uint32_t k,
@@ -592,6 +614,70 @@ bool GpuEngine::group_graphs_for(Model& m, CUdeviceptr weights) {
   return true;
 }
 
+const char* switch_mode_name(SwitchMode mode) {
+  switch (mode) {
+    case SwitchMode::kEnqueue:
+      return "enqueue";
+    case SwitchMode::kGroupGraphs:
+      return "group graphs";
+    case SwitchMode::kRequestGraph:
+      return "request graph";
+  }
+  return "?";
+}
+
+Status GpuEngine::launch_switch(Model& m, SwitchMode mode) {
+  const CUdeviceptr region = switch_region_->ptr;
+  switch (mode) {
+    case SwitchMode::kEnqueue:
+      return enqueue_request(m, region, true, 0, 1, false);
+    case SwitchMode::kGroupGraphs:
+      return enqueue_request(m, region, true, 0, 1, true);
+    case SwitchMode::kRequestGraph:
+      return m.switch_graph->launch(compute_stream_);
+  }
+  return internal_error("unknown switch mode");
+}
+
+Status GpuEngine::choose_switch_mode(Model& m) {
+  // Three ways to enqueue a switch, each right on some model and slow on another on the H200
+  // (docs/switching.md): layer by layer from the host (host-bound where cuDNN's calls are
+  // slow), one graph per group behind host-enqueued copies, or the whole request as one graph.
+  // Each is timed on the device (median of 3, after one warm run) and the fastest kept.
+  std::vector<SwitchMode> modes = {SwitchMode::kEnqueue};
+  if (group_graphs_for(m, switch_region_->ptr)) {
+    modes.push_back(SwitchMode::kGroupGraphs);
+    auto g = models::gpu::CudaGraph::capture(
+        compute_stream_, [&] { return enqueue_request(m, switch_region_->ptr, true, 0, 1, true); });
+    if (g.ok()) {
+      m.switch_graph = std::move(*g);
+      modes.push_back(SwitchMode::kRequestGraph);
+    }
+  }
+  double best = 0;
+  for (SwitchMode mode : modes) {
+    std::vector<double> us;
+    for (int run = 0; run < 4; ++run) {
+      PS_TRY(start_event_.record(compute_stream_));
+      PS_TRY(launch_switch(m, mode));
+      PS_TRY(end_event_.record(compute_stream_));
+      PS_TRY(end_event_.synchronize());
+      if (run > 0) us.push_back(static_cast<double>(event_us(start_event_, end_event_)));
+    }
+    std::sort(us.begin(), us.end());
+    m.switch_mode_us[static_cast<int>(mode)] = us[1];
+    if (best == 0 || us[1] < best) {
+      best = us[1];
+      m.switch_mode = mode;
+    }
+  }
+  if (m.switch_mode != SwitchMode::kRequestGraph) m.switch_graph.reset();
+  if (m.switch_mode != SwitchMode::kGroupGraphs && m.switch_mode != SwitchMode::kRequestGraph) {
+    m.group_graphs.clear();
+  }
+  return Status::OK();
+}
+
 Completion GpuEngine::infer(const InferTask& task) {
   const auto started = Clock::now();
   Completion c;
@@ -654,16 +740,19 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   // host, each group's layers as one graph (graphs holding the copies too kept BERT-base's and
   // Inception v3's layers from overlapping the copies on the H200; docs/switching.md).
   const models::gpu::CudaGraph* graph = nullptr;
-  bool group_graphs = false;
+  const bool in_region = copies && switch_region_ && weights == switch_region_->ptr;
   if (!copies && chunks == 1) {
     PS_ASSIGN_OR_RETURN(graph, graph_for(m, weights));
-  } else if (copies) {
-    group_graphs = group_graphs_for(m, weights);
   }
+  const bool group_graphs =
+      in_region && m.switch_mode != SwitchMode::kEnqueue && group_graphs_for(m, weights);
   const auto enqueue_started = Clock::now();
   PS_TRY(start_event_.record(compute_stream_));
   if (graph != nullptr) {
     PS_TRY(graph->launch(compute_stream_));
+  } else if (in_region && chunks == 1 && m.switch_mode == SwitchMode::kRequestGraph &&
+             m.switch_graph) {
+    PS_TRY(m.switch_graph->launch(compute_stream_));
   } else {
     for (uint32_t k = 0; k < chunks; ++k) {
       PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs));

@@ -25,6 +25,10 @@
 
 namespace ps::reactor {
 
+// How a switch into the switch region is enqueued (GpuEngine::choose_switch_mode).
+enum class SwitchMode : uint8_t { kEnqueue, kGroupGraphs, kRequestGraph };
+const char* switch_mode_name(SwitchMode mode);
+
 class GpuEngine {
  public:
   // Opens GPU `ordinal` on the calling thread: runtime, pool (options.pool_bytes, or the
@@ -77,7 +81,12 @@ class GpuEngine {
   // model's weights go, so its address is fixed and the whole pipelined request can be a
   // graph (the original's 1 GiB parameter region, sized to fit).
   bool uses_switch_region() const;
-  Status grow_switch_region(uint64_t bytes);
+  // Times a switch of `model` into the switch region in each SwitchMode it can use and keeps
+  // the fastest (registration only: blocks, and overwrites the region).
+  Status choose_switch_mode(Model& model);
+  Status launch_switch(Model& model, SwitchMode mode);
+  // Grows the region to at least `bytes`; true when it moved (every switch graph is dropped).
+  Result<bool> grow_switch_region(uint64_t bytes);
 
   Status run_fresh_process(Model& model, const InferTask& task, const std::string& input,
                            Completion* c);
