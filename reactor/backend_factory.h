@@ -1,5 +1,5 @@
 // Making the backend that --device names: "cpu" -> CpuBackend; a GPU index -> the GPU backend
-// (make_gpu_backend, gpu_backend_stub.cc until issue 6 replaces that file with the real one).
+// (make_gpu_backend, reactor/gpu_backend.cc).
 #pragma once
 
 #include <cstdint>
@@ -42,8 +42,8 @@ Result<std::string> parse_device(std::string_view text);
 // (INVALID_ARGUMENT), or what make_gpu_backend says (UNAVAILABLE: not built, no GPU, ...).
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
 
-// The GPU backend for GPU `device_index`. Defined by the GPU backend's source file; the stub
-// answers UNAVAILABLE "GPU backend not built yet".
+// The GPU backend for GPU `device_index`, not started (start() opens the GPU and says why it
+// cannot). INVALID_ARGUMENT for kill-restart without options.self_exe.
 Result<std::unique_ptr<Backend>> make_gpu_backend(int device_index, const BackendOptions& options);
 
 }  // namespace ps::reactor

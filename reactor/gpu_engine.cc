@@ -647,8 +647,9 @@ Status GpuEngine::choose_switch_mode(Model& m) {
   std::vector<SwitchMode> modes = {SwitchMode::kEnqueue};
   if (group_graphs_for(m, switch_region_->ptr)) {
     modes.push_back(SwitchMode::kGroupGraphs);
+    // (Layer by layer inside the capture: a graph launch cannot itself be captured.)
     auto g = models::gpu::CudaGraph::capture(
-        compute_stream_, [&] { return enqueue_request(m, switch_region_->ptr, true, 0, 1, true); });
+        compute_stream_, [&] { return enqueue_request(m, switch_region_->ptr, true, 0, 1, false); });
     if (g.ok()) {
       m.switch_graph = std::move(*g);
       modes.push_back(SwitchMode::kRequestGraph);
