@@ -32,4 +32,14 @@ uint64_t input_bytes(const ModelInfo& model, uint32_t batch) {
   return total;
 }
 
+Status check_infer_input(const ModelInfo& model, uint32_t batch, uint64_t input_size) {
+  std::string why;
+  if (!batch_supported(model, batch, &why)) return invalid_argument(why);
+  if (input_size != input_bytes(model, batch)) {
+    return invalid_argument("input of ", input_size, " bytes; model '", model.name, "' at batch ",
+                            batch, " takes ", input_bytes(model, batch));
+  }
+  return Status::OK();
+}
+
 }  // namespace ps::reactor

@@ -77,6 +77,11 @@ std::vector<TensorSpec> specs_at_batch(const std::vector<TensorSpec>& specs, uin
 // Payload bytes of all inputs at `batch`. Precondition: batch_supported(model, batch).
 uint64_t input_bytes(const ModelInfo& model, uint32_t batch);
 
+// What every backend checks before running a request of `batch` with `input_size` bytes of
+// input (the sent or the synthetic one): a supported batch and input_bytes() bytes.
+// INVALID_ARGUMENT saying which.
+Status check_infer_input(const ModelInfo& model, uint32_t batch, uint64_t input_size);
+
 // Where a model comes from. Exactly one of package_path and zoo_model is set.
 struct ModelSource {
   std::string name;          // the name it is registered under

@@ -194,19 +194,12 @@ Completion CpuBackend::run_infer(const InferTask& task) {
     return c;
   }
   const ModelInfo& info = model->info;
-  std::string why;
-  if (!batch_supported(info, task.batch, &why)) {
-    c.status = invalid_argument(why);
-    return c;
-  }
-  const std::string synthetic = task.synthetic ? synthetic_input(info, task.batch) : std::string();
+  const std::string synthetic = task.synthetic && batch_supported(info, task.batch)
+                                    ? synthetic_input(info, task.batch)
+                                    : std::string();
   const std::string& input = task.synthetic ? synthetic : task.input;
-  if (input.size() != input_bytes(info, task.batch)) {
-    c.status =
-        invalid_argument("input of ", input.size(), " bytes; model '", info.name, "' at batch ",
-                         task.batch, " takes ", input_bytes(info, task.batch));
-    return c;
-  }
+  c.status = check_infer_input(info, task.batch, input.size());
+  if (!c.status.ok()) return c;
   const uint32_t chunks = task.batch / info.batch;
   // Bytes of each input and output per native batch.
   std::vector<uint64_t> in_bytes, out_bytes;

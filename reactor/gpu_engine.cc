@@ -648,8 +648,9 @@ Status GpuEngine::choose_switch_mode(Model& m) {
   if (group_graphs_for(m, switch_region_->ptr)) {
     modes.push_back(SwitchMode::kGroupGraphs);
     // (Layer by layer inside the capture: a graph launch cannot itself be captured.)
-    auto g = models::gpu::CudaGraph::capture(
-        compute_stream_, [&] { return enqueue_request(m, switch_region_->ptr, true, 0, 1, false); });
+    auto g = models::gpu::CudaGraph::capture(compute_stream_, [&] {
+      return enqueue_request(m, switch_region_->ptr, true, 0, 1, false);
+    });
     if (g.ok()) {
       m.switch_graph = std::move(*g);
       modes.push_back(SwitchMode::kRequestGraph);
@@ -691,25 +692,16 @@ Completion GpuEngine::infer(const InferTask& task) {
     return c;
   }
   Model& m = *it->second;
-  std::string why;
-  if (!batch_supported(m.info, task.batch, &why)) {
-    c.status = invalid_argument(why);
-    return c;
-  }
   const std::string* input = &task.input;
-  if (task.synthetic) {
+  if (task.synthetic && batch_supported(m.info, task.batch)) {
     auto s = m.synthetic.find(task.batch);
     if (s == m.synthetic.end()) {
       s = m.synthetic.emplace(task.batch, synthetic_input(m.info, task.batch)).first;
     }
     input = &s->second;
   }
-  if (input->size() != input_bytes(m.info, task.batch)) {
-    c.status =
-        invalid_argument("input of ", input->size(), " bytes; model '", m.info.name, "' at batch ",
-                         task.batch, " takes ", input_bytes(m.info, task.batch));
-    return c;
-  }
+  c.status = check_infer_input(m.info, task.batch, input->size());
+  if (!c.status.ok()) return c;
   Status s =
       policy_.fresh_process ? run_fresh_process(m, task, *input, &c) : run(m, task, *input, &c);
   if (!s.ok()) c.status = s.with_context(str_cat("model '", m.info.name, "'"));
