@@ -187,6 +187,11 @@ TEST_CASE("e2e auth: a non-loopback address needs --token", "[e2e]") {
       run_tool(pipeswitchd_path(), {"--device", "cpu", "--listen", "0.0.0.0:0"});
   CHECK(refused.exit_code == 2);
   CHECK(refused.err.find("--token") != std::string::npos);
+  // An admin token alone does not do: connections start as users without AUTH.
+  const ToolResult admin_only = run_tool(
+      pipeswitchd_path(), {"--device", "cpu", "--listen", "0.0.0.0:0", "--admin-token", "r00t"});
+  CHECK(admin_only.exit_code == 2);
+  CHECK(admin_only.err.find("--token") != std::string::npos);
   const ToolResult bad = run_tool(pipeswitchd_path(), {"--device", "cpu", "--listen", "1.2.3:0"});
   CHECK(bad.exit_code == 2);
   // With a token it starts (and binds every interface); stop it at once.
