@@ -156,6 +156,13 @@ TEST_CASE("e2e load: requests the server drops are counted lost and fail the run
   CHECK(load.exit_code == 1);
   CHECK(count_after(load.out, "lost") == 6);
   CHECK(load.out.find("result: FAIL (6 lost)") != std::string::npos);
+  // Nobody listening: each slot fails once and is retired; the run fails at once.
+  const ToolResult nobody =
+      run_tool(psnc_path(), {"--server", "127.0.0.1:1", "load", "--connections", "3", "--models",
+                             "resnet_tiny", "--duration", "600"});
+  INFO(nobody.out << nobody.err);
+  CHECK(nobody.exit_code == 1);
+  CHECK(count_after(nobody.out, "connect failures") == 3);
 }
 
 TEST_CASE("e2e load: loopback only, and bad arguments exit 2", "[e2e][load]") {

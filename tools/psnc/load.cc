@@ -84,7 +84,8 @@ uint64_t rss_from_stats(const LoadOptions& o) {
 // The driver: one thread, one poll() loop over every connection.
 class Driver {
  public:
-  explicit Driver(const LoadOptions& o) : o_(o), rng_(o.seed), slots_(o.connections) {}
+  explicit Driver(const LoadOptions& o)
+      : o_(o), rng_(o.seed), slots_(o.connections), retired_(o.connections, false) {}
 
   LoadReport run() {
     start_ = Clock::now();
@@ -95,7 +96,7 @@ class Driver {
     for (;;) {
       const auto now = Clock::now();
       for (size_t i = 0; i < slots_.size(); ++i) {
-        if (slots_[i].fd < 0 && can_issue(now)) open(i);
+        if (slots_[i].fd < 0 && !retired_[i] && can_issue(now)) open(i);
         if (slots_[i].fd >= 0 && !slots_[i].connecting) fill(i, now);
         Connection& c = slots_[i];
         if (c.fd >= 0 && !c.connecting && c.pending.empty() && c.out.empty() && !can_issue(now)) {
@@ -177,8 +178,10 @@ class Driver {
     if (!o_.token.empty()) queue(i, Pending{Kind::kAuth, 0, 0, Clock::now()}, "AUTH " + o_.token);
   }
 
+  // The slot is retired: a server that refuses connections is not hammered until the deadline.
   void connect_failed(size_t i, const std::string& why) {
     ++report_.connect_failures;
+    retired_[i] = true;
     problem(str_cat("connection slot ", i, ": ", why));
     close_fd(i);
   }
@@ -276,8 +279,7 @@ class Driver {
       socklen_t len = sizeof(error);
       ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &len);
       if (error != 0) {
-        report_.sent -= c.pending.size();  // an AUTH never sent is not a request
-        c.pending.clear();
+        c.pending.clear();  // at most the AUTH, which is not counted as a request
         connect_failed(i, str_cat("connect: ", std::strerror(error)));
         return;
       }
@@ -454,6 +456,7 @@ class Driver {
   const LoadOptions& o_;
   std::mt19937_64 rng_;
   std::vector<Connection> slots_;
+  std::vector<bool> retired_;  // a connect failed in this slot
   LoadReport report_;
   Clock::time_point start_, stop_issuing_, hard_stop_;
 };
