@@ -64,7 +64,7 @@ TEST_CASE("e2e errors: unknown commands and models, malformed numbers, wrong pay
   CHECK(request(client, "AUTH x\n").code == "BAD_REQUEST");
 }
 
-TEST_CASE("e2e errors: over-long lines and payloads close the connection; others continue",
+TEST_CASE("e2e errors: over-long lines and payloads close the connection, others continue",
           "[e2e]") {
   ServerProcess server = start_server({"--max-line", "128", "--max-payload", "1M"});
   {
@@ -156,7 +156,7 @@ TEST_CASE("e2e errors: --max-connections turns extra clients away with ERR BUSY"
   CHECK(request(a, "PING\n").line == "OK pong");
 }
 
-TEST_CASE("e2e auth: --token requires AUTH; --admin-token guards LOAD; binary is refused",
+TEST_CASE("e2e auth: --token requires AUTH, --admin-token guards LOAD, binary is refused",
           "[e2e]") {
   ServerProcess server = start_server({"--token", "s3cret", "--admin-token", "r00t"});
   psnc::Client client = server.connect();

@@ -29,7 +29,7 @@ long long count_after(const std::string& text, const std::string& label) {
   return -1;
 }
 
-TEST_CASE("e2e load: 200 connections, pipelined, with disconnects and TRAIN; nothing lost",
+TEST_CASE("e2e load: 200 connections, pipelined, with disconnects and TRAIN, nothing lost",
           "[e2e][load]") {
   auto server =
       ServerProcess::start({"--device", "cpu", "--threads", "2", "--zoo=resnet_tiny,bert_tiny"});
