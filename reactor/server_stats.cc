@@ -1,4 +1,7 @@
 // STATS (text protocol) and GET /metrics (Prometheus text): the same numbers, two formats.
+#include <cstdio>
+#include <cstring>
+
 #include "net/metrics_text.h"
 #include "net/text_reply.h"
 #include "reactor/server.h"
@@ -7,6 +10,20 @@ namespace ps::reactor {
 namespace {
 
 uint64_t mean(uint64_t sum, uint64_t count) { return count == 0 ? 0 : sum / count; }
+
+// The process's resident set size in bytes (VmRSS of /proc/self/status), 0 where that file
+// cannot be read. A few hundred bytes of procfs read: cheap enough for STATS and /metrics.
+uint64_t resident_bytes() {
+  std::FILE* file = std::fopen("/proc/self/status", "r");
+  if (file == nullptr) return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof(line), file) != nullptr) {
+    if (std::strncmp(line, "VmRSS:", 6) == 0 && std::sscanf(line + 6, "%llu", &kib) == 1) break;
+  }
+  std::fclose(file);
+  return static_cast<uint64_t>(kib) * 1024;
+}
 
 }  // namespace
 
@@ -25,7 +42,8 @@ std::string Server::stats_reply() const {
                .add("connections", uint64_t{connections_.size()})
                .add("connections_total", connections_total_)
                .add("connections_refused", connections_refused_)
-               .add("protocol_errors", protocol_errors_));
+               .add("protocol_errors", protocol_errors_)
+               .add("rss_bytes", resident_bytes()));
   add_line(OkLine()
                .add("requests_total", scheduler_.requests_total())
                .add("rejected_total", scheduler_.rejected_total())
@@ -69,6 +87,8 @@ std::string Server::metrics_text() const {
   const BackendStats backend = scheduler_.backend().stats();
   const auto stats = scheduler_.model_stats();
   w.gauge("ps_up", "1 while the server serves, 0 while it shuts down.", healthy() ? 1.0 : 0.0);
+  w.gauge("ps_resident_memory_bytes", "Resident set size of the server process (VmRSS).",
+          static_cast<double>(resident_bytes()));
   w.gauge("ps_connections", "Open client connections.", static_cast<double>(connections_.size()));
   w.counter("ps_connections_total", "Client connections accepted.", connections_total_);
   w.counter("ps_connections_refused_total", "Connections refused over --max-connections.",

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "models/cpu/dispatch.h"
 #include "models/cpu/kernels.h"
@@ -14,6 +15,27 @@ namespace ps::models::cpu {
 namespace {
 
 enum class Reduction { kSum, kMean, kProd, kMax, kMin };
+
+// Integer sums and products wrap around in two's complement, as numpy's and the GPU kernels'
+// do; done in the unsigned type, since signed overflow is undefined behaviour.
+template <typename Acc>
+Acc add(Acc a, Acc b) {
+  if constexpr (kIsFloat<Acc>) {
+    return a + b;
+  } else {
+    using U = std::make_unsigned_t<Acc>;
+    return static_cast<Acc>(static_cast<U>(a) + static_cast<U>(b));
+  }
+}
+template <typename Acc>
+Acc multiply(Acc a, Acc b) {
+  if constexpr (kIsFloat<Acc>) {
+    return a * b;
+  } else {
+    using U = std::make_unsigned_t<Acc>;
+    return static_cast<Acc>(static_cast<U>(a) * static_cast<U>(b));
+  }
+}
 
 template <typename T, typename Acc>
 void reduce_kernel(Reduction kind, const Tensor& x, const std::vector<int64_t>& out_strides,
@@ -38,10 +60,12 @@ void reduce_kernel(Reduction kind, const Tensor& x, const std::vector<int64_t>& 
         switch (kind) {
           case Reduction::kSum:
           case Reduction::kMean:
-            for (int64_t i = 0; i < count; ++i) a[i * s] += static_cast<Acc>(v[i]);
+            for (int64_t i = 0; i < count; ++i) a[i * s] = add(a[i * s], static_cast<Acc>(v[i]));
             break;
           case Reduction::kProd:
-            for (int64_t i = 0; i < count; ++i) a[i * s] *= static_cast<Acc>(v[i]);
+            for (int64_t i = 0; i < count; ++i) {
+              a[i * s] = multiply(a[i * s], static_cast<Acc>(v[i]));
+            }
             break;
           case Reduction::kMax:
           case Reduction::kMin:

@@ -64,7 +64,7 @@ TEST_CASE("e2e errors: unknown commands and models, malformed numbers, wrong pay
   CHECK(request(client, "AUTH x\n").code == "BAD_REQUEST");
 }
 
-TEST_CASE("e2e errors: over-long lines and payloads close the connection; others continue",
+TEST_CASE("e2e errors: over-long lines and payloads close the connection, others continue",
           "[e2e]") {
   ServerProcess server = start_server({"--max-line", "128", "--max-payload", "1M"});
   {
@@ -156,7 +156,7 @@ TEST_CASE("e2e errors: --max-connections turns extra clients away with ERR BUSY"
   CHECK(request(a, "PING\n").line == "OK pong");
 }
 
-TEST_CASE("e2e auth: --token requires AUTH; --admin-token guards LOAD; binary is refused",
+TEST_CASE("e2e auth: --token requires AUTH, --admin-token guards LOAD, binary is refused",
           "[e2e]") {
   ServerProcess server = start_server({"--token", "s3cret", "--admin-token", "r00t"});
   psnc::Client client = server.connect();
@@ -187,6 +187,11 @@ TEST_CASE("e2e auth: a non-loopback address needs --token", "[e2e]") {
       run_tool(pipeswitchd_path(), {"--device", "cpu", "--listen", "0.0.0.0:0"});
   CHECK(refused.exit_code == 2);
   CHECK(refused.err.find("--token") != std::string::npos);
+  // An admin token alone does not do: connections start as users without AUTH.
+  const ToolResult admin_only = run_tool(
+      pipeswitchd_path(), {"--device", "cpu", "--listen", "0.0.0.0:0", "--admin-token", "r00t"});
+  CHECK(admin_only.exit_code == 2);
+  CHECK(admin_only.err.find("--token") != std::string::npos);
   const ToolResult bad = run_tool(pipeswitchd_path(), {"--device", "cpu", "--listen", "1.2.3:0"});
   CHECK(bad.exit_code == 2);
   // With a token it starts (and binds every interface); stop it at once.

@@ -35,6 +35,7 @@ class ServerProcess {
   const std::optional<psnc::HostPort>& metrics() const { return metrics_; }
   std::string address_text() const { return address_.host + ":" + std::to_string(address_.port); }
   const std::string& output() const { return output_; }  // stdout so far
+  pid_t pid() const { return pid_; }                     // -1 once stopped
 
   psnc::Client connect() const;
 

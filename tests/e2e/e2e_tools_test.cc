@@ -66,7 +66,7 @@ TEST_CASE("e2e psnc: bare mode pipes stdin to the server and replies to stdout",
   CHECK(eof.out == "OK pong\nOK pong\n");
 }
 
-TEST_CASE("e2e psnc: infer prints latencies and a summary; train reports the backend's answer",
+TEST_CASE("e2e psnc: infer prints latencies and a summary, train reports the backend's answer",
           "[e2e]") {
   ServerProcess server = start_server();
   const ToolResult r =

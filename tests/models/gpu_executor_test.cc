@@ -208,19 +208,19 @@ void check_model(const std::string& model, int opset, Precision precision) {
   CHECK_FALSE(bit_identical(gpu, plain_other));  // the inputs matter
 }
 
-TEST_CASE("resnet_tiny on the GPU matches the CPU executor; graph replay matches enqueue",
+TEST_CASE("resnet_tiny on the GPU matches the CPU executor, graph replay matches enqueue",
           "[gpu][gpu_executor]") {
   PS_REQUIRE_GPU();
   check_model("resnet_tiny", 17, GENERATE(Precision::kFp32, Precision::kTf32));
 }
 
-TEST_CASE("inception_tiny on the GPU matches the CPU executor; graph replay matches enqueue",
+TEST_CASE("inception_tiny on the GPU matches the CPU executor, graph replay matches enqueue",
           "[gpu][gpu_executor]") {
   PS_REQUIRE_GPU();
   check_model("inception_tiny", 17, GENERATE(Precision::kFp32, Precision::kTf32));
 }
 
-TEST_CASE("bert_tiny on the GPU matches the CPU executor; graph replay matches enqueue",
+TEST_CASE("bert_tiny on the GPU matches the CPU executor, graph replay matches enqueue",
           "[gpu][gpu_executor]") {
   PS_REQUIRE_GPU();
   const int opset = GENERATE(13, 17);

@@ -78,7 +78,7 @@ TEST_CASE("attribute accessors fall back on missing or wrong-typed attributes", 
   CHECK_FALSE(n.has_attr("nope"));
 }
 
-TEST_CASE("add_node records producers; consumers and find_value", "[graph]") {
+TEST_CASE("add_node records producers, consumers and find_value", "[graph]") {
   Graph g = small_graph();
   REQUIRE(g.validate().ok());
   CHECK(g.values[g.find_value("a")].producer == 0);

@@ -297,7 +297,7 @@ TEST_CASE("lower: fused tiny ResNet with block groups", "[lower]") {
   CHECK(residual.onnx_nodes_size() == 4);  // Conv, BN, Add, Relu
 }
 
-TEST_CASE("lower: training keeps BatchNorm; statistics are not trainable", "[lower]") {
+TEST_CASE("lower: training keeps BatchNorm, statistics are not trainable", "[lower]") {
   Builder b = make_tiny_resnet();
   Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining);
   REQUIRE(report.ok());

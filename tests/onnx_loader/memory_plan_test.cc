@@ -66,7 +66,7 @@ TEST_CASE("plan_memory: a chain needs two buffers", "[memory_plan]") {
   CHECK(plan->find(v)->last == 5);
 }
 
-TEST_CASE("plan_memory: sizes are aligned; constants are not planned", "[memory_plan]") {
+TEST_CASE("plan_memory: sizes are aligned, constants are not planned", "[memory_plan]") {
   Builder b;
   const int x = b.input("x", {3});  // 12 bytes
   const int w = b.weight("w", {3}, {1, 2, 3});

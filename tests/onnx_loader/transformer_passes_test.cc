@@ -90,7 +90,7 @@ TEST_CASE("fuse_matmul_bias: near misses are left unchanged", "[passes]") {
   CHECK(b.count("MatMulBias") == 0);
 }
 
-TEST_CASE("count_linear_gemms: Gemm stays Gemm; nn.Linear form counted", "[passes]") {
+TEST_CASE("count_linear_gemms: Gemm stays Gemm, nn.Linear form counted", "[passes]") {
   Builder b;
   const int x = b.input("x", {8, 16});
   const int w = b.weight("fc.weight", {10, 16}, ramp(160));

@@ -37,7 +37,7 @@ struct Fixture {
   Scheduler scheduler;
 };
 
-TEST_CASE("scheduler: a loaded model is registered; a second load of the name is refused",
+TEST_CASE("scheduler: a loaded model is registered, a second load of the name is refused",
           "[scheduler]") {
   Fixture f;
   CHECK(f.scheduler.find_model("a") == nullptr);

@@ -92,7 +92,9 @@ int serve(const Options& o) {
       std::cerr << "pipeswitchd: --listen: " << address.status().message() << "\n";
       return 2;
     }
-    if (!address->is_loopback() && !o.token && !o.admin_token) {
+    // Only --token authenticates every connection: with --admin-token alone a new connection is
+    // already a user (docs/protocol.md 2.6), so anyone who can reach the port could infer.
+    if (!address->is_loopback() && !o.token) {
       std::cerr << "pipeswitchd: --listen " << text
                 << " is reachable from other machines: give --token (clients then AUTH first)\n";
       return 2;

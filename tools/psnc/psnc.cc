@@ -17,6 +17,7 @@
 #include "net/binary_protocol.h"
 #include "net/text_command.h"
 #include "tools/psnc/client.h"
+#include "tools/psnc/load.h"
 
 namespace ps::psnc {
 namespace {
@@ -37,6 +38,10 @@ constexpr const char* kUsage = R"(Usage:
       The same over the original PipeSwitch binary protocol (MODEL_inference / MODEL_training,
       FNSH replies). Without --input an inference sends no data (pipeswitchd then makes a
       synthetic input; the original server needs the data).
+  psnc [--server ADDR] [--token T] load [--connections N] [--requests N] [--duration S]
+       [--models MODEL[:BATCH],...] [--depth D] [--disconnect P] [--train P] ...
+      Load and soak test of a server on loopback: many concurrent connections, every reply
+      checked, lost replies counted. 'psnc load --help' lists its options.
 Options:
   --server ADDR   [HOST:]PORT of the server (default 127.0.0.1:12345)
   --token T       send AUTH T first (text protocol)
@@ -48,7 +53,8 @@ struct Args {
   bool pipeswitch = false;
   std::string server = "127.0.0.1:12345";
   std::string token;
-  std::string command;  // "", "infer", "train"
+  std::string command;                 // "", "infer", "train", "load"
+  std::vector<std::string> load_args;  // what follows "load"
   std::string model;
   std::string bare_address;
   uint64_t batch = 0;  // 0: the server's default
@@ -102,6 +108,10 @@ Result<Args> parse(std::span<const std::string> args) {
       PS_ASSIGN_OR_RETURN(a.output_file, value());
     } else if (arg.starts_with("-")) {
       return invalid_argument("unknown option '", arg, "'");
+    } else if (a.command.empty() && a.bare_address.empty() && arg == "load") {
+      a.command = arg;  // load parses the rest itself
+      a.load_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+      return a;
     } else if (a.command.empty() && a.bare_address.empty() && (arg == "infer" || arg == "train")) {
       a.command = arg;
     } else if (!a.command.empty() && a.model.empty()) {
@@ -338,6 +348,9 @@ int run(std::span<const std::string> args, std::ostream& out, std::ostream& err)
     return kExitOk;
   }
   if (parsed->command.empty()) return bare(*parsed, err);
+  if (parsed->command == "load") {
+    return load_main(parsed->server, parsed->token, parsed->load_args, out, err);
+  }
   auto address = parse_host_port(parsed->server);
   if (!address.ok()) {
     err << "psnc: --server " << address.status().message() << "\n";
