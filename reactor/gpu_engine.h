@@ -62,6 +62,9 @@ class GpuEngine {
   // allocation under no-pool; the managed memory itself under managed).
   Result<CUdeviceptr> weights_for_switch(Model& model);
   void release_weights(Model& model);
+  // Returns everything `model` holds in the pool (slot, arena, workspace) and forgets its
+  // residency. For unload, failed registrations and shutdown.
+  void free_model_memory(Model& model);
   Status run(Model& model, const InferTask& task, const std::string& input, Completion* c);
   Status ensure_staging(Model& model, uint32_t chunks);
   // Enqueues one native-batch request on the compute stream (and the copy stream when
