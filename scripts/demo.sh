@@ -5,7 +5,10 @@
 #   3. checks and describes one package (psimport --info),
 #   4. on a machine with an NVIDIA GPU, measures the host<->GPU copy bandwidth (psbench copy),
 #      the floor under every model switch.
-#   5. starts pipeswitchd on the same zoo models and sends inference requests with psnc.
+#   5. starts pipeswitchd on the packages and sends inference requests with psnc: on a GPU once
+#      with --policy ready (every model resident: the lower bound) and once with --policy
+#      pipeswitch (each request switches its model in, pipelined), so the table shows what a
+#      switch costs; without a GPU once, on the CPU backend.
 # Without a GPU it uses the tiny zoo models and the CPU backend, and says so.
 # Usage: scripts/demo.sh [BUILD_DIR]    (default: build)
 set -euo pipefail
@@ -56,22 +59,33 @@ echo "== pipeswitchd: the server on the zoo models, with psnc sending requests"
 PSD="$BUILD/tools/pipeswitchd/pipeswitchd"
 PSNC="$BUILD/tools/psnc/psnc"
 if [[ -x "$PSD" && -x "$PSNC" ]]; then
-  LOG="$OUT_DIR/pipeswitchd.log"
-  DEVICE=cpu; ((GPU)) && DEVICE=auto
-  "$PSD" --device "$DEVICE" --zoo="$(IFS=,; echo "${MODELS[*]}")" --listen 127.0.0.1:0 >"$LOG" 2>&1 &
-  PSD_PID=$!
-  for _ in $(seq 600); do grep -q "listening on" "$LOG" && break; kill -0 $PSD_PID 2>/dev/null || break; sleep 0.2; done
-  cat "$LOG"
-  ADDR=$(grep -m1 "listening on" "$LOG" | sed 's/.*listening on //')
-  if [[ -n "$ADDR" ]]; then
-    for m in "${MODELS[@]}"; do
-      echo "-- psnc infer $m --batch 8 --repeat 10"
-      "$PSNC" --server "$ADDR" infer "$m" --batch 8 --repeat 10 | tail -1
+  POLICIES=(pipeswitch); ((GPU)) && POLICIES=(ready pipeswitch)
+  for policy in "${POLICIES[@]}"; do
+    LOG="$OUT_DIR/pipeswitchd_$policy.log"
+    DEVICE=cpu; ((GPU)) && DEVICE=auto
+    echo "-- pipeswitchd --device $DEVICE --policy $policy --models $OUT_DIR"
+    "$PSD" --device "$DEVICE" --policy "$policy" --models "$OUT_DIR" --listen 127.0.0.1:0 \
+      >"$LOG" 2>&1 &
+    PSD_PID=$!
+    for _ in $(seq 900); do
+      grep -q "listening on" "$LOG" && break
+      kill -0 $PSD_PID 2>/dev/null || break
+      sleep 0.2
     done
-    printf 'STATS\nQUIT\n' | "$PSNC" "$ADDR"
-  fi
-  kill -TERM $PSD_PID 2>/dev/null || true
-  wait $PSD_PID || true
+    cat "$LOG"
+    ADDR=$(grep -m1 "listening on" "$LOG" | sed 's/.*listening on //')
+    if [[ -n "$ADDR" ]]; then
+      # Round-robin, so under pipeswitch every request finds another model on the GPU.
+      for m in "${MODELS[@]}" "${MODELS[@]}"; do "$PSNC" --server "$ADDR" infer "$m" >/dev/null; done
+      for m in "${MODELS[@]}"; do
+        echo "-- [$policy] psnc infer $m --repeat 10"
+        "$PSNC" --server "$ADDR" infer "$m" --repeat 10 | tail -1
+      done
+      printf 'STATS\nQUIT\n' | "$PSNC" "$ADDR"
+    fi
+    kill -TERM $PSD_PID 2>/dev/null || true
+    wait $PSD_PID || true
+  done
 fi
 
 echo
