@@ -333,9 +333,8 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   uint64_t out_total = 0;
   for (const models::gpu::IoSpec& io : m.p().outputs()) out_total += io.bytes;
 
-  // Resident (or managed): the whole request as one graph. Switching in: the copies from the
-  // host, each group's layers as one graph (graphs holding the copies too kept BERT-base's and
-  // Inception v3's layers from overlapping the copies on the H200; docs/switching.md).
+  // Resident (or managed): the whole request as one graph. Switching into the region: the way
+  // measured fastest for this model at registration (m.switch_mode). Otherwise layer by layer.
   const models::gpu::CudaGraph* graph = nullptr;
   const bool in_region = copies && switch_region_ && weights == switch_region_->ptr;
   if (!copies && chunks == 1) {
@@ -344,19 +343,28 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   const bool group_graphs =
       in_region && m.switch_mode != SwitchMode::kEnqueue && group_graphs_for(m, weights);
   const auto enqueue_started = Clock::now();
-  PS_TRY(start_event_.record(compute_stream_));
-  if (graph != nullptr) {
-    PS_TRY(graph->launch(compute_stream_));
-  } else if (in_region && chunks == 1 && m.switch_mode == SwitchMode::kRequestGraph &&
-             m.switch_graph) {
-    PS_TRY(m.switch_graph->launch(compute_stream_));
-  } else {
-    for (uint32_t k = 0; k < chunks; ++k) {
-      PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs));
+  const Status ran = [&]() -> Status {
+    PS_TRY(start_event_.record(compute_stream_));
+    if (graph != nullptr) {
+      PS_TRY(graph->launch(compute_stream_));
+    } else if (in_region && chunks == 1 && m.switch_mode == SwitchMode::kRequestGraph &&
+               m.switch_graph) {
+      PS_TRY(m.switch_graph->launch(compute_stream_));
+    } else {
+      for (uint32_t k = 0; k < chunks; ++k) {
+        PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs));
+      }
     }
+    PS_TRY(end_event_.record(compute_stream_));
+    return end_event_.synchronize();
+  }();
+  if (!ran.ok()) {
+    // Whatever was queued has run (the stream is synchronised); the memory taken for this
+    // switch goes back rather than staying with a model that is not resident.
+    (void)compute_stream_.synchronize();
+    if (!resident) release_weights(m);
+    return ran;
   }
-  PS_TRY(end_event_.record(compute_stream_));
-  PS_TRY(end_event_.synchronize());
 
   c->timings.compute_us = event_us(start_event_, end_event_);
   c->timings.switch_us = copies ? event_us(copy_start_event_, copy_end_event_) : 0;
