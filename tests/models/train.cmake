@@ -1,0 +1,5 @@
+# The CPU half of training (issue 7; included from tests/models/CMakeLists.txt):
+# test_cpu_grad: every backward operator against finite differences.
+ps_add_test(test_cpu_grad
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_grad_test.cc
+  LIBS ps_cpu_train)
