@@ -3,3 +3,7 @@
 ps_add_test(test_cpu_grad
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_grad_test.cc
   LIBS ps_cpu_train)
+# test_cpu_train: SGD, the synthetic data, the CPU trainer on the tiny zoo models.
+ps_add_test(test_cpu_train
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_train_test.cc
+  LIBS ps_cpu_train ps_zoo_lowering)
