@@ -7,3 +7,7 @@ ps_add_test(test_cpu_grad
 ps_add_test(test_cpu_train
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_train_test.cc
   LIBS ps_cpu_train ps_zoo_lowering)
+# test_cpu_checkpoint: save, restore and continue bit-identically; failed saves; bad files.
+ps_add_test(test_cpu_checkpoint
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/cpu_checkpoint_test.cc
+  LIBS ps_cpu_train ps_zoo_lowering)
