@@ -123,9 +123,32 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const Manifest& manifest,
 }
 
 Result<double> Trainer::step() {
+  std::map<uint32_t, Tensor> grads;
+  PS_ASSIGN_OR_RETURN(const double loss, loss_and_gradients(state_.data_position,
+                                                            /*update_running_stats=*/true, &grads));
+  // The update: every trainable weight with a gradient, in tensor order.
+  for (auto& [index, w] : state_.weights) {
+    if (!manifest_.tensors(static_cast<int>(index)).trainable()) continue;
+    auto g = grads.find(index);
+    if (g == grads.end()) continue;  // as PyTorch: a parameter without a gradient is skipped
+    Tensor no_buffer;                // momentum 0 keeps no buffer
+    Tensor& buffer = options_.sgd.momentum != 0 ? state_.momentum[index] : no_buffer;
+    Status s = sgd_update(options_.sgd, w, g->second, buffer);
+    if (!s.ok()) {
+      return s.with_context(
+          str_cat("tensor '", manifest_.tensors(static_cast<int>(index)).name(), "'"));
+    }
+  }
+  ++state_.step;
+  ++state_.data_position;
+  return loss;
+}
+
+Result<double> Trainer::loss_and_gradients(uint64_t batch_index, bool update_running_stats,
+                                           std::map<uint32_t, Tensor>* weight_grads) {
   Tensor images;
   std::vector<int64_t> labels;
-  PS_TRY(data_->batch(state_.data_position, batch_size_, &images, &labels));
+  PS_TRY(data_->batch(batch_index, batch_size_, &images, &labels));
 
   // Forward, keeping every activation and each BatchNorm's batch statistics.
   std::map<uint32_t, Tensor> acts;
@@ -172,7 +195,9 @@ Result<double> Trainer::step() {
       if (rm == state_.weights.end() || rv == state_.weights.end()) {
         return invalid_argument(where(l, layer), ": running statistics are not float weights");
       }
-      PS_TRY(batch_norm_update_running(saved, momentum, rm->second, rv->second));
+      if (update_running_stats) {
+        PS_TRY(batch_norm_update_running(saved, momentum, rm->second, rv->second));
+      }
       acts.insert_or_assign(layer.outputs(0), std::move(y).value());
       continue;
     }
@@ -273,21 +298,12 @@ Result<double> Trainer::step() {
     }
   }
 
-  // The update: every trainable weight with a gradient, in tensor order.
-  for (auto& [index, w] : state_.weights) {
-    if (!manifest_.tensors(static_cast<int>(index)).trainable()) continue;
-    auto g = grads.find(index);
-    if (g == grads.end()) continue;  // as PyTorch: a parameter without a gradient is skipped
-    Tensor no_buffer;                // momentum 0 keeps no buffer
-    Tensor& buffer = options_.sgd.momentum != 0 ? state_.momentum[index] : no_buffer;
-    Status s = sgd_update(options_.sgd, w, g->second, buffer);
-    if (!s.ok()) {
-      return s.with_context(
-          str_cat("tensor '", manifest_.tensors(static_cast<int>(index)).name(), "'"));
+  weight_grads->clear();
+  for (auto& [index, g] : grads) {
+    if (manifest_.tensors(static_cast<int>(index)).kind() == TensorProto::WEIGHT) {
+      weight_grads->emplace(index, std::move(g));
     }
   }
-  ++state_.step;
-  ++state_.data_position;
   return loss;
 }
 

@@ -57,6 +57,13 @@ class Trainer {
   // may be partly updated; the error names the layer.
   Result<double> step();
 
+  // The forward and backward of a step on batch `batch_index` without the update: returns the
+  // loss and sets *weight_grads to the gradient of every trainable weight that has one. The
+  // running statistics are updated only when asked (a step does; a gradient check does not).
+  // The step counter and data position do not move.
+  Result<double> loss_and_gradients(uint64_t batch_index, bool update_running_stats,
+                                    std::map<uint32_t, Tensor>* weight_grads);
+
   const TrainingState& state() const { return state_; }
   // For restoring a checkpoint (models/cpu/checkpoint.h), which checks names and shapes.
   TrainingState& mutable_state() { return state_; }

@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <numeric>
 #include <vector>
 
@@ -117,6 +119,54 @@ double mean(const std::vector<double>& v, size_t first, size_t count) {
   return std::accumulate(v.begin() + static_cast<long>(first),
                          v.begin() + static_cast<long>(first + count), 0.0) /
          static_cast<double>(count);
+}
+
+// The whole model's backward (the trainer's wiring: reverse order, gradients summed where a
+// tensor feeds several layers, residual Adds, Concat branches) against finite differences of
+// the loss for a few elements of several trainable weights.
+void check_model_gradients(const std::string& model) {
+  const onnx_loader::LoweredModel m = lower_training(model, 2);
+  Result<std::unique_ptr<Trainer>> t = Trainer::create(m.manifest, m.weights, learnable_options());
+  REQUIRE(t.ok());
+  Trainer& trainer = **t;
+  std::map<uint32_t, Tensor> grads;
+  Result<double> loss = trainer.loss_and_gradients(0, false, &grads);
+  INFO(loss.status().to_string());
+  REQUIRE(loss.ok());
+  std::vector<uint32_t> trainable;
+  for (const auto& [index, w] : trainer.state().weights) {
+    if (m.manifest.tensors(static_cast<int>(index)).trainable()) trainable.push_back(index);
+  }
+  CHECK(grads.size() == trainable.size());  // every parameter reaches the loss
+  const double h = 1e-6;
+  int checked = 0;
+  for (size_t k = 0; k < trainable.size(); k += trainable.size() / 7) {
+    const uint32_t index = trainable[k];
+    INFO(model << " weight '" << m.manifest.tensors(static_cast<int>(index)).name() << "'");
+    double* w = trainer.mutable_state().weights.at(index).mutable_data<double>();
+    const Tensor& g = grads.at(index);
+    for (int64_t e = 0; e < g.numel(); e += std::max<int64_t>(1, g.numel() / 3)) {
+      std::map<uint32_t, Tensor> unused;
+      const double saved = w[e];
+      w[e] = saved + h;
+      const double plus = trainer.loss_and_gradients(0, false, &unused).value();
+      w[e] = saved - h;
+      const double minus = trainer.loss_and_gradients(0, false, &unused).value();
+      w[e] = saved;
+      const double numeric = (plus - minus) / (2 * h);
+      const double analytic = g.data<double>()[e];
+      INFO("element " << e << ": numeric " << numeric << ", analytic " << analytic);
+      CHECK(std::abs(numeric - analytic) < 1e-6 + 1e-4 * std::abs(analytic));
+      ++checked;
+    }
+  }
+  CHECK(checked >= 14);
+}
+
+TEST_CASE("whole-model gradients of resnet_tiny and inception_tiny match finite differences",
+          "[train]") {
+  check_model_gradients("resnet_tiny");
+  check_model_gradients("inception_tiny");
 }
 
 TEST_CASE("resnet_tiny's loss falls over 20 steps on the learnable data", "[train]") {
