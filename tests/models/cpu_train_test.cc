@@ -192,7 +192,7 @@ TEST_CASE("two runs from the same seed give bit-identical losses", "[train]") {
   CHECK(train(m, other, 1)[0] != a[0]);
 }
 
-TEST_CASE("inception_tiny trains a step; the paper's single image setting", "[train]") {
+TEST_CASE("inception_tiny trains in the paper's setting: one image, label 0", "[train]") {
   const onnx_loader::LoweredModel m = lower_training("inception_tiny", 2);
   TrainerOptions opt = learnable_options();
   opt.data.single_image = true;
