@@ -1,0 +1,85 @@
+// Backward CPU reference operators: the gradients of the layers a training-mode manifest of
+// the tiny zoo models holds (Conv, BatchNormalization in training mode, Relu, MaxPool,
+// AveragePool, GlobalAveragePool, Add, Flatten/Reshape, Gemm, Concat), and softmax
+// cross-entropy. They are the oracle for the GPU gradients (issue 7) and the engine of the CPU
+// trainer (models/cpu/trainer.h).
+//
+// Every tensor here is float64 (the trainer keeps its whole state in double); a float32 input
+// is an error naming it. `attrs` are the layer's attributes as the forward op reads them (ONNX
+// defaults when absent). `dy` is the gradient of the loss with respect to the layer's output
+// and has the output's shape. Results are owned tensors. Single-threaded, deterministic.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "common/status.h"
+#include "models/cpu/ops.h"
+#include "models/cpu/tensor.h"
+
+namespace ps::models::cpu {
+
+// grad_conv.cc: Conv (no FusedConv), 1-3 spatial dims, groups, strides, pads (or auto_pad),
+// dilations. db is empty (undefined dtype) when has_bias is false.
+struct ConvGrads {
+  Tensor dx, dw, db;
+};
+Result<ConvGrads> conv_backward(const Attributes& attrs, const Tensor& x, const Tensor& w,
+                                bool has_bias, const Tensor& dy);
+
+// grad_batch_norm.cc: BatchNormalization in training mode over X [N, C, ...] per channel.
+// What the forward keeps for the backward: the batch mean and 1 / sqrt(var + eps) (biased
+// variance), and the unbiased batch variance for the running statistics.
+struct BatchNormSaved {
+  std::vector<double> mean, inv_std, unbiased_var;
+};
+// y = (x - mean) * inv_std * scale + bias with the batch's statistics. Errors: not [N, C, ...],
+// parameters not [C], fewer than 2 values per channel (no unbiased variance).
+Result<Tensor> batch_norm_train_forward(const Tensor& x, const Tensor& scale, const Tensor& bias,
+                                        double epsilon, BatchNormSaved* saved);
+// PyTorch's running-statistics update with the ONNX momentum m (PyTorch's is 1 - m):
+// running_mean = m * running_mean + (1 - m) * mean; running_var likewise with the unbiased
+// variance. Both are float64 [C], updated in place.
+Status batch_norm_update_running(const BatchNormSaved& saved, double momentum, Tensor& running_mean,
+                                 Tensor& running_var);
+struct BatchNormGrads {
+  Tensor dx, dscale, dbias;
+};
+Result<BatchNormGrads> batch_norm_backward(const Tensor& x, const Tensor& scale,
+                                           const BatchNormSaved& saved, const Tensor& dy);
+
+// grad_pool.cc. The output's spatial sizes are dy's (so PyTorch's clipped ceil-mode size is
+// handled as the forward handled it). MaxPool sends each output's gradient to the first
+// maximum of its window in row-major order (the forward's choice); padding never wins.
+Result<Tensor> max_pool_backward(const Attributes& attrs, const Tensor& x, const Tensor& dy);
+Result<Tensor> average_pool_backward(const Attributes& attrs, const Tensor& x, const Tensor& dy);
+Result<Tensor> global_average_pool_backward(const Tensor& x, const Tensor& dy);
+
+// grad_elementwise.cc.
+// Relu: dx = dy where x > 0, else 0.
+Result<Tensor> relu_backward(const Tensor& x, const Tensor& dy);
+// The gradient of an input of shape `shape` that was numpy-broadcast to dy's shape: dy summed
+// over the broadcast dimensions. Error when `shape` does not broadcast to dy's.
+Result<Tensor> reduce_to_shape(const Tensor& dy, const Shape& shape);
+// Flatten, Reshape (and any view): dy with the input's shape.
+Result<Tensor> reshape_backward(const Shape& input_shape, const Tensor& dy);
+// Concat along `axis` (attribute): dy split into pieces of the inputs' shapes.
+Result<std::vector<Tensor>> concat_backward(const Attributes& attrs,
+                                            std::span<const Shape> input_shapes, const Tensor& dy);
+
+// grad_gemm.cc: Y = alpha * A' B' + beta * C (A' = A or A^T by transA, B' likewise). dc is
+// empty when c_shape is null (no C).
+struct GemmGrads {
+  Tensor da, db, dc;
+};
+Result<GemmGrads> gemm_backward(const Attributes& attrs, const Tensor& a, const Tensor& b,
+                                const Shape* c_shape, const Tensor& dy);
+
+// grad_loss.cc: softmax cross-entropy, mean over the batch. logits [N, K] float64, labels N
+// values in [0, K). Returns the loss and sets *dlogits (allocated here) to its gradient
+// (softmax - onehot) / N. Errors: shapes, a label out of range, N = 0.
+Result<double> softmax_cross_entropy(const Tensor& logits, std::span<const int64_t> labels,
+                                     Tensor* dlogits);
+
+}  // namespace ps::models::cpu

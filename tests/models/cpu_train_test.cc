@@ -1,0 +1,223 @@
+// test_cpu_train: SGD's update rule, the synthetic dataset, and the CPU trainer on the
+// training-mode tiny zoo models (lowered in process as `psimport --mode training` does).
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <vector>
+
+#include "models/cpu/sgd.h"
+#include "models/cpu/synthetic_data.h"
+#include "models/cpu/trainer.h"
+#include "tests/models/cpu_ops_test_util.h"
+#include "tests/models/zoo_lowering.h"
+
+namespace ps::models::cpu {
+namespace {
+
+TEST_CASE("SGD follows torch.optim.SGD (momentum, weight decay, first step)", "[train]") {
+  const SgdOptions opt{0.1, 0.9, 0.01};
+  Tensor p = test::make<double>({2}, {1.0, -2.0});
+  Tensor buf;
+  Tensor g1 = test::make<double>({2}, {0.5, 0.25});
+  REQUIRE(sgd_update(opt, p, g1, buf).ok());
+  // Step 1: d_p = g + wd * p; buf = d_p; p -= lr * buf.
+  const double d0 = 0.5 + 0.01 * 1.0, d1 = 0.25 + 0.01 * -2.0;
+  CHECK(buf.data<double>()[0] == d0);
+  CHECK(p.data<double>()[0] == 1.0 - 0.1 * d0);
+  CHECK(p.data<double>()[1] == -2.0 - 0.1 * d1);
+  // Step 2: buf = momentum * buf + d_p.
+  const double p0 = p.data<double>()[0];
+  Tensor g2 = test::make<double>({2}, {-1.0, 0.0});
+  REQUIRE(sgd_update(opt, p, g2, buf).ok());
+  const double e0 = -1.0 + 0.01 * p0;
+  const double b0 = 0.9 * d0 + e0;
+  CHECK(buf.data<double>()[0] == b0);
+  CHECK(p.data<double>()[0] == p0 - 0.1 * b0);
+  // Momentum 0: plain SGD, no buffer.
+  Tensor q = test::make<double>({1}, {3.0});
+  Tensor none;
+  REQUIRE(sgd_update({0.5, 0.0, 0.0}, q, test::make<double>({1}, {2.0}), none).ok());
+  CHECK(q.data<double>()[0] == 2.0);
+  CHECK(none.dtype() == DType::kUndefined);
+  CHECK_FALSE(sgd_update(opt, q, test::make<double>({2}, {1, 1}), none).ok());
+  CHECK_FALSE(sgd_update({-1, 0, 0}, q, test::make<double>({1}, {1}), none).ok());
+}
+
+TEST_CASE("the synthetic dataset is seeded, class-patterned, and has the single-image mode",
+          "[train]") {
+  SyntheticDataOptions opt;
+  opt.seed = 4;
+  opt.classes = 3;
+  opt.noise = 0.0;
+  Result<SyntheticData> d = SyntheticData::create(opt, {2, 3});
+  REQUIRE(d.ok());
+  Tensor a, b;
+  std::vector<int64_t> la, lb;
+  REQUIRE(d->batch(5, 16, &a, &la).ok());
+  REQUIRE(d->batch(5, 16, &b, &lb).ok());
+  CHECK(la == lb);
+  CHECK(std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0);
+  REQUIRE(d->batch(6, 16, &b, &lb).ok());
+  CHECK(la != lb);
+  // Without noise, samples of one class are identical and different classes differ.
+  for (size_t i = 0; i < la.size(); ++i) {
+    for (size_t j = 0; j < la.size(); ++j) {
+      const bool same =
+          std::memcmp(a.data<double>() + i * 6, a.data<double>() + j * 6, 6 * sizeof(double)) == 0;
+      CHECK(same == (la[i] == la[j]));
+    }
+  }
+  opt.single_image = true;
+  Result<SyntheticData> one = SyntheticData::create(opt, {2, 3});
+  REQUIRE(one.ok());
+  REQUIRE(one->batch(9, 4, &a, &la).ok());
+  CHECK(la == std::vector<int64_t>{0, 0, 0, 0});
+  CHECK(std::memcmp(a.data<double>(), a.data<double>() + 18, 6 * sizeof(double)) == 0);
+  opt.classes = 0;
+  CHECK_FALSE(SyntheticData::create(opt, {2, 3}).ok());
+}
+
+onnx_loader::LoweredModel lower_training(const std::string& model, int64_t batch) {
+  testing::ZooLowering what;
+  what.model = model;
+  what.batch = batch;
+  what.mode = onnx_loader::Mode::kTraining;
+  Result<onnx_loader::LoweredModel> lowered = testing::lower_zoo_model(what);
+  INFO(lowered.status().to_string());
+  REQUIRE(lowered.ok());
+  return std::move(lowered).value();
+}
+
+TrainerOptions learnable_options() {
+  TrainerOptions opt;
+  opt.sgd = {0.05, 0.9, 1e-4};
+  opt.data.seed = 3;
+  opt.data.classes = 10;
+  opt.data.noise = 0.5;
+  return opt;
+}
+
+std::vector<double> train(const onnx_loader::LoweredModel& m, const TrainerOptions& opt,
+                          int steps) {
+  Result<std::unique_ptr<Trainer>> t = Trainer::create(m.manifest, m.weights, opt);
+  INFO(t.status().to_string());
+  REQUIRE(t.ok());
+  std::vector<double> losses;
+  for (int s = 0; s < steps; ++s) {
+    Result<double> loss = (*t)->step();
+    INFO(loss.status().to_string());
+    REQUIRE(loss.ok());
+    losses.push_back(*loss);
+  }
+  return losses;
+}
+
+double mean(const std::vector<double>& v, size_t first, size_t count) {
+  return std::accumulate(v.begin() + static_cast<long>(first),
+                         v.begin() + static_cast<long>(first + count), 0.0) /
+         static_cast<double>(count);
+}
+
+// The whole model's backward (the trainer's wiring: reverse order, gradients summed where a
+// tensor feeds several layers, residual Adds, Concat branches) against finite differences of
+// the loss for a few elements of several trainable weights.
+void check_model_gradients(const std::string& model) {
+  const onnx_loader::LoweredModel m = lower_training(model, 2);
+  Result<std::unique_ptr<Trainer>> t = Trainer::create(m.manifest, m.weights, learnable_options());
+  REQUIRE(t.ok());
+  Trainer& trainer = **t;
+  std::map<uint32_t, Tensor> grads;
+  Result<double> loss = trainer.loss_and_gradients(0, false, &grads);
+  INFO(loss.status().to_string());
+  REQUIRE(loss.ok());
+  std::vector<uint32_t> trainable;
+  for (const auto& [index, w] : trainer.state().weights) {
+    if (m.manifest.tensors(static_cast<int>(index)).trainable()) trainable.push_back(index);
+  }
+  CHECK(grads.size() == trainable.size());  // every parameter reaches the loss
+  const double h = 1e-6;
+  int checked = 0;
+  for (size_t k = 0; k < trainable.size(); k += trainable.size() / 7) {
+    const uint32_t index = trainable[k];
+    INFO(model << " weight '" << m.manifest.tensors(static_cast<int>(index)).name() << "'");
+    double* w = trainer.mutable_state().weights.at(index).mutable_data<double>();
+    const Tensor& g = grads.at(index);
+    for (int64_t e = 0; e < g.numel(); e += std::max<int64_t>(1, g.numel() / 3)) {
+      std::map<uint32_t, Tensor> unused;
+      const double saved = w[e];
+      w[e] = saved + h;
+      const double plus = trainer.loss_and_gradients(0, false, &unused).value();
+      w[e] = saved - h;
+      const double minus = trainer.loss_and_gradients(0, false, &unused).value();
+      w[e] = saved;
+      const double numeric = (plus - minus) / (2 * h);
+      const double analytic = g.data<double>()[e];
+      INFO("element " << e << ": numeric " << numeric << ", analytic " << analytic);
+      CHECK(std::abs(numeric - analytic) < 1e-6 + 1e-4 * std::abs(analytic));
+      ++checked;
+    }
+  }
+  CHECK(checked >= 14);
+}
+
+TEST_CASE("whole-model gradients of resnet_tiny and inception_tiny match finite differences",
+          "[train]") {
+  check_model_gradients("resnet_tiny");
+  check_model_gradients("inception_tiny");
+}
+
+TEST_CASE("resnet_tiny's loss falls over 20 steps on the learnable data", "[train]") {
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 8);
+  const std::vector<double> losses = train(m, learnable_options(), 20);
+  for (size_t i = 0; i < losses.size(); ++i) std::printf("step %zu loss %.6f\n", i, losses[i]);
+  const double first = mean(losses, 0, 3), last = mean(losses, losses.size() - 3, 3);
+  std::printf("resnet_tiny: mean loss of steps 0-2 %.4f, of steps 17-19 %.4f (ratio %.3f)\n", first,
+              last, last / first);
+  CHECK(last < 0.7 * first);
+  // Below log(10), the best a prediction that ignores the image can do: the patterns are learnt.
+  CHECK(last < std::log(10.0));
+  CHECK(std::isfinite(last));
+}
+
+TEST_CASE("two runs from the same seed give bit-identical losses", "[train]") {
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 4);
+  const std::vector<double> a = train(m, learnable_options(), 4);
+  const std::vector<double> b = train(m, learnable_options(), 4);
+  for (size_t i = 0; i < a.size(); ++i) CHECK(std::memcmp(&a[i], &b[i], sizeof(double)) == 0);
+  TrainerOptions other = learnable_options();
+  other.data.seed = 4;
+  CHECK(train(m, other, 1)[0] != a[0]);
+}
+
+TEST_CASE("inception_tiny trains in the paper's setting: one image, label 0", "[train]") {
+  const onnx_loader::LoweredModel m = lower_training("inception_tiny", 2);
+  TrainerOptions opt = learnable_options();
+  opt.data.single_image = true;
+  const std::vector<double> losses = train(m, opt, 3);
+  std::printf("inception_tiny, one image, label 0: losses %.5f %.5f %.5f\n", losses[0], losses[1],
+              losses[2]);
+  CHECK(losses[2] < losses[0]);
+}
+
+TEST_CASE("the trainer refuses what it cannot train, naming it", "[train]") {
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
+  TrainerOptions opt = learnable_options();
+  opt.data.classes = 5000;
+  Result<std::unique_ptr<Trainer>> t = Trainer::create(m.manifest, m.weights, opt);
+  REQUIRE_FALSE(t.ok());
+  CHECK_THAT(t.status().message(), Catch::Contains("5000 classes"));
+  pipeswitch::psm::Manifest bad = m.manifest;
+  bad.mutable_layers(3)->set_op("Softmax");
+  t = Trainer::create(bad, m.weights, learnable_options());
+  REQUIRE_FALSE(t.ok());
+  CHECK_THAT(t.status().message(), Catch::Contains("layer 3 (Softmax"));
+  t = Trainer::create(m.manifest, std::span<const uint8_t>(m.weights.data(), 100),
+                      learnable_options());
+  CHECK_FALSE(t.ok());
+}
+
+}  // namespace
+}  // namespace ps::models::cpu
