@@ -31,14 +31,6 @@ ServerProcess start_server(std::vector<std::string> extra = {}) {
   return std::move(*server);
 }
 
-psnc::Reply request(psnc::Client& client, const std::string& bytes) {
-  REQUIRE(client.send(bytes).ok());
-  auto reply = client.read_reply();
-  INFO(reply.status().message());
-  REQUIRE(reply.ok());
-  return std::move(*reply);
-}
-
 // A fresh client gets correct answers from both models.
 void check_alive(const ServerProcess& server) {
   psnc::Client client = server.connect();

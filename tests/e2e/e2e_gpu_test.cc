@@ -10,32 +10,11 @@
 #include "net/binary_protocol.h"
 #include "reactor/synthetic_input.h"
 #include "tests/e2e/e2e_support.h"
+#include "tests/support/float_compare.h"
 #include "tests/support/gpu.h"
 
 namespace ps::e2e {
 namespace {
-
-psnc::Reply request(psnc::Client& client, const std::string& bytes) {
-  REQUIRE(client.send(bytes).ok());
-  auto reply = client.read_reply();
-  INFO(reply.status().message());
-  REQUIRE(reply.ok());
-  return std::move(*reply);
-}
-
-// max |a - b| / max |b| over float32 values.
-double relative_error(const std::string& a, const std::string& b) {
-  REQUIRE(a.size() == b.size());
-  double max_abs = 0, max_mag = 0;
-  for (size_t i = 0; i + 4 <= a.size(); i += 4) {
-    float x, y;
-    std::memcpy(&x, a.data() + i, 4);
-    std::memcpy(&y, b.data() + i, 4);
-    max_abs = std::max(max_abs, std::fabs(double{x} - y));
-    max_mag = std::max(max_mag, std::fabs(double{y}));
-  }
-  return max_abs / (max_mag > 0 ? max_mag : 1.0);
-}
 
 double reference_sum(const std::string& output) {
   double sum = 0;
@@ -71,7 +50,8 @@ TEST_CASE("e2e gpu: every policy serves the zoo models with the CPU executor's o
           INFO(r.line);
           REQUIRE(r.ok);
           CHECK(r.field("batch") == std::to_string(batch));
-          CHECK(relative_error(r.payload, expected) <= 1e-4);
+          REQUIRE(r.payload.size() == expected.size());
+          CHECK(testing::max_relative_error_f32(r.payload, expected) <= 1e-4);
           const double sum = std::stod(r.field("sum"));
           const double ref = reference_sum(expected);
           CHECK(std::fabs(sum - ref) <= 1e-3 * std::max(1.0, std::fabs(ref)));

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -211,6 +212,14 @@ ToolResult run_tool(const std::string& path, const std::vector<std::string>& arg
   ::close(err[0]);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+psnc::Reply request(psnc::Client& client, const std::string& bytes) {
+  REQUIRE(client.send(bytes).ok());
+  auto reply = client.read_reply();
+  INFO(reply.status().message());
+  REQUIRE(reply.ok());
+  return std::move(*reply);
 }
 
 const Reference& reference(const std::string& name) {

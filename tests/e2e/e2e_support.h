@@ -52,6 +52,9 @@ class ServerProcess {
   std::optional<psnc::HostPort> metrics_;
 };
 
+// Sends `bytes` and reads one whole reply; a send or read failure fails the test case.
+psnc::Reply request(psnc::Client& client, const std::string& bytes);
+
 struct ToolResult {
   int exit_code = -1;
   std::string out;

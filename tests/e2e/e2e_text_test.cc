@@ -24,14 +24,6 @@ ServerProcess start_server(std::vector<std::string> args = {}) {
   return std::move(*server);
 }
 
-psnc::Reply request(psnc::Client& client, const std::string& bytes) {
-  REQUIRE(client.send(bytes).ok());
-  auto reply = client.read_reply();
-  INFO(reply.status().message());
-  REQUIRE(reply.ok());
-  return std::move(*reply);
-}
-
 TEST_CASE("e2e text: start-up banner, PING, HELP, MODELS, QUIT", "[e2e]") {
   ServerProcess server = start_server();
   CHECK(server.output().find("device: cpu") != std::string::npos);

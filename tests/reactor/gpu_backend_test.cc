@@ -16,6 +16,7 @@
 #include "reactor/backend_factory.h"
 #include "reactor/cpu_backend.h"
 #include "reactor/synthetic_input.h"
+#include "tests/support/float_compare.h"
 #include "tests/support/gpu.h"
 
 namespace ps::reactor {
@@ -104,20 +105,12 @@ std::unique_ptr<Harness> gpu_harness(const std::string& policy,
   return h;
 }
 
-// max |a - b| / max |b| over float32 outputs (the executor tests' measure: the error relative
-// to the output's scale); every value must be finite.
+// The error relative to the output's scale; every value must be finite.
 double max_relative_error(const std::string& a, const std::string& b) {
   REQUIRE(a.size() == b.size());
-  double max_abs = 0, max_mag = 0;
-  for (size_t i = 0; i + 4 <= a.size(); i += 4) {
-    float x, y;
-    std::memcpy(&x, a.data() + i, 4);
-    std::memcpy(&y, b.data() + i, 4);
-    REQUIRE(std::isfinite(x));
-    max_abs = std::max(max_abs, std::fabs(double{x} - y));
-    max_mag = std::max(max_mag, std::fabs(double{y}));
-  }
-  return max_abs / (max_mag > 0 ? max_mag : 1.0);
+  const double error = testing::max_relative_error_f32(a, b);
+  REQUIRE(std::isfinite(error));
+  return error;
 }
 
 const char* const kModels[] = {"resnet_tiny", "inception_tiny", "bert_tiny"};
