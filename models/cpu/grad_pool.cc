@@ -45,19 +45,6 @@ Result<std::array<SpatialWindow, 3>> pool_windows(const std::string& op, const A
   return as_3d(windows);
 }
 
-// Taps of output o that read inside the input (as pool.cc's valid_taps).
-struct TapRange {
-  int64_t first, last;
-};
-TapRange valid_taps(const SpatialWindow& w, int64_t o) {
-  const int64_t start = o * w.stride - w.pad_begin;
-  int64_t first = start >= 0 ? 0 : (-start + w.dilation - 1) / w.dilation;
-  int64_t last = w.in - 1 - start < 0 ? 0 : (w.in - 1 - start) / w.dilation + 1;
-  first = std::min(first, w.kernel);
-  last = std::min(last, w.kernel);
-  return {first, std::max(first, last)};
-}
-
 }  // namespace
 
 Result<Tensor> max_pool_backward(const Attributes& attrs, const Tensor& x, const Tensor& dy) {

@@ -48,20 +48,6 @@ Shape pooled_shape(const Tensor& x, const std::vector<SpatialWindow>& windows) {
   return s;
 }
 
-// The taps t in [first, last) of output position o that read inside the input.
-struct TapRange {
-  int64_t first, last;
-};
-TapRange valid_taps(const SpatialWindow& w, int64_t o) {
-  const int64_t start = o * w.stride - w.pad_begin;
-  // t * dilation + start in [0, in)
-  int64_t first = start >= 0 ? 0 : (-start + w.dilation - 1) / w.dilation;
-  int64_t last = w.in - 1 - start < 0 ? 0 : (w.in - 1 - start) / w.dilation + 1;
-  first = std::min(first, w.kernel);
-  last = std::min(last, w.kernel);
-  return {first, std::max(first, last)};
-}
-
 template <typename T>
 void max_pool_kernel(const std::array<SpatialWindow, 3>& s, int64_t planes, bool column_major,
                      const T* x, T* y, int64_t* indices) {

@@ -96,6 +96,16 @@ OutputRange valid_outputs(const SpatialWindow& w, int64_t tap) {
   return {first, std::max(first, last)};
 }
 
+TapRange valid_taps(const SpatialWindow& w, int64_t o) {
+  const int64_t start = o * w.stride - w.pad_begin;
+  // t * dilation + start in [0, in)
+  int64_t first = start >= 0 ? 0 : (-start + w.dilation - 1) / w.dilation;
+  int64_t last = w.in - 1 - start < 0 ? 0 : (w.in - 1 - start) / w.dilation + 1;
+  first = std::min(first, w.kernel);
+  last = std::min(last, w.kernel);
+  return {first, std::max(first, last)};
+}
+
 Result<bool> fused_conv_relu(const OpContext& ctx, bool residual_present) {
   PS_ASSIGN_OR_RETURN(const std::string activation, ctx.attr_string("activation", "none"));
   PS_ASSIGN_OR_RETURN(const int64_t has_residual, ctx.attr_int("has_residual", 0));

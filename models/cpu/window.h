@@ -53,6 +53,13 @@ struct OutputRange {
 };
 OutputRange valid_outputs(const SpatialWindow& w, int64_t tap);
 
+// The taps t in [first, last) of output position o that read inside the input (the same
+// condition seen from the output side). Empty when first == last.
+struct TapRange {
+  int64_t first, last;
+};
+TapRange valid_taps(const SpatialWindow& w, int64_t o);
+
 // FusedConv's own attributes (docs/operators.md): `activation` ("relu" | "none") and
 // `has_residual` (0 | 1), which must agree with whether the residual input is present. Plain
 // Conv has neither (relu false). Errors name the attribute.

@@ -12,23 +12,14 @@
 
 #include "models/cpu/checkpoint.h"
 #include "models/cpu/trainer.h"
-#include "tests/models/zoo_lowering.h"
+#include "tests/models/train_test_util.h"
 
 namespace ps::models::cpu {
 namespace {
 
-namespace fs = std::filesystem;
+using testing::lower_training;
 
-onnx_loader::LoweredModel lower_training(const std::string& model, int64_t batch) {
-  testing::ZooLowering what;
-  what.model = model;
-  what.batch = batch;
-  what.mode = onnx_loader::Mode::kTraining;
-  Result<onnx_loader::LoweredModel> lowered = testing::lower_zoo_model(what);
-  INFO(lowered.status().to_string());
-  REQUIRE(lowered.ok());
-  return std::move(lowered).value();
-}
+namespace fs = std::filesystem;
 
 TrainerOptions options() {
   TrainerOptions opt;

@@ -12,10 +12,12 @@
 #include "models/cpu/synthetic_data.h"
 #include "models/cpu/trainer.h"
 #include "tests/models/cpu_ops_test_util.h"
-#include "tests/models/zoo_lowering.h"
+#include "tests/models/train_test_util.h"
 
 namespace ps::models::cpu {
 namespace {
+
+using testing::lower_training;
 
 TEST_CASE("SGD follows torch.optim.SGD (momentum, weight decay, first step)", "[train]") {
   const SgdOptions opt{0.1, 0.9, 0.01};
@@ -78,17 +80,6 @@ TEST_CASE("the synthetic dataset is seeded, class-patterned, and has the single-
   CHECK(std::memcmp(a.data<double>(), a.data<double>() + 18, 6 * sizeof(double)) == 0);
   opt.classes = 0;
   CHECK_FALSE(SyntheticData::create(opt, {2, 3}).ok());
-}
-
-onnx_loader::LoweredModel lower_training(const std::string& model, int64_t batch) {
-  testing::ZooLowering what;
-  what.model = model;
-  what.batch = batch;
-  what.mode = onnx_loader::Mode::kTraining;
-  Result<onnx_loader::LoweredModel> lowered = testing::lower_zoo_model(what);
-  INFO(lowered.status().to_string());
-  REQUIRE(lowered.ok());
-  return std::move(lowered).value();
 }
 
 TrainerOptions learnable_options() {
