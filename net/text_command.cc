@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cmath>
 
 namespace ps::net {
 namespace {
@@ -26,6 +28,16 @@ constexpr OptionSpec kInferOptions[] = {
 constexpr OptionSpec kTrainOptions[] = {
     {"batch", OptionKind::kNumber, 1, kMaxBatch, {}},
     {"steps", OptionKind::kNumber, 1, kMaxSteps, {}},
+    {"lr", OptionKind::kReal, 0, 100, {}},
+    {"momentum", OptionKind::kReal, 0, 1, {}},
+    {"wd", OptionKind::kReal, 0, 1, {}},
+    {"seed", OptionKind::kNumber, 0, kAnyCount, {}},
+    {"classes", OptionKind::kNumber, 1, 1'000'000, {}},
+    {"noise", OptionKind::kReal, 0, 1000, {}},
+    {"data", OptionKind::kChoice, 0, 0, "patterns|single"},
+    {"every", OptionKind::kNumber, 1, kMaxSteps, {}},
+    {"checkpoint", OptionKind::kName, 0, 0, {}},
+    {"resume", OptionKind::kName, 0, 0, {}},
 };
 
 // clang-format off
@@ -51,15 +63,23 @@ constexpr CommandSpec kSpecs[] = {
                 "deterministic synthetic input); output=raw returns the output tensor as the "
                 "reply's payload"},
     {.verb = Verb::kTrain, .name = "TRAIN", .args = kModelArg, .options = kTrainOptions,
-     .syntax = "TRAIN <model> [batch=N] [steps=N]",
+     .syntax = "TRAIN <model> [batch=N] [steps=N] [lr=X] [momentum=X] [wd=X] [seed=N] "
+               "[classes=N] [noise=X] [data=patterns|single] [every=N] [checkpoint=FILE] "
+               "[resume=FILE]",
      .summary = "starts a background training job (without steps=, it runs until STOP); "
+                "checkpoints go to FILE in the server's --checkpoints directory (every N "
+                "steps, on CHECKPOINT and when the job stops); resume= starts from one; "
                 "replies its job id"},
     {.verb = Verb::kJobs, .name = "JOBS",
      .syntax = "JOBS",
      .summary = "lists the training jobs, one per line of the payload"},
     {.verb = Verb::kStop, .name = "STOP", .args = kJobArg,
      .syntax = "STOP <job>",
-     .summary = "stops a training job"},
+     .summary = "stops a training job at its next step boundary (saving its checkpoint)"},
+    {.verb = Verb::kCheckpoint, .name = "CHECKPOINT", .args = kJobArg,
+     .syntax = "CHECKPOINT <job>",
+     .summary = "saves a running job's checkpoint at its next step boundary; replies when "
+                "it is written"},
     {.verb = Verb::kStats, .name = "STATS",
      .syntax = "STATS",
      .summary = "server counters and latency summaries, one key=value per line of the payload"},
@@ -155,9 +175,35 @@ std::optional<std::string> check_arg(const ArgSpec& arg, std::string_view text) 
   return std::nullopt;
 }
 
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+
 std::optional<std::string> check_option(const OptionSpec& spec, std::string_view value,
                                         OptionValue* out) {
   out->key = std::string(spec.key);
+  if (spec.kind == OptionKind::kReal) {
+    Result<double> real = parse_decimal_real(value);
+    if (!real.ok()) return str_cat(spec.key, "=", quote(value), ": ", real.status().message());
+    if (*real < static_cast<double>(spec.min) || *real > static_cast<double>(spec.max)) {
+      return str_cat(spec.key, "=", quote(value), ": out of range ", spec.min, "..", spec.max);
+    }
+    out->text = std::string(value);
+    out->real = *real;
+    return std::nullopt;
+  }
+  if (spec.kind == OptionKind::kName) {
+    if (value.size() > kMaxFileNameBytes) {
+      return str_cat(spec.key, "= is longer than ", kMaxFileNameBytes, " bytes");
+    }
+    if (value[0] == '.' || !std::all_of(value.begin(), value.end(), is_name_char)) {
+      return str_cat(spec.key, "=", quote(value),
+                     ": a file name of A-Z a-z 0-9 _ . - that does not start with '.'");
+    }
+    out->text = std::string(value);
+    return std::nullopt;
+  }
   if (spec.kind == OptionKind::kNumber) {
     Result<uint64_t> number = parse_decimal_u64(value);
     if (!number.ok()) return str_cat(spec.key, "=", quote(value), ": ", number.status().message());
@@ -220,6 +266,16 @@ std::optional<uint64_t> Command::number(std::string_view key) const {
   return option->number;
 }
 
+double Command::real_or(std::string_view key, double fallback) const {
+  const OptionValue* option = find(key);
+  return option ? option->real : fallback;
+}
+
+std::string_view Command::name_or(std::string_view key, std::string_view fallback) const {
+  const OptionValue* option = find(key);
+  return option ? std::string_view(option->text) : fallback;
+}
+
 std::string_view Command::choice_or(std::string_view key, std::string_view fallback) const {
   const OptionValue* option = find(key);
   return option ? std::string_view(option->text) : fallback;
@@ -230,6 +286,38 @@ uint64_t Command::arg_number(size_t index) const {
   Result<uint64_t> value = parse_decimal_u64(args[index]);
   PS_CHECK(value.ok());
   return *value;
+}
+
+Result<double> parse_decimal_real(std::string_view text) {
+  if (text.empty()) return invalid_argument("empty, expected a decimal number");
+  if (text[0] == '-') return invalid_argument("negative, expected an unsigned decimal number");
+  // digits [. digits] [(e|E) [+|-] digits], with at least one digit in the mantissa.
+  size_t i = 0, mantissa_digits = 0;
+  auto digits = [&] {
+    size_t n = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i, ++n;
+    return n;
+  };
+  mantissa_digits += digits();
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    mantissa_digits += digits();
+  }
+  bool well_formed = mantissa_digits > 0;
+  if (well_formed && i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    well_formed = digits() > 0;
+  }
+  if (!well_formed || i != text.size()) {
+    return invalid_argument("not a decimal number (like 0.05 or 1e-4)");
+  }
+  double value = 0.0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
+    return invalid_argument("out of the range of a double");
+  }
+  return value;
 }
 
 Result<uint64_t> parse_decimal_u64(std::string_view text) {

@@ -30,6 +30,7 @@ enum class Verb : uint8_t {
   kTrain,
   kJobs,
   kStop,
+  kCheckpoint,
   kStats,
   kLoad,
   kUnload,
@@ -52,6 +53,8 @@ struct ArgSpec {
 enum class OptionKind : uint8_t {
   kNumber,  // decimal u64 in [min, max]
   kChoice,  // one of `choices` ('|'-separated), compared case-insensitively, stored lower case
+  kReal,    // an unsigned decimal real (0.05, 1e-4, 2.5E+1) in [min, max]
+  kName,    // a file name: 1..kMaxFileNameBytes of [A-Za-z0-9_.-], not starting with '.'
 };
 
 struct OptionSpec {
@@ -77,6 +80,7 @@ inline constexpr size_t kMaxModelNameBytes = 64;
 inline constexpr size_t kMaxTokenBytes = 256;
 inline constexpr size_t kMaxPathBytes = 1024;
 inline constexpr size_t kMaxOptionKeyBytes = 32;
+inline constexpr size_t kMaxFileNameBytes = 128;
 // The option that declares a payload: `bytes=K` means K raw bytes follow the line.
 inline constexpr std::string_view kPayloadOption = "bytes";
 
@@ -92,6 +96,7 @@ struct OptionValue {
   std::string key;      // lower case
   std::string text;     // the value; lower case for a kChoice option
   uint64_t number = 0;  // the value of a kNumber option; 0 otherwise
+  double real = 0.0;    // the value of a kReal option; 0 otherwise
 };
 
 // A complete, validated request of the text protocol.
@@ -107,11 +112,19 @@ struct Command {
   uint64_t number_or(std::string_view key, uint64_t fallback) const;
   // A number option's value, or nullopt when it was not given.
   std::optional<uint64_t> number(std::string_view key) const;
+  // A real option's value, or `fallback` when it was not given.
+  double real_or(std::string_view key, double fallback) const;
+  // A name option's value, or `fallback` when it was not given.
+  std::string_view name_or(std::string_view key, std::string_view fallback) const;
   // A choice option's (lower-case) value, or `fallback` when it was not given.
   std::string_view choice_or(std::string_view key, std::string_view fallback) const;
   // Positional argument `index` as a number. Preconditions: the spec says it is a kJob argument.
   uint64_t arg_number(size_t index) const;
 };
+
+// Parses a whole string as an unsigned decimal real: digits with an optional fraction and an
+// optional exponent ("0.05", ".5", "1e-4", "2.5E+1"); no sign, no "inf"/"nan", finite.
+Result<double> parse_decimal_real(std::string_view text);
 
 // Parses a whole string as a decimal u64: digits only (no sign, no spaces, no "0x"), at least one,
 // with overflow detected. Returns the value, or an invalid_argument error that says why.

@@ -42,4 +42,14 @@ Status check_infer_input(const ModelInfo& model, uint32_t batch, uint64_t input_
   return Status::OK();
 }
 
+std::string_view training_policy_name(TrainingPolicy policy) {
+  return policy == TrainingPolicy::kYield ? "yield" : "co-run";
+}
+
+Result<TrainingPolicy> parse_training_policy(std::string_view text) {
+  if (text == "yield") return TrainingPolicy::kYield;
+  if (text == "co-run") return TrainingPolicy::kCoRun;
+  return invalid_argument("--training '", text, "': expected yield or co-run");
+}
+
 }  // namespace ps::reactor

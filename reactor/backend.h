@@ -23,8 +23,8 @@
 // Inputs and outputs on the wire are the model's tensors concatenated in ModelInfo order, each
 // raw, little-endian, batch-major (input_bytes() gives the size for a batch).
 //
-// Training (issue 7) goes through start_training/stop_training; until a backend implements it,
-// start_training returns an UNSUPPORTED error that says so.
+// Training (issue 7) goes through start_training/stop_training/checkpoint_training; a backend
+// without training returns an UNSUPPORTED error from start_training that says so.
 #pragma once
 
 #include <chrono>
@@ -32,6 +32,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/dtype.h"
@@ -106,11 +107,58 @@ struct InferTask {
   std::chrono::steady_clock::time_point accepted;
 };
 
+// How a training job trains (TRAIN's options; docs/training.md). The data is the seeded
+// synthetic dataset of models/cpu/synthetic_data.h.
+struct TrainOptions {
+  double learning_rate = 0.01;
+  double momentum = 0.9;
+  double weight_decay = 1e-4;
+  uint64_t seed = 1;
+  uint32_t classes = 10;       // labels in [0, classes); at most the model's output width
+  double noise = 0.5;          // per-sample noise relative to the class patterns
+  bool single_image = false;   // the paper's setting: one repeated image, label 0
+  // Checkpoints (models/cpu/checkpoint.h). checkpoint_path: where this job saves (every
+  // checkpoint_every steps when > 0, on CHECKPOINT, and when it stops or the server shuts
+  // down); empty: the job never saves. resume_path: a checkpoint to start from; empty: the
+  // package's weights.
+  uint64_t checkpoint_every = 0;
+  std::string checkpoint_path;
+  std::string resume_path;
+};
+
 struct TrainTask {
   uint64_t job = 0;
   std::string model;
   uint32_t batch = 1;
-  uint64_t steps = 0;  // 0: until stopped
+  uint64_t steps = 0;  // steps to run in this job; 0: until stopped
+  TrainOptions options;
+};
+
+// How training shares the device with inference (--training). kYield: a job parks between
+// two layers while inference is pending and resumes by itself (the default; issue 7's
+// preemption). kCoRun: it keeps running beside inference at a lower priority.
+enum class TrainingPolicy : uint8_t { kYield, kCoRun };
+std::string_view training_policy_name(TrainingPolicy policy);  // "yield" | "co-run"
+Result<TrainingPolicy> parse_training_policy(std::string_view text);
+
+// A training job's progress, as each kTraining completion reports it.
+struct TrainingProgress {
+  uint64_t step = 0;    // the model's step counter (a resumed job continues its checkpoint's)
+  uint64_t steps = 0;   // steps this job ran
+  double loss = 0.0;    // the last step's loss
+  double images_per_s = 0.0;  // over the job's running time (time parked excluded)
+  // Preemption: times the job parked for inference, how long after the inference arrived it
+  // parked (median, p99, max over the job), and the time it spent parked in all.
+  uint64_t preemptions = 0;
+  uint64_t preempt_p50_us = 0;
+  uint64_t preempt_p99_us = 0;
+  uint64_t preempt_max_us = 0;
+  uint64_t parked_us = 0;
+  // The last checkpoint written (its step; path empty: none yet); checkpoint_saved says this
+  // completion reports one just written.
+  uint64_t checkpoint_step = 0;
+  std::string checkpoint_path;
+  bool checkpoint_saved = false;
 };
 
 // Microseconds of one request, measured by the backend. total = queue_us + compute_us.
@@ -148,10 +196,9 @@ struct Completion {
   // kLoad:
   std::optional<ModelInfo> model;
   uint64_t load_us = 0;
-  // kTraining:
-  uint64_t steps = 0;
-  double loss = 0.0;
-  bool finished = false;
+  // kTraining (ticket = the job id):
+  TrainingProgress training;
+  bool finished = false;  // the job ended (status: OK finished or stopped, or why it failed)
 };
 
 // The loop's side of the completion bridge; see the top of this file. Thread-safe.
@@ -207,6 +254,10 @@ class Backend {
   // Asks a running job to stop (keeping its state); its kTraining completion with finished =
   // true follows. Errors: NOT_FOUND for an unknown job.
   virtual Status stop_training(uint64_t job) = 0;
+  // Asks a running job to save a checkpoint at its next step boundary; a kTraining completion
+  // with training.checkpoint_saved follows (or the job's end). Errors: NOT_FOUND for an
+  // unknown or ended job, FAILED_PRECONDITION for a job without a checkpoint path.
+  virtual Status checkpoint_training(uint64_t job) = 0;
 
   // Called on the loop thread after every wake-up of the sink: appends completions the backend
   // built itself (see the top of this file). The default has none.

@@ -30,7 +30,7 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
   if (device == "cpu") {
     uint32_t threads = options.cpu_threads;
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(threads));
+    return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(threads, options.training));
   }
   return make_gpu_backend(std::stoi(device), options);
 }

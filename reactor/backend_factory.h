@@ -23,6 +23,7 @@ struct BackendOptions {
   std::string policy = "pipeswitch";
   uint64_t pool_bytes = 0;   // GPU memory pool; 0: the backend's default
   uint32_t cpu_threads = 0;  // CPU backend workers; 0: hardware concurrency (at least 1)
+  TrainingPolicy training = TrainingPolicy::kYield;  // --training
   // GPU backend: the plans' precision ("tf32": TF32 for convolutions and matrix products,
   // PyTorch's default for convolutions; "fp32": strict) and the copy groups of a switch
   // (models/gpu/copy_groups.h: optimal, package, per-layer, blocks, whole).

@@ -27,13 +27,14 @@ Completion failed(CompletionKind kind, uint64_t ticket, Status status) {
 
 }  // namespace
 
-CpuBackend::CpuBackend(uint32_t threads) : threads_(threads < 1 ? 1 : threads) {}
+CpuBackend::CpuBackend(uint32_t threads, TrainingPolicy training)
+    : threads_(threads < 1 ? 1 : threads), training_policy_(training) {}
 
 CpuBackend::~CpuBackend() { shutdown(); }
 
 std::string CpuBackend::describe() const {
   return str_cat("cpu (reference executor, ", threads_, " worker thread", threads_ == 1 ? "" : "s",
-                 ")");
+                 ", training ", training_policy_name(training_policy_), ")");
 }
 
 Status CpuBackend::start(CompletionSink* sink) {
@@ -74,6 +75,7 @@ void CpuBackend::infer(InferTask task) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
+      gate_.inference_arrived();  // training parks from its next layer on
       infer_queue_.push_back(std::move(task));
       work_ready_.notify_one();
       return;
@@ -84,11 +86,43 @@ void CpuBackend::infer(InferTask task) {
 }
 
 Status CpuBackend::start_training(const TrainTask& task) {
-  return unsupported("training '", task.model,
-                     "' is not implemented yet on the CPU backend (training comes with issue 7)");
+  std::shared_ptr<const Model> model = find(task.model);
+  if (!model) return not_found("no model '", task.model, "'");
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return unavailable("the backend is shutting down");
+  }
+  for (auto it = jobs_.begin(); it != jobs_.end();) {  // reap the ended ones
+    it = it->second->ended() ? jobs_.erase(it) : std::next(it);
+  }
+  CpuTrainingConfig config;
+  config.task = task;
+  config.model = std::shared_ptr<const HostModel>(model, &model->host);
+  config.source = model->source;
+  config.native_batch = model->info.batch;
+  config.gate = training_policy_ == TrainingPolicy::kYield ? &gate_ : nullptr;
+  config.sink = sink_;
+  jobs_.emplace(task.job, std::make_unique<CpuTrainingJob>(std::move(config)));
+  return Status::OK();
 }
 
-Status CpuBackend::stop_training(uint64_t job) { return not_found("no training job ", job); }
+CpuTrainingJob* CpuBackend::find_job(uint64_t job) {
+  auto it = jobs_.find(job);
+  return it == jobs_.end() ? nullptr : it->second.get();
+}
+
+Status CpuBackend::stop_training(uint64_t job) {
+  CpuTrainingJob* found = find_job(job);
+  if (found == nullptr) return not_found("no training job ", job);
+  found->request_stop();  // nothing to do when it has ended
+  return Status::OK();
+}
+
+Status CpuBackend::checkpoint_training(uint64_t job) {
+  CpuTrainingJob* found = find_job(job);
+  if (found == nullptr || found->ended()) return not_found("no running training job ", job);
+  return found->request_checkpoint();
+}
 
 BackendStats CpuBackend::stats() const {
   BackendStats s;
@@ -112,6 +146,7 @@ void CpuBackend::shutdown() {
   }
   if (sink_ != nullptr) {
     for (InferTask& task : cancelled) {
+      gate_.inference_finished();
       sink_->post(failed(CompletionKind::kInfer, task.ticket,
                          make_error(Code::kCancelled, "the server is shutting down")));
     }
@@ -123,6 +158,10 @@ void CpuBackend::shutdown() {
   if (loader_.joinable()) loader_.join();
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
+  // Jobs stop at their next step boundary and save their checkpoints; nothing parks any more.
+  for (auto& [id, job] : jobs_) job->request_stop();
+  gate_.release();
+  jobs_.clear();  // joins
 }
 
 std::shared_ptr<const CpuBackend::Model> CpuBackend::find(const std::string& name) const {
@@ -155,7 +194,7 @@ void CpuBackend::loader_main() {
       if (!info.ok()) {
         c.status = info.status();
       } else {
-        auto model = std::make_shared<Model>(Model{std::move(*host), *info});
+        auto model = std::make_shared<Model>(Model{std::move(*host), *info, job.source});
         {
           std::unique_lock lock(models_mutex_);
           models_[job.source.name] = std::move(model);
@@ -178,7 +217,9 @@ void CpuBackend::worker_main() {
       task = std::move(infer_queue_.front());
       infer_queue_.pop_front();
     }
-    sink_->post(run_infer(task));
+    Completion done = run_infer(task);
+    gate_.inference_finished();
+    sink_->post(std::move(done));
   }
 }
 

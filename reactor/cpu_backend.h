@@ -2,10 +2,13 @@
 // (models/cpu/executor.h), so the whole server works, and is tested, on any machine.
 //
 // Threads: one loader thread reads packages and builds zoo models; `threads` compute workers
-// each run one inference at a time with cpu::run_model. The loop thread only queues tasks.
-// Models stay in host memory (every model is "resident"; there is nothing to switch). A batch
-// that is a multiple of the native batch runs as consecutive native batches. Training is not
-// implemented here (issue 7): start_training answers UNSUPPORTED.
+// each run one inference at a time with cpu::run_model; one thread per training job
+// (reactor/cpu_training_job.h). The loop thread only queues tasks. Models stay in host memory
+// (every model is "resident"; there is nothing to switch). A batch that is a multiple of the
+// native batch runs as consecutive native batches.
+//
+// Training and inference: with TrainingPolicy::kYield a job parks between two layers while any
+// inference is pending (PreemptionGate); with kCoRun it keeps running at a lower CPU priority.
 #pragma once
 
 #include <condition_variable>
@@ -21,14 +24,16 @@
 #include <vector>
 
 #include "reactor/backend.h"
+#include "reactor/cpu_training_job.h"
 #include "reactor/model_source.h"
+#include "reactor/preemption_gate.h"
 
 namespace ps::reactor {
 
 class CpuBackend final : public Backend {
  public:
   // threads >= 1 compute workers.
-  explicit CpuBackend(uint32_t threads);
+  explicit CpuBackend(uint32_t threads, TrainingPolicy training = TrainingPolicy::kYield);
   ~CpuBackend() override;
   CpuBackend(const CpuBackend&) = delete;
   CpuBackend& operator=(const CpuBackend&) = delete;
@@ -41,6 +46,7 @@ class CpuBackend final : public Backend {
   void infer(InferTask task) override;
   Status start_training(const TrainTask& task) override;
   Status stop_training(uint64_t job) override;
+  Status checkpoint_training(uint64_t job) override;
   BackendStats stats() const override;
   void shutdown() override;
 
@@ -48,6 +54,7 @@ class CpuBackend final : public Backend {
   struct Model {
     HostModel host;
     ModelInfo info;
+    ModelSource source;
   };
   struct LoadJob {
     uint64_t ticket;
@@ -59,8 +66,16 @@ class CpuBackend final : public Backend {
   Completion run_infer(const InferTask& task);
   std::shared_ptr<const Model> find(const std::string& name) const;
 
+  // Job `job` (running or ended, until reaped), or nullptr. Loop thread.
+  CpuTrainingJob* find_job(uint64_t job);
+
   const uint32_t threads_;
+  const TrainingPolicy training_policy_;
   CompletionSink* sink_ = nullptr;
+  PreemptionGate gate_;
+  // Training jobs by id; loop thread only (shutdown() joins them). Ended ones are reaped when
+  // the next job starts.
+  std::map<uint64_t, std::unique_ptr<CpuTrainingJob>> jobs_;
 
   mutable std::shared_mutex models_mutex_;
   std::map<std::string, std::shared_ptr<const Model>> models_;

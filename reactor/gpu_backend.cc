@@ -86,6 +86,10 @@ Status GpuBackend::start_training(const TrainTask& task) {
 
 Status GpuBackend::stop_training(uint64_t job) { return not_found("no training job ", job); }
 
+Status GpuBackend::checkpoint_training(uint64_t job) {
+  return not_found("no training job ", job);
+}
+
 BackendStats GpuBackend::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;

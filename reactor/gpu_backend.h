@@ -64,6 +64,7 @@ class GpuBackend final : public Backend {
   void infer(InferTask task) override;
   Status start_training(const TrainTask& task) override;
   Status stop_training(uint64_t job) override;
+  Status checkpoint_training(uint64_t job) override;
   BackendStats stats() const override;
   void shutdown() override;
 

@@ -6,22 +6,30 @@
 #include "onnx_loader/onnx_import.h"
 #include "onnx_loader/pipeline.h"
 #include "onnx_loader/psm_dtype.h"
+#include "onnx_loader/supported_ops.h"
 
 namespace ps::reactor {
 
 namespace psm = pipeswitch::psm;
 
-Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch, uint32_t seq) {
+Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch, uint32_t seq,
+                                   bool training) {
+  const onnx_loader::Mode mode =
+      training ? onnx_loader::Mode::kTraining : onnx_loader::Mode::kInference;
   PS_ASSIGN_OR_RETURN(onnx::ModelProto proto, zoo::build_model(zoo_model));
   onnx_loader::ImportOptions import_options;
   import_options.dims = {{"batch", static_cast<int64_t>(batch)},
                          {"seq", static_cast<int64_t>(seq)}};
+  // Training keeps the graph as exported (no constant folding into fused ops) and checks it is
+  // executable after the passes, as psimport --mode training does.
+  import_options.optimize = !training;
+  import_options.require_executable = !training;
   PS_ASSIGN_OR_RETURN(onnx_loader::Graph graph,
                       onnx_loader::import_onnx_model(proto, import_options));
-  PS_ASSIGN_OR_RETURN(onnx_loader::PipelineReport report,
-                      onnx_loader::run_passes(graph, onnx_loader::Mode::kInference));
+  PS_ASSIGN_OR_RETURN(onnx_loader::PipelineReport report, onnx_loader::run_passes(graph, mode));
+  if (training) PS_TRY(onnx_loader::check_executable(graph));
   onnx_loader::LowerOptions lower_options;
-  lower_options.mode = onnx_loader::Mode::kInference;
+  lower_options.mode = mode;
   lower_options.model_name = zoo_model;
   lower_options.producer = "pipeswitchd zoo";
   lower_options.passes = report.pass_names();

@@ -27,9 +27,12 @@ using LoadProgress = std::function<void(std::string_view stage, double fraction)
 // the package reader's / importer's error with the source named in front.
 Result<HostModel> read_model(const ModelSource& source, const LoadProgress& progress = {});
 
-// Imports zoo model `zoo_model` at dims batch and seq (inference passes, per-layer groups),
-// exactly as read_model does for a zoo source. For tests that need the server's reference.
-Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch, uint32_t seq);
+// Imports zoo model `zoo_model` at dims batch and seq (per-layer groups), exactly as
+// read_model does for a zoo source: for inference (the passes fuse BatchNorm into the
+// convolutions) or, with training = true, for training (the unfused graph the trainer needs,
+// as `psimport --mode training`). Also for tests that need the server's reference.
+Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch, uint32_t seq,
+                                   bool training = false);
 
 // The ModelInfo of a manifest registered as `name` from `source_label`: inputs and outputs
 // with dtypes and shapes, native batch (dim 0 of the first input; every input and output must

@@ -136,18 +136,20 @@ void Scheduler::maybe_finish_unload(const std::string& name) {
   backend_.unload(state.unload_ticket, name);
 }
 
-Result<uint64_t> Scheduler::start_training(const std::string& model, uint32_t batch,
-                                           uint64_t steps) {
+Result<uint64_t> Scheduler::start_training(TrainTask task) {
   if (shutting_down_) return unavailable("the server is shutting down");
-  if (find_model(model) == nullptr) return not_found("no model '", model, "' (MODELS lists them)");
-  TrainTask task{next_job_, model, batch, steps};
+  if (find_model(task.model) == nullptr) {
+    return not_found("no model '", task.model, "' (MODELS lists them)");
+  }
+  task.job = next_job_;
   PS_TRY(backend_.start_training(task));
   ++next_job_;
   JobInfo job;
   job.id = task.job;
-  job.model = model;
-  job.batch = batch;
-  job.steps_target = steps;
+  job.model = task.model;
+  job.batch = task.batch;
+  job.steps_target = task.steps;
+  job.options = task.options;
   jobs_.emplace(job.id, job);
   return job.id;
 }
@@ -158,6 +160,22 @@ Status Scheduler::stop_training(uint64_t job) {
   if (it->second.state != JobState::kRunning) return Status::OK();
   PS_TRY(backend_.stop_training(job));
   it->second.state = JobState::kStopping;
+  return Status::OK();
+}
+
+Status Scheduler::checkpoint_training(uint64_t job, Done done) {
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return not_found("no training job ", job, " (JOBS lists them)");
+  if (it->second.state != JobState::kRunning) {
+    return invalid_argument("training job ", job, " is ", job_state_name(it->second.state),
+                            it->second.progress.checkpoint_path.empty()
+                                ? std::string()
+                                : str_cat("; its last checkpoint is step ",
+                                          it->second.progress.checkpoint_step, " in ",
+                                          it->second.progress.checkpoint_path));
+  }
+  PS_TRY(backend_.checkpoint_training(job));
+  checkpoint_waiters_.emplace(job, std::move(done));
   return Status::OK();
 }
 
@@ -204,13 +222,19 @@ void Scheduler::on_training(const Completion& c) {
   auto it = jobs_.find(c.ticket);
   if (it == jobs_.end()) return;
   JobInfo& job = it->second;
-  job.steps_done = c.steps;
-  job.loss = c.loss;
+  job.progress = c.training;
   if (!c.status.ok()) {
     job.state = c.status.code() == Code::kCancelled ? JobState::kStopped : JobState::kFailed;
     job.error = c.status.message();
   } else if (c.finished) {
     job.state = job.state == JobState::kStopping ? JobState::kStopped : JobState::kFinished;
+  }
+  if (c.training.checkpoint_saved || c.finished || !c.status.ok()) {
+    auto [first, last] = checkpoint_waiters_.equal_range(c.ticket);
+    std::vector<Done> waiting;
+    for (auto w = first; w != last; ++w) waiting.push_back(std::move(w->second));
+    checkpoint_waiters_.erase(first, last);
+    for (Done& done : waiting) done(c);
   }
 }
 
@@ -284,7 +308,12 @@ void Scheduler::shutdown() {
   for (const auto& [name, state] : models_) maybe_finish_unload(name);
 }
 
-bool Scheduler::idle() const { return in_flight_.empty() && queued() == 0; }
+bool Scheduler::idle() const {
+  for (const auto& [id, job] : jobs_) {
+    if (job.state == JobState::kStopping) return false;
+  }
+  return in_flight_.empty() && queued() == 0;
+}
 
 size_t Scheduler::queued() const {
   size_t n = 0;

@@ -39,8 +39,8 @@ struct JobInfo {
   std::string model;
   uint32_t batch = 1;
   uint64_t steps_target = 0;  // 0: until stopped
-  uint64_t steps_done = 0;
-  double loss = 0.0;
+  TrainOptions options;
+  TrainingProgress progress;  // the latest the backend reported
   JobState state = JobState::kRunning;
   std::string error;  // kFailed: why
 };
@@ -89,11 +89,17 @@ class Scheduler {
   // NOT_FOUND for an unknown model.
   Status unload(const std::string& model, Done done);
 
-  // Starts a training job on a registered model; returns its id. NOT_FOUND for an unknown model,
-  // the backend's error (UNSUPPORTED, ...) when it cannot start; UNAVAILABLE in shutdown.
-  Result<uint64_t> start_training(const std::string& model, uint32_t batch, uint64_t steps);
+  // Starts a training job on a registered model (task.job is ignored: the scheduler numbers
+  // jobs); returns its id. NOT_FOUND for an unknown model, the backend's error (UNSUPPORTED,
+  // ...) when it cannot start; UNAVAILABLE in shutdown. A job that starts and then fails (a
+  // model it cannot train) shows as failed in jobs(), with the reason.
+  Result<uint64_t> start_training(TrainTask task);
   // Asks job `job` to stop. NOT_FOUND for an unknown job; OK (nothing to do) if it ended.
   Status stop_training(uint64_t job);
+  // Asks running job `job` for a checkpoint; `done` gets the kTraining completion that reports
+  // it saved (training.checkpoint_saved), or the job's last one if it ends first. NOT_FOUND
+  // for an unknown job, INVALID_ARGUMENT for one that is not running, the backend's error.
+  Status checkpoint_training(uint64_t job, Done done);
   // All jobs, by id (ended ones included).
   std::vector<JobInfo> jobs() const;
 
@@ -108,7 +114,8 @@ class Scheduler {
   void shutdown();
   bool shutting_down() const { return shutting_down_; }
 
-  // Nothing submitted to the backend is outstanding and nothing is queued.
+  // Nothing submitted to the backend is outstanding, nothing is queued, and no training job is
+  // stopping (so a shutdown waits for the jobs' last checkpoints).
   bool idle() const;
   size_t in_flight() const { return in_flight_.size(); }
   size_t queued() const;
@@ -155,6 +162,7 @@ class Scheduler {
   std::map<uint64_t, InFlight> in_flight_;
   uint32_t infer_in_flight_ = 0;
   std::map<uint64_t, JobInfo> jobs_;
+  std::multimap<uint64_t, Done> checkpoint_waiters_;  // by job
   uint64_t next_ticket_ = 1;
   uint64_t next_job_ = 1;
   std::string round_robin_after_;  // the model served last by pump()

@@ -51,6 +51,9 @@ struct ServerOptions {
   std::chrono::milliseconds shutdown_timeout{10000};  // in-flight work gets this long
   std::chrono::milliseconds linger{2000};             // after the last reply, wait for EOF
   std::string models_dir;      // LOAD reads packages only inside it; empty: LOAD is refused
+  // Training checkpoints are read and written only inside it (created at start-up); empty:
+  // jobs keep no checkpoints and TRAIN's checkpoint=, resume= and every= are refused.
+  std::string checkpoints_dir;
   bool handle_signals = true;  // SIGINT/SIGTERM start a graceful shutdown
   std::string device;          // Backend::describe(), for STATS
 };
@@ -125,12 +128,17 @@ class Server {
   void text_infer(Connection& c, net::Command command);
   void text_load(Connection& c, const net::Command& command);
   void text_unload(Connection& c, const net::Command& command);
-  void text_train(Connection& c, const net::Command& command);
-  void text_stop(Connection& c, const net::Command& command);
   std::string models_reply() const;
-  std::string jobs_reply() const;
   Result<std::string> confine_package_path(const std::string& model,
                                            const std::string* package) const;
+
+  // server_train.cc: TRAIN, JOBS, STOP, CHECKPOINT.
+  void text_train(Connection& c, const net::Command& command);
+  void text_stop(Connection& c, const net::Command& command);
+  void text_checkpoint(Connection& c, const net::Command& command);
+  std::string jobs_reply() const;
+  // A file name of the text protocol (net::OptionKind::kName) inside --checkpoints DIR.
+  Result<std::string> checkpoint_path(std::string_view name) const;
 
   // server_binary.cc: the PipeSwitch binary protocol.
   void handle_binary(Connection& c, net::BinaryItem item);

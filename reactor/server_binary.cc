@@ -32,8 +32,19 @@ void Server::handle_binary(Connection& c, net::BinaryItem item) {
 
   if (task->kind == net::TaskKind::kTraining) {
     if (!request.data.empty()) return fail("a training request carries no data");
-    auto job = scheduler_.start_training(task->model, info->batch, 0);
-    if (!job.ok()) return fail(str_cat("training ", task->model, ": ", job.status().message()));
+    // The original's client sends this once per experiment; a repeat while the model's job
+    // runs finds it running (one job per model from this protocol).
+    bool running = false;
+    for (const JobInfo& job : scheduler_.jobs()) {
+      running |= job.model == task->model && job.state == JobState::kRunning;
+    }
+    if (!running) {
+      TrainTask train;
+      train.model = task->model;
+      train.batch = info->batch;
+      auto job = scheduler_.start_training(std::move(train));
+      if (!job.ok()) return fail(str_cat("training ", task->model, ": ", job.status().message()));
+    }
     reply_now(c, std::string(net::kFinishReply));
     return;
   }

@@ -5,6 +5,7 @@
 #include "net/metrics_text.h"
 #include "net/text_reply.h"
 #include "reactor/server.h"
+#include "reactor/server_replies.h"
 
 namespace ps::reactor {
 namespace {
@@ -70,15 +71,7 @@ std::string Server::stats_reply() const {
                  .add("queued", uint64_t{s->queued})
                  .add("in_flight", uint64_t{s->in_flight}));
   }
-  for (const JobInfo& job : scheduler_.jobs()) {
-    add_line(OkLine()
-                 .add("job", job.id)
-                 .add("model", job.model)
-                 .add("state", job_state_name(job.state))
-                 .add("steps", job.steps_done)
-                 .add("target", job.steps_target)
-                 .add("loss", job.loss));
-  }
+  for (const JobInfo& job : scheduler_.jobs()) add_line(job_fields(job));
   return net::format_ok_with_payload(OkLine(), body);
 }
 
@@ -127,7 +120,12 @@ std::string Server::metrics_text() const {
   for (const JobInfo& job : scheduler_.jobs()) {
     const std::string id = std::to_string(job.id);
     w.sample({{"job", id}, {"model", job.model}, {"state", job_state_name(job.state)}},
-             job.steps_done);
+             job.progress.steps);
+  }
+  w.family("ps_training_preemptions_total", net::MetricType::kCounter,
+           "Times each training job paused for inference.");
+  for (const JobInfo& job : scheduler_.jobs()) {
+    w.sample({{"job", std::to_string(job.id)}, {"model", job.model}}, job.progress.preemptions);
   }
   return w.take();
 }

@@ -6,6 +6,7 @@
 #include "reactor/log.h"
 #include "reactor/output_summary.h"
 #include "reactor/server.h"
+#include "reactor/server_replies.h"
 
 namespace ps::reactor {
 namespace {
@@ -13,18 +14,6 @@ namespace {
 using net::ErrorCode;
 using net::OkLine;
 using net::Verb;
-
-std::string error_reply(ErrorCode code, std::string_view message) {
-  return net::format_error(code, message);
-}
-
-// The wire error for a Status, with UNKNOWN_MODEL / UNKNOWN_JOB where the command knows what
-// was not found.
-std::string status_reply(const Status& status, ErrorCode not_found_code) {
-  ErrorCode code = net::error_code_for(status.code());
-  if (status.code() == Code::kNotFound) code = not_found_code;
-  return error_reply(code, status.message());
-}
 
 std::string tensor_list(const std::vector<TensorSpec>& specs) {
   std::string out;
@@ -93,6 +82,9 @@ void Server::handle_text(Connection& c, net::TextItem item) {
       return;
     case Verb::kStop:
       text_stop(c, command);
+      return;
+    case Verb::kCheckpoint:
+      text_checkpoint(c, command);
       return;
     case Verb::kStats:
       reply_now(c, stats_reply());
@@ -171,60 +163,6 @@ void Server::text_infer(Connection& c, net::Command command) {
     if (s.code() == Code::kInvalidArgument) code = ErrorCode::kBadArgument;
     fill_slot(id, seq, error_reply(code, s.message()));
   }
-}
-
-void Server::text_train(Connection& c, const net::Command& command) {
-  const std::string& model = command.args[0];
-  const ModelInfo* info = scheduler_.find_model(model);
-  if (info == nullptr) {
-    reply_now(c, error_reply(ErrorCode::kUnknownModel,
-                             str_cat("no model '", model, "' (MODELS lists them)")));
-    return;
-  }
-  const uint64_t batch = command.number_or("batch", info->batch);
-  const uint64_t steps = command.number_or("steps", 0);
-  auto job = scheduler_.start_training(model, static_cast<uint32_t>(batch), steps);
-  if (!job.ok()) {
-    reply_now(c, status_reply(job.status(), ErrorCode::kUnknownModel));
-    return;
-  }
-  reply_now(c, net::format_ok(OkLine().add("job", *job).add("model", model).add("batch", batch)));
-}
-
-std::string Server::jobs_reply() const {
-  std::string body;
-  const auto jobs = scheduler_.jobs();
-  for (const JobInfo& job : jobs) {
-    OkLine line;
-    line.add("job", job.id)
-        .add("model", job.model)
-        .add("batch", job.batch)
-        .add("state", job_state_name(job.state))
-        .add("steps", job.steps_done)
-        .add("target", job.steps_target)
-        .add("loss", job.loss);
-    body += net::format_fields_line(line);
-  }
-  return net::format_ok_with_payload(OkLine().add("jobs", uint64_t{jobs.size()}), body);
-}
-
-void Server::text_stop(Connection& c, const net::Command& command) {
-  const uint64_t job = command.arg_number(0);
-  Status s = scheduler_.stop_training(job);
-  if (!s.ok()) {
-    reply_now(c, status_reply(s, ErrorCode::kUnknownJob));
-    return;
-  }
-  for (const JobInfo& info : scheduler_.jobs()) {
-    if (info.id == job) {
-      reply_now(c, net::format_ok(OkLine()
-                                      .add("job", job)
-                                      .add("state", job_state_name(info.state))
-                                      .add("steps", info.steps_done)));
-      return;
-    }
-  }
-  reply_now(c, error_reply(ErrorCode::kUnknownJob, str_cat("no training job ", job)));
 }
 
 Result<std::string> Server::confine_package_path(const std::string& model,

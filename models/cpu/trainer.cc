@@ -126,6 +126,7 @@ Result<double> Trainer::step() {
   std::map<uint32_t, Tensor> grads;
   PS_ASSIGN_OR_RETURN(const double loss, loss_and_gradients(state_.data_position,
                                                             /*update_running_stats=*/true, &grads));
+  if (layer_hook_) layer_hook_();
   // The update: every trainable weight with a gradient, in tensor order.
   for (auto& [index, w] : state_.weights) {
     if (!manifest_.tensors(static_cast<int>(index)).trainable()) continue;
@@ -170,6 +171,7 @@ Result<double> Trainer::loss_and_gradients(uint64_t batch_index, bool update_run
                               static_cast<const void*>(blob_.data() + spec.weight_offset())));
   }
   for (int l = 0; l < manifest_.layers_size(); ++l) {
+    if (layer_hook_) layer_hook_();
     const Layer& layer = manifest_.layers(l);
     std::vector<const Tensor*> args;
     for (uint32_t in : layer.inputs()) {
@@ -220,6 +222,7 @@ Result<double> Trainer::loss_and_gradients(uint64_t batch_index, bool update_run
     return spec.kind() == TensorProto::ACTIVATION || spec.kind() == TensorProto::OUTPUT;
   };
   for (int l = manifest_.layers_size() - 1; l >= 0; --l) {
+    if (layer_hook_) layer_hook_();
     const Layer& layer = manifest_.layers(l);
     auto git = grads.find(layer.outputs(0));
     if (git == grads.end()) continue;  // the output does not reach the loss

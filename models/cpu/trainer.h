@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <span>
@@ -64,6 +65,11 @@ class Trainer {
   Result<double> loss_and_gradients(uint64_t batch_index, bool update_running_stats,
                                     std::map<uint32_t, Tensor>* weight_grads);
 
+  // A function called between layers: before each layer of the forward and of the backward
+  // pass and before the update. It may block (a training job parks there while inference
+  // runs: docs/training.md, "Preemption"); it must not touch the trainer. Empty: none.
+  void set_layer_hook(std::function<void()> hook) { layer_hook_ = std::move(hook); }
+
   const TrainingState& state() const { return state_; }
   // For restoring a checkpoint (models/cpu/checkpoint.h), which checks names and shapes.
   TrainingState& mutable_state() { return state_; }
@@ -79,6 +85,7 @@ class Trainer {
   std::vector<uint8_t> blob_;  // for the non-float weights (shapes), read as they are
   std::unique_ptr<SyntheticData> data_;
   TrainingState state_;
+  std::function<void()> layer_hook_;
   uint32_t input_ = 0, output_ = 0;
   int64_t batch_size_ = 0;
 };

@@ -44,6 +44,11 @@ class FakeBackend final : public Backend {
     stopped_.push_back(job);
     return Status::OK();
   }
+  Status checkpoint_training(uint64_t job) override {
+    std::lock_guard lock(mutex_);
+    checkpoints_.push_back(job);
+    return Status::OK();
+  }
   BackendStats stats() const override { return {}; }
   void shutdown() override {}
 
@@ -64,6 +69,10 @@ class FakeBackend final : public Backend {
   std::vector<uint64_t> stopped() {
     std::lock_guard lock(mutex_);
     return stopped_;
+  }
+  std::vector<uint64_t> checkpoints() {
+    std::lock_guard lock(mutex_);
+    return checkpoints_;
   }
   // Completes infer `ticket` with `status`; the output is 4 bytes: the ticket as a float.
   void complete_infer(uint64_t ticket, Status status = Status::OK()) {
@@ -102,6 +111,7 @@ class FakeBackend final : public Backend {
   std::vector<std::pair<uint64_t, std::string>> unloads_;
   std::vector<TrainTask> trainings_;
   std::vector<uint64_t> stopped_;
+  std::vector<uint64_t> checkpoints_;
 };
 
 // A sink that keeps completions for the test to hand to the scheduler.

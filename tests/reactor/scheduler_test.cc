@@ -163,31 +163,79 @@ TEST_CASE("scheduler: unload waits for queued and running requests", "[scheduler
   CHECK(f.scheduler.idle());
 }
 
+TrainTask train_task(const std::string& model, uint64_t steps = 0) {
+  TrainTask task;
+  task.model = model;
+  task.steps = steps;
+  return task;
+}
+
+Completion training_completion(uint64_t job, uint64_t steps, bool finished, bool saved = false) {
+  Completion c;
+  c.kind = CompletionKind::kTraining;
+  c.ticket = job;
+  c.training.steps = steps;
+  c.training.checkpoint_saved = saved;
+  if (saved) {
+    c.training.checkpoint_step = steps;
+    c.training.checkpoint_path = "/ckpt/a.ckpt";
+  }
+  c.finished = finished;
+  return c;
+}
+
 TEST_CASE("scheduler: training jobs are registered only when the backend starts them",
           "[scheduler]") {
   Fixture f;
   f.register_model(tiny_model("a"));
-  auto refused = f.scheduler.start_training("a", 1, 10);
+  auto refused = f.scheduler.start_training(train_task("a", 10));
   CHECK(refused.status().code() == Code::kUnsupported);
   CHECK(f.scheduler.jobs().empty());
-  CHECK(f.scheduler.start_training("nope", 1, 0).status().code() == Code::kNotFound);
+  CHECK(f.scheduler.start_training(train_task("nope")).status().code() == Code::kNotFound);
 
   f.backend.enable_training();
-  auto job = f.scheduler.start_training("a", 1, 0);
+  auto job = f.scheduler.start_training(train_task("a"));
   REQUIRE(job.ok());
   REQUIRE(f.scheduler.jobs().size() == 1);
   CHECK(f.scheduler.jobs()[0].state == JobState::kRunning);
   CHECK(f.scheduler.stop_training(*job + 100).code() == Code::kNotFound);
   REQUIRE(f.scheduler.stop_training(*job).ok());
   CHECK(f.scheduler.jobs()[0].state == JobState::kStopping);
-  Completion progress;
-  progress.kind = CompletionKind::kTraining;
-  progress.ticket = *job;
-  progress.steps = 7;
-  progress.finished = true;
-  f.scheduler.on_completion(std::move(progress));
+  CHECK_FALSE(f.scheduler.idle());  // a stopping job is still saving its state
+  f.scheduler.on_completion(training_completion(*job, 7, /*finished=*/true));
   CHECK(f.scheduler.jobs()[0].state == JobState::kStopped);
-  CHECK(f.scheduler.jobs()[0].steps_done == 7);
+  CHECK(f.scheduler.jobs()[0].progress.steps == 7);
+  CHECK(f.scheduler.idle());
+}
+
+TEST_CASE("scheduler: a checkpoint request is answered by the job's next saved checkpoint",
+          "[scheduler]") {
+  Fixture f;
+  f.register_model(tiny_model("a"));
+  f.backend.enable_training();
+  auto job = f.scheduler.start_training(train_task("a"));
+  REQUIRE(job.ok());
+  std::vector<Completion> answers;
+  auto record = [&](Completion c) { answers.push_back(std::move(c)); };
+  CHECK(f.scheduler.checkpoint_training(*job + 1, record).code() == Code::kNotFound);
+  REQUIRE(f.scheduler.checkpoint_training(*job, record).ok());
+  REQUIRE(f.scheduler.checkpoint_training(*job, record).ok());
+  CHECK(f.backend.checkpoints() == std::vector<uint64_t>{*job, *job});
+  // Progress without a checkpoint answers nobody.
+  f.scheduler.on_completion(training_completion(*job, 3, false));
+  CHECK(answers.empty());
+  f.scheduler.on_completion(training_completion(*job, 4, false, /*saved=*/true));
+  REQUIRE(answers.size() == 2);  // both waiters, once
+  CHECK(answers[0].training.checkpoint_step == 4);
+  f.scheduler.on_completion(training_completion(*job, 5, false, /*saved=*/true));
+  CHECK(answers.size() == 2);
+  // A waiter whose job ends first gets the last completion.
+  REQUIRE(f.scheduler.checkpoint_training(*job, record).ok());
+  f.scheduler.on_completion(training_completion(*job, 6, /*finished=*/true));
+  REQUIRE(answers.size() == 3);
+  CHECK(answers[2].finished);
+  // An ended job takes no more requests.
+  CHECK(f.scheduler.checkpoint_training(*job, record).code() == Code::kInvalidArgument);
 }
 
 TEST_CASE("scheduler: shutdown fails queued requests and refuses new ones", "[scheduler]") {

@@ -124,6 +124,17 @@ int serve(const Options& o) {
   server_options.binary_limits.max_data_bytes = o.max_payload;
   server_options.max_connections = o.max_connections;
   server_options.models_dir = o.models_dir;
+  if (!o.checkpoints_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.checkpoints_dir, ec);
+    const auto dir = std::filesystem::canonical(o.checkpoints_dir, ec);
+    if (ec || !std::filesystem::is_directory(dir)) {
+      std::cerr << "pipeswitchd: --checkpoints '" << o.checkpoints_dir
+                << "': " << (ec ? ec.message() : "not a directory") << "\n";
+      return 2;
+    }
+    server_options.checkpoints_dir = dir.string();
+  }
   server_options.shutdown_timeout = std::chrono::seconds(o.shutdown_timeout_s);
   server_options.write_timeout = std::chrono::seconds(o.write_timeout_s);
 
@@ -149,6 +160,7 @@ int serve(const Options& o) {
   std::error_code exe_error;
   backend_options.self_exe = std::filesystem::read_symlink("/proc/self/exe", exe_error).string();
   backend_options.cpu_threads = o.threads;
+  backend_options.training = o.training;
   auto backend = reactor::make_backend(backend_options);
   if (!backend.ok() && o.device == "auto") {
     say(str_cat("no GPU backend (", backend.status().message(), "): using the CPU"));
@@ -183,6 +195,9 @@ int serve(const Options& o) {
     say(str_cat("policy: ", o.policy,
                 gpu ? "" : " (the CPU backend keeps every model in host memory)"));
     say(str_cat("pool: ", stats.pool_bytes > 0 ? mib(stats.pool_bytes) : std::string("none")));
+    say(str_cat("training: ", reactor::training_policy_name(o.training), ", checkpoints ",
+                server_options.checkpoints_dir.empty() ? std::string("off (--checkpoints DIR)")
+                                                       : server_options.checkpoints_dir));
     if (!gpu) say("no GPU in use: serving on the CPU reference executor (slow; use small models)");
   }
 

@@ -57,8 +57,7 @@ Result<uint64_t> parse_size(std::string_view text) {
 std::string usage() {
   return R"(Usage: pipeswitchd [options]
 
-The PipeSwitch server: serves inference requests (and, with issue 7, training jobs) on one
-device, over a text protocol (try: nc 127.0.0.1 12345, then HELP) and the original PipeSwitch
+The PipeSwitch server: serves inference requests and training jobs on one device, over a text protocol (try: nc 127.0.0.1 12345, then HELP) and the original PipeSwitch
 binary protocol, on the same port.
 
 Models:
@@ -84,6 +83,13 @@ Device:
   --graphs on|off         replay each request as one CUDA graph (copies, events, layers) where
                           the weights' address is fixed (default on)
   --threads N             CPU backend worker threads (default: one per core)
+Training:
+  --training yield|co-run yield: a training job pauses between two layers while inference
+                          requests are pending and resumes by itself; co-run: it keeps running
+                          beside them at a lower priority (default yield)
+  --checkpoints DIR       training checkpoints are written and read only inside DIR (created
+                          if missing): TRAIN ... checkpoint=FILE every=N resume=FILE; a job
+                          saves when it stops and on shutdown. Without it jobs keep none
 Network:
   --listen ADDR           HOST:PORT, [IPV6]:PORT or PORT; repeatable (default 127.0.0.1:12345);
                           port 0 picks a free port. A non-loopback address needs --token
@@ -130,6 +136,12 @@ Result<Options> parse_args(std::span<const std::string> args) {
       PS_ASSIGN_OR_RETURN(o.metrics_listen, value());
     } else if (flag == "--models") {
       PS_ASSIGN_OR_RETURN(o.models_dir, value());
+    } else if (flag == "--checkpoints") {
+      PS_ASSIGN_OR_RETURN(o.checkpoints_dir, value());
+      if (o.checkpoints_dir.empty()) return invalid_argument("--checkpoints needs a directory");
+    } else if (flag == "--training") {
+      PS_ASSIGN_OR_RETURN(const std::string v, value());
+      PS_ASSIGN_OR_RETURN(o.training, reactor::parse_training_policy(v));
     } else if (flag == "--zoo-batch") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, reactor::kMaxBatch));

@@ -19,6 +19,8 @@ struct Options {
   std::vector<std::string> listen;  // default {"127.0.0.1:12345"}
   std::optional<std::string> metrics_listen;
   std::string models_dir;
+  std::string checkpoints_dir;  // training checkpoints (created at start-up); empty: none
+  reactor::TrainingPolicy training = reactor::TrainingPolicy::kYield;
   bool zoo = false;
   std::vector<std::string> zoo_models;  // empty with zoo: the device's default set
   uint32_t zoo_batch = 1;
