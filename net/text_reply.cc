@@ -117,13 +117,23 @@ std::string format_error(ErrorCode code, std::string_view message) {
 }
 
 std::string help_text() {
+  // A syntax column as wide as the longest syntax up to kColumn; a longer syntax gets its
+  // summary on the next line, under the column.
+  constexpr size_t kColumn = 52;
   size_t width = 0;
-  for (const CommandSpec& spec : command_specs()) width = std::max(width, spec.syntax.size());
+  for (const CommandSpec& spec : command_specs()) {
+    if (spec.syntax.size() <= kColumn) width = std::max(width, spec.syntax.size());
+  }
   std::string out = "Commands (verbs are case-insensitive; one per line, \\n or \\r\\n):\n";
   for (const CommandSpec& spec : command_specs()) {
     out += "  ";
     out += spec.syntax;
-    out.append(width - spec.syntax.size() + 2, ' ');
+    if (spec.syntax.size() > width) {
+      out += '\n';
+      out.append(width + 4, ' ');
+    } else {
+      out.append(width - spec.syntax.size() + 2, ' ');
+    }
     out += "-- ";
     out += spec.summary;
     out += '\n';

@@ -67,6 +67,7 @@ void Server::text_train(Connection& c, const net::Command& command) {
   // Checkpoints: checkpoint=FILE, else resume's file (continuing in place), else <model>.ckpt,
   // all inside --checkpoints DIR. Without a directory a job keeps none, and asking is an error.
   const std::string_view resume = command.name_or("resume", "");
+  const std::string fallback = model + ".ckpt";
   std::string_view file = command.name_or("checkpoint", resume);
   const bool asked = !file.empty() || o.checkpoint_every != 0;
   if (options_.checkpoints_dir.empty()) {
@@ -77,7 +78,6 @@ void Server::text_train(Connection& c, const net::Command& command) {
       return;
     }
   } else {
-    const std::string fallback = model + ".ckpt";
     if (file.empty()) file = fallback;
     auto path = checkpoint_path(file);
     PS_CHECK(path.ok());
@@ -103,14 +103,17 @@ void Server::text_train(Connection& c, const net::Command& command) {
     }
   }
 
+  OkLine line;
+  const bool saves = !o.checkpoint_path.empty();
+  const std::string checkpoint_file(file);
+  const uint64_t batch = task.batch;
   auto job = scheduler_.start_training(std::move(task));
   if (!job.ok()) {
     reply_now(c, status_reply(job.status(), ErrorCode::kUnknownModel));
     return;
   }
-  OkLine line;
-  line.add("job", *job).add("model", model).add("batch", uint64_t{command.number_or("batch", info->batch)});
-  if (!o.checkpoint_path.empty()) line.add("checkpoint", std::string(file));
+  line.add("job", *job).add("model", model).add("batch", batch);
+  if (saves) line.add("checkpoint", checkpoint_file);
   reply_now(c, net::format_ok(line));
 }
 

@@ -46,6 +46,23 @@ TEST_CASE("e2e binary: requests answered FNSH in order, several per connection, 
   CHECK(stats->payload.find("model=bert_tiny ok=2") != std::string::npos);
 }
 
+TEST_CASE("e2e binary: MODEL_training starts the model's job once; inference preempts it",
+          "[e2e]") {
+  ServerProcess server = start_server({"--zoo-batch", "2"});  // BatchNorm training needs N > 1
+  psnc::Client client = server.connect();
+  // The original client's experiment: start training, then send inference requests.
+  CHECK(psnc::binary_request(client, "resnet_tiny_training", "").ok());
+  CHECK(psnc::binary_request(client, "resnet_tiny_training", "").ok());  // already running
+  for (int i = 0; i < 5; ++i) CHECK(psnc::binary_request(client, "resnet_tiny_inference", "").ok());
+  psnc::Client text = server.connect();
+  REQUIRE(text.send("JOBS\n").ok());
+  auto jobs = text.read_reply();
+  REQUIRE(jobs.ok());
+  INFO(jobs->payload);
+  CHECK(jobs->line == "OK jobs=1 bytes=" + std::to_string(jobs->payload.size()));
+  CHECK(jobs->payload.find("model=resnet_tiny batch=2 state=running") != std::string::npos);
+}
+
 TEST_CASE("e2e binary: errors close the connection (the protocol has no error reply)", "[e2e]") {
   ServerProcess server = start_server();
   auto closes_after = [&](const std::string& bytes) {
@@ -57,7 +74,6 @@ TEST_CASE("e2e binary: errors close the connection (the protocol has no error re
   CHECK(closes_after(net::encode_request("nosuch_inference", "")));
   CHECK(closes_after(net::encode_request("resnet_tiny_fly", "")));
   CHECK(closes_after(net::encode_request("resnet_tiny_inference", std::string(100, 'x'))));
-  CHECK(closes_after(net::encode_request("resnet_tiny_training", "")));  // no training on the CPU
   CHECK(closes_after(std::string("\x01\x1f\x00\x00", 4)));  // name_len 7937: over the limit
   // A request before the bad one is still answered.
   psnc::Client client = server.connect();

@@ -74,12 +74,15 @@ TEST_CASE("e2e load: 200 connections, pipelined, with disconnects and TRAIN, not
   const long long ok = count_after(load.out, "ok");
   const long long failed = count_after(load.out, "failed");
   const long long abandoned = count_after(load.out, "abandoned");
-  CHECK(sent == 800);
+  // 800 at most, plus the STOPs of jobs still running when the budget was spent.
+  CHECK(sent >= 800);
+  CHECK(sent <= 800 + count_after(load.out, "train"));
   CHECK(ok > 600);
   // Every request sent on a connection we did not cut was answered.
   CHECK(ok + failed + abandoned == sent);
-  // The CPU backend has no training: TRAIN is answered UNSUPPORTED, a proper error.
-  CHECK(count_after(load.out, "UNSUPPORTED") > 0);
+  // TRAIN starts real jobs (each stopped again by the load tool) beside the inference.
+  CHECK(count_after(load.out, "train") > 0);
+  CHECK(count_after(load.out, "stop") > 0);
   CHECK(count_after(load.out, "cut on purpose") > 0);
   CHECK(load.out.find("checksum resnet_tiny:1 " + resnet + " (reference)") != std::string::npos);
   for (const char* quantile : {"p50=", "p90=", "p99="}) {

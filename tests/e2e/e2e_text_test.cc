@@ -2,6 +2,10 @@
 // 127.0.0.1:0, every command, outputs checked against cpu::run_model computed here, concurrent
 // pipelined clients, LOAD/UNLOAD from a models directory.
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <filesystem>
+#include <functional>
+#include <sstream>
 #include <thread>
 
 #include "net/text_reply.h"
@@ -145,18 +149,114 @@ TEST_CASE("e2e text: concurrent clients with pipelined requests all get their ow
   CHECK(stats.payload.find("p99_us=") != std::string::npos);
 }
 
-TEST_CASE("e2e text: TRAIN, JOBS and STOP on the CPU backend", "[e2e]") {
-  ServerProcess server = start_server({"--zoo=resnet_tiny"});
+// The JOBS line of job `job` as a Reply (its fields), polled until `done(line)` holds.
+psnc::Reply job_line_when(psnc::Client& client, const std::string& job,
+                          const std::function<bool(const psnc::Reply&)>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+  for (;;) {
+    const psnc::Reply jobs = request(client, "JOBS\n");
+    REQUIRE(jobs.ok);
+    std::istringstream lines(jobs.payload);
+    for (std::string line; std::getline(lines, line);) {
+      auto parsed = psnc::parse_status_line("OK " + line);
+      REQUIRE(parsed.ok());
+      if (parsed->field("job") == job && done(*parsed)) return *parsed;
+    }
+    REQUIRE(std::chrono::steady_clock::now() < deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+bool ended(const psnc::Reply& job) {
+  const std::string state = job.field("state");
+  return state != "running" && state != "stopping";
+}
+
+TEST_CASE("e2e text: TRAIN, JOBS, CHECKPOINT, STOP and resume on the CPU backend", "[e2e]") {
+  onnx_loader::testing::TempDir dir;
+  ServerProcess server = start_server(
+      {"--zoo=resnet_tiny,bert_tiny", "--zoo-batch", "2", "--checkpoints", dir.file("ckpt")});
+  CHECK(server.output().find("checkpoints " + dir.file("ckpt")) != std::string::npos);
   psnc::Client client = server.connect();
-  const psnc::Reply train = request(client, "TRAIN resnet_tiny batch=2 steps=5\n");
-  CHECK(train.code == "UNSUPPORTED");
-  CHECK(train.message.find("issue 7") != std::string::npos);
+
+  // An uninterrupted run of 6 steps: the reference trajectory.
+  const psnc::Reply whole = request(client, "TRAIN resnet_tiny steps=6 lr=0.05 checkpoint=whole\n");
+  INFO(whole.line);
+  REQUIRE(whole.ok);
+  CHECK(whole.field("checkpoint") == "whole");
+  const psnc::Reply reference = job_line_when(client, whole.field("job"), ended);
+  CHECK(reference.field("state") == "finished");
+  CHECK(reference.field("step") == "6");
+  CHECK(reference.field("checkpoint_step") == "6");
+
+  // The same in two halves: 3 steps, a checkpoint on request, stop; resume for 3 more.
+  const psnc::Reply first = request(client, "TRAIN resnet_tiny lr=0.05 checkpoint=half\n");
+  REQUIRE(first.ok);
+  const std::string id = first.field("job");
+  job_line_when(client, id, [](const psnc::Reply& j) { return std::stoull(j.field("step")) >= 1; });
+  const psnc::Reply saved = request(client, "CHECKPOINT " + id + "\n");
+  INFO(saved.line);
+  REQUIRE(saved.ok);
+  CHECK(saved.field("checkpoint") == "half");
+  CHECK(std::stoull(saved.field("step")) >= 1);
+  const psnc::Reply stop = request(client, "STOP " + id + "\n");
+  REQUIRE(stop.ok);
+  const psnc::Reply stopped = job_line_when(client, id, ended);
+  CHECK(stopped.field("state") == "stopped");
+  const uint64_t done = std::stoull(stopped.field("step"));
+  CHECK(stopped.field("checkpoint_step") == stopped.field("step"));  // saved where it stopped
+  REQUIRE(done < 6);
+  CHECK(request(client, "CHECKPOINT " + id + "\n").code == "BAD_ARGUMENT");  // it ended
+
+  const psnc::Reply resumed = request(
+      client, str_cat("TRAIN resnet_tiny lr=0.05 resume=half steps=", 6 - done, "\n"));
+  INFO(resumed.line);
+  REQUIRE(resumed.ok);
+  const psnc::Reply end = job_line_when(client, resumed.field("job"), ended);
+  CHECK(end.field("state") == "finished");
+  CHECK(end.field("step") == "6");
+  // Bit-identical: the loss of step 6 is the uninterrupted run's (shortest round-trip text).
+  CHECK(end.field("loss") == reference.field("loss"));
+
+  // Refusals, each with a reason; none disturbs the server.
   CHECK(request(client, "TRAIN nosuch\n").code == "UNKNOWN_MODEL");
   CHECK(request(client, "TRAIN resnet_tiny steps=0\n").code == "BAD_ARGUMENT");
-  const psnc::Reply jobs = request(client, "JOBS\n");
-  CHECK(jobs.line == "OK jobs=0 bytes=0");
-  CHECK(request(client, "STOP 1\n").code == "UNKNOWN_JOB");
+  CHECK(request(client, "TRAIN resnet_tiny resume=missing\n").code == "NOT_FOUND");
+  CHECK(request(client, "TRAIN resnet_tiny resume=../whole\n").code == "BAD_ARGUMENT");
+  CHECK(request(client, "STOP 99\n").code == "UNKNOWN_JOB");
+  CHECK(request(client, "CHECKPOINT 99\n").code == "UNKNOWN_JOB");
   CHECK(request(client, "STOP x\n").code == "BAD_ARGUMENT");
+  // Two running jobs may not write one file.
+  const psnc::Reply endless = request(client, "TRAIN resnet_tiny checkpoint=busy\n");
+  REQUIRE(endless.ok);
+  CHECK(request(client, "TRAIN resnet_tiny checkpoint=busy\n").code == "ALREADY_EXISTS");
+  // BERT's two inputs are not the CPU trainer's: the job fails and JOBS says why.
+  const psnc::Reply bert = request(client, "TRAIN bert_tiny steps=2\n");
+  REQUIRE(bert.ok);
+  const psnc::Reply failed = job_line_when(client, bert.field("job"), ended);
+  CHECK(failed.field("state") == "failed");
+  CHECK(failed.field("error").find("one_input") != std::string::npos);
+
+  // A graceful shutdown stops the endless job at a step boundary and saves it.
+  REQUIRE(server.stop(SIGTERM).ok());
+  CHECK(std::filesystem::is_regular_file(dir.file("ckpt/busy")));
+}
+
+TEST_CASE("e2e text: without --checkpoints a job keeps none and asking for one is refused",
+          "[e2e]") {
+  ServerProcess server = start_server({"--zoo=resnet_tiny", "--zoo-batch", "2"});
+  psnc::Client client = server.connect();
+  CHECK(request(client, "TRAIN resnet_tiny checkpoint=a\n").code == "BAD_ARGUMENT");
+  CHECK(request(client, "TRAIN resnet_tiny every=5\n").code == "BAD_ARGUMENT");
+  const psnc::Reply job = request(client, "TRAIN resnet_tiny steps=2\n");
+  REQUIRE(job.ok);
+  CHECK(job.field("checkpoint").empty());
+  CHECK(request(client, "CHECKPOINT " + job.field("job") + "\n").code != "OK");
+  const psnc::Reply end = job_line_when(client, job.field("job"), ended);
+  CHECK(end.field("state") == "finished");
+  CHECK(end.field("checkpoint") == "-");
+  // Inference goes on beside training.
+  CHECK(request(client, "INFER resnet_tiny\n").ok);
 }
 
 TEST_CASE("e2e text: LOAD and UNLOAD read packages only from the models directory", "[e2e]") {

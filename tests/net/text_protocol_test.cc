@@ -23,7 +23,10 @@ std::string describe(const TextItem& item) {
   const Command& c = std::get<Command>(item);
   std::string out = str_cat("CMD ", command_spec(c.verb).name);
   for (const std::string& arg : c.args) out += str_cat(" [", arg, "]");
-  for (const OptionValue& o : c.options) out += str_cat(" ", o.key, "=", o.text, "#", o.number);
+  for (const OptionValue& o : c.options) {
+    out += str_cat(" ", o.key, "=", o.text, "#", o.number);
+    if (o.real != 0) out += str_cat("~", o.real);
+  }
   if (c.payload) {
     out += str_cat(" payload(", c.payload->size(), "):");
     for (unsigned char ch : *c.payload) out += str_cat(" ", static_cast<int>(ch));
@@ -104,8 +107,10 @@ std::string every_command_stream() {
          "INFER resnet152 bytes=0\n"
          "TRAIN resnet152 batch=64 steps=100\n"
          "TRAIN bert_base\n"
+         "TRAIN r lr=0.05 WD=1E-4 data=Single checkpoint=r-1.ckpt resume=R.ckpt every=10\n"
          "JOBS\n"
          "STOP 42\n"
+         "checkpoint 42\n"
          "STATS\n"
          "LOAD my-model.v2 zoo/my-model.psm\n"
          "LOAD resnet152\n"
@@ -125,8 +130,11 @@ const std::vector<std::string> kEveryCommandExpected = {
     "CMD INFER [resnet152] bytes=0#0 payload(0):",
     "CMD TRAIN [resnet152] batch=64#64 steps=100#100",
     "CMD TRAIN [bert_base]",
+    "CMD TRAIN [r] lr=0.05#0~0.05 wd=1E-4#0~0.0001 data=single#0 checkpoint=r-1.ckpt#0 "
+    "resume=R.ckpt#0 every=10#10",
     "CMD JOBS",
     "CMD STOP [42]",
+    "CMD CHECKPOINT [42]",
     "CMD STATS",
     "CMD LOAD [my-model.v2] [zoo/my-model.psm]",
     "CMD LOAD [resnet152]",
@@ -318,6 +326,18 @@ TEST_CASE("bad numbers in options are BAD_ARGUMENT and the connection continues"
                         Case{"INFER m batch=99999999999999999999999999999", "too large"},
                         Case{"TRAIN m steps=0", "out of range"},
                         Case{"TRAIN m steps=1e3", "not a decimal integer"},
+                        Case{"TRAIN m lr=-0.1", "negative"},
+                        Case{"TRAIN m lr=.", "not a decimal number"},
+                        Case{"TRAIN m lr=1e", "not a decimal number"},
+                        Case{"TRAIN m lr=inf", "not a decimal number"},
+                        Case{"TRAIN m lr=0x1p3", "not a decimal number"},
+                        Case{"TRAIN m lr=1e999", "out of the range"},
+                        Case{"TRAIN m momentum=1.5", "out of range 0..1"},
+                        Case{"TRAIN m data=random", "must be one of patterns|single"},
+                        Case{"TRAIN m checkpoint=../x", "does not start with '.'"},
+                        Case{"TRAIN m checkpoint=.hidden", "does not start with '.'"},
+                        Case{"TRAIN m resume=a/b", "file name"},
+                        Case{"CHECKPOINT x", "not a decimal integer"},
                         Case{"STOP -3", "negative"},
                         Case{"STOP job7", "not a decimal integer"},
                         Case{"STOP 18446744073709551616", "too large"},
@@ -442,6 +462,20 @@ TEST_CASE("parse_decimal_u64 is strict", "[net][text]") {
     Result<uint64_t> r = parse_decimal_u64(bad);
     CHECK_FALSE(r.ok());
     CHECK(r.status().code() == Code::kInvalidArgument);
+  }
+}
+
+TEST_CASE("parse_decimal_real is strict", "[net][text]") {
+  CHECK(*parse_decimal_real("0") == 0.0);
+  CHECK(*parse_decimal_real("0.05") == 0.05);
+  CHECK(*parse_decimal_real(".5") == 0.5);
+  CHECK(*parse_decimal_real("5.") == 5.0);
+  CHECK(*parse_decimal_real("1e-4") == 1e-4);
+  CHECK(*parse_decimal_real("2.5E+1") == 25.0);
+  for (const char* bad : {"", ".", "-1", "+1", "e5", "1e", "1e+", " 1", "1 ", "1.2.3", "inf",
+                          "nan", "0x10", "1,5", "1e400"}) {
+    INFO(bad);
+    CHECK(parse_decimal_real(bad).status().code() == Code::kInvalidArgument);
   }
 }
 

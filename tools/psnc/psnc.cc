@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -31,8 +32,12 @@ constexpr const char* kUsage = R"(Usage:
       request's latency and the server's reply, then mean, p50 and p99. Without --input the
       server makes a deterministic synthetic input; --input sends FILE's bytes as the raw
       input tensor(s). --output FILE writes the last request's raw output there.
-  psnc [--server ADDR] [--token T] train MODEL [--batch N] [--steps N]
-      Starts a training job and prints its id.
+  psnc [--server ADDR] [--token T] train MODEL [--batch N] [--steps N] [KEY=VALUE ...] [--wait]
+      Starts a training job and prints its id. KEY=VALUE pairs go to TRAIN as they are
+      (lr=0.05 momentum=0.9 wd=1e-4 seed=N classes=N noise=X data=single every=N
+      checkpoint=FILE resume=FILE; HELP on the server lists them). --wait follows the job
+      (JOBS once a second: step, loss, images/s, preemptions) until it ends; the exit status
+      is 0 when it finished or was stopped, 1 when it failed.
   psnc --pipeswitch [--server ADDR] infer MODEL [--input FILE] [--repeat N] [--concurrency C]
   psnc --pipeswitch [--server ADDR] train MODEL
       The same over the original PipeSwitch binary protocol (MODEL_inference / MODEL_training,
@@ -63,6 +68,8 @@ struct Args {
   uint64_t concurrency = 1;
   std::string input_file;
   std::string output_file;
+  std::vector<std::string> train_options;  // train: KEY=VALUE, passed to TRAIN
+  bool wait = false;                       // train: follow the job until it ends
   bool help = false;
 };
 
@@ -106,6 +113,8 @@ Result<Args> parse(std::span<const std::string> args) {
       PS_ASSIGN_OR_RETURN(a.input_file, value());
     } else if (arg == "--output") {
       PS_ASSIGN_OR_RETURN(a.output_file, value());
+    } else if (arg == "--wait") {
+      a.wait = true;
     } else if (arg.starts_with("-")) {
       return invalid_argument("unknown option '", arg, "'");
     } else if (a.command.empty() && a.bare_address.empty() && arg == "load") {
@@ -116,6 +125,8 @@ Result<Args> parse(std::span<const std::string> args) {
       a.command = arg;
     } else if (!a.command.empty() && a.model.empty()) {
       a.model = arg;
+    } else if (a.command == "train" && arg.find('=') != std::string::npos) {
+      a.train_options.push_back(arg);
     } else if (a.command.empty() && a.bare_address.empty()) {
       a.bare_address = arg;
     } else {
@@ -131,8 +142,9 @@ Result<Args> parse(std::span<const std::string> args) {
     return invalid_argument("--pipeswitch needs a command (infer, train)");
   }
   if (a.command == "train" && (!a.input_file.empty() || a.repeat != 1 || a.concurrency != 1)) {
-    return invalid_argument("train takes --batch and --steps only");
+    return invalid_argument("train takes --batch, --steps, KEY=VALUE options and --wait only");
   }
+  if (a.wait && a.command != "train") return invalid_argument("--wait is for train");
   if (a.pipeswitch &&
       (a.batch != 0 || a.steps != 0 || !a.token.empty() || !a.output_file.empty())) {
     return invalid_argument(
@@ -297,6 +309,51 @@ int infer(const Args& a, const HostPort& address, std::ostream& out, std::ostrea
   return failures == 0 ? kExitOk : kExitFailure;
 }
 
+// Polls JOBS once a second and prints job `job`'s progress whenever its step or state changed,
+// until it is neither running nor stopping. kExitOk when it finished or was stopped.
+int follow_job(Client& client, const std::string& job, std::ostream& out, std::ostream& err) {
+  std::string last;
+  for (;;) {
+    Status s = client.send("JOBS\n");
+    auto jobs = s.ok() ? client.read_reply() : Result<Reply>(s);
+    if (!jobs.ok() || !jobs->ok) {
+      err << "psnc: JOBS: " << (jobs.ok() ? jobs->line : jobs.status().message()) << "\n";
+      return kExitFailure;
+    }
+    std::optional<Reply> mine;
+    size_t start = 0;
+    while (start < jobs->payload.size()) {
+      size_t end = jobs->payload.find('\n', start);
+      if (end == std::string::npos) end = jobs->payload.size();
+      auto line = parse_status_line("OK " + jobs->payload.substr(start, end - start));
+      if (line.ok() && line->field("job") == job) mine = *line;
+      start = end + 1;
+    }
+    if (!mine) {
+      err << "psnc: job " << job << " is not in JOBS\n";
+      return kExitFailure;
+    }
+    const std::string state = mine->field("state");
+    const std::string now = state + " " + mine->field("step");
+    if (now != last) {
+      out << "job " << job << " " << state << " step " << mine->field("step") << " loss "
+          << mine->field("loss") << " images/s " << mine->field("images_per_s")
+          << " preemptions " << mine->field("preemptions") << " (p99 "
+          << mine->field("preempt_p99_us") << " us)";
+      if (mine->field("checkpoint_step") != "0") {
+        out << " checkpoint " << mine->field("checkpoint") << "@" << mine->field("checkpoint_step");
+      }
+      out << "\n" << std::flush;
+      last = now;
+    }
+    if (state != "running" && state != "stopping") {
+      if (state == "failed") err << "psnc: job " << job << " failed: " << mine->field("error") << "\n";
+      return state == "failed" ? kExitFailure : kExitOk;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 int train(const Args& a, const HostPort& address, std::ostream& out, std::ostream& err) {
   auto client = open_client(a, address);
   if (!client.ok()) {
@@ -315,6 +372,7 @@ int train(const Args& a, const HostPort& address, std::ostream& out, std::ostrea
   std::string request = "TRAIN " + a.model;
   if (a.batch) request += " batch=" + std::to_string(a.batch);
   if (a.steps) request += " steps=" + std::to_string(a.steps);
+  for (const std::string& option : a.train_options) request += " " + option;
   request += "\n";
   Status s = client->send(request);
   auto reply = s.ok() ? client->read_reply() : Result<Reply>(s);
@@ -323,7 +381,8 @@ int train(const Args& a, const HostPort& address, std::ostream& out, std::ostrea
     return kExitFailure;
   }
   out << reply->line << "\n";
-  return reply->ok ? kExitOk : kExitFailure;
+  if (!reply->ok || !a.wait) return reply->ok ? kExitOk : kExitFailure;
+  return follow_job(*client, reply->field("job"), out, err);
 }
 
 }  // namespace
