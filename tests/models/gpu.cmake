@@ -5,7 +5,7 @@ target_link_libraries(ps_gpu_test_support PUBLIC ps_gpu ps_cpu_ops Catch2::Catch
 target_include_directories(ps_gpu_test_support PUBLIC ${PROJECT_SOURCE_DIR})
 
 # Each part adds its own test executables in its own file.
-foreach(part gpu_dnn gpu_kernels gpu_executor)
+foreach(part gpu_dnn gpu_kernels gpu_executor gpu_train)
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/${part}.cmake)
     include(${CMAKE_CURRENT_LIST_DIR}/${part}.cmake)
   endif()

@@ -1,0 +1,25 @@
+// The backward builders behind grad_op_table() (grad_ops.cc), one family per file. Each
+// validates the forward spec (with the forward ops' own planning: plan_conv, plan_pool...),
+// prepares everything at build time and names what it refuses.
+#pragma once
+
+#include "models/gpu/grad_op.h"
+
+namespace ps::models::gpu {
+
+// grad_kernel_ops.cc: our kernels (cuda/kernels/train.cu, reduce.cu, layout.cu).
+Result<std::unique_ptr<GpuOp>> build_relu_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_pool_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_global_average_pool_grad(const GradSpec& spec,
+                                                              const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_add_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_reshape_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_concat_grad(const GradSpec& spec, const OpEnv& env);
+// grad_conv.cc: cuDNN backward data, filter and bias.
+Result<std::unique_ptr<GpuOp>> build_conv_grad(const GradSpec& spec, const OpEnv& env);
+// grad_batch_norm.cc: cuDNN batch normalisation backward.
+Result<std::unique_ptr<GpuOp>> build_batch_norm_grad(const GradSpec& spec, const OpEnv& env);
+// grad_gemm.cc: cuBLAS.
+Result<std::unique_ptr<GpuOp>> build_gemm_grad(const GradSpec& spec, const OpEnv& env);
+
+}  // namespace ps::models::gpu

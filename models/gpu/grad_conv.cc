@@ -1,0 +1,277 @@
+// Conv backward on cuDNN: dX by cudnnConvolutionBackwardData, dW by
+// cudnnConvolutionBackwardFilter, dB by cudnnConvolutionBackwardBias, each with beta = 1 when
+// its gradient accumulates. Descriptors as the forward's (conv_op.cc; 1-D as 2-D). Algorithms:
+// cudnnFind*AlgorithmEx on plan scratch once per (geometry, precision, device), cached for the
+// process; within the workspace cap the fastest DETERMINISTIC algorithm is taken (two runs of
+// a step give the same bits), the fastest of any kind only when none is deterministic.
+// kFp32 admits FMA math only, kTf32 also tensor-op math (as the forward).
+#include <array>
+#include <map>
+#include <mutex>
+
+#include "cuda/dnn.h"
+#include "models/gpu/conv_algo.h"
+#include "models/gpu/dnn_descriptors.h"
+#include "models/gpu/grad_builders.h"
+#include "models/gpu/runtime.h"
+#include "models/gpu/window_plan.h"
+
+namespace ps::models::gpu {
+namespace {
+
+size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
+
+struct BwdChoice {
+  int algo = 0;  // cudnnConvolutionBwdDataAlgo_t or cudnnConvolutionBwdFilterAlgo_t
+  cudnnMathType_t math = CUDNN_FMA_MATH;
+  size_t workspace_bytes = 0;
+  bool deterministic = true;
+  bool cached = false;
+};
+
+std::mutex& cache_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, BwdChoice>& cache() {
+  static std::map<std::string, BwdChoice> c;
+  return c;
+}
+
+bool acceptable_math(Precision precision, cudnnMathType_t math) {
+  return precision == Precision::kTf32 || math == CUDNN_FMA_MATH || math == CUDNN_DEFAULT_MATH;
+}
+
+// Picks from perf results sorted fastest first: the first deterministic acceptable one, else
+// the first acceptable one.
+template <typename Perf>
+const Perf* pick(const Perf* perf, int returned, Precision precision, size_t cap) {
+  const Perf* any = nullptr;
+  for (int i = 0; i < returned; ++i) {
+    const Perf& p = perf[i];
+    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > cap || !acceptable_math(precision, p.mathType)) {
+      continue;
+    }
+    if (p.determinism == CUDNN_DETERMINISTIC) return &p;
+    if (any == nullptr) any = &p;
+  }
+  return any;
+}
+
+class ConvGradOp final : public GpuOp {
+ public:
+  Status init(const ConvPlan& plan, const GradSpec& spec, const OpEnv& env);
+  size_t workspace_bytes() const override { return workspace_bytes_; }
+  Status enqueue(const LaunchArgs& args) const override;
+  std::string describe() const override { return description_; }
+
+ private:
+  // Finds (or takes from the cache) the backward-data or backward-filter algorithm.
+  Result<BwdChoice> choose(bool data, const OpEnv& env, const std::string& key);
+
+  cudnnHandle_t dnn_ = nullptr;
+  bool want_dx_ = false, want_dw_ = false, want_db_ = false;
+  bool acc_dx_ = false, acc_dw_ = false, acc_db_ = false;
+  TensorDesc x_desc_, y_desc_, bias_desc_;
+  FilterDesc w_desc_;
+  ConvDesc data_conv_, filter_conv_;  // one per direction: each carries its own math type
+  cudnnConvolutionBwdDataAlgo_t data_algo_ = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+  cudnnConvolutionBwdFilterAlgo_t filter_algo_ = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+  size_t workspace_bytes_ = 0;
+  size_t x_bytes_ = 0, w_bytes_ = 0, y_bytes_ = 0;
+  std::string description_;
+};
+
+Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::string& key) {
+  GpuRuntime& runtime = env.runtime;
+  const std::string full_key = str_cat(data ? "bwd_data" : "bwd_filter", "|dev",
+                                       runtime.device().ordinal(), "|",
+                                       precision_name(env.precision), "|", key);
+  const ConvDesc& conv = data ? data_conv_ : filter_conv_;
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex());
+    if (auto it = cache().find(full_key); it != cache().end()) {
+      BwdChoice c = it->second;
+      c.cached = true;
+      CUDNN_TRY(cudnnSetConvolutionMathType(conv.get(), c.math));
+      return c;
+    }
+  }
+  CUDNN_TRY(cudnnSetConvolutionMathType(
+      conv.get(), env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+  PS_TRY(runtime.bind(runtime.plan_stream(), 0, 0));
+  // Scratch: x | w | y | workspace; contents are irrelevant to the timing.
+  const size_t w_at = round_up(x_bytes_);
+  const size_t y_at = w_at + round_up(w_bytes_);
+  const size_t ws_at = y_at + round_up(y_bytes_);
+  size_t cap = kConvWorkspaceCap;
+  Result<CUdeviceptr> scratch = runtime.plan_scratch(ws_at + cap);
+  if (!scratch.ok() && scratch.status().code() == Code::kOutOfMemory) {
+    cap /= 8;
+    scratch = runtime.plan_scratch(ws_at + cap);
+  }
+  if (!scratch.ok()) return scratch.status();
+  auto ptr = [base = *scratch](size_t at) { return reinterpret_cast<void*>(base + at); };
+  BwdChoice c;
+  int returned = 0;
+  if (data) {
+    std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
+    CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithmEx(
+        runtime.dnn(), w_desc_.get(), ptr(w_at), y_desc_.get(), ptr(y_at), conv.get(),
+        x_desc_.get(), ptr(0), static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at),
+        cap));
+    PS_TRY(runtime.plan_stream().synchronize());
+    const auto* best = pick(perf.data(), returned, env.precision, cap);
+    if (best == nullptr) {
+      return unsupported("cuDNN found no backward-data algorithm within ", cap >> 20, " MiB");
+    }
+    c.algo = best->algo;
+    c.math = env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : best->mathType;
+    c.deterministic = best->determinism == CUDNN_DETERMINISTIC;
+    CUDNN_TRY(cudnnSetConvolutionMathType(conv.get(), c.math));
+    size_t needed = 0;
+    CUDNN_TRY(cudnnGetConvolutionBackwardDataWorkspaceSize(
+        runtime.dnn(), w_desc_.get(), y_desc_.get(), conv.get(), x_desc_.get(),
+        static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), &needed));
+    c.workspace_bytes = round_up(std::max(needed, best->memory));
+  } else {
+    std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
+    CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        runtime.dnn(), x_desc_.get(), ptr(0), y_desc_.get(), ptr(y_at), conv.get(),
+        w_desc_.get(), ptr(w_at), static_cast<int>(perf.size()), &returned, perf.data(),
+        ptr(ws_at), cap));
+    PS_TRY(runtime.plan_stream().synchronize());
+    const auto* best = pick(perf.data(), returned, env.precision, cap);
+    if (best == nullptr) {
+      return unsupported("cuDNN found no backward-filter algorithm within ", cap >> 20, " MiB");
+    }
+    c.algo = best->algo;
+    c.math = env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : best->mathType;
+    c.deterministic = best->determinism == CUDNN_DETERMINISTIC;
+    CUDNN_TRY(cudnnSetConvolutionMathType(conv.get(), c.math));
+    size_t needed = 0;
+    CUDNN_TRY(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        runtime.dnn(), x_desc_.get(), y_desc_.get(), conv.get(), w_desc_.get(),
+        static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), &needed));
+    c.workspace_bytes = round_up(std::max(needed, best->memory));
+  }
+  std::lock_guard<std::mutex> lock(cache_mutex());
+  cache().emplace(full_key, c);
+  return c;
+}
+
+Status ConvGradOp::init(const ConvPlan& plan, const GradSpec& spec, const OpEnv& env) {
+  dnn_ = env.runtime.dnn();
+  if (plan.relu || plan.has_residual) {
+    return unsupported("FusedConv with an activation or residual (training manifests keep Conv "
+                       "unfused)");
+  }
+  want_dx_ = spec.wants(0);
+  want_dw_ = spec.wants(1);
+  want_db_ = plan.has_bias && spec.wants(2);
+  acc_dx_ = spec.accumulates(0);
+  acc_dw_ = spec.accumulates(1);
+  acc_db_ = spec.accumulates(2);
+  std::vector<cpu::SpatialWindow> windows = plan.windows;
+  std::vector<int64_t> pads = plan.cudnn_pads;
+  if (windows.size() == 1) {
+    windows.insert(windows.begin(), cpu::SpatialWindow{});
+    pads.insert(pads.begin(), 0);
+  }
+  std::vector<int64_t> x_dims{plan.batch, plan.in_channels};
+  std::vector<int64_t> w_dims{plan.out_channels, plan.in_channels / plan.group};
+  std::vector<int64_t> y_dims{plan.batch, plan.out_channels};
+  std::vector<int64_t> bias_dims{1, plan.out_channels};
+  std::vector<int64_t> strides, dilations;
+  for (const cpu::SpatialWindow& w : windows) {
+    x_dims.push_back(w.in);
+    w_dims.push_back(w.kernel);
+    y_dims.push_back(w.out);
+    bias_dims.push_back(1);
+    strides.push_back(w.stride);
+    dilations.push_back(w.dilation);
+  }
+  if (element_count(x_dims) == 0 || element_count(y_dims) == 0) {
+    return unsupported("an empty X or Y (", shape_string(x_dims), ", ", shape_string(y_dims), ")");
+  }
+  x_bytes_ = static_cast<size_t>(element_count(x_dims)) * 4;
+  w_bytes_ = static_cast<size_t>(element_count(w_dims)) * 4;
+  y_bytes_ = static_cast<size_t>(element_count(y_dims)) * 4;
+  PS_ASSIGN_OR_RETURN(x_desc_, make_tensor_desc(x_dims));
+  PS_ASSIGN_OR_RETURN(w_desc_, make_filter_desc(w_dims));
+  PS_ASSIGN_OR_RETURN(y_desc_, make_tensor_desc(y_dims));
+  const cudnnMathType_t math =
+      env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+  PS_ASSIGN_OR_RETURN(data_conv_, make_conv_desc(pads, strides, dilations, plan.group, math));
+  PS_ASSIGN_OR_RETURN(filter_conv_, make_conv_desc(pads, strides, dilations, plan.group, math));
+  if (want_db_) {
+    PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(bias_dims));
+  }
+  const std::string key =
+      str_cat("x", shape_string(x_dims), "w", shape_string(w_dims), "p", shape_string(pads), "s",
+              shape_string(strides), "d", shape_string(dilations), "g", plan.group);
+  std::string parts;
+  if (want_dx_) {
+    PS_ASSIGN_OR_RETURN(const BwdChoice c, choose(true, env, key));
+    data_algo_ = static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo);
+    workspace_bytes_ = std::max(workspace_bytes_, c.workspace_bytes);
+    parts += str_cat("dX algo ", c.algo, c.deterministic ? "" : " (non-deterministic)",
+                     acc_dx_ ? " +=" : "", c.cached ? " cached" : "", "; ");
+  }
+  if (want_dw_) {
+    PS_ASSIGN_OR_RETURN(const BwdChoice c, choose(false, env, key));
+    filter_algo_ = static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo);
+    workspace_bytes_ = std::max(workspace_bytes_, c.workspace_bytes);
+    parts += str_cat("dW algo ", c.algo, c.deterministic ? "" : " (non-deterministic)",
+                     acc_dw_ ? " +=" : "", c.cached ? " cached" : "", "; ");
+  }
+  if (want_db_) parts += str_cat("dB", acc_db_ ? " +=" : "", "; ");
+  description_ = str_cat("cudnn conv backward (", precision_name(env.precision), "): ", parts,
+                         "ws ", workspace_bytes_, " B");
+  return Status::OK();
+}
+
+Status ConvGradOp::enqueue(const LaunchArgs& args) const {
+  // inputs {X, W, B?, dY}: dY is the last; outputs {dX, dW, dB?}.
+  if (args.inputs.size() < 3 || args.outputs.size() < 2 || (want_db_ && args.outputs.size() < 3)) {
+    return invalid_argument("Conv backward enqueue: ", args.inputs.size(), " inputs, ",
+                            args.outputs.size(), " outputs bound");
+  }
+  if (args.workspace_bytes < workspace_bytes_) {
+    return invalid_argument("Conv backward enqueue: workspace of ", args.workspace_bytes,
+                            " bytes, needs ", workspace_bytes_);
+  }
+  const float one = 1.0f, zero = 0.0f;
+  auto p = [](CUdeviceptr a) { return reinterpret_cast<void*>(a); };
+  const CUdeviceptr x = args.inputs[0], w = args.inputs[1], dy = args.inputs.back();
+  void* ws = p(args.workspace);
+  if (want_dx_) {
+    CUDNN_TRY(cudnnConvolutionBackwardData(dnn_, &one, w_desc_.get(), p(w), y_desc_.get(), p(dy),
+                                           data_conv_.get(), data_algo_, ws, workspace_bytes_,
+                                           acc_dx_ ? &one : &zero, x_desc_.get(),
+                                           p(args.outputs[0])));
+  }
+  if (want_dw_) {
+    CUDNN_TRY(cudnnConvolutionBackwardFilter(dnn_, &one, x_desc_.get(), p(x), y_desc_.get(),
+                                             p(dy), filter_conv_.get(), filter_algo_, ws,
+                                             workspace_bytes_, acc_dw_ ? &one : &zero,
+                                             w_desc_.get(), p(args.outputs[1])));
+  }
+  if (want_db_) {
+    CUDNN_TRY(cudnnConvolutionBackwardBias(dnn_, &one, y_desc_.get(), p(dy),
+                                           acc_db_ ? &one : &zero, bias_desc_.get(),
+                                           p(args.outputs[2])));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<GpuOp>> build_conv_grad(const GradSpec& spec, const OpEnv& env) {
+  PS_ASSIGN_OR_RETURN(const ConvPlan plan, plan_conv(spec.forward));
+  auto op = std::make_unique<ConvGradOp>();
+  PS_TRY(op->init(plan, spec, env));
+  return std::unique_ptr<GpuOp>(std::move(op));
+}
+
+}  // namespace ps::models::gpu

@@ -1,0 +1,517 @@
+// The GPU backward operators, the loss and SGD (models/gpu/grad_op.h) on the device against the
+// float64 CPU references (models/cpu/grad.h, sgd.h) on small random shapes. [gpu]: skipped
+// without a GPU (GPU-SKIP), run by scripts/gpu-check.sh.
+//
+// Inputs are float32 (the GPU's) and converted exactly to double for the reference, so the
+// only differences are the GPU's float32 arithmetic. Tolerances, as max |gpu - cpu| over the
+// largest |cpu| of the tensor (grad_check_util.h):
+//  - kElementwise 1e-6: ReLU, pooling, views, Concat, the loss, SGD: one rounding per element
+//    or a float sum of a few dozen terms;
+//  - kReduced 2e-5: convolution, matrix product and batch-norm gradients in strict fp32:
+//    sums of hundreds to thousands of float products (cuDNN's own accumulation order;
+//    FFT/Winograd algorithms allowed), as the forward ops' test allows;
+//  - kTf32 5e-3: TF32 keeps 10 mantissa bits of each input.
+// Every case prints one line (op, case, precision, error, implementation).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cuda/copy.h"
+#include "cuda/device_buffer.h"
+#include "cuda/stream.h"
+#include "models/cpu/grad.h"
+#include "models/cpu/ops.h"
+#include "models/cpu/sgd.h"
+#include "models/gpu/grad_kernel_plan.h"
+#include "models/gpu/grad_op.h"
+#include "models/gpu/runtime.h"
+#include "tests/models/cpu_ops_test_util.h"
+#include "tests/models/gpu_op_check.h"
+#include "tests/models/grad_check_util.h"
+#include "tests/support/gpu.h"
+
+#define GRAD_REQUIRE_OK(result)                                                   \
+  do {                                                                            \
+    INFO(((result).ok() ? std::string("ok") : (result).status().to_string()));    \
+    REQUIRE((result).ok());                                                       \
+  } while (0)
+
+namespace ps::models::gpu {
+namespace {
+
+using cpu::Tensor;
+using cpu::test::attr_f;
+using cpu::test::attr_i;
+using cpu::test::attr_ints;
+using cpu::test::attrs;
+using grad_test::grad_error;
+using grad_test::to_f32;
+using grad_test::to_f64;
+using grad_test::zeros_f32;
+using testing::random_tensor;
+using testing::shared_runtime;
+
+constexpr double kElementwise = 1e-6;
+constexpr double kReduced = 2e-5;
+constexpr double kTf32 = 5e-3;
+
+TensorSpec spec_of(const Tensor& t) { return TensorSpec{t.dtype(), t.shape(), false}; }
+
+// Runs a built op: uploads `inputs` (nullptr: address 0) and the current contents of
+// `outputs` (nullptr: address 0; their contents matter when the op accumulates), enqueues on
+// the plan stream with the workspace the op asks for, and downloads the outputs in place.
+void run_on_gpu(const GpuOp& op, const std::vector<const Tensor*>& inputs,
+                const std::vector<Tensor*>& outputs) {
+  GpuRuntime& runtime = shared_runtime();
+  const cuda::Stream& stream = runtime.plan_stream();
+  std::vector<cuda::DeviceBuffer> keep;
+  auto upload = [&](const Tensor* t) -> CUdeviceptr {
+    if (t == nullptr) return 0;
+    Result<cuda::DeviceBuffer> b = cuda::DeviceBuffer::allocate(std::max<size_t>(t->byte_size(), 256));
+    GRAD_REQUIRE_OK(b);
+    if (t->byte_size() > 0) REQUIRE(cuda::copy_to_device_async(b->ptr(), t->raw(), t->byte_size(), stream).ok());
+    keep.push_back(std::move(b).value());
+    return keep.back().ptr();
+  };
+  std::vector<CUdeviceptr> in, out;
+  for (const Tensor* t : inputs) in.push_back(upload(t));
+  for (Tensor* t : outputs) out.push_back(upload(t));
+  cuda::DeviceBuffer workspace;
+  if (op.workspace_bytes() > 0) {
+    Result<cuda::DeviceBuffer> w = cuda::DeviceBuffer::allocate(op.workspace_bytes());
+    GRAD_REQUIRE_OK(w);
+    workspace = std::move(w).value();
+  }
+  REQUIRE(runtime.bind(stream, workspace.ptr(), workspace.size()).ok());
+  const Status s = op.enqueue(LaunchArgs{stream, in, out, workspace.ptr(), workspace.size()});
+  INFO(s.to_string());
+  REQUIRE(s.ok());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i] == nullptr) continue;
+    REQUIRE(cuda::copy_to_host_async(outputs[i]->mutable_raw(), out[i], outputs[i]->byte_size(), stream).ok());
+  }
+  REQUIRE(stream.synchronize().ok());
+}
+
+// A float32 tensor of NaNs: an output the op must overwrite.
+Tensor poisoned(const Shape& shape) {
+  Tensor t = zeros_f32(shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = NAN;
+  return t;
+}
+
+void report(const std::string& op, const std::string& label, const std::string& what,
+            Precision p, const grad_test::GradError& e, const std::string& impl) {
+  std::printf("[grad] %-18s %-34s %-7s %s: max_rel %.3g (at %lld) | %s\n", op.c_str(),
+              label.c_str(), what.c_str(), std::string(precision_name(p)).c_str(), e.max_rel,
+              static_cast<long long>(e.worst), impl.c_str());
+}
+
+void expect_close(const std::string& op, const std::string& label, const std::string& what,
+                  Precision p, const Tensor& expected, const Tensor& actual, double tolerance,
+                  const std::string& impl) {
+  const grad_test::GradError e = grad_error(expected, actual);
+  report(op, label, what, p, e, impl);
+  INFO(op << " " << label << " " << what << " " << precision_name(p) << ": max_rel " << e.max_rel
+          << " at " << e.worst << " via " << impl);
+  CHECK(e.max_rel <= tolerance);
+}
+
+TEST_CASE("grad table: sorted, every op of the training-mode tiny zoo models has a backward") {
+  const std::span<const GradEntry> table = grad_op_table();
+  for (size_t i = 1; i < table.size(); ++i) CHECK(table[i - 1].op < table[i].op);
+  for (const char* op : {"Add", "AveragePool", "BatchNormalization", "Concat", "Conv", "Flatten",
+                         "Gemm", "GlobalAveragePool", "Identity", "MaxPool", "Relu", "Reshape"}) {
+    INFO(op);
+    CHECK(gpu_has_backward(op));
+  }
+  CHECK_FALSE(gpu_has_backward("Softmax"));
+}
+
+struct ConvCase {
+  std::string label;
+  Shape x, w;
+  std::vector<pipeswitch::psm::Attribute> attrs;
+  bool bias = false;
+};
+
+// Builds the backward of the forward layer (op, attrs, inputs, output) with `accumulate`.
+std::unique_ptr<GpuOp> build_grad(const std::string& op, const cpu::Attributes& a,
+                                  const std::vector<const Tensor*>& inputs, const Shape& y,
+                                  Precision p, uint32_t accumulate = 0, uint32_t wanted = ~0u) {
+  std::vector<TensorSpec> in;
+  for (const Tensor* t : inputs) in.push_back(t != nullptr ? spec_of(*t) : TensorSpec{});
+  const std::vector<TensorSpec> out{TensorSpec{DType::kFloat32, y, false}};
+  const OpSpec forward{op, "test", a, in, out};
+  Result<std::unique_ptr<GpuOp>> g =
+      build_grad_op(GradSpec{forward, wanted, accumulate}, OpEnv{shared_runtime(), p});
+  GRAD_REQUIRE_OK(g);
+  return std::move(g).value();
+}
+
+TEST_CASE("GPU Conv backward (dX, dW, dB) against the CPU reference", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const std::vector<ConvCase> cases = {
+      {"3x3 p1 (bottleneck)", {2, 8, 9, 9}, {8, 8, 3, 3}, {attr_ints("pads", {1, 1, 1, 1})}},
+      {"1x1 s2 downsample", {2, 16, 8, 8}, {32, 16, 1, 1}, {attr_ints("strides", {2, 2})}},
+      {"7x7 s2 p3 stem", {2, 3, 20, 20}, {8, 3, 7, 7},
+       {attr_ints("pads", {3, 3, 3, 3}), attr_ints("strides", {2, 2})}},
+      {"3x3 s2 valid + bias", {3, 4, 11, 11}, {6, 4, 3, 3}, {attr_ints("strides", {2, 2})}, true},
+      {"1x7 p(0,3) Inception", {2, 6, 7, 7}, {5, 6, 1, 7}, {attr_ints("pads", {0, 3, 0, 3})}},
+      {"grouped 2, dilation 2", {2, 8, 10, 10}, {6, 4, 3, 3},
+       {attr_i("group", 2), attr_ints("dilations", {2, 2}), attr_ints("pads", {2, 2, 2, 2})}, true},
+      {"1-D", {2, 4, 15}, {5, 4, 3}, {attr_ints("pads", {1, 1})}, true},
+  };
+  uint64_t seed = 1000;
+  for (const ConvCase& c : cases) {
+    const cpu::Attributes a = attrs(c.attrs);
+    const Tensor x = random_tensor(DType::kFloat32, c.x, seed++);
+    const Tensor w = random_tensor(DType::kFloat32, c.w, seed++, -0.5, 0.5);
+    const Tensor b = random_tensor(DType::kFloat32, {c.w[0]}, seed++);
+    std::vector<const Tensor*> fwd{&x, &w};
+    if (c.bias) fwd.push_back(&b);
+    Result<std::vector<Tensor>> y = cpu::run_op_allocating("Conv", a, fwd, 1);
+    GRAD_REQUIRE_OK(y);
+    const Shape y_shape = (*y)[0].shape();
+    const Tensor dy = random_tensor(DType::kFloat32, y_shape, seed++);
+    Result<cpu::ConvGrads> ref = cpu::conv_backward(a, to_f64(x), to_f64(w), c.bias, to_f64(dy));
+    GRAD_REQUIRE_OK(ref);
+    for (Precision p : {Precision::kFp32, Precision::kTf32}) {
+      const double tol = p == Precision::kFp32 ? kReduced : kTf32;
+      auto op = build_grad("Conv", a, fwd, y_shape, p);
+      Tensor dx = poisoned(c.x), dw = poisoned(c.w), db = poisoned({c.w[0]});
+      std::vector<const Tensor*> in = fwd;
+      in.push_back(&dy);
+      run_on_gpu(*op, in, {&dx, &dw, c.bias ? &db : nullptr});
+      expect_close("Conv", c.label, "dX", p, ref->dx, dx, tol, op->describe());
+      expect_close("Conv", c.label, "dW", p, ref->dw, dw, tol, op->describe());
+      if (c.bias) expect_close("Conv", c.label, "dB", p, ref->db, db, tol, op->describe());
+    }
+  }
+}
+
+TEST_CASE("GPU Conv backward accumulates with beta = 1 and skips unwanted gradients", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const cpu::Attributes a = attrs({attr_ints("pads", {1, 1, 1, 1})});
+  const Tensor x = random_tensor(DType::kFloat32, {2, 4, 6, 6}, 1100);
+  const Tensor w = random_tensor(DType::kFloat32, {4, 4, 3, 3}, 1101);
+  const Tensor dy = random_tensor(DType::kFloat32, {2, 4, 6, 6}, 1102);
+  const Tensor base = random_tensor(DType::kFloat32, x.shape(), 1103);
+  Result<cpu::ConvGrads> ref = cpu::conv_backward(a, to_f64(x), to_f64(w), false, to_f64(dy));
+  GRAD_REQUIRE_OK(ref);
+  Tensor expected = to_f64(base);
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    expected.mutable_data<double>()[i] += ref->dx.data<double>()[i];
+  }
+  // dX accumulated onto `base`; dW not wanted (its address 0).
+  auto op = build_grad("Conv", a, {&x, &w}, x.shape(), Precision::kFp32, /*accumulate=*/1u,
+                       /*wanted=*/1u);
+  Tensor dx = base.clone().value();
+  run_on_gpu(*op, {&x, &w, &dy}, {&dx, nullptr});
+  expect_close("Conv", "dX += (dW not wanted)", "dX", Precision::kFp32, expected, dx, kReduced,
+               op->describe());
+}
+
+TEST_CASE("GPU BatchNormalization training forward and backward against the CPU reference",
+          "[gpu]") {
+  PS_REQUIRE_GPU();
+  const std::vector<Shape> shapes = {{4, 3, 5, 5}, {2, 8, 3, 7}, {16, 5}, {3, 4, 2, 3, 2}};
+  uint64_t seed = 2000;
+  for (const Shape& shape : shapes) {
+    const std::string label = shape_string(shape);
+    const int64_t c = shape[1];
+    const Tensor x = random_tensor(DType::kFloat32, shape, seed++, -2, 3);
+    const Tensor scale = random_tensor(DType::kFloat32, {c}, seed++, 0.5, 1.5);
+    const Tensor bias = random_tensor(DType::kFloat32, {c}, seed++);
+    const Tensor mean0 = random_tensor(DType::kFloat32, {c}, seed++);
+    const Tensor var0 = random_tensor(DType::kFloat32, {c}, seed++, 0.5, 2);
+    const Tensor dy = random_tensor(DType::kFloat32, shape, seed++);
+    const float momentum = 0.9f, epsilon = 1e-5f;
+    const cpu::Attributes a = attrs({attr_f("momentum", momentum), attr_f("epsilon", epsilon)});
+    // CPU reference: forward with batch statistics, running update, backward.
+    cpu::BatchNormSaved saved;
+    Result<Tensor> y_ref = cpu::batch_norm_train_forward(to_f64(x), to_f64(scale), to_f64(bias),
+                                                         epsilon, &saved);
+    GRAD_REQUIRE_OK(y_ref);
+    Tensor rm_ref = to_f64(mean0), rv_ref = to_f64(var0);
+    REQUIRE(cpu::batch_norm_update_running(saved, momentum, rm_ref, rv_ref).ok());
+    Result<cpu::BatchNormGrads> g_ref =
+        cpu::batch_norm_backward(to_f64(x), to_f64(scale), saved, to_f64(dy));
+    GRAD_REQUIRE_OK(g_ref);
+
+    std::vector<TensorSpec> in{spec_of(x), spec_of(scale), spec_of(bias), spec_of(mean0),
+                               spec_of(var0)};
+    const std::vector<TensorSpec> out{spec_of(x)};
+    const OpSpec forward{"BatchNormalization", "test", a, in, out};
+    const OpEnv env{shared_runtime(), Precision::kFp32};
+    Result<std::unique_ptr<GpuOp>> train_op = build_batch_norm_training(forward, env);
+    GRAD_REQUIRE_OK(train_op);
+    Tensor y = poisoned(shape), saved_mean = poisoned({c}), saved_inv_std = poisoned({c});
+    Tensor rm = mean0.clone().value(), rv = var0.clone().value();
+    // The running statistics are inputs updated in place: run, then read them back through a
+    // second pass that only downloads (they are inputs 3 and 4).
+    {
+      GpuRuntime& runtime = shared_runtime();
+      const cuda::Stream& stream = runtime.plan_stream();
+      std::vector<cuda::DeviceBuffer> keep;
+      auto up = [&](const Tensor& t) {
+        auto b = cuda::DeviceBuffer::allocate(std::max<size_t>(t.byte_size(), 256));
+        REQUIRE(b.ok());
+        REQUIRE(cuda::copy_to_device_async(b->ptr(), t.raw(), t.byte_size(), stream).ok());
+        keep.push_back(std::move(b).value());
+        return keep.back().ptr();
+      };
+      const std::vector<CUdeviceptr> ins{up(x), up(scale), up(bias), up(rm), up(rv)};
+      const std::vector<CUdeviceptr> outs{up(y), up(saved_mean), up(saved_inv_std)};
+      REQUIRE(runtime.bind(stream, 0, 0).ok());
+      REQUIRE((*train_op)->enqueue(LaunchArgs{stream, ins, outs, 0, 0}).ok());
+      for (auto [t, ptr] : {std::pair{&y, outs[0]}, std::pair{&saved_mean, outs[1]},
+                            std::pair{&saved_inv_std, outs[2]}, std::pair{&rm, ins[3]},
+                            std::pair{&rv, ins[4]}}) {
+        REQUIRE(cuda::copy_to_host_async(t->mutable_raw(), ptr, t->byte_size(), stream).ok());
+      }
+      REQUIRE(stream.synchronize().ok());
+    }
+    const std::string impl = (*train_op)->describe();
+    auto vec = [](const std::vector<double>& v) {
+      Tensor t = Tensor::allocate(DType::kFloat64, {static_cast<int64_t>(v.size())}).value();
+      for (size_t i = 0; i < v.size(); ++i) t.mutable_data<double>()[i] = v[i];
+      return t;
+    };
+    expect_close("BatchNorm train", label, "Y", Precision::kFp32, *y_ref, y, kReduced, impl);
+    expect_close("BatchNorm train", label, "mean", Precision::kFp32, vec(saved.mean), saved_mean,
+                 kReduced, impl);
+    // cuDNN's "saved inverse variance" is 1 / sqrt(var + eps).
+    expect_close("BatchNorm train", label, "inv_std", Precision::kFp32, vec(saved.inv_std),
+                 saved_inv_std, kReduced, impl);
+    // Running statistics: ONNX momentum m, unbiased variance (a biased one is off by
+    // (1 - m) * var / (count - 1): >= 1e-3 here, far outside the tolerance).
+    expect_close("BatchNorm train", label, "run_mean", Precision::kFp32, rm_ref, rm, kReduced, impl);
+    expect_close("BatchNorm train", label, "run_var", Precision::kFp32, rv_ref, rv, kReduced, impl);
+
+    auto grad = build_grad("BatchNormalization", a, {&x, &scale, &bias, &mean0, &var0}, shape,
+                           Precision::kFp32);
+    Tensor dx = poisoned(shape), dscale = poisoned({c}), dbias = poisoned({c});
+    run_on_gpu(*grad, {&x, &scale, &bias, &mean0, &var0, &dy, &saved_mean, &saved_inv_std},
+               {&dx, &dscale, &dbias});
+    expect_close("BatchNorm", label, "dX", Precision::kFp32, g_ref->dx, dx, kReduced, grad->describe());
+    expect_close("BatchNorm", label, "dscale", Precision::kFp32, g_ref->dscale, dscale, kReduced,
+                 grad->describe());
+    expect_close("BatchNorm", label, "dB", Precision::kFp32, g_ref->dbias, dbias, kReduced,
+                 grad->describe());
+  }
+}
+
+TEST_CASE("GPU Relu, pooling and GlobalAveragePool backward against the CPU reference", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const Precision p = Precision::kFp32;
+  {
+    Tensor x = random_tensor(DType::kFloat32, {4, 6, 7, 7}, 3000);
+    for (int64_t i = 0; i < x.numel(); i += 5) x.mutable_data<float>()[i] = 0.0f;
+    const Tensor dy = random_tensor(DType::kFloat32, x.shape(), 3001);
+    Result<Tensor> ref = cpu::relu_backward(to_f64(x), to_f64(dy));
+    GRAD_REQUIRE_OK(ref);
+    auto op = build_grad("Relu", attrs({}), {&x}, x.shape(), p);
+    Tensor dx = poisoned(x.shape());
+    run_on_gpu(*op, {&x, &dy}, {&dx});
+    expect_close("Relu", "with exact zeros", "dX", p, *ref, dx, 0.0, op->describe());
+  }
+  struct PoolCase {
+    std::string label, op;
+    Shape x;
+    std::vector<pipeswitch::psm::Attribute> attrs;
+  };
+  const std::vector<PoolCase> pools = {
+      {"ResNet stem 3x3 s2 p1 (ties)", "MaxPool", {2, 4, 16, 16},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_ints("pads", {1, 1, 1, 1})}},
+      {"Inception 3x3 s2 (ties)", "MaxPool", {2, 3, 15, 15},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2})}},
+      {"ceil mode, dilation 2", "MaxPool", {1, 2, 12, 12},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_ints("dilations", {2, 2}),
+        attr_i("ceil_mode", 1)}},
+      {"Inception 3x3 s1 p1 counted", "AveragePool", {2, 5, 9, 9},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 1, 1, 1}), attr_i("count_include_pad", 1)}},
+      {"ceil mode, not counted", "AveragePool", {1, 3, 10, 10},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_ints("pads", {1, 1, 1, 1}),
+        attr_i("ceil_mode", 1)}},
+  };
+  uint64_t seed = 3100;
+  for (const PoolCase& c : pools) {
+    const cpu::Attributes a = attrs(c.attrs);
+    Tensor x = random_tensor(DType::kFloat32, c.x, seed++);
+    if (c.op == "MaxPool") {  // a coarse grid after ReLU: many ties, as after a real ReLU
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        float& v = x.mutable_data<float>()[i];
+        v = std::max(0.0f, std::round(v * 4.0f) / 4.0f);
+      }
+    }
+    Result<std::vector<Tensor>> y = cpu::run_op_allocating(c.op, a, std::vector<const Tensor*>{&x}, 1);
+    GRAD_REQUIRE_OK(y);
+    const Tensor dy = random_tensor(DType::kFloat32, (*y)[0].shape(), seed++);
+    Result<Tensor> ref = c.op == "MaxPool" ? cpu::max_pool_backward(a, to_f64(x), to_f64(dy))
+                                           : cpu::average_pool_backward(a, to_f64(x), to_f64(dy));
+    GRAD_REQUIRE_OK(ref);
+    auto op = build_grad(c.op, a, {&x}, (*y)[0].shape(), p);
+    Tensor dx = poisoned(c.x);
+    run_on_gpu(*op, {&x, &dy}, {&dx});
+    expect_close(c.op, c.label, "dX", p, *ref, dx, kElementwise, op->describe());
+  }
+  {
+    const Tensor x = random_tensor(DType::kFloat32, {4, 16, 7, 7}, 3200);
+    const Tensor dy = random_tensor(DType::kFloat32, {4, 16, 1, 1}, 3201);
+    Result<Tensor> ref = cpu::global_average_pool_backward(to_f64(x), to_f64(dy));
+    GRAD_REQUIRE_OK(ref);
+    auto op = build_grad("GlobalAveragePool", attrs({}), {&x}, dy.shape(), p);
+    Tensor dx = poisoned(x.shape());
+    run_on_gpu(*op, {&x, &dy}, {&dx});
+    expect_close("GlobalAveragePool", "7x7", "dX", p, *ref, dx, kElementwise, op->describe());
+  }
+}
+
+TEST_CASE("GPU Add (broadcast), Flatten and Concat backward", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const Precision p = Precision::kFp32;
+  const Tensor a = random_tensor(DType::kFloat32, {2, 3, 4, 5}, 4000);
+  const Tensor b = random_tensor(DType::kFloat32, {3, 1, 5}, 4001);
+  const Tensor dy = random_tensor(DType::kFloat32, {2, 3, 4, 5}, 4002);
+  Result<Tensor> da_ref = cpu::reduce_to_shape(to_f64(dy), a.shape());
+  Result<Tensor> db_ref = cpu::reduce_to_shape(to_f64(dy), b.shape());
+  GRAD_REQUIRE_OK(da_ref);
+  GRAD_REQUIRE_OK(db_ref);
+  // dA written, dB accumulated onto a base (through the workspace).
+  const Tensor base = random_tensor(DType::kFloat32, b.shape(), 4003);
+  Tensor db_expected = to_f64(base);
+  for (int64_t i = 0; i < db_expected.numel(); ++i) {
+    db_expected.mutable_data<double>()[i] += db_ref->data<double>()[i];
+  }
+  auto add = build_grad("Add", attrs({}), {&a, &b}, dy.shape(), p, /*accumulate=*/2u);
+  Tensor da = poisoned(a.shape()), db = base.clone().value();
+  run_on_gpu(*add, {&a, &b, &dy}, {&da, &db});
+  expect_close("Add", "same shape", "dA", p, *da_ref, da, kElementwise, add->describe());
+  expect_close("Add", "[3,1,5] broadcast +=", "dB", p, db_expected, db, kElementwise, add->describe());
+
+  const Tensor x = random_tensor(DType::kFloat32, {4, 8, 1, 1}, 4010);
+  const Tensor dflat = random_tensor(DType::kFloat32, {4, 8}, 4011);
+  auto flatten = build_grad("Flatten", attrs({attr_i("axis", 1)}), {&x}, {4, 8}, p);
+  Tensor dx = poisoned(x.shape());
+  run_on_gpu(*flatten, {&x, &dflat}, {&dx});
+  CHECK(std::memcmp(dx.raw(), dflat.raw(), dx.byte_size()) == 0);
+
+  const Tensor c0 = random_tensor(DType::kFloat32, {2, 3, 4, 4}, 4020);
+  const Tensor c1 = random_tensor(DType::kFloat32, {2, 5, 4, 4}, 4021);
+  const Tensor c2 = random_tensor(DType::kFloat32, {2, 1, 4, 4}, 4022);
+  const Tensor dcat = random_tensor(DType::kFloat32, {2, 9, 4, 4}, 4023);
+  const cpu::Attributes cat = attrs({attr_i("axis", 1)});
+  const std::vector<Shape> shapes{c0.shape(), c1.shape(), c2.shape()};
+  Result<std::vector<Tensor>> cat_ref = cpu::concat_backward(cat, shapes, to_f64(dcat));
+  GRAD_REQUIRE_OK(cat_ref);
+  auto concat = build_grad("Concat", cat, {&c0, &c1, &c2}, dcat.shape(), p);
+  Tensor g0 = poisoned(c0.shape()), g1 = poisoned(c1.shape()), g2 = poisoned(c2.shape());
+  run_on_gpu(*concat, {&c0, &c1, &c2, &dcat}, {&g0, &g1, &g2});
+  expect_close("Concat", "axis 1", "d0", p, (*cat_ref)[0], g0, 0.0, concat->describe());
+  expect_close("Concat", "axis 1", "d1", p, (*cat_ref)[1], g1, 0.0, concat->describe());
+  expect_close("Concat", "axis 1", "d2", p, (*cat_ref)[2], g2, 0.0, concat->describe());
+}
+
+TEST_CASE("GPU Gemm backward (transA/transB, alpha, beta, C broadcast) on cuBLAS", "[gpu]") {
+  PS_REQUIRE_GPU();
+  struct GemmCase {
+    std::string label;
+    int64_t m, k, n;
+    int64_t ta, tb;
+    float alpha, beta;
+    Shape c;  // empty: no C
+  };
+  const std::vector<GemmCase> cases = {
+      {"fc: transB, bias [N]", 8, 64, 10, 0, 1, 1.0f, 1.0f, {10}},
+      {"plain, C [M, N]", 5, 7, 3, 0, 0, 1.0f, 1.0f, {5, 3}},
+      {"transA, alpha 2, beta 0.5, C [M, 1]", 6, 4, 9, 1, 0, 2.0f, 0.5f, {6, 1}},
+      {"transA transB, no C", 3, 33, 17, 1, 1, 1.0f, 1.0f, {}},
+  };
+  uint64_t seed = 5000;
+  for (const GemmCase& c : cases) {
+    const Tensor a = random_tensor(DType::kFloat32, c.ta ? Shape{c.k, c.m} : Shape{c.m, c.k}, seed++);
+    const Tensor b = random_tensor(DType::kFloat32, c.tb ? Shape{c.n, c.k} : Shape{c.k, c.n}, seed++);
+    const Tensor cc = random_tensor(DType::kFloat32, c.c.empty() ? Shape{1} : c.c, seed++);
+    const Tensor dy = random_tensor(DType::kFloat32, {c.m, c.n}, seed++);
+    const cpu::Attributes at = attrs({attr_f("alpha", c.alpha), attr_f("beta", c.beta),
+                                      attr_i("transA", c.ta), attr_i("transB", c.tb)});
+    const Shape c_shape = c.c;
+    Result<cpu::GemmGrads> ref = cpu::gemm_backward(at, to_f64(a), to_f64(b),
+                                                    c.c.empty() ? nullptr : &c_shape, to_f64(dy));
+    GRAD_REQUIRE_OK(ref);
+    std::vector<const Tensor*> fwd{&a, &b};
+    if (!c.c.empty()) fwd.push_back(&cc);
+    for (Precision p : {Precision::kFp32, Precision::kTf32}) {
+      const double tol = p == Precision::kFp32 ? kReduced : kTf32;
+      auto op = build_grad("Gemm", at, fwd, {c.m, c.n}, p);
+      Tensor da = poisoned(a.shape()), db = poisoned(b.shape()), dc = poisoned(c.c.empty() ? Shape{1} : c.c);
+      std::vector<const Tensor*> in = fwd;
+      in.push_back(&dy);
+      std::vector<Tensor*> out{&da, &db};
+      if (!c.c.empty()) out.push_back(&dc);
+      run_on_gpu(*op, in, out);
+      expect_close("Gemm", c.label, "dA", p, ref->da, da, tol, op->describe());
+      expect_close("Gemm", c.label, "dB", p, ref->db, db, tol, op->describe());
+      if (!c.c.empty()) expect_close("Gemm", c.label, "dC", p, ref->dc, dc, kElementwise, op->describe());
+    }
+  }
+}
+
+TEST_CASE("GPU softmax cross-entropy and SGD against the CPU reference", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const Precision p = Precision::kFp32;
+  for (const Shape& shape : {Shape{64, 1000}, Shape{8, 10}, Shape{3, 37}}) {
+    const Tensor logits = random_tensor(DType::kFloat32, shape, 6000 + static_cast<uint64_t>(shape[1]), -6, 6);
+    std::vector<int64_t> labels;
+    for (int64_t n = 0; n < shape[0]; ++n) labels.push_back((n * 7 + 3) % shape[1]);
+    Tensor dref;
+    Result<double> loss_ref = cpu::softmax_cross_entropy(to_f64(logits), labels, &dref);
+    GRAD_REQUIRE_OK(loss_ref);
+    Result<std::unique_ptr<GpuOp>> op = build_softmax_cross_entropy(shape, OpEnv{shared_runtime(), p});
+    GRAD_REQUIRE_OK(op);
+    const Tensor label_tensor = Tensor::from_values<int64_t>({shape[0]}, labels).value();
+    Tensor dlogits = poisoned(shape);
+    Tensor loss = Tensor::allocate(DType::kFloat64, {1}).value();
+    run_on_gpu(**op, {&logits, &label_tensor}, {&dlogits, &loss});
+    const double l = loss.data<double>()[0];
+    std::printf("[grad] softmax xent %s: loss %.9g (CPU %.9g)\n", shape_string(shape).c_str(), l, *loss_ref);
+    CHECK(std::abs(l - *loss_ref) <= kElementwise * std::max(1.0, std::abs(*loss_ref)));
+    expect_close("SoftmaxXent", shape_string(shape), "dlogits", p, dref, dlogits, kElementwise,
+                 (*op)->describe());
+  }
+
+  Result<TrainKernels> kernels = TrainKernels::load(OpEnv{shared_runtime(), p});
+  GRAD_REQUIRE_OK(kernels);
+  const cpu::SgdOptions options{0.1, 0.9, 1e-2};
+  const Shape shape{1000};
+  Tensor p32 = random_tensor(DType::kFloat32, shape, 6100);
+  Tensor p64 = to_f64(p32), buf64;
+  const cuda::Stream& stream = shared_runtime().plan_stream();
+  auto param = cuda::DeviceBuffer::allocate(4000).value();
+  auto grad = cuda::DeviceBuffer::allocate(4000).value();
+  auto buf = cuda::DeviceBuffer::allocate(4000).value();
+  REQUIRE(cuda::copy_to_device_async(param.ptr(), p32.raw(), 4000, stream).ok());
+  REQUIRE(cuda::memset_d8_async(buf.ptr(), 0xFF, 4000, stream).ok());  // NaN: never read on step 0
+  for (int s = 0; s < 5; ++s) {
+    const Tensor g = random_tensor(DType::kFloat32, shape, 6200 + static_cast<uint64_t>(s));
+    REQUIRE(cpu::sgd_update(options, p64, to_f64(g), buf64).ok());
+    REQUIRE(cuda::copy_to_device_async(grad.ptr(), g.raw(), 4000, stream).ok());
+    Result<train_kernels::SgdParams> sp = plan_sgd(options, 1000, s == 0);
+    GRAD_REQUIRE_OK(sp);
+    REQUIRE(kernels->sgd(stream, param.ptr(), grad.ptr(), buf.ptr(), *sp).ok());
+  }
+  REQUIRE(cuda::copy_to_host_async(p32.mutable_raw(), param.ptr(), 4000, stream).ok());
+  REQUIRE(stream.synchronize().ok());
+  expect_close("SGD", "5 steps, momentum 0.9, wd 1e-2", "param", p, p64, p32, kElementwise,
+               "kernel ps_sgd_f32");
+}
+
+}  // namespace
+}  // namespace ps::models::gpu

@@ -1,0 +1,285 @@
+// The training kernels (cuda/kernels/train.cu, and reduce.cu for broadcast backward) run on
+// the CPU under the host emulation of blocks and warps (kernel_emulation.h), fed with the plans
+// the GPU backward ops make (grad_kernel_plan.h), and compared with the float64 CPU references
+// (models/cpu/grad*.cc, sgd.cc). Catches index, window, tie-rule and reduction-order bugs
+// without a GPU; the [gpu] cases of gpu_grad_ops_test.cc run the same kernels on the device.
+#include "tests/models/kernel_emulation.h"
+
+// The kernels, compiled for the host.
+#include "cuda/kernels/reduce.cu"
+#include "cuda/kernels/train.cu"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+
+#include "models/cpu/grad.h"
+#include "models/cpu/ops.h"
+#include "models/cpu/sgd.h"
+#include "models/gpu/grad_kernel_plan.h"
+#include "tests/models/cpu_ops_test_util.h"
+#include "tests/models/gpu_op_check.h"
+#include "tests/models/grad_check_util.h"
+
+namespace ps::models::gpu {
+namespace {
+
+using cpu::Tensor;
+using cpu::test::attr_i;
+using cpu::test::attr_ints;
+using cpu::test::attrs;
+using grad_test::grad_error;
+using grad_test::to_f32;
+using grad_test::to_f64;
+using grad_test::zeros_f32;
+using testing::random_tensor;
+
+// Float32 results of these kernels against double references: one rounding per element, or a
+// float sum of at most a few dozen terms, so 1e-6 of the tensor's scale is ample and a wrong
+// index (an error of the order of the values themselves) is far outside it.
+constexpr double kTolerance = 1e-6;
+
+// Grid-stride kernels without barriers: 3 blocks of 256 threads, one after another.
+template <typename F>
+void run3(F f) {
+  emu_launch(EmuDim{3}, EmuDim{256}, f, /*cooperative=*/false);
+}
+
+// Values on a coarse grid (multiples of 0.25 in [-1, 1]) after a ReLU: many exact ties and
+// zeros, as a max pool after ReLU sees them.
+Tensor tied_tensor(const Shape& shape, uint64_t seed) {
+  Tensor t = random_tensor(DType::kFloat32, shape, seed, -1, 1);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    float& v = t.mutable_data<float>()[i];
+    v = std::max(0.0f, std::round(v * 4.0f) / 4.0f);
+  }
+  return t;
+}
+
+TEST_CASE("emulated ReLU backward: dY where X > 0, overwrite and accumulate", "[gpu_train_emulation]") {
+  Tensor x = random_tensor(DType::kFloat32, {3, 5, 7}, 11);
+  for (int64_t i = 0; i < x.numel(); i += 4) x.mutable_data<float>()[i] = 0.0f;  // exact zeros
+  const Tensor dy = random_tensor(DType::kFloat32, {3, 5, 7}, 12);
+  Result<Tensor> expected = cpu::relu_backward(to_f64(x), to_f64(dy));
+  REQUIRE(expected.ok());
+  Tensor dx = zeros_f32(x.shape());
+  const auto n = static_cast<uint64_t>(x.numel());
+  run3([&] { ps_relu_backward_f32(x.data<float>(), dy.data<float>(), dx.mutable_data<float>(), n, 0); });
+  CHECK(grad_error(*expected, dx).max_rel == 0.0);
+
+  // Accumulating adds the same gradient to what is there.
+  const Tensor base = random_tensor(DType::kFloat32, x.shape(), 13);
+  Tensor acc = base.clone().value();
+  run3([&] { ps_relu_backward_f32(x.data<float>(), dy.data<float>(), acc.mutable_data<float>(), n, 1); });
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    CHECK(acc.data<float>()[i] == base.data<float>()[i] + dx.data<float>()[i]);
+  }
+}
+
+TEST_CASE("the gradient comparison catches a ReLU that passes dY through at X == 0",
+          "[gpu_train_emulation]") {
+  Tensor x = random_tensor(DType::kFloat32, {64}, 21);
+  x.mutable_data<float>()[5] = 0.0f;
+  const Tensor dy = random_tensor(DType::kFloat32, {64}, 22, 0.5, 1.0);
+  Result<Tensor> expected = cpu::relu_backward(to_f64(x), to_f64(dy));
+  REQUIRE(expected.ok());
+  Tensor dx = zeros_f32(x.shape());
+  run3([&] { ps_relu_backward_f32(x.data<float>(), dy.data<float>(), dx.mutable_data<float>(), 64, 0); });
+  REQUIRE(grad_error(*expected, dx).max_rel <= kTolerance);
+  dx.mutable_data<float>()[5] = dy.data<float>()[5];  // the `x >= 0` mistake
+  const grad_test::GradError wrong = grad_error(*expected, dx);
+  CHECK(wrong.max_rel > 0.5);
+  CHECK(wrong.worst == 5);
+}
+
+TEST_CASE("emulated softmax cross-entropy: loss and dlogits, labels out of range give NaN",
+          "[gpu_train_emulation]") {
+  const std::vector<Shape> shapes = {{5, 37}, {3, 1000}, {70, 10}, {1, 1}};
+  uint64_t seed = 30;
+  for (const Shape& shape : shapes) {
+    INFO(shape_string(shape));
+    const Tensor logits = random_tensor(DType::kFloat32, shape, seed++, -8, 8);
+    std::vector<int64_t> labels;
+    std::mt19937 rng(static_cast<unsigned>(seed));
+    for (int64_t n = 0; n < shape[0]; ++n) labels.push_back(static_cast<int64_t>(rng() % shape[1]));
+    Tensor dref;
+    Result<double> loss_ref = cpu::softmax_cross_entropy(to_f64(logits), labels, &dref);
+    REQUIRE(loss_ref.ok());
+    Result<train_kernels::SoftmaxXentParams> p = plan_softmax_xent(shape);
+    REQUIRE(p.ok());
+    Tensor dlogits = zeros_f32(shape);
+    double loss = -1;
+    emu_launch(EmuDim{1}, EmuDim{64}, [&] {
+      ps_softmax_xent_f32(logits.data<float>(), labels.data(), dlogits.mutable_data<float>(), &loss, *p);
+    });
+    CHECK(std::abs(loss - *loss_ref) <= kTolerance * std::max(1.0, std::abs(*loss_ref)));
+    CHECK(grad_error(dref, dlogits).max_rel <= kTolerance);
+  }
+  const Tensor logits = random_tensor(DType::kFloat32, {2, 4}, 40);
+  const std::vector<int64_t> bad = {1, 4};
+  Tensor dlogits = zeros_f32({2, 4});
+  double loss = 0;
+  Result<train_kernels::SoftmaxXentParams> p = plan_softmax_xent({2, 4});
+  REQUIRE(p.ok());
+  emu_launch(EmuDim{1}, EmuDim{32}, [&] {
+    ps_softmax_xent_f32(logits.data<float>(), bad.data(), dlogits.mutable_data<float>(), &loss, *p);
+  });
+  CHECK(std::isnan(loss));
+  CHECK_FALSE(plan_softmax_xent({0, 4}).ok());
+  CHECK_FALSE(plan_softmax_xent({4}).ok());
+}
+
+// Runs `steps` SGD steps on the kernel and on cpu::sgd_update from the same start; returns the
+// worst error of the parameter and (with momentum) of the buffer.
+double sgd_error(const cpu::SgdOptions& kernel_options, const cpu::SgdOptions& reference_options,
+                 int steps) {
+  const Shape shape{257};
+  Tensor p32 = random_tensor(DType::kFloat32, shape, 50);
+  Tensor p64 = to_f64(p32);
+  Tensor buf32 = zeros_f32(shape), buf64;
+  double worst = 0;
+  for (int s = 0; s < steps; ++s) {
+    const Tensor g = random_tensor(DType::kFloat32, shape, 60 + static_cast<uint64_t>(s));
+    REQUIRE(cpu::sgd_update(reference_options, p64, to_f64(g), buf64).ok());
+    Result<train_kernels::SgdParams> params = plan_sgd(kernel_options, p32.numel(), s == 0);
+    REQUIRE(params.ok());
+    float* buf = kernel_options.momentum != 0 ? buf32.mutable_data<float>() : nullptr;
+    run3([&] { ps_sgd_f32(p32.mutable_data<float>(), g.data<float>(), buf, *params); });
+    worst = std::max(worst, grad_error(p64, p32).max_rel);
+    if (reference_options.momentum != 0) worst = std::max(worst, grad_error(buf64, buf32).max_rel);
+  }
+  return worst;
+}
+
+TEST_CASE("emulated SGD follows torch.optim.SGD's rule over several steps", "[gpu_train_emulation]") {
+  const cpu::SgdOptions momentum{0.1, 0.9, 1e-2};
+  CHECK(sgd_error(momentum, momentum, 5) <= kTolerance);
+  const cpu::SgdOptions plain{0.05, 0.0, 1e-4};
+  CHECK(sgd_error(plain, plain, 3) <= kTolerance);
+  // The check has teeth: a kernel that forgot the weight decay, or the momentum, is caught.
+  CHECK(sgd_error(cpu::SgdOptions{0.1, 0.9, 0.0}, momentum, 5) > 100 * kTolerance);
+  CHECK(sgd_error(cpu::SgdOptions{0.1, 0.0, 1e-2}, cpu::SgdOptions{0.1, 0.9, 1e-2}, 2) >
+        100 * kTolerance);
+  CHECK_FALSE(plan_sgd(cpu::SgdOptions{-0.1, 0.9, 0}, 4, true).ok());
+}
+
+TEST_CASE("emulated accumulate and GlobalAveragePool backward", "[gpu_train_emulation]") {
+  const Tensor a = random_tensor(DType::kFloat32, {1000}, 70);
+  const Tensor b = random_tensor(DType::kFloat32, {1000}, 71);
+  Tensor sum = a.clone().value();
+  run3([&] { ps_accumulate_f32(sum.mutable_data<float>(), b.data<float>(), 1000); });
+  for (int64_t i = 0; i < 1000; ++i) CHECK(sum.data<float>()[i] == a.data<float>()[i] + b.data<float>()[i]);
+
+  const Tensor x = random_tensor(DType::kFloat32, {2, 3, 5, 7}, 72);
+  const Tensor dy = random_tensor(DType::kFloat32, {2, 3, 1, 1}, 73);
+  Result<Tensor> expected = cpu::global_average_pool_backward(to_f64(x), to_f64(dy));
+  REQUIRE(expected.ok());
+  Tensor dx = zeros_f32(x.shape());
+  run3([&] { ps_global_avg_pool_backward_f32(dy.data<float>(), dx.mutable_data<float>(), 6, 35, 0); });
+  CHECK(grad_error(*expected, dx).max_rel <= kTolerance);
+}
+
+struct PoolCase {
+  std::string label;
+  std::string op;
+  Shape x;
+  std::vector<pipeswitch::psm::Attribute> attrs;
+};
+
+// Plans the forward pool as the GPU op does (plan_pool on the CPU reference's output shape)
+// and runs the backward kernels.
+void check_pool_backward(const PoolCase& c, uint64_t seed) {
+  INFO(c.op << " " << c.label);
+  const cpu::Attributes a = attrs(c.attrs);
+  const Tensor x = c.op == "MaxPool" ? tied_tensor(c.x, seed) : random_tensor(DType::kFloat32, c.x, seed);
+  Result<std::vector<Tensor>> y = cpu::run_op_allocating(c.op, a, std::vector<const Tensor*>{&x}, 1);
+  REQUIRE(y.ok());
+  const Shape out = (*y)[0].shape();
+  const Tensor dy = random_tensor(DType::kFloat32, out, seed + 1);
+  const std::vector<TensorSpec> inputs{TensorSpec{DType::kFloat32, c.x}};
+  const std::vector<TensorSpec> outputs{TensorSpec{DType::kFloat32, out}};
+  Result<PoolPlan> plan = plan_pool(OpSpec{c.op, c.label, a, inputs, outputs});
+  REQUIRE(plan.ok());
+  const dnn_kernels::PoolParams p = pool_kernel_params(*plan);
+  Result<Tensor> expected = c.op == "MaxPool"
+                                ? cpu::max_pool_backward(a, to_f64(x), to_f64(dy))
+                                : cpu::average_pool_backward(a, to_f64(x), to_f64(dy));
+  REQUIRE(expected.ok());
+  Tensor dx = zeros_f32(c.x);
+  if (c.op == "MaxPool") {
+    std::vector<int32_t> argmax(static_cast<size_t>(dy.numel()), -7);
+    run3([&] { ps_max_pool_argmax_f32(x.data<float>(), argmax.data(), p); });
+    run3([&] { ps_max_pool_backward_f32(argmax.data(), dy.data<float>(), dx.mutable_data<float>(), p, 0); });
+  } else {
+    run3([&] { ps_avg_pool_backward_f32(dy.data<float>(), dx.mutable_data<float>(), p, 0); });
+  }
+  const grad_test::GradError e = grad_error(*expected, dx);
+  INFO("worst element " << e.worst << ": error " << e.max_rel);
+  CHECK(e.max_rel <= kTolerance);
+}
+
+TEST_CASE("emulated MaxPool backward: first maximum among ties, padding, ceil, dilation",
+          "[gpu_train_emulation]") {
+  const std::vector<PoolCase> cases = {
+      {"ResNet stem 3x3 s2 p1", "MaxPool", {2, 3, 9, 9},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_ints("pads", {1, 1, 1, 1})}},
+      {"Inception 3x3 s2", "MaxPool", {1, 4, 11, 11},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2})}},
+      {"ceil mode", "MaxPool", {1, 2, 8, 8},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_i("ceil_mode", 1)}},
+      {"asymmetric pads", "MaxPool", {1, 2, 7, 6},
+       {attr_ints("kernel_shape", {2, 3}), attr_ints("pads", {0, 1, 1, 2})}},
+      {"dilation 2", "MaxPool", {1, 2, 9, 9},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("dilations", {2, 2})}},
+      {"1-D", "MaxPool", {2, 3, 17}, {attr_ints("kernel_shape", {4}), attr_ints("strides", {3})}},
+      {"3-D", "MaxPool", {1, 2, 5, 6, 5},
+       {attr_ints("kernel_shape", {2, 3, 2}), attr_ints("strides", {2, 1, 2}), attr_ints("pads", {1, 0, 0, 1, 1, 0})}},
+  };
+  uint64_t seed = 100;
+  for (const PoolCase& c : cases) check_pool_backward(c, seed += 2);
+}
+
+TEST_CASE("emulated AveragePool backward: count_include_pad, ceil mode, 3-D", "[gpu_train_emulation]") {
+  const std::vector<PoolCase> cases = {
+      {"Inception 3x3 s1 p1 pads counted", "AveragePool", {2, 3, 7, 7},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 1, 1, 1}), attr_i("count_include_pad", 1)}},
+      {"3x3 s1 p1 pads not counted", "AveragePool", {1, 3, 6, 5},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 1, 1, 1})}},
+      {"ceil mode s2", "AveragePool", {1, 2, 8, 8},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_i("ceil_mode", 1),
+        attr_i("count_include_pad", 1), attr_ints("pads", {1, 1, 1, 1})}},
+      {"5x5 s3 asymmetric", "AveragePool", {1, 2, 11, 9},
+       {attr_ints("kernel_shape", {5, 5}), attr_ints("strides", {3, 3}), attr_ints("pads", {2, 0, 1, 2})}},
+      {"3-D", "AveragePool", {1, 2, 4, 5, 6},
+       {attr_ints("kernel_shape", {2, 2, 3}), attr_ints("strides", {1, 2, 2})}},
+  };
+  uint64_t seed = 200;
+  for (const PoolCase& c : cases) check_pool_backward(c, seed += 2);
+}
+
+TEST_CASE("emulated broadcast backward: dY summed over the broadcast dimensions", "[gpu_train_emulation]") {
+  const Shape dy_shape{2, 3, 4, 5};
+  const std::vector<Shape> inputs = {{3, 1, 5}, {5}, {1}, {}, {2, 3, 4, 5}, {2, 1, 4, 1}, {1, 3, 1, 1}};
+  const Tensor dy = random_tensor(DType::kFloat32, dy_shape, 300);
+  for (const Shape& in : inputs) {
+    INFO(shape_string(in));
+    Result<Tensor> expected = cpu::reduce_to_shape(to_f64(dy), in);
+    REQUIRE(expected.ok());
+    Result<ReducePlan> plan = plan_broadcast_backward(in, dy_shape);
+    REQUIRE(plan.ok());
+    Tensor out = zeros_f32(in);
+    const int32_t mode = plan->warp_per_output ? 1 : 0;
+    if (mode == 1) {
+      emu_launch(EmuDim{2}, EmuDim{64}, [&] { ps_reduce_f32(dy.data<float>(), out.mutable_data<float>(), plan->params, mode); });
+    } else {
+      run3([&] { ps_reduce_f32(dy.data<float>(), out.mutable_data<float>(), plan->params, mode); });
+    }
+    CHECK(grad_error(*expected, out).max_rel <= kTolerance);
+  }
+  CHECK_FALSE(plan_broadcast_backward({3, 2}, dy_shape).ok());
+  CHECK_FALSE(plan_broadcast_backward({2, 3, 4, 5, 1}, dy_shape).ok());
+}
+
+}  // namespace
+}  // namespace ps::models::gpu
