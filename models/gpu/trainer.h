@@ -1,0 +1,98 @@
+// The GPU trainer (issue 7): SGD steps of a training-mode model (`psimport --mode training`)
+// on the GPU, with the CPU trainer's semantics (models/cpu/trainer.h: the same data, loss,
+// BatchNorm running statistics and SGD rule) in float32 (convolutions and matrix products in
+// the Precision asked for). Built once; a step allocates nothing and never synchronises.
+//
+// A step can be enqueued in CHUNKS (preemption, issue 7 "Driving and preemption"): the layers
+// are cut into pieces whose profiled GPU time is about `chunk_budget_ms`, so the backend's
+// device thread keeps at most about that much training work queued on its low-priority stream
+// and inference on a high-priority stream waits at most about one chunk. Between chunks the
+// trainer's whole state stays on the device (weights, gradients, momentum, the activations the
+// rest of the step needs); nothing is copied or lost.
+//
+// Memory: everything (float32 weights and running statistics, gradients, momentum buffers, the
+// activation arena that keeps what the backward reads, the gradient arena, BatchNorm's saved
+// statistics, the batch, the workspace) comes from the DevicePool given to create(), in one or
+// a few ranges returned by the destructor.
+//
+// Threads: like every GPU object here, only the thread whose context is current uses it.
+// docs/training.md, "The GPU trainer", describes the layout and the checks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "common/status.h"
+#include "cuda/device_pool.h"
+#include "cuda/stream.h"
+#include "models/cpu/sgd.h"
+#include "models/cpu/synthetic_data.h"
+#include "models/cpu/trainer.h"
+#include "models/gpu/op.h"
+#include "models/gpu/runtime.h"
+#include "onnx_loader/psm.pb.h"
+
+namespace ps::models::gpu {
+
+struct GpuTrainerOptions {
+  cpu::SgdOptions sgd;
+  cpu::SyntheticDataOptions data;
+  Precision precision = Precision::kTf32;
+  double chunk_budget_ms = 1.0;  // profiled GPU time per chunk of a step (at least one layer)
+};
+
+class GpuTrainer {
+ public:
+  // Builds the forward (BatchNormalization in training mode), loss, backward and update plans,
+  // carves the memory from `pool`, uploads the weights (converted to float32 where the package
+  // holds another float type), profiles the layers and cuts the chunks. Requirements as the
+  // CPU trainer's (one float32 input [N, ...], one float32 output [N, K], a backward for every
+  // layer: gpu_has_backward), each refused with an error naming what is wrong; OUT_OF_MEMORY
+  // names the bytes needed and the pool's free bytes. `runtime` and `pool` outlive the trainer.
+  static Result<std::unique_ptr<GpuTrainer>> create(GpuRuntime& runtime, cuda::DevicePool& pool,
+                                                    const pipeswitch::psm::Manifest& manifest,
+                                                    std::span<const uint8_t> weights,
+                                                    const GpuTrainerOptions& options);
+  // Returns the memory to the pool. Precondition: nothing of the trainer is still queued.
+  ~GpuTrainer();
+  GpuTrainer(const GpuTrainer&) = delete;
+  GpuTrainer& operator=(const GpuTrainer&) = delete;
+
+  // Enqueues the next chunk of the current step on `stream` (the first chunk of a step also
+  // makes the step's batch on the device; the last ends with the SGD update and the loss's
+  // copy to pinned host memory). Returns true when the chunk enqueued was the step's last.
+  // Synchronises nothing; successive chunks must go to the same stream or be ordered.
+  Result<bool> enqueue_next_chunk(const cuda::Stream& stream);
+  // Precondition: the stream has finished the step's last chunk. Advances the step counter
+  // and the data position and returns the step's loss (computed before the update).
+  double complete_step();
+  // The whole step: every chunk enqueued on `stream`, then waited for. Tests and benchmarks.
+  Result<double> step(const cuda::Stream& stream);
+  // Some chunks of the current step are enqueued and the step is not complete.
+  bool mid_step() const;
+
+  size_t chunks_per_step() const;
+  // Each chunk's profiled GPU time (ms), measured at create(); sums to about a step.
+  std::span<const double> chunk_ms() const;
+  uint64_t step_count() const;
+  uint64_t data_position() const;
+  // Pool bytes the trainer holds.
+  uint64_t device_bytes() const;
+  const pipeswitch::psm::Manifest& manifest() const;
+
+  // The state as the CPU trainer keeps it (float64 copies by manifest tensor index; the
+  // checkpoint format of models/cpu/checkpoint.h), and back. Both copy through the device and
+  // block until done. Precondition: not mid_step() and nothing queued. import_state refuses a
+  // state whose tensors or shapes are not this model's (INVALID_ARGUMENT), leaving it unchanged.
+  Result<cpu::TrainingState> export_state() const;
+  Status import_state(const cpu::TrainingState& state);
+
+ private:
+  struct Impl;
+  explicit GpuTrainer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ps::models::gpu
