@@ -146,7 +146,7 @@ struct TrainingProgress {
   uint64_t step = 0;    // the model's step counter (a resumed job continues its checkpoint's)
   uint64_t steps = 0;   // steps this job ran
   double loss = 0.0;    // the last step's loss
-  double images_per_s = 0.0;  // over the job's running time (time parked excluded)
+  double images_per_s = 0.0;  // since the job started (inference's share of the time included)
   // Preemption: times the job parked for inference, how long after the inference arrived it
   // parked (median, p99, max over the job), and the time it spent parked in all.
   uint64_t preemptions = 0;

@@ -36,16 +36,10 @@ models::cpu::TrainerOptions trainer_options(const TrainOptions& o) {
 
 // The model in training mode: see the top of cpu_training_job.h.
 Result<std::shared_ptr<const HostModel>> training_model(const CpuTrainingConfig& c) {
-  if (c.model->manifest.mode() == psm::Manifest::TRAINING) return c.model;
-  if (!c.source.zoo_model.empty()) {
-    PS_ASSIGN_OR_RETURN(HostModel model,
-                        import_zoo_model(c.source.zoo_model, c.source.zoo_batch, c.source.zoo_seq,
-                                         /*training=*/true));
-    return std::make_shared<const HostModel>(std::move(model));
-  }
-  return unsupported("model '", c.task.model,
-                     "' was imported for inference (its BatchNormalizations are folded into the "
-                     "convolutions); import it with `psimport --mode training` to train it");
+  PS_ASSIGN_OR_RETURN(std::optional<HostModel> imported,
+                      training_import(c.task.model, c.source, c.model->manifest));
+  if (!imported) return c.model;
+  return std::make_shared<const HostModel>(std::move(*imported));
 }
 
 }  // namespace
@@ -124,8 +118,7 @@ Status CpuTrainingJob::train(TrainingProgress* progress) {
   const Clock::time_point start = Clock::now();
   auto fill = [&] {
     progress->step = trainer->state().step;
-    const double running_s =
-        std::chrono::duration<double>(Clock::now() - start - parked).count();
+    const double running_s = std::chrono::duration<double>(Clock::now() - start).count();
     progress->images_per_s =
         running_s > 0 ? static_cast<double>(progress->steps) * task.batch / running_s : 0.0;
     progress->preemptions = preempt_latency.count();

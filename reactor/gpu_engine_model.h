@@ -42,6 +42,7 @@ inline uint64_t event_us(const cuda::Event& start, const cuda::Event& end) {
 
 struct GpuEngine::Model {
   ModelInfo info;
+  ModelSource source;  // where it came from (training re-imports a zoo model for training)
   std::string package_path;   // empty for zoo models (unless written for kill-restart)
   bool owns_package = false;  // package_path was written by us: removed with the model
   ~Model() {

@@ -30,6 +30,7 @@ constexpr int kProfileRuns = 3;
 
 Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelSource& source) {
   auto m = std::make_unique<Model>();
+  m->source = source;
   const bool zoo = !source.zoo_model.empty();
   const std::string label = zoo ? "zoo:" + source.zoo_model : source.package_path;
 

@@ -57,6 +57,21 @@ Result<HostModel> read_model(const ModelSource& source, const LoadProgress& prog
   return model;
 }
 
+Result<std::optional<HostModel>> training_import(const std::string& name,
+                                                 const ModelSource& source,
+                                                 const psm::Manifest& registered) {
+  if (registered.mode() == psm::Manifest::TRAINING) return std::optional<HostModel>();
+  if (!source.zoo_model.empty()) {
+    PS_ASSIGN_OR_RETURN(HostModel model,
+                        import_zoo_model(source.zoo_model, source.zoo_batch, source.zoo_seq,
+                                         /*training=*/true));
+    return std::optional<HostModel>(std::move(model));
+  }
+  return unsupported("model '", name,
+                     "' was imported for inference (its BatchNormalizations are folded into the "
+                     "convolutions); import it with `psimport --mode training` to train it");
+}
+
 namespace {
 
 Result<TensorSpec> spec_of(const psm::Manifest& manifest, uint32_t index) {

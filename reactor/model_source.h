@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,14 @@ Result<HostModel> read_model(const ModelSource& source, const LoadProgress& prog
 // as `psimport --mode training`). Also for tests that need the server's reference.
 Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch, uint32_t seq,
                                    bool training = false);
+
+// What a training job trains for model `name` registered from `source` with `registered` as
+// its manifest: nullopt when the registered model is itself a training-mode package (train it
+// as it is); a zoo model re-imported for training; UNSUPPORTED for a package imported for
+// inference (its BatchNormalizations are folded into the convolutions). Blocking (imports).
+Result<std::optional<HostModel>> training_import(const std::string& name,
+                                                 const ModelSource& source,
+                                                 const pipeswitch::psm::Manifest& registered);
 
 // The ModelInfo of a manifest registered as `name` from `source_label`: inputs and outputs
 // with dtypes and shapes, native batch (dim 0 of the first input; every input and output must

@@ -85,8 +85,19 @@ std::string directory_of(const std::string& path) {
 }  // namespace
 
 Status save_checkpoint(const Trainer& trainer, const std::string& path) {
-  const TrainingState& state = trainer.state();
-  const auto& tensors = trainer.manifest().tensors();
+  return save_checkpoint(trainer.manifest(), trainer.state(), path);
+}
+
+Status load_checkpoint(Trainer& trainer, const std::string& path) {
+  PS_ASSIGN_OR_RETURN(TrainingState state,
+                      read_checkpoint(trainer.manifest(), trainer.state(), path));
+  trainer.mutable_state() = std::move(state);
+  return Status::OK();
+}
+
+Status save_checkpoint(const pipeswitch::psm::Manifest& manifest, const TrainingState& state,
+                       const std::string& path) {
+  const auto& tensors = manifest.tensors();
   std::vector<uint8_t> payload;
   put<uint64_t>(payload, state.step);
   put<uint64_t>(payload, state.data_position);
@@ -128,7 +139,9 @@ Status save_checkpoint(const Trainer& trainer, const std::string& path) {
   return Status::OK();
 }
 
-Status load_checkpoint(Trainer& trainer, const std::string& path) {
+Result<TrainingState> read_checkpoint(const pipeswitch::psm::Manifest& manifest,
+                                      const TrainingState& current_state,
+                                      const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return io_error("checkpoint: cannot open '", path, "': ", errno_text());
   const std::vector<uint8_t> file((std::istreambuf_iterator<char>(in)),
@@ -156,10 +169,10 @@ Status load_checkpoint(Trainer& trainer, const std::string& path) {
     return corrupt("checkpoint '", path, "': checksum mismatch (the file is damaged)");
   }
 
-  // Parse into a fresh state; the trainer changes only when all of it fits.
-  const auto& tensors = trainer.manifest().tensors();
+  // Parse into a fresh state; the caller's changes only when all of it fits.
+  const auto& tensors = manifest.tensors();
   std::map<std::string, uint32_t> by_name;
-  for (const auto& [index, t] : trainer.state().weights) {
+  for (const auto& [index, t] : current_state.weights) {
     by_name.emplace(tensors[static_cast<int>(index)].name(), index);
   }
   TrainingState state;
@@ -184,7 +197,7 @@ Status load_checkpoint(Trainer& trainer, const std::string& path) {
       return invalid_argument("checkpoint '", path, "': tensor '", name,
                               "' is not a float weight of this model");
     }
-    const Tensor& current = trainer.state().weights.at(it->second);
+    const Tensor& current = current_state.weights.at(it->second);
     if (current.shape() != shape) {
       return invalid_argument("checkpoint '", path, "': tensor '", name, "' is ",
                               shape_string(shape), ", the model's is ",
@@ -210,8 +223,7 @@ Status load_checkpoint(Trainer& trainer, const std::string& path) {
       return invalid_argument("checkpoint '", path, "': weight '", name, "' is missing");
     }
   }
-  trainer.mutable_state() = std::move(state);
-  return Status::OK();
+  return state;
 }
 
 }  // namespace ps::models::cpu

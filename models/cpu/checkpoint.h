@@ -30,4 +30,13 @@ Status save_checkpoint(const Trainer& trainer, const std::string& path);
 // the trainer's, or a weight missing).
 Status load_checkpoint(Trainer& trainer, const std::string& path);
 
+// The same over a bare state, for trainers other than the CPU's (the GPU trainer exports and
+// imports a TrainingState): save `state` of `manifest`'s model; read a file into a new state,
+// checked against `current` (the names and shapes of its weights, as load_checkpoint checks
+// the trainer's), with the same errors.
+Status save_checkpoint(const pipeswitch::psm::Manifest& manifest, const TrainingState& state,
+                       const std::string& path);
+Result<TrainingState> read_checkpoint(const pipeswitch::psm::Manifest& manifest,
+                                      const TrainingState& current, const std::string& path);
+
 }  // namespace ps::models::cpu
