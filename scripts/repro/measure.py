@@ -4,12 +4,15 @@ follows another model's (its model is not resident when it arrives, unless the p
 the first `warmup` rounds dropped, mean and p99 over the rest."""
 import statistics
 import sys
+import time
 
 from repro import client, stats
 
 
-def round_robin(bin_dir, address, models, rounds, batch=None, inputs=None, log=sys.stderr):
-    """`rounds` rounds of one request per model. Returns ({model: [(ms, reply line)]}, failed):
+def round_robin(bin_dir, address, models, rounds, batch=None, inputs=None, gap_s=0.0,
+                log=sys.stderr):
+    """`rounds` rounds of one request per model, `gap_s` seconds of quiet before each (so a
+    background training job has the device again when the request comes). Returns ({model: [(ms, reply line)]}, failed):
     a model whose request fails is reported on `log`, left out of the later rounds and its
     list emptied; `failed` maps it to the error."""
     per_model = {m: [] for m in models}
@@ -18,6 +21,8 @@ def round_robin(bin_dir, address, models, rounds, batch=None, inputs=None, log=s
         for model in models:
             if model in failed:
                 continue
+            if gap_s:
+                time.sleep(gap_s)
             try:
                 per_model[model] += client.psnc_infer(
                     bin_dir, address, model, 1, batch=batch,

@@ -5,6 +5,7 @@ line (the real port), and writes the command, the banner and the log (stderr) to
 stop() sends SIGTERM (graceful: queued work is answered, training jobs stopped) and waits.
 """
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -45,6 +46,7 @@ class Server:
         self.started_s = None
         self._log = None
         self._drain = None
+        self._listening = False
 
     def start(self):
         t0 = time.monotonic()
@@ -52,33 +54,43 @@ class Server:
         self._log.write("$ " + " ".join(self.cmd) + "\n")
         self._log.flush()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        # A thread copies stdout to the log (so the pipe never fills) and hands the lines over
+        # until the server listens; the wait below has a deadline even when no line comes.
+        lines = queue.Queue()
+        self._drain = threading.Thread(target=self._copy_stdout, args=(lines,), daemon=True)
+        self._drain.start()
         deadline = t0 + self.start_timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
+        while self.address is None:
+            left = deadline - time.monotonic()
+            try:
+                line = lines.get(timeout=max(0.0, left)) if left > 0 else None
+            except queue.Empty:
+                line = None
+            if line is None:
                 break
             self.banner.append(line.rstrip())
-            self._log.write(line)
-            self._log.flush()
             m = LISTENING_RE.match(line)
             if m:
                 self.address = m.group(1)
-                break
+        self._listening = True
         if self.address is None:
             self.proc.kill()
             self.proc.wait()
+            self._drain.join(timeout=5)
             self._log.close()
-            raise ServerError("pipeswitchd did not start (exit %s; log %s):\n%s" %
-                              (self.proc.returncode, self.log_path, "\n".join(self.banner[-20:])))
+            raise ServerError("pipeswitchd did not start within %.0f s (exit %s; log %s):\n%s" %
+                              (self.start_timeout, self.proc.returncode, self.log_path,
+                               "\n".join(self.banner[-20:])))
         self.started_s = time.monotonic() - t0
-        # The rest of stdout (nothing much after the banner) goes to the log, so the pipe never fills.
-        self._drain = threading.Thread(target=self._copy_stdout, daemon=True)
-        self._drain.start()
         return self
 
-    def _copy_stdout(self):
+    def _copy_stdout(self, lines):
         for line in self.proc.stdout:
             self._log.write(line)
+            self._log.flush()
+            if not self._listening:
+                lines.put(line)
+        lines.put(None)
 
     def stop(self, timeout=60):
         """SIGTERM and wait; SIGKILL after `timeout` s. Returns the exit status."""
