@@ -267,6 +267,7 @@ def fig6_section(rows, run):
     if ready:
         s.append("The ready model alone serves %.1f requests/s (mean %s ms)." %
                  (num(ready["throughput_per_s"]), fmt_ms(num(ready["mean_ms"]))))
+    missing = {}
     for series in dict.fromkeys(r["series"] for r in rows if r["series"] != "ready"):
         pts = [r for r in rows if r["series"] == series]
         ok = [r for r in pts if _ok(r)]
@@ -276,7 +277,9 @@ def fig6_section(rows, run):
                                                       num(ready["throughput_per_s"])) for r in ok),
                 ", ".join(r["cycle_s"] for r in ok)))
         elif pts and not ok:
-            s.append("%s: %s." % (pts[0]["label"], pts[0]["status"]))
+            missing.setdefault(pts[0]["status"], []).append(series)
+    for status, names in missing.items():
+        s.append("%s: %s." % (", ".join(names), status))
     s.append("The original (paper text, no table): " + paper.FIG6_TEXT)
     out += [" ".join(s), ""]
     return out

@@ -50,6 +50,7 @@ def _bars(plt, key, rows, out):
     by = {(r["series"], r["model"]): r for r in rows}
     fig, ax = plt.subplots(figsize=(11, 5.5))
     width = 0.8 / max(1, len(series))
+    missing = []
     for i, s in enumerate(series):
         xs, means, errs = [], [], []
         for j, m in enumerate(models):
@@ -58,9 +59,13 @@ def _bars(plt, key, rows, out):
                 xs.append(j + (i - (len(series) - 1) / 2) * width)
                 means.append(float(r["mean_ms"]))
                 errs.append(max(0.0, float(r["p99_ms"]) - float(r["mean_ms"])))
-        label = labels[s] if xs else labels[s] + " (not available)"
         hatch = "//" if any(by.get((s, m), {}).get("source") == "pytorch" for m in models) else None
-        ax.bar(xs, means, width, yerr=[[0] * len(errs), errs], capsize=2, label=label, hatch=hatch)
+        if not xs:                          # not measured: named in the legend, greyed out
+            from matplotlib.patches import Patch
+            missing.append(Patch(facecolor="#dddddd", label=labels[s] + " (not available)"))
+            continue
+        ax.bar(xs, means, width, yerr=[[0] * len(errs), errs], capsize=2, label=labels[s],
+               hatch=hatch, color=plt.get_cmap("tab10")(i % 10), edgecolor="white")
     values = [float(r["mean_ms"]) for r in rows if r["status"] == "ok" and r["mean_ms"]]
     log_scale = bool(values) and max(values) / max(1e-9, min(values)) > 30
     if log_scale:
@@ -71,7 +76,8 @@ def _bars(plt, key, rows, out):
     ax.set_title({"fig5": "Figure 5: total latency", "fig7": "Figure 7: pipelining and grouping",
                   "fig8": "Figure 8: memory management",
                   "fig9": "Figure 9: switching mechanisms"}.get(key, key))
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(handles=ax.get_legend_handles_labels()[0] + missing, fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
@@ -96,8 +102,11 @@ def _fig6(plt, rows, out):
         r = ready[0]
         for ax, v in ((a1, float(r["throughput_per_s"])), (a2, float(r["mean_ms"] or 0))):
             ax.axhline(v, linestyle="--", color="black", label=r["label"])
+    from matplotlib.ticker import NullFormatter
     for ax, ylabel in ((a1, "inference throughput, requests/s"), (a2, "mean latency, ms")):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylim(bottom=0)
         if cycles:
             ax.set_xticks(cycles)
             ax.set_xticklabels(["%g" % c for c in cycles])
@@ -106,7 +115,7 @@ def _fig6(plt, rows, out):
         ax.grid(alpha=0.3)
     a1.set_title("Figure 6: throughput when training and inference alternate")
     a2.set_title("latency")
-    a1.legend(fontsize=7)
+    a1.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
