@@ -312,11 +312,12 @@ def main(argv=None):
                          "shorter figure 6 cycles and windows (under 10 minutes on an H100)")
     ap.add_argument("--cpu", action="store_true",
                     help="the CPU backend with the tiny zoo models (tests the harness, no GPU)")
-    ap.add_argument("--out", default=os.path.join(REPO, "docs"),
-                    help="writes OUT/results.md and OUT/results/ (default: docs/)")
+    ap.add_argument("--out", help="writes OUT/results.md and OUT/results/ (default: docs/; with "
+                                  "--cpu out/repro-cpu/, so a CPU run never replaces GPU results)")
     ap.add_argument("--bin", help="folder with pipeswitchd, psnc, psimport: a bundle's bin/ or a "
                                   "build tree (default: build/, else .gpu/bin)")
-    ap.add_argument("--work", help="exports, packages, inputs, server logs (default: out/repro)")
+    ap.add_argument("--work", help="exports, packages, inputs, server logs (default: "
+                                   "out/repro-work; --cpu: out/repro-cpu-work)")
     ap.add_argument("--models-dir", help="GPU: packages MODEL.psm already made (skips the export)")
     ap.add_argument("--device", default="0", help="GPU ordinal for pipeswitchd (default 0)")
     ap.add_argument("--precision", default="tf32", choices=["tf32", "fp32"])
@@ -339,11 +340,17 @@ def main(argv=None):
     ap.add_argument("--python", help="Python with PyTorch for the export and the peers "
                                      "(default /opt/torch/.venv/bin/python3 if present, else python3)")
     ap.add_argument("--no-peers", action="store_true", help="skip the PyTorch peers")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="GPU: export and import the models into --work, then stop (a first, short "
+                         "command on a machine lent 10 minutes a command)")
     ap.add_argument("--append", action="store_true",
                     help="keep the other figures already in OUT/results (a run split into several "
                          "commands, e.g. the full mode on a machine lent 10 minutes a command)")
     args = ap.parse_args(argv)
     args.models = ",".join(CPU_MODELS if args.cpu else GPU_MODELS)
+    if args.out is None:
+        args.out = os.path.join(REPO, "out", "repro-cpu") if args.cpu else os.path.join(REPO, "docs")
+    args.out = os.path.abspath(args.out)
     args.cycles = args.cycles or ("1,2,5" if args.quick else "1,2,5,10,30")
     if args.window is None:
         args.window = 6.0 if args.quick else 20.0
@@ -357,7 +364,8 @@ def main(argv=None):
     if args.bin is None:
         args.bin = next((d for d in (os.path.join(REPO, "build"), os.path.join(REPO, ".gpu", "bin"))
                          if os.path.isdir(d)), os.path.join(REPO, "build"))
-    args.work = os.path.abspath(args.work or os.path.join(REPO, "out", "repro"))
+    args.work = os.path.abspath(args.work or os.path.join(REPO, "out", "repro-cpu-work" if args.cpu
+                                                          else "repro-work"))
     figure_keys = ["fig" + f.strip() for f in args.figures.split(",")]
     for k in figure_keys:
         if k not in figures.FIGURE_KEYS:
@@ -368,11 +376,6 @@ def main(argv=None):
         except FileNotFoundError as e:
             ap.error(str(e) + "; build first (make build) or pass --bin")
     results_dir = os.path.join(args.out, "results")
-    os.makedirs(results_dir, exist_ok=True)
-    if not args.append:                        # a fresh run: nothing of an older one stays
-        for f in os.listdir(results_dir):
-            if f.endswith((".csv", ".png", ".json")):
-                os.remove(os.path.join(results_dir, f))
     os.makedirs(args.work, exist_ok=True)
 
     progress = Progress()
@@ -382,6 +385,14 @@ def main(argv=None):
     t = time.monotonic()
     if not args.cpu and not args.models_dir:
         args.models_dir = export_and_import(Context(args), progress)
+    if args.prepare_only:
+        progress("prepared %s (--prepare-only)" % (args.models_dir or "nothing: --cpu"))
+        return 0
+    os.makedirs(results_dir, exist_ok=True)
+    if not args.append:                        # a fresh run: nothing of an older one stays
+        for f in os.listdir(results_dir):
+            if f.endswith((".csv", ".png", ".json")):
+                os.remove(os.path.join(results_dir, f))
     ctx = Context(args)
     ctx.torch_version = ctx.cuda_version = None
     progress.step("export_import", t)
