@@ -17,6 +17,7 @@ Configurations (pipeswitchd flags):
   pipeswitch      --policy pipeswitch --grouping optimal the paper's system, our optimal groups
   blocks          --policy pipeswitch --grouping blocks  the original's hand-written block groups
   per-layer       --policy pipeswitch --grouping per-layer
+  whole           --policy pipeswitch --grouping whole   one copy of the whole model, then compute
   stop-and-start  --policy stop-and-start               whole-model copy, then compute
   no-pool         --policy no-pool                      cuMemAlloc/cuMemFree per switch
   pageable        --policy pageable                     weights copied from pageable memory
@@ -40,97 +41,11 @@ import argparse
 import csv
 import json
 import os
-import re
-import signal
-import statistics
-import subprocess
 import sys
-import time
 
-CONFIGS = {
-    "ready": ["--policy", "ready"],
-    "pipeswitch": ["--policy", "pipeswitch", "--grouping", "optimal"],
-    "blocks": ["--policy", "pipeswitch", "--grouping", "blocks"],
-    "per-layer": ["--policy", "pipeswitch", "--grouping", "per-layer"],
-    "stop-and-start": ["--policy", "stop-and-start"],
-    "no-pool": ["--policy", "no-pool"],
-    "pageable": ["--policy", "pageable"],
-    "managed": ["--policy", "managed"],
-    "cache": ["--policy", "cache"],
-    "kill-restart": ["--policy", "kill-restart"],
-    "ready-enqueue": ["--policy", "ready", "--graphs", "off"],
-    "pipeswitch-enqueue": ["--policy", "pipeswitch", "--grouping", "optimal", "--graphs", "off"],
-}
-# kill-restart takes seconds per request: it runs only (warm-up, measured) requests per model.
-FEW_REQUESTS = {"kill-restart": (1, 5)}
-
-REQUEST_RE = re.compile(r"^request (\d+): ([0-9.]+) ms\s+(.*)$")
-LINK_RE = re.compile(r"link ([0-9.]+) GB/s \+ ([0-9.]+) us/copy")
-REGISTERED_RE = re.compile(
-    r"registered (\S+): (\d+) layers, (\d+) groups?.*?compute (\d+) us, predicted pipelined (\d+) us, "
-    r"transfer floor (\d+) us")
-
-
-def p99(values):
-    v = sorted(values)
-    return v[max(0, min(len(v) - 1, int(round(0.99 * len(v) + 0.5)) - 1))]
-
-
-def fields(line):
-    return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
-
-
-def start_server(args, flags, precision, log_path):
-    cmd = [os.path.join(args.bin, "pipeswitchd"), "--device", args.device, "--models", args.models_dir,
-           "--listen", "127.0.0.1:0", "--precision", precision] + flags
-    log = open(log_path, "w")
-    log.write("$ " + " ".join(cmd) + "\n")
-    log.flush()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-    banner = []
-    deadline = time.time() + args.start_timeout
-    address = None
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        banner.append(line.rstrip())
-        log.write(line)
-        log.flush()
-        m = re.match(r"listening on (\S+)", line)
-        if m:
-            address = m.group(1)
-            break
-    if address is None:
-        proc.kill()
-        proc.wait()
-        raise RuntimeError("pipeswitchd did not start (see %s):\n%s" % (log_path, "\n".join(banner)))
-    return proc, address, banner, log
-
-
-def stop_server(proc, log):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, _ = proc.communicate(timeout=60)
-        log.write(out or "")
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    log.close()
-
-
-def run_client(args, address, model, count):
-    cmd = [os.path.join(args.bin, "psnc"), "--server", address, "infer", model, "--repeat", str(count)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    rows = []
-    for line in out.stdout.splitlines():
-        m = REQUEST_RE.match(line)
-        if m:
-            rows.append((float(m.group(2)), m.group(3)))
-    if out.returncode != 0 or len(rows) != count:
-        raise RuntimeError("psnc infer %s failed (exit %d):\n%s\n%s" %
-                           (model, out.returncode, out.stdout[-2000:], out.stderr[-2000:]))
-    return rows
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from repro import measure, server  # noqa: E402  (shared with scripts/reproduce.sh)
+from repro.configs import CONFIGS, FEW_REQUESTS  # noqa: E402
 
 
 def main():
@@ -156,65 +71,38 @@ def main():
             if config not in CONFIGS:
                 sys.exit("bench_switch: unknown config '%s' (known: %s)" % (config, ", ".join(CONFIGS)))
             log_path = os.path.join(args.out, "server_%s_%s.log" % (config, precision))
-            t0 = time.time()
+            if os.path.exists(log_path):
+                os.remove(log_path)
+            srv = server.Server(args.bin, ["--device", args.device, "--models", args.models_dir,
+                                           "--precision", precision] + CONFIGS[config],
+                                log_path, args.start_timeout)
             try:
-                proc, address, banner, log = start_server(args, CONFIGS[config], precision, log_path)
-            except RuntimeError as e:
+                srv.start()
+            except server.ServerError as e:
                 print("FAILED %s %s: %s" % (config, precision, e), file=sys.stderr)
                 continue
-            started_s = time.time() - t0
-            for line in banner:
-                m = LINK_RE.search(line)
-                if m:
-                    link = {"gbps": float(m.group(1)), "copy_us": float(m.group(2))}
-            per_model = {m: [] for m in models}
+            link = server.parse_link(srv.banner) or link
             warmup, requests = FEW_REQUESTS.get(config, (args.warmup, args.requests))
-            failed = set()
             # Round-robin: every request follows another model's. A model that fails is
             # reported and left out of the later rounds; the others go on.
-            for i in range(warmup + requests):
-                for model in models:
-                    if model in failed:
-                        continue
-                    try:
-                        per_model[model] += run_client(args, address, model, 1)
-                    except RuntimeError as e:
-                        print("FAILED %s %s: %s" % (config, precision, e), file=sys.stderr)
-                        failed.add(model)
-                        per_model[model] = []
-            stop_server(proc, log)
-            with open(log_path) as f:
-                for line in f:
-                    m = REGISTERED_RE.search(line)
-                    if m and config == "pipeswitch":
-                        registered[(m.group(1), precision)] = {
-                            "layers": int(m.group(2)), "groups": int(m.group(3)),
-                            "compute_us": int(m.group(4)), "predicted_us": int(m.group(5)),
-                            "floor_us": int(m.group(6))}
-                    elif m and (m.group(1), precision) not in registered:
-                        registered[(m.group(1), precision)] = {
-                            "floor_us": int(m.group(6)), "compute_us": int(m.group(4))}
+            per_model, _ = measure.round_robin(args.bin, srv.address, models, warmup + requests)
+            srv.stop()
+            for model, reg in server.parse_registered(server.read_log(log_path)).items():
+                if config == "pipeswitch":
+                    registered[(model, precision)] = reg
+                elif (model, precision) not in registered:
+                    registered[(model, precision)] = {"floor_us": reg["floor_us"],
+                                                      "compute_us": reg["compute_us"]}
             for model in models:
                 rows = per_model[model][warmup:]
                 if not rows:
                     continue
-                lat = [r[0] for r in rows]
-                server = [fields(r[1]) for r in rows]
-                ok = all(r[1].startswith("OK") for r in rows)
-
-                def mean_field(key):
-                    vals = [float(s[key]) for s in server if key in s]
-                    return statistics.mean(vals) / 1000.0 if vals else None
-                results.append({
-                    "model": model, "precision": precision, "config": config, "ok": ok,
-                    "requests": len(lat), "mean_ms": statistics.mean(lat), "p99_ms": p99(lat),
-                    "min_ms": min(lat),
-                    "server_compute_ms": mean_field("compute_us"),
-                    "switch_ms": mean_field("switch_us"),
-                    "startup_ms": mean_field("startup_us"),
-                    "server_start_s": started_s,
-                })
-                r = results[-1]
+                r = {"model": model, "precision": precision, "config": config}
+                s = measure.summarize(rows)
+                r.update({k: s[k] for k in ("ok", "requests", "mean_ms", "p99_ms", "min_ms",
+                                            "server_compute_ms", "switch_ms", "startup_ms")})
+                r["server_start_s"] = srv.started_s
+                results.append(r)
                 print("%-14s %-5s %-12s mean %8.2f ms  p99 %8.2f ms  server %8.2f ms  startup %6.2f ms" %
                       (config, precision, model, r["mean_ms"], r["p99_ms"], r["server_compute_ms"] or 0,
                        r["startup_ms"] or 0), flush=True)

@@ -5,7 +5,7 @@
 #   lib/      shared libraries the GPU machine may lack (libonnx, libonnx_proto, libprotobuf,
 #             libhttp_parser); libuv is linked statically; cuBLAS/cuDNN/driver are found there
 #   testdata/ the ONNX node test cases (libonnx-testdata) as a tarball
-#   scripts/  gpu-check.sh and export_models.py
+#   scripts/  the scripts (gpu-check.sh, export_models.py, ...) and scripts/repro/ (the harness)
 # Usage: scripts/bundle.sh [BUILD_DIR] [OUT_DIR]     (run `make build` first, or it runs it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +28,6 @@ for lib in libonnx.so.1 libonnx_proto.so.1 libprotobuf.so.32 libhttp_parser.so.2
 done
 tar -C /usr/share/libonnx-testdata/data -czf "$OUT/testdata/onnx-node.tar.gz" node
 cp scripts/*.sh scripts/*.py "$OUT/scripts/"
+mkdir -p "$OUT/scripts/repro" && cp scripts/repro/*.py "$OUT/scripts/repro/"
 strip --strip-debug "$OUT"/bin/* "$OUT"/tests/* 2>/dev/null || true
 echo "bundle: $(du -sh "$OUT" | cut -f1) in $OUT ($(ls "$OUT/bin" | wc -l) tools, $(ls "$OUT/tests" | wc -l) test executables)"

@@ -16,6 +16,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libuv1-dev libprotobuf-dev protobuf-compiler libonnx-dev catch2 libonnx-testdata
   libhttp-parser-dev
+  python3
   clang-14 libclang-rt-14-dev
 )
 

@@ -1,0 +1,39 @@
+"""Server configurations: the pipeswitchd flags of each policy measured by the benchmarks.
+scripts/bench_switch.py and the reproduction harness both take them from here."""
+
+CONFIGS = {
+    "ready": ["--policy", "ready"],
+    "pipeswitch": ["--policy", "pipeswitch", "--grouping", "optimal"],
+    "blocks": ["--policy", "pipeswitch", "--grouping", "blocks"],
+    "per-layer": ["--policy", "pipeswitch", "--grouping", "per-layer"],
+    "whole": ["--policy", "pipeswitch", "--grouping", "whole"],
+    "stop-and-start": ["--policy", "stop-and-start"],
+    "no-pool": ["--policy", "no-pool"],
+    "pageable": ["--policy", "pageable"],
+    "managed": ["--policy", "managed"],
+    "cache": ["--policy", "cache"],
+    "kill-restart": ["--policy", "kill-restart"],
+    "ready-enqueue": ["--policy", "ready", "--graphs", "off"],
+    "pipeswitch-enqueue": ["--policy", "pipeswitch", "--grouping", "optimal", "--graphs", "off"],
+    # Training beside inference at a lower priority instead of pausing for it (the paper's MPS
+    # co-run); a server without the --training flag runs the default (yield) instead.
+    "co-run": ["--policy", "ready", "--training", "co-run"],
+}
+
+# kill-restart takes about a second per request on an H200: fewer (warm-up, measured) requests.
+FEW_REQUESTS = {"kill-restart": (1, 5)}
+
+
+def server_flags(config, help_text):
+    """CONFIGS[config], less the flags this pipeswitchd's --help does not list (--training
+    before the training engine existed)."""
+    flags = list(CONFIGS[config])
+    out = []
+    i = 0
+    while i < len(flags):
+        if flags[i].startswith("--") and flags[i] not in help_text:
+            i += 2
+            continue
+        out.append(flags[i])
+        i += 1
+    return out

@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""ctest "scripts: repro page": the results page generator (scripts/repro/page.py) on the fixture
+results in data/results (a real `reproduce.sh --cpu --quick` run), checked by
+check_results_page.py; and that the check fails when the page and the CSVs disagree. Also the
+harness's small pieces: p99, flags a server lacks, input sizes, the paper's table.
+Usage: test_repro_page.py WORK_DIR"""
+import csv
+import json
+import os
+import shutil
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
+sys.path.insert(0, HERE)
+import check_results_page  # noqa: E402
+from repro import client, configs, page, paper, stats  # noqa: E402
+
+failures = []
+
+
+def expect(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what)
+    if not cond:
+        failures.append(what)
+
+
+def fresh(work, name):
+    d = os.path.join(work, name)
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(os.path.join(HERE, "data"), d)
+    return os.path.join(d, "results"), os.path.join(d, "results.md")
+
+
+def rewrite_csv(path, change):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+        fields = list(rows[0].keys())
+    for r in rows:
+        change(r)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def main():
+    work = sys.argv[1]
+    os.makedirs(work, exist_ok=True)
+
+    # The page of the fixture shows the CSVs' numbers.
+    results, md = fresh(work, "plain")
+    text = page.write(results, md)
+    errors = check_results_page.check(results, md, ["fig5", "fig6", "fig7", "fig8", "fig9"])
+    for e in errors:
+        print("  " + e)
+    expect(not errors, "the page shows every number of the CSVs")
+    expect("Plot skipped: matplotlib is not importable" in text, "the page says why plots are missing")
+    expect(text.count("| ready model (lower bound) | resnet_tiny | 7.15 | 7.55 | 1.00x |") == 1,
+           "figure 5's ready row as printed (7.154 -> 7.15, p99 7.547 -> 7.55)")
+    expect("CPU run (`--cpu`)" in text, "a CPU run is labelled as such")
+    expect(paper.LABEL + " ms" in text, "the paper's column is labelled " + paper.LABEL)
+
+    # A page that disagrees with its CSVs fails the check: one number changed...
+    bad = text.replace("| 7.15 | 7.55 |", "| 7.25 | 7.55 |", 1)
+    with open(md, "w") as f:
+        f.write(bad)
+    errors = check_results_page.check(results, md, ["fig5"])
+    expect(any("mean is 7.25" in e for e in errors), "a changed mean is caught")
+    # ... a CSV value changed after the page was written...
+    page.write(results, md)
+    rewrite_csv(os.path.join(results, "fig7.csv"),
+                lambda r: r.update(p99_ms="99.0") if r["series"] == "blocks" and
+                r["model"] == "bert_tiny" else None)
+    errors = check_results_page.check(results, md, ["fig7"])
+    expect(any("p99" in e and "blocks bert_tiny" in e for e in errors), "a changed CSV p99 is caught")
+    # ... a row missing from the page, and a plot the page links but that does not exist.
+    page.write(results, md)
+    with open(md) as f:
+        lines = [l for l in f if "| per-layer groups, pipelined | inception_tiny |" not in l]
+    with open(md, "w") as f:
+        f.writelines(lines)
+    errors = check_results_page.check(results, md, ["fig7"])
+    expect(any("per-layer inception_tiny: 0 matching rows" in e for e in errors),
+           "a missing row is caught")
+    run_path = os.path.join(results, "run.json")
+    with open(run_path) as f:
+        run = json.load(f)
+    run["plots"] = {"available": True, "reason": None, "files": {"fig5": "fig5.png"}}
+    with open(run_path, "w") as f:
+        json.dump(run, f)
+    page.write(results, md)
+    errors = check_results_page.check(results, md, ["fig5"])
+    expect(any("fig5.png does not exist" in e for e in errors), "a missing plot is caught")
+    open(os.path.join(results, "fig5.png"), "wb").close()
+    expect(not check_results_page.check(results, md, ["fig5"]), "a plot that exists passes")
+
+    # Training not available: the points say so, with no number, and the check still passes.
+    results, md = fresh(work, "no_training")
+    why = "not available (training not implemented on this backend: test)"
+    for f in ("fig5.csv", "fig6.csv"):
+        rewrite_csv(os.path.join(results, f), lambda r: r.update(
+            {k: "" for k in r if k not in ("figure", "series", "label", "source", "model",
+                                           "cycle_s", "config", "background", "paper_ms")},
+            status=why) if r.get("background") == "training" or
+            (f == "fig6.csv" and r["series"] != "ready") else None)
+    text = page.write(results, md)
+    errors = check_results_page.check(results, md, ["fig5", "fig6"])
+    for e in errors:
+        print("  " + e)
+    expect(not errors, "a page with points not available agrees with its CSVs")
+    fig6 = text[text.index("## Figure 6"):text.index("## Figure 7")]
+    expect(fig6.count(why) == 3 * 3 + 1, "figure 6: each of 3 training series x 3 cycles says not available, "
+           "and the paragraph once")
+    expect("| PipeSwitch, switching from training (TRAIN job active) | resnet_tiny | %s |" % why
+           in text, "figure 5's training point says not available")
+
+    # Small pieces.
+    expect(stats.p99(list(range(1, 11))) == 10, "p99 of 10 values is the largest")
+    expect(stats.p99(list(range(1, 101))) == 99, "p99 of 1..100 is 99")
+    expect(configs.server_flags("co-run", "--policy --grouping") == ["--policy", "ready"],
+           "a flag the server lacks is dropped with its value")
+    expect(configs.server_flags("co-run", "--policy --training") ==
+           ["--policy", "ready", "--training", "co-run"], "a flag the server has is kept")
+    bert = {"batch": 1, "inputs": [("input_ids", "int64", [1, 16]),
+                                   ("token_type_ids", "int64", [1, 16])]}
+    data = client.make_input(bert, 8)
+    expect(len(data) == 2 * 8 * 16 * 8, "BERT input: ids and types, int64 [8,16] each")
+    expect(max(data[8 * 128 + i] for i in range(0, 8 * 128, 8)) <= 1, "token types are 0/1")
+    image = {"batch": 8, "inputs": [("input", "float32", [8, 3, 299, 299])]}
+    expect(len(client.make_input(image, 8)) == 8_582_496, "Inception v3 input: the paper's 8,582,496 B")
+    expect(paper.value("fig5", "ready", "resnet152") == 37.1 and
+           paper.value("fig9", "kill-restart", "bert_base") == 7378 and
+           paper.value("fig8", "pageable", "inception_tiny") == 40.0 and
+           paper.value("fig7", "blocks", "resnet152") is None, "the paper's numbers as PIPESWITCH.md")
+
+    print("test_repro_page: %s" % ("%d FAILED" % len(failures) if failures else "ok"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
