@@ -31,6 +31,9 @@ struct BackendOptions {
   std::string grouping = "optimal";
   // Replay each model's request as one CUDA graph where the addresses allow (docs/switching.md).
   bool graphs = true;
+  // Pipelined transmission (a group's layers start when its copy is done). Off: every copy,
+  // then the layers (the "without pipelining" ablation of figure 7).
+  bool pipelining = true;
   // kill-restart: the binary started per request as `EXE --oneshot ...` (pipeswitchd passes
   // its own /proc/self/exe).
   std::string self_exe;

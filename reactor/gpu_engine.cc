@@ -55,6 +55,7 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
   e->policy_ = std::move(policy);
   e->self_exe_ = options.self_exe;
   e->graphs_ = options.graphs;
+  e->pipelining_ = options.pipelining;
   PS_ASSIGN_OR_RETURN(e->grouping_, models::gpu::parse_grouping_choice(options.grouping));
   if (e->policy_.whole_model_copy) e->grouping_ = GroupingChoice::kWhole;
   PS_ASSIGN_OR_RETURN(e->precision_, models::gpu::parse_precision(options.precision));
@@ -98,7 +99,8 @@ std::string GpuEngine::describe() const {
   return str_cat("gpu ", ordinal_, ": ", d.name(), " (", gib(d.total_memory()), ", cc ",
                  d.cc_major(), ".", d.cc_minor(), "); ", models::gpu::precision_name(precision_),
                  "; pool ", gib(pool_->capacity()), "; grouping ",
-                 models::gpu::grouping_choice_name(grouping_), "; link ",
+                 models::gpu::grouping_choice_name(grouping_),
+                 pipelining_ ? "" : " without pipelining", "; link ",
                  static_cast<int>(link_.bytes_per_us / 100) / 10.0, " GB/s + ",
                  static_cast<int>(link_.copy_fixed_us * 10) / 10.0, " us/copy");
 }
@@ -267,7 +269,8 @@ Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in,
     PS_TRY(copy_start_event_.record_timestamp(copy_stream_));
     const models::gpu::WeightSource source{m.host_weights};
     PS_TRY(models::gpu::enqueue_pipelined(plan, m.groups, source, b, copy_stream_, compute_stream_,
-                                          m.group_events, &first_layer_event_, run_group));
+                                          m.group_events, &first_layer_event_, run_group,
+                                          pipelining_));
     PS_TRY(copy_end_event_.record_timestamp(copy_stream_));
     PS_TRY(join_event_.record(copy_stream_));
     PS_TRY(compute_stream_.wait(join_event_));

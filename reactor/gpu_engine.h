@@ -107,6 +107,7 @@ class GpuEngine {
   cuda::Event start_event_, end_event_, copy_start_event_, copy_end_event_, first_layer_event_;
   cuda::Event fork_event_, join_event_;  // the copy stream joining a graph capture and back
   bool graphs_ = true;
+  bool pipelining_ = true;
   std::optional<cuda::PoolRange> switch_region_;
   models::TransferModel link_;
   std::map<std::string, std::unique_ptr<Model>> models_;

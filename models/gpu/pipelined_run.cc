@@ -8,7 +8,7 @@ Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
                          const WeightSource& source, const Bindings& bindings,
                          const cuda::Stream& copy, const cuda::Stream& compute,
                          std::span<cuda::Event> group_events, cuda::Event* first_layer,
-                         const GroupRunner& run_group) {
+                         const GroupRunner& run_group, bool pipelined) {
   if (group_events.size() < groups.size()) {
     return invalid_argument("pipelined run: ", groups.size(), " groups but ", group_events.size(),
                             " events");
@@ -43,13 +43,17 @@ Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
     ++copied;
     return Status::OK();
   };
+  if (!pipelined) {
+    while (copied < groups.size()) PS_TRY(enqueue_copy());
+    if (!groups.empty()) PS_TRY(compute.wait(group_events[groups.size() - 1]));
+  }
   for (size_t g = 0; g < groups.size(); ++g) {
     // Keep the copies a window ahead of the layers (and always at least this group's).
     while (copied < groups.size() &&
            (copied <= g || copied_bytes < computed_bytes + kCopyLookaheadBytes)) {
       PS_TRY(enqueue_copy());
     }
-    PS_TRY(compute.wait(group_events[g]));
+    if (pipelined) PS_TRY(compute.wait(group_events[g]));
     if (g == 0 && first_layer != nullptr) PS_TRY(first_layer->record_timestamp(compute));
     if (run_group) {
       PS_TRY(run_group(g));

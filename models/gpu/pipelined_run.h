@@ -48,6 +48,8 @@ struct WeightSource {
 // of the plan's context. `run_group` (may be empty) enqueues a group's layers instead of
 // Plan::enqueue_layers. Works inside a stream capture of `compute` when `copy` has joined it
 // (waits on an event recorded on `compute` during the capture).
+// `pipelined` false is the ablation "the same groups without pipelining" (figure 7): every
+// group's copy is enqueued first and the first layer waits for the last copy.
 // Returns once everything is queued. Errors: kInvalidArgument for groups that do not cover the
 // layers or too few events; launch errors naming the layer (work queued before the error stays
 // queued). Nothing allocates.
@@ -55,6 +57,6 @@ Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
                          const WeightSource& source, const Bindings& bindings,
                          const cuda::Stream& copy, const cuda::Stream& compute,
                          std::span<cuda::Event> group_events, cuda::Event* first_layer = nullptr,
-                         const GroupRunner& run_group = {});
+                         const GroupRunner& run_group = {}, bool pipelined = true);
 
 }  // namespace ps::models::gpu

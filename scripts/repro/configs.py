@@ -7,6 +7,8 @@ CONFIGS = {
     "blocks": ["--policy", "pipeswitch", "--grouping", "blocks"],
     "per-layer": ["--policy", "pipeswitch", "--grouping", "per-layer"],
     "whole": ["--policy", "pipeswitch", "--grouping", "whole"],
+    "per-layer-no-pipeline": ["--policy", "pipeswitch", "--grouping", "per-layer",
+                              "--pipelining", "off"],
     "stop-and-start": ["--policy", "stop-and-start"],
     "no-pool": ["--policy", "no-pool"],
     "pageable": ["--policy", "pageable"],

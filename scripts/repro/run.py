@@ -50,7 +50,10 @@ class Context:
         self.warmup, self.requests = args.warmup, args.requests
         # kill-restart costs about a second per request on a GPU: fewer of them in quick mode.
         self.few = {"kill-restart": (2, 5)} if args.quick and not args.cpu else {}
-        self.train_model = self.models[0]
+        # The background job: on the CPU the tiny zoo model (re-imported for training by the
+        # server); on a GPU a training-mode package of the first model at batch 64
+        # (export_and_import makes <model>_train.psm), as the paper trained ResNet152.
+        self.train_model = self.models[0] if args.cpu else self.models[0] + "_train"
         self.train_batch = 8 if args.cpu else 64
         self.fig6_model = self.models[0]
         self.fig6_series = args.fig6_series.split(",")
@@ -72,8 +75,10 @@ class Context:
             self.server_args = ["--device", "cpu", "--zoo=" + ",".join(self.models),
                                 "--zoo-batch", str(self.batch), "--zoo-seq", str(self.seq)]
         else:
+            # The pool holds the inference models and the training job (ResNet152 at batch 64
+            # keeps every activation of a step); a kill-restart child still finds room for its own.
             self.server_args = ["--device", args.device, "--models", args.models_dir,
-                                "--precision", args.precision]
+                                "--precision", args.precision, "--pool-size", args.pool_size]
 
     def flags(self, config):
         """pipeswitchd's flags for a configuration (those this build knows)."""
@@ -87,9 +92,12 @@ class Context:
         else:
             one = os.path.join(self.args.work, "models_" + model)
             os.makedirs(one, exist_ok=True)
-            link = os.path.join(one, model + ".psm")
-            if not os.path.exists(link):
-                os.symlink(os.path.abspath(os.path.join(self.args.models_dir, model + ".psm")), link)
+            # The model, and the training job's model when it trains this one.
+            for name in {model, self.train_model if self.train_model.startswith(model) else model}:
+                link = os.path.join(one, name + ".psm")
+                target = os.path.abspath(os.path.join(self.args.models_dir, name + ".psm"))
+                if not os.path.exists(link) and os.path.exists(target):
+                    os.symlink(target, link)
             base = [one if prev == "--models" else a
                     for prev, a in zip([None] + self.server_args, self.server_args)]
         return base + server_flags(config, self.help_text)
@@ -144,6 +152,28 @@ def export_and_import(ctx, progress):
                                   "--batch", "8", "--seq", "251"], stdout=log, stderr=log)
         if rc != 0:
             sys.exit("reproduce: psimport %s failed (see %s/import_%s.log)" % (m, ctx.logs, m))
+    # The training job's model: exported at its batch, imported for training (BatchNorm kept).
+    m = ctx.models[0]
+    train_dir = os.path.join(work, "train%d" % ctx.train_batch)
+    train_onnx = os.path.join(train_dir, "%s_op17.onnx" % m)
+    train_psm = os.path.join(models_dir, ctx.train_model + ".psm")
+    if not os.path.exists(train_psm):
+        if not os.path.exists(train_onnx):
+            progress("export %s at batch %d for training" % (m, ctx.train_batch))
+            with open(os.path.join(ctx.logs, "export_train.log"), "w") as log:
+                rc = subprocess.call([args.python, os.path.join(SCRIPTS, "export_models.py"),
+                                      "--out", train_dir, "--models", m, "--opsets", "17",
+                                      "--batch", str(ctx.train_batch), "--no-reference"],
+                                     stdout=log, stderr=log)
+            if rc != 0:
+                sys.exit("reproduce: the training export failed (see %s/export_train.log)" % ctx.logs)
+        progress("psimport %s --mode training --batch %d" % (m, ctx.train_batch))
+        with open(os.path.join(ctx.logs, "import_train.log"), "w") as log:
+            rc = subprocess.call([psimport, train_onnx, "-o", train_psm, "--mode", "training",
+                                  "--batch", str(ctx.train_batch)], stdout=log, stderr=log)
+        if rc != 0:
+            sys.exit("reproduce: psimport --mode training failed (see %s/import_train.log)" %
+                     ctx.logs)
     return models_dir
 
 
@@ -163,14 +193,24 @@ def probe(ctx, progress):
                     f.write(ctx.payloads[m])
                 ctx.input_files[m] = path
         try:
+            # A job starts (OK job=N) before the backend has built its trainer: one step, then
+            # JOBS says whether it finished or failed (and why).
             job = c.train(ctx.train_model, ctx.train_batch, steps=1)
-            ctx.training_supported = True
-            try:
-                c.stop(job)
-            except client.ClientError:
-                pass                                    # already finished its one step
-            progress("training: TRAIN %s batch=%d works on this backend" %
-                     (ctx.train_model, ctx.train_batch))
+            state, error = "running", ""
+            deadline = time.time() + 300
+            while state in ("running", "stopping") and time.time() < deadline:
+                time.sleep(0.2)
+                for j in c.jobs():
+                    if j.get("job") == job:
+                        state, error = j.get("state", ""), j.get("error", "")
+            if state == "finished":
+                ctx.training_supported = True
+                progress("training: TRAIN %s batch=%d works on this backend" %
+                         (ctx.train_model, ctx.train_batch))
+            else:
+                ctx.training_missing = ("not available (the training job %s: %s)" %
+                                        (state, error.replace("_", " ")))
+                progress("training: %s" % ctx.training_missing)
         except client.Unsupported as e:
             ctx.training_missing = ("not available (training not implemented on this backend: %s)"
                                     % str(e).replace("ERR UNSUPPORTED ", ""))
@@ -321,6 +361,9 @@ def main(argv=None):
     ap.add_argument("--models-dir", help="GPU: packages MODEL.psm already made (skips the export)")
     ap.add_argument("--device", default="0", help="GPU ordinal for pipeswitchd (default 0)")
     ap.add_argument("--precision", default="tf32", choices=["tf32", "fp32"])
+    ap.add_argument("--pool-size", default="48G",
+                    help="GPU: pipeswitchd --pool-size (inference models and the training job; "
+                         "default 48G)")
     ap.add_argument("--figures", default="5,6,7,8,9", help="which figures (default 5,6,7,8,9)")
     ap.add_argument("--input", default="data", choices=["data", "synthetic"],
                     help="send input tensors as the paper's client did (data), or let the server "

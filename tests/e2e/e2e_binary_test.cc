@@ -46,7 +46,7 @@ TEST_CASE("e2e binary: requests answered FNSH in order, several per connection, 
   CHECK(stats->payload.find("model=bert_tiny ok=2") != std::string::npos);
 }
 
-TEST_CASE("e2e binary: MODEL_training starts the model's job once; inference preempts it",
+TEST_CASE("e2e binary: MODEL_training starts the model's job once, inference preempts it",
           "[e2e]") {
   ServerProcess server = start_server({"--zoo-batch", "2"});  // BatchNorm training needs N > 1
   psnc::Client client = server.connect();

@@ -80,6 +80,8 @@ Device:
   --grouping G            copy groups of a switch: optimal (from per-layer times measured at
                           registration and the measured link), package (as imported), per-layer,
                           blocks (the original PipeSwitch's), whole (default optimal)
+  --pipelining on|off     a switched-in model's layers start as their group arrives (on), or
+                          after every group's copy (off: the ablation of figure 7) (default on)
   --graphs on|off         replay each request as one CUDA graph (copies, events, layers) where
                           the weights' address is fixed (default on)
   --threads N             CPU backend worker threads (default: one per core)
@@ -166,6 +168,12 @@ Result<Options> parse_args(std::span<const std::string> args) {
     } else if (flag == "--grouping") {
       PS_ASSIGN_OR_RETURN(o.grouping, value());
       PS_TRY(models::gpu::parse_grouping_choice(o.grouping).status());
+    } else if (flag == "--pipelining") {
+      PS_ASSIGN_OR_RETURN(const std::string v, value());
+      if (v != "on" && v != "off") {
+        return invalid_argument("--pipelining '", v, "': expected on or off");
+      }
+      o.pipelining = v == "on";
     } else if (flag == "--graphs") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       if (v != "on" && v != "off")

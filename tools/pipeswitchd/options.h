@@ -31,6 +31,7 @@ struct Options {
   std::string precision = "tf32";
   std::string grouping = "optimal";
   bool graphs = true;
+  bool pipelining = true;
   uint32_t threads = 0;
   std::optional<std::string> token;
   std::optional<std::string> admin_token;
