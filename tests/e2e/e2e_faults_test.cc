@@ -304,5 +304,60 @@ TEST_CASE("e2e faults: SIGTERM with busy, idle, mid-payload and non-reading clie
   CHECK(**exit_code == 0);  // the non-reading client was closed at --shutdown-timeout at worst
 }
 
+TEST_CASE("e2e faults: SIGTERM while training and inference run leaves a loadable checkpoint",
+          "[e2e][faults]") {
+  onnx_loader::testing::TempDir dir;
+  const std::string checkpoints = dir.file("ckpt");
+  ServerProcess server = start_server({"--zoo-batch", "2", "--checkpoints", checkpoints});
+  psnc::Client admin = server.connect();
+  const psnc::Reply job = request(admin, "TRAIN resnet_tiny checkpoint=run every=3\n");
+  REQUIRE(job.ok);
+  // Inference requests in flight while the job runs (and parks for them).
+  std::vector<psnc::Client> busy;
+  for (int i = 0; i < 3; ++i) {
+    busy.push_back(server.connect());
+    std::string burst;
+    for (int r = 0; r < 10; ++r) burst += "INFER resnet_tiny\n";
+    REQUIRE(busy.back().send(burst).ok());
+  }
+  for (psnc::Client& c : busy) REQUIRE(c.read_reply().ok());  // work is running
+  admin = psnc::Client(server.connect());
+  std::optional<Result<int>> exit_code;
+  std::thread stopper([&] { exit_code = server.stop(SIGTERM, std::chrono::seconds(30)); });
+  for (psnc::Client& c : busy) {
+    for (int r = 1; r < 10; ++r) {
+      auto reply = c.read_reply();
+      REQUIRE(reply.ok());  // an answer for each: a result or UNAVAILABLE
+      CHECK((reply->ok || reply->code == "UNAVAILABLE"));
+    }
+    CHECK(c.wait_closed(std::chrono::seconds(10)).value());
+  }
+  busy.clear();
+  { psnc::Client closing = std::move(admin); }
+  stopper.join();
+  REQUIRE(exit_code.has_value());
+  REQUIRE(exit_code->ok());
+  CHECK(**exit_code == 0);
+
+  // The checkpoint is intact: a new server resumes from it and trains on.
+  REQUIRE(std::filesystem::is_regular_file(checkpoints + "/run"));
+  CHECK_FALSE(std::filesystem::exists(checkpoints + "/run.tmp"));
+  ServerProcess again = start_server({"--zoo-batch", "2", "--checkpoints", checkpoints});
+  psnc::Client client = again.connect();
+  const psnc::Reply resumed = request(client, "TRAIN resnet_tiny resume=run steps=2\n");
+  INFO(resumed.line);
+  REQUIRE(resumed.ok);
+  for (int i = 0; i < 3000; ++i) {
+    const psnc::Reply jobs = request(client, "JOBS\n");
+    if (jobs.payload.find("state=running") == std::string::npos) {
+      INFO(jobs.payload);
+      CHECK(jobs.payload.find("state=finished") != std::string::npos);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  check_clean_exit(again, client);
+}
+
 }  // namespace
 }  // namespace ps::e2e
