@@ -80,6 +80,22 @@ __device__ inline int64_t counted(const PoolParams& p, int d, int64_t o) {
   return hi > lo ? hi - lo : 0;
 }
 
+// Element i of a pooling input (planes of in[0] x in[1] x in[2]): its plane, its offset in the
+// plane and its coordinates.
+struct PoolInput {
+  uint64_t plane;
+  int64_t at, id, ih, iw;
+};
+__device__ inline PoolInput pool_input(const PoolParams& p, uint64_t in_plane, uint64_t i) {
+  PoolInput e;
+  e.plane = i / in_plane;
+  e.at = static_cast<int64_t>(i - e.plane * in_plane);
+  e.iw = e.at % p.in[2];
+  e.ih = (e.at / p.in[2]) % p.in[1];
+  e.id = e.at / (p.in[2] * p.in[1]);
+  return e;
+}
+
 }  // namespace train
 
 // dx = dy where x > 0, else 0 (Relu's backward; NaN in x gives 0, as the CPU reference's
@@ -221,13 +237,10 @@ extern "C" __global__ void ps_max_pool_backward_f32(const int32_t* argmax, const
   const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
   const uint64_t total = in_plane * static_cast<uint64_t>(p.planes);
   for (uint64_t i = train::thread_index(); i < total; i += train::grid_stride()) {
-    const uint64_t plane = i / in_plane;
-    const int64_t at = static_cast<int64_t>(i - plane * in_plane);
-    const int64_t iw = at % p.in[2];
-    const int64_t ih = (at / p.in[2]) % p.in[1];
-    const int64_t id = at / (p.in[2] * p.in[1]);
-    const int32_t* am = argmax + plane * out_plane;
-    const float* g = dy + plane * out_plane;
+    const train::PoolInput e = train::pool_input(p, in_plane, i);
+    const int64_t at = e.at, id = e.id, ih = e.ih, iw = e.iw;
+    const int32_t* am = argmax + e.plane * out_plane;
+    const float* g = dy + e.plane * out_plane;
     float sum = 0.0f;
     train::for_each_window(p, 0, id, [&](int64_t od, int64_t) {
       train::for_each_window(p, 1, ih, [&](int64_t oh, int64_t) {
@@ -251,12 +264,9 @@ extern "C" __global__ void ps_avg_pool_backward_f32(const float* dy, float* dx,
   const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
   const uint64_t total = in_plane * static_cast<uint64_t>(p.planes);
   for (uint64_t i = train::thread_index(); i < total; i += train::grid_stride()) {
-    const uint64_t plane = i / in_plane;
-    const int64_t at = static_cast<int64_t>(i - plane * in_plane);
-    const int64_t iw = at % p.in[2];
-    const int64_t ih = (at / p.in[2]) % p.in[1];
-    const int64_t id = at / (p.in[2] * p.in[1]);
-    const float* g = dy + plane * out_plane;
+    const train::PoolInput e = train::pool_input(p, in_plane, i);
+    const int64_t id = e.id, ih = e.ih, iw = e.iw;
+    const float* g = dy + e.plane * out_plane;
     float sum = 0.0f;
     train::for_each_window(p, 0, id, [&](int64_t od, int64_t) {
       const int64_t cd = train::counted(p, 0, od);

@@ -167,26 +167,11 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
     description_ = "conv with an empty output (nothing to do)";
     return Status::OK();
   }
-  // cuDNN wants 2 or 3 spatial dimensions: a 1-D convolution gets a leading trivial one.
-  std::vector<cpu::SpatialWindow> windows = plan.windows;
-  std::vector<int64_t> pads = plan.cudnn_pads;
-  if (windows.size() == 1) {
-    windows.insert(windows.begin(), cpu::SpatialWindow{});
-    pads.insert(pads.begin(), 0);
-  }
-  std::vector<int64_t> x_dims{plan.batch, plan.in_channels};
-  std::vector<int64_t> w_dims{plan.out_channels, plan.in_channels / plan.group};
-  std::vector<int64_t> y_dims{plan.batch, plan.out_channels};
-  std::vector<int64_t> bias_dims{1, plan.out_channels};
-  std::vector<int64_t> strides, dilations;
-  for (const cpu::SpatialWindow& w : windows) {
-    x_dims.push_back(w.in);
-    w_dims.push_back(w.kernel);
-    y_dims.push_back(w.out);
-    bias_dims.push_back(1);
-    strides.push_back(w.stride);
-    dilations.push_back(w.dilation);
-  }
+  const CudnnConvShape shape = cudnn_conv_shape(plan);
+  const std::vector<int64_t>& x_dims = shape.x;
+  const std::vector<int64_t>& w_dims = shape.w;
+  const std::vector<int64_t>& y_dims = shape.y;
+  const std::vector<int64_t>& bias_dims = shape.bias;
   if (element_count(x_dims) == 0) {
     return unsupported("X of shape ", shape_string(x_dims), " is empty but Y is not");
   }
@@ -195,7 +180,8 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   PS_ASSIGN_OR_RETURN(x_desc_, make_tensor_desc(x_dims));
   PS_ASSIGN_OR_RETURN(w_desc_, make_filter_desc(w_dims));
   PS_ASSIGN_OR_RETURN(y_desc_, make_tensor_desc(y_dims));
-  PS_ASSIGN_OR_RETURN(conv_desc_, make_conv_desc(pads, strides, dilations, plan.group, math));
+  PS_ASSIGN_OR_RETURN(conv_desc_,
+                      make_conv_desc(shape.pads, shape.strides, shape.dilations, plan.group, math));
 
   std::array<int, 5> cudnn_out{};
   CUDNN_TRY(cudnnGetConvolutionNdForwardOutputDim(conv_desc_.get(), x_desc_.get(), w_desc_.get(),
@@ -211,11 +197,8 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   const size_t x_bytes = static_cast<size_t>(element_count(x_dims)) * 4;
   const size_t w_bytes = static_cast<size_t>(element_count(w_dims)) * 4;
   const size_t y_bytes = static_cast<size_t>(element_count(y_dims)) * 4;
-  const std::string key =
-      str_cat("x", shape_string(x_dims), "w", shape_string(w_dims), "p", shape_string(pads), "s",
-              shape_string(strides), "d", shape_string(dilations), "g", plan.group);
   PS_ASSIGN_OR_RETURN(const ConvAlgoChoice choice,
-                      choose_conv_algo(env.runtime, env.precision, key,
+                      choose_conv_algo(env.runtime, env.precision, shape.key,
                                        ConvDescriptors{x_desc_, w_desc_, conv_desc_, y_desc_,
                                                        x_bytes, w_bytes, y_bytes}));
   algo_ = choice.algo;
@@ -230,8 +213,8 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
     PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(bias_dims));
     PS_ASSIGN_OR_RETURN(relu_desc_, make_activation_desc(CUDNN_ACTIVATION_RELU));
     const std::string mode_key =
-        str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|", key,
-                "|b", has_bias_, "r", has_residual_);
+        str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|",
+                shape.key, "|b", has_bias_, "r", has_residual_);
     std::optional<ConvMode> cached;
     {
       std::lock_guard<std::mutex> lock(mode_mutex());

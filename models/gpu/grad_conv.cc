@@ -49,7 +49,8 @@ const Perf* pick(const Perf* perf, int returned, Precision precision, size_t cap
   const Perf* any = nullptr;
   for (int i = 0; i < returned; ++i) {
     const Perf& p = perf[i];
-    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > cap || !acceptable_math(precision, p.mathType)) {
+    if (p.status != CUDNN_STATUS_SUCCESS || p.memory > cap ||
+        !acceptable_math(precision, p.mathType)) {
       continue;
     }
     if (p.determinism == CUDNN_DETERMINISTIC) return &p;
@@ -84,9 +85,9 @@ class ConvGradOp final : public GpuOp {
 
 Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::string& key) {
   GpuRuntime& runtime = env.runtime;
-  const std::string full_key = str_cat(data ? "bwd_data" : "bwd_filter", "|dev",
-                                       runtime.device().ordinal(), "|",
-                                       precision_name(env.precision), "|", key);
+  const std::string full_key =
+      str_cat(data ? "bwd_data" : "bwd_filter", "|dev", runtime.device().ordinal(), "|",
+              precision_name(env.precision), "|", key);
   const ConvDesc& conv = data ? data_conv_ : filter_conv_;
   {
     std::lock_guard<std::mutex> lock(cache_mutex());
@@ -137,9 +138,8 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
   } else {
     std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
     CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        runtime.dnn(), x_desc_.get(), ptr(0), y_desc_.get(), ptr(y_at), conv.get(),
-        w_desc_.get(), ptr(w_at), static_cast<int>(perf.size()), &returned, perf.data(),
-        ptr(ws_at), cap));
+        runtime.dnn(), x_desc_.get(), ptr(0), y_desc_.get(), ptr(y_at), conv.get(), w_desc_.get(),
+        ptr(w_at), static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at), cap));
     PS_TRY(runtime.plan_stream().synchronize());
     const auto* best = pick(perf.data(), returned, env.precision, cap);
     if (best == nullptr) {
@@ -163,8 +163,9 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
 Status ConvGradOp::init(const ConvPlan& plan, const GradSpec& spec, const OpEnv& env) {
   dnn_ = env.runtime.dnn();
   if (plan.relu || plan.has_residual) {
-    return unsupported("FusedConv with an activation or residual (training manifests keep Conv "
-                       "unfused)");
+    return unsupported(
+        "FusedConv with an activation or residual (training manifests keep Conv "
+        "unfused)");
   }
   want_dx_ = spec.wants(0);
   want_dw_ = spec.wants(1);
@@ -172,25 +173,10 @@ Status ConvGradOp::init(const ConvPlan& plan, const GradSpec& spec, const OpEnv&
   acc_dx_ = spec.accumulates(0);
   acc_dw_ = spec.accumulates(1);
   acc_db_ = spec.accumulates(2);
-  std::vector<cpu::SpatialWindow> windows = plan.windows;
-  std::vector<int64_t> pads = plan.cudnn_pads;
-  if (windows.size() == 1) {
-    windows.insert(windows.begin(), cpu::SpatialWindow{});
-    pads.insert(pads.begin(), 0);
-  }
-  std::vector<int64_t> x_dims{plan.batch, plan.in_channels};
-  std::vector<int64_t> w_dims{plan.out_channels, plan.in_channels / plan.group};
-  std::vector<int64_t> y_dims{plan.batch, plan.out_channels};
-  std::vector<int64_t> bias_dims{1, plan.out_channels};
-  std::vector<int64_t> strides, dilations;
-  for (const cpu::SpatialWindow& w : windows) {
-    x_dims.push_back(w.in);
-    w_dims.push_back(w.kernel);
-    y_dims.push_back(w.out);
-    bias_dims.push_back(1);
-    strides.push_back(w.stride);
-    dilations.push_back(w.dilation);
-  }
+  const CudnnConvShape shape = cudnn_conv_shape(plan);
+  const std::vector<int64_t>& x_dims = shape.x;
+  const std::vector<int64_t>& w_dims = shape.w;
+  const std::vector<int64_t>& y_dims = shape.y;
   if (element_count(x_dims) == 0 || element_count(y_dims) == 0) {
     return unsupported("an empty X or Y (", shape_string(x_dims), ", ", shape_string(y_dims), ")");
   }
@@ -202,14 +188,14 @@ Status ConvGradOp::init(const ConvPlan& plan, const GradSpec& spec, const OpEnv&
   PS_ASSIGN_OR_RETURN(y_desc_, make_tensor_desc(y_dims));
   const cudnnMathType_t math =
       env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
-  PS_ASSIGN_OR_RETURN(data_conv_, make_conv_desc(pads, strides, dilations, plan.group, math));
-  PS_ASSIGN_OR_RETURN(filter_conv_, make_conv_desc(pads, strides, dilations, plan.group, math));
+  PS_ASSIGN_OR_RETURN(data_conv_,
+                      make_conv_desc(shape.pads, shape.strides, shape.dilations, plan.group, math));
+  PS_ASSIGN_OR_RETURN(filter_conv_,
+                      make_conv_desc(shape.pads, shape.strides, shape.dilations, plan.group, math));
   if (want_db_) {
-    PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(bias_dims));
+    PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(shape.bias));
   }
-  const std::string key =
-      str_cat("x", shape_string(x_dims), "w", shape_string(w_dims), "p", shape_string(pads), "s",
-              shape_string(strides), "d", shape_string(dilations), "g", plan.group);
+  const std::string& key = shape.key;
   std::string parts;
   if (want_dx_) {
     PS_ASSIGN_OR_RETURN(const BwdChoice c, choose(true, env, key));
@@ -246,21 +232,18 @@ Status ConvGradOp::enqueue(const LaunchArgs& args) const {
   const CUdeviceptr x = args.inputs[0], w = args.inputs[1], dy = args.inputs.back();
   void* ws = p(args.workspace);
   if (want_dx_) {
-    CUDNN_TRY(cudnnConvolutionBackwardData(dnn_, &one, w_desc_.get(), p(w), y_desc_.get(), p(dy),
-                                           data_conv_.get(), data_algo_, ws, workspace_bytes_,
-                                           acc_dx_ ? &one : &zero, x_desc_.get(),
-                                           p(args.outputs[0])));
+    CUDNN_TRY(cudnnConvolutionBackwardData(
+        dnn_, &one, w_desc_.get(), p(w), y_desc_.get(), p(dy), data_conv_.get(), data_algo_, ws,
+        workspace_bytes_, acc_dx_ ? &one : &zero, x_desc_.get(), p(args.outputs[0])));
   }
   if (want_dw_) {
-    CUDNN_TRY(cudnnConvolutionBackwardFilter(dnn_, &one, x_desc_.get(), p(x), y_desc_.get(),
-                                             p(dy), filter_conv_.get(), filter_algo_, ws,
-                                             workspace_bytes_, acc_dw_ ? &one : &zero,
-                                             w_desc_.get(), p(args.outputs[1])));
+    CUDNN_TRY(cudnnConvolutionBackwardFilter(
+        dnn_, &one, x_desc_.get(), p(x), y_desc_.get(), p(dy), filter_conv_.get(), filter_algo_, ws,
+        workspace_bytes_, acc_dw_ ? &one : &zero, w_desc_.get(), p(args.outputs[1])));
   }
   if (want_db_) {
-    CUDNN_TRY(cudnnConvolutionBackwardBias(dnn_, &one, y_desc_.get(), p(dy),
-                                           acc_db_ ? &one : &zero, bias_desc_.get(),
-                                           p(args.outputs[2])));
+    CUDNN_TRY(cudnnConvolutionBackwardBias(dnn_, &one, y_desc_.get(), p(dy), acc_db_ ? &one : &zero,
+                                           bias_desc_.get(), p(args.outputs[2])));
   }
   return Status::OK();
 }

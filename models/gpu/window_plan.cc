@@ -43,6 +43,31 @@ int64_t symmetric_out(const cpu::SpatialWindow& w, int64_t pad) {
 
 }  // namespace
 
+CudnnConvShape cudnn_conv_shape(const ConvPlan& plan) {
+  std::vector<cpu::SpatialWindow> windows = plan.windows;
+  CudnnConvShape s;
+  s.pads = plan.cudnn_pads;
+  if (windows.size() == 1) {
+    windows.insert(windows.begin(), cpu::SpatialWindow{});
+    s.pads.insert(s.pads.begin(), 0);
+  }
+  s.x = {plan.batch, plan.in_channels};
+  s.w = {plan.out_channels, plan.in_channels / plan.group};
+  s.y = {plan.batch, plan.out_channels};
+  s.bias = {1, plan.out_channels};
+  for (const cpu::SpatialWindow& w : windows) {
+    s.x.push_back(w.in);
+    s.w.push_back(w.kernel);
+    s.y.push_back(w.out);
+    s.bias.push_back(1);
+    s.strides.push_back(w.stride);
+    s.dilations.push_back(w.dilation);
+  }
+  s.key = str_cat("x", shape_string(s.x), "w", shape_string(s.w), "p", shape_string(s.pads), "s",
+                  shape_string(s.strides), "d", shape_string(s.dilations), "g", plan.group);
+  return s;
+}
+
 Result<ConvPlan> plan_conv(const OpSpec& spec) {
   const std::string op(spec.op);
   const bool fused = op == "FusedConv";

@@ -31,6 +31,15 @@ struct ConvPlan {
   Shape out_shape;
 };
 
+// A ConvPlan as cuDNN takes it: the dims of X, W, Y and a bias broadcast (1, M, 1, ...), and the
+// window's pads, strides and dilations, a 1-D convolution given a leading trivial spatial
+// dimension (cuDNN wants 2 or 3). `key` names the shape for the algorithm caches.
+struct CudnnConvShape {
+  std::vector<int64_t> x, w, y, bias, pads, strides, dilations;
+  std::string key;
+};
+CudnnConvShape cudnn_conv_shape(const ConvPlan& plan);
+
 // Validates a Conv/FusedConv spec: float32 X [N, C, spatial...] (1-3 spatial dims), W
 // [M, C/group, kernel...], optional B [M], FusedConv's residual (present iff has_residual=1,
 // with the output's shape), the attributes (group, strides, dilations, pads, auto_pad,

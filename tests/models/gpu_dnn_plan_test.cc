@@ -76,6 +76,35 @@ TEST_CASE("plan_conv: Inception 1x7 and depthwise groups") {
   CHECK(dw->group == 32);
 }
 
+TEST_CASE("cudnn_conv_shape: dims, bias broadcast and the 1-D convolution's extra dimension") {
+  auto dw = conv("Conv",
+                 attrs({attr_i("group", 32), attr_ints("pads", {1, 1, 1, 1}),
+                        attr_ints("strides", {2, 2})}),
+                 {f32({2, 32, 9, 9}), f32({32, 1, 3, 3})}, {2, 32, 5, 5});
+  REQUIRE(dw.ok());
+  const CudnnConvShape s = cudnn_conv_shape(*dw);
+  CHECK(s.x == std::vector<int64_t>{2, 32, 9, 9});
+  CHECK(s.w == std::vector<int64_t>{32, 1, 3, 3});
+  CHECK(s.y == std::vector<int64_t>{2, 32, 5, 5});
+  CHECK(s.bias == std::vector<int64_t>{1, 32, 1, 1});
+  CHECK(s.pads == std::vector<int64_t>{1, 1});
+  CHECK(s.strides == std::vector<int64_t>{2, 2});
+  CHECK(s.dilations == std::vector<int64_t>{1, 1});
+
+  auto one_d = conv("Conv", attrs({attr_ints("pads", {2, 2}), attr_ints("dilations", {2})}),
+                    {f32({4, 8, 50}), f32({16, 8, 3})}, {4, 16, 50});
+  REQUIRE(one_d.ok());
+  const CudnnConvShape t = cudnn_conv_shape(*one_d);
+  CHECK(t.x == std::vector<int64_t>{4, 8, 1, 50});  // a leading trivial spatial dimension
+  CHECK(t.w == std::vector<int64_t>{16, 8, 1, 3});
+  CHECK(t.y == std::vector<int64_t>{4, 16, 1, 50});
+  CHECK(t.pads == std::vector<int64_t>{0, 2});
+  CHECK(t.dilations == std::vector<int64_t>{1, 2});
+  // The algorithm caches' key tells the two shapes (and any group) apart.
+  CHECK(s.key != t.key);
+  CHECK(s.key.find("g32") != std::string::npos);
+}
+
 TEST_CASE("plan_conv: padding cuDNN cannot express is refused, harmless padding accepted") {
   // SAME_UPPER, stride 2 on an even input: begin 0, end 1, and the end pad is used.
   auto same = conv("Conv", attrs({attr_s("auto_pad", "SAME_UPPER"), attr_ints("strides", {2, 2})}),
