@@ -3,9 +3,10 @@
 # benchmark. Use it on a GPU machine, either on a build made there or on a bundle made elsewhere
 # by scripts/bundle.sh (see README, "Running on a GPU machine").
 #
-# Usage: scripts/gpu-check.sh [DIR] [--no-bench]
+# Usage: scripts/gpu-check.sh [DIR] [--no-bench] [--gpu-only]
 #   DIR  a build directory (default: build; built first with `make build` if missing) or a bundle
 #        directory (has tests/ and lib/; libraries and test data are taken from it).
+#   --gpu-only  only the cases tagged [gpu] (CI runs the rest; this saves device time).
 # Each test case runs in its own process; a case that prints "GPU-SKIP:" counts as skipped.
 # Exit status: 0 when no case failed (skips are reported, and on a machine with a GPU a skipped
 # [gpu] case is itself worth a look).
@@ -13,10 +14,12 @@ set -uo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 DIR="build"
 BENCH=1
+FILTER=""
 for arg in "$@"; do
   case "$arg" in
     --no-bench) BENCH=0 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --gpu-only) FILTER="[gpu]" ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) DIR="$arg" ;;
   esac
 done
@@ -59,7 +62,7 @@ for exe in $TESTS; do
     if [[ $rc -ne 0 ]]; then f=$((f+1)); failures+=("$name: $tc");
     elif grep -q "GPU-SKIP:" <<<"$out"; then s=$((s+1));
     else p=$((p+1)); fi
-  done < <("$exe" --list-test-names-only 2>/dev/null | sed 's/[[:space:]]*$//')
+  done < <("$exe" $FILTER --list-test-names-only 2>/dev/null | sed 's/[[:space:]]*$//')
   printf '%-28s %6d %6d %6d\n' "$name" $p $f $s
   pass=$((pass+p)); fail=$((fail+f)); skip=$((skip+s))
 done
