@@ -20,3 +20,11 @@ ps_add_test(test_gpu_trainer_plan
   LIBS ps_gpu ps_zoo_lowering)
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/gpu_trainer_plan_test.cc
   PROPERTIES COMPILE_OPTIONS "-Wno-unknown-pragmas")
+
+# test_gpu_trainer: [gpu] only: the GPU trainer against the float64 CPU trainer on resnet_tiny
+# and inception_tiny (one step's gradients and weights, 10 steps' losses), chunked stepping
+# bit-identical to whole steps, export/import round trip, create() refusals, the device batch
+# against SyntheticData.
+ps_add_test(test_gpu_trainer
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/gpu_trainer_test.cc
+  LIBS ps_gpu_test_support ps_zoo_lowering)
