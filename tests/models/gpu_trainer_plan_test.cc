@@ -12,6 +12,7 @@ inline double __dadd_rn(double a, double b) { return a + b; }
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -330,6 +331,28 @@ TEST_CASE("trainer plan: ResNet152 at batch 64 (memory report)", "[.resnet152]")
               mib(t.grads_bytes), mib(t.momentum_bytes), mib(t.patterns_bytes), mib(t.arena_bytes),
               mib(t.arena_lower_bound), mib(t.arena_no_reuse), mib(t.block_bytes));
   check_layout(m, t);
+}
+
+}  // namespace
+}  // namespace ps::models::gpu
+
+namespace ps::models::gpu {
+namespace {
+
+// What generating ResNet152's batch on the host would cost (docs/training.md, "Data": why the
+// trainer makes it on the device). Hidden: run test_gpu_trainer_plan "[.host_data_cost]".
+TEST_CASE("host cost of SyntheticData at ResNet152's batch (64 x 3 x 224 x 224)", "[.host_data_cost]") {
+  cpu::SyntheticDataOptions options;
+  Result<cpu::SyntheticData> data = cpu::SyntheticData::create(options, {3, 224, 224});
+  REQUIRE(data.ok());
+  cpu::Tensor images;
+  std::vector<int64_t> labels;
+  for (uint64_t b = 0; b < 3; ++b) {
+    const auto start = std::chrono::steady_clock::now();
+    REQUIRE(data->batch(b, 64, &images, &labels).ok());
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::printf("SyntheticData::batch(%llu, 64) at 3x224x224: %.1f ms\n", static_cast<unsigned long long>(b), ms);
+  }
 }
 
 }  // namespace
