@@ -47,7 +47,8 @@ extern "C" __global__ void ps_synthetic_patterns_f64(double* patterns,
   for (uint64_t i = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += stride) {
     const uint64_t c = i / size, e = i - c * size;
-    const uint64_t state = synthetic::draw(p.state ^ ((0x5A17E000ULL + c) * 0xD6E8FEB86659FD93ULL), 0);
+    const uint64_t state =
+        synthetic::draw(p.state ^ ((0x5A17E000ULL + c) * 0xD6E8FEB86659FD93ULL), 0);
     patterns[i] = synthetic::normal(state, 2 * e);
   }
 }

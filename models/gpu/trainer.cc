@@ -104,7 +104,7 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
     Result<std::unique_ptr<GpuOp>> op =
         layer.op() == "BatchNormalization" ? build_batch_norm_training(spec, env)
         : gpu_supports(layer.op())         ? build_op(spec, env)
-                                           : Result<std::unique_ptr<GpuOp>>(unsupported("no GPU operator"));
+                                   : Result<std::unique_ptr<GpuOp>>(unsupported("no GPU operator"));
     if (!op.ok()) {
       PS_TRY(note(static_cast<uint32_t>(l), op.status()));
       continue;
@@ -126,10 +126,11 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
     workspaces.push_back(backward[s]->workspace_bytes());
   }
   if (failures > 0) {
-    return make_error(failure_code, "GpuTrainer: ", failures, " layers of '",
-                      manifest.model_name(), "' cannot be trained on the GPU: ", failed);
+    return make_error(failure_code, "GpuTrainer: ", failures, " layers of '", manifest.model_name(),
+                      "' cannot be trained on the GPU: ", failed);
   }
-  PS_ASSIGN_OR_RETURN(loss_op, build_softmax_cross_entropy(Shape{layout.batch, layout.outputs_k}, env));
+  PS_ASSIGN_OR_RETURN(loss_op,
+                      build_softmax_cross_entropy(Shape{layout.batch, layout.outputs_k}, env));
   workspaces.push_back(loss_op->workspace_bytes());
   workspace_bytes = plan_workspace_bytes(workspaces, kTrainAlign);
   PS_ASSIGN_OR_RETURN(kernels, TrainKernels::load(env));
@@ -156,8 +157,9 @@ Status GpuTrainer::Impl::allocate() {
         " of device memory (weights ", mib(layout.params_bytes), ", gradients ",
         mib(layout.grads_bytes), ", momentum ", mib(layout.momentum_bytes), ", data patterns ",
         mib(layout.patterns_bytes), ", step arena ", mib(layout.arena_bytes), ", workspace ",
-        mib(workspace_bytes), "); the pool has ", mib(stats.allocator.free_bytes), " free (largest block ",
-        mib(stats.allocator.largest_free_block), ") of ", mib(stats.allocator.capacity));
+        mib(workspace_bytes), "); the pool has ", mib(stats.allocator.free_bytes),
+        " free (largest block ", mib(stats.allocator.largest_free_block), ") of ",
+        mib(stats.allocator.capacity));
   }
   block = *range;
   base = block.ptr;
@@ -197,16 +199,20 @@ Status GpuTrainer::Impl::enqueue_item(const TrainItem& item, const cuda::Stream&
       return data.make_batch(stream, addr(layout.patterns), data_position, layout.batch,
                              addr(layout.images), addr(layout.labels));
     case TrainItemKind::kForward: {
-      const LaunchArgs args{stream, fwd_in[item.index], fwd_out[item.index], workspace, workspace_bytes};
+      const LaunchArgs args{stream, fwd_in[item.index], fwd_out[item.index], workspace,
+                            workspace_bytes};
       const Status s = forward[item.index]->enqueue(args);
       return s.ok() ? s : s.with_context(layer_label(item.index));
     }
     case TrainItemKind::kLoss:
       return loss_op->enqueue(LaunchArgs{stream, loss_in, loss_out, workspace, workspace_bytes});
     case TrainItemKind::kBackward: {
-      const LaunchArgs args{stream, bwd_in[item.index], bwd_out[item.index], workspace, workspace_bytes};
+      const LaunchArgs args{stream, bwd_in[item.index], bwd_out[item.index], workspace,
+                            workspace_bytes};
       const Status s = backward[item.index]->enqueue(args);
-      return s.ok() ? s : s.with_context(str_cat("backward of ", layer_label(layout.backward[item.index].layer)));
+      return s.ok() ? s
+                    : s.with_context(
+                          str_cat("backward of ", layer_label(layout.backward[item.index].layer)));
     }
     case TrainItemKind::kSgd: {
       const TrainWeight& w = layout.weights[item.index];

@@ -41,9 +41,8 @@ Result<DeviceSyntheticData> DeviceSyntheticData::load(const OpEnv& env,
                                                       const cpu::SyntheticDataOptions& options,
                                                       int64_t sample_size) {
   if (options.classes < 1 || !(options.noise >= 0) || sample_size < 1) {
-    return invalid_argument("synthetic data: classes ", options.classes, ", noise ",
-                            options.noise, ", sample size ", sample_size,
-                            " must be >= 1, >= 0 and >= 1");
+    return invalid_argument("synthetic data: classes ", options.classes, ", noise ", options.noise,
+                            ", sample size ", sample_size, " must be >= 1, >= 0 and >= 1");
   }
   DeviceSyntheticData d;
   d.options_ = options;
@@ -67,8 +66,8 @@ Status DeviceSyntheticData::make_batch(const cuda::Stream& stream, CUdeviceptr p
                                        CUdeviceptr labels) const {
   const data_kernels::SyntheticParams p =
       synthetic_batch_params(options_, sample_size_, index, batch);
-  return batch_.launch(stream, grid_for(batch * sample_size_), kBlock, 0, patterns, images,
-                       labels, p);
+  return batch_.launch(stream, grid_for(batch * sample_size_), kBlock, 0, patterns, images, labels,
+                       p);
 }
 
 }  // namespace ps::models::gpu

@@ -50,8 +50,8 @@ class DeviceSyntheticData {
   Status make_patterns(const cuda::Stream& stream, CUdeviceptr patterns) const;
   // Enqueues batch `index` of `batch` samples from the patterns: images float32
   // [batch, sample_size], labels int64 [batch]. Allocates nothing.
-  Status make_batch(const cuda::Stream& stream, CUdeviceptr patterns, uint64_t index,
-                    int64_t batch, CUdeviceptr images, CUdeviceptr labels) const;
+  Status make_batch(const cuda::Stream& stream, CUdeviceptr patterns, uint64_t index, int64_t batch,
+                    CUdeviceptr images, CUdeviceptr labels) const;
 
  private:
   cpu::SyntheticDataOptions options_;

@@ -41,11 +41,16 @@ struct Timeline {
 
 std::string_view train_item_kind_name(TrainItemKind kind) {
   switch (kind) {
-    case TrainItemKind::kData: return "data";
-    case TrainItemKind::kForward: return "forward";
-    case TrainItemKind::kLoss: return "loss";
-    case TrainItemKind::kBackward: return "backward";
-    case TrainItemKind::kSgd: return "sgd";
+    case TrainItemKind::kData:
+      return "data";
+    case TrainItemKind::kForward:
+      return "forward";
+    case TrainItemKind::kLoss:
+      return "loss";
+    case TrainItemKind::kBackward:
+      return "backward";
+    case TrainItemKind::kSgd:
+      return "sgd";
   }
   return "?";
 }
@@ -108,8 +113,9 @@ uint64_t place_arena(std::span<ArenaBuffer> buffers, uint64_t alignment) {
     }
     request.offset = best_gap == UINT64_MAX ? cursor : best_offset;
     arena = std::max(arena, request.offset + bytes);
-    const auto at = std::upper_bound(placed.begin(), placed.end(), request.offset,
-                                     [&](uint64_t off, size_t o) { return off < buffers[o].offset; });
+    const auto at =
+        std::upper_bound(placed.begin(), placed.end(), request.offset,
+                         [&](uint64_t off, size_t o) { return off < buffers[o].offset; });
     placed.insert(at, index);
   }
   return arena;
@@ -133,7 +139,8 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
                                   bool (*has_backward)(std::string_view op)) {
   const int tensor_count = m.tensors_size();
   const int layer_count = m.layers_size();
-  if (layer_count == 0) return invalid_argument("GpuTrainer: model '", m.model_name(), "' has no layers");
+  if (layer_count == 0)
+    return invalid_argument("GpuTrainer: model '", m.model_name(), "' has no layers");
   TrainLayout t;
 
   // The input and the output.
@@ -157,8 +164,9 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   if (in.dtype() != pipeswitch::psm::DT_FLOAT32 || in.shape_size() < 2 || in.shape(0) < 1 ||
       out.dtype() != pipeswitch::psm::DT_FLOAT32 || out.shape_size() != 2 ||
       out.shape(0) != in.shape(0)) {
-    return invalid_argument("GpuTrainer: input '", in.name(), "' must be float32 [N, ...] and output '",
-                            out.name(), "' float32 [N, K]");
+    return invalid_argument("GpuTrainer: input '", in.name(),
+                            "' must be float32 [N, ...] and output '", out.name(),
+                            "' float32 [N, K]");
   }
   t.batch = in.shape(0);
   t.outputs_k = out.shape(1);
@@ -181,11 +189,13 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     }
     for (uint32_t i : layer.inputs()) {
       if (i >= static_cast<uint32_t>(tensor_count)) {
-        return corrupt("GpuTrainer: ", layer_label(m, l), " reads tensor ", i, " of ", tensor_count);
+        return corrupt("GpuTrainer: ", layer_label(m, l), " reads tensor ", i, " of ",
+                       tensor_count);
       }
     }
     const uint32_t o = layer.outputs(0);
-    if (o >= static_cast<uint32_t>(tensor_count) || m.tensors(static_cast<int>(o)).kind() == TensorProto::WEIGHT ||
+    if (o >= static_cast<uint32_t>(tensor_count) ||
+        m.tensors(static_cast<int>(o)).kind() == TensorProto::WEIGHT ||
         m.tensors(static_cast<int>(o)).kind() == TensorProto::INPUT || producer[o] >= 0) {
       return corrupt("GpuTrainer: ", layer_label(m, l), " writes tensor ", o,
                      ", which is out of range, a weight, the input or written twice");
@@ -230,14 +240,18 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     return w < 0 ? nullptr : &t.weights[static_cast<size_t>(w)];
   };
   auto kind_of = [&](uint32_t tensor) { return m.tensors(static_cast<int>(tensor)).kind(); };
-  auto numel_of = [&](uint32_t tensor) { return element_count(shape_of(m.tensors(static_cast<int>(tensor)))); };
+  auto numel_of = [&](uint32_t tensor) {
+    return element_count(shape_of(m.tensors(static_cast<int>(tensor))));
+  };
   auto act_bytes = [&](uint32_t tensor) -> Result<uint64_t> {
-    PS_ASSIGN_OR_RETURN(const DType d, onnx_loader::dtype_from_psm(m.tensors(static_cast<int>(tensor)).dtype()));
+    PS_ASSIGN_OR_RETURN(const DType d,
+                        onnx_loader::dtype_from_psm(m.tensors(static_cast<int>(tensor)).dtype()));
     return static_cast<uint64_t>(numel_of(tensor)) * dtype_size(d);
   };
   auto wants_grad = [&](uint32_t tensor) {
     const auto kind = kind_of(tensor);
-    if (kind == TensorProto::WEIGHT) return weight_of(tensor)->is_float && weight_of(tensor)->trainable;
+    if (kind == TensorProto::WEIGHT)
+      return weight_of(tensor)->is_float && weight_of(tensor)->trainable;
     return kind == TensorProto::ACTIVATION || kind == TensorProto::OUTPUT;
   };
 
@@ -340,7 +354,8 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
       }
       ArenaBuffer& b = t.arena[static_cast<size_t>(act_buffer[tensor])];
       b.last = std::max(b.last, time.forward(l));
-      if (backward_of[static_cast<size_t>(l)] >= 0 && backward_reads_input(layer.op(), static_cast<size_t>(i))) {
+      if (backward_of[static_cast<size_t>(l)] >= 0 &&
+          backward_reads_input(layer.op(), static_cast<size_t>(i))) {
         b.last = std::max(b.last, time.backward(l));
       }
     }
@@ -353,20 +368,24 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   for (int l = 0; l < layer_count; ++l) {
     const Layer& layer = m.layers(l);
     if (layer.op() != "BatchNormalization") continue;
-    if (layer.inputs_size() < 2) return invalid_argument("GpuTrainer: ", layer_label(m, l), " needs 5 inputs");
+    if (layer.inputs_size() < 2)
+      return invalid_argument("GpuTrainer: ", layer_label(m, l), " needs 5 inputs");
     const uint64_t bytes = static_cast<uint64_t>(numel_of(layer.inputs(1))) * 4;
     const int last = backward_of[static_cast<size_t>(l)] >= 0 ? time.backward(l) : time.forward(l);
     saved[static_cast<size_t>(l)] = {
         add(ArenaBuffer::Kind::kSavedStats, static_cast<uint32_t>(l), bytes, time.forward(l), last),
-        add(ArenaBuffer::Kind::kSavedStats, static_cast<uint32_t>(l), bytes, time.forward(l), last)};
+        add(ArenaBuffer::Kind::kSavedStats, static_cast<uint32_t>(l), bytes, time.forward(l),
+            last)};
   }
   for (int i = 0; i < tensor_count; ++i) {
     const auto tensor = static_cast<uint32_t>(i);
     if (!has_grad[tensor] || kind_of(tensor) == TensorProto::WEIGHT) continue;
     const int p = producer[tensor];
-    const int last = p >= 0 && backward_of[static_cast<size_t>(p)] >= 0 ? time.backward(p) : grad_first[tensor];
-    grad_buffer[tensor] = add(ArenaBuffer::Kind::kGradient, tensor,
-                              static_cast<uint64_t>(numel_of(tensor)) * 4, grad_first[tensor], last);
+    const int last =
+        p >= 0 && backward_of[static_cast<size_t>(p)] >= 0 ? time.backward(p) : grad_first[tensor];
+    grad_buffer[tensor] =
+        add(ArenaBuffer::Kind::kGradient, tensor, static_cast<uint64_t>(numel_of(tensor)) * 4,
+            grad_first[tensor], last);
   }
   std::vector<int> scratch_buffer;
   for (const Scratch& s : scratch) {
@@ -384,7 +403,9 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   for (const ArenaBuffer& b : t.arena) t.arena_no_reuse += align_up(b.bytes, kTrainAlign);
   t.arena_bytes = place_arena(t.arena);
   t.block_bytes = t.arena_offset + align_up(t.arena_bytes, kTrainAlign);
-  auto arena_at = [&](int buffer) { return t.arena_offset + t.arena[static_cast<size_t>(buffer)].offset; };
+  auto arena_at = [&](int buffer) {
+    return t.arena_offset + t.arena[static_cast<size_t>(buffer)].offset;
+  };
 
   // Operand offsets.
   auto value_offset = [&](uint32_t tensor) -> uint64_t {
@@ -435,7 +456,8 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   // The step's items.
   t.items.push_back(TrainItem{TrainItemKind::kData, 0, time.data()});
   for (int l = 0; l < layer_count; ++l) {
-    t.items.push_back(TrainItem{TrainItemKind::kForward, static_cast<uint32_t>(l), time.forward(l)});
+    t.items.push_back(
+        TrainItem{TrainItemKind::kForward, static_cast<uint32_t>(l), time.forward(l)});
   }
   t.items.push_back(TrainItem{TrainItemKind::kLoss, 0, time.loss()});
   for (size_t s = 0; s < t.backward.size(); ++s) {

@@ -53,9 +53,9 @@ struct TrainWeight {
   bool trainable = false;
   Shape shape;
   int64_t count = 0;
-  uint64_t bytes = 0;           // on the device
-  uint64_t offset = 0;          // in the block (params region)
-  uint64_t grad = kNoBuffer;    // its gradient (trainable and reached by the backward)
+  uint64_t bytes = 0;         // on the device
+  uint64_t offset = 0;        // in the block (params region)
+  uint64_t grad = kNoBuffer;  // its gradient (trainable and reached by the backward)
   uint64_t momentum = kNoBuffer;
 };
 
@@ -66,8 +66,8 @@ struct ForwardStep {
 
 struct BackwardStep {
   uint32_t layer = 0;
-  uint32_t wanted = 0;      // GradSpec::wanted
-  uint32_t accumulate = 0;  // GradSpec::accumulate
+  uint32_t wanted = 0;            // GradSpec::wanted
+  uint32_t accumulate = 0;        // GradSpec::accumulate
   std::vector<uint64_t> inputs;   // forward inputs, dY (BatchNormalization: saved statistics)
   std::vector<uint64_t> outputs;  // one per forward input; kNoBuffer where not computed
 };
@@ -83,9 +83,9 @@ struct ArenaBuffer {
 };
 
 struct TrainLayoutOptions {
-  bool momentum = true;    // SGD momentum != 0: momentum buffers
-  int64_t patterns = 10;   // synthetic patterns kept on the device (classes; 1 single_image)
-  int64_t classes = 10;    // labels in [0, classes): must fit the output's K
+  bool momentum = true;   // SGD momentum != 0: momentum buffers
+  int64_t patterns = 10;  // synthetic patterns kept on the device (classes; 1 single_image)
+  int64_t classes = 10;   // labels in [0, classes): must fit the output's K
 };
 
 struct TrainLayout {
@@ -94,12 +94,12 @@ struct TrainLayout {
   Shape sample_shape;
   int64_t sample_size = 0;
 
-  std::vector<TrainWeight> weights;      // every WEIGHT tensor, tensor order
-  std::vector<int32_t> weight_index;     // by manifest tensor: index in weights, or -1
-  std::vector<ForwardStep> forward;      // one per layer
-  std::vector<BackwardStep> backward;    // enqueue order (reverse layers, skipped ones absent)
-  std::vector<uint32_t> sgd;             // indices into weights, tensor order
-  std::vector<TrainItem> items;          // the step
+  std::vector<TrainWeight> weights;    // every WEIGHT tensor, tensor order
+  std::vector<int32_t> weight_index;   // by manifest tensor: index in weights, or -1
+  std::vector<ForwardStep> forward;    // one per layer
+  std::vector<BackwardStep> backward;  // enqueue order (reverse layers, skipped ones absent)
+  std::vector<uint32_t> sgd;           // indices into weights, tensor order
+  std::vector<TrainItem> items;        // the step
   std::vector<ArenaBuffer> arena;
 
   // Block offsets of the step's fixed operands.

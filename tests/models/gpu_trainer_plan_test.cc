@@ -8,17 +8,16 @@
 // must equal the CPU's bit for bit here (the device may differ by an ulp: trainer_data.h).
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __dadd_rn(double a, double b) { return a + b; }
-#include "cuda/kernels/synthetic_data.cu"
-
 #include <catch2/catch.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <map>
 #include <set>
 
+#include "cuda/kernels/synthetic_data.cu"
 #include "models/cpu/synthetic_data.h"
 #include "models/gpu/grad_op.h"
+#include "models/gpu/plan_layout.h"
 #include "models/gpu/trainer_data.h"
 #include "models/gpu/trainer_plan.h"
 #include "tests/models/zoo_lowering.h"
@@ -59,7 +58,8 @@ void check_layout(const Manifest& m, const TrainLayout& t) {
   }
   CHECK(t.items[static_cast<size_t>(1 + layers)].kind == TrainItemKind::kLoss);
   for (size_t i = 1; i < t.items.size(); ++i) CHECK(t.items[i - 1].time <= t.items[i].time);
-  for (size_t s = 1; s < t.backward.size(); ++s) CHECK(t.backward[s - 1].layer > t.backward[s].layer);
+  for (size_t s = 1; s < t.backward.size(); ++s)
+    CHECK(t.backward[s - 1].layer > t.backward[s].layer);
 
   // Gradient write/accumulate: for each tensor, the first backward (enqueue order) that
   // computes its gradient writes, every later one (or a later slot of the same layer)
@@ -68,8 +68,10 @@ void check_layout(const Manifest& m, const TrainLayout& t) {
   for (int l = 0; l < layers; ++l) {
     for (uint32_t in : m.layers(l).inputs()) {
       const TensorProto& spec = m.tensors(static_cast<int>(in));
-      const bool wanted = spec.kind() == TensorProto::WEIGHT ? spec.trainable()
-                          : spec.kind() == TensorProto::ACTIVATION || spec.kind() == TensorProto::OUTPUT;
+      const bool wanted =
+          spec.kind() == TensorProto::WEIGHT
+              ? spec.trainable()
+              : spec.kind() == TensorProto::ACTIVATION || spec.kind() == TensorProto::OUTPUT;
       if (wanted) readers[in] += 1;
     }
   }
@@ -165,8 +167,8 @@ void check_layout(const Manifest& m, const TrainLayout& t) {
     }
     if (item.kind == TrainItemKind::kSgd) operands = {t.loss};  // alive until the update
     for (uint64_t o : operands) {
-      INFO(train_item_kind_name(item.kind) << " " << item.index << " at time " << item.time
-                                            << ": operand at block offset " << o);
+      INFO(train_item_kind_name(item.kind)
+           << " " << item.index << " at time " << item.time << ": operand at block offset " << o);
       CHECK(alive_at(o, item.time));
     }
   }
@@ -180,13 +182,15 @@ TEST_CASE("trainer plan: resnet_tiny's step, gradient table and arena", "[gpu_tr
   CHECK(t.outputs_k == 1000);
   CHECK(t.sample_shape == Shape{3, 32, 32});
   CHECK(t.backward.size() == static_cast<size_t>(m.layers_size()));  // every layer reaches the loss
+  CHECK(build_layout(m).ok());  // the GPU op specs come from the inference layout
   // BatchNormalization: Y plus saved mean and inverse std; the backward reads them.
   for (int l = 0; l < m.layers_size(); ++l) {
     if (m.layers(l).op() != "BatchNormalization") continue;
     CHECK(t.forward[static_cast<size_t>(l)].outputs.size() == 3);
   }
   for (const BackwardStep& b : t.backward) {
-    const size_t forward_inputs = static_cast<size_t>(m.layers(static_cast<int>(b.layer)).inputs_size());
+    const size_t forward_inputs =
+        static_cast<size_t>(m.layers(static_cast<int>(b.layer)).inputs_size());
     const bool bn = m.layers(static_cast<int>(b.layer)).op() == "BatchNormalization";
     CHECK(b.inputs.size() == forward_inputs + (bn ? 3 : 1));
   }
@@ -195,13 +199,14 @@ TEST_CASE("trainer plan: resnet_tiny's step, gradient table and arena", "[gpu_tr
   CHECK(first.layer == 0);
   CHECK((first.wanted & 1u) == 0);
   CHECK(first.outputs[0] == kNoBuffer);
-  std::printf("resnet_tiny batch 2: %zu items, params %llu B, grads %llu B, arena %llu B "
-              "(live peak %llu, no reuse %llu)\n",
-              t.items.size(), static_cast<unsigned long long>(t.params_bytes),
-              static_cast<unsigned long long>(t.grads_bytes),
-              static_cast<unsigned long long>(t.arena_bytes),
-              static_cast<unsigned long long>(t.arena_lower_bound),
-              static_cast<unsigned long long>(t.arena_no_reuse));
+  std::printf(
+      "resnet_tiny batch 2: %zu items, params %llu B, grads %llu B, arena %llu B "
+      "(live peak %llu, no reuse %llu)\n",
+      t.items.size(), static_cast<unsigned long long>(t.params_bytes),
+      static_cast<unsigned long long>(t.grads_bytes),
+      static_cast<unsigned long long>(t.arena_bytes),
+      static_cast<unsigned long long>(t.arena_lower_bound),
+      static_cast<unsigned long long>(t.arena_no_reuse));
 }
 
 TEST_CASE("trainer plan: inception_tiny (Concat branches) and momentum 0", "[gpu_trainer_plan]") {
@@ -211,6 +216,7 @@ TEST_CASE("trainer plan: inception_tiny (Concat branches) and momentum 0", "[gpu
   options.patterns = 1;
   const TrainLayout t = plan(m, options);
   check_layout(m, t);
+  CHECK(build_layout(m).ok());
   CHECK(t.momentum_bytes == 0);
   CHECK(t.patterns_bytes >= static_cast<uint64_t>(t.sample_size) * 8);
 }
@@ -218,8 +224,8 @@ TEST_CASE("trainer plan: inception_tiny (Concat branches) and momentum 0", "[gpu
 TEST_CASE("trainer plan: refusals name the cause", "[gpu_trainer_plan]") {
   const Manifest m = lower_training("resnet_tiny", 2);
   SECTION("an op without a backward: every such layer listed") {
-    Result<TrainLayout> t = plan_training(
-        m, {}, [](std::string_view op) { return op != "Relu" && op != "MaxPool"; });
+    Result<TrainLayout> t =
+        plan_training(m, {}, [](std::string_view op) { return op != "Relu" && op != "MaxPool"; });
     REQUIRE_FALSE(t.ok());
     CHECK(t.status().code() == Code::kUnsupported);
     CHECK_THAT(t.status().message(), Catch::Contains("12 of") && Catch::Contains("MaxPool"));
@@ -283,22 +289,25 @@ void check_emulated_batches(const cpu::SyntheticDataOptions& options, const Shap
   const int64_t size = element_count(sample);
   const data_kernels::SyntheticParams pp = synthetic_pattern_params(options, size);
   std::vector<double> patterns(static_cast<size_t>(pp.samples * size));
-  emu_launch(EmuDim{2}, EmuDim{64},
-             [&] { ps_synthetic_patterns_f64(patterns.data(), pp); }, /*cooperative=*/false);
+  emu_launch(
+      EmuDim{2}, EmuDim{64}, [&] { ps_synthetic_patterns_f64(patterns.data(), pp); },
+      /*cooperative=*/false);
   for (uint64_t index : indices) {
     const data_kernels::SyntheticParams bp = synthetic_batch_params(options, size, index, batch);
     std::vector<float> images(static_cast<size_t>(batch * size), -1.0f);
     std::vector<int64_t> labels(static_cast<size_t>(batch), -1);
-    emu_launch(EmuDim{3}, EmuDim{64},
-               [&] { ps_synthetic_batch_f32(patterns.data(), images.data(), labels.data(), bp); },
-               /*cooperative=*/false);
+    emu_launch(
+        EmuDim{3}, EmuDim{64},
+        [&] { ps_synthetic_batch_f32(patterns.data(), images.data(), labels.data(), bp); },
+        /*cooperative=*/false);
     cpu::Tensor expected;
     std::vector<int64_t> expected_labels;
     REQUIRE(data->batch(index, batch, &expected, &expected_labels).ok());
     CHECK(labels == expected_labels);
     int64_t mismatches = 0;
     for (int64_t i = 0; i < batch * size; ++i) {
-      if (images[static_cast<size_t>(i)] != static_cast<float>(expected.data<double>()[i])) ++mismatches;
+      if (images[static_cast<size_t>(i)] != static_cast<float>(expected.data<double>()[i]))
+        ++mismatches;
     }
     INFO("batch " << index);
     CHECK(mismatches == 0);
@@ -323,13 +332,14 @@ TEST_CASE("trainer plan: ResNet152 at batch 64 (memory report)", "[.resnet152]")
   const Manifest m = lower_training("resnet152", 64);
   const TrainLayout t = plan(m);
   auto mib = [](uint64_t b) { return static_cast<double>(b) / (1 << 20); };
-  std::printf("resnet152 batch 64: %d layers, %zu items (%zu backward, %zu SGD)\n"
-              "  weights %.1f MiB, gradients %.1f MiB, momentum %.1f MiB, patterns %.1f MiB\n"
-              "  step arena %.1f MiB (live peak %.1f MiB, without reuse %.1f MiB)\n"
-              "  block %.1f MiB + workspace\n",
-              m.layers_size(), t.items.size(), t.backward.size(), t.sgd.size(), mib(t.params_bytes),
-              mib(t.grads_bytes), mib(t.momentum_bytes), mib(t.patterns_bytes), mib(t.arena_bytes),
-              mib(t.arena_lower_bound), mib(t.arena_no_reuse), mib(t.block_bytes));
+  std::printf(
+      "resnet152 batch 64: %d layers, %zu items (%zu backward, %zu SGD)\n"
+      "  weights %.1f MiB, gradients %.1f MiB, momentum %.1f MiB, patterns %.1f MiB\n"
+      "  step arena %.1f MiB (live peak %.1f MiB, without reuse %.1f MiB)\n"
+      "  block %.1f MiB + workspace\n",
+      m.layers_size(), t.items.size(), t.backward.size(), t.sgd.size(), mib(t.params_bytes),
+      mib(t.grads_bytes), mib(t.momentum_bytes), mib(t.patterns_bytes), mib(t.arena_bytes),
+      mib(t.arena_lower_bound), mib(t.arena_no_reuse), mib(t.block_bytes));
   check_layout(m, t);
 }
 
@@ -341,7 +351,8 @@ namespace {
 
 // What generating ResNet152's batch on the host would cost (docs/training.md, "Data": why the
 // trainer makes it on the device). Hidden: run test_gpu_trainer_plan "[.host_data_cost]".
-TEST_CASE("host cost of SyntheticData at ResNet152's batch (64 x 3 x 224 x 224)", "[.host_data_cost]") {
+TEST_CASE("host cost of SyntheticData at ResNet152's batch (64 x 3 x 224 x 224)",
+          "[.host_data_cost]") {
   cpu::SyntheticDataOptions options;
   Result<cpu::SyntheticData> data = cpu::SyntheticData::create(options, {3, 224, 224});
   REQUIRE(data.ok());
@@ -350,8 +361,10 @@ TEST_CASE("host cost of SyntheticData at ResNet152's batch (64 x 3 x 224 x 224)"
   for (uint64_t b = 0; b < 3; ++b) {
     const auto start = std::chrono::steady_clock::now();
     REQUIRE(data->batch(b, 64, &images, &labels).ok());
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    std::printf("SyntheticData::batch(%llu, 64) at 3x224x224: %.1f ms\n", static_cast<unsigned long long>(b), ms);
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::printf("SyntheticData::batch(%llu, 64) at 3x224x224: %.1f ms\n",
+                static_cast<unsigned long long>(b), ms);
   }
 }
 

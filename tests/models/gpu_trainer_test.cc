@@ -17,7 +17,6 @@
 //  - losses: 1e-4 relative at step 0 (a float32 forward against float64), 2e-3 over 10 steps
 //    (SGD with momentum amplifies the first step's differences a little every step).
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -39,10 +38,10 @@
 #include "tests/models/zoo_lowering.h"
 #include "tests/support/gpu.h"
 
-#define TRAIN_REQUIRE_OK(result)                                                \
-  do {                                                                          \
-    INFO(((result).ok() ? std::string("ok") : (result).status().to_string()));  \
-    REQUIRE((result).ok());                                                     \
+#define TRAIN_REQUIRE_OK(result)                                               \
+  do {                                                                         \
+    INFO(((result).ok() ? std::string("ok") : (result).status().to_string())); \
+    REQUIRE((result).ok());                                                    \
   } while (0)
 
 namespace ps::models::gpu {
@@ -99,7 +98,8 @@ cuda::Stream make_stream() {
 
 std::unique_ptr<GpuTrainer> make_trainer(cuda::DevicePool& pool, const onnx_loader::LoweredModel& m,
                                          const GpuTrainerOptions& o) {
-  Result<std::unique_ptr<GpuTrainer>> t = GpuTrainer::create(shared_runtime(), pool, m.manifest, m.weights, o);
+  Result<std::unique_ptr<GpuTrainer>> t =
+      GpuTrainer::create(shared_runtime(), pool, m.manifest, m.weights, o);
   TRAIN_REQUIRE_OK(t);
   std::printf("GpuTrainer '%s': %zu chunks of ~%.2f ms budget, %llu device bytes; chunk ms:",
               m.manifest.model_name().c_str(), (*t)->chunks_per_step(), o.chunk_budget_ms,
@@ -113,8 +113,10 @@ std::unique_ptr<GpuTrainer> make_trainer(cuda::DevicePool& pool, const onnx_load
   return std::move(t).value();
 }
 
-std::unique_ptr<cpu::Trainer> make_cpu_trainer(const onnx_loader::LoweredModel& m, const GpuTrainerOptions& o) {
-  Result<std::unique_ptr<cpu::Trainer>> t = cpu::Trainer::create(m.manifest, m.weights, cpu_options(o));
+std::unique_ptr<cpu::Trainer> make_cpu_trainer(const onnx_loader::LoweredModel& m,
+                                               const GpuTrainerOptions& o) {
+  Result<std::unique_ptr<cpu::Trainer>> t =
+      cpu::Trainer::create(m.manifest, m.weights, cpu_options(o));
   TRAIN_REQUIRE_OK(t);
   return std::move(t).value();
 }
@@ -194,10 +196,11 @@ void one_step_against_cpu(const std::string& model, int64_t batch) {
     REQUIRE(it != state->momentum.end());
     CHECK(grad_test::grad_error(expected, as_f32(it->second)).max_rel <= kGradTolerance);
   }
-  std::printf("[train] %s: %zu gradients, worst %.3g ('%s'); %zu weights after the step, worst "
-              "%.3g ('%s')\n",
-              model.c_str(), cpu_grads.size(), worst_grad, worst_grad_name.c_str(),
-              cpu->state().weights.size(), worst_weight, worst_weight_name.c_str());
+  std::printf(
+      "[train] %s: %zu gradients, worst %.3g ('%s'); %zu weights after the step, worst "
+      "%.3g ('%s')\n",
+      model.c_str(), cpu_grads.size(), worst_grad, worst_grad_name.c_str(),
+      cpu->state().weights.size(), worst_weight, worst_weight_name.c_str());
 }
 
 TEST_CASE("GpuTrainer: one step's gradients and weights match the CPU trainer (fp32)",
@@ -207,7 +210,7 @@ TEST_CASE("GpuTrainer: one step's gradients and weights match the CPU trainer (f
   one_step_against_cpu("inception_tiny", 2);
 }
 
-TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32; tf32 printed)",
+TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32, tf32 printed)",
           "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 4);
@@ -224,8 +227,9 @@ TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32; tf32 print
     TRAIN_REQUIRE_OK(a);
     TRAIN_REQUIRE_OK(b);
     const double rel = std::abs(*a - *expected) / std::abs(*expected);
-    std::printf("[train] resnet_tiny step %d: cpu %.8f gpu fp32 %.8f (rel %.3g) tf32 %.8f (rel %.3g)\n",
-                s, *expected, *a, rel, *b, std::abs(*b - *expected) / std::abs(*expected));
+    std::printf(
+        "[train] resnet_tiny step %d: cpu %.8f gpu fp32 %.8f (rel %.3g) tf32 %.8f (rel %.3g)\n", s,
+        *expected, *a, rel, *b, std::abs(*b - *expected) / std::abs(*expected));
     CHECK(rel <= (s == 0 ? kFirstLossTolerance : kLossTolerance));
   }
   CHECK(fp32->step_count() == 10);
@@ -343,7 +347,8 @@ TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu]
     auto t = create(softmax, gpu_options(), pool);
     REQUIRE_FALSE(t.ok());
     CHECK(t.status().code() == Code::kUnsupported);
-    CHECK_THAT(t.status().message(), Catch::Contains("Softmax") && Catch::Contains("no GPU backward"));
+    CHECK_THAT(t.status().message(),
+               Catch::Contains("Softmax") && Catch::Contains("no GPU backward"));
   }
   SECTION("two inputs") {
     pipeswitch::psm::Manifest two = m.manifest;
@@ -390,20 +395,24 @@ void check_device_batches(const cpu::SyntheticDataOptions& options, const Shape&
   GpuRuntime& rt = shared_runtime();
   const cuda::Stream& stream = rt.plan_stream();
   const int64_t size = element_count(sample);
-  Result<DeviceSyntheticData> data = DeviceSyntheticData::load(OpEnv{rt, Precision::kFp32}, options, size);
+  Result<DeviceSyntheticData> data =
+      DeviceSyntheticData::load(OpEnv{rt, Precision::kFp32}, options, size);
   TRAIN_REQUIRE_OK(data);
   Result<cuda::DeviceBuffer> patterns = cuda::DeviceBuffer::allocate(data->pattern_bytes());
-  Result<cuda::DeviceBuffer> images = cuda::DeviceBuffer::allocate(static_cast<size_t>(batch * size) * 4);
+  Result<cuda::DeviceBuffer> images =
+      cuda::DeviceBuffer::allocate(static_cast<size_t>(batch * size) * 4);
   Result<cuda::DeviceBuffer> labels = cuda::DeviceBuffer::allocate(static_cast<size_t>(batch) * 8);
   TRAIN_REQUIRE_OK(patterns);
   TRAIN_REQUIRE_OK(images);
   TRAIN_REQUIRE_OK(labels);
   REQUIRE(data->make_patterns(stream, patterns->ptr()).ok());
-  REQUIRE(data->make_batch(stream, patterns->ptr(), index, batch, images->ptr(), labels->ptr()).ok());
+  REQUIRE(
+      data->make_batch(stream, patterns->ptr(), index, batch, images->ptr(), labels->ptr()).ok());
   std::vector<float> got(static_cast<size_t>(batch * size));
   std::vector<int64_t> got_labels(static_cast<size_t>(batch));
   REQUIRE(cuda::copy_to_host_async(got.data(), images->ptr(), got.size() * 4, stream).ok());
-  REQUIRE(cuda::copy_to_host_async(got_labels.data(), labels->ptr(), got_labels.size() * 8, stream).ok());
+  REQUIRE(cuda::copy_to_host_async(got_labels.data(), labels->ptr(), got_labels.size() * 8, stream)
+              .ok());
   REQUIRE(stream.synchronize().ok());
 
   Result<cpu::SyntheticData> cpu_data = cpu::SyntheticData::create(options, sample);
@@ -419,11 +428,12 @@ void check_device_batches(const cpu::SyntheticDataOptions& options, const Shape&
     ++differ;
     if (std::nextafter(want, got[i]) != got[i]) ++beyond_one_ulp;
   }
-  std::printf("[data] %s%s batch %lld x %s, index %llu: %lld of %zu elements differ from the CPU's "
-              "(all by one float32 ulp: %s)\n",
-              options.single_image ? "single image, " : "", "", static_cast<long long>(batch),
-              shape_string(sample).c_str(), static_cast<unsigned long long>(index),
-              static_cast<long long>(differ), got.size(), beyond_one_ulp == 0 ? "yes" : "NO");
+  std::printf(
+      "[data] %s%s batch %lld x %s, index %llu: %lld of %zu elements differ from the CPU's "
+      "(all by one float32 ulp: %s)\n",
+      options.single_image ? "single image, " : "", "", static_cast<long long>(batch),
+      shape_string(sample).c_str(), static_cast<unsigned long long>(index),
+      static_cast<long long>(differ), got.size(), beyond_one_ulp == 0 ? "yes" : "NO");
   CHECK(beyond_one_ulp == 0);
   CHECK(differ * 100000 <= static_cast<int64_t>(got.size()));  // rare: < 1e-5 of the elements
   if (!time_it) return;
@@ -432,7 +442,9 @@ void check_device_batches(const cpu::SyntheticDataOptions& options, const Shape&
   REQUIRE(end.ok());
   REQUIRE(start->record(stream).ok());
   for (int r = 0; r < 10; ++r) {
-    REQUIRE(data->make_batch(stream, patterns->ptr(), index + r, batch, images->ptr(), labels->ptr()).ok());
+    REQUIRE(
+        data->make_batch(stream, patterns->ptr(), index + r, batch, images->ptr(), labels->ptr())
+            .ok());
   }
   REQUIRE(end->record(stream).ok());
   REQUIRE(end->synchronize().ok());

@@ -12,10 +12,10 @@
 #include "cuda/event.h"
 #include "cuda/host_memory.h"
 #include "cuda/stream.h"
+#include "models/gpu/grad_op.h"
 #include "models/gpu/runtime.h"
 #include "models/gpu/trainer_data.h"
 #include "models/gpu/trainer_plan.h"
-#include "models/gpu/grad_op.h"
 #include "models/package_reader.h"
 #include "tools/psbench/cli.h"
 
@@ -42,14 +42,16 @@ void put(std::vector<uint8_t>& out, size_t* at, T v) {
 Status write_batches(models::gpu::GpuRuntime& runtime, const TrainBenchOptions& o,
                      const models::gpu::TrainLayout& layout, const std::string& path) {
   const cuda::Stream& stream = runtime.plan_stream();
-  PS_ASSIGN_OR_RETURN(models::gpu::DeviceSyntheticData data,
-                      models::gpu::DeviceSyntheticData::load(
-                          models::gpu::OpEnv{runtime, o.trainer.precision}, o.trainer.data,
-                          layout.sample_size));
+  PS_ASSIGN_OR_RETURN(
+      models::gpu::DeviceSyntheticData data,
+      models::gpu::DeviceSyntheticData::load(models::gpu::OpEnv{runtime, o.trainer.precision},
+                                             o.trainer.data, layout.sample_size));
   const uint64_t image_bytes = static_cast<uint64_t>(layout.batch * layout.sample_size) * 4;
-  PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer patterns, cuda::DeviceBuffer::allocate(data.pattern_bytes()));
+  PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer patterns,
+                      cuda::DeviceBuffer::allocate(data.pattern_bytes()));
   PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer images, cuda::DeviceBuffer::allocate(image_bytes));
-  PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer labels, cuda::DeviceBuffer::allocate(static_cast<size_t>(layout.batch) * 8));
+  PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer labels,
+                      cuda::DeviceBuffer::allocate(static_cast<size_t>(layout.batch) * 8));
   PS_TRY(data.make_patterns(stream, patterns.ptr()));
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return io_error("cannot create ", path);
@@ -59,7 +61,8 @@ Status write_batches(models::gpu::GpuRuntime& runtime, const TrainBenchOptions& 
   h.classes = static_cast<uint32_t>(o.trainer.data.classes);
   h.sample_shape = layout.sample_shape;
   const std::vector<uint8_t> header = encode_batch_file_header(h);
-  out.write(reinterpret_cast<const char*>(header.data()), static_cast<std::streamsize>(header.size()));
+  out.write(reinterpret_cast<const char*>(header.data()),
+            static_cast<std::streamsize>(header.size()));
   std::vector<uint8_t> host_labels(static_cast<size_t>(layout.batch) * 8), host_images(image_bytes);
   for (int b = 0; b < o.trajectory; ++b) {
     PS_TRY(data.make_batch(stream, patterns.ptr(), static_cast<uint64_t>(b), layout.batch,
@@ -67,8 +70,10 @@ Status write_batches(models::gpu::GpuRuntime& runtime, const TrainBenchOptions& 
     PS_TRY(cuda::copy_to_host_async(host_labels.data(), labels.ptr(), host_labels.size(), stream));
     PS_TRY(cuda::copy_to_host_async(host_images.data(), images.ptr(), host_images.size(), stream));
     PS_TRY(stream.synchronize());
-    out.write(reinterpret_cast<const char*>(host_labels.data()), static_cast<std::streamsize>(host_labels.size()));
-    out.write(reinterpret_cast<const char*>(host_images.data()), static_cast<std::streamsize>(host_images.size()));
+    out.write(reinterpret_cast<const char*>(host_labels.data()),
+              static_cast<std::streamsize>(host_labels.size()));
+    out.write(reinterpret_cast<const char*>(host_images.data()),
+              static_cast<std::streamsize>(host_images.size()));
   }
   if (!out.flush()) return io_error("cannot write ", path);
   return Status::OK();
@@ -116,7 +121,8 @@ void print_train_help(std::FILE* out) {
       "  --device N          GPU ordinal (default 0)\n");
 }
 
-Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view>& args, bool* help) {
+Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view>& args,
+                                              bool* help) {
   TrainBenchOptions o;
   o.trainer.sgd = {0.01, 0.9, 1e-4};
   *help = false;
@@ -136,8 +142,9 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
                r.is("--device")) {
       const std::string name(r.name());
       PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int(name, v, name == "--runs" || name == "--classes" ? 1 : 0,
-                                            1'000'000'000));
+      PS_ASSIGN_OR_RETURN(
+          auto n,
+          parse_int(name, v, name == "--runs" || name == "--classes" ? 1 : 0, 1'000'000'000));
       if (name == "--steps") o.trajectory = static_cast<int>(n);
       if (name == "--runs") o.runs = static_cast<int>(n);
       if (name == "--classes") o.trainer.data.classes = n;
@@ -185,12 +192,15 @@ Status run_train(const TrainBenchOptions& o) {
   lo.classes = o.trainer.data.classes;
   PS_ASSIGN_OR_RETURN(const models::gpu::TrainLayout layout,
                       models::gpu::plan_training(manifest, lo, &models::gpu::gpu_has_backward));
-  const uint64_t pool_bytes = o.pool_bytes > 0 ? o.pool_bytes : layout.block_bytes + (uint64_t{256} << 20);
-  PS_ASSIGN_OR_RETURN(cuda::DevicePool pool, cuda::DevicePool::create(runtime->device(), pool_bytes));
+  const uint64_t pool_bytes =
+      o.pool_bytes > 0 ? o.pool_bytes : layout.block_bytes + (uint64_t{256} << 20);
+  PS_ASSIGN_OR_RETURN(cuda::DevicePool pool,
+                      cuda::DevicePool::create(runtime->device(), pool_bytes));
   const auto build_start = Clock::now();
   PS_ASSIGN_OR_RETURN(std::unique_ptr<models::gpu::GpuTrainer> trainer,
                       models::gpu::GpuTrainer::create(*runtime, pool, manifest, blob, o.trainer));
-  const double build_ms = std::chrono::duration<double, std::milli>(Clock::now() - build_start).count();
+  const double build_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - build_start).count();
   runtime->release_plan_scratch();
   if (!o.batches_file.empty()) PS_TRY(write_batches(*runtime, o, layout, o.batches_file));
   PS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create(cuda::StreamPriority::kLow));
@@ -231,27 +241,30 @@ Status run_train(const TrainBenchOptions& o) {
   if (o.json) {
     std::string l;
     for (double x : losses) l += str_cat(l.empty() ? "" : ", ", x);
-    std::printf("{\"model\": \"%s\", \"engine\": \"psbench\", \"precision\": \"%s\", \"batch\": %lld, "
-                "\"build_ms\": %.1f, \"device_bytes\": %llu, \"chunks\": %zu, \"chunk_budget_ms\": %g, "
-                "\"longest_chunk_ms\": %.3f, \"profiled_step_ms\": %.3f, \"runs\": %d, "
-                "\"gpu_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, "
-                "\"wall_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, \"losses\": [%s]}\n",
-                manifest.model_name().c_str(), precision.c_str(), static_cast<long long>(layout.batch),
-                build_ms, static_cast<unsigned long long>(trainer->device_bytes()),
-                trainer->chunks_per_step(), o.trainer.chunk_budget_ms, longest, profiled, o.runs,
-                median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
-                q(wall_ms, 0.9), l.c_str());
+    std::printf(
+        "{\"model\": \"%s\", \"engine\": \"psbench\", \"precision\": \"%s\", \"batch\": %lld, "
+        "\"build_ms\": %.1f, \"device_bytes\": %llu, \"chunks\": %zu, \"chunk_budget_ms\": %g, "
+        "\"longest_chunk_ms\": %.3f, \"profiled_step_ms\": %.3f, \"runs\": %d, "
+        "\"gpu_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, "
+        "\"wall_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, \"losses\": [%s]}\n",
+        manifest.model_name().c_str(), precision.c_str(), static_cast<long long>(layout.batch),
+        build_ms, static_cast<unsigned long long>(trainer->device_bytes()),
+        trainer->chunks_per_step(), o.trainer.chunk_budget_ms, longest, profiled, o.runs,
+        median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
+        q(wall_ms, 0.9), l.c_str());
     return Status::OK();
   }
-  std::printf("\n%s batch %lld, %s: build %.0f ms, %s on the device, %zu chunks of <= %g ms "
-              "(longest %.3f ms, profiled step %.2f ms)\n",
-              manifest.model_name().c_str(), static_cast<long long>(layout.batch), precision.c_str(),
-              build_ms, size_label(trainer->device_bytes()).c_str(), trainer->chunks_per_step(),
-              o.trainer.chunk_budget_ms, longest, profiled);
+  std::printf(
+      "\n%s batch %lld, %s: build %.0f ms, %s on the device, %zu chunks of <= %g ms "
+      "(longest %.3f ms, profiled step %.2f ms)\n",
+      manifest.model_name().c_str(), static_cast<long long>(layout.batch), precision.c_str(),
+      build_ms, size_label(trainer->device_bytes()).c_str(), trainer->chunks_per_step(),
+      o.trainer.chunk_budget_ms, longest, profiled);
   if (o.runs > 0) {
-    std::printf("step: GPU %.2f ms (p10 %.2f, p90 %.2f), wall %.2f ms (p10 %.2f, p90 %.2f) over %d steps\n",
-                median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
-                q(wall_ms, 0.9), o.runs);
+    std::printf(
+        "step: GPU %.2f ms (p10 %.2f, p90 %.2f), wall %.2f ms (p10 %.2f, p90 %.2f) over %d steps\n",
+        median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
+        q(wall_ms, 0.9), o.runs);
   }
   return Status::OK();
 }

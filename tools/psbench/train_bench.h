@@ -19,14 +19,15 @@ struct TrainBenchOptions {
   std::string package;
   int device = 0;
   models::gpu::GpuTrainerOptions trainer;
-  int trajectory = 20;  // steps whose losses are printed (from the package's weights)
-  int runs = 20;        // timed steps after them
-  uint64_t pool_bytes = 0;  // 0: the trainer's needs plus 256 MiB
+  int trajectory = 20;       // steps whose losses are printed (from the package's weights)
+  int runs = 20;             // timed steps after them
+  uint64_t pool_bytes = 0;   // 0: the trainer's needs plus 256 MiB
   std::string batches_file;  // --write-batches: the trajectory's batches
   bool json = false;
 };
 
-Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view>& args, bool* help);
+Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view>& args,
+                                              bool* help);
 void print_train_help(std::FILE* out);
 Status run_train(const TrainBenchOptions& options);
 int train_main(const std::vector<std::string_view>& args);
