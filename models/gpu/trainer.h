@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -88,6 +89,10 @@ class GpuTrainer {
   // state whose tensors or shapes are not this model's (INVALID_ARGUMENT), leaving it unchanged.
   Result<cpu::TrainingState> export_state() const;
   Status import_state(const cpu::TrainingState& state);
+  // The weight gradients of the last completed step (what its SGD update read), float64 by
+  // manifest tensor index: every trainable weight the backward reaches. For the checks against
+  // the CPU trainer. Same preconditions as export_state().
+  Result<std::map<uint32_t, cpu::Tensor>> export_gradients() const;
 
  private:
   struct Impl;

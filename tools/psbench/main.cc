@@ -7,6 +7,7 @@
 
 #include "tools/psbench/copy_bench.h"
 #include "tools/psbench/infer_bench.h"
+#include "tools/psbench/train_bench.h"
 
 namespace {
 
@@ -21,6 +22,8 @@ constexpr Subcommand kSubcommands[] = {
      ps::psbench::copy_main},
     {"infer", "resident-model inference latency of a .psm on the GPU executor (+ profile)",
      ps::psbench::infer_main},
+    {"train", "GpuTrainer steps of a training-mode .psm: loss trajectory, ms per step, chunks",
+     ps::psbench::train_main},
 };
 
 void print_usage(std::FILE* out) {

@@ -1,0 +1,69 @@
+// GpuTrainer's private state, shared by its source files (trainer.cc: build and step;
+// trainer_profile.cc: profile and chunks; trainer_state.cc: export and import). Not a public
+// header: include trainer.h.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cuda/host_memory.h"
+#include "models/gpu/grad_op.h"
+#include "models/gpu/trainer.h"
+#include "models/gpu/trainer_data.h"
+#include "models/gpu/trainer_plan.h"
+
+namespace ps::models::gpu {
+
+struct GpuTrainer::Impl {
+  GpuRuntime* runtime = nullptr;
+  cuda::DevicePool* pool = nullptr;
+  pipeswitch::psm::Manifest manifest;
+  GpuTrainerOptions options;
+  TrainLayout layout;
+
+  // Built once.
+  std::vector<std::unique_ptr<GpuOp>> forward;   // per layer
+  std::vector<std::unique_ptr<GpuOp>> backward;  // per layout.backward entry
+  std::unique_ptr<GpuOp> loss_op;
+  TrainKernels kernels;
+  DeviceSyntheticData data;
+  std::vector<train_kernels::SgdParams> sgd_first, sgd_later;  // per layout.sgd entry
+  std::vector<int32_t> sgd_slot;                               // per weight: index in layout.sgd
+  std::vector<uint8_t> params_host;  // the weights' device image, during create() only
+
+  // Memory: one pool range; the workspace at its end.
+  cuda::PoolRange block;
+  CUdeviceptr base = 0, workspace = 0;
+  size_t workspace_bytes = 0;
+  std::vector<std::vector<CUdeviceptr>> fwd_in, fwd_out, bwd_in, bwd_out;
+  std::vector<CUdeviceptr> loss_in, loss_out;
+  cuda::PinnedBuffer loss_host;
+
+  // Chunks (profiled at create()).
+  std::vector<double> item_ms;
+  std::vector<TrainChunk> chunks;
+  std::vector<double> chunk_ms;
+  bool profiled_in_graph = false;
+
+  // Progress.
+  size_t next_chunk = 0;
+  uint64_t step = 0, data_position = 0;
+  std::vector<bool> has_momentum;  // per weight: its buffer holds a previous step's value
+
+  ~Impl();
+  CUdeviceptr addr(uint64_t offset) const { return offset == kNoBuffer ? 0 : base + offset; }
+  std::string layer_label(uint32_t layer) const;
+
+  Status build_ops(std::span<const uint8_t> blob);
+  Status allocate();
+  Status upload_params(const cuda::Stream& stream);
+  Status enqueue_item(const TrainItem& item, const cuda::Stream& stream) const;
+  Status enqueue_items(uint32_t first, uint32_t count, const cuda::Stream& stream) const;
+  void finish_step();
+  // Times every item of a step (graph-captured, timing events between items; direct enqueue
+  // when the capture fails) into item_ms and cuts the chunks. Runs a real step.
+  Status profile(const cuda::Stream& stream);
+};
+
+}  // namespace ps::models::gpu

@@ -1,0 +1,471 @@
+#include "models/gpu/trainer_plan.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "onnx_loader/psm_dtype.h"
+
+namespace ps::models::gpu {
+namespace {
+
+using pipeswitch::psm::Layer;
+using pipeswitch::psm::Manifest;
+using TensorProto = pipeswitch::psm::Tensor;
+
+uint64_t align_up(uint64_t n, uint64_t alignment) {
+  return (n + alignment - 1) / alignment * alignment;
+}
+
+std::string layer_label(const Manifest& m, int l) {
+  return str_cat("layer ", l, " (", m.layers(l).op(), " '", m.layers(l).name(), "')");
+}
+
+Shape shape_of(const TensorProto& t) { return Shape(t.shape().begin(), t.shape().end()); }
+
+bool overlap_in_time(const ArenaBuffer& a, const ArenaBuffer& b) {
+  return a.first <= b.last && b.first <= a.last;
+}
+
+// The positions of the step's items on the lifetime axis (L layers): the batch at 0, forward
+// layer l at 1 + l, the loss at L + 1, layer l's backward at 2L + 1 - l, the update at 2L + 2.
+struct Timeline {
+  int layers = 0;
+  int data() const { return 0; }
+  int forward(int l) const { return 1 + l; }
+  int loss() const { return layers + 1; }
+  int backward(int l) const { return 2 * layers + 1 - l; }
+  int update() const { return 2 * layers + 2; }
+};
+
+}  // namespace
+
+std::string_view train_item_kind_name(TrainItemKind kind) {
+  switch (kind) {
+    case TrainItemKind::kData:
+      return "data";
+    case TrainItemKind::kForward:
+      return "forward";
+    case TrainItemKind::kLoss:
+      return "loss";
+    case TrainItemKind::kBackward:
+      return "backward";
+    case TrainItemKind::kSgd:
+      return "sgd";
+  }
+  return "?";
+}
+
+bool backward_reads_input(std::string_view op, size_t input) {
+  // What each backward builder (grad_*.cc) dereferences among the forward's inputs.
+  if (op == "Conv" || op == "Gemm" || op == "BatchNormalization") return input < 2;
+  if (op == "Relu" || op == "MaxPool") return input == 0;
+  if (op == "Add" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Flatten" ||
+      op == "Reshape" || op == "Identity" || op == "Concat") {
+    return false;
+  }
+  return true;
+}
+
+uint64_t arena_live_peak(std::span<const ArenaBuffer> buffers, uint64_t alignment) {
+  int steps = 0;
+  for (const ArenaBuffer& b : buffers) steps = std::max(steps, b.last + 1);
+  std::vector<int64_t> delta(static_cast<size_t>(steps) + 1, 0);
+  for (const ArenaBuffer& b : buffers) {
+    const auto bytes = static_cast<int64_t>(align_up(b.bytes, alignment));
+    delta[static_cast<size_t>(b.first)] += bytes;
+    delta[static_cast<size_t>(b.last) + 1] -= bytes;
+  }
+  int64_t live = 0, peak = 0;
+  for (int64_t d : delta) {
+    live += d;
+    peak = std::max(peak, live);
+  }
+  return static_cast<uint64_t>(peak);
+}
+
+uint64_t place_arena(std::span<ArenaBuffer> buffers, uint64_t alignment) {
+  std::vector<size_t> order(buffers.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (buffers[a].bytes != buffers[b].bytes) return buffers[a].bytes > buffers[b].bytes;
+    return buffers[a].first < buffers[b].first;
+  });
+  uint64_t arena = 0;
+  std::vector<size_t> placed;  // sorted by offset
+  std::vector<size_t> neighbours;
+  for (size_t index : order) {
+    ArenaBuffer& request = buffers[index];
+    request.offset = 0;
+    if (request.bytes == 0) continue;
+    const uint64_t bytes = align_up(request.bytes, alignment);
+    neighbours.clear();
+    for (size_t other : placed) {
+      if (overlap_in_time(request, buffers[other])) neighbours.push_back(other);
+    }
+    uint64_t best_offset = 0, best_gap = UINT64_MAX, cursor = 0;
+    for (size_t other : neighbours) {
+      const uint64_t start = buffers[other].offset;
+      if (start >= cursor && start - cursor >= bytes && start - cursor < best_gap) {
+        best_gap = start - cursor;
+        best_offset = cursor;
+      }
+      cursor = std::max(cursor, start + align_up(buffers[other].bytes, alignment));
+    }
+    request.offset = best_gap == UINT64_MAX ? cursor : best_offset;
+    arena = std::max(arena, request.offset + bytes);
+    const auto at =
+        std::upper_bound(placed.begin(), placed.end(), request.offset,
+                         [&](uint64_t off, size_t o) { return off < buffers[o].offset; });
+    placed.insert(at, index);
+  }
+  return arena;
+}
+
+std::vector<TrainChunk> cut_chunks(std::span<const double> item_ms, double budget_ms) {
+  std::vector<TrainChunk> chunks;
+  for (size_t i = 0; i < item_ms.size(); ++i) {
+    const double ms = std::max(0.0, item_ms[i]);
+    if (chunks.empty() || chunks.back().count == 0 || chunks.back().ms + ms > budget_ms) {
+      if (chunks.empty() || chunks.back().count > 0) chunks.push_back(TrainChunk{});
+      chunks.back().first = static_cast<uint32_t>(i);
+    }
+    chunks.back().count += 1;
+    chunks.back().ms += ms;
+  }
+  return chunks;
+}
+
+Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& options,
+                                  bool (*has_backward)(std::string_view op)) {
+  const int tensor_count = m.tensors_size();
+  const int layer_count = m.layers_size();
+  if (layer_count == 0)
+    return invalid_argument("GpuTrainer: model '", m.model_name(), "' has no layers");
+  TrainLayout t;
+
+  // The input and the output.
+  int inputs = 0;
+  for (int i = 0; i < tensor_count; ++i) {
+    if (m.tensors(i).kind() == TensorProto::INPUT) {
+      ++inputs;
+      t.input_tensor = static_cast<uint32_t>(i);
+    }
+  }
+  if (inputs != 1 || m.outputs_size() != 1) {
+    return invalid_argument("GpuTrainer: the model must have one input and one output (it has ",
+                            inputs, " and ", m.outputs_size(), ")");
+  }
+  t.output_tensor = m.outputs(0);
+  if (t.output_tensor >= static_cast<uint32_t>(tensor_count)) {
+    return corrupt("GpuTrainer: output tensor index ", t.output_tensor, " is out of range");
+  }
+  const TensorProto& in = m.tensors(static_cast<int>(t.input_tensor));
+  const TensorProto& out = m.tensors(static_cast<int>(t.output_tensor));
+  if (in.dtype() != pipeswitch::psm::DT_FLOAT32 || in.shape_size() < 2 || in.shape(0) < 1 ||
+      out.dtype() != pipeswitch::psm::DT_FLOAT32 || out.shape_size() != 2 ||
+      out.shape(0) != in.shape(0)) {
+    return invalid_argument("GpuTrainer: input '", in.name(),
+                            "' must be float32 [N, ...] and output '", out.name(),
+                            "' float32 [N, K]");
+  }
+  t.batch = in.shape(0);
+  t.outputs_k = out.shape(1);
+  if (options.classes < 1 || options.classes > t.outputs_k) {
+    return invalid_argument("GpuTrainer: ", options.classes, " classes, the model outputs ",
+                            t.outputs_k);
+  }
+  t.sample_shape.assign(in.shape().begin() + 1, in.shape().end());
+  t.sample_size = element_count(t.sample_shape);
+
+  // Every layer: one output, a backward, indices in range.
+  std::string missing;
+  int missing_count = 0;
+  std::vector<int> producer(static_cast<size_t>(tensor_count), -1);
+  for (int l = 0; l < layer_count; ++l) {
+    const Layer& layer = m.layers(l);
+    if (layer.outputs_size() != 1) {
+      return unsupported("GpuTrainer: ", layer_label(m, l), " has ", layer.outputs_size(),
+                         " outputs (training takes one)");
+    }
+    for (uint32_t i : layer.inputs()) {
+      if (i >= static_cast<uint32_t>(tensor_count)) {
+        return corrupt("GpuTrainer: ", layer_label(m, l), " reads tensor ", i, " of ",
+                       tensor_count);
+      }
+    }
+    const uint32_t o = layer.outputs(0);
+    if (o >= static_cast<uint32_t>(tensor_count) ||
+        m.tensors(static_cast<int>(o)).kind() == TensorProto::WEIGHT ||
+        m.tensors(static_cast<int>(o)).kind() == TensorProto::INPUT || producer[o] >= 0) {
+      return corrupt("GpuTrainer: ", layer_label(m, l), " writes tensor ", o,
+                     ", which is out of range, a weight, the input or written twice");
+    }
+    producer[o] = l;
+    if (!has_backward(layer.op())) {
+      missing += str_cat(missing.empty() ? "" : "; ", layer_label(m, l));
+      ++missing_count;
+    }
+  }
+  if (missing_count > 0) {
+    return unsupported("GpuTrainer: ", missing_count, " of ", layer_count,
+                       " layers have no GPU backward operator: ", missing);
+  }
+  if (producer[t.output_tensor] < 0) {
+    return corrupt("GpuTrainer: no layer produces the output '", out.name(), "'");
+  }
+
+  // Weights: the params region, tensor order.
+  t.weight_index.assign(static_cast<size_t>(tensor_count), -1);
+  uint64_t cursor = 0;
+  for (int i = 0; i < tensor_count; ++i) {
+    const TensorProto& spec = m.tensors(i);
+    if (spec.kind() != TensorProto::WEIGHT) continue;
+    PS_ASSIGN_OR_RETURN(const DType dtype, onnx_loader::dtype_from_psm(spec.dtype()));
+    TrainWeight w;
+    w.tensor = static_cast<uint32_t>(i);
+    w.dtype = dtype;
+    w.is_float = is_floating(dtype);
+    w.trainable = spec.trainable();
+    w.shape = shape_of(spec);
+    w.count = element_count(w.shape);
+    w.bytes = static_cast<uint64_t>(w.count) * (w.is_float ? 4 : dtype_size(dtype));
+    w.offset = cursor;
+    cursor += align_up(std::max<uint64_t>(w.bytes, 1), kTrainAlign);
+    t.weight_index[static_cast<size_t>(i)] = static_cast<int32_t>(t.weights.size());
+    t.weights.push_back(std::move(w));
+  }
+  t.params_bytes = cursor;
+  auto weight_of = [&](uint32_t tensor) -> TrainWeight* {
+    const int32_t w = t.weight_index[tensor];
+    return w < 0 ? nullptr : &t.weights[static_cast<size_t>(w)];
+  };
+  auto kind_of = [&](uint32_t tensor) { return m.tensors(static_cast<int>(tensor)).kind(); };
+  auto numel_of = [&](uint32_t tensor) {
+    return element_count(shape_of(m.tensors(static_cast<int>(tensor))));
+  };
+  auto act_bytes = [&](uint32_t tensor) -> Result<uint64_t> {
+    PS_ASSIGN_OR_RETURN(const DType d,
+                        onnx_loader::dtype_from_psm(m.tensors(static_cast<int>(tensor)).dtype()));
+    return static_cast<uint64_t>(numel_of(tensor)) * dtype_size(d);
+  };
+  auto wants_grad = [&](uint32_t tensor) {
+    const auto kind = kind_of(tensor);
+    if (kind == TensorProto::WEIGHT)
+      return weight_of(tensor)->is_float && weight_of(tensor)->trainable;
+    return kind == TensorProto::ACTIVATION || kind == TensorProto::OUTPUT;
+  };
+
+  // The backward, in enqueue order: which gradients each computes, writes or accumulates.
+  const Timeline time{layer_count};
+  std::vector<bool> has_grad(static_cast<size_t>(tensor_count), false);
+  std::vector<int> grad_first(static_cast<size_t>(tensor_count), -1);
+  has_grad[t.output_tensor] = true;
+  grad_first[t.output_tensor] = time.loss();
+  std::vector<int> backward_of(static_cast<size_t>(layer_count), -1);
+  struct Scratch {
+    size_t step, slot;
+  };
+  std::vector<Scratch> scratch;
+  for (int l = layer_count - 1; l >= 0; --l) {
+    const Layer& layer = m.layers(l);
+    if (!has_grad[layer.outputs(0)]) continue;  // its output does not reach the loss
+    const bool bn = layer.op() == "BatchNormalization";
+    BackwardStep b;
+    b.layer = static_cast<uint32_t>(l);
+    bool any = false;
+    std::vector<bool> forced(static_cast<size_t>(layer.inputs_size()), false);
+    for (int i = 0; i < layer.inputs_size() && i < 32; ++i) {
+      const uint32_t tensor = layer.inputs(i);
+      const uint32_t bit = 1u << i;
+      if (wants_grad(tensor)) {
+        any = true;
+        b.wanted |= bit;
+        if (has_grad[tensor]) {
+          b.accumulate |= bit;
+        } else {
+          has_grad[tensor] = true;
+          grad_first[tensor] = time.backward(l);
+        }
+      } else if (bn && i < 3) {  // cuDNN writes dX, dscale and dB in one call
+        b.wanted |= bit;
+        forced[static_cast<size_t>(i)] = true;
+      }
+    }
+    if (!any) continue;
+    for (size_t i = 0; i < forced.size(); ++i) {
+      if (forced[i]) scratch.push_back(Scratch{t.backward.size(), i});
+    }
+    backward_of[static_cast<size_t>(l)] = static_cast<int>(t.backward.size());
+    t.backward.push_back(std::move(b));
+  }
+
+  // Persistent gradient and momentum buffers of the weights that get a gradient.
+  uint64_t grads = 0, momentum = 0;
+  for (size_t w = 0; w < t.weights.size(); ++w) {
+    TrainWeight& weight = t.weights[w];
+    if (!wants_grad(weight.tensor) || !has_grad[weight.tensor]) continue;
+    weight.grad = grads;
+    grads += align_up(std::max<uint64_t>(weight.bytes, 1), kTrainAlign);
+    if (options.momentum) {
+      weight.momentum = momentum;
+      momentum += align_up(std::max<uint64_t>(weight.bytes, 1), kTrainAlign);
+    }
+    t.sgd.push_back(static_cast<uint32_t>(w));
+  }
+  t.grads_offset = t.params_bytes;
+  t.grads_bytes = grads;
+  t.momentum_offset = t.grads_offset + grads;
+  t.momentum_bytes = momentum;
+  for (TrainWeight& w : t.weights) {
+    if (w.grad != kNoBuffer) w.grad += t.grads_offset;
+    if (w.momentum != kNoBuffer) w.momentum += t.momentum_offset;
+  }
+  t.patterns_offset = t.momentum_offset + momentum;
+  t.patterns_bytes =
+      align_up(static_cast<uint64_t>(std::max<int64_t>(options.patterns, 1) * t.sample_size) * 8,
+               kTrainAlign);
+  t.patterns = t.patterns_offset;
+  t.arena_offset = t.patterns_offset + t.patterns_bytes;
+
+  // The arena's buffers and their lifetimes.
+  std::vector<int> act_buffer(static_cast<size_t>(tensor_count), -1);
+  std::vector<int> grad_buffer(static_cast<size_t>(tensor_count), -1);
+  auto add = [&](ArenaBuffer::Kind kind, uint32_t tensor, uint64_t bytes, int first, int last) {
+    t.arena.push_back(ArenaBuffer{kind, tensor, bytes, first, last, 0});
+    return static_cast<int>(t.arena.size() - 1);
+  };
+  for (int i = 0; i < tensor_count; ++i) {
+    const auto tensor = static_cast<uint32_t>(i);
+    const bool is_input = tensor == t.input_tensor;
+    if (!is_input && producer[tensor] < 0) continue;
+    PS_ASSIGN_OR_RETURN(const uint64_t bytes, act_bytes(tensor));
+    const int first = is_input ? time.data() : time.forward(producer[tensor]);
+    act_buffer[tensor] = add(ArenaBuffer::Kind::kActivation, tensor, bytes, first, first);
+  }
+  for (int l = 0; l < layer_count; ++l) {
+    const Layer& layer = m.layers(l);
+    for (int i = 0; i < layer.inputs_size(); ++i) {
+      const uint32_t tensor = layer.inputs(i);
+      if (kind_of(tensor) == TensorProto::WEIGHT) continue;
+      if (act_buffer[tensor] < 0) {
+        return corrupt("GpuTrainer: ", layer_label(m, l), " reads tensor ", tensor, " '",
+                       m.tensors(static_cast<int>(tensor)).name(),
+                       "', which is neither the input, a weight nor produced by a layer");
+      }
+      ArenaBuffer& b = t.arena[static_cast<size_t>(act_buffer[tensor])];
+      b.last = std::max(b.last, time.forward(l));
+      if (backward_of[static_cast<size_t>(l)] >= 0 &&
+          backward_reads_input(layer.op(), static_cast<size_t>(i))) {
+        b.last = std::max(b.last, time.backward(l));
+      }
+    }
+  }
+  {
+    ArenaBuffer& logits = t.arena[static_cast<size_t>(act_buffer[t.output_tensor])];
+    logits.last = std::max(logits.last, time.loss());
+  }
+  std::vector<std::pair<int, int>> saved(static_cast<size_t>(layer_count), {-1, -1});
+  for (int l = 0; l < layer_count; ++l) {
+    const Layer& layer = m.layers(l);
+    if (layer.op() != "BatchNormalization") continue;
+    if (layer.inputs_size() < 2)
+      return invalid_argument("GpuTrainer: ", layer_label(m, l), " needs 5 inputs");
+    const uint64_t bytes = static_cast<uint64_t>(numel_of(layer.inputs(1))) * 4;
+    const int last = backward_of[static_cast<size_t>(l)] >= 0 ? time.backward(l) : time.forward(l);
+    saved[static_cast<size_t>(l)] = {
+        add(ArenaBuffer::Kind::kSavedStats, static_cast<uint32_t>(l), bytes, time.forward(l), last),
+        add(ArenaBuffer::Kind::kSavedStats, static_cast<uint32_t>(l), bytes, time.forward(l),
+            last)};
+  }
+  for (int i = 0; i < tensor_count; ++i) {
+    const auto tensor = static_cast<uint32_t>(i);
+    if (!has_grad[tensor] || kind_of(tensor) == TensorProto::WEIGHT) continue;
+    const int p = producer[tensor];
+    const int last =
+        p >= 0 && backward_of[static_cast<size_t>(p)] >= 0 ? time.backward(p) : grad_first[tensor];
+    grad_buffer[tensor] =
+        add(ArenaBuffer::Kind::kGradient, tensor, static_cast<uint64_t>(numel_of(tensor)) * 4,
+            grad_first[tensor], last);
+  }
+  std::vector<int> scratch_buffer;
+  for (const Scratch& s : scratch) {
+    const BackwardStep& b = t.backward[s.step];
+    const uint32_t tensor = m.layers(static_cast<int>(b.layer)).inputs(static_cast<int>(s.slot));
+    const int at = time.backward(static_cast<int>(b.layer));
+    scratch_buffer.push_back(add(ArenaBuffer::Kind::kScratch, tensor,
+                                 static_cast<uint64_t>(numel_of(tensor)) * 4, at, at));
+  }
+  const int labels = add(ArenaBuffer::Kind::kLabels, t.input_tensor,
+                         static_cast<uint64_t>(t.batch) * 8, time.data(), time.loss());
+  const int loss = add(ArenaBuffer::Kind::kLoss, t.output_tensor, 8, time.loss(), time.update());
+
+  t.arena_lower_bound = arena_live_peak(t.arena);
+  for (const ArenaBuffer& b : t.arena) t.arena_no_reuse += align_up(b.bytes, kTrainAlign);
+  t.arena_bytes = place_arena(t.arena);
+  t.block_bytes = t.arena_offset + align_up(t.arena_bytes, kTrainAlign);
+  auto arena_at = [&](int buffer) {
+    return t.arena_offset + t.arena[static_cast<size_t>(buffer)].offset;
+  };
+
+  // Operand offsets.
+  auto value_offset = [&](uint32_t tensor) -> uint64_t {
+    if (const TrainWeight* w = weight_of(tensor)) return w->offset;
+    return arena_at(act_buffer[tensor]);
+  };
+  t.forward.resize(static_cast<size_t>(layer_count));
+  for (int l = 0; l < layer_count; ++l) {
+    const Layer& layer = m.layers(l);
+    ForwardStep& f = t.forward[static_cast<size_t>(l)];
+    for (uint32_t tensor : layer.inputs()) f.inputs.push_back(value_offset(tensor));
+    f.outputs.push_back(value_offset(layer.outputs(0)));
+    if (saved[static_cast<size_t>(l)].first >= 0) {
+      f.outputs.push_back(arena_at(saved[static_cast<size_t>(l)].first));
+      f.outputs.push_back(arena_at(saved[static_cast<size_t>(l)].second));
+    }
+  }
+  size_t next_scratch = 0;
+  for (size_t s = 0; s < t.backward.size(); ++s) {
+    BackwardStep& b = t.backward[s];
+    const Layer& layer = m.layers(static_cast<int>(b.layer));
+    b.inputs = t.forward[b.layer].inputs;
+    b.inputs.push_back(arena_at(grad_buffer[layer.outputs(0)]));
+    if (saved[b.layer].first >= 0) {
+      b.inputs.push_back(arena_at(saved[b.layer].first));
+      b.inputs.push_back(arena_at(saved[b.layer].second));
+    }
+    b.outputs.assign(static_cast<size_t>(layer.inputs_size()), kNoBuffer);
+    for (int i = 0; i < layer.inputs_size() && i < 32; ++i) {
+      if (((b.wanted >> i) & 1u) == 0) continue;
+      const uint32_t tensor = layer.inputs(i);
+      if (next_scratch < scratch.size() && scratch[next_scratch].step == s &&
+          scratch[next_scratch].slot == static_cast<size_t>(i)) {
+        b.outputs[static_cast<size_t>(i)] = arena_at(scratch_buffer[next_scratch++]);
+      } else if (const TrainWeight* w = weight_of(tensor)) {
+        b.outputs[static_cast<size_t>(i)] = w->grad;
+      } else {
+        b.outputs[static_cast<size_t>(i)] = arena_at(grad_buffer[tensor]);
+      }
+    }
+  }
+  t.images = arena_at(act_buffer[t.input_tensor]);
+  t.labels = arena_at(labels);
+  t.logits = arena_at(act_buffer[t.output_tensor]);
+  t.dlogits = arena_at(grad_buffer[t.output_tensor]);
+  t.loss = arena_at(loss);
+
+  // The step's items.
+  t.items.push_back(TrainItem{TrainItemKind::kData, 0, time.data()});
+  for (int l = 0; l < layer_count; ++l) {
+    t.items.push_back(
+        TrainItem{TrainItemKind::kForward, static_cast<uint32_t>(l), time.forward(l)});
+  }
+  t.items.push_back(TrainItem{TrainItemKind::kLoss, 0, time.loss()});
+  for (size_t s = 0; s < t.backward.size(); ++s) {
+    t.items.push_back(TrainItem{TrainItemKind::kBackward, static_cast<uint32_t>(s),
+                                time.backward(static_cast<int>(t.backward[s].layer))});
+  }
+  for (uint32_t w : t.sgd) t.items.push_back(TrainItem{TrainItemKind::kSgd, w, time.update()});
+  return t;
+}
+
+}  // namespace ps::models::gpu

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""PyTorch eager peer of `psbench train`: SGD steps of the same model on the same batches.
+
+The model is scripts/export_models.py's (build(): torchvision, random weights seeded with
+torch.manual_seed(0)), in train() mode: BatchNorm with batch statistics, running statistics
+updated with PyTorch's momentum 0.1 (ONNX 0.9). Loss: F.cross_entropy (mean over the batch).
+Optimizer: torch.optim.SGD(lr, momentum=0.9, weight_decay=1e-4) (dampening 0, no Nesterov),
+the rule models/cpu/sgd.h and the GPU trainer implement.
+
+Three things, any combination:
+  --export-onnx PATH  export the model for `psimport --mode training`: the TorchScript exporter
+                      with training=PRESERVE on the eval-mode model and no constant folding, so
+                      BatchNormalization stays a layer (the EVAL exporter folds it into the
+                      convolutions) and the initializers keep their state_dict names.
+  --batches FILE      train on the batches `psbench train --write-batches FILE` wrote (the GPU
+                      trainer's own synthetic batches, PSBATCH1 format: see below) and print
+                      each step's loss in strict fp32 (or --precision); with --compare
+                      PSBENCH.json (psbench train --json), print both trajectories and the
+                      largest relative difference; exit status 3 above --tolerance (1e-3).
+  --time              ms per step on random device batches, for each of --precisions
+                      (fp32: strict, allow_tf32 False for cuDNN and matmul; tf32: both True),
+                      CUDA events around each step, median / p10 / p90 of --runs after --warmup.
+Prints one JSON object per line (stdout) and a readable line per result on stderr.
+
+PSBATCH1 (little-endian): "PSBATCH1", u32 version = 1, u32 count, u32 rank, u32 classes,
+i64 batch, i64 dims[rank]; then per batch: i64 labels[batch], f32 images[batch * prod(dims)].
+Batch i is the trainer's data position i.
+
+The 20-step comparison, on the GPU machine:
+  python3 scripts/torch_train.py --model resnet152 --batch 64 --export-onnx /tmp/r152_train.onnx
+  psimport /tmp/r152_train.onnx -o /tmp/r152_train.psm --batch 64 --mode training
+  psbench train /tmp/r152_train.psm --precision fp32 --steps 20 --runs 0 --lr 0.01 \\
+      --write-batches /tmp/r152.batches --json > /tmp/r152_psbench.json
+  python3 scripts/torch_train.py --model resnet152 --batch 64 --lr 0.01 \\
+      --batches /tmp/r152.batches --compare /tmp/r152_psbench.json
+Speed: psbench train /tmp/r152_train.psm --precision tf32 --steps 3 --runs 20 and
+  python3 scripts/torch_train.py --model resnet152 --batch 64 --time
+
+Usage: torch_train.py --model NAME [--batch 64] [--lr 0.01] [--momentum 0.9]
+                      [--weight-decay 1e-4] [--export-onnx PATH] [--batches FILE]
+                      [--steps N] [--precision fp32|tf32] [--compare PSBENCH.json]
+                      [--tolerance 1e-3] [--time] [--precisions fp32,tf32] [--runs 20]
+                      [--warmup 5] [--device cuda]
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import export_models  # noqa: E402  (build(): the same models and weights)
+
+
+def set_precision(torch, precision):
+    tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
+def read_batches(path):
+    """Yields (labels int64 [N], images float32 [N, dims...]) numpy arrays from a PSBATCH1 file."""
+    import numpy as np
+    with open(path, "rb") as f:
+        magic, version, count, rank, classes, batch = struct.unpack("<8sIIIIq", f.read(32))
+        if magic != b"PSBATCH1" or version != 1:
+            raise SystemExit(f"torch_train: {path} is not a PSBATCH1 version 1 file")
+        dims = struct.unpack(f"<{rank}q", f.read(8 * rank))
+        size = 1
+        for d in dims:
+            size *= d
+        for _ in range(count):
+            labels = np.frombuffer(f.read(8 * batch), dtype="<i8")
+            images = np.frombuffer(f.read(4 * batch * size), dtype="<f4").reshape((batch,) + dims)
+            if labels.size != batch or images.size != batch * size:
+                raise SystemExit(f"torch_train: {path} is truncated")
+            yield labels, images
+
+
+def make_model(torch, args):
+    model = export_models.build(args.model)  # seeded: the exported package's weights
+    return model.to(args.device).train()
+
+
+def make_optimizer(torch, model, args):
+    return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                           weight_decay=args.weight_decay)
+
+
+def export_onnx(torch, args):
+    model = export_models.build(args.model).eval()
+    size = 299 if args.model == "inception_v3" else 224
+    x = torch.randn(args.batch, 3, size, size)
+    torch.onnx.export(model, (x,), args.export_onnx, opset_version=17, dynamo=False,
+                      input_names=["input"], output_names=["logits"],
+                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    print(f"exported {args.model} (BatchNorm kept) -> {args.export_onnx}", file=sys.stderr)
+
+
+def trajectory(torch, args):
+    import torch.nn.functional as F
+    set_precision(torch, args.precision)
+    torch.backends.cudnn.benchmark = False
+    model = make_model(torch, args)
+    opt = make_optimizer(torch, model, args)
+    losses = []
+    for step, (labels, images) in enumerate(read_batches(args.batches)):
+        if args.steps and step >= args.steps:
+            break
+        x = torch.from_numpy(images.copy()).to(args.device)
+        y = torch.from_numpy(labels.copy()).to(args.device)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        print(f"step {step:3d} loss {losses[-1]:.8f}", file=sys.stderr)
+    print(json.dumps({"model": args.model, "engine": "torch", "precision": args.precision,
+                      "batch": args.batch, "losses": losses}), flush=True)
+    if not args.compare:
+        return 0
+    with open(args.compare) as f:
+        theirs = json.loads(f.read().strip().splitlines()[-1])["losses"]
+    n = min(len(theirs), len(losses))
+    worst = 0.0
+    for i in range(n):
+        rel = abs(theirs[i] - losses[i]) / max(abs(losses[i]), 1e-12)
+        worst = max(worst, rel)
+        print(f"step {i:3d} torch {losses[i]:.8f} psbench {theirs[i]:.8f} rel {rel:.3g}",
+              file=sys.stderr)
+    ok = worst <= args.tolerance
+    print(json.dumps({"compare": args.compare, "steps": n, "max_rel": worst,
+                      "tolerance": args.tolerance, "ok": ok}), flush=True)
+    return 0 if ok else 3
+
+
+def time_steps(torch, args):
+    import statistics
+    import torch.nn.functional as F
+    for precision in args.precisions.split(","):
+        set_precision(torch, precision)
+        model = make_model(torch, args)
+        opt = make_optimizer(torch, model, args)
+        size = 299 if args.model == "inception_v3" else 224
+        g = torch.Generator(device=args.device).manual_seed(1)
+        x = torch.randn(args.batch, 3, size, size, device=args.device, generator=g)
+        y = torch.randint(0, 10, (args.batch,), device=args.device, generator=g)
+        times = []
+        for r in range(args.warmup + args.runs):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            end.record()
+            end.synchronize()
+            if r >= args.warmup:
+                times.append(start.elapsed_time(end))
+        v = sorted(times)
+        res = {"model": args.model, "engine": "torch", "precision": precision, "batch": args.batch,
+               "runs": args.runs, "gpu_ms": {"median": statistics.median(v),
+                                             "p10": v[int(0.1 * (len(v) - 1))],
+                                             "p90": v[int(0.9 * (len(v) - 1))]}}
+        print(json.dumps(res), flush=True)
+        print(f"{args.model} batch {args.batch} {precision}: {res['gpu_ms']['median']:.2f} ms/step",
+              file=sys.stderr)
+        del model, opt
+        torch.cuda.empty_cache()
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--momentum", type=float, default=0.9)
+    ap.add_argument("--weight-decay", type=float, default=1e-4)
+    ap.add_argument("--export-onnx")
+    ap.add_argument("--batches")
+    ap.add_argument("--steps", type=int, default=0, help="at most this many batches (0: all)")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32"])
+    ap.add_argument("--compare")
+    ap.add_argument("--tolerance", type=float, default=1e-3)
+    ap.add_argument("--time", action="store_true")
+    ap.add_argument("--precisions", default="fp32,tf32")
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--device", default="cuda")
+    args = ap.parse_args()
+    if not (args.export_onnx or args.batches or args.time):
+        ap.error("nothing to do: give --export-onnx, --batches or --time")
+    import torch
+    print(f"torch {torch.__version__}", file=sys.stderr)
+    status = 0
+    if args.export_onnx:
+        export_onnx(torch, args)
+    if args.batches:
+        status = trajectory(torch, args)
+    if args.time:
+        status = max(status, time_steps(torch, args))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,472 @@
+// The GPU trainer (models/gpu/trainer.h) on the device against the float64 CPU trainer
+// (models/cpu/trainer.h) on the training-mode tiny zoo models. Every case is [gpu]: skipped
+// without a GPU (GPU-SKIP), run by scripts/gpu-check.sh.
+//
+// Both trainers see the same batches (the device makes SyntheticData's batch draw for draw;
+// images rounded to float32, within one float32 ulp of the CPU's: the data case checks it) and
+// start from the same float32 weights. The GPU computes in strict fp32 with deterministic
+// cuDNN algorithms; the CPU in float64. Tolerances, as max |gpu - cpu| over the largest |cpu|
+// of each tensor (grad_check_util.h):
+//  - gradients after one step: 2e-3. Each op is within 2e-5 of the reference
+//    (test_gpu_grad_ops); the errors compound through ~30 layers forward and back, and Batch-
+//    Normalization over batch 2-4 divides by standard deviations of a handful of values. A
+//    wiring bug (a gradient overwritten instead of summed, a wrong buffer, a stale activation)
+//    is an error of the order of the gradient itself, i.e. >= 1e-1.
+//  - weights and running statistics after one step: 1e-5 (the update moves a weight by
+//    lr * (g + wd w), so the weight's own float32 rounding, ~6e-8, dominates).
+//  - losses: 1e-4 relative at step 0 (a float32 forward against float64), 2e-3 over 10 steps
+//    (SGD with momentum amplifies the first step's differences a little every step).
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "cuda/copy.h"
+#include "cuda/device_buffer.h"
+#include "cuda/device_pool.h"
+#include "cuda/event.h"
+#include "cuda/stream.h"
+#include "models/cpu/synthetic_data.h"
+#include "models/cpu/trainer.h"
+#include "models/gpu/runtime.h"
+#include "models/gpu/trainer.h"
+#include "models/gpu/trainer_data.h"
+#include "tests/models/gpu_op_check.h"
+#include "tests/models/grad_check_util.h"
+#include "tests/models/zoo_lowering.h"
+#include "tests/support/gpu.h"
+
+#define TRAIN_REQUIRE_OK(result)                                               \
+  do {                                                                         \
+    INFO(((result).ok() ? std::string("ok") : (result).status().to_string())); \
+    REQUIRE((result).ok());                                                    \
+  } while (0)
+
+namespace ps::models::gpu {
+namespace {
+
+using cpu::Tensor;
+using testing::shared_runtime;
+
+constexpr double kGradTolerance = 2e-3;
+constexpr double kWeightTolerance = 1e-5;
+constexpr double kFirstLossTolerance = 1e-4;
+constexpr double kLossTolerance = 2e-3;
+
+onnx_loader::LoweredModel lower_training(const std::string& model, int64_t batch) {
+  models::testing::ZooLowering what;
+  what.model = model;
+  what.batch = batch;
+  what.mode = onnx_loader::Mode::kTraining;
+  Result<onnx_loader::LoweredModel> lowered = models::testing::lower_zoo_model(what);
+  TRAIN_REQUIRE_OK(lowered);
+  return std::move(lowered).value();
+}
+
+GpuTrainerOptions gpu_options(Precision precision = Precision::kFp32) {
+  GpuTrainerOptions o;
+  o.sgd = {0.05, 0.9, 1e-4};
+  o.data.seed = 3;
+  o.data.classes = 10;
+  o.data.noise = 0.5;
+  o.precision = precision;
+  o.chunk_budget_ms = 1.0;
+  return o;
+}
+
+cpu::TrainerOptions cpu_options(const GpuTrainerOptions& o) {
+  cpu::TrainerOptions c;
+  c.sgd = o.sgd;
+  c.data = o.data;
+  return c;
+}
+
+// One pool per case: 1 GiB is far more than a tiny model needs.
+cuda::DevicePool make_pool(uint64_t bytes = uint64_t{1} << 30) {
+  Result<cuda::DevicePool> pool = cuda::DevicePool::create(shared_runtime().device(), bytes);
+  TRAIN_REQUIRE_OK(pool);
+  return std::move(pool).value();
+}
+
+cuda::Stream make_stream() {
+  Result<cuda::Stream> s = cuda::Stream::create(cuda::StreamPriority::kLow);
+  TRAIN_REQUIRE_OK(s);
+  return std::move(s).value();
+}
+
+std::unique_ptr<GpuTrainer> make_trainer(cuda::DevicePool& pool, const onnx_loader::LoweredModel& m,
+                                         const GpuTrainerOptions& o) {
+  Result<std::unique_ptr<GpuTrainer>> t =
+      GpuTrainer::create(shared_runtime(), pool, m.manifest, m.weights, o);
+  TRAIN_REQUIRE_OK(t);
+  std::printf("GpuTrainer '%s': %zu chunks of ~%.2f ms budget, %llu device bytes; chunk ms:",
+              m.manifest.model_name().c_str(), (*t)->chunks_per_step(), o.chunk_budget_ms,
+              static_cast<unsigned long long>((*t)->device_bytes()));
+  double total = 0;
+  for (double ms : (*t)->chunk_ms()) {
+    if ((*t)->chunks_per_step() <= 16) std::printf(" %.3f", ms);
+    total += ms;
+  }
+  std::printf(" (step %.3f ms)\n", total);
+  return std::move(t).value();
+}
+
+std::unique_ptr<cpu::Trainer> make_cpu_trainer(const onnx_loader::LoweredModel& m,
+                                               const GpuTrainerOptions& o) {
+  Result<std::unique_ptr<cpu::Trainer>> t =
+      cpu::Trainer::create(m.manifest, m.weights, cpu_options(o));
+  TRAIN_REQUIRE_OK(t);
+  return std::move(t).value();
+}
+
+// A deep copy (TrainingState holds move-only tensors).
+cpu::TrainingState copy_state(const cpu::TrainingState& s) {
+  cpu::TrainingState out;
+  for (const auto& [index, t] : s.weights) out.weights.emplace(index, t.clone().value());
+  for (const auto& [index, t] : s.momentum) out.momentum.emplace(index, t.clone().value());
+  out.step = s.step;
+  out.data_position = s.data_position;
+  return out;
+}
+
+// A float64 tensor's values rounded to float32, for grad_error's float32 side.
+Tensor as_f32(const Tensor& t) { return grad_test::to_f32(t); }
+
+void one_step_against_cpu(const std::string& model, int64_t batch) {
+  const onnx_loader::LoweredModel m = lower_training(model, batch);
+  const GpuTrainerOptions o = gpu_options();
+  cuda::DevicePool pool = make_pool();
+  const cuda::Stream stream = make_stream();
+  std::unique_ptr<GpuTrainer> gpu = make_trainer(pool, m, o);
+
+  // The CPU reference: gradients of batch 0 (without touching its state), then the step.
+  std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, o);
+  std::map<uint32_t, Tensor> cpu_grads;
+  Result<double> cpu_loss = cpu->loss_and_gradients(0, /*update_running_stats=*/false, &cpu_grads);
+  TRAIN_REQUIRE_OK(cpu_loss);
+  Result<double> cpu_step = cpu->step();
+  TRAIN_REQUIRE_OK(cpu_step);
+  CHECK(*cpu_step == *cpu_loss);
+
+  Result<double> gpu_loss = gpu->step(stream);
+  TRAIN_REQUIRE_OK(gpu_loss);
+  const double loss_rel = std::abs(*gpu_loss - *cpu_loss) / std::abs(*cpu_loss);
+  std::printf("[train] %s batch %lld step 0: loss gpu %.8f cpu %.8f (rel %.3g)\n", model.c_str(),
+              static_cast<long long>(batch), *gpu_loss, *cpu_loss, loss_rel);
+  CHECK(loss_rel <= kFirstLossTolerance);
+
+  Result<std::map<uint32_t, Tensor>> gpu_grads = gpu->export_gradients();
+  TRAIN_REQUIRE_OK(gpu_grads);
+  CHECK(gpu_grads->size() == cpu_grads.size());
+  double worst_grad = 0;
+  std::string worst_grad_name;
+  for (const auto& [index, expected] : cpu_grads) {
+    auto it = gpu_grads->find(index);
+    INFO("gradient of '" << m.manifest.tensors(static_cast<int>(index)).name() << "'");
+    REQUIRE(it != gpu_grads->end());
+    const grad_test::GradError e = grad_test::grad_error(expected, as_f32(it->second));
+    if (e.max_rel > worst_grad) {
+      worst_grad = e.max_rel;
+      worst_grad_name = m.manifest.tensors(static_cast<int>(index)).name();
+    }
+    CHECK(e.max_rel <= kGradTolerance);
+  }
+  Result<cpu::TrainingState> state = gpu->export_state();
+  TRAIN_REQUIRE_OK(state);
+  CHECK(state->step == 1);
+  CHECK(state->data_position == 1);
+  double worst_weight = 0;
+  std::string worst_weight_name;
+  for (const auto& [index, expected] : cpu->state().weights) {
+    auto it = state->weights.find(index);
+    INFO("weight '" << m.manifest.tensors(static_cast<int>(index)).name() << "'");
+    REQUIRE(it != state->weights.end());
+    const grad_test::GradError e = grad_test::grad_error(expected, as_f32(it->second));
+    if (e.max_rel > worst_weight) {
+      worst_weight = e.max_rel;
+      worst_weight_name = m.manifest.tensors(static_cast<int>(index)).name();
+    }
+    CHECK(e.max_rel <= kWeightTolerance);
+  }
+  CHECK(state->momentum.size() == cpu->state().momentum.size());
+  for (const auto& [index, expected] : cpu->state().momentum) {
+    auto it = state->momentum.find(index);
+    REQUIRE(it != state->momentum.end());
+    CHECK(grad_test::grad_error(expected, as_f32(it->second)).max_rel <= kGradTolerance);
+  }
+  std::printf(
+      "[train] %s: %zu gradients, worst %.3g ('%s'); %zu weights after the step, worst "
+      "%.3g ('%s')\n",
+      model.c_str(), cpu_grads.size(), worst_grad, worst_grad_name.c_str(),
+      cpu->state().weights.size(), worst_weight, worst_weight_name.c_str());
+}
+
+TEST_CASE("GpuTrainer: one step's gradients and weights match the CPU trainer (fp32)",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  one_step_against_cpu("resnet_tiny", 4);
+  one_step_against_cpu("inception_tiny", 2);
+}
+
+TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32, tf32 printed)",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 4);
+  cuda::DevicePool pool = make_pool();
+  const cuda::Stream stream = make_stream();
+  std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, gpu_options());
+  std::unique_ptr<GpuTrainer> fp32 = make_trainer(pool, m, gpu_options(Precision::kFp32));
+  std::unique_ptr<GpuTrainer> tf32 = make_trainer(pool, m, gpu_options(Precision::kTf32));
+  for (int s = 0; s < 10; ++s) {
+    Result<double> expected = cpu->step();
+    Result<double> a = fp32->step(stream);
+    Result<double> b = tf32->step(stream);
+    TRAIN_REQUIRE_OK(expected);
+    TRAIN_REQUIRE_OK(a);
+    TRAIN_REQUIRE_OK(b);
+    const double rel = std::abs(*a - *expected) / std::abs(*expected);
+    std::printf(
+        "[train] resnet_tiny step %d: cpu %.8f gpu fp32 %.8f (rel %.3g) tf32 %.8f (rel %.3g)\n", s,
+        *expected, *a, rel, *b, std::abs(*b - *expected) / std::abs(*expected));
+    CHECK(rel <= (s == 0 ? kFirstLossTolerance : kLossTolerance));
+  }
+  CHECK(fp32->step_count() == 10);
+  CHECK(fp32->data_position() == 10);
+}
+
+TEST_CASE("GpuTrainer: a step in many chunks gives bit-identical losses to whole steps",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 4);
+  cuda::DevicePool pool = make_pool();
+  const cuda::Stream stream = make_stream();
+  GpuTrainerOptions whole_options = gpu_options();
+  whole_options.chunk_budget_ms = 1e9;
+  GpuTrainerOptions tiny_options = gpu_options();
+  tiny_options.chunk_budget_ms = 0;  // one item per chunk
+  std::unique_ptr<GpuTrainer> whole = make_trainer(pool, m, whole_options);
+  std::unique_ptr<GpuTrainer> chunked = make_trainer(pool, m, tiny_options);
+  CHECK(whole->chunks_per_step() == 1);
+  CHECK(chunked->chunks_per_step() > static_cast<size_t>(2 * m.manifest.layers_size()));
+  for (int s = 0; s < 5; ++s) {
+    Result<double> a = whole->step(stream);
+    TRAIN_REQUIRE_OK(a);
+    // The chunked one by hand, as the backend drives it: one chunk at a time, waiting between.
+    size_t chunks = 0;
+    for (;;) {
+      CHECK(chunked->mid_step() == (chunks > 0));
+      Result<bool> last = chunked->enqueue_next_chunk(stream);
+      TRAIN_REQUIRE_OK(last);
+      ++chunks;
+      REQUIRE(stream.synchronize().ok());
+      if (*last) break;
+    }
+    CHECK(chunks == chunked->chunks_per_step());
+    CHECK_FALSE(chunked->enqueue_next_chunk(stream).ok());  // the step must be completed first
+    const double b = chunked->complete_step();
+    CHECK_FALSE(chunked->mid_step());
+    std::printf("[train] step %d: whole %.17g chunked (%zu chunks) %.17g\n", s, *a, chunks, b);
+    CHECK(std::memcmp(&*a, &b, sizeof b) == 0);
+  }
+}
+
+TEST_CASE("GpuTrainer: export_state / import_state continue the identical trajectory",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
+  cuda::DevicePool pool = make_pool();
+  const cuda::Stream stream = make_stream();
+  std::unique_ptr<GpuTrainer> a = make_trainer(pool, m, gpu_options());
+  for (int s = 0; s < 3; ++s) TRAIN_REQUIRE_OK(a->step(stream));
+  Result<cpu::TrainingState> saved = a->export_state();
+  TRAIN_REQUIRE_OK(saved);
+  CHECK(saved->step == 3);
+  CHECK_FALSE(saved->momentum.empty());
+
+  std::unique_ptr<GpuTrainer> b = make_trainer(pool, m, gpu_options());
+  // A foreign state is refused and changes nothing.
+  cpu::TrainingState wrong = copy_state(*saved);
+  Result<Tensor> bad = Tensor::allocate(DType::kFloat64, {3});
+  REQUIRE(bad.ok());
+  wrong.weights.begin()->second = std::move(bad).value();
+  CHECK(b->import_state(wrong).code() == Code::kInvalidArgument);
+  CHECK(b->step_count() == 0);
+  REQUIRE(b->import_state(*saved).ok());
+  CHECK(b->step_count() == 3);
+  CHECK(b->data_position() == 3);
+  // A control without the momentum buffers leaves the trajectory.
+  std::unique_ptr<GpuTrainer> c = make_trainer(pool, m, gpu_options());
+  cpu::TrainingState no_momentum = copy_state(*saved);
+  no_momentum.momentum.clear();
+  REQUIRE(c->import_state(no_momentum).ok());
+  bool control_differs = false;
+  for (int s = 0; s < 4; ++s) {
+    Result<double> x = a->step(stream), y = b->step(stream), z = c->step(stream);
+    TRAIN_REQUIRE_OK(x);
+    TRAIN_REQUIRE_OK(y);
+    TRAIN_REQUIRE_OK(z);
+    std::printf("[train] resumed step %d: original %.17g restored %.17g no-momentum %.17g\n", 3 + s,
+                *x, *y, *z);
+    CHECK(std::memcmp(&*x, &*y, sizeof(double)) == 0);
+    if (*z != *x) control_differs = true;
+  }
+  CHECK(control_differs);
+  // The GPU state is the CPU trainer's checkpoint state: a CPU trainer takes it and computes
+  // the same next step.
+  std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, gpu_options());
+  Result<cpu::TrainingState> final_state = a->export_state();
+  TRAIN_REQUIRE_OK(final_state);
+  CHECK(final_state->weights.size() == cpu->state().weights.size());
+  cpu->mutable_state() = copy_state(*final_state);
+  Result<double> cpu_next = cpu->step();
+  Result<double> gpu_next = a->step(stream);
+  TRAIN_REQUIRE_OK(cpu_next);
+  TRAIN_REQUIRE_OK(gpu_next);
+  std::printf("[train] step 7 from the exported state: cpu %.8f gpu %.8f\n", *cpu_next, *gpu_next);
+  CHECK(std::abs(*cpu_next - *gpu_next) <= kFirstLossTolerance * std::abs(*cpu_next));
+}
+
+TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
+  cuda::DevicePool pool = make_pool(uint64_t{64} << 20);
+  auto create = [&](const pipeswitch::psm::Manifest& manifest, const GpuTrainerOptions& o,
+                    cuda::DevicePool& p) {
+    return GpuTrainer::create(shared_runtime(), p, manifest, m.weights, o);
+  };
+  SECTION("an op without a backward") {
+    pipeswitch::psm::Manifest softmax = m.manifest;
+    for (auto& layer : *softmax.mutable_layers()) {
+      if (layer.op() == "Relu") {
+        layer.set_op("Softmax");  // has a GPU forward, no backward
+        break;
+      }
+    }
+    auto t = create(softmax, gpu_options(), pool);
+    REQUIRE_FALSE(t.ok());
+    CHECK(t.status().code() == Code::kUnsupported);
+    CHECK_THAT(t.status().message(),
+               Catch::Contains("Softmax") && Catch::Contains("no GPU backward"));
+  }
+  SECTION("two inputs") {
+    pipeswitch::psm::Manifest two = m.manifest;
+    for (const auto& t : m.manifest.tensors()) {
+      if (t.kind() == pipeswitch::psm::Tensor::INPUT) *two.add_tensors() = t;
+    }
+    auto t = create(two, gpu_options(), pool);
+    REQUIRE_FALSE(t.ok());
+    CHECK(t.status().code() == Code::kInvalidArgument);
+    CHECK_THAT(t.status().message(), Catch::Contains("one input"));
+  }
+  SECTION("negative learning rate") {
+    GpuTrainerOptions o = gpu_options();
+    o.sgd.learning_rate = -1;
+    CHECK(create(m.manifest, o, pool).status().code() == Code::kInvalidArgument);
+  }
+  SECTION("a pool too small: OUT_OF_MEMORY with the numbers, the pool unchanged") {
+    cuda::DevicePool small = make_pool(uint64_t{2} << 20);
+    const uint64_t free_before = small.stats().allocator.free_bytes;
+    auto t = create(m.manifest, gpu_options(), small);
+    REQUIRE_FALSE(t.ok());
+    CHECK(t.status().code() == Code::kOutOfMemory);
+    CHECK_THAT(t.status().message(), Catch::Contains("needs") && Catch::Contains("free") &&
+                                         Catch::Contains("step arena"));
+    std::printf("[train] %s\n", t.status().message().c_str());
+    CHECK(small.stats().allocator.free_bytes == free_before);
+  }
+  SECTION("the trainer returns its memory to the pool") {
+    const uint64_t free_before = pool.stats().allocator.free_bytes;
+    {
+      auto t = create(m.manifest, gpu_options(), pool);
+      TRAIN_REQUIRE_OK(t);
+      CHECK(pool.stats().allocator.free_bytes == free_before - (*t)->device_bytes());
+    }
+    CHECK(pool.stats().allocator.free_bytes == free_before);
+  }
+}
+
+// The device batch against SyntheticData: labels exact, images within one float32 ulp (CUDA's
+// double log/cos vs glibc's), with the count of differing elements printed. Also times the
+// batch kernel at ResNet152's shape (64 x 3 x 224 x 224).
+void check_device_batches(const cpu::SyntheticDataOptions& options, const Shape& sample,
+                          int64_t batch, uint64_t index, bool time_it) {
+  GpuRuntime& rt = shared_runtime();
+  const cuda::Stream& stream = rt.plan_stream();
+  const int64_t size = element_count(sample);
+  Result<DeviceSyntheticData> data =
+      DeviceSyntheticData::load(OpEnv{rt, Precision::kFp32}, options, size);
+  TRAIN_REQUIRE_OK(data);
+  Result<cuda::DeviceBuffer> patterns = cuda::DeviceBuffer::allocate(data->pattern_bytes());
+  Result<cuda::DeviceBuffer> images =
+      cuda::DeviceBuffer::allocate(static_cast<size_t>(batch * size) * 4);
+  Result<cuda::DeviceBuffer> labels = cuda::DeviceBuffer::allocate(static_cast<size_t>(batch) * 8);
+  TRAIN_REQUIRE_OK(patterns);
+  TRAIN_REQUIRE_OK(images);
+  TRAIN_REQUIRE_OK(labels);
+  REQUIRE(data->make_patterns(stream, patterns->ptr()).ok());
+  REQUIRE(
+      data->make_batch(stream, patterns->ptr(), index, batch, images->ptr(), labels->ptr()).ok());
+  std::vector<float> got(static_cast<size_t>(batch * size));
+  std::vector<int64_t> got_labels(static_cast<size_t>(batch));
+  REQUIRE(cuda::copy_to_host_async(got.data(), images->ptr(), got.size() * 4, stream).ok());
+  REQUIRE(cuda::copy_to_host_async(got_labels.data(), labels->ptr(), got_labels.size() * 8, stream)
+              .ok());
+  REQUIRE(stream.synchronize().ok());
+
+  Result<cpu::SyntheticData> cpu_data = cpu::SyntheticData::create(options, sample);
+  TRAIN_REQUIRE_OK(cpu_data);
+  Tensor expected;
+  std::vector<int64_t> expected_labels;
+  REQUIRE(cpu_data->batch(index, batch, &expected, &expected_labels).ok());
+  CHECK(got_labels == expected_labels);
+  int64_t differ = 0, beyond_one_ulp = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const float want = static_cast<float>(expected.data<double>()[i]);
+    if (got[i] == want) continue;
+    ++differ;
+    if (std::nextafter(want, got[i]) != got[i]) ++beyond_one_ulp;
+  }
+  std::printf(
+      "[data] %s%s batch %lld x %s, index %llu: %lld of %zu elements differ from the CPU's "
+      "(all by one float32 ulp: %s)\n",
+      options.single_image ? "single image, " : "", "", static_cast<long long>(batch),
+      shape_string(sample).c_str(), static_cast<unsigned long long>(index),
+      static_cast<long long>(differ), got.size(), beyond_one_ulp == 0 ? "yes" : "NO");
+  CHECK(beyond_one_ulp == 0);
+  CHECK(differ * 100000 <= static_cast<int64_t>(got.size()));  // rare: < 1e-5 of the elements
+  if (!time_it) return;
+  Result<cuda::Event> start = cuda::Event::create(true), end = cuda::Event::create(true);
+  REQUIRE(start.ok());
+  REQUIRE(end.ok());
+  REQUIRE(start->record(stream).ok());
+  for (int r = 0; r < 10; ++r) {
+    REQUIRE(
+        data->make_batch(stream, patterns->ptr(), index + r, batch, images->ptr(), labels->ptr())
+            .ok());
+  }
+  REQUIRE(end->record(stream).ok());
+  REQUIRE(end->synchronize().ok());
+  Result<float> ms = cuda::Event::elapsed_ms(*start, *end);
+  REQUIRE(ms.ok());
+  std::printf("[data] batch kernel %lld x %s: %.3f ms per batch\n", static_cast<long long>(batch),
+              shape_string(sample).c_str(), *ms / 10);
+}
+
+TEST_CASE("GpuTrainer data: the device batch is SyntheticData's (labels exact, images to an ulp)",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  cpu::SyntheticDataOptions options;
+  options.seed = 3;
+  options.classes = 10;
+  options.noise = 0.5;
+  check_device_batches(options, {3, 32, 32}, 8, 0, false);
+  check_device_batches(options, {3, 32, 32}, 8, 12345, false);
+  check_device_batches(options, {3, 224, 224}, 64, 7, true);
+  options.single_image = true;
+  check_device_batches(options, {3, 224, 224}, 64, 0, true);
+}
+
+}  // namespace
+}  // namespace ps::models::gpu

@@ -1,0 +1,292 @@
+#include "tools/psbench/train_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+#include "cuda/copy.h"
+#include "cuda/device_buffer.h"
+#include "cuda/device_pool.h"
+#include "cuda/event.h"
+#include "cuda/host_memory.h"
+#include "cuda/stream.h"
+#include "models/gpu/grad_op.h"
+#include "models/gpu/runtime.h"
+#include "models/gpu/trainer_data.h"
+#include "models/gpu/trainer_plan.h"
+#include "models/package_reader.h"
+#include "tools/psbench/cli.h"
+
+namespace ps::psbench {
+namespace {
+
+Result<double> parse_real(std::string_view option, std::string_view text) {
+  const std::string s(text);
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !(v >= 0)) {
+    return invalid_argument(option, ": '", text, "' is not a non-negative number");
+  }
+  return v;
+}
+
+template <typename T>
+void put(std::vector<uint8_t>& out, size_t* at, T v) {
+  std::memcpy(out.data() + *at, &v, sizeof v);
+  *at += sizeof v;
+}
+
+// Writes batches [0, count) as the trainer makes them (same kernel, same options) to `path`.
+Status write_batches(models::gpu::GpuRuntime& runtime, const TrainBenchOptions& o,
+                     const models::gpu::TrainLayout& layout, const std::string& path) {
+  const cuda::Stream& stream = runtime.plan_stream();
+  PS_ASSIGN_OR_RETURN(
+      models::gpu::DeviceSyntheticData data,
+      models::gpu::DeviceSyntheticData::load(models::gpu::OpEnv{runtime, o.trainer.precision},
+                                             o.trainer.data, layout.sample_size));
+  const uint64_t image_bytes = static_cast<uint64_t>(layout.batch * layout.sample_size) * 4;
+  PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer patterns,
+                      cuda::DeviceBuffer::allocate(data.pattern_bytes()));
+  PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer images, cuda::DeviceBuffer::allocate(image_bytes));
+  PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer labels,
+                      cuda::DeviceBuffer::allocate(static_cast<size_t>(layout.batch) * 8));
+  PS_TRY(data.make_patterns(stream, patterns.ptr()));
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return io_error("cannot create ", path);
+  BatchFileHeader h;
+  h.count = static_cast<uint32_t>(o.trajectory);
+  h.batch = layout.batch;
+  h.classes = static_cast<uint32_t>(o.trainer.data.classes);
+  h.sample_shape = layout.sample_shape;
+  const std::vector<uint8_t> header = encode_batch_file_header(h);
+  out.write(reinterpret_cast<const char*>(header.data()),
+            static_cast<std::streamsize>(header.size()));
+  std::vector<uint8_t> host_labels(static_cast<size_t>(layout.batch) * 8), host_images(image_bytes);
+  for (int b = 0; b < o.trajectory; ++b) {
+    PS_TRY(data.make_batch(stream, patterns.ptr(), static_cast<uint64_t>(b), layout.batch,
+                           images.ptr(), labels.ptr()));
+    PS_TRY(cuda::copy_to_host_async(host_labels.data(), labels.ptr(), host_labels.size(), stream));
+    PS_TRY(cuda::copy_to_host_async(host_images.data(), images.ptr(), host_images.size(), stream));
+    PS_TRY(stream.synchronize());
+    out.write(reinterpret_cast<const char*>(host_labels.data()),
+              static_cast<std::streamsize>(host_labels.size()));
+    out.write(reinterpret_cast<const char*>(host_images.data()),
+              static_cast<std::streamsize>(host_images.size()));
+  }
+  if (!out.flush()) return io_error("cannot write ", path);
+  return Status::OK();
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_batch_file_header(const BatchFileHeader& h) {
+  std::vector<uint8_t> out(8 + 4 * 4 + 8 * (1 + h.sample_shape.size()));
+  std::memcpy(out.data(), "PSBATCH1", 8);
+  size_t at = 8;
+  put<uint32_t>(out, &at, 1);
+  put<uint32_t>(out, &at, h.count);
+  put<uint32_t>(out, &at, static_cast<uint32_t>(h.sample_shape.size()));
+  put<uint32_t>(out, &at, h.classes);
+  put<int64_t>(out, &at, h.batch);
+  for (int64_t d : h.sample_shape) put<int64_t>(out, &at, d);
+  return out;
+}
+
+void print_train_help(std::FILE* out) {
+  std::fprintf(
+      out,
+      "usage: psbench train PACKAGE.psm [--precision fp32|tf32] [--steps N] [--runs N]\n"
+      "                     [--lr X] [--momentum X] [--weight-decay X] [--classes N]\n"
+      "                     [--noise X] [--seed N] [--single-image] [--chunk-ms X]\n"
+      "                     [--pool SIZE] [--write-batches FILE] [--json] [--device N]\n"
+      "\n"
+      "Builds a GpuTrainer for the training-mode package (psimport --mode training) on a device\n"
+      "pool, runs --steps steps from the package's weights printing each loss (the trajectory),\n"
+      "then --runs more steps timed: GPU time (events around the step's chunks) and wall time\n"
+      "(enqueue to completion), median/p10/p90 in ms. Also prints the chunks and device bytes.\n"
+      "\n"
+      "options:\n"
+      "  --precision P       fp32 (strict) or tf32 (default)\n"
+      "  --steps N           trajectory steps whose losses are printed (default 20)\n"
+      "  --runs N            timed steps after them (default 20)\n"
+      "  --lr X --momentum X --weight-decay X   SGD (default 0.01, 0.9, 1e-4)\n"
+      "  --classes N --noise X --seed N --single-image   the synthetic data (default 10, 0.5, 1)\n"
+      "  --chunk-ms X        chunk budget (default 1.0; steps are timed whole either way)\n"
+      "  --pool SIZE         device pool size (default: what the trainer needs + 256 MiB)\n"
+      "  --write-batches F   write the trajectory's batches (PSBATCH1 file) for\n"
+      "                      scripts/torch_train.py --batches F\n"
+      "  --json              one JSON object instead of the tables\n"
+      "  --device N          GPU ordinal (default 0)\n");
+}
+
+Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view>& args,
+                                              bool* help) {
+  TrainBenchOptions o;
+  o.trainer.sgd = {0.01, 0.9, 1e-4};
+  *help = false;
+  OptionReader r(args);
+  while (r.next()) {
+    if (r.is("--help") || r.is("-h")) {
+      *help = true;
+      return o;
+    }
+    if (!r.name().starts_with("-")) {
+      if (!o.package.empty()) return invalid_argument("more than one package");
+      o.package = std::string(r.name());
+    } else if (r.is("--precision")) {
+      PS_ASSIGN_OR_RETURN(auto v, r.value());
+      PS_ASSIGN_OR_RETURN(o.trainer.precision, models::gpu::parse_precision(v));
+    } else if (r.is("--steps") || r.is("--runs") || r.is("--classes") || r.is("--seed") ||
+               r.is("--device")) {
+      const std::string name(r.name());
+      PS_ASSIGN_OR_RETURN(auto v, r.value());
+      PS_ASSIGN_OR_RETURN(
+          auto n,
+          parse_int(name, v, name == "--runs" || name == "--classes" ? 1 : 0, 1'000'000'000));
+      if (name == "--steps") o.trajectory = static_cast<int>(n);
+      if (name == "--runs") o.runs = static_cast<int>(n);
+      if (name == "--classes") o.trainer.data.classes = n;
+      if (name == "--seed") o.trainer.data.seed = static_cast<uint64_t>(n);
+      if (name == "--device") o.device = static_cast<int>(n);
+    } else if (r.is("--lr") || r.is("--momentum") || r.is("--weight-decay") || r.is("--noise") ||
+               r.is("--chunk-ms")) {
+      const std::string name(r.name());
+      PS_ASSIGN_OR_RETURN(auto v, r.value());
+      PS_ASSIGN_OR_RETURN(const double x, parse_real(name, v));
+      if (name == "--lr") o.trainer.sgd.learning_rate = x;
+      if (name == "--momentum") o.trainer.sgd.momentum = x;
+      if (name == "--weight-decay") o.trainer.sgd.weight_decay = x;
+      if (name == "--noise") o.trainer.data.noise = x;
+      if (name == "--chunk-ms") o.trainer.chunk_budget_ms = x;
+    } else if (r.is("--single-image")) {
+      o.trainer.data.single_image = true;
+    } else if (r.is("--pool")) {
+      PS_ASSIGN_OR_RETURN(auto v, r.value());
+      PS_ASSIGN_OR_RETURN(o.pool_bytes, parse_size("--pool", v));
+    } else if (r.is("--write-batches")) {
+      PS_ASSIGN_OR_RETURN(auto v, r.value());
+      o.batches_file = std::string(v);
+    } else if (r.is("--json")) {
+      o.json = true;
+    } else {
+      return invalid_argument("unknown option '", r.name(), "'");
+    }
+  }
+  if (o.package.empty()) return invalid_argument("no package given (psbench train MODEL.psm)");
+  return o;
+}
+
+Status run_train(const TrainBenchOptions& o) {
+  using Clock = std::chrono::steady_clock;
+  PS_ASSIGN_OR_RETURN(models::Package package, models::Package::open(o.package));
+  const auto& manifest = package.manifest();
+  std::vector<uint8_t> blob(package.weights_bytes());
+  PS_TRY(package.read_weights(blob.data(), blob.size()));
+  PS_ASSIGN_OR_RETURN(std::unique_ptr<models::gpu::GpuRuntime> runtime,
+                      models::gpu::GpuRuntime::create(o.device));
+  models::gpu::TrainLayoutOptions lo;
+  lo.momentum = o.trainer.sgd.momentum != 0;
+  lo.patterns = models::gpu::synthetic_pattern_count(o.trainer.data);
+  lo.classes = o.trainer.data.classes;
+  PS_ASSIGN_OR_RETURN(const models::gpu::TrainLayout layout,
+                      models::gpu::plan_training(manifest, lo, &models::gpu::gpu_has_backward));
+  const uint64_t pool_bytes =
+      o.pool_bytes > 0 ? o.pool_bytes : layout.block_bytes + (uint64_t{256} << 20);
+  PS_ASSIGN_OR_RETURN(cuda::DevicePool pool,
+                      cuda::DevicePool::create(runtime->device(), pool_bytes));
+  const auto build_start = Clock::now();
+  PS_ASSIGN_OR_RETURN(std::unique_ptr<models::gpu::GpuTrainer> trainer,
+                      models::gpu::GpuTrainer::create(*runtime, pool, manifest, blob, o.trainer));
+  const double build_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - build_start).count();
+  runtime->release_plan_scratch();
+  if (!o.batches_file.empty()) PS_TRY(write_batches(*runtime, o, layout, o.batches_file));
+  PS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create(cuda::StreamPriority::kLow));
+
+  std::vector<double> losses;
+  for (int s = 0; s < o.trajectory; ++s) {
+    PS_ASSIGN_OR_RETURN(const double loss, trainer->step(stream));
+    losses.push_back(loss);
+    if (!o.json) std::printf("step %3d loss %.8f\n", s, loss);
+  }
+  PS_ASSIGN_OR_RETURN(cuda::Event start, cuda::Event::create(true));
+  PS_ASSIGN_OR_RETURN(cuda::Event end, cuda::Event::create(true));
+  std::vector<double> gpu_ms, wall_ms;
+  for (int r = 0; r < o.runs; ++r) {
+    const auto t0 = Clock::now();
+    PS_TRY(start.record(stream));
+    for (;;) {
+      PS_ASSIGN_OR_RETURN(const bool last, trainer->enqueue_next_chunk(stream));
+      if (last) break;
+    }
+    PS_TRY(end.record(stream));
+    PS_TRY(end.synchronize());
+    trainer->complete_step();
+    wall_ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    PS_ASSIGN_OR_RETURN(const float ms, cuda::Event::elapsed_ms(start, end));
+    gpu_ms.push_back(ms);
+  }
+  double profiled = 0, longest = 0;
+  for (double ms : trainer->chunk_ms()) {
+    profiled += ms;
+    longest = std::max(longest, ms);
+  }
+  const std::string precision(models::gpu::precision_name(o.trainer.precision));
+  auto q = [](std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
+  };
+  if (o.json) {
+    std::string l;
+    for (double x : losses) l += str_cat(l.empty() ? "" : ", ", x);
+    std::printf(
+        "{\"model\": \"%s\", \"engine\": \"psbench\", \"precision\": \"%s\", \"batch\": %lld, "
+        "\"build_ms\": %.1f, \"device_bytes\": %llu, \"chunks\": %zu, \"chunk_budget_ms\": %g, "
+        "\"longest_chunk_ms\": %.3f, \"profiled_step_ms\": %.3f, \"runs\": %d, "
+        "\"gpu_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, "
+        "\"wall_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, \"losses\": [%s]}\n",
+        manifest.model_name().c_str(), precision.c_str(), static_cast<long long>(layout.batch),
+        build_ms, static_cast<unsigned long long>(trainer->device_bytes()),
+        trainer->chunks_per_step(), o.trainer.chunk_budget_ms, longest, profiled, o.runs,
+        median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
+        q(wall_ms, 0.9), l.c_str());
+    return Status::OK();
+  }
+  std::printf(
+      "\n%s batch %lld, %s: build %.0f ms, %s on the device, %zu chunks of <= %g ms "
+      "(longest %.3f ms, profiled step %.2f ms)\n",
+      manifest.model_name().c_str(), static_cast<long long>(layout.batch), precision.c_str(),
+      build_ms, size_label(trainer->device_bytes()).c_str(), trainer->chunks_per_step(),
+      o.trainer.chunk_budget_ms, longest, profiled);
+  if (o.runs > 0) {
+    std::printf(
+        "step: GPU %.2f ms (p10 %.2f, p90 %.2f), wall %.2f ms (p10 %.2f, p90 %.2f) over %d steps\n",
+        median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
+        q(wall_ms, 0.9), o.runs);
+  }
+  return Status::OK();
+}
+
+int train_main(const std::vector<std::string_view>& args) {
+  bool help = false;
+  Result<TrainBenchOptions> o = parse_train_options(args, &help);
+  if (help) {
+    print_train_help(stdout);
+    return 0;
+  }
+  if (!o.ok()) {
+    std::fprintf(stderr, "psbench train: %s\n", o.status().message().c_str());
+    print_train_help(stderr);
+    return 2;
+  }
+  const Status s = run_train(*o);
+  if (!s.ok()) {
+    std::fprintf(stderr, "psbench train: %s\n", s.to_string().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace ps::psbench
