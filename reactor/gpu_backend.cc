@@ -173,12 +173,12 @@ void GpuBackend::device_main() {
     GpuTrainingJob::Controls controls;
     {
       std::unique_lock lock(mutex_);
-      auto wake = [this] { return stopping_ || !commands_.empty() || job_.stop || job_.checkpoint; };
       if (!job) {
-        ready_.wait(lock, wake);
+        ready_.wait(lock, [this] { return stopping_ || !commands_.empty(); });
       } else if (!job->ready()) {
-        // The job's chunk is on the GPU: look again soon, or at once when a command comes.
-        ready_.wait_for(lock, std::chrono::microseconds(50), wake);
+        // The job's chunk is on the GPU: look again soon, or at once when a command comes
+        // (STOP and CHECKPOINT wait for the step boundary anyway).
+        ready_.wait_for(lock, std::chrono::microseconds(50), [this] { return !commands_.empty(); });
       }
       if (!commands_.empty()) {
         command = std::move(commands_.front());
