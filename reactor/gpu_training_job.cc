@@ -33,19 +33,18 @@ Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
   PS_ASSIGN_OR_RETURN(job->done_, cuda::Event::create(false));
   if (!task.options.resume_path.empty()) {
     PS_ASSIGN_OR_RETURN(models::cpu::TrainingState current, job->trainer_->export_state());
-    PS_ASSIGN_OR_RETURN(models::cpu::TrainingState resumed,
-                        models::cpu::read_checkpoint(job->trainer_->manifest(), current,
-                                                     task.options.resume_path));
+    PS_ASSIGN_OR_RETURN(
+        models::cpu::TrainingState resumed,
+        models::cpu::read_checkpoint(job->trainer_->manifest(), current, task.options.resume_path));
     PS_TRY(job->trainer_->import_state(resumed));
     log_info("training job ", task.job, ": resumed ", task.model, " at step ",
              job->trainer_->step_count(), " from ", task.options.resume_path);
   }
   job->progress_.step = job->trainer_->step_count();
   job->start_ = Clock::now();
-  log_info("training job ", task.job, " (", task.model, ", batch ", task.batch, "): ",
-           job->trainer_->chunks_per_step(), " chunks per step, ",
-           job->trainer_->device_bytes() >> 20, " MiB of the pool, ",
-           training_policy_name(policy));
+  log_info("training job ", task.job, " (", task.model, ", batch ", task.batch,
+           "): ", job->trainer_->chunks_per_step(), " chunks per step, ",
+           job->trainer_->device_bytes() >> 20, " MiB of the pool, ", training_policy_name(policy));
   return job;
 }
 
