@@ -1,6 +1,7 @@
 #include "reactor/gpu_backend.h"
 
 #include "reactor/gpu_engine.h"
+#include "reactor/gpu_training_job.h"
 #include "reactor/log.h"
 
 namespace ps::reactor {
@@ -80,14 +81,38 @@ void GpuBackend::infer(InferTask task) {
 }
 
 Status GpuBackend::start_training(const TrainTask& task) {
-  return unsupported("training '", task.model,
-                     "' is not implemented yet on the GPU backend (training comes with issue 7)");
+  std::lock_guard lock(mutex_);
+  if (stopping_ || !started_status_.ok()) return unavailable("the backend is shutting down");
+  if (job_.active) {
+    return make_error(Code::kResourceExhausted, "gpu ", ordinal_, " is running training job ",
+                      job_.id, "; one job per GPU (STOP ", job_.id, " first)");
+  }
+  job_ = JobSlot{task.job, true, !task.options.checkpoint_path.empty(), false, false};
+  commands_.push_back(TrainCommand{task});
+  ready_.notify_all();
+  return Status::OK();
 }
 
-Status GpuBackend::stop_training(uint64_t job) { return not_found("no training job ", job); }
+Status GpuBackend::stop_training(uint64_t job) {
+  std::lock_guard lock(mutex_);
+  if (job == 0 || job != job_.id) return not_found("no training job ", job);
+  if (job_.active) {
+    job_.stop = true;  // nothing to do when it has ended
+    ready_.notify_all();
+  }
+  return Status::OK();
+}
 
 Status GpuBackend::checkpoint_training(uint64_t job) {
-  return not_found("no training job ", job);
+  std::lock_guard lock(mutex_);
+  if (job == 0 || job != job_.id || !job_.active) return not_found("no running training job ", job);
+  if (!job_.saves) {
+    return invalid_argument("job ", job,
+                            " has no checkpoint file (start the server with --checkpoints DIR)");
+  }
+  job_.checkpoint = true;
+  ready_.notify_all();
+  return Status::OK();
 }
 
 BackendStats GpuBackend::stats() const {
@@ -100,6 +125,10 @@ void GpuBackend::post_cancelled(Command& command) {
     sink_->post(cancelled(CompletionKind::kLoad, load->ticket));
   } else if (auto* unload = std::get_if<UnloadCommand>(&command)) {
     sink_->post(cancelled(CompletionKind::kUnload, unload->ticket));
+  } else if (auto* train = std::get_if<TrainCommand>(&command)) {
+    Completion c = cancelled(CompletionKind::kTraining, train->task.job);
+    c.finished = true;
+    sink_->post(std::move(c));
   } else {
     sink_->post(cancelled(CompletionKind::kInfer, std::get<InferTask>(command).ticket));
   }
@@ -137,28 +166,75 @@ void GpuBackend::device_main() {
   }
   if (!engine_) return;
 
+  std::unique_ptr<GpuTrainingJob> job;
   for (;;) {
     Command command;
+    bool have_command = false;
+    GpuTrainingJob::Controls controls;
     {
       std::unique_lock lock(mutex_);
-      ready_.wait(lock, [this] { return stopping_ || !commands_.empty(); });
-      if (commands_.empty()) break;  // stopping, nothing left
-      command = std::move(commands_.front());
-      commands_.pop_front();
+      if (!job) {
+        ready_.wait(lock, [this] { return stopping_ || !commands_.empty(); });
+      } else if (!job->ready()) {
+        // The job's chunk is on the GPU: look again soon, or at once when a command comes
+        // (STOP and CHECKPOINT wait for the step boundary anyway).
+        ready_.wait_for(lock, std::chrono::microseconds(50), [this] { return !commands_.empty(); });
+      }
+      if (!commands_.empty()) {
+        command = std::move(commands_.front());
+        commands_.pop_front();
+        have_command = true;
+      } else if (!job && stopping_) {
+        break;  // stopping, nothing left
+      }
+      if (job) {
+        controls.stop = job_.stop || stopping_;
+        controls.checkpoint = job_.checkpoint;
+        job_.checkpoint = false;
+      }
     }
-    Completion c;
-    if (auto* load = std::get_if<LoadCommand>(&command)) {
-      c = engine_->load(load->ticket, load->source);
-    } else if (auto* unload = std::get_if<UnloadCommand>(&command)) {
-      c = engine_->unload(unload->ticket, unload->model);
-    } else {
-      c = engine_->infer(std::get<InferTask>(command));
+    if (have_command) {
+      if (auto* train = std::get_if<TrainCommand>(&command)) {
+        auto started = engine_->start_training(train->task, options_.training, sink_);
+        if (started.ok()) {
+          job = std::move(*started);
+        } else {
+          log_warn("training job ", train->task.job, " (", train->task.model,
+                   ") failed: ", started.status().message());
+          Completion c;
+          c.kind = CompletionKind::kTraining;
+          c.ticket = train->task.job;
+          c.status = started.status();
+          c.finished = true;
+          sink_->post(std::move(c));
+          std::lock_guard lock(mutex_);
+          job_.active = false;
+        }
+        continue;
+      }
+      Completion c;
+      if (auto* load = std::get_if<LoadCommand>(&command)) {
+        c = engine_->load(load->ticket, load->source);
+      } else if (auto* unload = std::get_if<UnloadCommand>(&command)) {
+        c = engine_->unload(unload->ticket, unload->model);
+      } else {
+        c = engine_->infer(std::get<InferTask>(command));
+        if (job && c.status.ok()) job->note_inference(c.timings.startup_us);
+      }
+      if (c.status.code() == Code::kDevice) log_error("gpu ", ordinal_, ": ", c.status.message());
+      sink_->post(std::move(c));
+      engine_->after_reply();
+      std::lock_guard lock(mutex_);
+      stats_ = engine_->stats();
+      continue;
     }
-    if (c.status.code() == Code::kDevice) log_error("gpu ", ordinal_, ": ", c.status.message());
-    sink_->post(std::move(c));
-    engine_->after_reply();
-    std::lock_guard lock(mutex_);
-    stats_ = engine_->stats();
+    if (job && job->ready() && job->advance(controls)) {
+      job.reset();  // its memory goes back to the pool
+      std::lock_guard lock(mutex_);
+      job_.active = false;
+      job_.stop = false;
+      stats_ = engine_->stats();
+    }
   }
   engine_.reset();  // frees every model, the pool and the context on this thread
 }

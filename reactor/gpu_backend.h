@@ -21,6 +21,11 @@
 // (--grouping; default optimal, from the measured per-layer times and the link measured at
 // start). The banner and the load log print the predicted pipelined latency.
 //
+// Training (issue 7). One job per GPU (TRAIN); its trainer lives on the device thread
+// (reactor/gpu_training_job.h), which runs it in chunks on a low-priority stream whenever no
+// command waits, so inference preempts it between chunks (--training yield) or runs beside it
+// (co-run).
+//
 // Requests. A batch that is a multiple of the native batch runs as consecutive native
 // batches; the weights are switched in once, with the first. Timings: queue_us is host time
 // from acceptance to the start of the enqueue; switch_us is the GPU time of the weight copies
@@ -77,7 +82,18 @@ class GpuBackend final : public Backend {
     uint64_t ticket;
     std::string model;
   };
-  using Command = std::variant<LoadCommand, UnloadCommand, InferTask>;
+  struct TrainCommand {
+    TrainTask task;
+  };
+  using Command = std::variant<LoadCommand, UnloadCommand, InferTask, TrainCommand>;
+  // The GPU's one training job, as the loop thread sees it (guarded by mutex_).
+  struct JobSlot {
+    uint64_t id = 0;       // the last job started (0: none yet)
+    bool active = false;   // accepted and not ended
+    bool saves = false;    // it has a checkpoint path
+    bool stop = false;     // asked, not yet seen by the device thread
+    bool checkpoint = false;
+  };
 
   void device_main();
   void post_cancelled(Command& command);
@@ -90,6 +106,7 @@ class GpuBackend final : public Backend {
   mutable std::mutex mutex_;  // guards the fields below
   std::condition_variable ready_;
   std::deque<Command> commands_;
+  JobSlot job_;
   bool stopping_ = false;
   bool stopped_ = false;
   bool started_ = false;  // the device thread finished its start-up (started_status_ is set)

@@ -25,6 +25,8 @@
 
 namespace ps::reactor {
 
+class GpuTrainingJob;  // reactor/gpu_training_job.h
+
 // How a switch into the switch region is enqueued (GpuEngine::choose_switch_mode).
 enum class SwitchMode : uint8_t { kEnqueue, kGroupGraphs, kRequestGraph };
 const char* switch_mode_name(SwitchMode mode);
@@ -45,6 +47,12 @@ class GpuEngine {
   Completion load(uint64_t ticket, const ModelSource& source);
   Completion unload(uint64_t ticket, const std::string& model);
   Completion infer(const InferTask& task);
+  // Builds training job task.job on a registered model (re-imported for training when it came
+  // from the zoo; a training-mode package is trained as it is), with its memory from the pool.
+  // Errors: NOT_FOUND, a batch that is not the model's, the trainer's and the checkpoint's.
+  Result<std::unique_ptr<GpuTrainingJob>> start_training(const TrainTask& task,
+                                                         TrainingPolicy policy,
+                                                         CompletionSink* sink);
   // Work a request leaves for after its reply is posted: the pipeswitch-style policies evict
   // the model here (a pool slot returned, a driver allocation freed, managed pages pushed back
   // to the host), off the request's latency. Call after every infer().

@@ -16,6 +16,7 @@
 #include "reactor/cpu_backend.h"
 #include "reactor/model_source.h"
 #include "reactor/preemption_gate.h"
+#include "tests/reactor/recording_sink.h"
 
 namespace ps::reactor {
 namespace {
@@ -23,53 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// Keeps every completion in arrival order; waits for conditions over them.
-class RecordingSink final : public CompletionSink {
- public:
-  void post(Completion c) override {
-    std::lock_guard lock(mutex_);
-    all_.push_back(std::move(c));
-    arrived_.notify_all();
-  }
-  void wake() override {}
-
-  // Waits (at most 2 minutes) until pred(all completions so far) holds.
-  template <typename Pred>
-  void wait_until(Pred pred) {
-    std::unique_lock lock(mutex_);
-    const bool ok = arrived_.wait_for(lock, 2min, [&] { return pred(all_); });
-    PS_CHECK(ok);
-  }
-  Completion wait_for_ticket(CompletionKind kind, uint64_t ticket) {
-    Completion out;
-    wait_until([&](const std::vector<Completion>& all) {
-      for (const Completion& c : all) {
-        if (c.kind == kind && c.ticket == ticket && (kind != CompletionKind::kTraining || c.finished)) {
-          out = c;
-          return true;
-        }
-      }
-      return false;
-    });
-    return out;
-  }
-  // The losses of job `job`'s steps, by the model's step number (1-based: after the step).
-  std::map<uint64_t, double> losses(uint64_t job) {
-    std::lock_guard lock(mutex_);
-    std::map<uint64_t, double> out;
-    for (const Completion& c : all_) {
-      if (c.kind == CompletionKind::kTraining && c.ticket == job && c.training.steps > 0) {
-        out[c.training.step] = c.training.loss;
-      }
-    }
-    return out;
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable arrived_;
-  std::vector<Completion> all_;
-};
+using testing::RecordingSink;
 
 constexpr uint32_t kBatch = 2;
 
@@ -152,8 +107,7 @@ std::filesystem::path temp_dir(const std::string& name) {
   return dir;
 }
 
-TEST_CASE("preemption gate: parks while inference is pending and measures how late",
-          "[training]") {
+TEST_CASE("preemption gate: parks while inference is pending and measures how late", "[training]") {
   PreemptionGate gate;
   CHECK_FALSE(gate.park_if_busy().has_value());  // nothing pending: never waits
   gate.inference_arrived();
@@ -324,7 +278,8 @@ TEST_CASE("CPU backend training: a job that cannot train fails and says why", "[
 TEST_CASE("CPU backend training: co-run keeps training beside inference", "[training]") {
   Harness h(TrainingPolicy::kCoRun);
   REQUIRE(h.backend.start_training(h.task(1, 4)).ok());
-  for (int i = 0; i < 3; ++i) CHECK(h.sink.wait_for_ticket(CompletionKind::kInfer, h.infer()).status.ok());
+  for (int i = 0; i < 3; ++i)
+    CHECK(h.sink.wait_for_ticket(CompletionKind::kInfer, h.infer()).status.ok());
   Completion end = h.sink.wait_for_ticket(CompletionKind::kTraining, 1);
   REQUIRE(end.status.ok());
   CHECK(end.training.preemptions == 0);  // it never parks

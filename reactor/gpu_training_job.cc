@@ -1,0 +1,188 @@
+#include "reactor/gpu_training_job.h"
+
+#include <utility>
+
+#include "models/cpu/checkpoint.h"
+#include "reactor/log.h"
+
+namespace ps::reactor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+}  // namespace
+
+Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
+    models::gpu::GpuRuntime& runtime, cuda::DevicePool& pool,
+    const pipeswitch::psm::Manifest& manifest, std::span<const uint8_t> weights,
+    const TrainTask& task, models::gpu::Precision precision, TrainingPolicy policy,
+    CompletionSink* sink) {
+  std::unique_ptr<GpuTrainingJob> job(new GpuTrainingJob(task, policy, sink));
+  models::gpu::GpuTrainerOptions options;
+  options.sgd.learning_rate = task.options.learning_rate;
+  options.sgd.momentum = task.options.momentum;
+  options.sgd.weight_decay = task.options.weight_decay;
+  options.data.seed = task.options.seed;
+  options.data.classes = task.options.classes;
+  options.data.noise = task.options.noise;
+  options.data.single_image = task.options.single_image;
+  options.precision = precision;
+  PS_ASSIGN_OR_RETURN(job->trainer_,
+                      models::gpu::GpuTrainer::create(runtime, pool, manifest, weights, options));
+  PS_ASSIGN_OR_RETURN(job->stream_, cuda::Stream::create(cuda::StreamPriority::kLow));
+  PS_ASSIGN_OR_RETURN(job->done_, cuda::Event::create(false));
+  if (!task.options.resume_path.empty()) {
+    PS_ASSIGN_OR_RETURN(models::cpu::TrainingState current, job->trainer_->export_state());
+    PS_ASSIGN_OR_RETURN(
+        models::cpu::TrainingState resumed,
+        models::cpu::read_checkpoint(job->trainer_->manifest(), current, task.options.resume_path));
+    PS_TRY(job->trainer_->import_state(resumed));
+    log_info("training job ", task.job, ": resumed ", task.model, " at step ",
+             job->trainer_->step_count(), " from ", task.options.resume_path);
+  }
+  job->progress_.step = job->trainer_->step_count();
+  job->start_ = Clock::now();
+  log_info("training job ", task.job, " (", task.model, ", batch ", task.batch,
+           "): ", job->trainer_->chunks_per_step(), " chunks per step, ",
+           job->trainer_->device_bytes() >> 20, " MiB of the pool, ", training_policy_name(policy));
+  return job;
+}
+
+GpuTrainingJob::~GpuTrainingJob() {
+  if (in_flight_) (void)done_.synchronize();
+  (void)stream_.synchronize();
+  if (writer_.joinable()) writer_.join();
+}
+
+bool GpuTrainingJob::ready() const {
+  if (!in_flight_) return true;
+  auto done = done_.is_done();
+  return !done.ok() || *done;  // an error is reported by the next turn
+}
+
+bool GpuTrainingJob::advance(const Controls& controls) {
+  if (ended_) return true;
+  bool ended = false;
+  Status s = turn(controls, &ended);
+  if (!s.ok()) {
+    log_warn("training job ", id(), " (", task_.model, ") failed: ", s.message());
+    if (in_flight_) (void)done_.synchronize();
+    in_flight_ = false;
+    (void)finish_write();
+    post(/*finished=*/true, std::move(s));
+    ended_ = true;
+  } else if (ended) {
+    post(/*finished=*/true);
+    ended_ = true;
+  }
+  return ended_;
+}
+
+Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
+  checkpoint_asked_ |= controls.checkpoint;
+  if (written_ && written_->done.load(std::memory_order_acquire)) PS_TRY(finish_write());
+  if (in_flight_) {
+    PS_ASSIGN_OR_RETURN(const bool done, done_.is_done());
+    if (!done) return Status::OK();
+    in_flight_ = false;
+    if (step_end_in_flight_) {
+      step_end_in_flight_ = false;
+      progress_.loss = trainer_->complete_step();
+      ++progress_.steps;
+      const uint64_t step = trainer_->step_count();
+      const bool periodic =
+          task_.options.checkpoint_every != 0 && step % task_.options.checkpoint_every == 0;
+      if (periodic && !task_.options.checkpoint_path.empty()) checkpoint_asked_ = true;
+      post(/*finished=*/false);
+    }
+  }
+  if (!trainer_->mid_step()) {
+    // A step boundary: nothing of the job is queued.
+    const bool can_save = !task_.options.checkpoint_path.empty();
+    const bool last = controls.stop || (task_.steps != 0 && progress_.steps >= task_.steps);
+    if (last) {
+      PS_TRY(finish_write());
+      if (can_save && (progress_.checkpoint_path.empty() ||
+                       progress_.checkpoint_step != trainer_->step_count())) {
+        PS_TRY(save());
+        PS_TRY(finish_write());
+      }
+      *ended = true;
+      return Status::OK();
+    }
+    if (checkpoint_asked_ && can_save) {
+      checkpoint_asked_ = false;
+      PS_TRY(save());
+    }
+  }
+  // Enqueue: one chunk (yield) or the rest of the step (co-run).
+  bool step_end = false;
+  do {
+    PS_ASSIGN_OR_RETURN(step_end, trainer_->enqueue_next_chunk(stream_));
+  } while (policy_ == TrainingPolicy::kCoRun && !step_end);
+  PS_TRY(done_.record(stream_));
+  in_flight_ = true;
+  step_end_in_flight_ = step_end;
+  return Status::OK();
+}
+
+Status GpuTrainingJob::save() {
+  PS_TRY(finish_write());  // one file write at a time
+  PS_ASSIGN_OR_RETURN(models::cpu::TrainingState state, trainer_->export_state());
+  fill_progress();
+  auto written = std::make_shared<Written>();
+  written->step = trainer_->step_count();
+  written_ = written;
+  TrainingProgress snapshot = progress_;
+  writer_ = std::thread([this, written, snapshot, state = std::move(state)]() mutable {
+    written->status =
+        models::cpu::save_checkpoint(trainer_->manifest(), state, task_.options.checkpoint_path);
+    if (written->status.ok()) {
+      snapshot.checkpoint_step = written->step;
+      snapshot.checkpoint_path = task_.options.checkpoint_path;
+      snapshot.checkpoint_saved = true;
+      Completion c;
+      c.kind = CompletionKind::kTraining;
+      c.ticket = task_.job;
+      c.training = snapshot;
+      sink_->post(std::move(c));
+    }
+    written->done.store(true, std::memory_order_release);
+  });
+  return Status::OK();
+}
+
+Status GpuTrainingJob::finish_write() {
+  if (writer_.joinable()) writer_.join();
+  if (!written_) return Status::OK();
+  std::shared_ptr<Written> written = std::move(written_);
+  written_.reset();
+  PS_TRY(written->status);
+  progress_.checkpoint_step = written->step;
+  progress_.checkpoint_path = task_.options.checkpoint_path;
+  return Status::OK();
+}
+
+void GpuTrainingJob::fill_progress() {
+  progress_.step = trainer_->step_count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+  progress_.images_per_s =
+      seconds > 0 ? static_cast<double>(progress_.steps) * task_.batch / seconds : 0.0;
+  progress_.preemptions = preempt_.count();
+  progress_.preempt_p50_us = preempt_.percentile(0.5);
+  progress_.preempt_p99_us = preempt_.percentile(0.99);
+  progress_.preempt_max_us = preempt_.percentile(1.0);
+}
+
+void GpuTrainingJob::post(bool finished, Status status) {
+  fill_progress();
+  Completion c;
+  c.kind = CompletionKind::kTraining;
+  c.ticket = task_.job;
+  c.status = std::move(status);
+  c.training = progress_;
+  c.finished = finished;
+  sink_->post(std::move(c));
+}
+
+}  // namespace ps::reactor

@@ -1,0 +1,100 @@
+// One training job on the GPU backend's device thread (issue 7, "Driving and preemption").
+//
+// The device thread runs commands (loads, inference) first and calls advance() only when none
+// is waiting. advance() keeps the GpuTrainer's chunks (models/gpu/trainer.h) flowing on a
+// LOW-priority stream while inference uses the engine's high-priority streams:
+//   - yield (default): at most one chunk (~chunk_budget_ms of GPU time) is queued at a time,
+//     and no new one is enqueued while a command waits, so an inference request finds at most
+//     about one chunk ahead of it, and the GPU's stream priorities let its kernels go first;
+//   - co-run: a whole step is enqueued at once; inference runs beside it.
+// A step is never cut: STOP, the step target and shutdown take effect at a step boundary, where
+// checkpoints are taken too (the state is exported from the device, blocking the device thread
+// for the copy; the file is written on a writer thread). Progress is posted after every step.
+//
+// Device thread only (the trainer's CUDA objects belong to its context).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <thread>
+
+#include "cuda/device_pool.h"
+#include "cuda/event.h"
+#include "cuda/stream.h"
+#include "models/gpu/runtime.h"
+#include "models/gpu/trainer.h"
+#include "reactor/backend.h"
+#include "reactor/latency_window.h"
+
+namespace ps::reactor {
+
+class GpuTrainingJob {
+ public:
+  // What the loop thread asked of the job since the last turn.
+  struct Controls {
+    bool stop = false;        // STOP or shutdown
+    bool checkpoint = false;  // CHECKPOINT
+  };
+
+  // Builds the trainer (memory from `pool`), restores task.options.resume_path when given.
+  // Errors: the trainer's (UNSUPPORTED layers, OUT_OF_MEMORY with the numbers, ...), the
+  // checkpoint's.
+  static Result<std::unique_ptr<GpuTrainingJob>> create(
+      models::gpu::GpuRuntime& runtime, cuda::DevicePool& pool,
+      const pipeswitch::psm::Manifest& manifest, std::span<const uint8_t> weights,
+      const TrainTask& task, models::gpu::Precision precision, TrainingPolicy policy,
+      CompletionSink* sink);
+  // Waits for the job's queued GPU work and its checkpoint writer.
+  ~GpuTrainingJob();
+  GpuTrainingJob(const GpuTrainingJob&) = delete;
+  GpuTrainingJob& operator=(const GpuTrainingJob&) = delete;
+
+  uint64_t id() const { return task_.job; }
+  // True when advance() has something to do now: no chunk in flight, or the one in flight is
+  // done. False while the GPU is busy with the job's queued work.
+  bool ready() const;
+  // One turn (see the top). Returns true when the job has ended: its last completion (finished
+  // = true, with the reason when it failed) is posted and it may be destroyed.
+  bool advance(const Controls& controls);
+  // An inference request ran while the job was active: its startup_us (accepted -> its first
+  // layer running) is a preemption latency.
+  void note_inference(uint64_t startup_us) { preempt_.add(startup_us); }
+
+ private:
+  GpuTrainingJob(const TrainTask& task, TrainingPolicy policy, CompletionSink* sink)
+      : task_(task), policy_(policy), sink_(sink) {}
+  Status turn(const Controls& controls, bool* ended);
+  // Exports the state and starts its file write (at a step boundary, nothing queued).
+  Status save();
+  // Waits for the writer and merges its result (an error fails the job).
+  Status finish_write();
+  void post(bool finished, Status status = Status::OK());
+  void fill_progress();
+
+  const TrainTask task_;
+  const TrainingPolicy policy_;
+  CompletionSink* const sink_;
+  std::unique_ptr<models::gpu::GpuTrainer> trainer_;
+  cuda::Stream stream_;  // low priority
+  cuda::Event done_;     // recorded after each enqueue
+  bool in_flight_ = false;
+  bool step_end_in_flight_ = false;
+  bool checkpoint_asked_ = false;
+  TrainingProgress progress_;
+  LatencyWindow preempt_;
+  std::chrono::steady_clock::time_point start_;
+  // The last checkpoint's file write, on its own thread; its result is merged at the next turn.
+  struct Written {
+    std::atomic<bool> done{false};
+    Status status;
+    uint64_t step = 0;
+  };
+  std::thread writer_;
+  std::shared_ptr<Written> written_;
+  bool ended_ = false;
+};
+
+}  // namespace ps::reactor
