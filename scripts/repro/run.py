@@ -152,19 +152,19 @@ def export_and_import(ctx, progress):
                                   "--batch", "8", "--seq", "251"], stdout=log, stderr=log)
         if rc != 0:
             sys.exit("reproduce: psimport %s failed (see %s/import_%s.log)" % (m, ctx.logs, m))
-    # The training job's model: exported at its batch, imported for training (BatchNorm kept).
+    # The training job's model: exported with BatchNorm kept as a layer (torch_train.py
+    # --export-onnx; export_models.py's eval-mode export folds it into the convolutions) at the
+    # training batch, and imported for training.
     m = ctx.models[0]
-    train_dir = os.path.join(work, "train%d" % ctx.train_batch)
-    train_onnx = os.path.join(train_dir, "%s_op17.onnx" % m)
+    train_onnx = os.path.join(work, "%s_train%d.onnx" % (m, ctx.train_batch))
     train_psm = os.path.join(models_dir, ctx.train_model + ".psm")
     if not os.path.exists(train_psm):
         if not os.path.exists(train_onnx):
-            progress("export %s at batch %d for training" % (m, ctx.train_batch))
+            progress("export %s at batch %d for training (BatchNorm kept)" % (m, ctx.train_batch))
             with open(os.path.join(ctx.logs, "export_train.log"), "w") as log:
-                rc = subprocess.call([args.python, os.path.join(SCRIPTS, "export_models.py"),
-                                      "--out", train_dir, "--models", m, "--opsets", "17",
-                                      "--batch", str(ctx.train_batch), "--no-reference"],
-                                     stdout=log, stderr=log)
+                rc = subprocess.call([args.python, os.path.join(SCRIPTS, "torch_train.py"),
+                                      "--model", m, "--batch", str(ctx.train_batch),
+                                      "--export-onnx", train_onnx], stdout=log, stderr=log)
             if rc != 0:
                 sys.exit("reproduce: the training export failed (see %s/export_train.log)" % ctx.logs)
         progress("psimport %s --mode training --batch %d" % (m, ctx.train_batch))
