@@ -25,7 +25,8 @@ Result<ParallelPlan> plan_parallel_transfer(std::span<const uint64_t> group_byte
   // Pieces of at most max_piece_bytes, cut at multiples of the alignment (the last takes the
   // rest); 0 or a maximum below the alignment: one alignment unit per piece at least.
   uint64_t piece = links.max_piece_bytes;
-  if (piece != 0) piece = std::max(links.piece_align, piece / links.piece_align * links.piece_align);
+  if (piece != 0)
+    piece = std::max(links.piece_align, piece / links.piece_align * links.piece_align);
 
   for (uint32_t g = 0; g < group_bytes.size(); ++g) {
     const uint64_t total = group_bytes[g];
@@ -82,7 +83,8 @@ Result<GroupingPrediction> predict_parallel(const ParallelPlan& plan,
 double parallel_transfer_floor_us(uint64_t total_bytes, const LinkSet& links) {
   if (total_bytes == 0) return 0;
   const double k = std::max<uint32_t>(links.links, 1);
-  return links.host.copy_fixed_us + static_cast<double>(total_bytes) / (k * links.host.bytes_per_us);
+  return links.host.copy_fixed_us +
+         static_cast<double>(total_bytes) / (k * links.host.bytes_per_us);
 }
 
 }  // namespace ps::models

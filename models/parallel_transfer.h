@@ -44,19 +44,19 @@ struct LinkSet {
 };
 
 struct PieceRoute {
-  uint32_t group = 0;        // index into the groups
-  uint64_t offset = 0;       // from the group's start
+  uint32_t group = 0;   // index into the groups
+  uint64_t offset = 0;  // from the group's start
   uint64_t bytes = 0;
-  uint32_t link = 0;         // 0: the target's own link; l > 0: peer l forwards it
-  double host_done_us = 0;   // its host-to-device copy ends (on the target or the peer)
-  double arrival_us = 0;     // it is in the target's switch region
+  uint32_t link = 0;        // 0: the target's own link; l > 0: peer l forwards it
+  double host_done_us = 0;  // its host-to-device copy ends (on the target or the peer)
+  double arrival_us = 0;    // it is in the target's switch region
 };
 
 struct ParallelPlan {
-  std::vector<PieceRoute> pieces;         // in routing order (group order, then offset)
-  std::vector<double> group_arrival_us;   // per group
-  std::vector<uint64_t> bytes_per_link;   // per link
-  double transfer_us = 0;                 // the last arrival
+  std::vector<PieceRoute> pieces;        // in routing order (group order, then offset)
+  std::vector<double> group_arrival_us;  // per group
+  std::vector<uint64_t> bytes_per_link;  // per link
+  double transfer_us = 0;                // the last arrival
 };
 
 // Routes `group_bytes` (a model's copy groups, in order) over `links`. Errors: no link, a

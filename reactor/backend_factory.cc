@@ -102,8 +102,8 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
   std::vector<MultiBackend::Device> children;
   for (size_t i = 0; i < devices.size(); ++i) {
     PS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> child, one(devices[i]));
-    children.push_back(MultiBackend::Device{
-        devices[i] == "cpu" ? str_cat("cpu", i) : devices[i], std::move(child)});
+    children.push_back(MultiBackend::Device{devices[i] == "cpu" ? str_cat("cpu", i) : devices[i],
+                                            std::move(child)});
   }
   // Requests follow a model to the device it is on while it is being switched in only when
   // the policy keeps models after a task; under the evicting ones that would only queue them.

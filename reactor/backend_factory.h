@@ -24,7 +24,7 @@ struct BackendOptions {
   std::string device = "cpu";  // as parse_device accepts: "cpu", "0", "0,1", "all", "cpu,cpu"
 
   std::string policy = "pipeswitch";
-  uint64_t pool_bytes = 0;   // GPU memory pool; 0: the backend's default
+  uint64_t pool_bytes = 0;  // GPU memory pool; 0: the backend's default
   // CPU backend workers (per simulated device); 0: hardware concurrency (shared among the
   // simulated devices), at least 1.
   uint32_t cpu_threads = 0;

@@ -114,9 +114,10 @@ void MultiBackend::infer(InferTask task) {
     return;
   }
   const DeviceState& d = devices[*at];
-  const bool holds = std::find(d.resident.begin(), d.resident.end(), task.model) !=
-                         d.resident.end() ||
-                     counters_[*at].in_flight_models.count(task.model) != 0;
+  // Whether this task will switch its model in (an estimate, as placement's).
+  const bool holds =
+      std::find(d.resident.begin(), d.resident.end(), task.model) != d.resident.end() ||
+      (rules_.in_flight_holds && counters_[*at].in_flight_models.count(task.model) != 0);
   uint64_t switch_bytes = 0;
   if (!holds) {
     auto w = weights_bytes_.find(task.model);
@@ -270,8 +271,8 @@ void MultiBackend::on_unload(size_t device, Completion c, std::vector<Completion
   reply.kind = CompletionKind::kUnload;
   reply.ticket = c.ticket;
   if (done.first_error) {
-    reply.status =
-        done.first_error->second.with_context(str_cat("device ", devices_[done.first_error->first].name));
+    reply.status = done.first_error->second.with_context(
+        str_cat("device ", devices_[done.first_error->first].name));
   }
   out->push_back(std::move(reply));
 }

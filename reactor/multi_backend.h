@@ -44,7 +44,7 @@ namespace ps::reactor {
 class MultiBackend final : public Backend {
  public:
   struct Device {
-    std::string name;  // DeviceStats::name: "0", "1", ... or "cpu0", ...
+    std::string name;                  // DeviceStats::name: "0", "1", ... or "cpu0", ...
     std::unique_ptr<Backend> backend;  // not started
   };
 
@@ -119,11 +119,11 @@ class MultiBackend final : public Backend {
 
   // Loop thread only.
   std::vector<Counters> counters_;
-  std::map<uint64_t, Routed> routed_;          // infer ticket -> where it went
-  std::map<uint64_t, FanOut> loads_;           // load ticket -> answers so far
-  std::map<uint64_t, FanOut> unloads_;         // unload ticket -> answers so far
-  std::map<uint64_t, size_t> rollback_unloads_;  // own ticket -> devices still to answer
-  std::map<uint64_t, size_t> jobs_;            // training job -> device
+  std::map<uint64_t, Routed> routed_;              // infer ticket -> where it went
+  std::map<uint64_t, FanOut> loads_;               // load ticket -> answers so far
+  std::map<uint64_t, FanOut> unloads_;             // unload ticket -> answers so far
+  std::map<uint64_t, size_t> rollback_unloads_;    // own ticket -> devices still to answer
+  std::map<uint64_t, size_t> jobs_;                // training job -> device
   std::map<std::string, uint64_t> weights_bytes_;  // registered model -> its weights
   uint64_t next_own_ticket_ = uint64_t{1} << 62;
   bool stopped_ = false;

@@ -41,18 +41,18 @@ bool less_loaded(const DeviceState& a, const DeviceState& b) {
   return a.training_jobs < b.training_jobs;
 }
 
-std::optional<size_t> place_inference(std::span<const DeviceState> devices,
-                                      std::string_view model, const PlacementRules& rules) {
+std::optional<size_t> place_inference(std::span<const DeviceState> devices, std::string_view model,
+                                      const PlacementRules& rules) {
   auto holds = [&](const DeviceState& d) {
     return contains(d.resident, model) ||
            (rules.in_flight_holds && contains(d.in_flight_models, model));
   };
-  if (auto d = least_loaded(devices, [&](const DeviceState& s) {
-        return s.healthy && holds(s) && has_room(s);
-      })) {
+  if (auto d = least_loaded(
+          devices, [&](const DeviceState& s) { return s.healthy && holds(s) && has_room(s); })) {
     return d;
   }
-  if (auto d = least_loaded(devices, [](const DeviceState& s) { return s.healthy && has_room(s); })) {
+  if (auto d =
+          least_loaded(devices, [](const DeviceState& s) { return s.healthy && has_room(s); })) {
     return d;
   }
   if (auto d = least_loaded(devices, [&](const DeviceState& s) { return s.healthy && holds(s); })) {
@@ -73,8 +73,8 @@ Result<size_t> place_training(std::span<const DeviceState> devices, std::string_
     return invalid_argument("no device '", requested, "' (this server drives ", names_of(devices),
                             ")");
   }
-  if (auto d = least_loaded(devices,
-                            [](const DeviceState& s) { return s.healthy && s.training_jobs == 0; })) {
+  if (auto d = least_loaded(
+          devices, [](const DeviceState& s) { return s.healthy && s.training_jobs == 0; })) {
     return *d;
   }
   std::optional<size_t> best;

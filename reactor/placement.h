@@ -33,13 +33,13 @@ namespace ps::reactor {
 
 // One device as placement sees it: a snapshot the caller (reactor/multi_backend.h) builds.
 struct DeviceState {
-  std::string name;             // "0", "1" (GPU ordinals) or "cpu0", ... (simulated devices)
-  bool healthy = true;          // false: never chosen (a device error made it unusable)
-  uint32_t capacity = 1;        // tasks it takes at once (its backend's max_in_flight), >= 1
-  uint32_t in_flight = 0;       // inference tasks handed to it and not yet completed
-  uint64_t pending_switch_bytes = 0;   // weights of in-flight tasks that switch their model in
-  uint32_t training_jobs = 0;          // running jobs pinned to it
-  std::vector<std::string> resident;   // models resident now (any order)
+  std::string name;                   // "0", "1" (GPU ordinals) or "cpu0", ... (simulated devices)
+  bool healthy = true;                // false: never chosen (a device error made it unusable)
+  uint32_t capacity = 1;              // tasks it takes at once (its backend's max_in_flight), >= 1
+  uint32_t in_flight = 0;             // inference tasks handed to it and not yet completed
+  uint64_t pending_switch_bytes = 0;  // weights of in-flight tasks that switch their model in
+  uint32_t training_jobs = 0;         // running jobs pinned to it
+  std::vector<std::string> resident;  // models resident now (any order)
   std::vector<std::string> in_flight_models;  // models with a task in flight (any order)
 };
 
@@ -51,8 +51,8 @@ struct PlacementRules {
 };
 
 // The device for an inference of `model`, or nullopt when no device is healthy.
-std::optional<size_t> place_inference(std::span<const DeviceState> devices,
-                                      std::string_view model, const PlacementRules& rules = {});
+std::optional<size_t> place_inference(std::span<const DeviceState> devices, std::string_view model,
+                                      const PlacementRules& rules = {});
 
 // The device for a training job. `requested` (a device name; empty: any) must name a healthy
 // device of the set: INVALID_ARGUMENT listing the names otherwise, UNAVAILABLE for an unhealthy

@@ -52,8 +52,8 @@ TEST_CASE("parallel transfer: more links share the bytes and arrive sooner", "[p
     INFO(k);
     auto plan = plan_parallel_transfer(groups, h200(k));
     REQUIRE(plan.ok());
-    CHECK(std::accumulate(plan->bytes_per_link.begin(), plan->bytes_per_link.end(),
-                          uint64_t{0}) == total);
+    CHECK(std::accumulate(plan->bytes_per_link.begin(), plan->bytes_per_link.end(), uint64_t{0}) ==
+          total);
     CHECK(plan->transfer_us >= parallel_transfer_floor_us(total, h200(k)));
     // Within one group's copy and hop of the floor.
     CHECK(plan->transfer_us <= parallel_transfer_floor_us(total, h200(k)) + 83 + 14);
@@ -68,8 +68,7 @@ TEST_CASE("parallel transfer: more links share the bytes and arrive sooner", "[p
   CHECK(plan->group_arrival_us[0] == Approx(83.0));
 }
 
-TEST_CASE("parallel transfer: a large first group is cut and spread over the links",
-          "[parallel]") {
+TEST_CASE("parallel transfer: a large first group is cut and spread over the links", "[parallel]") {
   // BERT-base-like: an 89 MB embedding group first, then 12 groups of 28 MB.
   std::vector<uint64_t> groups = {89'000'000};
   for (int i = 0; i < 12; ++i) groups.push_back(28'000'000);
@@ -94,8 +93,7 @@ TEST_CASE("parallel transfer: a large first group is cut and spread over the lin
   CHECK(covered == groups);
 }
 
-TEST_CASE("parallel transfer: a slow NVLink keeps the bytes on the target's link",
-          "[parallel]") {
+TEST_CASE("parallel transfer: a slow NVLink keeps the bytes on the target's link", "[parallel]") {
   LinkSet slow = h200(2);
   slow.nvlink_bytes_per_us = 1000.0;  // 1 GB/s: forwarding never pays
   auto plan = plan_parallel_transfer(std::vector<uint64_t>{1'000'000, 1'000'000}, slow);

@@ -71,8 +71,7 @@ struct Fakes {
   std::unique_ptr<MultiBackend> multi;
 };
 
-TEST_CASE("multi backend: a load is reported once, after every device answered",
-          "[multi]") {
+TEST_CASE("multi backend: a load is reported once, after every device answered", "[multi]") {
   Fakes f(3);
   ModelSource source;
   source.name = "a";
@@ -294,8 +293,7 @@ TEST_CASE("multi backend: training jobs are pinned to a device", "[multi]") {
   CHECK(f.where(10) == 0);
 }
 
-TEST_CASE("multi backend: stats sum the devices; shutdown reaches every device once",
-          "[multi]") {
+TEST_CASE("multi backend: stats sum the devices; shutdown reaches every device once", "[multi]") {
   Fakes f(2);
   f.fakes[0]->set_resident({"b", "a"});
   f.fakes[1]->set_resident({"a", "c"});
@@ -366,10 +364,13 @@ TEST_CASE("multi backend: three CPU devices under the scheduler serve every requ
   source.name = "resnet_tiny";
   source.zoo_model = "resnet_tiny";
   bool loaded = false;
-  REQUIRE(scheduler.load(source, [&](Completion c) {
-    REQUIRE(c.status.ok());
-    loaded = true;
-  }).ok());
+  REQUIRE(scheduler
+              .load(source,
+                    [&](Completion c) {
+                      REQUIRE(c.status.ok());
+                      loaded = true;
+                    })
+              .ok());
   while (!loaded) deliver();
   CHECK(scheduler.find_model("resnet_tiny") != nullptr);
   CHECK(multi->max_in_flight() == 3);
@@ -400,10 +401,13 @@ TEST_CASE("multi backend: three CPU devices under the scheduler serve every requ
   CHECK(total == 9);
 
   bool unloaded = false;
-  REQUIRE(scheduler.unload("resnet_tiny", [&](Completion c) {
-    CHECK(c.status.ok());
-    unloaded = true;
-  }).ok());
+  REQUIRE(scheduler
+              .unload("resnet_tiny",
+                      [&](Completion c) {
+                        CHECK(c.status.ok());
+                        unloaded = true;
+                      })
+              .ok());
   while (!unloaded) deliver();
   CHECK(multi->stats().resident.empty());
   multi->shutdown();

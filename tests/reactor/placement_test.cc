@@ -43,7 +43,7 @@ TEST_CASE("placement: a resident model goes where it is, unless that device is f
   d[2].in_flight = 1;  // busier than 0 and 1, but holds the model and has room
   CHECK(place_inference(d, "a") == 2u);
   CHECK(place_inference(d, "c") == 0u);  // not resident anywhere: least loaded
-  d[2].in_flight = 2;                     // full: a second copy on an idle device beats waiting
+  d[2].in_flight = 2;                    // full: a second copy on an idle device beats waiting
   CHECK(place_inference(d, "a") == 0u);
   // Resident on two devices: the less loaded of them.
   d[1].resident = {"a"};
@@ -133,8 +133,7 @@ TEST_CASE("placement: training goes to a named device or the least loaded one wi
   CHECK(place_training(d, "1").status().code() == Code::kUnavailable);
 }
 
-TEST_CASE("placement: many devices spread a burst evenly and keep models together",
-          "[placement]") {
+TEST_CASE("placement: many devices spread a burst evenly and keep models together", "[placement]") {
   auto d = devices(8, 2);
   // 16 requests of different models, each placed and counted: every device gets two.
   for (int r = 0; r < 16; ++r) {
