@@ -125,7 +125,7 @@ TEST_CASE("e2e multi: three simulated devices serve, place, train and report per
   CHECK(*code == 0);
 }
 
-TEST_CASE("e2e multi: one device refuses device=; --device all needs GPUs", "[e2e][multi]") {
+TEST_CASE("e2e multi: one device refuses device= and bad lists are refused", "[e2e][multi]") {
   auto server = ServerProcess::start({"--device", "cpu", "--zoo=resnet_tiny"});
   REQUIRE(server.ok());
   psnc::Client client = server->connect();

@@ -135,7 +135,7 @@ TEST_CASE("multi backend: a load that fails everywhere reports the error as it i
   for (FakeBackend* fake : f.fakes) CHECK(fake->unloads().empty());
 }
 
-TEST_CASE("multi backend: an unload is reported once; a device's error is named", "[multi]") {
+TEST_CASE("multi backend: an unload is reported once and a device error is named", "[multi]") {
   Fakes f(2);
   f.register_model("a", 1);
   f.multi->unload(2, "a");
@@ -293,7 +293,8 @@ TEST_CASE("multi backend: training jobs are pinned to a device", "[multi]") {
   CHECK(f.where(10) == 0);
 }
 
-TEST_CASE("multi backend: stats sum the devices; shutdown reaches every device once", "[multi]") {
+TEST_CASE("multi backend: stats sum the devices and shutdown reaches every device once",
+          "[multi]") {
   Fakes f(2);
   f.fakes[0]->set_resident({"b", "a"});
   f.fakes[1]->set_resident({"a", "c"});
