@@ -345,13 +345,13 @@ TEST_CASE("multi backend: three CPU devices under the scheduler serve every requ
   BackendOptions options;
   options.device = "cpu,cpu,cpu";
   options.cpu_threads = 1;
+  WaitingSink sink;  // outlives the backend, whose shutdown may still post to it
   auto made = make_backend(options);
   REQUIRE(made.ok());
   auto* multi = dynamic_cast<MultiBackend*>(made->get());
   REQUIRE(multi != nullptr);
   REQUIRE(multi->device_count() == 3);
   CHECK(multi->describe() == "3 devices (cpu0, cpu1, cpu2)");
-  WaitingSink sink;
   REQUIRE(multi->start(&sink).ok());
   Scheduler scheduler(*multi);
   auto deliver = [&] {
