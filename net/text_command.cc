@@ -38,6 +38,7 @@ constexpr OptionSpec kTrainOptions[] = {
     {"every", OptionKind::kNumber, 1, kMaxSteps, {}},
     {"checkpoint", OptionKind::kName, 0, 0, {}},
     {"resume", OptionKind::kName, 0, 0, {}},
+    {"device", OptionKind::kName, 0, 0, {}},
 };
 
 // clang-format off
@@ -65,10 +66,11 @@ constexpr CommandSpec kSpecs[] = {
     {.verb = Verb::kTrain, .name = "TRAIN", .args = kModelArg, .options = kTrainOptions,
      .syntax = "TRAIN <model> [batch=N] [steps=N] [lr=X] [momentum=X] [wd=X] [seed=N] "
                "[classes=N] [noise=X] [data=patterns|single] [every=N] [checkpoint=FILE] "
-               "[resume=FILE]",
+               "[resume=FILE] [device=NAME]",
      .summary = "starts a background training job (without steps=, it runs until STOP); "
                 "checkpoints go to FILE in the server's --checkpoints directory (every N "
                 "steps, on CHECKPOINT and when the job stops); resume= starts from one; "
+                "device= pins it to one device of a server with several (STATS lists them); "
                 "replies its job id"},
     {.verb = Verb::kJobs, .name = "JOBS",
      .syntax = "JOBS",

@@ -1,5 +1,6 @@
 // The Backend interface: what the scheduler (reactor/scheduler.h) hands work to. One backend
-// drives one device: the CPU reference executor (reactor/cpu_backend.h) or a GPU (issue 6).
+// drives one device: the CPU reference executor (reactor/cpu_backend.h) or a GPU (issue 6);
+// reactor/multi_backend.h is a backend over several of them (one per device, issue 10).
 //
 // Threads. Every member function is called on the loop thread only. Submission (load, unload,
 // infer) returns at once: blocking work (reading a package, building a zoo model, computing)
@@ -132,6 +133,9 @@ struct TrainTask {
   uint32_t batch = 1;
   uint64_t steps = 0;  // steps to run in this job; 0: until stopped
   TrainOptions options;
+  // The device to train on (TRAIN device=NAME), as DeviceStats::name names it; empty: the
+  // backend chooses. Only a backend over several devices (reactor/multi_backend.h) reads it.
+  std::string device;
 };
 
 // How training shares the device with inference (--training). kYield: a job parks between
@@ -211,12 +215,29 @@ class CompletionSink {
   virtual void wake() = 0;
 };
 
-// Device-wide numbers for STATS and /metrics.
+// One device of a backend over several (reactor/multi_backend.h), for STATS and /metrics.
+struct DeviceStats {
+  std::string name;         // "0", "1", ... (GPU ordinals) or "cpu0", ... (simulated devices)
+  std::string description;  // its backend's describe()
+  bool healthy = true;      // false after a device error took it out of service
+  uint64_t requests = 0;    // inference tasks it was given
+  uint64_t errors = 0;      // of which failed
+  uint32_t in_flight = 0;   // now
+  std::vector<uint64_t> jobs;  // training jobs pinned to it and still running, by id
+  uint64_t switches = 0;
+  uint64_t pool_bytes = 0;
+  uint64_t pool_used_bytes = 0;
+  std::vector<std::string> resident;
+};
+
+// Device-wide numbers for STATS and /metrics. Over several devices the fields are sums (and
+// `resident` the union, sorted) and `devices` has one entry per device; one device: empty.
 struct BackendStats {
   uint64_t switches = 0;    // times a model was made resident
   uint64_t pool_bytes = 0;  // device memory pool size (0: no pool, e.g. the CPU)
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;  // models resident now
+  std::vector<DeviceStats> devices;
 };
 
 class Backend {

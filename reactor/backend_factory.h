@@ -1,11 +1,13 @@
 // Making the backend that --device names: "cpu" -> CpuBackend; a GPU index -> the GPU backend
-// (make_gpu_backend, reactor/gpu_backend.cc).
+// (make_gpu_backend, reactor/gpu_backend.cc); several devices ("0,1", "all", "cpu,cpu") -> a
+// MultiBackend (reactor/multi_backend.h) over one of those per device.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "reactor/backend.h"
@@ -19,10 +21,13 @@ inline constexpr std::string_view kPolicies[] = {"pipeswitch",     "cache",     
 bool is_known_policy(std::string_view policy);
 
 struct BackendOptions {
-  std::string device = "cpu";  // "cpu" or a GPU index "0", "1", ...
+  std::string device = "cpu";  // as parse_device accepts: "cpu", "0", "0,1", "all", "cpu,cpu"
+
   std::string policy = "pipeswitch";
-  uint64_t pool_bytes = 0;   // GPU memory pool; 0: the backend's default
-  uint32_t cpu_threads = 0;  // CPU backend workers; 0: hardware concurrency (at least 1)
+  uint64_t pool_bytes = 0;  // GPU memory pool; 0: the backend's default
+  // CPU backend workers (per simulated device); 0: hardware concurrency (shared among the
+  // simulated devices), at least 1.
+  uint32_t cpu_threads = 0;
   TrainingPolicy training = TrainingPolicy::kYield;  // --training
   // GPU backend: the plans' precision ("tf32": TF32 for convolutions and matrix products,
   // PyTorch's default for convolutions; "fp32": strict) and the copy groups of a switch
@@ -39,11 +44,25 @@ struct BackendOptions {
   std::string self_exe;
 };
 
-// Parses --device: "cpu" or a decimal GPU index. INVALID_ARGUMENT otherwise.
+// Parses --device: "cpu", a decimal GPU index, "all" (every visible GPU), or a comma-separated
+// list of GPU indices ("0,1,3", each once) or of "cpu" ("cpu,cpu": a simulated set of CPU
+// devices, for tests). Returns the text. INVALID_ARGUMENT otherwise (a mix of cpu and GPUs
+// too). Pure: "all" is not counted here.
 Result<std::string> parse_device(std::string_view text);
 
-// The backend for options.device, not yet started. Errors: an unknown policy
-// (INVALID_ARGUMENT), or what make_gpu_backend says (UNAVAILABLE: not built, no GPU, ...).
+// How many GPUs the driver shows (cuda::Device::count by default); UNAVAILABLE without one.
+using GpuCounter = Result<int> (*)();
+
+// The devices `device` (parse_device's syntax) names, one per backend: "cpu" or a GPU index.
+// "all" asks `count_gpus` (nullptr: the driver): an error that says so without a driver or
+// without a GPU.
+Result<std::vector<std::string>> expand_devices(std::string_view device,
+                                                GpuCounter count_gpus = nullptr);
+
+// The backend for options.device, not yet started: one device's backend itself, or a
+// MultiBackend over one per device (named by GPU index, or cpu0, cpu1, ... for a simulated
+// set). Errors: an unknown policy (INVALID_ARGUMENT), what expand_devices says, or what
+// make_gpu_backend says (UNAVAILABLE: not built, no GPU, ...).
 Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options);
 
 // The GPU backend for GPU `device_index`, not started (start() opens the GPU and says why it

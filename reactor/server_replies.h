@@ -25,7 +25,8 @@ inline std::string status_reply(const Status& status, net::ErrorCode not_found_c
   return error_reply(code, status.message());
 }
 
-// One training job's fields, as JOBS and STATS list them (server_train.cc).
-net::OkLine job_fields(const JobInfo& job);
+// One training job's fields, as JOBS and STATS list them (server_train.cc); with several
+// devices (backend.devices) also gpu=NAME, the device it is pinned to, while it runs.
+net::OkLine job_fields(const JobInfo& job, const BackendStats& backend);
 
 }  // namespace ps::reactor

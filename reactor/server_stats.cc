@@ -26,6 +26,43 @@ uint64_t resident_bytes() {
   return static_cast<uint64_t>(kib) * 1024;
 }
 
+// Per-device families, gpu-labelled, when the backend drives several devices; the unlabelled
+// ps_backend_switches_total and ps_pool_* above are their sums.
+void device_metrics(net::MetricsWriter& w, const std::vector<DeviceStats>& devices) {
+  w.family("ps_gpu_up", net::MetricType::kGauge,
+           "1 while the device is in service, 0 after a device error took it out.");
+  for (const DeviceStats& d : devices) w.sample({{"gpu", d.name}}, d.healthy ? 1.0 : 0.0);
+  w.family("ps_gpu_inference_requests_total", net::MetricType::kCounter,
+           "Inference requests placed on each device, by outcome so far.");
+  for (const DeviceStats& d : devices) {
+    w.sample({{"gpu", d.name}, {"outcome", "placed"}}, d.requests);
+    w.sample({{"gpu", d.name}, {"outcome", "error"}}, d.errors);
+  }
+  w.family("ps_gpu_in_flight", net::MetricType::kGauge,
+           "Inference requests running on each device.");
+  for (const DeviceStats& d : devices) {
+    w.sample({{"gpu", d.name}}, static_cast<double>(d.in_flight));
+  }
+  w.family("ps_gpu_training_jobs", net::MetricType::kGauge, "Training jobs pinned to each device.");
+  for (const DeviceStats& d : devices) {
+    w.sample({{"gpu", d.name}}, static_cast<double>(d.jobs.size()));
+  }
+  w.family("ps_gpu_switches_total", net::MetricType::kCounter, "Model switches on each device.");
+  for (const DeviceStats& d : devices) w.sample({{"gpu", d.name}}, d.switches);
+  w.family("ps_gpu_pool_bytes", net::MetricType::kGauge, "Each device's memory pool size.");
+  for (const DeviceStats& d : devices) {
+    w.sample({{"gpu", d.name}}, static_cast<double>(d.pool_bytes));
+  }
+  w.family("ps_gpu_pool_used_bytes", net::MetricType::kGauge, "Each device's memory pool in use.");
+  for (const DeviceStats& d : devices) {
+    w.sample({{"gpu", d.name}}, static_cast<double>(d.pool_used_bytes));
+  }
+  w.family("ps_gpu_resident_models", net::MetricType::kGauge, "Models resident on each device.");
+  for (const DeviceStats& d : devices) {
+    w.sample({{"gpu", d.name}}, static_cast<double>(d.resident.size()));
+  }
+}
+
 }  // namespace
 
 bool Server::healthy() const { return !shutting_down_; }
@@ -55,6 +92,20 @@ std::string Server::stats_reply() const {
                .add("pool_bytes", backend.pool_bytes)
                .add("pool_used_bytes", backend.pool_used_bytes)
                .add("resident", uint64_t{backend.resident.size()}));
+  // Several devices (reactor/multi_backend.h): one line each; the line above is their sum.
+  for (const DeviceStats& d : backend.devices) {
+    add_line(OkLine()
+                 .add("gpu", d.name)
+                 .add("healthy", uint64_t{d.healthy ? 1u : 0u})
+                 .add("requests", d.requests)
+                 .add("errors", d.errors)
+                 .add("in_flight", uint64_t{d.in_flight})
+                 .add("training_jobs", uint64_t{d.jobs.size()})
+                 .add("switches", d.switches)
+                 .add("pool_bytes", d.pool_bytes)
+                 .add("pool_used_bytes", d.pool_used_bytes)
+                 .add("resident", uint64_t{d.resident.size()}));
+  }
   for (const auto& [name, s] : scheduler_.model_stats()) {
     add_line(OkLine()
                  .add("model", name)
@@ -71,7 +122,7 @@ std::string Server::stats_reply() const {
                  .add("queued", uint64_t{s->queued})
                  .add("in_flight", uint64_t{s->in_flight}));
   }
-  for (const JobInfo& job : scheduler_.jobs()) add_line(job_fields(job));
+  for (const JobInfo& job : scheduler_.jobs()) add_line(job_fields(job, backend));
   return net::format_ok_with_payload(OkLine(), body);
 }
 
@@ -116,6 +167,7 @@ std::string Server::metrics_text() const {
   w.gauge("ps_pool_bytes", "Device memory pool size.", static_cast<double>(backend.pool_bytes));
   w.gauge("ps_pool_used_bytes", "Device memory pool in use.",
           static_cast<double>(backend.pool_used_bytes));
+  if (!backend.devices.empty()) device_metrics(w, backend.devices);
   w.family("ps_training_steps", net::MetricType::kGauge, "Steps done by each training job.");
   for (const JobInfo& job : scheduler_.jobs()) {
     const std::string id = std::to_string(job.id);

@@ -1,5 +1,6 @@
 // The text protocol's training commands (docs/protocol.md, section 2.3; docs/training.md):
 // TRAIN, JOBS, STOP, CHECKPOINT.
+#include <algorithm>
 #include <filesystem>
 
 #include "net/text_reply.h"
@@ -11,7 +12,7 @@ namespace ps::reactor {
 using net::ErrorCode;
 using net::OkLine;
 
-OkLine job_fields(const JobInfo& job) {
+OkLine job_fields(const JobInfo& job, const BackendStats& backend) {
   const TrainingProgress& p = job.progress;
   OkLine line;
   line.add("job", job.id)
@@ -31,6 +32,9 @@ OkLine job_fields(const JobInfo& job) {
       .add("checkpoint_step", p.checkpoint_step)
       .add("checkpoint", std::filesystem::path(p.checkpoint_path).filename().string());
   if (!job.error.empty()) line.add("error", job.error);
+  for (const DeviceStats& d : backend.devices) {
+    if (std::find(d.jobs.begin(), d.jobs.end(), job.id) != d.jobs.end()) line.add("gpu", d.name);
+  }
   return line;
 }
 
@@ -63,6 +67,15 @@ void Server::text_train(Connection& c, const net::Command& command) {
   o.noise = command.real_or("noise", o.noise);
   o.single_image = command.choice_or("data", "patterns") == "single";
   o.checkpoint_every = command.number_or("every", 0);
+  // device=NAME pins the job to one device of several (docs/multi-gpu.md); one device has no
+  // names to choose from.
+  task.device = std::string(command.name_or("device", ""));
+  if (!task.device.empty() && scheduler_.backend().stats().devices.empty()) {
+    reply_now(c, error_reply(ErrorCode::kBadArgument,
+                             "device= chooses among several devices; this server drives one "
+                             "(start it with --device 0,1,... or all)"));
+    return;
+  }
 
   // Checkpoints: checkpoint=FILE, else resume's file (continuing in place), else <model>.ckpt,
   // all inside --checkpoints DIR. Without a directory a job keeps none, and asking is an error.
@@ -120,7 +133,8 @@ void Server::text_train(Connection& c, const net::Command& command) {
 std::string Server::jobs_reply() const {
   std::string body;
   const auto jobs = scheduler_.jobs();
-  for (const JobInfo& job : jobs) body += net::format_fields_line(job_fields(job));
+  const BackendStats backend = scheduler_.backend().stats();
+  for (const JobInfo& job : jobs) body += net::format_fields_line(job_fields(job, backend));
   return net::format_ok_with_payload(OkLine().add("jobs", uint64_t{jobs.size()}), body);
 }
 

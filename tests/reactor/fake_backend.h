@@ -49,11 +49,32 @@ class FakeBackend final : public Backend {
     checkpoints_.push_back(job);
     return Status::OK();
   }
-  BackendStats stats() const override { return {}; }
-  void shutdown() override {}
+  BackendStats stats() const override {
+    std::lock_guard lock(mutex_);
+    BackendStats s;
+    s.resident = resident_;
+    return s;
+  }
+  void shutdown() override {
+    std::lock_guard lock(mutex_);
+    ++shutdowns_;
+  }
 
   // Test side.
   void enable_training() { training_ = true; }
+  // What stats() reports as resident.
+  void set_resident(std::vector<std::string> models) {
+    std::lock_guard lock(mutex_);
+    resident_ = std::move(models);
+  }
+  int shutdowns() {
+    std::lock_guard lock(mutex_);
+    return shutdowns_;
+  }
+  std::vector<TrainTask> trainings() {
+    std::lock_guard lock(mutex_);
+    return trainings_;
+  }
   std::vector<InferTask> infers() {
     std::lock_guard lock(mutex_);
     return infers_;
@@ -94,10 +115,27 @@ class FakeBackend final : public Backend {
     c.model = std::move(info);
     sink_->post(std::move(c));
   }
-  void complete_unload(uint64_t ticket) {
+  void fail_load(uint64_t ticket, Status status) {
+    Completion c;
+    c.kind = CompletionKind::kLoad;
+    c.ticket = ticket;
+    c.status = std::move(status);
+    sink_->post(std::move(c));
+  }
+  void complete_unload(uint64_t ticket, Status status = Status::OK()) {
     Completion c;
     c.kind = CompletionKind::kUnload;
     c.ticket = ticket;
+    c.status = std::move(status);
+    sink_->post(std::move(c));
+  }
+  // A kTraining completion of `job`: progress, or its end with `finished`.
+  void report_training(uint64_t job, bool finished, Status status = Status::OK()) {
+    Completion c;
+    c.kind = CompletionKind::kTraining;
+    c.ticket = job;
+    c.finished = finished;
+    c.status = std::move(status);
     sink_->post(std::move(c));
   }
 
@@ -105,7 +143,9 @@ class FakeBackend final : public Backend {
   uint32_t max_in_flight_;
   bool training_ = false;
   CompletionSink* sink_ = nullptr;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> resident_;
+  int shutdowns_ = 0;
   std::vector<InferTask> infers_;
   std::vector<std::pair<uint64_t, ModelSource>> loads_;
   std::vector<std::pair<uint64_t, std::string>> unloads_;

@@ -172,7 +172,8 @@ int serve(const Options& o) {
     std::cerr << "pipeswitchd: " << backend.status().message() << "\n";
     return 1;
   }
-  const bool gpu = backend_options.device != "cpu";
+  // A GPU or several; "cpu" and a simulated CPU set ("cpu,cpu") are not.
+  const bool gpu = !backend_options.device.starts_with("cpu");
   auto sources = model_sources(o, gpu);
   if (!sources.ok()) {
     std::cerr << "pipeswitchd: " << sources.status().message() << "\n";
@@ -193,9 +194,14 @@ int serve(const Options& o) {
   say(str_cat("device: ", (*backend)->describe()));
   if (started.ok()) {
     const reactor::BackendStats stats = (*backend)->stats();
+    for (const reactor::DeviceStats& d : stats.devices) {
+      say(str_cat("device ", d.name, ": ", d.description,
+                  d.pool_bytes > 0 ? str_cat(", pool ", mib(d.pool_bytes)) : std::string()));
+    }
     say(str_cat("policy: ", o.policy,
                 gpu ? "" : " (the CPU backend keeps every model in host memory)"));
-    say(str_cat("pool: ", stats.pool_bytes > 0 ? mib(stats.pool_bytes) : std::string("none")));
+    say(str_cat("pool: ", stats.pool_bytes > 0 ? mib(stats.pool_bytes) : std::string("none"),
+                stats.devices.size() > 1 && stats.pool_bytes > 0 ? " in all" : ""));
     say(str_cat("training: ", reactor::training_policy_name(o.training), ", checkpoints ",
                 server_options.checkpoints_dir.empty() ? std::string("off (--checkpoints DIR)")
                                                        : server_options.checkpoints_dir));

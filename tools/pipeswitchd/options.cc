@@ -57,8 +57,9 @@ Result<uint64_t> parse_size(std::string_view text) {
 std::string usage() {
   return R"(Usage: pipeswitchd [options]
 
-The PipeSwitch server: serves inference requests and training jobs on one device, over a text protocol (try: nc 127.0.0.1 12345, then HELP) and the original PipeSwitch
-binary protocol, on the same port.
+The PipeSwitch server: serves inference requests and training jobs on one device or several,
+over a text protocol (try: nc 127.0.0.1 12345, then HELP) and the original PipeSwitch binary
+protocol, on the same port.
 
 Models:
   --zoo[=LIST]            build zoo models at start-up (default list: resnet152,inception_v3,
@@ -69,8 +70,13 @@ Models:
   --models DIR            load every .psm package in DIR (named after the file); LOAD reads
                           packages only from DIR
 Device:
-  --device cpu|N|auto     the CPU reference executor, GPU N, or auto (GPU 0 if the GPU backend
-                          is built and finds a GPU, else the CPU) (default auto)
+  --device D              cpu: the CPU reference executor; N: GPU N; auto: GPU 0 if the GPU
+                          backend is built and finds a GPU, else the CPU (default auto);
+                          several GPUs: a list (0,1,3) or all (every GPU the driver shows):
+                          models are registered on each, a request goes to a GPU where its
+                          model is resident, else to the least loaded, a training job to one
+                          GPU (TRAIN device=N); cpu,cpu,...: a simulated set of CPU devices,
+                          for testing the multi-device path without GPUs
   --policy P              switching policy: pipeswitch, cache, ready, stop-and-start,
                           kill-restart, no-pool, pageable, managed (default pipeswitch)
   --pool-size SIZE        GPU memory pool, e.g. 12G (default: 8G or 80% of the free GPU
@@ -84,7 +90,8 @@ Device:
                           after every group's copy (off: the ablation of figure 7) (default on)
   --graphs on|off         replay each request as one CUDA graph (copies, events, layers) where
                           the weights' address is fixed (default on)
-  --threads N             CPU backend worker threads (default: one per core)
+  --threads N             CPU backend worker threads, per simulated CPU device (default: one
+                          per core, shared among them)
 Training:
   --training yield|co-run yield: a training job pauses between two layers while inference
                           requests are pending and resumes by itself; co-run: it keeps running

@@ -25,7 +25,8 @@ struct Options {
   std::vector<std::string> zoo_models;  // empty with zoo: the device's default set
   uint32_t zoo_batch = 1;
   uint32_t zoo_seq = 16;
-  std::string device = "auto";  // auto: GPU 0 when a GPU backend is built, else cpu
+  // auto: GPU 0 when a GPU backend is built, else cpu; else reactor::parse_device's syntax.
+  std::string device = "auto";
   std::string policy = "pipeswitch";
   uint64_t pool_bytes = 0;
   std::string precision = "tf32";
