@@ -27,10 +27,15 @@ Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
   options.data.noise = task.options.noise;
   options.data.single_image = task.options.single_image;
   options.precision = precision;
+  // Under yield two chunks may be queued (see turn()): half a millisecond each keeps what an
+  // inference request can find ahead of it at about a millisecond.
+  options.chunk_budget_ms = policy == TrainingPolicy::kYield ? 0.5 : 1.0;
   PS_ASSIGN_OR_RETURN(job->trainer_,
                       models::gpu::GpuTrainer::create(runtime, pool, manifest, weights, options));
   PS_ASSIGN_OR_RETURN(job->stream_, cuda::Stream::create(cuda::StreamPriority::kLow));
-  PS_ASSIGN_OR_RETURN(job->done_, cuda::Event::create(false));
+  for (cuda::Event& event : job->events_) {
+    PS_ASSIGN_OR_RETURN(event, cuda::Event::create(false));
+  }
   if (!task.options.resume_path.empty()) {
     PS_ASSIGN_OR_RETURN(models::cpu::TrainingState current, job->trainer_->export_state());
     PS_ASSIGN_OR_RETURN(
@@ -49,14 +54,15 @@ Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
 }
 
 GpuTrainingJob::~GpuTrainingJob() {
-  if (in_flight_) (void)done_.synchronize();
   (void)stream_.synchronize();
   if (writer_.joinable()) writer_.join();
 }
 
 bool GpuTrainingJob::ready() const {
-  if (!in_flight_) return true;
-  auto done = done_.is_done();
+  if (flight_.empty()) return true;
+  const size_t depth = policy_ == TrainingPolicy::kCoRun ? 1 : kYieldDepth;
+  if (flight_.size() < depth && !step_end_enqueued_ && trainer_->mid_step()) return true;
+  auto done = events_[flight_.front().event].is_done();
   return !done.ok() || *done;  // an error is reported by the next turn
 }
 
@@ -66,8 +72,8 @@ bool GpuTrainingJob::advance(const Controls& controls) {
   Status s = turn(controls, &ended);
   if (!s.ok()) {
     log_warn("training job ", id(), " (", task_.model, ") failed: ", s.message());
-    if (in_flight_) (void)done_.synchronize();
-    in_flight_ = false;
+    (void)stream_.synchronize();
+    flight_.clear();
     (void)finish_write();
     post(/*finished=*/true, std::move(s));
     ended_ = true;
@@ -81,12 +87,14 @@ bool GpuTrainingJob::advance(const Controls& controls) {
 Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
   checkpoint_asked_ |= controls.checkpoint;
   if (written_ && written_->done.load(std::memory_order_acquire)) PS_TRY(finish_write());
-  if (in_flight_) {
-    PS_ASSIGN_OR_RETURN(const bool done, done_.is_done());
-    if (!done) return Status::OK();
-    in_flight_ = false;
-    if (step_end_in_flight_) {
-      step_end_in_flight_ = false;
+  // Reap the chunks the GPU has finished, oldest first.
+  while (!flight_.empty()) {
+    PS_ASSIGN_OR_RETURN(const bool done, events_[flight_.front().event].is_done());
+    if (!done) break;
+    const bool step_end = flight_.front().step_end;
+    flight_.pop_front();
+    if (step_end) {
+      step_end_enqueued_ = false;
       progress_.loss = trainer_->complete_step();
       ++progress_.steps;
       const uint64_t step = trainer_->step_count();
@@ -96,8 +104,8 @@ Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
       post(/*finished=*/false);
     }
   }
-  if (!trainer_->mid_step()) {
-    // A step boundary: nothing of the job is queued.
+  if (!trainer_->mid_step() && flight_.empty()) {
+    // A step boundary with nothing of the job queued.
     const bool can_save = !task_.options.checkpoint_path.empty();
     const bool last = controls.stop || (task_.steps != 0 && progress_.steps >= task_.steps);
     if (last) {
@@ -115,14 +123,23 @@ Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
       PS_TRY(save());
     }
   }
-  // Enqueue: one chunk (yield) or the rest of the step (co-run).
-  bool step_end = false;
-  do {
-    PS_ASSIGN_OR_RETURN(step_end, trainer_->enqueue_next_chunk(stream_));
-  } while (policy_ == TrainingPolicy::kCoRun && !step_end);
-  PS_TRY(done_.record(stream_));
-  in_flight_ = true;
-  step_end_in_flight_ = step_end;
+  // Enqueue while there is room: under yield up to kYieldDepth chunks (so the GPU has the next
+  // one while the host enqueues, and inference finds at most about kYieldDepth x the chunk
+  // budget ahead of it); under co-run the rest of the step as one entry. A step's first chunk
+  // waits until the previous step is complete (its batch depends on the data position).
+  const size_t depth = policy_ == TrainingPolicy::kCoRun ? 1 : kYieldDepth;
+  while (flight_.size() < depth && !step_end_enqueued_ &&
+         (trainer_->mid_step() || flight_.empty())) {
+    bool step_end = false;
+    do {
+      PS_ASSIGN_OR_RETURN(step_end, trainer_->enqueue_next_chunk(stream_));
+    } while (policy_ == TrainingPolicy::kCoRun && !step_end);
+    const size_t event = next_event_;
+    next_event_ = (next_event_ + 1) % events_.size();
+    PS_TRY(events_[event].record(stream_));
+    flight_.push_back(Flight{event, step_end});
+    step_end_enqueued_ = step_end;
+  }
   return Status::OK();
 }
 

@@ -3,9 +3,10 @@
 // The device thread runs commands (loads, inference) first and calls advance() only when none
 // is waiting. advance() keeps the GpuTrainer's chunks (models/gpu/trainer.h) flowing on a
 // LOW-priority stream while inference uses the engine's high-priority streams:
-//   - yield (default): at most one chunk (~chunk_budget_ms of GPU time) is queued at a time,
-//     and no new one is enqueued while a command waits, so an inference request finds at most
-//     about one chunk ahead of it, and the GPU's stream priorities let its kernels go first;
+//   - yield (default): at most two chunks of about half a millisecond of GPU time each are
+//     queued (two, so the GPU runs one while the host enqueues the next), and none is enqueued
+//     while a command waits, so an inference request finds at most about a millisecond of
+//     training ahead of it, and the GPU's stream priorities let its kernels go first;
 //   - co-run: a whole step is enqueued at once; inference runs beside it.
 // A step is never cut: STOP, the step target and shutdown take effect at a step boundary, where
 // checkpoints are taken too (the state is exported from the device, blocking the device thread
@@ -14,9 +15,11 @@
 // Device thread only (the trainer's CUDA objects belong to its context).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <thread>
@@ -78,10 +81,18 @@ class GpuTrainingJob {
   const TrainingPolicy policy_;
   CompletionSink* const sink_;
   std::unique_ptr<models::gpu::GpuTrainer> trainer_;
+  // Chunks queued on the low-priority stream and not yet seen finished, oldest first; each
+  // with the event recorded after it and whether it ends its step.
+  struct Flight {
+    size_t event = 0;
+    bool step_end = false;
+  };
+  static constexpr size_t kYieldDepth = 2;
   cuda::Stream stream_;  // low priority
-  cuda::Event done_;     // recorded after each enqueue
-  bool in_flight_ = false;
-  bool step_end_in_flight_ = false;
+  std::array<cuda::Event, kYieldDepth> events_;
+  size_t next_event_ = 0;
+  std::deque<Flight> flight_;
+  bool step_end_enqueued_ = false;  // the current step's last chunk is queued
   bool checkpoint_asked_ = false;
   TrainingProgress progress_;
   LatencyWindow preempt_;
