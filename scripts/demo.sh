@@ -9,6 +9,8 @@
 #      with --policy ready (every model resident: the lower bound) and once with --policy
 #      pipeswitch (each request switches its model in, pipelined), so the table shows what a
 #      switch costs; without a GPU once, on the CPU backend.
+#   6. trains the first model (imported for training: psimport --mode training) with a job that
+#      inference requests preempt, and shows the job's progress and preemptions (JOBS).
 # Without a GPU it uses the tiny zoo models and the CPU backend, and says so.
 # Usage: scripts/demo.sh [BUILD_DIR]    (default: build)
 set -euo pipefail
@@ -43,6 +45,12 @@ for m in "${MODELS[@]}"; do
   summary+=("$(printf '%-16s %10s %10s %8d ms' "$m" "$(du -h "$OUT_DIR/$m.onnx" | cut -f1)" \
                "$(du -h "$OUT_DIR/$m.psm" | cut -f1)" "$ms")")
 done
+
+TRAIN_MODEL="${MODELS[0]}_train"
+echo
+echo "== psimport --mode training: $TRAIN_MODEL (BatchNorm kept as a layer) for the training job"
+"$PSIMPORT" "$OUT_DIR/${MODELS[0]}.onnx" -o "$OUT_DIR/$TRAIN_MODEL.psm" --batch 8 --mode training |
+  tail -3
 
 echo
 echo "== psimport --info $OUT_DIR/${MODELS[0]}.psm"
@@ -81,6 +89,16 @@ if [[ -x "$PSD" && -x "$PSNC" ]]; then
         echo "-- [$policy] psnc infer $m --repeat 10"
         "$PSNC" --server "$ADDR" infer "$m" --repeat 10 | tail -1
       done
+      if [[ "$policy" == pipeswitch ]]; then
+        echo "-- [$policy] psnc train $TRAIN_MODEL lr=0.01; inference requests while it trains; STOP"
+        JOB=$("$PSNC" --server "$ADDR" train "$TRAIN_MODEL" lr=0.01 | tee /dev/stderr |
+              sed -n 's/^OK job=\([0-9]*\).*/\1/p')
+        sleep 2
+        "$PSNC" --server "$ADDR" infer "${MODELS[0]}" --repeat 10 | tail -1
+        [[ -n "$JOB" ]] && printf 'STOP %s\nQUIT\n' "$JOB" | "$PSNC" "$ADDR"
+        sleep 1
+        printf 'JOBS\nQUIT\n' | "$PSNC" "$ADDR"
+      fi
       printf 'STATS\nQUIT\n' | "$PSNC" "$ADDR"
     fi
     kill -TERM $PSD_PID 2>/dev/null || true
