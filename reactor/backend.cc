@@ -52,4 +52,12 @@ Result<TrainingPolicy> parse_training_policy(std::string_view text) {
   return invalid_argument("--training '", text, "': expected yield or co-run");
 }
 
+Completion failed_completion(CompletionKind kind, uint64_t ticket, Status status) {
+  Completion c;
+  c.kind = kind;
+  c.ticket = ticket;
+  c.status = std::move(status);
+  return c;
+}
+
 }  // namespace ps::reactor

@@ -115,9 +115,9 @@ struct TrainOptions {
   double momentum = 0.9;
   double weight_decay = 1e-4;
   uint64_t seed = 1;
-  uint32_t classes = 10;       // labels in [0, classes); at most the model's output width
-  double noise = 0.5;          // per-sample noise relative to the class patterns
-  bool single_image = false;   // the paper's setting: one repeated image, label 0
+  uint32_t classes = 10;      // labels in [0, classes); at most the model's output width
+  double noise = 0.5;         // per-sample noise relative to the class patterns
+  bool single_image = false;  // the paper's setting: one repeated image, label 0
   // Checkpoints (models/cpu/checkpoint.h). checkpoint_path: where this job saves (every
   // checkpoint_every steps when > 0, on CHECKPOINT, and when it stops or the server shuts
   // down); empty: the job never saves. resume_path: a checkpoint to start from; empty: the
@@ -147,9 +147,9 @@ Result<TrainingPolicy> parse_training_policy(std::string_view text);
 
 // A training job's progress, as each kTraining completion reports it.
 struct TrainingProgress {
-  uint64_t step = 0;    // the model's step counter (a resumed job continues its checkpoint's)
-  uint64_t steps = 0;   // steps this job ran
-  double loss = 0.0;    // the last step's loss
+  uint64_t step = 0;          // the model's step counter (a resumed job continues its checkpoint's)
+  uint64_t steps = 0;         // steps this job ran
+  double loss = 0.0;          // the last step's loss
   double images_per_s = 0.0;  // since the job started (inference's share of the time included)
   // Preemption: times the job parked for inference, how long after the inference arrived it
   // parked (median, p99, max over the job), and the time it spent parked in all.
@@ -205,6 +205,9 @@ struct Completion {
   bool finished = false;  // the job ended (status: OK finished or stopped, or why it failed)
 };
 
+// A completion of `kind` for `ticket` that carries only `status` (an error).
+Completion failed_completion(CompletionKind kind, uint64_t ticket, Status status);
+
 // The loop's side of the completion bridge; see the top of this file. Thread-safe.
 class CompletionSink {
  public:
@@ -217,12 +220,12 @@ class CompletionSink {
 
 // One device of a backend over several (reactor/multi_backend.h), for STATS and /metrics.
 struct DeviceStats {
-  std::string name;         // "0", "1", ... (GPU ordinals) or "cpu0", ... (simulated devices)
-  std::string description;  // its backend's describe()
-  bool healthy = true;      // false after a device error took it out of service
-  uint64_t requests = 0;    // inference tasks it was given
-  uint64_t errors = 0;      // of which failed
-  uint32_t in_flight = 0;   // now
+  std::string name;            // "0", "1", ... (GPU ordinals) or "cpu0", ... (simulated devices)
+  std::string description;     // its backend's describe()
+  bool healthy = true;         // false after a device error took it out of service
+  uint64_t requests = 0;       // inference tasks it was given
+  uint64_t errors = 0;         // of which failed
+  uint32_t in_flight = 0;      // now
   std::vector<uint64_t> jobs;  // training jobs pinned to it and still running, by id
   uint64_t switches = 0;
   uint64_t pool_bytes = 0;

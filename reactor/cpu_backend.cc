@@ -17,14 +17,6 @@ uint64_t micros(Clock::duration d) {
   return us < 0 ? 0 : static_cast<uint64_t>(us);
 }
 
-Completion failed(CompletionKind kind, uint64_t ticket, Status status) {
-  Completion c;
-  c.kind = kind;
-  c.ticket = ticket;
-  c.status = std::move(status);
-  return c;
-}
-
 }  // namespace
 
 CpuBackend::CpuBackend(uint32_t threads, TrainingPolicy training)
@@ -56,7 +48,8 @@ void CpuBackend::load(uint64_t ticket, ModelSource source) {
       return;
     }
   }
-  sink_->post(failed(CompletionKind::kLoad, ticket, unavailable("the backend is shutting down")));
+  sink_->post(failed_completion(CompletionKind::kLoad, ticket,
+                                unavailable("the backend is shutting down")));
 }
 
 void CpuBackend::unload(uint64_t ticket, std::string model) {
@@ -81,8 +74,8 @@ void CpuBackend::infer(InferTask task) {
       return;
     }
   }
-  sink_->post(failed(CompletionKind::kInfer, task.ticket,
-                     make_error(Code::kCancelled, "the server is shutting down")));
+  sink_->post(failed_completion(CompletionKind::kInfer, task.ticket,
+                                make_error(Code::kCancelled, "the server is shutting down")));
 }
 
 Status CpuBackend::start_training(const TrainTask& task) {
@@ -147,12 +140,12 @@ void CpuBackend::shutdown() {
   if (sink_ != nullptr) {
     for (InferTask& task : cancelled) {
       gate_.inference_finished();
-      sink_->post(failed(CompletionKind::kInfer, task.ticket,
-                         make_error(Code::kCancelled, "the server is shutting down")));
+      sink_->post(failed_completion(CompletionKind::kInfer, task.ticket,
+                                    make_error(Code::kCancelled, "the server is shutting down")));
     }
     for (LoadJob& job : cancelled_loads) {
-      sink_->post(failed(CompletionKind::kLoad, job.ticket,
-                         make_error(Code::kCancelled, "the server is shutting down")));
+      sink_->post(failed_completion(CompletionKind::kLoad, job.ticket,
+                                    make_error(Code::kCancelled, "the server is shutting down")));
     }
   }
   if (loader_.joinable()) loader_.join();

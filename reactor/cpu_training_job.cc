@@ -10,6 +10,7 @@
 #include "models/cpu/trainer.h"
 #include "reactor/latency_window.h"
 #include "reactor/log.h"
+#include "reactor/train_options.h"
 
 namespace ps::reactor {
 namespace {
@@ -20,18 +21,6 @@ namespace psm = pipeswitch::psm;
 uint64_t micros(Clock::duration d) {
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   return us < 0 ? 0 : static_cast<uint64_t>(us);
-}
-
-models::cpu::TrainerOptions trainer_options(const TrainOptions& o) {
-  models::cpu::TrainerOptions t;
-  t.sgd.learning_rate = o.learning_rate;
-  t.sgd.momentum = o.momentum;
-  t.sgd.weight_decay = o.weight_decay;
-  t.data.seed = o.seed;
-  t.data.classes = o.classes;
-  t.data.noise = o.noise;
-  t.data.single_image = o.single_image;
-  return t;
 }
 
 // The model in training mode: see the top of cpu_training_job.h.
@@ -89,18 +78,18 @@ Status CpuTrainingJob::train(TrainingProgress* progress) {
   const TrainOptions& options = task.options;
   if (task.batch != config_.native_batch) {
     return invalid_argument("model '", task.model, "' trains at its package's batch ",
-                            config_.native_batch, ", not ", task.batch,
-                            " (import it with --batch ", task.batch, " for that)");
+                            config_.native_batch, ", not ", task.batch, " (import it with --batch ",
+                            task.batch, " for that)");
   }
   PS_ASSIGN_OR_RETURN(std::shared_ptr<const HostModel> model, training_model(config_));
-  PS_ASSIGN_OR_RETURN(std::unique_ptr<models::cpu::Trainer> trainer,
-                      models::cpu::Trainer::create(model->manifest, model->weights,
-                                                   trainer_options(options)));
+  PS_ASSIGN_OR_RETURN(
+      std::unique_ptr<models::cpu::Trainer> trainer,
+      models::cpu::Trainer::create(model->manifest, model->weights, trainer_options(options)));
   model.reset();  // the trainer copied what it needs
   if (!options.resume_path.empty()) {
     PS_TRY(models::cpu::load_checkpoint(*trainer, options.resume_path));
-    log_info("training job ", id(), ": resumed ", task.model, " at step ",
-             trainer->state().step, " from ", options.resume_path);
+    log_info("training job ", id(), ": resumed ", task.model, " at step ", trainer->state().step,
+             " from ", options.resume_path);
   }
 
   LatencyWindow preempt_latency;
@@ -153,8 +142,8 @@ Status CpuTrainingJob::train(TrainingProgress* progress) {
     if (checkpoint_.exchange(false, std::memory_order_acq_rel) && can_save) PS_TRY(save());
     PS_ASSIGN_OR_RETURN(progress->loss, trainer->step());
     ++progress->steps;
-    const bool periodic = options.checkpoint_every != 0 &&
-                          trainer->state().step % options.checkpoint_every == 0;
+    const bool periodic =
+        options.checkpoint_every != 0 && trainer->state().step % options.checkpoint_every == 0;
     if (can_save && (periodic || checkpoint_.exchange(false, std::memory_order_acq_rel))) {
       PS_TRY(save());
     } else {
@@ -162,8 +151,8 @@ Status CpuTrainingJob::train(TrainingProgress* progress) {
     }
   }
   // The end: stopped, shut down or done. Keep the state unless the last step just saved it.
-  if (can_save && (progress->checkpoint_path.empty() ||
-                   progress->checkpoint_step != trainer->state().step)) {
+  if (can_save &&
+      (progress->checkpoint_path.empty() || progress->checkpoint_step != trainer->state().step)) {
     PS_TRY(save());
   }
   fill();

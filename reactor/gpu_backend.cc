@@ -8,11 +8,8 @@ namespace ps::reactor {
 namespace {
 
 Completion cancelled(CompletionKind kind, uint64_t ticket) {
-  Completion c;
-  c.kind = kind;
-  c.ticket = ticket;
-  c.status = make_error(Code::kCancelled, "the server is shutting down");
-  return c;
+  return failed_completion(kind, ticket,
+                           make_error(Code::kCancelled, "the server is shutting down"));
 }
 
 }  // namespace

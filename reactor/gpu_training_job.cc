@@ -4,6 +4,7 @@
 
 #include "models/cpu/checkpoint.h"
 #include "reactor/log.h"
+#include "reactor/train_options.h"
 
 namespace ps::reactor {
 namespace {
@@ -19,13 +20,9 @@ Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
     CompletionSink* sink) {
   std::unique_ptr<GpuTrainingJob> job(new GpuTrainingJob(task, policy, sink));
   models::gpu::GpuTrainerOptions options;
-  options.sgd.learning_rate = task.options.learning_rate;
-  options.sgd.momentum = task.options.momentum;
-  options.sgd.weight_decay = task.options.weight_decay;
-  options.data.seed = task.options.seed;
-  options.data.classes = task.options.classes;
-  options.data.noise = task.options.noise;
-  options.data.single_image = task.options.single_image;
+  const models::cpu::TrainerOptions common = trainer_options(task.options);
+  options.sgd = common.sgd;
+  options.data = common.data;
   options.precision = precision;
   // Under yield two chunks may be queued (see turn()): half a millisecond each keeps what an
   // inference request can find ahead of it at about a millisecond.

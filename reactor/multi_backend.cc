@@ -6,17 +6,6 @@
 #include "reactor/log.h"
 
 namespace ps::reactor {
-namespace {
-
-Completion failed(CompletionKind kind, uint64_t ticket, Status status) {
-  Completion c;
-  c.kind = kind;
-  c.ticket = ticket;
-  c.status = std::move(status);
-  return c;
-}
-
-}  // namespace
 
 // A child's sink: tags each completion with the child's index (any thread).
 class MultiBackend::ChildSink final : public CompletionSink {
@@ -109,8 +98,9 @@ void MultiBackend::infer(InferTask task) {
   const std::vector<DeviceState> devices = snapshot();
   const std::optional<size_t> at = place_inference(devices, task.model, rules_);
   if (!at) {
-    sink_->post(failed(CompletionKind::kInfer, task.ticket,
-                       unavailable("no device is in service (every one had a device error)")));
+    sink_->post(
+        failed_completion(CompletionKind::kInfer, task.ticket,
+                          unavailable("no device is in service (every one had a device error)")));
     return;
   }
   const DeviceState& d = devices[*at];
@@ -243,7 +233,7 @@ void MultiBackend::on_load(size_t device, Completion c, std::vector<Completion>*
   if (!done.succeeded.empty()) {
     status = status.with_context(str_cat("device ", devices_[bad_device].name));
   }
-  Completion error = failed(CompletionKind::kLoad, ticket, std::move(status));
+  Completion error = failed_completion(CompletionKind::kLoad, ticket, std::move(status));
   error.load_us = done.load_us;
   out->push_back(std::move(error));
 }

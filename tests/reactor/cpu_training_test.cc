@@ -17,6 +17,7 @@
 #include "reactor/model_source.h"
 #include "reactor/preemption_gate.h"
 #include "tests/reactor/recording_sink.h"
+#include "tests/reactor/training_reference.h"
 
 namespace ps::reactor {
 namespace {
@@ -37,26 +38,9 @@ TrainOptions options() {
   return o;
 }
 
-// The reference: the CPU trainer run directly on the zoo model imported for training; the
-// losses of its first `steps` steps.
+// The uninterrupted trajectory of this file's jobs.
 std::vector<double> reference_losses(int steps) {
-  auto model = import_zoo_model("resnet_tiny", kBatch, 16, /*training=*/true);
-  PS_CHECK(model.ok());
-  models::cpu::TrainerOptions t;
-  const TrainOptions o = options();
-  t.sgd = {o.learning_rate, o.momentum, o.weight_decay};
-  t.data.seed = o.seed;
-  t.data.classes = o.classes;
-  t.data.noise = o.noise;
-  auto trainer = models::cpu::Trainer::create(model->manifest, model->weights, t);
-  PS_CHECK(trainer.ok());
-  std::vector<double> out;
-  for (int i = 0; i < steps; ++i) {
-    auto loss = (*trainer)->step();
-    PS_CHECK(loss.ok());
-    out.push_back(*loss);
-  }
-  return out;
+  return testing::reference_losses("resnet_tiny", kBatch, options(), steps);
 }
 
 struct Harness {

@@ -15,6 +15,7 @@
 #include "reactor/backend_factory.h"
 #include "reactor/model_source.h"
 #include "tests/reactor/recording_sink.h"
+#include "tests/reactor/training_reference.h"
 #include "tests/support/gpu.h"
 
 namespace ps::reactor {
@@ -34,19 +35,7 @@ TrainOptions options() {
 
 // The CPU trainer (float64) on the zoo model imported for training: the reference.
 std::vector<double> cpu_losses(int steps) {
-  auto model = import_zoo_model("resnet_tiny", kBatch, 16, /*training=*/true);
-  PS_CHECK(model.ok());
-  const TrainOptions o = options();
-  models::cpu::TrainerOptions t;
-  t.sgd = {o.learning_rate, o.momentum, o.weight_decay};
-  t.data.seed = o.seed;
-  t.data.classes = o.classes;
-  t.data.noise = o.noise;
-  auto trainer = models::cpu::Trainer::create(model->manifest, model->weights, t);
-  PS_CHECK(trainer.ok());
-  std::vector<double> out;
-  for (int i = 0; i < steps; ++i) out.push_back((*trainer)->step().value());
-  return out;
+  return testing::reference_losses("resnet_tiny", kBatch, options(), steps);
 }
 
 struct GpuHarness {
