@@ -15,13 +15,7 @@
 #include "cuda/host_memory.h"
 #include "cuda/module.h"
 #include "cuda/stream.h"
-
-// Fails the test case, printing the error, unless `expr` (a Status) is OK.
-#define REQUIRE_OK(expr)                                        \
-  do {                                                          \
-    ::ps::Status ps_require_ok_ = (expr);                       \
-    if (!ps_require_ok_.ok()) FAIL(ps_require_ok_.to_string()); \
-  } while (0)
+#include "tests/support/require_ok.h"
 
 namespace ps::cuda::testing {
 

@@ -3,7 +3,6 @@
 // CUDA graph replay against plain enqueue (bit-identical), the group hook, the debug run naming
 // a broken layer, and build errors listing every layer that cannot run. All [gpu].
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -21,6 +20,7 @@
 #include "tests/models/gpu_op_check.h"
 #include "tests/models/zoo_lowering.h"
 #include "tests/support/gpu.h"
+#include "tests/support/require_ok.h"
 
 namespace ps::models::gpu {
 namespace {
@@ -55,13 +55,6 @@ cuda::DeviceBuffer allocate(size_t bytes) {
   return std::move(b).value();
 }
 
-#define REQUIRE_OK(expr)                          \
-  do {                                            \
-    const ::ps::Status s_ = (expr);               \
-    INFO(#expr << ": " << s_.to_string());        \
-    REQUIRE(s_.ok());                             \
-  } while (0)
-
 // Device memory for `plan` and the weights of `lowered` on the device.
 void place(DeviceModel& dm, const Plan& plan) {
   GpuRuntime& rt = testing::shared_runtime();
@@ -73,8 +66,7 @@ void place(DeviceModel& dm, const Plan& plan) {
   // Poison the arena: a layer that reads what nobody wrote shows up as a mismatch.
   REQUIRE_OK(cuda::memset_d8_async(dm.arena.ptr(), 0xA5, dm.arena.size(), rt.plan_stream()));
   REQUIRE_OK(rt.plan_stream().synchronize());
-  dm.bindings = Bindings{dm.weights.ptr(), dm.arena.ptr(), dm.workspace.ptr(),
-                         dm.workspace.size()};
+  dm.bindings = Bindings{dm.weights.ptr(), dm.arena.ptr(), dm.workspace.ptr(), dm.workspace.size()};
 }
 
 Plan build_plan(const Manifest& m, std::span<const uint8_t> weights, Precision precision,
@@ -95,8 +87,8 @@ void write_inputs(const Plan& plan, const DeviceModel& dm,
   for (const IoSpec& in : plan.inputs()) {
     const Tensor& t = inputs.at(in.name);
     REQUIRE(t.byte_size() == in.bytes);
-    REQUIRE_OK(cuda::copy_to_device_async(dm.arena.ptr() + in.arena_offset, t.raw(), in.bytes,
-                                          stream));
+    REQUIRE_OK(
+        cuda::copy_to_device_async(dm.arena.ptr() + in.arena_offset, t.raw(), in.bytes, stream));
   }
   REQUIRE_OK(stream.synchronize());
 }
@@ -108,8 +100,8 @@ std::map<std::string, Tensor> read_outputs(const Plan& plan, const DeviceModel& 
   for (const IoSpec& o : plan.outputs()) {
     auto t = Tensor::allocate(o.dtype, o.shape);
     REQUIRE(t.ok());
-    REQUIRE_OK(cuda::copy_to_host_async(t->mutable_raw(), dm.arena.ptr() + o.arena_offset,
-                                        o.bytes, stream));
+    REQUIRE_OK(cuda::copy_to_host_async(t->mutable_raw(), dm.arena.ptr() + o.arena_offset, o.bytes,
+                                        stream));
     out.emplace(o.name, std::move(t).value());
   }
   REQUIRE_OK(stream.synchronize());
@@ -142,8 +134,7 @@ std::map<std::string, const Tensor*> borrow(const std::map<std::string, Tensor>&
 
 // The whole-model check: GPU plan vs CPU executor, then graph replay vs plain enqueue.
 void check_model(const std::string& model, int opset, Precision precision) {
-  const std::string label =
-      str_cat(model, " opset ", opset, " ", precision_name(precision));
+  const std::string label = str_cat(model, " opset ", opset, " ", precision_name(precision));
   INFO(label);
   DeviceModel dm;
   dm.lowered = lower(model, opset);
@@ -167,9 +158,10 @@ void check_model(const std::string& model, int opset, Precision precision) {
     auto err = testing::compare_tensors(ref, gpu.at(name));
     INFO(err.status().to_string());
     REQUIRE(err.ok());
-    std::printf("%s: output %s %s max relative error %.3g (max abs %.3g, non-finite mismatches %lld)\n",
-                label.c_str(), name.c_str(), ref.description().c_str(), err->max_rel,
-                err->max_abs, static_cast<long long>(err->mismatches));
+    std::printf(
+        "%s: output %s %s max relative error %.3g (max abs %.3g, non-finite mismatches %lld)\n",
+        label.c_str(), name.c_str(), ref.description().c_str(), err->max_rel, err->max_abs,
+        static_cast<long long>(err->mismatches));
     CHECK(err->mismatches == 0);
     CHECK(err->max_rel <= tolerance);
   }
@@ -178,8 +170,10 @@ void check_model(const std::string& model, int opset, Precision precision) {
   const auto again = run_plain(plan, dm, *inputs, *stream);
   const bool deterministic = bit_identical(gpu, again);
   if (!deterministic) {
-    std::printf("WARN %s: two plain runs differ (a non-deterministic algorithm); graph replay is "
-                "checked against the tolerance only\n", label.c_str());
+    std::printf(
+        "WARN %s: two plain runs differ (a non-deterministic algorithm); graph replay is "
+        "checked against the tolerance only\n",
+        label.c_str());
   }
   auto graph = plan.capture_graph(*stream, dm.bindings);
   INFO("capture_graph: " << graph.status().to_string());
@@ -261,8 +255,8 @@ TEST_CASE("the group hook runs before each group's first layer, with the stream"
   seen.clear();
   REQUIRE_OK(plan.enqueue_layers(2, 3, *stream, dm.bindings, hook));
   CHECK(seen == std::vector<uint32_t>{2, 3, 4});
-  CHECK(plan.enqueue_layers(0, static_cast<uint32_t>(plan.layer_count() + 1), *stream,
-                            dm.bindings).code() == Code::kOutOfRange);
+  CHECK(plan.enqueue_layers(0, static_cast<uint32_t>(plan.layer_count() + 1), *stream, dm.bindings)
+            .code() == Code::kOutOfRange);
 
   const GroupHook failing = [](uint32_t group, const cuda::Stream&) -> Status {
     return group == 3 ? make_error(Code::kCancelled, "preempted") : Status::OK();

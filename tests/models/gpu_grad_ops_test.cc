@@ -13,7 +13,6 @@
 //  - kTf32 5e-3: TF32 keeps 10 mantissa bits of each input.
 // Every case prints one line (op, case, precision, error, implementation).
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -35,12 +34,7 @@
 #include "tests/models/gpu_op_check.h"
 #include "tests/models/grad_check_util.h"
 #include "tests/support/gpu.h"
-
-#define GRAD_REQUIRE_OK(result)                                                   \
-  do {                                                                            \
-    INFO(((result).ok() ? std::string("ok") : (result).status().to_string()));    \
-    REQUIRE((result).ok());                                                       \
-  } while (0)
+#include "tests/support/require_ok.h"
 
 namespace ps::models::gpu {
 namespace {
@@ -73,9 +67,11 @@ void run_on_gpu(const GpuOp& op, const std::vector<const Tensor*>& inputs,
   std::vector<cuda::DeviceBuffer> keep;
   auto upload = [&](const Tensor* t) -> CUdeviceptr {
     if (t == nullptr) return 0;
-    Result<cuda::DeviceBuffer> b = cuda::DeviceBuffer::allocate(std::max<size_t>(t->byte_size(), 256));
-    GRAD_REQUIRE_OK(b);
-    if (t->byte_size() > 0) REQUIRE(cuda::copy_to_device_async(b->ptr(), t->raw(), t->byte_size(), stream).ok());
+    Result<cuda::DeviceBuffer> b =
+        cuda::DeviceBuffer::allocate(std::max<size_t>(t->byte_size(), 256));
+    REQUIRE_OK(b);
+    if (t->byte_size() > 0)
+      REQUIRE(cuda::copy_to_device_async(b->ptr(), t->raw(), t->byte_size(), stream).ok());
     keep.push_back(std::move(b).value());
     return keep.back().ptr();
   };
@@ -85,7 +81,7 @@ void run_on_gpu(const GpuOp& op, const std::vector<const Tensor*>& inputs,
   cuda::DeviceBuffer workspace;
   if (op.workspace_bytes() > 0) {
     Result<cuda::DeviceBuffer> w = cuda::DeviceBuffer::allocate(op.workspace_bytes());
-    GRAD_REQUIRE_OK(w);
+    REQUIRE_OK(w);
     workspace = std::move(w).value();
   }
   REQUIRE(runtime.bind(stream, workspace.ptr(), workspace.size()).ok());
@@ -94,7 +90,9 @@ void run_on_gpu(const GpuOp& op, const std::vector<const Tensor*>& inputs,
   REQUIRE(s.ok());
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (outputs[i] == nullptr) continue;
-    REQUIRE(cuda::copy_to_host_async(outputs[i]->mutable_raw(), out[i], outputs[i]->byte_size(), stream).ok());
+    REQUIRE(
+        cuda::copy_to_host_async(outputs[i]->mutable_raw(), out[i], outputs[i]->byte_size(), stream)
+            .ok());
   }
   REQUIRE(stream.synchronize().ok());
 }
@@ -106,8 +104,8 @@ Tensor poisoned(const Shape& shape) {
   return t;
 }
 
-void report(const std::string& op, const std::string& label, const std::string& what,
-            Precision p, const grad_test::GradError& e, const std::string& impl) {
+void report(const std::string& op, const std::string& label, const std::string& what, Precision p,
+            const grad_test::GradError& e, const std::string& impl) {
   std::printf("[grad] %-18s %-34s %-7s %s: max_rel %.3g (at %lld) | %s\n", op.c_str(),
               label.c_str(), what.c_str(), std::string(precision_name(p)).c_str(), e.max_rel,
               static_cast<long long>(e.worst), impl.c_str());
@@ -151,7 +149,7 @@ std::unique_ptr<GpuOp> build_grad(const std::string& op, const cpu::Attributes& 
   const OpSpec forward{op, "test", a, in, out};
   Result<std::unique_ptr<GpuOp>> g =
       build_grad_op(GradSpec{forward, wanted, accumulate}, OpEnv{shared_runtime(), p});
-  GRAD_REQUIRE_OK(g);
+  REQUIRE_OK(g);
   return std::move(g).value();
 }
 
@@ -160,12 +158,17 @@ TEST_CASE("GPU Conv backward (dX, dW, dB) against the CPU reference", "[gpu]") {
   const std::vector<ConvCase> cases = {
       {"3x3 p1 (bottleneck)", {2, 8, 9, 9}, {8, 8, 3, 3}, {attr_ints("pads", {1, 1, 1, 1})}},
       {"1x1 s2 downsample", {2, 16, 8, 8}, {32, 16, 1, 1}, {attr_ints("strides", {2, 2})}},
-      {"7x7 s2 p3 stem", {2, 3, 20, 20}, {8, 3, 7, 7},
+      {"7x7 s2 p3 stem",
+       {2, 3, 20, 20},
+       {8, 3, 7, 7},
        {attr_ints("pads", {3, 3, 3, 3}), attr_ints("strides", {2, 2})}},
       {"3x3 s2 valid + bias", {3, 4, 11, 11}, {6, 4, 3, 3}, {attr_ints("strides", {2, 2})}, true},
       {"1x7 p(0,3) Inception", {2, 6, 7, 7}, {5, 6, 1, 7}, {attr_ints("pads", {0, 3, 0, 3})}},
-      {"grouped 2, dilation 2", {2, 8, 10, 10}, {6, 4, 3, 3},
-       {attr_i("group", 2), attr_ints("dilations", {2, 2}), attr_ints("pads", {2, 2, 2, 2})}, true},
+      {"grouped 2, dilation 2",
+       {2, 8, 10, 10},
+       {6, 4, 3, 3},
+       {attr_i("group", 2), attr_ints("dilations", {2, 2}), attr_ints("pads", {2, 2, 2, 2})},
+       true},
       {"1-D", {2, 4, 15}, {5, 4, 3}, {attr_ints("pads", {1, 1})}, true},
   };
   uint64_t seed = 1000;
@@ -177,11 +180,11 @@ TEST_CASE("GPU Conv backward (dX, dW, dB) against the CPU reference", "[gpu]") {
     std::vector<const Tensor*> fwd{&x, &w};
     if (c.bias) fwd.push_back(&b);
     Result<std::vector<Tensor>> y = cpu::run_op_allocating("Conv", a, fwd, 1);
-    GRAD_REQUIRE_OK(y);
+    REQUIRE_OK(y);
     const Shape y_shape = (*y)[0].shape();
     const Tensor dy = random_tensor(DType::kFloat32, y_shape, seed++);
     Result<cpu::ConvGrads> ref = cpu::conv_backward(a, to_f64(x), to_f64(w), c.bias, to_f64(dy));
-    GRAD_REQUIRE_OK(ref);
+    REQUIRE_OK(ref);
     for (Precision p : {Precision::kFp32, Precision::kTf32}) {
       const double tol = p == Precision::kFp32 ? kReduced : kTf32;
       auto op = build_grad("Conv", a, fwd, y_shape, p);
@@ -204,7 +207,7 @@ TEST_CASE("GPU Conv backward accumulates with beta = 1 and skips unwanted gradie
   const Tensor dy = random_tensor(DType::kFloat32, {2, 4, 6, 6}, 1102);
   const Tensor base = random_tensor(DType::kFloat32, x.shape(), 1103);
   Result<cpu::ConvGrads> ref = cpu::conv_backward(a, to_f64(x), to_f64(w), false, to_f64(dy));
-  GRAD_REQUIRE_OK(ref);
+  REQUIRE_OK(ref);
   Tensor expected = to_f64(base);
   for (int64_t i = 0; i < expected.numel(); ++i) {
     expected.mutable_data<double>()[i] += ref->dx.data<double>()[i];
@@ -236,14 +239,14 @@ TEST_CASE("GPU BatchNormalization training forward and backward against the CPU 
     const cpu::Attributes a = attrs({attr_f("momentum", momentum), attr_f("epsilon", epsilon)});
     // CPU reference: forward with batch statistics, running update, backward.
     cpu::BatchNormSaved saved;
-    Result<Tensor> y_ref = cpu::batch_norm_train_forward(to_f64(x), to_f64(scale), to_f64(bias),
-                                                         epsilon, &saved);
-    GRAD_REQUIRE_OK(y_ref);
+    Result<Tensor> y_ref =
+        cpu::batch_norm_train_forward(to_f64(x), to_f64(scale), to_f64(bias), epsilon, &saved);
+    REQUIRE_OK(y_ref);
     Tensor rm_ref = to_f64(mean0), rv_ref = to_f64(var0);
     REQUIRE(cpu::batch_norm_update_running(saved, momentum, rm_ref, rv_ref).ok());
     Result<cpu::BatchNormGrads> g_ref =
         cpu::batch_norm_backward(to_f64(x), to_f64(scale), saved, to_f64(dy));
-    GRAD_REQUIRE_OK(g_ref);
+    REQUIRE_OK(g_ref);
 
     std::vector<TensorSpec> in{spec_of(x), spec_of(scale), spec_of(bias), spec_of(mean0),
                                spec_of(var0)};
@@ -251,7 +254,7 @@ TEST_CASE("GPU BatchNormalization training forward and backward against the CPU 
     const OpSpec forward{"BatchNormalization", "test", a, in, out};
     const OpEnv env{shared_runtime(), Precision::kFp32};
     Result<std::unique_ptr<GpuOp>> train_op = build_batch_norm_training(forward, env);
-    GRAD_REQUIRE_OK(train_op);
+    REQUIRE_OK(train_op);
     Tensor y = poisoned(shape), saved_mean = poisoned({c}), saved_inv_std = poisoned({c});
     Tensor rm = mean0.clone().value(), rv = var0.clone().value();
     // The running statistics are inputs updated in place: run, then read them back through a
@@ -271,9 +274,9 @@ TEST_CASE("GPU BatchNormalization training forward and backward against the CPU 
       const std::vector<CUdeviceptr> outs{up(y), up(saved_mean), up(saved_inv_std)};
       REQUIRE(runtime.bind(stream, 0, 0).ok());
       REQUIRE((*train_op)->enqueue(LaunchArgs{stream, ins, outs, 0, 0}).ok());
-      for (auto [t, ptr] : {std::pair{&y, outs[0]}, std::pair{&saved_mean, outs[1]},
-                            std::pair{&saved_inv_std, outs[2]}, std::pair{&rm, ins[3]},
-                            std::pair{&rv, ins[4]}}) {
+      for (auto [t, ptr] :
+           {std::pair{&y, outs[0]}, std::pair{&saved_mean, outs[1]},
+            std::pair{&saved_inv_std, outs[2]}, std::pair{&rm, ins[3]}, std::pair{&rv, ins[4]}}) {
         REQUIRE(cuda::copy_to_host_async(t->mutable_raw(), ptr, t->byte_size(), stream).ok());
       }
       REQUIRE(stream.synchronize().ok());
@@ -292,7 +295,8 @@ TEST_CASE("GPU BatchNormalization training forward and backward against the CPU 
                  saved_inv_std, kReduced, impl);
     // Running statistics: ONNX momentum m, unbiased variance (a biased one is off by
     // (1 - m) * var / (count - 1): >= 1e-3 here, far outside the tolerance).
-    expect_close("BatchNorm train", label, "run_mean", Precision::kFp32, rm_ref, rm, kReduced, impl);
+    expect_close("BatchNorm train", label, "run_mean", Precision::kFp32, rm_ref, rm, kReduced,
+                 impl);
     expect_close("BatchNorm train", label, "run_var", Precision::kFp32, rv_ref, rv, kReduced, impl);
 
     auto grad = build_grad("BatchNormalization", a, {&x, &scale, &bias, &mean0, &var0}, shape,
@@ -300,7 +304,8 @@ TEST_CASE("GPU BatchNormalization training forward and backward against the CPU 
     Tensor dx = poisoned(shape), dscale = poisoned({c}), dbias = poisoned({c});
     run_on_gpu(*grad, {&x, &scale, &bias, &mean0, &var0, &dy, &saved_mean, &saved_inv_std},
                {&dx, &dscale, &dbias});
-    expect_close("BatchNorm", label, "dX", Precision::kFp32, g_ref->dx, dx, kReduced, grad->describe());
+    expect_close("BatchNorm", label, "dX", Precision::kFp32, g_ref->dx, dx, kReduced,
+                 grad->describe());
     expect_close("BatchNorm", label, "dscale", Precision::kFp32, g_ref->dscale, dscale, kReduced,
                  grad->describe());
     expect_close("BatchNorm", label, "dB", Precision::kFp32, g_ref->dbias, dbias, kReduced,
@@ -316,7 +321,7 @@ TEST_CASE("GPU Relu, pooling and GlobalAveragePool backward against the CPU refe
     for (int64_t i = 0; i < x.numel(); i += 5) x.mutable_data<float>()[i] = 0.0f;
     const Tensor dy = random_tensor(DType::kFloat32, x.shape(), 3001);
     Result<Tensor> ref = cpu::relu_backward(to_f64(x), to_f64(dy));
-    GRAD_REQUIRE_OK(ref);
+    REQUIRE_OK(ref);
     auto op = build_grad("Relu", attrs({}), {&x}, x.shape(), p);
     Tensor dx = poisoned(x.shape());
     run_on_gpu(*op, {&x, &dy}, {&dx});
@@ -328,18 +333,30 @@ TEST_CASE("GPU Relu, pooling and GlobalAveragePool backward against the CPU refe
     std::vector<pipeswitch::psm::Attribute> attrs;
   };
   const std::vector<PoolCase> pools = {
-      {"ResNet stem 3x3 s2 p1 (ties)", "MaxPool", {2, 4, 16, 16},
-       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_ints("pads", {1, 1, 1, 1})}},
-      {"Inception 3x3 s2 (ties)", "MaxPool", {2, 3, 15, 15},
+      {"ResNet stem 3x3 s2 p1 (ties)",
+       "MaxPool",
+       {2, 4, 16, 16},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
+        attr_ints("pads", {1, 1, 1, 1})}},
+      {"Inception 3x3 s2 (ties)",
+       "MaxPool",
+       {2, 3, 15, 15},
        {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2})}},
-      {"ceil mode, dilation 2", "MaxPool", {1, 2, 12, 12},
-       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_ints("dilations", {2, 2}),
-        attr_i("ceil_mode", 1)}},
-      {"Inception 3x3 s1 p1 counted", "AveragePool", {2, 5, 9, 9},
-       {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 1, 1, 1}), attr_i("count_include_pad", 1)}},
-      {"ceil mode, not counted", "AveragePool", {1, 3, 10, 10},
-       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}), attr_ints("pads", {1, 1, 1, 1}),
-        attr_i("ceil_mode", 1)}},
+      {"ceil mode, dilation 2",
+       "MaxPool",
+       {1, 2, 12, 12},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
+        attr_ints("dilations", {2, 2}), attr_i("ceil_mode", 1)}},
+      {"Inception 3x3 s1 p1 counted",
+       "AveragePool",
+       {2, 5, 9, 9},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("pads", {1, 1, 1, 1}),
+        attr_i("count_include_pad", 1)}},
+      {"ceil mode, not counted",
+       "AveragePool",
+       {1, 3, 10, 10},
+       {attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2}),
+        attr_ints("pads", {1, 1, 1, 1}), attr_i("ceil_mode", 1)}},
   };
   uint64_t seed = 3100;
   for (const PoolCase& c : pools) {
@@ -351,12 +368,13 @@ TEST_CASE("GPU Relu, pooling and GlobalAveragePool backward against the CPU refe
         v = std::max(0.0f, std::round(v * 4.0f) / 4.0f);
       }
     }
-    Result<std::vector<Tensor>> y = cpu::run_op_allocating(c.op, a, std::vector<const Tensor*>{&x}, 1);
-    GRAD_REQUIRE_OK(y);
+    Result<std::vector<Tensor>> y =
+        cpu::run_op_allocating(c.op, a, std::vector<const Tensor*>{&x}, 1);
+    REQUIRE_OK(y);
     const Tensor dy = random_tensor(DType::kFloat32, (*y)[0].shape(), seed++);
     Result<Tensor> ref = c.op == "MaxPool" ? cpu::max_pool_backward(a, to_f64(x), to_f64(dy))
                                            : cpu::average_pool_backward(a, to_f64(x), to_f64(dy));
-    GRAD_REQUIRE_OK(ref);
+    REQUIRE_OK(ref);
     auto op = build_grad(c.op, a, {&x}, (*y)[0].shape(), p);
     Tensor dx = poisoned(c.x);
     run_on_gpu(*op, {&x, &dy}, {&dx});
@@ -366,7 +384,7 @@ TEST_CASE("GPU Relu, pooling and GlobalAveragePool backward against the CPU refe
     const Tensor x = random_tensor(DType::kFloat32, {4, 16, 7, 7}, 3200);
     const Tensor dy = random_tensor(DType::kFloat32, {4, 16, 1, 1}, 3201);
     Result<Tensor> ref = cpu::global_average_pool_backward(to_f64(x), to_f64(dy));
-    GRAD_REQUIRE_OK(ref);
+    REQUIRE_OK(ref);
     auto op = build_grad("GlobalAveragePool", attrs({}), {&x}, dy.shape(), p);
     Tensor dx = poisoned(x.shape());
     run_on_gpu(*op, {&x, &dy}, {&dx});
@@ -382,8 +400,8 @@ TEST_CASE("GPU Add (broadcast), Flatten and Concat backward", "[gpu]") {
   const Tensor dy = random_tensor(DType::kFloat32, {2, 3, 4, 5}, 4002);
   Result<Tensor> da_ref = cpu::reduce_to_shape(to_f64(dy), a.shape());
   Result<Tensor> db_ref = cpu::reduce_to_shape(to_f64(dy), b.shape());
-  GRAD_REQUIRE_OK(da_ref);
-  GRAD_REQUIRE_OK(db_ref);
+  REQUIRE_OK(da_ref);
+  REQUIRE_OK(db_ref);
   // dA written, dB accumulated onto a base (through the workspace).
   const Tensor base = random_tensor(DType::kFloat32, b.shape(), 4003);
   Tensor db_expected = to_f64(base);
@@ -394,7 +412,8 @@ TEST_CASE("GPU Add (broadcast), Flatten and Concat backward", "[gpu]") {
   Tensor da = poisoned(a.shape()), db = base.clone().value();
   run_on_gpu(*add, {&a, &b, &dy}, {&da, &db});
   expect_close("Add", "same shape", "dA", p, *da_ref, da, kElementwise, add->describe());
-  expect_close("Add", "[3,1,5] broadcast +=", "dB", p, db_expected, db, kElementwise, add->describe());
+  expect_close("Add", "[3,1,5] broadcast +=", "dB", p, db_expected, db, kElementwise,
+               add->describe());
 
   const Tensor x = random_tensor(DType::kFloat32, {4, 8, 1, 1}, 4010);
   const Tensor dflat = random_tensor(DType::kFloat32, {4, 8}, 4011);
@@ -410,7 +429,7 @@ TEST_CASE("GPU Add (broadcast), Flatten and Concat backward", "[gpu]") {
   const cpu::Attributes cat = attrs({attr_i("axis", 1)});
   const std::vector<Shape> shapes{c0.shape(), c1.shape(), c2.shape()};
   Result<std::vector<Tensor>> cat_ref = cpu::concat_backward(cat, shapes, to_f64(dcat));
-  GRAD_REQUIRE_OK(cat_ref);
+  REQUIRE_OK(cat_ref);
   auto concat = build_grad("Concat", cat, {&c0, &c1, &c2}, dcat.shape(), p);
   Tensor g0 = poisoned(c0.shape()), g1 = poisoned(c1.shape()), g2 = poisoned(c2.shape());
   run_on_gpu(*concat, {&c0, &c1, &c2, &dcat}, {&g0, &g1, &g2});
@@ -436,22 +455,25 @@ TEST_CASE("GPU Gemm backward (transA/transB, alpha, beta, C broadcast) on cuBLAS
   };
   uint64_t seed = 5000;
   for (const GemmCase& c : cases) {
-    const Tensor a = random_tensor(DType::kFloat32, c.ta ? Shape{c.k, c.m} : Shape{c.m, c.k}, seed++);
-    const Tensor b = random_tensor(DType::kFloat32, c.tb ? Shape{c.n, c.k} : Shape{c.k, c.n}, seed++);
+    const Tensor a =
+        random_tensor(DType::kFloat32, c.ta ? Shape{c.k, c.m} : Shape{c.m, c.k}, seed++);
+    const Tensor b =
+        random_tensor(DType::kFloat32, c.tb ? Shape{c.n, c.k} : Shape{c.k, c.n}, seed++);
     const Tensor cc = random_tensor(DType::kFloat32, c.c.empty() ? Shape{1} : c.c, seed++);
     const Tensor dy = random_tensor(DType::kFloat32, {c.m, c.n}, seed++);
     const cpu::Attributes at = attrs({attr_f("alpha", c.alpha), attr_f("beta", c.beta),
                                       attr_i("transA", c.ta), attr_i("transB", c.tb)});
     const Shape c_shape = c.c;
-    Result<cpu::GemmGrads> ref = cpu::gemm_backward(at, to_f64(a), to_f64(b),
-                                                    c.c.empty() ? nullptr : &c_shape, to_f64(dy));
-    GRAD_REQUIRE_OK(ref);
+    Result<cpu::GemmGrads> ref =
+        cpu::gemm_backward(at, to_f64(a), to_f64(b), c.c.empty() ? nullptr : &c_shape, to_f64(dy));
+    REQUIRE_OK(ref);
     std::vector<const Tensor*> fwd{&a, &b};
     if (!c.c.empty()) fwd.push_back(&cc);
     for (Precision p : {Precision::kFp32, Precision::kTf32}) {
       const double tol = p == Precision::kFp32 ? kReduced : kTf32;
       auto op = build_grad("Gemm", at, fwd, {c.m, c.n}, p);
-      Tensor da = poisoned(a.shape()), db = poisoned(b.shape()), dc = poisoned(c.c.empty() ? Shape{1} : c.c);
+      Tensor da = poisoned(a.shape()), db = poisoned(b.shape()),
+             dc = poisoned(c.c.empty() ? Shape{1} : c.c);
       std::vector<const Tensor*> in = fwd;
       in.push_back(&dy);
       std::vector<Tensor*> out{&da, &db};
@@ -459,7 +481,8 @@ TEST_CASE("GPU Gemm backward (transA/transB, alpha, beta, C broadcast) on cuBLAS
       run_on_gpu(*op, in, out);
       expect_close("Gemm", c.label, "dA", p, ref->da, da, tol, op->describe());
       expect_close("Gemm", c.label, "dB", p, ref->db, db, tol, op->describe());
-      if (!c.c.empty()) expect_close("Gemm", c.label, "dC", p, ref->dc, dc, kElementwise, op->describe());
+      if (!c.c.empty())
+        expect_close("Gemm", c.label, "dC", p, ref->dc, dc, kElementwise, op->describe());
     }
   }
 }
@@ -468,27 +491,30 @@ TEST_CASE("GPU softmax cross-entropy and SGD against the CPU reference", "[gpu]"
   PS_REQUIRE_GPU();
   const Precision p = Precision::kFp32;
   for (const Shape& shape : {Shape{64, 1000}, Shape{8, 10}, Shape{3, 37}}) {
-    const Tensor logits = random_tensor(DType::kFloat32, shape, 6000 + static_cast<uint64_t>(shape[1]), -6, 6);
+    const Tensor logits =
+        random_tensor(DType::kFloat32, shape, 6000 + static_cast<uint64_t>(shape[1]), -6, 6);
     std::vector<int64_t> labels;
     for (int64_t n = 0; n < shape[0]; ++n) labels.push_back((n * 7 + 3) % shape[1]);
     Tensor dref;
     Result<double> loss_ref = cpu::softmax_cross_entropy(to_f64(logits), labels, &dref);
-    GRAD_REQUIRE_OK(loss_ref);
-    Result<std::unique_ptr<GpuOp>> op = build_softmax_cross_entropy(shape, OpEnv{shared_runtime(), p});
-    GRAD_REQUIRE_OK(op);
+    REQUIRE_OK(loss_ref);
+    Result<std::unique_ptr<GpuOp>> op =
+        build_softmax_cross_entropy(shape, OpEnv{shared_runtime(), p});
+    REQUIRE_OK(op);
     const Tensor label_tensor = Tensor::from_values<int64_t>({shape[0]}, labels).value();
     Tensor dlogits = poisoned(shape);
     Tensor loss = Tensor::allocate(DType::kFloat64, {1}).value();
     run_on_gpu(**op, {&logits, &label_tensor}, {&dlogits, &loss});
     const double l = loss.data<double>()[0];
-    std::printf("[grad] softmax xent %s: loss %.9g (CPU %.9g)\n", shape_string(shape).c_str(), l, *loss_ref);
+    std::printf("[grad] softmax xent %s: loss %.9g (CPU %.9g)\n", shape_string(shape).c_str(), l,
+                *loss_ref);
     CHECK(std::abs(l - *loss_ref) <= kElementwise * std::max(1.0, std::abs(*loss_ref)));
     expect_close("SoftmaxXent", shape_string(shape), "dlogits", p, dref, dlogits, kElementwise,
                  (*op)->describe());
   }
 
   Result<TrainKernels> kernels = TrainKernels::load(OpEnv{shared_runtime(), p});
-  GRAD_REQUIRE_OK(kernels);
+  REQUIRE_OK(kernels);
   const cpu::SgdOptions options{0.1, 0.9, 1e-2};
   const Shape shape{1000};
   Tensor p32 = random_tensor(DType::kFloat32, shape, 6100);
@@ -504,7 +530,7 @@ TEST_CASE("GPU softmax cross-entropy and SGD against the CPU reference", "[gpu]"
     REQUIRE(cpu::sgd_update(options, p64, to_f64(g), buf64).ok());
     REQUIRE(cuda::copy_to_device_async(grad.ptr(), g.raw(), 4000, stream).ok());
     Result<train_kernels::SgdParams> sp = plan_sgd(options, 1000, s == 0);
-    GRAD_REQUIRE_OK(sp);
+    REQUIRE_OK(sp);
     REQUIRE(kernels->sgd(stream, param.ptr(), grad.ptr(), buf.ptr(), *sp).ok());
   }
   REQUIRE(cuda::copy_to_host_async(p32.mutable_raw(), param.ptr(), 4000, stream).ok());

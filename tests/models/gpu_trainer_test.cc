@@ -37,12 +37,7 @@
 #include "tests/models/grad_check_util.h"
 #include "tests/models/zoo_lowering.h"
 #include "tests/support/gpu.h"
-
-#define TRAIN_REQUIRE_OK(result)                                               \
-  do {                                                                         \
-    INFO(((result).ok() ? std::string("ok") : (result).status().to_string())); \
-    REQUIRE((result).ok());                                                    \
-  } while (0)
+#include "tests/support/require_ok.h"
 
 namespace ps::models::gpu {
 namespace {
@@ -61,7 +56,7 @@ onnx_loader::LoweredModel lower_training(const std::string& model, int64_t batch
   what.batch = batch;
   what.mode = onnx_loader::Mode::kTraining;
   Result<onnx_loader::LoweredModel> lowered = models::testing::lower_zoo_model(what);
-  TRAIN_REQUIRE_OK(lowered);
+  REQUIRE_OK(lowered);
   return std::move(lowered).value();
 }
 
@@ -86,13 +81,13 @@ cpu::TrainerOptions cpu_options(const GpuTrainerOptions& o) {
 // One pool per case: 1 GiB is far more than a tiny model needs.
 cuda::DevicePool make_pool(uint64_t bytes = uint64_t{1} << 30) {
   Result<cuda::DevicePool> pool = cuda::DevicePool::create(shared_runtime().device(), bytes);
-  TRAIN_REQUIRE_OK(pool);
+  REQUIRE_OK(pool);
   return std::move(pool).value();
 }
 
 cuda::Stream make_stream() {
   Result<cuda::Stream> s = cuda::Stream::create(cuda::StreamPriority::kLow);
-  TRAIN_REQUIRE_OK(s);
+  REQUIRE_OK(s);
   return std::move(s).value();
 }
 
@@ -100,7 +95,7 @@ std::unique_ptr<GpuTrainer> make_trainer(cuda::DevicePool& pool, const onnx_load
                                          const GpuTrainerOptions& o) {
   Result<std::unique_ptr<GpuTrainer>> t =
       GpuTrainer::create(shared_runtime(), pool, m.manifest, m.weights, o);
-  TRAIN_REQUIRE_OK(t);
+  REQUIRE_OK(t);
   std::printf("GpuTrainer '%s': %zu chunks of ~%.2f ms budget, %llu device bytes; chunk ms:",
               m.manifest.model_name().c_str(), (*t)->chunks_per_step(), o.chunk_budget_ms,
               static_cast<unsigned long long>((*t)->device_bytes()));
@@ -117,7 +112,7 @@ std::unique_ptr<cpu::Trainer> make_cpu_trainer(const onnx_loader::LoweredModel& 
                                                const GpuTrainerOptions& o) {
   Result<std::unique_ptr<cpu::Trainer>> t =
       cpu::Trainer::create(m.manifest, m.weights, cpu_options(o));
-  TRAIN_REQUIRE_OK(t);
+  REQUIRE_OK(t);
   return std::move(t).value();
 }
 
@@ -145,20 +140,20 @@ void one_step_against_cpu(const std::string& model, int64_t batch) {
   std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, o);
   std::map<uint32_t, Tensor> cpu_grads;
   Result<double> cpu_loss = cpu->loss_and_gradients(0, /*update_running_stats=*/false, &cpu_grads);
-  TRAIN_REQUIRE_OK(cpu_loss);
+  REQUIRE_OK(cpu_loss);
   Result<double> cpu_step = cpu->step();
-  TRAIN_REQUIRE_OK(cpu_step);
+  REQUIRE_OK(cpu_step);
   CHECK(*cpu_step == *cpu_loss);
 
   Result<double> gpu_loss = gpu->step(stream);
-  TRAIN_REQUIRE_OK(gpu_loss);
+  REQUIRE_OK(gpu_loss);
   const double loss_rel = std::abs(*gpu_loss - *cpu_loss) / std::abs(*cpu_loss);
   std::printf("[train] %s batch %lld step 0: loss gpu %.8f cpu %.8f (rel %.3g)\n", model.c_str(),
               static_cast<long long>(batch), *gpu_loss, *cpu_loss, loss_rel);
   CHECK(loss_rel <= kFirstLossTolerance);
 
   Result<std::map<uint32_t, Tensor>> gpu_grads = gpu->export_gradients();
-  TRAIN_REQUIRE_OK(gpu_grads);
+  REQUIRE_OK(gpu_grads);
   CHECK(gpu_grads->size() == cpu_grads.size());
   double worst_grad = 0;
   std::string worst_grad_name;
@@ -174,7 +169,7 @@ void one_step_against_cpu(const std::string& model, int64_t batch) {
     CHECK(e.max_rel <= kGradTolerance);
   }
   Result<cpu::TrainingState> state = gpu->export_state();
-  TRAIN_REQUIRE_OK(state);
+  REQUIRE_OK(state);
   CHECK(state->step == 1);
   CHECK(state->data_position == 1);
   double worst_weight = 0;
@@ -223,9 +218,9 @@ TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32, tf32 print
     Result<double> expected = cpu->step();
     Result<double> a = fp32->step(stream);
     Result<double> b = tf32->step(stream);
-    TRAIN_REQUIRE_OK(expected);
-    TRAIN_REQUIRE_OK(a);
-    TRAIN_REQUIRE_OK(b);
+    REQUIRE_OK(expected);
+    REQUIRE_OK(a);
+    REQUIRE_OK(b);
     const double rel = std::abs(*a - *expected) / std::abs(*expected);
     std::printf(
         "[train] resnet_tiny step %d: cpu %.8f gpu fp32 %.8f (rel %.3g) tf32 %.8f (rel %.3g)\n", s,
@@ -252,13 +247,13 @@ TEST_CASE("GpuTrainer: a step in many chunks gives bit-identical losses to whole
   CHECK(chunked->chunks_per_step() > static_cast<size_t>(2 * m.manifest.layers_size()));
   for (int s = 0; s < 5; ++s) {
     Result<double> a = whole->step(stream);
-    TRAIN_REQUIRE_OK(a);
+    REQUIRE_OK(a);
     // The chunked one by hand, as the backend drives it: one chunk at a time, waiting between.
     size_t chunks = 0;
     for (;;) {
       CHECK(chunked->mid_step() == (chunks > 0));
       Result<bool> last = chunked->enqueue_next_chunk(stream);
-      TRAIN_REQUIRE_OK(last);
+      REQUIRE_OK(last);
       ++chunks;
       REQUIRE(stream.synchronize().ok());
       if (*last) break;
@@ -279,9 +274,9 @@ TEST_CASE("GpuTrainer: export_state / import_state continue the identical trajec
   cuda::DevicePool pool = make_pool();
   const cuda::Stream stream = make_stream();
   std::unique_ptr<GpuTrainer> a = make_trainer(pool, m, gpu_options());
-  for (int s = 0; s < 3; ++s) TRAIN_REQUIRE_OK(a->step(stream));
+  for (int s = 0; s < 3; ++s) REQUIRE_OK(a->step(stream));
   Result<cpu::TrainingState> saved = a->export_state();
-  TRAIN_REQUIRE_OK(saved);
+  REQUIRE_OK(saved);
   CHECK(saved->step == 3);
   CHECK_FALSE(saved->momentum.empty());
 
@@ -304,9 +299,9 @@ TEST_CASE("GpuTrainer: export_state / import_state continue the identical trajec
   bool control_differs = false;
   for (int s = 0; s < 4; ++s) {
     Result<double> x = a->step(stream), y = b->step(stream), z = c->step(stream);
-    TRAIN_REQUIRE_OK(x);
-    TRAIN_REQUIRE_OK(y);
-    TRAIN_REQUIRE_OK(z);
+    REQUIRE_OK(x);
+    REQUIRE_OK(y);
+    REQUIRE_OK(z);
     std::printf("[train] resumed step %d: original %.17g restored %.17g no-momentum %.17g\n", 3 + s,
                 *x, *y, *z);
     CHECK(std::memcmp(&*x, &*y, sizeof(double)) == 0);
@@ -317,13 +312,13 @@ TEST_CASE("GpuTrainer: export_state / import_state continue the identical trajec
   // the same next step.
   std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, gpu_options());
   Result<cpu::TrainingState> final_state = a->export_state();
-  TRAIN_REQUIRE_OK(final_state);
+  REQUIRE_OK(final_state);
   CHECK(final_state->weights.size() == cpu->state().weights.size());
   cpu->mutable_state() = copy_state(*final_state);
   Result<double> cpu_next = cpu->step();
   Result<double> gpu_next = a->step(stream);
-  TRAIN_REQUIRE_OK(cpu_next);
-  TRAIN_REQUIRE_OK(gpu_next);
+  REQUIRE_OK(cpu_next);
+  REQUIRE_OK(gpu_next);
   std::printf("[train] step 7 from the exported state: cpu %.8f gpu %.8f\n", *cpu_next, *gpu_next);
   CHECK(std::abs(*cpu_next - *gpu_next) <= kFirstLossTolerance * std::abs(*cpu_next));
 }
@@ -380,7 +375,7 @@ TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu]
     const uint64_t free_before = pool.stats().allocator.free_bytes;
     {
       auto t = create(m.manifest, gpu_options(), pool);
-      TRAIN_REQUIRE_OK(t);
+      REQUIRE_OK(t);
       CHECK(pool.stats().allocator.free_bytes == free_before - (*t)->device_bytes());
     }
     CHECK(pool.stats().allocator.free_bytes == free_before);
@@ -397,14 +392,14 @@ void check_device_batches(const cpu::SyntheticDataOptions& options, const Shape&
   const int64_t size = element_count(sample);
   Result<DeviceSyntheticData> data =
       DeviceSyntheticData::load(OpEnv{rt, Precision::kFp32}, options, size);
-  TRAIN_REQUIRE_OK(data);
+  REQUIRE_OK(data);
   Result<cuda::DeviceBuffer> patterns = cuda::DeviceBuffer::allocate(data->pattern_bytes());
   Result<cuda::DeviceBuffer> images =
       cuda::DeviceBuffer::allocate(static_cast<size_t>(batch * size) * 4);
   Result<cuda::DeviceBuffer> labels = cuda::DeviceBuffer::allocate(static_cast<size_t>(batch) * 8);
-  TRAIN_REQUIRE_OK(patterns);
-  TRAIN_REQUIRE_OK(images);
-  TRAIN_REQUIRE_OK(labels);
+  REQUIRE_OK(patterns);
+  REQUIRE_OK(images);
+  REQUIRE_OK(labels);
   REQUIRE(data->make_patterns(stream, patterns->ptr()).ok());
   REQUIRE(
       data->make_batch(stream, patterns->ptr(), index, batch, images->ptr(), labels->ptr()).ok());
@@ -416,7 +411,7 @@ void check_device_batches(const cpu::SyntheticDataOptions& options, const Shape&
   REQUIRE(stream.synchronize().ok());
 
   Result<cpu::SyntheticData> cpu_data = cpu::SyntheticData::create(options, sample);
-  TRAIN_REQUIRE_OK(cpu_data);
+  REQUIRE_OK(cpu_data);
   Tensor expected;
   std::vector<int64_t> expected_labels;
   REQUIRE(cpu_data->batch(index, batch, &expected, &expected_labels).ok());
