@@ -1,8 +1,9 @@
 // Backward CPU reference operators: the gradients of the layers a training-mode manifest of
 // the tiny zoo models holds (Conv, BatchNormalization in training mode, Relu, MaxPool,
-// AveragePool, GlobalAveragePool, Add, Flatten/Reshape, Gemm, Concat), and softmax
-// cross-entropy. They are the oracle for the GPU gradients (issue 7) and the engine of the CPU
-// trainer (models/cpu/trainer.h).
+// AveragePool, GlobalAveragePool, Add, Flatten/Reshape, Gemm, Concat; for BERT also MatMul,
+// LayerNormalization, Softmax, Gather, Transpose, Sub/Mul/Div/Pow, Erf, Tanh, Sqrt,
+// ReduceMean), and softmax cross-entropy. They are the oracle for the GPU gradients (issue 7) and
+// the engine of the CPU trainer (models/cpu/trainer.h).
 //
 // Every tensor here is float64 (the trainer keeps its whole state in double); a float32 input
 // is an error naming it. `attrs` are the layer's attributes as the forward op reads them (ONNX
@@ -12,6 +13,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -67,6 +69,55 @@ Result<Tensor> reshape_backward(const Shape& input_shape, const Tensor& dy);
 // Concat along `axis` (attribute): dy split into pieces of the inputs' shapes.
 Result<std::vector<Tensor>> concat_backward(const Attributes& attrs,
                                             std::span<const Shape> input_shapes, const Tensor& dy);
+// Add, Sub, Mul, Div, Pow (`op`) with numpy broadcasting: each input's gradient reduced to its
+// shape. Pow's dB is dY * A^B * ln A where A > 0 and 0 elsewhere (ln A undefined there).
+struct BinaryGrads {
+  Tensor da, db;
+};
+Result<BinaryGrads> binary_backward(const std::string& op, const Tensor& a, const Tensor& b,
+                                    const Tensor& dy);
+// Expand: dY reduced to the input's shape (reduce_to_shape).
+Result<Tensor> expand_backward(const Shape& input_shape, const Tensor& dy);
+// Transpose with `perm` (attribute; default reversed axes): dY transposed by the inverse perm.
+Result<Tensor> transpose_backward(const Attributes& attrs, const Tensor& dy);
+// ReduceMean over `axes` (attribute, or input 1 as `axes_input`; all axes when absent unless
+// noop_with_empty_axes) with keepdims (default 1): dY / count spread over the reduced axes.
+Result<Tensor> reduce_mean_backward(const Attributes& attrs, std::span<const int64_t> axes_input,
+                                    const Shape& input_shape, const Tensor& dy);
+
+// grad_unary.cc: Erf (2/sqrt(pi) exp(-x^2)), Tanh (1 - tanh^2 x), Sqrt (0.5 / sqrt x), Gelu
+// (erf form: 0.5 (1 + erf(x/sqrt2)) + x exp(-x^2/2) / sqrt(2 pi)), Neg (-1), Exp (exp x),
+// Cast/Identity float to float (1): dX = dY * f'(X). `op` names the forward op.
+Result<Tensor> unary_backward(const std::string& op, const Tensor& x, const Tensor& dy);
+
+// grad_matmul.cc: MatMul with numpy semantics (1-D operands promoted and the added dims
+// dropped, batch dims broadcast): dA = dY B^T, dB = A^T dY per batch, each summed over the
+// batch dims its operand was broadcast on.
+struct MatMulGrads {
+  Tensor da, db;
+};
+Result<MatMulGrads> matmul_backward(const Tensor& a, const Tensor& b, const Tensor& dy);
+
+// grad_layer_norm.cc: LayerNormalization over the axes from `axis` (attribute, default -1) to
+// the last, with `epsilon` (default 1e-5, the float attribute as the forward reads it); the
+// statistics are recomputed from X. dscale and dbias have scale's and bias's shapes (broadcast
+// to the normalized shape as the forward does); dbias is empty when bias_shape is null.
+struct LayerNormGrads {
+  Tensor dx, dscale, dbias;
+};
+Result<LayerNormGrads> layer_norm_backward(const Attributes& attrs, const Tensor& x,
+                                           const Tensor& scale, const Shape* bias_shape,
+                                           const Tensor& dy);
+
+// grad_softmax.cc: Softmax along `axis` (attribute, default -1) from its output Y:
+// dX = Y * (dY - sum_axis(dY * Y)).
+Result<Tensor> softmax_backward(const Attributes& attrs, const Tensor& y, const Tensor& dy);
+
+// grad_gather.cc: Gather along `axis` (attribute, default 0): dData (of data_shape) is the
+// scatter-add of dY's slices to the rows the indices (int64 or int32, negatives wrap) picked,
+// so a repeated index accumulates (an embedding table's gradient). No gradient to indices.
+Result<Tensor> gather_backward(const Attributes& attrs, const Shape& data_shape,
+                               const Tensor& indices, const Tensor& dy);
 
 // grad_gemm.cc: Y = alpha * A' B' + beta * C (A' = A or A^T by transA, B' likewise). dc is
 // empty when c_shape is null (no C).

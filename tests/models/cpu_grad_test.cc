@@ -2,9 +2,11 @@
 // finite differences in double on small random shapes. The scalar checked is
 // L = sum(Y * R) for a fixed random R, so dL/dY = R; each input element is moved by +-h and
 // the numeric derivative (L+ - L-) / 2h is compared with the analytic gradient.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -351,6 +353,364 @@ TEST_CASE("softmax cross-entropy: value and gradient", "[grad]") {
         Code::kOutOfRange);
   Tensor f32 = test::zeros(DType::kFloat32, {2, 6});
   CHECK_FALSE(softmax_cross_entropy(f32, std::vector<int64_t>{1, 3}, &grad).ok());
+}
+
+// --- BERT's operators (issue 7: BERT fine-tuning) ---
+
+// `op` run forward on all of `v` (output 0).
+Tensor forward_all(const std::string& op, const Attributes& a, const std::vector<Tensor>& v) {
+  std::vector<const Tensor*> p;
+  for (const Tensor& t : v) p.push_back(&t);
+  return forward_op(op, a, p);
+}
+
+Tensor int64_tensor(const Shape& shape, const std::vector<int64_t>& values) {
+  Tensor t = test::zeros(DType::kInt64, shape);
+  REQUIRE(static_cast<int64_t>(values.size()) == t.numel());
+  std::copy(values.begin(), values.end(), t.mutable_data<int64_t>());
+  return t;
+}
+
+TEST_CASE("MatMul backward matches finite differences (batched, broadcast, 1-D)", "[grad]") {
+  std::mt19937_64 rng(19);
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{3, 4}, {4, 5}},
+      {{2, 3, 4}, {4, 5}},
+      {{2, 1, 3, 4}, {3, 4, 2}},
+      {{4}, {2, 4, 3}},
+      {{2, 3, 4}, {4}},
+      {{4}, {4}},
+      {{2, 2, 3, 4}, {2, 2, 4, 3}},  // attention: [batch, heads, seq, head] x [.., head, seq]
+      {{1, 3, 4}, {2, 1, 4, 2}},
+  };
+  const Attributes a = attrs();
+  for (const auto& [as, bs] : cases) {
+    INFO(shape_string(as) << " x " << shape_string(bs));
+    std::vector<Tensor> in;
+    in.push_back(random_tensor(as, rng));
+    in.push_back(random_tensor(bs, rng));
+    const Tensor r = random_tensor(forward_all("MatMul", a, in).shape(), rng);
+    Result<MatMulGrads> g = matmul_backward(in[0], in[1], r);
+    INFO(g.status().to_string());
+    REQUIRE(g.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("MatMul", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, g->da, loss) < kTolerance);
+    CHECK(max_gradient_error(in, 1, g->db, loss) < kTolerance);
+  }
+  Tensor x = random_tensor({2, 3}, rng);
+  Tensor w = random_tensor({4, 5}, rng);
+  CHECK_FALSE(matmul_backward(x, w, random_tensor({2, 5}, rng)).ok());
+  Tensor w2 = random_tensor({3, 5}, rng);
+  CHECK_FALSE(matmul_backward(x, w2, random_tensor({2, 4}, rng)).ok());
+}
+
+TEST_CASE("LayerNormalization backward matches finite differences", "[grad]") {
+  std::mt19937_64 rng(23);
+  struct Case {
+    Shape x, scale;
+    std::optional<Shape> bias;
+    int64_t axis;
+    float epsilon;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 8}, {8}, Shape{8}, -1, 1e-12f},  // BERT: last axis, eps 1e-12
+      {{4, 6}, {6}, Shape{6}, -1, 1e-5f},
+      {{2, 3, 4}, {3, 4}, Shape{4}, 1, 1e-3f},  // two normalized axes, bias broadcast
+      {{3, 5}, {5}, std::nullopt, 1, 1e-5f},    // no bias
+  };
+  for (const Case& c : cases) {
+    INFO(shape_string(c.x) << " axis " << c.axis);
+    const Attributes a = attrs({attr_i("axis", c.axis), attr_f("epsilon", c.epsilon)});
+    std::vector<Tensor> in;
+    in.push_back(random_tensor(c.x, rng));
+    in.push_back(random_tensor(c.scale, rng));
+    if (c.bias) in.push_back(random_tensor(*c.bias, rng));
+    const Tensor r = random_tensor(c.x, rng);
+    const Shape* bias_shape = c.bias ? &*c.bias : nullptr;
+    Result<LayerNormGrads> g = layer_norm_backward(a, in[0], in[1], bias_shape, r);
+    INFO(g.status().to_string());
+    REQUIRE(g.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("LayerNormalization", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, g->dx, loss) < kTolerance);
+    CHECK(max_gradient_error(in, 1, g->dscale, loss) < kTolerance);
+    if (c.bias) CHECK(max_gradient_error(in, 2, g->dbias, loss) < kTolerance);
+  }
+  Tensor x = random_tensor({2, 4}, rng);
+  Tensor bad_scale = random_tensor({3}, rng);
+  CHECK_FALSE(layer_norm_backward(attrs(), x, bad_scale, nullptr, x).ok());
+}
+
+TEST_CASE("Softmax backward matches finite differences", "[grad]") {
+  std::mt19937_64 rng(29);
+  for (const auto& [shape, axis] : std::vector<std::pair<Shape, int64_t>>{
+           {{2, 3, 5}, -1}, {{2, 4, 3}, 1}, {{2, 2, 4, 4}, -1}, {{6}, 0}}) {
+    INFO(shape_string(shape) << " axis " << axis);
+    const Attributes a = attrs({attr_i("axis", axis)});
+    std::vector<Tensor> in;
+    in.push_back(random_tensor(shape, rng));
+    const Tensor y = forward_all("Softmax", a, in);
+    const Tensor r = random_tensor(shape, rng);
+    Result<Tensor> dx = softmax_backward(a, y, r);
+    INFO(dx.status().to_string());
+    REQUIRE(dx.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("Softmax", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, *dx, loss) < kTolerance);
+  }
+}
+
+TEST_CASE("Sub, Mul, Div, Pow and Add backward with broadcasting", "[grad]") {
+  std::mt19937_64 rng(31);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{2, 3, 4}, {2, 3, 4}}, {{2, 3, 4}, {4}}, {{2, 1, 4}, {3, 1}}, {{}, {2, 3}}, {{2, 3, 4}, {}}};
+  const Attributes a = attrs();
+  for (const std::string op : {"Add", "Sub", "Mul", "Div", "Pow"}) {
+    for (const auto& [as, bs] : shapes) {
+      INFO(op << " " << shape_string(as) << ", " << shape_string(bs));
+      std::vector<Tensor> in;
+      in.push_back(random_tensor(as, rng));
+      in.push_back(random_tensor(bs, rng, op == "Div" ? 0.5 : 0.0));
+      if (op == "Pow") {  // positive bases: both gradients are defined
+        double* p = in[0].mutable_data<double>();
+        for (int64_t i = 0; i < in[0].numel(); ++i) p[i] = std::abs(p[i]) + 0.5;
+      }
+      const Tensor r = random_tensor(forward_all(op, a, in).shape(), rng);
+      Result<BinaryGrads> g = binary_backward(op, in[0], in[1], r);
+      INFO(g.status().to_string());
+      REQUIRE(g.ok());
+      auto loss = [&](const std::vector<Tensor>& v) {
+        return weighted_sum(forward_all(op, a, v), r);
+      };
+      CHECK(max_gradient_error(in, 0, g->da, loss) < kTolerance);
+      CHECK(max_gradient_error(in, 1, g->db, loss) < kTolerance);
+    }
+  }
+  SECTION("Pow with a constant exponent 2 and negative bases (LayerNorm's decomposition)") {
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({3, 4}, rng));
+    in.push_back(test::make<double>({}, {2.0}));
+    const Tensor r = random_tensor({3, 4}, rng);
+    Result<BinaryGrads> g = binary_backward("Pow", in[0], in[1], r);
+    REQUIRE(g.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("Pow", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, g->da, loss) < kTolerance);
+  }
+  Tensor x = random_tensor({2, 3}, rng);
+  CHECK_FALSE(binary_backward("Max", x, x, x).ok());
+  CHECK_FALSE(binary_backward("Mul", x, x, random_tensor({3, 2}, rng)).ok());
+}
+
+TEST_CASE("Erf, Tanh, Sqrt, Gelu, Neg, Exp and Identity backward", "[grad]") {
+  std::mt19937_64 rng(37);
+  for (const std::string op : {"Erf", "Tanh", "Sqrt", "Gelu", "Neg", "Exp", "Identity"}) {
+    INFO(op);
+    const Attributes a = attrs();
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({2, 3, 4}, rng));
+    if (op == "Sqrt") {
+      double* p = in[0].mutable_data<double>();
+      for (int64_t i = 0; i < in[0].numel(); ++i) p[i] = std::abs(p[i]) + 0.2;
+    }
+    const Tensor r = random_tensor({2, 3, 4}, rng);
+    Result<Tensor> dx = unary_backward(op, in[0], r);
+    INFO(dx.status().to_string());
+    REQUIRE(dx.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all(op, a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, *dx, loss) < kTolerance);
+  }
+  SECTION("Cast of float64 to float64 passes the gradient through") {
+    const Attributes a = attrs({attr_i("to", 11)});  // TensorProto.DOUBLE
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({3, 2}, rng));
+    const Tensor r = random_tensor({3, 2}, rng);
+    Result<Tensor> dx = unary_backward("Cast", in[0], r);
+    REQUIRE(dx.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("Cast", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, *dx, loss) < kTolerance);
+  }
+  Tensor x = random_tensor({2}, rng);
+  CHECK_FALSE(unary_backward("Floor", x, x).ok());
+}
+
+TEST_CASE("Gather backward: embedding scatter-add and the pooler's first token", "[grad]") {
+  std::mt19937_64 rng(41);
+  struct Case {
+    Shape data;
+    Shape index_shape;
+    std::vector<int64_t> indices;
+    int64_t axis;
+    bool int32;
+  };
+  const std::vector<Case> cases = {
+      // Word embeddings: [vocab, hidden] by [batch, seq] token ids, with repeats and a -1.
+      {{10, 4}, {2, 3}, {1, 7, 1, 0, -1, 7}, 0, false},
+      // The pooler's hidden_states[:, 0]: axis 1, a scalar index.
+      {{2, 5, 4}, {}, {0}, 1, false},
+      {{3, 4, 2}, {2, 2}, {3, 0, 3, -4}, 1, true},
+      {{4, 3}, {5}, {2, 2, 2, 1, 2}, -2, true},
+  };
+  for (const Case& c : cases) {
+    INFO(shape_string(c.data) << " axis " << c.axis);
+    const Attributes a = attrs({attr_i("axis", c.axis)});
+    Tensor indices = c.int32 ? test::zeros(DType::kInt32, c.index_shape)
+                             : int64_tensor(c.index_shape, c.indices);
+    if (c.int32) {
+      for (size_t i = 0; i < c.indices.size(); ++i) {
+        indices.mutable_data<int32_t>()[i] = static_cast<int32_t>(c.indices[i]);
+      }
+    }
+    std::vector<Tensor> in;
+    in.push_back(random_tensor(c.data, rng));
+    auto run = [&](const std::vector<Tensor>& v) {
+      return forward_op("Gather", a, {&v[0], &indices});
+    };
+    const Tensor r = random_tensor(run(in).shape(), rng);
+    Result<Tensor> dd = gather_backward(a, c.data, indices, r);
+    INFO(dd.status().to_string());
+    REQUIRE(dd.ok());
+    auto loss = [&](const std::vector<Tensor>& v) { return weighted_sum(run(v), r); };
+    CHECK(max_gradient_error(in, 0, *dd, loss) < kTolerance);
+  }
+  Tensor bad = int64_tensor({1}, {10});
+  CHECK(gather_backward(attrs(), {10, 4}, bad, random_tensor({1, 4}, rng)).status().code() ==
+        Code::kOutOfRange);
+  Tensor ok = int64_tensor({1}, {3});
+  CHECK_FALSE(gather_backward(attrs(), {10, 4}, ok, random_tensor({2, 4}, rng)).ok());
+}
+
+TEST_CASE("Transpose, Expand and ReduceMean backward", "[grad]") {
+  std::mt19937_64 rng(43);
+  SECTION("Transpose with BERT's perms and the default") {
+    for (const std::vector<int64_t>& perm :
+         std::vector<std::vector<int64_t>>{{0, 2, 1, 3}, {0, 2, 3, 1}, {3, 0, 1, 2}, {}}) {
+      INFO(shape_string(perm));
+      const Attributes a = perm.empty() ? attrs() : attrs({attr_ints("perm", perm)});
+      std::vector<Tensor> in;
+      in.push_back(random_tensor({2, 3, 4, 5}, rng));
+      const Tensor r = random_tensor(forward_all("Transpose", a, in).shape(), rng);
+      Result<Tensor> dx = transpose_backward(a, r);
+      INFO(dx.status().to_string());
+      REQUIRE(dx.ok());
+      auto loss = [&](const std::vector<Tensor>& v) {
+        return weighted_sum(forward_all("Transpose", a, v), r);
+      };
+      CHECK(max_gradient_error(in, 0, *dx, loss) < kTolerance);
+    }
+    Tensor dy = random_tensor({2, 3}, rng);
+    CHECK_FALSE(transpose_backward(attrs({attr_ints("perm", {0, 0})}), dy).ok());
+  }
+  SECTION("Expand") {
+    const Attributes a = attrs();
+    const Tensor shape = int64_tensor({3}, {2, 3, 4});
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({3, 1}, rng));
+    auto run = [&](const std::vector<Tensor>& v) {
+      return forward_op("Expand", a, {&v[0], &shape});
+    };
+    const Tensor r = random_tensor({2, 3, 4}, rng);
+    Result<Tensor> dx = expand_backward({3, 1}, r);
+    REQUIRE(dx.ok());
+    auto loss = [&](const std::vector<Tensor>& v) { return weighted_sum(run(v), r); };
+    CHECK(max_gradient_error(in, 0, *dx, loss) < kTolerance);
+  }
+  SECTION("ReduceMean: axes attribute, keepdims, all axes") {
+    struct Case {
+      std::vector<int64_t> axes;
+      int64_t keepdims;
+    };
+    for (const Case& c : std::vector<Case>{{{-1}, 1}, {{0, 2}, 0}, {{}, 1}, {{}, 0}, {{1}, 0}}) {
+      INFO(shape_string(c.axes) << " keepdims " << c.keepdims);
+      std::vector<pipeswitch::psm::Attribute> list = {attr_i("keepdims", c.keepdims)};
+      if (!c.axes.empty()) list.push_back(attr_ints("axes", c.axes));
+      const Attributes a = attrs(list);
+      std::vector<Tensor> in;
+      in.push_back(random_tensor({2, 3, 4}, rng));
+      const Tensor r = random_tensor(forward_all("ReduceMean", a, in).shape(), rng);
+      Result<Tensor> dx = reduce_mean_backward(a, {}, {2, 3, 4}, r);
+      INFO(dx.status().to_string());
+      REQUIRE(dx.ok());
+      auto loss = [&](const std::vector<Tensor>& v) {
+        return weighted_sum(forward_all("ReduceMean", a, v), r);
+      };
+      CHECK(max_gradient_error(in, 0, *dx, loss) < kTolerance);
+    }
+    // Axes as input 1 (opset 18).
+    const std::vector<int64_t> axes = {1};
+    Result<Tensor> dx =
+        reduce_mean_backward(attrs(), axes, {2, 3, 4}, random_tensor({2, 1, 4}, rng));
+    CHECK(dx.ok());
+    CHECK_FALSE(reduce_mean_backward(attrs(), axes, {2, 3, 4}, random_tensor({2, 4}, rng)).ok());
+  }
+}
+
+TEST_CASE("the finite-difference check catches wrong BERT gradients", "[grad]") {
+  std::mt19937_64 rng(47);
+  SECTION("LayerNorm dscale off by 1%, one dX element off by 1e-3") {
+    const Attributes a = attrs({attr_i("axis", -1), attr_f("epsilon", 1e-12f)});
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({2, 3, 8}, rng));
+    in.push_back(random_tensor({8}, rng));
+    in.push_back(random_tensor({8}, rng));
+    const Tensor r = random_tensor({2, 3, 8}, rng);
+    const Shape bias_shape{8};
+    Result<LayerNormGrads> g = layer_norm_backward(a, in[0], in[1], &bias_shape, r);
+    REQUIRE(g.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("LayerNormalization", a, v), r);
+    };
+    REQUIRE(max_gradient_error(in, 1, g->dscale, loss) < kTolerance);
+    for (int64_t i = 0; i < g->dscale.numel(); ++i) g->dscale.mutable_data<double>()[i] *= 1.01;
+    CHECK(max_gradient_error(in, 1, g->dscale, loss) > kTolerance);
+    REQUIRE(max_gradient_error(in, 0, g->dx, loss) < kTolerance);
+    g->dx.mutable_data<double>()[5] += 1e-3;
+    CHECK(max_gradient_error(in, 0, g->dx, loss) > kTolerance);
+  }
+  SECTION("an embedding gradient that counts a repeated token once") {
+    const Attributes a = attrs();
+    const Tensor ids = int64_tensor({4}, {2, 5, 2, 0});
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({6, 3}, rng));
+    auto run = [&](const std::vector<Tensor>& v) { return forward_op("Gather", a, {&v[0], &ids}); };
+    const Tensor r = random_tensor({4, 3}, rng);
+    Result<Tensor> dd = gather_backward(a, {6, 3}, ids, r);
+    REQUIRE(dd.ok());
+    auto loss = [&](const std::vector<Tensor>& v) { return weighted_sum(run(v), r); };
+    REQUIRE(max_gradient_error(in, 0, *dd, loss) < kTolerance);
+    // Row 2 as if only its first occurrence counted (overwrite instead of add).
+    for (int64_t j = 0; j < 3; ++j) dd->mutable_data<double>()[2 * 3 + j] = r.data<double>()[j];
+    CHECK(max_gradient_error(in, 0, *dd, loss) > kTolerance);
+  }
+  SECTION("MatMul dB not summed over the broadcast batch (only batch element 0)") {
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({3, 2, 4}, rng));
+    in.push_back(random_tensor({4, 5}, rng));
+    const Attributes a = attrs();
+    const Tensor r = random_tensor({3, 2, 5}, rng);
+    Result<MatMulGrads> g = matmul_backward(in[0], in[1], r);
+    REQUIRE(g.ok());
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("MatMul", a, v), r);
+    };
+    REQUIRE(max_gradient_error(in, 1, g->db, loss) < kTolerance);
+    Tensor first_a = test::zeros(DType::kFloat64, {2, 4});
+    Tensor first_r = test::zeros(DType::kFloat64, {2, 5});
+    std::copy_n(in[0].data<double>(), 8, first_a.mutable_data<double>());
+    std::copy_n(r.data<double>(), 10, first_r.mutable_data<double>());
+    Result<MatMulGrads> wrong = matmul_backward(first_a, in[1], first_r);
+    REQUIRE(wrong.ok());
+    CHECK(max_gradient_error(in, 1, wrong->db, loss) > kTolerance);
+  }
 }
 
 }  // namespace
