@@ -184,7 +184,9 @@ void GpuBackend::device_main() {
       } else if (!job && stopping_) {
         break;  // stopping, nothing left
       }
-      if (job) {
+      // The job's controls are taken only on a turn that runs it (a CHECKPOINT that came while
+      // a command ran, or while its chunks were busy, waits for the next such turn).
+      if (job && !have_command && job->ready()) {
         controls.stop = job_.stop || stopping_;
         controls.checkpoint = job_.checkpoint;
         job_.checkpoint = false;
