@@ -51,7 +51,8 @@ Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
 }
 
 GpuTrainingJob::~GpuTrainingJob() {
-  (void)stream_.synchronize();
+  // create() may have failed before the stream existed (a model it cannot train).
+  if (!stream_.empty()) (void)stream_.synchronize();
   if (writer_.joinable()) writer_.join();
 }
 
@@ -69,7 +70,7 @@ bool GpuTrainingJob::advance(const Controls& controls) {
   Status s = turn(controls, &ended);
   if (!s.ok()) {
     log_warn("training job ", id(), " (", task_.model, ") failed: ", s.message());
-    (void)stream_.synchronize();
+    if (!stream_.empty()) (void)stream_.synchronize();
     flight_.clear();
     (void)finish_write();
     post(/*finished=*/true, std::move(s));
