@@ -175,5 +175,28 @@ TEST_CASE("GPU training: checkpoint and resume continue the uninterrupted trajec
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("GPU training: a model the trainer cannot train fails the job, not the server",
+          "[gpu][gpu_training]") {
+  PS_REQUIRE_GPU();
+  GpuHarness h;
+  ModelSource bert;
+  bert.name = "bert_tiny";
+  bert.zoo_model = "bert_tiny";
+  bert.zoo_batch = kBatch;
+  h.backend->load(2, bert);
+  REQUIRE(h.sink.wait_for_ticket(CompletionKind::kLoad, 2).status.ok());
+  TrainTask task = h.task(1, 2);
+  task.model = "bert_tiny";
+  REQUIRE(h.backend->start_training(task).ok());
+  Completion end = h.sink.wait_for_ticket(CompletionKind::kTraining, 1);
+  INFO(end.status.to_string());
+  CHECK_FALSE(end.status.ok());
+  CHECK(end.finished);
+  // The backend goes on: inference, and another job.
+  CHECK(h.infer().status.ok());
+  REQUIRE(h.backend->start_training(h.task(2, 1)).ok());
+  CHECK(h.sink.wait_for_ticket(CompletionKind::kTraining, 2).status.ok());
+}
+
 }  // namespace
 }  // namespace ps::reactor
