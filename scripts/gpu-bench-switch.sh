@@ -16,11 +16,8 @@ shift 2
 HERE="$(cd "$(dirname "$0")" && pwd)"
 MODELS="${MODELS:-resnet152 inception_v3 bert_base}"
 OPSET="${OPSET:-17}"
-export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-for d in /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib /usr/local/cuda/lib64; do
-  [[ -d "$d" ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
-done
-export PATH=/opt/torch/.venv/bin:$PATH PYTHONUNBUFFERED=1
+. "$HERE/gpu-env.sh"
+gpu_env "$BUNDLE"
 OUT_NAME="${OUT_NAME:-switch}"
 mkdir -p "$WORK/models" "$WORK/$OUT_NAME"
 WORK="$(cd "$WORK" && pwd)"

@@ -14,12 +14,8 @@ BUNDLE="$(cd "${1:?usage: gpu-reproduce.sh BUNDLE_DIR WORK_DIR [options]}" && pw
 WORK="${2:?usage: gpu-reproduce.sh BUNDLE_DIR WORK_DIR [options]}"
 shift 2
 HERE="$(cd "$(dirname "$0")" && pwd)"
-export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-for d in /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib /usr/local/cuda/lib64; do
-  [[ -d "$d" ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
-done
-[[ -d /opt/torch/.venv/bin ]] && export PATH=/opt/torch/.venv/bin:$PATH
-export PYTHONUNBUFFERED=1
+. "$HERE/gpu-env.sh"
+gpu_env "$BUNDLE"
 mkdir -p "$WORK"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 "$HERE/reproduce.sh" --bin "$BUNDLE/bin" --work "$WORK" "$@"

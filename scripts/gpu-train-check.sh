@@ -32,12 +32,8 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 HERE="$(cd "$(dirname "$0")" && pwd)"
-export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-for d in /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn/lib /usr/local/cuda/lib64; do
-  [[ -d "$d" ]] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$d"
-done
-[[ -d /opt/torch/.venv/bin ]] && export PATH=/opt/torch/.venv/bin:$PATH
-export PYTHONUNBUFFERED=1
+. "$HERE/gpu-env.sh"
+gpu_env "$BUNDLE"
 PY=python3
 BIN="$BUNDLE/bin"
 LOGS="$WORK/train-logs"
