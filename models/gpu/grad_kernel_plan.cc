@@ -1,30 +1,10 @@
 #include "models/gpu/grad_kernel_plan.h"
 
-#include <array>
 #include <optional>
 
 #include "common/shape.h"
 
 namespace ps::models::gpu {
-
-dnn_kernels::PoolParams pool_kernel_params(const PoolPlan& plan) {
-  dnn_kernels::PoolParams p{};
-  const std::array<cpu::SpatialWindow, 3> w = cpu::as_3d(plan.windows);
-  for (int d = 0; d < 3; ++d) {
-    p.in[d] = w[d].in;
-    p.out[d] = w[d].out;
-    p.kernel[d] = w[d].kernel;
-    p.stride[d] = w[d].stride;
-    p.dilation[d] = w[d].dilation;
-    p.pad_begin[d] = w[d].pad_begin;
-    p.pad_end[d] = w[d].pad_end;
-  }
-  p.planes = plan.batch * plan.channels;
-  p.kind = plan.mode == PoolMode::kMax                 ? dnn_kernels::kPoolMax
-           : plan.mode == PoolMode::kAverageIncludePad ? dnn_kernels::kPoolAverageIncludePad
-                                                       : dnn_kernels::kPoolAverageExcludePad;
-  return p;
-}
 
 Result<ReducePlan> plan_broadcast_backward(const Shape& input, const Shape& dy) {
   const std::optional<Shape> joint = broadcast_shapes(input, dy);

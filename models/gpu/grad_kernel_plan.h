@@ -15,10 +15,6 @@
 
 namespace ps::models::gpu {
 
-// The kernel geometry of a planned pooling layer (3 spatial dims, leading trivial ones), as
-// ps_dnn_pool_f32 and the pooling backward kernels read it.
-dnn_kernels::PoolParams pool_kernel_params(const PoolPlan& plan);
-
 // The gradient of an input of shape `input` that was numpy-broadcast to `dy`: dY summed over
 // the broadcast dimensions, as a reduction plan for ps_reduce_f32 (kReduceSum; the output is
 // contiguous with `input`'s element order). Errors: `input` does not broadcast to `dy`.

@@ -112,20 +112,7 @@ Status PoolOp::init(const PoolPlan& plan, GpuRuntime& runtime) {
     description_ = str_cat("cudnn pooling, ", mode_name(plan.mode));
     return Status::OK();
   }
-  const std::array<cpu::SpatialWindow, 3> w = cpu::as_3d(plan.windows);
-  for (int d = 0; d < 3; ++d) {
-    params_.in[d] = w[d].in;
-    params_.out[d] = w[d].out;
-    params_.kernel[d] = w[d].kernel;
-    params_.stride[d] = w[d].stride;
-    params_.dilation[d] = w[d].dilation;
-    params_.pad_begin[d] = w[d].pad_begin;
-    params_.pad_end[d] = w[d].pad_end;
-  }
-  params_.planes = plan.batch * plan.channels;
-  params_.kind = plan.mode == PoolMode::kMax                 ? dnn_kernels::kPoolMax
-                 : plan.mode == PoolMode::kAverageIncludePad ? dnn_kernels::kPoolAverageIncludePad
-                                                             : dnn_kernels::kPoolAverageExcludePad;
+  params_ = pool_kernel_params(plan);
   PS_ASSIGN_OR_RETURN(kernel_, runtime.kernel("ps_dnn_pool_f32"));
   description_ =
       str_cat("kernel ps_dnn_pool_f32, ", mode_name(plan.mode), " (not cuDNN: ", why_not, ")");

@@ -1,5 +1,6 @@
 #include "models/gpu/window_plan.h"
 
+#include <array>
 #include <string>
 
 #include "models/cpu/op_context.h"
@@ -253,6 +254,25 @@ Result<PoolPlan> plan_pool(const OpSpec& spec) {
     }
   }
   return plan;
+}
+
+dnn_kernels::PoolParams pool_kernel_params(const PoolPlan& plan) {
+  dnn_kernels::PoolParams p{};
+  const std::array<cpu::SpatialWindow, 3> w = cpu::as_3d(plan.windows);
+  for (int d = 0; d < 3; ++d) {
+    p.in[d] = w[d].in;
+    p.out[d] = w[d].out;
+    p.kernel[d] = w[d].kernel;
+    p.stride[d] = w[d].stride;
+    p.dilation[d] = w[d].dilation;
+    p.pad_begin[d] = w[d].pad_begin;
+    p.pad_end[d] = w[d].pad_end;
+  }
+  p.planes = plan.batch * plan.channels;
+  p.kind = plan.mode == PoolMode::kMax                 ? dnn_kernels::kPoolMax
+           : plan.mode == PoolMode::kAverageIncludePad ? dnn_kernels::kPoolAverageIncludePad
+                                                       : dnn_kernels::kPoolAverageExcludePad;
+  return p;
 }
 
 }  // namespace ps::models::gpu

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "cuda/kernels/dnn_pool_params.h"
 #include "models/cpu/window.h"
 #include "models/gpu/op.h"
 
@@ -72,5 +73,9 @@ struct PoolPlan {
 // dilations for MaxPool, ceil_mode, count_include_pad) and outputs[0]'s shape. A requested
 // MaxPool Indices output is kUnsupported.
 Result<PoolPlan> plan_pool(const OpSpec& spec);
+
+// The kernel geometry of a planned pooling layer (3 spatial dims, leading trivial ones), as
+// ps_dnn_pool_f32 and the pooling backward kernels read it.
+dnn_kernels::PoolParams pool_kernel_params(const PoolPlan& plan);
 
 }  // namespace ps::models::gpu
