@@ -42,7 +42,10 @@ TEST_CASE("e2e multi: three simulated devices serve, place, train and report per
           "[e2e][multi]") {
   auto server =
       ServerProcess::start({"--device", "cpu,cpu,cpu", "--threads", "1",
-                            "--zoo=resnet_tiny,bert_tiny", "--metrics-listen", "127.0.0.1:0"});
+                            "--zoo=resnet_tiny,bert_tiny", "--metrics-listen", "127.0.0.1:0",
+                            // Batch 2: BatchNorm in training mode needs more than one value per
+                            // channel, so a batch-1 job fails before STOP can reach it.
+                            "--zoo-batch", "2"});
   INFO(server.status().message());
   REQUIRE(server.ok());
   const std::string& banner = server->output();
@@ -51,13 +54,13 @@ TEST_CASE("e2e multi: three simulated devices serve, place, train and report per
   CHECK(banner.find("loaded bert_tiny") != std::string::npos);
 
   // Many connections, pipelined, every checksum the CPU executor's.
-  const std::string resnet = reference_checksum("resnet_tiny", 1);
+  const std::string resnet = reference_checksum("resnet_tiny", 2);
   const std::string bert = reference_checksum("bert_tiny", 2);
   const ToolResult load =
       run_tool(psnc_path(),
                {"--server", server->address_text(), "load", "--connections", "12", "--requests",
-                "120", "--depth", "2", "--models", "resnet_tiny:1,bert_tiny:2", "--reference",
-                "resnet_tiny:1=" + resnet, "--reference", "bert_tiny:2=" + bert},
+                "120", "--depth", "2", "--models", "resnet_tiny:2,bert_tiny:2", "--reference",
+                "resnet_tiny:2=" + resnet, "--reference", "bert_tiny:2=" + bert},
                "", std::chrono::seconds(120));
   INFO(load.out << load.err);
   CHECK(load.exit_code == 0);
