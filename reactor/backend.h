@@ -109,14 +109,18 @@ struct InferTask {
 };
 
 // How a training job trains (TRAIN's options; docs/training.md). The data is the seeded
-// synthetic dataset of models/cpu/synthetic_data.h.
+// synthetic dataset of models/cpu/synthetic_data.h (images) or synthetic_tokens.h (token ids).
 struct TrainOptions {
   double learning_rate = 0.01;
   double momentum = 0.9;
   double weight_decay = 1e-4;
   uint64_t seed = 1;
-  uint32_t classes = 10;      // labels in [0, classes); at most the model's output width
-  double noise = 0.5;         // per-sample noise relative to the class patterns
+  // Labels in [0, classes); at most the model's output width. 0: 10, or the output width
+  // when it is smaller (reactor/train_options.h).
+  uint32_t classes = 0;
+  // Images: per-sample noise relative to the class patterns; tokens: the probability that a
+  // token is replaced by a random one (models/cpu/synthetic_tokens.h).
+  double noise = 0.5;
   bool single_image = false;  // the paper's setting: one repeated image, label 0
   // Checkpoints (models/cpu/checkpoint.h). checkpoint_path: where this job saves (every
   // checkpoint_every steps when > 0, on CHECKPOINT, and when it stops or the server shuts

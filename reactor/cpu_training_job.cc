@@ -84,7 +84,8 @@ Status CpuTrainingJob::train(TrainingProgress* progress) {
   PS_ASSIGN_OR_RETURN(std::shared_ptr<const HostModel> model, training_model(config_));
   PS_ASSIGN_OR_RETURN(
       std::unique_ptr<models::cpu::Trainer> trainer,
-      models::cpu::Trainer::create(model->manifest, model->weights, trainer_options(options)));
+      models::cpu::Trainer::create(model->manifest, model->weights,
+                                   trainer_options(options, model->manifest)));
   model.reset();  // the trainer copied what it needs
   if (!options.resume_path.empty()) {
     PS_TRY(models::cpu::load_checkpoint(*trainer, options.resume_path));

@@ -20,7 +20,7 @@ Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
     CompletionSink* sink) {
   std::unique_ptr<GpuTrainingJob> job(new GpuTrainingJob(task, policy, sink));
   models::gpu::GpuTrainerOptions options;
-  const models::cpu::TrainerOptions common = trainer_options(task.options);
+  const models::cpu::TrainerOptions common = trainer_options(task.options, manifest);
   options.sgd = common.sgd;
   options.data = common.data;
   options.precision = precision;

@@ -1,5 +1,6 @@
 #include "reactor/model_source.h"
 
+#include "models/cpu/token_range.h"
 #include "models/package_reader.h"
 #include "models/zoo/zoo.h"
 #include "onnx_loader/lower.h"
@@ -16,7 +17,10 @@ Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch,
                                    bool training) {
   const onnx_loader::Mode mode =
       training ? onnx_loader::Mode::kTraining : onnx_loader::Mode::kInference;
-  PS_ASSIGN_OR_RETURN(onnx::ModelProto proto, zoo::build_model(zoo_model));
+  // A training graph: BERT models gain their classification head (models/zoo/zoo.h).
+  zoo::ZooOptions zoo_options;
+  zoo_options.training_graph = training;
+  PS_ASSIGN_OR_RETURN(onnx::ModelProto proto, zoo::build_model(zoo_model, zoo_options));
   onnx_loader::ImportOptions import_options;
   import_options.dims = {{"batch", static_cast<int64_t>(batch)},
                          {"seq", static_cast<int64_t>(seq)}};
@@ -89,21 +93,6 @@ Result<TensorSpec> spec_of(const psm::Manifest& manifest, uint32_t index) {
   return spec;
 }
 
-// The table size of the first Gather (axis 0) that reads tensor `index` as its indices.
-int64_t gather_bound(const psm::Manifest& manifest, uint32_t index) {
-  for (const psm::Layer& layer : manifest.layers()) {
-    if (layer.op() != "Gather" || layer.inputs_size() < 2 || layer.inputs(1) != index) continue;
-    int64_t axis = 0;
-    for (const psm::Attribute& a : layer.attributes()) {
-      if (a.name() == "axis") axis = a.i();
-    }
-    if (axis != 0) continue;
-    const psm::Tensor& data = manifest.tensors(static_cast<int>(layer.inputs(0)));
-    if (data.shape_size() > 0) return data.shape(0);
-  }
-  return 0;
-}
-
 }  // namespace
 
 Result<ModelInfo> describe_model(const std::string& name, const std::string& source_label,
@@ -119,7 +108,7 @@ Result<ModelInfo> describe_model(const std::string& name, const std::string& sou
   for (uint32_t index : manifest.inputs()) {
     PS_ASSIGN_OR_RETURN(TensorSpec spec, spec_of(manifest, index));
     if (spec.dtype == DType::kInt64 || spec.dtype == DType::kInt32)
-      spec.value_bound = gather_bound(manifest, index);
+      spec.value_bound = models::cpu::token_range(manifest, index);
     info.inputs.push_back(std::move(spec));
   }
   for (uint32_t index : manifest.outputs()) {

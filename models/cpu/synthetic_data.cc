@@ -2,35 +2,9 @@
 
 #include <cmath>
 
+#include "models/cpu/splitmix.h"
+
 namespace ps::models::cpu {
-
-namespace {
-
-// SplitMix64: a small generator whose output depends only on its seed.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-  }
-  // Uniform in (0, 1].
-  double uniform() { return (static_cast<double>(next() >> 11) + 1.0) * 0x1.0p-53; }
-  // N(0, 1) by Box-Muller (one value per call; the second is dropped for simplicity).
-  double normal() {
-    const double u1 = uniform(), u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-  }
-
- private:
-  uint64_t state_;
-};
-
-uint64_t mix(uint64_t a, uint64_t b) { return Rng(a ^ (b * 0xD6E8FEB86659FD93ULL)).next(); }
-
-}  // namespace
 
 Result<SyntheticData> SyntheticData::create(const SyntheticDataOptions& options,
                                             Shape sample_shape) {
@@ -46,7 +20,7 @@ Result<SyntheticData> SyntheticData::create(const SyntheticDataOptions& options,
   const int64_t size = element_count(sample_shape);
   const int64_t patterns = options.single_image ? 1 : options.classes;
   for (int64_t c = 0; c < patterns; ++c) {
-    Rng rng(mix(options.seed, 0x5A17E000ULL + static_cast<uint64_t>(c)));
+    SplitMix rng(mix_seed(options.seed, 0x5A17E000ULL + static_cast<uint64_t>(c)));
     std::vector<double> p(static_cast<size_t>(size));
     for (double& v : p) v = rng.normal();
     data.patterns_.push_back(std::move(p));
@@ -63,7 +37,7 @@ Status SyntheticData::batch(uint64_t index, int64_t batch_size, Tensor* images,
   labels->assign(static_cast<size_t>(batch_size), 0);
   const int64_t size = element_count(sample_shape_);
   double* out = images->mutable_data<double>();
-  Rng rng(mix(options_.seed, index + 1));
+  SplitMix rng(mix_seed(options_.seed, index + 1));
   for (int64_t n = 0; n < batch_size; ++n) {
     double* sample = out + n * size;
     if (options_.single_image) {

@@ -6,7 +6,9 @@
 #include <utility>
 
 #include "models/cpu/grad.h"
+#include "models/cpu/layer_backward.h"
 #include "models/cpu/ops.h"
+#include "models/cpu/token_range.h"
 
 namespace ps::models::cpu {
 
@@ -18,9 +20,19 @@ using TensorProto = pipeswitch::psm::Tensor;
 
 const std::set<std::string>& ops_with_backward() {
   static const std::set<std::string> ops = {
-      "Add",  "AveragePool",       "BatchNormalization", "Concat",  "Conv", "Flatten",
-      "Gemm", "GlobalAveragePool", "Identity",           "MaxPool", "Relu", "Reshape"};
+      "Add",     "AveragePool", "BatchNormalization", "Cast",    "Concat",
+      "Conv",    "Div",         "Erf",                "Exp",     "Expand",
+      "Flatten", "Gather",      "Gelu",               "Gemm",    "GlobalAveragePool",
+      "Identity", "LayerNormalization", "MatMul",     "MaxPool", "Mul",
+      "Neg",     "Pow",         "ReduceMean",         "Relu",    "Reshape",
+      "Softmax", "Sqrt",        "Squeeze",            "Sub",     "Tanh",
+      "Transpose", "Unsqueeze"};
   return ops;
+}
+
+bool is_float(const TensorProto& t) { return t.dtype() == pipeswitch::psm::DT_FLOAT32; }
+bool is_integer(const TensorProto& t) {
+  return t.dtype() == pipeswitch::psm::DT_INT64 || t.dtype() == pipeswitch::psm::DT_INT32;
 }
 
 Shape shape_of(const TensorProto& t) { return Shape(t.shape().begin(), t.shape().end()); }
@@ -64,13 +76,9 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const Manifest& manifest,
                                                  const TrainerOptions& options) {
   std::unique_ptr<Trainer> t(new Trainer(manifest, options));
   t->blob_.assign(weights.begin(), weights.end());
-  int inputs = 0;
   for (int i = 0; i < manifest.tensors_size(); ++i) {
     const TensorProto& spec = manifest.tensors(i);
-    if (spec.kind() == TensorProto::INPUT) {
-      ++inputs;
-      t->input_ = static_cast<uint32_t>(i);
-    }
+    if (spec.kind() == TensorProto::INPUT) t->inputs_.push_back(static_cast<uint32_t>(i));
     if (spec.kind() != TensorProto::WEIGHT) continue;
     PS_ASSIGN_OR_RETURN(const DType dtype, dtype_from_psm(spec.dtype()));
     const Shape shape = shape_of(spec);
@@ -88,38 +96,85 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const Manifest& manifest,
     for (size_t k = 0; k < values.size(); ++k) dst[k] = static_cast<double>(values[k]);
     t->state_.weights.emplace(static_cast<uint32_t>(i), std::move(w));
   }
-  if (inputs != 1 || manifest.outputs_size() != 1) {
-    return invalid_argument("Trainer: the model must have one input and one output (it has ",
-                            inputs, " and ", manifest.outputs_size(), ")");
+  if (manifest.outputs_size() != 1) {
+    return invalid_argument("Trainer: the model must have one output, the logits (it has ",
+                            manifest.outputs_size(), ")");
   }
   t->output_ = manifest.outputs(0);
-  const TensorProto& in = manifest.tensors(static_cast<int>(t->input_));
   const TensorProto& out = manifest.tensors(static_cast<int>(t->output_));
-  if (in.dtype() != pipeswitch::psm::DT_FLOAT32 || in.shape_size() < 2 ||
-      out.dtype() != pipeswitch::psm::DT_FLOAT32 || out.shape_size() != 2 ||
-      out.shape(0) != in.shape(0)) {
-    return invalid_argument("Trainer: input '", in.name(),
-                            "' must be float32 [N, ...] and output '", out.name(),
-                            "' float32 [N, K]");
+  if (!is_float(out) || out.shape_size() != 2) {
+    return invalid_argument("Trainer: output '", out.name(), "' must be float32 [N, K]");
   }
-  t->batch_size_ = in.shape(0);
+  t->batch_size_ = out.shape(0);
   if (options.data.classes > out.shape(1)) {
     return invalid_argument("Trainer: ", options.data.classes, " classes, the model outputs ",
                             out.shape(1));
   }
+  int floats = 0, integers = 0;
+  std::vector<TokenInput> token_inputs;
+  for (uint32_t index : t->inputs_) {
+    const TensorProto& in = manifest.tensors(static_cast<int>(index));
+    if (in.shape_size() < 2 || in.shape(0) != t->batch_size_) {
+      return invalid_argument("Trainer: input '", in.name(), "' must be [N, ...] with the output's N = ",
+                              t->batch_size_);
+    }
+    const Shape sample(in.shape().begin() + 1, in.shape().end());
+    if (is_float(in)) {
+      ++floats;
+    } else if (is_integer(in)) {
+      ++integers;
+      const int64_t vocab = token_range(manifest, index);
+      if (vocab < 1) {
+        return invalid_argument("Trainer: integer input '", in.name(),
+                                "' is not the indices of an embedding Gather (axis 0), so the "
+                                "trainer cannot tell which token ids it takes");
+      }
+      token_inputs.push_back(TokenInput{sample, vocab});
+    } else {
+      return invalid_argument("Trainer: input '", in.name(), "' is neither float32 nor integer");
+    }
+  }
+  if (floats == 1 && integers == 0) {
+    const TensorProto& in = manifest.tensors(static_cast<int>(t->inputs_[0]));
+    const Shape sample(in.shape().begin() + 1, in.shape().end());
+    PS_ASSIGN_OR_RETURN(SyntheticData data, SyntheticData::create(options.data, sample));
+    t->images_ = std::make_unique<SyntheticData>(std::move(data));
+  } else if (floats == 0 && integers >= 1) {
+    PS_ASSIGN_OR_RETURN(SyntheticTokens data,
+                        SyntheticTokens::create(options.data, std::move(token_inputs)));
+    t->tokens_ = std::make_unique<SyntheticTokens>(std::move(data));
+  } else {
+    return invalid_argument("Trainer: the model's inputs must be one float32 tensor (images) or "
+                            "integer token ids only (it has ", floats, " float and ", integers,
+                            " integer inputs)");
+  }
   for (int l = 0; l < manifest.layers_size(); ++l) {
     const Layer& layer = manifest.layers(l);
-    if (ops_with_backward().count(layer.op()) == 0) {
-      return unsupported("Trainer: ", where(l, layer), " has no backward operator");
-    }
     if (layer.outputs_size() != 1) {
       return unsupported("Trainer: ", where(l, layer), " has ", layer.outputs_size(), " outputs");
     }
+    // A layer with an integer output (shape arithmetic) carries no gradient: forward only.
+    const bool carries_gradient = is_float(manifest.tensors(static_cast<int>(layer.outputs(0))));
+    if (carries_gradient && ops_with_backward().count(layer.op()) == 0) {
+      return unsupported("Trainer: ", where(l, layer), " has no backward operator");
+    }
   }
-  const Shape sample(in.shape().begin() + 1, in.shape().end());
-  PS_ASSIGN_OR_RETURN(SyntheticData data, SyntheticData::create(options.data, sample));
-  t->data_ = std::make_unique<SyntheticData>(std::move(data));
   return t;
+}
+
+Status Trainer::make_batch(uint64_t index, std::map<uint32_t, Tensor>* inputs,
+                           std::vector<int64_t>* labels) const {
+  inputs->clear();
+  if (images_) {
+    Tensor images;
+    PS_TRY(images_->batch(index, batch_size_, &images, labels));
+    inputs->emplace(inputs_[0], std::move(images));
+    return Status::OK();
+  }
+  std::vector<Tensor> tokens;
+  PS_TRY(tokens_->batch(index, batch_size_, &tokens, labels));
+  for (size_t k = 0; k < tokens.size(); ++k) inputs->emplace(inputs_[k], std::move(tokens[k]));
+  return Status::OK();
 }
 
 Result<double> Trainer::step() {
@@ -147,14 +202,11 @@ Result<double> Trainer::step() {
 
 Result<double> Trainer::loss_and_gradients(uint64_t batch_index, bool update_running_stats,
                                            std::map<uint32_t, Tensor>* weight_grads) {
-  Tensor images;
-  std::vector<int64_t> labels;
-  PS_TRY(data_->batch(batch_index, batch_size_, &images, &labels));
-
   // Forward, keeping every activation and each BatchNorm's batch statistics.
   std::map<uint32_t, Tensor> acts;
+  std::vector<int64_t> labels;
+  PS_TRY(make_batch(batch_index, &acts, &labels));
   std::map<int, BatchNormSaved> bn_saved;
-  acts.emplace(input_, std::move(images));
   auto value_of = [&](uint32_t index) -> const Tensor* {
     if (auto it = acts.find(index); it != acts.end()) return &it->second;
     if (auto it = state_.weights.find(index); it != state_.weights.end()) return &it->second;
@@ -218,6 +270,7 @@ Result<double> Trainer::loss_and_gradients(uint64_t batch_index, bool update_run
   grads.emplace(output_, std::move(dlogits));
   auto wants_grad = [&](uint32_t index) {
     const TensorProto& spec = manifest_.tensors(static_cast<int>(index));
+    if (!is_float(spec)) return false;  // token ids, shapes: no gradient
     if (spec.kind() == TensorProto::WEIGHT) return spec.trainable();
     return spec.kind() == TensorProto::ACTIVATION || spec.kind() == TensorProto::OUTPUT;
   };
@@ -234,68 +287,11 @@ Result<double> Trainer::loss_and_gradients(uint64_t batch_index, bool update_run
       if (v == nullptr) v = &blob_views.at(in);
       args.push_back(v);
     }
-    std::vector<std::pair<size_t, Tensor>> results;  // (input slot, gradient)
-    const std::string& op = layer.op();
-    Status status = Status::OK();
-    if (op == "Conv") {
-      Result<ConvGrads> g =
-          conv_backward(layer.attributes(), *args[0], *args[1], args.size() > 2, dy);
-      if (g.ok()) {
-        results.emplace_back(0, std::move(g->dx));
-        results.emplace_back(1, std::move(g->dw));
-        if (args.size() > 2) results.emplace_back(2, std::move(g->db));
-      }
-      status = g.status();
-    } else if (op == "BatchNormalization") {
-      Result<BatchNormGrads> g = batch_norm_backward(*args[0], *args[1], bn_saved[l], dy);
-      if (g.ok()) {
-        results.emplace_back(0, std::move(g->dx));
-        results.emplace_back(1, std::move(g->dscale));
-        results.emplace_back(2, std::move(g->dbias));
-      }
-      status = g.status();
-    } else if (op == "Relu" || op == "MaxPool" || op == "AveragePool" ||
-               op == "GlobalAveragePool") {
-      Result<Tensor> g = op == "Relu"      ? relu_backward(*args[0], dy)
-                         : op == "MaxPool" ? max_pool_backward(layer.attributes(), *args[0], dy)
-                         : op == "AveragePool"
-                             ? average_pool_backward(layer.attributes(), *args[0], dy)
-                             : global_average_pool_backward(*args[0], dy);
-      if (g.ok()) results.emplace_back(0, std::move(g).value());
-      status = g.status();
-    } else if (op == "Add") {
-      for (size_t k = 0; k < 2 && status.ok(); ++k) {
-        Result<Tensor> g = reduce_to_shape(dy, args[k]->shape());
-        if (g.ok()) results.emplace_back(k, std::move(g).value());
-        status = g.status();
-      }
-    } else if (op == "Flatten" || op == "Reshape" || op == "Identity") {
-      Result<Tensor> g = reshape_backward(args[0]->shape(), dy);
-      if (g.ok()) results.emplace_back(0, std::move(g).value());
-      status = g.status();
-    } else if (op == "Gemm") {
-      const Shape c_shape = args.size() > 2 ? args[2]->shape() : Shape{};
-      Result<GemmGrads> g = gemm_backward(layer.attributes(), *args[0], *args[1],
-                                          args.size() > 2 ? &c_shape : nullptr, dy);
-      if (g.ok()) {
-        results.emplace_back(0, std::move(g->da));
-        results.emplace_back(1, std::move(g->db));
-        if (args.size() > 2) results.emplace_back(2, std::move(g->dc));
-      }
-      status = g.status();
-    } else if (op == "Concat") {
-      std::vector<Shape> shapes;
-      for (const Tensor* a : args) shapes.push_back(a->shape());
-      Result<std::vector<Tensor>> g = concat_backward(layer.attributes(), shapes, dy);
-      if (g.ok()) {
-        for (size_t k = 0; k < g->size(); ++k) results.emplace_back(k, std::move((*g)[k]));
-      }
-      status = g.status();
-    } else {
-      status = unsupported("no backward operator");
-    }
-    if (!status.ok()) return status.with_context(where(l, layer));
-    for (auto& [slot, g] : results) {
+    LayerValues values{args, value_of(layer.outputs(0)),
+                       layer.op() == "BatchNormalization" ? &bn_saved[l] : nullptr};
+    Result<std::vector<std::pair<size_t, Tensor>>> results = layer_backward(layer, values, dy);
+    if (!results.ok()) return results.status().with_context(where(l, layer));
+    for (auto& [slot, g] : *results) {
       const uint32_t index = layer.inputs(static_cast<int>(slot));
       if (wants_grad(index)) PS_TRY(accumulate(grads, index, std::move(g)));
     }

@@ -1,7 +1,8 @@
 // The CPU trainer: trains a lowered training-mode model (manifest + weight blob, as
-// `psimport --mode training` writes it) on the synthetic dataset, one SGD step at a time, on
+// `psimport --mode training` writes it) on a synthetic dataset, one SGD step at a time, on
 // the CPU reference operators. Its whole state is float64; it is the reference for the GPU
-// trainer of issue 7 and lets CI train the tiny zoo models.
+// trainer of issue 7 and lets CI train the tiny zoo models: the CNNs on images, BERT (its
+// training graph, BertForSequenceClassification) on token sequences.
 //
 // A step: the next batch; the forward pass in layer order keeping every activation (Batch-
 // Normalization uses the batch's statistics and updates its running statistics as PyTorch's
@@ -23,6 +24,7 @@
 #include "common/status.h"
 #include "models/cpu/sgd.h"
 #include "models/cpu/synthetic_data.h"
+#include "models/cpu/synthetic_tokens.h"
 #include "models/cpu/tensor.h"
 #include "onnx_loader/psm.pb.h"
 
@@ -46,10 +48,16 @@ struct TrainingState {
 class Trainer {
  public:
   // Builds a trainer; copies what it needs from `manifest` and `weights` (no borrowing).
-  // Requirements, each an error naming what is wrong: one float32 INPUT [N, ...] and one float32
-  // OUTPUT [N, K]; every layer's op has a backward here (Conv, BatchNormalization, Relu,
-  // MaxPool, AveragePool, GlobalAveragePool, Add, Flatten, Reshape, Identity, Gemm, Concat),
-  // with one output; the weight blob holds every WEIGHT tensor; data.classes <= K.
+  // Requirements, each an error naming what is wrong:
+  // - inputs: one float32 INPUT [N, ...] (images: SyntheticData), or only integer INPUTs
+  //   [N, ...] each read as indices by an embedding Gather (token ids in [0, its table's rows):
+  //   SyntheticTokens; BERT's input_ids and token_type_ids);
+  // - one float32 OUTPUT [N, K] (the logits), and data.classes <= K;
+  // - every layer's op has a backward here, with one output: Conv, BatchNormalization, Relu,
+  //   MaxPool, AveragePool, GlobalAveragePool, Add, Sub, Mul, Div, Pow, Flatten, Reshape,
+  //   Identity, Squeeze, Unsqueeze, Expand, Transpose, Concat, Gemm, MatMul, Softmax,
+  //   LayerNormalization, Gather, ReduceMean, Erf, Tanh, Sqrt, Gelu, Neg, Exp, Cast;
+  // - the weight blob holds every WEIGHT tensor.
   static Result<std::unique_ptr<Trainer>> create(const pipeswitch::psm::Manifest& manifest,
                                                  std::span<const uint8_t> weights,
                                                  const TrainerOptions& options);
@@ -75,6 +83,8 @@ class Trainer {
   TrainingState& mutable_state() { return state_; }
   const pipeswitch::psm::Manifest& manifest() const { return manifest_; }
   int64_t batch_size() const { return batch_size_; }
+  // The labels' range of the data (options.data.classes).
+  int64_t classes() const { return options_.data.classes; }
 
  private:
   Trainer(const pipeswitch::psm::Manifest& manifest, const TrainerOptions& options)
@@ -83,10 +93,16 @@ class Trainer {
   pipeswitch::psm::Manifest manifest_;
   TrainerOptions options_;
   std::vector<uint8_t> blob_;  // for the non-float weights (shapes), read as they are
-  std::unique_ptr<SyntheticData> data_;
+  // Batch `index`: the value of every input (float64 images or int64 tokens) and the labels.
+  Status make_batch(uint64_t index, std::map<uint32_t, Tensor>* inputs,
+                    std::vector<int64_t>* labels) const;
+
+  std::unique_ptr<SyntheticData> images_;   // a model with one float input
+  std::unique_ptr<SyntheticTokens> tokens_; // a model with token inputs
   TrainingState state_;
   std::function<void()> layer_hook_;
-  uint32_t input_ = 0, output_ = 0;
+  std::vector<uint32_t> inputs_;  // the INPUT tensors, in manifest order
+  uint32_t output_ = 0;
   int64_t batch_size_ = 0;
 };
 

@@ -158,6 +158,33 @@ class Builder {
   void build() {
     b_.add_input("input_ids", onnx::TensorProto::INT64, {"batch", "seq"});
     b_.add_input("token_type_ids", onnx::TensorProto::INT64, {"batch", "seq"});
+    if (config_.num_labels == 0) {
+      const std::string pooled = bert_model();
+      b_.add_output("last_hidden_state", onnx::TensorProto::FLOAT, {"batch", "seq", config_.hidden});
+      b_.add_output("pooler_output", onnx::TensorProto::FLOAT, {"batch", config_.hidden});
+      return;
+    }
+    // BertForSequenceClassification: BertModel as `bert`, dropout (identity), then the
+    // classifier; HF returns the logits only, and last_hidden_state is left unused.
+    std::string pooled;
+    {
+      auto scope = b_.module("bert");
+      pooled = bert_model();
+    }
+    std::string logits;
+    {
+      auto scope = b_.module("classifier");
+      std::string w = b_.param("weight", {config_.num_labels, config_.hidden}, Init::normal(0.0, kInitStd));
+      std::string bias = b_.param("bias", {config_.num_labels}, Init::normal(0.0, kInitStd));
+      logits = b_.op("Gemm", {pooled, w, bias},
+                     {attr_float("alpha", 1.0f), attr_float("beta", 1.0f), attr_int("transB", 1)});
+    }
+    b_.rename_value(logits, "logits");
+    b_.add_output("logits", onnx::TensorProto::FLOAT, {"batch", config_.num_labels});
+  }
+
+  // BertModel from the inputs to pooler_output (returned; last_hidden_state is named).
+  std::string bert_model() {
     std::string x = embeddings("input_ids", "token_type_ids");
     {
       auto scope = b_.module("encoder");
@@ -185,8 +212,7 @@ class Builder {
       pooled = b_.op("Tanh", {pooled});
     }
     b_.rename_value(pooled, "pooler_output");
-    b_.add_output("last_hidden_state", onnx::TensorProto::FLOAT, {"batch", "seq", config_.hidden});
-    b_.add_output("pooler_output", onnx::TensorProto::FLOAT, {"batch", config_.hidden});
+    return "pooler_output";
   }
 
  private:

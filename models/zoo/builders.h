@@ -46,6 +46,11 @@ struct BertConfig {
   int max_positions = 512;
   int type_vocab_size = 2;
   float layer_norm_eps = 1e-12f;
+  // 0: BertModel (outputs last_hidden_state and pooler_output). N > 0:
+  // BertForSequenceClassification with N labels: the same model under `bert.`, then
+  // `classifier` Linear(hidden, N) on pooler_output (its dropout is the identity at export);
+  // the only output is `logits` [batch, N]. The zoo's training graph of a BERT model.
+  int num_labels = 0;
 };
 void build_bert(const BertConfig& config, int opset, GraphBuilder& b);
 

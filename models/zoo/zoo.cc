@@ -18,7 +18,7 @@ constexpr int64_t kIrVersion = 8;
 struct Entry {
   const char* name;
   const char* description;
-  std::function<void(GraphBuilder&, int opset)> build;
+  std::function<void(GraphBuilder&, const ZooOptions&)> build;
 };
 
 ResNetConfig resnet(bool bottleneck, std::array<int, 4> blocks) {
@@ -56,30 +56,37 @@ BertConfig bert_tiny() {
   return c;
 }
 
+// A BERT model's training graph is BertForSequenceClassification with Hugging Face's default
+// two labels (fine-tuning needs a classifier); the inference graph is BertModel.
+BertConfig bert_config(BertConfig c, const ZooOptions& options) {
+  if (options.training_graph) c.num_labels = 2;
+  return c;
+}
+
 const std::vector<Entry>& entries() {
   static const std::vector<Entry> table = {
       {"resnet18", "torchvision resnet18: BasicBlock [2,2,2,2], 224x224 input, 1000 classes",
-       [](GraphBuilder& b, int) { build_resnet(resnet(false, {2, 2, 2, 2}), b); }},
+       [](GraphBuilder& b, const ZooOptions&) { build_resnet(resnet(false, {2, 2, 2, 2}), b); }},
       {"resnet50", "torchvision resnet50 (v1.5): Bottleneck [3,4,6,3], 224x224 input, 1000 classes",
-       [](GraphBuilder& b, int) { build_resnet(resnet(true, {3, 4, 6, 3}), b); }},
+       [](GraphBuilder& b, const ZooOptions&) { build_resnet(resnet(true, {3, 4, 6, 3}), b); }},
       {"resnet152", "torchvision resnet152 (v1.5): Bottleneck [3,8,36,3], 224x224 input, 1000 classes",
-       [](GraphBuilder& b, int) { build_resnet(resnet(true, {3, 8, 36, 3}), b); }},
+       [](GraphBuilder& b, const ZooOptions&) { build_resnet(resnet(true, {3, 8, 36, 3}), b); }},
       {"inception_v3",
        "torchvision inception_v3 in eval mode (no auxiliary head, transform_input=False), 299x299 input, "
        "1000 classes",
-       [](GraphBuilder& b, int) { build_inception(inception_v3_config(), b); }},
+       [](GraphBuilder& b, const ZooOptions&) { build_inception(inception_v3_config(), b); }},
       {"bert_base",
        "Hugging Face BertModel, bert-base-cased: 12 layers, hidden 768, 12 heads, vocab 28996; outputs "
        "last_hidden_state and pooler_output",
-       [](GraphBuilder& b, int opset) { build_bert(BertConfig{}, opset, b); }},
+       [](GraphBuilder& b, const ZooOptions& o) { build_bert(bert_config(BertConfig{}, o), o.opset, b); }},
       {"resnet_tiny", "tiny ResNet for tests: BasicBlock [2,1,1,1], widths 8..64, 32x32 input, 1000 classes",
-       [](GraphBuilder& b, int) { build_resnet(resnet_tiny(), b); }},
+       [](GraphBuilder& b, const ZooOptions&) { build_resnet(resnet_tiny(), b); }},
       {"inception_tiny",
        "tiny Inception v3 for tests: the stem and one block of each kind A-E, channels / 8, 75x75 input, "
        "1000 classes",
-       [](GraphBuilder& b, int) { build_inception(inception_tiny(), b); }},
+       [](GraphBuilder& b, const ZooOptions&) { build_inception(inception_tiny(), b); }},
       {"bert_tiny", "tiny BertModel for tests: 2 layers, hidden 32, 2 heads, intermediate 128, vocab 100",
-       [](GraphBuilder& b, int opset) { build_bert(bert_tiny(), opset, b); }},
+       [](GraphBuilder& b, const ZooOptions& o) { build_bert(bert_config(bert_tiny(), o), o.opset, b); }},
   };
   return table;
 }
@@ -124,13 +131,14 @@ Result<onnx::ModelProto> build_model(const std::string& name, const ZooOptions& 
   add_meta("zoo_model", entry->name);
   add_meta("zoo_seed", std::to_string(options.seed));
   // The importer keeps BatchNormalization (and the other training-time structure) for such
-  // models instead of folding it; the graph itself is the same.
+  // models instead of folding it. The graph is the same, except that a BERT model gains its
+  // classification head (bert_config).
   add_meta("training_graph", options.training_graph ? "true" : "false");
 
   onnx::GraphProto* graph = model.mutable_graph();
   graph->set_name("main_graph");
   GraphBuilder builder(graph, options.seed, /*materialize=*/true);
-  entry->build(builder, options.opset);
+  entry->build(builder, options);
   return model;
 }
 
@@ -148,7 +156,9 @@ Result<ZooInfo> describe(const std::string& name) {
   PS_ASSIGN_OR_RETURN(const Entry* entry, find(name));
   onnx::GraphProto graph;
   GraphBuilder builder(&graph, /*seed=*/1, /*materialize=*/false);
-  entry->build(builder, kMaxOpset);
+  ZooOptions options;
+  options.opset = kMaxOpset;
+  entry->build(builder, options);
   ZooInfo info;
   info.name = entry->name;
   info.description = entry->description;

@@ -20,7 +20,9 @@ namespace ps::zoo {
 struct ZooOptions {
   uint64_t seed = 1;            // same (name, seed, opset) -> byte-identical model
   int opset = 17;               // default-domain opset, 13..17
-  bool training_graph = false;  // recorded in the metadata; the graph itself is the same
+  // Recorded in the metadata. The graph is the same, except for BERT models: their training
+  // graph is BertForSequenceClassification (2 labels; one output `logits` [batch, 2]).
+  bool training_graph = false;
 };
 
 // All zoo models: resnet18 resnet50 resnet152 inception_v3 bert_base, then the tiny

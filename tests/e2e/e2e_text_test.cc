@@ -2,6 +2,7 @@
 // 127.0.0.1:0, every command, outputs checked against cpu::run_model computed here, concurrent
 // pipelined clients, LOAD/UNLOAD from a models directory.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <functional>
@@ -230,12 +231,20 @@ TEST_CASE("e2e text: TRAIN, JOBS, CHECKPOINT, STOP and resume on the CPU backend
   const psnc::Reply endless = request(client, "TRAIN resnet_tiny checkpoint=busy\n");
   REQUIRE(endless.ok);
   CHECK(request(client, "TRAIN resnet_tiny checkpoint=busy\n").code == "ALREADY_EXISTS");
-  // BERT's two inputs are not the CPU trainer's: the job fails and JOBS says why.
-  const psnc::Reply bert = request(client, "TRAIN bert_tiny steps=2\n");
+  // BERT fine-tunes its classifier (2 labels) on token ids; asking for more classes than it
+  // outputs fails the job, and JOBS says why.
+  const psnc::Reply bert = request(client, "TRAIN bert_tiny steps=2 lr=0.02\n");
   REQUIRE(bert.ok);
-  const psnc::Reply failed = job_line_when(client, bert.field("job"), ended);
+  const psnc::Reply trained = job_line_when(client, bert.field("job"), ended);
+  INFO(trained.line);
+  CHECK(trained.field("state") == "finished");
+  CHECK(trained.field("step") == "2");
+  CHECK(std::isfinite(std::stod(trained.field("loss"))));
+  const psnc::Reply wide = request(client, "TRAIN bert_tiny steps=2 classes=5\n");
+  REQUIRE(wide.ok);
+  const psnc::Reply failed = job_line_when(client, wide.field("job"), ended);
   CHECK(failed.field("state") == "failed");
-  CHECK(failed.field("error").find("one_input") != std::string::npos);
+  CHECK(failed.field("error").find("5_classes") != std::string::npos);
 
   // A graceful shutdown stops the endless job at a step boundary and saves it.
   REQUIRE(server.stop(SIGTERM).ok());

@@ -118,8 +118,9 @@ TEST_CASE("e2e psnc: train --wait follows a job to its end", "[e2e]") {
       psnc_path(), {"--server", server.address_text(), "train", "resnet_tiny", "lr=fast"});
   CHECK(bad.exit_code == 1);
   CHECK(bad.out.find("ERR BAD_ARGUMENT lr='fast'") != std::string::npos);
-  const ToolResult failing =
-      run_tool(psnc_path(), {"--server", server.address_text(), "train", "bert_tiny", "--wait"});
+  // More classes than BERT's classifier outputs: the job fails, and --wait says so.
+  const ToolResult failing = run_tool(
+      psnc_path(), {"--server", server.address_text(), "train", "bert_tiny", "classes=5", "--wait"});
   CHECK(failing.exit_code == 1);
   CHECK(failing.err.find("failed") != std::string::npos);
 }

@@ -82,6 +82,10 @@ TEST_CASE("psimport parses --info, --zoo and --help", "[psimport]") {
   o = parse({"--zoo=bert_base", "-o", "/tmp/b.onnx", "--quiet"});
   REQUIRE(o.ok());
   CHECK(o->output == "/tmp/b.onnx");
+  CHECK(o->mode == ImportMode::kInference);
+  o = parse({"--zoo", "bert_base", "--mode", "training"});
+  REQUIRE(o.ok());
+  CHECK(o->mode == ImportMode::kTraining);
 
   for (const char* help : {"-h", "--help"}) {
     o = parse({"x.onnx", help, "--batch", "oops"});
@@ -202,6 +206,21 @@ TEST_CASE("psimport writes a zoo model, imports it and describes the package", "
   r = run({"--info", dir.file("train.psm")});
   CHECK_THAT(r.out, Contains("BatchNormalization"));
   CHECK_THAT(r.out, Contains("mode training"));
+}
+
+// `--zoo NAME --mode training` writes the graph to train: BERT with its classification head.
+TEST_CASE("psimport writes BERT's training graph with --zoo --mode training", "[psimport]") {
+  ps::testing::TempDir dir;
+  const std::string onnx = dir.file("bert_tiny_train.onnx");
+  Run r = run({"--zoo", "bert_tiny", "--mode", "training", "-o", onnx});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("training graph"));
+  r = run({onnx, "--batch", "2", "--seq", "8", "--mode", "training"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("logits  float32 [2,2]"));
+  CHECK_THAT(r.out, !Contains("pooler_output"));
 }
 
 TEST_CASE("psimport failures name the cause and write nothing", "[psimport]") {

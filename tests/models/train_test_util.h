@@ -12,10 +12,13 @@ namespace ps::models::cpu::testing {
 
 // Tiny zoo model `model` lowered in training mode (BatchNormalization kept) at `batch`; a
 // failure fails the test case.
-inline onnx_loader::LoweredModel lower_training(const std::string& model, int64_t batch) {
+// BERT models: their training graph (BertForSequenceClassification, 2 labels) at sequence 8.
+inline onnx_loader::LoweredModel lower_training(const std::string& model, int64_t batch,
+                                                int opset = 17) {
   models::testing::ZooLowering what;
   what.model = model;
   what.batch = batch;
+  what.opset = opset;
   what.mode = onnx_loader::Mode::kTraining;
   Result<onnx_loader::LoweredModel> lowered = models::testing::lower_zoo_model(what);
   INFO(lowered.status().to_string());

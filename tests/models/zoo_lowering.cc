@@ -13,6 +13,7 @@ Result<onnx_loader::LoweredModel> lower_zoo_model(const ZooLowering& what) {
   const bool training = what.mode == Mode::kTraining;
   zoo::ZooOptions zoo_options;
   zoo_options.opset = what.opset;
+  zoo_options.training_graph = training;  // BERT: with its classification head
   auto model = zoo::build_model(what.model, zoo_options);
   if (!model.ok()) return model.status().with_context(str_cat("build ", what.model));
   onnx_loader::ImportOptions import_options;

@@ -511,7 +511,7 @@ TEST_CASE("the same seed gives a byte-identical model, another seed other weight
   }
 }
 
-TEST_CASE("training_graph is recorded in the metadata and changes nothing else", "[zoo]") {
+TEST_CASE("training_graph is recorded in the metadata and changes nothing else in a CNN", "[zoo]") {
   ZooOptions training;
   training.training_graph = true;
   onnx::ModelProto eval = build("resnet_tiny");
@@ -525,6 +525,45 @@ TEST_CASE("training_graph is recorded in the metadata and changes nothing else",
   CHECK(meta(train)["training_graph"] == "true");
   CHECK(meta(train)["zoo_model"] == "resnet_tiny");
   CHECK(eval.graph().SerializeAsString() == train.graph().SerializeAsString());
+}
+
+// BERT's training graph is BertForSequenceClassification: BertModel under `bert.`, the
+// classifier Linear(hidden, 2) on the pooler output, and `logits` the only output.
+TEST_CASE("a BERT training graph is BertForSequenceClassification with 2 labels", "[zoo]") {
+  ZooOptions training;
+  training.training_graph = true;
+  onnx::ModelProto eval = build("bert_tiny");
+  onnx::ModelProto train = build("bert_tiny", training);
+  REQUIRE(eval.graph().output_size() == 2);
+  REQUIRE(train.graph().output_size() == 1);
+  const onnx::ValueInfoProto& out = train.graph().output(0);
+  CHECK(out.name() == "logits");
+  const auto& dims = out.type().tensor_type().shape().dim();
+  REQUIRE(dims.size() == 2);
+  CHECK(dims[0].dim_param() == "batch");
+  CHECK(dims[1].dim_value() == 2);
+  std::map<std::string, std::vector<int64_t>> train_params, eval_params;
+  for (const auto& t : train.graph().initializer()) {
+    train_params[t.name()] = std::vector<int64_t>(t.dims().begin(), t.dims().end());
+  }
+  for (const auto& t : eval.graph().initializer()) {
+    eval_params[t.name()] = std::vector<int64_t>(t.dims().begin(), t.dims().end());
+  }
+  CHECK(train_params["classifier.weight"] == std::vector<int64_t>{2, 32});
+  CHECK(train_params["classifier.bias"] == std::vector<int64_t>{2});
+  // Every named parameter of BertModel is there under `bert.` with its shape.
+  int named = 0;
+  for (const auto& [name, shape] : eval_params) {
+    if (name.find('.') == std::string::npos) continue;  // the exporter's anonymous names
+    ++named;
+    INFO(name);
+    CHECK(train_params["bert." + name] == shape);
+  }
+  CHECK(named > 20);
+  // The classifier's Gemm reads the pooler's Tanh.
+  const onnx::NodeProto& last = train.graph().node(train.graph().node_size() - 1);
+  CHECK(last.op_type() == "Gemm");
+  CHECK(last.output(0) == "logits");
 }
 
 TEST_CASE("write_model writes a file that parses back to the same model", "[zoo]") {

@@ -18,7 +18,7 @@ inline std::vector<double> reference_losses(const std::string& zoo_model, uint32
   auto model = import_zoo_model(zoo_model, batch, 16, /*training=*/true);
   PS_CHECK(model.ok());
   auto trainer =
-      models::cpu::Trainer::create(model->manifest, model->weights, trainer_options(options));
+      models::cpu::Trainer::create(model->manifest, model->weights, trainer_options(options, model->manifest));
   PS_CHECK(trainer.ok());
   std::vector<double> out;
   for (int i = 0; i < steps; ++i) {

@@ -56,7 +56,7 @@ Status check_applies(const std::map<std::string, std::string>& given, Command co
       {"--quiet", {Command::kImport, Command::kZoo}},
       {"--batch", {Command::kImport}},
       {"--seq", {Command::kImport}},
-      {"--mode", {Command::kImport}},
+      {"--mode", {Command::kImport, Command::kZoo}},
       {"--grouping", {Command::kImport}},
   };
   for (const auto& [name, commands] : applies) {
@@ -207,8 +207,10 @@ Usage:
       graph passes for the mode, plan its memory and layer groups, and write a package.
   psimport --info MODEL.psm
       Check a package (header, checksums, manifest) and describe it.
-  psimport --zoo NAME [-o NAME.onnx] [--quiet]
-      Write a model of the built-in zoo as an ONNX file.
+  psimport --zoo NAME [-o NAME.onnx] [--mode inference|training] [--quiet]
+      Write a model of the built-in zoo as an ONNX file. With --mode training, the graph
+      to train: the same for ResNet and Inception; BERT gains a classification head
+      (BertForSequenceClassification, 2 labels) and outputs only its logits.
   psimport --help
       This text.
 
@@ -218,7 +220,8 @@ Options:
   --batch N           the batch size the symbolic batch dimension is fixed to
   --seq N             the sequence length for models with one (BERT: 251 in the paper)
   --mode M            inference (fused: BatchNorm folded, bias and ReLU fused; the default)
-                      or training (unfused, for the backward pass)
+                      or training (unfused, for the backward pass; with --zoo: the
+                      graph to train)
   --grouping G        how layers are grouped into host-to-GPU copies: per-layer, blocks
                       (one group per source block) or whole (the whole model at once);
                       default: the importer's choice

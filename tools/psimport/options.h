@@ -2,7 +2,7 @@
 //   psimport MODEL.onnx [-o MODEL.psm] [--batch N] [--seq N] [--mode inference|training]
 //            [--grouping per-layer|blocks|whole] [--quiet]     import an ONNX model
 //   psimport --info MODEL.psm                                   describe a package
-//   psimport --zoo NAME [-o NAME.onnx] [--quiet]                write a built-in model as ONNX
+//   psimport --zoo NAME [-o NAME.onnx] [--mode M] [--quiet]     write a built-in model as ONNX
 // plus --help. Parsing is a pure function over the arguments, so tests drive it directly.
 #pragma once
 
@@ -28,7 +28,7 @@ struct Options {
   std::string output;     // kImport / kZoo: -o, or derived from the input (MODEL.psm, NAME.onnx)
   std::optional<int64_t> batch;  // kImport: fixes the symbolic batch dimension
   std::optional<int64_t> seq;    // kImport: fixes the symbolic sequence length
-  ImportMode mode = ImportMode::kInference;
+  ImportMode mode = ImportMode::kInference;  // kImport; kZoo: the training graph (zoo.h)
   std::optional<Grouping> grouping;  // kImport: unset means the importer's default
   bool quiet = false;                // kImport / kZoo: no progress or summary
 };

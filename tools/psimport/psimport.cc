@@ -168,7 +168,9 @@ int write_zoo_model(const Options& options, std::ostream& out, std::ostream& err
     err << "\n";
     return kExitUsage;
   }
-  Status s = zoo::write_model(options.zoo_model, options.output);
+  zoo::ZooOptions zoo_options;
+  zoo_options.training_graph = options.mode == ImportMode::kTraining;
+  Status s = zoo::write_model(options.zoo_model, options.output, zoo_options);
   if (!s.ok()) {
     err << "psimport: --zoo " << options.zoo_model << ": " << s.message() << "\n";
     return kExitFailure;
@@ -176,6 +178,7 @@ int write_zoo_model(const Options& options, std::ostream& out, std::ostream& err
   if (!options.quiet) {
     auto info = zoo::describe(options.zoo_model);
     out << "wrote " << options.output << " (" << options.zoo_model;
+    if (zoo_options.training_graph) out << ", training graph";
     if (info.ok()) out << ": " << info->description << ", " << info->parameters << " parameters";
     out << ")\n";
   }
