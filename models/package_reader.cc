@@ -18,7 +18,6 @@ namespace {
 
 namespace psm = pipeswitch::psm;
 using onnx_loader::errno_string;
-using onnx_loader::UniqueFd;
 
 // Large enough that syscalls cost nothing next to the copy, small enough that the hash reads
 // each chunk back while it is still in the cache.
@@ -41,13 +40,18 @@ const char* file_type_name(mode_t mode) {
 }  // namespace
 
 Result<Package> Package::open(const std::string& path) {
-  // O_NONBLOCK: opening a FIFO must not wait for a writer; the type is checked just below.
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; open_fd checks the type first.
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!fd.valid()) {
     const int err = errno;
     if (err == ENOENT) return not_found(path, ": no such file");
     return io_error(path, ": cannot open: ", errno_string(err));
   }
+  return open_fd(std::move(fd), path);
+}
+
+Result<Package> Package::open_fd(UniqueFd fd, std::string display_name) {
+  const std::string& path = display_name;
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return io_error(path, ": fstat failed: ", errno_string(errno));
   if (!S_ISREG(st.st_mode)) {
@@ -89,7 +93,7 @@ Result<Package> Package::open(const std::string& path) {
   PS_TRY(onnx_loader::validate_manifest(*manifest, header.weights_size, path));
 
   Package package;
-  package.path_ = path;
+  package.path_ = std::move(display_name);
   package.fd_ = std::move(fd);
   package.header_ = header;
   package.manifest_ = std::move(manifest);

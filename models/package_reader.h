@@ -13,6 +13,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "onnx_loader/package_file.h"
 #include "onnx_loader/package_format.h"
 #include "onnx_loader/psm.pb.h"
@@ -21,8 +22,9 @@ namespace ps::models {
 
 using onnx_loader::ProgressFn;
 
-// An open, validated package. Keeps the file open (so read_weights() reads the file that was
-// validated, even if a new one is renamed over the path meanwhile). Move-only.
+// An open, validated package. Owns the file's descriptor and keeps it open (so read_weights()
+// reads the file that was validated, even if a new one is renamed over the path meanwhile);
+// closes it when destroyed. Move-only.
 class Package {
  public:
   // Opens `path` and validates header, manifest checksum and manifest (validate_manifest()).
@@ -30,6 +32,12 @@ class Package {
   // file (a directory...), kIo when it cannot be opened or read, kUnsupported for a newer major
   // format version or unknown required features, kCorrupt for everything else wrong with it.
   static Result<Package> open(const std::string& path);
+
+  // The same for a file the caller opened already (for reading; e.g. confined to a directory
+  // with beneath_open): the Package takes `fd` over, and on error it is closed. `display_name`
+  // names the file in errors and is what path() returns; nothing is opened by that name.
+  // Errors as open(), less kNotFound.
+  static Result<Package> open_fd(UniqueFd fd, std::string display_name);
 
   Package(Package&&) noexcept = default;
   Package& operator=(Package&&) noexcept = default;
@@ -40,6 +48,7 @@ class Package {
   // The validated manifest. Its address stays the same when the Package is moved.
   const pipeswitch::psm::Manifest& manifest() const { return *manifest_; }
   const onnx_loader::PackageHeader& header() const { return header_; }
+  // The path it was opened from, or open_fd()'s display name.
   const std::string& path() const { return path_; }
   // Size of the weight blob; read_weights() needs a buffer at least this large.
   uint64_t weights_bytes() const { return header_.weights_size; }
@@ -61,7 +70,7 @@ class Package {
   Package() = default;
 
   std::string path_;
-  onnx_loader::UniqueFd fd_;
+  UniqueFd fd_;
   onnx_loader::PackageHeader header_;
   std::unique_ptr<pipeswitch::psm::Manifest> manifest_;
 };

@@ -1,5 +1,5 @@
-// Small POSIX file helpers for the package writer and reader: an owning file descriptor and
-// read/write loops that survive EINTR and short transfers and name the file in their errors.
+// Small POSIX file helpers for the package writer and reader: read/write loops that survive
+// EINTR and short transfers and name the file in their errors.
 #pragma once
 
 #include <cstdint>
@@ -8,34 +8,14 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace ps::onnx_loader {
 
-// Owns a POSIX file descriptor; closes it on destruction. Move-only.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-
-  bool valid() const { return fd_ >= 0; }
-  int get() const { return fd_; }
-  // Gives up ownership; returns the descriptor (-1 if none).
-  int release();
-  // Closes now and reports a failing close (which can be a late write error). `label` names
-  // the file in the error. Closing an invalid descriptor is OK.
-  Status close(std::string_view label);
-
- private:
-  int fd_ = -1;
-};
-
-// "No such file or directory (errno 2)".
-std::string errno_string(int err);
+// The owning descriptor and errno_string live in common/ (the reactor's confined open uses them
+// too); these names keep the package code's spelling.
+using ps::errno_string;
+using ps::UniqueFd;
 
 // Reads exactly dst.size() bytes at `offset` of `fd`. Returns kIo when the OS fails the read,
 // kCorrupt ("truncated") when the file ends first.

@@ -39,6 +39,7 @@
 #include "common/dtype.h"
 #include "common/shape.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 
 namespace ps::reactor {
 
@@ -87,9 +88,14 @@ Status check_infer_input(const ModelInfo& model, uint32_t batch, uint64_t input_
 // Where a model comes from. Exactly one of package_path and zoo_model is set.
 struct ModelSource {
   std::string name;          // the name it is registered under
-  std::string package_path;  // a .psm file (already confined to the models directory)
-  std::string zoo_model;     // a zoo model (models/zoo/zoo.h) built and imported in-process
-  uint32_t zoo_batch = 1;    // zoo only: the dims fixed at import
+  std::string package_path;  // a .psm file: opened by this path unless package_fd is set
+  // The package already open, when the server's LOAD opened it confined to the models directory
+  // (common/beneath_open.h): it is read from this descriptor, and package_path only names it in
+  // messages. Shared, so a source stays copyable (one load fans out to every device); the last
+  // copy closes it. Who keeps a source after the load drops it (the file is not needed again).
+  std::shared_ptr<const UniqueFd> package_fd;
+  std::string zoo_model;   // a zoo model (models/zoo/zoo.h) built and imported in-process
+  uint32_t zoo_batch = 1;  // zoo only: the dims fixed at import
   uint32_t zoo_seq = 16;
 };
 

@@ -178,6 +178,7 @@ void CpuBackend::loader_main() {
     c.kind = CompletionKind::kLoad;
     c.ticket = job.ticket;
     auto host = read_model(job.source);
+    job.source.package_fd.reset();  // read (or refused): the file is not needed again
     const std::string label =
         job.source.zoo_model.empty() ? job.source.package_path : "zoo:" + job.source.zoo_model;
     if (!host.ok()) {

@@ -43,7 +43,8 @@ inline uint64_t event_us(const cuda::Event& start, const cuda::Event& end) {
 struct GpuEngine::Model {
   ModelInfo info;
   ModelSource source;  // where it came from (training re-imports a zoo model for training)
-  std::string package_path;   // empty for zoo models (unless written for kill-restart)
+  std::string package_path;   // what kill-restart reads: empty for zoo models and LOADed
+                              // packages unless a copy was written for it
   bool owns_package = false;  // package_path was written by us: removed with the model
   ~Model() {
     if (owns_package) std::filesystem::remove(package_path);

@@ -31,6 +31,7 @@ constexpr int kProfileRuns = 3;
 Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelSource& source) {
   auto m = std::make_unique<Model>();
   m->source = source;
+  m->source.package_fd.reset();  // the package is read below and not needed again
   const bool zoo = !source.zoo_model.empty();
   const std::string label = zoo ? "zoo:" + source.zoo_model : source.package_path;
 
@@ -74,9 +75,11 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     }
     m->host_weights = dst;
   } else {
-    PS_ASSIGN_OR_RETURN(models::Package package, models::Package::open(source.package_path));
+    PS_ASSIGN_OR_RETURN(models::Package package, open_package(source));
     m->manifest = package.manifest();
-    m->package_path = source.package_path;
+    // A package LOAD opened confined to the models directory is never opened by its path again:
+    // kill-restart's fresh processes read a copy of it, written below like a zoo model's.
+    if (!source.package_fd) m->package_path = source.package_path;
     PS_ASSIGN_OR_RETURN(uint8_t * dst, place(package.weights_bytes()));
     if (package.weights_bytes() > 0) {
       Status read = package.read_weights(dst, package.weights_bytes());
@@ -86,7 +89,8 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
   }
   PS_ASSIGN_OR_RETURN(m->info, describe_model(source.name, label, m->manifest));
   if (policy_.fresh_process && m->package_path.empty()) {
-    // The fresh process reads a package: write the zoo model as one, once.
+    // The fresh process reads a package: write the zoo model (or the LOADed package) as one,
+    // once.
     if (package_dir_.empty()) {
       const char* tmp = std::getenv("TMPDIR");
       package_dir_ =

@@ -1,5 +1,9 @@
 #include "reactor/model_source.h"
 
+#include <fcntl.h>
+
+#include <cerrno>
+
 #include "models/cpu/token_range.h"
 #include "models/package_reader.h"
 #include "models/zoo/zoo.h"
@@ -41,6 +45,16 @@ Result<HostModel> import_zoo_model(const std::string& zoo_model, uint32_t batch,
   return HostModel{std::move(lowered.manifest), std::move(lowered.weights)};
 }
 
+Result<models::Package> open_package(const ModelSource& source) {
+  if (!source.package_fd) return models::Package::open(source.package_path);
+  UniqueFd fd(::fcntl(source.package_fd->get(), F_DUPFD_CLOEXEC, 0));
+  if (!fd.valid()) {
+    return io_error(source.package_path,
+                    ": cannot duplicate its descriptor: ", errno_string(errno));
+  }
+  return models::Package::open_fd(std::move(fd), source.package_path);
+}
+
 Result<HostModel> read_model(const ModelSource& source, const LoadProgress& progress) {
   if (!source.zoo_model.empty()) {
     if (progress) progress("build zoo model", 0.0);
@@ -49,7 +63,7 @@ Result<HostModel> read_model(const ModelSource& source, const LoadProgress& prog
     if (progress) progress("build zoo model", 1.0);
     return model;
   }
-  auto package = models::Package::open(source.package_path);
+  auto package = open_package(source);
   if (!package.ok()) return package.status().with_context(source.package_path);
   HostModel model;
   model.manifest = package->manifest();

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "models/package_reader.h"
 #include "onnx_loader/psm.pb.h"
 #include "reactor/backend.h"
 
@@ -23,6 +24,12 @@ struct HostModel {
 };
 
 using LoadProgress = std::function<void(std::string_view stage, double fraction)>;
+
+// Opens and validates the package of a package source (models::Package::open_fd): from a
+// duplicate of source.package_fd when it is set (the path is not looked up again; every copy of
+// the source can open it), else by source.package_path. Errors as Package::open, or kIo when
+// the descriptor cannot be duplicated; the messages name source.package_path.
+Result<models::Package> open_package(const ModelSource& source);
 
 // Reads `source` (package_path or zoo_model). `progress` may be empty. Returns the model, or
 // the package reader's / importer's error with the source named in front.

@@ -129,8 +129,11 @@ class Server {
   void text_load(Connection& c, const net::Command& command);
   void text_unload(Connection& c, const net::Command& command);
   std::string models_reply() const;
-  Result<std::string> confine_package_path(const std::string& model,
-                                           const std::string* package) const;
+  // LOAD's package (`package`, default `<model>.psm`) checked against the models directory and
+  // opened beneath it (common/beneath_open.h): a source that carries the open descriptor.
+  // kPermissionDenied (FORBIDDEN) when it would leave the directory or there is none.
+  Result<ModelSource> open_package_source(const std::string& model,
+                                          const std::string* package) const;
 
   // server_train.cc: TRAIN, JOBS, STOP, CHECKPOINT.
   void text_train(Connection& c, const net::Command& command);

@@ -1,7 +1,11 @@
 // The text protocol's commands (docs/protocol.md, section 2.3).
+#include <fcntl.h>
+
 #include <filesystem>
 #include <system_error>
 
+#include "common/beneath_open.h"
+#include "common/unique_fd.h"
 #include "net/text_reply.h"
 #include "reactor/log.h"
 #include "reactor/output_summary.h"
@@ -165,8 +169,8 @@ void Server::text_infer(Connection& c, net::Command command) {
   }
 }
 
-Result<std::string> Server::confine_package_path(const std::string& model,
-                                                 const std::string* package) const {
+Result<ModelSource> Server::open_package_source(const std::string& model,
+                                                const std::string* package) const {
   namespace fs = std::filesystem;
   if (options_.models_dir.empty()) {
     return permission_denied("LOAD needs a models directory (start the server with --models DIR)");
@@ -176,7 +180,9 @@ Result<std::string> Server::confine_package_path(const std::string& model,
   if (ec) return not_found("models directory '", options_.models_dir, "': ", ec.message());
   const std::string name = package ? *package : model + ".psm";
   const fs::path requested = fs::path(name).is_absolute() ? fs::path(name) : dir / name;
-  // Symbolic links are resolved first, so a link inside the directory cannot lead out of it.
+  // The check by path: symbolic links are resolved first, so a link inside the directory cannot
+  // lead out of it, and links or absolute paths that end up inside are accepted. It gives the
+  // clear answers; it does not confine by itself, since the tree can change before the open.
   const fs::path resolved = fs::weakly_canonical(requested, ec);
   if (ec) return not_found("package '", name, "': ", ec.message());
   const auto [dir_end, rest] =
@@ -184,29 +190,51 @@ Result<std::string> Server::confine_package_path(const std::string& model,
   if (dir_end != dir.end() || rest == resolved.end()) {
     return permission_denied("package '", name, "' is outside the models directory");
   }
-  if (!fs::exists(resolved, ec))
-    return not_found("no package '", name, "' in the models directory");
-  if (!fs::is_regular_file(resolved, ec)) return not_found("package '", name, "' is not a file");
-  return resolved.string();
+  fs::path relative;
+  for (auto it = rest; it != resolved.end(); ++it) relative /= *it;
+
+  // The open confines: the checked path is opened beneath the directory's descriptor
+  // (openat2 RESOLVE_BENEATH), so a component swapped for a link to the outside since the
+  // check is refused, and the backend reads this descriptor, never the path again. Opening is
+  // cheap (no read), so it happens here, on the loop thread.
+  UniqueFd dir_fd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd.valid()) {
+    return not_found("models directory '", options_.models_dir, "': ", errno_string(errno));
+  }
+  auto fd = beneath_open(dir_fd.get(), relative.string());
+  if (!fd.ok()) {
+    switch (fd.status().code()) {
+      case Code::kPermissionDenied:
+        return permission_denied("package '", name, "' is outside the models directory");
+      case Code::kNotFound:
+        return not_found("no package '", name, "' in the models directory");
+      case Code::kInvalidArgument:
+        return not_found("package '", name, "' is not a file");
+      default:
+        return fd.status().with_context(str_cat("package '", name, "'"));
+    }
+  }
+  ModelSource source;
+  source.name = model;
+  source.package_path = resolved.string();
+  source.package_fd = std::make_shared<const UniqueFd>(std::move(*fd));
+  return source;
 }
 
 void Server::text_load(Connection& c, const net::Command& command) {
   const std::string& model = command.args[0];
   const std::string* package = command.args.size() > 1 ? &command.args[1] : nullptr;
-  auto path = confine_package_path(model, package);
-  if (!path.ok()) {
-    const Status& s = path.status();
+  auto source = open_package_source(model, package);
+  if (!source.ok()) {
+    const Status& s = source.status();
     reply_now(c, error_reply(s.code() == Code::kPermissionDenied ? ErrorCode::kForbidden
                                                                  : net::error_code_for(s.code()),
                              s.message()));
     return;
   }
-  ModelSource source;
-  source.name = model;
-  source.package_path = *path;
   const uint64_t seq = reserve_slot(c);
   const uint64_t id = c.id;
-  Status s = scheduler_.load(std::move(source), [this, id, seq, model](Completion done) {
+  Status s = scheduler_.load(std::move(*source), [this, id, seq, model](Completion done) {
     if (!done.status.ok()) {
       log_warn("LOAD ", model, ": ", done.status.message());
       fill_slot(id, seq, status_reply(done.status, ErrorCode::kNotFound));

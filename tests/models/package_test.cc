@@ -1,5 +1,6 @@
 // The .psm package: checksum, writer and reader on good input, and writer failures.
 // Corrupt and invalid files are in package_corruption_test.cc.
+#include <fcntl.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -251,6 +252,52 @@ TEST_CASE("writing over an existing package replaces it whole", "[package]") {
   std::vector<uint8_t> old_weights(old_package->weights_bytes());
   REQUIRE(old_package->read_weights(old_weights.data(), old_weights.size()).ok());
   CHECK(old_weights == make_small_model().weights);
+}
+
+TEST_CASE("open_fd reads a package through a descriptor it takes over", "[package]") {
+  TempDir dir;
+  const auto model = make_small_model();
+  const std::string path = dir.file("m.psm");
+  REQUIRE(write_package(path, model.manifest, model.weights, no_sync()).ok());
+  // O_NONBLOCK as a confined open leaves it before the type check: cleared for the reads.
+  const int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  REQUIRE(raw >= 0);
+  auto package = Package::open_fd(ps::UniqueFd(raw), "models/m.psm");
+  REQUIRE(package.ok());
+  CHECK(package->path() == "models/m.psm");
+  CHECK((::fcntl(raw, F_GETFL) & O_NONBLOCK) == 0);
+  // The path is not read again: the Package reads the file it holds even once it is gone.
+  REQUIRE(::unlink(path.c_str()) == 0);
+  std::vector<uint8_t> weights(package->weights_bytes());
+  REQUIRE(package->read_weights(weights.data(), weights.size()).ok());
+  CHECK(weights == model.weights);
+  // The Package owns the descriptor: moved, it stays open; destroyed, it is closed.
+  Package moved = std::move(package).value();
+  CHECK(::fcntl(raw, F_GETFD) >= 0);
+  { Package gone = std::move(moved); }
+  CHECK(::fcntl(raw, F_GETFD) == -1);
+
+  // On error the descriptor is closed too, and the message uses the display name.
+  const int directory = ::open(dir.path().c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+  REQUIRE(directory >= 0);
+  auto refused = Package::open_fd(ps::UniqueFd(directory), "models/sub");
+  CHECK(refused.status().code() == Code::kInvalidArgument);
+  CHECK(refused.status().message() == "models/sub: is a directory, not a .psm file");
+  CHECK(::fcntl(directory, F_GETFD) == -1);
+  {
+    const std::string garbage = dir.file("garbage.psm");
+    FILE* f = std::fopen(garbage.c_str(), "wb");
+    REQUIRE(f != nullptr);
+    std::fputs("not a package", f);
+    std::fclose(f);
+    const int fd = ::open(garbage.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    auto corrupt = Package::open_fd(ps::UniqueFd(fd), "garbage.psm");
+    CHECK(corrupt.status().code() == Code::kCorrupt);
+    CHECK_THAT(corrupt.status().message(), Catch::StartsWith("garbage.psm: "));
+    CHECK(corrupt.status().message().find(dir.path()) == std::string::npos);
+    CHECK(::fcntl(fd, F_GETFD) == -1);
+  }
 }
 
 TEST_CASE("read_weights refuses a buffer smaller than the blob", "[package]") {

@@ -83,6 +83,11 @@ class FakeBackend final : public Backend {
     std::lock_guard lock(mutex_);
     return loads_;
   }
+  // Drops the recorded loads (and so the sources' open package descriptors).
+  void forget_loads() {
+    std::lock_guard lock(mutex_);
+    loads_.clear();
+  }
   std::vector<std::pair<uint64_t, std::string>> unloads() {
     std::lock_guard lock(mutex_);
     return unloads_;

@@ -3,11 +3,17 @@
 // max_pipelined), closing after QUIT and after must-close errors, and a clean loop at the end.
 #include "reactor/server.h"
 
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
+#include "onnx_loader/package_writer.h"
 #include "reactor/completion_bridge.h"
+#include "reactor/model_source.h"
+#include "tests/onnx_loader/temp_dir.h"
 #include "tests/reactor/fake_backend.h"
 #include "tools/psnc/client.h"
 
@@ -213,6 +219,69 @@ TEST_CASE("server: a reply's payload and errors for bad input keep the connectio
   REQUIRE(ok->ok);
   CHECK(ok->payload.size() == 4);
   CHECK(client.read_reply()->code == "UNKNOWN_COMMAND");
+}
+
+// The time-of-check/time-of-use race of LOAD, made deterministic: the server checks and opens
+// the package, then (before the backend reads it) the file is replaced by a link leading out of
+// the models directory. The backend reads the file that was checked, through the descriptor the
+// source carries; the path alone would now read the outside file.
+TEST_CASE("server: LOAD hands the backend the package it opened, not its path", "[server]") {
+  namespace fs = std::filesystem;
+  onnx_loader::testing::TempDir dir;
+  auto model = import_zoo_model("resnet_tiny", 1, 16);
+  REQUIRE(model.ok());
+  fs::create_directories(dir.path() / "models");
+  REQUIRE(
+      onnx_loader::write_package(dir.file("models/pkg.psm"), model->manifest, model->weights).ok());
+  dir.write("outside.psm", "not a package");
+  ServerOptions options;
+  options.models_dir = dir.file("models");
+  Harness h(options);
+  psnc::Client client = h.connect();
+
+  REQUIRE(client.send("LOAD b pkg.psm\n").ok());
+  REQUIRE(wait_until([&] { return h.backend().loads().size() == 2; }));
+  auto loads = h.backend().loads();
+  const uint64_t ticket = loads[1].first;
+  ModelSource source = loads[1].second;
+  loads.clear();
+  CHECK(source.name == "b");
+  CHECK(source.package_path == fs::canonical(dir.file("models/pkg.psm")).string());
+  REQUIRE(source.package_fd);
+  struct stat opened;
+  REQUIRE(::fstat(source.package_fd->get(), &opened) == 0);
+
+  fs::remove(dir.file("models/pkg.psm"));
+  fs::create_symlink("../outside.psm", dir.file("models/pkg.psm"));  // the swap
+  auto read = read_model(source);
+  REQUIRE(read.ok());
+  CHECK(read->manifest.model_name() == model->manifest.model_name());
+  CHECK(read->weights == model->weights);
+  ModelSource by_path = source;
+  by_path.package_fd.reset();
+  CHECK(read_model(by_path).status().code() == Code::kCorrupt);  // what the path leads to now
+
+  // The load fails later: the client gets the error, and once the backend lets go of the source
+  // nobody holds the descriptor (the number is closed, or reused for another file).
+  h.backend().fail_load(ticket, corrupt("pkg.psm: the weights are corrupt"));
+  auto reply = client.read_reply();
+  REQUIRE(reply.ok());
+  CHECK_FALSE(reply->ok);
+  CHECK(reply->message == "pkg.psm: the weights are corrupt");
+  const int fd = source.package_fd->get();
+  by_path = ModelSource();
+  h.backend().forget_loads();
+  CHECK(source.package_fd.use_count() == 1);
+  source = ModelSource();
+  struct stat now;
+  CHECK((::fstat(fd, &now) != 0 || now.st_ino != opened.st_ino || now.st_dev != opened.st_dev));
+
+  // Refused before anything is opened: the link leads out now.
+  REQUIRE(client.send("LOAD c pkg.psm\nLOAD d ../outside.psm\nLOAD e missing.psm\n").ok());
+  CHECK(client.read_reply()->code == "FORBIDDEN");
+  CHECK(client.read_reply()->code == "FORBIDDEN");
+  CHECK(client.read_reply()->code == "NOT_FOUND");
+  CHECK(h.backend().loads().empty());
 }
 
 }  // namespace
