@@ -1,0 +1,324 @@
+// BERT's backward kernels (issue 7): unary derivatives (Erf, Tanh, Sqrt, Gelu, Neg, Exp), the
+// element-wise gradients of Sub/Mul/Div/Pow at dY's shape (reduce.cu's ps_reduce_f32 then sums
+// them to each input's shape), ReduceMean's spread, Softmax, LayerNormalization and Gather.
+// Semantics are the CPU references' (models/cpu/grad*.cc), in float32. Every kernel is
+// deterministic: no atomics, every sum in a fixed order (Gather's repeated indices are chained
+// and summed in position order by one thread). The parameter blocks and the rules:
+// train_bert_params.h. Launchers: models/gpu/grad_bert_ops.cc; plans: grad_bert_plan.h.
+#include <cstdint>
+
+#include "cuda/kernels/train_bert_params.h"
+
+namespace train_bert {
+
+using ps::train_kernels::BinaryGradParams;
+using ps::train_kernels::GatherGradParams;
+using ps::train_kernels::LayerNormGradParams;
+using ps::train_kernels::SoftmaxGradParams;
+using ps::train_kernels::SpreadParams;
+using ps::train_kernels::UnaryGradParams;
+
+__device__ inline uint64_t thread_index() {
+  return static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ inline uint64_t grid_stride() { return static_cast<uint64_t>(gridDim.x) * blockDim.x; }
+
+// Write, or add to what the gradient buffer holds (train.cu's rule).
+__device__ inline void store(float* dst, uint64_t i, float v, uint32_t accumulate) {
+  dst[i] = accumulate != 0u ? dst[i] + v : v;
+}
+
+constexpr unsigned kFullMask = 0xffffffffu;
+__device__ inline float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
+  return v;
+}
+
+// The warps of the grid: warp w takes rows w, w + warps, ... (every lane of a warp walks the
+// same rows, so the shuffles are uniform).
+struct WarpRows {
+  uint64_t first, stride;
+  unsigned lane;
+};
+__device__ inline WarpRows warp_rows() {
+  const uint64_t t = thread_index();
+  return {t / 32, grid_stride() / 32, static_cast<unsigned>(threadIdx.x % 32)};
+}
+
+__device__ inline float unary_derivative(int32_t op, float x) {
+  switch (op) {
+    case ps::train_kernels::kUnaryGradErf:
+      return 1.12837916709551257f * expf(-x * x);
+    case ps::train_kernels::kUnaryGradTanh: {
+      const float t = tanhf(x);
+      return 1.0f - t * t;
+    }
+    case ps::train_kernels::kUnaryGradSqrt:
+      return 0.5f / sqrtf(x);
+    case ps::train_kernels::kUnaryGradGelu:
+      return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+             x * expf(-0.5f * x * x) * 0.39894228040143268f;
+    case ps::train_kernels::kUnaryGradNeg:
+      return -1.0f;
+    default:  // kUnaryGradExp
+      return expf(x);
+  }
+}
+
+// The two gradients of a binary op at one element (g = dY, x = A, y = B).
+__device__ inline void binary_derivatives(int32_t op, float g, float x, float y, float* ga,
+                                          float* gb) {
+  switch (op) {
+    case ps::train_kernels::kBinaryGradSub:
+      *ga = g;
+      *gb = -g;
+      break;
+    case ps::train_kernels::kBinaryGradMul:
+      *ga = g * y;
+      *gb = g * x;
+      break;
+    case ps::train_kernels::kBinaryGradDiv:
+      *ga = g / y;
+      *gb = -g * x / (y * y);
+      break;
+    default:  // kBinaryGradPow; x^1 and x^2 exactly, as the forward's x * x
+      *ga = y == 2.0f ? g * 2.0f * x : g * y * powf(x, y - 1.0f);
+      *gb = x > 0.0f ? g * (y == 2.0f ? x * x : powf(x, y)) * logf(x) : 0.0f;
+      break;
+  }
+}
+
+// A dY row of the LayerNorm partial sums: x^ of column `col` in row r.
+__device__ inline float layer_norm_xhat(const float* x, const float* stats, int64_t r,
+                                        int64_t inner, int64_t col) {
+  return (x[r * inner + col] - stats[2 * r]) * stats[2 * r + 1];
+}
+
+// Gather: the row index j picks (negatives wrap), -1 when out of range.
+template <typename I>
+__device__ inline int64_t wrapped(const I* idx, int64_t j, int64_t dim) {
+  int64_t v = static_cast<int64_t>(idx[j]);
+  if (v < -dim || v >= dim) return -1;
+  return v < 0 ? v + dim : v;
+}
+
+template <typename I>
+__device__ inline void gather_links(const I* idx, int64_t* rows, int32_t* first, int32_t* next,
+                                    const GatherGradParams& p) {
+  const uint64_t count = static_cast<uint64_t>(p.count);
+  for (uint64_t j = thread_index(); j < count; j += grid_stride()) {
+    const int64_t jj = static_cast<int64_t>(j);
+    const int64_t v = wrapped(idx, jj, p.dim);
+    rows[j] = v;
+    if (v < 0) {
+      first[j] = 0;
+      next[j] = -1;
+      continue;
+    }
+    int32_t is_first = 1;
+    for (int64_t k = 0; k < jj; ++k) {
+      if (wrapped(idx, k, p.dim) == v) {
+        is_first = 0;
+        break;
+      }
+    }
+    int32_t after = -1;
+    for (int64_t k = jj + 1; k < p.count; ++k) {
+      if (wrapped(idx, k, p.dim) == v) {
+        after = static_cast<int32_t>(k);
+        break;
+      }
+    }
+    first[j] = is_first;
+    next[j] = after;
+  }
+}
+
+}  // namespace train_bert
+
+// dX = dY * f'(X) over p.count elements (p.op: train_bert_params.h's UnaryGradOp).
+extern "C" __global__ void ps_unary_backward_f32(const float* x, const float* dy, float* dx,
+                                                 ps::train_kernels::UnaryGradParams p) {
+  const uint64_t count = static_cast<uint64_t>(p.count);
+  for (uint64_t i = train_bert::thread_index(); i < count; i += train_bert::grid_stride()) {
+    train_bert::store(dx, i, dy[i] * train_bert::unary_derivative(p.op, x[i]), p.accumulate);
+  }
+}
+
+// Sub/Mul/Div/Pow: the gradients of A and B at dY's shape (ga / gb may be null).
+extern "C" __global__ void ps_binary_backward_f32(const float* a, const float* b, const float* dy,
+                                                  float* ga, float* gb,
+                                                  ps::train_kernels::BinaryGradParams p) {
+  const uint64_t count = static_cast<uint64_t>(p.count);
+  for (uint64_t i = train_bert::thread_index(); i < count; i += train_bert::grid_stride()) {
+    int64_t oa = 0, ob = 0;
+    uint64_t rem = i;
+#pragma unroll
+    for (int d = ps::kernels::kMaxRank - 1; d >= 0; --d) {
+      if (d < p.rank) {
+        const uint64_t dim = static_cast<uint64_t>(p.dims[d]);
+        const auto at = static_cast<int64_t>(rem % dim);
+        rem /= dim;
+        oa += at * p.a_strides[d];
+        ob += at * p.b_strides[d];
+      }
+    }
+    float va = 0.0f, vb = 0.0f;
+    train_bert::binary_derivatives(p.op, dy[i], a[oa], b[ob], &va, &vb);
+    if (ga != nullptr) train_bert::store(ga, i, va, p.accumulate_a);
+    if (gb != nullptr) train_bert::store(gb, i, vb, p.accumulate_b);
+  }
+}
+
+// dX[i] = scale * dY[offset(i)] (ReduceMean backward: dY spread over the averaged axes).
+extern "C" __global__ void ps_spread_backward_f32(const float* dy, float* dx,
+                                                  ps::train_kernels::SpreadParams p) {
+  const uint64_t count = static_cast<uint64_t>(p.count);
+  for (uint64_t i = train_bert::thread_index(); i < count; i += train_bert::grid_stride()) {
+    int64_t off = 0;
+    uint64_t rem = i;
+#pragma unroll
+    for (int d = ps::kernels::kMaxRank - 1; d >= 0; --d) {
+      if (d < p.rank) {
+        const uint64_t dim = static_cast<uint64_t>(p.dims[d]);
+        off += static_cast<int64_t>(rem % dim) * p.strides[d];
+        rem /= dim;
+      }
+    }
+    train_bert::store(dx, i, p.scale * dy[off], p.accumulate);
+  }
+}
+
+// Softmax backward from Y: a warp per row, dX = Y * (dY - sum(dY * Y)) (the sum in float32,
+// lane partials in element order, then the warp's butterfly: a fixed order).
+extern "C" __global__ void ps_softmax_backward_f32(const float* y, const float* dy, float* dx,
+                                                   ps::train_kernels::SoftmaxGradParams p) {
+  const train_bert::WarpRows w = train_bert::warp_rows();
+  const uint64_t rows = static_cast<uint64_t>(p.outer * p.inner);
+  for (uint64_t r = w.first; r < rows; r += w.stride) {
+    const int64_t o = static_cast<int64_t>(r) / p.inner, i = static_cast<int64_t>(r) % p.inner;
+    const int64_t base = o * p.n * p.inner + i;
+    float s = 0.0f;
+    for (int64_t j = w.lane; j < p.n; j += 32) s += dy[base + j * p.inner] * y[base + j * p.inner];
+    s = train_bert::warp_sum(s);
+    for (int64_t j = w.lane; j < p.n; j += 32) {
+      const int64_t at = base + j * p.inner;
+      train_bert::store(dx, static_cast<uint64_t>(at), y[at] * (dy[at] - s), p.accumulate);
+    }
+  }
+}
+
+// LayerNormalization backward, pass 1: a warp per row; the row's statistics into `stats`
+// (mean, inv_std) and, when dx is not null, dX.
+extern "C" __global__ void ps_layer_norm_backward_dx_f32(const float* x, const float* scale,
+                                                         const float* dy, float* dx,
+                                                         float* stats,
+                                                         ps::train_kernels::LayerNormGradParams p) {
+  const train_bert::WarpRows w = train_bert::warp_rows();
+  const float h = static_cast<float>(p.inner);
+  for (uint64_t r = w.first; r < static_cast<uint64_t>(p.rows); r += w.stride) {
+    const int64_t base = static_cast<int64_t>(r) * p.inner;
+    const float* xr = x + base;
+    const float* gr = dy + base;
+    float s = 0.0f;
+    for (int64_t k = w.lane; k < p.inner; k += 32) s += xr[k];
+    const float mean = train_bert::warp_sum(s) / h;
+    float v = 0.0f;
+    for (int64_t k = w.lane; k < p.inner; k += 32) {
+      const float d = xr[k] - mean;
+      v += d * d;
+    }
+    const float inv_std = 1.0f / sqrtf(train_bert::warp_sum(v) / h + p.epsilon);
+    if (w.lane == 0) {
+      stats[2 * r] = mean;
+      stats[2 * r + 1] = inv_std;
+    }
+    if (dx == nullptr) continue;
+    float mg = 0.0f, mgx = 0.0f;
+    for (int64_t k = w.lane; k < p.inner; k += 32) {
+      const float g = gr[k] * scale[k];
+      mg += g;
+      mgx += g * (xr[k] - mean) * inv_std;
+    }
+    mg = train_bert::warp_sum(mg) / h;
+    mgx = train_bert::warp_sum(mgx) / h;
+    for (int64_t k = w.lane; k < p.inner; k += 32) {
+      const float xhat = (xr[k] - mean) * inv_std;
+      train_bert::store(dx, static_cast<uint64_t>(base + k),
+                        inv_std * (gr[k] * scale[k] - mg - xhat * mgx), p.accumulate_dx);
+    }
+  }
+}
+
+// LayerNormalization backward, pass 2: per (chunk, column), the sums of dY * x^ and of dY over
+// the chunk's rows in row order, into partial[0][chunk][col] and partial[1][chunk][col].
+extern "C" __global__ void ps_layer_norm_param_partials_f32(
+    const float* x, const float* dy, const float* stats, float* partial,
+    ps::train_kernels::LayerNormGradParams p) {
+  const uint64_t total = static_cast<uint64_t>(p.chunks * p.inner);
+  for (uint64_t t = train_bert::thread_index(); t < total; t += train_bert::grid_stride()) {
+    const int64_t c = static_cast<int64_t>(t) / p.inner, col = static_cast<int64_t>(t) % p.inner;
+    const int64_t begin = c * p.rows_per_chunk;
+    const int64_t end = begin + p.rows_per_chunk < p.rows ? begin + p.rows_per_chunk : p.rows;
+    float ss = 0.0f, sb = 0.0f;
+    for (int64_t r = begin; r < end; ++r) {
+      const float g = dy[r * p.inner + col];
+      ss += g * train_bert::layer_norm_xhat(x, stats, r, p.inner, col);
+      sb += g;
+    }
+    partial[t] = ss;
+    partial[total + t] = sb;
+  }
+}
+
+// LayerNormalization backward, pass 3: dscale and dbias (either may be null) = the chunks'
+// partial sums added in chunk order.
+extern "C" __global__ void ps_layer_norm_param_final_f32(const float* partial, float* dscale,
+                                                         float* dbias,
+                                                         ps::train_kernels::LayerNormGradParams p) {
+  const uint64_t inner = static_cast<uint64_t>(p.inner);
+  const uint64_t total = static_cast<uint64_t>(p.chunks) * inner;
+  for (uint64_t col = train_bert::thread_index(); col < inner; col += train_bert::grid_stride()) {
+    float ss = 0.0f, sb = 0.0f;
+    for (uint64_t c = 0; c < static_cast<uint64_t>(p.chunks); ++c) {
+      ss += partial[c * inner + col];
+      sb += partial[total + c * inner + col];
+    }
+    if (dscale != nullptr) train_bert::store(dscale, col, ss, p.accumulate_scale);
+    if (dbias != nullptr) train_bert::store(dbias, col, sb, p.accumulate_bias);
+  }
+}
+
+// Gather backward, pass 1 (train_bert_params.h's GatherGradParams): the wrapped row of each
+// index position, whether it is the first with its row, and the next position with it.
+extern "C" __global__ void ps_gather_backward_links_i64(const int64_t* idx, int64_t* rows,
+                                                        int32_t* first, int32_t* next,
+                                                        ps::train_kernels::GatherGradParams p) {
+  train_bert::gather_links(idx, rows, first, next, p);
+}
+extern "C" __global__ void ps_gather_backward_links_i32(const int32_t* idx, int64_t* rows,
+                                                        int32_t* first, int32_t* next,
+                                                        ps::train_kernels::GatherGradParams p) {
+  train_bert::gather_links(idx, rows, first, next, p);
+}
+
+// Gather backward, pass 2: a thread per (o, j, i) whose j is the first position of its row
+// adds dY[o, j', i] over the chain j' = j, next[j], ... (increasing positions) to
+// dData[o, row, i]. Each dData element has at most one writer: no atomics.
+extern "C" __global__ void ps_gather_backward_f32(const float* dy, const int64_t* rows,
+                                                  const int32_t* first, const int32_t* next,
+                                                  float* ddata,
+                                                  ps::train_kernels::GatherGradParams p) {
+  const uint64_t total = static_cast<uint64_t>(p.outer * p.count * p.inner);
+  for (uint64_t t = train_bert::thread_index(); t < total; t += train_bert::grid_stride()) {
+    const int64_t i = static_cast<int64_t>(t) % p.inner;
+    const int64_t oj = static_cast<int64_t>(t) / p.inner;
+    const int64_t j = oj % p.count, o = oj / p.count;
+    if (first[j] == 0) continue;
+    float s = 0.0f;
+    for (int64_t k = j; k >= 0; k = next[k]) s += dy[(o * p.count + k) * p.inner + i];
+    const int64_t at = (o * p.dim + rows[j]) * p.inner + i;
+    ddata[at] += s;
+  }
+}
