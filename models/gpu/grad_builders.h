@@ -21,5 +21,15 @@ Result<std::unique_ptr<GpuOp>> build_conv_grad(const GradSpec& spec, const OpEnv
 Result<std::unique_ptr<GpuOp>> build_batch_norm_grad(const GradSpec& spec, const OpEnv& env);
 // grad_gemm.cc: cuBLAS.
 Result<std::unique_ptr<GpuOp>> build_gemm_grad(const GradSpec& spec, const OpEnv& env);
+// grad_matmul.cc: cuBLAS strided batches (matmul_grad_plan.h).
+Result<std::unique_ptr<GpuOp>> build_matmul_grad(const GradSpec& spec, const OpEnv& env);
+// grad_bert_ops.cc: BERT's backward on our kernels (cuda/kernels/train_bert.cu).
+Result<std::unique_ptr<GpuOp>> build_unary_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_binary_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_reduce_mean_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_softmax_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_layer_norm_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_gather_grad(const GradSpec& spec, const OpEnv& env);
+Result<std::unique_ptr<GpuOp>> build_transpose_grad(const GradSpec& spec, const OpEnv& env);
 
 }  // namespace ps::models::gpu

@@ -7,7 +7,8 @@
 // was built from), like every op: descriptors, cuDNN algorithms (searched and cached), cuBLAS
 // configuration and kernels at build time; enqueue() only binds addresses. Its LaunchArgs:
 //   inputs  = the forward's inputs in order (0 for an absent optional one), then dY;
-//             BatchNormalization adds saved_mean and saved_inv_std (from its training forward)
+//             BatchNormalization adds saved_mean and saved_inv_std (from its training forward);
+//             Softmax adds its forward output Y (inputs {X, dY, Y}: its backward reads Y)
 //   outputs = one gradient per forward input, in order; the address of a gradient that is not
 //             wanted (GradSpec::wanted) is ignored and may be 0
 // Every gradient is written (overwriting the buffer) unless its bit in GradSpec::accumulate is
@@ -43,7 +44,9 @@ struct GradEntry {
 
 // The backward builders, sorted by forward op name (grad_ops.cc): Add, AveragePool,
 // BatchNormalization, Concat, Conv, Flatten, Gemm, GlobalAveragePool, Identity, MaxPool, Relu,
-// Reshape: every op of the training-mode ResNet and Inception manifests (docs/training.md).
+// Reshape: every op of the training-mode ResNet and Inception manifests; and for BERT's
+// (opsets 13 and 17) Div, Erf, Exp, Gather, Gelu, LayerNormalization, MatMul, Mul, Neg, Pow,
+// ReduceMean, Softmax, Sqrt, Squeeze, Sub, Tanh, Transpose, Unsqueeze (docs/training.md).
 std::span<const GradEntry> grad_op_table();
 // Builds the backward of spec.forward. Errors: kUnsupported when no backward exists (naming
 // the op), else the builder's error prefixed with the op and layer name.

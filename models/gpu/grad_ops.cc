@@ -17,19 +17,37 @@ const GradEntry* find_grad(std::string_view op) {
 }  // namespace
 
 std::span<const GradEntry> grad_op_table() {
-  static constexpr std::array<GradEntry, 12> kTable{{
+  static constexpr std::array<GradEntry, 30> kTable{{
       {"Add", build_add_grad},
       {"AveragePool", build_pool_grad},
       {"BatchNormalization", build_batch_norm_grad},
       {"Concat", build_concat_grad},
       {"Conv", build_conv_grad},
+      {"Div", build_binary_grad},
+      {"Erf", build_unary_grad},
+      {"Exp", build_unary_grad},
       {"Flatten", build_reshape_grad},
+      {"Gather", build_gather_grad},
+      {"Gelu", build_unary_grad},
       {"Gemm", build_gemm_grad},
       {"GlobalAveragePool", build_global_average_pool_grad},
       {"Identity", build_reshape_grad},
+      {"LayerNormalization", build_layer_norm_grad},
+      {"MatMul", build_matmul_grad},
       {"MaxPool", build_pool_grad},
+      {"Mul", build_binary_grad},
+      {"Neg", build_unary_grad},
+      {"Pow", build_binary_grad},
+      {"ReduceMean", build_reduce_mean_grad},
       {"Relu", build_relu_grad},
       {"Reshape", build_reshape_grad},
+      {"Softmax", build_softmax_grad},
+      {"Sqrt", build_unary_grad},
+      {"Squeeze", build_reshape_grad},
+      {"Sub", build_binary_grad},
+      {"Tanh", build_unary_grad},
+      {"Transpose", build_transpose_grad},
+      {"Unsqueeze", build_reshape_grad},
   }};
   return kTable;
 }

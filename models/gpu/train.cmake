@@ -5,10 +5,14 @@
 # the profile and chunks (trainer_profile.cc), state in and out (trainer_state.cc).
 target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/grad_batch_norm.cc
+  ${CMAKE_CURRENT_LIST_DIR}/grad_bert_ops.cc
+  ${CMAKE_CURRENT_LIST_DIR}/grad_bert_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_conv.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_gemm.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_kernel_ops.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_kernel_plan.cc
+  ${CMAKE_CURRENT_LIST_DIR}/grad_matmul.cc
+  ${CMAKE_CURRENT_LIST_DIR}/matmul_grad_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_ops.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_data.cc

@@ -1,0 +1,165 @@
+// MatMul backward (numpy semantics, batch dimensions broadcast) on cuBLAS, as models/cpu/
+// grad_matmul.cc: dA = dY B^T and dB = A^T dY per batch entry, each summed over the batch
+// dimensions its operand was broadcast on. The shapes are planned by plan_matmul_backward
+// (matmul_grad_plan.h): each gradient is one cublasGemmStridedBatchedEx per forward call on the
+// stored operands (no transposes copied); written straight into the gradient (beta = 1 to
+// accumulate) when no operand matrix is shared by several batch entries, else into the
+// workspace at the full batch shape and summed by ps_reduce_f32 (then ps_accumulate_f32 when
+// accumulating). Precision: CUBLAS_COMPUTE_32F (strict fp32) or CUBLAS_COMPUTE_32F_FAST_TF32,
+// per the OpEnv, as grad_gemm.cc.
+#include <cublas_v2.h>
+
+#include <algorithm>
+
+#include "cuda/blas.h"
+#include "cuda/stream.h"
+#include "models/gpu/grad_builders.h"
+#include "models/gpu/kernel_op_util.h"
+#include "models/gpu/matmul_grad_plan.h"
+#include "models/gpu/runtime.h"
+
+namespace ps::models::gpu {
+namespace {
+
+size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
+
+// out[j] = op(X[j]) op(Y[j]) + beta out[j], row-major. cuBLAS is column-major: out^T =
+// op(Y)^T op(X)^T, so cuBLAS's A is Y and its B is X, each transposed exactly when the
+// row-major operand is (grad_gemm.cc's RowMajorGemm, batched).
+Status run_gemm(cublasHandle_t blas, cublasComputeType_t compute, const StridedGemm& g,
+                CUdeviceptr x, CUdeviceptr y, CUdeviceptr out, bool accumulate) {
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  const int64_t ldy = g.trans_y ? g.k : g.n;
+  const int64_t ldx = g.trans_x ? g.m : g.k;
+  const auto at = [](CUdeviceptr base, int64_t offset) {
+    return reinterpret_cast<void*>(base + static_cast<CUdeviceptr>(offset) * 4);
+  };
+  CUBLAS_TRY(cublasGemmStridedBatchedEx(
+      blas, g.trans_y ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_x ? CUBLAS_OP_T : CUBLAS_OP_N,
+      static_cast<int>(g.n), static_cast<int>(g.m), static_cast<int>(g.k), &alpha,
+      at(y, g.y_offset), CUDA_R_32F, static_cast<int>(ldy), static_cast<long long>(g.y_stride),
+      at(x, g.x_offset), CUDA_R_32F, static_cast<int>(ldx), static_cast<long long>(g.x_stride),
+      &beta, at(out, g.out_offset), CUDA_R_32F, static_cast<int>(g.n),
+      static_cast<long long>(g.out_stride), static_cast<int>(g.count), compute,
+      CUBLAS_GEMM_DEFAULT));
+  return Status::OK();
+}
+
+struct Part {
+  bool wanted = false;
+  bool accumulate = false;
+  MatmulGradPart plan;
+  size_t full_at = 0;  // workspace byte offset of the full-batch products (reduce only)
+};
+
+class MatmulGradOp final : public GpuOp {
+ public:
+  Status init(const GradSpec& spec, const OpEnv& env);
+  size_t workspace_bytes() const override { return workspace_; }
+  Status enqueue(const LaunchArgs& args) const override;
+  std::string describe() const override { return description_; }
+
+ private:
+  Status run_part(const LaunchArgs& args, const Part& part, bool is_a, CUdeviceptr a,
+                  CUdeviceptr b, CUdeviceptr dy, CUdeviceptr dx) const;
+
+  cublasHandle_t blas_ = nullptr;
+  cublasComputeType_t compute_ = CUBLAS_COMPUTE_32F;
+  Part da_, db_;
+  size_t scratch_at_ = 0;  // the reduced sum before it is accumulated
+  cuda::Kernel reduce_, accumulate_;
+  size_t workspace_ = 0;
+  std::string description_;
+};
+
+Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
+  const OpSpec& f = spec.forward;
+  PS_TRY(check_arity(f, 2, 2, 1, 1));
+  for (const TensorSpec* t : {&f.inputs[0], &f.inputs[1], &f.outputs[0]}) {
+    if (t->dtype != DType::kFloat32) return unsupported("non-float32 operands");
+  }
+  PS_ASSIGN_OR_RETURN(const MatmulGradPlan plan,
+                      plan_matmul_backward(f.inputs[0].shape, f.inputs[1].shape));
+  const int64_t int_max = 2147483647;
+  for (const MatmulGradPart* p : {&plan.da, &plan.db}) {
+    for (const StridedGemm& g : p->gemms) {
+      if (std::max({g.m, g.n, g.k, g.count}) > int_max) return unsupported("dimensions past int32");
+    }
+  }
+  blas_ = env.runtime.blas();
+  compute_ = env.precision == Precision::kFp32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+  da_ = Part{spec.wants(0), spec.accumulates(0), plan.da, 0};
+  db_ = Part{spec.wants(1), spec.accumulates(1), plan.db, 0};
+  size_t at = 0, scratch = 0;
+  for (Part* p : {&da_, &db_}) {
+    if (!p->wanted || !p->plan.reduce) continue;
+    p->full_at = at;
+    at += round_up(static_cast<size_t>(p->plan.full_count) * 4);
+    if (p->accumulate) scratch = std::max(scratch, round_up(static_cast<size_t>(p->plan.count) * 4));
+  }
+  scratch_at_ = at;
+  workspace_ = at + scratch;
+  if ((da_.wanted && da_.plan.reduce) || (db_.wanted && db_.plan.reduce)) {
+    PS_ASSIGN_OR_RETURN(reduce_, find_kernel(env, "ps_reduce_f32"));
+    PS_ASSIGN_OR_RETURN(accumulate_, find_kernel(env, "ps_accumulate_f32"));
+  }
+  auto part_text = [](const Part& p, const char* name) -> std::string {
+    if (!p.wanted) return "";
+    return str_cat(" ", name, " (", p.plan.gemms.size(), " strided batch",
+                   p.plan.gemms.size() == 1 ? "" : "es", " of ", p.plan.gemms.front().count,
+                   p.plan.reduce ? ", summed by ps_reduce_f32" : "",
+                   p.accumulate ? ", accumulating" : "", ")");
+  };
+  description_ = str_cat("cublasGemmStridedBatchedEx MatMul backward (",
+                         precision_name(env.precision), "):", part_text(da_, "dA"),
+                         part_text(db_, "dB"));
+  return Status::OK();
+}
+
+Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, bool is_a, CUdeviceptr a,
+                              CUdeviceptr b, CUdeviceptr dy, CUdeviceptr dx) const {
+  const MatmulGradPart& p = part.plan;
+  const CUdeviceptr target = p.reduce ? args.workspace + part.full_at : dx;
+  const bool beta_one = part.accumulate && !p.reduce;
+  for (const StridedGemm& g : p.gemms) {
+    PS_TRY(is_a ? run_gemm(blas_, compute_, g, dy, b, target, beta_one)
+                : run_gemm(blas_, compute_, g, a, dy, target, beta_one));
+  }
+  if (!p.reduce) return Status::OK();
+  const kernels::ReduceParams& rp = p.reduce_plan.params;
+  const CUdeviceptr sum = part.accumulate ? args.workspace + scratch_at_ : dx;
+  const unsigned grid = grid_for(p.reduce_plan.warp_per_output ? rp.out_count * 32 : rp.out_count);
+  PS_TRY(reduce_.launch(args.stream, grid, kBlock, 0, target, sum, rp,
+                        static_cast<int32_t>(p.reduce_plan.warp_per_output ? 1 : 0)));
+  if (part.accumulate) {
+    PS_TRY(accumulate_.launch(args.stream, grid_for(p.count), kBlock, 0, dx, sum,
+                              static_cast<uint64_t>(p.count)));
+  }
+  return Status::OK();
+}
+
+Status MatmulGradOp::enqueue(const LaunchArgs& args) const {
+  // inputs {A, B, dY}; outputs {dA, dB}.
+  if (args.inputs.size() < 3 || args.outputs.size() < 2) {
+    return invalid_argument("MatMul backward enqueue: ", args.inputs.size(), " inputs, ",
+                            args.outputs.size(), " outputs bound, needs 3 and 2");
+  }
+  if (args.workspace_bytes < workspace_) {
+    return invalid_argument("MatMul backward enqueue: workspace of ", args.workspace_bytes,
+                            " bytes, needs ", workspace_);
+  }
+  const CUdeviceptr a = args.inputs[0], b = args.inputs[1], dy = args.inputs[2];
+  if (da_.wanted) PS_TRY(run_part(args, da_, true, a, b, dy, args.outputs[0]));
+  if (db_.wanted) PS_TRY(run_part(args, db_, false, a, b, dy, args.outputs[1]));
+  return Status::OK();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<GpuOp>> build_matmul_grad(const GradSpec& spec, const OpEnv& env) {
+  auto op = std::make_unique<MatmulGradOp>();
+  PS_TRY(op->init(spec, env));
+  return std::unique_ptr<GpuOp>(std::move(op));
+}
+
+}  // namespace ps::models::gpu
