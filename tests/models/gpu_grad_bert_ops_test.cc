@@ -1,0 +1,329 @@
+// BERT's GPU backward operators (grad_matmul.cc, grad_bert_ops.cc) on the device against the
+// float64 CPU references (models/cpu/grad.h), in overwrite and accumulate modes, with unwanted
+// gradients skipped. [gpu]: skipped without a GPU (GPU-SKIP), run by scripts/gpu-check.sh.
+// Tolerances (gpu_grad_check.h): kElementwise for one rounding per element or double-summed
+// broadcast reductions (views, Transpose, Gather, Sub/Mul/Div, unary, ReduceMean); kReduced for
+// float32 sums (MatMul in fp32, Softmax's and LayerNorm's row and column sums) and Pow (powf
+// and logf); kTf32 for MatMul in TF32. The kernels' logic also runs without a GPU under the host
+// emulation (gpu_train_bert_emulation_test.cc).
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+#include "models/cpu/grad.h"
+#include "models/cpu/ops.h"
+#include "tests/models/cpu_ops_test_util.h"
+#include "tests/models/gpu_grad_check.h"
+
+namespace ps::models::gpu {
+namespace {
+
+using cpu::Tensor;
+using cpu::test::attr_f;
+using cpu::test::attr_i;
+using cpu::test::attr_ints;
+using cpu::test::attrs;
+using grad_test::to_f64;
+using testing::random_tensor;
+using namespace grad_gpu;
+
+Tensor plus(const Tensor& base_f32, const Tensor& g64) {
+  Tensor out = to_f64(base_f32);
+  for (int64_t i = 0; i < out.numel(); ++i) out.mutable_data<double>()[i] += g64.data<double>()[i];
+  return out;
+}
+
+Shape forward_shape(const std::string& op, const cpu::Attributes& a,
+                    const std::vector<const Tensor*>& inputs) {
+  Result<std::vector<Tensor>> y = cpu::run_op_allocating(op, a, inputs, 1);
+  REQUIRE_OK(y);
+  return (*y)[0].shape();
+}
+
+TEST_CASE("GPU MatMul backward (attention, linear, broadcast batches) on cuBLAS, fp32 and TF32",
+          "[gpu]") {
+  PS_REQUIRE_GPU();
+  struct Case {
+    std::string label;
+    Shape a, b;
+  };
+  const std::vector<Case> cases = {
+      {"attention QK^T", {2, 4, 16, 8}, {2, 4, 8, 16}},
+      {"attention PV", {2, 4, 16, 16}, {2, 4, 16, 8}},
+      {"linear folded", {2, 16, 32}, {32, 48}},
+      {"A broadcast", {16, 8}, {3, 8, 5}},
+      {"both broadcast", {2, 1, 6, 8}, {3, 8, 4}},
+      {"1-D x 2-D", {8}, {8, 5}},
+  };
+  uint64_t seed = 3000;
+  for (const Case& c : cases) {
+    const Tensor a = random_tensor(DType::kFloat32, c.a, seed++);
+    const Tensor b = random_tensor(DType::kFloat32, c.b, seed++);
+    const Shape y = forward_shape("MatMul", attrs({}), {&a, &b});
+    const Tensor dy = random_tensor(DType::kFloat32, y, seed++);
+    Result<cpu::MatMulGrads> ref = cpu::matmul_backward(to_f64(a), to_f64(b), to_f64(dy));
+    REQUIRE_OK(ref);
+    for (Precision p : {Precision::kFp32, Precision::kTf32}) {
+      const double tol = p == Precision::kFp32 ? kReduced : kTf32;
+      auto op = build_grad("MatMul", attrs({}), {&a, &b}, y, p);
+      Tensor da = poisoned(c.a), db = poisoned(c.b);
+      run_on_gpu(*op, {&a, &b, &dy}, {&da, &db});
+      expect_close("MatMul", c.label, "dA", p, ref->da, da, tol, op->describe());
+      expect_close("MatMul", c.label, "dB", p, ref->db, db, tol, op->describe());
+      // Accumulating both onto a base (beta = 1, or the reduced sum through the workspace).
+      const Tensor base_a = random_tensor(DType::kFloat32, c.a, seed++);
+      const Tensor base_b = random_tensor(DType::kFloat32, c.b, seed++);
+      auto acc = build_grad("MatMul", attrs({}), {&a, &b}, y, p, /*accumulate=*/3u);
+      Tensor acc_a = base_a.clone().value(), acc_b = base_b.clone().value();
+      run_on_gpu(*acc, {&a, &b, &dy}, {&acc_a, &acc_b});
+      expect_close("MatMul", c.label, "dA acc", p, plus(base_a, ref->da), acc_a, tol, acc->describe());
+      expect_close("MatMul", c.label, "dB acc", p, plus(base_b, ref->db), acc_b, tol, acc->describe());
+    }
+    // Only dB wanted: dA's address is 0.
+    auto only_b = build_grad("MatMul", attrs({}), {&a, &b}, y, Precision::kFp32, 0u, /*wanted=*/2u);
+    Tensor db = poisoned(c.b);
+    run_on_gpu(*only_b, {&a, &b, &dy}, {nullptr, &db});
+    expect_close("MatMul", c.label, "dB only", Precision::kFp32, ref->db, db, kReduced, only_b->describe());
+  }
+}
+
+TEST_CASE("GPU LayerNormalization backward (dX, dscale, dbias) against the CPU reference", "[gpu]") {
+  PS_REQUIRE_GPU();
+  struct Case {
+    std::string label;
+    Shape x;
+    int64_t axis;
+    float epsilon;
+  };
+  const std::vector<Case> cases = {
+      {"BERT hidden eps 1e-12", {2, 16, 64}, -1, 1e-12f},
+      {"70 rows of 33", {70, 33}, 1, 1e-5f},
+      {"two normalized axes", {3, 4, 40}, 1, 1e-5f},
+      {"4096 rows of 768 (BERT-base batch)", {32, 128, 768}, -1, 1e-12f},
+  };
+  uint64_t seed = 3100;
+  for (const Case& c : cases) {
+    const int64_t ax = c.axis < 0 ? c.axis + static_cast<int64_t>(c.x.size()) : c.axis;
+    const Shape norm(c.x.begin() + ax, c.x.end());
+    const Tensor x = random_tensor(DType::kFloat32, c.x, seed++, -2, 2);
+    const Tensor scale = random_tensor(DType::kFloat32, norm, seed++, 0.5, 1.5);
+    const Tensor bias = random_tensor(DType::kFloat32, norm, seed++);
+    const Tensor dy = random_tensor(DType::kFloat32, c.x, seed++);
+    const cpu::Attributes a = attrs({attr_i("axis", c.axis), attr_f("epsilon", c.epsilon)});
+    Result<cpu::LayerNormGrads> ref =
+        cpu::layer_norm_backward(a, to_f64(x), to_f64(scale), &norm, to_f64(dy));
+    REQUIRE_OK(ref);
+    const Precision p = Precision::kFp32;
+    auto op = build_grad("LayerNormalization", a, {&x, &scale, &bias}, c.x, p);
+    Tensor dx = poisoned(c.x), ds = poisoned(norm), dbias = poisoned(norm);
+    run_on_gpu(*op, {&x, &scale, &bias, &dy}, {&dx, &ds, &dbias});
+    expect_close("LayerNormalization", c.label, "dX", p, ref->dx, dx, kReduced, op->describe());
+    expect_close("LayerNormalization", c.label, "dscale", p, ref->dscale, ds, kReduced, op->describe());
+    expect_close("LayerNormalization", c.label, "dbias", p, ref->dbias, dbias, kReduced, op->describe());
+    // Accumulate dX and dbias, skip dscale.
+    const Tensor base_x = random_tensor(DType::kFloat32, c.x, seed++);
+    const Tensor base_b = random_tensor(DType::kFloat32, norm, seed++);
+    auto acc = build_grad("LayerNormalization", a, {&x, &scale, &bias}, c.x, p, 5u, 5u);
+    Tensor acc_x = base_x.clone().value(), acc_b = base_b.clone().value();
+    run_on_gpu(*acc, {&x, &scale, &bias, &dy}, {&acc_x, nullptr, &acc_b});
+    expect_close("LayerNormalization", c.label, "dX acc", p, plus(base_x, ref->dx), acc_x, kReduced, acc->describe());
+    expect_close("LayerNormalization", c.label, "dbias acc", p, plus(base_b, ref->dbias), acc_b, kReduced, acc->describe());
+  }
+}
+
+TEST_CASE("GPU Softmax backward from Y (last and inner axes) against the CPU reference", "[gpu]") {
+  PS_REQUIRE_GPU();
+  struct Case {
+    std::string label;
+    Shape x;
+    int64_t axis;
+  };
+  const std::vector<Case> cases = {
+      {"attention probs", {2, 4, 16, 16}, -1},
+      {"rows of 128", {2, 2, 8, 128}, -1},
+      {"inner axis", {3, 5, 4}, 1},
+  };
+  uint64_t seed = 3200;
+  for (const Case& c : cases) {
+    const cpu::Attributes a = attrs({attr_i("axis", c.axis)});
+    const Tensor x = random_tensor(DType::kFloat32, c.x, seed++, -4, 4);
+    Result<std::vector<Tensor>> y = cpu::run_op_allocating("Softmax", a, std::vector<const Tensor*>{&x}, 1);
+    REQUIRE_OK(y);
+    const Tensor& yv = (*y)[0];
+    const Tensor dy = random_tensor(DType::kFloat32, c.x, seed++);
+    Result<Tensor> ref = cpu::softmax_backward(a, to_f64(yv), to_f64(dy));
+    REQUIRE_OK(ref);
+    const Precision p = Precision::kFp32;
+    auto op = build_grad("Softmax", a, {&x}, c.x, p);
+    Tensor dx = poisoned(c.x);
+    run_on_gpu(*op, {&x, &dy, &yv}, {&dx});  // inputs {X, dY, Y}
+    expect_close("Softmax", c.label, "dX", p, *ref, dx, kReduced, op->describe());
+    const Tensor base = random_tensor(DType::kFloat32, c.x, seed++);
+    auto acc = build_grad("Softmax", a, {&x}, c.x, p, 1u);
+    Tensor acc_x = base.clone().value();
+    run_on_gpu(*acc, {&x, &dy, &yv}, {&acc_x});
+    expect_close("Softmax", c.label, "dX acc", p, plus(base, *ref), acc_x, kReduced, acc->describe());
+  }
+}
+
+TEST_CASE("GPU Gather backward: embeddings with repeated ids (int64, int32), the pooler's "
+          "hidden[:, 0], accumulate",
+          "[gpu]") {
+  PS_REQUIRE_GPU();
+  const Precision p = Precision::kFp32;
+  // Word embeddings: vocab 50 x 32, ids [4, 16] with heavy repetition (ids in [0, 8) and
+  // negatives), int64 and int32.
+  const Tensor table = random_tensor(DType::kFloat32, {50, 32}, 3300);
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < 64; ++i) ids.push_back(i % 3 == 0 ? -(i % 7) - 1 : (i * 5) % 8);
+  Result<Tensor> ids64 = Tensor::from_values<int64_t>({4, 16}, std::span<const int64_t>(ids));
+  REQUIRE_OK(ids64);
+  std::vector<int32_t> ids32v(ids.begin(), ids.end());
+  Result<Tensor> ids32 = Tensor::from_values<int32_t>({4, 16}, std::span<const int32_t>(ids32v));
+  REQUIRE_OK(ids32);
+  const Tensor dy = random_tensor(DType::kFloat32, {4, 16, 32}, 3301);
+  const cpu::Attributes axis0 = attrs({attr_i("axis", 0)});
+  Result<Tensor> ref = cpu::gather_backward(axis0, {50, 32}, *ids64, to_f64(dy));
+  REQUIRE_OK(ref);
+  for (const Tensor* idx : {&*ids64, &*ids32}) {
+    const std::string label = idx->dtype() == DType::kInt64 ? "embedding int64" : "embedding int32";
+    auto op = build_grad("Gather", axis0, {&table, idx}, {4, 16, 32}, p, 0u, 1u);
+    Tensor dd = poisoned({50, 32});
+    run_on_gpu(*op, {&table, idx, &dy}, {&dd, nullptr});
+    expect_close("Gather", label, "dData", p, *ref, dd, kElementwise, op->describe());
+  }
+  const Tensor base = random_tensor(DType::kFloat32, {50, 32}, 3302);
+  auto acc = build_grad("Gather", axis0, {&table, &*ids64}, {4, 16, 32}, p, 1u, 1u);
+  Tensor acc_d = base.clone().value();
+  run_on_gpu(*acc, {&table, &*ids64, &dy}, {&acc_d, nullptr});
+  expect_close("Gather", "embedding int64", "dData acc", p, plus(base, *ref), acc_d, kElementwise, acc->describe());
+
+  // The pooler: hidden [4, 16, 32], scalar index 0 on axis 1, dY [4, 32].
+  const Tensor hidden = random_tensor(DType::kFloat32, {4, 16, 32}, 3303);
+  Result<Tensor> zero = Tensor::from_values<int64_t>({}, {int64_t{0}});
+  REQUIRE_OK(zero);
+  const Tensor dy1 = random_tensor(DType::kFloat32, {4, 32}, 3304);
+  const cpu::Attributes axis1 = attrs({attr_i("axis", 1)});
+  Result<Tensor> ref1 = cpu::gather_backward(axis1, {4, 16, 32}, *zero, to_f64(dy1));
+  REQUIRE_OK(ref1);
+  auto pool = build_grad("Gather", axis1, {&hidden, &*zero}, {4, 32}, p, 0u, 1u);
+  Tensor dh = poisoned({4, 16, 32});
+  run_on_gpu(*pool, {&hidden, &*zero, &dy1}, {&dh, nullptr});
+  expect_close("Gather", "pooler hidden[:, 0]", "dData", p, *ref1, dh, kElementwise, pool->describe());
+}
+
+TEST_CASE("GPU Transpose, Squeeze/Unsqueeze and ReduceMean backward", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const Precision p = Precision::kFp32;
+  struct TCase {
+    Shape x;
+    std::vector<int64_t> perm;
+  };
+  uint64_t seed = 3400;
+  for (const TCase& c : {TCase{{2, 16, 4, 8}, {0, 2, 1, 3}}, TCase{{2, 4, 16, 8}, {0, 1, 3, 2}},
+                         TCase{{2, 16, 4, 8}, {0, 2, 3, 1}}, TCase{{5, 7}, {1, 0}}}) {
+    const cpu::Attributes a = attrs({attr_ints("perm", c.perm)});
+    const Tensor x = random_tensor(DType::kFloat32, c.x, seed++);
+    const Shape y = forward_shape("Transpose", a, {&x});
+    const Tensor dy = random_tensor(DType::kFloat32, y, seed++);
+    Result<Tensor> ref = cpu::transpose_backward(a, to_f64(dy));
+    REQUIRE_OK(ref);
+    const std::string label = "perm " + shape_string(c.perm);
+    auto op = build_grad("Transpose", a, {&x}, y, p);
+    Tensor dx = poisoned(c.x);
+    run_on_gpu(*op, {&x, &dy}, {&dx});
+    expect_close("Transpose", label, "dX", p, *ref, dx, kElementwise, op->describe());
+    const Tensor base = random_tensor(DType::kFloat32, c.x, seed++);
+    auto acc = build_grad("Transpose", a, {&x}, y, p, 1u);
+    Tensor acc_x = base.clone().value();
+    run_on_gpu(*acc, {&x, &dy}, {&acc_x});
+    expect_close("Transpose", label, "dX acc", p, plus(base, *ref), acc_x, kElementwise, acc->describe());
+  }
+  // Unsqueeze (the attention mask's [B, 1, 1, S]) and Squeeze: views.
+  const Tensor m = random_tensor(DType::kFloat32, {2, 8}, seed++);
+  const Tensor dm = random_tensor(DType::kFloat32, {2, 1, 1, 8}, seed++);
+  auto unsq = build_grad("Unsqueeze", attrs({attr_ints("axes", {1, 2})}), {&m}, {2, 1, 1, 8}, p);
+  Tensor dmx = poisoned({2, 8});
+  run_on_gpu(*unsq, {&m, &dm}, {&dmx});
+  Result<Tensor> ref_m = cpu::reshape_backward({2, 8}, to_f64(dm));
+  REQUIRE_OK(ref_m);
+  expect_close("Unsqueeze", "[2, 8] -> [2, 1, 1, 8]", "dX", p, *ref_m, dmx, 0.0, unsq->describe());
+
+  // ReduceMean over the last axis with keepdims (LayerNorm's opset-13 decomposition).
+  const cpu::Attributes rm = attrs({attr_ints("axes", {-1}), attr_i("keepdims", 1)});
+  const Tensor x = random_tensor(DType::kFloat32, {2, 16, 64}, seed++);
+  const Tensor dy = random_tensor(DType::kFloat32, {2, 16, 1}, seed++);
+  Result<Tensor> ref = cpu::reduce_mean_backward(rm, {}, {2, 16, 64}, to_f64(dy));
+  REQUIRE_OK(ref);
+  auto op = build_grad("ReduceMean", rm, {&x}, {2, 16, 1}, p);
+  Tensor dx = poisoned({2, 16, 64});
+  run_on_gpu(*op, {&x, &dy}, {&dx});
+  expect_close("ReduceMean", "axes [-1] keepdims", "dX", p, *ref, dx, kElementwise, op->describe());
+  const Tensor base = random_tensor(DType::kFloat32, {2, 16, 64}, seed++);
+  auto acc = build_grad("ReduceMean", rm, {&x}, {2, 16, 1}, p, 1u);
+  Tensor acc_x = base.clone().value();
+  run_on_gpu(*acc, {&x, &dy}, {&acc_x});
+  expect_close("ReduceMean", "axes [-1] keepdims", "dX acc", p, plus(base, *ref), acc_x, kElementwise, acc->describe());
+}
+
+TEST_CASE("GPU Sub/Mul/Div/Pow (broadcast) and Erf/Tanh/Sqrt/Gelu backward", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const Precision p = Precision::kFp32;
+  struct BCase {
+    std::string op;
+    Shape a, b;
+  };
+  const std::vector<BCase> cases = {
+      {"Sub", {2, 16, 64}, {2, 16, 1}},  // x - mean
+      {"Div", {2, 16, 64}, {2, 16, 1}},  // (x - mean) / std
+      {"Mul", {2, 16, 64}, {64}},        // * gamma
+      {"Mul", {2, 1, 1, 16}, {}},        // the mask * -10000
+      {"Sub", {}, {2, 1, 1, 16}},        // 1 - mask
+      {"Div", {2, 4, 16, 16}, {}},       // scores / sqrt(d)
+      {"Pow", {2, 16, 64}, {}},          // (x - mean)^2
+      {"Pow", {3, 5}, {5}},
+  };
+  uint64_t seed = 3500;
+  for (const BCase& c : cases) {
+    const std::string label = shape_string(c.a) + " x " + shape_string(c.b);
+    const bool pow = c.op == "Pow";
+    const Tensor a = random_tensor(DType::kFloat32, c.a, seed++, pow ? 0.2 : -1.0, pow ? 2.0 : 1.0);
+    const Tensor b = random_tensor(DType::kFloat32, c.b, seed++, 0.5, 2.5);
+    const Shape y = *broadcast_shapes(c.a, c.b);
+    const Tensor dy = random_tensor(DType::kFloat32, y, seed++);
+    Result<cpu::BinaryGrads> ref = cpu::binary_backward(c.op, to_f64(a), to_f64(b), to_f64(dy));
+    REQUIRE_OK(ref);
+    const double tol = pow ? kReduced : kElementwise;
+    auto op = build_grad(c.op, attrs({}), {&a, &b}, y, p);
+    Tensor da = poisoned(c.a), db = poisoned(c.b);
+    run_on_gpu(*op, {&a, &b, &dy}, {&da, &db});
+    expect_close(c.op, label, "dA", p, ref->da, da, tol, op->describe());
+    expect_close(c.op, label, "dB", p, ref->db, db, tol, op->describe());
+    const Tensor base_a = random_tensor(DType::kFloat32, c.a, seed++);
+    const Tensor base_b = random_tensor(DType::kFloat32, c.b, seed++);
+    auto acc = build_grad(c.op, attrs({}), {&a, &b}, y, p, 3u);
+    Tensor acc_a = base_a.clone().value(), acc_b = base_b.clone().value();
+    run_on_gpu(*acc, {&a, &b, &dy}, {&acc_a, &acc_b});
+    expect_close(c.op, label, "dA acc", p, plus(base_a, ref->da), acc_a, tol, acc->describe());
+    expect_close(c.op, label, "dB acc", p, plus(base_b, ref->db), acc_b, tol, acc->describe());
+  }
+  for (const std::string u : {"Erf", "Tanh", "Sqrt", "Gelu"}) {
+    const Tensor x = random_tensor(DType::kFloat32, {2, 16, 64}, seed++, u == "Sqrt" ? 0.05 : -3.0, 3.0);
+    const Tensor dy = random_tensor(DType::kFloat32, {2, 16, 64}, seed++);
+    Result<Tensor> ref = cpu::unary_backward(u, to_f64(x), to_f64(dy));
+    REQUIRE_OK(ref);
+    auto op = build_grad(u, attrs({}), {&x}, x.shape(), p);
+    Tensor dx = poisoned(x.shape());
+    run_on_gpu(*op, {&x, &dy}, {&dx});
+    expect_close(u, "[2, 16, 64]", "dX", p, *ref, dx, kElementwise, op->describe());
+    const Tensor base = random_tensor(DType::kFloat32, x.shape(), seed++);
+    auto acc = build_grad(u, attrs({}), {&x}, x.shape(), p, 1u);
+    Tensor acc_x = base.clone().value();
+    run_on_gpu(*acc, {&x, &dy}, {&acc_x});
+    expect_close(u, "[2, 16, 64]", "dX acc", p, plus(base, *ref), acc_x, kElementwise, acc->describe());
+  }
+}
+
+}  // namespace
+}  // namespace ps::models::gpu
