@@ -237,10 +237,12 @@ class LayerNormGradOp final : public GpuOp {
                          want_bias_ ? args.outputs[2] : CUdeviceptr{0}, params_);
   }
   std::string describe() const override {
-    return str_cat("kernels ps_layer_norm_backward_dx_f32",
-                   want_scale_ || want_bias_ ? " + param partials (" : "",
-                   want_scale_ || want_bias_ ? std::to_string(params_.chunks) : "",
-                   want_scale_ || want_bias_ ? " chunks) + final" : "",
+    const std::string params =
+        want_scale_ || want_bias_
+            ? str_cat(" + ps_layer_norm_param_partials_f32 (", params_.chunks,
+                      " chunks) + ps_layer_norm_param_final_f32")
+            : std::string();
+    return str_cat("kernels ps_layer_norm_backward_dx_f32", params,
                    " (statistics recomputed from X)");
   }
 
@@ -316,7 +318,7 @@ class TransposeGradOp final : public GpuOp {
     const CUdeviceptr in[1] = {args.inputs[1]};
     const CUdeviceptr out[1] = {target};
     PS_TRY(transpose_->enqueue(
-        LaunchArgs{args.stream, in, out, args.workspace, inner_ws_ == 0 ? 0 : inner_ws_}));
+        LaunchArgs{args.stream, in, out, args.workspace, inner_ws_}));
     if (!accumulating_) return Status::OK();
     return accumulate_.launch(args.stream, grid_for(count_), kBlock, 0, args.outputs[0], target,
                               static_cast<uint64_t>(count_));
@@ -531,7 +533,7 @@ Result<std::unique_ptr<GpuOp>> build_transpose_grad(const GradSpec& spec, const 
   PS_ASSIGN_OR_RETURN(std::unique_ptr<GpuOp> transpose, build_transpose(backward, env));
   PS_ASSIGN_OR_RETURN(cuda::Kernel accumulate, find_kernel(env, "ps_accumulate_f32"));
   return std::unique_ptr<GpuOp>(new TransposeGradOp(std::move(transpose), accumulate,
-                                                    x.empty() ? 1 : element_count(x),
+                                                    element_count(x),
                                                     spec.accumulates(0)));
 }
 

@@ -8,6 +8,7 @@
 // emulation (gpu_train_bert_emulation_test.cc).
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,12 @@ TEST_CASE("GPU LayerNormalization backward (dX, dscale, dbias) against the CPU r
     expect_close("LayerNormalization", c.label, "dX", p, ref->dx, dx, kReduced, op->describe());
     expect_close("LayerNormalization", c.label, "dscale", p, ref->dscale, ds, kReduced, op->describe());
     expect_close("LayerNormalization", c.label, "dbias", p, ref->dbias, dbias, kReduced, op->describe());
+    // Deterministic: a second run gives the same bits.
+    Tensor dx2 = poisoned(c.x), ds2 = poisoned(norm), dbias2 = poisoned(norm);
+    run_on_gpu(*op, {&x, &scale, &bias, &dy}, {&dx2, &ds2, &dbias2});
+    CHECK(std::memcmp(dx.raw(), dx2.raw(), dx.byte_size()) == 0);
+    CHECK(std::memcmp(ds.raw(), ds2.raw(), ds.byte_size()) == 0);
+    CHECK(std::memcmp(dbias.raw(), dbias2.raw(), dbias.byte_size()) == 0);
     // Accumulate dX and dbias, skip dscale.
     const Tensor base_x = random_tensor(DType::kFloat32, c.x, seed++);
     const Tensor base_b = random_tensor(DType::kFloat32, norm, seed++);
@@ -192,6 +199,9 @@ TEST_CASE("GPU Gather backward: embeddings with repeated ids (int64, int32), the
     Tensor dd = poisoned({50, 32});
     run_on_gpu(*op, {&table, idx, &dy}, {&dd, nullptr});
     expect_close("Gather", label, "dData", p, *ref, dd, kElementwise, op->describe());
+    Tensor again = poisoned({50, 32});  // deterministic: the same bits again
+    run_on_gpu(*op, {&table, idx, &dy}, {&again, nullptr});
+    CHECK(std::memcmp(dd.raw(), again.raw(), dd.byte_size()) == 0);
   }
   const Tensor base = random_tensor(DType::kFloat32, {50, 32}, 3302);
   auto acc = build_grad("Gather", axis0, {&table, &*ids64}, {4, 16, 32}, p, 1u, 1u);

@@ -93,7 +93,7 @@ Tensor emu_unary(const std::string& op, const Tensor& x, const Tensor& dy, const
   return dx;
 }
 
-TEST_CASE("emulated unary backward: Erf, Tanh, Sqrt, Gelu, Neg, Exp; overwrite and accumulate",
+TEST_CASE("emulated unary backward: Erf, Tanh, Sqrt, Gelu, Neg, Exp, overwrite and accumulate",
           "[gpu_train_emulation]") {
   uint64_t seed = 500;
   for (const std::string op : {"Erf", "Tanh", "Sqrt", "Gelu", "Neg", "Exp"}) {
@@ -379,7 +379,7 @@ LayerNormResult emu_layer_norm(const Tensor& x, const Tensor& scale, const Tenso
   return r;
 }
 
-TEST_CASE("emulated LayerNormalization backward: dX, dscale, dbias; chunks; accumulate",
+TEST_CASE("emulated LayerNormalization backward: dX, dscale, dbias, chunks, accumulate",
           "[gpu_train_emulation]") {
   struct LnCase {
     Shape x;
