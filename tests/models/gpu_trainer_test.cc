@@ -332,18 +332,18 @@ TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu]
     return GpuTrainer::create(shared_runtime(), p, manifest, m.weights, o);
   };
   SECTION("an op without a backward") {
-    pipeswitch::psm::Manifest softmax = m.manifest;
-    for (auto& layer : *softmax.mutable_layers()) {
+    pipeswitch::psm::Manifest sigmoid = m.manifest;
+    for (auto& layer : *sigmoid.mutable_layers()) {
       if (layer.op() == "Relu") {
-        layer.set_op("Softmax");  // has a GPU forward, no backward
+        layer.set_op("Sigmoid");  // has a GPU forward, no backward (Softmax has one now)
         break;
       }
     }
-    auto t = create(softmax, gpu_options(), pool);
+    auto t = create(sigmoid, gpu_options(), pool);
     REQUIRE_FALSE(t.ok());
     CHECK(t.status().code() == Code::kUnsupported);
     CHECK_THAT(t.status().message(),
-               Catch::Contains("Softmax") && Catch::Contains("no GPU backward"));
+               Catch::Contains("Sigmoid") && Catch::Contains("no GPU backward"));
   }
   SECTION("two inputs") {
     pipeswitch::psm::Manifest two = m.manifest;
