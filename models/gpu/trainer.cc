@@ -134,7 +134,13 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
   workspaces.push_back(loss_op->workspace_bytes());
   workspace_bytes = plan_workspace_bytes(workspaces, kTrainAlign);
   PS_ASSIGN_OR_RETURN(kernels, TrainKernels::load(env));
-  PS_ASSIGN_OR_RETURN(data, DeviceSyntheticData::load(env, options.data, layout.sample_size));
+  if (layout.token_tensors.empty()) {
+    PS_ASSIGN_OR_RETURN(data, DeviceSyntheticData::load(env, options.data, layout.sample_size));
+  } else {
+    PS_ASSIGN_OR_RETURN(HostTokenData t,
+                        HostTokenData::create(options.data, layout.token_inputs, layout.batch));
+    tokens = std::make_unique<HostTokenData>(std::move(t));
+  }
   for (uint32_t w : layout.sgd) {
     const TrainWeight& weight = layout.weights[w];
     PS_ASSIGN_OR_RETURN(train_kernels::SgdParams first, plan_sgd(options.sgd, weight.count, true));
@@ -180,6 +186,7 @@ Status GpuTrainer::Impl::allocate() {
     bwd_out.push_back(addresses(b.outputs));
   }
   loss_in = {addr(layout.logits), addr(layout.labels)};
+  token_addrs = addresses(layout.tokens);
   loss_out = {addr(layout.dlogits), addr(layout.loss)};
   sgd_slot.assign(layout.weights.size(), -1);
   for (size_t k = 0; k < layout.sgd.size(); ++k) sgd_slot[layout.sgd[k]] = static_cast<int32_t>(k);
@@ -196,6 +203,7 @@ Status GpuTrainer::Impl::upload_params(const cuda::Stream& stream) {
 Status GpuTrainer::Impl::enqueue_item(const TrainItem& item, const cuda::Stream& stream) const {
   switch (item.kind) {
     case TrainItemKind::kData:
+      if (tokens) return tokens->make_batch(stream, data_position, token_addrs, addr(layout.labels));
       return data.make_batch(stream, addr(layout.patterns), data_position, layout.batch,
                              addr(layout.images), addr(layout.labels));
     case TrainItemKind::kForward: {
@@ -252,14 +260,14 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuRuntime& runtime, cuda
   PS_TRY(plan_sgd(options.sgd, 0, true).status().with_context("GpuTrainer"));
   TrainLayoutOptions lo;
   lo.momentum = options.sgd.momentum != 0;
-  lo.patterns = synthetic_pattern_count(options.data);
+  lo.patterns = synthetic_pattern_count(options.data);  // images only (tokens: sample size 0)
   lo.classes = options.data.classes;
   PS_ASSIGN_OR_RETURN(impl->layout, plan_training(manifest, lo, &gpu_has_backward));
   PS_TRY(impl->build_ops(weights));
   PS_TRY(impl->allocate());
   const cuda::Stream& stream = runtime.plan_stream();
   PS_TRY(impl->upload_params(stream));
-  PS_TRY(impl->data.make_patterns(stream, impl->addr(impl->layout.patterns)));
+  if (!impl->tokens) PS_TRY(impl->data.make_patterns(stream, impl->addr(impl->layout.patterns)));
   // Warm up (lazily loaded kernels, library internals), then profile the items and cut the
   // chunks; both run real steps, so the weights and running statistics are uploaded again and
   // the momentum buffers are marked empty (their first step overwrites them).

@@ -1,5 +1,6 @@
 // The GPU trainer (issue 7): SGD steps of a training-mode model (`psimport --mode training`)
-// on the GPU, with the CPU trainer's semantics (models/cpu/trainer.h: the same data, loss,
+// on the GPU, with the CPU trainer's semantics (models/cpu/trainer.h: the same data (images
+// made on the device, token ids made on the host and copied), loss,
 // BatchNorm running statistics and SGD rule) in float32 (convolutions and matrix products in
 // the Precision asked for). Built once; a step allocates nothing and never synchronises.
 //
@@ -49,8 +50,9 @@ class GpuTrainer {
   // Builds the forward (BatchNormalization in training mode), loss, backward and update plans,
   // carves the memory from `pool`, uploads the weights (converted to float32 where the package
   // holds another float type), profiles the layers and cuts the chunks. Requirements as the
-  // CPU trainer's (one float32 input [N, ...], one float32 output [N, K], a backward for every
-  // layer: gpu_has_backward), each refused with an error naming what is wrong; OUT_OF_MEMORY
+  // CPU trainer's (one float32 input [N, ...] or integer token inputs, one float32 output
+  // [N, K], a backward for every layer with a float output: gpu_has_backward; trainer_plan.h),
+  // each refused with an error naming what is wrong; OUT_OF_MEMORY
   // names the bytes needed and the pool's free bytes. `runtime` and `pool` outlive the trainer.
   static Result<std::unique_ptr<GpuTrainer>> create(GpuRuntime& runtime, cuda::DevicePool& pool,
                                                     const pipeswitch::psm::Manifest& manifest,

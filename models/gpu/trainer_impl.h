@@ -12,6 +12,7 @@
 #include "models/gpu/trainer.h"
 #include "models/gpu/trainer_data.h"
 #include "models/gpu/trainer_plan.h"
+#include "models/gpu/trainer_tokens.h"
 
 namespace ps::models::gpu {
 
@@ -27,7 +28,8 @@ struct GpuTrainer::Impl {
   std::vector<std::unique_ptr<GpuOp>> backward;  // per layout.backward entry
   std::unique_ptr<GpuOp> loss_op;
   TrainKernels kernels;
-  DeviceSyntheticData data;
+  DeviceSyntheticData data;     // an image model's batches
+  std::unique_ptr<HostTokenData> tokens;  // a token model's (layout.token_tensors not empty)
   std::vector<train_kernels::SgdParams> sgd_first, sgd_later;  // per layout.sgd entry
   std::vector<int32_t> sgd_slot;                               // per weight: index in layout.sgd
   std::vector<uint8_t> params_host;  // the weights' device image, during create() only
@@ -38,6 +40,7 @@ struct GpuTrainer::Impl {
   size_t workspace_bytes = 0;
   std::vector<std::vector<CUdeviceptr>> fwd_in, fwd_out, bwd_in, bwd_out;
   std::vector<CUdeviceptr> loss_in, loss_out;
+  std::vector<CUdeviceptr> token_addrs;  // layout.tokens
   cuda::PinnedBuffer loss_host;
 
   // Chunks (profiled at create()).

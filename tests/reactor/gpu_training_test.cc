@@ -187,10 +187,12 @@ TEST_CASE("GPU training: a model the trainer cannot train fails the job, not the
   REQUIRE(h.sink.wait_for_ticket(CompletionKind::kLoad, 2).status.ok());
   TrainTask task = h.task(1, 2);
   task.model = "bert_tiny";
+  task.options.classes = 5;  // its classifier has 2 outputs: the trainer refuses
   REQUIRE(h.backend->start_training(task).ok());
   Completion end = h.sink.wait_for_ticket(CompletionKind::kTraining, 1);
   INFO(end.status.to_string());
   CHECK_FALSE(end.status.ok());
+  CHECK_THAT(end.status.message(), Catch::Contains("5 classes"));
   CHECK(end.finished);
   // The backend goes on: inference, and another job.
   CHECK(h.infer().status.ok());
