@@ -116,10 +116,10 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
   m->plan.emplace(std::move(*plan));
 
   // 3. Its arena and workspace, kept for its lifetime.
-  PS_ASSIGN_OR_RETURN(m->arena, pool_->allocate(std::max<uint64_t>(m->p().arena_bytes(), 256),
-                                                "arena " + source.name));
+  PS_ASSIGN_OR_RETURN(m->arena, allocate(std::max<uint64_t>(m->p().arena_bytes(), 256),
+                                          "arena " + source.name));
   if (m->p().workspace_bytes() > 0) {
-    auto ws = pool_->allocate(m->p().workspace_bytes(), "workspace " + source.name);
+    auto ws = allocate(m->p().workspace_bytes(), "workspace " + source.name);
     if (!ws.ok()) {
       free_model_memory(*m);
       return ws.status();
@@ -189,8 +189,8 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
 
 Status GpuEngine::choose_groups(Model& m) {
   // Profile every layer on the device with the weights in a pool slot and a synthetic input.
-  PS_ASSIGN_OR_RETURN(
-      m.slot, pool_->allocate(std::max<uint64_t>(m.weights_bytes, 256), "weights " + m.info.name));
+  PS_ASSIGN_OR_RETURN(m.slot,
+                      allocate(std::max<uint64_t>(m.weights_bytes, 256), "weights " + m.info.name));
   PS_TRY(cuda::copy_to_device_async(m.slot->ptr, m.host_weights, m.weights_bytes, compute_stream_));
   const std::string input = synthetic_input(m.info, m.info.batch);
   uint64_t offset = 0;

@@ -3,7 +3,7 @@
 # trainer (trainer.h): its pure step plan and memory layout (trainer_plan.cc), the batch on the
 # device (trainer_data.cc, cuda/kernels/synthetic_data.cu), the build and the step (trainer.cc),
 # the token batches made on the host (trainer_tokens.cc), the profile and chunks
-# (trainer_profile.cc), state in and out (trainer_state.cc).
+# (trainer_profile.cc), state in and out (trainer_state.cc), paging (trainer_paging.cc).
 target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/grad_batch_norm.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_conv.cc
@@ -13,6 +13,7 @@ target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/grad_ops.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_data.cc
+  ${CMAKE_CURRENT_LIST_DIR}/trainer_paging.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_profile.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_state.cc

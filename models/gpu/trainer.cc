@@ -151,7 +151,7 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
   return Status::OK();
 }
 
-Status GpuTrainer::Impl::allocate() {
+Status GpuTrainer::Impl::take_range() {
   const uint64_t total = layout.block_bytes + workspace_bytes;
   Result<cuda::PoolRange> range =
       pool->allocate(total, kTrainAlign, str_cat("training '", manifest.model_name(), "'"));
@@ -170,13 +170,20 @@ Status GpuTrainer::Impl::allocate() {
   block = *range;
   base = block.ptr;
   workspace = base + layout.block_bytes;
+  return Status::OK();
+}
 
+void GpuTrainer::Impl::bind_addresses() {
   auto addresses = [&](const std::vector<uint64_t>& offsets) {
     std::vector<CUdeviceptr> out;
     out.reserve(offsets.size());
     for (uint64_t o : offsets) out.push_back(addr(o));
     return out;
   };
+  fwd_in.clear();
+  fwd_out.clear();
+  bwd_in.clear();
+  bwd_out.clear();
   for (const ForwardStep& f : layout.forward) {
     fwd_in.push_back(addresses(f.inputs));
     fwd_out.push_back(addresses(f.outputs));
@@ -188,6 +195,11 @@ Status GpuTrainer::Impl::allocate() {
   loss_in = {addr(layout.logits), addr(layout.labels)};
   token_addrs = addresses(layout.tokens);
   loss_out = {addr(layout.dlogits), addr(layout.loss)};
+}
+
+Status GpuTrainer::Impl::allocate() {
+  PS_TRY(take_range());
+  bind_addresses();
   sgd_slot.assign(layout.weights.size(), -1);
   for (size_t k = 0; k < layout.sgd.size(); ++k) sgd_slot[layout.sgd[k]] = static_cast<int32_t>(k);
   has_momentum.assign(layout.weights.size(), false);
@@ -286,6 +298,7 @@ GpuTrainer::~GpuTrainer() = default;
 
 Result<bool> GpuTrainer::enqueue_next_chunk(const cuda::Stream& stream) {
   Impl& t = *impl_;
+  if (t.paged) return invalid_argument("GpuTrainer: the state is paged out; page_in() first");
   if (t.next_chunk >= t.chunks.size()) {
     return invalid_argument("GpuTrainer: the step's last chunk is enqueued; call complete_step()");
   }
@@ -319,7 +332,7 @@ size_t GpuTrainer::chunks_per_step() const { return impl_->chunks.size(); }
 std::span<const double> GpuTrainer::chunk_ms() const { return impl_->chunk_ms; }
 uint64_t GpuTrainer::step_count() const { return impl_->step; }
 uint64_t GpuTrainer::data_position() const { return impl_->data_position; }
-uint64_t GpuTrainer::device_bytes() const { return impl_->block.size(); }
+uint64_t GpuTrainer::device_bytes() const { return impl_->paged ? 0 : impl_->block.size(); }
 const pipeswitch::psm::Manifest& GpuTrainer::manifest() const { return impl_->manifest; }
 
 }  // namespace ps::models::gpu

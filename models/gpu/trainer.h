@@ -81,8 +81,25 @@ class GpuTrainer {
   std::span<const double> chunk_ms() const;
   uint64_t step_count() const;
   uint64_t data_position() const;
-  // Pool bytes the trainer holds.
+  // Pool bytes the trainer holds (0 while paged out).
   uint64_t device_bytes() const;
+
+  // Paging (issue 7: the job's state leaves the pool when inference needs the memory;
+  // trainer_paging.cc). page_out() copies what survives a step boundary (the weights and
+  // running statistics, the momentum buffers, the data patterns: paged_bytes()) to pinned host
+  // memory (allocated at the first page-out, kept), waits for it, and returns the whole pool
+  // range. page_in() takes a range again (anywhere in the pool: every operand is bound anew),
+  // copies the state back and waits; OUT_OF_MEMORY leaves it paged out and unchanged. The
+  // trajectory is unchanged by a page-out and page-in. Both are no-ops in the state they lead
+  // to. Precondition: not mid_step() and nothing of the trainer queued. While paged out,
+  // export_state() reads the host copy; enqueue_next_chunk(), step(), import_state() and
+  // export_gradients() refuse.
+  Status page_out(const cuda::Stream& stream);
+  Status page_in(const cuda::Stream& stream);
+  bool paged_out() const;
+  uint64_t paged_bytes() const;
+  // The pool has a free block large enough for page_in() (true when not paged out).
+  bool can_page_in() const;
   const pipeswitch::psm::Manifest& manifest() const;
 
   // The state as the CPU trainer keeps it (float64 copies by manifest tensor index; the

@@ -49,6 +49,15 @@ struct GpuTrainer::Impl {
   std::vector<double> chunk_ms;
   bool profiled_in_graph = false;
 
+  // Paging (trainer_paging.cc): while `paged`, the pool range is returned and what survives a
+  // step boundary sits in `paged_state`: the params region, then the momentum and patterns
+  // regions (contiguous in the block), pinned, allocated at the first page-out and kept.
+  bool paged = false;
+  cuda::PinnedBuffer paged_state;
+  uint64_t survivor_bytes() const {
+    return layout.params_bytes + (layout.arena_offset - layout.momentum_offset);
+  }
+
   // Progress.
   size_t next_chunk = 0;
   uint64_t step = 0, data_position = 0;
@@ -59,7 +68,10 @@ struct GpuTrainer::Impl {
   std::string layer_label(uint32_t layer) const;
 
   Status build_ops(std::span<const uint8_t> blob);
-  Status allocate();
+  // The pool range (OUT_OF_MEMORY names every region) and the operands' addresses in it.
+  Status take_range();
+  void bind_addresses();
+  Status allocate();  // take_range, bind_addresses and the host-side buffers (create() only)
   Status upload_params(const cuda::Stream& stream);
   Status enqueue_item(const TrainItem& item, const cuda::Stream& stream) const;
   Status enqueue_items(uint32_t first, uint32_t count, const cuda::Stream& stream) const;

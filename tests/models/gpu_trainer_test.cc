@@ -333,6 +333,72 @@ TEST_CASE("GpuTrainer: export_state / import_state continue the identical trajec
   CHECK(std::abs(*cpu_next - *gpu_next) <= kFirstLossTolerance * std::abs(*cpu_next));
 }
 
+// Paging: the state leaves the pool for host memory and comes back elsewhere in the pool; the
+// trajectory goes on bit for bit, and what the pool held comes back to it meanwhile.
+TEST_CASE("GpuTrainer: page_out / page_in return the pool memory and keep the trajectory",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
+  cuda::DevicePool pool = make_pool();
+  const cuda::Stream stream = make_stream();
+  std::unique_ptr<GpuTrainer> whole = make_trainer(pool, m, gpu_options());
+  std::unique_ptr<GpuTrainer> paged = make_trainer(pool, m, gpu_options());
+  for (int s = 0; s < 2; ++s) {
+    REQUIRE_OK(whole->step(stream));
+    REQUIRE_OK(paged->step(stream));
+  }
+  const uint64_t held = paged->device_bytes();
+  const uint64_t free_before = pool.stats().allocator.free_bytes;
+  Result<cpu::TrainingState> before = paged->export_state();
+  REQUIRE_OK(before);
+  REQUIRE_OK(paged->page_out(stream));
+  CHECK(paged->paged_out());
+  CHECK(paged->device_bytes() == 0);
+  CHECK(pool.stats().allocator.free_bytes == free_before + held);
+  CHECK(paged->paged_bytes() < held);
+  std::printf("[train] page-out: %llu of %llu bytes to host memory\n",
+              static_cast<unsigned long long>(paged->paged_bytes()),
+              static_cast<unsigned long long>(held));
+  // While out: the state reads from the host copy; stepping is refused.
+  Result<cpu::TrainingState> out = paged->export_state();
+  REQUIRE_OK(out);
+  for (const auto& [index, w] : before->weights) {
+    CHECK(std::memcmp(w.raw(), out->weights.at(index).raw(), w.byte_size()) == 0);
+  }
+  CHECK(out->momentum.size() == before->momentum.size());
+  CHECK_FALSE(paged->step(stream).ok());
+  CHECK_FALSE(paged->export_gradients().ok());
+  CHECK(paged->page_out(stream).ok());  // a no-op
+  // Take the start of the freed memory so that the state comes back at another address.
+  Result<cuda::PoolRange> squatter = pool.allocate(held / 2, "squatter");
+  REQUIRE_OK(squatter);
+  CHECK(paged->can_page_in());
+  REQUIRE_OK(paged->page_in(stream));
+  CHECK_FALSE(paged->paged_out());
+  CHECK(paged->device_bytes() == held);
+  for (int s = 2; s < 6; ++s) {
+    Result<double> a = whole->step(stream), b = paged->step(stream);
+    REQUIRE_OK(a);
+    REQUIRE_OK(b);
+    std::printf("[train] step %d: uninterrupted %.17g paged out and in %.17g\n", s, *a, *b);
+    CHECK(std::memcmp(&*a, &*b, sizeof(double)) == 0);
+  }
+  // A pool without room: page_in refuses with OUT_OF_MEMORY and the state stays out, intact.
+  REQUIRE_OK(paged->page_out(stream));
+  Result<cuda::PoolRange> filler = pool.allocate(pool.stats().allocator.largest_free_block, "filler");
+  REQUIRE_OK(filler);
+  CHECK_FALSE(paged->can_page_in());
+  CHECK(paged->page_in(stream).code() == Code::kOutOfMemory);
+  CHECK(paged->paged_out());
+  REQUIRE_OK(pool.free(*filler));
+  REQUIRE_OK(paged->page_in(stream));
+  Result<double> a = whole->step(stream), b = paged->step(stream);
+  REQUIRE_OK(a);
+  REQUIRE_OK(b);
+  CHECK(std::memcmp(&*a, &*b, sizeof(double)) == 0);
+  REQUIRE_OK(pool.free(*squatter));
+}
+
 TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
