@@ -178,6 +178,11 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
       ++floats;
       t.input_tensor = static_cast<uint32_t>(i);
     } else if (is_integer(in)) {
+      if (in.dtype() != pipeswitch::psm::DT_INT64) {
+        // The token batches are SyntheticTokens' int64 ids (trainer_tokens.h), as exported.
+        return invalid_argument("GpuTrainer: token input '", in.name(),
+                                "' is int32; the GPU trainer feeds int64 token ids");
+      }
       const int64_t vocab = cpu::token_range(m, static_cast<uint32_t>(i));
       if (vocab < 1) {
         return invalid_argument("GpuTrainer: integer input '", in.name(),

@@ -126,8 +126,8 @@ struct TrainLayout {
 
 // Plans the training step of `manifest` (a training-mode lowering). Requirements, each an error
 // naming what is wrong: one OUTPUT float32 [N, K] and as inputs either one float32 [N, ...]
-// (images) or only integer [N, ...] tensors each read as indices by an embedding Gather
-// (token ids; the CPU trainer's rule) (kInvalidArgument); every layer has one output, and a
+// (images) or only int64 [N, ...] tensors each read as indices by an embedding Gather
+// (token ids; the CPU trainer's rule, which also takes int32) (kInvalidArgument); every layer has one output, and a
 // backward (`has_backward`, normally gpu_has_backward) when that output is float: layers with
 // integer outputs run forward only (kUnsupported listing every layer without one);
 // options.classes <= K; tensor indices in range (kCorrupt). Integer tensors get no gradient.
