@@ -64,6 +64,8 @@ bool backward_reads_input(std::string_view op, size_t input) {
   // What each backward builder (grad_*.cc) dereferences among the forward's inputs.
   if (op == "Conv" || op == "Gemm" || op == "BatchNormalization") return input < 2;
   if (op == "Relu" || op == "MaxPool") return input == 0;
+  if (op == "Gather") return input == 1;  // the indices; the table only for its shape
+  if (op == "Softmax") return false;      // it reads its output Y (backward_reads_output)
   if (op == "Add" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Flatten" ||
       op == "Reshape" || op == "Identity" || op == "Concat" || op == "Transpose" ||
       op == "Squeeze" || op == "Unsqueeze" || op == "ReduceMean") {
