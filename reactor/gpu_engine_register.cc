@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -92,12 +93,15 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     // The fresh process reads a package: write the zoo model (or the LOADed package) as one,
     // once.
     if (package_dir_.empty()) {
+      // A fresh directory only this user can enter (mkdtemp: mode 0700, a name nobody could
+      // have prepared), since every request's process reads the packages from it.
       const char* tmp = std::getenv("TMPDIR");
-      package_dir_ =
-          str_cat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/pipeswitchd-", ::getpid());
-      std::error_code ec;
-      std::filesystem::create_directories(package_dir_, ec);
-      if (ec) return io_error("creating ", package_dir_, ": ", ec.message());
+      std::string dir = str_cat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/pipeswitchd-XXXXXX");
+      if (::mkdtemp(dir.data()) == nullptr) {
+        return io_error("creating a directory for the fresh processes' packages (", dir,
+                        "): ", std::strerror(errno));
+      }
+      package_dir_ = std::move(dir);
     }
     m->package_path = str_cat(package_dir_, "/", source.name, ".psm");
     m->owns_package = true;
