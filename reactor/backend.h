@@ -168,6 +168,11 @@ struct TrainingProgress {
   uint64_t preempt_p99_us = 0;
   uint64_t preempt_max_us = 0;
   uint64_t parked_us = 0;
+  // Paging (GPU): times the job's state left the pool for host memory because inference needed
+  // the room, whether it is out now, and the time it spent out in all.
+  uint64_t page_outs = 0;
+  bool paged = false;
+  uint64_t paged_us = 0;
   // The last checkpoint written (its step; path empty: none yet); checkpoint_saved says this
   // completion reports one just written.
   uint64_t checkpoint_step = 0;

@@ -164,6 +164,9 @@ void GpuBackend::device_main() {
   if (!engine_) return;
 
   std::unique_ptr<GpuTrainingJob> job;
+  // Inference comes first for pool memory: when a command finds the pool full, the job's state
+  // goes to host memory (gpu_training_job.h, "Paging").
+  engine_->set_reclaimer([&job]() -> Result<bool> { return job ? job->page_out() : false; });
   for (;;) {
     Command command;
     bool have_command = false;
@@ -172,6 +175,12 @@ void GpuBackend::device_main() {
       std::unique_lock lock(mutex_);
       if (!job) {
         ready_.wait(lock, [this] { return stopping_ || !commands_.empty(); });
+      } else if (job->waiting_for_memory()) {
+        // Paged out, the pool still full: look again in a millisecond (an UNLOAD frees memory
+        // through a command, which wakes us), or at once for a command, STOP or CHECKPOINT.
+        ready_.wait_for(lock, std::chrono::milliseconds(1), [this] {
+          return stopping_ || !commands_.empty() || job_.stop || job_.checkpoint;
+        });
       } else if (!job->ready()) {
         // The job's chunk is on the GPU: look again soon, or at once when a command comes
         // (STOP and CHECKPOINT wait for the step boundary anyway).
@@ -235,6 +244,7 @@ void GpuBackend::device_main() {
       stats_ = engine_->stats();
     }
   }
+  engine_->set_reclaimer(nullptr);
   engine_.reset();  // frees every model, the pool and the context on this thread
 }
 

@@ -171,19 +171,37 @@ Result<CUdeviceptr> GpuEngine::weights_for_switch(Model& m) {
     PS_ASSIGN_OR_RETURN(m.driver_weights, cuda::DeviceBuffer::allocate(bytes));
     return m.driver_weights.ptr();
   }
-  Status placed = resident_.place_evicting(
-      m.info.name,
-      [&]() -> Status {
-        PS_ASSIGN_OR_RETURN(m.slot, pool_->allocate(bytes, "weights " + m.info.name));
-        return Status::OK();
-      },
-      [&](const std::string& victim) {
-        Model& v = *models_.at(victim);
-        (void)pool_->free(*v.slot);
-        v.slot.reset();
-      });
+  // Least recently used models are evicted first; the training job's memory only when that
+  // is not enough (inference comes first, and an evicted cached model costs only a later
+  // switch, a paged-out job a step and two copies).
+  auto place = [&]() {
+    return resident_.place_evicting(
+        m.info.name,
+        [&]() -> Status {
+          PS_ASSIGN_OR_RETURN(m.slot, pool_->allocate(bytes, "weights " + m.info.name));
+          return Status::OK();
+        },
+        [&](const std::string& victim) {
+          Model& v = *models_.at(victim);
+          (void)pool_->free(*v.slot);
+          v.slot.reset();
+        });
+  };
+  Status placed = place();
+  if (placed.code() == Code::kOutOfMemory && reclaimer_) {
+    PS_ASSIGN_OR_RETURN(const bool freed, reclaimer_());
+    if (freed) placed = place();
+  }
   if (!placed.ok()) return placed.with_context(str_cat("switching '", m.info.name, "' in"));
   return m.slot->ptr;
+}
+
+Result<cuda::PoolRange> GpuEngine::allocate(uint64_t bytes, const std::string& tag) {
+  Result<cuda::PoolRange> range = pool_->allocate(bytes, tag);
+  if (range.ok() || range.status().code() != Code::kOutOfMemory || !reclaimer_) return range;
+  PS_ASSIGN_OR_RETURN(const bool freed, reclaimer_());
+  if (!freed) return range;
+  return pool_->allocate(bytes, tag);
 }
 
 void GpuEngine::release_weights(Model& m) {
@@ -227,7 +245,7 @@ Result<bool> GpuEngine::grow_switch_region(uint64_t bytes) {
     PS_TRY(pool_->free(*switch_region_));
     switch_region_.reset();
   }
-  auto region = pool_->allocate(bytes, "switch region");
+  auto region = allocate(bytes, "switch region");
   if (!region.ok()) return region.status().with_context("the switch region");
   switch_region_ = *region;
   // Every captured switch graph wrote to the old region.

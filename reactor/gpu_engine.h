@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -58,6 +59,11 @@ class GpuEngine {
   // to the host), off the request's latency. Call after every infer().
   void after_reply();
   BackendStats stats() const;
+  // Frees pool memory held by work that yields to inference (the training job's state, paged
+  // out to host memory: gpu_training_job.h) and says whether it freed any. Called when an
+  // inference command (a LOAD, a cached model's weights) finds the pool full; the command then
+  // tries once more. Empty: nothing to reclaim.
+  void set_reclaimer(std::function<Result<bool>()> reclaimer) { reclaimer_ = std::move(reclaimer); }
 
  private:
   struct Model;
@@ -69,6 +75,9 @@ class GpuEngine {
   // (a pool slot, evicting least recently used models under the cache policy; a driver
   // allocation under no-pool; the managed memory itself under managed).
   Result<CUdeviceptr> weights_for_switch(Model& model);
+  // pool_->allocate for inference: when the pool is full, once more after the reclaimer freed
+  // memory.
+  Result<cuda::PoolRange> allocate(uint64_t bytes, const std::string& tag);
   void release_weights(Model& model);
   // Returns everything `model` holds in the pool (slot, arena, workspace) and forgets its
   // residency. For unload, failed registrations and shutdown.
@@ -122,6 +131,7 @@ class GpuEngine {
   ResidentSet resident_;
   uint64_t switches_ = 0;
   Model* evict_after_reply_ = nullptr;
+  std::function<Result<bool>()> reclaimer_;
 };
 
 }  // namespace ps::reactor

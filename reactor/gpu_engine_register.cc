@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -92,12 +93,15 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     // The fresh process reads a package: write the zoo model (or the LOADed package) as one,
     // once.
     if (package_dir_.empty()) {
+      // A fresh directory only this user can enter (mkdtemp: mode 0700, a name nobody could
+      // have prepared), since every request's process reads the packages from it.
       const char* tmp = std::getenv("TMPDIR");
-      package_dir_ =
-          str_cat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/pipeswitchd-", ::getpid());
-      std::error_code ec;
-      std::filesystem::create_directories(package_dir_, ec);
-      if (ec) return io_error("creating ", package_dir_, ": ", ec.message());
+      std::string dir = str_cat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/pipeswitchd-XXXXXX");
+      if (::mkdtemp(dir.data()) == nullptr) {
+        return io_error("creating a directory for the fresh processes' packages (", dir,
+                        "): ", std::strerror(errno));
+      }
+      package_dir_ = std::move(dir);
     }
     m->package_path = str_cat(package_dir_, "/", source.name, ".psm");
     m->owns_package = true;
@@ -116,10 +120,10 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
   m->plan.emplace(std::move(*plan));
 
   // 3. Its arena and workspace, kept for its lifetime.
-  PS_ASSIGN_OR_RETURN(m->arena, pool_->allocate(std::max<uint64_t>(m->p().arena_bytes(), 256),
-                                                "arena " + source.name));
+  PS_ASSIGN_OR_RETURN(m->arena, allocate(std::max<uint64_t>(m->p().arena_bytes(), 256),
+                                          "arena " + source.name));
   if (m->p().workspace_bytes() > 0) {
-    auto ws = pool_->allocate(m->p().workspace_bytes(), "workspace " + source.name);
+    auto ws = allocate(m->p().workspace_bytes(), "workspace " + source.name);
     if (!ws.ok()) {
       free_model_memory(*m);
       return ws.status();
@@ -189,8 +193,8 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
 
 Status GpuEngine::choose_groups(Model& m) {
   // Profile every layer on the device with the weights in a pool slot and a synthetic input.
-  PS_ASSIGN_OR_RETURN(
-      m.slot, pool_->allocate(std::max<uint64_t>(m.weights_bytes, 256), "weights " + m.info.name));
+  PS_ASSIGN_OR_RETURN(m.slot,
+                      allocate(std::max<uint64_t>(m.weights_bytes, 256), "weights " + m.info.name));
   PS_TRY(cuda::copy_to_device_async(m.slot->ptr, m.host_weights, m.weights_bytes, compute_stream_));
   const std::string input = synthetic_input(m.info, m.info.batch);
   uint64_t offset = 0;

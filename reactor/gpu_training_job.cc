@@ -57,6 +57,8 @@ GpuTrainingJob::~GpuTrainingJob() {
 }
 
 bool GpuTrainingJob::ready() const {
+  if (!page_failure_.ok()) return true;  // to report it
+  if (trainer_->paged_out()) return true;  // a turn pages it in, or handles STOP, or waits
   if (flight_.empty()) return true;
   const size_t depth = policy_ == TrainingPolicy::kCoRun ? 1 : kYieldDepth;
   if (flight_.size() < depth && !step_end_enqueued_ && trainer_->mid_step()) return true;
@@ -82,7 +84,50 @@ bool GpuTrainingJob::advance(const Controls& controls) {
   return ended_;
 }
 
+void GpuTrainingJob::step_completed() {
+  step_end_enqueued_ = false;
+  progress_.loss = trainer_->complete_step();
+  ++progress_.steps;
+  const uint64_t step = trainer_->step_count();
+  const bool periodic =
+      task_.options.checkpoint_every != 0 && step % task_.options.checkpoint_every == 0;
+  if (periodic && !task_.options.checkpoint_path.empty()) checkpoint_asked_ = true;
+  post(/*finished=*/false);
+}
+
+bool GpuTrainingJob::waiting_for_memory() const {
+  return !ended_ && page_failure_.ok() && trainer_->paged_out() && !trainer_->can_page_in();
+}
+
+Result<bool> GpuTrainingJob::page_out() {
+  if (ended_ || trainer_->paged_out()) return false;
+  Status s = [&]() -> Status {
+    // Finish the step in progress: its remaining chunks at once, then wait for all.
+    bool step_end = step_end_enqueued_;
+    while (trainer_->mid_step() && !step_end) {
+      PS_ASSIGN_OR_RETURN(step_end, trainer_->enqueue_next_chunk(stream_));
+    }
+    PS_TRY(stream_.synchronize());
+    flight_.clear();
+    if (step_end) step_completed();
+    return trainer_->page_out(stream_);
+  }();
+  if (!s.ok()) {
+    page_failure_ = s;
+    return s;
+  }
+  ++progress_.page_outs;
+  progress_.paged = true;
+  paged_since_ = Clock::now();
+  log_info("training job ", id(), " (", task_.model, "): paged out at step ",
+           trainer_->step_count(), " (", trainer_->paged_bytes() >> 20,
+           " MiB to host memory), the pool is needed for inference");
+  post(/*finished=*/false);
+  return true;
+}
+
 Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
+  PS_TRY(page_failure_);
   checkpoint_asked_ |= controls.checkpoint;
   if (written_ && written_->done.load(std::memory_order_acquire)) PS_TRY(finish_write());
   // Reap the chunks the GPU has finished, oldest first.
@@ -91,16 +136,7 @@ Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
     if (!done) break;
     const bool step_end = flight_.front().step_end;
     flight_.pop_front();
-    if (step_end) {
-      step_end_enqueued_ = false;
-      progress_.loss = trainer_->complete_step();
-      ++progress_.steps;
-      const uint64_t step = trainer_->step_count();
-      const bool periodic =
-          task_.options.checkpoint_every != 0 && step % task_.options.checkpoint_every == 0;
-      if (periodic && !task_.options.checkpoint_path.empty()) checkpoint_asked_ = true;
-      post(/*finished=*/false);
-    }
+    if (step_end) step_completed();
   }
   if (!trainer_->mid_step() && flight_.empty()) {
     // A step boundary with nothing of the job queued.
@@ -120,6 +156,17 @@ Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
       checkpoint_asked_ = false;
       PS_TRY(save());
     }
+  }
+  // Paged out: back into the pool when it has room (between commands: inference is idle).
+  if (trainer_->paged_out()) {
+    if (!trainer_->can_page_in()) return Status::OK();
+    PS_TRY(trainer_->page_in(stream_));
+    progress_.paged = false;
+    progress_.paged_us += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - paged_since_).count());
+    log_info("training job ", id(), " (", task_.model, "): paged in at step ",
+             trainer_->step_count());
+    post(/*finished=*/false);
   }
   // Enqueue while there is room: under yield up to kYieldDepth chunks (so the GPU has the next
   // one while the host enqueues, and inference finds at most about kYieldDepth x the chunk

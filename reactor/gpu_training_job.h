@@ -12,6 +12,14 @@
 // checkpoints are taken too (the state is exported from the device, blocking the device thread
 // for the copy; the file is written on a writer thread). Progress is posted after every step.
 //
+// Paging: when inference needs pool memory the job holds (a LOAD, a cached model's weights),
+// the engine calls page_out(): the step in progress is finished at once (its remaining chunks
+// enqueued and waited for), then the trainer's state goes to pinned host memory and its pool
+// range is returned (models/gpu/trainer.h). While paged out the job runs nothing; a turn
+// pages it back in as soon as the pool has room for it (ready() watches), which happens only
+// between commands, when inference is idle. STOP and CHECKPOINT work while paged out (the
+// state is read from the host copy).
+//
 // Device thread only (the trainer's CUDA objects belong to its context).
 #pragma once
 
@@ -65,11 +73,20 @@ class GpuTrainingJob {
   // An inference request ran while the job was active: its startup_us (accepted -> its first
   // layer running) is a preemption latency.
   void note_inference(uint64_t startup_us) { preempt_.add(startup_us); }
+  // Inference needs the job's pool memory (see the top). Returns true when memory was freed,
+  // false when there was nothing to free (paged out already, or ended). An error leaves the
+  // job in the pool and is the job's failure too (its next turn reports it).
+  Result<bool> page_out();
+  // Paged out and the pool has no room for it yet: the device thread may sleep longer between
+  // turns (a command, STOP or CHECKPOINT wakes it).
+  bool waiting_for_memory() const;
 
  private:
   GpuTrainingJob(const TrainTask& task, TrainingPolicy policy, CompletionSink* sink)
       : task_(task), policy_(policy), sink_(sink) {}
   Status turn(const Controls& controls, bool* ended);
+  // The step's last chunk has finished: complete it, count it, post progress.
+  void step_completed();
   // Exports the state and starts its file write (at a step boundary, nothing queued).
   Status save();
   // Waits for the writer and merges its result (an error fails the job).
@@ -106,6 +123,8 @@ class GpuTrainingJob {
   std::thread writer_;
   std::shared_ptr<Written> written_;
   bool ended_ = false;
+  Status page_failure_;  // a failed page_out(), reported by the next turn
+  std::chrono::steady_clock::time_point paged_since_;
 };
 
 }  // namespace ps::reactor

@@ -29,6 +29,9 @@ OkLine job_fields(const JobInfo& job, const BackendStats& backend) {
       .add("preempt_p99_us", p.preempt_p99_us)
       .add("preempt_max_us", p.preempt_max_us)
       .add("parked_us", p.parked_us)
+      .add("page_outs", p.page_outs)
+      .add("paged", p.paged ? 1 : 0)
+      .add("paged_us", p.paged_us)
       .add("checkpoint_step", p.checkpoint_step)
       .add("checkpoint", std::filesystem::path(p.checkpoint_path).filename().string());
   if (!job.error.empty()) line.add("error", job.error);

@@ -6,35 +6,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/dnn_pool_params.h"
-
-namespace dnn_pool {
-
-struct TapRange {
-  int64_t first, last;
-};
-
-// The taps t in [first, last) of output position o that read inside the input.
-__device__ inline TapRange valid_taps(const ps::dnn_kernels::PoolParams& p, int d, int64_t o) {
-  const int64_t start = o * p.stride[d] - p.pad_begin[d];
-  const int64_t dil = p.dilation[d];
-  int64_t first = start >= 0 ? 0 : (-start + dil - 1) / dil;
-  int64_t last = p.in[d] - 1 - start < 0 ? 0 : (p.in[d] - 1 - start) / dil + 1;
-  first = min(first, p.kernel[d]);
-  last = min(last, p.kernel[d]);
-  return {first, max(first, last)};
-}
-
-// Taps counted by an average's divisor.
-__device__ inline int64_t counted(const ps::dnn_kernels::PoolParams& p, int d, int64_t o,
-                                  TapRange valid) {
-  if (p.kind != ps::dnn_kernels::kPoolAverageIncludePad) return valid.last - valid.first;
-  const int64_t start = o * p.stride[d] - p.pad_begin[d];
-  const int64_t lo = max(start, -p.pad_begin[d]);
-  const int64_t hi = min(start + p.kernel[d], p.in[d] + p.pad_end[d]);
-  return max(hi - lo, int64_t{0});
-}
-
-}  // namespace dnn_pool
+#include "cuda/kernels/pool_taps.h"
 
 // y[plane, od, oh, ow] = max or average over the window of x[plane, ...]; x is
 // [planes, in[0], in[1], in[2]] and y [planes, out[0], out[1], out[2]], both contiguous.
@@ -53,9 +25,9 @@ extern "C" __global__ void ps_dnn_pool_f32(const float* x, float* y,
     const int64_t oh = static_cast<int64_t>(r % p.out[1]);
     const int64_t od = static_cast<int64_t>(r / p.out[1]);
     const float* xin = x + plane * in_plane;
-    const dnn_pool::TapRange rd = dnn_pool::valid_taps(p, 0, od);
-    const dnn_pool::TapRange rh = dnn_pool::valid_taps(p, 1, oh);
-    const dnn_pool::TapRange rw = dnn_pool::valid_taps(p, 2, ow);
+    const ps::pool_taps::TapRange rd = ps::pool_taps::valid_taps(p, 0, od);
+    const ps::pool_taps::TapRange rh = ps::pool_taps::valid_taps(p, 1, oh);
+    const ps::pool_taps::TapRange rw = ps::pool_taps::valid_taps(p, 2, ow);
     const int64_t bd = od * p.stride[0] - p.pad_begin[0];
     const int64_t bh = oh * p.stride[1] - p.pad_begin[1];
     const int64_t bw = ow * p.stride[2] - p.pad_begin[2];
@@ -84,8 +56,9 @@ extern "C" __global__ void ps_dnn_pool_f32(const float* x, float* y,
           for (int64_t tw = rw.first; tw < rw.last; ++tw) sum += row[tw];
         }
       }
-      const int64_t divisor = dnn_pool::counted(p, 0, od, rd) * dnn_pool::counted(p, 1, oh, rh) *
-                              dnn_pool::counted(p, 2, ow, rw);
+      const int64_t divisor = ps::pool_taps::counted(p, 0, od, rd) *
+                              ps::pool_taps::counted(p, 1, oh, rh) *
+                              ps::pool_taps::counted(p, 2, ow, rw);
       y[i] = divisor > 0 ? sum / static_cast<float>(divisor) : 0.0f;
     }
   }

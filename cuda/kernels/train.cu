@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/dnn_pool_params.h"
+#include "cuda/kernels/pool_taps.h"
 #include "cuda/kernels/train_params.h"
 
 namespace train {
@@ -54,30 +55,12 @@ __device__ inline void for_each_window(const PoolParams& p, int d, int64_t i, F 
   }
 }
 
-// Taps of output o along d that read inside the input (dnn_pool.cu's valid_taps, repeated:
-// a file-local helper of each translation unit part).
-struct Taps {
-  int64_t first, last;
-};
-__device__ inline Taps valid_taps(const PoolParams& p, int d, int64_t o) {
-  const int64_t start = o * p.stride[d] - p.pad_begin[d];
-  const int64_t dil = p.dilation[d];
-  int64_t first = start >= 0 ? 0 : (-start + dil - 1) / dil;
-  int64_t last = p.in[d] - 1 - start < 0 ? 0 : (p.in[d] - 1 - start) / dil + 1;
-  first = first < p.kernel[d] ? first : p.kernel[d];
-  last = last < p.kernel[d] ? last : p.kernel[d];
-  return {first, last > first ? last : first};
-}
-
+// The window arithmetic of the forward pooling kernel (pool_taps.h).
+using ps::pool_taps::TapRange;
+using ps::pool_taps::valid_taps;
 // The divisor's factor of dimension d for output o (AveragePool's count_include_pad rule).
 __device__ inline int64_t counted(const PoolParams& p, int d, int64_t o) {
-  const Taps valid = valid_taps(p, d, o);
-  if (p.kind != ps::dnn_kernels::kPoolAverageIncludePad) return valid.last - valid.first;
-  const int64_t start = o * p.stride[d] - p.pad_begin[d];
-  const int64_t lo = start > -p.pad_begin[d] ? start : -p.pad_begin[d];
-  const int64_t end = start + p.kernel[d], limit = p.in[d] + p.pad_end[d];
-  const int64_t hi = end < limit ? end : limit;
-  return hi > lo ? hi - lo : 0;
+  return ps::pool_taps::counted(p, d, o, valid_taps(p, d, o));
 }
 
 // Element i of a pooling input (planes of in[0] x in[1] x in[2]): its plane, its offset in the
@@ -204,9 +187,9 @@ extern "C" __global__ void ps_max_pool_argmax_f32(const float* x, int32_t* argma
     const int64_t oh = static_cast<int64_t>(r % p.out[1]);
     const int64_t od = static_cast<int64_t>(r / p.out[1]);
     const float* xin = x + plane * in_plane;
-    const train::Taps rd = train::valid_taps(p, 0, od);
-    const train::Taps rh = train::valid_taps(p, 1, oh);
-    const train::Taps rw = train::valid_taps(p, 2, ow);
+    const train::TapRange rd = train::valid_taps(p, 0, od);
+    const train::TapRange rh = train::valid_taps(p, 1, oh);
+    const train::TapRange rw = train::valid_taps(p, 2, ow);
     float best = 0.0f;
     int64_t best_at = -1;
     for (int64_t td = rd.first; td < rd.last; ++td) {

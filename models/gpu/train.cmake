@@ -2,7 +2,8 @@
 # operators on cuDNN, cuBLAS and our kernels (cuda/kernels/train.cu), the loss and SGD; the GPU
 # trainer (trainer.h): its pure step plan and memory layout (trainer_plan.cc), the batch on the
 # device (trainer_data.cc, cuda/kernels/synthetic_data.cu), the build and the step (trainer.cc),
-# the profile and chunks (trainer_profile.cc), state in and out (trainer_state.cc).
+# the token batches made on the host (trainer_tokens.cc), the profile and chunks
+# (trainer_profile.cc), state in and out (trainer_state.cc), paging (trainer_paging.cc).
 target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/grad_batch_norm.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_bert_ops.cc
@@ -16,9 +17,11 @@ target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/grad_ops.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_data.cc
+  ${CMAKE_CURRENT_LIST_DIR}/trainer_paging.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_profile.cc
   ${CMAKE_CURRENT_LIST_DIR}/trainer_state.cc
+  ${CMAKE_CURRENT_LIST_DIR}/trainer_tokens.cc
 )
 # The trainer keeps the CPU trainer's state type, options and dataset definition.
 target_link_libraries(ps_gpu PUBLIC ps_cpu_train)

@@ -134,7 +134,13 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
   workspaces.push_back(loss_op->workspace_bytes());
   workspace_bytes = plan_workspace_bytes(workspaces, kTrainAlign);
   PS_ASSIGN_OR_RETURN(kernels, TrainKernels::load(env));
-  PS_ASSIGN_OR_RETURN(data, DeviceSyntheticData::load(env, options.data, layout.sample_size));
+  if (layout.token_tensors.empty()) {
+    PS_ASSIGN_OR_RETURN(data, DeviceSyntheticData::load(env, options.data, layout.sample_size));
+  } else {
+    PS_ASSIGN_OR_RETURN(HostTokenData t,
+                        HostTokenData::create(options.data, layout.token_inputs, layout.batch));
+    tokens = std::make_unique<HostTokenData>(std::move(t));
+  }
   for (uint32_t w : layout.sgd) {
     const TrainWeight& weight = layout.weights[w];
     PS_ASSIGN_OR_RETURN(train_kernels::SgdParams first, plan_sgd(options.sgd, weight.count, true));
@@ -145,7 +151,7 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
   return Status::OK();
 }
 
-Status GpuTrainer::Impl::allocate() {
+Status GpuTrainer::Impl::take_range() {
   const uint64_t total = layout.block_bytes + workspace_bytes;
   Result<cuda::PoolRange> range =
       pool->allocate(total, kTrainAlign, str_cat("training '", manifest.model_name(), "'"));
@@ -164,13 +170,20 @@ Status GpuTrainer::Impl::allocate() {
   block = *range;
   base = block.ptr;
   workspace = base + layout.block_bytes;
+  return Status::OK();
+}
 
+void GpuTrainer::Impl::bind_addresses() {
   auto addresses = [&](const std::vector<uint64_t>& offsets) {
     std::vector<CUdeviceptr> out;
     out.reserve(offsets.size());
     for (uint64_t o : offsets) out.push_back(addr(o));
     return out;
   };
+  fwd_in.clear();
+  fwd_out.clear();
+  bwd_in.clear();
+  bwd_out.clear();
   for (const ForwardStep& f : layout.forward) {
     fwd_in.push_back(addresses(f.inputs));
     fwd_out.push_back(addresses(f.outputs));
@@ -180,7 +193,13 @@ Status GpuTrainer::Impl::allocate() {
     bwd_out.push_back(addresses(b.outputs));
   }
   loss_in = {addr(layout.logits), addr(layout.labels)};
+  token_addrs = addresses(layout.tokens);
   loss_out = {addr(layout.dlogits), addr(layout.loss)};
+}
+
+Status GpuTrainer::Impl::allocate() {
+  PS_TRY(take_range());
+  bind_addresses();
   sgd_slot.assign(layout.weights.size(), -1);
   for (size_t k = 0; k < layout.sgd.size(); ++k) sgd_slot[layout.sgd[k]] = static_cast<int32_t>(k);
   has_momentum.assign(layout.weights.size(), false);
@@ -196,6 +215,7 @@ Status GpuTrainer::Impl::upload_params(const cuda::Stream& stream) {
 Status GpuTrainer::Impl::enqueue_item(const TrainItem& item, const cuda::Stream& stream) const {
   switch (item.kind) {
     case TrainItemKind::kData:
+      if (tokens) return tokens->make_batch(stream, data_position, token_addrs, addr(layout.labels));
       return data.make_batch(stream, addr(layout.patterns), data_position, layout.batch,
                              addr(layout.images), addr(layout.labels));
     case TrainItemKind::kForward: {
@@ -252,14 +272,14 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuRuntime& runtime, cuda
   PS_TRY(plan_sgd(options.sgd, 0, true).status().with_context("GpuTrainer"));
   TrainLayoutOptions lo;
   lo.momentum = options.sgd.momentum != 0;
-  lo.patterns = synthetic_pattern_count(options.data);
+  lo.patterns = synthetic_pattern_count(options.data);  // images only (tokens: sample size 0)
   lo.classes = options.data.classes;
   PS_ASSIGN_OR_RETURN(impl->layout, plan_training(manifest, lo, &gpu_has_backward));
   PS_TRY(impl->build_ops(weights));
   PS_TRY(impl->allocate());
   const cuda::Stream& stream = runtime.plan_stream();
   PS_TRY(impl->upload_params(stream));
-  PS_TRY(impl->data.make_patterns(stream, impl->addr(impl->layout.patterns)));
+  if (!impl->tokens) PS_TRY(impl->data.make_patterns(stream, impl->addr(impl->layout.patterns)));
   // Warm up (lazily loaded kernels, library internals), then profile the items and cut the
   // chunks; both run real steps, so the weights and running statistics are uploaded again and
   // the momentum buffers are marked empty (their first step overwrites them).
@@ -278,6 +298,7 @@ GpuTrainer::~GpuTrainer() = default;
 
 Result<bool> GpuTrainer::enqueue_next_chunk(const cuda::Stream& stream) {
   Impl& t = *impl_;
+  if (t.paged) return invalid_argument("GpuTrainer: the state is paged out; page_in() first");
   if (t.next_chunk >= t.chunks.size()) {
     return invalid_argument("GpuTrainer: the step's last chunk is enqueued; call complete_step()");
   }
@@ -311,7 +332,7 @@ size_t GpuTrainer::chunks_per_step() const { return impl_->chunks.size(); }
 std::span<const double> GpuTrainer::chunk_ms() const { return impl_->chunk_ms; }
 uint64_t GpuTrainer::step_count() const { return impl_->step; }
 uint64_t GpuTrainer::data_position() const { return impl_->data_position; }
-uint64_t GpuTrainer::device_bytes() const { return impl_->block.size(); }
+uint64_t GpuTrainer::device_bytes() const { return impl_->paged ? 0 : impl_->block.size(); }
 const pipeswitch::psm::Manifest& GpuTrainer::manifest() const { return impl_->manifest; }
 
 }  // namespace ps::models::gpu

@@ -1,5 +1,6 @@
 // The GPU trainer (issue 7): SGD steps of a training-mode model (`psimport --mode training`)
-// on the GPU, with the CPU trainer's semantics (models/cpu/trainer.h: the same data, loss,
+// on the GPU, with the CPU trainer's semantics (models/cpu/trainer.h: the same data (images
+// made on the device, token ids made on the host and copied), loss,
 // BatchNorm running statistics and SGD rule) in float32 (convolutions and matrix products in
 // the Precision asked for). Built once; a step allocates nothing and never synchronises.
 //
@@ -49,8 +50,9 @@ class GpuTrainer {
   // Builds the forward (BatchNormalization in training mode), loss, backward and update plans,
   // carves the memory from `pool`, uploads the weights (converted to float32 where the package
   // holds another float type), profiles the layers and cuts the chunks. Requirements as the
-  // CPU trainer's (one float32 input [N, ...], one float32 output [N, K], a backward for every
-  // layer: gpu_has_backward), each refused with an error naming what is wrong; OUT_OF_MEMORY
+  // CPU trainer's (one float32 input [N, ...] or integer token inputs, one float32 output
+  // [N, K], a backward for every layer with a float output: gpu_has_backward; trainer_plan.h),
+  // each refused with an error naming what is wrong; OUT_OF_MEMORY
   // names the bytes needed and the pool's free bytes. `runtime` and `pool` outlive the trainer.
   static Result<std::unique_ptr<GpuTrainer>> create(GpuRuntime& runtime, cuda::DevicePool& pool,
                                                     const pipeswitch::psm::Manifest& manifest,
@@ -79,8 +81,25 @@ class GpuTrainer {
   std::span<const double> chunk_ms() const;
   uint64_t step_count() const;
   uint64_t data_position() const;
-  // Pool bytes the trainer holds.
+  // Pool bytes the trainer holds (0 while paged out).
   uint64_t device_bytes() const;
+
+  // Paging (issue 7: the job's state leaves the pool when inference needs the memory;
+  // trainer_paging.cc). page_out() copies what survives a step boundary (the weights and
+  // running statistics, the momentum buffers, the data patterns: paged_bytes()) to pinned host
+  // memory (allocated at the first page-out, kept), waits for it, and returns the whole pool
+  // range. page_in() takes a range again (anywhere in the pool: every operand is bound anew),
+  // copies the state back and waits; OUT_OF_MEMORY leaves it paged out and unchanged. The
+  // trajectory is unchanged by a page-out and page-in. Both are no-ops in the state they lead
+  // to. Precondition: not mid_step() and nothing of the trainer queued. While paged out,
+  // export_state() reads the host copy; enqueue_next_chunk(), step(), import_state() and
+  // export_gradients() refuse.
+  Status page_out(const cuda::Stream& stream);
+  Status page_in(const cuda::Stream& stream);
+  bool paged_out() const;
+  uint64_t paged_bytes() const;
+  // The pool has a free block large enough for page_in() (true when not paged out).
+  bool can_page_in() const;
   const pipeswitch::psm::Manifest& manifest() const;
 
   // The state as the CPU trainer keeps it (float64 copies by manifest tensor index; the

@@ -12,6 +12,7 @@
 #include "models/gpu/trainer.h"
 #include "models/gpu/trainer_data.h"
 #include "models/gpu/trainer_plan.h"
+#include "models/gpu/trainer_tokens.h"
 
 namespace ps::models::gpu {
 
@@ -27,7 +28,8 @@ struct GpuTrainer::Impl {
   std::vector<std::unique_ptr<GpuOp>> backward;  // per layout.backward entry
   std::unique_ptr<GpuOp> loss_op;
   TrainKernels kernels;
-  DeviceSyntheticData data;
+  DeviceSyntheticData data;     // an image model's batches
+  std::unique_ptr<HostTokenData> tokens;  // a token model's (layout.token_tensors not empty)
   std::vector<train_kernels::SgdParams> sgd_first, sgd_later;  // per layout.sgd entry
   std::vector<int32_t> sgd_slot;                               // per weight: index in layout.sgd
   std::vector<uint8_t> params_host;  // the weights' device image, during create() only
@@ -38,6 +40,7 @@ struct GpuTrainer::Impl {
   size_t workspace_bytes = 0;
   std::vector<std::vector<CUdeviceptr>> fwd_in, fwd_out, bwd_in, bwd_out;
   std::vector<CUdeviceptr> loss_in, loss_out;
+  std::vector<CUdeviceptr> token_addrs;  // layout.tokens
   cuda::PinnedBuffer loss_host;
 
   // Chunks (profiled at create()).
@@ -45,6 +48,15 @@ struct GpuTrainer::Impl {
   std::vector<TrainChunk> chunks;
   std::vector<double> chunk_ms;
   bool profiled_in_graph = false;
+
+  // Paging (trainer_paging.cc): while `paged`, the pool range is returned and what survives a
+  // step boundary sits in `paged_state`: the params region, then the momentum and patterns
+  // regions (contiguous in the block), pinned, allocated at the first page-out and kept.
+  bool paged = false;
+  cuda::PinnedBuffer paged_state;
+  uint64_t survivor_bytes() const {
+    return layout.params_bytes + (layout.arena_offset - layout.momentum_offset);
+  }
 
   // Progress.
   size_t next_chunk = 0;
@@ -56,7 +68,10 @@ struct GpuTrainer::Impl {
   std::string layer_label(uint32_t layer) const;
 
   Status build_ops(std::span<const uint8_t> blob);
-  Status allocate();
+  // The pool range (OUT_OF_MEMORY names every region) and the operands' addresses in it.
+  Status take_range();
+  void bind_addresses();
+  Status allocate();  // take_range, bind_addresses and the host-side buffers (create() only)
   Status upload_params(const cuda::Stream& stream);
   Status enqueue_item(const TrainItem& item, const cuda::Stream& stream) const;
   Status enqueue_items(uint32_t first, uint32_t count, const cuda::Stream& stream) const;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "models/cpu/token_range.h"
 #include "onnx_loader/psm_dtype.h"
 
 namespace ps::models::gpu {
@@ -21,6 +22,10 @@ std::string layer_label(const Manifest& m, int l) {
 }
 
 Shape shape_of(const TensorProto& t) { return Shape(t.shape().begin(), t.shape().end()); }
+
+bool is_integer(const TensorProto& t) {
+  return t.dtype() == pipeswitch::psm::DT_INT64 || t.dtype() == pipeswitch::psm::DT_INT32;
+}
 
 bool overlap_in_time(const ArenaBuffer& a, const ArenaBuffer& b) {
   return a.first <= b.last && b.first <= a.last;
@@ -59,12 +64,17 @@ bool backward_reads_input(std::string_view op, size_t input) {
   // What each backward builder (grad_*.cc) dereferences among the forward's inputs.
   if (op == "Conv" || op == "Gemm" || op == "BatchNormalization") return input < 2;
   if (op == "Relu" || op == "MaxPool") return input == 0;
+  if (op == "Gather") return input == 1;  // the indices; the table only for its shape
+  if (op == "Softmax") return false;      // it reads its output Y (backward_reads_output)
   if (op == "Add" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Flatten" ||
-      op == "Reshape" || op == "Identity" || op == "Concat") {
+      op == "Reshape" || op == "Identity" || op == "Concat" || op == "Transpose" ||
+      op == "Squeeze" || op == "Unsqueeze" || op == "ReduceMean") {
     return false;
   }
   return true;
 }
+
+bool backward_reads_output(std::string_view op) { return op == "Softmax"; }
 
 uint64_t arena_live_peak(std::span<const ArenaBuffer> buffers, uint64_t alignment) {
   int steps = 0;
@@ -143,39 +153,67 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     return invalid_argument("GpuTrainer: model '", m.model_name(), "' has no layers");
   TrainLayout t;
 
-  // The input and the output.
-  int inputs = 0;
-  for (int i = 0; i < tensor_count; ++i) {
-    if (m.tensors(i).kind() == TensorProto::INPUT) {
-      ++inputs;
-      t.input_tensor = static_cast<uint32_t>(i);
-    }
+  // The inputs and the output.
+  t.output_tensor = m.outputs_size() == 1 ? m.outputs(0) : 0;
+  if (m.outputs_size() != 1) {
+    return invalid_argument("GpuTrainer: the model must have one output, the logits (it has ",
+                            m.outputs_size(), ")");
   }
-  if (inputs != 1 || m.outputs_size() != 1) {
-    return invalid_argument("GpuTrainer: the model must have one input and one output (it has ",
-                            inputs, " and ", m.outputs_size(), ")");
-  }
-  t.output_tensor = m.outputs(0);
   if (t.output_tensor >= static_cast<uint32_t>(tensor_count)) {
     return corrupt("GpuTrainer: output tensor index ", t.output_tensor, " is out of range");
   }
-  const TensorProto& in = m.tensors(static_cast<int>(t.input_tensor));
   const TensorProto& out = m.tensors(static_cast<int>(t.output_tensor));
-  if (in.dtype() != pipeswitch::psm::DT_FLOAT32 || in.shape_size() < 2 || in.shape(0) < 1 ||
-      out.dtype() != pipeswitch::psm::DT_FLOAT32 || out.shape_size() != 2 ||
-      out.shape(0) != in.shape(0)) {
-    return invalid_argument("GpuTrainer: input '", in.name(),
-                            "' must be float32 [N, ...] and output '", out.name(),
-                            "' float32 [N, K]");
+  if (out.dtype() != pipeswitch::psm::DT_FLOAT32 || out.shape_size() != 2 || out.shape(0) < 1) {
+    return invalid_argument("GpuTrainer: output '", out.name(), "' must be float32 [N, K]");
   }
-  t.batch = in.shape(0);
+  t.batch = out.shape(0);
   t.outputs_k = out.shape(1);
+  int floats = 0;
+  for (int i = 0; i < tensor_count; ++i) {
+    const TensorProto& in = m.tensors(i);
+    if (in.kind() != TensorProto::INPUT) continue;
+    if (in.shape_size() < 2 || in.shape(0) != t.batch) {
+      return invalid_argument("GpuTrainer: input '", in.name(),
+                              "' must be [N, ...] with the output's N = ", t.batch);
+    }
+    if (in.dtype() == pipeswitch::psm::DT_FLOAT32) {
+      ++floats;
+      t.input_tensor = static_cast<uint32_t>(i);
+    } else if (is_integer(in)) {
+      if (in.dtype() != pipeswitch::psm::DT_INT64) {
+        // The token batches are SyntheticTokens' int64 ids (trainer_tokens.h), as exported.
+        return invalid_argument("GpuTrainer: token input '", in.name(),
+                                "' is int32; the GPU trainer feeds int64 token ids");
+      }
+      const int64_t vocab = cpu::token_range(m, static_cast<uint32_t>(i));
+      if (vocab < 1) {
+        return invalid_argument("GpuTrainer: integer input '", in.name(),
+                                "' is not the indices of an embedding Gather (axis 0), so the "
+                                "trainer cannot tell which token ids it takes");
+      }
+      t.token_tensors.push_back(static_cast<uint32_t>(i));
+      t.token_inputs.push_back(
+          cpu::TokenInput{Shape(in.shape().begin() + 1, in.shape().end()), vocab});
+    } else {
+      return invalid_argument("GpuTrainer: input '", in.name(), "' is neither float32 nor integer");
+    }
+  }
+  if (!((floats == 1 && t.token_tensors.empty()) || (floats == 0 && !t.token_tensors.empty()))) {
+    return invalid_argument("GpuTrainer: the model's inputs must be one float32 tensor (images) or "
+                            "integer token ids only (it has ", floats, " float and ",
+                            t.token_tensors.size(), " integer inputs)");
+  }
   if (options.classes < 1 || options.classes > t.outputs_k) {
     return invalid_argument("GpuTrainer: ", options.classes, " classes, the model outputs ",
                             t.outputs_k);
   }
-  t.sample_shape.assign(in.shape().begin() + 1, in.shape().end());
-  t.sample_size = element_count(t.sample_shape);
+  if (t.token_tensors.empty()) {
+    const TensorProto& in = m.tensors(static_cast<int>(t.input_tensor));
+    t.sample_shape.assign(in.shape().begin() + 1, in.shape().end());
+    t.sample_size = element_count(t.sample_shape);
+  } else {
+    t.input_tensor = t.token_tensors[0];
+  }
 
   // Every layer: one output, a backward, indices in range.
   std::string missing;
@@ -201,7 +239,10 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
                      ", which is out of range, a weight, the input or written twice");
     }
     producer[o] = l;
-    if (!has_backward(layer.op())) {
+    // A layer with an integer output (shape arithmetic) carries no gradient: forward only.
+    const bool carries_gradient =
+        m.tensors(static_cast<int>(o)).dtype() == pipeswitch::psm::DT_FLOAT32;
+    if (carries_gradient && !has_backward(layer.op())) {
       missing += str_cat(missing.empty() ? "" : "; ", layer_label(m, l));
       ++missing_count;
     }
@@ -252,6 +293,8 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     const auto kind = kind_of(tensor);
     if (kind == TensorProto::WEIGHT)
       return weight_of(tensor)->is_float && weight_of(tensor)->trainable;
+    // Token ids and shapes get no gradient.
+    if (m.tensors(static_cast<int>(tensor)).dtype() != pipeswitch::psm::DT_FLOAT32) return false;
     return kind == TensorProto::ACTIVATION || kind == TensorProto::OUTPUT;
   };
 
@@ -336,7 +379,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   };
   for (int i = 0; i < tensor_count; ++i) {
     const auto tensor = static_cast<uint32_t>(i);
-    const bool is_input = tensor == t.input_tensor;
+    const bool is_input = kind_of(tensor) == TensorProto::INPUT;
     if (!is_input && producer[tensor] < 0) continue;
     PS_ASSIGN_OR_RETURN(const uint64_t bytes, act_bytes(tensor));
     const int first = is_input ? time.data() : time.forward(producer[tensor]);
@@ -359,6 +402,11 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
         b.last = std::max(b.last, time.backward(l));
       }
     }
+  }
+  for (int l = 0; l < layer_count; ++l) {
+    if (backward_of[static_cast<size_t>(l)] < 0 || !backward_reads_output(m.layers(l).op())) continue;
+    ArenaBuffer& y = t.arena[static_cast<size_t>(act_buffer[m.layers(l).outputs(0)])];
+    y.last = std::max(y.last, time.backward(l));
   }
   {
     ArenaBuffer& logits = t.arena[static_cast<size_t>(act_buffer[t.output_tensor])];
@@ -433,6 +481,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
       b.inputs.push_back(arena_at(saved[b.layer].first));
       b.inputs.push_back(arena_at(saved[b.layer].second));
     }
+    if (backward_reads_output(layer.op())) b.inputs.push_back(value_offset(layer.outputs(0)));
     b.outputs.assign(static_cast<size_t>(layer.inputs_size()), kNoBuffer);
     for (int i = 0; i < layer.inputs_size() && i < 32; ++i) {
       if (((b.wanted >> i) & 1u) == 0) continue;
@@ -447,7 +496,11 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
       }
     }
   }
-  t.images = arena_at(act_buffer[t.input_tensor]);
+  if (t.token_tensors.empty()) {
+    t.images = arena_at(act_buffer[t.input_tensor]);
+  } else {
+    for (uint32_t tensor : t.token_tensors) t.tokens.push_back(arena_at(act_buffer[tensor]));
+  }
   t.labels = arena_at(labels);
   t.logits = arena_at(act_buffer[t.output_tensor]);
   t.dlogits = arena_at(grad_buffer[t.output_tensor]);

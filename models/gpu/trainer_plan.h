@@ -1,7 +1,8 @@
 // The device-free half of the GPU trainer (trainer.h): what a step does, in enqueue order, and
 // where every buffer lives. Pure functions of the manifest and the options, so CI tests them.
 //
-// The step is a list of ITEMS: the batch (synthetic data kernel), each forward layer (Batch-
+// The step is a list of ITEMS: the batch (images: the synthetic data kernel; token ids: made on
+// the host and copied), each forward layer (Batch-
 // Normalization: the training forward), the loss, the backward of each layer whose output
 // reaches the loss (reverse order), then one SGD update per trainable weight that received a
 // gradient (tensor order). Time, for lifetimes, is the item's position in that order.
@@ -30,6 +31,7 @@
 #include "common/dtype.h"
 #include "common/shape.h"
 #include "common/status.h"
+#include "models/cpu/synthetic_tokens.h"
 #include "onnx_loader/psm.pb.h"
 
 namespace ps::models::gpu {
@@ -68,7 +70,9 @@ struct BackwardStep {
   uint32_t layer = 0;
   uint32_t wanted = 0;            // GradSpec::wanted
   uint32_t accumulate = 0;        // GradSpec::accumulate
-  std::vector<uint64_t> inputs;   // forward inputs, dY (BatchNormalization: saved statistics)
+  // Forward inputs, dY, then BatchNormalization's saved statistics, or the forward's output Y
+  // for an op whose backward reads it (backward_reads_output: Softmax).
+  std::vector<uint64_t> inputs;
   std::vector<uint64_t> outputs;  // one per forward input; kNoBuffer where not computed
 };
 
@@ -89,10 +93,15 @@ struct TrainLayoutOptions {
 };
 
 struct TrainLayout {
+  // input_tensor: the images; with token inputs, the first of token_tensors.
   uint32_t input_tensor = 0, output_tensor = 0;
   int64_t batch = 0, outputs_k = 0;
-  Shape sample_shape;
-  int64_t sample_size = 0;
+  Shape sample_shape;      // images; empty with token inputs
+  int64_t sample_size = 0; // images; 0 with token inputs (no patterns on the device)
+  // Token inputs (BERT's input_ids, token_type_ids), in manifest order: their tensors and the
+  // ids each takes (cpu::SyntheticTokens' inputs). Empty for an image model.
+  std::vector<uint32_t> token_tensors;
+  std::vector<cpu::TokenInput> token_inputs;
 
   std::vector<TrainWeight> weights;    // every WEIGHT tensor, tensor order
   std::vector<int32_t> weight_index;   // by manifest tensor: index in weights, or -1
@@ -102,8 +111,9 @@ struct TrainLayout {
   std::vector<TrainItem> items;        // the step
   std::vector<ArenaBuffer> arena;
 
-  // Block offsets of the step's fixed operands.
+  // Block offsets of the step's fixed operands (tokens: one per token input).
   uint64_t images = 0, labels = 0, logits = 0, dlogits = 0, loss = 0, patterns = 0;
+  std::vector<uint64_t> tokens;
 
   // Regions (block offsets and sizes).
   uint64_t params_bytes = 0, grads_offset = 0, grads_bytes = 0, momentum_offset = 0,
@@ -115,10 +125,12 @@ struct TrainLayout {
 };
 
 // Plans the training step of `manifest` (a training-mode lowering). Requirements, each an error
-// naming what is wrong: one INPUT float32 [N, ...] and one OUTPUT float32 [N, K] (kInvalid-
-// Argument); every layer has one output and a backward (`has_backward`, normally
-// gpu_has_backward; kUnsupported listing every layer without one); options.classes <= K;
-// tensor indices in range (kCorrupt).
+// naming what is wrong: one OUTPUT float32 [N, K] and as inputs either one float32 [N, ...]
+// (images) or only int64 [N, ...] tensors each read as indices by an embedding Gather
+// (token ids; the CPU trainer's rule, which also takes int32) (kInvalidArgument); every layer has one output, and a
+// backward (`has_backward`, normally gpu_has_backward) when that output is float: layers with
+// integer outputs run forward only (kUnsupported listing every layer without one);
+// options.classes <= K; tensor indices in range (kCorrupt). Integer tensors get no gradient.
 Result<TrainLayout> plan_training(const pipeswitch::psm::Manifest& manifest,
                                   const TrainLayoutOptions& options,
                                   bool (*has_backward)(std::string_view op));
@@ -126,6 +138,9 @@ Result<TrainLayout> plan_training(const pipeswitch::psm::Manifest& manifest,
 // Whether the backward of `op` reads forward input `input` (so an activation there must live
 // until that backward). Conservative (true) for ops it does not know.
 bool backward_reads_input(std::string_view op, size_t input);
+// Whether the backward of `op` reads the forward's output (Softmax's dX is computed from Y): the
+// output then lives until that backward and is bound after dY.
+bool backward_reads_output(std::string_view op);
 
 // Greedy placement in one arena: largest first, best fit among the buffers alive at the same
 // time (the importer's planner, onnx_loader/memory_plan.h). Sets each buffer's offset (aligned)

@@ -36,20 +36,43 @@ Status upload(CUdeviceptr dst, const Tensor& t, const cuda::Stream& stream) {
   return stream.synchronize();  // `host` goes out of scope
 }
 
+// The same from the paged-out host copy: float32 at `src`.
+Result<Tensor> from_host(const uint8_t* src, const Shape& shape) {
+  const int64_t count = element_count(shape);
+  PS_ASSIGN_OR_RETURN(Tensor t, Tensor::allocate(DType::kFloat64, shape));
+  double* out = t.mutable_data<double>();
+  for (int64_t i = 0; i < count; ++i) {
+    float v;
+    std::memcpy(&v, src + i * 4, 4);
+    out[i] = static_cast<double>(v);
+  }
+  return t;
+}
+
 }  // namespace
 
 Result<cpu::TrainingState> GpuTrainer::export_state() const {
   const Impl& t = *impl_;
   if (mid_step()) return invalid_argument("GpuTrainer::export_state: a step is in progress");
   const cuda::Stream& stream = t.runtime->plan_stream();
+  // A block offset's value: on the device, or in the paged-out copy (the params region, then
+  // the regions from momentum_offset on: trainer_paging.cc).
+  const auto* paged = static_cast<const uint8_t*>(t.paged_state.data());
+  auto value = [&](uint64_t offset, const Shape& shape) -> Result<Tensor> {
+    if (!t.paged) return download(t.addr(offset), shape, stream);
+    const uint64_t at = offset < t.layout.params_bytes
+                            ? offset
+                            : t.layout.params_bytes + (offset - t.layout.momentum_offset);
+    return from_host(paged + at, shape);
+  };
   cpu::TrainingState state;
   for (size_t w = 0; w < t.layout.weights.size(); ++w) {
     const TrainWeight& weight = t.layout.weights[w];
     if (!weight.is_float) continue;
-    PS_ASSIGN_OR_RETURN(Tensor v, download(t.addr(weight.offset), weight.shape, stream));
+    PS_ASSIGN_OR_RETURN(Tensor v, value(weight.offset, weight.shape));
     state.weights.emplace(weight.tensor, std::move(v));
     if (weight.momentum != kNoBuffer && t.has_momentum[w]) {
-      PS_ASSIGN_OR_RETURN(Tensor m, download(t.addr(weight.momentum), weight.shape, stream));
+      PS_ASSIGN_OR_RETURN(Tensor m, value(weight.momentum, weight.shape));
       state.momentum.emplace(weight.tensor, std::move(m));
     }
   }
@@ -61,6 +84,7 @@ Result<cpu::TrainingState> GpuTrainer::export_state() const {
 Status GpuTrainer::import_state(const cpu::TrainingState& state) {
   Impl& t = *impl_;
   if (mid_step()) return invalid_argument("GpuTrainer::import_state: a step is in progress");
+  if (t.paged) return invalid_argument("GpuTrainer::import_state: the state is paged out");
   const auto& tensors = t.manifest.tensors();
   auto check = [&](uint32_t index, const Tensor& v, const char* what,
                    const TrainWeight** out) -> Status {
@@ -117,6 +141,7 @@ Status GpuTrainer::import_state(const cpu::TrainingState& state) {
 Result<std::map<uint32_t, cpu::Tensor>> GpuTrainer::export_gradients() const {
   const Impl& t = *impl_;
   if (mid_step()) return invalid_argument("GpuTrainer::export_gradients: a step is in progress");
+  if (t.paged) return invalid_argument("GpuTrainer::export_gradients: the state is paged out");
   const cuda::Stream& stream = t.runtime->plan_stream();
   std::map<uint32_t, Tensor> grads;
   for (uint32_t w : t.layout.sgd) {

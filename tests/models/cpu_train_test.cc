@@ -181,6 +181,21 @@ double mean(const std::vector<double>& v, size_t first, size_t count) {
          static_cast<double>(count);
 }
 
+// Prints the losses, then checks that the mean of the last `window` steps is below `ratio` times
+// the mean of the first `window`, and below log(classes): the loss of the best prediction that
+// ignores the input, so the classes were learnt from the data.
+void check_loss_falls(const char* model, const std::vector<double>& losses, size_t window,
+                      double ratio, int classes) {
+  for (size_t i = 0; i < losses.size(); ++i) std::printf("step %zu loss %.6f\n", i, losses[i]);
+  const size_t n = losses.size();
+  const double first = mean(losses, 0, window), last = mean(losses, n - window, window);
+  std::printf("%s: mean loss of steps 0-%zu %.4f, of steps %zu-%zu %.4f (ratio %.3f)\n", model,
+              window - 1, first, n - window, n - 1, last, last / first);
+  CHECK(std::isfinite(last));
+  CHECK(last < ratio * first);
+  CHECK(last < std::log(static_cast<double>(classes)));
+}
+
 // The whole model's backward (the trainer's wiring: reverse order, gradients summed where a
 // tensor feeds several layers, residual Adds, Concat branches) against finite differences of
 // the loss for a few elements of several trainable weights.
@@ -244,15 +259,8 @@ TEST_CASE("whole-model gradients of bert_tiny's classifier match finite differen
 
 TEST_CASE("resnet_tiny's loss falls over 20 steps on the learnable data", "[train]") {
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 8);
-  const std::vector<double> losses = train(m, learnable_options(), 20);
-  for (size_t i = 0; i < losses.size(); ++i) std::printf("step %zu loss %.6f\n", i, losses[i]);
-  const double first = mean(losses, 0, 3), last = mean(losses, losses.size() - 3, 3);
-  std::printf("resnet_tiny: mean loss of steps 0-2 %.4f, of steps 17-19 %.4f (ratio %.3f)\n", first,
-              last, last / first);
-  CHECK(last < 0.7 * first);
   // Below log(10), the best a prediction that ignores the image can do: the patterns are learnt.
-  CHECK(last < std::log(10.0));
-  CHECK(std::isfinite(last));
+  check_loss_falls("resnet_tiny", train(m, learnable_options(), 20), 3, 0.7, 10);
 }
 
 // SGD at lr 0.02 with momentum 0.9 (at 0.05, resnet_tiny's rate, BERT diverges); the tokens
@@ -264,14 +272,8 @@ TEST_CASE("bert_tiny fine-tunes: the classifier's loss falls on the token data",
   opt.sgd.learning_rate = 0.02;
   opt.data.classes = 2;
   opt.data.noise = 0.1;
-  const std::vector<double> losses = train(m, opt, 30);
-  for (size_t i = 0; i < losses.size(); ++i) std::printf("step %zu loss %.6f\n", i, losses[i]);
-  const double first = mean(losses, 0, 5), last = mean(losses, losses.size() - 5, 5);
-  std::printf("bert_tiny: mean loss of steps 0-4 %.4f, of steps 25-29 %.4f (ratio %.3f)\n", first,
-              last, last / first);
-  CHECK(last < 0.5 * first);
   // Below log(2), the best a prediction that ignores the tokens can do.
-  CHECK(last < std::log(2.0));
+  check_loss_falls("bert_tiny", train(m, opt, 30), 5, 0.5, 2);
 }
 
 TEST_CASE("two runs from the same seed give bit-identical losses", "[train]") {

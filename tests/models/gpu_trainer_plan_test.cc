@@ -71,7 +71,8 @@ void check_layout(const Manifest& m, const TrainLayout& t) {
       const bool wanted =
           spec.kind() == TensorProto::WEIGHT
               ? spec.trainable()
-              : spec.kind() == TensorProto::ACTIVATION || spec.kind() == TensorProto::OUTPUT;
+              : (spec.kind() == TensorProto::ACTIVATION || spec.kind() == TensorProto::OUTPUT) &&
+                    spec.dtype() == pipeswitch::psm::DT_FLOAT32;  // no gradient to integers
       if (wanted) readers[in] += 1;
     }
   }
@@ -148,7 +149,10 @@ void check_layout(const Manifest& m, const TrainLayout& t) {
   };
   for (const TrainItem& item : t.items) {
     std::vector<uint64_t> operands;
-    if (item.kind == TrainItemKind::kData) operands = {t.images, t.labels};
+    if (item.kind == TrainItemKind::kData) {
+      operands = t.token_tensors.empty() ? std::vector<uint64_t>{t.images} : t.tokens;
+      operands.push_back(t.labels);
+    }
     if (item.kind == TrainItemKind::kLoss) operands = {t.logits, t.labels, t.dlogits, t.loss};
     if (item.kind == TrainItemKind::kForward) {
       operands = t.forward[item.index].inputs;
@@ -221,6 +225,80 @@ TEST_CASE("trainer plan: inception_tiny (Concat branches) and momentum 0", "[gpu
   CHECK(t.patterns_bytes >= static_cast<uint64_t>(t.sample_size) * 8);
 }
 
+// BERT's training graph (its classifier) with two token inputs. Planned with every op given a
+// backward (the plan is independent of which GPU backward operators exist yet).
+TEST_CASE("trainer plan: bert_tiny's token inputs, integer tensors and Softmax's output",
+          "[gpu_trainer_plan]") {
+  const Manifest m = lower_training("bert_tiny", 2);
+  auto every_op = [](std::string_view) { return true; };
+  TrainLayoutOptions options;
+  options.classes = 2;
+  Result<TrainLayout> planned = plan_training(m, options, every_op);
+  INFO(planned.status().to_string());
+  REQUIRE(planned.ok());
+  const TrainLayout& t = *planned;
+  check_layout(m, t);
+  REQUIRE(t.token_tensors.size() == 2);
+  CHECK(m.tensors(static_cast<int>(t.token_tensors[0])).name() == "input_ids");
+  CHECK(m.tensors(static_cast<int>(t.token_tensors[1])).name() == "token_type_ids");
+  REQUIRE(t.token_inputs.size() == 2);
+  CHECK(t.token_inputs[0].vocab == 100);
+  CHECK(t.token_inputs[1].vocab == 2);
+  CHECK(t.token_inputs[0].sample_shape == Shape{8});
+  CHECK(t.tokens.size() == 2);
+  CHECK(t.tokens[0] != t.tokens[1]);
+  CHECK(t.sample_size == 0);
+  CHECK(t.patterns_bytes == 0);
+  CHECK(t.batch == 2);
+  CHECK(t.outputs_k == 2);
+  int softmax = 0, embeddings = 0;
+  for (const BackwardStep& b : t.backward) {
+    const auto& layer = m.layers(static_cast<int>(b.layer));
+    for (int i = 0; i < layer.inputs_size(); ++i) {
+      const TensorProto& in = m.tensors(static_cast<int>(layer.inputs(i)));
+      if (in.dtype() != pipeswitch::psm::DT_FLOAT32) {
+        INFO(layer.name() << " input " << i);
+        CHECK(((b.wanted >> i) & 1u) == 0u);  // no gradient to token ids or shapes
+      }
+    }
+    if (layer.op() == "Gather" && m.tensors(static_cast<int>(layer.inputs(0))).kind() ==
+                                      TensorProto::WEIGHT) {
+      ++embeddings;
+      CHECK(b.wanted == 1u);  // the table only
+    }
+    if (layer.op() == "Softmax") {
+      ++softmax;
+      // X, dY, then Y: the forward's output, kept alive until here (check_layout checks it).
+      REQUIRE(b.inputs.size() == 3);
+      CHECK(b.inputs[2] == t.forward[b.layer].outputs[0]);
+    }
+  }
+  CHECK(softmax == 2);
+  CHECK(embeddings == 3);
+  // The embedding tables get gradients and SGD updates; the folded position ids do not.
+  int tables = 0;
+  for (const TrainWeight& w : t.weights) {
+    const std::string& name = m.tensors(static_cast<int>(w.tensor)).name();
+    if (name.find("embeddings.") != std::string::npos && name.find("LayerNorm") == std::string::npos) {
+      INFO(name);
+      CHECK(w.grad != kNoBuffer);
+      ++tables;
+    }
+    if (!w.is_float) CHECK(w.grad == kNoBuffer);
+  }
+  CHECK(tables == 3);
+  // Refusals: an op without a backward is named; too many classes for the classifier.
+  auto no_softmax = [](std::string_view op) { return op != "Softmax"; };
+  Result<TrainLayout> refused = plan_training(m, options, no_softmax);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.status().message(), Catch::Contains("2 of "));
+  CHECK_THAT(refused.status().message(), Catch::Contains("(Softmax"));
+  options.classes = 10;
+  refused = plan_training(m, options, every_op);
+  REQUIRE_FALSE(refused.ok());
+  CHECK_THAT(refused.status().message(), Catch::Contains("10 classes, the model outputs 2"));
+}
+
 TEST_CASE("trainer plan: refusals name the cause", "[gpu_trainer_plan]") {
   const Manifest m = lower_training("resnet_tiny", 2);
   SECTION("an op without a backward: every such layer listed") {
@@ -230,7 +308,7 @@ TEST_CASE("trainer plan: refusals name the cause", "[gpu_trainer_plan]") {
     CHECK(t.status().code() == Code::kUnsupported);
     CHECK_THAT(t.status().message(), Catch::Contains("12 of") && Catch::Contains("MaxPool"));
   }
-  SECTION("two inputs") {
+  SECTION("two image inputs") {
     Manifest two = m;
     TensorProto* extra = two.add_tensors();
     *extra = two.tensors(static_cast<int>(plan(m).input_tensor));
@@ -238,7 +316,9 @@ TEST_CASE("trainer plan: refusals name the cause", "[gpu_trainer_plan]") {
     Result<TrainLayout> t = plan_training(two, {}, &gpu_has_backward);
     REQUIRE_FALSE(t.ok());
     CHECK(t.status().code() == Code::kInvalidArgument);
-    CHECK_THAT(t.status().message(), Catch::Contains("one input and one output (it has 2 and 1)"));
+    CHECK_THAT(t.status().message(),
+               Catch::Contains("one float32 tensor (images) or integer token ids only (it has 2 "
+                               "float and 0 integer inputs)"));
   }
   SECTION("more classes than outputs") {
     TrainLayoutOptions options;

@@ -33,6 +33,7 @@
 #include "models/gpu/runtime.h"
 #include "models/gpu/trainer.h"
 #include "models/gpu/trainer_data.h"
+#include "models/gpu/trainer_tokens.h"
 #include "tests/models/gpu_op_check.h"
 #include "tests/models/grad_check_util.h"
 #include "tests/models/zoo_lowering.h"
@@ -129,9 +130,10 @@ cpu::TrainingState copy_state(const cpu::TrainingState& s) {
 // A float64 tensor's values rounded to float32, for grad_error's float32 side.
 Tensor as_f32(const Tensor& t) { return grad_test::to_f32(t); }
 
-void one_step_against_cpu(const std::string& model, int64_t batch) {
+void one_step_against_cpu(const std::string& model, int64_t batch, int64_t classes = 10) {
   const onnx_loader::LoweredModel m = lower_training(model, batch);
-  const GpuTrainerOptions o = gpu_options();
+  GpuTrainerOptions o = gpu_options();
+  o.data.classes = classes;
   cuda::DevicePool pool = make_pool();
   const cuda::Stream stream = make_stream();
   std::unique_ptr<GpuTrainer> gpu = make_trainer(pool, m, o);
@@ -203,6 +205,14 @@ TEST_CASE("GpuTrainer: one step's gradients and weights match the CPU trainer (f
   PS_REQUIRE_GPU();
   one_step_against_cpu("resnet_tiny", 4);
   one_step_against_cpu("inception_tiny", 2);
+}
+
+// BERT's classifier (training graph) on token ids made on the host: the embeddings' scatter-add,
+// attention, LayerNorm, GELU, the pooler and the classifier against the CPU trainer.
+TEST_CASE("GpuTrainer: bert_tiny's step on token ids matches the CPU trainer (fp32)",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  one_step_against_cpu("bert_tiny", 4, 2);
 }
 
 TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32, tf32 printed)",
@@ -323,6 +333,72 @@ TEST_CASE("GpuTrainer: export_state / import_state continue the identical trajec
   CHECK(std::abs(*cpu_next - *gpu_next) <= kFirstLossTolerance * std::abs(*cpu_next));
 }
 
+// Paging: the state leaves the pool for host memory and comes back elsewhere in the pool; the
+// trajectory goes on bit for bit, and what the pool held comes back to it meanwhile.
+TEST_CASE("GpuTrainer: page_out / page_in return the pool memory and keep the trajectory",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
+  cuda::DevicePool pool = make_pool();
+  const cuda::Stream stream = make_stream();
+  std::unique_ptr<GpuTrainer> whole = make_trainer(pool, m, gpu_options());
+  std::unique_ptr<GpuTrainer> paged = make_trainer(pool, m, gpu_options());
+  for (int s = 0; s < 2; ++s) {
+    REQUIRE_OK(whole->step(stream));
+    REQUIRE_OK(paged->step(stream));
+  }
+  const uint64_t held = paged->device_bytes();
+  const uint64_t free_before = pool.stats().allocator.free_bytes;
+  Result<cpu::TrainingState> before = paged->export_state();
+  REQUIRE_OK(before);
+  REQUIRE_OK(paged->page_out(stream));
+  CHECK(paged->paged_out());
+  CHECK(paged->device_bytes() == 0);
+  CHECK(pool.stats().allocator.free_bytes == free_before + held);
+  CHECK(paged->paged_bytes() < held);
+  std::printf("[train] page-out: %llu of %llu bytes to host memory\n",
+              static_cast<unsigned long long>(paged->paged_bytes()),
+              static_cast<unsigned long long>(held));
+  // While out: the state reads from the host copy; stepping is refused.
+  Result<cpu::TrainingState> out = paged->export_state();
+  REQUIRE_OK(out);
+  for (const auto& [index, w] : before->weights) {
+    CHECK(std::memcmp(w.raw(), out->weights.at(index).raw(), w.byte_size()) == 0);
+  }
+  CHECK(out->momentum.size() == before->momentum.size());
+  CHECK_FALSE(paged->step(stream).ok());
+  CHECK_FALSE(paged->export_gradients().ok());
+  CHECK(paged->page_out(stream).ok());  // a no-op
+  // Take the start of the freed memory so that the state comes back at another address.
+  Result<cuda::PoolRange> squatter = pool.allocate(held / 2, "squatter");
+  REQUIRE_OK(squatter);
+  CHECK(paged->can_page_in());
+  REQUIRE_OK(paged->page_in(stream));
+  CHECK_FALSE(paged->paged_out());
+  CHECK(paged->device_bytes() == held);
+  for (int s = 2; s < 6; ++s) {
+    Result<double> a = whole->step(stream), b = paged->step(stream);
+    REQUIRE_OK(a);
+    REQUIRE_OK(b);
+    std::printf("[train] step %d: uninterrupted %.17g paged out and in %.17g\n", s, *a, *b);
+    CHECK(std::memcmp(&*a, &*b, sizeof(double)) == 0);
+  }
+  // A pool without room: page_in refuses with OUT_OF_MEMORY and the state stays out, intact.
+  REQUIRE_OK(paged->page_out(stream));
+  Result<cuda::PoolRange> filler = pool.allocate(pool.stats().allocator.largest_free_block, "filler");
+  REQUIRE_OK(filler);
+  CHECK_FALSE(paged->can_page_in());
+  CHECK(paged->page_in(stream).code() == Code::kOutOfMemory);
+  CHECK(paged->paged_out());
+  REQUIRE_OK(pool.free(*filler));
+  REQUIRE_OK(paged->page_in(stream));
+  Result<double> a = whole->step(stream), b = paged->step(stream);
+  REQUIRE_OK(a);
+  REQUIRE_OK(b);
+  CHECK(std::memcmp(&*a, &*b, sizeof(double)) == 0);
+  REQUIRE_OK(pool.free(*squatter));
+}
+
 TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
@@ -335,7 +411,7 @@ TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu]
     pipeswitch::psm::Manifest sigmoid = m.manifest;
     for (auto& layer : *sigmoid.mutable_layers()) {
       if (layer.op() == "Relu") {
-        layer.set_op("Sigmoid");  // has a GPU forward, no backward (Softmax has one now)
+        layer.set_op("Sigmoid");  // has a GPU forward, no backward
         break;
       }
     }
@@ -353,7 +429,7 @@ TEST_CASE("GpuTrainer: create() refuses what it cannot train, naming it", "[gpu]
     auto t = create(two, gpu_options(), pool);
     REQUIRE_FALSE(t.ok());
     CHECK(t.status().code() == Code::kInvalidArgument);
-    CHECK_THAT(t.status().message(), Catch::Contains("one input"));
+    CHECK_THAT(t.status().message(), Catch::Contains("2 float and 0 integer inputs"));
   }
   SECTION("negative learning rate") {
     GpuTrainerOptions o = gpu_options();
@@ -461,6 +537,43 @@ TEST_CASE("GpuTrainer data: the device batch is SyntheticData's (labels exact, i
   check_device_batches(options, {3, 224, 224}, 64, 7, true);
   options.single_image = true;
   check_device_batches(options, {3, 224, 224}, 64, 0, true);
+}
+
+// Token batches: made on the host and copied, so the device holds SyntheticTokens' ids and
+// labels exactly, batch after batch through the one reused staging buffer.
+TEST_CASE("GpuTrainer data: the device token batch is SyntheticTokens' (exact)",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  cpu::SyntheticDataOptions options;
+  options.seed = 5;
+  options.classes = 2;
+  options.noise = 0.1;
+  const std::vector<cpu::TokenInput> inputs = {{{16}, 100}, {{16}, 2}};
+  const int64_t batch = 8;
+  Result<HostTokenData> tokens = HostTokenData::create(options, inputs, batch);
+  REQUIRE_OK(tokens);
+  Result<cpu::SyntheticTokens> reference = cpu::SyntheticTokens::create(options, inputs);
+  REQUIRE_OK(reference);
+  const size_t ids_bytes = batch * 16 * sizeof(int64_t), label_bytes = batch * sizeof(int64_t);
+  Result<cuda::DeviceBuffer> device = cuda::DeviceBuffer::allocate(2 * ids_bytes + label_bytes);
+  REQUIRE_OK(device);
+  const std::vector<CUdeviceptr> dst = {device->ptr(), device->ptr() + ids_bytes};
+  const cuda::Stream stream = make_stream();
+  for (uint64_t index : {0ULL, 1ULL, 99ULL}) {
+    REQUIRE_OK(tokens->make_batch(stream, index, dst, device->ptr() + 2 * ids_bytes));
+    std::vector<uint8_t> back(2 * ids_bytes + label_bytes);
+    REQUIRE_OK(cuda::copy_to_host_async(back.data(), device->ptr(), back.size(), stream));
+    REQUIRE_OK(stream.synchronize());
+    std::vector<Tensor> ids;
+    std::vector<int64_t> labels;
+    REQUIRE_OK(reference->batch(index, batch, &ids, &labels));
+    INFO("batch " << index);
+    CHECK(std::memcmp(back.data(), ids[0].raw(), ids_bytes) == 0);
+    CHECK(std::memcmp(back.data() + ids_bytes, ids[1].raw(), ids_bytes) == 0);
+    CHECK(std::memcmp(back.data() + 2 * ids_bytes, labels.data(), label_bytes) == 0);
+  }
+  CHECK_FALSE(tokens->make_batch(stream, 0, std::vector<CUdeviceptr>{device->ptr()},
+                                 device->ptr()).ok());  // one buffer for two inputs
 }
 
 }  // namespace

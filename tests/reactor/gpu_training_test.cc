@@ -1,14 +1,18 @@
 // Training jobs on the GPU backend (reactor/gpu_training_job.h) [gpu]: a job's losses follow the
 // CPU trainer's; inference requests preempt it between chunks and their startup (arrival to
 // the first layer running) is reported as the preemption latency; a checkpoint-resume continues
-// the GPU's own uninterrupted trajectory bit for bit; a second job on the same GPU is refused.
+// the GPU's own uninterrupted trajectory bit for bit; a second job on the same GPU is refused;
+// a LOAD that needs the job's memory pages the job out to host memory, and it comes back.
 // Skipped without a GPU.
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <map>
+#include <thread>
 #include <vector>
 
 #include "models/cpu/trainer.h"
@@ -175,6 +179,153 @@ TEST_CASE("GPU training: checkpoint and resume continue the uninterrupted trajec
   std::filesystem::remove_all(dir);
 }
 
+// Paging (gpu_training_job.h): a job on resnet50 holds several hundred MiB; the pool is sized to
+// hold it and half of what registering resnet18 keeps (its arena and workspace; its weights go
+// to the switch region, which resnet50's already covers), so the LOAD fits only once the job's
+// state is out of the pool (registration also profiles resnet18 with its weights in a
+// temporary slot: more than it keeps). The sizes are measured first on a roomy pool.
+struct PagingBackend {
+  RecordingSink sink;
+  std::unique_ptr<Backend> backend;
+  explicit PagingBackend(uint64_t pool_bytes) {
+    BackendOptions o;
+    o.device = "0";
+    o.policy = "pipeswitch";
+    o.precision = "fp32";
+    o.pool_bytes = pool_bytes;
+    auto b = make_backend(o);
+    PS_CHECK(b.ok());
+    backend = std::move(*b);
+    PS_CHECK(backend->start(&sink).ok());
+  }
+  ~PagingBackend() { backend->shutdown(); }
+  Status load(uint64_t ticket, const std::string& zoo) {
+    ModelSource s;
+    s.name = zoo;
+    s.zoo_model = zoo;
+    s.zoo_batch = kBatch;
+    backend->load(ticket, s);
+    return sink.wait_for_ticket(CompletionKind::kLoad, ticket).status;
+  }
+  Status infer(uint64_t ticket, const std::string& model) {
+    InferTask t;
+    t.ticket = ticket;
+    t.model = model;
+    t.batch = kBatch;
+    t.synthetic = true;
+    t.want_output = false;
+    t.accepted = std::chrono::steady_clock::now();
+    backend->infer(std::move(t));
+    return sink.wait_for_ticket(CompletionKind::kInfer, ticket).status;
+  }
+  uint64_t used() { return backend->stats().pool_used_bytes; }
+  TrainingProgress latest(uint64_t job) {
+    TrainingProgress p;
+    sink.wait_until([&](const std::vector<Completion>& all) {
+      for (const Completion& c : all) {
+        if (c.kind == CompletionKind::kTraining && c.ticket == job) p = c.training;
+      }
+      return true;
+    });
+    return p;
+  }
+  void wait_steps(uint64_t job, uint64_t steps) {
+    sink.wait_until([&](const std::vector<Completion>& all) {
+      for (const Completion& c : all) {
+        if (c.kind == CompletionKind::kTraining && c.ticket == job && c.training.steps >= steps)
+          return true;
+      }
+      return false;
+    });
+  }
+};
+
+TrainTask resnet50_task(uint64_t job) {
+  TrainTask t;
+  t.job = job;
+  t.model = "resnet50";
+  t.batch = kBatch;
+  t.steps = 0;  // until stopped
+  t.options = options();
+  return t;
+}
+
+TEST_CASE("GPU training: a LOAD that needs the job's memory pages it out, UNLOAD lets it back",
+          "[gpu][gpu_training]") {
+  PS_REQUIRE_GPU();
+  // 1. Sizes and the uninterrupted trajectory, on a roomy pool.
+  uint64_t base = 0, job_bytes = 0, small_bytes = 0;
+  std::map<uint64_t, double> reference;
+  {
+    PagingBackend roomy(uint64_t{8} << 30);
+    REQUIRE(roomy.load(1, "resnet50").ok());
+    REQUIRE(roomy.infer(2, "resnet50").ok());
+    base = roomy.used();
+    REQUIRE(roomy.load(3, "resnet18").ok());
+    REQUIRE(roomy.infer(4, "resnet18").ok());
+    small_bytes = roomy.used() - base;
+    roomy.backend->unload(5, "resnet18");
+    REQUIRE(roomy.sink.wait_for_ticket(CompletionKind::kUnload, 5).status.ok());
+    REQUIRE(roomy.backend->start_training(resnet50_task(10)).ok());
+    roomy.wait_steps(10, 1);
+    REQUIRE(roomy.infer(6, "resnet50").ok());
+    job_bytes = roomy.used() - base;
+    roomy.wait_steps(10, 40);
+    REQUIRE(roomy.backend->stop_training(10).ok());
+    REQUIRE(roomy.sink.wait_for_ticket(CompletionKind::kTraining, 10).status.ok());
+    reference = roomy.sink.losses(10);
+  }
+  std::printf("[gpu_training] paging sizes: base %llu MiB, job %llu MiB, resnet18 keeps %llu MiB\n",
+              static_cast<unsigned long long>(base >> 20),
+              static_cast<unsigned long long>(job_bytes >> 20),
+              static_cast<unsigned long long>(small_bytes >> 20));
+  REQUIRE(small_bytes >= (uint64_t{8} << 20));  // half of it well above the pool's granularity
+  REQUIRE(job_bytes >= 2 * small_bytes + (uint64_t{64} << 20));
+
+  // 2. A pool that holds the base and the job, or the base and resnet18, not all three.
+  PagingBackend tight(base + job_bytes + small_bytes / 2);
+  REQUIRE(tight.load(1, "resnet50").ok());
+  REQUIRE(tight.backend->start_training(resnet50_task(20)).ok());
+  tight.wait_steps(20, 2);
+  // The LOAD finds the pool full: the job finishes its step and goes to host memory.
+  Status loaded = tight.load(5, "resnet18");
+  INFO(loaded.to_string());
+  REQUIRE(loaded.ok());
+  TrainingProgress out = tight.latest(20);
+  CHECK(out.page_outs == 1);
+  CHECK(out.paged);
+  REQUIRE(tight.infer(6, "resnet18").ok());
+  REQUIRE(tight.infer(7, "resnet50").ok());
+  // It stays out while resnet18 holds the room.
+  const uint64_t steps_out = out.steps;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(tight.latest(20).steps == steps_out);
+  // UNLOAD makes room: the job comes back by itself and goes on.
+  tight.backend->unload(8, "resnet18");
+  REQUIRE(tight.sink.wait_for_ticket(CompletionKind::kUnload, 8).status.ok());
+  tight.wait_steps(20, steps_out + 3);
+  TrainingProgress back = tight.latest(20);
+  CHECK_FALSE(back.paged);
+  CHECK(back.page_outs == 1);
+  CHECK(back.paged_us >= 200'000);
+  REQUIRE(tight.backend->stop_training(20).ok());
+  REQUIRE(tight.sink.wait_for_ticket(CompletionKind::kTraining, 20).status.ok());
+  // The trajectory is the uninterrupted one, bit for bit, across the page-out and page-in.
+  const std::map<uint64_t, double> losses = tight.sink.losses(20);
+  int compared = 0;
+  for (const auto& [step, loss] : losses) {
+    if (reference.count(step) == 0) continue;
+    INFO("step " << step);
+    CHECK(std::memcmp(&loss, &reference.at(step), sizeof loss) == 0);
+    ++compared;
+  }
+  std::printf("[gpu_training] paged out at step %llu for %llu us; %d steps compared bit for bit\n",
+              static_cast<unsigned long long>(steps_out),
+              static_cast<unsigned long long>(back.paged_us), compared);
+  REQUIRE_FALSE(reference.empty());
+  CHECK(compared >= static_cast<int>(std::min<uint64_t>(reference.rbegin()->first, steps_out + 3)));
+}
+
 TEST_CASE("GPU training: a model the trainer cannot train fails the job, not the server",
           "[gpu][gpu_training]") {
   PS_REQUIRE_GPU();
@@ -187,10 +338,12 @@ TEST_CASE("GPU training: a model the trainer cannot train fails the job, not the
   REQUIRE(h.sink.wait_for_ticket(CompletionKind::kLoad, 2).status.ok());
   TrainTask task = h.task(1, 2);
   task.model = "bert_tiny";
+  task.options.classes = 5;  // its classifier has 2 outputs: the trainer refuses
   REQUIRE(h.backend->start_training(task).ok());
   Completion end = h.sink.wait_for_ticket(CompletionKind::kTraining, 1);
   INFO(end.status.to_string());
   CHECK_FALSE(end.status.ok());
+  CHECK_THAT(end.status.message(), Catch::Contains("5 classes"));
   CHECK(end.finished);
   // The backend goes on: inference, and another job.
   CHECK(h.infer().status.ok());

@@ -112,11 +112,13 @@ void print_train_help(std::FILE* out) {
       "  --steps N           trajectory steps whose losses are printed (default 20)\n"
       "  --runs N            timed steps after them (default 20)\n"
       "  --lr X --momentum X --weight-decay X   SGD (default 0.01, 0.9, 1e-4)\n"
-      "  --classes N --noise X --seed N --single-image   the synthetic data (default 10, 0.5, 1)\n"
+      "  --classes N --noise X --seed N --single-image   the synthetic data (default 10 or\n"
+      "                      the model's outputs when fewer, 0.5, 1; for token models noise is\n"
+      "                      the probability a token is replaced)\n"
       "  --chunk-ms X        chunk budget (default 1.0; steps are timed whole either way)\n"
       "  --pool SIZE         device pool size (default: what the trainer needs + 256 MiB)\n"
       "  --write-batches F   write the trajectory's batches (PSBATCH1 file) for\n"
-      "                      scripts/torch_train.py --batches F\n"
+      "                      scripts/torch_train.py --batches F (image models)\n"
       "  --json              one JSON object instead of the tables\n"
       "  --device N          GPU ordinal (default 0)\n");
 }
@@ -147,7 +149,10 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
           parse_int(name, v, name == "--runs" || name == "--classes" ? 1 : 0, 1'000'000'000));
       if (name == "--steps") o.trajectory = static_cast<int>(n);
       if (name == "--runs") o.runs = static_cast<int>(n);
-      if (name == "--classes") o.trainer.data.classes = n;
+      if (name == "--classes") {
+        o.trainer.data.classes = n;
+        o.classes_given = true;
+      }
       if (name == "--seed") o.trainer.data.seed = static_cast<uint64_t>(n);
       if (name == "--device") o.device = static_cast<int>(n);
     } else if (r.is("--lr") || r.is("--momentum") || r.is("--weight-decay") || r.is("--noise") ||
@@ -178,10 +183,17 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
   return o;
 }
 
-Status run_train(const TrainBenchOptions& o) {
+Status run_train(const TrainBenchOptions& options) {
   using Clock = std::chrono::steady_clock;
-  PS_ASSIGN_OR_RETURN(models::Package package, models::Package::open(o.package));
+  PS_ASSIGN_OR_RETURN(models::Package package, models::Package::open(options.package));
   const auto& manifest = package.manifest();
+  TrainBenchOptions o = options;
+  if (!o.classes_given && manifest.outputs_size() == 1) {
+    const auto& out = manifest.tensors(static_cast<int>(manifest.outputs(0)));
+    if (out.shape_size() == 2 && out.shape(1) >= 1 && out.shape(1) < o.trainer.data.classes) {
+      o.trainer.data.classes = out.shape(1);
+    }
+  }
   std::vector<uint8_t> blob(package.weights_bytes());
   PS_TRY(package.read_weights(blob.data(), blob.size()));
   PS_ASSIGN_OR_RETURN(std::unique_ptr<models::gpu::GpuRuntime> runtime,
@@ -192,6 +204,10 @@ Status run_train(const TrainBenchOptions& o) {
   lo.classes = o.trainer.data.classes;
   PS_ASSIGN_OR_RETURN(const models::gpu::TrainLayout layout,
                       models::gpu::plan_training(manifest, lo, &models::gpu::gpu_has_backward));
+  if (!o.batches_file.empty() && !layout.token_tensors.empty()) {
+    return unsupported("--write-batches writes image batches; this model takes token ids, "
+                       "whose batches are models/cpu/synthetic_tokens.h's SyntheticTokens");
+  }
   const uint64_t pool_bytes =
       o.pool_bytes > 0 ? o.pool_bytes : layout.block_bytes + (uint64_t{256} << 20);
   PS_ASSIGN_OR_RETURN(cuda::DevicePool pool,

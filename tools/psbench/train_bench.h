@@ -22,8 +22,9 @@ struct TrainBenchOptions {
   int trajectory = 20;       // steps whose losses are printed (from the package's weights)
   int runs = 20;             // timed steps after them
   uint64_t pool_bytes = 0;   // 0: the trainer's needs plus 256 MiB
-  std::string batches_file;  // --write-batches: the trajectory's batches
+  std::string batches_file;  // --write-batches: the trajectory's batches (image models)
   bool json = false;
+  bool classes_given = false;  // --classes; else 10, or the model's outputs when fewer (BERT: 2)
 };
 
 Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view>& args,

@@ -1,0 +1,43 @@
+// The window arithmetic shared by the pooling kernels (dnn_pool.cu's forward, train.cu's
+// backward): which taps of an output's window read inside the input, and how many of them an
+// average divides by. Semantics are the CPU reference's (models/cpu/window.h): padding never
+// contributes a value; count_include_pad counts the padded taps but not the ceil-mode overhang.
+// Device inline functions in a header so that each .cu file, and the host emulation that
+// compiles train.cu alone (tests/models/kernel_emulation.h), sees one definition; plain
+// comparisons instead of min/max so that the emulation needs no int64 overloads.
+#pragma once
+
+#include <cstdint>
+
+#include "cuda/kernels/dnn_pool_params.h"
+
+namespace ps::pool_taps {
+
+struct TapRange {
+  int64_t first, last;  // the taps t in [first, last) read inside the input
+};
+
+// The taps of output position o along dimension d that read inside the input.
+__device__ inline TapRange valid_taps(const ps::dnn_kernels::PoolParams& p, int d, int64_t o) {
+  const int64_t start = o * p.stride[d] - p.pad_begin[d];
+  const int64_t dil = p.dilation[d];
+  int64_t first = start >= 0 ? 0 : (-start + dil - 1) / dil;
+  int64_t last = p.in[d] - 1 - start < 0 ? 0 : (p.in[d] - 1 - start) / dil + 1;
+  first = first < p.kernel[d] ? first : p.kernel[d];
+  last = last < p.kernel[d] ? last : p.kernel[d];
+  return {first, last > first ? last : first};
+}
+
+// The divisor's factor of dimension d for output o (`valid` = valid_taps(p, d, o)): the valid
+// taps, or with count_include_pad the window clipped to the padded input.
+__device__ inline int64_t counted(const ps::dnn_kernels::PoolParams& p, int d, int64_t o,
+                                  TapRange valid) {
+  if (p.kind != ps::dnn_kernels::kPoolAverageIncludePad) return valid.last - valid.first;
+  const int64_t start = o * p.stride[d] - p.pad_begin[d];
+  const int64_t lo = start > -p.pad_begin[d] ? start : -p.pad_begin[d];
+  const int64_t end = start + p.kernel[d], limit = p.in[d] + p.pad_end[d];
+  const int64_t hi = end < limit ? end : limit;
+  return hi > lo ? hi - lo : 0;
+}
+
+}  // namespace ps::pool_taps
