@@ -16,6 +16,7 @@
 //    lr * (g + wd w), so the weight's own float32 rounding, ~6e-8, dominates).
 //  - losses: 1e-4 relative at step 0 (a float32 forward against float64), 2e-3 over 10 steps
 //    (SGD with momentum amplifies the first step's differences a little every step).
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
@@ -47,7 +48,14 @@ using cpu::Tensor;
 using testing::shared_runtime;
 
 constexpr double kGradTolerance = 2e-3;
-constexpr double kWeightTolerance = 1e-5;
+// The update a step made to each weight (its value after the step minus before), GPU against
+// CPU, over the CPU update's largest magnitude: the weights themselves are copied exactly, so
+// this is the step's arithmetic (lr x the gradient and momentum, BatchNorm's running average).
+constexpr double kUpdateTolerance = 2e-3;
+// A tensor whose true gradient (or update) is 0 or nearly (BERT's key biases: a bias added to a
+// whole softmax row changes nothing) is compared on this fraction of the largest one of the
+// model: float32 rounding of sums that cancel is all that is left there.
+constexpr double kScaleFloor = 1e-4;
 constexpr double kFirstLossTolerance = 1e-4;
 constexpr double kLossTolerance = 2e-3;
 
@@ -130,6 +138,32 @@ cpu::TrainingState copy_state(const cpu::TrainingState& s) {
 // A float64 tensor's values rounded to float32, for grad_error's float32 side.
 Tensor as_f32(const Tensor& t) { return grad_test::to_f32(t); }
 
+double max_abs(const Tensor& t) {
+  double m = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(t.data<double>()[i]));
+  return m;
+}
+
+// max |actual - expected| over max(max |expected|, floor); both float64 (the GPU's values are
+// float32 widened exactly). NaN anywhere is infinitely wrong.
+double scaled_error(const Tensor& expected, const Tensor& actual, double floor) {
+  REQUIRE(expected.shape() == actual.shape());
+  const double scale = std::max({max_abs(expected), floor, 1e-300});
+  double worst = 0;
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    const double d = std::abs(actual.data<double>()[i] - expected.data<double>()[i]) / scale;
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+  }
+  return worst;
+}
+
+// a - b, float64.
+Tensor difference(const Tensor& a, const Tensor& b) {
+  Tensor d = a.clone().value();
+  for (int64_t i = 0; i < d.numel(); ++i) d.mutable_data<double>()[i] -= b.data<double>()[i];
+  return d;
+}
+
 void one_step_against_cpu(const std::string& model, int64_t batch, int64_t classes = 10) {
   const onnx_loader::LoweredModel m = lower_training(model, batch);
   GpuTrainerOptions o = gpu_options();
@@ -140,6 +174,7 @@ void one_step_against_cpu(const std::string& model, int64_t batch, int64_t class
 
   // The CPU reference: gradients of batch 0 (without touching its state), then the step.
   std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, o);
+  const cpu::TrainingState before = copy_state(cpu->state());
   std::map<uint32_t, Tensor> cpu_grads;
   Result<double> cpu_loss = cpu->loss_and_gradients(0, /*update_running_stats=*/false, &cpu_grads);
   REQUIRE_OK(cpu_loss);
@@ -157,44 +192,56 @@ void one_step_against_cpu(const std::string& model, int64_t batch, int64_t class
   Result<std::map<uint32_t, Tensor>> gpu_grads = gpu->export_gradients();
   REQUIRE_OK(gpu_grads);
   CHECK(gpu_grads->size() == cpu_grads.size());
+  double largest_grad = 0;
+  for (const auto& [index, g] : cpu_grads) largest_grad = std::max(largest_grad, max_abs(g));
   double worst_grad = 0;
   std::string worst_grad_name;
   for (const auto& [index, expected] : cpu_grads) {
     auto it = gpu_grads->find(index);
-    INFO("gradient of '" << m.manifest.tensors(static_cast<int>(index)).name() << "'");
+    INFO("gradient of '" << m.manifest.tensors(static_cast<int>(index)).name() << "' (largest "
+                         << max_abs(expected) << ", the model's " << largest_grad << ")");
     REQUIRE(it != gpu_grads->end());
-    const grad_test::GradError e = grad_test::grad_error(expected, as_f32(it->second));
-    if (e.max_rel > worst_grad) {
-      worst_grad = e.max_rel;
+    const double e = scaled_error(expected, it->second, kScaleFloor * largest_grad);
+    if (e > worst_grad) {
+      worst_grad = e;
       worst_grad_name = m.manifest.tensors(static_cast<int>(index)).name();
     }
-    CHECK(e.max_rel <= kGradTolerance);
+    CHECK(e <= kGradTolerance);
   }
   Result<cpu::TrainingState> state = gpu->export_state();
   REQUIRE_OK(state);
   CHECK(state->step == 1);
   CHECK(state->data_position == 1);
+  std::map<uint32_t, Tensor> cpu_updates;
+  double largest_update = 0;
+  for (const auto& [index, after] : cpu->state().weights) {
+    cpu_updates.emplace(index, difference(after, before.weights.at(index)));
+    largest_update = std::max(largest_update, max_abs(cpu_updates.at(index)));
+  }
   double worst_weight = 0;
   std::string worst_weight_name;
-  for (const auto& [index, expected] : cpu->state().weights) {
+  for (const auto& [index, expected] : cpu_updates) {
     auto it = state->weights.find(index);
-    INFO("weight '" << m.manifest.tensors(static_cast<int>(index)).name() << "'");
+    INFO("update of weight '" << m.manifest.tensors(static_cast<int>(index)).name()
+                              << "' (largest " << max_abs(expected) << ")");
     REQUIRE(it != state->weights.end());
-    const grad_test::GradError e = grad_test::grad_error(expected, as_f32(it->second));
-    if (e.max_rel > worst_weight) {
-      worst_weight = e.max_rel;
+    const double e = scaled_error(expected, difference(it->second, before.weights.at(index)),
+                                  kScaleFloor * largest_update);
+    if (e > worst_weight) {
+      worst_weight = e;
       worst_weight_name = m.manifest.tensors(static_cast<int>(index)).name();
     }
-    CHECK(e.max_rel <= kWeightTolerance);
+    CHECK(e <= kUpdateTolerance);
   }
   CHECK(state->momentum.size() == cpu->state().momentum.size());
   for (const auto& [index, expected] : cpu->state().momentum) {
     auto it = state->momentum.find(index);
     REQUIRE(it != state->momentum.end());
-    CHECK(grad_test::grad_error(expected, as_f32(it->second)).max_rel <= kGradTolerance);
+    INFO("momentum of '" << m.manifest.tensors(static_cast<int>(index)).name() << "'");
+    CHECK(scaled_error(expected, it->second, kScaleFloor * largest_grad) <= kGradTolerance);
   }
   std::printf(
-      "[train] %s: %zu gradients, worst %.3g ('%s'); %zu weights after the step, worst "
+      "[train] %s: %zu gradients, worst %.3g ('%s'); %zu weight updates, worst "
       "%.3g ('%s')\n",
       model.c_str(), cpu_grads.size(), worst_grad, worst_grad_name.c_str(),
       cpu->state().weights.size(), worst_weight, worst_weight_name.c_str());
@@ -221,9 +268,17 @@ TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32, tf32 print
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 4);
   cuda::DevicePool pool = make_pool();
   const cuda::Stream stream = make_stream();
-  std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, gpu_options());
-  std::unique_ptr<GpuTrainer> fp32 = make_trainer(pool, m, gpu_options(Precision::kFp32));
-  std::unique_ptr<GpuTrainer> tf32 = make_trainer(pool, m, gpu_options(Precision::kTf32));
+  // lr 0.01, the issue's ResNet152 comparison's: at 0.05 this tiny model at batch 4 trains so
+  // steeply that float32 against float64 rounding grows from 1e-6 at step 1 to 1e-2 by step 6
+  // (a first H200 run), which says nothing about the trainer.
+  auto gentle = [](Precision p) {
+    GpuTrainerOptions o = gpu_options(p);
+    o.sgd.learning_rate = 0.01;
+    return o;
+  };
+  std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, gentle(Precision::kFp32));
+  std::unique_ptr<GpuTrainer> fp32 = make_trainer(pool, m, gentle(Precision::kFp32));
+  std::unique_ptr<GpuTrainer> tf32 = make_trainer(pool, m, gentle(Precision::kTf32));
   for (int s = 0; s < 10; ++s) {
     Result<double> expected = cpu->step();
     Result<double> a = fp32->step(stream);
@@ -385,7 +440,9 @@ TEST_CASE("GpuTrainer: page_out / page_in return the pool memory and keep the tr
   }
   // A pool without room: page_in refuses with OUT_OF_MEMORY and the state stays out, intact.
   REQUIRE_OK(paged->page_out(stream));
-  Result<cuda::PoolRange> filler = pool.allocate(pool.stats().allocator.largest_free_block, "filler");
+  // Alignment 1: the largest free block need not start on the pool's default alignment.
+  Result<cuda::PoolRange> filler =
+      pool.allocate(pool.stats().allocator.largest_free_block, 1, "filler");
   REQUIRE_OK(filler);
   CHECK_FALSE(paged->can_page_in());
   CHECK(paged->page_in(stream).code() == Code::kOutOfMemory);
