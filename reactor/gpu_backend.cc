@@ -77,6 +77,18 @@ void GpuBackend::infer(InferTask task) {
   ready_.notify_all();
 }
 
+void GpuBackend::JobSink::post(Completion completion) {
+  if (completion.kind == CompletionKind::kTraining && completion.finished) {
+    std::lock_guard lock(backend_->mutex_);
+    if (backend_->job_.id == completion.ticket) {
+      backend_->job_.active = false;
+      backend_->job_.stop = false;
+      backend_->job_.checkpoint = false;
+    }
+  }
+  backend_->sink_->post(std::move(completion));
+}
+
 Status GpuBackend::start_training(const TrainTask& task) {
   std::lock_guard lock(mutex_);
   if (stopping_ || !started_status_.ok()) return unavailable("the backend is shutting down");
@@ -203,7 +215,7 @@ void GpuBackend::device_main() {
     }
     if (have_command) {
       if (auto* train = std::get_if<TrainCommand>(&command)) {
-        auto started = engine_->start_training(train->task, options_.training, sink_);
+        auto started = engine_->start_training(train->task, options_.training, &job_sink_);
         if (started.ok()) {
           job = std::move(*started);
         } else {
@@ -214,9 +226,7 @@ void GpuBackend::device_main() {
           c.ticket = train->task.job;
           c.status = started.status();
           c.finished = true;
-          sink_->post(std::move(c));
-          std::lock_guard lock(mutex_);
-          job_.active = false;
+          job_sink_.post(std::move(c));
         }
         continue;
       }
@@ -237,10 +247,8 @@ void GpuBackend::device_main() {
       continue;
     }
     if (job && job->ready() && job->advance(controls)) {
-      job.reset();  // its memory goes back to the pool
+      job.reset();  // its memory goes back to the pool (the slot was freed by its last post)
       std::lock_guard lock(mutex_);
-      job_.active = false;
-      job_.stop = false;
       stats_ = engine_->stats();
     }
   }

@@ -97,11 +97,23 @@ class GpuBackend final : public Backend {
 
   void device_main();
   void post_cancelled(Command& command);
+  // The job's completions go through here: its last one (finished) frees the slot before the
+  // loop sees it, so a TRAIN sent on seeing a job end is never refused as "one job per GPU".
+  class JobSink final : public CompletionSink {
+   public:
+    explicit JobSink(GpuBackend* backend) : backend_(backend) {}
+    void post(Completion completion) override;
+    void wake() override { backend_->sink_->wake(); }
+
+   private:
+    GpuBackend* backend_;
+  };
 
   const int ordinal_;
   const BackendOptions options_;
   const SwitchPolicy policy_;
   CompletionSink* sink_ = nullptr;
+  JobSink job_sink_{this};
 
   mutable std::mutex mutex_;  // guards the fields below
   std::condition_variable ready_;

@@ -225,8 +225,11 @@ void one_step_against_cpu(const std::string& model, int64_t batch, int64_t class
     INFO("update of weight '" << m.manifest.tensors(static_cast<int>(index)).name()
                               << "' (largest " << max_abs(expected) << ")");
     REQUIRE(it != state->weights.end());
+    // Below ~3e-5 of a weight's magnitude an update is not representable in float32 beyond a
+    // few bits (w - u rounds to w's ulp, 2^-24 |w|): such tensors are judged on 2^-15 |w|.
+    const double ulp_floor = std::ldexp(max_abs(before.weights.at(index)), -15);
     const double e = scaled_error(expected, difference(it->second, before.weights.at(index)),
-                                  kScaleFloor * largest_update);
+                                  std::max(kScaleFloor * largest_update, ulp_floor));
     if (e > worst_weight) {
       worst_weight = e;
       worst_weight_name = m.manifest.tensors(static_cast<int>(index)).name();
@@ -262,36 +265,52 @@ TEST_CASE("GpuTrainer: bert_tiny's step on token ids matches the CPU trainer (fp
   one_step_against_cpu("bert_tiny", 4, 2);
 }
 
+// Ten steps two ways. Each step from the same state: the GPU trainer's state after step s is
+// given to the CPU trainer, and both take step s + 1 (every step's arithmetic, momentum and
+// running statistics included, within 1e-4). Free-running, the trajectories part: the tiny
+// model at batch 4 (BatchNorm over 4 values per channel in the last stage) amplifies float32
+// against float64 rounding about 3x a step (2e-7 at step 0, 1.5e-5 at step 4, 1e-2 at step 9
+// on an H200), so only the first steps are held to 2e-3 and the rest are printed.
 TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32, tf32 printed)",
           "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 4);
   cuda::DevicePool pool = make_pool();
   const cuda::Stream stream = make_stream();
-  // lr 0.01, the issue's ResNet152 comparison's: at 0.05 this tiny model at batch 4 trains so
-  // steeply that float32 against float64 rounding grows from 1e-6 at step 1 to 1e-2 by step 6
-  // (a first H200 run), which says nothing about the trainer.
   auto gentle = [](Precision p) {
     GpuTrainerOptions o = gpu_options(p);
     o.sgd.learning_rate = 0.01;
     return o;
   };
   std::unique_ptr<cpu::Trainer> cpu = make_cpu_trainer(m, gentle(Precision::kFp32));
+  std::unique_ptr<cpu::Trainer> forced = make_cpu_trainer(m, gentle(Precision::kFp32));
   std::unique_ptr<GpuTrainer> fp32 = make_trainer(pool, m, gentle(Precision::kFp32));
   std::unique_ptr<GpuTrainer> tf32 = make_trainer(pool, m, gentle(Precision::kTf32));
+  double worst_forced = 0;
   for (int s = 0; s < 10; ++s) {
+    Result<cpu::TrainingState> state = fp32->export_state();
+    REQUIRE_OK(state);
+    forced->mutable_state() = copy_state(*state);
+    Result<double> from_same_state = forced->step();
     Result<double> expected = cpu->step();
     Result<double> a = fp32->step(stream);
     Result<double> b = tf32->step(stream);
+    REQUIRE_OK(from_same_state);
     REQUIRE_OK(expected);
     REQUIRE_OK(a);
     REQUIRE_OK(b);
+    const double step_rel = std::abs(*a - *from_same_state) / std::abs(*from_same_state);
     const double rel = std::abs(*a - *expected) / std::abs(*expected);
+    worst_forced = std::max(worst_forced, step_rel);
     std::printf(
-        "[train] resnet_tiny step %d: cpu %.8f gpu fp32 %.8f (rel %.3g) tf32 %.8f (rel %.3g)\n", s,
-        *expected, *a, rel, *b, std::abs(*b - *expected) / std::abs(*expected));
-    CHECK(rel <= (s == 0 ? kFirstLossTolerance : kLossTolerance));
+        "[train] resnet_tiny step %d: from the same state cpu %.8f gpu %.8f (rel %.3g); "
+        "free-running cpu %.8f gpu fp32 (rel %.3g) tf32 %.8f (rel %.3g)\n",
+        s, *from_same_state, *a, step_rel, *expected, rel, *b,
+        std::abs(*b - *expected) / std::abs(*expected));
+    CHECK(step_rel <= kFirstLossTolerance);
+    if (s < 4) CHECK(rel <= kLossTolerance);
   }
+  std::printf("[train] resnet_tiny: worst step from the same state %.3g\n", worst_forced);
   CHECK(fp32->step_count() == 10);
   CHECK(fp32->data_position() == 10);
 }
