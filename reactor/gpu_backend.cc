@@ -218,6 +218,10 @@ void GpuBackend::device_main() {
         auto started = engine_->start_training(train->task, options_.training, &job_sink_);
         if (started.ok()) {
           job = std::move(*started);
+          job->set_interrupt([this] {
+            std::lock_guard lock(mutex_);
+            return !commands_.empty() || stopping_;
+          });
         } else {
           log_warn("training job ", train->task.job, " (", train->task.model,
                    ") failed: ", started.status().message());

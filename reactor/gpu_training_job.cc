@@ -172,12 +172,17 @@ Status GpuTrainingJob::turn(const Controls& controls, bool* ended) {
   // one while the host enqueues, and inference finds at most about kYieldDepth x the chunk
   // budget ahead of it); under co-run the rest of the step as one entry. A step's first chunk
   // waits until the previous step is complete (its batch depends on the data position).
+  // Under yield a waiting command also ends the enqueueing, between two items of a chunk
+  // (GpuTrainer::enqueue_next_chunk) or before the next chunk.
   const size_t depth = policy_ == TrainingPolicy::kCoRun ? 1 : kYieldDepth;
+  static const std::function<bool()> kNever;
+  const std::function<bool()>& interrupted =
+      policy_ == TrainingPolicy::kYield ? interrupted_ : kNever;
   while (flight_.size() < depth && !step_end_enqueued_ &&
-         (trainer_->mid_step() || flight_.empty())) {
+         (trainer_->mid_step() || flight_.empty()) && !(interrupted && interrupted())) {
     bool step_end = false;
     do {
-      PS_ASSIGN_OR_RETURN(step_end, trainer_->enqueue_next_chunk(stream_));
+      PS_ASSIGN_OR_RETURN(step_end, trainer_->enqueue_next_chunk(stream_, interrupted));
     } while (policy_ == TrainingPolicy::kCoRun && !step_end);
     const size_t event = next_event_;
     next_event_ = (next_event_ + 1) % events_.size();

@@ -5,8 +5,9 @@
 // LOW-priority stream while inference uses the engine's high-priority streams:
 //   - yield (default): at most two chunks of about half a millisecond of GPU time each are
 //     queued (two, so the GPU runs one while the host enqueues the next), and none is enqueued
-//     while a command waits, so an inference request finds at most about a millisecond of
-//     training ahead of it, and the GPU's stream priorities let its kernels go first;
+//     while a command waits (a chunk being enqueued stops between two items when one comes:
+//     set_interrupt), so an inference request finds at most about a millisecond of training
+//     ahead of it, and the GPU's stream priorities let its kernels go first;
 //   - co-run: a whole step is enqueued at once; inference runs beside it.
 // A step is never cut: STOP, the step target and shutdown take effect at a step boundary, where
 // checkpoints are taken too (the state is exported from the device, blocking the device thread
@@ -28,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <thread>
@@ -77,6 +79,9 @@ class GpuTrainingJob {
   // false when there was nothing to free (paged out already, or ended). An error leaves the
   // job in the pool and is the job's failure too (its next turn reports it).
   Result<bool> page_out();
+  // Under yield: asked between the items of a chunk being enqueued; true (an inference command
+  // waits) ends the enqueue there, and the chunk's rest follows on the next turn.
+  void set_interrupt(std::function<bool()> interrupted) { interrupted_ = std::move(interrupted); }
   // Paged out and the pool has no room for it yet: the device thread may sleep longer between
   // turns (a command, STOP or CHECKPOINT wakes it).
   bool waiting_for_memory() const;
@@ -124,6 +129,7 @@ class GpuTrainingJob {
   std::shared_ptr<Written> written_;
   bool ended_ = false;
   Status page_failure_;  // a failed page_out(), reported by the next turn
+  std::function<bool()> interrupted_;
   std::chrono::steady_clock::time_point paged_since_;
 };
 

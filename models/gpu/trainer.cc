@@ -255,6 +255,7 @@ void GpuTrainer::Impl::finish_step() {
   ++step;
   ++data_position;
   next_chunk = 0;
+  next_item = 0;
   if (options.sgd.momentum != 0) {
     for (uint32_t w : layout.sgd) has_momentum[w] = true;
   }
@@ -296,14 +297,24 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuRuntime& runtime, cuda
 GpuTrainer::GpuTrainer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GpuTrainer::~GpuTrainer() = default;
 
-Result<bool> GpuTrainer::enqueue_next_chunk(const cuda::Stream& stream) {
+Result<bool> GpuTrainer::enqueue_next_chunk(const cuda::Stream& stream,
+                                            const std::function<bool()>& interrupted) {
   Impl& t = *impl_;
   if (t.paged) return invalid_argument("GpuTrainer: the state is paged out; page_in() first");
   if (t.next_chunk >= t.chunks.size()) {
     return invalid_argument("GpuTrainer: the step's last chunk is enqueued; call complete_step()");
   }
   const TrainChunk& c = t.chunks[t.next_chunk];
-  PS_TRY(t.enqueue_items(c.first, c.count, stream));
+  const uint32_t end = c.first + c.count;
+  if (t.next_item < c.first) t.next_item = c.first;
+  PS_TRY(t.runtime->bind(stream, t.workspace, t.workspace_bytes));
+  // At least one item, so that every call makes progress; then up to the chunk's end unless
+  // interrupted between two items.
+  do {
+    PS_TRY(t.enqueue_item(t.layout.items[t.next_item], stream));
+    ++t.next_item;
+  } while (t.next_item < end && !(interrupted && interrupted()));
+  if (t.next_item < end) return false;  // the rest of this chunk comes with the next call
   ++t.next_chunk;
   if (t.next_chunk < t.chunks.size()) return false;
   PS_TRY(cuda::copy_to_host_async(t.loss_host.data(), t.addr(t.layout.loss), 8, stream));
@@ -327,7 +338,7 @@ Result<double> GpuTrainer::step(const cuda::Stream& stream) {
   return complete_step();
 }
 
-bool GpuTrainer::mid_step() const { return impl_->next_chunk > 0; }
+bool GpuTrainer::mid_step() const { return impl_->next_item > 0; }
 size_t GpuTrainer::chunks_per_step() const { return impl_->chunks.size(); }
 std::span<const double> GpuTrainer::chunk_ms() const { return impl_->chunk_ms; }
 uint64_t GpuTrainer::step_count() const { return impl_->step; }

@@ -59,7 +59,8 @@ struct GpuTrainer::Impl {
   }
 
   // Progress.
-  size_t next_chunk = 0;
+  size_t next_chunk = 0;   // the chunk being enqueued
+  uint32_t next_item = 0;  // the next item of the step to enqueue (inside next_chunk)
   uint64_t step = 0, data_position = 0;
   std::vector<bool> has_momentum;  // per weight: its buffer holds a previous step's value
 

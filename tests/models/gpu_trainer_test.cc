@@ -315,7 +315,7 @@ TEST_CASE("GpuTrainer: 10 steps' losses follow the CPU trainer (fp32, tf32 print
   CHECK(fp32->data_position() == 10);
 }
 
-TEST_CASE("GpuTrainer: a step in many chunks gives bit-identical losses to whole steps",
+TEST_CASE("GpuTrainer: a step in many chunks or interrupted ones gives whole steps' bits",
           "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 4);
@@ -347,6 +347,27 @@ TEST_CASE("GpuTrainer: a step in many chunks gives bit-identical losses to whole
     const double b = chunked->complete_step();
     CHECK_FALSE(chunked->mid_step());
     std::printf("[train] step %d: whole %.17g chunked (%zu chunks) %.17g\n", s, *a, chunks, b);
+    CHECK(std::memcmp(&*a, &b, sizeof b) == 0);
+  }
+  // A whole-step chunk interrupted after every item (as a waiting inference command does): one
+  // item per call, the same bits.
+  std::unique_ptr<GpuTrainer> reference = make_trainer(pool, m, whole_options);
+  std::unique_ptr<GpuTrainer> interrupted = make_trainer(pool, m, whole_options);
+  for (int s = 0; s < 3; ++s) {
+    Result<double> a = reference->step(stream);
+    REQUIRE_OK(a);
+    size_t calls = 0;
+    for (;;) {
+      Result<bool> last = interrupted->enqueue_next_chunk(stream, [] { return true; });
+      REQUIRE_OK(last);
+      ++calls;
+      if (*last) break;
+    }
+    REQUIRE(stream.synchronize().ok());
+    const double b = interrupted->complete_step();
+    std::printf("[train] step %d: whole %.17g interrupted after every item (%zu calls) %.17g\n", s,
+                *a, calls, b);
+    CHECK(calls > static_cast<size_t>(2 * m.manifest.layers_size()));
     CHECK(std::memcmp(&*a, &b, sizeof b) == 0);
   }
 }
