@@ -8,6 +8,7 @@
 #include "cuda/stream.h"
 #include "models/gpu/grad_builders.h"
 #include "models/gpu/grad_kernel_plan.h"
+#include "models/gpu/grad_op_util.h"
 #include "models/gpu/kernel_op_util.h"
 #include "models/gpu/runtime.h"
 
@@ -15,23 +16,6 @@ namespace ps::models::gpu {
 namespace {
 
 size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
-Status require_f32(const TensorSpec& t, std::string_view what) {
-  if (t.dtype != DType::kFloat32) {
-    return unsupported(what, " is ", dtype_name(t.dtype), ": training is float32 only");
-  }
-  return Status::OK();
-}
-
-// The argument checks every backward enqueue makes: enough addresses bound.
-Status check_bound(const LaunchArgs& args, size_t inputs, size_t outputs, std::string_view what) {
-  if (args.inputs.size() < inputs || args.outputs.size() < outputs) {
-    return invalid_argument(what, " backward enqueue: ", args.inputs.size(), " inputs and ",
-                            args.outputs.size(), " outputs bound, needs ", inputs, " and ",
-                            outputs);
-  }
-  return Status::OK();
-}
 
 uint32_t flag(bool b) { return b ? 1u : 0u; }
 

@@ -11,6 +11,7 @@ target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/grad_conv.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_gemm.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_kernel_ops.cc
+  ${CMAKE_CURRENT_LIST_DIR}/grad_op_util.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_kernel_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/grad_matmul.cc
   ${CMAKE_CURRENT_LIST_DIR}/matmul_grad_plan.cc
