@@ -8,6 +8,7 @@
 
 #include "cuda/kernels/dnn_pool_params.h"
 #include "cuda/kernels/pool_taps.h"
+#include "cuda/kernels/train_device.h"
 #include "cuda/kernels/train_params.h"
 
 namespace train {
@@ -16,24 +17,12 @@ using ps::dnn_kernels::PoolParams;
 using ps::train_kernels::SgdParams;
 using ps::train_kernels::SoftmaxXentParams;
 
-__device__ inline uint64_t thread_index() {
-  return static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline uint64_t grid_stride() { return static_cast<uint64_t>(gridDim.x) * blockDim.x; }
+using ps::train_device::grid_stride;
+using ps::train_device::kFullMask;
+using ps::train_device::store;
+using ps::train_device::thread_index;
+using ps::train_device::warp_sum;
 
-// A gradient kernel either writes its result or adds it to what the buffer holds (the tensor
-// is read by several layers and another layer's gradient is already there).
-__device__ inline void store(float* dst, uint64_t i, float v, uint32_t accumulate) {
-  dst[i] = accumulate != 0u ? dst[i] + v : v;
-}
-
-constexpr unsigned kFullMask = 0xffffffffu;
-
-__device__ inline float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
-  return v;
-}
 // NaN-propagating maximum (a NaN row gives NaN, as std::max_element's rows do on the CPU).
 __device__ inline float max_nan(float a, float b) { return (a > b || isnan(a)) ? a : b; }
 __device__ inline float warp_max(float v) {

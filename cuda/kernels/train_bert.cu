@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/train_bert_params.h"
+#include "cuda/kernels/train_device.h"
 
 namespace train_bert {
 
@@ -18,22 +19,11 @@ using ps::train_kernels::SoftmaxGradParams;
 using ps::train_kernels::SpreadParams;
 using ps::train_kernels::UnaryGradParams;
 
-__device__ inline uint64_t thread_index() {
-  return static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline uint64_t grid_stride() { return static_cast<uint64_t>(gridDim.x) * blockDim.x; }
-
-// Write, or add to what the gradient buffer holds (train.cu's rule).
-__device__ inline void store(float* dst, uint64_t i, float v, uint32_t accumulate) {
-  dst[i] = accumulate != 0u ? dst[i] + v : v;
-}
-
-constexpr unsigned kFullMask = 0xffffffffu;
-__device__ inline float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
-  return v;
-}
+using ps::train_device::grid_stride;
+using ps::train_device::kFullMask;
+using ps::train_device::store;
+using ps::train_device::thread_index;
+using ps::train_device::warp_sum;
 
 // The warps of the grid: warp w takes rows w, w + warps, ... (every lane of a warp walks the
 // same rows, so the shuffles are uniform).
