@@ -17,7 +17,8 @@ Three things, any combination:
                       each step's loss in strict fp32 (or --precision); with --compare
                       PSBENCH.json (psbench train --json), print both trajectories and the
                       largest relative difference; exit status 3 above --tolerance (1e-3).
-  --time              ms per step on random device batches, for each of --precisions
+  --time              ms per step on random device batches (bert_base: token ids [batch, --seq],
+                      BertForSequenceClassification without dropout), for each of --precisions
                       (fp32: strict, allow_tf32 False for cuDNN and matmul; tf32: both True),
                       CUDA events around each step, median / p10 / p90 of --runs after --warmup.
 Prints one JSON object per line (stdout) and a readable line per result on stderr.
@@ -36,7 +37,7 @@ The 20-step comparison, on the GPU machine:
 Speed: psbench train /tmp/r152_train.psm --precision tf32 --steps 3 --runs 20 and
   python3 scripts/torch_train.py --model resnet152 --batch 64 --time
 
-Usage: torch_train.py --model NAME [--batch 64] [--lr 0.01] [--momentum 0.9]
+Usage: torch_train.py --model NAME [--batch 64] [--seq 251] [--lr 0.01] [--momentum 0.9]
                       [--weight-decay 1e-4] [--export-onnx PATH] [--batches FILE]
                       [--steps N] [--precision fp32|tf32] [--compare PSBENCH.json]
                       [--tolerance 1e-3] [--time] [--precisions fp32,tf32] [--runs 20]
@@ -78,8 +79,35 @@ def read_batches(path):
 
 
 def make_model(torch, args):
+    if args.model == "bert_base":
+        # The fine-tuning graph `psimport --zoo bert_base --mode training` writes:
+        # BertForSequenceClassification (bert-base-cased sizes, 2 labels), no dropout (the zoo's
+        # graph has none: dropout is the identity at export), eager attention.
+        from transformers import BertConfig, BertForSequenceClassification
+        torch.manual_seed(0)
+        cfg = BertConfig(vocab_size=28996, attn_implementation="eager", num_labels=2,
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        return BertForSequenceClassification(cfg).to(args.device).train()
     model = export_models.build(args.model)  # seeded: the exported package's weights
     return model.to(args.device).train()
+
+
+def random_batch(torch, args, g):
+    """(inputs, labels) on the device: images, or BERT's token ids and types [batch, seq]."""
+    if args.model == "bert_base":
+        ids = torch.randint(0, 28996, (args.batch, args.seq), device=args.device, generator=g)
+        types = torch.randint(0, 2, (args.batch, args.seq), device=args.device, generator=g)
+        y = torch.randint(0, 2, (args.batch,), device=args.device, generator=g)
+        return {"input_ids": ids, "token_type_ids": types}, y
+    size = 299 if args.model == "inception_v3" else 224
+    x = torch.randn(args.batch, 3, size, size, device=args.device, generator=g)
+    y = torch.randint(0, 10, (args.batch,), device=args.device, generator=g)
+    return {"x": x}, y
+
+
+def logits_of(model, inputs):
+    out = model(**inputs) if "input_ids" in inputs else model(inputs["x"])
+    return out.logits if hasattr(out, "logits") else out
 
 
 def make_optimizer(torch, model, args):
@@ -141,17 +169,15 @@ def time_steps(torch, args):
         set_precision(torch, precision)
         model = make_model(torch, args)
         opt = make_optimizer(torch, model, args)
-        size = 299 if args.model == "inception_v3" else 224
         g = torch.Generator(device=args.device).manual_seed(1)
-        x = torch.randn(args.batch, 3, size, size, device=args.device, generator=g)
-        y = torch.randint(0, 10, (args.batch,), device=args.device, generator=g)
+        inputs, y = random_batch(torch, args, g)
         times = []
         for r in range(args.warmup + args.runs):
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             start.record()
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x), y).backward()
+            F.cross_entropy(logits_of(model, inputs), y).backward()
             opt.step()
             end.record()
             end.synchronize()
@@ -159,6 +185,7 @@ def time_steps(torch, args):
                 times.append(start.elapsed_time(end))
         v = sorted(times)
         res = {"model": args.model, "engine": "torch", "precision": precision, "batch": args.batch,
+               **({"seq": args.seq} if args.model == "bert_base" else {}),
                "runs": args.runs, "gpu_ms": {"median": statistics.median(v),
                                              "p10": v[int(0.1 * (len(v) - 1))],
                                              "p90": v[int(0.9 * (len(v) - 1))]}}
@@ -174,6 +201,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seq", type=int, default=251, help="bert_base: tokens per sequence")
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--momentum", type=float, default=0.9)
     ap.add_argument("--weight-decay", type=float, default=1e-4)
@@ -191,6 +219,9 @@ def main():
     args = ap.parse_args()
     if not (args.export_onnx or args.batches or args.time):
         ap.error("nothing to do: give --export-onnx, --batches or --time")
+    if args.model == "bert_base" and (args.export_onnx or args.batches):
+        ap.error("bert_base: only --time (its training graph comes from "
+                 "`psimport --zoo bert_base --mode training`; token batches are not written)")
     import torch
     print(f"torch {torch.__version__}", file=sys.stderr)
     status = 0
