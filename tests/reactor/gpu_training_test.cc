@@ -124,19 +124,24 @@ TEST_CASE("GPU training: inference preempts the job between chunks", "[gpu][gpu_
     return false;
   });
   std::vector<uint64_t> startup;
+  std::vector<uint64_t> queue;  // the host's part: accepted -> the device thread takes it
   for (int i = 0; i < 50; ++i) {
     Completion c = h.infer();
     REQUIRE(c.status.ok());
     startup.push_back(c.timings.startup_us);
+    queue.push_back(c.timings.queue_us);
   }
   REQUIRE(h.backend->stop_training(1).ok());
   Completion end = h.sink.wait_for_ticket(CompletionKind::kTraining, 1);
   REQUIRE(end.status.ok());
   std::sort(startup.begin(), startup.end());
+  std::sort(queue.begin(), queue.end());
   std::printf(
-      "[gpu_training] 50 inferences while training: startup p50 %llu us, p99 %llu us; "
+      "[gpu_training] 50 inferences while training: startup p50 %llu us, p99 %llu us "
+      "(of it queued on the host: p50 %llu us, p99 %llu us); "
       "job: %llu preemptions, p99 %llu us, %llu steps\n",
       static_cast<unsigned long long>(startup[25]), static_cast<unsigned long long>(startup[49]),
+      static_cast<unsigned long long>(queue[25]), static_cast<unsigned long long>(queue[49]),
       static_cast<unsigned long long>(end.training.preemptions),
       static_cast<unsigned long long>(end.training.preempt_p99_us),
       static_cast<unsigned long long>(end.training.steps));
