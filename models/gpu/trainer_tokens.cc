@@ -21,14 +21,14 @@ Result<HostTokenData> HostTokenData::create(const cpu::SyntheticDataOptions& opt
   bytes += static_cast<size_t>(batch) * sizeof(int64_t);
   PS_ASSIGN_OR_RETURN(cpu::SyntheticTokens tokens,
                       cpu::SyntheticTokens::create(options, std::move(inputs)));
-  d.data_.push_back(std::move(tokens));
+  d.data_.emplace(std::move(tokens));
   PS_ASSIGN_OR_RETURN(d.staging_, cuda::PinnedBuffer::allocate(bytes));
   return d;
 }
 
 Status HostTokenData::make_batch(const cuda::Stream& stream, uint64_t index,
                                  std::span<const CUdeviceptr> tokens, CUdeviceptr labels) {
-  if (data_.empty()) return internal_error("token data: not created");
+  if (!data_) return internal_error("token data: not created");
   const size_t inputs = offsets_.size() - 1;
   if (tokens.size() != inputs) {
     return invalid_argument("token data: ", tokens.size(), " token buffers for ", inputs,
@@ -36,7 +36,7 @@ Status HostTokenData::make_batch(const cuda::Stream& stream, uint64_t index,
   }
   std::vector<cpu::Tensor> ids;
   std::vector<int64_t> label_values;
-  PS_TRY(data_[0].batch(index, batch_, &ids, &label_values));
+  PS_TRY(data_->batch(index, batch_, &ids, &label_values));
   auto* staging = static_cast<uint8_t*>(staging_.data());
   for (size_t k = 0; k < inputs; ++k) {
     std::memcpy(staging + offsets_[k], ids[k].raw(), ids[k].byte_size());

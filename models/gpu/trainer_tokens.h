@@ -9,6 +9,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -38,7 +39,7 @@ class HostTokenData {
                     std::span<const CUdeviceptr> tokens, CUdeviceptr labels);
 
  private:
-  std::vector<cpu::SyntheticTokens> data_;  // one (or none)
+  std::optional<cpu::SyntheticTokens> data_;  // none until create()
   int64_t batch_ = 0;
   std::vector<size_t> offsets_;  // of each input's ids in the staging; labels after the last
   cuda::PinnedBuffer staging_;
