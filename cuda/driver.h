@@ -59,6 +59,7 @@
   X(cuMemAllocManaged, 6000)                 \
   X(cuMemPrefetchAsync, 12020)               \
   X(cuMemHostAlloc, 2020)                    \
+  X(cuMemHostGetDevicePointer, 3020)         \
   X(cuMemFreeHost, 2000)                     \
   X(cuMemHostRegister, 6050)                 \
   X(cuMemHostUnregister, 4000)               \

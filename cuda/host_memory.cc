@@ -16,13 +16,21 @@ Result<PinnedBuffer> PinnedBuffer::allocate(size_t bytes) {
   if (bytes == 0) return invalid_argument("PinnedBuffer::allocate: 0 bytes");
   PS_ASSIGN_OR_RETURN(CUcontext context, current_context());
   void* p = nullptr;
-  Status s = cu_status(api().cuMemHostAlloc(&p, bytes, CU_MEMHOSTALLOC_PORTABLE), "cuMemHostAlloc",
+  Status s = cu_status(api().cuMemHostAlloc(&p, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP), "cuMemHostAlloc",
                        __FILE__, __LINE__);
   if (!s.ok()) return s.with_context(str_cat("allocating ", bytes, " bytes of pinned host memory"));
   PinnedBuffer b;
   b.memory_ = UniqueHandle<void*, Free>(p, Free{context});
   b.size_ = bytes;
   return b;
+}
+
+Result<CUdeviceptr> PinnedBuffer::device_address() const {
+  if (!memory_) return invalid_argument("PinnedBuffer::device_address on an empty buffer");
+  ScopedContext scope(memory_.deleter().context);
+  CUdeviceptr address = 0;
+  CU_TRY(api().cuMemHostGetDevicePointer(&address, memory_.get(), 0));
+  return address;
 }
 
 PinnedBuffer::PinnedBuffer(PinnedBuffer&& other) noexcept

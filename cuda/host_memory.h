@@ -30,6 +30,10 @@ class PinnedBuffer {
 
   void* data() const { return memory_.get(); }
   size_t size() const { return size_; }
+  // The address kernels read this memory at (it is mapped into the device's address space:
+  // CU_MEMHOSTALLOC_DEVICEMAP; with unified addressing the same value as data()). Reads cross
+  // PCIe. Errors: kInvalidArgument for an empty buffer, kDevice.
+  Result<CUdeviceptr> device_address() const;
   template <typename T>
   T* as() const {
     return static_cast<T*>(memory_.get());

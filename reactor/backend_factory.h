@@ -39,6 +39,11 @@ struct BackendOptions {
   // Pipelined transmission (a group's layers start when its copy is done). Off: every copy,
   // then the layers (the "without pipelining" ablation of figure 7).
   bool pipelining = true;
+  // A switch leaves embedding tables on the host and the Gather layers read the rows they need
+  // from there (models/gpu/host_read.h; policies that evict after the task, pinned weights).
+  bool host_read = true;
+  // Smaller tables are copied; 0: the default (models/gpu/host_read.h: 4 MiB). Tests lower it.
+  uint64_t host_read_min_bytes = 0;
   // kill-restart: the binary started per request as `EXE --oneshot ...` (pipeswitchd passes
   // its own /proc/self/exe).
   std::string self_exe;

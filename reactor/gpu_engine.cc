@@ -56,6 +56,13 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
   e->self_exe_ = options.self_exe;
   e->graphs_ = options.graphs;
   e->pipelining_ = options.pipelining;
+  // Reading a table from the host is for switches only: a model that stays resident after it
+  // (cache) would keep a slot without the table, and the baselines (stop-and-start,
+  // kill-restart) and the host-memory ablations copy as the paper's did.
+  e->host_read_ = options.host_read && e->policy_.home == WeightHome::kPinned &&
+                  e->policy_.residency == Residency::kEvictAfterTask &&
+                  !e->policy_.whole_model_copy && !e->policy_.fresh_process;
+  if (options.host_read_min_bytes != 0) e->host_read_min_bytes_ = options.host_read_min_bytes;
   PS_ASSIGN_OR_RETURN(e->grouping_, models::gpu::parse_grouping_choice(options.grouping));
   if (e->policy_.whole_model_copy) e->grouping_ = GroupingChoice::kWhole;
   PS_ASSIGN_OR_RETURN(e->precision_, models::gpu::parse_precision(options.precision));
@@ -100,7 +107,8 @@ std::string GpuEngine::describe() const {
                  d.cc_major(), ".", d.cc_minor(), "); ", models::gpu::precision_name(precision_),
                  "; pool ", gib(pool_->capacity()), "; grouping ",
                  models::gpu::grouping_choice_name(grouping_),
-                 pipelining_ ? "" : " without pipelining", "; link ",
+                 pipelining_ ? "" : " without pipelining", host_read_ ? "; tables read from the host" : "",
+                 "; link ",
                  static_cast<int>(link_.bytes_per_us / 100) / 10.0, " GB/s + ",
                  static_cast<int>(link_.copy_fixed_us * 10) / 10.0, " us/copy");
 }
@@ -258,10 +266,11 @@ Result<bool> GpuEngine::grow_switch_region(uint64_t bytes) {
 }
 
 Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in, uint32_t k,
-                                  uint32_t chunks, bool group_graphs) {
+                                  uint32_t chunks, bool group_graphs, bool switched) {
   const models::gpu::Plan& plan = m.p();
   const models::gpu::Bindings b{weights, m.arena.ptr, m.workspace ? m.workspace->ptr : 0,
-                                m.workspace ? m.workspace->size() : 0};
+                                m.workspace ? m.workspace->size() : 0,
+                                switched ? m.host_read : 0};
   // Group g's layers: its graph's replay, or layer by layer from the host.
   auto run_group = [&](size_t g) -> Status {
     if (group_graphs && m.group_graphs[g]) return m.group_graphs[g]->launch(compute_stream_);
@@ -373,7 +382,7 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
       PS_TRY(m.switch_graph->launch(compute_stream_));
     } else {
       for (uint32_t k = 0; k < chunks; ++k) {
-        PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs));
+        PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs, copies));
       }
     }
     PS_TRY(end_event_.record(compute_stream_));

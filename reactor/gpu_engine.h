@@ -87,8 +87,10 @@ class GpuEngine {
   // Enqueues one native-batch request on the compute stream (and the copy stream when
   // `switch_in`): input copies, the pipelined weights or the resident pass, output copies,
   // with the timing events. The body of both the plain path and the graph captures.
+  // `switched`: the weights at `weights` came with this request (switch_in is its first chunk),
+  // so the model's host-readable weights are read from the host (Model::host_read).
   Status enqueue_request(Model& model, CUdeviceptr weights, bool switch_in, uint32_t chunk,
-                         uint32_t chunks, bool group_graphs);
+                         uint32_t chunks, bool group_graphs, bool switched);
   // The graph of a resident model's whole native-batch request with the weights at `weights`
   // (captured on first use or when `weights` moved, then replayed), or null when graphs are off
   // or the capture failed (then the model runs layer by layer).
@@ -125,6 +127,8 @@ class GpuEngine {
   cuda::Event fork_event_, join_event_;  // the copy stream joining a graph capture and back
   bool graphs_ = true;
   bool pipelining_ = true;
+  bool host_read_ = true;  // BackendOptions::host_read, where the policy allows it
+  uint64_t host_read_min_bytes_ = models::gpu::kHostReadMinBytes;
   std::optional<cuda::PoolRange> switch_region_;
   models::TransferModel link_;
   std::map<std::string, std::unique_ptr<Model>> models_;

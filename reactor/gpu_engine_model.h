@@ -56,6 +56,9 @@ struct GpuEngine::Model {
   cuda::DeviceBuffer managed;
   const uint8_t* host_weights = nullptr;
   uint64_t weights_bytes = 0;
+  // The pinned weights' device address when a switch reads the plan's host-readable weights
+  // (embedding tables: models/gpu/host_read.h) from them instead of copying them; else 0.
+  CUdeviceptr host_read = 0;
 
   std::optional<models::gpu::Plan> plan;
   cuda::PoolRange arena;

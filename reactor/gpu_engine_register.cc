@@ -112,6 +112,7 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
   // 2. The plan: descriptors, algorithm choices, kernels, one warm-up pass.
   models::gpu::PlanOptions plan_options;
   plan_options.precision = precision_;
+  plan_options.host_read_min_bytes = host_read_min_bytes_;
   auto plan = models::gpu::Plan::build(m->manifest,
                                        std::span<const uint8_t>(m->host_weights, m->weights_bytes),
                                        *runtime_, plan_options);
@@ -132,6 +133,9 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
   }
   Status rest = [&]() -> Status {
     PS_TRY(ensure_staging(*m, 1));
+    if (host_read_ && !m->p().host_readable().empty()) {
+      PS_ASSIGN_OR_RETURN(m->host_read, m->pinned.device_address());
+    }
     PS_TRY(choose_groups(*m));
     m->group_events.resize(m->groups.size());
     for (cuda::Event& ev : m->group_events) {
@@ -188,6 +192,12 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
            static_cast<int>(m->compute_us), " us, predicted pipelined ",
            static_cast<int>(m->predicted_us), " us, transfer floor ",
            static_cast<int>(static_cast<double>(m->weights_bytes) / link_.bytes_per_us), " us");
+  if (m->host_read != 0) {
+    uint64_t bytes = 0;
+    for (const models::gpu::WeightRange& r : m->p().host_readable()) bytes += r.bytes;
+    log_info(source.name, ": ", m->p().host_readable().size(), " embedding table(s), ",
+             bytes >> 20, " MiB, read from host memory during a switch (--host-read)");
+  }
   return m;
 }
 
@@ -223,6 +233,10 @@ Status GpuEngine::choose_groups(Model& m) {
   for (double us : m.layer_us) m.compute_us += us;
 
   PS_ASSIGN_OR_RETURN(std::vector<CopyGroup> units, models::gpu::package_groups(m.manifest));
+  // A switch does not copy the weights it reads from the host: the groups are chosen, and
+  // predicted, without their bytes.
+  const std::span<const models::gpu::WeightRange> host_read =
+      m.host_read != 0 ? m.p().host_readable() : std::span<const models::gpu::WeightRange>();
   switch (grouping_) {
     case GroupingChoice::kPackage:
     case GroupingChoice::kPerLayer:
@@ -236,7 +250,7 @@ Status GpuEngine::choose_groups(Model& m) {
       break;
     }
     case GroupingChoice::kOptimal: {
-      const auto grouping_units = models::gpu::grouping_units(units, m.layer_us);
+      const auto grouping_units = models::gpu::grouping_units(units, m.layer_us, host_read);
       PS_ASSIGN_OR_RETURN(models::GroupStarts starts,
                           models::optimal_grouping(grouping_units, link_));
       PS_ASSIGN_OR_RETURN(m.groups, models::gpu::merge_groups(units, starts));
@@ -244,7 +258,7 @@ Status GpuEngine::choose_groups(Model& m) {
     }
   }
   // The prediction for the chosen groups (each one unit of the timeline model).
-  const auto chosen = models::gpu::grouping_units(m.groups, m.layer_us);
+  const auto chosen = models::gpu::grouping_units(m.groups, m.layer_us, host_read);
   models::GroupStarts all(chosen.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint32_t>(i);
   PS_ASSIGN_OR_RETURN(models::GroupingPrediction prediction,
@@ -258,7 +272,7 @@ Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr
   if (!m.resident_graph || m.resident_graph_weights != weights) {
     m.resident_graph.reset();
     auto g = models::gpu::CudaGraph::capture(
-        compute_stream_, [&] { return enqueue_request(m, weights, false, 0, 1, false); });
+        compute_stream_, [&] { return enqueue_request(m, weights, false, 0, 1, false, false); });
     if (!g.ok()) {
       // Not fatal: this model runs layer by layer from now on. (Errors that break the
       // context end the process in the driver wrappers before they get here.)
@@ -282,7 +296,7 @@ bool GpuEngine::group_graphs_for(Model& m, CUdeviceptr weights) {
   }
   if (m.group_graph_weights == weights && m.group_graphs.size() == m.groups.size()) return true;
   const models::gpu::Bindings b{weights, m.arena.ptr, m.workspace ? m.workspace->ptr : 0,
-                                m.workspace ? m.workspace->size() : 0};
+                                m.workspace ? m.workspace->size() : 0, m.host_read};
   m.group_graphs.clear();
   for (const CopyGroup& g : m.groups) {
     auto graph = models::gpu::CudaGraph::capture(compute_stream_, [&] {
@@ -316,9 +330,9 @@ Status GpuEngine::launch_switch(Model& m, SwitchMode mode) {
   const CUdeviceptr region = switch_region_->ptr;
   switch (mode) {
     case SwitchMode::kEnqueue:
-      return enqueue_request(m, region, true, 0, 1, false);
+      return enqueue_request(m, region, true, 0, 1, false, true);
     case SwitchMode::kGroupGraphs:
-      return enqueue_request(m, region, true, 0, 1, true);
+      return enqueue_request(m, region, true, 0, 1, true, true);
     case SwitchMode::kRequestGraph:
       return m.switch_graph->launch(compute_stream_);
   }
@@ -335,7 +349,7 @@ Status GpuEngine::choose_switch_mode(Model& m) {
     modes.push_back(SwitchMode::kGroupGraphs);
     // (Layer by layer inside the capture: a graph launch cannot itself be captured.)
     auto g = models::gpu::CudaGraph::capture(compute_stream_, [&] {
-      return enqueue_request(m, switch_region_->ptr, true, 0, 1, false);
+      return enqueue_request(m, switch_region_->ptr, true, 0, 1, false, true);
     });
     if (g.ok()) {
       m.switch_graph = std::move(*g);

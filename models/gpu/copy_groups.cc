@@ -126,7 +126,8 @@ Result<std::vector<CopyGroup>> block_groups(const pipeswitch::psm::Manifest& man
 }
 
 std::vector<GroupingUnit> grouping_units(std::span<const CopyGroup> units,
-                                         std::span<const double> layer_us) {
+                                         std::span<const double> layer_us,
+                                         std::span<const WeightRange> host_read) {
   std::vector<GroupingUnit> out;
   out.reserve(units.size());
   for (const CopyGroup& unit : units) {
@@ -134,7 +135,7 @@ std::vector<GroupingUnit> grouping_units(std::span<const CopyGroup> units,
     for (uint32_t l = unit.first_layer; l < unit.first_layer + unit.layer_count; ++l) {
       if (l < layer_us.size()) us += layer_us[l];
     }
-    out.push_back({unit.bytes, us});
+    out.push_back({unit.bytes - bytes_inside(unit.blob_offset, unit.bytes, host_read), us});
   }
   return out;
 }

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "models/gpu/host_read.h"
 #include "models/optimal_grouping.h"
 #include "onnx_loader/psm.pb.h"
 
@@ -64,9 +65,11 @@ Result<std::vector<CopyGroup>> block_groups(const pipeswitch::psm::Manifest& man
                                             std::span<const CopyGroup> units);
 
 // The optimal grouping's input: one GroupingUnit per unit, its bytes and the sum of its layers'
-// compute times. Precondition: layer_us has one entry per layer of the units.
+// compute times, less the bytes of `host_read` (the weights a switch leaves on the host:
+// host_read.h). Precondition: layer_us has one entry per layer of the units.
 std::vector<GroupingUnit> grouping_units(std::span<const CopyGroup> units,
-                                         std::span<const double> layer_us);
+                                         std::span<const double> layer_us,
+                                         std::span<const WeightRange> host_read = {});
 
 // "23 groups, 37.0 KiB - 23.0 MiB" for logs.
 std::string describe_groups(std::span<const CopyGroup> groups);

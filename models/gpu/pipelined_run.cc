@@ -34,10 +34,20 @@ Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
   size_t copied = 0;          // groups whose copy is enqueued
   uint64_t copied_bytes = 0;  // their bytes
   uint64_t computed_bytes = 0;
+  // With the host copy bound, the host-readable weights stay where they are (host_read.h).
+  const std::span<const WeightRange> skip =
+      bindings.host_weights != 0 ? plan.host_readable() : std::span<const WeightRange>();
   auto enqueue_copy = [&]() -> Status {
     const CopyGroup& g = groups[copied];
-    PS_TRY(cuda::copy_to_device_async(bindings.weights + g.blob_offset, host + g.blob_offset,
-                                      g.bytes, copy));
+    if (skip.empty()) {
+      PS_TRY(cuda::copy_to_device_async(bindings.weights + g.blob_offset, host + g.blob_offset,
+                                        g.bytes, copy));
+    } else {
+      for (const ByteRange& r : ranges_outside(g.blob_offset, g.bytes, skip)) {
+        PS_TRY(cuda::copy_to_device_async(bindings.weights + r.offset, host + r.offset, r.bytes,
+                                          copy));
+      }
+    }
     PS_TRY(group_events[copied].record(copy));
     copied_bytes += g.bytes;
     ++copied;

@@ -48,6 +48,9 @@ struct WeightSource {
 // of the plan's context. `run_group` (may be empty) enqueues a group's layers instead of
 // Plan::enqueue_layers. Works inside a stream capture of `compute` when `copy` has joined it
 // (waits on an event recorded on `compute` during the capture).
+// With bindings.host_weights given, the plan's host-readable weights (host_read.h) are not
+// copied: their layers read them from the host copy, and each group copies the rest of its
+// range (one to three copies).
 // `pipelined` false is the ablation "the same groups without pipelining" (figure 7): every
 // group's copy is enqueued first and the first layer waits for the last copy.
 // Returns once everything is queued. Errors: kInvalidArgument for groups that do not cover the

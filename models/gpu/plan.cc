@@ -31,7 +31,7 @@ Result<Plan> Plan::build(const pipeswitch::psm::Manifest& manifest,
   Plan plan;
   plan.runtime_ = &runtime;
   plan.precision_ = options.precision;
-  PS_ASSIGN_OR_RETURN(plan.layout_, build_layout(manifest));
+  PS_ASSIGN_OR_RETURN(plan.layout_, build_layout(manifest, options.host_read_min_bytes));
   if (!host_weights.empty() && host_weights.size() < plan.layout_.weights_bytes) {
     return invalid_argument("model '", manifest.model_name(), "': the host weight blob has ",
                             host_weights.size(), " bytes, the manifest needs ",
@@ -172,9 +172,9 @@ Status Plan::enqueue_layers(uint32_t first, uint32_t count, const cuda::Stream& 
     const LayerLayout& lay = layout_.layers[l];
     size_t n = 0;
     for (const OperandPlace& p : lay.inputs) {
-      addresses[n++] = (p.region == Region::kWeights ? bindings.weights : bindings.arena) + p.offset;
+      addresses[n++] = operand_address(p, bindings);
     }
-    for (const OperandPlace& p : lay.outputs) addresses[n++] = bindings.arena + p.offset;
+    for (const OperandPlace& p : lay.outputs) addresses[n++] = operand_address(p, bindings);
     const size_t inputs = lay.inputs.size();
     const LaunchArgs args{stream, std::span<const CUdeviceptr>(addresses.data(), inputs),
                           std::span<const CUdeviceptr>(addresses.data() + inputs, n - inputs),

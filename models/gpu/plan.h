@@ -47,7 +47,18 @@ struct Bindings {
   CUdeviceptr arena = 0;      // Plan::arena_bytes() bytes, 256-byte aligned
   CUdeviceptr workspace = 0;  // Plan::workspace_bytes() bytes, 256-byte aligned (0 when none)
   size_t workspace_bytes = 0;
+  // The device address of the weight blob's pinned HOST copy (cuda::PinnedBuffer::
+  // device_address), or 0. When given, the host-readable weights (host_readable()) are read
+  // from there and need not be in `weights` (a switch skips their copy: pipelined_run.h).
+  CUdeviceptr host_weights = 0;
 };
+
+// Where an operand lives under `b`: the arena, the device weights, or (a host-readable weight
+// when b.host_weights is given) the host copy.
+inline CUdeviceptr operand_address(const OperandPlace& p, const Bindings& b) {
+  if (p.region == Region::kArena) return b.arena + p.offset;
+  return (p.host_readable && b.host_weights != 0 ? b.host_weights : b.weights) + p.offset;
+}
 
 // Builds the op of one layer; `layer` is its index. The default is build_op (the registry);
 // tests substitute ops that fail or write NaN to prove the debug mode names them.
@@ -56,6 +67,8 @@ using OpFactory = std::function<Result<std::unique_ptr<GpuOp>>(const OpSpec& spe
 
 struct PlanOptions {
   Precision precision = Precision::kTf32;
+  // Embedding tables of at least this many bytes may be read from the host (host_read.h).
+  uint64_t host_read_min_bytes = kHostReadMinBytes;
   // One full run at the end of build. On `warm_up_with` when given (real weights: no NaN in
   // the warm-up), else on zeroed GpuRuntime::plan_scratch memory.
   bool warm_up = true;
@@ -136,6 +149,8 @@ class Plan {
   size_t group_count() const { return layout_.group_first_layer.size(); }
   uint64_t arena_bytes() const { return layout_.arena_bytes; }
   uint64_t weights_bytes() const { return layout_.weights_bytes; }
+  // The weights a layer reads from Bindings::host_weights when given (host_read.h), sorted.
+  std::span<const WeightRange> host_readable() const { return layout_.host_readable; }
   size_t workspace_bytes() const { return workspace_bytes_; }
   std::span<const IoSpec> inputs() const { return layout_.inputs; }
   std::span<const IoSpec> outputs() const { return layout_.outputs; }

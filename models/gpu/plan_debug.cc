@@ -95,9 +95,8 @@ Status Plan::run_debug(const cuda::Stream& stream, const Bindings& bindings) con
       std::string inputs_state;
       for (size_t i = 0; i < lay.inputs.size(); ++i) {
         const OperandPlace& p = lay.inputs[i];
-        const CUdeviceptr base = p.region == Region::kWeights ? bindings.weights : bindings.arena;
-        PS_ASSIGN_OR_RETURN(NonFinite in_bad,
-                            check_device_tensor(base + p.offset, lay.input_specs[i], stream, host));
+        PS_ASSIGN_OR_RETURN(NonFinite in_bad, check_device_tensor(operand_address(p, bindings),
+                                                                  lay.input_specs[i], stream, host));
         if (in_bad.count > 0) {
           inputs_state += str_cat("; input ", i, " '", tensor_names_[p.tensor], "'",
                                   p.region == Region::kWeights ? " (weight)" : "", " already has ",

@@ -90,7 +90,7 @@ Result<IoSpec> io_spec(const Manifest& m, uint32_t index, const char* what) {
 
 }  // namespace
 
-Result<PlanLayout> build_layout(const Manifest& m) {
+Result<PlanLayout> build_layout(const Manifest& m, uint64_t host_read_min_bytes) {
   if (m.layers_size() == 0) return invalid_argument("model '", m.model_name(), "' has no layers");
   PlanLayout layout;
   layout.arena_bytes = m.memory_plan().arena_bytes();
@@ -121,6 +121,15 @@ Result<PlanLayout> build_layout(const Manifest& m) {
   for (uint32_t index : m.outputs()) {
     PS_ASSIGN_OR_RETURN(IoSpec io, io_spec(m, index, "output"));
     layout.outputs.push_back(std::move(io));
+  }
+  layout.host_readable = host_readable_weights(m, host_read_min_bytes);
+  for (LayerLayout& lay : layout.layers) {
+    for (OperandPlace& p : lay.inputs) {
+      if (p.region != Region::kWeights) continue;
+      for (const WeightRange& r : layout.host_readable) {
+        if (r.tensor == p.tensor) p.host_readable = true;
+      }
+    }
   }
   uint32_t next = 0;
   for (int g = 0; g < m.groups_size(); ++g) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "models/gpu/host_read.h"
 #include "models/gpu/op.h"
 #include "onnx_loader/psm.pb.h"
 
@@ -31,6 +32,9 @@ struct OperandPlace {
   uint64_t offset = 0;
   uint64_t bytes = 0;
   uint32_t tensor = 0;  // index into Manifest.tensors
+  // A weight the GPU may read from the host's pinned copy (host_read.h): resolved to
+  // Bindings::host_weights + offset when the caller gives one, else like any weight.
+  bool host_readable = false;
 };
 
 struct LayerLayout {
@@ -60,6 +64,8 @@ struct PlanLayout {
   uint64_t arena_bytes = 0;    // Manifest.memory_plan.arena_bytes
   uint64_t weights_bytes = 0;  // Manifest.weights_bytes
   size_t max_operands = 0;     // the most inputs + outputs of any layer
+  // The weights read from the host when Bindings::host_weights is given (host_read.h), sorted.
+  std::vector<WeightRange> host_readable;
 };
 
 // Derives the layout of `manifest` (read only; need not outlive the result).
@@ -69,7 +75,10 @@ struct PlanLayout {
 // (a tensor index out of range, a WEIGHT tensor outside the blob, an activation outside the
 // arena, a layer reading a tensor of undefined dtype, groups that do not cover the layers in
 // order); kInvalidArgument for a manifest with no layers.
-Result<PlanLayout> build_layout(const pipeswitch::psm::Manifest& manifest);
+// Weights of at least `host_read_min_bytes` that only Gather layers index are marked host
+// readable (host_read.h).
+Result<PlanLayout> build_layout(const pipeswitch::psm::Manifest& manifest,
+                                uint64_t host_read_min_bytes = kHostReadMinBytes);
 
 // A layer the GPU cannot run.
 struct UnsupportedLayer {

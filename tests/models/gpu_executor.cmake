@@ -23,3 +23,8 @@ ps_add_test(test_gpu_conformance
 ps_add_test(test_copy_groups
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/copy_groups_test.cc
   LIBS ps_gpu ps_zoo_lowering)
+
+# Direct host access for embedding tables (models/gpu/host_read.h): pure, runs in CI.
+ps_add_test(test_host_read
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/host_read_test.cc
+  LIBS ps_gpu ps_zoo_lowering)

@@ -158,6 +158,7 @@ int serve(const Options& o) {
   backend_options.grouping = o.grouping;
   backend_options.graphs = o.graphs;
   backend_options.pipelining = o.pipelining;
+  backend_options.host_read = o.host_read;
   std::error_code exe_error;
   backend_options.self_exe = std::filesystem::read_symlink("/proc/self/exe", exe_error).string();
   backend_options.cpu_threads = o.threads;

@@ -88,6 +88,10 @@ Device:
                           blocks (the original PipeSwitch's), whole (default optimal)
   --pipelining on|off     a switched-in model's layers start as their group arrives (on), or
                           after every group's copy (off: the ablation of figure 7) (default on)
+  --host-read on|off      a switch leaves embedding tables (BERT's word embeddings) in pinned
+                          host memory and the GPU reads only the rows a request uses, over
+                          PCIe, instead of copying the whole table first; policies that evict
+                          after the task with pinned weights (default on)
   --graphs on|off         replay each request as one CUDA graph (copies, events, layers) where
                           the weights' address is fixed (default on)
   --threads N             CPU backend worker threads, per simulated CPU device (default: one
@@ -181,6 +185,12 @@ Result<Options> parse_args(std::span<const std::string> args) {
         return invalid_argument("--pipelining '", v, "': expected on or off");
       }
       o.pipelining = v == "on";
+    } else if (flag == "--host-read") {
+      PS_ASSIGN_OR_RETURN(const std::string v, value());
+      if (v != "on" && v != "off") {
+        return invalid_argument("--host-read '", v, "': expected on or off");
+      }
+      o.host_read = v == "on";
     } else if (flag == "--graphs") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       if (v != "on" && v != "off")

@@ -33,6 +33,7 @@ struct Options {
   std::string grouping = "optimal";
   bool graphs = true;
   bool pipelining = true;
+  bool host_read = true;
   uint32_t threads = 0;
   std::optional<std::string> token;
   std::optional<std::string> admin_token;
