@@ -1,6 +1,7 @@
 // The text protocol's commands (docs/protocol.md, section 2.3).
 #include <fcntl.h>
 
+#include <chrono>
 #include <filesystem>
 #include <system_error>
 
@@ -134,9 +135,10 @@ void Server::text_infer(Connection& c, net::Command command) {
   std::string input = synthetic ? std::string() : std::move(*command.payload);
   const uint64_t seq = reserve_slot(c);
   const uint64_t id = c.id;
+  const auto arrived = std::chrono::steady_clock::now();
   Status s = scheduler_.submit_infer(
       model, static_cast<uint32_t>(batch), std::move(input), synthetic,
-      [this, id, seq, model, batch, raw](Completion done) {
+      [this, id, seq, model, batch, raw, arrived](Completion done) {
         if (!done.status.ok()) {
           fill_slot(id, seq, status_reply(done.status, ErrorCode::kUnknownModel));
           return;
@@ -153,6 +155,12 @@ void Server::text_infer(Connection& c, net::Command command) {
             .add("compute_us", done.timings.compute_us)
             .add("total_us", total)
             .add("startup_us", done.timings.startup_us)
+            // The server's whole share: parsed -> this line, on the loop. Less total_us: the
+            // host's work after the GPU (output summary, hand-over to the loop).
+            .add("server_us", static_cast<uint64_t>(
+                                  std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - arrived)
+                                      .count()))
             .add("shape", output_shapes(done.outputs))
             .add("dtype", output_dtypes(done.outputs))
             .add_hex("checksum", summary.checksum)

@@ -70,6 +70,9 @@ TEST_CASE("e2e text: INFER checksums equal the CPU executor's, for synthetic and
       for (const char* key : {"queue_us", "switch_us", "compute_us", "total_us", "sum"}) {
         CHECK_FALSE(r.field(key).empty());
       }
+      // The server's whole share contains the backend's.
+      REQUIRE_FALSE(r.field("server_us").empty());
+      CHECK(std::stoull(r.field("server_us")) >= std::stoull(r.field("total_us")));
     }
   }
   CHECK(request(client, "INFER resnet_tiny\n").field("shape") == "1x1000");
