@@ -1,8 +1,11 @@
 #include "reactor/output_summary.h"
 
+#include <algorithm>
 #include <cstring>
+#include <span>
 #include <string>
 
+#include "common/hash64.h"
 #include "net/text_reply.h"
 
 namespace ps::reactor {
@@ -43,27 +46,39 @@ double element(DType dtype, const char* p) {
 }  // namespace
 
 OutputSummary summarize_output(const std::vector<TensorSpec>& specs, std::string_view bytes) {
+  // One pass over the bytes in cache-sized blocks, each hashed and then summed while it is in
+  // the cache (BERT-base's 6.2 MB output arrives by DMA, cold: two passes over it cost twice
+  // the memory traffic). The float32 sum keeps eight lanes by element index within its tensor
+  // (a fixed order, so deterministic, and the same as summing the tensor in one go), not one
+  // serial chain of additions.
+  constexpr size_t kBlock = size_t{64} << 10;  // a multiple of 8 elements of every dtype
   OutputSummary summary;
-  summary.checksum = net::payload_checksum(bytes);
+  Hash64 hash;
   const char* p = bytes.data();
   for (const TensorSpec& spec : specs) {
     const size_t size = dtype_size(spec.dtype);
-    const int64_t count = element_count(spec.shape);
-    if (spec.dtype == DType::kFloat32) {
-      // The common case, on the loop thread for every reply (BERT-base: 1.5 M values): eight
-      // independent partial sums (a fixed order, so the result is still deterministic) instead
-      // of one serial chain of additions.
-      double lanes[8] = {};
-      int64_t i = 0;
-      for (; i + 8 <= count; i += 8, p += 8 * size) {
-        for (int l = 0; l < 8; ++l) lanes[l] += load<float>(p + l * size);
+    const size_t tensor_bytes = static_cast<size_t>(element_count(spec.shape)) * size;
+    const bool f32 = spec.dtype == DType::kFloat32;
+    double lanes[8] = {};
+    for (size_t done = 0; done < tensor_bytes;) {
+      const size_t n = std::min(kBlock, tensor_bytes - done);
+      hash.update(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(p), n));
+      const size_t count = size == 0 ? 0 : n / size;
+      size_t i = 0;
+      if (f32) {
+        for (; i + 8 <= count; i += 8) {
+          for (int l = 0; l < 8; ++l) lanes[l] += load<float>(p + (i + l) * size);
+        }
+        for (; i < count; ++i) lanes[0] += load<float>(p + i * size);  // the tensor's tail
+      } else {
+        for (; i < count; ++i) summary.sum += element(spec.dtype, p + i * size);
       }
-      for (; i < count; ++i, p += size) lanes[0] += load<float>(p);
-      for (double lane : lanes) summary.sum += lane;
-      continue;
+      p += n;
+      done += n;
     }
-    for (int64_t i = 0; i < count; ++i, p += size) summary.sum += element(spec.dtype, p);
+    for (double lane : lanes) summary.sum += lane;
   }
+  summary.checksum = hash.digest();
   return summary;
 }
 

@@ -81,7 +81,7 @@ TEST_CASE("synthetic input: deterministic, sized, bounded", "[synthetic]") {
   }
 }
 
-TEST_CASE("output summary: FNV-1a checksum of the bytes and the sum of the elements", "[summary]") {
+TEST_CASE("output summary: XXH64 checksum of the bytes and the sum of the elements", "[summary]") {
   const float values[] = {1.5f, -0.25f, 2.0f};
   const std::string bytes(reinterpret_cast<const char*>(values), sizeof(values));
   std::vector<TensorSpec> specs = {{"a", DType::kFloat32, {1, 2}}, {"b", DType::kFloat32, {1}}};
@@ -90,6 +90,44 @@ TEST_CASE("output summary: FNV-1a checksum of the bytes and the sum of the eleme
   CHECK(s.sum == 3.25);
   CHECK(output_shapes(specs) == "1x2,1");
   CHECK(output_dtypes(specs) == "float32,float32");
+}
+
+TEST_CASE("output summary: one blocked pass gives the one-shot checksum and the lane sums",
+          "[summary]") {
+  // Tensors larger than the 64 KiB block, with tails that are not a multiple of 8 elements,
+  // and an int64 tensor between two float32 ones.
+  std::vector<TensorSpec> specs = {{"a", DType::kFloat32, {3, 10007}},
+                                   {"ids", DType::kInt64, {5000}},
+                                   {"b", DType::kFloat32, {20011}}};
+  std::string bytes;
+  double expected = 0;
+  auto floats = [&](int64_t n, float scale) {
+    double lanes[8] = {};
+    int64_t i = 0;
+    for (; i < n; ++i) {
+      const float v = static_cast<float>((i * 7919) % 1000) * scale - 1.0f;
+      bytes.append(reinterpret_cast<const char*>(&v), 4);
+      if (i < n - n % 8) {
+        lanes[i % 8] += v;
+      } else {
+        lanes[0] += v;
+      }
+    }
+    for (double l : lanes) expected += l;
+  };
+  floats(3 * 10007, 0.00123f);
+  for (int64_t i = 0; i < 5000; ++i) {
+    const int64_t v = i * 3 - 7;
+    bytes.append(reinterpret_cast<const char*>(&v), 8);
+    expected += static_cast<double>(v);
+  }
+  floats(20011, 0.0031f);
+  const OutputSummary s = summarize_output(specs, bytes);
+  CHECK(s.checksum == net::payload_checksum(bytes));
+  CHECK(s.sum == expected);  // the same additions in the same order: exact
+  // A changed byte in the last block changes the checksum.
+  bytes[bytes.size() - 3] ^= 1;
+  CHECK(summarize_output(specs, bytes).checksum != s.checksum);
 }
 
 TEST_CASE("batch rules: multiples of the native batch up to kMaxBatch", "[batch]") {
