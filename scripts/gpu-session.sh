@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# One lent GPU session (30 minutes of device time, 10 a command, a cold start ~5) in three
+# commands of under 10 minutes each, most important first; each writes its logs under $OUT.
+# Build and pack here first (scripts/gpu-pack.sh), then on the device (carry [".gpu-pack"]):
+#   bash scripts/gpu-session.sh train    issue 7: ResNet152 20-step trajectory against PyTorch
+#                                        (fp32, 1e-3), step time against PyTorch, preemption
+#                                        (bench_preempt: yield and co-run); then the training
+#                                        and host-read [gpu] tests while time is left
+#   bash scripts/gpu-session.sh repro    issue 8: scripts/gpu-reproduce.sh --quick (docs/results*
+#                                        come back under $OUT/docs), then BERT-base switches with
+#                                        --host-read off and on
+#   bash scripts/gpu-session.sh rest     BERT-base training step against PyTorch, a GPU soak
+#                                        (psnc load: 200 connections, the three models, training
+#                                        jobs, disconnects), scripts/gpu-check.sh --gpu-only
+# The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
+# machine stays warm (it is given back after 30 s idle: send the next command at once).
+set -uo pipefail
+STEP="${1:?usage: gpu-session.sh train|repro|rest}"
+OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
+[[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
+mkdir -p /tmp/w
+REPO=$PWD
+. scripts/gpu-env.sh
+gpu_env /tmp/b
+export PS_TOOLS_DIR=/tmp/b/bin
+START=$SECONDS
+left() { echo $((580 - (SECONDS - START))); }
+# guarded LIMIT LOG COMMAND...: runs it with at most LIMIT seconds (and what is left), logged.
+guarded() {
+  local limit="$1" log="$2"; shift 2
+  local l; l=$(left)
+  ((l < limit)) && limit=$l
+  ((limit < 20)) && { echo "skipped (no time): $*"; return 0; }
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$OUT/$log" 2>&1
+  local rc=$?
+  echo "== $log: exit $rc after $((SECONDS - t0)) s"
+  return $rc
+}
+nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
+
+case "$STEP" in
+  train)
+    guarded 400 train-check.log /tmp/b/scripts/gpu-train-check.sh /tmp/b /tmp/w
+    [[ -f $OUT/train-logs.tar.gz ]] || tar -C /tmp/w -czf "$OUT/train-logs.tar.gz" train-logs 2>/dev/null
+    grep -E '^== |max_rel|ms/step|p50|p99|ratio|lost|"ok"' "$OUT/train-check.log" | tail -45
+    cd /tmp/b
+    guarded 120 backend-training.log tests/test_gpu_backend "[gpu_training]" -d yes -s
+    grep -E '\[gpu_training\]|FAILED|test cases' "$OUT/backend-training.log" | tail -8
+    guarded 60 host-read.log tests/test_gpu_backend \
+      "GPU backend: embedding tables read from host memory give the copied outputs"
+    tail -3 "$OUT/host-read.log"
+    guarded 150 trainer.log tests/test_gpu_trainer "[gpu_trainer]" -d yes
+    grep -E 'FAILED|test cases' "$OUT/trainer.log" | tail -5
+    ;;
+  repro)
+    guarded 480 repro.log /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --quick --out /tmp/docs
+    tail -30 "$OUT/repro.log"
+    cp -r /tmp/docs "$OUT/" 2>/dev/null
+    mkdir -p /tmp/wb && ln -sf /tmp/w/models/bert_base.psm /tmp/wb/bert_base.psm
+    for hr in off on; do
+      (($(left) < 40)) && break
+      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/wb --host-read "$hr" \
+        --listen 127.0.0.1:12398 > "$OUT/host-read-$hr-server.log" 2>&1 &
+      sp=$!
+      for _ in $(seq 1 40); do grep -q 'listening on' "$OUT/host-read-$hr-server.log" && break; sleep 1; done
+      guarded 30 "host-read-$hr.log" /tmp/b/bin/psnc --server 127.0.0.1:12398 infer bert_base \
+        --batch 8 --repeat 40
+      echo "host-read $hr:"; grep OK "$OUT/host-read-$hr.log" | tail -1; tail -2 "$OUT/host-read-$hr.log"
+      kill -TERM $sp; wait $sp
+    done
+    ;;
+  rest)
+    cd /tmp/w
+    guarded 40 bert-import.log /tmp/b/bin/psimport --zoo bert_base --mode training -o bert_train.onnx -q
+    guarded 60 bert-import2.log /tmp/b/bin/psimport bert_train.onnx --batch 8 --seq 251 \
+      --mode training -o bert_train.psm -q
+    guarded 90 bert-psbench.log /tmp/b/bin/psbench train bert_train.psm --precision tf32 --steps 3 --runs 20
+    cd "$REPO"
+    guarded 100 bert-torch.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 --time
+    grep -h -E 'ms|step' "$OUT"/bert-psbench.log "$OUT"/bert-torch.log | tail -8
+    if [[ -f /tmp/w/models/bert_base.psm ]]; then
+      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/w/models --policy cache --pool-size 40G \
+        --listen 127.0.0.1:12399 > "$OUT/soak-server.log" 2>&1 &
+      sp=$!
+      for _ in $(seq 1 90); do grep -q 'listening on' "$OUT/soak-server.log" && break; sleep 1; done
+      guarded 110 soak.log /tmp/b/bin/psnc --server 127.0.0.1:12399 load --connections 200 \
+        --requests 4000 --duration 80 --timeout 60 --models resnet152:8,inception_v3:8,bert_base:8 \
+        --depth 2 --disconnect 0.02 --train 0.005 --train-steps 5 --server-pid $sp
+      tail -20 "$OUT/soak.log"
+      kill -TERM $sp; wait $sp; echo "soak server exit $?"
+    fi
+    guarded 240 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
+    tail -40 "$OUT/gpu-check.log"
+    ;;
+  *) echo "gpu-session: unknown step '$STEP' (train, repro, rest)" >&2; exit 2 ;;
+esac
