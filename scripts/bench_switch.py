@@ -100,12 +100,17 @@ def main():
                 r = {"model": model, "precision": precision, "config": config}
                 s = measure.summarize(rows)
                 r.update({k: s[k] for k in ("ok", "requests", "mean_ms", "p99_ms", "min_ms",
-                                            "server_compute_ms", "switch_ms", "startup_ms")})
+                                            "server_compute_ms", "switch_ms", "startup_ms",
+                                            "server_total_ms", "total_ms")})
                 r["server_start_s"] = srv.started_s
                 results.append(r)
-                print("%-14s %-5s %-12s mean %8.2f ms  p99 %8.2f ms  server %8.2f ms  startup %6.2f ms" %
+                # after-GPU: the server's host work once the GPU is done (server_us - total_us).
+                after = ((r["server_total_ms"] or 0) - (r["total_ms"] or 0)
+                         if r["server_total_ms"] is not None else float("nan"))
+                print("%-14s %-5s %-12s mean %8.2f ms  p99 %8.2f ms  server %8.2f ms  startup %6.2f ms"
+                      "  after-GPU %5.2f ms" %
                       (config, precision, model, r["mean_ms"], r["p99_ms"], r["server_compute_ms"] or 0,
-                       r["startup_ms"] or 0), flush=True)
+                       r["startup_ms"] or 0, after), flush=True)
 
     with open(os.path.join(args.out, "switch.json"), "w") as f:
         json.dump({"link": link, "registered": {"%s/%s" % k: v for k, v in registered.items()},

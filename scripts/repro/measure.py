@@ -46,4 +46,7 @@ def summarize(rows):
     return {"ok": all(r[1].startswith("OK") for r in rows), "requests": s["n"],
             "mean_ms": s["mean"], "p99_ms": s["p99"], "min_ms": s["min"],
             "server_compute_ms": mean_field("compute_us"), "switch_ms": mean_field("switch_us"),
-            "startup_ms": mean_field("startup_us")}
+            "startup_ms": mean_field("startup_us"),
+            # The server's whole share (parsed -> reply line): less total_us it is the host's
+            # work after the GPU; the client's latency less it is the network and the client.
+            "server_total_ms": mean_field("server_us"), "total_ms": mean_field("total_us")}
