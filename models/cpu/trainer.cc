@@ -112,6 +112,7 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const Manifest& manifest,
   }
   int floats = 0, integers = 0;
   std::vector<TokenInput> token_inputs;
+  Shape image_sample;  // the (last) float input's sample shape
   for (uint32_t index : t->inputs_) {
     const TensorProto& in = manifest.tensors(static_cast<int>(index));
     if (in.shape_size() < 2 || in.shape(0) != t->batch_size_) {
@@ -121,6 +122,7 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const Manifest& manifest,
     const Shape sample(in.shape().begin() + 1, in.shape().end());
     if (is_float(in)) {
       ++floats;
+      image_sample = sample;
     } else if (is_integer(in)) {
       ++integers;
       const int64_t vocab = token_range(manifest, index);
@@ -135,9 +137,7 @@ Result<std::unique_ptr<Trainer>> Trainer::create(const Manifest& manifest,
     }
   }
   if (floats == 1 && integers == 0) {
-    const TensorProto& in = manifest.tensors(static_cast<int>(t->inputs_[0]));
-    const Shape sample(in.shape().begin() + 1, in.shape().end());
-    PS_ASSIGN_OR_RETURN(SyntheticData data, SyntheticData::create(options.data, sample));
+    PS_ASSIGN_OR_RETURN(SyntheticData data, SyntheticData::create(options.data, image_sample));
     t->images_ = std::make_unique<SyntheticData>(std::move(data));
   } else if (floats == 0 && integers >= 1) {
     PS_ASSIGN_OR_RETURN(SyntheticTokens data,
