@@ -9,7 +9,8 @@
 #   bash scripts/gpu-session.sh repro    issue 8: scripts/gpu-reproduce.sh --quick (docs/results*
 #                                        come back under $OUT/docs), then BERT-base switches with
 #                                        --host-read off and on
-#   bash scripts/gpu-session.sh rest     BERT-base training step against PyTorch, a GPU soak
+#   bash scripts/gpu-session.sh rest     BERT-base fine-tuning against PyTorch (20-step trajectory
+#                                        on the same token batches, step time), a GPU soak
 #                                        (psnc load: 200 connections, the three models, training
 #                                        jobs, disconnects), scripts/gpu-check.sh --gpu-only
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
@@ -71,12 +72,20 @@ case "$STEP" in
     done
     ;;
   rest)
-    cd /tmp/w
-    guarded 40 bert-import.log /tmp/b/bin/psimport --zoo bert_base --mode training -o bert_train.onnx -q
-    guarded 60 bert-import2.log /tmp/b/bin/psimport bert_train.onnx --batch 8 --seq 251 \
-      --mode training -o bert_train.psm -q
-    guarded 90 bert-psbench.log /tmp/b/bin/psbench train bert_train.psm --precision tf32 --steps 3 --runs 20
-    cd "$REPO"
+    # BERT-base fine-tuning from PyTorch's own export: 20 steps against PyTorch's on the same
+    # token batches (fp32), then the step time against PyTorch's.
+    guarded 60 bert-export.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 \
+      --export-onnx /tmp/w/bert_train.onnx
+    guarded 60 bert-import.log /tmp/b/bin/psimport /tmp/w/bert_train.onnx --batch 8 --seq 251 \
+      --mode training -o /tmp/w/bert_train.psm
+    guarded 90 bert-trajectory.log bash -c '"$0" train /tmp/w/bert_train.psm --precision fp32 \
+      --steps 20 --runs 0 --write-batches /tmp/w/bert.batches --json > /tmp/w/bert_psbench.json' \
+      /tmp/b/bin/psbench
+    guarded 90 bert-compare.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 \
+      --batches /tmp/w/bert.batches --compare /tmp/w/bert_psbench.json
+    tail -3 "$OUT/bert-compare.log"
+    guarded 90 bert-psbench.log /tmp/b/bin/psbench train /tmp/w/bert_train.psm --precision tf32 \
+      --steps 3 --runs 20
     guarded 100 bert-torch.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 --time
     grep -h -E 'ms|step' "$OUT"/bert-psbench.log "$OUT"/bert-torch.log | tail -8
     if [[ -f /tmp/w/models/bert_base.psm ]]; then

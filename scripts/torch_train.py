@@ -12,8 +12,10 @@ Three things, any combination:
                       with training=PRESERVE on the eval-mode model and no constant folding, so
                       BatchNormalization stays a layer (the EVAL exporter folds it into the
                       convolutions) and the initializers keep their state_dict names.
+                      bert_base: BertForSequenceClassification (2 labels, no dropout, no
+                      padding row) with inputs input_ids, token_type_ids [--batch, --seq].
   --batches FILE      train on the batches `psbench train --write-batches FILE` wrote (the GPU
-                      trainer's own synthetic batches, PSBATCH1 format: see below) and print
+                      trainer's own synthetic batches, PSBATCH1 or PSTOKEN1: see below) and print
                       each step's loss in strict fp32 (or --precision); with --compare
                       PSBENCH.json (psbench train --json), print both trajectories and the
                       largest relative difference; exit status 3 above --tolerance (1e-3).
@@ -25,7 +27,9 @@ Prints one JSON object per line (stdout) and a readable line per result on stder
 
 PSBATCH1 (little-endian): "PSBATCH1", u32 version = 1, u32 count, u32 rank, u32 classes,
 i64 batch, i64 dims[rank]; then per batch: i64 labels[batch], f32 images[batch * prod(dims)].
-Batch i is the trainer's data position i.
+Batch i is the trainer's data position i. PSTOKEN1 (token models): "PSTOKEN1", u32 version = 1,
+u32 count, u32 inputs, u32 classes, i64 batch; per input: u32 name length, name, u32 rank,
+i64 dims[rank], i64 vocab; then per batch: i64 labels[batch], per input i64 ids[batch * prod(dims)].
 
 The 20-step comparison, on the GPU machine:
   python3 scripts/torch_train.py --model resnet152 --batch 64 --export-onnx /tmp/r152_train.onnx
@@ -34,6 +38,8 @@ The 20-step comparison, on the GPU machine:
       --write-batches /tmp/r152.batches --json > /tmp/r152_psbench.json
   python3 scripts/torch_train.py --model resnet152 --batch 64 --lr 0.01 \\
       --batches /tmp/r152.batches --compare /tmp/r152_psbench.json
+BERT-base the same way: --model bert_base --batch 8 --seq 251 --export-onnx /tmp/bert_train.onnx,
+  psimport ... --batch 8 --seq 251 --mode training, psbench (classes default to its 2 outputs).
 Speed: psbench train /tmp/r152_train.psm --precision tf32 --steps 3 --runs 20 and
   python3 scripts/torch_train.py --model resnet152 --batch 64 --time
 
@@ -60,12 +66,16 @@ def set_precision(torch, precision):
 
 
 def read_batches(path):
-    """Yields (labels int64 [N], images float32 [N, dims...]) numpy arrays from a PSBATCH1 file."""
+    """Yields (labels int64 [N], inputs) numpy arrays from a PSBATCH1 file (inputs: the images,
+    float32 [N, dims...]) or a PSTOKEN1 file (inputs: {name: int64 ids [N, dims...]})."""
     import numpy as np
     with open(path, "rb") as f:
         magic, version, count, rank, classes, batch = struct.unpack("<8sIIIIq", f.read(32))
+        if magic == b"PSTOKEN1" and version == 1:
+            yield from read_token_batches(f, path, count, rank, batch)
+            return
         if magic != b"PSBATCH1" or version != 1:
-            raise SystemExit(f"torch_train: {path} is not a PSBATCH1 version 1 file")
+            raise SystemExit(f"torch_train: {path} is not a PSBATCH1 or PSTOKEN1 version 1 file")
         dims = struct.unpack(f"<{rank}q", f.read(8 * rank))
         size = 1
         for d in dims:
@@ -78,6 +88,34 @@ def read_batches(path):
             yield labels, images
 
 
+def read_token_batches(f, path, count, inputs, batch):
+    """The rest of a PSTOKEN1 file (see the module docstring) after its fixed header."""
+    import numpy as np
+    specs = []
+    for _ in range(inputs):
+        (length,) = struct.unpack("<I", f.read(4))
+        name = f.read(length).decode()
+        (rank,) = struct.unpack("<I", f.read(4))
+        dims = struct.unpack(f"<{rank}q", f.read(8 * rank))
+        (vocab,) = struct.unpack("<q", f.read(8))
+        specs.append((name, dims, vocab))
+    for _ in range(count):
+        labels = np.frombuffer(f.read(8 * batch), dtype="<i8")
+        ids = {}
+        for name, dims, vocab in specs:
+            size = batch
+            for d in dims:
+                size *= d
+            ids[name] = np.frombuffer(f.read(8 * size), dtype="<i8").reshape((batch,) + dims)
+            if ids[name].size != size:
+                raise SystemExit(f"torch_train: {path} is truncated")
+            if ids[name].size and not (0 <= ids[name].min() and ids[name].max() < vocab):
+                raise SystemExit(f"torch_train: {path}: '{name}' has ids outside [0, {vocab})")
+        if labels.size != batch:
+            raise SystemExit(f"torch_train: {path} is truncated")
+        yield labels, ids
+
+
 def make_model(torch, args):
     if args.model == "bert_base":
         # The fine-tuning graph `psimport --zoo bert_base --mode training` writes:
@@ -85,8 +123,11 @@ def make_model(torch, args):
         # graph has none: dropout is the identity at export), eager attention.
         from transformers import BertConfig, BertForSequenceClassification
         torch.manual_seed(0)
+        # pad_token_id None: no padding_idx, so the embedding's row 0 gets its gradient as in
+        # our Gather backward (PyTorch skips a padding row's gradient).
         cfg = BertConfig(vocab_size=28996, attn_implementation="eager", num_labels=2,
-                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+                         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                         pad_token_id=None)
         return BertForSequenceClassification(cfg).to(args.device).train()
     model = export_models.build(args.model)  # seeded: the exported package's weights
     return model.to(args.device).train()
@@ -116,6 +157,27 @@ def make_optimizer(torch, model, args):
 
 
 def export_onnx(torch, args):
+    if args.model == "bert_base":
+        # The fine-tuning model as make_model builds it (same seed: the same weights), its two
+        # token inputs at [batch, --seq], its logits.
+        model = make_model(torch, args).eval().cpu()
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(0, 28996, (args.batch, args.seq), generator=g)
+        types = torch.zeros(args.batch, args.seq, dtype=torch.int64)
+
+        class Logits(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids, token_type_ids):
+                return self.inner(input_ids=input_ids, token_type_ids=token_type_ids).logits
+        torch.onnx.export(Logits(model), (ids, types), args.export_onnx, opset_version=17,
+                          dynamo=False, input_names=["input_ids", "token_type_ids"],
+                          output_names=["logits"], do_constant_folding=False)
+        print(f"exported {args.model} (BertForSequenceClassification, 2 labels, no dropout) -> "
+              f"{args.export_onnx}", file=sys.stderr)
+        return
     model = export_models.build(args.model).eval()
     size = 299 if args.model == "inception_v3" else 224
     x = torch.randn(args.batch, 3, size, size)
@@ -132,13 +194,16 @@ def trajectory(torch, args):
     model = make_model(torch, args)
     opt = make_optimizer(torch, model, args)
     losses = []
-    for step, (labels, images) in enumerate(read_batches(args.batches)):
+    for step, (labels, data) in enumerate(read_batches(args.batches)):
         if args.steps and step >= args.steps:
             break
-        x = torch.from_numpy(images.copy()).to(args.device)
+        if isinstance(data, dict):  # token ids by input name
+            inputs = {k: torch.from_numpy(v.copy()).to(args.device) for k, v in data.items()}
+        else:
+            inputs = {"x": torch.from_numpy(data.copy()).to(args.device)}
         y = torch.from_numpy(labels.copy()).to(args.device)
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(logits_of(model, inputs), y)
         loss.backward()
         opt.step()
         losses.append(loss.item())
@@ -219,9 +284,6 @@ def main():
     args = ap.parse_args()
     if not (args.export_onnx or args.batches or args.time):
         ap.error("nothing to do: give --export-onnx, --batches or --time")
-    if args.model == "bert_base" and (args.export_onnx or args.batches):
-        ap.error("bert_base: only --time (its training graph comes from "
-                 "`psimport --zoo bert_base --mode training`; token batches are not written)")
     import torch
     print(f"torch {torch.__version__}", file=sys.stderr)
     status = 0

@@ -12,6 +12,7 @@
 #include "cuda/event.h"
 #include "cuda/host_memory.h"
 #include "cuda/stream.h"
+#include "models/cpu/synthetic_tokens.h"
 #include "models/gpu/grad_op.h"
 #include "models/gpu/runtime.h"
 #include "models/gpu/trainer_data.h"
@@ -79,7 +80,63 @@ Status write_batches(models::gpu::GpuRuntime& runtime, const TrainBenchOptions& 
   return Status::OK();
 }
 
+// Writes token batches [0, count) as the trainer makes them (models/gpu/trainer_tokens.h: the
+// same SyntheticTokens, on the host) to `path`.
+Status write_token_batches(const TrainBenchOptions& o, const pipeswitch::psm::Manifest& manifest,
+                           const models::gpu::TrainLayout& layout, const std::string& path) {
+  PS_ASSIGN_OR_RETURN(models::cpu::SyntheticTokens data,
+                      models::cpu::SyntheticTokens::create(o.trainer.data, layout.token_inputs));
+  TokenFileHeader h;
+  h.count = static_cast<uint32_t>(o.trajectory);
+  h.batch = layout.batch;
+  h.classes = static_cast<uint32_t>(o.trainer.data.classes);
+  for (size_t k = 0; k < layout.token_inputs.size(); ++k) {
+    const models::cpu::TokenInput& in = layout.token_inputs[k];
+    h.inputs.push_back(TokenFileInput{
+        manifest.tensors(static_cast<int>(layout.token_tensors[k])).name(),
+        std::vector<int64_t>(in.sample_shape.begin(), in.sample_shape.end()), in.vocab});
+  }
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return io_error("cannot create ", path);
+  const std::vector<uint8_t> header = encode_token_file_header(h);
+  out.write(reinterpret_cast<const char*>(header.data()),
+            static_cast<std::streamsize>(header.size()));
+  std::vector<models::cpu::Tensor> ids;
+  std::vector<int64_t> labels;
+  for (int b = 0; b < o.trajectory; ++b) {
+    PS_TRY(data.batch(static_cast<uint64_t>(b), layout.batch, &ids, &labels));
+    out.write(reinterpret_cast<const char*>(labels.data()),
+              static_cast<std::streamsize>(labels.size() * sizeof(int64_t)));
+    for (const models::cpu::Tensor& t : ids) {
+      out.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.byte_size()));
+    }
+  }
+  if (!out.flush()) return io_error("cannot write ", path);
+  return Status::OK();
+}
+
 }  // namespace
+
+std::vector<uint8_t> encode_token_file_header(const TokenFileHeader& h) {
+  std::vector<uint8_t> out(8 + 4 * 4 + 8);
+  std::memcpy(out.data(), "PSTOKEN1", 8);
+  size_t at = 8;
+  put<uint32_t>(out, &at, 1);
+  put<uint32_t>(out, &at, h.count);
+  put<uint32_t>(out, &at, static_cast<uint32_t>(h.inputs.size()));
+  put<uint32_t>(out, &at, h.classes);
+  put<int64_t>(out, &at, h.batch);
+  for (const TokenFileInput& in : h.inputs) {
+    out.resize(at + 4 + in.name.size() + 4 + 8 * in.sample_shape.size() + 8);
+    put<uint32_t>(out, &at, static_cast<uint32_t>(in.name.size()));
+    std::memcpy(out.data() + at, in.name.data(), in.name.size());
+    at += in.name.size();
+    put<uint32_t>(out, &at, static_cast<uint32_t>(in.sample_shape.size()));
+    for (int64_t d : in.sample_shape) put<int64_t>(out, &at, d);
+    put<int64_t>(out, &at, in.vocab);
+  }
+  return out;
+}
 
 std::vector<uint8_t> encode_batch_file_header(const BatchFileHeader& h) {
   std::vector<uint8_t> out(8 + 4 * 4 + 8 * (1 + h.sample_shape.size()));
@@ -117,8 +174,8 @@ void print_train_help(std::FILE* out) {
       "                      the probability a token is replaced)\n"
       "  --chunk-ms X        chunk budget (default 1.0; steps are timed whole either way)\n"
       "  --pool SIZE         device pool size (default: what the trainer needs + 256 MiB)\n"
-      "  --write-batches F   write the trajectory's batches (PSBATCH1 file) for\n"
-      "                      scripts/torch_train.py --batches F (image models)\n"
+      "  --write-batches F   write the trajectory's batches for scripts/torch_train.py\n"
+      "                      --batches F (images: PSBATCH1; token ids: PSTOKEN1)\n"
       "  --json              one JSON object instead of the tables\n"
       "  --device N          GPU ordinal (default 0)\n");
 }
@@ -204,10 +261,6 @@ Status run_train(const TrainBenchOptions& options) {
   lo.classes = o.trainer.data.classes;
   PS_ASSIGN_OR_RETURN(const models::gpu::TrainLayout layout,
                       models::gpu::plan_training(manifest, lo, &models::gpu::gpu_has_backward));
-  if (!o.batches_file.empty() && !layout.token_tensors.empty()) {
-    return unsupported("--write-batches writes image batches; this model takes token ids, "
-                       "whose batches are models/cpu/synthetic_tokens.h's SyntheticTokens");
-  }
   const uint64_t pool_bytes =
       o.pool_bytes > 0 ? o.pool_bytes : layout.block_bytes + (uint64_t{256} << 20);
   PS_ASSIGN_OR_RETURN(cuda::DevicePool pool,
@@ -218,7 +271,11 @@ Status run_train(const TrainBenchOptions& options) {
   const double build_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - build_start).count();
   runtime->release_plan_scratch();
-  if (!o.batches_file.empty()) PS_TRY(write_batches(*runtime, o, layout, o.batches_file));
+  if (!o.batches_file.empty()) {
+    PS_TRY(layout.token_tensors.empty()
+               ? write_batches(*runtime, o, layout, o.batches_file)
+               : write_token_batches(o, manifest, layout, o.batches_file));
+  }
   PS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create(cuda::StreamPriority::kLow));
 
   std::vector<double> losses;

@@ -22,7 +22,7 @@ struct TrainBenchOptions {
   int trajectory = 20;       // steps whose losses are printed (from the package's weights)
   int runs = 20;             // timed steps after them
   uint64_t pool_bytes = 0;   // 0: the trainer's needs plus 256 MiB
-  std::string batches_file;  // --write-batches: the trajectory's batches (image models)
+  std::string batches_file;  // --write-batches: the trajectory's batches (PSBATCH1 / PSTOKEN1)
   bool json = false;
   bool classes_given = false;  // --classes; else 10, or the model's outputs when fewer (BERT: 2)
 };
@@ -44,5 +44,23 @@ struct BatchFileHeader {
   std::vector<int64_t> sample_shape;
 };
 std::vector<uint8_t> encode_batch_file_header(const BatchFileHeader& header);
+
+// The token batch file (BERT; little-endian), version 1:
+//   "PSTOKEN1", u32 version = 1, u32 count, u32 inputs, u32 classes, i64 batch, then per input:
+//   u32 name length, the name's bytes, u32 rank, i64 dims[rank] (one sample), i64 vocab;
+//   then per batch: i64 labels[batch], then per input (in that order) i64 ids[batch * prod(dims)]
+// Batch i is the trainer's data position i (models/cpu/synthetic_tokens.h's batch i).
+struct TokenFileInput {
+  std::string name;
+  std::vector<int64_t> sample_shape;
+  int64_t vocab = 0;
+};
+struct TokenFileHeader {
+  uint32_t count = 0;
+  int64_t batch = 0;
+  uint32_t classes = 0;
+  std::vector<TokenFileInput> inputs;
+};
+std::vector<uint8_t> encode_token_file_header(const TokenFileHeader& header);
 
 }  // namespace ps::psbench
