@@ -64,7 +64,7 @@ case "$STEP" in
       /tmp/b/bin/pipeswitchd --device 0 --models /tmp/wb --host-read "$hr" \
         --listen 127.0.0.1:12398 > "$OUT/host-read-$hr-server.log" 2>&1 &
       sp=$!
-      for _ in $(seq 1 40); do grep -q 'listening on' "$OUT/host-read-$hr-server.log" && break; sleep 1; done
+      for _ in $(seq 1 40); do grep -q "listening on" "$OUT/host-read-$hr-server.log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
       guarded 30 "host-read-$hr.log" /tmp/b/bin/psnc --server 127.0.0.1:12398 infer bert_base \
         --batch 8 --repeat 40
       echo "host-read $hr:"; grep OK "$OUT/host-read-$hr.log" | tail -1; tail -2 "$OUT/host-read-$hr.log"
@@ -92,7 +92,7 @@ case "$STEP" in
       /tmp/b/bin/pipeswitchd --device 0 --models /tmp/w/models --policy cache --pool-size 40G \
         --listen 127.0.0.1:12399 > "$OUT/soak-server.log" 2>&1 &
       sp=$!
-      for _ in $(seq 1 90); do grep -q 'listening on' "$OUT/soak-server.log" && break; sleep 1; done
+      for _ in $(seq 1 90); do grep -q "listening on" "$OUT/soak-server.log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
       guarded 110 soak.log /tmp/b/bin/psnc --server 127.0.0.1:12399 load --connections 200 \
         --requests 4000 --duration 80 --timeout 60 --models resnet152:8,inception_v3:8,bert_base:8 \
         --depth 2 --disconnect 0.02 --train 0.005 --train-steps 5 --server-pid $sp
