@@ -17,6 +17,9 @@ CONFIGS = {
     "kill-restart": ["--policy", "kill-restart"],
     "ready-enqueue": ["--policy", "ready", "--graphs", "off"],
     "pipeswitch-enqueue": ["--policy", "pipeswitch", "--grouping", "optimal", "--graphs", "off"],
+    # The original's transmission: every weight copied, embedding tables included (ours reads
+    # them from pinned host memory: models/gpu/host_read.h).
+    "copy-tables": ["--policy", "pipeswitch", "--grouping", "optimal", "--host-read", "off"],
     # Training beside inference at a lower priority instead of pausing for it (the paper's MPS
     # co-run); a server without the --training flag runs the default (yield) instead.
     "co-run": ["--policy", "ready", "--training", "co-run"],
