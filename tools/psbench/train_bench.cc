@@ -18,6 +18,7 @@
 #include "models/gpu/trainer_data.h"
 #include "models/gpu/trainer_plan.h"
 #include "models/package_reader.h"
+#include "tools/psbench/batch_file.h"
 #include "tools/psbench/cli.h"
 
 namespace ps::psbench {
@@ -33,11 +34,6 @@ Result<double> parse_real(std::string_view option, std::string_view text) {
   return v;
 }
 
-template <typename T>
-void put(std::vector<uint8_t>& out, size_t* at, T v) {
-  std::memcpy(out.data() + *at, &v, sizeof v);
-  *at += sizeof v;
-}
 
 // Writes batches [0, count) as the trainer makes them (same kernel, same options) to `path`.
 Status write_batches(models::gpu::GpuRuntime& runtime, const TrainBenchOptions& o,
@@ -96,60 +92,10 @@ Status write_token_batches(const TrainBenchOptions& o, const pipeswitch::psm::Ma
         manifest.tensors(static_cast<int>(layout.token_tensors[k])).name(),
         std::vector<int64_t>(in.sample_shape.begin(), in.sample_shape.end()), in.vocab});
   }
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) return io_error("cannot create ", path);
-  const std::vector<uint8_t> header = encode_token_file_header(h);
-  out.write(reinterpret_cast<const char*>(header.data()),
-            static_cast<std::streamsize>(header.size()));
-  std::vector<models::cpu::Tensor> ids;
-  std::vector<int64_t> labels;
-  for (int b = 0; b < o.trajectory; ++b) {
-    PS_TRY(data.batch(static_cast<uint64_t>(b), layout.batch, &ids, &labels));
-    out.write(reinterpret_cast<const char*>(labels.data()),
-              static_cast<std::streamsize>(labels.size() * sizeof(int64_t)));
-    for (const models::cpu::Tensor& t : ids) {
-      out.write(static_cast<const char*>(t.raw()), static_cast<std::streamsize>(t.byte_size()));
-    }
-  }
-  if (!out.flush()) return io_error("cannot write ", path);
-  return Status::OK();
+  return write_token_file(path, h, data);
 }
 
 }  // namespace
-
-std::vector<uint8_t> encode_token_file_header(const TokenFileHeader& h) {
-  std::vector<uint8_t> out(8 + 4 * 4 + 8);
-  std::memcpy(out.data(), "PSTOKEN1", 8);
-  size_t at = 8;
-  put<uint32_t>(out, &at, 1);
-  put<uint32_t>(out, &at, h.count);
-  put<uint32_t>(out, &at, static_cast<uint32_t>(h.inputs.size()));
-  put<uint32_t>(out, &at, h.classes);
-  put<int64_t>(out, &at, h.batch);
-  for (const TokenFileInput& in : h.inputs) {
-    out.resize(at + 4 + in.name.size() + 4 + 8 * in.sample_shape.size() + 8);
-    put<uint32_t>(out, &at, static_cast<uint32_t>(in.name.size()));
-    std::memcpy(out.data() + at, in.name.data(), in.name.size());
-    at += in.name.size();
-    put<uint32_t>(out, &at, static_cast<uint32_t>(in.sample_shape.size()));
-    for (int64_t d : in.sample_shape) put<int64_t>(out, &at, d);
-    put<int64_t>(out, &at, in.vocab);
-  }
-  return out;
-}
-
-std::vector<uint8_t> encode_batch_file_header(const BatchFileHeader& h) {
-  std::vector<uint8_t> out(8 + 4 * 4 + 8 * (1 + h.sample_shape.size()));
-  std::memcpy(out.data(), "PSBATCH1", 8);
-  size_t at = 8;
-  put<uint32_t>(out, &at, 1);
-  put<uint32_t>(out, &at, h.count);
-  put<uint32_t>(out, &at, static_cast<uint32_t>(h.sample_shape.size()));
-  put<uint32_t>(out, &at, h.classes);
-  put<int64_t>(out, &at, h.batch);
-  for (int64_t d : h.sample_shape) put<int64_t>(out, &at, d);
-  return out;
-}
 
 void print_train_help(std::FILE* out) {
   std::fprintf(
