@@ -88,32 +88,67 @@ def read_batches(path):
             yield labels, images
 
 
-def read_token_batches(f, path, count, inputs, batch):
-    """The rest of a PSTOKEN1 file (see the module docstring) after its fixed header."""
-    import numpy as np
+def parse_token_file(f, path, count, inputs, batch):
+    """The rest of a PSTOKEN1 file (see the module docstring) after its fixed header, without
+    numpy: ([(name, dims, vocab)], [(labels, {name: ids})]) with array('q') values, ids flat
+    (batch * prod(dims)). Checked: truncation, trailing bytes, ids outside [0, vocab)."""
+    import array
+    if sys.byteorder != "little":
+        raise SystemExit("torch_train: PSTOKEN1 is little-endian; this host is not")
+
+    def take(n):
+        data = f.read(n)
+        if len(data) != n:
+            raise SystemExit(f"torch_train: {path} is truncated")
+        return data
+
+    def int64s(n):
+        a = array.array("q")
+        a.frombytes(take(8 * n))
+        return a
     specs = []
     for _ in range(inputs):
-        (length,) = struct.unpack("<I", f.read(4))
-        name = f.read(length).decode()
-        (rank,) = struct.unpack("<I", f.read(4))
-        dims = struct.unpack(f"<{rank}q", f.read(8 * rank))
-        (vocab,) = struct.unpack("<q", f.read(8))
+        (length,) = struct.unpack("<I", take(4))
+        name = take(length).decode()
+        (rank,) = struct.unpack("<I", take(4))
+        dims = struct.unpack(f"<{rank}q", take(8 * rank))
+        (vocab,) = struct.unpack("<q", take(8))
         specs.append((name, dims, vocab))
+    batches = []
     for _ in range(count):
-        labels = np.frombuffer(f.read(8 * batch), dtype="<i8")
+        labels = int64s(batch)
         ids = {}
         for name, dims, vocab in specs:
             size = batch
             for d in dims:
                 size *= d
-            ids[name] = np.frombuffer(f.read(8 * size), dtype="<i8").reshape((batch,) + dims)
-            if ids[name].size != size:
-                raise SystemExit(f"torch_train: {path} is truncated")
-            if ids[name].size and not (0 <= ids[name].min() and ids[name].max() < vocab):
+            ids[name] = int64s(size)
+            if size and not (0 <= min(ids[name]) and max(ids[name]) < vocab):
                 raise SystemExit(f"torch_train: {path}: '{name}' has ids outside [0, {vocab})")
-        if labels.size != batch:
-            raise SystemExit(f"torch_train: {path} is truncated")
-        yield labels, ids
+        batches.append((labels, ids))
+    if f.read(1):
+        raise SystemExit(f"torch_train: {path} has bytes after its {count} batches")
+    return specs, batches
+
+
+def read_token_file(path):
+    """A whole PSTOKEN1 file without numpy: (header dict, specs, batches) as parse_token_file."""
+    with open(path, "rb") as f:
+        magic, version, count, inputs, classes, batch = struct.unpack("<8sIIIIq", f.read(32))
+        if magic != b"PSTOKEN1" or version != 1:
+            raise SystemExit(f"torch_train: {path} is not a PSTOKEN1 version 1 file")
+        specs, batches = parse_token_file(f, path, count, inputs, batch)
+    return {"count": count, "classes": classes, "batch": batch}, specs, batches
+
+
+def read_token_batches(f, path, count, inputs, batch):
+    """Yields (labels int64 [N], {name: int64 ids [N, dims...]}) numpy arrays (PSTOKEN1)."""
+    import numpy as np
+    specs, batches = parse_token_file(f, path, count, inputs, batch)
+    for labels, ids in batches:
+        yield (np.frombuffer(labels, dtype="<i8"),
+               {name: np.frombuffer(ids[name], dtype="<i8").reshape((batch,) + dims)
+                for name, dims, _ in specs})
 
 
 def make_model(torch, args):

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <unistd.h>
 
@@ -71,6 +72,47 @@ TEST_CASE("token file: the header and SyntheticTokens' batches, read back exactl
   CHECK(g->ids != f->ids);
   std::remove(path.c_str());
   std::remove(other.c_str());
+}
+
+// With PS_TOKEN_FILE_DUMP=DIR set (tests/scripts/test_token_file.py sets it), writes
+// DIR/tokens.bin and what it must contain as DIR/tokens.json, for the Python reader
+// (scripts/torch_train.py) to be checked against. Hidden ("[.]"): only that test runs it.
+TEST_CASE("token file: a file and its expected contents for the Python reader",
+          "[.][batch_file_dump]") {
+  const char* dir = std::getenv("PS_TOKEN_FILE_DUMP");
+  REQUIRE(dir != nullptr);
+  const TokenFileHeader h = header(3, 4);
+  const auto data = tokens(11);
+  REQUIRE(write_token_file(std::string(dir) + "/tokens.bin", h, data).ok());
+  std::ofstream json(std::string(dir) + "/tokens.json");
+  auto list = [&](const int64_t* v, int64_t n) {
+    json << '[';
+    for (int64_t i = 0; i < n; ++i) json << (i ? "," : "") << v[i];
+    json << ']';
+  };
+  json << "{\"count\":" << h.count << ",\"batch\":" << h.batch << ",\"classes\":" << h.classes
+       << ",\"inputs\":[";
+  for (size_t k = 0; k < h.inputs.size(); ++k) {
+    json << (k ? "," : "") << "{\"name\":\"" << h.inputs[k].name << "\",\"dims\":";
+    list(h.inputs[k].sample_shape.data(), static_cast<int64_t>(h.inputs[k].sample_shape.size()));
+    json << ",\"vocab\":" << h.inputs[k].vocab << '}';
+  }
+  json << "],\"batches\":[";
+  for (uint64_t b = 0; b < h.count; ++b) {
+    std::vector<models::cpu::Tensor> ids;
+    std::vector<int64_t> labels;
+    REQUIRE(data.batch(b, h.batch, &ids, &labels).ok());
+    json << (b ? "," : "") << "{\"labels\":";
+    list(labels.data(), static_cast<int64_t>(labels.size()));
+    json << ",\"ids\":{";
+    for (size_t k = 0; k < ids.size(); ++k) {
+      json << (k ? "," : "") << '"' << h.inputs[k].name << "\":";
+      list(static_cast<const int64_t*>(ids[k].raw()), ids[k].numel());
+    }
+    json << "}}";
+  }
+  json << "]}\n";
+  REQUIRE(json.good());
 }
 
 TEST_CASE("token file: truncated, trailing and foreign files are refused", "[batch_file]") {
