@@ -6,7 +6,6 @@
 #include <string>
 
 #include "common/hash64.h"
-#include "net/text_reply.h"
 
 namespace ps::reactor {
 namespace {
@@ -53,7 +52,7 @@ OutputSummary summarize_output(const std::vector<TensorSpec>& specs, std::string
   // serial chain of additions.
   constexpr size_t kBlock = size_t{64} << 10;  // a multiple of 8 elements of every dtype
   OutputSummary summary;
-  Hash64 hash;
+  Hash64 hash;  // seed 0: net::payload_checksum's XXH64, fed block by block
   const char* p = bytes.data();
   for (const TensorSpec& spec : specs) {
     const size_t size = dtype_size(spec.dtype);

@@ -74,23 +74,19 @@ std::vector<WeightRange> host_readable_weights(const Manifest& manifest, uint64_
 std::vector<ByteRange> ranges_outside(uint64_t offset, uint64_t bytes,
                                       std::span<const WeightRange> skip) {
   std::vector<ByteRange> out;
-  const uint64_t end = offset + bytes;
-  uint64_t at = offset;
-  for (const WeightRange& s : skip) {
-    const uint64_t s_end = s.offset + s.bytes;
-    if (s_end <= at) continue;
-    if (s.offset >= end) break;
-    if (s.offset > at) out.push_back(ByteRange{at, s.offset - at});
-    at = std::max(at, s_end);
-    if (at >= end) break;
-  }
-  if (at < end) out.push_back(ByteRange{at, end - at});
+  (void)for_each_range_outside(offset, bytes, skip, [&](ByteRange r) {
+    out.push_back(r);
+    return Status::OK();
+  });
   return out;
 }
 
 uint64_t bytes_inside(uint64_t offset, uint64_t bytes, std::span<const WeightRange> skip) {
   uint64_t outside = 0;
-  for (const ByteRange& r : ranges_outside(offset, bytes, skip)) outside += r.bytes;
+  (void)for_each_range_outside(offset, bytes, skip, [&](ByteRange r) {
+    outside += r.bytes;
+    return Status::OK();
+  });
   return bytes - outside;
 }
 

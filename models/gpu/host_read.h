@@ -11,10 +11,12 @@
 // Bindings::host_weights when the caller gives one; enqueue_pipelined skips their bytes then.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "common/status.h"
 #include "onnx_loader/psm.pb.h"
 
 namespace ps::models::gpu {
@@ -40,8 +42,28 @@ struct ByteRange {
   uint64_t bytes = 0;
 };
 
-// The parts of [offset, offset + bytes) outside every range of `skip` (sorted by offset,
-// disjoint), in order; empty parts are left out.
+// Calls fn(ByteRange) -> Status for each part of [offset, offset + bytes) outside every range
+// of `skip` (sorted by offset, disjoint), in order, leaving empty parts out; stops at the first
+// error and returns it. Allocates nothing: a switch's copies are enqueued with it on the
+// request path.
+template <typename Fn>
+Status for_each_range_outside(uint64_t offset, uint64_t bytes, std::span<const WeightRange> skip,
+                              const Fn& fn) {
+  const uint64_t end = offset + bytes;
+  uint64_t at = offset;
+  for (const WeightRange& s : skip) {
+    const uint64_t s_end = s.offset + s.bytes;
+    if (s_end <= at) continue;
+    if (s.offset >= end) break;
+    if (s.offset > at) PS_TRY(fn(ByteRange{at, s.offset - at}));
+    at = std::max(at, s_end);
+    if (at >= end) break;
+  }
+  if (at < end) PS_TRY(fn(ByteRange{at, end - at}));
+  return Status::OK();
+}
+
+// The parts for_each_range_outside visits, as a list.
 std::vector<ByteRange> ranges_outside(uint64_t offset, uint64_t bytes,
                                       std::span<const WeightRange> skip);
 

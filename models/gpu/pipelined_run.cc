@@ -39,15 +39,12 @@ Status enqueue_pipelined(const Plan& plan, std::span<const CopyGroup> groups,
       bindings.host_weights != 0 ? plan.host_readable() : std::span<const WeightRange>();
   auto enqueue_copy = [&]() -> Status {
     const CopyGroup& g = groups[copied];
-    if (skip.empty()) {
-      PS_TRY(cuda::copy_to_device_async(bindings.weights + g.blob_offset, host + g.blob_offset,
-                                        g.bytes, copy));
-    } else {
-      for (const ByteRange& r : ranges_outside(g.blob_offset, g.bytes, skip)) {
-        PS_TRY(cuda::copy_to_device_async(bindings.weights + r.offset, host + r.offset, r.bytes,
-                                          copy));
-      }
-    }
+    // The group's whole range when nothing is skipped; else the one to three parts around the
+    // host-read weights.
+    PS_TRY(for_each_range_outside(g.blob_offset, g.bytes, skip, [&](ByteRange r) {
+      return cuda::copy_to_device_async(bindings.weights + r.offset, host + r.offset, r.bytes,
+                                        copy);
+    }));
     PS_TRY(group_events[copied].record(copy));
     copied_bytes += g.bytes;
     ++copied;

@@ -159,6 +159,13 @@ TEST_CASE("ranges_outside and bytes_inside cut the skipped ranges out of a copy"
   CHECK(bytes_inside(0, 400, skip) == 150);
   CHECK(bytes_inside(120, 100, skip) == 50);
   CHECK(bytes_inside(0, 100, skip) == 0);
+  // The visitor stops at the first error (a failed copy) and returns it.
+  int visited = 0;
+  const Status stopped = for_each_range_outside(0, 400, skip, [&](ByteRange) {
+    return ++visited == 2 ? io_error("copy failed") : Status::OK();
+  });
+  CHECK(stopped.code() == Code::kIo);
+  CHECK(visited == 2);
 }
 
 TEST_CASE("the grouping input leaves the host-read bytes out and the layout marks their operands",

@@ -34,7 +34,6 @@ Result<double> parse_real(std::string_view option, std::string_view text) {
   return v;
 }
 
-
 // Writes batches [0, count) as the trainer makes them (same kernel, same options) to `path`.
 Status write_batches(models::gpu::GpuRuntime& runtime, const TrainBenchOptions& o,
                      const models::gpu::TrainLayout& layout, const std::string& path) {
