@@ -23,6 +23,13 @@ Status copy_device_async(CUdeviceptr dst, CUdeviceptr src, size_t bytes, const S
   return Status::OK();
 }
 
+Status copy_peer_async(CUdeviceptr dst, CUcontext dst_context, CUdeviceptr src,
+                       CUcontext src_context, size_t bytes, const Stream& stream) {
+  if (bytes == 0) return Status::OK();
+  CU_TRY(api().cuMemcpyPeerAsync(dst, dst_context, src, src_context, bytes, stream.get()));
+  return Status::OK();
+}
+
 Status memset_d32_async(CUdeviceptr dst, uint32_t value, size_t count, const Stream& stream) {
   if (count == 0) return Status::OK();
   if (dst % 4 != 0)

@@ -27,6 +27,13 @@ Status copy_to_host_async(void* dst, CUdeviceptr src, size_t bytes, const Stream
 // Copies `bytes` between two device ranges (same or peer-accessible devices).
 Status copy_device_async(CUdeviceptr dst, CUdeviceptr src, size_t bytes, const Stream& stream);
 
+// Copies `bytes` from `src` in context `src_context` to `dst` in context `dst_context` on
+// `stream` (cuMemcpyPeerAsync): between two GPUs over NVLink or PCIe peer-to-peer where the
+// contexts have peer access, else staged by the driver; within one context a plain
+// device-to-device copy.
+Status copy_peer_async(CUdeviceptr dst, CUcontext dst_context, CUdeviceptr src,
+                       CUcontext src_context, size_t bytes, const Stream& stream);
+
 // Sets `count` 32-bit words at `dst` (4-byte aligned) to `value`.
 Status memset_d32_async(CUdeviceptr dst, uint32_t value, size_t count, const Stream& stream);
 

@@ -36,6 +36,8 @@
   X(cuDevicePrimaryCtxRelease, 11000)        \
   X(cuDevicePrimaryCtxSetFlags, 11000)       \
   X(cuCtxSetCurrent, 4000)                   \
+  X(cuCtxEnablePeerAccess, 4000)             \
+  X(cuDeviceCanAccessPeer, 4000)             \
   X(cuCtxGetCurrent, 4000)                   \
   X(cuCtxSynchronize, 2000)                  \
   X(cuCtxGetStreamPriorityRange, 5050)       \
@@ -66,6 +68,7 @@
   X(cuMemcpyHtoDAsync, 3020)                 \
   X(cuMemcpyDtoHAsync, 3020)                 \
   X(cuMemcpyDtoDAsync, 3020)                 \
+  X(cuMemcpyPeerAsync, 4000)                 \
   X(cuMemcpyHtoD, 3020)                      \
   X(cuMemcpyDtoH, 3020)                      \
   X(cuMemsetD8Async, 3020)                   \

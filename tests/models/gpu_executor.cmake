@@ -28,3 +28,9 @@ ps_add_test(test_copy_groups
 ps_add_test(test_host_read
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/host_read_test.cc
   LIBS ps_gpu ps_zoo_lowering)
+
+# Parallel transmission's enqueue order (models/gpu/parallel_run.h) against simulated streams
+# and events: pure, runs in CI. Its GPU run is in test_gpu_executor.
+ps_add_test(test_parallel_run
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/parallel_run_test.cc
+  LIBS ps_gpu)

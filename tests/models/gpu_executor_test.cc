@@ -1,7 +1,8 @@
 // The GPU executor on whole models: the tiny zoo models (lowered in process) run by a Plan on
 // the GPU against the CPU executor (max relative error <= 1e-4 strict fp32, <= 5e-3 TF32),
-// CUDA graph replay against plain enqueue (bit-identical), the group hook, the debug run naming
-// a broken layer, and build errors listing every layer that cannot run. All [gpu].
+// CUDA graph replay against plain enqueue (bit-identical), the group hook, parallel
+// transmission over several links of one GPU, the debug run naming a broken layer, and build
+// errors listing every layer that cannot run. All [gpu].
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
@@ -11,11 +12,16 @@
 #include <string>
 #include <vector>
 
+#include "cuda/context.h"
 #include "cuda/copy.h"
 #include "cuda/device_buffer.h"
 #include "cuda/event.h"
+#include "cuda/host_memory.h"
 #include "cuda/stream.h"
 #include "models/cpu/executor.h"
+#include "models/gpu/copy_groups.h"
+#include "models/gpu/cuda_lanes.h"
+#include "models/gpu/parallel_run.h"
 #include "models/gpu/plan.h"
 #include "tests/models/gpu_op_check.h"
 #include "tests/models/zoo_lowering.h"
@@ -273,6 +279,103 @@ TEST_CASE("the group hook runs before each group's first layer, with the stream"
     Bindings small = dm.bindings;
     small.workspace_bytes = plan.workspace_bytes() - 1;
     CHECK(plan.enqueue(*stream, small).code() == Code::kInvalidArgument);
+  }
+}
+
+// Parallel transmission (parallel_run.h, cuda_lanes.h) on one GPU: links 1 and 2 are "peers"
+// in the same context (their own in and hop streams, staging slots in device memory, forwards
+// as device-to-device copies), so the whole path runs: pieces copied into slots, forwarded,
+// every group's layers waiting on its arrivals across streams. The weights are poisoned first;
+// the outputs must be the resident run's and the weights the package's, byte for byte.
+TEST_CASE("parallel transmission over three links of one GPU gives the resident outputs",
+          "[gpu][gpu_executor]") {
+  PS_REQUIRE_GPU();
+  const std::string model = GENERATE("resnet_tiny", "bert_tiny");
+  const uint32_t link_count = GENERATE(1u, 2u, 3u);
+  const uint64_t max_piece = GENERATE(uint64_t{0}, uint64_t{64} << 10);
+  INFO(model << ", " << link_count << " links, pieces of at most " << max_piece);
+  DeviceModel dm;
+  dm.lowered = lower(model);
+  const Manifest& m = dm.lowered.manifest;
+  Plan plan = build_plan(m, dm.lowered.weights, Precision::kFp32);
+  place(dm, plan);
+  auto compute = cuda::Stream::create(cuda::StreamPriority::kHigh);
+  REQUIRE(compute.ok());
+  auto inputs = models::testing::make_model_inputs(m, 42);
+  REQUIRE(inputs.ok());
+  const auto resident = run_plain(plan, dm, *inputs, *compute);
+  const bool deterministic = bit_identical(resident, run_plain(plan, dm, *inputs, *compute));
+
+  auto host = cuda::PinnedBuffer::allocate(dm.lowered.weights.size());
+  REQUIRE(host.ok());
+  std::memcpy(host->data(), dm.lowered.weights.data(), dm.lowered.weights.size());
+  auto groups = package_groups(m);
+  REQUIRE(groups.ok());
+  std::vector<uint64_t> group_bytes;
+  for (const CopyGroup& g : *groups) group_bytes.push_back(g.bytes);
+  LinkSet links;
+  links.links = link_count;
+  links.host = {3.0, 50000.0};
+  links.nvlink_bytes_per_us = 350000.0;
+  links.hop_fixed_us = 2.0;
+  links.max_piece_bytes = max_piece;
+  auto route = plan_parallel_transfer(group_bytes, links);
+  REQUIRE(route.ok());
+  for (uint32_t l = 0; l < link_count; ++l) CHECK(route->bytes_per_link[l] > 0);
+  uint64_t slot_bytes = 256;
+  for (const PieceRoute& p : route->pieces) slot_bytes = std::max(slot_bytes, p.bytes);
+
+  auto context = cuda::current_context();
+  REQUIRE(context.ok());
+  constexpr uint32_t kSlots = 2;
+  std::vector<cuda::Stream> streams;
+  for (uint32_t i = 0; i < 2 * link_count; ++i) {
+    auto s = cuda::Stream::create();
+    REQUIRE(s.ok());
+    streams.push_back(std::move(s).value());
+  }
+  cuda::DeviceBuffer staging = allocate(link_count * kSlots * slot_bytes);
+  std::vector<LinkStreams> link_streams(link_count);
+  uint32_t events = 0;
+  for (uint32_t l = 0; l < link_count; ++l) {
+    LinkStreams& k = link_streams[l];
+    k.context = *context;
+    k.in = &streams[2 * l];
+    if (l > 0) {
+      k.hop = &streams[2 * l + 1];
+      k.staging = staging.ptr() + l * kSlots * slot_bytes;
+      k.slots = kSlots;
+      k.slot_bytes = slot_bytes;
+    }
+    events = std::max(events, lane_events_needed(*route, l, k.slots));
+  }
+  auto lanes = CudaLanes::create(link_streams, *context, *compute, events);
+  INFO(lanes.status().to_string());
+  REQUIRE(lanes.ok());
+  lanes->bind(host->data(), dm.weights.ptr());
+
+  for (int round = 0; round < 2; ++round) {  // the second reuses the lanes and their events
+    REQUIRE_OK(cuda::memset_d8_async(dm.weights.ptr(), 0xA5, dm.weights.size(), *compute));
+    write_inputs(plan, dm, *inputs, *compute);  // synchronises: the poison is in place
+    REQUIRE_OK(enqueue_parallel(*groups, *route, {}, *lanes, [&](size_t g) {
+      return plan.enqueue_layers((*groups)[g].first_layer, (*groups)[g].layer_count, *compute,
+                                 dm.bindings);
+    }));
+    const auto switched = read_outputs(plan, dm, *compute);
+    for (cuda::Stream& s : streams) REQUIRE_OK(s.synchronize());
+    if (deterministic) {
+      CHECK(bit_identical(resident, switched));
+    } else {
+      for (const auto& [name, t] : resident) {
+        auto err = testing::compare_tensors(t, switched.at(name));
+        REQUIRE(err.ok());
+        CHECK(err->max_rel <= kFp32Tolerance);
+      }
+    }
+    std::vector<uint8_t> weights(dm.lowered.weights.size());
+    REQUIRE_OK(cuda::copy_to_host_async(weights.data(), dm.weights.ptr(), weights.size(), *compute));
+    REQUIRE_OK(compute->synchronize());
+    CHECK(std::memcmp(weights.data(), dm.lowered.weights.data(), weights.size()) == 0);
   }
 }
 

@@ -31,15 +31,6 @@ struct Spread {
   double median = 0, p10 = 0, p90 = 0;
 };
 
-double percentile(std::vector<double> v, double q) {
-  PS_CHECK(!v.empty());
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(pos));
-  const size_t hi = std::min(lo + 1, v.size() - 1);
-  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
-}
-
 Spread spread(const std::vector<double>& v) {
   return Spread{median(v), percentile(v, 0.1), percentile(v, 0.9)};
 }
@@ -57,29 +48,6 @@ Result<std::vector<uint8_t>> read_raw(const std::string& path, uint64_t bytes,
   in.seekg(0);
   if (bytes > 0 && !in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(bytes))) {
     return io_error("cannot read ", path);
-  }
-  return data;
-}
-
-// Seeded inputs: floats ~N(0,1); int64 values 0/1 for token types, 1 for masks, else [0, 1000).
-std::vector<uint8_t> random_input(const IoSpec& in, uint64_t seed) {
-  std::vector<uint8_t> data(in.bytes);
-  std::mt19937_64 rng(seed);
-  const int64_t n = element_count(in.shape);
-  if (in.dtype == DType::kFloat32) {
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (int64_t i = 0; i < n; ++i) {
-      const float v = normal(rng);
-      std::memcpy(data.data() + i * 4, &v, 4);
-    }
-  } else if (in.dtype == DType::kInt64) {
-    const bool type_ids = in.name.find("token_type") != std::string::npos;
-    const bool mask = in.name.find("mask") != std::string::npos;
-    std::uniform_int_distribution<int64_t> ids(0, type_ids ? 1 : 999);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t v = mask ? 1 : ids(rng);
-      std::memcpy(data.data() + i * 8, &v, 8);
-    }
   }
   return data;
 }
@@ -136,6 +104,38 @@ struct LayerTime {
 };
 
 }  // namespace
+
+double percentile(std::vector<double> v, double q) {
+  PS_CHECK(!v.empty());
+  std::sort(v.begin(), v.end());
+  const double pos = q * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+}
+
+// Seeded inputs: floats ~N(0,1); int64 values 0/1 for token types, 1 for masks, else [0, 1000).
+std::vector<uint8_t> random_input(const IoSpec& in, uint64_t seed) {
+  std::vector<uint8_t> data(in.bytes);
+  std::mt19937_64 rng(seed);
+  const int64_t n = element_count(in.shape);
+  if (in.dtype == DType::kFloat32) {
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = normal(rng);
+      std::memcpy(data.data() + i * 4, &v, 4);
+    }
+  } else if (in.dtype == DType::kInt64) {
+    const bool type_ids = in.name.find("token_type") != std::string::npos;
+    const bool mask = in.name.find("mask") != std::string::npos;
+    std::uniform_int_distribution<int64_t> ids(0, type_ids ? 1 : 999);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t v = mask ? 1 : ids(rng);
+      std::memcpy(data.data() + i * 8, &v, 8);
+    }
+  }
+  return data;
+}
 
 void print_infer_help(std::FILE* out) {
   std::fprintf(

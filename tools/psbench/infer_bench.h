@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "models/gpu/op.h"
+#include "models/gpu/plan.h"
 
 namespace ps::psbench {
 
@@ -30,6 +31,13 @@ struct InferOptions {
   std::vector<std::string> references;
   bool json = false;  // one JSON object on stdout instead of the tables
 };
+
+// The q-quantile (0..1) of `v`, interpolated. Precondition: not empty.
+double percentile(std::vector<double> v, double q);
+
+// Seeded inputs for a model input: floats ~N(0,1); int64 values 0/1 for token types, 1 for
+// masks, else [0, 1000).
+std::vector<uint8_t> random_input(const models::gpu::IoSpec& in, uint64_t seed);
 
 // Parses the options after "infer"; sets *help when --help (or -h) was given.
 // Errors: kInvalidArgument naming the option and the bad value.

@@ -7,6 +7,7 @@
 
 #include "tools/psbench/copy_bench.h"
 #include "tools/psbench/infer_bench.h"
+#include "tools/psbench/parallel_bench.h"
 #include "tools/psbench/train_bench.h"
 
 namespace {
@@ -22,6 +23,8 @@ constexpr Subcommand kSubcommands[] = {
      ps::psbench::copy_main},
     {"infer", "resident-model inference latency of a .psm on the GPU executor (+ profile)",
      ps::psbench::infer_main},
+    {"parallel", "a switch through several GPUs' host links at once vs one link and resident",
+     ps::psbench::parallel_main},
     {"train", "GpuTrainer steps of a training-mode .psm: loss trajectory, ms per step, chunks",
      ps::psbench::train_main},
 };
