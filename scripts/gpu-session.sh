@@ -13,10 +13,14 @@
 #                                        on the same token batches, step time), a GPU soak
 #                                        (psnc load: 200 connections, the three models, training
 #                                        jobs, disconnects), scripts/gpu-check.sh --gpu-only
+#   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] test, then
+#                                        psbench parallel for ResNet152 and BERT-base over every
+#                                        GPU (peers forwarding over NVLink) or, on one GPU, over
+#                                        two loopback links (the path's overhead and outputs)
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh train|repro|rest}"
+STEP="${1:?usage: gpu-session.sh train|repro|rest|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -102,5 +106,30 @@ case "$STEP" in
     guarded 240 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
     tail -40 "$OUT/gpu-check.log"
     ;;
-  *) echo "gpu-session: unknown step '$STEP' (train, repro, rest)" >&2; exit 2 ;;
+  parallel)
+    guarded 90 parallel-test.log /tmp/b/tests/test_gpu_executor \
+      "parallel transmission over three links of one GPU gives the resident outputs"
+    tail -3 "$OUT/parallel-test.log"
+    if [[ ! -f /tmp/w/bert_base_op17.onnx ]]; then
+      guarded 150 parallel-export.log python3 scripts/export_models.py --out /tmp/w \
+        --models resnet152,bert_base --opsets 17 --batch 8 --seq 251 --no-reference
+    fi
+    mkdir -p /tmp/w/models
+    ngpu=$(nvidia-smi --list-gpus | wc -l)
+    if ((ngpu > 1)); then
+      links=(--devices "$(seq -s, 0 $((ngpu - 1)))")
+    else
+      links=(--loopback 2)
+    fi
+    for m in resnet152 bert_base; do
+      [[ -f /tmp/w/models/$m.psm ]] || guarded 90 "import-$m.log" /tmp/b/bin/psimport \
+        "/tmp/w/${m}_op17.onnx" -o "/tmp/w/models/$m.psm" --batch 8 --seq 251
+      guarded 120 "parallel-$m.log" /tmp/b/bin/psbench parallel "/tmp/w/models/$m.psm" \
+        "${links[@]}" --runs 20 --warmup 5
+      cat "$OUT/parallel-$m.log"
+      guarded 60 "parallel-$m.json" /tmp/b/bin/psbench parallel "/tmp/w/models/$m.psm" \
+        "${links[@]}" --runs 10 --warmup 3 --json
+    done
+    ;;
+  *) echo "gpu-session: unknown step '$STEP' (train, repro, rest, parallel)" >&2; exit 2 ;;
 esac
