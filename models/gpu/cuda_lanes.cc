@@ -5,33 +5,44 @@
 
 namespace ps::models::gpu {
 
-Result<CudaLanes> CudaLanes::create(std::vector<LinkStreams> links, CUcontext target_context,
-                                    const cuda::Stream& compute, uint32_t events_per_link) {
+Result<std::vector<cuda::Event>> create_link_events(CUcontext context, uint32_t count) {
+  cuda::ScopedContext in_context(context);
+  std::vector<cuda::Event> events;
+  events.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    PS_ASSIGN_OR_RETURN(cuda::Event e, cuda::Event::create());
+    events.push_back(std::move(e));
+  }
+  return events;
+}
+
+Result<CudaLanes> CudaLanes::create(std::span<const LinkStreams> links, CUcontext target_context,
+                                    const cuda::Stream& compute) {
   if (links.empty()) return invalid_argument("CudaLanes: no link");
   if (links[0].slots != 0) return invalid_argument("CudaLanes: link 0 has staging slots");
   for (size_t l = 0; l < links.size(); ++l) {
     const LinkStreams& k = links[l];
-    if (k.context == nullptr || k.in == nullptr) {
-      return invalid_argument("CudaLanes: link ", l, " has no context or in-lane stream");
+    if (k.context == nullptr || k.in == nullptr || k.events.empty()) {
+      return invalid_argument("CudaLanes: link ", l, " has no context, in-lane stream or events");
     }
     if (k.slots > 0 && (k.hop == nullptr || k.staging == 0 || k.slot_bytes == 0)) {
       return invalid_argument("CudaLanes: peer link ", l, " lacks a hop stream or staging");
     }
   }
   CudaLanes lanes;
-  lanes.events_.resize(links.size());
-  for (size_t l = 0; l < links.size(); ++l) {
-    cuda::ScopedContext in_context(links[l].context);
-    lanes.events_[l].reserve(events_per_link);
-    for (uint32_t i = 0; i < events_per_link; ++i) {
-      PS_ASSIGN_OR_RETURN(cuda::Event e, cuda::Event::create());
-      lanes.events_[l].push_back(std::move(e));
-    }
-  }
-  lanes.links_ = std::move(links);
+  lanes.links_ = links;
   lanes.target_context_ = target_context;
   lanes.compute_ = &compute;
   return lanes;
+}
+
+Status CudaLanes::hold_forwards(const cuda::Event& event) {
+  for (const LinkStreams& k : links_) {
+    if (k.slots == 0) continue;
+    cuda::ScopedContext in_context(k.context);
+    PS_TRY(k.hop->wait(event));
+  }
+  return Status::OK();
 }
 
 Status CudaLanes::copy_in(uint32_t link, int32_t slot, uint64_t slot_offset, uint64_t blob_offset,
@@ -67,7 +78,7 @@ Status CudaLanes::record(LaneEvent event, Lane lane) {
     return invalid_argument("CudaLanes: link ", event.link, " has no hop lane");
   }
   cuda::ScopedContext in_context(links_[event.link].context);
-  return events_[event.link][event.index].record(stream(event.link, lane));
+  return links_[event.link].events[event.index].record(stream(event.link, lane));
 }
 
 Status CudaLanes::lane_wait(uint32_t link, Lane lane, LaneEvent event) {
@@ -75,11 +86,11 @@ Status CudaLanes::lane_wait(uint32_t link, Lane lane, LaneEvent event) {
     return invalid_argument("CudaLanes: link ", link, " has no hop lane");
   }
   cuda::ScopedContext in_context(links_[link].context);
-  return stream(link, lane).wait(events_[event.link][event.index]);
+  return stream(link, lane).wait(links_[event.link].events[event.index]);
 }
 
 Status CudaLanes::compute_wait(LaneEvent event) {
-  return compute_->wait(events_[event.link][event.index]);
+  return compute_->wait(links_[event.link].events[event.index]);
 }
 
 }  // namespace ps::models::gpu

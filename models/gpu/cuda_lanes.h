@@ -18,6 +18,7 @@
 #include <cuda.h>
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "common/status.h"
@@ -34,19 +35,21 @@ struct LinkStreams {
   CUdeviceptr staging = 0;            // slots * slot_bytes bytes of the link's device memory
   uint32_t slots = 0;                 // 0: a direct link (link 0 always)
   uint64_t slot_bytes = 0;
+  std::span<cuda::Event> events;      // the link's events, made in `context` (see below)
 };
+
+// `count` events (no timing) in `context`, for a link's LinkStreams::events: a plan needs
+// lane_events_needed of them on each link.
+Result<std::vector<cuda::Event>> create_link_events(CUcontext context, uint32_t count);
 
 class CudaLanes final : public TransferLanes {
  public:
+  // A view of `links` (kept alive and unchanged by the caller while the lanes are used):
   // `links[0]` is the target's own link (no staging); `compute` is the target's compute stream
-  // in `target_context`. Creates `events_per_link` events on each link (a plan needs
-  // lane_events_needed of them). Errors: a link without streams, a peer link without a hop
-  // stream or staging, link 0 with staging, event creation failing.
-  static Result<CudaLanes> create(std::vector<LinkStreams> links, CUcontext target_context,
-                                  const cuda::Stream& compute, uint32_t events_per_link);
-
-  CudaLanes(CudaLanes&&) noexcept = default;
-  CudaLanes& operator=(CudaLanes&&) noexcept = default;
+  // in `target_context`. Allocates nothing. Errors: no link, a link without a context, an
+  // in-lane stream or events, a peer link without a hop stream or staging, link 0 with staging.
+  static Result<CudaLanes> create(std::span<const LinkStreams> links, CUcontext target_context,
+                                  const cuda::Stream& compute);
 
   // The switch's source and destination: set before each enqueue_parallel. Both stay valid
   // until the compute stream has passed the switch.
@@ -55,11 +58,16 @@ class CudaLanes final : public TransferLanes {
     target_ = target_weights;
   }
 
+  // Every peer link's hop lane waits for `event` (of the target) before its next forward: the
+  // forwards write into the target's weights, which earlier work on the target may still read.
+  // (Link 0's in-lane is the caller's to order; the peers' host copies only touch staging.)
+  Status hold_forwards(const cuda::Event& event);
+
   uint32_t link_count() const override { return static_cast<uint32_t>(links_.size()); }
   uint32_t staging_slots(uint32_t link) const override { return links_[link].slots; }
   uint64_t slot_bytes(uint32_t link) const override { return links_[link].slot_bytes; }
   uint32_t events_per_link(uint32_t link) const override {
-    return static_cast<uint32_t>(events_[link].size());
+    return static_cast<uint32_t>(links_[link].events.size());
   }
 
   Status copy_in(uint32_t link, int32_t slot, uint64_t slot_offset, uint64_t blob_offset,
@@ -79,8 +87,7 @@ class CudaLanes final : public TransferLanes {
     return links_[link].staging + slot * links_[link].slot_bytes + slot_offset;
   }
 
-  std::vector<LinkStreams> links_;
-  std::vector<std::vector<cuda::Event>> events_;  // per link, in its context
+  std::span<const LinkStreams> links_;
   CUcontext target_context_ = nullptr;
   const cuda::Stream* compute_ = nullptr;
   const uint8_t* host_ = nullptr;

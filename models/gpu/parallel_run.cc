@@ -152,6 +152,12 @@ Status enqueue_parallel(std::span<const CopyGroup> groups, const ParallelPlan& p
     PS_TRY(run_group(g));
     computed_bytes += groups[g].bytes;
   }
+  // The join: link 0's in-lane passes this point once every piece has arrived.
+  for (uint32_t l = 1; l < links; ++l) {
+    if (state[l].enqueued == 0) continue;
+    const uint32_t last = lanes.staging_slots(l) + 2 * (state[l].enqueued - 1) + 1;
+    PS_TRY(lanes.lane_wait(0, Lane::kIn, {l, last}));
+  }
   return Status::OK();
 }
 

@@ -14,7 +14,10 @@
 // a host copy into a slot waits until the slot's previous forward has read it (also across
 // switches: the slot events belong to the lanes and outlive a call); compute waits for the
 // arrivals. Everything is enqueued from the calling thread in one pass, as enqueue_pipelined,
-// pieces running a byte window ahead of the layers.
+// pieces running a byte window ahead of the layers. At the end link 0's in-lane waits for the
+// last arrival on every other link (the join), so work queued on it afterwards (an event that
+// times the transfer, the compute stream's rejoin) follows the whole transfer, as after
+// enqueue_pipelined's copy stream.
 //
 // The GPU operations are behind TransferLanes, so the ordering is tested anywhere: the CI test
 // runs this code against a simulation of streams and events (tests/models/parallel_run_test.cc)

@@ -336,7 +336,7 @@ TEST_CASE("parallel transmission over three links of one GPU gives the resident 
   }
   cuda::DeviceBuffer staging = allocate(link_count * kSlots * slot_bytes);
   std::vector<LinkStreams> link_streams(link_count);
-  uint32_t events = 0;
+  std::vector<std::vector<cuda::Event>> link_events(link_count);
   for (uint32_t l = 0; l < link_count; ++l) {
     LinkStreams& k = link_streams[l];
     k.context = *context;
@@ -347,9 +347,12 @@ TEST_CASE("parallel transmission over three links of one GPU gives the resident 
       k.slots = kSlots;
       k.slot_bytes = slot_bytes;
     }
-    events = std::max(events, lane_events_needed(*route, l, k.slots));
+    auto events = create_link_events(*context, lane_events_needed(*route, l, k.slots));
+    REQUIRE(events.ok());
+    link_events[l] = std::move(events).value();
+    k.events = link_events[l];
   }
-  auto lanes = CudaLanes::create(link_streams, *context, *compute, events);
+  auto lanes = CudaLanes::create(link_streams, *context, *compute);
   INFO(lanes.status().to_string());
   REQUIRE(lanes.ok());
   lanes->bind(host->data(), dm.weights.ptr());

@@ -168,6 +168,13 @@ class SimLanes final : public TransferLanes {
     push(0, std::move(op));
   }
 
+  // Work on link 0's in-lane after the switch: `complete` must hold when it runs (the join).
+  void after_transfer(std::function<bool()> complete) {
+    SimOp op = SimOp::of(SimOp::Kind::kCheck);
+    op.check = [this, complete] { (complete() ? good_joins_ : bad_joins_) += 1; };
+    push(in(0), std::move(op));
+  }
+
   // Runs every queued operation, choosing among the ready streams with `rng`. False on a
   // deadlock (a wait that can never be satisfied).
   bool run(std::mt19937& rng) {
@@ -204,6 +211,8 @@ class SimLanes final : public TransferLanes {
   }
 
   int good_groups() const { return good_groups_; }
+  int good_joins() const { return good_joins_; }
+  int bad_joins() const { return bad_joins_; }
   int bad_groups() const { return bad_groups_; }
   int copies() const { return copies_; }
   int forwards() const { return forwards_; }
@@ -240,6 +249,7 @@ class SimLanes final : public TransferLanes {
   const std::vector<uint8_t>* host_ = nullptr;
   std::vector<uint8_t>* target_ = nullptr;
   int good_groups_ = 0, bad_groups_ = 0, copies_ = 0, forwards_ = 0, compute_waits_ = 0;
+  int good_joins_ = 0, bad_joins_ = 0;
   uint64_t sequence_ = 0, first_check_at_ = 0, last_copy_at_ = 0;
 };
 
@@ -344,8 +354,10 @@ TEST_CASE("parallel run: every interleaving delivers each group before its layer
       CHECK(lanes.forwards() == peer_pieces);
     }
     CHECK(lanes.compute_waits() <= static_cast<int>(m.groups.size() * config.links));
+    lanes.after_transfer([&m] { return target_complete(m); });
     REQUIRE(lanes.run(rng));
     CHECK(lanes.bad_groups() == 0);
+    CHECK(lanes.good_joins() == 1);
     CHECK(lanes.good_groups() == static_cast<int>(m.groups.size()));
     CHECK(target_complete(m));
   }

@@ -356,13 +356,15 @@ Result<int> run_parallel(const ParallelOptions& o) {
     PS_ASSIGN_OR_RETURN(models::GroupingPrediction predicted,
                         models::predict_parallel(route, group_us));
     std::vector<LinkStreams> streams;
-    uint32_t events = 0;
+    std::vector<std::vector<cuda::Event>> events(k);
     for (uint32_t l = 0; l < k; ++l) {
       streams.push_back(links[l]->streams);
-      events = std::max(events, models::gpu::lane_events_needed(route, l, streams.back().slots));
+      PS_ASSIGN_OR_RETURN(events[l], models::gpu::create_link_events(
+                                         streams.back().context,
+                                         models::gpu::lane_events_needed(route, l, streams.back().slots)));
+      streams.back().events = events[l];
     }
-    PS_ASSIGN_OR_RETURN(CudaLanes lanes,
-                        CudaLanes::create(streams, target.context(), compute, events));
+    PS_ASSIGN_OR_RETURN(CudaLanes lanes, CudaLanes::create(streams, target.context(), compute));
     PS_TRY(target.make_current());
     lanes.bind(host.data(), weights.ptr());
     auto sync_links = [&]() -> Status {
