@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "cuda/context.h"
 #include "cuda/device.h"
 #include "cuda/driver.h"
 
@@ -155,6 +156,21 @@ Result<DevicePool> DevicePool::create(const Device& device, uint64_t bytes,
   CU_TRY(api().cuMemSetAccess(mapping->base, size, &access, 1));
 
   return DevicePool(std::move(mapping), bytes);
+}
+
+Status DevicePool::grant_access(int device_ordinal) {
+  PS_CHECK(mapping_);
+  if (device_ordinal == mapping_->ordinal) return Status::OK();
+  CUdevice peer = 0;
+  CU_TRY(api().cuDeviceGet(&peer, device_ordinal));
+  CUmemAccessDesc access;
+  std::memset(&access, 0, sizeof(access));
+  access.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  access.location.id = peer;
+  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  ScopedContext in_context(mapping_->context);
+  CU_TRY(api().cuMemSetAccess(mapping_->base, allocator_.capacity(), &access, 1));
+  return Status::OK();
 }
 
 DevicePool::DevicePool(std::unique_ptr<Mapping> mapping, uint64_t requested_bytes)

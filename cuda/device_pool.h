@@ -110,6 +110,12 @@ class DevicePool {
   // Errors: kInvalidArgument when `range` is not a live allocation of this pool.
   Status free(const PoolRange& range);
 
+  // Lets GPU `device_ordinal`'s work (its copy engines and kernels) read and write the whole
+  // pool (cuMemSetAccess on the mapping): what a peer GPU needs to forward weights into this
+  // pool over NVLink (parallel transmission). The pool's own device: nothing to do. Errors: the
+  // driver's (e.g. when the two GPUs cannot be peers).
+  Status grant_access(int device_ordinal);
+
   CUdeviceptr base() const;
   // The usable bytes: create()'s request rounded up to the granularity.
   uint64_t capacity() const;

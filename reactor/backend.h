@@ -243,6 +243,7 @@ struct DeviceStats {
   uint32_t in_flight = 0;      // now
   std::vector<uint64_t> jobs;  // training jobs pinned to it and still running, by id
   uint64_t switches = 0;
+  uint64_t parallel_switches = 0;  // of which borrowed other GPUs' links
   uint64_t pool_bytes = 0;
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;
@@ -252,6 +253,7 @@ struct DeviceStats {
 // `resident` the union, sorted) and `devices` has one entry per device; one device: empty.
 struct BackendStats {
   uint64_t switches = 0;    // times a model was made resident
+  uint64_t parallel_switches = 0;  // of which borrowed other GPUs' links (docs/multi-gpu.md)
   uint64_t pool_bytes = 0;  // device memory pool size (0: no pool, e.g. the CPU)
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;  // models resident now

@@ -6,6 +6,7 @@
 #include "cuda/device.h"
 #include "reactor/cpu_backend.h"
 #include "reactor/multi_backend.h"
+#include "reactor/peer_links.h"
 #include "reactor/switch_policy.h"
 
 namespace ps::reactor {
@@ -86,6 +87,14 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
     return invalid_argument("--policy '", options.policy, "': expected one of ", known);
   }
   PS_ASSIGN_OR_RETURN(const std::vector<std::string> devices, expand_devices(options.device));
+  // Parallel transmission: the GPUs of the set lend each other their links.
+  BackendOptions gpu_options = options;
+  if (options.parallel_links > 1 && devices.size() > 1 && devices[0] != "cpu" &&
+      !gpu_options.peer_links) {
+    std::vector<int> ordinals;
+    for (const std::string& d : devices) ordinals.push_back(std::stoi(d));
+    gpu_options.peer_links = std::make_shared<PeerLinks>(std::move(ordinals));
+  }
   const auto one = [&](const std::string& device) -> Result<std::unique_ptr<Backend>> {
     if (device == "cpu") {
       uint32_t threads = options.cpu_threads;
@@ -95,7 +104,7 @@ Result<std::unique_ptr<Backend>> make_backend(const BackendOptions& options) {
       }
       return std::unique_ptr<Backend>(std::make_unique<CpuBackend>(threads, options.training));
     }
-    return make_gpu_backend(std::stoi(device), options);
+    return make_gpu_backend(std::stoi(device), gpu_options);
   };
   if (devices.size() == 1) return one(devices[0]);
 

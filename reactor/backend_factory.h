@@ -14,6 +14,8 @@
 
 namespace ps::reactor {
 
+class PeerLinks;  // reactor/peer_links.h
+
 // The switching policies of DESIGN.md ("Policies"); a backend may implement a subset.
 inline constexpr std::string_view kPolicies[] = {"pipeswitch",     "cache",        "ready",
                                                  "stop-and-start", "kill-restart", "no-pool",
@@ -47,6 +49,16 @@ struct BackendOptions {
   // kill-restart: the binary started per request as `EXE --oneshot ...` (pipeswitchd passes
   // its own /proc/self/exe).
   std::string self_exe;
+  // Parallel transmission (docs/multi-gpu.md): a switch copies through its own host link and
+  // at most parallel_links - 1 links that idle GPUs of the server lend it, forwarded over
+  // NVLink. 1: off (every switch on its own link, as before).
+  uint32_t parallel_links = 1;
+  // The links the server's GPUs lend each other: made by make_backend for a set of GPUs when
+  // parallel_links > 1; each GPU engine adds its own.
+  std::shared_ptr<PeerLinks> peer_links;
+  // Tests on one GPU: this many extra links on the GPU itself (own streams and staging), lent
+  // to its own switches, so the whole path runs without a second GPU (no extra bandwidth).
+  uint32_t parallel_loopback = 0;
 };
 
 // Parses --device: "cpu", a decimal GPU index, "all" (every visible GPU), or a comma-separated

@@ -1,14 +1,17 @@
 #include "reactor/gpu_engine.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 
+#include "cuda/context.h"
 #include "cuda/copy.h"
 #include "cuda/device_buffer.h"
 #include "cuda/driver.h"
 #include "models/gpu/link_probe.h"
+#include "models/gpu/parallel_run.h"
 #include "models/gpu/pipelined_run.h"
 #include "reactor/fresh_process.h"
 #include "reactor/gpu_engine_model.h"
@@ -28,6 +31,15 @@ using models::gpu::GroupingChoice;
 constexpr uint64_t kDefaultPoolCap = uint64_t{8} << 30;
 constexpr uint64_t kProbeBytes = uint64_t{64} << 20;
 
+// Parallel transmission: the pieces a group is cut into and a lent link's staging (two slots of
+// one piece: the hop of one overlaps the host copy of the next), its events (two per piece it
+// can carry in one switch, plus the slots'), and the forwarding rate the routes assume
+// (conservative for NVLink 4; the routes only compare links, all of which forward alike).
+constexpr uint64_t kPieceBytes = uint64_t{8} << 20;
+constexpr uint32_t kSlots = 2;
+constexpr uint32_t kLinkEvents = 1024;
+constexpr double kForwardBytesPerUs = 150000.0;
+
 std::string gib(uint64_t bytes) {
   return str_cat(static_cast<double>(bytes * 10 / (uint64_t{1} << 30)) / 10, " GiB");
 }
@@ -35,6 +47,14 @@ std::string gib(uint64_t bytes) {
 }  // namespace
 
 GpuEngine::~GpuEngine() {
+  // This GPU's lent links first: no other switch may hold them once they are gone.
+  if (peer_links_ && !lent_links_.empty()) peer_links_->remove(lend_owner_);
+  for (auto& link : lent_links_) {
+    if (!link->in.empty()) (void)link->in.synchronize();
+    if (!link->hop.empty()) (void)link->hop.synchronize();
+    if (link->staging.size() > 0) (void)pool_->free(link->staging);
+  }
+  lent_links_.clear();
   // Nothing may still run on memory about to be freed.
   // (A failed open() destroys an engine with only some members made.)
   if (!compute_stream_.empty()) (void)compute_stream_.synchronize();
@@ -98,7 +118,88 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
   PS_TRY(e->pool_->free(*probe_device));
   if (!link.ok()) return link.status().with_context("measuring the link");
   e->link_ = *link;
+  PS_TRY(e->open_parallel(options));
   return e;
+}
+
+Status GpuEngine::open_parallel(const BackendOptions& options) {
+  const bool policy_allows = policy_.home == WeightHome::kPinned && !policy_.whole_model_copy &&
+                             !policy_.fresh_process && pipelining_;
+  if (options.parallel_links <= 1 || !policy_allows ||
+      (!options.peer_links && options.parallel_loopback == 0)) {
+    return Status::OK();
+  }
+  const cuda::Device& device = runtime_->device();
+  peer_links_ = options.peer_links;
+  lend_owner_ = ordinal_;
+  uint32_t to_lend = 1;
+  if (options.parallel_loopback > 0) {  // tests: links of this GPU to itself
+    if (!peer_links_) peer_links_ = std::make_shared<PeerLinks>(std::vector<int>{ordinal_});
+    lend_owner_ = PeerLinks::kLoopback;
+    to_lend = options.parallel_loopback;
+  } else {
+    // Every other GPU of the server may forward pieces into this pool.
+    for (int other : peer_links_->devices()) {
+      Status granted = pool_->grant_access(other);
+      if (!granted.ok()) {
+        log_warn("gpu ", ordinal_, ": no parallel transmission (GPU ", other,
+                 " cannot write into this GPU's pool: ", granted.message(), ")");
+        peer_links_.reset();
+        return Status::OK();
+      }
+    }
+  }
+  for (uint32_t i = 0; i < to_lend; ++i) {
+    auto link = std::make_unique<LentLink>();
+    PS_ASSIGN_OR_RETURN(link->in, cuda::Stream::create(cuda::StreamPriority::kHigh));
+    PS_ASSIGN_OR_RETURN(link->hop, cuda::Stream::create(cuda::StreamPriority::kHigh));
+    auto staging = pool_->allocate(kSlots * kPieceBytes, "parallel transmission staging");
+    if (!staging.ok()) return staging.status().with_context("--parallel-links");
+    link->staging = *staging;
+    PS_ASSIGN_OR_RETURN(link->events, models::gpu::create_link_events(device.context(), kLinkEvents));
+    models::gpu::LinkStreams streams;
+    streams.context = device.context();
+    streams.in = &link->in;
+    streams.hop = &link->hop;
+    streams.staging = link->staging.ptr;
+    streams.slots = kSlots;
+    streams.slot_bytes = kPieceBytes;
+    streams.events = link->events;
+    lent_links_.push_back(std::move(link));
+    peer_links_->add(lend_owner_, streams);
+  }
+  PS_ASSIGN_OR_RETURN(own_link_events_,
+                      models::gpu::create_link_events(device.context(), kLinkEvents));
+  parallel_links_ = std::min<uint32_t>(options.parallel_links, PeerLinks::kMaxClaim + 1);
+  return Status::OK();
+}
+
+Status GpuEngine::plan_routes(Model& m) {
+  m.routes.clear();
+  if (!peer_links_ || parallel_links_ <= 1) return Status::OK();
+  std::vector<uint64_t> group_bytes;
+  for (const models::gpu::CopyGroup& g : m.groups) group_bytes.push_back(g.bytes);
+  for (uint32_t k = 2; k <= parallel_links_; ++k) {
+    models::LinkSet links;
+    links.links = k;
+    links.host = link_;
+    links.nvlink_bytes_per_us = kForwardBytesPerUs;
+    links.hop_fixed_us = link_.copy_fixed_us;
+    links.max_piece_bytes = kPieceBytes;
+    PS_ASSIGN_OR_RETURN(models::ParallelPlan route,
+                        models::plan_parallel_transfer(group_bytes, links));
+    bool fits = true;
+    for (uint32_t l = 0; l < k; ++l) {
+      fits = fits && models::gpu::lane_events_needed(route, l, l == 0 ? 0 : kSlots) <= kLinkEvents;
+    }
+    if (!fits) break;  // a model of more than ~4 GiB: fewer links
+    m.routes.push_back(std::move(route));
+  }
+  return Status::OK();
+}
+
+bool GpuEngine::parallel_for(const Model& m) const {
+  return peer_links_ && !m.routes.empty();
 }
 
 std::string GpuEngine::describe() const {
@@ -108,6 +209,9 @@ std::string GpuEngine::describe() const {
                  "; pool ", gib(pool_->capacity()), "; grouping ",
                  models::gpu::grouping_choice_name(grouping_),
                  pipelining_ ? "" : " without pipelining", host_read_ ? "; tables read from the host" : "",
+                 peer_links_ ? str_cat("; parallel transmission over up to ", parallel_links_,
+                                       " links", lend_owner_ == PeerLinks::kLoopback ? " (loopback)" : "")
+                             : std::string(),
                  "; link ",
                  static_cast<int>(link_.bytes_per_us / 100) / 10.0, " GB/s + ",
                  static_cast<int>(link_.copy_fixed_us * 10) / 10.0, " us/copy");
@@ -266,7 +370,9 @@ Result<bool> GpuEngine::grow_switch_region(uint64_t bytes) {
 }
 
 Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in, uint32_t k,
-                                  uint32_t chunks, bool group_graphs, bool switched) {
+                                  uint32_t chunks, bool group_graphs, bool switched,
+                                  models::gpu::CudaLanes* lanes,
+                                  const models::ParallelPlan* route) {
   const models::gpu::Plan& plan = m.p();
   const models::gpu::Bindings b{weights, m.arena.ptr, m.workspace ? m.workspace->ptr : 0,
                                 m.workspace ? m.workspace->size() : 0,
@@ -294,10 +400,22 @@ Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in,
   }
   if (switch_in) {
     PS_TRY(copy_start_event_.record_timestamp(copy_stream_));
-    const models::gpu::WeightSource source{m.host_weights};
-    PS_TRY(models::gpu::enqueue_pipelined(plan, m.groups, source, b, copy_stream_, compute_stream_,
-                                          m.group_events, &first_layer_event_, run_group,
-                                          pipelining_));
+    if (lanes != nullptr) {
+      // Parallel transmission: link 0 is the copy stream (which waited for the fork above);
+      // the peers' forwards wait for it too, as they write into the same weights.
+      PS_TRY(lanes->hold_forwards(fork_event_));
+      const std::span<const models::gpu::WeightRange> skip =
+          b.host_weights != 0 ? plan.host_readable() : std::span<const models::gpu::WeightRange>();
+      PS_TRY(models::gpu::enqueue_parallel(m.groups, *route, skip, *lanes, [&](size_t g) -> Status {
+        if (g == 0) PS_TRY(first_layer_event_.record_timestamp(compute_stream_));
+        return run_group(g);
+      }));
+    } else {
+      const models::gpu::WeightSource source{m.host_weights};
+      PS_TRY(models::gpu::enqueue_pipelined(plan, m.groups, source, b, copy_stream_,
+                                            compute_stream_, m.group_events, &first_layer_event_,
+                                            run_group, pipelining_));
+    }
     PS_TRY(copy_end_event_.record_timestamp(copy_stream_));
     PS_TRY(join_event_.record(copy_stream_));
     PS_TRY(compute_stream_.wait(join_event_));
@@ -372,22 +490,76 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   }
   const bool group_graphs =
       in_region && m.switch_mode != SwitchMode::kEnqueue && group_graphs_for(m, weights);
+
+  // Parallel transmission: this GPU is busy (not lent) while it runs; a switch borrows the
+  // links of idle GPUs (at most as many as the model has routes for) and gives them back below.
+  struct BusyScope {
+    PeerLinks* links;
+    int device;
+    BusyScope(PeerLinks* l, int d) : links(l), device(d) {
+      if (links) links->set_busy(device, true);
+    }
+    ~BusyScope() {
+      if (links) links->set_busy(device, false);
+    }
+  } busy(peer_links_.get(), ordinal_);
+  PeerLinks::Claim claim;
+  if (copies && parallel_for(m)) {
+    claim = peer_links_->claim(ordinal_, static_cast<uint32_t>(m.routes.size()));
+  }
+  std::array<models::gpu::LinkStreams, PeerLinks::kMaxClaim + 1> link_streams{};
+  std::optional<models::gpu::CudaLanes> lanes;
+  const models::ParallelPlan* route = nullptr;
+  if (claim.count > 0) {
+    models::gpu::LinkStreams& own = link_streams[0];
+    own.context = runtime_->device().context();
+    own.in = &copy_stream_;
+    own.events = own_link_events_;
+    for (uint32_t i = 0; i < claim.count; ++i) link_streams[i + 1] = claim.links[i];
+    auto made = models::gpu::CudaLanes::create(
+        std::span<const models::gpu::LinkStreams>(link_streams.data(), claim.count + 1),
+        own.context, compute_stream_);
+    if (!made.ok()) {
+      peer_links_->release(claim);
+      return made.status();
+    }
+    lanes.emplace(std::move(*made));
+    lanes->bind(m.host_weights, weights);
+    route = &m.routes[claim.count - 1];
+  }
+  // Gives the borrowed links back once nothing queued on them can still run.
+  auto give_back = [&](bool drained) {
+    if (claim.count == 0) return;
+    if (!drained) {
+      for (uint32_t i = 0; i < claim.count; ++i) {
+        cuda::ScopedContext in_context(claim.links[i].context);
+        (void)claim.links[i].in->synchronize();
+        (void)claim.links[i].hop->synchronize();
+      }
+    }
+    peer_links_->release(claim);
+  };
   const auto enqueue_started = Clock::now();
   const Status ran = [&]() -> Status {
     PS_TRY(start_event_.record(compute_stream_));
     if (graph != nullptr) {
       PS_TRY(graph->launch(compute_stream_));
     } else if (in_region && chunks == 1 && m.switch_mode == SwitchMode::kRequestGraph &&
-               m.switch_graph) {
+               m.switch_graph && !lanes) {
       PS_TRY(m.switch_graph->launch(compute_stream_));
     } else {
       for (uint32_t k = 0; k < chunks; ++k) {
-        PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs, copies));
+        PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs, copies,
+                               lanes ? &*lanes : nullptr, route));
       }
     }
     PS_TRY(end_event_.record(compute_stream_));
     return end_event_.synchronize();
   }();
+  // On success the compute stream has waited for every piece's arrival; the links' last
+  // records (the slots' "read" events) may still be queued, which the next claimer's waits
+  // order after. On failure, the links are drained first.
+  give_back(ran.ok());
   if (!ran.ok()) {
     // Whatever was queued has run (the stream is synchronised); the memory taken for this
     // switch goes back rather than staying with a model that is not resident.
@@ -414,6 +586,7 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   if (task.want_output) c->output.assign(output);
   if (!resident) {
     ++switches_;
+    if (claim.count > 0) ++parallel_switches_;
     if (policy_.residency == Residency::kEvictAfterTask) {
       evict_after_reply_ = &m;
     } else {
@@ -454,6 +627,7 @@ void GpuEngine::after_reply() {
 BackendStats GpuEngine::stats() const {
   BackendStats s;
   s.switches = switches_;
+  s.parallel_switches = parallel_switches_;
   s.pool_bytes = pool_->capacity();
   s.pool_used_bytes = pool_->stats().allocator.used_bytes;
   for (const auto& [name, model] : models_) {

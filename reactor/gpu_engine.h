@@ -17,11 +17,13 @@
 #include "cuda/host_memory.h"
 #include "cuda/stream.h"
 #include "models/gpu/copy_groups.h"
+#include "models/gpu/cuda_lanes.h"
 #include "models/gpu/graph.h"
 #include "models/gpu/plan.h"
 #include "models/gpu/runtime.h"
 #include "reactor/backend.h"
 #include "reactor/backend_factory.h"
+#include "reactor/peer_links.h"
 #include "reactor/switch_policy.h"
 
 namespace ps::reactor {
@@ -89,8 +91,19 @@ class GpuEngine {
   // with the timing events. The body of both the plain path and the graph captures.
   // `switched`: the weights at `weights` came with this request (switch_in is its first chunk),
   // so the model's host-readable weights are read from the host (Model::host_read).
+  // `lanes` (with the model's route for their count): the switch's copies go through several
+  // links (parallel transmission) instead of the copy stream alone.
   Status enqueue_request(Model& model, CUdeviceptr weights, bool switch_in, uint32_t chunk,
-                         uint32_t chunks, bool group_graphs, bool switched);
+                         uint32_t chunks, bool group_graphs, bool switched,
+                         models::gpu::CudaLanes* lanes = nullptr,
+                         const models::ParallelPlan* route = nullptr);
+  // Parallel transmission: lends this GPU's link (or, in tests, makes loopback links), grants
+  // the other GPUs access to the pool. Off when options.parallel_links <= 1.
+  Status open_parallel(const BackendOptions& options);
+  // The model's routes over 2..parallel_links links (Model::routes), after its groups.
+  Status plan_routes(Model& model);
+  // Whether switches of `model` may borrow links now (policy, pipelining, routes).
+  bool parallel_for(const Model& model) const;
   // The graph of a resident model's whole native-batch request with the weights at `weights`
   // (captured on first use or when `weights` moved, then replayed), or null when graphs are off
   // or the capture failed (then the model runs layer by layer).
@@ -136,6 +149,20 @@ class GpuEngine {
   uint64_t switches_ = 0;
   Model* evict_after_reply_ = nullptr;
   std::function<Result<bool>()> reclaimer_;
+
+  // Parallel transmission (docs/multi-gpu.md). A lent link: its streams, staging slots from
+  // this GPU's pool and its events, in this GPU's context.
+  struct LentLink {
+    cuda::Stream in, hop;
+    cuda::PoolRange staging;
+    std::vector<cuda::Event> events;
+  };
+  uint32_t parallel_links_ = 1;  // at most this many links per switch (1: off)
+  std::shared_ptr<PeerLinks> peer_links_;
+  int lend_owner_ = 0;  // this GPU's ordinal, or PeerLinks::kLoopback for test links
+  std::vector<std::unique_ptr<LentLink>> lent_links_;
+  std::vector<cuda::Event> own_link_events_;  // link 0 (the copy stream) of this GPU's switches
+  uint64_t parallel_switches_ = 0;
 };
 
 }  // namespace ps::reactor

@@ -19,6 +19,7 @@
 #include "models/gpu/copy_groups.h"
 #include "models/gpu/graph.h"
 #include "models/gpu/plan.h"
+#include "models/parallel_transfer.h"
 #include "reactor/gpu_engine.h"
 
 namespace ps::reactor {
@@ -73,6 +74,9 @@ struct GpuEngine::Model {
   std::vector<double> layer_us;
   double compute_us = 0;    // sum of layer_us
   double predicted_us = 0;  // pipelined finish predicted for `groups`
+  // Parallel transmission: the routes of `groups` over 2, 3, ... links (routes[k - 2] for k
+  // links), as many as parallel_links allows and the links' events hold.
+  std::vector<models::ParallelPlan> routes;
 
   cuda::PinnedBuffer input_staging, output_staging;
   std::map<uint32_t, std::string> synthetic;  // synthetic inputs by batch

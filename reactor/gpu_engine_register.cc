@@ -137,6 +137,7 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
       PS_ASSIGN_OR_RETURN(m->host_read, m->pinned.device_address());
     }
     PS_TRY(choose_groups(*m));
+    PS_TRY(plan_routes(*m));
     m->group_events.resize(m->groups.size());
     for (cuda::Event& ev : m->group_events) {
       PS_ASSIGN_OR_RETURN(ev, cuda::Event::create(false));

@@ -284,10 +284,12 @@ BackendStats MultiBackend::stats() const {
       if (at == i) d.jobs.push_back(job);
     }
     d.switches = child.switches;
+    d.parallel_switches = child.parallel_switches;
     d.pool_bytes = child.pool_bytes;
     d.pool_used_bytes = child.pool_used_bytes;
     d.resident = child.resident;
     total.switches += child.switches;
+    total.parallel_switches += child.parallel_switches;
     total.pool_bytes += child.pool_bytes;
     total.pool_used_bytes += child.pool_used_bytes;
     resident.insert(child.resident.begin(), child.resident.end());

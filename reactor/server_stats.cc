@@ -49,6 +49,9 @@ void device_metrics(net::MetricsWriter& w, const std::vector<DeviceStats>& devic
   }
   w.family("ps_gpu_switches_total", net::MetricType::kCounter, "Model switches on each device.");
   for (const DeviceStats& d : devices) w.sample({{"gpu", d.name}}, d.switches);
+  w.family("ps_gpu_parallel_switches_total", net::MetricType::kCounter,
+           "Model switches on each device that borrowed other GPUs' links.");
+  for (const DeviceStats& d : devices) w.sample({{"gpu", d.name}}, d.parallel_switches);
   w.family("ps_gpu_pool_bytes", net::MetricType::kGauge, "Each device's memory pool size.");
   for (const DeviceStats& d : devices) {
     w.sample({{"gpu", d.name}}, static_cast<double>(d.pool_bytes));
@@ -102,6 +105,7 @@ std::string Server::stats_reply() const {
                  .add("in_flight", uint64_t{d.in_flight})
                  .add("training_jobs", uint64_t{d.jobs.size()})
                  .add("switches", d.switches)
+                 .add("parallel_switches", d.parallel_switches)
                  .add("pool_bytes", d.pool_bytes)
                  .add("pool_used_bytes", d.pool_used_bytes)
                  .add("resident", uint64_t{d.resident.size()}));

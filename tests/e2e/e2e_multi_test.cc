@@ -103,6 +103,7 @@ TEST_CASE("e2e multi: three simulated devices serve, place, train and report per
     CHECK(devices[i].field("in_flight") == "0");
     CHECK(devices[i].field("training_jobs") == "0");
     CHECK(devices[i].field("resident") == "2");
+    CHECK(devices[i].field("parallel_switches") == "0");  // CPU devices lend no links
     CHECK(std::stoull(devices[i].field("requests")) > 0);  // the load reached every device
     placed += std::stoull(devices[i].field("requests"));
   }
@@ -115,6 +116,7 @@ TEST_CASE("e2e multi: three simulated devices serve, place, train and report per
   const std::string metrics = http_get(*server->metrics(), "/metrics");
   CHECK(metrics.find("ps_gpu_up{gpu=\"cpu1\"} 1") != std::string::npos);
   CHECK(metrics.find("ps_gpu_in_flight{gpu=\"cpu2\"} 0") != std::string::npos);
+  CHECK(metrics.find("ps_gpu_parallel_switches_total{gpu=\"cpu0\"} 0") != std::string::npos);
   CHECK(metrics.find("ps_gpu_inference_requests_total{gpu=\"cpu0\",outcome=\"placed\"}") !=
         std::string::npos);
 

@@ -38,10 +38,12 @@ TEST_CASE("e2e psnc: --help everywhere, bad arguments exit 2", "[e2e]") {
   for (const char* flag :
        {"--listen", "--models", "--zoo", "--device", "--policy", "--pool-size", "--token",
         "--max-payload", "--max-connections", "--log-level", "--metrics-listen", "--training",
-        "--checkpoints"}) {
+        "--checkpoints", "--parallel-links"}) {
     CHECK(help.out.find(flag) != std::string::npos);
   }
   CHECK(run_tool(pipeswitchd_path(), {"--bogus"}).exit_code == 2);
+  CHECK(run_tool(pipeswitchd_path(), {"--parallel-links", "0"}).exit_code == 2);
+  CHECK(run_tool(pipeswitchd_path(), {"--parallel-links", "17"}).exit_code == 2);
   CHECK(run_tool(pipeswitchd_path(), {"--policy", "fastest"}).exit_code == 2);
   CHECK(run_tool(pipeswitchd_path(), {"--training", "sometimes"}).exit_code == 2);
   // Without a GPU, --device 0 refuses to start and says why (on a GPU machine it would serve).

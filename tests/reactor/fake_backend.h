@@ -53,6 +53,8 @@ class FakeBackend final : public Backend {
     std::lock_guard lock(mutex_);
     BackendStats s;
     s.resident = resident_;
+    s.switches = switches_;
+    s.parallel_switches = parallel_switches_;
     return s;
   }
   void shutdown() override {
@@ -66,6 +68,12 @@ class FakeBackend final : public Backend {
   void set_resident(std::vector<std::string> models) {
     std::lock_guard lock(mutex_);
     resident_ = std::move(models);
+  }
+  // What stats() reports as switches, and of them parallel ones.
+  void set_switches(uint64_t switches, uint64_t parallel) {
+    std::lock_guard lock(mutex_);
+    switches_ = switches;
+    parallel_switches_ = parallel;
   }
   int shutdowns() {
     std::lock_guard lock(mutex_);
@@ -150,6 +158,7 @@ class FakeBackend final : public Backend {
   CompletionSink* sink_ = nullptr;
   mutable std::mutex mutex_;
   std::vector<std::string> resident_;
+  uint64_t switches_ = 0, parallel_switches_ = 0;
   int shutdowns_ = 0;
   std::vector<InferTask> infers_;
   std::vector<std::pair<uint64_t, ModelSource>> loads_;

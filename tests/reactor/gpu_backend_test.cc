@@ -89,7 +89,7 @@ struct Harness {
 std::unique_ptr<Harness> gpu_harness(const std::string& policy,
                                      const std::string& grouping = "optimal",
                                      const std::string& precision = "fp32", bool graphs = true,
-                                     uint64_t host_read_min_bytes = 0) {
+                                     uint64_t host_read_min_bytes = 0, uint32_t loopback = 0) {
   auto h = std::make_unique<Harness>();
   BackendOptions o;
   o.device = "0";
@@ -99,6 +99,10 @@ std::unique_ptr<Harness> gpu_harness(const std::string& policy,
   o.graphs = graphs;
   o.host_read_min_bytes = host_read_min_bytes;
   o.pool_bytes = uint64_t{1} << 30;
+  if (loopback > 0) {  // parallel transmission over links of this GPU to itself
+    o.parallel_links = loopback + 1;
+    o.parallel_loopback = loopback;
+  }
   auto b = make_backend(o);
   INFO(b.status().to_string());
   REQUIRE(b.ok());
@@ -265,6 +269,50 @@ TEST_CASE("GPU backend: embedding tables read from host memory give the copied o
           }
         }
         h->backend->shutdown();
+      }
+    }
+  }
+}
+
+TEST_CASE("GPU backend: parallel transmission over loopback links gives the same outputs",
+          "[gpu][gpu_backend]") {
+  PS_REQUIRE_GPU();
+  // Two extra links on the GPU itself (their own streams, staging slots and events, forwards
+  // as device copies): every switch borrows them, routes pieces through the staging, and the
+  // layers wait for each group's last piece on every link. Any missing wait or a piece put at
+  // the wrong offset would change the outputs; host-read tables are left out of the pieces.
+  std::map<std::string, std::string> reference;
+  for (const uint32_t loopback : {0u, 2u}) {
+    for (const char* grouping : {"per-layer", "optimal"}) {
+      for (const uint64_t min_bytes : {uint64_t{0}, uint64_t{1}}) {
+        for (const bool graphs : {true, false}) {
+          INFO("loopback " << loopback << ", grouping " << grouping << ", host_read_min_bytes "
+                           << min_bytes << ", graphs " << graphs);
+          auto h = gpu_harness("pipeswitch", grouping, "fp32", graphs, min_bytes, loopback);
+          for (const char* m : kModels) REQUIRE(h->load(m).status.ok());
+          for (int round = 0; round < 2; ++round) {
+            for (const char* m : kModels) {
+              for (uint32_t batch : {2u, 4u}) {
+                const std::string key = std::string(m) + "/" + std::to_string(batch);
+                INFO(key << " round " << round);
+                Completion c = h->infer(m, batch);
+                INFO(c.status.to_string());
+                REQUIRE(c.status.ok());
+                CHECK(c.timings.switch_us > 0);
+                auto [it, inserted] = reference.emplace(key, c.output);
+                if (!inserted) CHECK(c.output == it->second);
+              }
+            }
+          }
+          const BackendStats stats = h->settled_stats();
+          CHECK(stats.switches == 12);
+          if (loopback > 0) {
+            CHECK(stats.parallel_switches == 12);
+          } else {
+            CHECK(stats.parallel_switches == 0);
+          }
+          h->backend->shutdown();
+        }
       }
     }
   }

@@ -298,11 +298,17 @@ TEST_CASE("multi backend: stats sum the devices and shutdown reaches every devic
   Fakes f(2);
   f.fakes[0]->set_resident({"b", "a"});
   f.fakes[1]->set_resident({"a", "c"});
+  f.fakes[0]->set_switches(5, 2);
+  f.fakes[1]->set_switches(7, 3);
   const BackendStats s = f.multi->stats();
   CHECK(s.resident == std::vector<std::string>{"a", "b", "c"});
+  CHECK(s.switches == 12);
+  CHECK(s.parallel_switches == 5);
   REQUIRE(s.devices.size() == 2);
   CHECK(s.devices[0].name == "0");
   CHECK(s.devices[1].resident.size() == 2);
+  CHECK(s.devices[1].switches == 7);
+  CHECK(s.devices[1].parallel_switches == 3);
   f.multi->shutdown();
   f.multi->shutdown();
   for (FakeBackend* fake : f.fakes) CHECK(fake->shutdowns() == 1);

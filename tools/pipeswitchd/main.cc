@@ -159,6 +159,7 @@ int serve(const Options& o) {
   backend_options.graphs = o.graphs;
   backend_options.pipelining = o.pipelining;
   backend_options.host_read = o.host_read;
+  backend_options.parallel_links = o.parallel_links;
   std::error_code exe_error;
   backend_options.self_exe = std::filesystem::read_symlink("/proc/self/exe", exe_error).string();
   backend_options.cpu_threads = o.threads;
@@ -175,6 +176,10 @@ int serve(const Options& o) {
   }
   // A GPU or several; "cpu" and a simulated CPU set ("cpu,cpu") are not.
   const bool gpu = !backend_options.device.starts_with("cpu");
+  if (o.parallel_links > 1 && (!gpu || backend_options.device.find(',') == std::string::npos) &&
+      backend_options.device != "all") {
+    say("--parallel-links: one device, no GPU to borrow links from; every switch uses its own");
+  }
   auto sources = model_sources(o, gpu);
   if (!sources.ok()) {
     std::cerr << "pipeswitchd: " << sources.status().message() << "\n";

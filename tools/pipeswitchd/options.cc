@@ -92,6 +92,10 @@ Device:
                           host memory and the GPU reads only the rows a request uses, over
                           PCIe, instead of copying the whole table first; policies that evict
                           after the task with pinned weights (default on)
+  --parallel-links N      with several GPUs: a switch copies through its own PCIe link and
+                          up to N-1 links that idle GPUs lend it (their copy engines stage the
+                          pieces and forward them over NVLink), as DeepPlan; policies that
+                          copy pinned weights group by group (default 1: off)
   --graphs on|off         replay each request as one CUDA graph (copies, events, layers) where
                           the weights' address is fixed (default on)
   --threads N             CPU backend worker threads, per simulated CPU device (default: one
@@ -201,6 +205,10 @@ Result<Options> parse_args(std::span<const std::string> args) {
       auto size = parse_size(v);
       if (!size.ok()) return invalid_argument("--pool-size '", v, "': ", size.status().message());
       o.pool_bytes = *size;
+    } else if (flag == "--parallel-links") {
+      PS_ASSIGN_OR_RETURN(std::string v, value());
+      PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 16));
+      o.parallel_links = static_cast<uint32_t>(n);
     } else if (flag == "--threads") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       PS_ASSIGN_OR_RETURN(uint64_t n, parse_number(flag, v, 1, 1024));
