@@ -123,7 +123,10 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
 }
 
 Status GpuEngine::open_parallel(const BackendOptions& options) {
-  const bool policy_allows = policy_.home == WeightHome::kPinned && !policy_.whole_model_copy &&
+  // Pinned weights copied group by group into the pool (peers are granted access to the pool,
+  // not to no-pool's driver allocations).
+  const bool policy_allows = policy_.home == WeightHome::kPinned &&
+                             policy_.memory == DeviceMemory::kPool && !policy_.whole_model_copy &&
                              !policy_.fresh_process && pipelining_;
   if (options.parallel_links <= 1 || !policy_allows ||
       (!options.peer_links && options.parallel_loopback == 0)) {

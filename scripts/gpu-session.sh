@@ -13,7 +13,7 @@
 #                                        on the same token batches, step time), a GPU soak
 #                                        (psnc load: 200 connections, the three models, training
 #                                        jobs, disconnects), scripts/gpu-check.sh --gpu-only
-#   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] test, then
+#   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
 #                                        psbench parallel for ResNet152 and BERT-base over every
 #                                        GPU (peers forwarding over NVLink) or, on one GPU, over
 #                                        two loopback links (the path's overhead and outputs)
@@ -110,6 +110,9 @@ case "$STEP" in
     guarded 90 parallel-test.log /tmp/b/tests/test_gpu_executor \
       "parallel transmission over three links of one GPU gives the resident outputs"
     tail -3 "$OUT/parallel-test.log"
+    guarded 150 parallel-backend.log /tmp/b/tests/test_gpu_backend \
+      "GPU backend: parallel transmission over loopback links gives the same outputs"
+    tail -3 "$OUT/parallel-backend.log"
     if [[ ! -f /tmp/w/bert_base_op17.onnx ]]; then
       guarded 150 parallel-export.log python3 scripts/export_models.py --out /tmp/w \
         --models resnet152,bert_base --opsets 17 --batch 8 --seq 251 --no-reference

@@ -316,6 +316,21 @@ TEST_CASE("GPU backend: parallel transmission over loopback links gives the same
       }
     }
   }
+  // cache: the switch goes into a model's own pool slot, then the model stays resident.
+  auto h = gpu_harness("cache", "per-layer", "fp32", true, 0, 2);
+  for (const char* m : kModels) REQUIRE(h->load(m).status.ok());
+  for (int round = 0; round < 2; ++round) {
+    for (const char* m : kModels) {
+      Completion c = h->infer(m, 2);
+      INFO(m << " round " << round << ": " << c.status.to_string());
+      REQUIRE(c.status.ok());
+      CHECK(c.output == reference.at(std::string(m) + "/2"));
+    }
+  }
+  const BackendStats stats = h->settled_stats();
+  CHECK(stats.switches == 3);
+  CHECK(stats.parallel_switches == 3);
+  h->backend->shutdown();
 }
 
 TEST_CASE("GPU backend: sent inputs, wrong sizes, unknown and unloaded models",
