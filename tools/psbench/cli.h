@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,6 +41,32 @@ class OptionReader {
   std::string_view inline_value_;
   bool has_inline_value_ = false;
 };
+
+// Every subcommand's entry point: `parse(args, &help)` the options (an error: the message and
+// a pointer to --help on stderr, exit 2), `print_help(stdout)` on --help (exit 0), then
+// `run(options)` -> Result<int> (an error: the message on stderr, exit 1; else its exit code).
+template <typename Parse, typename PrintHelp, typename Run>
+int subcommand_main(std::string_view name, const std::vector<std::string_view>& args,
+                    Parse parse, PrintHelp print_help, Run run) {
+  bool help = false;
+  auto options = parse(args, &help);
+  if (help) {
+    print_help(stdout);
+    return 0;
+  }
+  const std::string label(name);
+  if (!options.ok()) {
+    std::fprintf(stderr, "psbench %s: %s (see psbench %s --help)\n", label.c_str(),
+                 options.status().message().c_str(), label.c_str());
+    return 2;
+  }
+  Result<int> code = run(*options);
+  if (!code.ok()) {
+    std::fprintf(stderr, "psbench %s: %s\n", label.c_str(), code.status().message().c_str());
+    return 1;
+  }
+  return *code;
+}
 
 // The median of `values` (the mean of the middle two for an even count). Precondition: not empty.
 double median(std::vector<double> values);

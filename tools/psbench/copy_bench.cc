@@ -417,23 +417,11 @@ Status run_copy(const CopyOptions& o) {
 }
 
 int copy_main(const std::vector<std::string_view>& args) {
-  bool help = false;
-  auto options = parse_copy_options(args, &help);
-  if (!options.ok()) {
-    std::fprintf(stderr, "psbench copy: %s (see psbench copy --help)\n",
-                 options.status().message().c_str());
-    return 2;
-  }
-  if (help) {
-    print_copy_help(stdout);
-    return 0;
-  }
-  Status s = run_copy(*options);
-  if (!s.ok()) {
-    std::fprintf(stderr, "psbench copy: %s\n", s.message().c_str());
-    return 1;
-  }
-  return 0;
+  return subcommand_main("copy", args, parse_copy_options, print_copy_help,
+                         [](const CopyOptions& o) -> Result<int> {
+                           PS_TRY(run_copy(o));
+                           return 0;
+                         });
 }
 
 }  // namespace ps::psbench

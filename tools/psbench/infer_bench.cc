@@ -482,23 +482,11 @@ Result<bool> run_infer(const InferOptions& o) {
 }
 
 int infer_main(const std::vector<std::string_view>& args) {
-  bool help = false;
-  auto options = parse_infer_options(args, &help);
-  if (!options.ok()) {
-    std::fprintf(stderr, "psbench infer: %s (see psbench infer --help)\n",
-                 options.status().message().c_str());
-    return 2;
-  }
-  if (help) {
-    print_infer_help(stdout);
-    return 0;
-  }
-  auto within = run_infer(*options);
-  if (!within.ok()) {
-    std::fprintf(stderr, "psbench infer: %s\n", within.status().message().c_str());
-    return 1;
-  }
-  return *within ? 0 : 3;
+  return subcommand_main("infer", args, parse_infer_options, print_infer_help,
+                         [](const InferOptions& o) -> Result<int> {
+                           PS_ASSIGN_OR_RETURN(const bool within, run_infer(o));
+                           return within ? 0 : 3;
+                         });
 }
 
 }  // namespace ps::psbench

@@ -483,23 +483,8 @@ Result<int> run_parallel(const ParallelOptions& o) {
 }  // namespace
 
 int parallel_main(const std::vector<std::string_view>& args) {
-  bool help = false;
-  auto options = parse_parallel_options(args, &help);
-  if (!options.ok()) {
-    std::fprintf(stderr, "psbench parallel: %s (see psbench parallel --help)\n",
-                 options.status().message().c_str());
-    return 2;
-  }
-  if (help) {
-    print_parallel_help(stdout);
-    return 0;
-  }
-  auto code = run_parallel(*options);
-  if (!code.ok()) {
-    std::fprintf(stderr, "psbench parallel: %s\n", code.status().message().c_str());
-    return 1;
-  }
-  return *code;
+  return subcommand_main("parallel", args, parse_parallel_options, print_parallel_help,
+                         run_parallel);
 }
 
 }  // namespace ps::psbench

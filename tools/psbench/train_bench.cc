@@ -288,23 +288,11 @@ Status run_train(const TrainBenchOptions& options) {
 }
 
 int train_main(const std::vector<std::string_view>& args) {
-  bool help = false;
-  Result<TrainBenchOptions> o = parse_train_options(args, &help);
-  if (help) {
-    print_train_help(stdout);
-    return 0;
-  }
-  if (!o.ok()) {
-    std::fprintf(stderr, "psbench train: %s\n", o.status().message().c_str());
-    print_train_help(stderr);
-    return 2;
-  }
-  const Status s = run_train(*o);
-  if (!s.ok()) {
-    std::fprintf(stderr, "psbench train: %s\n", s.to_string().c_str());
-    return 1;
-  }
-  return 0;
+  return subcommand_main("train", args, parse_train_options, print_train_help,
+                         [](const TrainBenchOptions& o) -> Result<int> {
+                           PS_TRY(run_train(o));
+                           return 0;
+                         });
 }
 
 }  // namespace ps::psbench
