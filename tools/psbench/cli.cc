@@ -99,4 +99,9 @@ std::string size_label(uint64_t bytes) {
   return str_cat(bytes, " ", kUnits[unit]);
 }
 
+Result<int64_t> OptionReader::int_value(int64_t min, int64_t max) {
+  PS_ASSIGN_OR_RETURN(std::string_view v, value());
+  return parse_int(name_, v, min, max);
+}
+
 }  // namespace ps::psbench

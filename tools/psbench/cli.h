@@ -33,6 +33,8 @@ class OptionReader {
   // The current option's value: the "=value" part, or the next argument (consumed).
   // Errors: kInvalidArgument when there is none.
   Result<std::string_view> value();
+  // The current option's value as a decimal integer in [min, max] (parse_int naming the option).
+  Result<int64_t> int_value(int64_t min, int64_t max);
 
  private:
   std::vector<std::string_view> args_;

@@ -302,8 +302,7 @@ Result<CopyOptions> parse_copy_options(const std::vector<std::string_view>& args
       return o;
     }
     if (r.is("--device")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--device", v, 0, 1023));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(0, 1023));
       o.device = static_cast<int>(n);
     } else if (r.is("--min-size")) {
       PS_ASSIGN_OR_RETURN(auto v, r.value());
@@ -315,12 +314,10 @@ Result<CopyOptions> parse_copy_options(const std::vector<std::string_view>& args
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(o.pageable_max, parse_size("--pageable-max", v));
     } else if (r.is("--repeat")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--repeat", v, 1, 10000));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(1, 10000));
       o.repeat = static_cast<int>(n);
     } else if (r.is("--tiny-copies")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--tiny-copies", v, 1, 10'000'000));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(1, 10'000'000));
       o.tiny_copies = static_cast<int>(n);
     } else {
       return invalid_argument("unknown option '", r.name(), "'");

@@ -199,20 +199,16 @@ Result<InferOptions> parse_infer_options(const std::vector<std::string_view>& ar
     } else if (r.is("--json")) {
       o.json = true;
     } else if (r.is("--runs")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--runs", v, 1, 1'000'000));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(1, 1'000'000));
       o.runs = static_cast<int>(n);
     } else if (r.is("--warmup")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--warmup", v, 0, 1'000'000));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(0, 1'000'000));
       o.warmup = static_cast<int>(n);
     } else if (r.is("--profile-top")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--profile-top", v, 1, 1'000'000));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(1, 1'000'000));
       o.profile_top = static_cast<int>(n);
     } else if (r.is("--device")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--device", v, 0, 1023));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(0, 1023));
       o.device = static_cast<int>(n);
     } else if (r.is("--input")) {
       PS_ASSIGN_OR_RETURN(auto v, r.value());

@@ -133,8 +133,7 @@ Result<ParallelOptions> parse_parallel_options(const std::vector<std::string_vie
         }
       }
     } else if (r.is("--loopback")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--loopback", v, 0, 15));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(0, 15));
       o.loopback = static_cast<uint32_t>(n);
     } else if (r.is("--links")) {
       PS_ASSIGN_OR_RETURN(auto v, r.value());
@@ -148,8 +147,7 @@ Result<ParallelOptions> parse_parallel_options(const std::vector<std::string_vie
         PS_ASSIGN_OR_RETURN(o.max_piece_bytes, parse_size("--max-piece", v));
       }
     } else if (r.is("--slots")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--slots", v, 1, 16));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(1, 16));
       o.slots = static_cast<uint32_t>(n);
     } else if (r.is("--grouping")) {
       PS_ASSIGN_OR_RETURN(auto v, r.value());
@@ -161,12 +159,10 @@ Result<ParallelOptions> parse_parallel_options(const std::vector<std::string_vie
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(o.precision, models::gpu::parse_precision(v));
     } else if (r.is("--runs")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--runs", v, 1, 100'000));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(1, 100'000));
       o.runs = static_cast<int>(n);
     } else if (r.is("--warmup")) {
-      PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(auto n, parse_int("--warmup", v, 0, 100'000));
+      PS_ASSIGN_OR_RETURN(auto n, r.int_value(0, 100'000));
       o.warmup = static_cast<int>(n);
     } else if (r.is("--json")) {
       o.json = true;
