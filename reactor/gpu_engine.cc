@@ -182,22 +182,13 @@ Status GpuEngine::plan_routes(Model& m) {
   if (!peer_links_ || parallel_links_ <= 1) return Status::OK();
   std::vector<uint64_t> group_bytes;
   for (const models::gpu::CopyGroup& g : m.groups) group_bytes.push_back(g.bytes);
-  for (uint32_t k = 2; k <= parallel_links_; ++k) {
-    models::LinkSet links;
-    links.links = k;
-    links.host = link_;
-    links.nvlink_bytes_per_us = kForwardBytesPerUs;
-    links.hop_fixed_us = link_.copy_fixed_us;
-    links.max_piece_bytes = kPieceBytes;
-    PS_ASSIGN_OR_RETURN(models::ParallelPlan route,
-                        models::plan_parallel_transfer(group_bytes, links));
-    bool fits = true;
-    for (uint32_t l = 0; l < k; ++l) {
-      fits = fits && models::gpu::lane_events_needed(route, l, l == 0 ? 0 : kSlots) <= kLinkEvents;
-    }
-    if (!fits) break;  // a model of more than ~4 GiB: fewer links
-    m.routes.push_back(std::move(route));
-  }
+  models::LinkSet links;
+  links.host = link_;
+  links.nvlink_bytes_per_us = kForwardBytesPerUs;
+  links.hop_fixed_us = link_.copy_fixed_us;
+  links.max_piece_bytes = kPieceBytes;
+  PS_ASSIGN_OR_RETURN(m.routes, models::gpu::plan_routes(group_bytes, links, parallel_links_,
+                                                         kSlots, kLinkEvents));
   return Status::OK();
 }
 

@@ -481,5 +481,39 @@ TEST_CASE("parallel run: plans that do not fit the groups or the lanes are refus
   }
 }
 
+TEST_CASE("parallel run: a model's routes over 2..N links, as many as the events allow",
+          "[parallel_run]") {
+  const std::vector<uint64_t> groups = {3'000'000, 0, 9'000'000, 500'000, 12'000'000};
+  LinkSet links = sim_links(1, 1 << 20);  // links.links is set per route
+  auto routes = plan_routes(groups, links, 4, 2, 1024);
+  REQUIRE(routes.ok());
+  REQUIRE(routes->size() == 3);  // 2, 3 and 4 links
+  for (size_t i = 0; i < routes->size(); ++i) {
+    const ParallelPlan& r = (*routes)[i];
+    CHECK(r.bytes_per_link.size() == i + 2);
+    CHECK(r.group_arrival_us.size() == groups.size());
+    for (const PieceRoute& p : r.pieces) CHECK(p.bytes <= (1u << 20));
+    if (i > 0) CHECK(r.transfer_us <= (*routes)[i - 1].transfer_us);
+  }
+  // 24.5 MB in 1 MiB pieces: ~24 pieces. With 20 events a link (2 for the slots, 2 a piece),
+  // link 0's share over two links (about half the pieces) does not fit, and the routes stop at
+  // the first that does not: none. With 24, some fit, each within the events.
+  auto few = plan_routes(groups, links, 4, 2, 20);
+  REQUIRE(few.ok());
+  CHECK(few->empty());
+  auto some = plan_routes(groups, links, 8, 2, 24);
+  REQUIRE(some.ok());
+  CHECK(some->size() < 7);
+  for (size_t k = 0; k < some->size(); ++k) {
+    for (uint32_t l = 0; l < k + 2; ++l) {
+      CHECK(lane_events_needed((*some)[k], l, l == 0 ? 0 : 2) <= 24);
+    }
+  }
+  CHECK(plan_routes(groups, links, 1, 2, 1024)->empty());  // one link: nothing to route
+  LinkSet broken = links;
+  broken.nvlink_bytes_per_us = 0;
+  CHECK(plan_routes(groups, broken, 3, 2, 1024).status().code() == Code::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace ps::models::gpu
