@@ -104,4 +104,19 @@ Result<int64_t> OptionReader::int_value(int64_t min, int64_t max) {
   return parse_int(name_, v, min, max);
 }
 
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (static_cast<unsigned char>(ch) < 0x20) {
+      out += ' ';
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
 }  // namespace ps::psbench

@@ -73,6 +73,10 @@ int subcommand_main(std::string_view name, const std::vector<std::string_view>& 
 // The median of `values` (the mean of the middle two for an even count). Precondition: not empty.
 double median(std::vector<double> values);
 
+// `s` as a JSON string literal, quotes included (quotes and backslashes escaped, control
+// characters as spaces).
+std::string json_string(std::string_view s);
+
 // Sizes as the tables show them: "1 MiB", "256 MiB", "1 GiB", or bytes when not a whole unit.
 std::string size_label(uint64_t bytes);
 

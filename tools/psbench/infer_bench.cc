@@ -76,21 +76,6 @@ Compared compare_f32(const std::vector<uint8_t>& actual, const std::vector<uint8
   return c;
 }
 
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (static_cast<unsigned char>(ch) < 0x20) {
-      out += ' ';
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
-
 std::string json_spread(const Spread& s) {
   char buf[128];
   std::snprintf(buf, sizeof(buf), "{\"median\": %.4f, \"p10\": %.4f, \"p90\": %.4f}", s.median,

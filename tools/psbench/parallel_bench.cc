@@ -7,6 +7,7 @@
 #include <memory>
 #include <numeric>
 
+#include "cuda/context.h"
 #include "cuda/copy.h"
 #include "cuda/device.h"
 #include "cuda/device_buffer.h"
@@ -267,11 +268,11 @@ Result<int> run_parallel(const ParallelOptions& o) {
 
   // The groups: the package's, or the optimal ones for one link.
   PS_ASSIGN_OR_RETURN(std::vector<CopyGroup> units, models::gpu::package_groups(manifest));
+  constexpr uint64_t kProbeBytes = uint64_t{64} << 20;
+  PS_ASSIGN_OR_RETURN(cuda::PinnedBuffer probe_host, cuda::PinnedBuffer::allocate(kProbeBytes));
   models::TransferModel link;
   {
-    constexpr uint64_t kProbeBytes = uint64_t{64} << 20;
     PS_ASSIGN_OR_RETURN(cuda::Stream probe, cuda::Stream::create());
-    PS_ASSIGN_OR_RETURN(cuda::PinnedBuffer probe_host, cuda::PinnedBuffer::allocate(kProbeBytes));
     PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer probe_device, cuda::DeviceBuffer::allocate(kProbeBytes));
     PS_ASSIGN_OR_RETURN(link, models::gpu::probe_link(probe, probe_host.data(),
                                                       probe_device.ptr(), kProbeBytes));
@@ -329,7 +330,7 @@ Result<int> run_parallel(const ParallelOptions& o) {
     PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer scratch, cuda::DeviceBuffer::allocate(slot_bytes));
     std::vector<double> us;
     for (int i = 0; i < 6; ++i) {
-      PS_TRY(target.make_current());
+      cuda::ScopedContext in_context(k.streams.context);
       const auto t0 = Clock::now();
       PS_TRY(cuda::copy_peer_async(scratch.ptr(), target.context(), k.staging.ptr(),
                                    k.streams.context, slot_bytes, k.hop));
@@ -337,6 +338,38 @@ Result<int> run_parallel(const ParallelOptions& o) {
       if (i > 0) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
     }
     hop_bytes_per_us = static_cast<double>(slot_bytes) / std::max(median(us), 1e-3);
+  }
+
+  // The host links together: 64 MiB from the same pinned buffer into each of the first k
+  // links' devices at once (median of 3), for every k. Whether k links deliver k times one
+  // link's bandwidth is the question parallel transmission depends on (GPUs behind one PCIe
+  // switch share its uplink; the host's memory bandwidth is shared by all).
+  std::vector<double> together_gb_per_s;
+  {
+    std::vector<cuda::DeviceBuffer> sinks;
+    for (const auto& k : links) {
+      cuda::ScopedContext in_context(k->streams.context);
+      PS_ASSIGN_OR_RETURN(cuda::DeviceBuffer b, cuda::DeviceBuffer::allocate(kProbeBytes));
+      sinks.push_back(std::move(b));
+    }
+    for (size_t n = 1; n <= links.size(); ++n) {
+      std::vector<double> ms;
+      for (int rep = 0; rep < 4; ++rep) {
+        const auto t0 = Clock::now();
+        for (size_t i = 0; i < n; ++i) {
+          cuda::ScopedContext in_context(links[i]->streams.context);
+          PS_TRY(cuda::copy_to_device_async(sinks[i].ptr(), probe_host.data(), kProbeBytes,
+                                            links[i]->in));
+        }
+        for (size_t i = 0; i < n; ++i) {
+          cuda::ScopedContext in_context(links[i]->streams.context);
+          PS_TRY(links[i]->in.synchronize());
+        }
+        if (rep > 0) ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+      }
+      together_gb_per_s.push_back(static_cast<double>(n * kProbeBytes) / median(ms) / 1e6);
+    }
+    PS_TRY(target.make_current());
   }
 
   std::vector<Row> rows;
@@ -415,16 +448,21 @@ Result<int> run_parallel(const ParallelOptions& o) {
   std::string devices;
   for (size_t i = 0; i < o.devices.size(); ++i) devices += str_cat(i ? "," : "", o.devices[i]);
   if (o.json) {
-    std::string s = str_cat("{\"model\": \"", manifest.model_name(), "\", \"precision\": \"",
-                            precision, "\", \"gpu\": \"", target.name(), "\", \"devices\": \"",
-                            devices, "\", \"loopback\": ", o.loopback,
+    std::string s = str_cat("{\"model\": ", json_string(manifest.model_name()),
+                            ", \"precision\": \"", precision, "\", \"gpu\": ",
+                            json_string(target.name()), ", \"devices\": \"", devices,
+                            "\", \"loopback\": ", o.loopback,
                             ", \"weights_bytes\": ", package.weights_bytes(),
                             ", \"groups\": ", groups.size(), ", \"max_piece_bytes\": ",
                             o.max_piece_bytes, ", \"host_link\": {\"fixed_us\": ",
                             link.copy_fixed_us, ", \"gb_per_s\": ", link.bytes_per_us / 1000.0,
                             "}, \"hop_gb_per_s\": ", hop_bytes_per_us / 1000.0,
-                            ", \"ready_ms\": {\"median\": ", ready.median, ", \"p90\": ",
-                            ready.p90, "}, \"rows\": [");
+                            ", \"links_together_gb_per_s\": [");
+    for (size_t n = 0; n < together_gb_per_s.size(); ++n) {
+      s += str_cat(n ? ", " : "", together_gb_per_s[n]);
+    }
+    s += str_cat("], \"ready_ms\": {\"median\": ", ready.median, ", \"p90\": ", ready.p90,
+                 "}, \"rows\": [");
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
       s += str_cat(i ? ", " : "", "{\"links\": ", r.links, ", \"bytes_per_link\": [");
@@ -451,6 +489,11 @@ Result<int> run_parallel(const ParallelOptions& o) {
               o.max_piece_bytes ? size_label(o.max_piece_bytes).c_str() : "any size", o.slots);
   std::printf("  host link %.1f GB/s + %.1f us per copy; forwarding %.1f GB/s\n",
               link.bytes_per_us / 1000.0, link.copy_fixed_us, hop_bytes_per_us / 1000.0);
+  std::printf("  host links copying at once (GB/s, all together):");
+  for (size_t n = 0; n < together_gb_per_s.size(); ++n) {
+    std::printf(" %zu: %.1f", n + 1, together_gb_per_s[n]);
+  }
+  std::printf("\n");
   std::printf("  ready (resident) %.3f ms median, %.3f p90; %d runs after %d warm-up\n",
               ready.median, ready.p90, o.runs, o.warmup);
   std::printf("  %5s %10s %10s %10s %10s %10s %10s %8s %8s  %s\n", "links", "pred.xfer",
