@@ -5,7 +5,7 @@
 namespace ps::models {
 
 Result<ParallelPlan> plan_parallel_transfer(std::span<const uint64_t> group_bytes,
-                                            const LinkSet& links) {
+                                            const LinkSet& links, const CopiedBytes& copied) {
   if (links.links < 1) return invalid_argument("parallel transfer needs at least one link");
   if (!(links.host.bytes_per_us > 0)) return invalid_argument("host link bandwidth must be > 0");
   if (links.links > 1 && !(links.nvlink_bytes_per_us > 0)) {
@@ -34,6 +34,16 @@ Result<ParallelPlan> plan_parallel_transfer(std::span<const uint64_t> group_byte
     double arrival = 0;
     for (uint64_t offset = 0; offset < total;) {
       const uint64_t bytes = piece == 0 ? total : std::min(piece, total - offset);
+      const uint64_t moved = copied ? std::min(copied(g, offset, bytes), bytes) : bytes;
+      if (moved == 0) {  // nothing to copy: arrived at once, on link 0 (no event to wait for)
+        PieceRoute r;
+        r.group = g;
+        r.offset = offset;
+        r.bytes = bytes;
+        plan.pieces.push_back(r);
+        offset += bytes;
+        continue;
+      }
       PieceRoute best;
       for (uint32_t l = 0; l < links.links; ++l) {
         PieceRoute r;
@@ -42,15 +52,15 @@ Result<ParallelPlan> plan_parallel_transfer(std::span<const uint64_t> group_byte
         r.bytes = bytes;
         r.link = l;
         r.host_done_us = host_free[l] + links.host.copy_fixed_us +
-                         static_cast<double>(bytes) / links.host.bytes_per_us;
+                         static_cast<double>(moved) / links.host.bytes_per_us;
         r.arrival_us = l == 0 ? r.host_done_us
                               : std::max(r.host_done_us, hop_free[l]) + links.hop_fixed_us +
-                                    static_cast<double>(bytes) / links.nvlink_bytes_per_us;
+                                    static_cast<double>(moved) / links.nvlink_bytes_per_us;
         if (l == 0 || r.arrival_us < best.arrival_us) best = r;
       }
       host_free[best.link] = best.host_done_us;
       if (best.link != 0) hop_free[best.link] = best.arrival_us;
-      plan.bytes_per_link[best.link] += bytes;
+      plan.bytes_per_link[best.link] += moved;
       arrival = std::max(arrival, best.arrival_us);
       plan.pieces.push_back(best);
       offset += bytes;

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -55,15 +56,20 @@ struct PieceRoute {
 struct ParallelPlan {
   std::vector<PieceRoute> pieces;        // in routing order (group order, then offset)
   std::vector<double> group_arrival_us;  // per group
-  std::vector<uint64_t> bytes_per_link;  // per link
+  std::vector<uint64_t> bytes_per_link;  // per link: the bytes it copies
   double transfer_us = 0;                // the last arrival
 };
 
-// Routes `group_bytes` (a model's copy groups, in order) over `links`. Errors: no link, a
-// non-positive bandwidth (host always; NVLink when links > 1), a negative fixed cost, a zero
-// alignment. No groups: an empty plan. A group of 0 bytes arrives at 0 on link 0.
+// How many of a piece's bytes are really copied: the switching engine leaves the weights it
+// reads from host memory out (models/gpu/host_read.h). Empty: all of them.
+using CopiedBytes = std::function<uint64_t(uint32_t group, uint64_t offset, uint64_t bytes)>;
+
+// Routes `group_bytes` (a model's copy groups, in order) over `links`. A piece is timed by the
+// bytes `copied` says it copies; one that copies nothing stays on link 0 and arrives at 0.
+// Errors: no link, a non-positive bandwidth (host always; NVLink when links > 1), a negative
+// fixed cost, a zero alignment. No groups: an empty plan. A group of 0 bytes arrives at 0.
 Result<ParallelPlan> plan_parallel_transfer(std::span<const uint64_t> group_bytes,
-                                            const LinkSet& links);
+                                            const LinkSet& links, const CopiedBytes& copied = {});
 
 // The target's finish time for `plan` with each group's compute time (same length as the
 // groups): the C_g recurrence above. Also fills transfer_us and stall_us as predict_grouping.

@@ -39,6 +39,9 @@ constexpr uint64_t kPieceBytes = uint64_t{8} << 20;
 constexpr uint32_t kSlots = 2;
 constexpr uint32_t kLinkEvents = 1024;
 constexpr double kForwardBytesPerUs = 150000.0;
+// Borrowing links costs the switch's host some enqueue work (a context switch per operation on
+// a peer's streams): a route must beat one link's predicted finish by this share to be used.
+constexpr double kMinParallelGain = 0.03;
 
 std::string gib(uint64_t bytes) {
   return str_cat(static_cast<double>(bytes * 10 / (uint64_t{1} << 30)) / 10, " GiB");
@@ -179,21 +182,54 @@ Status GpuEngine::open_parallel(const BackendOptions& options) {
 
 Status GpuEngine::plan_routes(Model& m) {
   m.routes.clear();
+  m.max_borrow = 0;
   if (!peer_links_ || parallel_links_ <= 1) return Status::OK();
   std::vector<uint64_t> group_bytes;
-  for (const models::gpu::CopyGroup& g : m.groups) group_bytes.push_back(g.bytes);
+  std::vector<double> group_us;
+  for (const models::gpu::CopyGroup& g : m.groups) {
+    group_bytes.push_back(g.bytes);
+    double us = 0;
+    for (uint32_t l = g.first_layer; l < g.first_layer + g.layer_count; ++l) us += m.layer_us[l];
+    group_us.push_back(us);
+  }
+  // The tables a switch reads from the host are not copied: the routes time what is.
+  const std::span<const models::gpu::WeightRange> skip =
+      m.host_read != 0 ? m.p().host_readable() : std::span<const models::gpu::WeightRange>();
+  const models::CopiedBytes copied = [&](uint32_t g, uint64_t offset, uint64_t bytes) {
+    return bytes - models::gpu::bytes_inside(m.groups[g].blob_offset + offset, bytes, skip);
+  };
   models::LinkSet links;
   links.host = link_;
   links.nvlink_bytes_per_us = kForwardBytesPerUs;
   links.hop_fixed_us = link_.copy_fixed_us;
   links.max_piece_bytes = kPieceBytes;
   PS_ASSIGN_OR_RETURN(m.routes, models::gpu::plan_routes(group_bytes, links, parallel_links_,
-                                                         kSlots, kLinkEvents));
+                                                         kSlots, kLinkEvents, copied));
+  if (m.routes.empty()) return Status::OK();
+  double best = 0;
+  uint32_t best_borrow = 0;
+  for (size_t i = 0; i < m.routes.size(); ++i) {
+    PS_ASSIGN_OR_RETURN(models::GroupingPrediction p,
+                        models::predict_parallel(m.routes[i], group_us));
+    if (i == 0 || p.finish_us < best) {
+      best = p.finish_us;
+      best_borrow = static_cast<uint32_t>(i + 1);
+    }
+  }
+  m.parallel_predicted_us = best;
+  const bool worth_it = best <= m.predicted_us * (1 - kMinParallelGain);
+  m.max_borrow = worth_it ? best_borrow : 0;
+  if (lend_owner_ == PeerLinks::kLoopback) m.max_borrow = static_cast<uint32_t>(m.routes.size());
+  log_info(m.info.name, ": parallel transmission predicted ", static_cast<int>(best), " us over ",
+           best_borrow + 1, " links against ", static_cast<int>(m.predicted_us),
+           " us over one: ",
+           m.max_borrow == 0 ? std::string("one link is used")
+                             : str_cat("borrows up to ", m.max_borrow, " link(s)"));
   return Status::OK();
 }
 
 bool GpuEngine::parallel_for(const Model& m) const {
-  return peer_links_ && !m.routes.empty();
+  return peer_links_ && m.max_borrow > 0;
 }
 
 std::string GpuEngine::describe() const {
@@ -499,7 +535,7 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   } busy(peer_links_.get(), ordinal_);
   PeerLinks::Claim claim;
   if (copies && parallel_for(m)) {
-    claim = peer_links_->claim(ordinal_, static_cast<uint32_t>(m.routes.size()));
+    claim = peer_links_->claim(ordinal_, m.max_borrow);
   }
   std::array<models::gpu::LinkStreams, PeerLinks::kMaxClaim + 1> link_streams{};
   std::optional<models::gpu::CudaLanes> lanes;

@@ -77,6 +77,11 @@ struct GpuEngine::Model {
   // Parallel transmission: the routes of `groups` over 2, 3, ... links (routes[k - 2] for k
   // links), as many as parallel_links allows and the links' events hold.
   std::vector<models::ParallelPlan> routes;
+  // The most borrowed links a switch of this model claims: those of the route with the
+  // earliest predicted finish, when it beats one link by kMinParallelGain (0: one link is as
+  // good; loopback test links: every route, to exercise them).
+  uint32_t max_borrow = 0;
+  double parallel_predicted_us = 0;  // that route's predicted finish
 
   cuda::PinnedBuffer input_staging, output_staging;
   std::map<uint32_t, std::string> synthetic;  // synthetic inputs by batch

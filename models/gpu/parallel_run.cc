@@ -84,12 +84,13 @@ uint32_t lane_events_needed(const ParallelPlan& plan, uint32_t link, uint32_t st
 
 Result<std::vector<ParallelPlan>> plan_routes(std::span<const uint64_t> group_bytes,
                                               const LinkSet& links, uint32_t max_links,
-                                              uint32_t staging_slots, uint32_t events_per_link) {
+                                              uint32_t staging_slots, uint32_t events_per_link,
+                                              const CopiedBytes& copied) {
   std::vector<ParallelPlan> routes;
   for (uint32_t k = 2; k <= max_links; ++k) {
     LinkSet set = links;
     set.links = k;
-    PS_ASSIGN_OR_RETURN(ParallelPlan route, plan_parallel_transfer(group_bytes, set));
+    PS_ASSIGN_OR_RETURN(ParallelPlan route, plan_parallel_transfer(group_bytes, set, copied));
     for (uint32_t l = 0; l < k; ++l) {
       if (lane_events_needed(route, l, l == 0 ? 0 : staging_slots) > events_per_link) {
         return routes;

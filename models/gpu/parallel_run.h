@@ -79,14 +79,15 @@ class TransferLanes {
 uint32_t lane_events_needed(const ParallelPlan& plan, uint32_t link, uint32_t staging_slots);
 
 // A model's routes over 2, 3, ..., max_links links (result[k - 2] for k links), each
-// plan_parallel_transfer(group_bytes, links with links.links = k), as the switching engine
+// plan_parallel_transfer(group_bytes, links with links.links = k, copied), as the switching engine
 // computes them at registration: a switch that holds k - 1 borrowed links takes route k. Stops
 // before the first k whose route needs more than `events_per_link` events on some link (peer
 // links having `staging_slots` slots): a model too large for the links' events uses fewer.
 // Errors: plan_parallel_transfer's.
 Result<std::vector<ParallelPlan>> plan_routes(std::span<const uint64_t> group_bytes,
                                               const LinkSet& links, uint32_t max_links,
-                                              uint32_t staging_slots, uint32_t events_per_link);
+                                              uint32_t staging_slots, uint32_t events_per_link,
+                                              const CopiedBytes& copied = {});
 
 // Enqueues the switch-in of the weights in `groups` (a model's copy groups, in layer order, as
 // enqueue_pipelined takes them) along `plan` (plan_parallel_transfer over the same groups'

@@ -291,10 +291,15 @@ LinkSet sim_links(uint32_t links, uint64_t max_piece) {
   return l;
 }
 
+// The model's route, timing each piece by the bytes it copies (those outside m.skip), as the
+// switching engine does: pieces wholly inside a skipped range stay on link 0 and copy nothing.
 ParallelPlan plan_for(const SimModel& m, const LinkSet& links) {
   std::vector<uint64_t> bytes;
   for (const CopyGroup& g : m.groups) bytes.push_back(g.bytes);
-  auto plan = plan_parallel_transfer(bytes, links);
+  const CopiedBytes copied = [&m](uint32_t g, uint64_t offset, uint64_t n) {
+    return n - bytes_inside(m.groups[g].blob_offset + offset, n, m.skip);
+  };
+  auto plan = plan_parallel_transfer(bytes, links, copied);
   REQUIRE(plan.ok());
   return std::move(plan).value();
 }

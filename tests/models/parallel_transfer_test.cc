@@ -102,6 +102,39 @@ TEST_CASE("parallel transfer: a slow NVLink keeps the bytes on the target's link
   CHECK(plan->transfer_us == Approx(46.0));
 }
 
+TEST_CASE("parallel transfer: pieces are timed by the bytes they really copy", "[parallel]") {
+  // Group 1 (40 MB, cut into 10 MB pieces) is an embedding table read from the host except
+  // its last 2 MB: its first three pieces copy nothing, the fourth 8 of its 10 MB.
+  const std::vector<uint64_t> groups = {10'000'000, 40'000'000, 10'000'000};
+  LinkSet l = h200(2);
+  l.max_piece_bytes = 10'000'000;
+  l.piece_align = 1;
+  const CopiedBytes copied = [](uint32_t group, uint64_t offset, uint64_t bytes) -> uint64_t {
+    if (group != 1) return bytes;
+    const uint64_t table_end = 38'000'000;  // the table: [0, 38 MB) of group 1
+    const uint64_t end = offset + bytes;
+    return end <= table_end ? 0 : end - std::max(offset, table_end);
+  };
+  auto plan = plan_parallel_transfer(groups, l, copied);
+  REQUIRE(plan.ok());
+  REQUIRE(plan->pieces.size() == 6);  // every piece is still there: they tile the groups
+  for (int i : {1, 2, 3}) {
+    INFO(i);
+    CHECK(plan->pieces[i].group == 1);
+    CHECK(plan->pieces[i].link == 0);
+    CHECK(plan->pieces[i].arrival_us == 0.0);
+  }
+  CHECK(plan->pieces[4].bytes == 10'000'000);
+  CHECK(std::accumulate(plan->bytes_per_link.begin(), plan->bytes_per_link.end(), uint64_t{0}) ==
+        10'000'000 + 2'000'000 + 10'000'000);
+  // Group 1 arrives with its 2 MB piece: about one piece's copy after the start, not after 40 MB.
+  CHECK(plan->group_arrival_us[1] < 2 * (3.0 + 10'000'000 / 50000.0));
+  // Without the function the same groups take far longer.
+  auto full = plan_parallel_transfer(groups, l);
+  REQUIRE(full.ok());
+  CHECK(full->transfer_us > plan->transfer_us + 300);
+}
+
 TEST_CASE("parallel transfer: bad link sets and compute lists are refused", "[parallel]") {
   const std::vector<uint64_t> groups = {100};
   LinkSet l = h200(0);
