@@ -186,11 +186,9 @@ Status GpuEngine::plan_routes(Model& m) {
   if (!peer_links_ || parallel_links_ <= 1) return Status::OK();
   std::vector<uint64_t> group_bytes;
   std::vector<double> group_us;
-  for (const models::gpu::CopyGroup& g : m.groups) {
-    group_bytes.push_back(g.bytes);
-    double us = 0;
-    for (uint32_t l = g.first_layer; l < g.first_layer + g.layer_count; ++l) us += m.layer_us[l];
-    group_us.push_back(us);
+  for (const models::GroupingUnit& u : models::gpu::grouping_units(m.groups, m.layer_us)) {
+    group_bytes.push_back(u.bytes);
+    group_us.push_back(u.compute_us);
   }
   // The tables a switch reads from the host are not copied: the routes time what is.
   const std::span<const models::gpu::WeightRange> skip =
@@ -216,7 +214,6 @@ Status GpuEngine::plan_routes(Model& m) {
       best_borrow = static_cast<uint32_t>(i + 1);
     }
   }
-  m.parallel_predicted_us = best;
   const bool worth_it = best <= m.predicted_us * (1 - kMinParallelGain);
   m.max_borrow = worth_it ? best_borrow : 0;
   if (lend_owner_ == PeerLinks::kLoopback) m.max_borrow = static_cast<uint32_t>(m.routes.size());

@@ -81,7 +81,6 @@ struct GpuEngine::Model {
   // earliest predicted finish, when it beats one link by kMinParallelGain (0: one link is as
   // good; loopback test links: every route, to exercise them).
   uint32_t max_borrow = 0;
-  double parallel_predicted_us = 0;  // that route's predicted finish
 
   cuda::PinnedBuffer input_staging, output_staging;
   std::map<uint32_t, std::string> synthetic;  // synthetic inputs by batch

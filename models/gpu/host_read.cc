@@ -71,16 +71,6 @@ std::vector<WeightRange> host_readable_weights(const Manifest& manifest, uint64_
   return disjoint;
 }
 
-std::vector<ByteRange> ranges_outside(uint64_t offset, uint64_t bytes,
-                                      std::span<const WeightRange> skip) {
-  std::vector<ByteRange> out;
-  (void)for_each_range_outside(offset, bytes, skip, [&](ByteRange r) {
-    out.push_back(r);
-    return Status::OK();
-  });
-  return out;
-}
-
 uint64_t bytes_inside(uint64_t offset, uint64_t bytes, std::span<const WeightRange> skip) {
   uint64_t outside = 0;
   (void)for_each_range_outside(offset, bytes, skip, [&](ByteRange r) {

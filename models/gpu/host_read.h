@@ -63,10 +63,6 @@ Status for_each_range_outside(uint64_t offset, uint64_t bytes, std::span<const W
   return Status::OK();
 }
 
-// The parts for_each_range_outside visits, as a list.
-std::vector<ByteRange> ranges_outside(uint64_t offset, uint64_t bytes,
-                                      std::span<const WeightRange> skip);
-
 // How many bytes of [offset, offset + bytes) lie inside `skip` (sorted, disjoint).
 uint64_t bytes_inside(uint64_t offset, uint64_t bytes, std::span<const WeightRange> skip);
 

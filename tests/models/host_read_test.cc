@@ -4,10 +4,12 @@
 #include "models/gpu/host_read.h"
 
 #include <catch2/catch.hpp>
+#include <vector>
 
 #include "models/gpu/copy_groups.h"
 #include "models/gpu/plan_layout.h"
 #include "tests/models/zoo_lowering.h"
+#include "tests/support/require_ok.h"
 
 namespace ps::models::gpu {
 namespace {
@@ -139,6 +141,17 @@ TEST_CASE("host_readable_weights: only tables every use of which is a Gather's a
     b.add_layer("Gather", {b.add_activation(), 1});
     CHECK(host_readable_weights(b.m, 1).empty());
   }
+}
+
+// The parts for_each_range_outside visits, as a list.
+std::vector<ByteRange> ranges_outside(uint64_t offset, uint64_t bytes,
+                                      std::span<const WeightRange> skip) {
+  std::vector<ByteRange> out;
+  REQUIRE_OK(for_each_range_outside(offset, bytes, skip, [&](ByteRange r) {
+    out.push_back(r);
+    return Status::OK();
+  }));
+  return out;
 }
 
 TEST_CASE("ranges_outside and bytes_inside cut the skipped ranges out of a copy", "[host_read]") {

@@ -288,10 +288,9 @@ Result<int> run_parallel(const ParallelOptions& o) {
   }
   std::vector<uint64_t> group_bytes;
   std::vector<double> group_us;
-  for (const CopyGroup& g : groups) {
-    group_bytes.push_back(g.bytes);
-    group_us.push_back(std::accumulate(layer_us.begin() + g.first_layer,
-                                       layer_us.begin() + g.first_layer + g.layer_count, 0.0));
+  for (const models::GroupingUnit& u : models::gpu::grouping_units(groups, layer_us)) {
+    group_bytes.push_back(u.bytes);
+    group_us.push_back(u.compute_us);
   }
   uint64_t largest = 256;
   for (uint64_t b : group_bytes) largest = std::max(largest, b);
