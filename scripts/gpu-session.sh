@@ -59,7 +59,7 @@ case "$STEP" in
     grep -E 'FAILED|test cases' "$OUT/trainer.log" | tail -5
     ;;
   repro)
-    guarded 480 repro.log /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --quick --out /tmp/docs
+    guarded 560 repro.log /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --quick --out /tmp/docs
     tail -30 "$OUT/repro.log"
     cp -r /tmp/docs "$OUT/" 2>/dev/null
     mkdir -p /tmp/wb && ln -sf /tmp/w/models/bert_base.psm /tmp/wb/bert_base.psm
