@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# One lent GPU session (30 minutes of device time, 10 a command, a cold start ~5) in three
-# commands of under 10 minutes each, most important first; each writes its logs under $OUT.
-# Build and pack here first (scripts/gpu-pack.sh), then on the device (carry [".gpu-pack"]):
+# One lent GPU session (30 minutes of device time, 10 a command, a cold start ~5): commands of
+# under 10 minutes each, most important first (repro, serve, train, bert, parallel); each writes
+# its logs under $OUT. Build and pack here first (scripts/gpu-pack.sh), then on the device
+# (carry [".gpu-pack"]):
+#   bash scripts/gpu-session.sh repro    issue 8: scripts/gpu-reproduce.sh --quick (docs/results*
+#                                        come back under $OUT/docs), then BERT-base switches with
+#                                        --host-read off and on while time is left
+#   bash scripts/gpu-session.sh serve    issues 9 and 5: a GPU soak (psnc load: 200 connections,
+#                                        the three models, training jobs, disconnects; exports
+#                                        them first on a machine that has not run repro), then
+#                                        scripts/gpu-check.sh --gpu-only (every [gpu] case, e2e)
 #   bash scripts/gpu-session.sh train    issue 7: ResNet152 20-step trajectory against PyTorch
 #                                        (fp32, 1e-3), step time against PyTorch, preemption
 #                                        (bench_preempt: yield and co-run); then the training
 #                                        and host-read [gpu] tests while time is left
-#   bash scripts/gpu-session.sh repro    issue 8: scripts/gpu-reproduce.sh --quick (docs/results*
-#                                        come back under $OUT/docs), then BERT-base switches with
-#                                        --host-read off and on
-#   bash scripts/gpu-session.sh rest     BERT-base fine-tuning against PyTorch (20-step trajectory
-#                                        on the same token batches, step time), a GPU soak
-#                                        (psnc load: 200 connections, the three models, training
-#                                        jobs, disconnects), scripts/gpu-check.sh --gpu-only
+#   bash scripts/gpu-session.sh bert     issue 7: BERT-base fine-tuning against PyTorch (20-step
+#                                        trajectory on the same token batches, step time)
 #   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
 #                                        psbench parallel for ResNet152 and BERT-base over every
 #                                        GPU (peers forwarding over NVLink) or, on one GPU, over
@@ -20,7 +23,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh train|repro|rest|parallel}"
+STEP="${1:?usage: gpu-session.sh repro|serve|train|bert|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -75,7 +78,25 @@ case "$STEP" in
       kill -TERM $sp; wait $sp
     done
     ;;
-  rest)
+  serve)
+    # The soak needs the three PyTorch exports; a machine that has not run `repro` makes them.
+    [[ -f /tmp/w/models/bert_base.psm ]] || guarded 150 prepare.log \
+      /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --prepare-only
+    if [[ -f /tmp/w/models/bert_base.psm ]]; then
+      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/w/models --policy cache --pool-size 40G \
+        --listen 127.0.0.1:12399 > "$OUT/soak-server.log" 2>&1 &
+      sp=$!
+      for _ in $(seq 1 90); do grep -q "listening on" "$OUT/soak-server.log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
+      guarded 110 soak.log /tmp/b/bin/psnc --server 127.0.0.1:12399 load --connections 200 \
+        --requests 4000 --duration 80 --timeout 60 --models resnet152:8,inception_v3:8,bert_base:8 \
+        --depth 2 --disconnect 0.02 --train 0.005 --train-steps 5 --server-pid $sp
+      tail -20 "$OUT/soak.log"
+      kill -TERM $sp; wait $sp; echo "soak server exit $?"
+    fi
+    guarded 400 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
+    tail -40 "$OUT/gpu-check.log"
+    ;;
+  bert)
     # BERT-base fine-tuning from PyTorch's own export: 20 steps against PyTorch's on the same
     # token batches (fp32), then the step time against PyTorch's.
     guarded 60 bert-export.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 \
@@ -92,19 +113,6 @@ case "$STEP" in
       --steps 3 --runs 20
     guarded 100 bert-torch.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 --time
     grep -h -E 'ms|step' "$OUT"/bert-psbench.log "$OUT"/bert-torch.log | tail -8
-    if [[ -f /tmp/w/models/bert_base.psm ]]; then
-      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/w/models --policy cache --pool-size 40G \
-        --listen 127.0.0.1:12399 > "$OUT/soak-server.log" 2>&1 &
-      sp=$!
-      for _ in $(seq 1 90); do grep -q "listening on" "$OUT/soak-server.log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
-      guarded 110 soak.log /tmp/b/bin/psnc --server 127.0.0.1:12399 load --connections 200 \
-        --requests 4000 --duration 80 --timeout 60 --models resnet152:8,inception_v3:8,bert_base:8 \
-        --depth 2 --disconnect 0.02 --train 0.005 --train-steps 5 --server-pid $sp
-      tail -20 "$OUT/soak.log"
-      kill -TERM $sp; wait $sp; echo "soak server exit $?"
-    fi
-    guarded 240 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
-    tail -40 "$OUT/gpu-check.log"
     ;;
   parallel)
     guarded 90 parallel-test.log /tmp/b/tests/test_gpu_executor \
@@ -134,5 +142,5 @@ case "$STEP" in
         "${links[@]}" --runs 10 --warmup 3 --json
     done
     ;;
-  *) echo "gpu-session: unknown step '$STEP' (train, repro, rest, parallel)" >&2; exit 2 ;;
+  *) echo "gpu-session: unknown step '$STEP' (repro, serve, train, bert, parallel)" >&2; exit 2 ;;
 esac
