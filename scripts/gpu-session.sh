@@ -46,6 +46,17 @@ guarded() {
   return $rc
 }
 nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
+# Once per machine: the cuDNN graph convolutions (every plan against the CPU reference). If they
+# fail, every step on this machine runs the legacy cuDNN calls (PS_CUDNN_GRAPH=off).
+if [[ ! -f /tmp/graph-checked ]]; then
+  /tmp/b/tests/test_gpu_dnn_ops "dnn Conv: every cuDNN graph plan matches the reference" -s \
+    > "$OUT/conv-graph-check.log" 2>&1
+  rc=$?
+  echo "conv graph check: exit $rc ($(grep -c 'graph conv' "$OUT/conv-graph-check.log") plans)"
+  ((rc == 0)) || echo "export PS_CUDNN_GRAPH=off" > /tmp/graph-env
+  touch /tmp/graph-checked
+fi
+[[ -f /tmp/graph-env ]] && { . /tmp/graph-env; echo "PS_CUDNN_GRAPH=off (the graph check failed)"; }
 
 case "$STEP" in
   train)

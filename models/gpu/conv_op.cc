@@ -6,19 +6,33 @@
 //               bias), z = the residual or, with alpha2 = 0, y itself); any algorithm works with
 //               ReLU, while identity would force IMPLICIT_PRECOMP_GEMM, so it is used for ReLU
 //               layers only;
-//  - epilogue:  cudnnConvolutionForward, then one pass of ps_dnn_bias_residual_act_f32.
-// For a ReLU layer both fused and epilogue are timed once (plan scratch) and the faster kept;
-// a fused call cuDNN refuses falls back to the epilogue.
+//  - epilogue:  cudnnConvolutionForward, then one pass of ps_dnn_bias_residual_act_f32;
+//  - graph:     the whole layer as one cuDNN graph with a finalised plan (conv_graph.h), which
+//               costs a few microseconds of host time per call where the legacy calls cost tens.
+// For a ReLU layer fused and epilogue are timed once (plan scratch) and the faster kept; a fused
+// call cuDNN refuses falls back to the epilogue. Then up to kGraphCandidates graph plans are
+// timed against that legacy mode on random data, back to back (so a host-bound call shows its
+// host time), and the fastest graph plan is kept if it beats the legacy mode and its output
+// matches the legacy mode's (1e-4 of the output's largest magnitude in fp32, 2e-2 in TF32).
+// Each decision is cached per (device, precision, geometry). PS_CUDNN_GRAPH=off keeps the
+// legacy modes (for comparisons). A graph layer given pointers that are not 16-byte aligned
+// runs its legacy mode.
+#include <algorithm>
 #include <array>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "cuda/copy.h"
 #include "cuda/device_buffer.h"
 #include "cuda/dnn.h"
 #include "cuda/module.h"
 #include "models/gpu/conv_algo.h"
+#include "models/gpu/conv_graph.h"
 #include "models/gpu/dnn_builders.h"
 #include "models/gpu/dnn_descriptors.h"
 #include "models/gpu/plan_timing.h"
@@ -28,7 +42,16 @@
 namespace ps::models::gpu {
 namespace {
 
-enum class ConvMode { kEmpty, kPlain, kFused, kEpilogue };
+enum class ConvMode { kEmpty, kPlain, kFused, kEpilogue, kGraph };
+
+// Graph plans timed per layer geometry (cuDNN's heuristics order them; the first few hold the
+// fastest in practice, and each finalisation costs plan time).
+constexpr size_t kGraphCandidates = 4;
+
+bool graph_enabled() {
+  const char* v = std::getenv("PS_CUDNN_GRAPH");
+  return v == nullptr || (std::strcmp(v, "off") != 0 && std::strcmp(v, "0") != 0);
+}
 
 const char* algo_name(cudnnConvolutionFwdAlgo_t algo) {
   switch (algo) {
@@ -66,14 +89,42 @@ const char* math_name(cudnnMathType_t math) {
   }
 }
 
-// The fused-vs-epilogue decision, per layer geometry, like the algorithm.
+// The decisions per layer geometry, like the algorithm: fused or epilogue (ReLU layers), and
+// which graph plan, if any (by its place in the heuristics' order and its engine, checked).
+struct ModeChoice {
+  ConvMode legacy = ConvMode::kPlain;
+  bool decided_legacy = false;
+  int64_t graph_plan = -1;  // -1: the legacy mode
+  int64_t graph_engine = -1;
+  bool decided_graph = false;
+};
 std::mutex& mode_mutex() {
   static std::mutex m;
   return m;
 }
-std::map<std::string, ConvMode>& mode_cache() {
-  static std::map<std::string, ConvMode> c;
+std::map<std::string, ModeChoice>& mode_cache() {
+  static std::map<std::string, ModeChoice> c;
   return c;
+}
+std::optional<ModeChoice> cached_choice(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mode_mutex());
+  auto it = mode_cache().find(key);
+  if (it == mode_cache().end()) return std::nullopt;
+  return it->second;
+}
+void store_choice(const std::string& key, const ModeChoice& choice) {
+  std::lock_guard<std::mutex> lock(mode_mutex());
+  mode_cache()[key] = choice;
+}
+
+// Uniform values in [-1, 1) from a fixed seed: the data graph plans are checked on.
+void fill_random(std::vector<float>& v, uint64_t seed) {
+  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (float& f : v) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    f = static_cast<float>(static_cast<int64_t>(state >> 40) - (int64_t{1} << 23)) /
+        static_cast<float>(int64_t{1} << 23);
+  }
 }
 
 size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
@@ -99,11 +150,19 @@ class ConvOp final : public GpuOp {
  private:
   Status run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w, CUdeviceptr b,
              CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const;
+  // Times graph plans against the legacy mode and keeps the fastest that agrees (see the top).
+  Status consider_graph(const CudnnConvShape& shape, const OpEnv& env,
+                        const std::optional<ModeChoice>& cached, ModeChoice& choice,
+                        size_t x_bytes, size_t w_bytes, size_t y_bytes);
 
   cudnnHandle_t dnn_;
   bool has_bias_ = false, has_residual_ = false, relu_ = false;
   uint64_t channels_ = 0, total_ = 0, inner_ = 0;
   ConvMode mode_ = ConvMode::kPlain;
+  ConvMode legacy_mode_ = ConvMode::kPlain;  // what a graph layer runs with unaligned pointers
+  std::optional<ConvGraph> graph_;
+  size_t legacy_workspace_bytes_ = 0;
+  std::string graph_note_;  // why a faster graph plan was refused, for describe()
   TensorDesc x_desc_, y_desc_, bias_desc_;
   FilterDesc w_desc_;
   ConvDesc conv_desc_;
@@ -123,20 +182,27 @@ Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUd
   switch (mode) {
     case ConvMode::kEmpty:
       return Status::OK();
+    case ConvMode::kGraph: {
+      const std::array<CUdeviceptr, 5> pointers{x, w, has_bias_ ? b : 0, has_residual_ ? r : 0, y};
+      if (!ConvGraph::aligned(pointers) || (ws % 16) != 0) {
+        return run(legacy_mode_, stream, x, w, b, r, y, ws);
+      }
+      return graph_->execute(dnn_, 0, x, w, b, r, y, ws);
+    }
     case ConvMode::kFused: {
       const float alpha2 = has_residual_ ? 1.0f : 0.0f;
       const CUdeviceptr z = has_residual_ ? r : y;
       const CUdeviceptr bias = has_bias_ ? b : zero_bias_.ptr();
       CUDNN_TRY(cudnnConvolutionBiasActivationForward(
           dnn_, &one, x_desc_.get(), p(x), w_desc_.get(), p(w), conv_desc_.get(), algo_, p(ws),
-          workspace_bytes_, &alpha2, y_desc_.get(), p(z), bias_desc_.get(), p(bias),
+          legacy_workspace_bytes_, &alpha2, y_desc_.get(), p(z), bias_desc_.get(), p(bias),
           relu_desc_.get(), y_desc_.get(), p(y)));
       return Status::OK();
     }
     case ConvMode::kPlain:
     case ConvMode::kEpilogue:
       CUDNN_TRY(cudnnConvolutionForward(dnn_, &one, x_desc_.get(), p(x), w_desc_.get(), p(w),
-                                        conv_desc_.get(), algo_, p(ws), workspace_bytes_, &zero,
+                                        conv_desc_.get(), algo_, p(ws), legacy_workspace_bytes_, &zero,
                                         y_desc_.get(), p(y)));
       if (mode == ConvMode::kPlain) return Status::OK();
       return epilogue_.launch(stream, cuda::blocks_for(total_, 256), 256, 0, y,
@@ -202,6 +268,7 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
                                        ConvDescriptors{x_desc_, w_desc_, conv_desc_, y_desc_,
                                                        x_bytes, w_bytes, y_bytes}));
   algo_ = choice.algo;
+  legacy_workspace_bytes_ = choice.workspace_bytes;
   workspace_bytes_ = choice.workspace_bytes;
 
   const bool needs_epilogue = relu_ || has_bias_ || has_residual_;
@@ -209,25 +276,22 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   if (needs_epilogue) {
     PS_ASSIGN_OR_RETURN(epilogue_, env.runtime.kernel("ps_dnn_bias_residual_act_f32"));
   }
+  const std::string mode_key =
+      str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|",
+              shape.key, "|b", has_bias_, "r", has_residual_, "a", relu_);
+  const std::optional<ModeChoice> cached = cached_choice(mode_key);
+  ModeChoice decided = cached.value_or(ModeChoice{});
   if (relu_) {
     PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(bias_dims));
     PS_ASSIGN_OR_RETURN(relu_desc_, make_activation_desc(CUDNN_ACTIVATION_RELU));
-    const std::string mode_key =
-        str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|",
-                shape.key, "|b", has_bias_, "r", has_residual_);
-    std::optional<ConvMode> cached;
-    {
-      std::lock_guard<std::mutex> lock(mode_mutex());
-      if (auto it = mode_cache().find(mode_key); it != mode_cache().end()) cached = it->second;
-    }
     if (!has_bias_) {
       PS_ASSIGN_OR_RETURN(zero_bias_,
                           cuda::DeviceBuffer::allocate(static_cast<size_t>(channels_) * 4));
       PS_TRY(cuda::memset_d32_async(zero_bias_.ptr(), 0, channels_, env.runtime.plan_stream()));
       PS_TRY(env.runtime.plan_stream().synchronize());
     }
-    if (cached) {
-      mode_ = *cached;
+    if (decided.decided_legacy) {
+      mode_ = decided.legacy;
     } else {
       // Time both on scratch: x | w | y | bias | residual | workspace (contents irrelevant).
       const cuda::Stream& stream = env.runtime.plan_stream();
@@ -250,16 +314,141 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
         PS_ASSIGN_OR_RETURN(const float separate, candidate(ConvMode::kEpilogue));
         if (*fused <= separate) mode_ = ConvMode::kFused;
       }
-      std::lock_guard<std::mutex> lock(mode_mutex());
-      mode_cache().emplace(mode_key, mode_);
+      decided.legacy = mode_;
+      decided.decided_legacy = true;
+    }
+  } else {
+    decided.legacy = mode_;
+    decided.decided_legacy = true;
+  }
+  legacy_mode_ = mode_;
+  if (graph_enabled()) {
+    PS_TRY(consider_graph(shape, env, cached, decided, x_bytes, w_bytes, y_bytes));
+  }
+  store_choice(mode_key, decided);
+
+  const char* legacy_text = legacy_mode_ == ConvMode::kFused      ? ", fused bias+relu"
+                            : legacy_mode_ == ConvMode::kEpilogue ? ", conv + epilogue kernel"
+                                                                  : "";
+  const std::string legacy = str_cat("cudnn conv ", algo_name(algo_), " (", math_name(choice.math),
+                                     ", ", precision_name(env.precision), "), ws ",
+                                     legacy_workspace_bytes_, " B", legacy_text);
+  if (mode_ == ConvMode::kGraph) {
+    description_ = str_cat("cudnn graph conv", has_bias_ ? "+bias" : "", has_residual_ ? "+add" : "",
+                           relu_ ? "+relu" : "", " engine ", graph_->engine(0), " (",
+                           precision_name(env.precision), "), ws ", graph_->workspace_bytes(0),
+                           " B; unaligned: ", legacy, cached ? ", cached choice" : "");
+  } else {
+    description_ = str_cat(legacy, choice.cached ? ", cached choice" : "", graph_note_);
+  }
+  return Status::OK();
+}
+
+Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
+                              const std::optional<ModeChoice>& cached, ModeChoice& choice,
+                              size_t x_bytes, size_t w_bytes, size_t y_bytes) {
+  if (cached && cached->decided_graph && cached->graph_plan < 0) return Status::OK();
+  const ConvGraphShape graph_shape{shape.x, shape.w, shape.y, shape.bias, shape.pads,
+                                   shape.strides, shape.dilations, has_bias_, has_residual_, relu_};
+  const size_t wanted = cached && cached->decided_graph
+                            ? static_cast<size_t>(cached->graph_plan) + 1
+                            : kGraphCandidates;
+  Result<ConvGraph> built = ConvGraph::build(dnn_, graph_shape, env.precision, wanted,
+                                             kConvWorkspaceCap);
+  choice.decided_graph = true;
+  if (!built.ok()) {  // the legacy call it is; a refusal is no reason to fail the layer
+    graph_note_ = str_cat("; no cuDNN graph: ", built.status().message());
+    return Status::OK();
+  }
+  ConvGraph& graph = *built;
+  if (cached && cached->decided_graph) {
+    const size_t plan = static_cast<size_t>(cached->graph_plan);
+    if (plan < graph.plan_count() && graph.engine(plan) == cached->graph_engine) {
+      graph.keep(plan);
+      workspace_bytes_ = std::max(legacy_workspace_bytes_, graph.workspace_bytes(0));
+      graph_ = std::move(graph);
+      mode_ = ConvMode::kGraph;
+      return Status::OK();
+    }
+    // cuDNN ordered the engines differently this time: decide again below.
+  }
+
+  // Scratch: x | w | b | r | y | y (legacy) | workspace; x, w, b, r random.
+  const size_t bias_bytes = static_cast<size_t>(channels_) * 4;
+  size_t graph_ws = 0;
+  for (size_t i = 0; i < graph.plan_count(); ++i) graph_ws = std::max(graph_ws, graph.workspace_bytes(i));
+  const size_t w_at = round_up(x_bytes);
+  const size_t b_at = w_at + round_up(w_bytes);
+  const size_t r_at = b_at + round_up(bias_bytes);
+  const size_t y_at = r_at + round_up(y_bytes);
+  const size_t ref_at = y_at + round_up(y_bytes);
+  const size_t ws_at = ref_at + round_up(y_bytes);
+  const cuda::Stream& stream = env.runtime.plan_stream();
+  PS_TRY(env.runtime.bind(stream, 0, 0));
+  PS_ASSIGN_OR_RETURN(const CUdeviceptr s,
+                      env.runtime.plan_scratch(ws_at + std::max(legacy_workspace_bytes_, graph_ws)));
+  {
+    std::vector<float> host;
+    const std::array<std::pair<size_t, size_t>, 4> fills{
+        {{0, x_bytes}, {w_at, w_bytes}, {b_at, bias_bytes}, {r_at, y_bytes}}};
+    for (size_t i = 0; i < fills.size(); ++i) {
+      host.assign(fills[i].second / 4, 0.0f);
+      fill_random(host, i + 1);
+      PS_TRY(cuda::copy_to_device_async(s + fills[i].first, host.data(), fills[i].second, stream));
+      PS_TRY(stream.synchronize());
     }
   }
-  const char* mode_text = mode_ == ConvMode::kFused      ? ", fused bias+relu"
-                          : mode_ == ConvMode::kEpilogue ? ", conv + epilogue kernel"
-                                                         : "";
-  description_ = str_cat("cudnn conv ", algo_name(algo_), " (", math_name(choice.math), ", ",
-                         precision_name(env.precision), "), ws ", workspace_bytes_, " B", mode_text,
-                         choice.cached ? ", cached choice" : "");
+  const CUdeviceptr x = s, w = s + w_at, b = s + b_at, r = s + r_at, y = s + y_at;
+  const CUdeviceptr ws = s + ws_at;
+  constexpr int kReps = 5;
+  PS_ASSIGN_OR_RETURN(const float legacy_ms, time_candidate(stream, kReps, [&] {
+                        return run(legacy_mode_, stream, x, w, b, r, s + ref_at, ws);
+                      }));
+  float best_ms = legacy_ms;
+  int64_t best = -1;
+  for (size_t i = 0; i < graph.plan_count(); ++i) {
+    Result<float> ms = time_candidate(stream, kReps, [&] {
+      return graph.execute(dnn_, i, x, w, b, r, y, ws);
+    });
+    if (!ms.ok()) {
+      (void)stream.synchronize();  // a plan that fails to run is not a candidate
+      continue;
+    }
+    if (*ms < best_ms) {
+      best_ms = *ms;
+      best = static_cast<int64_t>(i);
+    }
+  }
+  choice.graph_plan = -1;
+  if (best < 0) return Status::OK();
+
+  // The winner must compute what the legacy mode computes.
+  PS_TRY(graph.execute(dnn_, static_cast<size_t>(best), x, w, b, r, y, ws));
+  std::vector<float> got(y_bytes / 4), want(y_bytes / 4);
+  PS_TRY(cuda::copy_to_host_async(got.data(), y, y_bytes, stream));
+  PS_TRY(cuda::copy_to_host_async(want.data(), s + ref_at, y_bytes, stream));
+  PS_TRY(stream.synchronize());
+  float scale = 0.0f, worst = 0.0f;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::fabs(want[i]));
+    const float d = std::fabs(got[i] - want[i]);
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+  }
+  const float tolerance = env.precision == Precision::kFp32 ? 1e-4f : 2e-2f;
+  if (!(worst <= tolerance * std::max(scale, 1e-6f))) {
+    // Not cached as a decision either way: the next plan of this geometry checks again.
+    choice.decided_graph = false;
+    graph_note_ = str_cat("; cuDNN graph engine ", graph.engine(static_cast<size_t>(best)),
+                          " refused: differs from this call by ", worst, " (outputs up to ", scale,
+                          ")");
+    return Status::OK();
+  }
+  choice.graph_plan = best;
+  choice.graph_engine = graph.engine(static_cast<size_t>(best));
+  graph.keep(static_cast<size_t>(best));
+  workspace_bytes_ = std::max(legacy_workspace_bytes_, graph.workspace_bytes(0));
+  graph_ = std::move(graph);
+  mode_ = ConvMode::kGraph;
   return Status::OK();
 }
 
