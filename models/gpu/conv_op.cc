@@ -117,14 +117,24 @@ void store_choice(const std::string& key, const ModeChoice& choice) {
   mode_cache()[key] = choice;
 }
 
-// Uniform values in [-1, 1) from a fixed seed: the data graph plans are checked on.
-void fill_random(std::vector<float>& v, uint64_t seed) {
+// Fills `bytes` (a multiple of 4) at `dst` with uniform floats in [-1, 1) from `seed`: the
+// data graph plans are checked on. One block of up to 1 MiB is made on the host and repeated by
+// doubling device copies, so a 25 MB activation costs microseconds of host work, not a pass.
+Status fill_random_device(CUdeviceptr dst, size_t bytes, uint64_t seed, const cuda::Stream& stream) {
+  if (bytes == 0) return Status::OK();
+  std::vector<float> block(std::min<size_t>(bytes, size_t{1} << 20) / 4);
   uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (float& f : v) {
+  for (float& f : block) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     f = static_cast<float>(static_cast<int64_t>(state >> 40) - (int64_t{1} << 23)) /
         static_cast<float>(int64_t{1} << 23);
   }
+  const size_t block_bytes = block.size() * 4;
+  PS_TRY(cuda::copy_to_device_async(dst, block.data(), block_bytes, stream));
+  for (size_t done = block_bytes; done < bytes; done *= 2) {
+    PS_TRY(cuda::copy_device_async(dst + done, dst, std::min(done, bytes - done), stream));
+  }
+  return stream.synchronize();  // `block` is pageable host memory the copy reads
 }
 
 size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
@@ -387,17 +397,6 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   PS_TRY(env.runtime.bind(stream, 0, 0));
   PS_ASSIGN_OR_RETURN(const CUdeviceptr s,
                       env.runtime.plan_scratch(ws_at + std::max(legacy_workspace_bytes_, graph_ws)));
-  {
-    std::vector<float> host;
-    const std::array<std::pair<size_t, size_t>, 4> fills{
-        {{0, x_bytes}, {w_at, w_bytes}, {b_at, bias_bytes}, {r_at, y_bytes}}};
-    for (size_t i = 0; i < fills.size(); ++i) {
-      host.assign(fills[i].second / 4, 0.0f);
-      fill_random(host, i + 1);
-      PS_TRY(cuda::copy_to_device_async(s + fills[i].first, host.data(), fills[i].second, stream));
-      PS_TRY(stream.synchronize());
-    }
-  }
   const CUdeviceptr x = s, w = s + w_at, b = s + b_at, r = s + r_at, y = s + y_at;
   const CUdeviceptr ws = s + ws_at;
   constexpr int kReps = 5;
@@ -422,7 +421,12 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   choice.graph_plan = -1;
   if (best < 0) return Status::OK();
 
-  // The winner must compute what the legacy mode computes.
+  // The winner must compute what the legacy mode computes, on random x, w, b and r.
+  for (const auto& [at, bytes] : std::array<std::pair<size_t, size_t>, 4>{
+           {{0, x_bytes}, {w_at, w_bytes}, {b_at, bias_bytes}, {r_at, y_bytes}}}) {
+    PS_TRY(fill_random_device(s + at, bytes, at + 1, stream));
+  }
+  PS_TRY(run(legacy_mode_, stream, x, w, b, r, s + ref_at, ws));
   PS_TRY(graph.execute(dnn_, static_cast<size_t>(best), x, w, b, r, y, ws));
   std::vector<float> got(y_bytes / 4), want(y_bytes / 4);
   PS_TRY(cuda::copy_to_host_async(got.data(), y, y_bytes, stream));
