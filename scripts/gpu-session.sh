@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One lent GPU session (30 minutes of device time, 10 a command, a cold start ~5): commands of
-# under 10 minutes each, most important first (repro, serve, train, bert, parallel); each writes
-# its logs under $OUT. Build and pack here first (scripts/gpu-pack.sh), then on the device
+# under 10 minutes each, most important first (repro, serve, train, executor, bert, parallel);
+# each writes its logs under $OUT. Build and pack here first (scripts/gpu-pack.sh), then on the device
 # (carry [".gpu-pack"]):
 #   bash scripts/gpu-session.sh repro    issue 8: scripts/gpu-reproduce.sh --quick (docs/results*
 #                                        come back under $OUT/docs), then BERT-base switches with
@@ -14,6 +14,9 @@
 #                                        (fp32, 1e-3), step time against PyTorch, preemption
 #                                        (bench_preempt: yield and co-run); then the training
 #                                        and host-read [gpu] tests while time is left
+#   bash scripts/gpu-session.sh executor issue 4: gpu-bench-executor.sh (resident latency beside
+#                                        PyTorch), then ResNet152/Inception enqueued with the
+#                                        legacy cuDNN calls only (PS_CUDNN_GRAPH=off)
 #   bash scripts/gpu-session.sh bert     issue 7: BERT-base fine-tuning against PyTorch (20-step
 #                                        trajectory on the same token batches, step time)
 #   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
@@ -23,7 +26,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh repro|serve|train|bert|parallel}"
+STEP="${1:?usage: gpu-session.sh repro|serve|train|executor|bert|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -125,6 +128,22 @@ case "$STEP" in
     guarded 100 bert-torch.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 --time
     grep -h -E 'ms|step' "$OUT"/bert-psbench.log "$OUT"/bert-torch.log | tail -8
     ;;
+  executor)
+    # Issue 4: resident latency beside PyTorch eager (fp32/tf32, with and without graphs), then
+    # ResNet152 and Inception v3 enqueued with the legacy cuDNN calls only (PS_CUDNN_GRAPH=off):
+    # what the cuDNN graph convolutions changed.
+    RUNS=50 WARMUP=10 guarded 420 executor.log /tmp/b/scripts/gpu-bench-executor.sh /tmp/b /tmp/wx
+    tail -25 "$OUT/executor.log"
+    for m in resnet152 inception_v3; do
+      for p in tf32 fp32; do
+        [[ -f /tmp/wx/$m.psm ]] || continue
+        PS_CUDNN_GRAPH=off guarded 60 "legacy-$m-$p.log" /tmp/b/bin/psbench infer "/tmp/wx/$m.psm" \
+          --precision "$p" --runs 50 --warmup 10
+        echo "legacy cuDNN calls, $m $p:"; tail -4 "$OUT/legacy-$m-$p.log"
+      done
+    done
+    tar -C /tmp/wx -czf "$OUT/executor-results.tar.gz" logs results 2>/dev/null
+    ;;
   parallel)
     guarded 90 parallel-test.log /tmp/b/tests/test_gpu_executor \
       "parallel transmission over three links of one GPU gives the resident outputs"
@@ -153,5 +172,5 @@ case "$STEP" in
         "${links[@]}" --runs 10 --warmup 3 --json
     done
     ;;
-  *) echo "gpu-session: unknown step '$STEP' (repro, serve, train, bert, parallel)" >&2; exit 2 ;;
+  *) echo "gpu-session: unknown step '$STEP' (repro, serve, train, executor, bert, parallel)" >&2; exit 2 ;;
 esac
