@@ -96,6 +96,7 @@ struct ModeChoice {
   bool decided_legacy = false;
   int64_t graph_plan = -1;  // -1: the legacy mode
   int64_t graph_engine = -1;
+  bool graph_fused = true;  // the graph holds the epilogue (else: our epilogue kernel after it)
   bool decided_graph = false;
 };
 std::mutex& mode_mutex() {
@@ -160,6 +161,9 @@ class ConvOp final : public GpuOp {
  private:
   Status run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w, CUdeviceptr b,
              CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const;
+  // y = act(y + bias + residual) by our kernel, in place.
+  Status launch_epilogue(const cuda::Stream& stream, CUdeviceptr b, CUdeviceptr r,
+                         CUdeviceptr y) const;
   // Times graph plans against the legacy mode and keeps the fastest that agrees (see the top).
   Status consider_graph(const CudnnConvShape& shape, const OpEnv& env,
                         const std::optional<ModeChoice>& cached, ModeChoice& choice,
@@ -171,6 +175,7 @@ class ConvOp final : public GpuOp {
   ConvMode mode_ = ConvMode::kPlain;
   ConvMode legacy_mode_ = ConvMode::kPlain;  // what a graph layer runs with unaligned pointers
   std::optional<ConvGraph> graph_;
+  bool graph_fused_ = true;  // graph_ computes the epilogue too
   size_t legacy_workspace_bytes_ = 0;
   std::string graph_note_;  // why a faster graph plan was refused, for describe()
   TensorDesc x_desc_, y_desc_, bias_desc_;
@@ -197,7 +202,9 @@ Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUd
       if (!ConvGraph::aligned(pointers) || (ws % 16) != 0) {
         return run(legacy_mode_, stream, x, w, b, r, y, ws);
       }
-      return graph_->execute(dnn_, 0, x, w, b, r, y, ws);
+      PS_TRY(graph_->execute(dnn_, 0, x, w, b, r, y, ws));
+      if (graph_fused_ || !(has_bias_ || has_residual_ || relu_)) return Status::OK();
+      return launch_epilogue(stream, b, r, y);
     }
     case ConvMode::kFused: {
       const float alpha2 = has_residual_ ? 1.0f : 0.0f;
@@ -215,11 +222,16 @@ Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUd
                                         conv_desc_.get(), algo_, p(ws), legacy_workspace_bytes_, &zero,
                                         y_desc_.get(), p(y)));
       if (mode == ConvMode::kPlain) return Status::OK();
-      return epilogue_.launch(stream, cuda::blocks_for(total_, 256), 256, 0, y,
-                              has_bias_ ? b : CUdeviceptr{0}, has_residual_ ? r : CUdeviceptr{0},
-                              total_, inner_, channels_, static_cast<uint32_t>(relu_ ? 1 : 0));
+      return launch_epilogue(stream, b, r, y);
   }
   return Status::OK();
+}
+
+Status ConvOp::launch_epilogue(const cuda::Stream& stream, CUdeviceptr b, CUdeviceptr r,
+                               CUdeviceptr y) const {
+  return epilogue_.launch(stream, cuda::blocks_for(total_, 256), 256, 0, y,
+                          has_bias_ ? b : CUdeviceptr{0}, has_residual_ ? r : CUdeviceptr{0},
+                          total_, inner_, channels_, static_cast<uint32_t>(relu_ ? 1 : 0));
 }
 
 Status ConvOp::enqueue(const LaunchArgs& args) const {
@@ -344,8 +356,11 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
                                      ", ", precision_name(env.precision), "), ws ",
                                      legacy_workspace_bytes_, " B", legacy_text);
   if (mode_ == ConvMode::kGraph) {
-    description_ = str_cat("cudnn graph conv", has_bias_ ? "+bias" : "", has_residual_ ? "+add" : "",
-                           relu_ ? "+relu" : "", " engine ", graph_->engine(0), " (",
+    description_ = str_cat("cudnn graph conv",
+                           graph_fused_ ? str_cat(has_bias_ ? "+bias" : "", has_residual_ ? "+add" : "",
+                                                  relu_ ? "+relu" : "")
+                                        : std::string((has_bias_ || has_residual_ || relu_) ? " + epilogue kernel" : ""),
+                           " engine ", graph_->engine(0), " (",
                            precision_name(env.precision), "), ws ", graph_->workspace_bytes(0),
                            " B; unaligned: ", legacy, cached ? ", cached choice" : "");
   } else {
@@ -358,20 +373,35 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
                               const std::optional<ModeChoice>& cached, ModeChoice& choice,
                               size_t x_bytes, size_t w_bytes, size_t y_bytes) {
   if (cached && cached->decided_graph && cached->graph_plan < 0) return Status::OK();
-  const ConvGraphShape graph_shape{shape.x, shape.w, shape.y, shape.bias, shape.pads,
-                                   shape.strides, shape.dilations, has_bias_, has_residual_, relu_};
-  const size_t wanted = cached && cached->decided_graph
-                            ? static_cast<size_t>(cached->graph_plan) + 1
-                            : kGraphCandidates;
-  Result<ConvGraph> built = ConvGraph::build(dnn_, graph_shape, env.precision, wanted,
-                                             kConvWorkspaceCap);
+  const bool recalled = cached && cached->decided_graph;
+  const size_t wanted = recalled ? static_cast<size_t>(cached->graph_plan) + 1 : kGraphCandidates;
+  // The whole layer as one graph; where no engine fuses the epilogue (cuDNN's fusion engines
+  // favour channels-last half precision), the convolution alone and our epilogue kernel.
+  auto build_graph = [&](bool fused) {
+    const ConvGraphShape graph_shape{shape.x,         shape.w,
+                                     shape.y,         shape.bias,
+                                     shape.pads,      shape.strides,
+                                     shape.dilations, fused && has_bias_,
+                                     fused && has_residual_, fused && relu_};
+    return ConvGraph::build(dnn_, graph_shape, env.precision, wanted, kConvWorkspaceCap);
+  };
+  const bool has_epilogue = has_bias_ || has_residual_ || relu_;
+  bool fused = recalled ? cached->graph_fused : true;
+  Result<ConvGraph> built = build_graph(fused);
+  if (!built.ok() && fused && has_epilogue && !recalled) {
+    graph_note_ = str_cat("; no fused cuDNN graph (", built.status().message(), ")");
+    fused = false;
+    built = build_graph(false);
+  }
   choice.decided_graph = true;
+  choice.graph_fused = fused;
   if (!built.ok()) {  // the legacy call it is; a refusal is no reason to fail the layer
     graph_note_ = str_cat("; no cuDNN graph: ", built.status().message());
     return Status::OK();
   }
   ConvGraph& graph = *built;
-  if (cached && cached->decided_graph) {
+  graph_fused_ = fused;
+  if (recalled) {
     const size_t plan = static_cast<size_t>(cached->graph_plan);
     if (plan < graph.plan_count() && graph.engine(plan) == cached->graph_engine) {
       graph.keep(plan);
@@ -406,8 +436,9 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   float best_ms = legacy_ms;
   int64_t best = -1;
   for (size_t i = 0; i < graph.plan_count(); ++i) {
-    Result<float> ms = time_candidate(stream, kReps, [&] {
-      return graph.execute(dnn_, i, x, w, b, r, y, ws);
+    Result<float> ms = time_candidate(stream, kReps, [&]() -> Status {
+      PS_TRY(graph.execute(dnn_, i, x, w, b, r, y, ws));
+      return fused || !has_epilogue ? Status::OK() : launch_epilogue(stream, b, r, y);
     });
     if (!ms.ok()) {
       (void)stream.synchronize();  // a plan that fails to run is not a candidate
@@ -428,6 +459,7 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   }
   PS_TRY(run(legacy_mode_, stream, x, w, b, r, s + ref_at, ws));
   PS_TRY(graph.execute(dnn_, static_cast<size_t>(best), x, w, b, r, y, ws));
+  if (!fused && has_epilogue) PS_TRY(launch_epilogue(stream, b, r, y));
   std::vector<float> got(y_bytes / 4), want(y_bytes / 4);
   PS_TRY(cuda::copy_to_host_async(got.data(), y, y_bytes, stream));
   PS_TRY(cuda::copy_to_host_async(want.data(), s + ref_at, y_bytes, stream));
