@@ -73,6 +73,14 @@ bool OptionReader::next() {
   return true;
 }
 
+Status OptionReader::take_package(std::string& package) const {
+  if (!package.empty()) {
+    return invalid_argument("more than one package: '", package, "' and '", name_, "'");
+  }
+  package = std::string(name_);
+  return Status::OK();
+}
+
 Result<std::string_view> OptionReader::value() {
   if (has_inline_value_) {
     has_inline_value_ = false;

@@ -30,6 +30,12 @@ class OptionReader {
   // The current option's name ("--device"), without any "=value".
   std::string_view name() const { return name_; }
   bool is(std::string_view option) const { return name_ == option; }
+  bool is_help() const { return is("--help") || is("-h"); }
+  // An argument that is not an option (a package path, for the subcommands that take one).
+  bool is_positional() const { return !name_.starts_with("-"); }
+  // Stores the current positional argument in `package`. Errors: kInvalidArgument naming both
+  // when `package` is already set (a subcommand takes one package).
+  Status take_package(std::string& package) const;
   // The current option's value: the "=value" part, or the next argument (consumed).
   // Errors: kInvalidArgument when there is none.
   Result<std::string_view> value();

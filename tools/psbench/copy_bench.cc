@@ -297,7 +297,7 @@ Result<CopyOptions> parse_copy_options(const std::vector<std::string_view>& args
   *help = false;
   OptionReader r(args);
   while (r.next()) {
-    if (r.is("--help") || r.is("-h")) {
+    if (r.is_help()) {
       *help = true;
       return o;
     }

@@ -163,15 +163,12 @@ Result<InferOptions> parse_infer_options(const std::vector<std::string_view>& ar
   *help = false;
   OptionReader r(args);
   while (r.next()) {
-    if (r.is("--help") || r.is("-h")) {
+    if (r.is_help()) {
       *help = true;
       return o;
     }
-    if (!r.name().starts_with("-")) {
-      if (!o.package.empty()) {
-        return invalid_argument("more than one package: '", o.package, "' and '", r.name(), "'");
-      }
-      o.package = std::string(r.name());
+    if (r.is_positional()) {
+      PS_TRY(r.take_package(o.package));
     } else if (r.is("--precision")) {
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(o.precision, models::gpu::parse_precision(v));

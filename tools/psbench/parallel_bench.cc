@@ -115,15 +115,12 @@ Result<ParallelOptions> parse_parallel_options(const std::vector<std::string_vie
   *help = false;
   OptionReader r(args);
   while (r.next()) {
-    if (r.is("--help") || r.is("-h")) {
+    if (r.is_help()) {
       *help = true;
       return o;
     }
-    if (!r.name().starts_with("-")) {
-      if (!o.package.empty()) {
-        return invalid_argument("more than one package: '", o.package, "' and '", r.name(), "'");
-      }
-      o.package = std::string(r.name());
+    if (r.is_positional()) {
+      PS_TRY(r.take_package(o.package));
     } else if (r.is("--devices")) {
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(auto list, parse_list("--devices", v, 0, 1023));

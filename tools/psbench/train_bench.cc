@@ -132,13 +132,12 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
   *help = false;
   OptionReader r(args);
   while (r.next()) {
-    if (r.is("--help") || r.is("-h")) {
+    if (r.is_help()) {
       *help = true;
       return o;
     }
-    if (!r.name().starts_with("-")) {
-      if (!o.package.empty()) return invalid_argument("more than one package");
-      o.package = std::string(r.name());
+    if (r.is_positional()) {
+      PS_TRY(r.take_package(o.package));
     } else if (r.is("--precision")) {
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(o.trainer.precision, models::gpu::parse_precision(v));
