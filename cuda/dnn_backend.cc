@@ -22,7 +22,8 @@ Result<BackendDescriptor> BackendDescriptor::create(cudnnBackendDescriptorType_t
   const cudnnStatus_t status = cudnnBackendCreateDescriptor(type, &desc);
   if (status != CUDNN_STATUS_SUCCESS) {
     const Status s = cudnn_status(status, "cudnnBackendCreateDescriptor", __FILE__, __LINE__);
-    return Status(s.code(), str_cat(s.message(), " (descriptor type ", static_cast<int>(type), ")"));
+    return Status(s.code(),
+                  str_cat(s.message(), " (descriptor type ", static_cast<int>(type), ")"));
   }
   BackendDescriptor d;
   d.desc_ = UniqueHandle<cudnnBackendDescriptor_t, Destroy>(desc);
@@ -72,8 +73,9 @@ Status BackendDescriptor::finalize() {
 Result<int64_t> BackendDescriptor::get_int64(cudnnBackendAttributeName_t name) const {
   int64_t value = 0;
   int64_t count = 0;
-  PS_TRY(attribute_status(cudnnBackendGetAttribute(get(), name, CUDNN_TYPE_INT64, 1, &count, &value),
-                          "cudnnBackendGetAttribute", name));
+  PS_TRY(
+      attribute_status(cudnnBackendGetAttribute(get(), name, CUDNN_TYPE_INT64, 1, &count, &value),
+                       "cudnnBackendGetAttribute", name));
   return value;
 }
 

@@ -18,7 +18,8 @@ std::vector<int64_t> packed_strides(std::span<const int64_t> dims) {
 }
 
 Result<BackendDescriptor> make_tensor(std::span<const int64_t> dims, int64_t uid, bool is_virtual) {
-  PS_ASSIGN_OR_RETURN(BackendDescriptor t, BackendDescriptor::create(CUDNN_BACKEND_TENSOR_DESCRIPTOR));
+  PS_ASSIGN_OR_RETURN(BackendDescriptor t,
+                      BackendDescriptor::create(CUDNN_BACKEND_TENSOR_DESCRIPTOR));
   const std::vector<int64_t> strides = packed_strides(dims);
   PS_TRY(t.set_data_type(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_DATA_FLOAT));
   PS_TRY(t.set_int64(CUDNN_ATTR_TENSOR_DIMENSIONS, dims));
@@ -35,7 +36,8 @@ Result<BackendDescriptor> make_tensor(std::span<const int64_t> dims, int64_t uid
 Result<BackendDescriptor> make_pointwise(std::vector<BackendDescriptor>& parts,
                                          cudnnPointwiseMode_t mode, const BackendDescriptor& x,
                                          const BackendDescriptor* b, const BackendDescriptor& y) {
-  PS_ASSIGN_OR_RETURN(BackendDescriptor pw, BackendDescriptor::create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR));
+  PS_ASSIGN_OR_RETURN(BackendDescriptor pw,
+                      BackendDescriptor::create(CUDNN_BACKEND_POINTWISE_DESCRIPTOR));
   PS_TRY(pw.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
   PS_TRY(pw.set_data_type(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_DATA_FLOAT));
   PS_TRY(pw.finalize());
@@ -57,7 +59,8 @@ struct EngineInfo {
 };
 
 Result<EngineInfo> engine_info(const BackendDescriptor& config, Precision precision) {
-  PS_ASSIGN_OR_RETURN(BackendDescriptor engine, BackendDescriptor::create(CUDNN_BACKEND_ENGINE_DESCRIPTOR));
+  PS_ASSIGN_OR_RETURN(BackendDescriptor engine,
+                      BackendDescriptor::create(CUDNN_BACKEND_ENGINE_DESCRIPTOR));
   cudnnBackendDescriptor_t raw = engine.get();
   int64_t count = 0;
   CUDNN_TRY(cudnnBackendGetAttribute(config.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
@@ -90,7 +93,8 @@ Result<EngineInfo> engine_info(const BackendDescriptor& config, Precision precis
 // The heuristics' engine configurations for `graph` in `mode`, best first.
 Result<std::vector<BackendDescriptor>> engine_configs(const BackendDescriptor& graph,
                                                       cudnnBackendHeurMode_t mode) {
-  PS_ASSIGN_OR_RETURN(BackendDescriptor heur, BackendDescriptor::create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR));
+  PS_ASSIGN_OR_RETURN(BackendDescriptor heur,
+                      BackendDescriptor::create(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR));
   PS_TRY(heur.set_descriptor(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph));
   PS_TRY(heur.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode));
   PS_TRY(heur.finalize());
@@ -98,7 +102,8 @@ Result<std::vector<BackendDescriptor>> engine_configs(const BackendDescriptor& g
   std::vector<BackendDescriptor> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int64_t i = 0; i < kMaxConfigs; ++i) {
-    PS_ASSIGN_OR_RETURN(BackendDescriptor c, BackendDescriptor::create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+    PS_ASSIGN_OR_RETURN(BackendDescriptor c,
+                        BackendDescriptor::create(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
     raw.push_back(c.get());
     configs.push_back(std::move(c));
   }
@@ -137,8 +142,8 @@ Result<ConvGraph> ConvGraph::build(cudnnHandle_t handle, const ConvGraphShape& s
     return unsupported("cuDNN graph convolution: tensors of rank ", rank, " (2 or 3 spatial dims)");
   }
   if (shape.w[1] != shape.x[1]) {
-    return unsupported("cuDNN graph convolution: grouped (W has ", shape.w[1], " input channels, X ",
-                       shape.x[1], ")");
+    return unsupported("cuDNN graph convolution: grouped (W has ", shape.w[1],
+                       " input channels, X ", shape.x[1], ")");
   }
   ConvGraph g;
   std::vector<BackendDescriptor>& parts = g.parts_;
@@ -146,7 +151,8 @@ Result<ConvGraph> ConvGraph::build(cudnnHandle_t handle, const ConvGraphShape& s
   PS_ASSIGN_OR_RETURN(BackendDescriptor w, make_tensor(shape.w, kW, false));
   g.uids_ = {kX, kW};
 
-  PS_ASSIGN_OR_RETURN(BackendDescriptor conv, BackendDescriptor::create(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR));
+  PS_ASSIGN_OR_RETURN(BackendDescriptor conv,
+                      BackendDescriptor::create(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR));
   PS_TRY(conv.set_data_type(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_DATA_FLOAT));
   const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
   PS_TRY(conv.set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode));
@@ -158,18 +164,21 @@ Result<ConvGraph> ConvGraph::build(cudnnHandle_t handle, const ConvGraphShape& s
   PS_TRY(conv.finalize());
 
   // The chain conv -> +bias -> +residual -> relu; only its last tensor is y (the rest virtual).
-  const int steps = 1 + (shape.has_bias ? 1 : 0) + (shape.has_residual ? 1 : 0) + (shape.relu ? 1 : 0);
+  const int steps =
+      1 + (shape.has_bias ? 1 : 0) + (shape.has_residual ? 1 : 0) + (shape.relu ? 1 : 0);
   int64_t next_virtual = kVirtual;
   int step = 0;
   auto output = [&]() -> Result<BackendDescriptor> {
     ++step;
-    return step == steps ? make_tensor(shape.y, kY, false) : make_tensor(shape.y, next_virtual++, true);
+    return step == steps ? make_tensor(shape.y, kY, false)
+                         : make_tensor(shape.y, next_virtual++, true);
   };
   std::vector<BackendDescriptor> ops;
   PS_ASSIGN_OR_RETURN(BackendDescriptor current, output());
   {
-    PS_ASSIGN_OR_RETURN(BackendDescriptor op,
-                        BackendDescriptor::create(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
+    PS_ASSIGN_OR_RETURN(
+        BackendDescriptor op,
+        BackendDescriptor::create(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
     PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, x));
     PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, w));
     PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, current));
@@ -229,7 +238,8 @@ Result<ConvGraph> ConvGraph::build(cudnnHandle_t handle, const ConvGraphShape& s
         last_refusal = std::move(s);
         continue;
       }
-      PS_ASSIGN_OR_RETURN(const int64_t ws, plan.get_int64(CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE));
+      PS_ASSIGN_OR_RETURN(const int64_t ws,
+                          plan.get_int64(CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE));
       if (ws < 0 || static_cast<size_t>(ws) > workspace_cap) continue;
       g.plans_.push_back(Plan{std::move(plan), static_cast<size_t>(ws), info.index});
       parts.push_back(std::move(config));
@@ -237,8 +247,9 @@ Result<ConvGraph> ConvGraph::build(cudnnHandle_t handle, const ConvGraphShape& s
     if (!g.plans_.empty()) break;
   }
   if (g.plans_.empty()) {
-    return unsupported("cuDNN graph convolution: no engine finalised",
-                       last_refusal.ok() ? std::string() : str_cat(" (", last_refusal.message(), ")"));
+    return unsupported(
+        "cuDNN graph convolution: no engine finalised",
+        last_refusal.ok() ? std::string() : str_cat(" (", last_refusal.message(), ")"));
   }
   parts.push_back(std::move(x));
   parts.push_back(std::move(w));

@@ -121,7 +121,8 @@ void store_choice(const std::string& key, const ModeChoice& choice) {
 // Fills `bytes` (a multiple of 4) at `dst` with uniform floats in [-1, 1) from `seed`: the
 // data graph plans are checked on. One block of up to 1 MiB is made on the host and repeated by
 // doubling device copies, so a 25 MB activation costs microseconds of host work, not a pass.
-Status fill_random_device(CUdeviceptr dst, size_t bytes, uint64_t seed, const cuda::Stream& stream) {
+Status fill_random_device(CUdeviceptr dst, size_t bytes, uint64_t seed,
+                          const cuda::Stream& stream) {
   if (bytes == 0) return Status::OK();
   std::vector<float> block(std::min<size_t>(bytes, size_t{1} << 20) / 4);
   uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
@@ -166,8 +167,8 @@ class ConvOp final : public GpuOp {
                          CUdeviceptr y) const;
   // Times graph plans against the legacy mode and keeps the fastest that agrees (see the top).
   Status consider_graph(const CudnnConvShape& shape, const OpEnv& env,
-                        const std::optional<ModeChoice>& cached, ModeChoice& choice,
-                        size_t x_bytes, size_t w_bytes, size_t y_bytes);
+                        const std::optional<ModeChoice>& cached, ModeChoice& choice, size_t x_bytes,
+                        size_t w_bytes, size_t y_bytes);
 
   cudnnHandle_t dnn_;
   bool has_bias_ = false, has_residual_ = false, relu_ = false;
@@ -219,8 +220,8 @@ Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUd
     case ConvMode::kPlain:
     case ConvMode::kEpilogue:
       CUDNN_TRY(cudnnConvolutionForward(dnn_, &one, x_desc_.get(), p(x), w_desc_.get(), p(w),
-                                        conv_desc_.get(), algo_, p(ws), legacy_workspace_bytes_, &zero,
-                                        y_desc_.get(), p(y)));
+                                        conv_desc_.get(), algo_, p(ws), legacy_workspace_bytes_,
+                                        &zero, y_desc_.get(), p(y)));
       if (mode == ConvMode::kPlain) return Status::OK();
       return launch_epilogue(stream, b, r, y);
   }
@@ -352,15 +353,15 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   const char* legacy_text = legacy_mode_ == ConvMode::kFused      ? ", fused bias+relu"
                             : legacy_mode_ == ConvMode::kEpilogue ? ", conv + epilogue kernel"
                                                                   : "";
-  const std::string legacy = str_cat("cudnn conv ", algo_name(algo_), " (", math_name(choice.math),
-                                     ", ", precision_name(env.precision), "), ws ",
-                                     legacy_workspace_bytes_, " B", legacy_text);
+  const std::string legacy =
+      str_cat("cudnn conv ", algo_name(algo_), " (", math_name(choice.math), ", ",
+              precision_name(env.precision), "), ws ", legacy_workspace_bytes_, " B", legacy_text);
   if (mode_ == ConvMode::kGraph) {
-    description_ = str_cat("cudnn graph conv",
-                           graph_fused_ ? str_cat(has_bias_ ? "+bias" : "", has_residual_ ? "+add" : "",
-                                                  relu_ ? "+relu" : "")
-                                        : std::string((has_bias_ || has_residual_ || relu_) ? " + epilogue kernel" : ""),
-                           " engine ", graph_->engine(0), " (",
+    const std::string fused_parts =
+        graph_fused_
+            ? str_cat(has_bias_ ? "+bias" : "", has_residual_ ? "+add" : "", relu_ ? "+relu" : "")
+            : std::string(needs_epilogue ? " + epilogue kernel" : "");
+    description_ = str_cat("cudnn graph conv", fused_parts, " engine ", graph_->engine(0), " (",
                            precision_name(env.precision), "), ws ", graph_->workspace_bytes(0),
                            " B; unaligned: ", legacy, cached ? ", cached choice" : "");
   } else {
@@ -378,11 +379,16 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   // The whole layer as one graph; where no engine fuses the epilogue (cuDNN's fusion engines
   // favour channels-last half precision), the convolution alone and our epilogue kernel.
   auto build_graph = [&](bool fused) {
-    const ConvGraphShape graph_shape{shape.x,         shape.w,
-                                     shape.y,         shape.bias,
-                                     shape.pads,      shape.strides,
-                                     shape.dilations, fused && has_bias_,
-                                     fused && has_residual_, fused && relu_};
+    const ConvGraphShape graph_shape{shape.x,
+                                     shape.w,
+                                     shape.y,
+                                     shape.bias,
+                                     shape.pads,
+                                     shape.strides,
+                                     shape.dilations,
+                                     fused && has_bias_,
+                                     fused && has_residual_,
+                                     fused && relu_};
     return ConvGraph::build(dnn_, graph_shape, env.precision, wanted, kConvWorkspaceCap);
   };
   const bool has_epilogue = has_bias_ || has_residual_ || relu_;
@@ -416,7 +422,8 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   // Scratch: x | w | b | r | y | y (legacy) | workspace; x, w, b, r random.
   const size_t bias_bytes = static_cast<size_t>(channels_) * 4;
   size_t graph_ws = 0;
-  for (size_t i = 0; i < graph.plan_count(); ++i) graph_ws = std::max(graph_ws, graph.workspace_bytes(i));
+  for (size_t i = 0; i < graph.plan_count(); ++i)
+    graph_ws = std::max(graph_ws, graph.workspace_bytes(i));
   const size_t w_at = round_up(x_bytes);
   const size_t b_at = w_at + round_up(w_bytes);
   const size_t r_at = b_at + round_up(bias_bytes);
@@ -425,8 +432,9 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   const size_t ws_at = ref_at + round_up(y_bytes);
   const cuda::Stream& stream = env.runtime.plan_stream();
   PS_TRY(env.runtime.bind(stream, 0, 0));
-  PS_ASSIGN_OR_RETURN(const CUdeviceptr s,
-                      env.runtime.plan_scratch(ws_at + std::max(legacy_workspace_bytes_, graph_ws)));
+  PS_ASSIGN_OR_RETURN(
+      const CUdeviceptr s,
+      env.runtime.plan_scratch(ws_at + std::max(legacy_workspace_bytes_, graph_ws)));
   const CUdeviceptr x = s, w = s + w_at, b = s + b_at, r = s + r_at, y = s + y_at;
   const CUdeviceptr ws = s + ws_at;
   constexpr int kReps = 5;
@@ -477,9 +485,9 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   if (!(worst <= tolerance * std::max(scale, 1e-6f))) {
     // Not cached as a decision either way: the next plan of this geometry checks again.
     choice.decided_graph = false;
-    graph_note_ = str_cat("; cuDNN graph engine ", graph.engine(static_cast<size_t>(best)),
-                          " refused: differs from this call by ", worst, " (outputs up to ", scale,
-                          ")");
+    graph_note_ =
+        str_cat("; cuDNN graph engine ", graph.engine(static_cast<size_t>(best)),
+                " refused: differs from this call by ", worst, " (outputs up to ", scale, ")");
     return Status::OK();
   }
   choice.graph_plan = best;

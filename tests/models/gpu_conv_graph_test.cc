@@ -69,7 +69,8 @@ void run_graph_case(const GraphCase& c, uint64_t seed) {
 
   GpuRuntime& runtime = shared_runtime();
   const cuda::Stream& stream = runtime.plan_stream();
-  auto dx = upload(x, stream), dw = upload(w, stream), db = upload(b, stream), dr = upload(r, stream);
+  auto dx = upload(x, stream), dw = upload(w, stream), db = upload(b, stream),
+       dr = upload(r, stream);
   REQUIRE((dx.ok() && dw.ok() && db.ok() && dr.ok()));
   Result<cuda::DeviceBuffer> dy = cuda::DeviceBuffer::allocate(expected->front().byte_size());
   REQUIRE(dy.ok());
@@ -93,25 +94,28 @@ void run_graph_case(const GraphCase& c, uint64_t seed) {
       fused = false;
       graph = build(false);
     }
-    INFO(precision_name(p) << ": " << (graph.ok() ? std::string("built") : graph.status().to_string()));
+    INFO(precision_name(p) << ": "
+                           << (graph.ok() ? std::string("built") : graph.status().to_string()));
     REQUIRE(graph.ok());
     REQUIRE(graph->plan_count() >= 1);
-    const cpu::Tensor& want = fused || !(c.bias || c.residual || c.relu) ? expected->front()
-                                                                         : (*plain)[0];
+    const cpu::Tensor& want =
+        fused || !(c.bias || c.residual || c.relu) ? expected->front() : (*plain)[0];
     for (size_t i = 0; i < graph->plan_count(); ++i) {
       Result<cuda::DeviceBuffer> ws =
           cuda::DeviceBuffer::allocate(std::max<size_t>(graph->workspace_bytes(i), 256));
       REQUIRE(ws.ok());
       REQUIRE(runtime.bind(stream, 0, 0).ok());
       REQUIRE(cuda::memset_d32_async(dy->ptr(), 0x7fc00000u, static_cast<size_t>(want.numel()),
-                                     stream).ok());  // NaN: a plan that writes nothing fails
+                                     stream)
+                  .ok());  // NaN: a plan that writes nothing fails
       Status ran = graph->execute(runtime.dnn(), i, dx->ptr(), dw->ptr(), db->ptr(), dr->ptr(),
                                   dy->ptr(), ws->ptr());
       INFO("engine " << graph->engine(i) << ": " << ran.to_string());
       REQUIRE(ran.ok());
       Result<cpu::Tensor> got = cpu::Tensor::allocate(DType::kFloat32, y_shape);
       REQUIRE(got.ok());
-      REQUIRE(cuda::copy_to_host_async(got->mutable_raw(), dy->ptr(), got->byte_size(), stream).ok());
+      REQUIRE(
+          cuda::copy_to_host_async(got->mutable_raw(), dy->ptr(), got->byte_size(), stream).ok());
       REQUIRE(stream.synchronize().ok());
       Result<testing::TensorError> e = testing::compare_tensors(want, *got);
       REQUIRE(e.ok());
@@ -128,11 +132,39 @@ void run_graph_case(const GraphCase& c, uint64_t seed) {
 TEST_CASE("dnn Conv: every cuDNN graph plan matches the reference", "[gpu]") {
   PS_REQUIRE_GPU();
   const std::vector<GraphCase> cases = {
-      {"resnet stem 7x7/2 +bias+relu", {2, 3, 64, 64}, {64, 3, 7, 7}, {3, 3}, {2, 2}, true, false, true},
-      {"bottleneck 1x1 +bias+add+relu", {2, 64, 28, 28}, {256, 64, 1, 1}, {0, 0}, {1, 1}, true, true, true},
+      {"resnet stem 7x7/2 +bias+relu",
+       {2, 3, 64, 64},
+       {64, 3, 7, 7},
+       {3, 3},
+       {2, 2},
+       true,
+       false,
+       true},
+      {"bottleneck 1x1 +bias+add+relu",
+       {2, 64, 28, 28},
+       {256, 64, 1, 1},
+       {0, 0},
+       {1, 1},
+       true,
+       true,
+       true},
       {"3x3/2 +relu, no bias", {2, 32, 29, 29}, {48, 32, 3, 3}, {1, 1}, {2, 2}, false, false, true},
-      {"inception 1x7 +bias+relu", {2, 24, 17, 17}, {32, 24, 1, 7}, {0, 3}, {1, 1}, true, false, true},
-      {"plain 3x3, nothing fused", {1, 16, 12, 12}, {8, 16, 3, 3}, {1, 1}, {1, 1}, false, false, false},
+      {"inception 1x7 +bias+relu",
+       {2, 24, 17, 17},
+       {32, 24, 1, 7},
+       {0, 3},
+       {1, 1},
+       true,
+       false,
+       true},
+      {"plain 3x3, nothing fused",
+       {1, 16, 12, 12},
+       {8, 16, 3, 3},
+       {1, 1},
+       {1, 1},
+       false,
+       false,
+       false},
       {"bias+add, no relu", {2, 16, 10, 10}, {16, 16, 3, 3}, {1, 1}, {1, 1}, true, true, false},
   };
   uint64_t seed = 7000;
@@ -143,9 +175,9 @@ TEST_CASE("dnn Conv: the cuDNN graph refuses grouped convolutions by name", "[gp
   PS_REQUIRE_GPU();
   const std::vector<int64_t> x{1, 8, 8, 8}, w{8, 2, 3, 3}, y{1, 8, 8, 8}, bias{1, 8, 1, 1};
   const std::vector<int64_t> pads{1, 1}, ones{1, 1};
-  Result<ConvGraph> g = ConvGraph::build(shared_runtime().dnn(),
-                                         ConvGraphShape{x, w, y, bias, pads, ones, ones, true, false, true},
-                                         Precision::kTf32, 2, kConvWorkspaceCap);
+  Result<ConvGraph> g = ConvGraph::build(
+      shared_runtime().dnn(), ConvGraphShape{x, w, y, bias, pads, ones, ones, true, false, true},
+      Precision::kTf32, 2, kConvWorkspaceCap);
   REQUIRE_FALSE(g.ok());
   CHECK(g.status().code() == Code::kUnsupported);
   CHECK_THAT(g.status().message(), Catch::Contains("grouped"));

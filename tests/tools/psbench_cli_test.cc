@@ -58,8 +58,8 @@ TEST_CASE("psbench options: errors name the option and the text", "[psbench]") {
   Result<Parsed> p = parse({"a.psm", "b.psm"});
   REQUIRE_FALSE(p.ok());
   CHECK(p.status().code() == Code::kInvalidArgument);
-  CHECK_THAT(p.status().message(), Contains("more than one package") && Contains("'a.psm'") &&
-                                       Contains("'b.psm'"));
+  CHECK_THAT(p.status().message(),
+             Contains("more than one package") && Contains("'a.psm'") && Contains("'b.psm'"));
   p = parse({"m.psm", "--runs"});
   REQUIRE_FALSE(p.ok());
   CHECK_THAT(p.status().message(), Contains("--runs"));

@@ -54,8 +54,8 @@ class OptionReader {
 // a pointer to --help on stderr, exit 2), `print_help(stdout)` on --help (exit 0), then
 // `run(options)` -> Result<int> (an error: the message on stderr, exit 1; else its exit code).
 template <typename Parse, typename PrintHelp, typename Run>
-int subcommand_main(std::string_view name, const std::vector<std::string_view>& args,
-                    Parse parse, PrintHelp print_help, Run run) {
+int subcommand_main(std::string_view name, const std::vector<std::string_view>& args, Parse parse,
+                    PrintHelp print_help, Run run) {
   bool help = false;
   auto options = parse(args, &help);
   if (help) {
