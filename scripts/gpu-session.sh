@@ -10,6 +10,8 @@
 #                                        the three models, training jobs, disconnects; exports
 #                                        them first on a machine that has not run repro), then
 #                                        scripts/gpu-check.sh --gpu-only (every [gpu] case, e2e)
+#   bash scripts/gpu-session.sh check    every [gpu] case and e2e on the GPU only (serve without
+#                                        the soak: what a lease with little time left is for)
 #   bash scripts/gpu-session.sh train    issue 7: ResNet152 20-step trajectory against PyTorch
 #                                        (fp32, 1e-3), step time against PyTorch, preemption
 #                                        (bench_preempt: yield and co-run); then the training
@@ -26,7 +28,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh repro|serve|train|executor|bert|parallel}"
+STEP="${1:?usage: gpu-session.sh repro|serve|check|train|executor|bert|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -110,6 +112,11 @@ case "$STEP" in
     guarded 400 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
     tail -40 "$OUT/gpu-check.log"
     ;;
+  check)
+    # Every [gpu] case and the e2e GPU tests, nothing else (a short lease's best use).
+    guarded 560 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
+    tail -40 "$OUT/gpu-check.log"
+    ;;
   bert)
     # BERT-base fine-tuning from PyTorch's own export: 20 steps against PyTorch's on the same
     # token batches (fp32), then the step time against PyTorch's.
@@ -172,5 +179,5 @@ case "$STEP" in
         "${links[@]}" --runs 10 --warmup 3 --json
     done
     ;;
-  *) echo "gpu-session: unknown step '$STEP' (repro, serve, train, executor, bert, parallel)" >&2; exit 2 ;;
+  *) echo "gpu-session: unknown step '$STEP' (repro, serve, check, train, executor, bert, parallel)" >&2; exit 2 ;;
 esac
