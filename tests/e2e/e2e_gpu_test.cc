@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <string_view>
 
 #include "net/binary_protocol.h"
 #include "reactor/synthetic_input.h"
@@ -55,10 +56,18 @@ TEST_CASE("e2e gpu: every policy serves the zoo models with the CPU executor's o
           const double sum = std::stod(r.field("sum"));
           const double ref = reference_sum(expected);
           CHECK(std::fabs(sum - ref) <= 1e-3 * std::max(1.0, std::fabs(ref)));
-          // Without output=raw the same checksum comes back (computed by the backend).
+          // Without output=raw the same checksum comes back (computed by the backend). Under
+          // kill-restart each request runs in a fresh process, whose timed algorithm choices
+          // (cuBLASLt, cuDNN) may pick other kernels: the same values within rounding, not
+          // always the same bits (bert_tiny differed on an H200), so there the sums agree.
           const psnc::Reply quiet =
               request(client, str_cat("INFER ", model, " batch=", batch, "\n"));
-          CHECK(quiet.field("checksum") == r.field("checksum"));
+          if (std::string_view(policy) == "kill-restart") {
+            const double quiet_sum = std::stod(quiet.field("sum"));
+            CHECK(std::fabs(quiet_sum - ref) <= 1e-3 * std::max(1.0, std::fabs(ref)));
+          } else {
+            CHECK(quiet.field("checksum") == r.field("checksum"));
+          }
           CHECK_FALSE(r.field("startup_us").empty());
         }
       }

@@ -647,6 +647,9 @@ TEST_CASE("GpuTrainer data: the device token batch is SyntheticTokens' (exact)",
   options.noise = 0.1;
   const std::vector<cpu::TokenInput> inputs = {{{16}, 100}, {{16}, 2}};
   const int64_t batch = 8;
+  // The staging buffer is pinned host memory: a context must be current (run alone, as
+  // gpu-check runs each case, nothing else has opened the device yet).
+  (void)shared_runtime();
   Result<HostTokenData> tokens = HostTokenData::create(options, inputs, batch);
   REQUIRE_OK(tokens);
   Result<cpu::SyntheticTokens> reference = cpu::SyntheticTokens::create(options, inputs);
