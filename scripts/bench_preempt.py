@@ -51,6 +51,17 @@ def job_line(c, job):
     raise client.ClientError("job %s is not in JOBS" % job)
 
 
+def wait_ended(c, job, timeout_s=60):
+    """Waits until a stopped job has left the GPU (STOP ends it at a chunk boundary; until then
+    the one-job slot is taken and the next TRAIN is refused with BUSY)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if job_line(c, job).get("state") not in ("running", "stopping"):
+            return
+        time.sleep(0.1)
+    raise client.ClientError("training job %s did not stop in %d s" % (job, timeout_s))
+
+
 def wait_steps(c, job, steps, timeout_s=600):
     """Waits until the job has run `steps` steps (it has warmed up: trainer built, profiled)."""
     deadline = time.time() + timeout_s
@@ -93,6 +104,7 @@ def measure(args, policy, log_path):
         elapsed = time.time() - t0
         after = job_line(c, job)
         c.stop(job)
+        wait_ended(c, job)
         result["training"] = phase_summary(busy, elapsed)
         steps = int(after["steps"]) - int(before["steps"])
         result["training"]["job_steps"] = steps
@@ -106,6 +118,7 @@ def measure(args, policy, log_path):
         time.sleep(args.alone)
         last = job_line(c, alone)
         c.stop(alone)
+        wait_ended(c, alone)
         steps = int(last["steps"]) - int(first["steps"])
         result["alone"] = {"job_steps": steps,
                            "job_images_per_s": steps * args.train_batch / (time.time() - t0)}
