@@ -31,6 +31,7 @@
 #include "cuda/device_buffer.h"
 #include "cuda/dnn.h"
 #include "cuda/module.h"
+#include "models/cpu/splitmix.h"
 #include "models/gpu/conv_algo.h"
 #include "models/gpu/conv_graph.h"
 #include "models/gpu/dnn_builders.h"
@@ -93,7 +94,6 @@ const char* math_name(cudnnMathType_t math) {
 // which graph plan, if any (by its place in the heuristics' order and its engine, checked).
 struct ModeChoice {
   ConvMode legacy = ConvMode::kPlain;
-  bool decided_legacy = false;
   int64_t graph_plan = -1;  // -1: the legacy mode
   int64_t graph_engine = -1;
   bool graph_fused = true;  // the graph holds the epilogue (else: our epilogue kernel after it)
@@ -118,19 +118,15 @@ void store_choice(const std::string& key, const ModeChoice& choice) {
   mode_cache()[key] = choice;
 }
 
-// Fills `bytes` (a multiple of 4) at `dst` with uniform floats in [-1, 1) from `seed`: the
+// Fills `bytes` (a multiple of 4) at `dst` with uniform floats in (-1, 1] from `seed`: the
 // data graph plans are checked on. One block of up to 1 MiB is made on the host and repeated by
 // doubling device copies, so a 25 MB activation costs microseconds of host work, not a pass.
 Status fill_random_device(CUdeviceptr dst, size_t bytes, uint64_t seed,
                           const cuda::Stream& stream) {
   if (bytes == 0) return Status::OK();
   std::vector<float> block(std::min<size_t>(bytes, size_t{1} << 20) / 4);
-  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (float& f : block) {
-    state = state * 6364136223846793005ull + 1442695040888963407ull;
-    f = static_cast<float>(static_cast<int64_t>(state >> 40) - (int64_t{1} << 23)) /
-        static_cast<float>(int64_t{1} << 23);
-  }
+  cpu::SplitMix rng(seed);
+  for (float& f : block) f = static_cast<float>(2.0 * rng.uniform() - 1.0);
   const size_t block_bytes = block.size() * 4;
   PS_TRY(cuda::copy_to_device_async(dst, block.data(), block_bytes, stream));
   for (size_t done = block_bytes; done < bytes; done *= 2) {
@@ -162,6 +158,11 @@ class ConvOp final : public GpuOp {
  private:
   Status run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w, CUdeviceptr b,
              CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const;
+  bool has_epilogue() const { return has_bias_ || has_residual_ || relu_; }
+  // Plan `plan` of `graph`, then our epilogue kernel unless the graph is `fused` (holds it).
+  Status run_graph(const ConvGraph& graph, size_t plan, bool fused, const cuda::Stream& stream,
+                   CUdeviceptr x, CUdeviceptr w, CUdeviceptr b, CUdeviceptr r, CUdeviceptr y,
+                   CUdeviceptr ws) const;
   // y = act(y + bias + residual) by our kernel, in place.
   Status launch_epilogue(const cuda::Stream& stream, CUdeviceptr b, CUdeviceptr r,
                          CUdeviceptr y) const;
@@ -203,9 +204,7 @@ Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUd
       if (!ConvGraph::aligned(pointers) || (ws % 16) != 0) {
         return run(legacy_mode_, stream, x, w, b, r, y, ws);
       }
-      PS_TRY(graph_->execute(dnn_, 0, x, w, b, r, y, ws));
-      if (graph_fused_ || !(has_bias_ || has_residual_ || relu_)) return Status::OK();
-      return launch_epilogue(stream, b, r, y);
+      return run_graph(*graph_, 0, graph_fused_, stream, x, w, b, r, y, ws);
     }
     case ConvMode::kFused: {
       const float alpha2 = has_residual_ ? 1.0f : 0.0f;
@@ -226,6 +225,13 @@ Status ConvOp::run(ConvMode mode, const cuda::Stream& stream, CUdeviceptr x, CUd
       return launch_epilogue(stream, b, r, y);
   }
   return Status::OK();
+}
+
+Status ConvOp::run_graph(const ConvGraph& graph, size_t plan, bool fused,
+                         const cuda::Stream& stream, CUdeviceptr x, CUdeviceptr w, CUdeviceptr b,
+                         CUdeviceptr r, CUdeviceptr y, CUdeviceptr ws) const {
+  PS_TRY(graph.execute(dnn_, plan, x, w, b, r, y, ws));
+  return fused || !has_epilogue() ? Status::OK() : launch_epilogue(stream, b, r, y);
 }
 
 Status ConvOp::launch_epilogue(const cuda::Stream& stream, CUdeviceptr b, CUdeviceptr r,
@@ -294,9 +300,8 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   legacy_workspace_bytes_ = choice.workspace_bytes;
   workspace_bytes_ = choice.workspace_bytes;
 
-  const bool needs_epilogue = relu_ || has_bias_ || has_residual_;
-  mode_ = needs_epilogue ? ConvMode::kEpilogue : ConvMode::kPlain;
-  if (needs_epilogue) {
+  mode_ = has_epilogue() ? ConvMode::kEpilogue : ConvMode::kPlain;
+  if (has_epilogue()) {
     PS_ASSIGN_OR_RETURN(epilogue_, env.runtime.kernel("ps_dnn_bias_residual_act_f32"));
   }
   const std::string mode_key =
@@ -313,8 +318,8 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
       PS_TRY(cuda::memset_d32_async(zero_bias_.ptr(), 0, channels_, env.runtime.plan_stream()));
       PS_TRY(env.runtime.plan_stream().synchronize());
     }
-    if (decided.decided_legacy) {
-      mode_ = decided.legacy;
+    if (cached) {
+      mode_ = cached->legacy;
     } else {
       // Time both on scratch: x | w | y | bias | residual | workspace (contents irrelevant).
       const cuda::Stream& stream = env.runtime.plan_stream();
@@ -337,14 +342,10 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
         PS_ASSIGN_OR_RETURN(const float separate, candidate(ConvMode::kEpilogue));
         if (*fused <= separate) mode_ = ConvMode::kFused;
       }
-      decided.legacy = mode_;
-      decided.decided_legacy = true;
     }
-  } else {
-    decided.legacy = mode_;
-    decided.decided_legacy = true;
   }
   legacy_mode_ = mode_;
+  decided.legacy = mode_;
   if (graph_enabled()) {
     PS_TRY(consider_graph(shape, env, cached, decided, x_bytes, w_bytes, y_bytes));
   }
@@ -360,7 +361,7 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
     const std::string fused_parts =
         graph_fused_
             ? str_cat(has_bias_ ? "+bias" : "", has_residual_ ? "+add" : "", relu_ ? "+relu" : "")
-            : std::string(needs_epilogue ? " + epilogue kernel" : "");
+            : std::string(has_epilogue() ? " + epilogue kernel" : "");
     description_ = str_cat("cudnn graph conv", fused_parts, " engine ", graph_->engine(0), " (",
                            precision_name(env.precision), "), ws ", graph_->workspace_bytes(0),
                            " B; unaligned: ", legacy, cached ? ", cached choice" : "");
@@ -391,10 +392,9 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
                                      fused && relu_};
     return ConvGraph::build(dnn_, graph_shape, env.precision, wanted, kConvWorkspaceCap);
   };
-  const bool has_epilogue = has_bias_ || has_residual_ || relu_;
   bool fused = recalled ? cached->graph_fused : true;
   Result<ConvGraph> built = build_graph(fused);
-  if (!built.ok() && fused && has_epilogue && !recalled) {
+  if (!built.ok() && fused && has_epilogue() && !recalled) {
     graph_note_ = str_cat("; no fused cuDNN graph (", built.status().message(), ")");
     fused = false;
     built = build_graph(false);
@@ -407,14 +407,18 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   }
   ConvGraph& graph = *built;
   graph_fused_ = fused;
+  // Runs this layer with plan `plan` of the graph from now on.
+  auto adopt = [&](size_t plan) {
+    graph.keep(plan);
+    workspace_bytes_ = std::max(legacy_workspace_bytes_, graph.workspace_bytes(0));
+    graph_ = std::move(graph);
+    mode_ = ConvMode::kGraph;
+    return Status::OK();
+  };
   if (recalled) {
     const size_t plan = static_cast<size_t>(cached->graph_plan);
     if (plan < graph.plan_count() && graph.engine(plan) == cached->graph_engine) {
-      graph.keep(plan);
-      workspace_bytes_ = std::max(legacy_workspace_bytes_, graph.workspace_bytes(0));
-      graph_ = std::move(graph);
-      mode_ = ConvMode::kGraph;
-      return Status::OK();
+      return adopt(plan);
     }
     // cuDNN ordered the engines differently this time: decide again below.
   }
@@ -444,10 +448,8 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   float best_ms = legacy_ms;
   int64_t best = -1;
   for (size_t i = 0; i < graph.plan_count(); ++i) {
-    Result<float> ms = time_candidate(stream, kReps, [&]() -> Status {
-      PS_TRY(graph.execute(dnn_, i, x, w, b, r, y, ws));
-      return fused || !has_epilogue ? Status::OK() : launch_epilogue(stream, b, r, y);
-    });
+    Result<float> ms = time_candidate(
+        stream, kReps, [&] { return run_graph(graph, i, fused, stream, x, w, b, r, y, ws); });
     if (!ms.ok()) {
       (void)stream.synchronize();  // a plan that fails to run is not a candidate
       continue;
@@ -466,8 +468,7 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
     PS_TRY(fill_random_device(s + at, bytes, at + 1, stream));
   }
   PS_TRY(run(legacy_mode_, stream, x, w, b, r, s + ref_at, ws));
-  PS_TRY(graph.execute(dnn_, static_cast<size_t>(best), x, w, b, r, y, ws));
-  if (!fused && has_epilogue) PS_TRY(launch_epilogue(stream, b, r, y));
+  PS_TRY(run_graph(graph, static_cast<size_t>(best), fused, stream, x, w, b, r, y, ws));
   // The first MiB of the output (the first image's channels, at least one whole image of most
   // layers): a wrong layout or a missing term shows there, and plan time stays small.
   const size_t checked = std::min<size_t>(y_bytes, size_t{1} << 20);
@@ -492,11 +493,7 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   }
   choice.graph_plan = best;
   choice.graph_engine = graph.engine(static_cast<size_t>(best));
-  graph.keep(static_cast<size_t>(best));
-  workspace_bytes_ = std::max(legacy_workspace_bytes_, graph.workspace_bytes(0));
-  graph_ = std::move(graph);
-  mode_ = ConvMode::kGraph;
-  return Status::OK();
+  return adopt(static_cast<size_t>(best));
 }
 
 }  // namespace
