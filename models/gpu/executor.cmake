@@ -8,6 +8,7 @@ target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/graph.cc
   ${CMAKE_CURRENT_LIST_DIR}/host_read.cc
   ${CMAKE_CURRENT_LIST_DIR}/link_probe.cc
+  ${CMAKE_CURRENT_LIST_DIR}/non_finite.cc
   ${CMAKE_CURRENT_LIST_DIR}/parallel_run.cc
   ${CMAKE_CURRENT_LIST_DIR}/pipelined_run.cc
   ${CMAKE_CURRENT_LIST_DIR}/plan.cc

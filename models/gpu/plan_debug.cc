@@ -1,70 +1,12 @@
 // Plan's synchronous tools: the debug run (check after every layer) and the per-layer profile.
-#include <cmath>
-#include <cstring>
 #include <vector>
 
-#include "cuda/copy.h"
 #include "cuda/event.h"
 #include "cuda/stream.h"
+#include "models/gpu/non_finite.h"
 #include "models/gpu/plan.h"
 
 namespace ps::models::gpu {
-namespace {
-
-struct NonFinite {
-  int64_t count = 0;
-  int64_t first = -1;
-  double first_value = 0;
-};
-
-// Counts NaN/Inf in `count` elements of `dtype` at host `p`. Non-float dtypes have none.
-NonFinite scan(const uint8_t* p, DType dtype, int64_t count) {
-  NonFinite out;
-  for (int64_t i = 0; i < count; ++i) {
-    double v = 0;
-    if (dtype == DType::kFloat32) {
-      float f;
-      std::memcpy(&f, p + i * 4, 4);
-      v = f;
-    } else if (dtype == DType::kFloat64) {
-      std::memcpy(&v, p + i * 8, 8);
-    } else if (dtype == DType::kFloat16) {
-      uint16_t h;
-      std::memcpy(&h, p + i * 2, 2);
-      v = float16_to_float(h);
-    } else if (dtype == DType::kBFloat16) {
-      uint16_t h;
-      std::memcpy(&h, p + i * 2, 2);
-      v = bfloat16_to_float(h);
-    } else {
-      return out;
-    }
-    if (!std::isfinite(v)) {
-      if (out.count++ == 0) {
-        out.first = i;
-        out.first_value = v;
-      }
-    }
-  }
-  return out;
-}
-
-// Copies [address, address + spec.bytes()) to the host and scans it (synchronous).
-Result<NonFinite> check_device_tensor(CUdeviceptr address, const TensorSpec& spec,
-                                      const cuda::Stream& stream, std::vector<uint8_t>& host) {
-  if (!is_floating(spec.dtype) || spec.bytes() == 0) return NonFinite{};
-  host.resize(spec.bytes());
-  PS_TRY(cuda::copy_to_host_async(host.data(), address, spec.bytes(), stream));
-  PS_TRY(stream.synchronize());
-  return scan(host.data(), spec.dtype, spec.numel());
-}
-
-std::string describe_non_finite(const NonFinite& bad, const TensorSpec& spec) {
-  return str_cat(bad.count, " of ", spec.numel(), " values are NaN or Inf (first at element ",
-                 bad.first, ": ", bad.first_value, ")");
-}
-
-}  // namespace
 
 Status Plan::run_debug(const cuda::Stream& stream, const Bindings& bindings) const {
   PS_TRY(check_bindings(bindings));
@@ -73,7 +15,7 @@ Status Plan::run_debug(const cuda::Stream& stream, const Bindings& bindings) con
   for (const IoSpec& in : layout_.inputs) {
     const TensorSpec spec{in.dtype, in.shape, false};
     PS_ASSIGN_OR_RETURN(NonFinite bad,
-                        check_device_tensor(bindings.arena + in.arena_offset, spec, stream, host));
+                        scan_device_tensor(bindings.arena + in.arena_offset, spec, stream, host));
     if (bad.count > 0) {
       return invalid_argument("debug run: model input '", in.name, "' ", dtype_name(in.dtype),
                               shape_string(in.shape), ": ", describe_non_finite(bad, spec));
@@ -87,7 +29,7 @@ Status Plan::run_debug(const cuda::Stream& stream, const Bindings& bindings) con
     const LayerLayout& lay = layout_.layers[l];
     for (size_t o = 0; o < lay.outputs.size(); ++o) {
       const TensorSpec& spec = lay.output_specs[o];
-      PS_ASSIGN_OR_RETURN(NonFinite bad, check_device_tensor(bindings.arena + lay.outputs[o].offset,
+      PS_ASSIGN_OR_RETURN(NonFinite bad, scan_device_tensor(bindings.arena + lay.outputs[o].offset,
                                                              spec, stream, host));
       if (bad.count == 0) continue;
       // Were the inputs already bad? Activations were checked by earlier layers, but weights
@@ -95,7 +37,7 @@ Status Plan::run_debug(const cuda::Stream& stream, const Bindings& bindings) con
       std::string inputs_state;
       for (size_t i = 0; i < lay.inputs.size(); ++i) {
         const OperandPlace& p = lay.inputs[i];
-        PS_ASSIGN_OR_RETURN(NonFinite in_bad, check_device_tensor(operand_address(p, bindings),
+        PS_ASSIGN_OR_RETURN(NonFinite in_bad, scan_device_tensor(operand_address(p, bindings),
                                                                   lay.input_specs[i], stream, host));
         if (in_bad.count > 0) {
           inputs_state += str_cat("; input ", i, " '", tensor_names_[p.tensor], "'",

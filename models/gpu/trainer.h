@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "common/status.h"
@@ -79,6 +80,12 @@ class GpuTrainer {
   double complete_step();
   // The whole step: every chunk enqueued on `stream`, then waited for. Tests and benchmarks.
   Result<double> step(const cuda::Stream& stream);
+  // The whole step item by item, synchronised and every output scanned for NaN/Inf after each
+  // (trainer_debug.cc): the first non-finite output is an INTERNAL error naming the item, the
+  // output and its inputs' state; `trace`, when given, gets one line per output with its
+  // largest finite magnitude. A step that passes counts like step()'s. Slow: for diagnosis.
+  Result<double> debug_step(const cuda::Stream& stream,
+                            const std::function<void(const std::string&)>& trace = {});
   // Some chunks of the current step are enqueued and the step is not complete.
   bool mid_step() const;
 

@@ -428,6 +428,53 @@ TEST_CASE("GpuTrainer: export_state / import_state continue the identical trajec
   CHECK(std::abs(*cpu_next - *gpu_next) <= kFirstLossTolerance * std::abs(*cpu_next));
 }
 
+// The debug step: on a healthy model it is a step (same loss bits as step() on a twin trainer,
+// every output traced); with one NaN put into a weight it stops at the first forward layer that
+// reads that weight, naming the layer and the weight among its non-finite inputs.
+TEST_CASE("GpuTrainer: debug_step gives step()'s loss and names the first NaN's layer",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 2);
+  cuda::DevicePool pool = make_pool();
+  const cuda::Stream stream = make_stream();
+  std::unique_ptr<GpuTrainer> a = make_trainer(pool, m, gpu_options());
+  std::unique_ptr<GpuTrainer> b = make_trainer(pool, m, gpu_options());
+  size_t lines = 0;
+  Result<double> traced = a->debug_step(stream, [&](const std::string&) { ++lines; });
+  Result<double> plain = b->step(stream);
+  REQUIRE_OK(traced);
+  REQUIRE_OK(plain);
+  CHECK(std::memcmp(&*traced, &*plain, sizeof(double)) == 0);
+  CHECK(a->step_count() == 1);
+  CHECK(lines >= static_cast<size_t>(m.manifest.layers_size()));
+
+  // The first convolution's weight (the first float WEIGHT a Conv layer reads) gets a NaN.
+  Result<cpu::TrainingState> state = a->export_state();
+  REQUIRE_OK(state);
+  int conv = -1;
+  uint32_t weight = 0;
+  for (int l = 0; l < m.manifest.layers_size() && conv < 0; ++l) {
+    const auto& layer = m.manifest.layers(l);
+    if (layer.op() != "Conv" || layer.inputs_size() < 2) continue;
+    weight = layer.inputs(1);
+    if (state->weights.count(weight) > 0) conv = l;
+  }
+  REQUIRE(conv >= 0);
+  Tensor& w = state->weights.at(weight);
+  w.mutable_data<double>()[0] = std::nan("");
+  REQUIRE(a->import_state(*state).ok());
+  Result<double> broken = a->debug_step(stream);
+  REQUIRE_FALSE(broken.ok());
+  const std::string message(broken.status().message());
+  std::printf("[train] debug step with a NaN weight: %s\n", message.c_str());
+  CHECK(broken.status().code() == Code::kInternal);
+  CHECK(message.find(str_cat("layer ", conv, " (Conv '", m.manifest.layers(conv).name(), "')")) !=
+        std::string::npos);
+  CHECK(message.find(str_cat("'", m.manifest.tensors(static_cast<int>(weight)).name(), "'")) !=
+        std::string::npos);
+  CHECK(message.find("NaN/Inf") != std::string::npos);
+}
+
 // Paging: the state leaves the pool for host memory and comes back elsewhere in the pool; the
 // trajectory goes on bit for bit, and what the pool held comes back to it meanwhile.
 TEST_CASE("GpuTrainer: page_out / page_in return the pool memory and keep the trajectory",

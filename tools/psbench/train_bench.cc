@@ -102,7 +102,8 @@ void print_train_help(std::FILE* out) {
       "usage: psbench train PACKAGE.psm [--precision fp32|tf32] [--steps N] [--runs N]\n"
       "                     [--lr X] [--momentum X] [--weight-decay X] [--classes N]\n"
       "                     [--noise X] [--seed N] [--single-image] [--chunk-ms X]\n"
-      "                     [--pool SIZE] [--write-batches FILE] [--json] [--device N]\n"
+      "                     [--pool SIZE] [--write-batches FILE] [--json] [--debug]\n"
+      "                     [--device N]\n"
       "\n"
       "Builds a GpuTrainer for the training-mode package (psimport --mode training) on a device\n"
       "pool, runs --steps steps from the package's weights printing each loss (the trajectory),\n"
@@ -122,6 +123,9 @@ void print_train_help(std::FILE* out) {
       "  --write-batches F   write the trajectory's batches for scripts/torch_train.py\n"
       "                      --batches F (images: PSBATCH1; token ids: PSTOKEN1)\n"
       "  --json              one JSON object instead of the tables\n"
+      "  --debug             run the first step item by item, synchronised, printing every\n"
+      "                      output's largest magnitude to stderr; stops at the first NaN/Inf,\n"
+      "                      naming the item, the output and its inputs\n"
       "  --device N          GPU ordinal (default 0)\n");
 }
 
@@ -176,6 +180,8 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
       o.batches_file = std::string(v);
     } else if (r.is("--json")) {
       o.json = true;
+    } else if (r.is("--debug")) {
+      o.debug = true;
     } else {
       return invalid_argument("unknown option '", r.name(), "'");
     }
@@ -224,7 +230,10 @@ Status run_train(const TrainBenchOptions& options) {
 
   std::vector<double> losses;
   for (int s = 0; s < o.trajectory; ++s) {
-    PS_ASSIGN_OR_RETURN(const double loss, trainer->step(stream));
+    auto trace = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    PS_ASSIGN_OR_RETURN(const double loss,
+                        o.debug && s == 0 ? trainer->debug_step(stream, trace)
+                                          : trainer->step(stream));
     losses.push_back(loss);
     if (!o.json) std::printf("step %3d loss %.8f\n", s, loss);
   }
