@@ -10,6 +10,8 @@
 #                                        the three models, training jobs, disconnects; exports
 #                                        them first on a machine that has not run repro), then
 #                                        scripts/gpu-check.sh --gpu-only (every [gpu] case, e2e)
+#   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
+#                                        (psbench train --debug), the first NaN/Inf named
 #   bash scripts/gpu-session.sh check    every [gpu] case and e2e on the GPU only (serve without
 #                                        the soak: what a lease with little time left is for)
 #   bash scripts/gpu-session.sh train    issue 7: ResNet152 20-step trajectory against PyTorch
@@ -28,7 +30,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh repro|serve|check|train|executor|bert|parallel}"
+STEP="${1:?usage: gpu-session.sh repro|traindebug|serve|check|train|executor|bert|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -76,6 +78,24 @@ case "$STEP" in
     tail -3 "$OUT/host-read.log"
     guarded 150 trainer.log tests/test_gpu_trainer "[gpu_trainer]" -d yes
     grep -E 'FAILED|test cases' "$OUT/trainer.log" | tail -5
+    ;;
+  traindebug)
+    # Issue 7's NaN: ResNet152 exported for training (batch 64), its first step item by item
+    # (psbench train --debug: every output scanned, the first NaN/Inf named), then two plain
+    # steps; the [gpu] debug-step case. Then, time left, the rest of `check`.
+    [[ -f /tmp/w/r152_train.onnx ]] || guarded 120 train-export.log python3 scripts/torch_train.py \
+      --model resnet152 --batch 64 --export-onnx /tmp/w/r152_train.onnx
+    [[ -f /tmp/w/r152_train.psm ]] || guarded 90 train-import.log /tmp/b/bin/psimport \
+      /tmp/w/r152_train.onnx -o /tmp/w/r152_train.psm --batch 64 --mode training
+    for p in fp32 tf32; do
+      guarded 120 "train-debug-$p.log" /tmp/b/bin/psbench train /tmp/w/r152_train.psm --debug \
+        --precision "$p" --steps 3 --runs 0 --lr 0.01
+      echo "debug $p:"; grep -E '^step|NaN|rror' "$OUT/train-debug-$p.log" | head -8
+      xz -T4 "$OUT/train-debug-$p.log"
+    done
+    guarded 60 trainer-debug-test.log /tmp/b/tests/test_gpu_trainer \
+      "GpuTrainer: debug_step gives step()'s loss and names the first NaN's layer" -s
+    grep -E 'debug step|passed|failed' "$OUT/trainer-debug-test.log" | tail -4
     ;;
   repro)
     guarded 560 repro.log /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --quick --out /tmp/docs
