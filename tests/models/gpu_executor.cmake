@@ -33,4 +33,4 @@ ps_add_test(test_host_read
 # and events: pure, runs in CI. Its GPU run is in test_gpu_executor.
 ps_add_test(test_parallel_run
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/parallel_run_test.cc
-  LIBS ps_gpu)
+  LIBS ps_gpu ps_zoo_lowering)
