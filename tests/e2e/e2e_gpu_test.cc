@@ -5,12 +5,16 @@
 // graceful shutdown. Skipped without a GPU; scripts/gpu-check.sh runs it on the GPU machine.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <string_view>
 
 #include "net/binary_protocol.h"
+#include "onnx_loader/package_writer.h"
 #include "reactor/synthetic_input.h"
 #include "tests/e2e/e2e_support.h"
+#include "tests/onnx_loader/temp_dir.h"
 #include "tests/support/float_compare.h"
 #include "tests/support/gpu.h"
 
@@ -97,6 +101,54 @@ TEST_CASE("e2e gpu: the original binary protocol on the GPU backend", "[gpu][e2e
   auto code = server->stop(SIGTERM);
   REQUIRE(code.ok());
   CHECK(*code == 0);
+}
+
+// A model whose weights are larger than the device pool (resnet18, 45 MiB, against a 32 MiB
+// pool): at start-up (--models) it is reported and skipped; a LOAD of it is answered ERR
+// OUT_OF_MEMORY naming the model, the server keeps serving resnet_tiny with the reference
+// outputs and exits cleanly. Under a policy that switches (pipeswitch) and one that keeps every
+// model resident (ready).
+TEST_CASE("e2e gpu: a model larger than the pool is refused and the server goes on",
+          "[gpu][e2e_gpu]") {
+  PS_REQUIRE_GPU();
+  onnx_loader::testing::TempDir dir;
+  const Reference& big = reference("resnet18");
+  REQUIRE(big.host.weights.size() > (uint64_t{40} << 20));
+  std::filesystem::create_directories(dir.file("models"));
+  REQUIRE(onnx_loader::write_package(dir.file("models/big.psm"), big.host.manifest,
+                                     big.host.weights)
+              .ok());
+  for (const char* policy : {"pipeswitch", "ready"}) {
+    INFO("policy " << policy);
+    auto server = ServerProcess::start({"--device", "0", "--policy", policy, "--precision",
+                                        "fp32", "--pool-size", "32M", "--zoo=resnet_tiny",
+                                        "--models", dir.file("models")});
+    INFO(server.status().message());
+    REQUIRE(server.ok());
+    INFO(server->output());
+    CHECK(server->output().find("failed to load big") != std::string::npos);
+    psnc::Client client = server->connect();
+    const psnc::Reply load = request(client, "LOAD big2 big.psm\n");
+    INFO(load.line);
+    CHECK_FALSE(load.ok);
+    CHECK(load.code == "OUT_OF_MEMORY");
+    CHECK(load.message.find("big2") != std::string::npos);
+    const psnc::Reply models = request(client, "MODELS\n");
+    CHECK(models.field("models").find("big") == std::string::npos);
+    CHECK(request(client, "INFER big2\n").code == "UNKNOWN_MODEL");
+    const std::string expected = reference_output(
+        "resnet_tiny", 1, reactor::synthetic_input(reference("resnet_tiny").info, 1));
+    for (int i = 0; i < 3; ++i) {
+      const psnc::Reply r = request(client, "INFER resnet_tiny output=raw\n");
+      INFO(r.line);
+      REQUIRE(r.ok);
+      REQUIRE(r.payload.size() == expected.size());
+      CHECK(testing::max_relative_error_f32(r.payload, expected) <= 1e-4);
+    }
+    auto code = server->stop(SIGTERM);
+    REQUIRE(code.ok());
+    CHECK(*code == 0);
+  }
 }
 
 }  // namespace
