@@ -9,6 +9,7 @@
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
+#include "onnx_loader/passes/untie_parameters.h"
 
 namespace ps::onnx_loader {
 namespace {
@@ -120,6 +121,8 @@ Result<PipelineReport> run_passes(Graph& graph, Mode mode) {
   std::vector<NamedPass> list = cleanup_passes(mode);
   if (mode == Mode::kInference) {
     for (NamedPass& pass : inference_passes()) list.push_back(std::move(pass));
+  } else {
+    list.push_back({"untie_parameters", passes::untie_parameters});
   }
   list.push_back({"eliminate_dead_code", dead_code_pass});
   for (const NamedPass& pass : list) {

@@ -42,10 +42,13 @@ bool is_parameter(const Value& value);
 // Runs the passes of `mode` over `graph` in place, in this order:
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
 //              fuse_matmul_bias, fuse_layernorm, fuse_gelu, eliminate_dead_code;
-//   training:  remove_identity_and_dropout, fold_constants, eliminate_dead_code
+//   training:  remove_identity_and_dropout, fold_constants, untie_parameters,
+//              eliminate_dead_code
 //              (BatchNormalization stays a layer and nothing is folded into weights; constant
 //              folding leaves every node that reads a float parameter alone, so that
-//              Gather(position_embeddings, ids) stays a layer and the table stays trainable).
+//              Gather(position_embeddings, ids) stays a layer and the table stays trainable;
+//              a parameter the exporter shared among several uses gets a copy per use:
+//              passes/untie_parameters.h says why).
 // A training package needs a graph imported with ImportOptions.optimize = false (and
 // require_executable = false, then check_executable after this): import's own folding does
 // not protect parameters.

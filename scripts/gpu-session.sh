@@ -89,7 +89,7 @@ case "$STEP" in
       /tmp/w/r152_train.onnx -o /tmp/w/r152_train.psm --batch 64 --mode training
     for p in fp32 tf32; do
       guarded 120 "train-debug-$p.log" /tmp/b/bin/psbench train /tmp/w/r152_train.psm --debug \
-        --precision "$p" --steps 3 --runs 0 --lr 0.01
+        --precision "$p" --steps 3 --runs 1 --lr 0.01
       echo "debug $p:"; grep -E '^step|NaN|rror' "$OUT/train-debug-$p.log" | head -8
       xz -T4 "$OUT/train-debug-$p.log"
     done

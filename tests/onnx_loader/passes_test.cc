@@ -1,7 +1,9 @@
 // Convolution passes (BatchNorm folding, Conv fusion) and the pass pipeline on tiny hand-built
 // graphs: what must change, numerically right, and every near miss left alone.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <set>
 
 #include "onnx_loader/passes/fold_batchnorm.h"
 #include "onnx_loader/passes/fuse_conv.h"
@@ -444,6 +446,55 @@ TEST_CASE("run_passes: training keeps the unfused form", "[passes]") {
   for (const std::string& name : report->pass_names()) {
     CHECK(name.rfind("fuse", 0) != 0);
     CHECK(name != "fold_batchnorm");
+  }
+}
+
+// What PyTorch's exporter does to a fresh model in eval mode: equal-valued initializers merged,
+// so one tensor of ones is the scale of one BatchNormalization and the running variance of the
+// next, one of zeros their biases and running means. Training gives every use its own copy
+// (same bytes, its own name); inference leaves the sharing alone.
+TEST_CASE("run_passes: training unties parameters the exporter merged", "[passes]") {
+  for (Mode mode : {Mode::kInference, Mode::kTraining}) {
+    INFO(mode_name(mode));
+    Builder b;
+    const int x = b.input("x", {2, 3, 4, 4});
+    const int ones = b.weight("bn1.weight", {3}, {1, 1, 1});
+    const int zeros = b.weight("bn1.bias", {3}, {0, 0, 0});
+    const int h = b.node("BatchNormalization", "bn1", {x, ones, zeros, zeros, ones},
+                         {2, 3, 4, 4});
+    const int y = b.node("BatchNormalization", "bn2", {h, ones, zeros, zeros, ones},
+                         {2, 3, 4, 4});
+    b.output(y);
+    Result<PipelineReport> report = run_passes(b.graph, mode);
+    REQUIRE(report.ok());
+    const Node* bn1 = b.find("BatchNormalization");
+    REQUIRE(bn1 != nullptr);
+    std::set<int> distinct;
+    int uses = 0;
+    for (const Node& node : b.graph.nodes) {
+      for (size_t i = 1; i < node.inputs.size(); ++i) {
+        distinct.insert(node.inputs[i]);
+        ++uses;
+        const Value& v = b.graph.values[node.inputs[i]];
+        REQUIRE(v.constant != nullptr);
+        CHECK(v.is_weight);
+        // Each copy holds the original's values.
+        const float want = (i == 1 || i == 4) ? 1.0f : 0.0f;
+        for (float f : v.constant->as<float>()) CHECK(f == want);
+      }
+    }
+    CHECK(uses == 8);
+    if (mode == Mode::kTraining) {
+      CHECK(distinct.size() == 8);
+      const std::vector<std::string> names = report->pass_names();
+      CHECK(std::find(names.begin(), names.end(), "untie_parameters") != names.end());
+      CHECK(report->summary().find("untie_parameters=6") != std::string::npos);
+      CHECK(b.graph.values[bn1->inputs[1]].name == "bn1.weight");
+      CHECK(b.graph.values[bn1->inputs[4]].name == "bn1.weight@bn1");
+      CHECK(b.graph.find_value("bn1.bias@bn2#2") >= 0);  // the second copy for one node
+    } else {
+      CHECK(distinct.size() == 2);
+    }
   }
 }
 
