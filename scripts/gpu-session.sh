@@ -30,7 +30,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh repro|traindebug|serve|check|train|executor|bert|parallel}"
+STEP="${1:?usage: gpu-session.sh repro|traindebug|serve|check|train|trainlean|executor|bert|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -66,10 +66,13 @@ fi
 [[ -f /tmp/graph-env ]] && { . /tmp/graph-env; echo "PS_CUDNN_GRAPH=off (the graph check failed)"; }
 
 case "$STEP" in
-  train)
-    guarded 400 train-check.log /tmp/b/scripts/gpu-train-check.sh /tmp/b /tmp/w
+  train|trainlean)
+    # trainlean: the trajectory and the speed only (a short lease; preemption was measured).
+    extra=(); [[ $STEP == trainlean ]] && extra=(--no-preempt)
+    guarded 400 train-check.log /tmp/b/scripts/gpu-train-check.sh /tmp/b /tmp/w "${extra[@]}"
     [[ -f $OUT/train-logs.tar.gz ]] || tar -C /tmp/w -czf "$OUT/train-logs.tar.gz" train-logs 2>/dev/null
     grep -E '^== |max_rel|ms/step|p50|p99|ratio|lost|"ok"' "$OUT/train-check.log" | tail -45
+    [[ $STEP == trainlean ]] && exit 0
     cd /tmp/b
     guarded 120 backend-training.log tests/test_gpu_backend "[gpu_training]" -d yes -s
     grep -E '\[gpu_training\]|FAILED|test cases' "$OUT/backend-training.log" | tail -8
