@@ -111,13 +111,18 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
     PS_ASSIGN_OR_RETURN(*ev, cuda::Event::create(false));
   }
 
-  // The link, measured on the copy stream into pool memory.
-  PS_ASSIGN_OR_RETURN(cuda::PinnedBuffer probe_host, cuda::PinnedBuffer::allocate(kProbeBytes));
-  std::memset(probe_host.data(), 0x5a, kProbeBytes);
-  auto probe_device = e->pool_->allocate(kProbeBytes, "link probe");
-  if (!probe_device.ok()) return probe_device.status().with_context("measuring the link");
+  // The link, measured on the copy stream into pool memory: 64 MiB copies, or half a small
+  // pool's (in whole MiB, at least the probe's 1 MiB), so that a small --pool-size starts.
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  const uint64_t probe_bytes = std::clamp<uint64_t>(pool_bytes / 2 / kMiB * kMiB, kMiB, kProbeBytes);
+  PS_ASSIGN_OR_RETURN(cuda::PinnedBuffer probe_host, cuda::PinnedBuffer::allocate(probe_bytes));
+  std::memset(probe_host.data(), 0x5a, probe_bytes);
+  auto probe_device = e->pool_->allocate(probe_bytes, "link probe");
+  if (!probe_device.ok()) {
+    return probe_device.status().with_context("measuring the link (--pool-size too small?)");
+  }
   auto link =
-      models::gpu::probe_link(e->copy_stream_, probe_host.data(), probe_device->ptr, kProbeBytes);
+      models::gpu::probe_link(e->copy_stream_, probe_host.data(), probe_device->ptr, probe_bytes);
   PS_TRY(e->pool_->free(*probe_device));
   if (!link.ok()) return link.status().with_context("measuring the link");
   e->link_ = *link;

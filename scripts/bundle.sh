@@ -28,6 +28,8 @@ for lib in libonnx.so.1 libonnx_proto.so.1 libprotobuf.so.32 libhttp_parser.so.2
 done
 tar -C /usr/share/libonnx-testdata/data -czf "$OUT/testdata/onnx-node.tar.gz" node
 cp scripts/*.sh scripts/*.py "$OUT/scripts/"
+# The commit the bundle was built from, for the results' machine record (no .git travels).
+git describe --always --dirty > "$OUT/COMMIT" 2>/dev/null || true
 mkdir -p "$OUT/scripts/repro" && cp scripts/repro/*.py "$OUT/scripts/repro/"
 strip --strip-debug "$OUT"/bin/* "$OUT"/tests/* 2>/dev/null || true
 echo "bundle: $(du -sh "$OUT" | cut -f1) in $OUT ($(ls "$OUT/bin" | wc -l) tools, $(ls "$OUT/tests" | wc -l) test executables)"

@@ -10,6 +10,6 @@ cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
 scripts/bundle.sh "$BUILD_DIR" .gpu >/dev/null
 mkdir -p .gpu-pack
-(cd .gpu && tar -cf - bin lib scripts testdata tests/test_gpu_* tests/test_cuda_* tests/test_e2e) |
+(cd .gpu && tar -cf - COMMIT bin lib scripts testdata tests/test_gpu_* tests/test_cuda_* tests/test_e2e) |
   xz -T"$(nproc)" -6 > .gpu-pack/b.tar.xz
 echo "gpu-pack: $(du -h .gpu-pack/b.tar.xz | cut -f1) in .gpu-pack/b.tar.xz (with the tree: keep under 64 MiB)"

@@ -38,7 +38,15 @@ def cpu_model():
 
 
 def git_commit(repo):
-    return _run(["git", "-C", repo, "describe", "--always", "--dirty"])
+    """The checkout's commit; in a bundle (scripts/bundle.sh, no .git) the COMMIT file it wrote."""
+    commit = _run(["git", "-C", repo, "describe", "--always", "--dirty"])
+    if commit:
+        return commit
+    try:
+        with open(os.path.join(repo, "COMMIT")) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
 
 
 def describe(repo, link=None, torch_version=None, cuda_version=None):
