@@ -30,7 +30,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh repro|traindebug|serve|check|train|trainlean|executor|bert|parallel}"
+STEP="${1:?usage: gpu-session.sh repro|traindebug|gradcheck|serve|check|train|trainlean|executor|bert|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -99,6 +99,24 @@ case "$STEP" in
     guarded 60 trainer-debug-test.log /tmp/b/tests/test_gpu_trainer \
       "GpuTrainer: debug_step gives step()'s loss and names the first NaN's layer" -s
     grep -E 'debug step|passed|failed' "$OUT/trainer-debug-test.log" | tail -4
+    ;;
+  gradcheck)
+    # Issue 7: ResNet152's step-0 gradients against PyTorch's, parameter by parameter (the
+    # trajectory parts from PyTorch's at step 1 by 3e-3 while step 0's loss agrees to 3e-6),
+    # then the too-large-model e2e case (the start-up probe now fits a small pool).
+    [[ -f /tmp/w/r152_train.onnx ]] || guarded 120 train-export.log python3 scripts/torch_train.py \
+      --model resnet152 --batch 64 --export-onnx /tmp/w/r152_train.onnx
+    [[ -f /tmp/w/r152_train.psm ]] || guarded 90 train-import.log /tmp/b/bin/psimport \
+      /tmp/w/r152_train.onnx -o /tmp/w/r152_train.psm --batch 64 --mode training
+    guarded 90 grad-psbench.log /tmp/b/bin/psbench train /tmp/w/r152_train.psm --precision fp32 \
+      --steps 1 --runs 0 --lr 0.01 --write-batches /tmp/w/g.batches --dump-gradients /tmp/w/g.grad
+    guarded 90 grad-torch.log python3 scripts/torch_train.py --model resnet152 --batch 64 \
+      --lr 0.01 --steps 1 --batches /tmp/w/g.batches --grads /tmp/w/g.grad
+    grep -E '^\{' "$OUT/grad-torch.log"
+    sort -t' ' -k1,1 "$OUT/grad-torch.log" | grep '^grad' | awk '{print $NF, $0}' | sort -g -r | head -12 | cut -d' ' -f2-
+    guarded 60 e2e-pool.log /tmp/b/tests/test_e2e \
+      "e2e gpu: a model larger than the pool is refused and the server goes on"
+    tail -4 "$OUT/e2e-pool.log"
     ;;
   repro)
     guarded 560 repro.log /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --quick --out /tmp/docs

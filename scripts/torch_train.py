@@ -18,7 +18,10 @@ Three things, any combination:
                       trainer's own synthetic batches, PSBATCH1 or PSTOKEN1: see below) and print
                       each step's loss in strict fp32 (or --precision); with --compare
                       PSBENCH.json (psbench train --json), print both trajectories and the
-                      largest relative difference; exit status 3 above --tolerance (1e-3).
+                      largest relative difference; exit status 3 above --tolerance (1e-3);
+                      with --grads PSGRAD (psbench train --dump-gradients), step 0's gradients
+                      parameter by parameter (max |ours - torch| / max |torch|), which names
+                      the layer where a trajectory starts to part.
   --time              ms per step on random device batches (bert_base: token ids [batch, --seq],
                       BertForSequenceClassification without dropout), for each of --precisions
                       (fp32: strict, allow_tf32 False for cuDNN and matmul; tf32: both True),
@@ -46,6 +49,7 @@ Speed: psbench train /tmp/r152_train.psm --precision tf32 --steps 3 --runs 20 an
 Usage: torch_train.py --model NAME [--batch 64] [--seq 251] [--lr 0.01] [--momentum 0.9]
                       [--weight-decay 1e-4] [--export-onnx PATH] [--batches FILE]
                       [--steps N] [--precision fp32|tf32] [--compare PSBENCH.json]
+                      [--grads PSGRAD]
                       [--tolerance 1e-3] [--time] [--precisions fp32,tf32] [--runs 20]
                       [--warmup 5] [--device cuda]
 """
@@ -222,6 +226,49 @@ def export_onnx(torch, args):
     print(f"exported {args.model} (BatchNorm kept) -> {args.export_onnx}", file=sys.stderr)
 
 
+def read_gradients(path):
+    """psbench train --dump-gradients' file (PSGRAD1): [(name, shape, float32 array)]."""
+    import numpy as np
+    out = []
+    with open(path, "rb") as f:
+        if f.read(8) != b"PSGRAD1\0":
+            raise SystemExit(f"{path}: not a PSGRAD1 file")
+        (count,) = struct.unpack("<I", f.read(4))
+        for _ in range(count):
+            (n,) = struct.unpack("<I", f.read(4))
+            name = f.read(n).decode()
+            (rank,) = struct.unpack("<I", f.read(4))
+            shape = struct.unpack(f"<{rank}q", f.read(8 * rank)) if rank else ()
+            size = 1
+            for d in shape:
+                size *= d
+            out.append((name, shape, np.frombuffer(f.read(4 * size), dtype="<f4").reshape(shape)))
+    return out
+
+
+def compare_gradients(model, path):
+    """Step 0's gradients, ours (by ONNX initializer name) against PyTorch's (by parameter
+    name), in the file's (the model's tensor) order: max |ours - torch| / max |torch| each."""
+    import numpy as np
+    params = dict(model.named_parameters())
+    unmatched, worst, compared = [], (0.0, None), 0
+    for name, shape, ours in read_gradients(path):
+        p = params.get(name)
+        if p is None or p.grad is None or tuple(p.shape) != tuple(shape):
+            unmatched.append(name)
+            continue
+        theirs = p.grad.detach().float().cpu().numpy()
+        scale = max(float(np.abs(theirs).max()), 1e-30)
+        rel = float(np.abs(ours - theirs).max()) / scale
+        worst = max(worst, (rel, name))
+        compared += 1
+        print(f"grad {name:48s} {str(tuple(shape)):22s} max|torch| {scale:.3e} rel {rel:.3g}",
+              file=sys.stderr)
+    print(json.dumps({"gradients": path, "compared": compared, "worst_rel": worst[0],
+                      "worst": worst[1], "unmatched": len(unmatched),
+                      "unmatched_examples": unmatched[:5]}), flush=True)
+
+
 def trajectory(torch, args):
     import torch.nn.functional as F
     set_precision(torch, args.precision)
@@ -240,6 +287,8 @@ def trajectory(torch, args):
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(logits_of(model, inputs), y)
         loss.backward()
+        if step == 0 and args.grads:
+            compare_gradients(model, args.grads)
         opt.step()
         losses.append(loss.item())
         print(f"step {step:3d} loss {losses[-1]:.8f}", file=sys.stderr)
@@ -310,6 +359,8 @@ def main():
     ap.add_argument("--steps", type=int, default=0, help="at most this many batches (0: all)")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "tf32"])
     ap.add_argument("--compare")
+    ap.add_argument("--grads", help="with --batches: compare step 0's gradients with psbench "
+                    "train --dump-gradients FILE's, parameter by parameter")
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--time", action="store_true")
     ap.add_argument("--precisions", default="fp32,tf32")

@@ -94,6 +94,37 @@ Status write_token_batches(const TrainBenchOptions& o, const pipeswitch::psm::Ma
   return write_token_file(path, h, data);
 }
 
+// Writes the weight gradients of the trainer's last step (GpuTrainer::export_gradients) to
+// `path`: "PSGRAD1\0", u32 count, then per tensor u32 name bytes, the name, u32 rank, i64 dims,
+// float32 values (little-endian), in manifest tensor order. scripts/torch_train.py --grads reads
+// it and compares each with PyTorch's gradient of the parameter of the same name.
+Status write_gradients(const models::gpu::GpuTrainer& trainer, const std::string& path) {
+  PS_ASSIGN_OR_RETURN(const auto grads, trainer.export_gradients());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return io_error("cannot create ", path);
+  auto put = [&](const void* p, size_t n) {
+    out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+  };
+  put("PSGRAD1", 8);
+  const auto count = static_cast<uint32_t>(grads.size());
+  put(&count, 4);
+  for (const auto& [tensor, g] : grads) {
+    const std::string& name = trainer.manifest().tensors(static_cast<int>(tensor)).name();
+    const auto name_bytes = static_cast<uint32_t>(name.size());
+    put(&name_bytes, 4);
+    put(name.data(), name.size());
+    const auto rank = static_cast<uint32_t>(g.rank());
+    put(&rank, 4);
+    for (int64_t d : g.shape()) put(&d, 8);
+    std::vector<float> values(static_cast<size_t>(g.numel()));
+    const double* src = g.data<double>();
+    for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(src[i]);
+    put(values.data(), values.size() * 4);
+  }
+  if (!out.flush()) return io_error("cannot write ", path);
+  return Status::OK();
+}
+
 }  // namespace
 
 void print_train_help(std::FILE* out) {
@@ -103,7 +134,7 @@ void print_train_help(std::FILE* out) {
       "                     [--lr X] [--momentum X] [--weight-decay X] [--classes N]\n"
       "                     [--noise X] [--seed N] [--single-image] [--chunk-ms X]\n"
       "                     [--pool SIZE] [--write-batches FILE] [--json] [--debug]\n"
-      "                     [--device N]\n"
+      "                     [--dump-gradients FILE] [--device N]\n"
       "\n"
       "Builds a GpuTrainer for the training-mode package (psimport --mode training) on a device\n"
       "pool, runs --steps steps from the package's weights printing each loss (the trajectory),\n"
@@ -113,7 +144,7 @@ void print_train_help(std::FILE* out) {
       "options:\n"
       "  --precision P       fp32 (strict) or tf32 (default)\n"
       "  --steps N           trajectory steps whose losses are printed (default 20)\n"
-      "  --runs N            timed steps after them (default 20)\n"
+      "  --runs N            timed steps after them (default 20; 0: the trajectory only)\n"
       "  --lr X --momentum X --weight-decay X   SGD (default 0.01, 0.9, 1e-4)\n"
       "  --classes N --noise X --seed N --single-image   the synthetic data (default 10 or\n"
       "                      the model's outputs when fewer, 0.5, 1; for token models noise is\n"
@@ -126,6 +157,8 @@ void print_train_help(std::FILE* out) {
       "  --debug             run the first step item by item, synchronised, printing every\n"
       "                      output's largest magnitude to stderr; stops at the first NaN/Inf,\n"
       "                      naming the item, the output and its inputs\n"
+      "  --dump-gradients F  write step 0's weight gradients (float32, by tensor name) to F\n"
+      "                      for scripts/torch_train.py --grads F (PSGRAD1)\n"
       "  --device N          GPU ordinal (default 0)\n");
 }
 
@@ -151,7 +184,7 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(
           auto n,
-          parse_int(name, v, name == "--runs" || name == "--classes" ? 1 : 0, 1'000'000'000));
+          parse_int(name, v, name == "--classes" ? 1 : 0, 1'000'000'000));
       if (name == "--steps") o.trajectory = static_cast<int>(n);
       if (name == "--runs") o.runs = static_cast<int>(n);
       if (name == "--classes") {
@@ -182,6 +215,9 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
       o.json = true;
     } else if (r.is("--debug")) {
       o.debug = true;
+    } else if (r.is("--dump-gradients")) {
+      PS_ASSIGN_OR_RETURN(auto v, r.value());
+      o.gradients_file = std::string(v);
     } else {
       return invalid_argument("unknown option '", r.name(), "'");
     }
@@ -236,6 +272,9 @@ Status run_train(const TrainBenchOptions& options) {
                                           : trainer->step(stream));
     losses.push_back(loss);
     if (!o.json) std::printf("step %3d loss %.8f\n", s, loss);
+    if (s == 0 && !o.gradients_file.empty()) {
+      PS_TRY(write_gradients(*trainer, o.gradients_file).with_context("--dump-gradients"));
+    }
   }
   PS_ASSIGN_OR_RETURN(cuda::Event start, cuda::Event::create(true));
   PS_ASSIGN_OR_RETURN(cuda::Event end, cuda::Event::create(true));
@@ -260,6 +299,7 @@ Status run_train(const TrainBenchOptions& options) {
     longest = std::max(longest, ms);
   }
   const std::string precision(models::gpu::precision_name(o.trainer.precision));
+  auto mid = [](const std::vector<double>& v) { return v.empty() ? 0.0 : median(v); };
   auto q = [](std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
@@ -276,7 +316,7 @@ Status run_train(const TrainBenchOptions& options) {
         manifest.model_name().c_str(), precision.c_str(), static_cast<long long>(layout.batch),
         build_ms, static_cast<unsigned long long>(trainer->device_bytes()),
         trainer->chunks_per_step(), o.trainer.chunk_budget_ms, longest, profiled, o.runs,
-        median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
+        mid(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), mid(wall_ms), q(wall_ms, 0.1),
         q(wall_ms, 0.9), l.c_str());
     return Status::OK();
   }

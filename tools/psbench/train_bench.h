@@ -20,11 +20,12 @@ struct TrainBenchOptions {
   int device = 0;
   models::gpu::GpuTrainerOptions trainer;
   int trajectory = 20;       // steps whose losses are printed (from the package's weights)
-  int runs = 20;             // timed steps after them
+  int runs = 20;             // timed steps after them (0: the trajectory only)
   uint64_t pool_bytes = 0;   // 0: the trainer's needs plus 256 MiB
   std::string batches_file;  // --write-batches: the trajectory's batches (PSBATCH1 / PSTOKEN1)
   bool json = false;
   bool debug = false;  // --debug: the first step item by item (GpuTrainer::debug_step)
+  std::string gradients_file;  // --dump-gradients: step 0's weight gradients (PSGRAD1)
   bool classes_given = false;  // --classes; else 10, or the model's outputs when fewer (BERT: 2)
 };
 
