@@ -58,6 +58,32 @@ std::string GpuTrainer::Impl::layer_label(uint32_t l) const {
   return str_cat("layer ", l, " (", layer.op(), " '", layer.name(), "')");
 }
 
+std::string GpuTrainer::Impl::item_label(const TrainItem& item) const {
+  switch (item.kind) {
+    case TrainItemKind::kForward:
+      return str_cat("forward ", layer_label(item.index));
+    case TrainItemKind::kBackward:
+      return str_cat("backward of ", layer_label(layout.backward[item.index].layer));
+    case TrainItemKind::kSgd:
+      return str_cat("SGD update of '",
+                     manifest.tensors(static_cast<int>(layout.weights[item.index].tensor)).name(),
+                     "'");
+    default:
+      return std::string(train_item_kind_name(item.kind));
+  }
+}
+
+std::string GpuTrainer::Impl::item_op(const TrainItem& item) const {
+  switch (item.kind) {
+    case TrainItemKind::kForward:
+      return manifest.layers(static_cast<int>(item.index)).op();
+    case TrainItemKind::kBackward:
+      return manifest.layers(static_cast<int>(layout.backward[item.index].layer)).op();
+    default:
+      return std::string(train_item_kind_name(item.kind));
+  }
+}
+
 Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
   PS_ASSIGN_OR_RETURN(PlanLayout specs, build_layout(manifest));
   // The weights' host image (float ones converted), read by ops with static inputs and uploaded.
@@ -341,6 +367,18 @@ Result<double> GpuTrainer::step(const cuda::Stream& stream) {
 bool GpuTrainer::mid_step() const { return impl_->next_item > 0; }
 size_t GpuTrainer::chunks_per_step() const { return impl_->chunks.size(); }
 std::span<const double> GpuTrainer::chunk_ms() const { return impl_->chunk_ms; }
+
+std::vector<TrainItemTime> GpuTrainer::item_profile() const {
+  const Impl& t = *impl_;
+  std::vector<TrainItemTime> out;
+  out.reserve(t.item_ms.size());
+  for (size_t i = 0; i < t.item_ms.size() && i < t.layout.items.size(); ++i) {
+    const TrainItem& item = t.layout.items[i];
+    out.push_back({std::string(train_item_kind_name(item.kind)), t.item_op(item),
+                   t.item_label(item), t.item_ms[i]});
+  }
+  return out;
+}
 uint64_t GpuTrainer::step_count() const { return impl_->step; }
 uint64_t GpuTrainer::data_position() const { return impl_->data_position; }
 uint64_t GpuTrainer::device_bytes() const { return impl_->paged ? 0 : impl_->block.size(); }

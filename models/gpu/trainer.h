@@ -47,6 +47,14 @@ struct GpuTrainerOptions {
   double chunk_budget_ms = 1.0;  // profiled GPU time per chunk of a step (at least one layer)
 };
 
+// One item of a step with its profiled GPU time (GpuTrainer::item_profile).
+struct TrainItemTime {
+  std::string kind;   // "data", "forward", "loss", "backward", "sgd"
+  std::string op;     // the layer's operator ("Conv"), or the kind for the others
+  std::string label;  // "backward of layer 12 (Conv 'conv1')"
+  double ms = 0;
+};
+
 class GpuTrainer {
  public:
   // Builds the forward (BatchNormalization in training mode), loss, backward and update plans,
@@ -92,6 +100,8 @@ class GpuTrainer {
   size_t chunks_per_step() const;
   // Each chunk's profiled GPU time (ms), measured at create(); sums to about a step.
   std::span<const double> chunk_ms() const;
+  // Each item's profiled GPU time, in step order, labelled (psbench train --profile-top).
+  std::vector<TrainItemTime> item_profile() const;
   uint64_t step_count() const;
   uint64_t data_position() const;
   // Pool bytes the trainer holds (0 while paged out).

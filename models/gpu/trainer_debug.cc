@@ -95,26 +95,13 @@ Result<double> GpuTrainer::debug_step(const cuda::Stream& stream,
     }
     return outs;
   };
-  auto item_label = [&](const TrainItem& item) -> std::string {
-    switch (item.kind) {
-      case TrainItemKind::kForward:
-        return str_cat("forward ", t.layer_label(item.index));
-      case TrainItemKind::kBackward:
-        return str_cat("backward of ", t.layer_label(lay.backward[item.index].layer));
-      case TrainItemKind::kSgd:
-        return "SGD update";
-      default:
-        return std::string(train_item_kind_name(item.kind));
-    }
-  };
-
   PS_TRY(stream.synchronize());
   PS_TRY(t.runtime->bind(stream, t.workspace, t.workspace_bytes));
   std::vector<uint8_t> host;
   std::vector<Operand> ins;
   for (uint32_t i = 0; i < lay.items.size(); ++i) {
     const TrainItem& item = lay.items[i];
-    const std::string label = str_cat("item ", i, " (", item_label(item), ")");
+    const std::string label = str_cat("item ", i, " (", t.item_label(item), ")");
     const Status launched = t.enqueue_item(item, stream);
     if (!launched.ok()) return launched.with_context(str_cat("debug step: ", label));
     const Status ran = stream.synchronize();

@@ -67,6 +67,10 @@ struct GpuTrainer::Impl {
   ~Impl();
   CUdeviceptr addr(uint64_t offset) const { return offset == kNoBuffer ? 0 : base + offset; }
   std::string layer_label(uint32_t layer) const;
+  // "forward layer 3 (Conv 'x')", "backward of layer 3 (...)", "loss", "SGD update of 'w'", "data".
+  std::string item_label(const TrainItem& item) const;
+  // The item's operator name: the layer's op ("Conv"), or its kind for the loss, data, SGD.
+  std::string item_op(const TrainItem& item) const;
 
   Status build_ops(std::span<const uint8_t> blob);
   // The pool range (OUT_OF_MEMORY names every region) and the operands' addresses in it.

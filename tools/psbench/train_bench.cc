@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include "cuda/copy.h"
@@ -125,6 +126,35 @@ Status write_gradients(const models::gpu::GpuTrainer& trainer, const std::string
   return Status::OK();
 }
 
+// The step's profiled GPU time by (kind, operator), largest first, then the `top` slowest
+// items: where a step's time goes (docs/training.md, "Speed").
+void print_profile(const models::gpu::GpuTrainer& trainer, size_t top) {
+  std::vector<models::gpu::TrainItemTime> items = trainer.item_profile();
+  std::map<std::pair<std::string, std::string>, std::pair<double, int>> by_op;
+  double total = 0;
+  for (const auto& it : items) {
+    auto& slot = by_op[{it.kind, it.op}];
+    slot.first += it.ms;
+    slot.second += 1;
+    total += it.ms;
+  }
+  std::vector<std::pair<double, std::string>> rows;
+  for (const auto& [key, v] : by_op) {
+    rows.emplace_back(v.first, str_cat(key.first, " ", key.second, " (", v.second, " items)"));
+  }
+  std::sort(rows.rbegin(), rows.rend());
+  std::printf("profiled step: %.3f ms over %zu items\n", total, items.size());
+  for (const auto& [ms, what] : rows) {
+    std::printf("  %9.3f ms %5.1f%%  %s\n", ms, total > 0 ? 100 * ms / total : 0.0, what.c_str());
+  }
+  std::sort(items.begin(), items.end(),
+            [](const auto& a, const auto& b) { return a.ms > b.ms; });
+  std::printf("slowest items:\n");
+  for (size_t i = 0; i < items.size() && i < top; ++i) {
+    std::printf("  %9.3f ms  %s\n", items[i].ms, items[i].label.c_str());
+  }
+}
+
 }  // namespace
 
 void print_train_help(std::FILE* out) {
@@ -134,7 +164,7 @@ void print_train_help(std::FILE* out) {
       "                     [--lr X] [--momentum X] [--weight-decay X] [--classes N]\n"
       "                     [--noise X] [--seed N] [--single-image] [--chunk-ms X]\n"
       "                     [--pool SIZE] [--write-batches FILE] [--json] [--debug]\n"
-      "                     [--dump-gradients FILE] [--device N]\n"
+      "                     [--dump-gradients FILE] [--profile-top N] [--device N]\n"
       "\n"
       "Builds a GpuTrainer for the training-mode package (psimport --mode training) on a device\n"
       "pool, runs --steps steps from the package's weights printing each loss (the trajectory),\n"
@@ -157,6 +187,8 @@ void print_train_help(std::FILE* out) {
       "  --debug             run the first step item by item, synchronised, printing every\n"
       "                      output's largest magnitude to stderr; stops at the first NaN/Inf,\n"
       "                      naming the item, the output and its inputs\n"
+      "  --profile-top N     print the step's profiled GPU time by kind and operator, and\n"
+      "                      the N slowest items (the profile create() measured)\n"
       "  --dump-gradients F  write step 0's weight gradients (float32, by tensor name) to F\n"
       "                      for scripts/torch_train.py --grads F (PSGRAD1)\n"
       "  --device N          GPU ordinal (default 0)\n");
@@ -179,7 +211,7 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(o.trainer.precision, models::gpu::parse_precision(v));
     } else if (r.is("--steps") || r.is("--runs") || r.is("--classes") || r.is("--seed") ||
-               r.is("--device")) {
+               r.is("--device") || r.is("--profile-top")) {
       const std::string name(r.name());
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(
@@ -193,6 +225,7 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
       }
       if (name == "--seed") o.trainer.data.seed = static_cast<uint64_t>(n);
       if (name == "--device") o.device = static_cast<int>(n);
+      if (name == "--profile-top") o.profile_top = static_cast<int>(n);
     } else if (r.is("--lr") || r.is("--momentum") || r.is("--weight-decay") || r.is("--noise") ||
                r.is("--chunk-ms")) {
       const std::string name(r.name());
@@ -257,6 +290,7 @@ Status run_train(const TrainBenchOptions& options) {
   const double build_ms =
       std::chrono::duration<double, std::milli>(Clock::now() - build_start).count();
   runtime->release_plan_scratch();
+  if (o.profile_top > 0) print_profile(*trainer, static_cast<size_t>(o.profile_top));
   if (!o.batches_file.empty()) {
     PS_TRY(layout.token_tensors.empty()
                ? write_batches(*runtime, o, layout, o.batches_file)

@@ -26,6 +26,7 @@ struct TrainBenchOptions {
   bool json = false;
   bool debug = false;  // --debug: the first step item by item (GpuTrainer::debug_step)
   std::string gradients_file;  // --dump-gradients: step 0's weight gradients (PSGRAD1)
+  int profile_top = 0;         // --profile-top N: the profile by operator and the N slowest items
   bool classes_given = false;  // --classes; else 10, or the model's outputs when fewer (BERT: 2)
 };
 
