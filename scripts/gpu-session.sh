@@ -171,7 +171,7 @@ case "$STEP" in
     guarded 90 bert-compare.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 \
       --batches /tmp/w/bert.batches --compare /tmp/w/bert_psbench.json
     tail -3 "$OUT/bert-compare.log"
-    guarded 90 bert-psbench.log /tmp/b/bin/psbench train /tmp/w/bert_train.psm --precision tf32 \
+    guarded 90 bert-psbench.log /tmp/b/bin/psbench train /tmp/w/bert_train.psm --precision tf32 --profile-top 20 \
       --steps 3 --runs 20
     guarded 100 bert-torch.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 --time
     grep -h -E 'ms|step' "$OUT"/bert-psbench.log "$OUT"/bert-torch.log | tail -8

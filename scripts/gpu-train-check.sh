@@ -70,7 +70,7 @@ if want trajectory; then
     --batches "$WORK/r152.batches" --compare "$WORK/r152_psbench.json"
 fi
 if want speed; then
-  step psbench-tf32 "$BIN/psbench" train "$TRAIN_PSM" --precision tf32 --steps 3 --runs 20
+  step psbench-tf32 "$BIN/psbench" train "$TRAIN_PSM" --precision tf32 --steps 3 --runs 20 --profile-top 20
   step torch-time "$PY" "$HERE/torch_train.py" --model resnet152 --batch "$BATCH" --time
 fi
 if ((PREEMPT)) && want preempt; then
