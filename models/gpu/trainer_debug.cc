@@ -27,7 +27,9 @@ TensorSpec on_device(const TensorSpec& s) {
   return out;
 }
 
-TensorSpec f32(Shape shape) { return TensorSpec{DType::kFloat32, std::move(shape), false, nullptr}; }
+TensorSpec f32(Shape shape) {
+  return TensorSpec{DType::kFloat32, std::move(shape), false, nullptr};
+}
 
 }  // namespace
 
@@ -66,15 +68,15 @@ Result<double> GpuTrainer::debug_step(const cuda::Stream& stream,
                           t.addr(f.outputs[k]), spec});
         }
         for (size_t k = 0; k < f.inputs.size() && k < l.input_specs.size(); ++k) {
-          ins.push_back({tensor_name(item.index, true, k), t.addr(f.inputs[k]),
-                         on_device(l.input_specs[k])});
+          ins.push_back(
+              {tensor_name(item.index, true, k), t.addr(f.inputs[k]), on_device(l.input_specs[k])});
         }
         break;
       }
       case TrainItemKind::kLoss:
         outs.push_back({"dlogits", t.addr(lay.dlogits), f32(Shape{lay.batch, lay.outputs_k})});
-        outs.push_back({"loss", t.addr(lay.loss), TensorSpec{DType::kFloat64, Shape{1}, false,
-                                                             nullptr}});
+        outs.push_back(
+            {"loss", t.addr(lay.loss), TensorSpec{DType::kFloat64, Shape{1}, false, nullptr}});
         break;
       case TrainItemKind::kBackward: {
         const BackwardStep& b = lay.backward[item.index];
@@ -107,11 +109,11 @@ Result<double> GpuTrainer::debug_step(const cuda::Stream& stream,
     const Status ran = stream.synchronize();
     if (!ran.ok()) return ran.with_context(str_cat("debug step: after ", label));
     for (const Operand& out : outputs_of(item, ins)) {
-      PS_ASSIGN_OR_RETURN(const NonFinite bad, scan_device_tensor(out.address, out.spec, stream,
-                                                                  host));
+      PS_ASSIGN_OR_RETURN(const NonFinite bad,
+                          scan_device_tensor(out.address, out.spec, stream, host));
       if (trace) {
-        trace(str_cat(label, " ", out.name, shape_string(out.spec.shape), ": max |v| ",
-                      bad.max_abs, bad.count > 0 ? str_cat(", ", bad.count, " NaN/Inf") : ""));
+        trace(str_cat(label, " ", out.name, shape_string(out.spec.shape), ": max |v| ", bad.max_abs,
+                      bad.count > 0 ? str_cat(", ", bad.count, " NaN/Inf") : ""));
       }
       if (bad.count == 0) continue;
       std::string inputs_state;

@@ -115,14 +115,14 @@ TEST_CASE("e2e gpu: a model larger than the pool is refused and the server goes 
   const Reference& big = reference("resnet18");
   REQUIRE(big.host.weights.size() > (uint64_t{40} << 20));
   std::filesystem::create_directories(dir.file("models"));
-  REQUIRE(onnx_loader::write_package(dir.file("models/big.psm"), big.host.manifest,
-                                     big.host.weights)
-              .ok());
+  REQUIRE(
+      onnx_loader::write_package(dir.file("models/big.psm"), big.host.manifest, big.host.weights)
+          .ok());
   for (const char* policy : {"pipeswitch", "ready"}) {
     INFO("policy " << policy);
-    auto server = ServerProcess::start({"--device", "0", "--policy", policy, "--precision",
-                                        "fp32", "--pool-size", "32M", "--zoo=resnet_tiny",
-                                        "--models", dir.file("models")});
+    auto server = ServerProcess::start({"--device", "0", "--policy", policy, "--precision", "fp32",
+                                        "--pool-size", "32M", "--zoo=resnet_tiny", "--models",
+                                        dir.file("models")});
     INFO(server.status().message());
     REQUIRE(server.ok());
     INFO(server->output());

@@ -306,8 +306,8 @@ std::string describe_weight_difference(const Manifest& m, const std::vector<Copy
   for (const auto& t : m.tensors()) {
     if (t.kind() == pipeswitch::psm::Tensor::WEIGHT && first >= t.weight_offset() &&
         first < t.weight_offset() + t.byte_size()) {
-      where = str_cat("tensor '", t.name(), "' at ", first - t.weight_offset(), " of ",
-                      t.byte_size());
+      where =
+          str_cat("tensor '", t.name(), "' at ", first - t.weight_offset(), " of ", t.byte_size());
     }
   }
   std::string group = "no group";
@@ -418,9 +418,11 @@ TEST_CASE("parallel transmission over three links of one GPU gives the resident 
       }
     }
     std::vector<uint8_t> weights(dm.lowered.weights.size());
-    REQUIRE_OK(cuda::copy_to_host_async(weights.data(), dm.weights.ptr(), weights.size(), *compute));
+    REQUIRE_OK(
+        cuda::copy_to_host_async(weights.data(), dm.weights.ptr(), weights.size(), *compute));
     REQUIRE_OK(compute->synchronize());
-    const std::string diff = describe_weight_difference(m, *groups, dm.lowered.weights, weights, kPoison);
+    const std::string diff =
+        describe_weight_difference(m, *groups, dm.lowered.weights, weights, kPoison);
     INFO("round " << round << ": " << diff);
     CHECK(diff.empty());
   }

@@ -460,10 +460,8 @@ TEST_CASE("run_passes: training unties parameters the exporter merged", "[passes
     const int x = b.input("x", {2, 3, 4, 4});
     const int ones = b.weight("bn1.weight", {3}, {1, 1, 1});
     const int zeros = b.weight("bn1.bias", {3}, {0, 0, 0});
-    const int h = b.node("BatchNormalization", "bn1", {x, ones, zeros, zeros, ones},
-                         {2, 3, 4, 4});
-    const int y = b.node("BatchNormalization", "bn2", {h, ones, zeros, zeros, ones},
-                         {2, 3, 4, 4});
+    const int h = b.node("BatchNormalization", "bn1", {x, ones, zeros, zeros, ones}, {2, 3, 4, 4});
+    const int y = b.node("BatchNormalization", "bn2", {h, ones, zeros, zeros, ones}, {2, 3, 4, 4});
     b.output(y);
     Result<PipelineReport> report = run_passes(b.graph, mode);
     REQUIRE(report.ok());

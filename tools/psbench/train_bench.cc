@@ -147,8 +147,7 @@ void print_profile(const models::gpu::GpuTrainer& trainer, size_t top) {
   for (const auto& [ms, what] : rows) {
     std::printf("  %9.3f ms %5.1f%%  %s\n", ms, total > 0 ? 100 * ms / total : 0.0, what.c_str());
   }
-  std::sort(items.begin(), items.end(),
-            [](const auto& a, const auto& b) { return a.ms > b.ms; });
+  std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.ms > b.ms; });
   std::printf("slowest items:\n");
   for (size_t i = 0; i < items.size() && i < top; ++i) {
     std::printf("  %9.3f ms  %s\n", items[i].ms, items[i].label.c_str());
@@ -214,9 +213,7 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
                r.is("--device") || r.is("--profile-top")) {
       const std::string name(r.name());
       PS_ASSIGN_OR_RETURN(auto v, r.value());
-      PS_ASSIGN_OR_RETURN(
-          auto n,
-          parse_int(name, v, name == "--classes" ? 1 : 0, 1'000'000'000));
+      PS_ASSIGN_OR_RETURN(auto n, parse_int(name, v, name == "--classes" ? 1 : 0, 1'000'000'000));
       if (name == "--steps") o.trajectory = static_cast<int>(n);
       if (name == "--runs") o.runs = static_cast<int>(n);
       if (name == "--classes") {
@@ -292,18 +289,16 @@ Status run_train(const TrainBenchOptions& options) {
   runtime->release_plan_scratch();
   if (o.profile_top > 0) print_profile(*trainer, static_cast<size_t>(o.profile_top));
   if (!o.batches_file.empty()) {
-    PS_TRY(layout.token_tensors.empty()
-               ? write_batches(*runtime, o, layout, o.batches_file)
-               : write_token_batches(o, manifest, layout, o.batches_file));
+    PS_TRY(layout.token_tensors.empty() ? write_batches(*runtime, o, layout, o.batches_file)
+                                        : write_token_batches(o, manifest, layout, o.batches_file));
   }
   PS_ASSIGN_OR_RETURN(cuda::Stream stream, cuda::Stream::create(cuda::StreamPriority::kLow));
 
   std::vector<double> losses;
   for (int s = 0; s < o.trajectory; ++s) {
     auto trace = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-    PS_ASSIGN_OR_RETURN(const double loss,
-                        o.debug && s == 0 ? trainer->debug_step(stream, trace)
-                                          : trainer->step(stream));
+    PS_ASSIGN_OR_RETURN(const double loss, o.debug&& s == 0 ? trainer->debug_step(stream, trace)
+                                                            : trainer->step(stream));
     losses.push_back(loss);
     if (!o.json) std::printf("step %3d loss %.8f\n", s, loss);
     if (s == 0 && !o.gradients_file.empty()) {
@@ -350,8 +345,8 @@ Status run_train(const TrainBenchOptions& options) {
         manifest.model_name().c_str(), precision.c_str(), static_cast<long long>(layout.batch),
         build_ms, static_cast<unsigned long long>(trainer->device_bytes()),
         trainer->chunks_per_step(), o.trainer.chunk_budget_ms, longest, profiled, o.runs,
-        mid(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), mid(wall_ms), q(wall_ms, 0.1),
-        q(wall_ms, 0.9), l.c_str());
+        mid(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), mid(wall_ms), q(wall_ms, 0.1), q(wall_ms, 0.9),
+        l.c_str());
     return Status::OK();
   }
   std::printf(

@@ -24,7 +24,7 @@ struct TrainBenchOptions {
   uint64_t pool_bytes = 0;   // 0: the trainer's needs plus 256 MiB
   std::string batches_file;  // --write-batches: the trajectory's batches (PSBATCH1 / PSTOKEN1)
   bool json = false;
-  bool debug = false;  // --debug: the first step item by item (GpuTrainer::debug_step)
+  bool debug = false;          // --debug: the first step item by item (GpuTrainer::debug_step)
   std::string gradients_file;  // --dump-gradients: step 0's weight gradients (PSGRAD1)
   int profile_top = 0;         // --profile-top N: the profile by operator and the N slowest items
   bool classes_given = false;  // --classes; else 10, or the model's outputs when fewer (BERT: 2)
