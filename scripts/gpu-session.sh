@@ -65,6 +65,15 @@ if [[ ! -f /tmp/graph-checked ]]; then
 fi
 [[ -f /tmp/graph-env ]] && { . /tmp/graph-env; echo "PS_CUDNN_GRAPH=off (the graph check failed)"; }
 
+# ResNet152 exported by PyTorch for training at batch 64 and imported (/tmp/w/r152_train.psm),
+# once per machine.
+r152_train_package() {
+  [[ -f /tmp/w/r152_train.onnx ]] || guarded 120 train-export.log python3 scripts/torch_train.py \
+    --model resnet152 --batch 64 --export-onnx /tmp/w/r152_train.onnx
+  [[ -f /tmp/w/r152_train.psm ]] || guarded 90 train-import.log /tmp/b/bin/psimport \
+    /tmp/w/r152_train.onnx -o /tmp/w/r152_train.psm --batch 64 --mode training
+}
+
 case "$STEP" in
   train|trainlean)
     # trainlean: the trajectory and the speed only (a short lease; preemption was measured).
@@ -85,11 +94,8 @@ case "$STEP" in
   traindebug)
     # Issue 7's NaN: ResNet152 exported for training (batch 64), its first step item by item
     # (psbench train --debug: every output scanned, the first NaN/Inf named), then two plain
-    # steps; the [gpu] debug-step case. Then, time left, the rest of `check`.
-    [[ -f /tmp/w/r152_train.onnx ]] || guarded 120 train-export.log python3 scripts/torch_train.py \
-      --model resnet152 --batch 64 --export-onnx /tmp/w/r152_train.onnx
-    [[ -f /tmp/w/r152_train.psm ]] || guarded 90 train-import.log /tmp/b/bin/psimport \
-      /tmp/w/r152_train.onnx -o /tmp/w/r152_train.psm --batch 64 --mode training
+    # steps; the [gpu] debug-step case.
+    r152_train_package
     for p in fp32 tf32; do
       guarded 120 "train-debug-$p.log" /tmp/b/bin/psbench train /tmp/w/r152_train.psm --debug \
         --precision "$p" --steps 3 --runs 1 --lr 0.01
@@ -104,10 +110,7 @@ case "$STEP" in
     # Issue 7: ResNet152's step-0 gradients against PyTorch's, parameter by parameter (the
     # trajectory parts from PyTorch's at step 1 by 3e-3 while step 0's loss agrees to 3e-6),
     # then the too-large-model e2e case (the start-up probe now fits a small pool).
-    [[ -f /tmp/w/r152_train.onnx ]] || guarded 120 train-export.log python3 scripts/torch_train.py \
-      --model resnet152 --batch 64 --export-onnx /tmp/w/r152_train.onnx
-    [[ -f /tmp/w/r152_train.psm ]] || guarded 90 train-import.log /tmp/b/bin/psimport \
-      /tmp/w/r152_train.onnx -o /tmp/w/r152_train.psm --batch 64 --mode training
+    r152_train_package
     guarded 90 grad-psbench.log /tmp/b/bin/psbench train /tmp/w/r152_train.psm --precision fp32 \
       --steps 1 --runs 0 --lr 0.01 --write-batches /tmp/w/g.batches --dump-gradients /tmp/w/g.grad
     guarded 90 grad-torch.log python3 scripts/torch_train.py --model resnet152 --batch 64 \
