@@ -4,7 +4,7 @@
 # each writes its logs under $OUT. Build and pack here first (scripts/gpu-pack.sh), then on the device
 # (carry [".gpu-pack"]):
 #   bash scripts/gpu-session.sh repro    issue 8: scripts/gpu-reproduce.sh --quick (docs/results*
-#                                        come back under $OUT/docs), then BERT-base switches with
+#                                        come back as $OUT/docs.tar.gz), then BERT-base switches with
 #                                        --host-read off and on while time is left
 #   bash scripts/gpu-session.sh serve    issues 9 and 5: a GPU soak (psnc load: 200 connections,
 #                                        the three models, training jobs, disconnects; exports
@@ -124,7 +124,7 @@ case "$STEP" in
   repro)
     guarded 560 repro.log /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --quick --out /tmp/docs
     tail -30 "$OUT/repro.log"
-    cp -r /tmp/docs "$OUT/" 2>/dev/null
+    tar -C /tmp -czf "$OUT/docs.tar.gz" docs 2>/dev/null  # one file: the tool returns only a few
     mkdir -p /tmp/wb && ln -sf /tmp/w/models/bert_base.psm /tmp/wb/bert_base.psm
     for hr in off on; do
       (($(left) < 40)) && break
