@@ -12,12 +12,16 @@
 #   6. trains the first model (imported for training: psimport --mode training) with a job that
 #      inference requests preempt, and shows the job's progress and preemptions (JOBS).
 # Without a GPU it uses the tiny zoo models and the CPU backend, and says so.
-# Usage: scripts/demo.sh [BUILD_DIR]    (default: build)
+# Usage: scripts/demo.sh [BUILD_DIR]    (default: build; a bundle from scripts/bundle.sh, whose
+#        tools are in bin/, works too: that is how it runs on a GPU machine without a build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD="${1:-build}"
-PSIMPORT="$BUILD/tools/psimport/psimport"
-PSBENCH="$BUILD/tools/psbench/psbench"
+tool() {  # tool NAME: its path in a build directory or in a bundle
+  if [[ -x "$BUILD/bin/$1" ]]; then echo "$BUILD/bin/$1"; else echo "$BUILD/tools/$1/$1"; fi
+}
+PSIMPORT="$(tool psimport)"
+PSBENCH="$(tool psbench)"
 [[ -x "$PSIMPORT" ]] || { echo "demo: $PSIMPORT is missing: run 'make build' first" >&2; exit 1; }
 OUT_DIR="${DEMO_DIR:-out/demo}"
 mkdir -p "$OUT_DIR"
@@ -64,8 +68,8 @@ fi
 
 echo
 echo "== pipeswitchd: the server on the zoo models, with psnc sending requests"
-PSD="$BUILD/tools/pipeswitchd/pipeswitchd"
-PSNC="$BUILD/tools/psnc/psnc"
+PSD="$(tool pipeswitchd)"
+PSNC="$(tool psnc)"
 if [[ -x "$PSD" && -x "$PSNC" ]]; then
   POLICIES=(pipeswitch); ((GPU)) && POLICIES=(ready pipeswitch)
   for policy in "${POLICIES[@]}"; do

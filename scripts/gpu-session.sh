@@ -30,7 +30,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh repro|traindebug|gradcheck|serve|check|train|trainlean|executor|bert|parallel}"
+STEP="${1:?usage: gpu-session.sh repro|traindebug|gradcheck|demo|serve|check|train|trainlean|executor|bert|parallel}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -105,6 +105,12 @@ case "$STEP" in
     guarded 60 trainer-debug-test.log /tmp/b/tests/test_gpu_trainer \
       "GpuTrainer: debug_step gives step()'s loss and names the first NaN's layer" -s
     grep -E 'debug step|passed|failed' "$OUT/trainer-debug-test.log" | tail -4
+    ;;
+  demo)
+    # Issue 5: `make demo`'s script on the GPU (the full zoo models, ready and pipeswitch, a
+    # training job preempted), with the bundle's tools.
+    DEMO_DIR=/tmp/demo guarded 500 demo.log scripts/demo.sh /tmp/b
+    tail -40 "$OUT/demo.log"
     ;;
   gradcheck)
     # Issue 7: ResNet152's step-0 gradients against PyTorch's, parameter by parameter (the
