@@ -3,7 +3,8 @@
 // The launcher merges adjacent dimensions and splits them into kept dimensions (the output,
 // contiguous) and reduced ones. When the input's innermost dimension is reduced, a warp
 // reduces each output element (its lanes read consecutive addresses); otherwise one thread
-// reduces each output element (consecutive threads read consecutive addresses). Float sums and
+// reduces each output element (consecutive threads read consecutive addresses), or, when the
+// outputs are few and the groups long, a block takes 32 outputs and its warps split the group. Float sums and
 // products accumulate in double, integer ones in wrapping 64-bit, as the CPU reference does;
 // Max/Min propagate NaN. Launchers: models/gpu/reduce_op.cc.
 #include <cstdint>
@@ -153,13 +154,46 @@ __device__ void reduce_warps(const T* x, T* y, const ReduceParams& p) {
   }
 }
 
+// A block per 32 consecutive outputs, for reductions whose innermost input dimension is kept
+// and whose outputs are too few to fill the GPU (a bias gradient: [rows, columns] summed over
+// rows, where a thread per output leaves most SMs idle and walks every row alone): lane l of
+// each warp takes output tile * 32 + l, warp w the group's elements w, w + warps, ...; then
+// warp 0 combines the warps' partial results in warp order (a fixed order: deterministic).
+// blockDim.x: a multiple of 32, at most 1024.
+template <typename T>
+__device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
+  using A = typename Acc<T>::type;
+  __shared__ A partial[32][32];
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  for (int64_t tile = blockIdx.x; tile * 32 < p.out_count; tile += gridDim.x) {
+    const int64_t j = tile * 32 + lane;
+    Reducer<T> r(p.op);
+    if (j < p.out_count) {
+      const T* base = x + kept_offset(p, j);
+      for (int64_t k = warp; k < p.group; k += warps) r.add(base[reduced_offset(p, k)]);
+    }
+    partial[warp][lane] = r.acc;
+    __syncthreads();
+    if (warp == 0) {
+      A acc = partial[0][lane];
+      for (unsigned w = 1; w < warps; ++w) acc = Reducer<T>::combine(p.op, acc, partial[w][lane]);
+      r.acc = acc;
+      if (j < p.out_count) y[j] = r.result(p.group);
+    }
+    __syncthreads();  // partial is rewritten by the next tile
+  }
+}
+
 }  // namespace reduce
 
-// mode 0: a thread per output element; mode 1: a warp per output element.
+// mode 0: a thread per output element; mode 1: a warp per output element; mode 2: a block per
+// 32 output elements (models/gpu/index_plan.h: ReduceMode).
 #define PS_REDUCE_KERNEL(NAME, T)                                                               \
   extern "C" __global__ void NAME(const T* x, T* y, ps::kernels::ReduceParams p, int32_t mode) { \
     if (mode == 1) {                                                                            \
       reduce::reduce_warps(x, y, p);                                                            \
+    } else if (mode == 2) {                                                                     \
+      reduce::reduce_columns(x, y, p);                                                          \
     } else {                                                                                    \
       reduce::reduce_threads(x, y, p);                                                          \
     }                                                                                           \

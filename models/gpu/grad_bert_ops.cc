@@ -39,11 +39,8 @@ Result<const TensorSpec*> forward_output(const OpSpec& f) {
 Status reduce_into(const LaunchArgs& args, const cuda::Kernel& reduce,
                    const cuda::Kernel& accumulate, const ReducePlan& plan, int64_t count,
                    CUdeviceptr from, CUdeviceptr dx, bool accumulating, CUdeviceptr scratch) {
-  const kernels::ReduceParams& p = plan.params;
   const CUdeviceptr sum = accumulating ? scratch : dx;
-  const unsigned grid = grid_for(plan.warp_per_output ? p.out_count * 32 : p.out_count);
-  PS_TRY(reduce.launch(args.stream, grid, kBlock, 0, from, sum, p,
-                       static_cast<int32_t>(plan.warp_per_output ? 1 : 0)));
+  PS_TRY(launch_reduce(reduce, args.stream, plan, from, sum));
   if (accumulating) {
     PS_TRY(accumulate.launch(args.stream, grid_for(count), kBlock, 0, dx, sum,
                              static_cast<uint64_t>(count)));

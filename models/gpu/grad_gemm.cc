@@ -149,11 +149,8 @@ Status GemmGradOp::enqueue(const LaunchArgs& args) const {
                              : db_.run(blas_, compute_, a, dy, args.outputs[1]));
   }
   if (want_dc_ && dc_count_ > 0) {
-    const kernels::ReduceParams& p = dc_plan_.params;
     const CUdeviceptr target = acc_dc_ ? args.workspace : args.outputs[2];
-    const unsigned grid = grid_for(dc_plan_.warp_per_output ? p.out_count * 32 : p.out_count);
-    PS_TRY(reduce_.launch(args.stream, grid, kBlock, 0, dy, target, p,
-                          static_cast<int32_t>(dc_plan_.warp_per_output ? 1 : 0)));
+    PS_TRY(launch_reduce(reduce_, args.stream, dc_plan_, dy, target));
     const auto count = static_cast<uint64_t>(dc_count_);
     if (beta_ != 1.0f) {
       PS_TRY(scale_.launch(args.stream, grid_for(dc_count_), kBlock, 0, target, beta_, count));

@@ -152,11 +152,8 @@ class PassGradOp final : public GpuOp {
         }
         continue;
       }
-      const kernels::ReduceParams& p = g.plan.params;
-      const unsigned grid = grid_for(g.plan.warp_per_output ? p.out_count * 32 : p.out_count);
       const CUdeviceptr target = g.accumulate ? args.workspace : dx;
-      PS_TRY(reduce_.launch(args.stream, grid, kBlock, 0, dy, target, p,
-                            static_cast<int32_t>(g.plan.warp_per_output ? 1 : 0)));
+      PS_TRY(launch_reduce(reduce_, args.stream, g.plan, dy, target));
       if (g.accumulate) {
         PS_TRY(accumulate_.launch(args.stream, grid_for(g.count), kBlock, 0, dx, args.workspace,
                                   static_cast<uint64_t>(g.count)));

@@ -126,11 +126,8 @@ Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, bool is_
                 : run_gemm(blas_, compute_, g, a, dy, target, beta_one));
   }
   if (!p.reduce) return Status::OK();
-  const kernels::ReduceParams& rp = p.reduce_plan.params;
   const CUdeviceptr sum = part.accumulate ? args.workspace + scratch_at_ : dx;
-  const unsigned grid = grid_for(p.reduce_plan.warp_per_output ? rp.out_count * 32 : rp.out_count);
-  PS_TRY(reduce_.launch(args.stream, grid, kBlock, 0, target, sum, rp,
-                        static_cast<int32_t>(p.reduce_plan.warp_per_output ? 1 : 0)));
+  PS_TRY(launch_reduce(reduce_, args.stream, p.reduce_plan, target, sum));
   if (part.accumulate) {
     PS_TRY(accumulate_.launch(args.stream, grid_for(p.count), kBlock, 0, dx, sum,
                               static_cast<uint64_t>(p.count)));

@@ -74,11 +74,21 @@ struct SliceAxis {
 };
 Result<SliceAxis> normalize_slice(int64_t start, int64_t end, int64_t step, int64_t dim);
 
+// How cuda/kernels/reduce.cu's kernel spreads a reduction (its `mode` argument):
+//  - kThreadPerOutput: a thread reduces each output (consecutive threads, consecutive outputs);
+//  - kWarpPerOutput: the innermost input dimension is reduced, a warp reduces each output;
+//  - kColumnTiles: the innermost input dimension is kept and the group is long while the
+//    outputs are too few to fill the GPU (a bias gradient: [rows, columns] summed over rows):
+//    a block per 32 outputs, its warps splitting the group, combined in warp order.
+enum class ReduceMode : int32_t { kThreadPerOutput = 0, kWarpPerOutput = 1, kColumnTiles = 2 };
+const char* reduce_mode_name(ReduceMode mode);
+
 // A reduction of `in` over the axes marked in `reduced` (same rank as in), output contiguous
-// over the kept dimensions; `warp_per_output` when the innermost input dimension is reduced.
+// over the kept dimensions, and how to launch it.
 struct ReducePlan {
   kernels::ReduceParams params;
-  bool warp_per_output = false;
+  ReduceMode mode = ReduceMode::kThreadPerOutput;
+  unsigned grid = 1, block = 256;  // the launch shape for `mode`
 };
 Result<ReducePlan> plan_reduce(const Shape& in, const std::vector<bool>& reduced);
 

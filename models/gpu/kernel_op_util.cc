@@ -107,6 +107,13 @@ unsigned grid_for(int64_t items) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxBlocks));
 }
 
+Status launch_reduce(const cuda::Kernel& kernel, const cuda::Stream& stream,
+                     const ReducePlan& plan, CUdeviceptr x, CUdeviceptr y) {
+  if (plan.params.out_count == 0) return Status::OK();
+  return kernel.launch(stream, plan.grid, plan.block, 0, x, y, plan.params,
+                       static_cast<int32_t>(plan.mode));
+}
+
 const char* unit_suffix(size_t bytes) {
   switch (bytes) {
     case 1: return "u8";

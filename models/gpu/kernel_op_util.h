@@ -13,6 +13,7 @@
 #include "cuda/kernels/kernel_params.h"
 #include "cuda/module.h"
 #include "models/cpu/op_context.h"
+#include "models/gpu/index_plan.h"
 #include "models/gpu/op.h"
 
 namespace ps::models::gpu {
@@ -56,6 +57,10 @@ int32_t kernel_dtype(DType dtype);
 // stride loops cover the rest past the cap).
 constexpr unsigned kBlock = 256;
 unsigned grid_for(int64_t items);
+
+// Launches reduce.cu's kernel (`kernel`, of the plan's dtype) for `plan` on x -> y.
+Status launch_reduce(const cuda::Kernel& kernel, const cuda::Stream& stream, const ReducePlan& plan,
+                     CUdeviceptr x, CUdeviceptr y);
 
 // Kernel name suffix for an element unit of `bytes` (1, 2, 4, 8, 16): "u8" ... "u128".
 const char* unit_suffix(size_t bytes);

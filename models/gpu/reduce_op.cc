@@ -14,15 +14,10 @@ class ReduceOp final : public GpuOp {
   ReduceOp(cuda::Kernel kernel, ReducePlan plan, std::string what)
       : kernel_(kernel), plan_(plan), what_(std::move(what)) {}
   Status enqueue(const LaunchArgs& args) const override {
-    const kernels::ReduceParams& p = plan_.params;
-    if (p.out_count == 0) return Status::OK();
-    const unsigned grid = grid_for(plan_.warp_per_output ? p.out_count * 32 : p.out_count);
-    return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], args.outputs[0], p,
-                          static_cast<int32_t>(plan_.warp_per_output ? 1 : 0));
+    return launch_reduce(kernel_, args.stream, plan_, args.inputs[0], args.outputs[0]);
   }
   std::string describe() const override {
-    return str_cat(what_, plan_.warp_per_output ? " (warp per output" : " (thread per output",
-                   ", group ", plan_.params.group, ")");
+    return str_cat(what_, " (", reduce_mode_name(plan_.mode), ", group ", plan_.params.group, ")");
   }
 
  private:

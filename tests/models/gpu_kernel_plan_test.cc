@@ -303,7 +303,7 @@ TEST_CASE("reduction plans split kept and reduced dimensions", "[gpu_kernel_plan
   // Mean over the last axis (decomposed LayerNorm): a warp per output, one reduced dim.
   auto last = plan_reduce({8, 251, 768}, {false, false, true});
   REQUIRE(last.ok());
-  CHECK(last->warp_per_output);
+  CHECK(last->mode == ReduceMode::kWarpPerOutput);
   CHECK(last->params.kept_rank == 1);
   CHECK(last->params.out_count == 8 * 251);
   CHECK(last->params.group == 768);
@@ -321,10 +321,32 @@ TEST_CASE("reduction plans split kept and reduced dimensions", "[gpu_kernel_plan
   CHECK(hw->params.reduced_rank == 1);
   CHECK(hw->params.group == 49);
   CHECK(hw->params.kept_rank == 1);
-  // Over the leading axis: a thread per output.
+  // Over a short leading axis: a thread per output.
   auto lead = plan_reduce({16, 32}, {true, false});
   REQUIRE(lead.ok());
-  CHECK_FALSE(lead->warp_per_output);
+  CHECK(lead->mode == ReduceMode::kThreadPerOutput);
+  CHECK(lead->block == 256);
+  CHECK(lead->grid == 1);
+  // A bias gradient (BERT's [8 x 251 tokens, 768] over the tokens): column tiles, a block of
+  // 32 warps per 32 outputs; the FFN's 3072 outputs take 96 blocks.
+  auto bias = plan_reduce({8, 251, 768}, {true, true, false});
+  REQUIRE(bias.ok());
+  CHECK(bias->mode == ReduceMode::kColumnTiles);
+  CHECK(bias->params.group == 8 * 251);
+  CHECK(bias->block == 1024);
+  CHECK(bias->grid == 24);
+  auto ffn = plan_reduce({2008, 3072}, {true, false});
+  REQUIRE(ffn.ok());
+  CHECK(ffn->grid == 96);
+  // A short group gets fewer warps per block (a warp per ~8 elements).
+  auto short_group = plan_reduce({100, 9}, {true, false});
+  REQUIRE(short_group.ok());
+  CHECK(short_group->mode == ReduceMode::kColumnTiles);
+  CHECK(short_group->block == 32 * 12);
+  // Many outputs fill the GPU with a thread each.
+  auto wide = plan_reduce({64, 1 << 19}, {true, false});
+  REQUIRE(wide.ok());
+  CHECK(wide->mode == ReduceMode::kThreadPerOutput);
   // Everything: one output.
   auto all = plan_reduce({3, 4}, {true, true});
   REQUIRE(all.ok());

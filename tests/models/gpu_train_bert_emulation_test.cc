@@ -25,8 +25,8 @@
 #include "tests/models/cpu_ops_test_util.h"
 #include "tests/models/gpu_op_check.h"
 #include "tests/models/grad_check_util.h"
+#include "tests/models/reduce_emulation.h"
 
-extern "C" void ps_reduce_f32(const float* x, float* y, ps::kernels::ReduceParams p, int32_t mode);
 
 namespace ps::models::gpu {
 namespace {
@@ -57,16 +57,6 @@ void run3(F f) {
 template <typename F>
 void run_warps(F f) {
   emu_launch(EmuDim{2}, EmuDim{64}, f);
-}
-
-// Runs ps_reduce_f32 on a plan as the ops do (a warp per output when the plan says so).
-void emu_reduce(const float* from, float* to, const ReducePlan& plan) {
-  const int32_t mode = plan.warp_per_output ? 1 : 0;
-  if (mode == 1) {
-    emu_launch(EmuDim{2}, EmuDim{64}, [&] { ps_reduce_f32(from, to, plan.params, mode); });
-  } else {
-    run3([&] { ps_reduce_f32(from, to, plan.params, mode); });
-  }
 }
 
 Tensor add_f32(const Tensor& a, const Tensor& b) {

@@ -21,6 +21,7 @@
 #include "tests/models/cpu_ops_test_util.h"
 #include "tests/models/gpu_op_check.h"
 #include "tests/models/grad_check_util.h"
+#include "tests/models/reduce_emulation.h"
 
 namespace ps::models::gpu {
 namespace {
@@ -269,16 +270,51 @@ TEST_CASE("emulated broadcast backward: dY summed over the broadcast dimensions"
     Result<ReducePlan> plan = plan_broadcast_backward(in, dy_shape);
     REQUIRE(plan.ok());
     Tensor out = zeros_f32(in);
-    const int32_t mode = plan->warp_per_output ? 1 : 0;
-    if (mode == 1) {
-      emu_launch(EmuDim{2}, EmuDim{64}, [&] { ps_reduce_f32(dy.data<float>(), out.mutable_data<float>(), plan->params, mode); });
-    } else {
-      run3([&] { ps_reduce_f32(dy.data<float>(), out.mutable_data<float>(), plan->params, mode); });
-    }
+    emu_reduce(dy.data<float>(), out.mutable_data<float>(), *plan);
     CHECK(grad_error(*expected, out).max_rel <= kTolerance);
   }
   CHECK_FALSE(plan_broadcast_backward({3, 2}, dy_shape).ok());
   CHECK_FALSE(plan_broadcast_backward({2, 3, 4, 5, 1}, dy_shape).ok());
+}
+
+// Bias gradients (long groups over the leading dimensions, the innermost kept) take the
+// column-tile mode: a block per 32 outputs, the warps splitting the group. Partial tiles,
+// groups not a multiple of the warps, a two-dimensional kept part, and the mean.
+TEST_CASE("emulated broadcast backward: column tiles for bias gradients", "[gpu_train_emulation]") {
+  struct Case {
+    Shape dy, in;
+  };
+  const std::vector<Case> cases = {{{70, 37}, {37}},
+                                   {{3, 40, 33}, {33}},
+                                   {{2, 50, 3, 20}, {1, 1, 3, 20}},
+                                   {{129, 5}, {1, 5}}};
+  uint64_t seed = 400;
+  for (const Case& c : cases) {
+    INFO(shape_string(c.dy) << " -> " << shape_string(c.in));
+    const Tensor dy = random_tensor(DType::kFloat32, c.dy, ++seed);
+    Result<Tensor> expected = cpu::reduce_to_shape(to_f64(dy), c.in);
+    REQUIRE(expected.ok());
+    Result<ReducePlan> plan = plan_broadcast_backward(c.in, c.dy);
+    REQUIRE(plan.ok());
+    CHECK(plan->mode == ReduceMode::kColumnTiles);
+    CHECK(plan->block % 32 == 0);
+    Tensor out = zeros_f32(c.in);
+    emu_reduce(dy.data<float>(), out.mutable_data<float>(), *plan);
+    CHECK(grad_error(*expected, out).max_rel <= kTolerance);
+  }
+  // The mean over the leading dimension, in the same mode.
+  const Tensor x = random_tensor(DType::kFloat32, {100, 9}, 450);
+  Result<ReducePlan> mean = plan_reduce({100, 9}, {true, false});
+  REQUIRE(mean.ok());
+  REQUIRE(mean->mode == ReduceMode::kColumnTiles);
+  mean->params.op = kernels::kReduceMean;
+  Tensor out = zeros_f32({9});
+  emu_reduce(x.data<float>(), out.mutable_data<float>(), *mean);
+  for (int64_t c = 0; c < 9; ++c) {
+    double sum = 0;
+    for (int64_t r = 0; r < 100; ++r) sum += x.data<float>()[r * 9 + c];
+    CHECK(std::abs(out.data<float>()[c] - sum / 100) <= 1e-6 * (1 + std::abs(sum / 100)));
+  }
 }
 
 }  // namespace
