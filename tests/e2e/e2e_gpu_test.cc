@@ -103,7 +103,7 @@ TEST_CASE("e2e gpu: the original binary protocol on the GPU backend", "[gpu][e2e
   CHECK(*code == 0);
 }
 
-// A model whose weights are larger than the device pool (resnet18, 45 MiB, against a 32 MiB
+// A model whose weights are larger than the device pool (resnet18, 45 MiB, against a 40 MiB
 // pool): at start-up (--models) it is reported and skipped; a LOAD of it is answered ERR
 // OUT_OF_MEMORY naming the model, the server keeps serving resnet_tiny with the reference
 // outputs and exits cleanly. Under a policy that switches (pipeswitch) and one that keeps every
@@ -121,7 +121,7 @@ TEST_CASE("e2e gpu: a model larger than the pool is refused and the server goes 
   for (const char* policy : {"pipeswitch", "ready"}) {
     INFO("policy " << policy);
     auto server = ServerProcess::start({"--device", "0", "--policy", policy, "--precision", "fp32",
-                                        "--pool-size", "32M", "--zoo=resnet_tiny", "--models",
+                                        "--pool-size", "40M", "--zoo=resnet_tiny", "--models",
                                         dir.file("models")});
     INFO(server.status().message());
     REQUIRE(server.ok());
