@@ -297,6 +297,45 @@ TEST_CASE("lower: fused tiny ResNet with block groups", "[lower]") {
   CHECK(residual.onnx_nodes_size() == 4);  // Conv, BN, Add, Relu
 }
 
+// After untie_parameters, the tensors the exporter had merged are separate WEIGHT tensors in
+// the package, each with its own bytes: the copies that serve as a BatchNormalization's scale
+// or bias are trainable, those that serve as its running statistics are not (so SGD never
+// moves a running variance, and the running-statistics update never touches a scale).
+TEST_CASE("lower: untied parameters keep their roles: scales trainable and statistics not",
+          "[lower]") {
+  Builder b;
+  const int x = b.input("x", {2, 3, 4, 4});
+  const int ones = b.weight("bn1.weight", {3}, {1, 1, 1});
+  const int zeros = b.weight("bn1.bias", {3}, {0, 0, 0});
+  const int h = b.node("BatchNormalization", "bn1", {x, ones, zeros, zeros, ones}, {2, 3, 4, 4});
+  b.output(b.node("BatchNormalization", "bn2", {h, ones, zeros, zeros, ones}, {2, 3, 4, 4}));
+  REQUIRE(run_passes(b.graph, Mode::kTraining).ok());
+  LowerOptions options;
+  options.mode = Mode::kTraining;
+  Result<LoweredModel> lowered = lower(b.graph, options);
+  REQUIRE(lowered.ok());
+  check_lowered(*lowered, b.graph, options);
+  const psm::Manifest& m = lowered->manifest;
+  std::set<uint64_t> offsets;
+  int weights = 0;
+  for (const psm::Layer& layer : m.layers()) {
+    REQUIRE(layer.inputs_size() == 5);
+    for (int i = 1; i < 5; ++i) {
+      const psm::Tensor& t = m.tensors(static_cast<int>(layer.inputs(i)));
+      INFO(layer.name() << " input " << i << ": " << t.name());
+      CHECK(t.kind() == psm::Tensor::WEIGHT);
+      CHECK(t.trainable() == (i <= 2));
+      offsets.insert(t.weight_offset());
+      ++weights;
+      float first = -1;
+      std::memcpy(&first, lowered->weights.data() + t.weight_offset(), 4);
+      CHECK(first == ((i == 1 || i == 4) ? 1.0f : 0.0f));
+    }
+  }
+  CHECK(weights == 8);
+  CHECK(offsets.size() == 8);  // eight tensors, eight places in the blob
+}
+
 TEST_CASE("lower: training keeps BatchNorm, statistics are not trainable", "[lower]") {
   Builder b = make_tiny_resnet();
   Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining);
