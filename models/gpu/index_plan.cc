@@ -287,25 +287,13 @@ Result<ReducePlan> plan_reduce(const Shape& in, const std::vector<bool>& reduced
     p.reduced_dims[d] = red[d];
     p.reduced_strides[d] = red_s[d];
   }
-  // Launch shapes (256-thread blocks, at most ~32 resident blocks per SM on 132 SMs, as
-  // kernel_op_util's grid_for; grid-stride loops do the rest).
-  constexpr int64_t kBlockThreads = 256, kMaxBlocks = 132 * 32;
-  auto blocks_for = [&](int64_t threads) {
-    return static_cast<unsigned>(
-        std::clamp<int64_t>((threads + kBlockThreads - 1) / kBlockThreads, 1, kMaxBlocks));
-  };
   const bool inner_reduced = !red.empty() && red_s.back() == 1;
   if (inner_reduced && p.group >= 16) {
     plan.mode = ReduceMode::kWarpPerOutput;
-    plan.grid = blocks_for(p.out_count * 32);
   } else if (!red.empty() && !inner_reduced && p.group >= 64 && p.out_count < 262144) {
     // Fewer outputs than the GPU has threads, each a long walk: the group is split among the
-    // warps of a block (a warp per ~8 elements of it, up to 32 warps).
+    // warps of a block (kernel_op_util.h: reduce_launch_shape).
     plan.mode = ReduceMode::kColumnTiles;
-    plan.block = static_cast<unsigned>(32 * std::clamp<int64_t>(p.group / 8, 1, 32));
-    plan.grid = static_cast<unsigned>(std::clamp<int64_t>((p.out_count + 31) / 32, 1, kMaxBlocks));
-  } else {
-    plan.grid = blocks_for(p.out_count);
   }
   return plan;
 }

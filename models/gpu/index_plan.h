@@ -84,11 +84,11 @@ enum class ReduceMode : int32_t { kThreadPerOutput = 0, kWarpPerOutput = 1, kCol
 const char* reduce_mode_name(ReduceMode mode);
 
 // A reduction of `in` over the axes marked in `reduced` (same rank as in), output contiguous
-// over the kept dimensions, and how to launch it.
+// over the kept dimensions, and the kernel's mode for it (its launch shape:
+// kernel_op_util.h's reduce_launch_shape).
 struct ReducePlan {
   kernels::ReduceParams params;
   ReduceMode mode = ReduceMode::kThreadPerOutput;
-  unsigned grid = 1, block = 256;  // the launch shape for `mode`
 };
 Result<ReducePlan> plan_reduce(const Shape& in, const std::vector<bool>& reduced);
 

@@ -107,10 +107,27 @@ unsigned grid_for(int64_t items) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxBlocks));
 }
 
+LaunchShape reduce_launch_shape(const ReducePlan& plan) {
+  const int64_t outputs = plan.params.out_count;
+  switch (plan.mode) {
+    case ReduceMode::kThreadPerOutput:
+      return {grid_for(outputs), kBlock};
+    case ReduceMode::kWarpPerOutput:
+      return {grid_for(outputs * 32), kBlock};
+    case ReduceMode::kColumnTiles: {
+      const int64_t tiles = (outputs + 31) / 32;  // grid_for's cap, one block per tile
+      const int64_t warps = std::clamp<int64_t>(plan.params.group / 8, 1, 32);
+      return {grid_for(tiles * kBlock), static_cast<unsigned>(32 * warps)};
+    }
+  }
+  return {};
+}
+
 Status launch_reduce(const cuda::Kernel& kernel, const cuda::Stream& stream,
                      const ReducePlan& plan, CUdeviceptr x, CUdeviceptr y) {
   if (plan.params.out_count == 0) return Status::OK();
-  return kernel.launch(stream, plan.grid, plan.block, 0, x, y, plan.params,
+  const LaunchShape shape = reduce_launch_shape(plan);
+  return kernel.launch(stream, shape.grid, shape.block, 0, x, y, plan.params,
                        static_cast<int32_t>(plan.mode));
 }
 

@@ -58,6 +58,13 @@ int32_t kernel_dtype(DType dtype);
 constexpr unsigned kBlock = 256;
 unsigned grid_for(int64_t items);
 
+// The launch of reduce.cu's kernel for `plan`: grid_for's blocks of kBlock threads over the
+// outputs (a thread or a warp each); for column tiles, a block per 32 outputs of a warp per ~8
+// elements of the group (1 to 32 warps).
+struct LaunchShape {
+  unsigned grid = 1, block = kBlock;
+};
+LaunchShape reduce_launch_shape(const ReducePlan& plan);
 // Launches reduce.cu's kernel (`kernel`, of the plan's dtype) for `plan` on x -> y.
 Status launch_reduce(const cuda::Kernel& kernel, const cuda::Stream& stream, const ReducePlan& plan,
                      CUdeviceptr x, CUdeviceptr y);

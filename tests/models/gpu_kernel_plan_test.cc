@@ -12,6 +12,7 @@
 
 #include "models/cpu/ops.h"
 #include "models/gpu/index_plan.h"
+#include "models/gpu/kernel_op_util.h"
 #include "models/gpu/op.h"
 
 namespace ps::models::gpu {
@@ -325,24 +326,24 @@ TEST_CASE("reduction plans split kept and reduced dimensions", "[gpu_kernel_plan
   auto lead = plan_reduce({16, 32}, {true, false});
   REQUIRE(lead.ok());
   CHECK(lead->mode == ReduceMode::kThreadPerOutput);
-  CHECK(lead->block == 256);
-  CHECK(lead->grid == 1);
+  CHECK(reduce_launch_shape(*lead).block == 256);
+  CHECK(reduce_launch_shape(*lead).grid == 1);
   // A bias gradient (BERT's [8 x 251 tokens, 768] over the tokens): column tiles, a block of
   // 32 warps per 32 outputs; the FFN's 3072 outputs take 96 blocks.
   auto bias = plan_reduce({8, 251, 768}, {true, true, false});
   REQUIRE(bias.ok());
   CHECK(bias->mode == ReduceMode::kColumnTiles);
   CHECK(bias->params.group == 8 * 251);
-  CHECK(bias->block == 1024);
-  CHECK(bias->grid == 24);
+  CHECK(reduce_launch_shape(*bias).block == 1024);
+  CHECK(reduce_launch_shape(*bias).grid == 24);
   auto ffn = plan_reduce({2008, 3072}, {true, false});
   REQUIRE(ffn.ok());
-  CHECK(ffn->grid == 96);
+  CHECK(reduce_launch_shape(*ffn).grid == 96);
   // A short group gets fewer warps per block (a warp per ~8 elements).
   auto short_group = plan_reduce({100, 9}, {true, false});
   REQUIRE(short_group.ok());
   CHECK(short_group->mode == ReduceMode::kColumnTiles);
-  CHECK(short_group->block == 32 * 12);
+  CHECK(reduce_launch_shape(*short_group).block == 32 * 12);
   // Many outputs fill the GPU with a thread each.
   auto wide = plan_reduce({64, 1 << 19}, {true, false});
   REQUIRE(wide.ok());

@@ -9,6 +9,7 @@
 
 #include "cuda/kernels/kernel_params.h"
 #include "models/gpu/index_plan.h"
+#include "models/gpu/kernel_op_util.h"
 
 extern "C" void ps_reduce_f32(const float* x, float* y, ps::kernels::ReduceParams p, int32_t mode);
 
@@ -25,7 +26,7 @@ inline void emu_reduce(const float* from, float* to, const ReducePlan& plan) {
       emu_launch(EmuDim{2}, EmuDim{64}, kernel);
       break;
     case ReduceMode::kColumnTiles:
-      emu_launch(EmuDim{2}, EmuDim{std::min(plan.block, 128u)}, kernel);
+      emu_launch(EmuDim{2}, EmuDim{std::min(reduce_launch_shape(plan).block, 128u)}, kernel);
       break;
   }
 }
