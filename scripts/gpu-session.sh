@@ -12,12 +12,17 @@
 #                                        scripts/gpu-check.sh --gpu-only (every [gpu] case, e2e)
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
 #                                        (psbench train --debug), the first NaN/Inf named
+#   bash scripts/gpu-session.sh gradcheck issue 7: ResNet152's step-0 gradients against
+#                                        PyTorch's by parameter; the too-large-model e2e case
+#   bash scripts/gpu-session.sh demo     issue 5: scripts/demo.sh (make demo's script) from the
+#                                        bundle, on the full zoo models
 #   bash scripts/gpu-session.sh check    every [gpu] case and e2e on the GPU only (serve without
 #                                        the soak: what a lease with little time left is for)
 #   bash scripts/gpu-session.sh train    issue 7: ResNet152 20-step trajectory against PyTorch
 #                                        (fp32, 1e-3), step time against PyTorch, preemption
 #                                        (bench_preempt: yield and co-run); then the training
-#                                        and host-read [gpu] tests while time is left
+#                                        and host-read [gpu] tests while time is left;
+#                                        trainlean: the trajectory and the speed only
 #   bash scripts/gpu-session.sh executor issue 4: gpu-bench-executor.sh (resident latency beside
 #                                        PyTorch), then ResNet152/Inception enqueued with the
 #                                        legacy cuDNN calls only (PS_CUDNN_GRAPH=off)
@@ -30,7 +35,8 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEP="${1:?usage: gpu-session.sh repro|traindebug|gradcheck|demo|serve|check|train|trainlean|executor|bert|parallel}"
+STEPS="repro|traindebug|gradcheck|demo|serve|check|train|trainlean|executor|bert|parallel"
+STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 mkdir -p /tmp/w
@@ -122,7 +128,8 @@ case "$STEP" in
     guarded 90 grad-torch.log python3 scripts/torch_train.py --model resnet152 --batch 64 \
       --lr 0.01 --steps 1 --batches /tmp/w/g.batches --grads /tmp/w/g.grad
     grep -E '^\{' "$OUT/grad-torch.log"
-    sort -t' ' -k1,1 "$OUT/grad-torch.log" | grep '^grad' | awk '{print $NF, $0}' | sort -g -r | head -12 | cut -d' ' -f2-
+    # The twelve worst parameters (each line ends with its relative difference).
+    grep '^grad' "$OUT/grad-torch.log" | awk '{print $NF, $0}' | sort -g -r | head -12 | cut -d' ' -f2-
     guarded 60 e2e-pool.log /tmp/b/tests/test_e2e \
       "e2e gpu: a model larger than the pool is refused and the server goes on"
     tail -4 "$OUT/e2e-pool.log"
@@ -229,5 +236,5 @@ case "$STEP" in
         "${links[@]}" --runs 10 --warmup 3 --json
     done
     ;;
-  *) echo "gpu-session: unknown step '$STEP' (repro, serve, check, train, executor, bert, parallel)" >&2; exit 2 ;;
+  *) echo "gpu-session: unknown step '$STEP' ($STEPS)" >&2; exit 2 ;;
 esac

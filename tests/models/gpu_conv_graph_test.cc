@@ -131,42 +131,17 @@ void run_graph_case(const GraphCase& c, uint64_t seed) {
 
 TEST_CASE("dnn Conv: every cuDNN graph plan matches the reference", "[gpu]") {
   PS_REQUIRE_GPU();
+  // One case a line: name, x, w, pads, strides, bias, residual, relu.
+  // clang-format off
   const std::vector<GraphCase> cases = {
-      {"resnet stem 7x7/2 +bias+relu",
-       {2, 3, 64, 64},
-       {64, 3, 7, 7},
-       {3, 3},
-       {2, 2},
-       true,
-       false,
-       true},
-      {"bottleneck 1x1 +bias+add+relu",
-       {2, 64, 28, 28},
-       {256, 64, 1, 1},
-       {0, 0},
-       {1, 1},
-       true,
-       true,
-       true},
+      {"resnet stem 7x7/2 +bias+relu", {2, 3, 64, 64}, {64, 3, 7, 7}, {3, 3}, {2, 2}, true, false, true},
+      {"bottleneck 1x1 +bias+add+relu", {2, 64, 28, 28}, {256, 64, 1, 1}, {0, 0}, {1, 1}, true, true, true},
       {"3x3/2 +relu, no bias", {2, 32, 29, 29}, {48, 32, 3, 3}, {1, 1}, {2, 2}, false, false, true},
-      {"inception 1x7 +bias+relu",
-       {2, 24, 17, 17},
-       {32, 24, 1, 7},
-       {0, 3},
-       {1, 1},
-       true,
-       false,
-       true},
-      {"plain 3x3, nothing fused",
-       {1, 16, 12, 12},
-       {8, 16, 3, 3},
-       {1, 1},
-       {1, 1},
-       false,
-       false,
-       false},
+      {"inception 1x7 +bias+relu", {2, 24, 17, 17}, {32, 24, 1, 7}, {0, 3}, {1, 1}, true, false, true},
+      {"plain 3x3, nothing fused", {1, 16, 12, 12}, {8, 16, 3, 3}, {1, 1}, {1, 1}, false, false, false},
       {"bias+add, no relu", {2, 16, 10, 10}, {16, 16, 3, 3}, {1, 1}, {1, 1}, true, true, false},
   };
+  // clang-format on
   uint64_t seed = 7000;
   for (const GraphCase& c : cases) run_graph_case(c, seed += 10);
 }

@@ -297,8 +297,9 @@ Status run_train(const TrainBenchOptions& options) {
   std::vector<double> losses;
   for (int s = 0; s < o.trajectory; ++s) {
     auto trace = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-    PS_ASSIGN_OR_RETURN(const double loss, o.debug&& s == 0 ? trainer->debug_step(stream, trace)
-                                                            : trainer->step(stream));
+    const bool debug = o.debug && s == 0;
+    PS_ASSIGN_OR_RETURN(const double loss,
+                        debug ? trainer->debug_step(stream, trace) : trainer->step(stream));
     losses.push_back(loss);
     if (!o.json) std::printf("step %3d loss %.8f\n", s, loss);
     if (s == 0 && !o.gradients_file.empty()) {
