@@ -67,6 +67,10 @@ struct ModelInfo {
   uint64_t parameters = 0;  // elements of the trainable weights
   std::string source;       // "zoo:resnet_tiny" or the package path
   bool training = false;    // a training package (inference works too; TRAIN needs it)
+  // The GPU backend's copy groups for a switch: how they were chosen ("optimal", "blocks",
+  // "timed:blocks": the grouping --grouping timed kept) and how many. Empty and 0 elsewhere.
+  std::string grouping;
+  uint32_t groups = 0;
 };
 
 // Whether `batch` may be requested of `model`: a multiple of its native batch in

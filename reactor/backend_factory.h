@@ -35,7 +35,7 @@ struct BackendOptions {
   // PyTorch's default for convolutions; "fp32": strict) and the copy groups of a switch
   // (models/gpu/copy_groups.h: optimal, package, per-layer, blocks, whole).
   std::string precision = "tf32";
-  std::string grouping = "optimal";
+  std::string grouping = "timed";
   // Replay each model's request as one CUDA graph where the addresses allow (docs/switching.md).
   bool graphs = true;
   // Pipelined transmission (a group's layers start when its copy is done). Off: every copy,

@@ -18,8 +18,9 @@
 // Models. Registration reads the package straight into pinned host memory (or pageable /
 // managed memory for those ablations), builds the plan (descriptors, algorithm choices,
 // warmed kernels), profiles each layer on the device and picks the copy groups
-// (--grouping; default optimal, from the measured per-layer times and the link measured at
-// start). The banner and the load log print the predicted pipelined latency.
+// (--grouping; default timed: the optimal grouping, from the measured per-layer times and the
+// link measured at start, the original's blocks and per-layer groups, each timed as a switch,
+// the fastest kept). The banner and the load log print the predicted pipelined latency.
 //
 // Training (issue 7). One job per GPU (TRAIN); its trainer lives on the device thread
 // (reactor/gpu_training_job.h), which runs it in chunks on a low-priority stream whenever no

@@ -88,6 +88,11 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
   if (options.host_read_min_bytes != 0) e->host_read_min_bytes_ = options.host_read_min_bytes;
   PS_ASSIGN_OR_RETURN(e->grouping_, models::gpu::parse_grouping_choice(options.grouping));
   if (e->policy_.whole_model_copy) e->grouping_ = GroupingChoice::kWhole;
+  // Timing a grouping times switches into the switch region: under the other policies (models
+  // resident, or weights elsewhere) the predicted optimum stands.
+  if (e->grouping_ == GroupingChoice::kTimed && !e->uses_switch_region()) {
+    e->grouping_ = GroupingChoice::kOptimal;
+  }
   PS_ASSIGN_OR_RETURN(e->precision_, models::gpu::parse_precision(options.precision));
   PS_ASSIGN_OR_RETURN(e->runtime_, models::gpu::GpuRuntime::create(ordinal));
   const cuda::Device& device = e->runtime_->device();
@@ -196,8 +201,7 @@ Status GpuEngine::plan_routes(Model& m) {
     group_us.push_back(u.compute_us);
   }
   // The tables a switch reads from the host are not copied: the routes time what is.
-  const std::span<const models::gpu::WeightRange> skip =
-      m.host_read != 0 ? m.p().host_readable() : std::span<const models::gpu::WeightRange>();
+  const std::span<const models::gpu::WeightRange> skip = m.host_read_ranges();
   const models::CopiedBytes copied = [&](uint32_t g, uint64_t offset, uint64_t bytes) {
     return bytes - models::gpu::bytes_inside(m.groups[g].blob_offset + offset, bytes, skip);
   };

@@ -72,7 +72,19 @@ class GpuEngine {
 
   GpuEngine() = default;
   Result<std::unique_ptr<Model>> register_model(const ModelSource& source);
+  // Profiles the model's layers and gives it the groups of grouping_ (kTimed: kOptimal's until
+  // choose_timed_groups runs).
   Status choose_groups(Model& model);
+  // The copy groups of `choice` for `model` (after choose_groups' profile). kTimed: kOptimal's.
+  Result<std::vector<models::gpu::CopyGroup>> groups_of(
+      const Model& model, models::gpu::GroupingChoice choice) const;
+  // Makes `groups` the model's: an event per group, the predicted finish, and no graph captured
+  // for the previous groups.
+  Status set_groups(Model& model, std::vector<models::gpu::CopyGroup> groups);
+  // kTimed (registration, after the switch region holds the model): times a switch with the
+  // optimal, block and per-layer groups, each in its fastest mode (choose_switch_mode), keeps
+  // the fastest with its mode, and plans its routes.
+  Status choose_timed_groups(Model& model);
   // Makes room for and returns the device address of `model`'s weights for this request
   // (a pool slot, evicting least recently used models under the cache policy; a driver
   // allocation under no-pool; the managed memory itself under managed).

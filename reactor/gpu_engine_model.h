@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,8 @@ struct GpuEngine::Model {
   cuda::DeviceBuffer driver_weights;
 
   std::vector<models::gpu::CopyGroup> groups;
+  // How `groups` were chosen: the engine's grouping, or under kTimed the candidate kept.
+  models::gpu::GroupingChoice grouping = models::gpu::GroupingChoice::kOptimal;
   std::vector<cuda::Event> group_events;
   std::vector<double> layer_us;
   double compute_us = 0;    // sum of layer_us
@@ -102,6 +105,10 @@ struct GpuEngine::Model {
   bool graphs_failed = false;
 
   const models::gpu::Plan& p() const { return *plan; }
+  // The weights a switch reads from the host instead of copying (none without host_read).
+  std::span<const models::gpu::WeightRange> host_read_ranges() const {
+    return host_read != 0 ? p().host_readable() : std::span<const models::gpu::WeightRange>();
+  }
 };
 
 }  // namespace ps::reactor

@@ -138,10 +138,6 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     }
     PS_TRY(choose_groups(*m));
     PS_TRY(plan_routes(*m));
-    m->group_events.resize(m->groups.size());
-    for (cuda::Event& ev : m->group_events) {
-      PS_ASSIGN_OR_RETURN(ev, cuda::Event::create(false));
-    }
     return Status::OK();
   }();
   if (!rest.ok()) {
@@ -165,14 +161,15 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
       if (moved && graphs_) {
         for (auto& [name, other] : models_) PS_TRY(choose_switch_mode(*other));
       }
+      if (grouping_ == GroupingChoice::kTimed) PS_TRY(choose_timed_groups(*m));
     }
     if (!graphs_ || policy_.fresh_process) return Status::OK();
     if (m->slot || policy_.home == WeightHome::kManaged) {
       const CUdeviceptr weights = m->slot ? m->slot->ptr : m->managed.ptr();
       PS_ASSIGN_OR_RETURN(const models::gpu::CudaGraph* graph, graph_for(*m, weights));
       if (graph != nullptr) PS_TRY(graph->launch(compute_stream_));
-    } else if (uses_switch_region()) {
-      PS_TRY(choose_switch_mode(*m));
+    } else if (uses_switch_region() && grouping_ != GroupingChoice::kTimed) {
+      PS_TRY(choose_switch_mode(*m));  // (kTimed chose the mode with the groups)
     }
     PS_TRY(compute_stream_.synchronize());
     if (policy_.home == WeightHome::kManaged) release_weights(*m);
@@ -182,6 +179,9 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
     free_model_memory(*m);
     return ready.with_context(str_cat("model '", source.name, "'"));
   }
+  m->info.grouping = str_cat(grouping_ == GroupingChoice::kTimed ? "timed:" : "",
+                             models::gpu::grouping_choice_name(m->grouping));
+  m->info.groups = static_cast<uint32_t>(m->groups.size());
   if (uses_switch_region()) {
     log_info(source.name, ": switch as ", switch_mode_name(m->switch_mode), " (measured: enqueue ",
              m->switch_mode_us[0], " us, group graphs ", m->switch_mode_us[1],
@@ -189,7 +189,8 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
   }
   log_info("registered ", source.name, ": ", m->p().layer_count(), " layers, ",
            models::gpu::describe_groups(m->groups), " (",
-           models::gpu::grouping_choice_name(grouping_), "); compute ",
+           models::gpu::grouping_choice_name(m->grouping),
+           grouping_ == GroupingChoice::kTimed ? ", timed" : "", "); compute ",
            static_cast<int>(m->compute_us), " us, predicted pipelined ",
            static_cast<int>(m->predicted_us), " us, transfer floor ",
            static_cast<int>(static_cast<double>(m->weights_bytes) / link_.bytes_per_us), " us");
@@ -233,38 +234,102 @@ Status GpuEngine::choose_groups(Model& m) {
   m.compute_us = 0;
   for (double us : m.layer_us) m.compute_us += us;
 
+  const GroupingChoice first =
+      grouping_ == GroupingChoice::kTimed ? GroupingChoice::kOptimal : grouping_;
+  PS_ASSIGN_OR_RETURN(std::vector<CopyGroup> groups, groups_of(m, first));
+  m.grouping = first;
+  return set_groups(m, std::move(groups));
+}
+
+Result<std::vector<CopyGroup>> GpuEngine::groups_of(const Model& m, GroupingChoice choice) const {
   PS_ASSIGN_OR_RETURN(std::vector<CopyGroup> units, models::gpu::package_groups(m.manifest));
-  // A switch does not copy the weights it reads from the host: the groups are chosen, and
-  // predicted, without their bytes.
-  const std::span<const models::gpu::WeightRange> host_read =
-      m.host_read != 0 ? m.p().host_readable() : std::span<const models::gpu::WeightRange>();
-  switch (grouping_) {
+  switch (choice) {
     case GroupingChoice::kPackage:
     case GroupingChoice::kPerLayer:
-      m.groups = units;
-      break;
+      return units;
     case GroupingChoice::kWhole:
-      m.groups = models::gpu::whole_model_group(m.manifest);
-      break;
-    case GroupingChoice::kBlocks: {
-      PS_ASSIGN_OR_RETURN(m.groups, models::gpu::block_groups(m.manifest, units));
-      break;
-    }
-    case GroupingChoice::kOptimal: {
-      const auto grouping_units = models::gpu::grouping_units(units, m.layer_us, host_read);
+      return models::gpu::whole_model_group(m.manifest);
+    case GroupingChoice::kBlocks:
+      return models::gpu::block_groups(m.manifest, units);
+    case GroupingChoice::kOptimal:
+    case GroupingChoice::kTimed: {
+      // A switch does not copy the weights it reads from the host: the groups are chosen
+      // without their bytes.
+      const auto grouping_units =
+          models::gpu::grouping_units(units, m.layer_us, m.host_read_ranges());
       PS_ASSIGN_OR_RETURN(models::GroupStarts starts,
                           models::optimal_grouping(grouping_units, link_));
-      PS_ASSIGN_OR_RETURN(m.groups, models::gpu::merge_groups(units, starts));
-      break;
+      return models::gpu::merge_groups(units, starts);
     }
   }
-  // The prediction for the chosen groups (each one unit of the timeline model).
-  const auto chosen = models::gpu::grouping_units(m.groups, m.layer_us, host_read);
-  models::GroupStarts all(chosen.size());
+  return internal_error("unknown grouping");
+}
+
+Status GpuEngine::set_groups(Model& m, std::vector<CopyGroup> groups) {
+  m.groups = std::move(groups);
+  while (m.group_events.size() < m.groups.size()) {
+    PS_ASSIGN_OR_RETURN(cuda::Event ev, cuda::Event::create(false));
+    m.group_events.push_back(std::move(ev));
+  }
+  m.group_events.resize(m.groups.size());
+  // Graphs captured for other groups wait on other events and enqueue other layer ranges.
+  m.group_graphs.clear();
+  m.group_graph_weights = 0;
+  m.switch_graph.reset();
+  // The prediction for these groups (each one unit of the timeline model).
+  const auto units = models::gpu::grouping_units(m.groups, m.layer_us, m.host_read_ranges());
+  models::GroupStarts all(units.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint32_t>(i);
   PS_ASSIGN_OR_RETURN(models::GroupingPrediction prediction,
-                      models::predict_grouping(chosen, link_, all));
+                      models::predict_grouping(units, link_, all));
   m.predicted_us = prediction.finish_us;
+  return Status::OK();
+}
+
+Status GpuEngine::choose_timed_groups(Model& m) {
+  struct Timed {
+    GroupingChoice choice;
+    std::vector<CopyGroup> groups;
+    double us = 0;
+  };
+  std::vector<Timed> timed;
+  std::string report;
+  for (GroupingChoice choice :
+       {GroupingChoice::kOptimal, GroupingChoice::kBlocks, GroupingChoice::kPerLayer}) {
+    const char* name = models::gpu::grouping_choice_name(choice);
+    auto groups = groups_of(m, choice);
+    if (!groups.ok()) {  // blocks, for a graph without module scopes in its layer names
+      report += str_cat(report.empty() ? "" : ", ", name, " none (", groups.status().message(),
+                        ")");
+      continue;
+    }
+    // The same partition as one already timed (per-layer when the optimum is per-layer, or a
+    // package imported with block groups): timed once.
+    const auto same = std::find_if(timed.begin(), timed.end(),
+                                   [&](const Timed& t) { return t.groups == *groups; });
+    if (same != timed.end()) {
+      report += str_cat(report.empty() ? "" : ", ", name, " = ",
+                        models::gpu::grouping_choice_name(same->choice));
+      continue;
+    }
+    PS_TRY(set_groups(m, *groups));
+    PS_TRY(choose_switch_mode(m));
+    const double us = m.switch_mode_us[static_cast<int>(m.switch_mode)];
+    report += str_cat(report.empty() ? "" : ", ", name, " ", groups->size(), " groups ",
+                      static_cast<int>(us), " us (", switch_mode_name(m.switch_mode), ")");
+    timed.push_back({choice, std::move(*groups), us});
+  }
+  if (timed.empty()) return internal_error("no grouping could be timed");
+  const auto best = std::min_element(timed.begin(), timed.end(),
+                                     [](const Timed& a, const Timed& b) { return a.us < b.us; });
+  if (best != timed.end() - 1) {  // the last one timed holds the graphs and mode now
+    PS_TRY(set_groups(m, best->groups));
+    PS_TRY(choose_switch_mode(m));
+  }
+  m.grouping = best->choice;
+  PS_TRY(plan_routes(m));
+  log_info(m.info.name, ": groupings timed as switches: ", report, "; kept ",
+           models::gpu::grouping_choice_name(best->choice));
   return Status::OK();
 }
 

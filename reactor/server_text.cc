@@ -116,6 +116,7 @@ std::string Server::models_reply() const {
         .add("params", m->parameters)
         .add("params_bytes", m->weights_bytes)
         .add("source", m->source);
+    if (!m->grouping.empty()) line.add("grouping", m->grouping).add("groups", m->groups);
     body += net::format_fields_line(line);
   }
   return net::format_ok_with_payload(OkLine().add("models", uint64_t{models.size()}), body);

@@ -2,13 +2,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 #include "onnx_loader/grouping.h"
 
 namespace ps::models::gpu {
 namespace {
 
-constexpr const char* kChoiceNames[] = {"package", "per-layer", "whole", "blocks", "optimal"};
+constexpr const char* kChoiceNames[] = {"package", "per-layer", "whole",
+                                        "blocks",  "optimal",   "timed"};
 
 std::string size_text(uint64_t bytes) {
   char buf[32];
@@ -27,11 +29,11 @@ const char* grouping_choice_name(GroupingChoice choice) {
 }
 
 Result<GroupingChoice> parse_grouping_choice(std::string_view name) {
-  for (int i = 0; i < 5; ++i) {
+  for (size_t i = 0; i < std::size(kChoiceNames); ++i) {
     if (name == kChoiceNames[i]) return static_cast<GroupingChoice>(i);
   }
   return invalid_argument("grouping '", name,
-                          "': expected optimal, package, per-layer, blocks or whole");
+                          "': expected timed, optimal, package, per-layer, blocks or whole");
 }
 
 Result<std::vector<CopyGroup>> package_groups(const pipeswitch::psm::Manifest& manifest) {

@@ -14,7 +14,13 @@
 //   - kBlocks:   one group per source block, as the original PipeSwitch (onnx_loader's
 //                make_groups over the layers' recorded blocks), from a per-layer package;
 //   - kOptimal:  the partition with the smallest predicted finish time for measured per-layer
-//                compute times and a measured transfer model (models/optimal_grouping.h).
+//                compute times and a measured transfer model (models/optimal_grouping.h);
+//   - kTimed:    kOptimal, kBlocks and kPerLayer each timed as a whole switch on the device at
+//                registration (in its fastest enqueue mode), the fastest kept: the prediction
+//                ignores host-bound enqueue and per-group waits, and lost to the blocks on all
+//                three models on an H100 (docs/results.md, figure 7). The engine does the
+//                timing (reactor/gpu_engine_register.cc); where it cannot (policies without the
+//                switch region) it uses kOptimal.
 #pragma once
 
 #include <cstdint>
@@ -35,11 +41,12 @@ struct CopyGroup {
   uint32_t layer_count = 0;
   uint64_t blob_offset = 0;  // where the group's weights start in the blob (host and device)
   uint64_t bytes = 0;        // may be 0: a group of layers without weights
+  bool operator==(const CopyGroup&) const = default;
 };
 
-enum class GroupingChoice { kPackage, kPerLayer, kWhole, kBlocks, kOptimal };
+enum class GroupingChoice { kPackage, kPerLayer, kWhole, kBlocks, kOptimal, kTimed };
 
-// "package", "per-layer", "whole", "blocks", "optimal".
+// "package", "per-layer", "whole", "blocks", "optimal", "timed".
 const char* grouping_choice_name(GroupingChoice choice);
 // Inverse of grouping_choice_name; errors list the accepted names.
 Result<GroupingChoice> parse_grouping_choice(std::string_view name);

@@ -153,7 +153,7 @@ TEST_CASE("whole-model group and grouping units", "[copy_groups]") {
 
 TEST_CASE("grouping choices parse by name", "[copy_groups]") {
   for (auto c : {GroupingChoice::kPackage, GroupingChoice::kPerLayer, GroupingChoice::kWhole,
-                 GroupingChoice::kBlocks, GroupingChoice::kOptimal}) {
+                 GroupingChoice::kBlocks, GroupingChoice::kOptimal, GroupingChoice::kTimed}) {
     auto parsed = parse_grouping_choice(grouping_choice_name(c));
     REQUIRE(parsed.ok());
     CHECK(*parsed == c);

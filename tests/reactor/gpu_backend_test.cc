@@ -197,11 +197,19 @@ TEST_CASE("GPU backend: every policy gives the resident model's outputs, bit for
 TEST_CASE("GPU backend: every grouping computes the same outputs", "[gpu][gpu_backend]") {
   PS_REQUIRE_GPU();
   std::map<std::string, std::string> first;
-  for (const char* grouping : {"optimal", "per-layer", "blocks", "whole", "package"}) {
+  for (const char* grouping : {"optimal", "per-layer", "blocks", "whole", "package", "timed"}) {
     INFO("grouping " << grouping);
     auto h = gpu_harness("pipeswitch", grouping);
     for (const char* m : kModels) {
-      REQUIRE(h->load(m).status.ok());
+      Completion loaded = h->load(m);
+      REQUIRE(loaded.status.ok());
+      REQUIRE(loaded.model);
+      CHECK(loaded.model->groups > 0);
+      if (std::string(grouping) == "timed") {  // one of the three timed candidates was kept
+        CHECK_THAT(loaded.model->grouping, Catch::Matches("timed:(optimal|blocks|per-layer)"));
+      } else {
+        CHECK(loaded.model->grouping == grouping);
+      }
       Completion c = h->infer(m, 2);
       INFO(c.status.to_string());
       REQUIRE(c.status.ok());

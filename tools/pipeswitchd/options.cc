@@ -83,9 +83,12 @@ Device:
                           memory, the smaller)
   --precision P           GPU plans in tf32 (TF32 convolutions and matrix products, PyTorch's
                           default for convolutions) or strict fp32 (default tf32)
-  --grouping G            copy groups of a switch: optimal (from per-layer times measured at
-                          registration and the measured link), package (as imported), per-layer,
-                          blocks (the original PipeSwitch's), whole (default optimal)
+  --grouping G            copy groups of a switch: timed (optimal, blocks and per-layer each
+                          timed as a switch at registration, the fastest kept; pipeswitch
+                          policy, elsewhere optimal), optimal (predicted from per-layer times
+                          measured at registration and the measured link), package (as
+                          imported), per-layer, blocks (the original PipeSwitch's), whole
+                          (default timed)
   --pipelining on|off     a switched-in model's layers start as their group arrives (on), or
                           after every group's copy (off: the ablation of figure 7) (default on)
   --host-read on|off      a switch leaves embedding tables (BERT's word embeddings) in pinned

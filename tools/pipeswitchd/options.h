@@ -30,7 +30,7 @@ struct Options {
   std::string policy = "pipeswitch";
   uint64_t pool_bytes = 0;
   std::string precision = "tf32";
-  std::string grouping = "optimal";
+  std::string grouping = "timed";
   bool graphs = true;
   bool pipelining = true;
   bool host_read = true;
