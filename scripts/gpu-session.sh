@@ -12,8 +12,9 @@
 #                                        scripts/gpu-check.sh --gpu-only (every [gpu] case, e2e)
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
 #                                        (psbench train --debug), the first NaN/Inf named
-#   bash scripts/gpu-session.sh gradcheck issue 7: ResNet152's step-0 gradients against
-#                                        PyTorch's by parameter; the too-large-model e2e case
+#   bash scripts/gpu-session.sh gradcheck issue 7: step-0 gradients (ResNet152 b64, ResNet50
+#                                        b16) against PyTorch's fp32 and a float64 twin's, by
+#                                        parameter; the too-large-model e2e case
 #   bash scripts/gpu-session.sh demo     issue 5: scripts/demo.sh (make demo's script) from the
 #                                        bundle, on the full zoo models
 #   bash scripts/gpu-session.sh check    every [gpu] case and e2e on the GPU only (serve without
@@ -119,17 +120,28 @@ case "$STEP" in
     tail -40 "$OUT/demo.log"
     ;;
   gradcheck)
-    # Issue 7: ResNet152's step-0 gradients against PyTorch's, parameter by parameter (the
-    # trajectory parts from PyTorch's at step 1 by 3e-3 while step 0's loss agrees to 3e-6),
-    # then the too-large-model e2e case (the start-up probe now fits a small pool).
+    # Issue 7: step-0 gradients against PyTorch's fp32 ones and a float64 twin's (the rounding
+    # control: how far fp32 rounding alone moves each gradient), ResNet152 at batch 64 and
+    # ResNet50 at batch 16; then the too-large-model e2e case.
     r152_train_package
-    guarded 90 grad-psbench.log /tmp/b/bin/psbench train /tmp/w/r152_train.psm --precision fp32 \
-      --steps 1 --runs 0 --lr 0.01 --write-batches /tmp/w/g.batches --dump-gradients /tmp/w/g.grad
-    guarded 90 grad-torch.log python3 scripts/torch_train.py --model resnet152 --batch 64 \
-      --lr 0.01 --steps 1 --batches /tmp/w/g.batches --grads /tmp/w/g.grad
-    grep -E '^\{' "$OUT/grad-torch.log"
-    # The twelve worst parameters (each line ends with its relative difference).
-    grep '^grad' "$OUT/grad-torch.log" | awk '{print $NF, $0}' | sort -g -r | head -12 | cut -d' ' -f2-
+    [[ -f /tmp/w/r50_train.onnx ]] || guarded 90 r50-export.log python3 scripts/torch_train.py \
+      --model resnet50 --batch 16 --export-onnx /tmp/w/r50_train.onnx
+    [[ -f /tmp/w/r50_train.psm ]] || guarded 60 r50-import.log /tmp/b/bin/psimport \
+      /tmp/w/r50_train.onnx -o /tmp/w/r50_train.psm --batch 16 --mode training
+    for spec in resnet152:64:r152 resnet50:16:r50; do
+      IFS=: read -r model batch tag <<< "$spec"
+      guarded 90 "grad-psbench-$tag.log" /tmp/b/bin/psbench train "/tmp/w/${tag}_train.psm" \
+        --precision fp32 --steps 1 --runs 0 --lr 0.01 --write-batches "/tmp/w/$tag.batches" \
+        --dump-gradients "/tmp/w/$tag.grad"
+      guarded 150 "grad-torch-$tag.log" python3 scripts/torch_train.py --model "$model" \
+        --batch "$batch" --lr 0.01 --steps 1 --batches "/tmp/w/$tag.batches" \
+        --grads "/tmp/w/$tag.grad" --grads-fp64
+      echo "$model batch $batch:"; grep -E '^\{"gradients' "$OUT/grad-torch-$tag.log"
+      # The eight worst parameters against PyTorch fp32 (each line: rel, ours-fp64, torch32-fp64).
+      grep '^grad' "$OUT/grad-torch-$tag.log" |
+        awk '{for (i = 1; i < NF; i++) if ($i == "rel") print $(i + 1), $0}' |
+        sort -g -r | head -8 | cut -d' ' -f3-
+    done
     guarded 60 e2e-pool.log /tmp/b/tests/test_e2e \
       "e2e gpu: a model larger than the pool is refused and the server goes on"
     tail -4 "$OUT/e2e-pool.log"

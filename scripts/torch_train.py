@@ -21,7 +21,9 @@ Three things, any combination:
                       largest relative difference; exit status 3 above --tolerance (1e-3);
                       with --grads PSGRAD (psbench train --dump-gradients), step 0's gradients
                       parameter by parameter (max |ours - torch| / max |torch|), which names
-                      the layer where a trajectory starts to part.
+                      the layer where a trajectory starts to part; --grads-fp64 adds a
+                      float64 twin's gradients: PyTorch fp32's and ours against them (how far
+                      rounding alone moves a gradient, and whether ours parts further).
   --time              ms per step on random device batches (bert_base: token ids [batch, --seq],
                       BertForSequenceClassification without dropout), for each of --precisions
                       (fp32: strict, allow_tf32 False for cuDNN and matmul; tf32: both True),
@@ -49,7 +51,7 @@ Speed: psbench train /tmp/r152_train.psm --precision tf32 --steps 3 --runs 20 an
 Usage: torch_train.py --model NAME [--batch 64] [--seq 251] [--lr 0.01] [--momentum 0.9]
                       [--weight-decay 1e-4] [--export-onnx PATH] [--batches FILE]
                       [--steps N] [--precision fp32|tf32] [--compare PSBENCH.json]
-                      [--grads PSGRAD]
+                      [--grads PSGRAD [--grads-fp64]]
                       [--tolerance 1e-3] [--time] [--precisions fp32,tf32] [--runs 20]
                       [--warmup 5] [--device cuda]
 """
@@ -246,12 +248,28 @@ def read_gradients(path):
     return out
 
 
-def compare_gradients(model, path):
+def float64_gradients(model, inputs, y):
+    """Step 0's gradients of a float64 copy of `model` (as it was before the step) on the same
+    batch: the control for --grads. PyTorch fp32 against PyTorch fp64 says how much of the
+    fp32 gradients rounding alone moves; ours should part from fp64 by about as much."""
+    import copy
+    import torch.nn.functional as F
+    twin = copy.deepcopy(model).double()
+    twin.zero_grad(set_to_none=True)
+    inputs64 = {k: (v.double() if v.is_floating_point() else v) for k, v in inputs.items()}
+    F.cross_entropy(logits_of(twin, inputs64), y).backward()
+    return {n: p.grad.detach().cpu().numpy() for n, p in twin.named_parameters()
+            if p.grad is not None}
+
+
+def compare_gradients(model, path, grads64=None):
     """Step 0's gradients, ours (by ONNX initializer name) against PyTorch's (by parameter
-    name), in the file's (the model's tensor) order: max |ours - torch| / max |torch| each."""
+    name), in the file's (the model's tensor) order: max |ours - torch| / max |torch| each;
+    with grads64 (float64_gradients) also PyTorch fp32's and ours against fp64."""
     import numpy as np
     params = dict(model.named_parameters())
     unmatched, worst, compared = [], (0.0, None), 0
+    ratios = []  # (ours vs fp64) / (torch fp32 vs fp64) per parameter
     for name, shape, ours in read_gradients(path):
         p = params.get(name)
         if p is None or p.grad is None or tuple(p.shape) != tuple(shape):
@@ -262,11 +280,24 @@ def compare_gradients(model, path):
         rel = float(np.abs(ours - theirs).max()) / scale
         worst = max(worst, (rel, name))
         compared += 1
-        print(f"grad {name:48s} {str(tuple(shape)):22s} max|torch| {scale:.3e} rel {rel:.3g}",
-              file=sys.stderr)
-    print(json.dumps({"gradients": path, "compared": compared, "worst_rel": worst[0],
-                      "worst": worst[1], "unmatched": len(unmatched),
-                      "unmatched_examples": unmatched[:5]}), flush=True)
+        extra = ""
+        if grads64 is not None and name in grads64:
+            exact = grads64[name]
+            scale64 = max(float(np.abs(exact).max()), 1e-300)
+            ours64 = float(np.abs(ours.astype(np.float64) - exact).max()) / scale64
+            torch64 = float(np.abs(theirs.astype(np.float64) - exact).max()) / scale64
+            ratios.append(ours64 / max(torch64, 1e-300))
+            extra = f" ours-fp64 {ours64:.3g} torch32-fp64 {torch64:.3g}"
+        print(f"grad {name:48s} {str(tuple(shape)):22s} max|torch| {scale:.3e} rel {rel:.3g}"
+              f"{extra}", file=sys.stderr)
+    summary = {"gradients": path, "compared": compared, "worst_rel": worst[0],
+               "worst": worst[1], "unmatched": len(unmatched),
+               "unmatched_examples": unmatched[:5]}
+    if ratios:
+        ratios.sort()
+        summary["ours_vs_torch32_error_ratio"] = {
+            "median": ratios[len(ratios) // 2], "max": ratios[-1]}
+    print(json.dumps(summary), flush=True)
 
 
 def trajectory(torch, args):
@@ -288,7 +319,8 @@ def trajectory(torch, args):
         loss = F.cross_entropy(logits_of(model, inputs), y)
         loss.backward()
         if step == 0 and args.grads:
-            compare_gradients(model, args.grads)
+            grads64 = float64_gradients(model, inputs, y) if args.grads_fp64 else None
+            compare_gradients(model, args.grads, grads64)
         opt.step()
         losses.append(loss.item())
         print(f"step {step:3d} loss {losses[-1]:.8f}", file=sys.stderr)
@@ -361,6 +393,8 @@ def main():
     ap.add_argument("--compare")
     ap.add_argument("--grads", help="with --batches: compare step 0's gradients with psbench "
                     "train --dump-gradients FILE's, parameter by parameter")
+    ap.add_argument("--grads-fp64", action="store_true",
+                    help="with --grads: also a float64 twin's gradients, the rounding control")
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--time", action="store_true")
     ap.add_argument("--precisions", default="fp32,tf32")

@@ -201,17 +201,18 @@ def paragraph(key, rows, models, run):
                 best.append("%s: %s" % (m, b["series"]))
         if best:
             s.append("Fastest grouping per model: %s." % ", ".join(best))
-        for other, what in (("blocks", "the original's block groups"),
+        for other, what in (("optimal", "the predicted-optimal groups"),
+                            ("blocks", "the original's block groups"),
                             ("per-layer", "per-layer groups"),
                             ("whole", "one whole-model copy before compute")):
-            t = _ratio_text(rows, models, other, "pipeswitch", "of the optimal grouping")
+            t = _ratio_text(rows, models, other, "pipeswitch", "of the timed grouping")
             if t:
                 p = _paper_ratio("fig7", other, "pipeswitch", models)
                 s.append("With %s a request takes %s%s." % (
                     what, t, " (the original: %s)" % p if p else ""))
         t = _ratio_text(rows, models, "pipeswitch", "ready", "the ready model")
         if t:
-            s.append("The optimal grouping itself is %s (figure 5's ready model)." % t)
+            s.append("The timed grouping itself is %s (figure 5's ready model)." % t)
         r = _get(rows, "per-layer-no-pipeline", models[0])
         if r and not _ok(r):
             s.append("Per-layer without pipelining: %s." % r["status"])
