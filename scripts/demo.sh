@@ -95,8 +95,10 @@ if [[ -x "$PSD" && -x "$PSNC" ]]; then
       done
       if [[ "$policy" == pipeswitch ]]; then
         echo "-- [$policy] psnc train $TRAIN_MODEL lr=0.01; inference requests while it trains; STOP"
-        JOB=$("$PSNC" --server "$ADDR" train "$TRAIN_MODEL" lr=0.01 | tee /dev/stderr |
-              sed -n 's/^OK job=\([0-9]*\).*/\1/p')
+        # (Not `tee /dev/stderr`: where stderr is a log file, opening it again truncates it.)
+        REPLY_LINE=$("$PSNC" --server "$ADDR" train "$TRAIN_MODEL" lr=0.01)
+        echo "$REPLY_LINE"
+        JOB=$(sed -n 's/^OK job=\([0-9]*\).*/\1/p' <<< "$REPLY_LINE")
         sleep 2
         "$PSNC" --server "$ADDR" infer "${MODELS[0]}" --repeat 10 | tail -1
         [[ -n "$JOB" ]] && printf 'STOP %s\nQUIT\n' "$JOB" | "$PSNC" "$ADDR"
