@@ -14,7 +14,10 @@ every request finds its model resident: the repeated-request case that policy is
 
 Configurations (pipeswitchd flags):
   ready           --policy ready                        the lower bound: every model resident
-  pipeswitch      --policy pipeswitch --grouping optimal the paper's system, our optimal groups
+  pipeswitch      --policy pipeswitch --grouping timed   the paper's system as shipped: the
+                                                        optimal, block and per-layer groups
+                                                        timed at registration, fastest kept
+  optimal         --policy pipeswitch --grouping optimal the predicted-optimal groups alone
   blocks          --policy pipeswitch --grouping blocks  the original's hand-written block groups
   per-layer       --policy pipeswitch --grouping per-layer
   whole           --policy pipeswitch --grouping whole   one copy of the whole model, then compute

@@ -27,6 +27,8 @@
 #   bash scripts/gpu-session.sh executor issue 4: gpu-bench-executor.sh (resident latency beside
 #                                        PyTorch), then ResNet152/Inception enqueued with the
 #                                        legacy cuDNN calls only (PS_CUDNN_GRAPH=off)
+#   bash scripts/gpu-session.sh switch [tf32|fp32]  issue 6: gpu-bench-switch.sh for one
+#                                        precision (every policy and grouping, the target check)
 #   bash scripts/gpu-session.sh bert     issue 7: BERT-base fine-tuning against PyTorch (20-step
 #                                        trajectory on the same token batches, step time)
 #   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
@@ -36,7 +38,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|traindebug|gradcheck|demo|serve|check|train|trainlean|executor|bert|parallel"
+STEPS="repro|traindebug|gradcheck|demo|serve|check|train|trainlean|executor|switch|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -203,6 +205,15 @@ case "$STEP" in
       --steps 3 --runs 20
     guarded 100 bert-torch.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 --time
     grep -h -E 'ms|step' "$OUT"/bert-psbench.log "$OUT"/bert-torch.log | tail -8
+    ;;
+  switch)
+    # Issue 6's table for one precision ($2: tf32 or fp32; both do not fit one command): every
+    # policy and grouping, 10 warm-up and 20 measured requests per model, the target check.
+    prec="${2:-tf32}"
+    guarded 560 "switch-$prec.log" env OUT_NAME="switch-$prec" /tmp/b/scripts/gpu-bench-switch.sh \
+      /tmp/b /tmp/ws --precisions "$prec"
+    tail -45 "$OUT/switch-$prec.log"
+    tar -C /tmp/ws -czf "$OUT/switch-$prec.tar.gz" "switch-$prec" 2>/dev/null
     ;;
   executor)
     # Issue 4: resident latency beside PyTorch eager (fp32/tf32, with and without graphs), then
