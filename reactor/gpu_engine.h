@@ -76,8 +76,8 @@ class GpuEngine {
   // choose_timed_groups runs).
   Status choose_groups(Model& model);
   // The copy groups of `choice` for `model` (after choose_groups' profile). kTimed: kOptimal's.
-  Result<std::vector<models::gpu::CopyGroup>> groups_of(
-      const Model& model, models::gpu::GroupingChoice choice) const;
+  Result<std::vector<models::gpu::CopyGroup>> groups_of(const Model& model,
+                                                        models::gpu::GroupingChoice choice) const;
   // Makes `groups` the model's: an event per group, the predicted finish, and no graph captured
   // for the previous groups.
   Status set_groups(Model& model, std::vector<models::gpu::CopyGroup> groups);

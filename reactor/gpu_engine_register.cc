@@ -299,8 +299,8 @@ Status GpuEngine::choose_timed_groups(Model& m) {
     const char* name = models::gpu::grouping_choice_name(choice);
     auto groups = groups_of(m, choice);
     if (!groups.ok()) {  // blocks, for a graph without module scopes in its layer names
-      report += str_cat(report.empty() ? "" : ", ", name, " none (", groups.status().message(),
-                        ")");
+      report +=
+          str_cat(report.empty() ? "" : ", ", name, " none (", groups.status().message(), ")");
       continue;
     }
     // The same partition as one already timed (per-layer when the optimum is per-layer, or a

@@ -14,7 +14,6 @@
 namespace train {
 
 using ps::dnn_kernels::PoolParams;
-using ps::train_kernels::SgdParams;
 using ps::train_kernels::SoftmaxXentParams;
 
 using ps::train_device::grid_stride;
@@ -89,17 +88,34 @@ extern "C" __global__ void ps_scale_f32(float* x, float scale, uint64_t count) {
   for (uint64_t i = train::thread_index(); i < count; i += train::grid_stride()) x[i] *= scale;
 }
 
-// One SGD step of one parameter tensor (SgdParams has the rule). `buf` may be null when
-// p.momentum == 0.
-extern "C" __global__ void ps_sgd_f32(float* param, const float* grad, float* buf,
-                                      ps::train_kernels::SgdParams p) {
-  const uint64_t count = static_cast<uint64_t>(p.count);
-  for (uint64_t i = train::thread_index(); i < count; i += train::grid_stride()) {
+// One SGD step of a group of tensors (SgdGroupParams): block b updates tile b - block_start[t]
+// of the tensor t whose blocks hold b, its threads striding the tile (coalesced).
+extern "C" __global__ void ps_sgd_group_f32(ps::train_kernels::SgdGroupParams p) {
+  const uint32_t b = blockIdx.x;
+  // The last tensor whose first block is <= b (an empty tensor's range is empty: skipped).
+  int lo = 0, hi = p.count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (p.block_start[mid] <= b) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  const int t = lo;
+  float* param = reinterpret_cast<float*>(p.param[t]);
+  const float* grad = reinterpret_cast<const float*>(p.grad[t]);
+  float* buf = reinterpret_cast<float*>(p.buf[t]);
+  const bool first = ((p.first_step_bits >> t) & 1u) != 0;
+  const uint64_t begin = static_cast<uint64_t>(b - p.block_start[t]) * p.tile;
+  const uint64_t n = static_cast<uint64_t>(p.n[t]);
+  const uint64_t end = begin + p.tile < n ? begin + p.tile : n;
+  for (uint64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
     const float w = param[i];
     const float d_p = grad[i] + p.weight_decay * w;
     float step = d_p;
     if (p.momentum != 0.0f) {
-      step = p.first_step ? d_p : p.momentum * buf[i] + d_p;
+      step = first ? d_p : p.momentum * buf[i] + d_p;
       buf[i] = step;
     }
     param[i] = w - p.learning_rate * step;

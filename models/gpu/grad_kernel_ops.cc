@@ -377,16 +377,23 @@ Result<std::unique_ptr<GpuOp>> build_softmax_cross_entropy(const Shape& logits, 
 
 Result<TrainKernels> TrainKernels::load(const OpEnv& env) {
   TrainKernels t;
-  PS_ASSIGN_OR_RETURN(t.sgd_, find_kernel(env, "ps_sgd_f32"));
+  PS_ASSIGN_OR_RETURN(t.sgd_group_, find_kernel(env, "ps_sgd_group_f32"));
   PS_ASSIGN_OR_RETURN(t.accumulate_, find_kernel(env, "ps_accumulate_f32"));
   return t;
 }
 
-Status TrainKernels::sgd(const cuda::Stream& stream, CUdeviceptr param, CUdeviceptr grad,
-                         CUdeviceptr buf, const train_kernels::SgdParams& p) const {
-  if (p.count == 0) return Status::OK();
-  if (p.momentum != 0.0f && buf == 0) return invalid_argument("SGD with momentum needs a buffer");
-  return sgd_.launch(stream, grid_for(p.count), kBlock, 0, param, grad, buf, p);
+Status TrainKernels::sgd_group(const cuda::Stream& stream,
+                               const train_kernels::SgdGroupParams& p) const {
+  for (int t = 0; t < p.count; ++t) {
+    if (p.n[t] == 0) continue;
+    if (p.param[t] == 0 || p.grad[t] == 0 || (p.momentum != 0.0f && p.buf[t] == 0)) {
+      return invalid_argument("SGD group: tensor ", t, " of ", p.count,
+                              " lacks its parameter, gradient or momentum buffer");
+    }
+  }
+  const uint32_t blocks = p.block_start[p.count];
+  if (blocks == 0) return Status::OK();
+  return sgd_group_.launch(stream, blocks, kBlock, 0, p);
 }
 
 Status TrainKernels::accumulate(const cuda::Stream& stream, CUdeviceptr dst, CUdeviceptr src,

@@ -37,20 +37,53 @@ Result<train_kernels::SoftmaxXentParams> plan_softmax_xent(const Shape& logits) 
   return p;
 }
 
-Result<train_kernels::SgdParams> plan_sgd(const cpu::SgdOptions& options, int64_t count,
-                                          bool first_step) {
+Result<train_kernels::SgdGroupParams> plan_sgd_group(const cpu::SgdOptions& options,
+                                                     std::span<const int64_t> counts) {
   if (options.learning_rate < 0 || options.momentum < 0 || options.weight_decay < 0) {
     return invalid_argument("SGD: learning rate ", options.learning_rate, ", momentum ",
                             options.momentum, ", weight decay ", options.weight_decay,
                             " must not be negative");
   }
-  train_kernels::SgdParams p;
-  p.count = count;
+  if (counts.empty() || counts.size() > static_cast<size_t>(train_kernels::kSgdGroupMax)) {
+    return invalid_argument("SGD group of ", counts.size(), " tensors (1 to ",
+                            train_kernels::kSgdGroupMax, ")");
+  }
+  train_kernels::SgdGroupParams p;
   p.learning_rate = static_cast<float>(options.learning_rate);
   p.momentum = static_cast<float>(options.momentum);
   p.weight_decay = static_cast<float>(options.weight_decay);
-  p.first_step = first_step ? 1 : 0;
+  p.count = static_cast<int32_t>(counts.size());
+  p.tile = kSgdTile;
+  uint64_t blocks = 0;
+  for (size_t t = 0; t < counts.size(); ++t) {
+    if (counts[t] < 0) {
+      return invalid_argument("SGD group: tensor ", t, " has ", counts[t], " elements");
+    }
+    p.n[t] = counts[t];
+    p.block_start[t] = static_cast<uint32_t>(blocks);
+    blocks += (static_cast<uint64_t>(counts[t]) + kSgdTile - 1) / kSgdTile;
+    if (blocks > (uint64_t{1} << 31)) return invalid_argument("SGD group: ", blocks, " blocks");
+  }
+  p.block_start[counts.size()] = static_cast<uint32_t>(blocks);
   return p;
+}
+
+std::vector<SgdGroupRange> partition_sgd_groups(std::span<const int64_t> counts,
+                                                int64_t max_elements) {
+  std::vector<SgdGroupRange> groups;
+  int64_t elements = 0;
+  for (size_t t = 0; t < counts.size(); ++t) {
+    const bool full = !groups.empty() &&
+                      (groups.back().count == static_cast<uint32_t>(train_kernels::kSgdGroupMax) ||
+                       elements + counts[t] > max_elements);
+    if (groups.empty() || full) {
+      groups.push_back({static_cast<uint32_t>(t), 0});
+      elements = 0;
+    }
+    ++groups.back().count;
+    elements += counts[t];
+  }
+  return groups;
 }
 
 }  // namespace ps::models::gpu

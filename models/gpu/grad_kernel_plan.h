@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <vector>
 
 #include "common/shape.h"
 #include "common/status.h"
@@ -23,9 +25,25 @@ Result<ReducePlan> plan_broadcast_backward(const Shape& input, const Shape& dy);
 // Softmax cross-entropy over logits [N, K] (mean over the batch). Errors: not 2-D, N = 0.
 Result<train_kernels::SoftmaxXentParams> plan_softmax_xent(const Shape& logits);
 
-// One SGD step of a tensor of `count` elements, in float32. Errors: a negative learning rate,
-// momentum or weight decay (as cpu::sgd_update).
-Result<train_kernels::SgdParams> plan_sgd(const cpu::SgdOptions& options, int64_t count,
-                                          bool first_step);
+// One SGD step of the tensors of `counts` elements in one ps_sgd_group_f32 launch: the rule
+// from `options`, each tensor's elements and its range of blocks of kSgdTile elements. The
+// launcher fills the addresses and first-step bits. Errors: a negative learning rate,
+// momentum or weight decay (as cpu::sgd_update), no tensors or more than kSgdGroupMax, a
+// negative count, more than 2^31 blocks.
+inline constexpr uint32_t kSgdTile = 4096;  // elements per block: 16 per thread of 256
+Result<train_kernels::SgdGroupParams> plan_sgd_group(const cpu::SgdOptions& options,
+                                                     std::span<const int64_t> counts);
+
+// Consecutive tensors of `counts` in groups for plan_sgd_group: [first, first + count) each, in
+// order, at most kSgdGroupMax tensors and at most `max_elements` elements a group (a larger
+// tensor alone), so one launch stays short next to the 1 ms chunks a training step is cut into.
+struct SgdGroupRange {
+  uint32_t first = 0;
+  uint32_t count = 0;
+  bool operator==(const SgdGroupRange&) const = default;
+};
+inline constexpr int64_t kSgdGroupElements = int64_t{16} << 20;  // ~0.1 ms of HBM traffic
+std::vector<SgdGroupRange> partition_sgd_groups(std::span<const int64_t> counts,
+                                                int64_t max_elements = kSgdGroupElements);
 
 }  // namespace ps::models::gpu

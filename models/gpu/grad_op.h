@@ -67,21 +67,21 @@ Result<std::unique_ptr<GpuOp>> build_batch_norm_training(const OpSpec& forward, 
 // block: deterministic. A label outside [0, K) makes the loss NaN.
 Result<std::unique_ptr<GpuOp>> build_softmax_cross_entropy(const Shape& logits, const OpEnv& env);
 
-// The per-parameter kernels of the update, looked up once (grad_kernel_ops.cc). Enqueueing
-// allocates nothing; counts and SgdParams come from the plan (grad_kernel_plan.h's plan_sgd:
-// one SgdParams for the first step and one for the others).
+// The kernels of the update, looked up once (grad_kernel_ops.cc). Enqueueing allocates
+// nothing; the SGD group's tiles come from the plan (grad_kernel_plan.h's plan_sgd_group).
 class TrainKernels {
  public:
   static Result<TrainKernels> load(const OpEnv& env);
-  // One SGD step: param, grad and (momentum != 0) buf are float32 [p.count].
-  Status sgd(const cuda::Stream& stream, CUdeviceptr param, CUdeviceptr grad, CUdeviceptr buf,
-             const train_kernels::SgdParams& p) const;
+  // One SGD step of a group of tensors: p from plan_sgd_group with every tensor's addresses
+  // and first-step bit filled in (param, grad and, when momentum != 0, buf: float32 [n[t]]).
+  // Errors: a tensor with elements and a null address.
+  Status sgd_group(const cuda::Stream& stream, const train_kernels::SgdGroupParams& p) const;
   // dst += src over `count` float32 elements.
   Status accumulate(const cuda::Stream& stream, CUdeviceptr dst, CUdeviceptr src,
                     int64_t count) const;
 
  private:
-  cuda::Kernel sgd_, accumulate_;
+  cuda::Kernel sgd_group_, accumulate_;
 };
 
 }  // namespace ps::models::gpu

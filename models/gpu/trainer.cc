@@ -64,10 +64,16 @@ std::string GpuTrainer::Impl::item_label(const TrainItem& item) const {
       return str_cat("forward ", layer_label(item.index));
     case TrainItemKind::kBackward:
       return str_cat("backward of ", layer_label(layout.backward[item.index].layer));
-    case TrainItemKind::kSgd:
-      return str_cat("SGD update of '",
-                     manifest.tensors(static_cast<int>(layout.weights[item.index].tensor)).name(),
+    case TrainItemKind::kSgd: {
+      const SgdGroupRange& g = layout.sgd_groups[item.index];
+      const auto name = [&](uint32_t k) {
+        return manifest.tensors(static_cast<int>(layout.weights[layout.sgd[g.first + k]].tensor))
+            .name();
+      };
+      if (g.count == 1) return str_cat("SGD update of '", name(0), "'");
+      return str_cat("SGD update of ", g.count, " tensors, '", name(0), "' to '", name(g.count - 1),
                      "'");
+    }
     default:
       return std::string(train_item_kind_name(item.kind));
   }
@@ -167,12 +173,13 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
                         HostTokenData::create(options.data, layout.token_inputs, layout.batch));
     tokens = std::make_unique<HostTokenData>(std::move(t));
   }
-  for (uint32_t w : layout.sgd) {
-    const TrainWeight& weight = layout.weights[w];
-    PS_ASSIGN_OR_RETURN(train_kernels::SgdParams first, plan_sgd(options.sgd, weight.count, true));
-    PS_ASSIGN_OR_RETURN(train_kernels::SgdParams later, plan_sgd(options.sgd, weight.count, false));
-    sgd_first.push_back(first);
-    sgd_later.push_back(later);
+  for (const SgdGroupRange& g : layout.sgd_groups) {
+    std::vector<int64_t> counts;
+    for (uint32_t k = 0; k < g.count; ++k) {
+      counts.push_back(layout.weights[layout.sgd[g.first + k]].count);
+    }
+    PS_ASSIGN_OR_RETURN(train_kernels::SgdGroupParams p, plan_sgd_group(options.sgd, counts));
+    sgd_groups.push_back(p);
   }
   return Status::OK();
 }
@@ -226,8 +233,6 @@ void GpuTrainer::Impl::bind_addresses() {
 Status GpuTrainer::Impl::allocate() {
   PS_TRY(take_range());
   bind_addresses();
-  sgd_slot.assign(layout.weights.size(), -1);
-  for (size_t k = 0; k < layout.sgd.size(); ++k) sgd_slot[layout.sgd[k]] = static_cast<int32_t>(k);
   has_momentum.assign(layout.weights.size(), false);
   PS_ASSIGN_OR_RETURN(loss_host, cuda::PinnedBuffer::allocate(64));
   return Status::OK();
@@ -261,10 +266,17 @@ Status GpuTrainer::Impl::enqueue_item(const TrainItem& item, const cuda::Stream&
                           str_cat("backward of ", layer_label(layout.backward[item.index].layer)));
     }
     case TrainItemKind::kSgd: {
-      const TrainWeight& w = layout.weights[item.index];
-      const auto k = static_cast<size_t>(sgd_slot[item.index]);
-      return kernels.sgd(stream, addr(w.offset), addr(w.grad), addr(w.momentum),
-                         has_momentum[item.index] ? sgd_later[k] : sgd_first[k]);
+      const SgdGroupRange& g = layout.sgd_groups[item.index];
+      train_kernels::SgdGroupParams p = sgd_groups[item.index];
+      for (uint32_t k = 0; k < g.count; ++k) {
+        const uint32_t w = layout.sgd[g.first + k];
+        const TrainWeight& weight = layout.weights[w];
+        p.param[k] = addr(weight.offset);
+        p.grad[k] = addr(weight.grad);
+        p.buf[k] = addr(weight.momentum);
+        if (!has_momentum[w]) p.first_step_bits |= uint64_t{1} << k;
+      }
+      return kernels.sgd_group(stream, p);
     }
   }
   return internal_error("GpuTrainer: unknown item");
@@ -296,7 +308,8 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuRuntime& runtime, cuda
   impl->pool = &pool;
   impl->manifest = manifest;
   impl->options = options;
-  PS_TRY(plan_sgd(options.sgd, 0, true).status().with_context("GpuTrainer"));
+  const int64_t one_tensor[] = {0};
+  PS_TRY(plan_sgd_group(options.sgd, one_tensor).status().with_context("GpuTrainer"));
   TrainLayoutOptions lo;
   lo.momentum = options.sgd.momentum != 0;
   lo.patterns = synthetic_pattern_count(options.data);  // images only (tokens: sample size 0)

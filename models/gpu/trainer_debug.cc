@@ -89,9 +89,12 @@ Result<double> GpuTrainer::debug_step(const cuda::Stream& stream,
         break;
       }
       case TrainItemKind::kSgd: {
-        const TrainWeight& w = lay.weights[item.index];
-        outs.push_back({str_cat("'", t.manifest.tensors(static_cast<int>(w.tensor)).name(), "'"),
-                        t.addr(w.offset), f32(w.shape)});
+        const SgdGroupRange& g = lay.sgd_groups[item.index];
+        for (uint32_t k = 0; k < g.count; ++k) {
+          const TrainWeight& w = lay.weights[lay.sgd[g.first + k]];
+          outs.push_back({str_cat("'", t.manifest.tensors(static_cast<int>(w.tensor)).name(), "'"),
+                          t.addr(w.offset), f32(w.shape)});
+        }
         break;
       }
     }

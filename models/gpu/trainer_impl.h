@@ -30,8 +30,8 @@ struct GpuTrainer::Impl {
   TrainKernels kernels;
   DeviceSyntheticData data;     // an image model's batches
   std::unique_ptr<HostTokenData> tokens;  // a token model's (layout.token_tensors not empty)
-  std::vector<train_kernels::SgdParams> sgd_first, sgd_later;  // per layout.sgd entry
-  std::vector<int32_t> sgd_slot;                               // per weight: index in layout.sgd
+  // Per layout.sgd_groups entry: the launch's rule and tiles (addresses bound at enqueue).
+  std::vector<train_kernels::SgdGroupParams> sgd_groups;
   std::vector<uint8_t> params_host;  // the weights' device image, during create() only
 
   // Memory: one pool range; the workspace at its end.

@@ -517,7 +517,12 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     t.items.push_back(TrainItem{TrainItemKind::kBackward, static_cast<uint32_t>(s),
                                 time.backward(static_cast<int>(t.backward[s].layer))});
   }
-  for (uint32_t w : t.sgd) t.items.push_back(TrainItem{TrainItemKind::kSgd, w, time.update()});
+  std::vector<int64_t> sgd_counts;
+  for (uint32_t w : t.sgd) sgd_counts.push_back(t.weights[w].count);
+  t.sgd_groups = partition_sgd_groups(sgd_counts);
+  for (size_t g = 0; g < t.sgd_groups.size(); ++g) {
+    t.items.push_back(TrainItem{TrainItemKind::kSgd, static_cast<uint32_t>(g), time.update()});
+  }
   return t;
 }
 

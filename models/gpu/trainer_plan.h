@@ -32,6 +32,7 @@
 #include "common/shape.h"
 #include "common/status.h"
 #include "models/cpu/synthetic_tokens.h"
+#include "models/gpu/grad_kernel_plan.h"
 #include "onnx_loader/psm.pb.h"
 
 namespace ps::models::gpu {
@@ -43,7 +44,7 @@ enum class TrainItemKind : uint8_t { kData, kForward, kLoss, kBackward, kSgd };
 struct TrainItem {
   TrainItemKind kind = TrainItemKind::kData;
   uint32_t index = 0;  // kForward: layer; kBackward: index into TrainLayout::backward;
-                       // kSgd: index into TrainLayout::weights
+                       // kSgd: index into TrainLayout::sgd_groups
   int time = 0;        // its position on the lifetime axis (ArenaBuffer::first/last)
 };
 std::string_view train_item_kind_name(TrainItemKind kind);  // "data", "forward", ...
@@ -108,6 +109,9 @@ struct TrainLayout {
   std::vector<ForwardStep> forward;    // one per layer
   std::vector<BackwardStep> backward;  // enqueue order (reverse layers, skipped ones absent)
   std::vector<uint32_t> sgd;           // indices into weights, tensor order
+  // The update's launches: consecutive runs of `sgd` (partition_sgd_groups over the weights'
+  // element counts), one kSgd item each.
+  std::vector<SgdGroupRange> sgd_groups;
   std::vector<TrainItem> items;        // the step
   std::vector<ArenaBuffer> arena;
 

@@ -464,28 +464,49 @@ TEST_CASE("GPU softmax cross-entropy and SGD against the CPU reference", "[gpu]"
 
   Result<TrainKernels> kernels = TrainKernels::load(OpEnv{shared_runtime(), p});
   REQUIRE_OK(kernels);
+  // The SGD group kernel: two tensors in one launch (1000 elements and a tile and a half), five
+  // steps against cpu::sgd_update; the momentum buffers start as NaN (never read on step 0).
   const cpu::SgdOptions options{0.1, 0.9, 1e-2};
-  const Shape shape{1000};
-  Tensor p32 = random_tensor(DType::kFloat32, shape, 6100);
-  Tensor p64 = to_f64(p32), buf64;
+  const std::vector<int64_t> sizes = {1000, int64_t{kSgdTile} * 3 / 2};
   const cuda::Stream& stream = shared_runtime().plan_stream();
-  auto param = cuda::DeviceBuffer::allocate(4000).value();
-  auto grad = cuda::DeviceBuffer::allocate(4000).value();
-  auto buf = cuda::DeviceBuffer::allocate(4000).value();
-  REQUIRE(cuda::copy_to_device_async(param.ptr(), p32.raw(), 4000, stream).ok());
-  REQUIRE(cuda::memset_d8_async(buf.ptr(), 0xFF, 4000, stream).ok());  // NaN: never read on step 0
-  for (int s = 0; s < 5; ++s) {
-    const Tensor g = random_tensor(DType::kFloat32, shape, 6200 + static_cast<uint64_t>(s));
-    REQUIRE(cpu::sgd_update(options, p64, to_f64(g), buf64).ok());
-    REQUIRE(cuda::copy_to_device_async(grad.ptr(), g.raw(), 4000, stream).ok());
-    Result<train_kernels::SgdParams> sp = plan_sgd(options, 1000, s == 0);
-    REQUIRE_OK(sp);
-    REQUIRE(kernels->sgd(stream, param.ptr(), grad.ptr(), buf.ptr(), *sp).ok());
+  std::vector<Tensor> p32, p64, buf64(sizes.size());
+  std::vector<cuda::DeviceBuffer> param, grad, buf;
+  for (size_t t = 0; t < sizes.size(); ++t) {
+    const uint64_t bytes = static_cast<uint64_t>(sizes[t]) * 4;
+    p32.push_back(random_tensor(DType::kFloat32, Shape{sizes[t]}, 6100 + t));
+    p64.push_back(to_f64(p32[t]));
+    param.push_back(cuda::DeviceBuffer::allocate(bytes).value());
+    grad.push_back(cuda::DeviceBuffer::allocate(bytes).value());
+    buf.push_back(cuda::DeviceBuffer::allocate(bytes).value());
+    REQUIRE(cuda::copy_to_device_async(param[t].ptr(), p32[t].raw(), bytes, stream).ok());
+    REQUIRE(cuda::memset_d8_async(buf[t].ptr(), 0xFF, bytes, stream).ok());
   }
-  REQUIRE(cuda::copy_to_host_async(p32.mutable_raw(), param.ptr(), 4000, stream).ok());
-  REQUIRE(stream.synchronize().ok());
-  expect_close("SGD", "5 steps, momentum 0.9, wd 1e-2", "param", p, p64, p32, kElementwise,
-               "kernel ps_sgd_f32");
+  std::vector<Tensor> g(sizes.size());
+  for (int s = 0; s < 5; ++s) {
+    Result<train_kernels::SgdGroupParams> sp = plan_sgd_group(options, sizes);
+    REQUIRE_OK(sp);
+    for (size_t t = 0; t < sizes.size(); ++t) {
+      g[t] = random_tensor(DType::kFloat32, Shape{sizes[t]}, 6200 + 10 * t + s);
+      REQUIRE(cpu::sgd_update(options, p64[t], to_f64(g[t]), buf64[t]).ok());
+      REQUIRE(cuda::copy_to_device_async(grad[t].ptr(), g[t].raw(),
+                                         static_cast<uint64_t>(sizes[t]) * 4, stream)
+                  .ok());
+      sp->param[t] = param[t].ptr();
+      sp->grad[t] = grad[t].ptr();
+      sp->buf[t] = buf[t].ptr();
+      if (s == 0) sp->first_step_bits |= uint64_t{1} << t;
+    }
+    REQUIRE(kernels->sgd_group(stream, *sp).ok());
+    REQUIRE(stream.synchronize().ok());  // the gradients' host tensors are replaced next step
+  }
+  for (size_t t = 0; t < sizes.size(); ++t) {
+    REQUIRE(cuda::copy_to_host_async(p32[t].mutable_raw(), param[t].ptr(),
+                                     static_cast<uint64_t>(sizes[t]) * 4, stream)
+                .ok());
+    REQUIRE(stream.synchronize().ok());
+    expect_close("SGD", str_cat("5 steps, momentum 0.9, wd 1e-2, tensor ", t), "param", p, p64[t],
+                 p32[t], kElementwise, "kernel ps_sgd_group_f32");
+  }
 }
 
 }  // namespace

@@ -131,24 +131,45 @@ TEST_CASE("emulated softmax cross-entropy: loss and dlogits, labels out of range
   CHECK_FALSE(plan_softmax_xent({4}).ok());
 }
 
-// Runs `steps` SGD steps on the kernel and on cpu::sgd_update from the same start; returns the
-// worst error of the parameter and (with momentum) of the buffer.
+// Runs `steps` SGD steps of tensors of `sizes` elements, all in one group launch, and on
+// cpu::sgd_update from the same start; returns the worst error of a parameter and (with
+// momentum) of a buffer.
 double sgd_error(const cpu::SgdOptions& kernel_options, const cpu::SgdOptions& reference_options,
-                 int steps) {
-  const Shape shape{257};
-  Tensor p32 = random_tensor(DType::kFloat32, shape, 50);
-  Tensor p64 = to_f64(p32);
-  Tensor buf32 = zeros_f32(shape), buf64;
+                 int steps, const std::vector<int64_t>& sizes = {257}) {
+  const size_t n = sizes.size();
+  std::vector<Tensor> p32, p64, buf32, buf64(n);
+  for (size_t t = 0; t < n; ++t) {
+    p32.push_back(random_tensor(DType::kFloat32, Shape{sizes[t]}, 50 + t));
+    p64.push_back(to_f64(p32[t]));
+    // NaN: a first step must not read the buffer (momentum * NaN would poison the update).
+    buf32.push_back(zeros_f32(Shape{sizes[t]}));
+    for (int64_t i = 0; i < sizes[t]; ++i) buf32[t].mutable_data<float>()[i] = std::nanf("");
+  }
   double worst = 0;
   for (int s = 0; s < steps; ++s) {
-    const Tensor g = random_tensor(DType::kFloat32, shape, 60 + static_cast<uint64_t>(s));
-    REQUIRE(cpu::sgd_update(reference_options, p64, to_f64(g), buf64).ok());
-    Result<train_kernels::SgdParams> params = plan_sgd(kernel_options, p32.numel(), s == 0);
+    Result<train_kernels::SgdGroupParams> params = plan_sgd_group(kernel_options, sizes);
     REQUIRE(params.ok());
-    float* buf = kernel_options.momentum != 0 ? buf32.mutable_data<float>() : nullptr;
-    run3([&] { ps_sgd_f32(p32.mutable_data<float>(), g.data<float>(), buf, *params); });
-    worst = std::max(worst, grad_error(p64, p32).max_rel);
-    if (reference_options.momentum != 0) worst = std::max(worst, grad_error(buf64, buf32).max_rel);
+    std::vector<Tensor> g;
+    for (size_t t = 0; t < n; ++t) {
+      g.push_back(random_tensor(DType::kFloat32, Shape{sizes[t]}, 60 + 10 * t + s));
+      REQUIRE(cpu::sgd_update(reference_options, p64[t], to_f64(g[t]), buf64[t]).ok());
+      params->param[t] = reinterpret_cast<uint64_t>(p32[t].mutable_data<float>());
+      params->grad[t] = reinterpret_cast<uint64_t>(g[t].data<float>());
+      params->buf[t] = kernel_options.momentum != 0
+                           ? reinterpret_cast<uint64_t>(buf32[t].mutable_data<float>())
+                           : 0;
+      if (s == 0) params->first_step_bits |= uint64_t{1} << t;
+    }
+    emu_launch(
+        EmuDim{params->block_start[n]}, EmuDim{256}, [&] { ps_sgd_group_f32(*params); },
+        /*cooperative=*/false);
+    for (size_t t = 0; t < n; ++t) {
+      if (sizes[t] == 0) continue;
+      worst = std::max(worst, grad_error(p64[t], p32[t]).max_rel);
+      if (reference_options.momentum != 0) {
+        worst = std::max(worst, grad_error(buf64[t], buf32[t]).max_rel);
+      }
+    }
   }
   return worst;
 }
@@ -162,7 +183,38 @@ TEST_CASE("emulated SGD follows torch.optim.SGD's rule over several steps", "[gp
   CHECK(sgd_error(cpu::SgdOptions{0.1, 0.9, 0.0}, momentum, 5) > 100 * kTolerance);
   CHECK(sgd_error(cpu::SgdOptions{0.1, 0.0, 1e-2}, cpu::SgdOptions{0.1, 0.9, 1e-2}, 2) >
         100 * kTolerance);
-  CHECK_FALSE(plan_sgd(cpu::SgdOptions{-0.1, 0.9, 0}, 4, true).ok());
+  const int64_t one[] = {4};
+  CHECK_FALSE(plan_sgd_group(cpu::SgdOptions{-0.1, 0.9, 0}, one).ok());
+}
+
+TEST_CASE("emulated SGD group: tensors of many sizes in one launch with tiles and empty ones",
+          "[gpu_train_emulation]") {
+  const cpu::SgdOptions momentum{0.1, 0.9, 1e-2};
+  // A tile boundary inside the last tensor, an empty tensor between two, one of one element.
+  const std::vector<int64_t> sizes = {257, 0, 3, 1, 2 * int64_t{kSgdTile} + 5};
+  CHECK(sgd_error(momentum, momentum, 3, sizes) <= kTolerance);
+  Result<train_kernels::SgdGroupParams> p = plan_sgd_group(momentum, sizes);
+  REQUIRE(p.ok());
+  CHECK(p->count == 5);
+  CHECK(std::vector<uint32_t>(p->block_start, p->block_start + 6) ==
+        std::vector<uint32_t>{0, 1, 1, 2, 3, 6});
+  const std::vector<int64_t> too_many(train_kernels::kSgdGroupMax + 1, 4);
+  CHECK_FALSE(plan_sgd_group(momentum, too_many).ok());
+  CHECK_FALSE(plan_sgd_group(momentum, std::vector<int64_t>{}).ok());
+  const int64_t negative[] = {4, -1};
+  CHECK_FALSE(plan_sgd_group(momentum, negative).ok());
+}
+
+TEST_CASE("SGD groups: consecutive runs of at most 64 tensors under the element cap",
+          "[gpu_train_emulation]") {
+  using R = SgdGroupRange;
+  CHECK(partition_sgd_groups(std::vector<int64_t>{}).empty());
+  CHECK(partition_sgd_groups(std::vector<int64_t>{5, 6, 7}, 100) == std::vector<R>{{0, 3}});
+  // The cap: 60 + 50 > 100 starts a group; 200 alone; 1 after it starts another.
+  CHECK(partition_sgd_groups(std::vector<int64_t>{60, 50, 200, 1, 2}, 100) ==
+        std::vector<R>{{0, 1}, {1, 1}, {2, 1}, {3, 2}});
+  const std::vector<int64_t> many(150, 1);
+  CHECK(partition_sgd_groups(many) == std::vector<R>{{0, 64}, {64, 64}, {128, 22}});
 }
 
 TEST_CASE("emulated accumulate and GlobalAveragePool backward", "[gpu_train_emulation]") {

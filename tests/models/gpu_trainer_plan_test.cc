@@ -49,8 +49,22 @@ TrainLayout plan(const Manifest& m, TrainLayoutOptions options = {}) {
 // Every structural property the trainer relies on, for any model.
 void check_layout(const Manifest& m, const TrainLayout& t) {
   const int layers = m.layers_size();
-  // Items: data, forward in order, loss, backward, SGD.
-  REQUIRE(t.items.size() == 2 + static_cast<size_t>(layers) + t.backward.size() + t.sgd.size());
+  // Items: data, forward in order, loss, backward, SGD (one item a group of updated tensors).
+  REQUIRE(t.items.size() ==
+          2 + static_cast<size_t>(layers) + t.backward.size() + t.sgd_groups.size());
+  // The SGD groups cover `sgd` in order, each within the kernel's limits.
+  uint32_t next = 0;
+  for (size_t g = 0; g < t.sgd_groups.size(); ++g) {
+    const SgdGroupRange& r = t.sgd_groups[g];
+    CHECK(r.first == next);
+    CHECK(r.count >= 1);
+    CHECK(r.count <= static_cast<uint32_t>(train_kernels::kSgdGroupMax));
+    next += r.count;
+    const TrainItem& item = t.items[t.items.size() - t.sgd_groups.size() + g];
+    CHECK(item.kind == TrainItemKind::kSgd);
+    CHECK(item.index == g);
+  }
+  CHECK(next == t.sgd.size());
   CHECK(t.items[0].kind == TrainItemKind::kData);
   for (int l = 0; l < layers; ++l) {
     CHECK(t.items[static_cast<size_t>(1 + l)].kind == TrainItemKind::kForward);

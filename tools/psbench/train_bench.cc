@@ -254,7 +254,8 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
   }
   if (o.package.empty()) return invalid_argument("no package given (psbench train MODEL.psm)");
   if (!o.gradients_file.empty() && o.trajectory == 0) {
-    return invalid_argument("--dump-gradients writes step 0's gradients: it needs --steps 1 or more");
+    return invalid_argument(
+        "--dump-gradients writes step 0's gradients: it needs --steps 1 or more");
   }
   return o;
 }
