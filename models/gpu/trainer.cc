@@ -65,14 +65,13 @@ std::string GpuTrainer::Impl::item_label(const TrainItem& item) const {
     case TrainItemKind::kBackward:
       return str_cat("backward of ", layer_label(layout.backward[item.index].layer));
     case TrainItemKind::kSgd: {
-      const SgdGroupRange& g = layout.sgd_groups[item.index];
-      const auto name = [&](uint32_t k) {
-        return manifest.tensors(static_cast<int>(layout.weights[layout.sgd[g.first + k]].tensor))
-            .name();
+      const std::span<const uint32_t> group = sgd_group_weights(layout, item.index);
+      const auto name = [&](uint32_t w) {
+        return manifest.tensors(static_cast<int>(layout.weights[w].tensor)).name();
       };
-      if (g.count == 1) return str_cat("SGD update of '", name(0), "'");
-      return str_cat("SGD update of ", g.count, " tensors, '", name(0), "' to '", name(g.count - 1),
-                     "'");
+      if (group.size() == 1) return str_cat("SGD update of '", name(group.front()), "'");
+      return str_cat("SGD update of ", group.size(), " tensors, '", name(group.front()), "' to '",
+                     name(group.back()), "'");
     }
     default:
       return std::string(train_item_kind_name(item.kind));
@@ -173,11 +172,9 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
                         HostTokenData::create(options.data, layout.token_inputs, layout.batch));
     tokens = std::make_unique<HostTokenData>(std::move(t));
   }
-  for (const SgdGroupRange& g : layout.sgd_groups) {
+  for (size_t g = 0; g < layout.sgd_groups.size(); ++g) {
     std::vector<int64_t> counts;
-    for (uint32_t k = 0; k < g.count; ++k) {
-      counts.push_back(layout.weights[layout.sgd[g.first + k]].count);
-    }
+    for (uint32_t w : sgd_group_weights(layout, g)) counts.push_back(layout.weights[w].count);
     PS_ASSIGN_OR_RETURN(train_kernels::SgdGroupParams p, plan_sgd_group(options.sgd, counts));
     sgd_groups.push_back(p);
   }
@@ -266,10 +263,10 @@ Status GpuTrainer::Impl::enqueue_item(const TrainItem& item, const cuda::Stream&
                           str_cat("backward of ", layer_label(layout.backward[item.index].layer)));
     }
     case TrainItemKind::kSgd: {
-      const SgdGroupRange& g = layout.sgd_groups[item.index];
+      const std::span<const uint32_t> group = sgd_group_weights(layout, item.index);
       train_kernels::SgdGroupParams p = sgd_groups[item.index];
-      for (uint32_t k = 0; k < g.count; ++k) {
-        const uint32_t w = layout.sgd[g.first + k];
+      for (size_t k = 0; k < group.size(); ++k) {
+        const uint32_t w = group[k];
         const TrainWeight& weight = layout.weights[w];
         p.param[k] = addr(weight.offset);
         p.grad[k] = addr(weight.grad);

@@ -89,9 +89,8 @@ Result<double> GpuTrainer::debug_step(const cuda::Stream& stream,
         break;
       }
       case TrainItemKind::kSgd: {
-        const SgdGroupRange& g = lay.sgd_groups[item.index];
-        for (uint32_t k = 0; k < g.count; ++k) {
-          const TrainWeight& w = lay.weights[lay.sgd[g.first + k]];
+        for (uint32_t index : sgd_group_weights(lay, item.index)) {
+          const TrainWeight& w = lay.weights[index];
           outs.push_back({str_cat("'", t.manifest.tensors(static_cast<int>(w.tensor)).name(), "'"),
                           t.addr(w.offset), f32(w.shape)});
         }

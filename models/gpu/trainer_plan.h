@@ -128,6 +128,11 @@ struct TrainLayout {
   uint64_t block_bytes = 0;        // everything but the workspace
 };
 
+// The weights (indices into t.weights) that SGD group g (t.sgd_groups[g]) updates, in order.
+inline std::span<const uint32_t> sgd_group_weights(const TrainLayout& t, size_t g) {
+  return std::span<const uint32_t>(t.sgd).subspan(t.sgd_groups[g].first, t.sgd_groups[g].count);
+}
+
 // Plans the training step of `manifest` (a training-mode lowering). Requirements, each an error
 // naming what is wrong: one OUTPUT float32 [N, K] and as inputs either one float32 [N, ...]
 // (images) or only int64 [N, ...] tensors each read as indices by an embedding Gather
