@@ -262,6 +262,12 @@ def float64_gradients(model, inputs, y):
             if p.grad is not None}
 
 
+def max_rel(values, reference, floor):
+    """max |values - reference| / max |reference| (the denominator at least `floor`)."""
+    import numpy as np
+    return float(np.abs(values - reference).max()) / max(float(np.abs(reference).max()), floor)
+
+
 def compare_gradients(model, path, grads64=None):
     """Step 0's gradients, ours (by ONNX initializer name) against PyTorch's (by parameter
     name), in the file's (the model's tensor) order: max |ours - torch| / max |torch| each;
@@ -277,15 +283,14 @@ def compare_gradients(model, path, grads64=None):
             continue
         theirs = p.grad.detach().float().cpu().numpy()
         scale = max(float(np.abs(theirs).max()), 1e-30)
-        rel = float(np.abs(ours - theirs).max()) / scale
+        rel = max_rel(ours, theirs, 1e-30)
         worst = max(worst, (rel, name))
         compared += 1
         extra = ""
         if grads64 is not None and name in grads64:
             exact = grads64[name]
-            scale64 = max(float(np.abs(exact).max()), 1e-300)
-            ours64 = float(np.abs(ours.astype(np.float64) - exact).max()) / scale64
-            torch64 = float(np.abs(theirs.astype(np.float64) - exact).max()) / scale64
+            ours64 = max_rel(ours.astype(np.float64), exact, 1e-300)
+            torch64 = max_rel(theirs.astype(np.float64), exact, 1e-300)
             ratios.append(ours64 / max(torch64, 1e-300))
             extra = f" ours-fp64 {ours64:.3g} torch32-fp64 {torch64:.3g}"
         print(f"grad {name:48s} {str(tuple(shape)):22s} max|torch| {scale:.3e} rel {rel:.3g}"
