@@ -15,6 +15,9 @@
 #   bash scripts/gpu-session.sh gradcheck issue 7: step-0 gradients (ResNet152 b64, ResNet50
 #                                        b16) against PyTorch's fp32 and a float64 twin's, by
 #                                        parameter; the too-large-model e2e case
+#   bash scripts/gpu-session.sh trainvs [resnet152|inception_v3] [BATCH]  issue 7: the 20-step
+#                                        fp32 trajectory against PyTorch fp32 and float64, the
+#                                        TF32 step (profile) against PyTorch's
 #   bash scripts/gpu-session.sh demo     issue 5: scripts/demo.sh (make demo's script) from the
 #                                        bundle, on the full zoo models
 #   bash scripts/gpu-session.sh check    every [gpu] case and e2e on the GPU only (serve without
@@ -29,6 +32,8 @@
 #                                        legacy cuDNN calls only (PS_CUDNN_GRAPH=off)
 #   bash scripts/gpu-session.sh switch [tf32|fp32]  issue 6: gpu-bench-switch.sh for one
 #                                        precision (every policy and grouping, the target check)
+#   bash scripts/gpu-session.sh hwqueues issue 6: after switch, the switch modes and 60 requests
+#                                        per model with 8 (default) and 32 hardware work queues
 #   bash scripts/gpu-session.sh bert     issue 7: BERT-base fine-tuning against PyTorch (20-step
 #                                        trajectory on the same token batches, step time)
 #   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
@@ -38,7 +43,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|traindebug|gradcheck|demo|serve|check|train|trainlean|executor|switch|bert|parallel"
+STEPS="repro|traindebug|trainvs|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -120,6 +125,30 @@ case "$STEP" in
     # training job preempted), with the bundle's tools.
     DEMO_DIR=/tmp/demo guarded 500 demo.log scripts/demo.sh /tmp/b
     tail -40 "$OUT/demo.log"
+    ;;
+  trainvs)
+    # Issue 7: one CNN's training beside PyTorch ($2: resnet152 or inception_v3, $3: batch,
+    # default 64): export with BatchNorm kept, import for training, the 20-step strict fp32
+    # trajectory against PyTorch fp32 and a float64 twin (--fp64-control: how far rounding alone
+    # moves a trajectory), then the TF32 step with the top items of its profile against PyTorch.
+    model="${2:-resnet152}" batch="${3:-64}"
+    tag="${model}_b$batch"
+    [[ -f /tmp/w/$tag.onnx ]] || guarded 120 "$tag-export.log" python3 scripts/torch_train.py \
+      --model "$model" --batch "$batch" --export-onnx "/tmp/w/$tag.onnx"
+    [[ -f /tmp/w/$tag.psm ]] || guarded 90 "$tag-import.log" /tmp/b/bin/psimport \
+      "/tmp/w/$tag.onnx" -o "/tmp/w/$tag.psm" --batch "$batch" --mode training
+    guarded 120 "$tag-trajectory.log" bash -c '"$0" train "$1" --precision fp32 --steps 20 \
+      --runs 0 --lr 0.01 --write-batches "$2" --json > "$3"' /tmp/b/bin/psbench "/tmp/w/$tag.psm" \
+      "/tmp/w/$tag.batches" "/tmp/w/$tag.json"
+    guarded 200 "$tag-compare.log" python3 scripts/torch_train.py --model "$model" --batch "$batch" \
+      --lr 0.01 --batches "/tmp/w/$tag.batches" --compare "/tmp/w/$tag.json" --fp64-control
+    grep -E '^step' "$OUT/$tag-compare.log" | grep torch | sed -n '1p;2p;5p;10p;20p'
+    tail -1 "$OUT/$tag-compare.log"
+    guarded 100 "$tag-psbench.log" /tmp/b/bin/psbench train "/tmp/w/$tag.psm" --precision tf32 \
+      --steps 3 --runs 20 --profile-top 30
+    guarded 100 "$tag-torch.log" python3 scripts/torch_train.py --model "$model" --batch "$batch" \
+      --time --precisions tf32 --profile-top 30
+    grep -h -E 'ms' "$OUT/$tag-psbench.log" "$OUT/$tag-torch.log" | tail -6
     ;;
   gradcheck)
     # Issue 7: step-0 gradients against PyTorch's fp32 ones and a float64 twin's (the rounding
@@ -214,6 +243,31 @@ case "$STEP" in
       /tmp/b /tmp/ws --precisions "$prec"
     tail -45 "$OUT/switch-$prec.log"
     tar -C /tmp/ws -czf "$OUT/switch-$prec.tar.gz" "switch-$prec" 2>/dev/null
+    ;;
+  hwqueues)
+    # Issue 6: whether the graph switch modes lose to false dependencies between streams that
+    # share one of the device's hardware work queues (CUDA_DEVICE_MAX_CONNECTIONS, 8 unless set;
+    # at most 32). The three packages of `switch` (/tmp/ws/models, run that first), TF32, under
+    # pipeswitch (every request switches): the registration's timed groupings and switch modes,
+    # then 50 requests per model, with the default and with 32 queues.
+    for q in default 32; do
+      [[ -f /tmp/ws/models/bert_base.psm ]] || { echo "no /tmp/ws/models: run switch first"; break; }
+      (($(left) < 60)) && break
+      log="$OUT/hwq-$q-server.log"
+      if [[ $q == default ]]; then unset CUDA_DEVICE_MAX_CONNECTIONS; else export CUDA_DEVICE_MAX_CONNECTIONS=$q; fi
+      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/ws/models --precision tf32 \
+        --listen 127.0.0.1:12397 > "$log" 2>&1 &
+      sp=$!
+      for _ in $(seq 1 120); do grep -q "listening on" "$log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
+      echo "== queues $q:"; grep -E "switch as|groupings timed" "$log" | sed 's/.*info: //'
+      for m in resnet152 inception_v3 bert_base; do
+        guarded 40 "hwq-$q-$m.log" /tmp/b/bin/psnc --server 127.0.0.1:12397 infer "$m" --batch 8 \
+          --repeat 60
+        echo "$m: $(tail -1 "$OUT/hwq-$q-$m.log")"
+      done
+      kill -TERM $sp; wait $sp
+    done
+    unset CUDA_DEVICE_MAX_CONNECTIONS
     ;;
   executor)
     # Issue 4: resident latency beside PyTorch eager (fp32/tf32, with and without graphs), then

@@ -23,7 +23,10 @@ Three things, any combination:
                       parameter by parameter (max |ours - torch| / max |torch|), which names
                       the layer where a trajectory starts to part; --grads-fp64 adds a
                       float64 twin's gradients: PyTorch fp32's and ours against them (how far
-                      rounding alone moves a gradient, and whether ours parts further).
+                      rounding alone moves a gradient, and whether ours parts further);
+                      --fp64-control trains a float64 copy on the same batches too and gives
+                      both fp32 trajectories' distance from it ("ok_vs_fp64": ours parts no
+                      further than 2x PyTorch fp32's distance, or within --tolerance).
   --time              ms per step on random device batches (bert_base: token ids [batch, --seq],
                       BertForSequenceClassification without dropout), for each of --precisions
                       (fp32: strict, allow_tf32 False for cuDNN and matmul; tf32: both True),
@@ -51,8 +54,8 @@ Speed: psbench train /tmp/r152_train.psm --precision tf32 --steps 3 --runs 20 an
 Usage: torch_train.py --model NAME [--batch 64] [--seq 251] [--lr 0.01] [--momentum 0.9]
                       [--weight-decay 1e-4] [--export-onnx PATH] [--batches FILE]
                       [--steps N] [--precision fp32|tf32] [--compare PSBENCH.json]
-                      [--grads PSGRAD [--grads-fp64]]
-                      [--tolerance 1e-3] [--time] [--precisions fp32,tf32] [--runs 20]
+                      [--grads PSGRAD [--grads-fp64]] [--fp64-control]
+                      [--tolerance 1e-3] [--time [--profile-top N]] [--precisions fp32,tf32] [--runs 20]
                       [--warmup 5] [--device cuda]
 """
 import argparse
@@ -171,6 +174,11 @@ def make_model(torch, args):
                          pad_token_id=None)
         return BertForSequenceClassification(cfg).to(args.device).train()
     model = export_models.build(args.model)  # seeded: the exported package's weights
+    # Inception v3's dropout before fc: the exported (eval-mode) graph has none, so the peer
+    # trains without it too, as BERT-base above.
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
     return model.to(args.device).train()
 
 
@@ -305,11 +313,13 @@ def compare_gradients(model, path, grads64=None):
     print(json.dumps(summary), flush=True)
 
 
-def trajectory(torch, args):
+def train_losses(torch, args, float64=False):
+    """The losses of SGD steps on --batches (at most --steps), from make_model's weights; with
+    float64 the same model, batches and rule in double precision (the rounding-free control)."""
     import torch.nn.functional as F
-    set_precision(torch, args.precision)
-    torch.backends.cudnn.benchmark = False
     model = make_model(torch, args)
+    if float64:
+        model = model.double()
     opt = make_optimizer(torch, model, args)
     losses = []
     for step, (labels, data) in enumerate(read_batches(args.batches)):
@@ -318,34 +328,87 @@ def trajectory(torch, args):
         if isinstance(data, dict):  # token ids by input name
             inputs = {k: torch.from_numpy(v.copy()).to(args.device) for k, v in data.items()}
         else:
-            inputs = {"x": torch.from_numpy(data.copy()).to(args.device)}
+            x = torch.from_numpy(data.copy()).to(args.device)
+            inputs = {"x": x.double() if float64 else x}
         y = torch.from_numpy(labels.copy()).to(args.device)
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(logits_of(model, inputs), y)
         loss.backward()
-        if step == 0 and args.grads:
+        if step == 0 and args.grads and not float64:
             grads64 = float64_gradients(model, inputs, y) if args.grads_fp64 else None
             compare_gradients(model, args.grads, grads64)
         opt.step()
         losses.append(loss.item())
-        print(f"step {step:3d} loss {losses[-1]:.8f}", file=sys.stderr)
+        print(f"step {step:3d} loss {losses[-1]:.8f}{' (float64)' if float64 else ''}",
+              file=sys.stderr)
+    del model, opt
+    torch.cuda.empty_cache()
+    return losses
+
+
+def rel_by_step(values, reference):
+    """|values[i] - reference[i]| / |reference[i]| over the common steps."""
+    n = min(len(values), len(reference))
+    return [abs(values[i] - reference[i]) / max(abs(reference[i]), 1e-12) for i in range(n)]
+
+
+def trajectory(torch, args):
+    set_precision(torch, args.precision)
+    torch.backends.cudnn.benchmark = False
+    losses = train_losses(torch, args)
     print(json.dumps({"model": args.model, "engine": "torch", "precision": args.precision,
                       "batch": args.batch, "losses": losses}), flush=True)
+    exact = train_losses(torch, args, float64=True) if args.fp64_control else None
+    if exact is not None:
+        print(json.dumps({"model": args.model, "engine": "torch", "precision": "float64",
+                          "batch": args.batch, "losses": exact}), flush=True)
     if not args.compare:
         return 0
     with open(args.compare) as f:
         theirs = json.loads(f.read().strip().splitlines()[-1])["losses"]
-    n = min(len(theirs), len(losses))
-    worst = 0.0
-    for i in range(n):
-        rel = abs(theirs[i] - losses[i]) / max(abs(losses[i]), 1e-12)
-        worst = max(worst, rel)
-        print(f"step {i:3d} torch {losses[i]:.8f} psbench {theirs[i]:.8f} rel {rel:.3g}",
+    rels = rel_by_step(theirs, losses)
+    for i, rel in enumerate(rels):
+        extra = ""
+        if exact is not None and i < len(exact):
+            extra = (f" float64 {exact[i]:.8f} psbench-fp64 {rel_by_step(theirs, exact)[i]:.3g}"
+                     f" torch-fp64 {rel_by_step(losses, exact)[i]:.3g}")
+        print(f"step {i:3d} torch {losses[i]:.8f} psbench {theirs[i]:.8f} rel {rel:.3g}{extra}",
               file=sys.stderr)
+    worst = max(rels, default=0.0)
     ok = worst <= args.tolerance
-    print(json.dumps({"compare": args.compare, "steps": n, "max_rel": worst,
-                      "tolerance": args.tolerance, "ok": ok}), flush=True)
+    result = {"compare": args.compare, "steps": len(rels), "max_rel": worst,
+              "tolerance": args.tolerance, "ok": ok}
+    if exact is not None:
+        # The control: how far each fp32 trajectory parts from the float64 one. Ours passes it
+        # when it parts no further than 2x PyTorch fp32 does (or within --tolerance).
+        ours64 = max(rel_by_step(theirs, exact), default=0.0)
+        torch64 = max(rel_by_step(losses, exact), default=0.0)
+        result.update(psbench_vs_fp64=ours64, torch_vs_fp64=torch64,
+                      ok_vs_fp64=ours64 <= max(args.tolerance, 2.0 * torch64))
+    print(json.dumps(result), flush=True)
     return 0 if ok else 3
+
+
+def profile_steps(torch, args, model, opt, inputs, y, steps=3):
+    """torch.profiler over `steps` more steps: the --profile-top kernels by self device time
+    (per step), the peer of psbench train --profile-top's item profile."""
+    import torch.nn.functional as F
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(logits_of(model, inputs), y).backward()
+            opt.step()
+        torch.cuda.synchronize()
+    rows = [(e.self_device_time_total / steps / 1000.0, e.count // steps, e.key)
+            for e in prof.key_averages() if e.self_device_time_total > 0]
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    print(f"torch profile: {total:.3f} ms of kernels and copies per step, {len(rows)} kinds",
+          file=sys.stderr)
+    for ms, count, name in rows[:args.profile_top]:
+        print(f"  {ms:8.3f} ms {100.0 * ms / total:5.1f}% x{count:<4d} {name[:110]}",
+              file=sys.stderr)
 
 
 def time_steps(torch, args):
@@ -378,6 +441,8 @@ def time_steps(torch, args):
         print(json.dumps(res), flush=True)
         print(f"{args.model} batch {args.batch} {precision}: {res['gpu_ms']['median']:.2f} ms/step",
               file=sys.stderr)
+        if args.profile_top:
+            profile_steps(torch, args, model, opt, inputs, y)
         del model, opt
         torch.cuda.empty_cache()
     return 0
@@ -400,9 +465,14 @@ def main():
                     "train --dump-gradients FILE's, parameter by parameter")
     ap.add_argument("--grads-fp64", action="store_true",
                     help="with --grads: also a float64 twin's gradients, the rounding control")
+    ap.add_argument("--fp64-control", action="store_true",
+                    help="with --batches: also train a float64 copy on the same batches and "
+                    "report how far PyTorch fp32 and psbench (--compare) part from it")
     ap.add_argument("--tolerance", type=float, default=1e-3)
     ap.add_argument("--time", action="store_true")
     ap.add_argument("--precisions", default="fp32,tf32")
+    ap.add_argument("--profile-top", type=int, default=0,
+                    help="with --time: the N largest kernels by device time (torch.profiler)")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--device", default="cuda")
