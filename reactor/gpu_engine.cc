@@ -112,7 +112,7 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
                           &e->copy_end_event_, &e->first_layer_event_}) {
     PS_ASSIGN_OR_RETURN(*ev, cuda::Event::create(true));
   }
-  for (cuda::Event* ev : {&e->fork_event_, &e->join_event_}) {
+  for (cuda::Event* ev : {&e->fork_event_, &e->join_event_, &e->input_event_}) {
     PS_ASSIGN_OR_RETURN(*ev, cuda::Event::create(false));
   }
 
@@ -421,20 +421,26 @@ Status GpuEngine::enqueue_request(Model& m, CUdeviceptr weights, bool switch_in,
   };
   if (switch_in) {
     // The copy stream starts after the work before it on the compute stream (the previous
-    // request, which read the memory the copies overwrite), before the input copies, so the
-    // weights start moving at once; the compute stream rejoins it after the last copy.
+    // request, which read the memory the copies overwrite); the compute stream rejoins it
+    // after the last copy.
     PS_TRY(fork_event_.record(compute_stream_));
     PS_TRY(copy_stream_.wait(fork_event_));
   }
-  // Input i of the request starts after inputs 0..i-1 (each at the request's batch).
+  // Input i of the request starts after inputs 0..i-1 (each at the request's batch). In a
+  // switch the inputs go first on the copy stream, ahead of the weights: on the compute stream
+  // they shared the link with the first groups' copies and arrived later (the first layer
+  // needs both); the weights lose nothing, every byte crossing the link either way.
+  const cuda::Stream& input_stream = switch_in ? copy_stream_ : compute_stream_;
   uint64_t offset = 0;
   for (const models::gpu::IoSpec& io : plan.inputs()) {
     PS_TRY(cuda::copy_to_device_async(m.arena.ptr + io.arena_offset,
                                       m.input_staging.as<uint8_t>() + offset + k * io.bytes,
-                                      io.bytes, compute_stream_));
+                                      io.bytes, input_stream));
     offset += io.bytes * chunks;
   }
   if (switch_in) {
+    PS_TRY(input_event_.record(copy_stream_));
+    PS_TRY(compute_stream_.wait(input_event_));
     PS_TRY(copy_start_event_.record_timestamp(copy_stream_));
     if (lanes != nullptr) {
       // Parallel transmission: link 0 is the copy stream (which waited for the fork above);

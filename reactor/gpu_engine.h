@@ -150,6 +150,7 @@ class GpuEngine {
   cuda::Stream compute_stream_;
   cuda::Event start_event_, end_event_, copy_start_event_, copy_end_event_, first_layer_event_;
   cuda::Event fork_event_, join_event_;  // the copy stream joining a graph capture and back
+  cuda::Event input_event_;              // a switch's inputs on the device (copy stream)
   bool graphs_ = true;
   bool pipelining_ = true;
   bool host_read_ = true;  // BackendOptions::host_read, where the policy allows it

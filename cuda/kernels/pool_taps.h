@@ -13,18 +13,24 @@
 
 namespace ps::pool_taps {
 
-struct TapRange {
-  int64_t first, last;  // the taps t in [first, last) read inside the input
+template <typename I>
+struct TapRangeOf {
+  I first, last;  // the taps t in [first, last) read inside the input
 };
+using TapRange = TapRangeOf<int64_t>;
 
-// The taps of output position o along dimension d that read inside the input.
-__device__ inline TapRange valid_taps(const ps::dnn_kernels::PoolParams& p, int d, int64_t o) {
-  const int64_t start = o * p.stride[d] - p.pad_begin[d];
-  const int64_t dil = p.dilation[d];
-  int64_t first = start >= 0 ? 0 : (-start + dil - 1) / dil;
-  int64_t last = p.in[d] - 1 - start < 0 ? 0 : (p.in[d] - 1 - start) / dil + 1;
-  first = first < p.kernel[d] ? first : p.kernel[d];
-  last = last < p.kernel[d] ? last : p.kernel[d];
+// The taps of output position o along dimension d that read inside the input, in the index
+// type I of the caller (int64_t, or int32_t where the caller has checked that every position
+// fits: 32-bit division is several times cheaper on the GPU).
+template <typename I>
+__device__ inline TapRangeOf<I> valid_taps(const ps::dnn_kernels::PoolParams& p, int d, I o) {
+  const I start = o * static_cast<I>(p.stride[d]) - static_cast<I>(p.pad_begin[d]);
+  const I dil = static_cast<I>(p.dilation[d]), kernel = static_cast<I>(p.kernel[d]);
+  const I in = static_cast<I>(p.in[d]);
+  I first = start >= 0 ? 0 : (-start + dil - 1) / dil;
+  I last = in - 1 - start < 0 ? 0 : (in - 1 - start) / dil + 1;
+  first = first < kernel ? first : kernel;
+  last = last < kernel ? last : kernel;
   return {first, last > first ? last : first};
 }
 

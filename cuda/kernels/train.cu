@@ -33,54 +33,223 @@ __device__ inline float warp_max(float v) {
 // The outputs whose window holds input position `i` of dimension d as one of its taps: tap t
 // reads i when o * stride - pad_begin + t * dilation == i. Calls f(o, t) for each such o in
 // [0, out), in increasing o (decreasing t), which is the order the CPU reference adds them in.
-template <typename F>
-__device__ inline void for_each_window(const PoolParams& p, int d, int64_t i, F f) {
-  for (int64_t t = p.kernel[d] - 1; t >= 0; --t) {
-    const int64_t num = i + p.pad_begin[d] - t * p.dilation[d];
-    if (num < 0 || num % p.stride[d] != 0) continue;
-    const int64_t o = num / p.stride[d];
-    if (o < p.out[d]) f(o, t);
+// I is the index type (pooling_fits_int32 says when int32_t serves).
+template <typename I, typename F>
+__device__ inline void for_each_window(const PoolParams& p, int d, I i, F f) {
+  const I stride = static_cast<I>(p.stride[d]), out = static_cast<I>(p.out[d]);
+  const I base = i + static_cast<I>(p.pad_begin[d]), dil = static_cast<I>(p.dilation[d]);
+  for (I t = static_cast<I>(p.kernel[d]) - 1; t >= 0; --t) {
+    const I num = base - t * dil;
+    if (num < 0 || num % stride != 0) continue;
+    const I o = num / stride;
+    if (o < out) f(o, t);
   }
 }
 
 // The window arithmetic of the forward pooling kernel (pool_taps.h).
-using ps::pool_taps::TapRange;
+using ps::pool_taps::TapRangeOf;
 using ps::pool_taps::valid_taps;
 // The divisor's factor of dimension d for output o (AveragePool's count_include_pad rule).
 __device__ inline int64_t counted(const PoolParams& p, int d, int64_t o) {
   return ps::pool_taps::counted(p, d, o, valid_taps(p, d, o));
 }
 
+// Whether every element index of the pooling's input and output, and a grid-stride step past
+// the last, fits in int32_t: then the kernels index in 32 bits, whose divisions cost several
+// times less than 64-bit ones (ResNet152's MaxPool backward at batch 64: 2.5 ms with 64-bit
+// indices, most of it divisions). Uniform over the launch: no divergence.
+__device__ inline bool pooling_fits_int32(const PoolParams& p, uint64_t in_plane,
+                                          uint64_t out_plane) {
+  constexpr uint64_t kLimit = uint64_t{1} << 30;  // leaves room for the grid stride
+  const uint64_t planes = static_cast<uint64_t>(p.planes);
+  return in_plane * planes < kLimit && out_plane * planes < kLimit && grid_stride() < kLimit;
+}
+
 // Element i of a pooling input (planes of in[0] x in[1] x in[2]): its plane, its offset in the
 // plane and its coordinates.
+template <typename I>
 struct PoolInput {
-  uint64_t plane;
-  int64_t at, id, ih, iw;
+  I plane, at, id, ih, iw;
 };
-__device__ inline PoolInput pool_input(const PoolParams& p, uint64_t in_plane, uint64_t i) {
-  PoolInput e;
+template <typename I>
+__device__ inline PoolInput<I> pool_input(const PoolParams& p, I in_plane, I i) {
+  PoolInput<I> e;
+  const I in2 = static_cast<I>(p.in[2]), in1 = static_cast<I>(p.in[1]);
   e.plane = i / in_plane;
-  e.at = static_cast<int64_t>(i - e.plane * in_plane);
-  e.iw = e.at % p.in[2];
-  e.ih = (e.at / p.in[2]) % p.in[1];
-  e.id = e.at / (p.in[2] * p.in[1]);
+  e.at = i - e.plane * in_plane;
+  const I row = e.at / in2;
+  e.iw = e.at - row * in2;
+  e.id = row / in1;
+  e.ih = row - e.id * in1;
   return e;
+}
+
+// MaxPool backward, pass 1, in index type I (ps_max_pool_argmax_f32).
+template <typename I>
+__device__ inline void max_pool_argmax(const float* x, int32_t* argmax, const PoolParams& p) {
+  const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
+  const I out_plane = static_cast<I>(p.out[0]) * out1 * out2;
+  const I in2 = static_cast<I>(p.in[2]), in1 = static_cast<I>(p.in[1]);
+  const I in_plane = static_cast<I>(p.in[0]) * in1 * in2;
+  const I total = out_plane * static_cast<I>(p.planes);
+  I stride[3], pad[3], dil[3];
+  for (int d = 0; d < 3; ++d) {
+    stride[d] = static_cast<I>(p.stride[d]);
+    pad[d] = static_cast<I>(p.pad_begin[d]);
+    dil[d] = static_cast<I>(p.dilation[d]);
+  }
+  for (I i = static_cast<I>(thread_index()); i < total; i += static_cast<I>(grid_stride())) {
+    const I plane = i / out_plane;
+    const I r = i - plane * out_plane;
+    const I row = r / out2;
+    const I ow = r - row * out2;
+    const I od = row / out1;
+    const I oh = row - od * out1;
+    const float* xin = x + static_cast<uint64_t>(plane) * static_cast<uint64_t>(in_plane);
+    const TapRangeOf<I> rd = valid_taps(p, 0, od);
+    const TapRangeOf<I> rh = valid_taps(p, 1, oh);
+    const TapRangeOf<I> rw = valid_taps(p, 2, ow);
+    float best = 0.0f;
+    I best_at = -1;
+    for (I td = rd.first; td < rd.last; ++td) {
+      const I id = od * stride[0] - pad[0] + td * dil[0];
+      for (I th = rh.first; th < rh.last; ++th) {
+        const I ih = oh * stride[1] - pad[1] + th * dil[1];
+        for (I tw = rw.first; tw < rw.last; ++tw) {
+          const I iw = ow * stride[2] - pad[2] + tw * dil[2];
+          const I at = (id * in1 + ih) * in2 + iw;
+          const float v = xin[at];
+          if (best_at < 0 || v > best) {
+            best = v;
+            best_at = at;
+          }
+        }
+      }
+    }
+    argmax[i] = static_cast<int32_t>(best_at);
+  }
+}
+
+// MaxPool backward, pass 2, in index type I (ps_max_pool_backward_f32).
+template <typename I>
+__device__ inline void max_pool_backward(const int32_t* argmax, const float* dy, float* dx,
+                                         const PoolParams& p, uint32_t accumulate) {
+  const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
+  const I out_plane = static_cast<I>(p.out[0]) * out1 * out2;
+  const I in_plane = static_cast<I>(p.in[0] * p.in[1] * p.in[2]);
+  const I total = in_plane * static_cast<I>(p.planes);
+  for (I i = static_cast<I>(thread_index()); i < total; i += static_cast<I>(grid_stride())) {
+    const PoolInput<I> e = pool_input(p, in_plane, i);
+    const I at = e.at;
+    const int32_t* am = argmax + static_cast<uint64_t>(e.plane) * static_cast<uint64_t>(out_plane);
+    const float* g = dy + static_cast<uint64_t>(e.plane) * static_cast<uint64_t>(out_plane);
+    float sum = 0.0f;
+    for_each_window(p, 0, e.id, [&](I od, I) {
+      for_each_window(p, 1, e.ih, [&](I oh, I) {
+        for_each_window(p, 2, e.iw, [&](I ow, I) {
+          const I o = (od * out1 + oh) * out2 + ow;
+          if (am[o] == at) sum += g[o];
+        });
+      });
+    });
+    store(dx, static_cast<uint64_t>(i), sum, accumulate);
+  }
+}
+
+// AveragePool backward, in index type I (ps_avg_pool_backward_f32).
+template <typename I>
+__device__ inline void avg_pool_backward(const float* dy, float* dx, const PoolParams& p,
+                                         uint32_t accumulate) {
+  const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
+  const I out_plane = static_cast<I>(p.out[0]) * out1 * out2;
+  const I in_plane = static_cast<I>(p.in[0] * p.in[1] * p.in[2]);
+  const I total = in_plane * static_cast<I>(p.planes);
+  for (I i = static_cast<I>(thread_index()); i < total; i += static_cast<I>(grid_stride())) {
+    const PoolInput<I> e = pool_input(p, in_plane, i);
+    const float* g = dy + static_cast<uint64_t>(e.plane) * static_cast<uint64_t>(out_plane);
+    float sum = 0.0f;
+    for_each_window(p, 0, e.id, [&](I od, I) {
+      const int64_t cd = counted(p, 0, od);
+      for_each_window(p, 1, e.ih, [&](I oh, I) {
+        const int64_t ch = counted(p, 1, oh);
+        for_each_window(p, 2, e.iw, [&](I ow, I) {
+          const int64_t divisor = cd * ch * counted(p, 2, ow);
+          if (divisor > 0) sum += g[(od * out1 + oh) * out2 + ow] / static_cast<float>(divisor);
+        });
+      });
+    });
+    store(dx, static_cast<uint64_t>(i), sum, accumulate);
+  }
+}
+
+}  // namespace train
+
+namespace train {
+
+// Four floats, loaded and stored as one 16-byte access (ld/st.global.v4.f32).
+struct alignas(16) Float4 {
+  float v[4];
+};
+
+// Whether every pointer is 16-byte aligned (arena and workspace offsets are): then the
+// elementwise kernels below move four floats per access, as PyTorch's vectorised kernels do,
+// and the last count % 4 one at a time. Uniform over the launch.
+__device__ inline bool aligned16(const void* a, const void* b, const void* c) {
+  return ((reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b) |
+           reinterpret_cast<uintptr_t>(c)) & 15u) == 0;
+}
+
+// The elements [first, count) the vector loop left, one at a time.
+__device__ inline uint64_t vector_head(uint64_t count, bool vectorised) {
+  return vectorised ? count / 4 * 4 : 0;
 }
 
 }  // namespace train
 
 // dx = dy where x > 0, else 0 (Relu's backward; NaN in x gives 0, as the CPU reference's
-// `x > 0` test does).
+// `x > 0` test does). Launch for (count + 3) / 4 threads' work.
 extern "C" __global__ void ps_relu_backward_f32(const float* x, const float* dy, float* dx,
                                                 uint64_t count, uint32_t accumulate) {
-  for (uint64_t i = train::thread_index(); i < count; i += train::grid_stride()) {
+  const bool wide = train::aligned16(x, dy, dx);
+  if (wide) {
+    const auto* x4 = reinterpret_cast<const train::Float4*>(x);
+    const auto* dy4 = reinterpret_cast<const train::Float4*>(dy);
+    auto* dx4 = reinterpret_cast<train::Float4*>(dx);
+    for (uint64_t q = train::thread_index(); q < count / 4; q += train::grid_stride()) {
+      const train::Float4 a = x4[q], g = dy4[q];
+      train::Float4 r;
+      for (int k = 0; k < 4; ++k) r.v[k] = a.v[k] > 0.0f ? g.v[k] : 0.0f;
+      if (accumulate != 0u) {
+        const train::Float4 d = dx4[q];
+        for (int k = 0; k < 4; ++k) r.v[k] = d.v[k] + r.v[k];
+      }
+      dx4[q] = r;
+    }
+  }
+  for (uint64_t i = train::vector_head(count, wide) + train::thread_index(); i < count;
+       i += train::grid_stride()) {
     train::store(dx, i, x[i] > 0.0f ? dy[i] : 0.0f, accumulate);
   }
 }
 
-// dst += src: the gradient of a tensor read by several layers is the sum of theirs.
+// dst += src: the gradient of a tensor read by several layers is the sum of theirs. Launch for
+// (count + 3) / 4 threads' work.
 extern "C" __global__ void ps_accumulate_f32(float* dst, const float* src, uint64_t count) {
-  for (uint64_t i = train::thread_index(); i < count; i += train::grid_stride()) dst[i] += src[i];
+  const bool wide = train::aligned16(dst, src, src);
+  if (wide) {
+    auto* d4 = reinterpret_cast<train::Float4*>(dst);
+    const auto* s4 = reinterpret_cast<const train::Float4*>(src);
+    for (uint64_t q = train::thread_index(); q < count / 4; q += train::grid_stride()) {
+      train::Float4 d = d4[q];
+      const train::Float4 a = s4[q];
+      for (int k = 0; k < 4; ++k) d.v[k] += a.v[k];
+      d4[q] = d;
+    }
+  }
+  for (uint64_t i = train::vector_head(count, wide) + train::thread_index(); i < count;
+       i += train::grid_stride()) {
+    dst[i] += src[i];
+  }
 }
 
 // x *= scale (Gemm's dC = beta * reduced dY when beta != 1).
@@ -183,36 +352,10 @@ extern "C" __global__ void ps_max_pool_argmax_f32(const float* x, int32_t* argma
                                                   ps::dnn_kernels::PoolParams p) {
   const uint64_t out_plane = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2]);
   const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
-  const uint64_t total = out_plane * static_cast<uint64_t>(p.planes);
-  for (uint64_t i = train::thread_index(); i < total; i += train::grid_stride()) {
-    const uint64_t plane = i / out_plane;
-    uint64_t r = i - plane * out_plane;
-    const int64_t ow = static_cast<int64_t>(r % p.out[2]);
-    r /= p.out[2];
-    const int64_t oh = static_cast<int64_t>(r % p.out[1]);
-    const int64_t od = static_cast<int64_t>(r / p.out[1]);
-    const float* xin = x + plane * in_plane;
-    const train::TapRange rd = train::valid_taps(p, 0, od);
-    const train::TapRange rh = train::valid_taps(p, 1, oh);
-    const train::TapRange rw = train::valid_taps(p, 2, ow);
-    float best = 0.0f;
-    int64_t best_at = -1;
-    for (int64_t td = rd.first; td < rd.last; ++td) {
-      const int64_t id = od * p.stride[0] - p.pad_begin[0] + td * p.dilation[0];
-      for (int64_t th = rh.first; th < rh.last; ++th) {
-        const int64_t ih = oh * p.stride[1] - p.pad_begin[1] + th * p.dilation[1];
-        for (int64_t tw = rw.first; tw < rw.last; ++tw) {
-          const int64_t iw = ow * p.stride[2] - p.pad_begin[2] + tw * p.dilation[2];
-          const int64_t at = (id * p.in[1] + ih) * p.in[2] + iw;
-          const float v = xin[at];
-          if (best_at < 0 || v > best) {
-            best = v;
-            best_at = at;
-          }
-        }
-      }
-    }
-    argmax[i] = static_cast<int32_t>(best_at);
+  if (train::pooling_fits_int32(p, in_plane, out_plane)) {
+    train::max_pool_argmax<int32_t>(x, argmax, p);
+  } else {
+    train::max_pool_argmax<int64_t>(x, argmax, p);
   }
 }
 
@@ -223,22 +366,10 @@ extern "C" __global__ void ps_max_pool_backward_f32(const int32_t* argmax, const
                                                     uint32_t accumulate) {
   const uint64_t out_plane = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2]);
   const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
-  const uint64_t total = in_plane * static_cast<uint64_t>(p.planes);
-  for (uint64_t i = train::thread_index(); i < total; i += train::grid_stride()) {
-    const train::PoolInput e = train::pool_input(p, in_plane, i);
-    const int64_t at = e.at, id = e.id, ih = e.ih, iw = e.iw;
-    const int32_t* am = argmax + e.plane * out_plane;
-    const float* g = dy + e.plane * out_plane;
-    float sum = 0.0f;
-    train::for_each_window(p, 0, id, [&](int64_t od, int64_t) {
-      train::for_each_window(p, 1, ih, [&](int64_t oh, int64_t) {
-        train::for_each_window(p, 2, iw, [&](int64_t ow, int64_t) {
-          const int64_t o = (od * p.out[1] + oh) * p.out[2] + ow;
-          if (am[o] == at) sum += g[o];
-        });
-      });
-    });
-    train::store(dx, i, sum, accumulate);
+  if (train::pooling_fits_int32(p, in_plane, out_plane)) {
+    train::max_pool_backward<int32_t>(argmax, dy, dx, p, accumulate);
+  } else {
+    train::max_pool_backward<int64_t>(argmax, dy, dx, p, accumulate);
   }
 }
 
@@ -246,28 +377,13 @@ extern "C" __global__ void ps_max_pool_backward_f32(const int32_t* argmax, const
 // of (the forward's divisor: count_include_pad counts explicit pads, never the ceil-mode
 // overhang), in increasing output order. Dilations are 1 (AveragePool has none).
 extern "C" __global__ void ps_avg_pool_backward_f32(const float* dy, float* dx,
-                                                    ps::dnn_kernels::PoolParams p,
-                                                    uint32_t accumulate) {
+                                                  ps::dnn_kernels::PoolParams p,
+                                                  uint32_t accumulate) {
   const uint64_t out_plane = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2]);
   const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
-  const uint64_t total = in_plane * static_cast<uint64_t>(p.planes);
-  for (uint64_t i = train::thread_index(); i < total; i += train::grid_stride()) {
-    const train::PoolInput e = train::pool_input(p, in_plane, i);
-    const int64_t id = e.id, ih = e.ih, iw = e.iw;
-    const float* g = dy + e.plane * out_plane;
-    float sum = 0.0f;
-    train::for_each_window(p, 0, id, [&](int64_t od, int64_t) {
-      const int64_t cd = train::counted(p, 0, od);
-      train::for_each_window(p, 1, ih, [&](int64_t oh, int64_t) {
-        const int64_t ch = train::counted(p, 1, oh);
-        train::for_each_window(p, 2, iw, [&](int64_t ow, int64_t) {
-          const int64_t divisor = cd * ch * train::counted(p, 2, ow);
-          if (divisor > 0) {
-            sum += g[(od * p.out[1] + oh) * p.out[2] + ow] / static_cast<float>(divisor);
-          }
-        });
-      });
-    });
-    train::store(dx, i, sum, accumulate);
+  if (train::pooling_fits_int32(p, in_plane, out_plane)) {
+    train::avg_pool_backward<int32_t>(dy, dx, p, accumulate);
+  } else {
+    train::avg_pool_backward<int64_t>(dy, dx, p, accumulate);
   }
 }

@@ -26,7 +26,8 @@ class ReluGradOp final : public GpuOp {
   Status enqueue(const LaunchArgs& args) const override {
     PS_TRY(check_bound(args, 2, 1, "Relu"));
     if (count_ == 0) return Status::OK();
-    return kernel_.launch(args.stream, grid_for(static_cast<int64_t>(count_)), kBlock, 0,
+    // Four elements per thread (the kernel's aligned path).
+    return kernel_.launch(args.stream, grid_for(static_cast<int64_t>((count_ + 3) / 4)), kBlock, 0,
                           args.inputs[0], args.inputs[1], args.outputs[0], count_,
                           flag(accumulate_));
   }
@@ -145,7 +146,7 @@ class PassGradOp final : public GpuOp {
       if (g.count == 0) continue;
       if (!g.reduce) {
         if (g.accumulate) {
-          PS_TRY(accumulate_.launch(args.stream, grid_for(g.count), kBlock, 0, dx, dy,
+          PS_TRY(accumulate_.launch(args.stream, grid_for((g.count + 3) / 4), kBlock, 0, dx, dy,
                                     static_cast<uint64_t>(g.count)));
         } else if (dx != dy) {
           PS_TRY(cuda::copy_device_async(dx, dy, static_cast<size_t>(g.count) * 4, args.stream));
@@ -155,8 +156,8 @@ class PassGradOp final : public GpuOp {
       const CUdeviceptr target = g.accumulate ? args.workspace : dx;
       PS_TRY(launch_reduce(reduce_, args.stream, g.plan, dy, target));
       if (g.accumulate) {
-        PS_TRY(accumulate_.launch(args.stream, grid_for(g.count), kBlock, 0, dx, args.workspace,
-                                  static_cast<uint64_t>(g.count)));
+        PS_TRY(accumulate_.launch(args.stream, grid_for((g.count + 3) / 4), kBlock, 0, dx,
+                                  args.workspace, static_cast<uint64_t>(g.count)));
       }
     }
     return Status::OK();

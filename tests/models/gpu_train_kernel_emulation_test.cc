@@ -78,6 +78,35 @@ TEST_CASE("emulated ReLU backward: dY where X > 0, overwrite and accumulate", "[
   }
 }
 
+TEST_CASE(
+    "emulated ReLU backward and accumulation: four-wide with a tail or unaligned, the same values",
+    "[gpu_train_emulation]") {
+  // 103 elements: 25 four-wide accesses and a tail of 3 when the buffers are 16-byte aligned;
+  // one element in, every buffer is misaligned and the kernels go one at a time.
+  const Tensor x = random_tensor(DType::kFloat32, {104}, 14);
+  const Tensor dy = random_tensor(DType::kFloat32, {104}, 15);
+  const Tensor base = random_tensor(DType::kFloat32, {104}, 16);
+  REQUIRE(reinterpret_cast<uintptr_t>(x.data<float>()) % 16 == 0);
+  for (const int64_t first : {0, 1}) {
+    INFO("first element " << first);
+    const int64_t n = 103;
+    Tensor dx = base.clone().value();
+    float* out = dx.mutable_data<float>() + first;
+    run3([&] {
+      ps_relu_backward_f32(x.data<float>() + first, dy.data<float>() + first, out, n, 1);
+    });
+    Tensor sum = base.clone().value();
+    run3(
+        [&] { ps_accumulate_f32(sum.mutable_data<float>() + first, dy.data<float>() + first, n); });
+    for (int64_t i = 0; i < 104; ++i) {
+      const bool inside = i >= first && i < first + n;
+      const float b = base.data<float>()[i], g = dy.data<float>()[i];
+      CHECK(dx.data<float>()[i] == (inside ? b + (x.data<float>()[i] > 0.0f ? g : 0.0f) : b));
+      CHECK(sum.data<float>()[i] == (inside ? b + g : b));
+    }
+  }
+}
+
 TEST_CASE("the gradient comparison catches a ReLU that passes dY through at X == 0",
           "[gpu_train_emulation]") {
   Tensor x = random_tensor(DType::kFloat32, {64}, 21);
@@ -260,8 +289,8 @@ void check_pool_backward(const PoolCase& c, uint64_t seed) {
                                 : cpu::average_pool_backward(a, to_f64(x), to_f64(dy));
   REQUIRE(expected.ok());
   Tensor dx = zeros_f32(c.x);
+  std::vector<int32_t> argmax(static_cast<size_t>(dy.numel()), -7);
   if (c.op == "MaxPool") {
-    std::vector<int32_t> argmax(static_cast<size_t>(dy.numel()), -7);
     run3([&] { ps_max_pool_argmax_f32(x.data<float>(), argmax.data(), p); });
     run3([&] { ps_max_pool_backward_f32(argmax.data(), dy.data<float>(), dx.mutable_data<float>(), p, 0); });
   } else {
@@ -270,6 +299,24 @@ void check_pool_backward(const PoolCase& c, uint64_t seed) {
   const grad_test::GradError e = grad_error(*expected, dx);
   INFO("worst element " << e.worst << ": error " << e.max_rel);
   CHECK(e.max_rel <= kTolerance);
+
+  // These sizes take the kernels' 32-bit index path; the 64-bit one (inputs of 2^30 elements
+  // or more) must give the same bits.
+  Tensor dx64 = zeros_f32(c.x);
+  std::vector<int32_t> argmax64(argmax.size(), -7);
+  if (c.op == "MaxPool") {
+    run3([&] { train::max_pool_argmax<int64_t>(x.data<float>(), argmax64.data(), p); });
+    CHECK(argmax64 == argmax);
+    run3([&] {
+      train::max_pool_backward<int64_t>(argmax64.data(), dy.data<float>(),
+                                        dx64.mutable_data<float>(), p, 0);
+    });
+  } else {
+    run3([&] {
+      train::avg_pool_backward<int64_t>(dy.data<float>(), dx64.mutable_data<float>(), p, 0);
+    });
+  }
+  for (int64_t i = 0; i < dx.numel(); ++i) CHECK(dx64.data<float>()[i] == dx.data<float>()[i]);
 }
 
 TEST_CASE("emulated MaxPool backward: first maximum among ties, padding, ceil, dilation",
