@@ -76,6 +76,13 @@ bool backward_reads_input(std::string_view op, size_t input) {
 
 bool backward_reads_output(std::string_view op) { return op == "Softmax"; }
 
+bool backward_passes_through(std::string_view op) {
+  // The ops whose backward is PassGradOp (grad_kernel_ops.cc: build_add_grad,
+  // build_reshape_grad), which skips the copy when dX is dY's buffer.
+  return op == "Add" || op == "Flatten" || op == "Reshape" || op == "Identity" || op == "Squeeze" ||
+         op == "Unsqueeze";
+}
+
 uint64_t arena_live_peak(std::span<const ArenaBuffer> buffers, uint64_t alignment) {
   int steps = 0;
   for (const ArenaBuffer& b : buffers) steps = std::max(steps, b.last + 1);
@@ -425,15 +432,48 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
         add(ArenaBuffer::Kind::kSavedStats, static_cast<uint32_t>(l), bytes, time.forward(l),
             last)};
   }
+  // A pass-through backward (backward_passes_through: Add without broadcast, a view op) that
+  // WRITES input i's gradient gives it dY's buffer instead of a copy of dY: the backward of dY's
+  // producer is dY's last reader, so the buffer is free for the input's gradient from there
+  // on, and the input's later backwards accumulate into it. One input per backward (an Add's
+  // other input still gets its copy). shares[tensor]: the tensor whose gradient buffer it takes.
+  std::vector<int64_t> shares(static_cast<size_t>(tensor_count), -1);
+  for (const BackwardStep& b : t.backward) {
+    const Layer& layer = m.layers(static_cast<int>(b.layer));
+    if (!backward_passes_through(layer.op())) continue;
+    for (int i = 0; i < layer.inputs_size() && i < 32; ++i) {
+      const uint32_t tensor = layer.inputs(i);
+      const uint32_t bit = 1u << i;
+      if ((b.wanted & bit) == 0 || (b.accumulate & bit) != 0 ||
+          kind_of(tensor) == TensorProto::WEIGHT ||
+          numel_of(tensor) != numel_of(layer.outputs(0))) {
+        continue;
+      }
+      shares[tensor] = layer.outputs(0);
+      break;
+    }
+  }
+  auto grad_last = [&](uint32_t tensor) {
+    const int p = producer[tensor];
+    return p >= 0 && backward_of[static_cast<size_t>(p)] >= 0 ? time.backward(p)
+                                                              : grad_first[tensor];
+  };
   for (int i = 0; i < tensor_count; ++i) {
     const auto tensor = static_cast<uint32_t>(i);
-    if (!has_grad[tensor] || kind_of(tensor) == TensorProto::WEIGHT) continue;
-    const int p = producer[tensor];
-    const int last =
-        p >= 0 && backward_of[static_cast<size_t>(p)] >= 0 ? time.backward(p) : grad_first[tensor];
+    if (!has_grad[tensor] || kind_of(tensor) == TensorProto::WEIGHT || shares[tensor] >= 0)
+      continue;
     grad_buffer[tensor] =
         add(ArenaBuffer::Kind::kGradient, tensor, static_cast<uint64_t>(numel_of(tensor)) * 4,
-            grad_first[tensor], last);
+            grad_first[tensor], grad_last(tensor));
+  }
+  for (int i = 0; i < tensor_count; ++i) {
+    const auto tensor = static_cast<uint32_t>(i);
+    if (!has_grad[tensor] || shares[tensor] < 0) continue;
+    int64_t root = shares[tensor];
+    while (shares[static_cast<size_t>(root)] >= 0) root = shares[static_cast<size_t>(root)];
+    grad_buffer[tensor] = grad_buffer[static_cast<size_t>(root)];
+    ArenaBuffer& b = t.arena[static_cast<size_t>(grad_buffer[tensor])];
+    b.last = std::max(b.last, grad_last(tensor));
   }
   std::vector<int> scratch_buffer;
   for (const Scratch& s : scratch) {

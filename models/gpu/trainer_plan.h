@@ -20,7 +20,8 @@
 //   workspace appended by the trainer once the ops are built (the largest any op asks for)
 // A tensor read by several layers gets its gradient WRITTEN by the first backward in enqueue
 // order and ACCUMULATED by the others (GradSpec::accumulate): a static table, the CPU
-// trainer's running sum made explicit.
+// trainer's running sum made explicit. Where that first backward passes dY through (Add, view
+// ops: backward_passes_through), the gradient shares dY's buffer instead of being a copy.
 #pragma once
 
 #include <cstdint>
@@ -150,6 +151,10 @@ bool backward_reads_input(std::string_view op, size_t input);
 // Whether the backward of `op` reads the forward's output (Softmax's dX is computed from Y): the
 // output then lives until that backward and is bound after dY.
 bool backward_reads_output(std::string_view op);
+// Whether the backward of `op` gives each input dY itself, unchanged but for its shape (Add
+// without broadcast, the view ops): an input whose gradient it writes then takes dY's buffer
+// (one input per layer), and the backward copies nothing for it.
+bool backward_passes_through(std::string_view op);
 
 // Greedy placement in one arena: largest first, best fit among the buffers alive at the same
 // time (the importer's planner, onnx_loader/memory_plan.h). Sets each buffer's offset (aligned)

@@ -46,8 +46,9 @@ TrainLayout plan(const Manifest& m, TrainLayoutOptions options = {}) {
   return std::move(t).value();
 }
 
-// Every structural property the trainer relies on, for any model.
-void check_layout(const Manifest& m, const TrainLayout& t) {
+// Every structural property the trainer relies on, for any model. Returns how many gradients
+// share dY's buffer (pass-through backwards).
+int check_layout(const Manifest& m, const TrainLayout& t) {
   const int layers = m.layers_size();
   // Items: data, forward in order, loss, backward, SGD (one item a group of updated tensors).
   REQUIRE(t.items.size() ==
@@ -112,6 +113,35 @@ void check_layout(const Manifest& m, const TrainLayout& t) {
     if (n > 1) ++shared;
   }
   CHECK(shared > 0);  // residual / branch inputs: the accumulation is exercised
+
+  // A pass-through backward (Add without broadcast, view ops) gives dY's buffer to the first
+  // input whose gradient it writes (not a weight's, dY's size); no other gradient is dY's
+  // buffer, and no other backward writes into its dY.
+  auto numel = [&](uint32_t tensor) {
+    int64_t n = 1;
+    for (int64_t d : m.tensors(static_cast<int>(tensor)).shape()) n *= d;
+    return n;
+  };
+  int shares = 0;
+  for (const BackwardStep& b : t.backward) {
+    const auto& layer = m.layers(static_cast<int>(b.layer));
+    const uint64_t dy = b.inputs[static_cast<size_t>(layer.inputs_size())];
+    bool taken = false;
+    for (int i = 0; i < layer.inputs_size(); ++i) {
+      if (b.outputs[static_cast<size_t>(i)] == kNoBuffer) continue;
+      const uint32_t in = layer.inputs(i);
+      const bool eligible = backward_passes_through(layer.op()) && !taken &&
+                            ((b.accumulate >> i) & 1u) == 0 &&
+                            m.tensors(static_cast<int>(in)).kind() != TensorProto::WEIGHT &&
+                            numel(in) == numel(layer.outputs(0));
+      INFO(layer.op() << " layer " << b.layer << " input " << i);
+      CHECK((b.outputs[static_cast<size_t>(i)] == dy) == eligible);
+      if (eligible) {
+        taken = true;
+        ++shares;
+      }
+    }
+  }
 
   // Weights: every trainable float weight is updated, in tensor order, with its own gradient
   // and momentum buffers inside their regions; nothing else is.
@@ -190,12 +220,17 @@ void check_layout(const Manifest& m, const TrainLayout& t) {
       CHECK(alive_at(o, item.time));
     }
   }
+  return shares;
 }
 
 TEST_CASE("trainer plan: resnet_tiny's step, gradient table and arena", "[gpu_trainer_plan]") {
   const Manifest m = lower_training("resnet_tiny", 2);
   const TrainLayout t = plan(m);
-  check_layout(m, t);
+  // Every residual Add gives one input dY's buffer (the other gets a copy).
+  int adds = 0;
+  for (int l = 0; l < m.layers_size(); ++l) adds += m.layers(l).op() == "Add" ? 1 : 0;
+  CHECK(adds > 0);
+  CHECK(check_layout(m, t) >= adds);
   CHECK(t.batch == 2);
   CHECK(t.outputs_k == 1000);
   CHECK(t.sample_shape == Shape{3, 32, 32});
