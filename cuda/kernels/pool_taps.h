@@ -27,8 +27,14 @@ __device__ inline TapRangeOf<I> valid_taps(const ps::dnn_kernels::PoolParams& p,
   const I start = o * static_cast<I>(p.stride[d]) - static_cast<I>(p.pad_begin[d]);
   const I dil = static_cast<I>(p.dilation[d]), kernel = static_cast<I>(p.kernel[d]);
   const I in = static_cast<I>(p.in[d]);
-  I first = start >= 0 ? 0 : (-start + dil - 1) / dil;
-  I last = in - 1 - start < 0 ? 0 : (in - 1 - start) / dil + 1;
+  I first, last;
+  if (dil == 1) {  // every AveragePool, most MaxPools: no division
+    first = start >= 0 ? 0 : -start;
+    last = in - start > 0 ? in - start : 0;
+  } else {
+    first = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    last = in - 1 - start < 0 ? 0 : (in - 1 - start) / dil + 1;
+  }
   first = first < kernel ? first : kernel;
   last = last < kernel ? last : kernel;
   return {first, last > first ? last : first};
@@ -36,13 +42,15 @@ __device__ inline TapRangeOf<I> valid_taps(const ps::dnn_kernels::PoolParams& p,
 
 // The divisor's factor of dimension d for output o (`valid` = valid_taps(p, d, o)): the valid
 // taps, or with count_include_pad the window clipped to the padded input.
-__device__ inline int64_t counted(const ps::dnn_kernels::PoolParams& p, int d, int64_t o,
-                                  TapRange valid) {
+template <typename I>
+__device__ inline I counted(const ps::dnn_kernels::PoolParams& p, int d, I o, TapRangeOf<I> valid) {
   if (p.kind != ps::dnn_kernels::kPoolAverageIncludePad) return valid.last - valid.first;
-  const int64_t start = o * p.stride[d] - p.pad_begin[d];
-  const int64_t lo = start > -p.pad_begin[d] ? start : -p.pad_begin[d];
-  const int64_t end = start + p.kernel[d], limit = p.in[d] + p.pad_end[d];
-  const int64_t hi = end < limit ? end : limit;
+  const I pad = static_cast<I>(p.pad_begin[d]);
+  const I start = o * static_cast<I>(p.stride[d]) - pad;
+  const I lo = start > -pad ? start : -pad;
+  const I end = start + static_cast<I>(p.kernel[d]);
+  const I limit = static_cast<I>(p.in[d] + p.pad_end[d]);
+  const I hi = end < limit ? end : limit;
   return hi > lo ? hi - lo : 0;
 }
 

@@ -33,16 +33,25 @@ __device__ inline float warp_max(float v) {
 // The outputs whose window holds input position `i` of dimension d as one of its taps: tap t
 // reads i when o * stride - pad_begin + t * dilation == i. Calls f(o, t) for each such o in
 // [0, out), in increasing o (decreasing t), which is the order the CPU reference adds them in.
-// I is the index type (pooling_fits_int32 says when int32_t serves).
+// The outputs whose window SPAN covers i form one range, found with two divisions (PyTorch's
+// pooling backward does the same); with dilation, those of them where i falls between two
+// taps are skipped. I is the index type (pooling_fits_int32 says when int32_t serves).
 template <typename I, typename F>
 __device__ inline void for_each_window(const PoolParams& p, int d, I i, F f) {
   const I stride = static_cast<I>(p.stride[d]), out = static_cast<I>(p.out[d]);
-  const I base = i + static_cast<I>(p.pad_begin[d]), dil = static_cast<I>(p.dilation[d]);
-  for (I t = static_cast<I>(p.kernel[d]) - 1; t >= 0; --t) {
-    const I num = base - t * dil;
-    if (num < 0 || num % stride != 0) continue;
-    const I o = num / stride;
-    if (o < out) f(o, t);
+  const I dil = static_cast<I>(p.dilation[d]);
+  const I at = i + static_cast<I>(p.pad_begin[d]);  // i in padded coordinates, >= 0
+  const I span = (static_cast<I>(p.kernel[d]) - 1) * dil + 1;
+  const I first = at < span ? 0 : (at - span) / stride + 1;
+  I last = at / stride + 1;
+  last = last < out ? last : out;
+  for (I o = first; o < last; ++o) {
+    const I offset = at - o * stride;  // in [0, span)
+    if (dil == 1) {
+      f(o, offset);
+    } else if (offset % dil == 0) {
+      f(o, offset / dil);
+    }
   }
 }
 
@@ -50,7 +59,8 @@ __device__ inline void for_each_window(const PoolParams& p, int d, I i, F f) {
 using ps::pool_taps::TapRangeOf;
 using ps::pool_taps::valid_taps;
 // The divisor's factor of dimension d for output o (AveragePool's count_include_pad rule).
-__device__ inline int64_t counted(const PoolParams& p, int d, int64_t o) {
+template <typename I>
+__device__ inline I counted(const PoolParams& p, int d, I o) {
   return ps::pool_taps::counted(p, d, o, valid_taps(p, d, o));
 }
 
@@ -173,7 +183,7 @@ __device__ inline void avg_pool_backward(const float* dy, float* dx, const PoolP
       for_each_window(p, 1, e.ih, [&](I oh, I) {
         const int64_t ch = counted(p, 1, oh);
         for_each_window(p, 2, e.iw, [&](I ow, I) {
-          const int64_t divisor = cd * ch * counted(p, 2, ow);
+          const int64_t divisor = cd * ch * static_cast<int64_t>(counted(p, 2, ow));
           if (divisor > 0) sum += g[(od * out1 + oh) * out2 + ow] / static_cast<float>(divisor);
         });
       });
