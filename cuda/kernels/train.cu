@@ -140,43 +140,52 @@ __device__ inline void max_pool_argmax(const float* x, int32_t* argmax, const Po
   }
 }
 
-// MaxPool backward, pass 2, in index type I (ps_max_pool_backward_f32).
-template <typename I>
-__device__ inline void max_pool_backward(const int32_t* argmax, const float* dy, float* dx,
-                                         const PoolParams& p, uint32_t accumulate) {
-  const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
-  const I out_plane = static_cast<I>(p.out[0]) * out1 * out2;
+// The frame the pooling backward gathers share: every input element i of the pooling (index
+// type I), its coordinates and the offset of its plane's outputs; `gather(e, plane_out)`
+// returns its gradient, which is written or accumulated.
+template <typename I, typename G>
+__device__ inline void gather_pool_inputs(const PoolParams& p, float* dx, uint32_t accumulate,
+                                          G gather) {
+  const I out_plane = static_cast<I>(p.out[0] * p.out[1] * p.out[2]);
   const I in_plane = static_cast<I>(p.in[0] * p.in[1] * p.in[2]);
   const I total = in_plane * static_cast<I>(p.planes);
   for (I i = static_cast<I>(thread_index()); i < total; i += static_cast<I>(grid_stride())) {
     const PoolInput<I> e = pool_input(p, in_plane, i);
-    const I at = e.at;
-    const int32_t* am = argmax + static_cast<uint64_t>(e.plane) * static_cast<uint64_t>(out_plane);
-    const float* g = dy + static_cast<uint64_t>(e.plane) * static_cast<uint64_t>(out_plane);
+    const uint64_t plane_out = static_cast<uint64_t>(e.plane) * static_cast<uint64_t>(out_plane);
+    store(dx, static_cast<uint64_t>(i), gather(e, plane_out), accumulate);
+  }
+}
+
+// MaxPool backward, pass 2, in index type I (ps_max_pool_backward_f32): the outputs whose
+// first maximum the input is.
+template <typename I>
+__device__ inline void max_pool_backward(const int32_t* argmax, const float* dy, float* dx,
+                                         const PoolParams& p, uint32_t accumulate) {
+  const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
+  gather_pool_inputs<I>(p, dx, accumulate, [&](const PoolInput<I>& e, uint64_t plane_out) {
+    const int32_t* am = argmax + plane_out;
+    const float* g = dy + plane_out;
     float sum = 0.0f;
     for_each_window(p, 0, e.id, [&](I od, I) {
       for_each_window(p, 1, e.ih, [&](I oh, I) {
         for_each_window(p, 2, e.iw, [&](I ow, I) {
           const I o = (od * out1 + oh) * out2 + ow;
-          if (am[o] == at) sum += g[o];
+          if (am[o] == e.at) sum += g[o];
         });
       });
     });
-    store(dx, static_cast<uint64_t>(i), sum, accumulate);
-  }
+    return sum;
+  });
 }
 
-// AveragePool backward, in index type I (ps_avg_pool_backward_f32).
+// AveragePool backward, in index type I (ps_avg_pool_backward_f32): dY / divisor of every
+// window the input is a tap of.
 template <typename I>
 __device__ inline void avg_pool_backward(const float* dy, float* dx, const PoolParams& p,
                                          uint32_t accumulate) {
   const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
-  const I out_plane = static_cast<I>(p.out[0]) * out1 * out2;
-  const I in_plane = static_cast<I>(p.in[0] * p.in[1] * p.in[2]);
-  const I total = in_plane * static_cast<I>(p.planes);
-  for (I i = static_cast<I>(thread_index()); i < total; i += static_cast<I>(grid_stride())) {
-    const PoolInput<I> e = pool_input(p, in_plane, i);
-    const float* g = dy + static_cast<uint64_t>(e.plane) * static_cast<uint64_t>(out_plane);
+  gather_pool_inputs<I>(p, dx, accumulate, [&](const PoolInput<I>& e, uint64_t plane_out) {
+    const float* g = dy + plane_out;
     float sum = 0.0f;
     for_each_window(p, 0, e.id, [&](I od, I) {
       const int64_t cd = counted(p, 0, od);
@@ -188,13 +197,9 @@ __device__ inline void avg_pool_backward(const float* dy, float* dx, const PoolP
         });
       });
     });
-    store(dx, static_cast<uint64_t>(i), sum, accumulate);
-  }
+    return sum;
+  });
 }
-
-}  // namespace train
-
-namespace train {
 
 // Four floats, loaded and stored as one 16-byte access (ld/st.global.v4.f32).
 struct alignas(16) Float4 {
