@@ -4,7 +4,8 @@
 #   1. exports ResNet152 with BatchNorm kept (scripts/torch_train.py --export-onnx) at --batch
 #      (default 64) and imports it for training (psimport --mode training); reused when present;
 #   2. the 20-step trajectory: psbench train in strict fp32 writes its batches and losses, and
-#      torch_train.py trains PyTorch on the same batches and compares (exit 3 above 1e-3);
+#      torch_train.py trains PyTorch on the same batches and compares (exit 3 above 1e-3),
+#      with a float64 twin as the control (--fp64-control: ok_vs_fp64, docs/training.md);
 #   3. speed: psbench train in TF32 against torch_train.py --time (fp32 and tf32), ms per step;
 #   4. preemption: scripts/bench_preempt.py (needs the inference package too: it imports
 #      resnet152 at batch 8 from an export_models.py export) unless --no-preempt.
@@ -67,7 +68,7 @@ if want trajectory; then
       --write-batches "$3" --json > "$4"; code=$?; cat "$4"; exit $code' \
     "$BIN/psbench" "$TRAIN_PSM" "$STEPS" "$WORK/r152.batches" "$WORK/r152_psbench.json"
   step torch-compare "$PY" "$HERE/torch_train.py" --model resnet152 --batch "$BATCH" --lr 0.01 \
-    --batches "$WORK/r152.batches" --compare "$WORK/r152_psbench.json"
+    --batches "$WORK/r152.batches" --compare "$WORK/r152_psbench.json" --fp64-control
 fi
 if want speed; then
   step psbench-tf32 "$BIN/psbench" train "$TRAIN_PSM" --precision tf32 --steps 3 --runs 20 --profile-top 20
