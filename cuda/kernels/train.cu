@@ -68,9 +68,10 @@ __device__ inline I counted(const PoolParams& p, int d, I o) {
 // the last, fits in int32_t: then the kernels index in 32 bits, whose divisions cost several
 // times less than 64-bit ones (ResNet152's MaxPool backward at batch 64: 2.5 ms with 64-bit
 // indices, most of it divisions). Uniform over the launch: no divergence.
-__device__ inline bool pooling_fits_int32(const PoolParams& p, uint64_t in_plane,
-                                          uint64_t out_plane) {
+__device__ inline bool pooling_fits_int32(const PoolParams& p) {
   constexpr uint64_t kLimit = uint64_t{1} << 30;  // leaves room for the grid stride
+  const uint64_t out_plane = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2]);
+  const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
   const uint64_t planes = static_cast<uint64_t>(p.planes);
   return in_plane * planes < kLimit && out_plane * planes < kLimit && grid_stride() < kLimit;
 }
@@ -365,9 +366,7 @@ extern "C" __global__ void ps_global_avg_pool_backward_f32(const float* dy, floa
 // launcher checks): a plane has fewer than 2^31 elements.
 extern "C" __global__ void ps_max_pool_argmax_f32(const float* x, int32_t* argmax,
                                                   ps::dnn_kernels::PoolParams p) {
-  const uint64_t out_plane = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2]);
-  const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
-  if (train::pooling_fits_int32(p, in_plane, out_plane)) {
+  if (train::pooling_fits_int32(p)) {
     train::max_pool_argmax<int32_t>(x, argmax, p);
   } else {
     train::max_pool_argmax<int64_t>(x, argmax, p);
@@ -379,9 +378,7 @@ extern "C" __global__ void ps_max_pool_argmax_f32(const float* x, int32_t* argma
 extern "C" __global__ void ps_max_pool_backward_f32(const int32_t* argmax, const float* dy,
                                                     float* dx, ps::dnn_kernels::PoolParams p,
                                                     uint32_t accumulate) {
-  const uint64_t out_plane = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2]);
-  const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
-  if (train::pooling_fits_int32(p, in_plane, out_plane)) {
+  if (train::pooling_fits_int32(p)) {
     train::max_pool_backward<int32_t>(argmax, dy, dx, p, accumulate);
   } else {
     train::max_pool_backward<int64_t>(argmax, dy, dx, p, accumulate);
@@ -394,9 +391,7 @@ extern "C" __global__ void ps_max_pool_backward_f32(const int32_t* argmax, const
 extern "C" __global__ void ps_avg_pool_backward_f32(const float* dy, float* dx,
                                                   ps::dnn_kernels::PoolParams p,
                                                   uint32_t accumulate) {
-  const uint64_t out_plane = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2]);
-  const uint64_t in_plane = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2]);
-  if (train::pooling_fits_int32(p, in_plane, out_plane)) {
+  if (train::pooling_fits_int32(p)) {
     train::avg_pool_backward<int32_t>(dy, dx, p, accumulate);
   } else {
     train::avg_pool_backward<int64_t>(dy, dx, p, accumulate);
