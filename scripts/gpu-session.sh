@@ -18,6 +18,8 @@
 #   bash scripts/gpu-session.sh trainvs [resnet152|inception_v3] [BATCH]  issue 7: the 20-step
 #                                        fp32 trajectory against PyTorch fp32 and float64, the
 #                                        TF32 step (profile) against PyTorch's
+#   bash scripts/gpu-session.sh trainspeed [MODEL] [BATCH] [ROUNDS]  issue 7: the TF32 step
+#                                        alternated with PyTorch's, ROUNDS times on one machine
 #   bash scripts/gpu-session.sh demo     issue 5: scripts/demo.sh (make demo's script) from the
 #                                        bundle, on the full zoo models
 #   bash scripts/gpu-session.sh check    every [gpu] case and e2e on the GPU only (serve without
@@ -43,7 +45,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|traindebug|trainvs|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|traindebug|trainvs|trainspeed|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -149,6 +151,24 @@ case "$STEP" in
     guarded 100 "$tag-torch.log" python3 scripts/torch_train.py --model "$model" --batch "$batch" \
       --time --precisions tf32 --profile-top 30
     grep -h -E 'ms' "$OUT/$tag-psbench.log" "$OUT/$tag-torch.log" | tail -6
+    ;;
+  trainspeed)
+    # Issue 7's "no slower": the TF32 step ($2: model, $3: batch, default 64) alternated with
+    # PyTorch's, $4 rounds (default 3) on one machine, so drift between machines (PyTorch alone
+    # moved 79.8-82.8 ms across leases) cannot decide the ratio.
+    model="${2:-resnet152}" batch="${3:-64}" rounds="${4:-3}"
+    tag="${model}_b$batch"
+    [[ -f /tmp/w/$tag.onnx ]] || guarded 120 "$tag-export.log" python3 scripts/torch_train.py \
+      --model "$model" --batch "$batch" --export-onnx "/tmp/w/$tag.onnx"
+    [[ -f /tmp/w/$tag.psm ]] || guarded 90 "$tag-import.log" /tmp/b/bin/psimport \
+      "/tmp/w/$tag.onnx" -o "/tmp/w/$tag.psm" --batch "$batch" --mode training
+    for ((r = 1; r <= rounds; r++)); do
+      guarded 60 "$tag-speed-ps-$r.log" /tmp/b/bin/psbench train "/tmp/w/$tag.psm" \
+        --precision tf32 --steps 3 --runs 20
+      guarded 80 "$tag-speed-torch-$r.log" python3 scripts/torch_train.py --model "$model" \
+        --batch "$batch" --time --precisions tf32
+      echo "round $r:"; grep -h -E 'ms' "$OUT/$tag-speed-ps-$r.log" "$OUT/$tag-speed-torch-$r.log" | tail -4
+    done
     ;;
   gradcheck)
     # Issue 7: step-0 gradients against PyTorch's fp32 ones and a float64 twin's (the rounding

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "cuda/kernels/dnn_pool_params.h"
+#include "cuda/kernels/pool_band.h"
 #include "cuda/kernels/pool_taps.h"
 #include "cuda/kernels/train_device.h"
 #include "cuda/kernels/train_params.h"
@@ -38,14 +39,11 @@ __device__ inline float warp_max(float v) {
 // taps are skipped. I is the index type (pooling_fits_int32 says when int32_t serves).
 template <typename I, typename F>
 __device__ inline void for_each_window(const PoolParams& p, int d, I i, F f) {
-  const I stride = static_cast<I>(p.stride[d]), out = static_cast<I>(p.out[d]);
+  const I stride = static_cast<I>(p.stride[d]);
   const I dil = static_cast<I>(p.dilation[d]);
   const I at = i + static_cast<I>(p.pad_begin[d]);  // i in padded coordinates, >= 0
-  const I span = (static_cast<I>(p.kernel[d]) - 1) * dil + 1;
-  const I first = at < span ? 0 : (at - span) / stride + 1;
-  I last = at / stride + 1;
-  last = last < out ? last : out;
-  for (I o = first; o < last; ++o) {
+  const I last = ps::pool_band::last_window(p, d, i);
+  for (I o = ps::pool_band::first_window(p, d, i); o < last; ++o) {
     const I offset = at - o * stride;  // in [0, span)
     if (dil == 1) {
       f(o, offset);
@@ -95,20 +93,48 @@ __device__ inline PoolInput<I> pool_input(const PoolParams& p, I in_plane, I i) 
   return e;
 }
 
-// MaxPool backward, pass 1, in index type I (ps_max_pool_argmax_f32).
+// The position inside its plane (id * in[1] + ih) * in[2] + iw of the FIRST maximum of
+// output (od, oh, ow)'s window over the plane `xin`, NaNs skipped after the first tap, as the
+// CPU reference's; -1 for a window with no tap inside the input.
 template <typename I>
-__device__ inline void max_pool_argmax(const float* x, int32_t* argmax, const PoolParams& p) {
-  const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
-  const I out_plane = static_cast<I>(p.out[0]) * out1 * out2;
+__device__ inline I window_argmax(const float* xin, const PoolParams& p, I od, I oh, I ow) {
   const I in2 = static_cast<I>(p.in[2]), in1 = static_cast<I>(p.in[1]);
-  const I in_plane = static_cast<I>(p.in[0]) * in1 * in2;
-  const I total = out_plane * static_cast<I>(p.planes);
   I stride[3], pad[3], dil[3];
   for (int d = 0; d < 3; ++d) {
     stride[d] = static_cast<I>(p.stride[d]);
     pad[d] = static_cast<I>(p.pad_begin[d]);
     dil[d] = static_cast<I>(p.dilation[d]);
   }
+  const TapRangeOf<I> rd = valid_taps(p, 0, od);
+  const TapRangeOf<I> rh = valid_taps(p, 1, oh);
+  const TapRangeOf<I> rw = valid_taps(p, 2, ow);
+  float best = 0.0f;
+  I best_at = -1;
+  for (I td = rd.first; td < rd.last; ++td) {
+    const I id = od * stride[0] - pad[0] + td * dil[0];
+    for (I th = rh.first; th < rh.last; ++th) {
+      const I ih = oh * stride[1] - pad[1] + th * dil[1];
+      for (I tw = rw.first; tw < rw.last; ++tw) {
+        const I iw = ow * stride[2] - pad[2] + tw * dil[2];
+        const I at = (id * in1 + ih) * in2 + iw;
+        const float v = xin[at];
+        if (best_at < 0 || v > best) {
+          best = v;
+          best_at = at;
+        }
+      }
+    }
+  }
+  return best_at;
+}
+
+// MaxPool backward, pass 1, in index type I (ps_max_pool_argmax_f32).
+template <typename I>
+__device__ inline void max_pool_argmax(const float* x, int32_t* argmax, const PoolParams& p) {
+  const I out2 = static_cast<I>(p.out[2]), out1 = static_cast<I>(p.out[1]);
+  const I out_plane = static_cast<I>(p.out[0]) * out1 * out2;
+  const I in_plane = static_cast<I>(p.in[0] * p.in[1] * p.in[2]);
+  const I total = out_plane * static_cast<I>(p.planes);
   for (I i = static_cast<I>(thread_index()); i < total; i += static_cast<I>(grid_stride())) {
     const I plane = i / out_plane;
     const I r = i - plane * out_plane;
@@ -117,27 +143,7 @@ __device__ inline void max_pool_argmax(const float* x, int32_t* argmax, const Po
     const I od = row / out1;
     const I oh = row - od * out1;
     const float* xin = x + static_cast<uint64_t>(plane) * static_cast<uint64_t>(in_plane);
-    const TapRangeOf<I> rd = valid_taps(p, 0, od);
-    const TapRangeOf<I> rh = valid_taps(p, 1, oh);
-    const TapRangeOf<I> rw = valid_taps(p, 2, ow);
-    float best = 0.0f;
-    I best_at = -1;
-    for (I td = rd.first; td < rd.last; ++td) {
-      const I id = od * stride[0] - pad[0] + td * dil[0];
-      for (I th = rh.first; th < rh.last; ++th) {
-        const I ih = oh * stride[1] - pad[1] + th * dil[1];
-        for (I tw = rw.first; tw < rw.last; ++tw) {
-          const I iw = ow * stride[2] - pad[2] + tw * dil[2];
-          const I at = (id * in1 + ih) * in2 + iw;
-          const float v = xin[at];
-          if (best_at < 0 || v > best) {
-            best = v;
-            best_at = at;
-          }
-        }
-      }
-    }
-    argmax[i] = static_cast<int32_t>(best_at);
+    argmax[i] = static_cast<int32_t>(window_argmax<I>(xin, p, od, oh, ow));
   }
 }
 
@@ -200,6 +206,87 @@ __device__ inline void avg_pool_backward(const float* dy, float* dx, const PoolP
     });
     return sum;
   });
+}
+
+// The banded pooling backward (pool_band.h; ps_pool_backward_band_f32): block b gathers the
+// flattened input rows [b * rows, (b + 1) * rows) of [planes * H, W]. Precondition: bp comes
+// from plan_pool_band (2-D pooling, every index in int32_t, the band's outputs within
+// kOutputs, rows within kMaxRows, W and OW within kMaxWidth). The sums are the element-wise
+// kernels' bit for bit: the same terms (AveragePool's dY / divisor; MaxPool's dY where the
+// window's first maximum is the input) added in the same order (oh, then ow, increasing).
+__device__ inline void pool_backward_band(const float* x, const float* dy, float* dx,
+                                          const ps::pool_band::PoolBandParams& bp,
+                                          uint32_t accumulate) {
+  using namespace ps::pool_band;
+  __shared__ float grad[kOutputs];   // each staged output's gradient term
+  __shared__ int32_t arg[kOutputs];  // MaxPool: its window's first maximum (in-plane position)
+  __shared__ int32_t row_first[kMaxRows], row_last[kMaxRows];  // staged rows covering a row
+  __shared__ int32_t row_at[kMaxRows];                         // the row's ih * W
+  __shared__ int32_t col_first[kMaxWidth], col_last[kMaxWidth];  // outputs covering a column
+  const PoolParams& p = bp.p;
+  const bool is_max = p.kind == ps::dnn_kernels::kPoolMax;
+  const int32_t h = static_cast<int32_t>(p.in[1]), w = static_cast<int32_t>(p.in[2]);
+  const int32_t oh_count = static_cast<int32_t>(p.out[1]), ow_count = static_cast<int32_t>(p.out[2]);
+  const int32_t in_plane = h * w;
+  const int32_t total_rows = static_cast<int32_t>(p.planes) * h;
+  const int32_t r0 = static_cast<int32_t>(blockIdx.x) * bp.rows;
+  const int32_t r1 = r0 + bp.rows < total_rows ? r0 + bp.rows : total_rows;
+  const Range band = band_outputs(p, r0, r1);
+  const int32_t out_row0 = static_cast<int32_t>(band.first);
+  const int32_t staged = static_cast<int32_t>(band.last - band.first) * ow_count;
+  const int32_t t = static_cast<int32_t>(threadIdx.x), step = static_cast<int32_t>(blockDim.x);
+
+  for (int32_t k = t; k < r1 - r0; k += step) {
+    const int32_t plane = (r0 + k) / h, ih = r0 + k - plane * h;
+    const int32_t base = plane * oh_count - out_row0;
+    const int32_t first = first_window(p, 1, ih), last = last_window(p, 1, ih);
+    row_first[k] = base + first;
+    row_last[k] = base + (last > first ? last : first);
+    row_at[k] = ih * w;
+  }
+  for (int32_t iw = t; iw < w; iw += step) {
+    const int32_t first = first_window(p, 2, iw), last = last_window(p, 2, iw);
+    col_first[iw] = first;
+    col_last[iw] = last > first ? last : first;
+  }
+  for (int32_t q = t; q < staged; q += step) {
+    const int32_t row = q / ow_count, ow = q - row * ow_count;
+    const int32_t out_row = out_row0 + row;
+    const int32_t plane = out_row / oh_count, oh = out_row - plane * oh_count;
+    const float g = dy[out_row * ow_count + ow];
+    if (is_max) {
+      arg[q] = window_argmax<int32_t>(x + static_cast<uint64_t>(plane) * in_plane, p, 0, oh, ow);
+      grad[q] = g;
+    } else {
+      const int64_t divisor = static_cast<int64_t>(counted<int32_t>(p, 0, 0)) *
+                              counted<int32_t>(p, 1, oh) * counted<int32_t>(p, 2, ow);
+      grad[q] = divisor > 0 ? g / static_cast<float>(divisor) : 0.0f;
+    }
+  }
+  __syncthreads();
+
+  // Element j = k * W + iw of the band, (k, iw) advanced without dividing.
+  const int32_t count = (r1 - r0) * w;
+  const int32_t dk = step / w, dw = step - dk * w;
+  int32_t k = t / w, iw = t - k * w;
+  for (int32_t j = t; j < count; j += step) {
+    const int32_t at = row_at[k] + iw;
+    const int32_t c0 = col_first[iw], c1 = col_last[iw];
+    float sum = 0.0f;
+    for (int32_t r = row_first[k]; r < row_last[k]; ++r) {
+      for (int32_t c = c0; c < c1; ++c) {
+        const int32_t q = r * ow_count + c;
+        if (!is_max || arg[q] == at) sum += grad[q];
+      }
+    }
+    store(dx, static_cast<uint64_t>(r0 + k) * static_cast<uint64_t>(w) + iw, sum, accumulate);
+    k += dk;
+    iw += dw;
+    if (iw >= w) {
+      iw -= w;
+      ++k;
+    }
+  }
 }
 
 // Four floats, loaded and stored as one 16-byte access (ld/st.global.v4.f32).
@@ -396,4 +483,13 @@ extern "C" __global__ void ps_avg_pool_backward_f32(const float* dy, float* dx,
   } else {
     train::avg_pool_backward<int64_t>(dy, dx, p, accumulate);
   }
+}
+
+// The banded pooling backward (pool_band.h): MaxPool (x read for each window's first maximum)
+// or AveragePool (x unused) over 2-D windows, one block a band of input rows, kBlock threads.
+// Grid: ceil(planes * H / bp.rows) blocks.
+extern "C" __global__ void ps_pool_backward_band_f32(const float* x, const float* dy, float* dx,
+                                                     ps::pool_band::PoolBandParams bp,
+                                                     uint32_t accumulate) {
+  train::pool_backward_band(x, dy, dx, bp, accumulate);
 }

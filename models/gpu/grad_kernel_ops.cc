@@ -83,6 +83,33 @@ class PoolGradOp final : public GpuOp {
   uint64_t out_count_ = 0, in_count_ = 0;
 };
 
+// MaxPool / AveragePool backward over 2-D windows: one launch of the banded gather
+// (cuda/kernels/pool_band.h), no workspace.
+class PoolBandGradOp final : public GpuOp {
+ public:
+  PoolBandGradOp(cuda::Kernel k, pool_band::PoolBandParams bp, bool accumulate)
+      : kernel_(k), params_(bp), accumulate_(accumulate), blocks_(pool_band_blocks(bp)) {}
+  Status enqueue(const LaunchArgs& args) const override {
+    const bool max = params_.p.kind == dnn_kernels::kPoolMax;
+    PS_TRY(check_bound(args, 2, 1, max ? "MaxPool" : "AveragePool"));
+    return kernel_.launch(args.stream, static_cast<unsigned>(blocks_), pool_band::kBlock, 0,
+                          args.inputs[0], args.inputs[1], args.outputs[0], params_,
+                          flag(accumulate_));
+  }
+  std::string describe() const override {
+    return str_cat("kernel ps_pool_backward_band_f32 (",
+                   params_.p.kind == dnn_kernels::kPoolMax ? "max" : "average", ", ", blocks_,
+                   " bands of ", params_.rows, " rows, deterministic)",
+                   accumulate_ ? ", accumulating" : "");
+  }
+
+ private:
+  cuda::Kernel kernel_;
+  pool_band::PoolBandParams params_;
+  bool accumulate_;
+  int64_t blocks_;
+};
+
 class GlobalAveragePoolGradOp final : public GpuOp {
  public:
   GlobalAveragePoolGradOp(cuda::Kernel k, int64_t planes, int64_t inner, bool accumulate)
@@ -256,6 +283,11 @@ Result<std::unique_ptr<GpuOp>> build_pool_grad(const GradSpec& spec, const OpEnv
   PS_ASSIGN_OR_RETURN(const PoolPlan plan, plan_pool(spec.forward));
   const bool max = plan.mode == PoolMode::kMax;
   const dnn_kernels::PoolParams p = pool_kernel_params(plan);
+  const pool_band::PoolBandParams band = plan_pool_band(p);
+  if (band.rows > 0) {
+    PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, "ps_pool_backward_band_f32"));
+    return std::unique_ptr<GpuOp>(new PoolBandGradOp(k, band, spec.accumulates(0)));
+  }
   if (max && p.in[0] * p.in[1] * p.in[2] >= (int64_t{1} << 31)) {
     return unsupported("a pooling plane of ", p.in[0] * p.in[1] * p.in[2],
                        " elements (the argmax is int32)");

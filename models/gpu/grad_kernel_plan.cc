@@ -1,5 +1,6 @@
 #include "models/gpu/grad_kernel_plan.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "common/shape.h"
@@ -84,6 +85,51 @@ std::vector<SgdGroupRange> partition_sgd_groups(std::span<const int64_t> counts,
     elements += counts[t];
   }
   return groups;
+}
+
+pool_band::PoolBandParams plan_pool_band(const dnn_kernels::PoolParams& p, int64_t target_inputs) {
+  using namespace pool_band;
+  PoolBandParams bp;
+  bp.p = p;
+  const bool two_d = p.in[0] == 1 && p.out[0] == 1 && p.kernel[0] == 1 && p.pad_begin[0] == 0;
+  // The gather adds every window whose span covers an input: a tap unless dilated, and a
+  // dilated MaxPool's non-taps are never its first maximum; AveragePool has no dilation.
+  const bool dilated = p.dilation[1] != 1 || p.dilation[2] != 1;
+  const int64_t h = p.in[1], w = p.in[2], oh = p.out[1], ow = p.out[2];
+  if (!two_d || (dilated && p.kind != dnn_kernels::kPoolMax) || p.planes <= 0 || h <= 0 || w <= 0 ||
+      oh <= 0 || ow <= 0 || w > kMaxWidth || ow > kMaxWidth) {
+    return bp;
+  }
+  constexpr int64_t kLimit = int64_t{1} << 30;
+  if (p.planes * h * w >= kLimit || p.planes * oh * ow >= kLimit) return bp;
+  int64_t rows = std::clamp<int64_t>(target_inputs / w, 1, kMaxRows);
+  rows = std::min(rows, p.planes * h);
+  for (; rows > 0; rows -= std::max<int64_t>(1, rows / 8)) {
+    bp.rows = static_cast<int32_t>(rows);
+    if (pool_band_max_staged(bp) <= kOutputs) return bp;
+  }
+  bp.rows = 0;
+  return bp;
+}
+
+int64_t pool_band_blocks(const pool_band::PoolBandParams& bp) {
+  const int64_t total = bp.p.planes * bp.p.in[1];
+  return (total + bp.rows - 1) / bp.rows;
+}
+
+int64_t pool_band_max_staged(const pool_band::PoolBandParams& bp) {
+  // A band's outputs depend on where it starts inside a plane (r0 mod H) and on its length;
+  // starts b * rows for b < H take every position a start can have, and the last, shorter
+  // band needs no more than a full one starting where it does.
+  const int64_t total = bp.p.planes * bp.p.in[1];
+  const int64_t bands = std::min(pool_band_blocks(bp), bp.p.in[1]);
+  int64_t most = 0;
+  for (int64_t b = 0; b < bands; ++b) {
+    const int64_t r0 = b * bp.rows;
+    const pool_band::Range r = pool_band::band_outputs(bp.p, r0, std::min(r0 + bp.rows, total));
+    most = std::max(most, (r.last - r.first) * bp.p.out[2]);
+  }
+  return most;
 }
 
 }  // namespace ps::models::gpu

@@ -10,6 +10,7 @@
 #include "common/shape.h"
 #include "common/status.h"
 #include "cuda/kernels/dnn_pool_params.h"
+#include "cuda/kernels/pool_band.h"
 #include "cuda/kernels/train_params.h"
 #include "models/cpu/sgd.h"
 #include "models/gpu/index_plan.h"
@@ -45,5 +46,20 @@ struct SgdGroupRange {
 inline constexpr int64_t kSgdGroupElements = int64_t{16} << 20;  // ~0.1 ms of HBM traffic
 std::vector<SgdGroupRange> partition_sgd_groups(std::span<const int64_t> counts,
                                                 int64_t max_elements = kSgdGroupElements);
+
+// The banded pooling backward (cuda/kernels/pool_band.h) for the pooling `p`: `rows` of the
+// flattened [planes * H] input rows a block gathers, about `target_inputs` elements (tests
+// pass a few to make bands cross planes), fewer where a band's outputs would not fit the
+// block's kOutputs. rows = 0 where the banded kernel does not apply and the element-wise
+// kernels serve: 3-D pooling, rows wider than kMaxWidth, 2^30 elements or more, no outputs,
+// or not even one row's outputs fitting.
+pool_band::PoolBandParams plan_pool_band(const dnn_kernels::PoolParams& p,
+                                         int64_t target_inputs = pool_band::kTargetInputs);
+
+// The blocks of ps_pool_backward_band_f32 for `bp` (rows > 0): one per band.
+int64_t pool_band_blocks(const pool_band::PoolBandParams& bp);
+
+// The most outputs any band of `bp` stages (planner and tests: at most kOutputs).
+int64_t pool_band_max_staged(const pool_band::PoolBandParams& bp);
 
 }  // namespace ps::models::gpu

@@ -317,6 +317,31 @@ void check_pool_backward(const PoolCase& c, uint64_t seed) {
     });
   }
   for (int64_t i = 0; i < dx.numel(); ++i) CHECK(dx64.data<float>()[i] == dx.data<float>()[i]);
+
+  // The banded kernel, where it applies (2-D and 1-D windows), must give the same bits: with
+  // its default bands, with bands of a few rows that cross planes, and accumulating.
+  const bool two_d = c.x.size() <= 4;
+  for (const int64_t target : {int64_t{pool_band::kTargetInputs}, int64_t{1}, 4 * c.x.back()}) {
+    const pool_band::PoolBandParams bp = plan_pool_band(p, target);
+    INFO("band target " << target << ": rows " << bp.rows);
+    REQUIRE((bp.rows > 0) == two_d);
+    if (!two_d) break;
+    CHECK(pool_band_max_staged(bp) <= pool_band::kOutputs);
+    Tensor band = zeros_f32(c.x);
+    const unsigned threads = target == 1 ? 32 : 64;
+    emu_launch(EmuDim{static_cast<unsigned>(pool_band_blocks(bp))}, EmuDim{threads}, [&] {
+      ps_pool_backward_band_f32(x.data<float>(), dy.data<float>(), band.mutable_data<float>(), bp,
+                                0);
+    });
+    for (int64_t i = 0; i < dx.numel(); ++i) CHECK(band.data<float>()[i] == dx.data<float>()[i]);
+    // Accumulating onto dx itself doubles it (exactly: x + x).
+    emu_launch(EmuDim{static_cast<unsigned>(pool_band_blocks(bp))}, EmuDim{threads}, [&] {
+      ps_pool_backward_band_f32(x.data<float>(), dy.data<float>(), band.mutable_data<float>(), bp,
+                                1);
+    });
+    for (int64_t i = 0; i < dx.numel(); ++i)
+      CHECK(band.data<float>()[i] == 2.0f * dx.data<float>()[i]);
+  }
 }
 
 TEST_CASE("emulated MaxPool backward: first maximum among ties, padding, ceil, dilation",
@@ -356,6 +381,65 @@ TEST_CASE("emulated AveragePool backward: count_include_pad, ceil mode, 3-D", "[
   };
   uint64_t seed = 200;
   for (const PoolCase& c : cases) check_pool_backward(c, seed += 2);
+}
+
+// The banded pooling backward's plan for a pooling layer of input `x` (as build_pool_grad).
+pool_band::PoolBandParams band_plan(const std::string& op, const Shape& x,
+                                    const std::vector<pipeswitch::psm::Attribute>& at) {
+  const cpu::Attributes a = attrs(at);
+  const Tensor input = zeros_f32(x);
+  Result<std::vector<Tensor>> y =
+      cpu::run_op_allocating(op, a, std::vector<const Tensor*>{&input}, 1);
+  REQUIRE(y.ok());
+  const std::vector<TensorSpec> inputs{TensorSpec{DType::kFloat32, x}};
+  const std::vector<TensorSpec> outputs{TensorSpec{DType::kFloat32, (*y)[0].shape()}};
+  Result<PoolPlan> plan = plan_pool(OpSpec{op, "band", a, inputs, outputs});
+  REQUIRE(plan.ok());
+  return plan_pool_band(pool_kernel_params(*plan));
+}
+
+TEST_CASE("banded pooling backward plan: real layers banded within shared memory, the rest not",
+          "[gpu_train_emulation]") {
+  const auto k3s2 = std::vector{attr_ints("kernel_shape", {3, 3}), attr_ints("strides", {2, 2})};
+  const auto k3s1p1 = std::vector{attr_ints("kernel_shape", {3, 3}),
+                                  attr_ints("pads", {1, 1, 1, 1}), attr_i("count_include_pad", 1)};
+  // ResNet's stem pool and Inception v3's (batch 2: the plan depends on the plane, not N).
+  auto stem = k3s2;
+  stem.push_back(attr_ints("pads", {1, 1, 1, 1}));
+  struct Layer {
+    std::string op;
+    Shape x;
+    std::vector<pipeswitch::psm::Attribute> at;
+    int32_t rows;  // 2048 / W elements, or what the outputs allow
+  };
+  const std::vector<Layer> layers = {
+      {"MaxPool", {2, 64, 112, 112}, stem, 18},
+      {"MaxPool", {2, 64, 147, 147}, k3s2, 13},
+      {"MaxPool", {2, 192, 71, 71}, k3s2, 28},
+      {"MaxPool", {2, 768, 17, 17}, k3s2, 120},
+      // 58 rows would stage 60 rows of 35 outputs (2100): 51 stage at most 53 (1855).
+      {"AveragePool", {2, 192, 35, 35}, k3s1p1, 51},
+      {"AveragePool", {2, 2048, 8, 8}, k3s1p1, 256},
+  };
+  for (const Layer& l : layers) {
+    INFO(l.op << " " << shape_string(l.x));
+    const pool_band::PoolBandParams bp = band_plan(l.op, l.x, l.at);
+    CHECK(bp.rows == l.rows);
+    CHECK(pool_band_max_staged(bp) <= pool_band::kOutputs);
+    CHECK(pool_band_blocks(bp) == (l.x[0] * l.x[1] * l.x[2] + bp.rows - 1) / bp.rows);
+  }
+  // A row of outputs wider than the shared tables, and 3-D windows: the element-wise kernels.
+  CHECK(band_plan("MaxPool", {1, 1, 4, 1100}, k3s2).rows == 0);
+  CHECK(band_plan("AveragePool", {1, 1, 4, 5, 6},
+                  {attr_ints("kernel_shape", {2, 2, 3}), attr_ints("strides", {1, 2, 2})})
+            .rows == 0);
+  // Windows of 9 rows: 10 rows of 200 would stage 18 output rows (3600 outputs); rows shrink
+  // until they fit (2: 10 output rows, 2000). At W = 500 not even one row fits (4500).
+  const auto k9 = std::vector{attr_ints("kernel_shape", {9, 1}), attr_ints("pads", {4, 0, 4, 0})};
+  CHECK(band_plan("AveragePool", {1, 1, 50, 500}, k9).rows == 0);
+  const pool_band::PoolBandParams tall = band_plan("AveragePool", {1, 4, 200, 200}, k9);
+  CHECK(tall.rows == 2);
+  CHECK(pool_band_max_staged(tall) <= pool_band::kOutputs);
 }
 
 TEST_CASE("emulated broadcast backward: dY summed over the broadcast dimensions", "[gpu_train_emulation]") {
