@@ -20,6 +20,9 @@
 #                                        TF32 step (profile) against PyTorch's
 #   bash scripts/gpu-session.sh trainspeed [MODEL] [BATCH] [ROUNDS]  issue 7: the TF32 step
 #                                        alternated with PyTorch's, ROUNDS times on one machine
+#   bash scripts/gpu-session.sh convfind [MODEL...]  issue 7: every cuDNN backward algorithm
+#                                        the legacy Find offers each convolution (time,
+#                                        workspace, determinism), TF32, batch 64
 #   bash scripts/gpu-session.sh demo     issue 5: scripts/demo.sh (make demo's script) from the
 #                                        bundle, on the full zoo models
 #   bash scripts/gpu-session.sh check    every [gpu] case and e2e on the GPU only (serve without
@@ -45,7 +48,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|traindebug|trainvs|trainspeed|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -168,6 +171,23 @@ case "$STEP" in
       guarded 80 "$tag-speed-torch-$r.log" python3 scripts/torch_train.py --model "$model" \
         --batch "$batch" --time --precisions tf32
       echo "round $r:"; grep -h -E 'ms' "$OUT/$tag-speed-ps-$r.log" "$OUT/$tag-speed-torch-$r.log" | tail -4
+    done
+    ;;
+  convfind)
+    # Issue 7: what cuDNN's legacy Find offers each convolution backward (PS_CONV_FIND_LOG=1:
+    # every algorithm's time, workspace and determinism) in TF32, for models $2... at batch 64,
+    # with the step's profile.
+    shift
+    for model in "${@:-inception_v3}"; do
+      tag="${model}_b64"
+      [[ -f /tmp/w/$tag.onnx ]] || guarded 120 "$tag-export.log" python3 scripts/torch_train.py \
+        --model "$model" --batch 64 --export-onnx "/tmp/w/$tag.onnx"
+      [[ -f /tmp/w/$tag.psm ]] || guarded 90 "$tag-import.log" /tmp/b/bin/psimport \
+        "/tmp/w/$tag.onnx" -o "/tmp/w/$tag.psm" --batch 64 --mode training
+      PS_CONV_FIND_LOG=1 guarded 100 "$tag-convfind.log" /tmp/b/bin/psbench train \
+        "/tmp/w/$tag.psm" --precision tf32 --steps 3 --runs 5 --profile-top 60
+      echo "$model: $(grep -c '^conv find' "$OUT/$tag-convfind.log") find lines"
+      grep -E 'step: GPU' "$OUT/$tag-convfind.log"
     done
     ;;
   gradcheck)

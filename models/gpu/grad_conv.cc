@@ -6,6 +6,8 @@
 // a step give the same bits), the fastest of any kind only when none is deterministic.
 // kFp32 admits FMA math only, kTf32 also tensor-op math (as the forward).
 #include <array>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 
@@ -40,6 +42,24 @@ std::map<std::string, BwdChoice>& cache() {
 
 bool acceptable_math(Precision precision, cudnnMathType_t math) {
   return precision == Precision::kTf32 || math == CUDNN_FMA_MATH || math == CUDNN_DEFAULT_MATH;
+}
+
+// PS_CONV_FIND_LOG=1: every cudnnFind*AlgorithmEx result on stderr (what the backward could
+// have had: the deterministic choice against the fastest of any kind).
+template <typename Perf>
+void log_find(const std::string& key, const Perf* perf, int returned) {
+  static const bool on = [] {
+    const char* v = std::getenv("PS_CONV_FIND_LOG");
+    return v != nullptr && v[0] == '1';
+  }();
+  if (!on) return;
+  for (int i = 0; i < returned; ++i) {
+    const Perf& p = perf[i];
+    std::fprintf(stderr, "conv find %s: algo %d math %d %s %.3f ms %zu B status %d\n", key.c_str(),
+                 static_cast<int>(p.algo), static_cast<int>(p.mathType),
+                 p.determinism == CUDNN_DETERMINISTIC ? "det" : "nondet", p.time, p.memory,
+                 static_cast<int>(p.status));
+  }
 }
 
 // Picks from perf results sorted fastest first: the first deterministic acceptable one, else
@@ -122,6 +142,7 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
         x_desc_.get(), ptr(0), static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at),
         cap));
     PS_TRY(runtime.plan_stream().synchronize());
+    log_find(full_key, perf.data(), returned);
     const auto* best = pick(perf.data(), returned, env.precision, cap);
     if (best == nullptr) {
       return unsupported("cuDNN found no backward-data algorithm within ", cap >> 20, " MiB");
@@ -141,6 +162,7 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
         runtime.dnn(), x_desc_.get(), ptr(0), y_desc_.get(), ptr(y_at), conv.get(), w_desc_.get(),
         ptr(w_at), static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at), cap));
     PS_TRY(runtime.plan_stream().synchronize());
+    log_find(full_key, perf.data(), returned);
     const auto* best = pick(perf.data(), returned, env.precision, cap);
     if (best == nullptr) {
       return unsupported("cuDNN found no backward-filter algorithm within ", cap >> 20, " MiB");
