@@ -59,12 +59,6 @@ class ConvGraph {
 
   size_t plan_count() const { return plans_.size(); }
   size_t workspace_bytes(size_t plan) const { return plans_[plan].workspace_bytes; }
-  // The largest workspace any plan needs (what timing them all takes).
-  size_t max_workspace_bytes() const {
-    size_t most = 0;
-    for (const Plan& p : plans_) most = p.workspace_bytes > most ? p.workspace_bytes : most;
-    return most;
-  }
   int64_t engine(size_t plan) const { return plans_[plan].engine; }
   // Keeps plan `plan` only (it becomes plan 0), releasing the others.
   void keep(size_t plan);

@@ -407,6 +407,9 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
 
   // Scratch: x | w | b | r | y | y (legacy) | workspace; x, w, b, r random.
   const size_t bias_bytes = static_cast<size_t>(channels_) * 4;
+  size_t graph_ws = 0;
+  for (size_t i = 0; i < graph.plan_count(); ++i)
+    graph_ws = std::max(graph_ws, graph.workspace_bytes(i));
   const size_t w_at = round_up(x_bytes);
   const size_t b_at = w_at + round_up(w_bytes);
   const size_t r_at = b_at + round_up(bias_bytes);
@@ -415,9 +418,9 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   const size_t ws_at = ref_at + round_up(y_bytes);
   const cuda::Stream& stream = env.runtime.plan_stream();
   PS_TRY(env.runtime.bind(stream, 0, 0));
-  PS_ASSIGN_OR_RETURN(const CUdeviceptr s,
-                      env.runtime.plan_scratch(
-                          ws_at + std::max(legacy_workspace_bytes_, graph.max_workspace_bytes())));
+  PS_ASSIGN_OR_RETURN(
+      const CUdeviceptr s,
+      env.runtime.plan_scratch(ws_at + std::max(legacy_workspace_bytes_, graph_ws)));
   const CUdeviceptr x = s, w = s + w_at, b = s + b_at, r = s + r_at, y = s + y_at;
   const CUdeviceptr ws = s + ws_at;
   GraphTrial trial;

@@ -344,6 +344,10 @@ Status ConvGradOp::consider_graph(bool data, const OpEnv& env, const CudnnConvSh
 
   // Scratch: x | w | dy | out | ref | workspace (out, ref: the gradient, dX or dW).
   const size_t out_bytes = data ? x_bytes_ : w_bytes_;
+  size_t graph_ws = 0;
+  for (size_t i = 0; i < graph.plan_count(); ++i) {
+    graph_ws = std::max(graph_ws, graph.workspace_bytes(i));
+  }
   const size_t w_at = round_up(x_bytes_);
   const size_t y_at = w_at + round_up(w_bytes_);
   const size_t out_at = y_at + round_up(y_bytes_);
@@ -351,9 +355,9 @@ Status ConvGradOp::consider_graph(bool data, const OpEnv& env, const CudnnConvSh
   const size_t ws_at = ref_at + round_up(out_bytes);
   const cuda::Stream& stream = env.runtime.plan_stream();
   PS_TRY(env.runtime.bind(stream, 0, 0));
-  PS_ASSIGN_OR_RETURN(const CUdeviceptr s,
-                      env.runtime.plan_scratch(ws_at + std::max(data ? data_ws_ : filter_ws_,
-                                                                graph.max_workspace_bytes())));
+  PS_ASSIGN_OR_RETURN(
+      const CUdeviceptr s,
+      env.runtime.plan_scratch(ws_at + std::max(data ? data_ws_ : filter_ws_, graph_ws)));
   const CUdeviceptr x = s, w = s + w_at, dy = s + y_at, ws = s + ws_at;
   GraphTrial trial;
   trial.stream = &stream;
