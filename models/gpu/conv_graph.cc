@@ -58,8 +58,7 @@ struct EngineInfo {
   bool admitted = false;
 };
 
-Result<EngineInfo> engine_info(const BackendDescriptor& config, Precision precision,
-                               bool deterministic_only) {
+Result<EngineInfo> engine_info(const BackendDescriptor& config, Precision precision) {
   PS_ASSIGN_OR_RETURN(BackendDescriptor engine,
                       BackendDescriptor::create(CUDNN_BACKEND_ENGINE_DESCRIPTOR));
   cudnnBackendDescriptor_t raw = engine.get();
@@ -84,9 +83,6 @@ Result<EngineInfo> engine_info(const BackendDescriptor& config, Precision precis
                        notes[i] == CUDNN_NUMERICAL_NOTE_DOWN_CONVERT_INPUTS ||
                        notes[i] == CUDNN_NUMERICAL_NOTE_REDUCED_PRECISION_REDUCTION;
     if (lossy && precision == Precision::kFp32) info.admitted = false;
-    if (deterministic_only && notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) {
-      info.admitted = false;
-    }
   }
   for (int64_t i = 0; i < std::min<int64_t>(behaviour_count, behaviour.size()); ++i) {
     if (behaviour[i] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION) info.admitted = false;
@@ -178,38 +174,8 @@ Result<ConvGraph> ConvGraph::build(cudnnHandle_t handle, const ConvGraphShape& s
                          : make_tensor(shape.y, next_virtual++, true);
   };
   std::vector<BackendDescriptor> ops;
-  const bool forward = shape.kind == ConvGraphKind::kForward;
-  if (!forward && (shape.has_bias || shape.has_residual || shape.relu)) {
-    return invalid_argument("cuDNN graph convolution backward: no epilogue to fuse");
-  }
-  PS_ASSIGN_OR_RETURN(BackendDescriptor current, output());  // y, or dY for the backward
-  if (shape.kind == ConvGraphKind::kBackwardData) {
-    PS_ASSIGN_OR_RETURN(
-        BackendDescriptor op,
-        BackendDescriptor::create(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, w));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, current));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, x));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, conv));
-    const float alpha = 1.0f, beta = 0.0f;
-    PS_TRY(op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha));
-    PS_TRY(op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, 1, &beta));
-    PS_TRY(op.finalize());
-    ops.push_back(std::move(op));
-  } else if (shape.kind == ConvGraphKind::kBackwardFilter) {
-    PS_ASSIGN_OR_RETURN(
-        BackendDescriptor op,
-        BackendDescriptor::create(CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, x));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY, current));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, w));
-    PS_TRY(op.set_descriptor(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, conv));
-    const float alpha = 1.0f, beta = 0.0f;
-    PS_TRY(op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha));
-    PS_TRY(op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA, CUDNN_TYPE_FLOAT, 1, &beta));
-    PS_TRY(op.finalize());
-    ops.push_back(std::move(op));
-  } else {
+  PS_ASSIGN_OR_RETURN(BackendDescriptor current, output());
+  {
     PS_ASSIGN_OR_RETURN(
         BackendDescriptor op,
         BackendDescriptor::create(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR));
@@ -258,7 +224,7 @@ Result<ConvGraph> ConvGraph::build(cudnnHandle_t handle, const ConvGraphShape& s
     PS_ASSIGN_OR_RETURN(std::vector<BackendDescriptor> configs, engine_configs(graph, heur));
     for (BackendDescriptor& config : configs) {
       if (g.plans_.size() >= max_plans) break;
-      PS_ASSIGN_OR_RETURN(const EngineInfo info, engine_info(config, precision, !forward));
+      PS_ASSIGN_OR_RETURN(const EngineInfo info, engine_info(config, precision));
       if (!info.admitted) continue;
       if (std::any_of(g.plans_.begin(), g.plans_.end(),
                       [&](const Plan& p) { return p.engine == info.index; })) {

@@ -25,18 +25,12 @@
 
 namespace ps::models::gpu {
 
-// What the graph computes: the forward with its epilogue, or one gradient of the convolution
-// (dX from W and dY, or dW from X and dY; overwritten, beta 0) for the training backward
-// (grad_conv.cc). execute()'s x, w and y are then dX or X, W or dW, and dY.
-enum class ConvGraphKind { kForward, kBackwardData, kBackwardFilter };
-
 // The convolution, as cudnn_conv_shape gives it (window_plan.h): float32 NC[D]HW tensors,
-// group 1, 2 or 3 spatial dimensions. The backward kinds take no bias, residual or ReLU.
+// group 1, 2 or 3 spatial dimensions.
 struct ConvGraphShape {
   std::span<const int64_t> x, w, y, bias;  // bias: [1, K, 1, ...] (used when has_bias)
   std::span<const int64_t> pads, strides, dilations;
   bool has_bias = false, has_residual = false, relu = false;
-  ConvGraphKind kind = ConvGraphKind::kForward;
 };
 
 class ConvGraph {
@@ -45,11 +39,9 @@ class ConvGraph {
   // heuristics (mode A, then the fallback list when A gives none), in the heuristics' order,
   // each within `workspace_cap` bytes. kFp32 keeps only engines without the tensor-core,
   // down-convert and reduced-precision notes (strict IEEE fp32, as CUDNN_FMA_MATH); engines
-  // that compile at run time are skipped (seconds of plan time each), and for the backward
-  // kinds those with the non-deterministic note (a training step gives the same bits twice). The
-  // plans run on the handle's stream. Errors: kUnsupported for a shape this does not describe
-  // (group != 1, one spatial dimension) or when no plan finalises, with cuDNN's last reason;
-  // kDevice otherwise.
+  // that compile at run time are skipped (seconds of plan time each). The plans run on the
+  // handle's stream. Errors: kUnsupported for a shape this does not describe (group != 1, one
+  // spatial dimension) or when no plan finalises, with cuDNN's last reason; kDevice otherwise.
   static Result<ConvGraph> build(cudnnHandle_t handle, const ConvGraphShape& shape,
                                  Precision precision, size_t max_plans, size_t workspace_cap);
 

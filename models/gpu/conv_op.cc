@@ -19,6 +19,7 @@
 // runs its legacy mode.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -30,9 +31,9 @@
 #include "cuda/device_buffer.h"
 #include "cuda/dnn.h"
 #include "cuda/module.h"
+#include "models/cpu/splitmix.h"
 #include "models/gpu/conv_algo.h"
 #include "models/gpu/conv_graph.h"
-#include "models/gpu/conv_graph_trial.h"
 #include "models/gpu/dnn_builders.h"
 #include "models/gpu/dnn_descriptors.h"
 #include "models/gpu/plan_timing.h"
@@ -115,6 +116,23 @@ std::optional<ModeChoice> cached_choice(const std::string& key) {
 void store_choice(const std::string& key, const ModeChoice& choice) {
   std::lock_guard<std::mutex> lock(mode_mutex());
   mode_cache()[key] = choice;
+}
+
+// Fills `bytes` (a multiple of 4) at `dst` with uniform floats in (-1, 1] from `seed`: the
+// data graph plans are checked on. One block of up to 1 MiB is made on the host and repeated by
+// doubling device copies, so a 25 MB activation costs microseconds of host work, not a pass.
+Status fill_random_device(CUdeviceptr dst, size_t bytes, uint64_t seed,
+                          const cuda::Stream& stream) {
+  if (bytes == 0) return Status::OK();
+  std::vector<float> block(std::min<size_t>(bytes, size_t{1} << 20) / 4);
+  cpu::SplitMix rng(seed);
+  for (float& f : block) f = static_cast<float>(2.0 * rng.uniform() - 1.0);
+  const size_t block_bytes = block.size() * 4;
+  PS_TRY(cuda::copy_to_device_async(dst, block.data(), block_bytes, stream));
+  for (size_t done = block_bytes; done < bytes; done *= 2) {
+    PS_TRY(cuda::copy_device_async(dst + done, dst, std::min(done, bytes - done), stream));
+  }
+  return stream.synchronize();  // `block` is pageable host memory the copy reads
 }
 
 size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
@@ -423,30 +441,56 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
       env.runtime.plan_scratch(ws_at + std::max(legacy_workspace_bytes_, graph_ws)));
   const CUdeviceptr x = s, w = s + w_at, b = s + b_at, r = s + r_at, y = s + y_at;
   const CUdeviceptr ws = s + ws_at;
-  GraphTrial trial;
-  trial.stream = &stream;
-  trial.precision = env.precision;
-  trial.plans = graph.plan_count();
-  trial.legacy = [&](CUdeviceptr out) { return run(legacy_mode_, stream, x, w, b, r, out, ws); };
-  trial.graph = [&](size_t plan, CUdeviceptr out) {
-    return run_graph(graph, plan, fused, stream, x, w, b, r, out, ws);
-  };
-  trial.inputs = {{x, x_bytes}, {w, w_bytes}, {b, bias_bytes}, {r, y_bytes}};
-  trial.out = y;
-  trial.ref = s + ref_at;
-  trial.out_bytes = y_bytes;
-  PS_ASSIGN_OR_RETURN(const GraphVerdict verdict, try_graph_plans(trial));
+  constexpr int kReps = 5;
+  PS_ASSIGN_OR_RETURN(const float legacy_ms, time_candidate(stream, kReps, [&] {
+                        return run(legacy_mode_, stream, x, w, b, r, s + ref_at, ws);
+                      }));
+  float best_ms = legacy_ms;
+  int64_t best = -1;
+  for (size_t i = 0; i < graph.plan_count(); ++i) {
+    Result<float> ms = time_candidate(
+        stream, kReps, [&] { return run_graph(graph, i, fused, stream, x, w, b, r, y, ws); });
+    if (!ms.ok()) {
+      (void)stream.synchronize();  // a plan that fails to run is not a candidate
+      continue;
+    }
+    if (*ms < best_ms) {
+      best_ms = *ms;
+      best = static_cast<int64_t>(i);
+    }
+  }
   choice.graph_plan = -1;
-  if (!verdict.refusal.empty()) {
+  if (best < 0) return Status::OK();
+
+  // The winner must compute what the legacy mode computes, on random x, w, b and r.
+  for (const auto& [at, bytes] : std::array<std::pair<size_t, size_t>, 4>{
+           {{0, x_bytes}, {w_at, w_bytes}, {b_at, bias_bytes}, {r_at, y_bytes}}}) {
+    PS_TRY(fill_random_device(s + at, bytes, at + 1, stream));
+  }
+  PS_TRY(run(legacy_mode_, stream, x, w, b, r, s + ref_at, ws));
+  PS_TRY(run_graph(graph, static_cast<size_t>(best), fused, stream, x, w, b, r, y, ws));
+  // The first MiB of the output (the first image's channels, at least one whole image of most
+  // layers): a wrong layout or a missing term shows there, and plan time stays small.
+  const size_t checked = std::min<size_t>(y_bytes, size_t{1} << 20);
+  std::vector<float> got(checked / 4), want(checked / 4);
+  PS_TRY(cuda::copy_to_host_async(got.data(), y, checked, stream));
+  PS_TRY(cuda::copy_to_host_async(want.data(), s + ref_at, checked, stream));
+  PS_TRY(stream.synchronize());
+  float scale = 0.0f, worst = 0.0f;
+  for (size_t i = 0; i < want.size(); ++i) {
+    scale = std::max(scale, std::fabs(want[i]));
+    const float d = std::fabs(got[i] - want[i]);
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+  }
+  const float tolerance = env.precision == Precision::kFp32 ? 1e-4f : 2e-2f;
+  if (!(worst <= tolerance * std::max(scale, 1e-6f))) {
     // Not cached as a decision either way: the next plan of this geometry checks again.
     choice.decided_graph = false;
     graph_note_ =
-        str_cat("; cuDNN graph engine ", graph.engine(static_cast<size_t>(verdict.refused_plan)),
-                " refused: ", verdict.refusal);
+        str_cat("; cuDNN graph engine ", graph.engine(static_cast<size_t>(best)),
+                " refused: differs from this call by ", worst, " (outputs up to ", scale, ")");
     return Status::OK();
   }
-  if (verdict.plan < 0) return Status::OK();
-  const int64_t best = verdict.plan;
   choice.graph_plan = best;
   choice.graph_engine = graph.engine(static_cast<size_t>(best));
   return adopt(static_cast<size_t>(best));

@@ -4,7 +4,6 @@ target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/batch_norm_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/conv_algo.cc
   ${CMAKE_CURRENT_LIST_DIR}/conv_graph.cc
-  ${CMAKE_CURRENT_LIST_DIR}/conv_graph_trial.cc
   ${CMAKE_CURRENT_LIST_DIR}/conv_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/dnn_descriptors.cc
   ${CMAKE_CURRENT_LIST_DIR}/gemm_op.cc

@@ -11,7 +11,6 @@
 
 #include "cuda/copy.h"
 #include "cuda/device_buffer.h"
-#include "models/cpu/grad.h"
 #include "models/gpu/conv_algo.h"
 #include "models/gpu/conv_graph.h"
 #include "models/gpu/runtime.h"
@@ -145,102 +144,6 @@ TEST_CASE("dnn Conv: every cuDNN graph plan matches the reference", "[gpu]") {
   // clang-format on
   uint64_t seed = 7000;
   for (const GraphCase& c : cases) run_graph_case(c, seed += 10);
-}
-
-// The backward graphs (grad_conv.cc keeps one where it beats the legacy call): every plan of
-// dX and of dW against the CPU reference's gradients of Conv, in fp32 and TF32.
-void run_backward_graph_case(const GraphCase& c, uint64_t seed) {
-  INFO(c.label);
-  const std::vector<pipeswitch::psm::Attribute> list{
-      attr_ints("pads", {c.pads[0], c.pads[1], c.pads[0], c.pads[1]}),
-      attr_ints("strides", c.strides)};
-  const cpu::Attributes a = attrs(list);
-  const cpu::Tensor x = random_tensor(DType::kFloat32, c.x, seed);
-  const cpu::Tensor w = random_tensor(DType::kFloat32, c.w, seed + 1, -0.5, 0.5);
-  Result<std::vector<cpu::Tensor>> y =
-      cpu::run_op_allocating("Conv", a, std::vector<const cpu::Tensor*>{&x, &w}, 1);
-  REQUIRE(y.ok());
-  const Shape y_shape = (*y)[0].shape();
-  const cpu::Tensor dy = random_tensor(DType::kFloat32, y_shape, seed + 2);
-  Result<cpu::ConvGrads> want = cpu::conv_backward(a, x, w, false, dy);
-  REQUIRE(want.ok());
-  const std::vector<TensorSpec> in_specs{f32(c.x), f32(c.w)};
-  const std::vector<TensorSpec> out_specs{f32(y_shape)};
-  Result<ConvPlan> plan = plan_conv(OpSpec{"Conv", c.label, a, in_specs, out_specs});
-  REQUIRE(plan.ok());
-  const CudnnConvShape s = cudnn_conv_shape(*plan);
-
-  GpuRuntime& runtime = shared_runtime();
-  const cuda::Stream& stream = runtime.plan_stream();
-  auto gx = upload(x, stream), gw = upload(w, stream), gdy = upload(dy, stream);
-  REQUIRE((gx.ok() && gw.ok() && gdy.ok()));
-  for (const bool data : {true, false}) {
-    const cpu::Tensor& expected = data ? want->dx : want->dw;
-    Result<cuda::DeviceBuffer> out = cuda::DeviceBuffer::allocate(expected.byte_size());
-    REQUIRE(out.ok());
-    for (Precision p : {Precision::kFp32, Precision::kTf32}) {
-      const ConvGraphShape shape{
-          s.x,
-          s.w,
-          s.y,
-          s.bias,
-          s.pads,
-          s.strides,
-          s.dilations,
-          false,
-          false,
-          false,
-          data ? ConvGraphKind::kBackwardData : ConvGraphKind::kBackwardFilter};
-      Result<ConvGraph> graph = ConvGraph::build(runtime.dnn(), shape, p, 4, kConvWorkspaceCap);
-      INFO((data ? "dX " : "dW ") << precision_name(p) << ": "
-                                  << (graph.ok() ? std::string("built")
-                                                 : graph.status().to_string()));
-      REQUIRE(graph.ok());
-      REQUIRE(graph->plan_count() >= 1);
-      for (size_t i = 0; i < graph->plan_count(); ++i) {
-        Result<cuda::DeviceBuffer> ws =
-            cuda::DeviceBuffer::allocate(std::max<size_t>(graph->workspace_bytes(i), 256));
-        REQUIRE(ws.ok());
-        REQUIRE(runtime.bind(stream, 0, 0).ok());
-        REQUIRE(cuda::memset_d32_async(out->ptr(), 0x7fc00000u,
-                                       static_cast<size_t>(expected.numel()), stream)
-                    .ok());  // NaN: a plan that writes nothing fails
-        const CUdeviceptr gx_or_out = data ? out->ptr() : gx->ptr();
-        const CUdeviceptr gw_or_out = data ? gw->ptr() : out->ptr();
-        Status ran =
-            graph->execute(runtime.dnn(), i, gx_or_out, gw_or_out, 0, 0, gdy->ptr(), ws->ptr());
-        INFO("engine " << graph->engine(i) << ": " << ran.to_string());
-        REQUIRE(ran.ok());
-        Result<cpu::Tensor> got = cpu::Tensor::allocate(DType::kFloat32, expected.shape());
-        REQUIRE(got.ok());
-        REQUIRE(cuda::copy_to_host_async(got->mutable_raw(), out->ptr(), got->byte_size(), stream)
-                    .ok());
-        REQUIRE(stream.synchronize().ok());
-        Result<testing::TensorError> e = testing::compare_tensors(expected, *got);
-        REQUIRE(e.ok());
-        std::printf("[dnn] graph conv %-34s %s %s engine %3lld ws %9zu: max_rel %.3g\n",
-                    c.label.c_str(), std::string(precision_name(p)).c_str(), data ? "dX" : "dW",
-                    static_cast<long long>(graph->engine(i)), graph->workspace_bytes(i),
-                    e->max_rel);
-        CHECK(e->mismatches == 0);
-        CHECK(e->max_rel <= (p == Precision::kFp32 ? 2e-5 : 5e-3));
-      }
-    }
-  }
-}
-
-TEST_CASE("dnn Conv: every cuDNN backward graph plan gives the reference gradients", "[gpu]") {
-  PS_REQUIRE_GPU();
-  // clang-format off
-  const std::vector<GraphCase> cases = {
-      {"resnet stem 7x7/2", {2, 3, 32, 32}, {16, 3, 7, 7}, {3, 3}, {2, 2}, false, false, false},
-      {"inception 3x3/1 p1, 32 channels", {2, 32, 17, 17}, {64, 32, 3, 3}, {1, 1}, {1, 1}, false, false, false},
-      {"3x3/2, no pad", {2, 16, 15, 15}, {24, 16, 3, 3}, {0, 0}, {2, 2}, false, false, false},
-      {"inception 1x7", {2, 24, 9, 9}, {32, 24, 1, 7}, {0, 3}, {1, 1}, false, false, false},
-  };
-  // clang-format on
-  uint64_t seed = 7500;
-  for (const GraphCase& c : cases) run_backward_graph_case(c, seed += 10);
 }
 
 TEST_CASE("dnn Conv: the cuDNN graph refuses grouped convolutions by name", "[gpu]") {
