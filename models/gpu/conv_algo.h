@@ -17,6 +17,11 @@ namespace ps::models::gpu {
 
 // The most workspace one convolution may use.
 inline constexpr size_t kConvWorkspaceCap = size_t{256} << 20;
+// The most one convolution's backward (dX or dW, training) may use. Larger: the tensor-op
+// algorithms of Inception v3's slow early layers want 359-531 MB (Conv2d_4a_3x3's dX 372 MB),
+// which kConvWorkspaceCap shut out (cudnnFind reported them failed). A training step has one
+// workspace, its largest op's (plan_workspace_bytes), so this bounds the step's extra memory.
+inline constexpr size_t kConvGradWorkspaceCap = size_t{2} << 30;
 
 struct ConvAlgoChoice {
   cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;

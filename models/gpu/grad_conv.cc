@@ -2,7 +2,7 @@
 // cudnnConvolutionBackwardFilter, dB by cudnnConvolutionBackwardBias, each with beta = 1 when
 // its gradient accumulates. Descriptors as the forward's (conv_op.cc; 1-D as 2-D). Algorithms:
 // cudnnFind*AlgorithmEx on plan scratch once per (geometry, precision, device), cached for the
-// process; within the workspace cap the fastest DETERMINISTIC algorithm is taken (two runs of
+// process; within kConvGradWorkspaceCap the fastest DETERMINISTIC algorithm is taken (two runs of
 // a step give the same bits), the fastest of any kind only when none is deterministic.
 // kFp32 admits FMA math only, kTf32 also tensor-op math (as the forward).
 #include <array>
@@ -125,10 +125,12 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
   const size_t w_at = round_up(x_bytes_);
   const size_t y_at = w_at + round_up(w_bytes_);
   const size_t ws_at = y_at + round_up(y_bytes_);
-  size_t cap = kConvWorkspaceCap;
+  // Where the device cannot spare the full cap, a quarter of it, down to 32 MiB.
+  size_t cap = kConvGradWorkspaceCap;
   Result<CUdeviceptr> scratch = runtime.plan_scratch(ws_at + cap);
-  if (!scratch.ok() && scratch.status().code() == Code::kOutOfMemory) {
-    cap /= 8;
+  while (!scratch.ok() && scratch.status().code() == Code::kOutOfMemory &&
+         cap > kConvWorkspaceCap / 8) {
+    cap /= 4;
     scratch = runtime.plan_scratch(ws_at + cap);
   }
   if (!scratch.ok()) return scratch.status();

@@ -14,6 +14,7 @@
 #include "cuda/host_memory.h"
 #include "cuda/stream.h"
 #include "models/cpu/synthetic_tokens.h"
+#include "models/gpu/conv_algo.h"
 #include "models/gpu/grad_op.h"
 #include "models/gpu/runtime.h"
 #include "models/gpu/trainer_data.h"
@@ -179,7 +180,8 @@ void print_train_help(std::FILE* out) {
       "                      the model's outputs when fewer, 0.5, 1; for token models noise is\n"
       "                      the probability a token is replaced)\n"
       "  --chunk-ms X        chunk budget (default 1.0; steps are timed whole either way)\n"
-      "  --pool SIZE         device pool size (default: what the trainer needs + 256 MiB)\n"
+      "  --pool SIZE         device pool size (default: what the trainer needs + 2 GiB, the\n"
+      "                      most workspace a convolution's backward may take)\n"
       "  --write-batches F   write the trajectory's batches for scripts/torch_train.py\n"
       "                      --batches F (images: PSBATCH1; token ids: PSTOKEN1)\n"
       "  --json              one JSON object instead of the tables\n"
@@ -282,7 +284,7 @@ Status run_train(const TrainBenchOptions& options) {
   PS_ASSIGN_OR_RETURN(const models::gpu::TrainLayout layout,
                       models::gpu::plan_training(manifest, lo, &models::gpu::gpu_has_backward));
   const uint64_t pool_bytes =
-      o.pool_bytes > 0 ? o.pool_bytes : layout.block_bytes + (uint64_t{256} << 20);
+      o.pool_bytes > 0 ? o.pool_bytes : layout.block_bytes + models::gpu::kConvGradWorkspaceCap;
   PS_ASSIGN_OR_RETURN(cuda::DevicePool pool,
                       cuda::DevicePool::create(runtime->device(), pool_bytes));
   const auto build_start = Clock::now();
