@@ -27,8 +27,13 @@ Result<std::unique_ptr<GpuTrainingJob>> GpuTrainingJob::create(
   // Under yield two chunks may be queued (see turn()): half a millisecond each keeps what an
   // inference request can find ahead of it at about a millisecond.
   options.chunk_budget_ms = policy == TrainingPolicy::kYield ? 0.5 : 1.0;
-  PS_ASSIGN_OR_RETURN(job->trainer_,
-                      models::gpu::GpuTrainer::create(runtime, pool, manifest, weights, options));
+  Result<std::unique_ptr<models::gpu::GpuTrainer>> trainer =
+      models::gpu::GpuTrainer::create(runtime, pool, manifest, weights, options);
+  // The algorithm searches' scratch (up to kConvGradWorkspaceCap and the largest layer's
+  // tensors) lives outside the pool: give it back now, as model registration does.
+  runtime.release_plan_scratch();
+  if (!trainer.ok()) return trainer.status();
+  job->trainer_ = std::move(trainer).value();
   PS_ASSIGN_OR_RETURN(job->stream_, cuda::Stream::create(cuda::StreamPriority::kLow));
   for (cuda::Event& event : job->events_) {
     PS_ASSIGN_OR_RETURN(event, cuda::Event::create(false));
