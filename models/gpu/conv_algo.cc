@@ -52,14 +52,9 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
   const size_t w_at = x_at + round_up(d.x_bytes);
   const size_t y_at = w_at + round_up(d.w_bytes);
   const size_t ws_at = y_at + round_up(d.y_bytes);
-  size_t ws_cap = kConvWorkspaceCap;
-  Result<CUdeviceptr> scratch = runtime.plan_scratch(ws_at + ws_cap);
-  if (!scratch.ok() && scratch.status().code() == Code::kOutOfMemory) {
-    ws_cap /= 8;  // a crowded device: search within a smaller workspace
-    scratch = runtime.plan_scratch(ws_at + ws_cap);
-  }
-  if (!scratch.ok()) return scratch.status();
-  const CUdeviceptr base = *scratch;
+  PS_ASSIGN_OR_RETURN(const FindScratch scratch, find_scratch(runtime, ws_at, kConvWorkspaceCap));
+  const size_t ws_cap = scratch.workspace_cap;
+  const CUdeviceptr base = scratch.base;
   auto ptr = [base](size_t at) { return reinterpret_cast<void*>(base + at); };
 
   std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
@@ -95,6 +90,17 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
   std::lock_guard<std::mutex> lock(cache_mutex());
   cache().emplace(full_key, choice);
   return choice;
+}
+
+Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t fixed, size_t cap) {
+  constexpr size_t kFloor = size_t{32} << 20;
+  Result<CUdeviceptr> scratch = runtime.plan_scratch(fixed + cap);
+  while (!scratch.ok() && scratch.status().code() == Code::kOutOfMemory && cap > kFloor) {
+    cap /= 8;
+    scratch = runtime.plan_scratch(fixed + cap);
+  }
+  if (!scratch.ok()) return scratch.status();
+  return FindScratch{*scratch, cap};
 }
 
 size_t conv_algo_cache_size() {

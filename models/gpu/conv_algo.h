@@ -52,4 +52,13 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
 // Number of entries in the process-wide cache (for tests).
 size_t conv_algo_cache_size();
 
+// The runtime's plan scratch for a cuDNN algorithm search: `fixed` bytes (the tensors), then a
+// workspace of `cap` bytes, or an eighth of it at a time, down to 32 MiB, where the device
+// cannot spare that (a crowded device searches within a smaller workspace).
+struct FindScratch {
+  CUdeviceptr base = 0;      // the workspace starts at base + fixed
+  size_t workspace_cap = 0;  // what the search may use
+};
+Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t fixed, size_t cap);
+
 }  // namespace ps::models::gpu

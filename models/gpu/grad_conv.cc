@@ -125,16 +125,10 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
   const size_t w_at = round_up(x_bytes_);
   const size_t y_at = w_at + round_up(w_bytes_);
   const size_t ws_at = y_at + round_up(y_bytes_);
-  // Where the device cannot spare the full cap, a quarter of it, down to 32 MiB.
-  size_t cap = kConvGradWorkspaceCap;
-  Result<CUdeviceptr> scratch = runtime.plan_scratch(ws_at + cap);
-  while (!scratch.ok() && scratch.status().code() == Code::kOutOfMemory &&
-         cap > kConvWorkspaceCap / 8) {
-    cap /= 4;
-    scratch = runtime.plan_scratch(ws_at + cap);
-  }
-  if (!scratch.ok()) return scratch.status();
-  auto ptr = [base = *scratch](size_t at) { return reinterpret_cast<void*>(base + at); };
+  PS_ASSIGN_OR_RETURN(const FindScratch scratch,
+                      find_scratch(runtime, ws_at, kConvGradWorkspaceCap));
+  const size_t cap = scratch.workspace_cap;
+  auto ptr = [base = scratch.base](size_t at) { return reinterpret_cast<void*>(base + at); };
   BwdChoice c;
   int returned = 0;
   if (data) {
