@@ -10,6 +10,9 @@
 #                                        the three models, training jobs, disconnects; exports
 #                                        them first on a machine that has not run repro), then
 #                                        scripts/gpu-check.sh --gpu-only (every [gpu] case, e2e)
+#   bash scripts/gpu-session.sh reprofull 1|2|3  issue 8's full mode in three commands (figures
+#                                        5 and 9; 7, 8 and figure 6's first half; its second
+#                                        half), each appending to the last; docs.tar.gz each time
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
 #                                        (psbench train --debug), the first NaN/Inf named
 #   bash scripts/gpu-session.sh gradcheck issue 7: step-0 gradients (ResNet152 b64, ResNet50
@@ -48,7 +51,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|reprofull|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -352,6 +355,28 @@ case "$STEP" in
       guarded 60 "parallel-$m.json" /tmp/b/bin/psbench parallel "/tmp/w/models/$m.psm" \
         "${links[@]}" --runs 10 --warmup 3 --json
     done
+    ;;
+  reprofull)
+    # Issue 8's full mode (the paper's settings: 10 s of training before the co-run requests,
+    # 0.5 s gaps, 10+10 kill-restart rounds, 3 cold PyTorch processes, figure 6 at 1-30 s
+    # cycles over 20 s windows) in three commands of under 10 minutes, $2 = 1, 2, 3:
+    #   1: export and import, figures 5 and 9;  2: figures 7 and 8, figure 6's ready and
+    #   pipeswitch series;  3: figure 6's cache and kill-restart series.
+    # Each part appends to /tmp/docs and returns it as $OUT/docs.tar.gz; a part that finds no
+    # /tmp/docs (a fresh machine) starts from .gpu-pack/docs.tar.gz, the previous part's
+    # tarball carried back. The working tree's scripts run (not the bundle's copy).
+    part="${2:?reprofull 1|2|3}"
+    [[ -d /tmp/docs ]] || { [[ -f .gpu-pack/docs.tar.gz ]] && tar -C /tmp -xzf .gpu-pack/docs.tar.gz; }
+    case "$part" in
+      1) args=(--figures 5,9) ;;
+      2) args=(--figures 7,8,6 --fig6-series ready,pipeswitch --append) ;;
+      3) args=(--figures 6 --fig6-series cache,kill-restart --append) ;;
+      *) echo "reprofull: part 1, 2 or 3" >&2; exit 2 ;;
+    esac
+    guarded 575 "repro-full-$part.log" "$REPO/scripts/gpu-reproduce.sh" /tmp/b /tmp/w \
+      --out /tmp/docs "${args[@]}"
+    tail -40 "$OUT/repro-full-$part.log"
+    tar -C /tmp -czf "$OUT/docs.tar.gz" docs 2>/dev/null
     ;;
   *) echo "gpu-session: unknown step '$STEP' ($STEPS)" >&2; exit 2 ;;
 esac

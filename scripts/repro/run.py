@@ -335,6 +335,14 @@ def figure_rows(ctx, fig, points, torch_res, torch_missing):
     return rows
 
 
+def merge_fig6(old_rows, new_rows, measured):
+    """Figure 6's rows after an --append run that measured only the series in `measured`: the
+    older run's rows of every other series, then this run's, in fig6.SERIES order."""
+    kept = [r for r in old_rows if r.get("series") not in measured]
+    order = {name: i for i, (name, _) in enumerate(fig6.SERIES)}
+    return sorted(kept + new_rows, key=lambda r: order.get(r.get("series"), len(order)))
+
+
 def write_csv(path, fields, rows):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -466,6 +474,10 @@ def main(argv=None):
     if "fig6" in figure_keys:
         t = time.monotonic()
         rows6 = fig6.run(ctx, progress)
+        path6 = os.path.join(results_dir, "fig6.csv")
+        if args.append and os.path.exists(path6):  # keep the series this run did not measure
+            with open(path6, newline="") as f:
+                rows6 = merge_fig6(list(csv.DictReader(f)), rows6, ctx.fig6_series)
         write_csv(os.path.join(results_dir, "fig6.csv"), FIG6_CSV_FIELDS, rows6)
         progress.step("fig6", t)
 
