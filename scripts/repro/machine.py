@@ -69,3 +69,18 @@ def describe(repo, link=None, torch_version=None, cuda_version=None):
         "cuda": cuda_version,
         "commit": git_commit(repo),
     }
+
+
+def merge(old, new):
+    """machine.json after an --append run: the new record, with what the new run did not learn
+    (PyTorch's version when it ran no peers) kept from the old one, and every command's link
+    probe in "links" (the link is measured once per command; it varies between them)."""
+    merged = dict(new)
+    for k, v in old.items():
+        if merged.get(k) is None and k != "links":
+            merged[k] = v
+    links = old.get("links") or [{"gbps": old.get("pinned_h2d_gbps"),
+                                  "copy_us": old.get("copy_fixed_us")}]
+    merged["links"] = links + [{"gbps": new.get("pinned_h2d_gbps"),
+                                "copy_us": new.get("copy_fixed_us")}]
+    return merged

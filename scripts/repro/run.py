@@ -343,6 +343,27 @@ def merge_fig6(old_rows, new_rows, measured):
     return sorted(kept + new_rows, key=lambda r: order.get(r.get("series"), len(order)))
 
 
+def run_part(info):
+    """One command's share of run.json: what it measured, its steps and its time."""
+    return {k: info.get(k) for k in ("figures", "steps_s", "total_s", "command")}
+
+
+def merge_run_info(old, new):
+    """run.json after an --append run: the settings are the new run's; the figures, plots,
+    commands and times are both runs' ("parts" lists each command's steps)."""
+    merged = dict(new)
+    merged["parts"] = old.get("parts") or [run_part(old)]
+    merged["parts"] = merged["parts"] + [run_part(new)]
+    merged["figures"] = [k for k in figures.FIGURE_KEYS
+                         if k in old.get("figures", []) or k in new["figures"]]
+    merged["plots"] = dict(new.get("plots", {}))
+    merged["plots"]["files"] = dict(old.get("plots", {}).get("files", {}),
+                                    **new.get("plots", {}).get("files", {}))
+    merged["total_s"] = round(sum(p.get("total_s") or 0 for p in merged["parts"]), 1)
+    merged["command"] = " && ".join(p["command"] for p in merged["parts"])
+    return merged
+
+
 def write_csv(path, fields, rows):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -482,8 +503,13 @@ def main(argv=None):
         progress.step("fig6", t)
 
     # The machine and the run, then the plots and the page from the files just written.
-    with open(os.path.join(results_dir, "machine.json"), "w") as f:
-        json.dump(machine.describe(REPO, ctx.link, ctx.torch_version, ctx.cuda_version), f, indent=1)
+    machine_info = machine.describe(REPO, ctx.link, ctx.torch_version, ctx.cuda_version)
+    machine_path = os.path.join(results_dir, "machine.json")
+    if args.append and os.path.exists(machine_path):
+        with open(machine_path) as f:
+            machine_info = machine.merge(json.load(f), machine_info)
+    with open(machine_path, "w") as f:
+        json.dump(machine_info, f, indent=1)
     from repro import page, plot  # noqa: E402
     run_info = {"mode": mode, "cpu": args.cpu, "quick": args.quick, "precision":
                 None if args.cpu else args.precision, "models": ctx.models, "batch": ctx.batch,
@@ -504,15 +530,7 @@ def main(argv=None):
     old_path = os.path.join(results_dir, "run.json")
     if args.append and os.path.exists(old_path):
         with open(old_path) as f:
-            old = json.load(f)
-        keep = [k for k in old.get("figures", []) if k not in figure_keys]
-        run_info["figures"] = [k for k in figures.FIGURE_KEYS if k in keep + figure_keys]
-        run_info["plots"]["files"] = dict(old.get("plots", {}).get("files", {}),
-                                          **run_info["plots"]["files"])
-        run_info["steps_s"] = dict({k if k.startswith("earlier ") else "earlier " + k: v
-                                    for k, v in old.get("steps_s", {}).items()}, **progress.steps)
-        run_info["total_s"] = round(run_info["total_s"] + old.get("total_s", 0), 1)
-        run_info["command"] = old.get("command", "") + " && " + run_info["command"]
+            run_info = merge_run_info(json.load(f), run_info)
     with open(os.path.join(results_dir, "run.json"), "w") as f:
         json.dump(run_info, f, indent=1)
     page_path = os.path.join(args.out, "results.md")

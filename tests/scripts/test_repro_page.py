@@ -2,7 +2,8 @@
 """ctest "scripts: repro page": the results page generator (scripts/repro/page.py) on the fixture
 results in data/results (a real `reproduce.sh --cpu --quick` run), checked by
 check_results_page.py; and that the check fails when the page and the CSVs disagree. Also the
-harness's small pieces: p99, flags a server lacks, input sizes, the paper's table.
+harness's small pieces: p99, flags a server lacks, input sizes, the paper's table, and what
+--append merges (figure 6's series, run.json's parts, machine.json's link probes).
 Usage: test_repro_page.py WORK_DIR"""
 import csv
 import json
@@ -14,7 +15,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
 sys.path.insert(0, HERE)
 import check_results_page  # noqa: E402
-from repro import client, configs, page, paper, stats  # noqa: E402
+from repro import client, configs, machine, page, paper, stats  # noqa: E402
+from repro import run as harness  # noqa: E402
 
 failures = []
 
@@ -114,6 +116,39 @@ def main():
            "and the paragraph once")
     expect("| PipeSwitch, switching from training (TRAIN job active) | resnet_tiny | %s |" % why
            in text, "figure 5's training point says not available")
+
+    # --append (the full mode split over commands): figure 6 keeps the series not measured,
+    # run.json lists each command, machine.json each link probe; the page shows them.
+    old6 = [{"series": "ready", "cycle_s": ""}, {"series": "pipeswitch", "cycle_s": "1"},
+            {"series": "kill-restart", "cycle_s": "1"}]
+    new6 = [{"series": "cache", "cycle_s": "1"}, {"series": "kill-restart", "cycle_s": "2"}]
+    merged = harness.merge_fig6(old6, new6, ["cache", "kill-restart"])
+    expect([(r["series"], r["cycle_s"]) for r in merged] ==
+           [("ready", ""), ("pipeswitch", "1"), ("cache", "1"), ("kill-restart", "2")],
+           "figure 6 after --append: old series kept, re-measured ones replaced, in order")
+    part1 = {"figures": ["fig5", "fig9"], "steps_s": {"probe": 7.0, "server_points": 216.4},
+             "total_s": 400.2, "command": "c1", "plots": {"files": {"fig5": "fig5.png"}}}
+    part2 = {"figures": ["fig6", "fig7"], "steps_s": {"probe": 7.2, "fig6": 209.1, "plots": 0.2},
+             "total_s": 313.4, "command": "c2 --append", "plots": {"files": {"fig6": "fig6.png"}}}
+    part3 = dict(part2, figures=["fig6"], total_s=300.0, command="c3 --append")
+    info = harness.merge_run_info(harness.merge_run_info(part1, part2), part3)
+    expect([p["command"] for p in info["parts"]] == ["c1", "c2 --append", "c3 --append"] and
+           info["total_s"] == 1013.6 and info["figures"] == ["fig5", "fig6", "fig7", "fig9"] and
+           sorted(info["plots"]["files"]) == ["fig5", "fig6"],
+           "run.json after two --append runs: three parts, times summed, figures and plots joined")
+    rt = page.run_time_text(info)
+    expect(rt.startswith("1014 s in 3 commands (figures 5,9: probe 7 s, server_points 216 s; "
+                         "figures 6,7: probe 7 s, fig6 209 s; figure 6:") and "plots 0 s" not in rt,
+           "the page's run time names each command's steps (under half a second left out)")
+    m1 = {"pinned_h2d_gbps": 55.4, "copy_fixed_us": 2.6, "torch": "2.11", "commit": "a"}
+    m2 = {"pinned_h2d_gbps": 46.1, "copy_fixed_us": 3.0, "torch": None, "commit": "b"}
+    mm = machine.merge(m1, m2)
+    expect(mm["torch"] == "2.11" and mm["commit"] == "b" and mm["pinned_h2d_gbps"] == 46.1 and
+           [p["gbps"] for p in mm["links"]] == [55.4, 46.1],
+           "machine.json after --append: the newer record, the torch version kept, both probes")
+    expect(page.link_text(mm) == "55.4, 46.1 GB/s, 2.6-3.0 us per copy (one probe per command)",
+           "the page lists every command's link probe")
+    expect(page.link_text(m1) == "55.4 GB/s, 2.6 us per copy", "one probe as before")
 
     # Small pieces.
     expect(stats.p99(list(range(1, 11))) == 10, "p99 of 10 values is the largest")
