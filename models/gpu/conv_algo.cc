@@ -19,13 +19,6 @@ std::map<std::string, ConvAlgoChoice>& cache() {
   return c;
 }
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
-bool acceptable_math(Precision precision, cudnnMathType_t math) {
-  if (precision == Precision::kTf32) return true;
-  return math == CUDNN_FMA_MATH || math == CUDNN_DEFAULT_MATH;
-}
-
 }  // namespace
 
 Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision,
@@ -49,9 +42,9 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
   PS_TRY(runtime.bind(runtime.plan_stream(), 0, 0));
   // Scratch: x | w | y | workspace. Contents are whatever is there: only timing matters.
   const size_t x_at = 0;
-  const size_t w_at = x_at + round_up(d.x_bytes);
-  const size_t y_at = w_at + round_up(d.w_bytes);
-  const size_t ws_at = y_at + round_up(d.y_bytes);
+  const size_t w_at = x_at + round_up_256(d.x_bytes);
+  const size_t y_at = w_at + round_up_256(d.w_bytes);
+  const size_t ws_at = y_at + round_up_256(d.y_bytes);
   PS_ASSIGN_OR_RETURN(const FindScratch scratch, find_scratch(runtime, ws_at, kConvWorkspaceCap));
   const size_t ws_cap = scratch.workspace_cap;
   const CUdeviceptr base = scratch.base;
@@ -86,7 +79,7 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
   size_t needed = 0;
   CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(runtime.dnn(), d.x.get(), d.w.get(),
                                                     d.conv.get(), d.y.get(), choice.algo, &needed));
-  choice.workspace_bytes = round_up(std::max(needed, best->memory));
+  choice.workspace_bytes = round_up_256(std::max(needed, best->memory));
   std::lock_guard<std::mutex> lock(cache_mutex());
   cache().emplace(full_key, choice);
   return choice;

@@ -21,8 +21,6 @@
 namespace ps::models::gpu {
 namespace {
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
 struct BwdChoice {
   int algo = 0;  // cudnnConvolutionBwdDataAlgo_t or cudnnConvolutionBwdFilterAlgo_t
   cudnnMathType_t math = CUDNN_FMA_MATH;
@@ -38,10 +36,6 @@ std::mutex& cache_mutex() {
 std::map<std::string, BwdChoice>& cache() {
   static std::map<std::string, BwdChoice> c;
   return c;
-}
-
-bool acceptable_math(Precision precision, cudnnMathType_t math) {
-  return precision == Precision::kTf32 || math == CUDNN_FMA_MATH || math == CUDNN_DEFAULT_MATH;
 }
 
 // PS_CONV_FIND_LOG=1: every cudnnFind*AlgorithmEx result on stderr (what the backward could
@@ -122,9 +116,9 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
       conv.get(), env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
   PS_TRY(runtime.bind(runtime.plan_stream(), 0, 0));
   // Scratch: x | w | y | workspace; contents are irrelevant to the timing.
-  const size_t w_at = round_up(x_bytes_);
-  const size_t y_at = w_at + round_up(w_bytes_);
-  const size_t ws_at = y_at + round_up(y_bytes_);
+  const size_t w_at = round_up_256(x_bytes_);
+  const size_t y_at = w_at + round_up_256(w_bytes_);
+  const size_t ws_at = y_at + round_up_256(y_bytes_);
   PS_ASSIGN_OR_RETURN(const FindScratch scratch,
                       find_scratch(runtime, ws_at, kConvGradWorkspaceCap));
   const size_t cap = scratch.workspace_cap;
@@ -151,7 +145,7 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
     CUDNN_TRY(cudnnGetConvolutionBackwardDataWorkspaceSize(
         runtime.dnn(), w_desc_.get(), y_desc_.get(), conv.get(), x_desc_.get(),
         static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo), &needed));
-    c.workspace_bytes = round_up(std::max(needed, best->memory));
+    c.workspace_bytes = round_up_256(std::max(needed, best->memory));
   } else {
     std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
     CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
@@ -171,7 +165,7 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
     CUDNN_TRY(cudnnGetConvolutionBackwardFilterWorkspaceSize(
         runtime.dnn(), x_desc_.get(), y_desc_.get(), conv.get(), w_desc_.get(),
         static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), &needed));
-    c.workspace_bytes = round_up(std::max(needed, best->memory));
+    c.workspace_bytes = round_up_256(std::max(needed, best->memory));
   }
   std::lock_guard<std::mutex> lock(cache_mutex());
   cache().emplace(full_key, c);
