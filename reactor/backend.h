@@ -248,6 +248,7 @@ struct DeviceStats {
   std::vector<uint64_t> jobs;  // training jobs pinned to it and still running, by id
   uint64_t switches = 0;
   uint64_t parallel_switches = 0;  // of which borrowed other GPUs' links
+  uint64_t region_hits = 0;
   uint64_t pool_bytes = 0;
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;
@@ -258,6 +259,9 @@ struct DeviceStats {
 struct BackendStats {
   uint64_t switches = 0;    // times a model was made resident
   uint64_t parallel_switches = 0;  // of which borrowed other GPUs' links (docs/multi-gpu.md)
+  // Requests that found their model's weights still in the switch region (pipeswitch, after a
+  // request of the same model with nothing switched in between): run without a switch.
+  uint64_t region_hits = 0;
   uint64_t pool_bytes = 0;  // device memory pool size (0: no pool, e.g. the CPU)
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;  // models resident now

@@ -46,6 +46,10 @@ struct BackendOptions {
   bool host_read = true;
   // Smaller tables are copied; 0: the default (models/gpu/host_read.h: 4 MiB). Tests lower it.
   uint64_t host_read_min_bytes = 0;
+  // pipeswitch: a request whose model's weights are still in the switch region (nothing was
+  // switched in since its last request) runs there without copying them again. Off: every
+  // request copies its model, as the original did (a switch per request, for measurements).
+  bool reuse_region = true;
   // kill-restart: the binary started per request as `EXE --oneshot ...` (pipeswitchd passes
   // its own /proc/self/exe).
   std::string self_exe;

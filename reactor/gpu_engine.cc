@@ -86,6 +86,9 @@ Result<std::unique_ptr<GpuEngine>> GpuEngine::open(int ordinal, const BackendOpt
                   e->policy_.residency == Residency::kEvictAfterTask &&
                   !e->policy_.whole_model_copy && !e->policy_.fresh_process;
   if (options.host_read_min_bytes != 0) e->host_read_min_bytes_ = options.host_read_min_bytes;
+  // The baseline that copies the whole model every time (stop-and-start) keeps doing so.
+  e->reuse_region_ =
+      options.reuse_region && e->uses_switch_region() && !e->policy_.whole_model_copy;
   PS_ASSIGN_OR_RETURN(e->grouping_, models::gpu::parse_grouping_choice(options.grouping));
   if (e->policy_.whole_model_copy) e->grouping_ = GroupingChoice::kWhole;
   // Timing a grouping times switches into the switch region: under the other policies (models
@@ -258,6 +261,7 @@ Completion GpuEngine::load(uint64_t ticket, const ModelSource& source) {
   Completion c;
   c.kind = CompletionKind::kLoad;
   c.ticket = ticket;
+  region_model_ = nullptr;  // registration times switches of the new model in the region
   auto model = register_model(source);
   if (!model.ok()) {
     c.status = model.status();
@@ -302,6 +306,7 @@ Completion GpuEngine::unload(uint64_t ticket, const std::string& name) {
   }
   Model& m = *it->second;
   (void)compute_stream_.synchronize();
+  if (region_model_ == &m) region_model_ = nullptr;
   free_model_memory(m);
   models_.erase(it);
   if (models_.empty() && switch_region_) {  // the last model gone: nothing left to switch in
@@ -389,6 +394,7 @@ bool GpuEngine::uses_switch_region() const {
 Result<bool> GpuEngine::grow_switch_region(uint64_t bytes) {
   bytes = std::max<uint64_t>(bytes, 256);
   if (switch_region_ && switch_region_->size() >= bytes) return false;
+  region_model_ = nullptr;
   if (switch_region_) {
     PS_TRY(pool_->free(*switch_region_));
     switch_region_.reset();
@@ -512,23 +518,30 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   }
 
   const bool resident = m.slot.has_value() && resident_.contains(m.info.name);
+  // The switch region still holds this model's weights (nothing was switched in since its
+  // last request): it runs there without copying them again.
+  const bool region_hit = !resident && reuse_region_ && region_model_ == &m;
   CUdeviceptr weights = 0;
   if (resident) {
     weights = m.slot->ptr;
     resident_.touch(m.info.name);
+  } else if (region_hit) {
+    weights = switch_region_->ptr;
   } else {
+    region_model_ = nullptr;  // this switch overwrites the region
     PS_ASSIGN_OR_RETURN(weights, weights_for_switch(m));
   }
-  const bool copies = !resident && policy_.home != WeightHome::kManaged;
+  const bool copies = !resident && !region_hit && policy_.home != WeightHome::kManaged;
   uint64_t out_total = 0;
   for (const models::gpu::IoSpec& io : m.p().outputs()) out_total += io.bytes;
 
-  // Resident (or managed): the whole request as one graph. Switching into the region: the way
-  // measured fastest for this model at registration (m.switch_mode). Otherwise layer by layer.
+  // Resident (or managed, or still in the region): the whole request as one graph. Switching
+  // into the region: the way measured fastest for this model at registration
+  // (m.switch_mode). Otherwise layer by layer.
   const models::gpu::CudaGraph* graph = nullptr;
-  const bool in_region = copies && switch_region_ && weights == switch_region_->ptr;
+  const bool in_region = (copies || region_hit) && switch_region_ && weights == switch_region_->ptr;
   if (!copies && chunks == 1) {
-    PS_ASSIGN_OR_RETURN(graph, graph_for(m, weights));
+    PS_ASSIGN_OR_RETURN(graph, graph_for(m, weights, region_hit));
   }
   const bool group_graphs =
       in_region && m.switch_mode != SwitchMode::kEnqueue && group_graphs_for(m, weights);
@@ -586,13 +599,13 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
     PS_TRY(start_event_.record(compute_stream_));
     if (graph != nullptr) {
       PS_TRY(graph->launch(compute_stream_));
-    } else if (in_region && chunks == 1 && m.switch_mode == SwitchMode::kRequestGraph &&
+    } else if (copies && in_region && chunks == 1 && m.switch_mode == SwitchMode::kRequestGraph &&
                m.switch_graph && !lanes) {
       PS_TRY(m.switch_graph->launch(compute_stream_));
     } else {
       for (uint32_t k = 0; k < chunks; ++k) {
-        PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs, copies,
-                               lanes ? &*lanes : nullptr, route));
+        PS_TRY(enqueue_request(m, weights, copies && k == 0, k, chunks, group_graphs,
+                               copies || region_hit, lanes ? &*lanes : nullptr, route));
       }
     }
     PS_TRY(end_event_.record(compute_stream_));
@@ -607,6 +620,7 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
     // switch goes back rather than staying with a model that is not resident.
     (void)compute_stream_.synchronize();
     if (!resident) release_weights(m);
+    region_model_ = nullptr;
     return ran;
   }
 
@@ -626,9 +640,12 @@ Status GpuEngine::run(Model& m, const InferTask& task, const std::string& input,
   c->checksum = summary.checksum;
   c->sum = summary.sum;
   if (task.want_output) c->output.assign(output);
-  if (!resident) {
+  if (region_hit) {
+    ++region_hits_;
+  } else if (!resident) {
     ++switches_;
     if (claim.count > 0) ++parallel_switches_;
+    if (reuse_region_ && in_region) region_model_ = &m;
     if (policy_.residency == Residency::kEvictAfterTask) {
       evict_after_reply_ = &m;
     } else {
@@ -669,6 +686,7 @@ void GpuEngine::after_reply() {
 BackendStats GpuEngine::stats() const {
   BackendStats s;
   s.switches = switches_;
+  s.region_hits = region_hits_;
   s.parallel_switches = parallel_switches_;
   s.pool_bytes = pool_->capacity();
   s.pool_used_bytes = pool_->stats().allocator.used_bytes;

@@ -119,7 +119,10 @@ class GpuEngine {
   // The graph of a resident model's whole native-batch request with the weights at `weights`
   // (captured on first use or when `weights` moved, then replayed), or null when graphs are off
   // or the capture failed (then the model runs layer by layer).
-  Result<const models::gpu::CudaGraph*> graph_for(Model& model, CUdeviceptr weights);
+  // `host_tables`: the model's embedding tables are read from the host (the weights at
+  // `weights` are the switch region's, which lacks them).
+  Result<const models::gpu::CudaGraph*> graph_for(Model& model, CUdeviceptr weights,
+                                                  bool host_tables = false);
   // Makes sure model's per-group graphs exist for weights at `weights` (the switch region);
   // false when this switch cannot use them (graphs off, pageable copies, another address).
   bool group_graphs_for(Model& model, CUdeviceptr weights);
@@ -154,12 +157,18 @@ class GpuEngine {
   bool graphs_ = true;
   bool pipelining_ = true;
   bool host_read_ = true;  // BackendOptions::host_read, where the policy allows it
+  bool reuse_region_ = false;  // BackendOptions::reuse_region, where the policy allows it
   uint64_t host_read_min_bytes_ = models::gpu::kHostReadMinBytes;
   std::optional<cuda::PoolRange> switch_region_;
   models::TransferModel link_;
   std::map<std::string, std::unique_ptr<Model>> models_;
   ResidentSet resident_;
   uint64_t switches_ = 0;
+  uint64_t region_hits_ = 0;
+  // The model whose weights the switch region holds, complete, from its last switch; null when
+  // the region holds none (a switch in progress or failed, registration's timing switches, a
+  // grown region, an unloaded model). Only with reuse_region_.
+  Model* region_model_ = nullptr;
   Model* evict_after_reply_ = nullptr;
   std::function<Result<bool>()> reclaimer_;
 

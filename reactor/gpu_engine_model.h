@@ -93,6 +93,7 @@ struct GpuEngine::Model {
   // region (group_graphs_for; nullopt for a group that queues no work).
   std::optional<models::gpu::CudaGraph> resident_graph;
   CUdeviceptr resident_graph_weights = 0;
+  bool resident_graph_host_tables = false;  // captured reading the embedding tables from the host
   std::vector<std::optional<models::gpu::CudaGraph>> group_graphs;
   CUdeviceptr group_graph_weights = 0;
   // The whole switch request (copies, events, layers) as one graph, for the switch region.

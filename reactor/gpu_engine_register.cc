@@ -333,12 +333,15 @@ Status GpuEngine::choose_timed_groups(Model& m) {
   return Status::OK();
 }
 
-Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr weights) {
+Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr weights,
+                                                           bool host_tables) {
   if (!graphs_ || m.graphs_failed) return nullptr;
-  if (!m.resident_graph || m.resident_graph_weights != weights) {
+  if (!m.resident_graph || m.resident_graph_weights != weights ||
+      m.resident_graph_host_tables != host_tables) {
     m.resident_graph.reset();
-    auto g = models::gpu::CudaGraph::capture(
-        compute_stream_, [&] { return enqueue_request(m, weights, false, 0, 1, false, false); });
+    auto g = models::gpu::CudaGraph::capture(compute_stream_, [&] {
+      return enqueue_request(m, weights, false, 0, 1, false, host_tables);
+    });
     if (!g.ok()) {
       // Not fatal: this model runs layer by layer from now on. (Errors that break the
       // context end the process in the driver wrappers before they get here.)
@@ -349,6 +352,7 @@ Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr
     }
     m.resident_graph = std::move(*g);
     m.resident_graph_weights = weights;
+    m.resident_graph_host_tables = host_tables;
   }
   return &*m.resident_graph;
 }

@@ -92,6 +92,7 @@ std::string Server::stats_reply() const {
                .add("in_flight", uint64_t{scheduler_.in_flight()}));
   add_line(OkLine()
                .add("switches", backend.switches)
+               .add("region_hits", backend.region_hits)
                .add("pool_bytes", backend.pool_bytes)
                .add("pool_used_bytes", backend.pool_used_bytes)
                .add("resident", uint64_t{backend.resident.size()}));
@@ -106,6 +107,7 @@ std::string Server::stats_reply() const {
                  .add("training_jobs", uint64_t{d.jobs.size()})
                  .add("switches", d.switches)
                  .add("parallel_switches", d.parallel_switches)
+                 .add("region_hits", d.region_hits)
                  .add("pool_bytes", d.pool_bytes)
                  .add("pool_used_bytes", d.pool_used_bytes)
                  .add("resident", uint64_t{d.resident.size()}));
@@ -168,6 +170,9 @@ std::string Server::metrics_text() const {
            "Requests that had to make their model resident.");
   for (const auto& [name, s] : stats) w.sample({{"model", name}}, s->switches);
   w.counter("ps_backend_switches_total", "Model switches done by the backend.", backend.switches);
+  w.counter("ps_backend_region_hits_total",
+            "Requests whose model was still in the switch region: no switch needed.",
+            backend.region_hits);
   w.gauge("ps_pool_bytes", "Device memory pool size.", static_cast<double>(backend.pool_bytes));
   w.gauge("ps_pool_used_bytes", "Device memory pool in use.",
           static_cast<double>(backend.pool_used_bytes));

@@ -75,9 +75,12 @@ if [[ -x "$PSD" && -x "$PSNC" ]]; then
   for policy in "${POLICIES[@]}"; do
     LOG="$OUT_DIR/pipeswitchd_$policy.log"
     DEVICE=cpu; ((GPU)) && DEVICE=auto
-    echo "-- pipeswitchd --device $DEVICE --policy $policy --models $OUT_DIR"
-    "$PSD" --device "$DEVICE" --policy "$policy" --models "$OUT_DIR" --listen 127.0.0.1:0 \
-      >"$LOG" 2>&1 &
+    # --reuse-region off: each of a model's 10 requests below switches it in (by default a
+    # request for the model the switch region still holds runs without a switch).
+    FLAGS=(--device "$DEVICE" --policy "$policy" --models "$OUT_DIR")
+    [[ "$policy" == pipeswitch ]] && FLAGS+=(--reuse-region off)
+    echo "-- pipeswitchd ${FLAGS[*]}"
+    "$PSD" "${FLAGS[@]}" --listen 127.0.0.1:0 >"$LOG" 2>&1 &
     PSD_PID=$!
     for _ in $(seq 900); do
       grep -q "listening on" "$LOG" && break

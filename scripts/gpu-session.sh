@@ -227,7 +227,7 @@ case "$STEP" in
     mkdir -p /tmp/wb && ln -sf /tmp/w/models/bert_base.psm /tmp/wb/bert_base.psm
     for hr in off on; do
       (($(left) < 40)) && break
-      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/wb --host-read "$hr" \
+      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/wb --host-read "$hr" --reuse-region off \
         --listen 127.0.0.1:12398 > "$OUT/host-read-$hr-server.log" 2>&1 &
       sp=$!
       for _ in $(seq 1 40); do grep -q "listening on" "$OUT/host-read-$hr-server.log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
@@ -299,7 +299,7 @@ case "$STEP" in
       log="$OUT/hwq-$q-server.log"
       if [[ $q == default ]]; then unset CUDA_DEVICE_MAX_CONNECTIONS; else export CUDA_DEVICE_MAX_CONNECTIONS=$q; fi
       /tmp/b/bin/pipeswitchd --device 0 --models /tmp/ws/models --precision tf32 \
-        --listen 127.0.0.1:12397 > "$log" 2>&1 &
+        --reuse-region off --listen 127.0.0.1:12397 > "$log" 2>&1 &
       sp=$!
       for _ in $(seq 1 120); do grep -q "listening on" "$log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
       echo "== queues $q:"; grep -E "switch as|groupings timed" "$log" | sed 's/.*info: //'

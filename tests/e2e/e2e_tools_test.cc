@@ -38,7 +38,7 @@ TEST_CASE("e2e psnc: --help everywhere, bad arguments exit 2", "[e2e]") {
   for (const char* flag :
        {"--listen", "--models", "--zoo", "--device", "--policy", "--pool-size", "--token",
         "--max-payload", "--max-connections", "--log-level", "--metrics-listen", "--training",
-        "--checkpoints", "--parallel-links"}) {
+        "--checkpoints", "--parallel-links", "--reuse-region", "--host-read"}) {
     CHECK(help.out.find(flag) != std::string::npos);
   }
   CHECK(run_tool(pipeswitchd_path(), {"--bogus"}).exit_code == 2);
@@ -46,6 +46,11 @@ TEST_CASE("e2e psnc: --help everywhere, bad arguments exit 2", "[e2e]") {
   CHECK(run_tool(pipeswitchd_path(), {"--parallel-links", "17"}).exit_code == 2);
   CHECK(run_tool(pipeswitchd_path(), {"--policy", "fastest"}).exit_code == 2);
   CHECK(run_tool(pipeswitchd_path(), {"--training", "sometimes"}).exit_code == 2);
+  for (const char* flag : {"--reuse-region", "--host-read", "--pipelining", "--graphs"}) {
+    const ToolResult bad = run_tool(pipeswitchd_path(), {flag, "maybe"});
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find(std::string(flag) + " 'maybe': expected on or off") != std::string::npos);
+  }
   // Without a GPU, --device 0 refuses to start and says why (on a GPU machine it would serve).
   if (!cuda::load_driver().ok() || !cuda::gpu_available()) {
     const ToolResult gpu =

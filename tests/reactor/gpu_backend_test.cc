@@ -85,11 +85,12 @@ struct Harness {
 };
 
 // host_read_min_bytes: 0 the default (bert_tiny's tables are smaller: copied), 1 every table
-// read from the host during a switch, UINT64_MAX none.
+// read from the host during a switch, UINT64_MAX none. reuse_region: BackendOptions'.
 std::unique_ptr<Harness> gpu_harness(const std::string& policy,
                                      const std::string& grouping = "optimal",
                                      const std::string& precision = "fp32", bool graphs = true,
-                                     uint64_t host_read_min_bytes = 0, uint32_t loopback = 0) {
+                                     uint64_t host_read_min_bytes = 0, uint32_t loopback = 0,
+                                     bool reuse_region = true) {
   auto h = std::make_unique<Harness>();
   BackendOptions o;
   o.device = "0";
@@ -98,6 +99,7 @@ std::unique_ptr<Harness> gpu_harness(const std::string& policy,
   o.precision = precision;
   o.graphs = graphs;
   o.host_read_min_bytes = host_read_min_bytes;
+  o.reuse_region = reuse_region;
   o.pool_bytes = uint64_t{1} << 30;
   if (loopback > 0) {  // parallel transmission over links of this GPU to itself
     o.parallel_links = loopback + 1;
@@ -186,8 +188,14 @@ TEST_CASE("GPU backend: every policy gives the resident model's outputs, bit for
       CHECK(stats.resident.size() == 3);
     } else if (std::string(policy) == "cache") {
       CHECK(stats.switches == 3);  // each model once; then resident
+    } else if (std::string(policy) == "pipeswitch") {
+      // Batch 4 follows the same model's batch 2: its weights are still in the switch region.
+      CHECK(stats.switches == 6);
+      CHECK(stats.region_hits == 6);
+      CHECK(stats.resident.empty());
     } else {
       CHECK(stats.switches == 12);  // every request switches its model in
+      CHECK(stats.region_hits == 0);
       CHECK(stats.resident.empty());
     }
     h->backend->shutdown();
@@ -282,6 +290,49 @@ TEST_CASE("GPU backend: embedding tables read from host memory give the copied o
   }
 }
 
+TEST_CASE("GPU backend: a model still in the switch region runs there without a switch",
+          "[gpu][gpu_backend]") {
+  PS_REQUIRE_GPU();
+  // pipeswitch: a request for the model whose weights the switch region still holds runs
+  // without copying them (the whole-request graph or, for two chunks, layer by layer), with its
+  // embedding tables still read from the host (min_bytes 1: they were never in the region).
+  // Another model's switch, or another model's registration (which times switches in the
+  // region), makes the next request switch again. Were a hit to run on stale or partial
+  // weights, or on tables that are not there, its outputs would differ from the switch's.
+  for (const uint64_t min_bytes : {uint64_t{1}, UINT64_MAX}) {
+    for (const bool graphs : {true, false}) {
+      for (const bool reuse : {true, false}) {
+        INFO("host_read_min_bytes " << min_bytes << ", graphs " << graphs << ", reuse " << reuse);
+        auto h = gpu_harness("pipeswitch", "optimal", "fp32", graphs, min_bytes, 0, reuse);
+        REQUIRE(h->load("bert_tiny").status.ok());
+        REQUIRE(h->load("resnet_tiny").status.ok());
+        std::map<uint32_t, std::string> first;  // the switched-in outputs, by batch
+        auto expect = [&](const std::string& model, uint32_t batch, bool hit) {
+          Completion c = h->infer(model, batch);
+          INFO(model << " batch " << batch << ": " << c.status.to_string());
+          REQUIRE(c.status.ok());
+          CHECK((c.timings.switch_us == 0) == hit);
+          if (model != "bert_tiny") return;
+          auto [it, inserted] = first.emplace(batch, c.output);
+          if (!inserted) CHECK(c.output == it->second);
+        };
+        expect("bert_tiny", 2, false);  // the registrations' timing switches left the region
+        expect("bert_tiny", 2, reuse);
+        expect("bert_tiny", 4, reuse);  // two chunks
+        expect("resnet_tiny", 2, false);
+        expect("bert_tiny", 4, false);  // resnet_tiny overwrote the region
+        expect("bert_tiny", 2, reuse);
+        REQUIRE(h->load("inception_tiny").status.ok());
+        expect("bert_tiny", 2, false);  // the registration overwrote it
+        const BackendStats stats = h->settled_stats();
+        CHECK(stats.switches == (reuse ? 4u : 7u));
+        CHECK(stats.region_hits == (reuse ? 3u : 0u));
+        h->backend->shutdown();
+      }
+    }
+  }
+}
+
 TEST_CASE("GPU backend: parallel transmission over loopback links gives the same outputs",
           "[gpu][gpu_backend]") {
   PS_REQUIRE_GPU();
@@ -296,7 +347,8 @@ TEST_CASE("GPU backend: parallel transmission over loopback links gives the same
         for (const bool graphs : {true, false}) {
           INFO("loopback " << loopback << ", grouping " << grouping << ", host_read_min_bytes "
                            << min_bytes << ", graphs " << graphs);
-          auto h = gpu_harness("pipeswitch", grouping, "fp32", graphs, min_bytes, loopback);
+          // Every request switches (no region reuse), so every one borrows the links.
+          auto h = gpu_harness("pipeswitch", grouping, "fp32", graphs, min_bytes, loopback, false);
           for (const char* m : kModels) REQUIRE(h->load(m).status.ok());
           for (int round = 0; round < 2; ++round) {
             for (const char* m : kModels) {

@@ -159,6 +159,7 @@ int serve(const Options& o) {
   backend_options.graphs = o.graphs;
   backend_options.pipelining = o.pipelining;
   backend_options.host_read = o.host_read;
+  backend_options.reuse_region = o.reuse_region;
   backend_options.parallel_links = o.parallel_links;
   std::error_code exe_error;
   backend_options.self_exe = std::filesystem::read_symlink("/proc/self/exe", exe_error).string();

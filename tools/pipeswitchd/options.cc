@@ -95,6 +95,10 @@ Device:
                           host memory and the GPU reads only the rows a request uses, over
                           PCIe, instead of copying the whole table first; policies that evict
                           after the task with pinned weights (default on)
+  --reuse-region on|off   pipeswitch: a request whose model is still in the switch region
+                          (nothing switched in since its last request) runs without copying
+                          it again; off: every request copies its model, as the original did
+                          (default on)
   --parallel-links N      with several GPUs: a switch copies through its own PCIe link and
                           up to N-1 links that idle GPUs lend it (their copy engines stage the
                           pieces and forward them over NVLink), as DeepPlan; policies that
@@ -144,6 +148,11 @@ Result<Options> parse_args(std::span<const std::string> args) {
       if (i + 1 >= args.size()) return invalid_argument(flag, " needs a value");
       return args[++i];
     };
+    auto on_off = [&]() -> Result<bool> {
+      PS_ASSIGN_OR_RETURN(const std::string v, value());
+      if (v != "on" && v != "off") return invalid_argument(flag, " '", v, "': expected on or off");
+      return v == "on";
+    };
     if (flag == "--help" || flag == "-h") {
       o.help = true;
     } else if (flag == "--zoo") {
@@ -187,22 +196,13 @@ Result<Options> parse_args(std::span<const std::string> args) {
       PS_ASSIGN_OR_RETURN(o.grouping, value());
       PS_TRY(models::gpu::parse_grouping_choice(o.grouping).status());
     } else if (flag == "--pipelining") {
-      PS_ASSIGN_OR_RETURN(const std::string v, value());
-      if (v != "on" && v != "off") {
-        return invalid_argument("--pipelining '", v, "': expected on or off");
-      }
-      o.pipelining = v == "on";
+      PS_ASSIGN_OR_RETURN(o.pipelining, on_off());
     } else if (flag == "--host-read") {
-      PS_ASSIGN_OR_RETURN(const std::string v, value());
-      if (v != "on" && v != "off") {
-        return invalid_argument("--host-read '", v, "': expected on or off");
-      }
-      o.host_read = v == "on";
+      PS_ASSIGN_OR_RETURN(o.host_read, on_off());
+    } else if (flag == "--reuse-region") {
+      PS_ASSIGN_OR_RETURN(o.reuse_region, on_off());
     } else if (flag == "--graphs") {
-      PS_ASSIGN_OR_RETURN(std::string v, value());
-      if (v != "on" && v != "off")
-        return invalid_argument("--graphs '", v, "': expected on or off");
-      o.graphs = v == "on";
+      PS_ASSIGN_OR_RETURN(o.graphs, on_off());
     } else if (flag == "--pool-size") {
       PS_ASSIGN_OR_RETURN(std::string v, value());
       auto size = parse_size(v);

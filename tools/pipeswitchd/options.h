@@ -34,6 +34,7 @@ struct Options {
   bool graphs = true;
   bool pipelining = true;
   bool host_read = true;
+  bool reuse_region = true;
   uint32_t parallel_links = 1;  // parallel transmission over up to N GPUs' links (1: off)
   uint32_t threads = 0;
   std::optional<std::string> token;
