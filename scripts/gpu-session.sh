@@ -13,6 +13,8 @@
 #   bash scripts/gpu-session.sh reprofull 1|2|3  issue 8's full mode in three commands (figures
 #                                        5 and 9; 7, 8 and figure 6's first half; its second
 #                                        half), each appending to the last; docs.tar.gz each time
+#   bash scripts/gpu-session.sh reuse    --reuse-region on and off: ResNet152 and BERT-base, 30
+#                                        back-to-back requests each (one switch, or 30)
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
 #                                        (psbench train --debug), the first NaN/Inf named
 #   bash scripts/gpu-session.sh gradcheck issue 7: step-0 gradients (ResNet152 b64, ResNet50
@@ -51,7 +53,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|reprofull|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|reprofull|reuse|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -354,6 +356,26 @@ case "$STEP" in
       cat "$OUT/parallel-$m.log"
       guarded 60 "parallel-$m.json" /tmp/b/bin/psbench parallel "/tmp/w/models/$m.psm" \
         "${links[@]}" --runs 10 --warmup 3 --json
+    done
+    ;;
+  reuse)
+    # The switch region's reuse (--reuse-region): ResNet152 and BERT-base (batch 8, sequence
+    # 251, zoo models) under pipeswitch, 30 back-to-back requests each, with reuse on (one
+    # switch, then the region's weights) and off (a switch per request, as the original).
+    for r in on off; do
+      log="$OUT/reuse-$r-server.log"
+      /tmp/b/bin/pipeswitchd --device 0 --zoo=resnet152,bert_base --zoo-batch 8 --zoo-seq 251 \
+        --reuse-region "$r" --listen 127.0.0.1:12395 > "$log" 2>&1 &
+      sp=$!
+      for _ in $(seq 1 120); do grep -q "listening on" "$log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
+      for m in resnet152 bert_base; do
+        guarded 40 "reuse-$r-$m.log" /tmp/b/bin/psnc --server 127.0.0.1:12395 infer "$m" \
+          --batch 8 --repeat 30
+        echo "reuse $r, $m: $(tail -1 "$OUT/reuse-$r-$m.log")"
+      done
+      echo STATS | timeout 10 /tmp/b/bin/psnc 127.0.0.1:12395 > "$OUT/reuse-$r-stats.log" 2>&1
+      grep -E "switches=" "$OUT/reuse-$r-stats.log" | head -3
+      kill -TERM $sp; wait $sp
     done
     ;;
   reprofull)
