@@ -262,6 +262,9 @@ struct BackendStats {
   // Requests that found their model's weights still in the switch region (pipeswitch, after a
   // request of the same model with nothing switched in between): run without a switch.
   uint64_t region_hits = 0;
+  // The model whose weights the switch region holds now (its next request is a region hit);
+  // empty: none, or a backend without a reused switch region. One device only.
+  std::string in_switch_region;
   uint64_t pool_bytes = 0;  // device memory pool size (0: no pool, e.g. the CPU)
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;  // models resident now

@@ -687,6 +687,7 @@ BackendStats GpuEngine::stats() const {
   BackendStats s;
   s.switches = switches_;
   s.region_hits = region_hits_;
+  if (region_model_ != nullptr) s.in_switch_region = region_model_->info.name;
   s.parallel_switches = parallel_switches_;
   s.pool_bytes = pool_->capacity();
   s.pool_used_bytes = pool_->stats().allocator.used_bytes;

@@ -88,7 +88,14 @@ std::vector<DeviceState> MultiBackend::snapshot() const {
     d.in_flight = k.in_flight;
     d.pending_switch_bytes = k.pending_switch_bytes;
     d.training_jobs = k.training_jobs;
-    d.resident = devices_[i].backend->stats().resident;
+    const BackendStats stats = devices_[i].backend->stats();
+    d.resident = stats.resident;
+    // A model still in the device's switch region runs there without a switch: placement
+    // treats it as resident.
+    if (!stats.in_switch_region.empty() && std::find(d.resident.begin(), d.resident.end(),
+                                                     stats.in_switch_region) == d.resident.end()) {
+      d.resident.push_back(stats.in_switch_region);
+    }
     for (const auto& [model, n] : k.in_flight_models) d.in_flight_models.push_back(model);
   }
   return out;

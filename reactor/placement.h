@@ -39,7 +39,9 @@ struct DeviceState {
   uint32_t in_flight = 0;             // inference tasks handed to it and not yet completed
   uint64_t pending_switch_bytes = 0;  // weights of in-flight tasks that switch their model in
   uint32_t training_jobs = 0;         // running jobs pinned to it
-  std::vector<std::string> resident;  // models resident now (any order)
+  // Models resident now, and the one still in the device's switch region (--reuse-region:
+  // its next request needs no switch either); any order.
+  std::vector<std::string> resident;
   std::vector<std::string> in_flight_models;  // models with a task in flight (any order)
 };
 

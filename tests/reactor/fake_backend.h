@@ -53,6 +53,7 @@ class FakeBackend final : public Backend {
     std::lock_guard lock(mutex_);
     BackendStats s;
     s.resident = resident_;
+    s.in_switch_region = in_switch_region_;
     s.switches = switches_;
     s.parallel_switches = parallel_switches_;
     return s;
@@ -68,6 +69,11 @@ class FakeBackend final : public Backend {
   void set_resident(std::vector<std::string> models) {
     std::lock_guard lock(mutex_);
     resident_ = std::move(models);
+  }
+  // What stats() reports as the switch region's model.
+  void set_in_switch_region(std::string model) {
+    std::lock_guard lock(mutex_);
+    in_switch_region_ = std::move(model);
   }
   // What stats() reports as switches, and of them parallel ones.
   void set_switches(uint64_t switches, uint64_t parallel) {
@@ -158,6 +164,7 @@ class FakeBackend final : public Backend {
   CompletionSink* sink_ = nullptr;
   mutable std::mutex mutex_;
   std::vector<std::string> resident_;
+  std::string in_switch_region_;
   uint64_t switches_ = 0, parallel_switches_ = 0;
   int shutdowns_ = 0;
   std::vector<InferTask> infers_;

@@ -208,6 +208,26 @@ TEST_CASE("multi backend: under an evicting policy requests do not queue behind 
   CHECK(f.where(11) == 1);
 }
 
+TEST_CASE("multi backend: a model still in a device's switch region goes back there", "[multi]") {
+  PlacementRules evicting;
+  evicting.in_flight_holds = false;
+  Fakes f(3, 2, evicting);
+  f.register_model("a", 1);
+  f.register_model("b", 2);
+  f.fakes[2]->set_in_switch_region("a");  // its last switch was a's (pipeswitch, --reuse-region)
+  f.multi->infer(f.task(10, "a"));
+  CHECK(f.where(10) == 2);  // no switch there, none of the idle devices holds it
+  f.multi->infer(f.task(11, "b"));
+  CHECK(f.where(11) == 0);  // b is in no region: the least loaded device
+  f.fakes[2]->complete_infer(10);
+  f.take();
+  f.fakes[2]->set_in_switch_region("b");  // another model switched in over a
+  f.multi->infer(f.task(12, "a"));
+  CHECK(f.where(12) == 1);
+  f.multi->infer(f.task(13, "b"));
+  CHECK(f.where(13) == 2);
+}
+
 TEST_CASE("multi backend: a device error takes the device out of service", "[multi]") {
   Fakes f(2);
   f.register_model("a", 1);
