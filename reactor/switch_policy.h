@@ -3,6 +3,9 @@
 // backend consults, not a fork of the code; pure, tested on the CPU.
 //
 //   pipeswitch      pinned weights, pool slot, pipelined groups; the model leaves after its task
+//                   (its weights stay in the switch region until another model's switch
+//                   overwrites them, and a request for it until then needs no switch:
+//                   BackendOptions::reuse_region)
 //   cache           as pipeswitch, but models stay resident while the pool has room, least
 //                   recently used out first (a repeated request costs ready-model latency)
 //   ready           every model resident from registration (the lower bound)
