@@ -1,7 +1,8 @@
 // The GPU backend (reactor/gpu_backend.h) [gpu]: every policy and grouping returns the same
 // outputs, bit for bit, as the resident model; they match the CPU backend (the reference
-// executor) on the same inputs; batches that are multiples of the native batch; unload; and
-// back-to-back switches among models without pool growth. Skipped without a GPU.
+// executor) on the same inputs; batches that are multiples of the native batch; unload;
+// back-to-back switches among models without pool growth; and requests that find their model
+// still in the switch region (--reuse-region). Skipped without a GPU.
 #include "reactor/gpu_backend.h"
 
 #include <catch2/catch.hpp>
