@@ -76,6 +76,18 @@ guarded() {
   echo "== $log: exit $rc after $((SECONDS - t0)) s"
   return $rc
 }
+# start_server LOG WAIT ARGS...: /tmp/b/bin/pipeswitchd ARGS in the background, output to LOG;
+# sets $sp to its pid and returns once it listens, exits or WAIT seconds passed.
+start_server() {
+  local log="$1" wait="$2"; shift 2
+  /tmp/b/bin/pipeswitchd "$@" > "$log" 2>&1 &
+  sp=$!
+  for _ in $(seq 1 "$wait"); do
+    grep -q "listening on" "$log" && break
+    kill -0 "$sp" 2>/dev/null || break
+    sleep 1
+  done
+}
 nvidia-smi --query-gpu=name,driver_version,memory.used --format=csv,noheader
 # Once per machine: the cuDNN graph convolutions (every plan against the CPU reference). If they
 # fail, every step on this machine runs the legacy cuDNN calls (PS_CUDNN_GRAPH=off).
@@ -229,10 +241,8 @@ case "$STEP" in
     mkdir -p /tmp/wb && ln -sf /tmp/w/models/bert_base.psm /tmp/wb/bert_base.psm
     for hr in off on; do
       (($(left) < 40)) && break
-      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/wb --host-read "$hr" --reuse-region off \
-        --listen 127.0.0.1:12398 > "$OUT/host-read-$hr-server.log" 2>&1 &
-      sp=$!
-      for _ in $(seq 1 40); do grep -q "listening on" "$OUT/host-read-$hr-server.log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
+      start_server "$OUT/host-read-$hr-server.log" 40 --device 0 --models /tmp/wb \
+        --host-read "$hr" --reuse-region off --listen 127.0.0.1:12398
       guarded 30 "host-read-$hr.log" /tmp/b/bin/psnc --server 127.0.0.1:12398 infer bert_base \
         --batch 8 --repeat 40
       echo "host-read $hr:"; grep OK "$OUT/host-read-$hr.log" | tail -1; tail -2 "$OUT/host-read-$hr.log"
@@ -244,10 +254,8 @@ case "$STEP" in
     [[ -f /tmp/w/models/bert_base.psm ]] || guarded 150 prepare.log \
       /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --prepare-only
     if [[ -f /tmp/w/models/bert_base.psm ]]; then
-      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/w/models --policy cache --pool-size 40G \
-        --listen 127.0.0.1:12399 > "$OUT/soak-server.log" 2>&1 &
-      sp=$!
-      for _ in $(seq 1 90); do grep -q "listening on" "$OUT/soak-server.log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
+      start_server "$OUT/soak-server.log" 90 --device 0 --models /tmp/w/models --policy cache \
+        --pool-size 40G --listen 127.0.0.1:12399
       guarded 110 soak.log /tmp/b/bin/psnc --server 127.0.0.1:12399 load --connections 200 \
         --requests 4000 --duration 80 --timeout 60 --models resnet152:8,inception_v3:8,bert_base:8 \
         --depth 2 --disconnect 0.02 --train 0.005 --train-steps 5 --server-pid $sp
@@ -300,10 +308,8 @@ case "$STEP" in
       (($(left) < 60)) && break
       log="$OUT/hwq-$q-server.log"
       if [[ $q == default ]]; then unset CUDA_DEVICE_MAX_CONNECTIONS; else export CUDA_DEVICE_MAX_CONNECTIONS=$q; fi
-      /tmp/b/bin/pipeswitchd --device 0 --models /tmp/ws/models --precision tf32 \
-        --reuse-region off --listen 127.0.0.1:12397 > "$log" 2>&1 &
-      sp=$!
-      for _ in $(seq 1 120); do grep -q "listening on" "$log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
+      start_server "$log" 120 --device 0 --models /tmp/ws/models --precision tf32 \
+        --reuse-region off --listen 127.0.0.1:12397
       echo "== queues $q:"; grep -E "switch as|groupings timed" "$log" | sed 's/.*info: //'
       for m in resnet152 inception_v3 bert_base; do
         guarded 40 "hwq-$q-$m.log" /tmp/b/bin/psnc --server 127.0.0.1:12397 infer "$m" --batch 8 \
@@ -364,10 +370,8 @@ case "$STEP" in
     # switch, then the region's weights) and off (a switch per request, as the original).
     for r in on off; do
       log="$OUT/reuse-$r-server.log"
-      /tmp/b/bin/pipeswitchd --device 0 --zoo=resnet152,bert_base --zoo-batch 8 --zoo-seq 251 \
-        --reuse-region "$r" --listen 127.0.0.1:12395 > "$log" 2>&1 &
-      sp=$!
-      for _ in $(seq 1 120); do grep -q "listening on" "$log" && break; kill -0 $sp 2>/dev/null || break; sleep 1; done
+      start_server "$log" 120 --device 0 --zoo=resnet152,bert_base --zoo-batch 8 --zoo-seq 251 \
+        --reuse-region "$r" --listen 127.0.0.1:12395
       for m in resnet152 bert_base; do
         guarded 40 "reuse-$r-$m.log" /tmp/b/bin/psnc --server 127.0.0.1:12395 infer "$m" \
           --batch 8 --repeat 30
