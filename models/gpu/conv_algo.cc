@@ -40,21 +40,15 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
 
   CUDNN_TRY(cudnnSetConvolutionMathType(d.conv.get(), requested));
   PS_TRY(runtime.bind(runtime.plan_stream(), 0, 0));
-  // Scratch: x | w | y | workspace. Contents are whatever is there: only timing matters.
-  const size_t x_at = 0;
-  const size_t w_at = x_at + round_up_256(d.x_bytes);
-  const size_t y_at = w_at + round_up_256(d.w_bytes);
-  const size_t ws_at = y_at + round_up_256(d.y_bytes);
-  PS_ASSIGN_OR_RETURN(const FindScratch scratch, find_scratch(runtime, ws_at, kConvWorkspaceCap));
+  PS_ASSIGN_OR_RETURN(const FindScratch scratch,
+                      find_scratch(runtime, d.x_bytes, d.w_bytes, d.y_bytes, kConvWorkspaceCap));
   const size_t ws_cap = scratch.workspace_cap;
-  const CUdeviceptr base = scratch.base;
-  auto ptr = [base](size_t at) { return reinterpret_cast<void*>(base + at); };
 
   std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
   int returned = 0;
   CUDNN_TRY(cudnnFindConvolutionForwardAlgorithmEx(
-      runtime.dnn(), d.x.get(), ptr(x_at), d.w.get(), ptr(w_at), d.conv.get(), d.y.get(), ptr(y_at),
-      static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at), ws_cap));
+      runtime.dnn(), d.x.get(), scratch.x, d.w.get(), scratch.w, d.conv.get(), d.y.get(), scratch.y,
+      static_cast<int>(perf.size()), &returned, perf.data(), scratch.workspace, ws_cap));
   PS_TRY(runtime.plan_stream().synchronize());
 
   const cudnnConvolutionFwdAlgoPerf_t* best = nullptr;
@@ -85,15 +79,20 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
   return choice;
 }
 
-Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t fixed, size_t cap) {
+Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t x_bytes, size_t w_bytes,
+                                 size_t y_bytes, size_t cap) {
   constexpr size_t kFloor = size_t{32} << 20;
-  Result<CUdeviceptr> scratch = runtime.plan_scratch(fixed + cap);
+  const size_t w_at = round_up_256(x_bytes);
+  const size_t y_at = w_at + round_up_256(w_bytes);
+  const size_t ws_at = y_at + round_up_256(y_bytes);
+  Result<CUdeviceptr> scratch = runtime.plan_scratch(ws_at + cap);
   while (!scratch.ok() && scratch.status().code() == Code::kOutOfMemory && cap > kFloor) {
     cap /= 8;
-    scratch = runtime.plan_scratch(fixed + cap);
+    scratch = runtime.plan_scratch(ws_at + cap);
   }
   if (!scratch.ok()) return scratch.status();
-  return FindScratch{*scratch, cap};
+  auto at = [base = *scratch](size_t offset) { return reinterpret_cast<void*>(base + offset); };
+  return FindScratch{at(0), at(w_at), at(y_at), at(ws_at), cap};
 }
 
 size_t conv_algo_cache_size() {

@@ -52,14 +52,19 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
 // Number of entries in the process-wide cache (for tests).
 size_t conv_algo_cache_size();
 
-// The runtime's plan scratch for a cuDNN algorithm search: `fixed` bytes (the tensors), then a
-// workspace of `cap` bytes, or an eighth of it at a time, down to 32 MiB, where the device
-// cannot spare that (a crowded device searches within a smaller workspace).
+// The runtime's plan scratch for a cuDNN algorithm search, laid out x | w | y | workspace (each
+// at a 256-byte boundary; contents are whatever is there: only timing matters), with a workspace
+// of `cap` bytes, or an eighth of it at a time, down to 32 MiB, where the device cannot spare
+// that (a crowded device searches within a smaller workspace).
 struct FindScratch {
-  CUdeviceptr base = 0;      // the workspace starts at base + fixed
+  void* x = nullptr;
+  void* w = nullptr;
+  void* y = nullptr;
+  void* workspace = nullptr;
   size_t workspace_cap = 0;  // what the search may use
 };
-Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t fixed, size_t cap);
+Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t x_bytes, size_t w_bytes,
+                                 size_t y_bytes, size_t cap);
 
 // Shared by the forward's and the backward's searches: the 256-byte alignment of each tensor in
 // the scratch and of a chosen workspace, and whether a result's math type is allowed under

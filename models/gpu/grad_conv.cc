@@ -115,22 +115,17 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
   CUDNN_TRY(cudnnSetConvolutionMathType(
       conv.get(), env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
   PS_TRY(runtime.bind(runtime.plan_stream(), 0, 0));
-  // Scratch: x | w | y | workspace; contents are irrelevant to the timing.
-  const size_t w_at = round_up_256(x_bytes_);
-  const size_t y_at = w_at + round_up_256(w_bytes_);
-  const size_t ws_at = y_at + round_up_256(y_bytes_);
   PS_ASSIGN_OR_RETURN(const FindScratch scratch,
-                      find_scratch(runtime, ws_at, kConvGradWorkspaceCap));
+                      find_scratch(runtime, x_bytes_, w_bytes_, y_bytes_, kConvGradWorkspaceCap));
   const size_t cap = scratch.workspace_cap;
-  auto ptr = [base = scratch.base](size_t at) { return reinterpret_cast<void*>(base + at); };
   BwdChoice c;
   int returned = 0;
   if (data) {
     std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
     CUDNN_TRY(cudnnFindConvolutionBackwardDataAlgorithmEx(
-        runtime.dnn(), w_desc_.get(), ptr(w_at), y_desc_.get(), ptr(y_at), conv.get(),
-        x_desc_.get(), ptr(0), static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at),
-        cap));
+        runtime.dnn(), w_desc_.get(), scratch.w, y_desc_.get(), scratch.y, conv.get(),
+        x_desc_.get(), scratch.x, static_cast<int>(perf.size()), &returned, perf.data(),
+        scratch.workspace, cap));
     PS_TRY(runtime.plan_stream().synchronize());
     log_find(full_key, perf.data(), returned);
     const auto* best = pick(perf.data(), returned, env.precision, cap);
@@ -149,8 +144,9 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
   } else {
     std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
     CUDNN_TRY(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        runtime.dnn(), x_desc_.get(), ptr(0), y_desc_.get(), ptr(y_at), conv.get(), w_desc_.get(),
-        ptr(w_at), static_cast<int>(perf.size()), &returned, perf.data(), ptr(ws_at), cap));
+        runtime.dnn(), x_desc_.get(), scratch.x, y_desc_.get(), scratch.y, conv.get(),
+        w_desc_.get(), scratch.w, static_cast<int>(perf.size()), &returned, perf.data(),
+        scratch.workspace, cap));
     PS_TRY(runtime.plan_stream().synchronize());
     log_find(full_key, perf.data(), returned);
     const auto* best = pick(perf.data(), returned, env.precision, cap);
