@@ -249,6 +249,7 @@ struct DeviceStats {
   uint64_t switches = 0;
   uint64_t parallel_switches = 0;  // of which borrowed other GPUs' links
   uint64_t region_hits = 0;
+  uint64_t request_captures = 0;
   uint64_t pool_bytes = 0;
   uint64_t pool_used_bytes = 0;
   std::vector<std::string> resident;
@@ -262,6 +263,11 @@ struct BackendStats {
   // Requests that found their model's weights still in the switch region (pipeswitch, after a
   // request of the same model with nothing switched in between): run without a switch.
   uint64_t region_hits = 0;
+  // CUDA graphs captured while serving a request (each costs that request a few ms; registration
+  // captures the ones a model's requests replay, so in a steady state this stays put): a
+  // cache-policy model's first request as resident, the first request at batch 1 after a
+  // larger batch grew the model's staging buffers.
+  uint64_t request_captures = 0;
   // The model whose weights the switch region holds now (its next request is a region hit);
   // empty: none, or a backend without a reused switch region. One device only.
   std::string in_switch_region;

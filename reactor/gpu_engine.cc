@@ -502,8 +502,10 @@ Completion GpuEngine::infer(const InferTask& task) {
   }
   c.status = check_infer_input(m.info, task.batch, input->size());
   if (!c.status.ok()) return c;
+  const uint64_t captures = graph_captures_;
   Status s =
       policy_.fresh_process ? run_fresh_process(m, task, *input, &c) : run(m, task, *input, &c);
+  request_captures_ += graph_captures_ - captures;
   if (!s.ok()) c.status = s.with_context(str_cat("model '", m.info.name, "'"));
   return c;
 }
@@ -687,6 +689,7 @@ BackendStats GpuEngine::stats() const {
   BackendStats s;
   s.switches = switches_;
   s.region_hits = region_hits_;
+  s.request_captures = request_captures_;
   if (region_model_ != nullptr) s.in_switch_region = region_model_->info.name;
   s.parallel_switches = parallel_switches_;
   s.pool_bytes = pool_->capacity();

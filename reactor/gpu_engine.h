@@ -123,6 +123,13 @@ class GpuEngine {
   // `weights` are the switch region's, which lacks them).
   Result<const models::gpu::CudaGraph*> graph_for(Model& model, CUdeviceptr weights,
                                                   bool host_tables = false);
+  // CudaGraph::capture on the compute stream, counted in graph_captures_ (run() reports those
+  // made while serving a request as request_captures_).
+  Result<models::gpu::CudaGraph> capture(const std::function<Status()>& enqueue);
+  // Pipeswitch with reuse_region_: captures the graph a region hit of `model` replays (the
+  // whole request on the region, tables from the host) and runs it once (the upload), so the
+  // first hit pays neither. Registration only: overwrites the model's arena and outputs.
+  Status prepare_region_hit(Model& model);
   // Makes sure model's per-group graphs exist for weights at `weights` (the switch region);
   // false when this switch cannot use them (graphs off, pageable copies, another address).
   bool group_graphs_for(Model& model, CUdeviceptr weights);
@@ -165,6 +172,8 @@ class GpuEngine {
   ResidentSet resident_;
   uint64_t switches_ = 0;
   uint64_t region_hits_ = 0;
+  uint64_t graph_captures_ = 0;    // every CudaGraph this engine captured
+  uint64_t request_captures_ = 0;  // of which while serving a request
   // The model whose weights the switch region holds, complete, from its last switch; null when
   // the region holds none (a switch in progress or failed, registration's timing switches, a
   // grown region, an unloaded model). Only with reuse_region_.

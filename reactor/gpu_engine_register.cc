@@ -159,7 +159,10 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
       PS_ASSIGN_OR_RETURN(const bool moved, grow_switch_region(m->weights_bytes));
       // The other models' graphs pointed into the old region: measure them again.
       if (moved && graphs_) {
-        for (auto& [name, other] : models_) PS_TRY(choose_switch_mode(*other));
+        for (auto& [name, other] : models_) {
+          PS_TRY(choose_switch_mode(*other));
+          PS_TRY(prepare_region_hit(*other));
+        }
       }
       if (grouping_ == GroupingChoice::kTimed) PS_TRY(choose_timed_groups(*m));
     }
@@ -168,8 +171,10 @@ Result<std::unique_ptr<GpuEngine::Model>> GpuEngine::register_model(const ModelS
       const CUdeviceptr weights = m->slot ? m->slot->ptr : m->managed.ptr();
       PS_ASSIGN_OR_RETURN(const models::gpu::CudaGraph* graph, graph_for(*m, weights));
       if (graph != nullptr) PS_TRY(graph->launch(compute_stream_));
-    } else if (uses_switch_region() && grouping_ != GroupingChoice::kTimed) {
-      PS_TRY(choose_switch_mode(*m));  // (kTimed chose the mode with the groups)
+    } else if (uses_switch_region()) {
+      // (kTimed chose the mode with the groups.)
+      if (grouping_ != GroupingChoice::kTimed) PS_TRY(choose_switch_mode(*m));
+      PS_TRY(prepare_region_hit(*m));
     }
     PS_TRY(compute_stream_.synchronize());
     if (policy_.home == WeightHome::kManaged) release_weights(*m);
@@ -339,9 +344,7 @@ Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr
   if (!m.resident_graph || m.resident_graph_weights != weights ||
       m.resident_graph_host_tables != host_tables) {
     m.resident_graph.reset();
-    auto g = models::gpu::CudaGraph::capture(compute_stream_, [&] {
-      return enqueue_request(m, weights, false, 0, 1, false, host_tables);
-    });
+    auto g = capture([&] { return enqueue_request(m, weights, false, 0, 1, false, host_tables); });
     if (!g.ok()) {
       // Not fatal: this model runs layer by layer from now on. (Errors that break the
       // context end the process in the driver wrappers before they get here.)
@@ -357,6 +360,19 @@ Result<const models::gpu::CudaGraph*> GpuEngine::graph_for(Model& m, CUdeviceptr
   return &*m.resident_graph;
 }
 
+Result<models::gpu::CudaGraph> GpuEngine::capture(const std::function<Status()>& enqueue) {
+  ++graph_captures_;
+  return models::gpu::CudaGraph::capture(compute_stream_, enqueue);
+}
+
+Status GpuEngine::prepare_region_hit(Model& m) {
+  if (!reuse_region_ || !switch_region_) return Status::OK();
+  PS_ASSIGN_OR_RETURN(const models::gpu::CudaGraph* graph,
+                      graph_for(m, switch_region_->ptr, /*host_tables=*/true));
+  if (graph != nullptr) PS_TRY(graph->launch(compute_stream_));
+  return Status::OK();
+}
+
 bool GpuEngine::group_graphs_for(Model& m, CUdeviceptr weights) {
   // Pageable copies and weight addresses that change every switch (no-pool, cache slots)
   // would need a capture per request, which costs more than it saves.
@@ -369,9 +385,8 @@ bool GpuEngine::group_graphs_for(Model& m, CUdeviceptr weights) {
                                 m.workspace ? m.workspace->size() : 0, m.host_read};
   m.group_graphs.clear();
   for (const CopyGroup& g : m.groups) {
-    auto graph = models::gpu::CudaGraph::capture(compute_stream_, [&] {
-      return m.p().enqueue_layers(g.first_layer, g.layer_count, compute_stream_, b);
-    });
+    auto graph = capture(
+        [&] { return m.p().enqueue_layers(g.first_layer, g.layer_count, compute_stream_, b); });
     // A group whose layers queue no work (views only) has no graph: it runs from the host,
     // at no cost.
     if (graph.ok()) {
@@ -418,9 +433,8 @@ Status GpuEngine::choose_switch_mode(Model& m) {
   if (group_graphs_for(m, switch_region_->ptr)) {
     modes.push_back(SwitchMode::kGroupGraphs);
     // (Layer by layer inside the capture: a graph launch cannot itself be captured.)
-    auto g = models::gpu::CudaGraph::capture(compute_stream_, [&] {
-      return enqueue_request(m, switch_region_->ptr, true, 0, 1, false, true);
-    });
+    auto g =
+        capture([&] { return enqueue_request(m, switch_region_->ptr, true, 0, 1, false, true); });
     if (g.ok()) {
       m.switch_graph = std::move(*g);
       modes.push_back(SwitchMode::kRequestGraph);

@@ -293,12 +293,14 @@ BackendStats MultiBackend::stats() const {
     d.switches = child.switches;
     d.parallel_switches = child.parallel_switches;
     d.region_hits = child.region_hits;
+    d.request_captures = child.request_captures;
     d.pool_bytes = child.pool_bytes;
     d.pool_used_bytes = child.pool_used_bytes;
     d.resident = child.resident;
     total.switches += child.switches;
     total.parallel_switches += child.parallel_switches;
     total.region_hits += child.region_hits;
+    total.request_captures += child.request_captures;
     total.pool_bytes += child.pool_bytes;
     total.pool_used_bytes += child.pool_used_bytes;
     resident.insert(child.resident.begin(), child.resident.end());

@@ -93,6 +93,7 @@ std::string Server::stats_reply() const {
   add_line(OkLine()
                .add("switches", backend.switches)
                .add("region_hits", backend.region_hits)
+               .add("request_captures", backend.request_captures)
                .add("pool_bytes", backend.pool_bytes)
                .add("pool_used_bytes", backend.pool_used_bytes)
                .add("resident", uint64_t{backend.resident.size()}));
@@ -108,6 +109,7 @@ std::string Server::stats_reply() const {
                  .add("switches", d.switches)
                  .add("parallel_switches", d.parallel_switches)
                  .add("region_hits", d.region_hits)
+                 .add("request_captures", d.request_captures)
                  .add("pool_bytes", d.pool_bytes)
                  .add("pool_used_bytes", d.pool_used_bytes)
                  .add("resident", uint64_t{d.resident.size()}));
@@ -173,6 +175,10 @@ std::string Server::metrics_text() const {
   w.counter("ps_backend_region_hits_total",
             "Requests whose model was still in the switch region: no switch needed.",
             backend.region_hits);
+  w.counter("ps_backend_request_captures_total",
+            "CUDA graphs captured while serving a request (a few ms each; registration "
+            "captures the usual ones).",
+            backend.request_captures);
   w.gauge("ps_pool_bytes", "Device memory pool size.", static_cast<double>(backend.pool_bytes));
   w.gauge("ps_pool_used_bytes", "Device memory pool in use.",
           static_cast<double>(backend.pool_used_bytes));

@@ -104,6 +104,7 @@ TEST_CASE("e2e multi: three simulated devices serve, place, train and report per
     CHECK(devices[i].field("training_jobs") == "0");
     CHECK(devices[i].field("resident") == "2");
     CHECK(devices[i].field("parallel_switches") == "0");  // CPU devices lend no links
+    CHECK(devices[i].field("request_captures") == "0");   // nor capture graphs
     CHECK(std::stoull(devices[i].field("requests")) > 0);  // the load reached every device
     placed += std::stoull(devices[i].field("requests"));
   }
@@ -117,6 +118,7 @@ TEST_CASE("e2e multi: three simulated devices serve, place, train and report per
   CHECK(metrics.find("ps_gpu_up{gpu=\"cpu1\"} 1") != std::string::npos);
   CHECK(metrics.find("ps_gpu_in_flight{gpu=\"cpu2\"} 0") != std::string::npos);
   CHECK(metrics.find("ps_gpu_parallel_switches_total{gpu=\"cpu0\"} 0") != std::string::npos);
+  CHECK(metrics.find("ps_backend_request_captures_total 0") != std::string::npos);
   CHECK(metrics.find("ps_gpu_inference_requests_total{gpu=\"cpu0\",outcome=\"placed\"}") !=
         std::string::npos);
 

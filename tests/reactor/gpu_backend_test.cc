@@ -319,6 +319,8 @@ TEST_CASE("GPU backend: a model still in the switch region runs there without a 
         };
         expect("bert_tiny", 2, false);  // the registrations' timing switches left the region
         expect("bert_tiny", 2, reuse);
+        // Registration captured (and ran) the graph a hit replays: the first hit captures none.
+        CHECK(h->settled_stats().request_captures == 0);
         expect("bert_tiny", 4, reuse);  // two chunks
         expect("resnet_tiny", 2, false);
         expect("bert_tiny", 4, false);  // resnet_tiny overwrote the region
@@ -328,6 +330,9 @@ TEST_CASE("GPU backend: a model still in the switch region runs there without a 
         const BackendStats stats = h->settled_stats();
         CHECK(stats.switches == (reuse ? 4u : 7u));
         CHECK(stats.region_hits == (reuse ? 3u : 0u));
+        // Batch 4 grew bert_tiny's staging buffers, which the hit graph copied from: the next
+        // batch-2 hit captured it again.
+        CHECK(stats.request_captures == (graphs && reuse ? 1u : 0u));
         h->backend->shutdown();
       }
     }
