@@ -12,7 +12,8 @@
 #                                        scripts/gpu-check.sh --gpu-only (every [gpu] case, e2e)
 #   bash scripts/gpu-session.sh reprofull 1|2|3  issue 8's full mode in three commands (figures
 #                                        5 and 9; 7, 8 and figure 6's first half; its second
-#                                        half), each appending to the last; docs.tar.gz each time
+#                                        half), each appending to the last; docs.tar.gz each time;
+#                                        fig6:SERIES: those figure 6 series again, onto docs/results
 #   bash scripts/gpu-session.sh reuse    --reuse-region on and off: ResNet152 and BERT-base, 30
 #                                        back-to-back requests each (one switch, or 30)
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
@@ -391,13 +392,18 @@ case "$STEP" in
     # Each part appends to /tmp/docs and returns it as $OUT/docs.tar.gz; a part that finds no
     # /tmp/docs (a fresh machine) starts from .gpu-pack/docs.tar.gz, the previous part's
     # tarball carried back. The working tree's scripts run (not the bundle's copy).
-    part="${2:?reprofull 1|2|3}"
+    # fig6:SERIES (e.g. fig6:pipeswitch) measures only those figure 6 series again, onto the
+    # working tree's docs/results (after a change to what they measure; ~2 min a series).
+    part="${2:?reprofull 1|2|3|fig6:SERIES}"
     [[ -d /tmp/docs ]] || { [[ -f .gpu-pack/docs.tar.gz ]] && tar -C /tmp -xzf .gpu-pack/docs.tar.gz; }
     case "$part" in
       1) args=(--figures 5,9) ;;
       2) args=(--figures 7,8,6 --fig6-series ready,pipeswitch --append) ;;
       3) args=(--figures 6 --fig6-series cache,kill-restart --append) ;;
-      *) echo "reprofull: part 1, 2 or 3" >&2; exit 2 ;;
+      fig6:?*)
+        args=(--figures 6 --fig6-series "${part#fig6:}" --append)
+        [[ -d /tmp/docs ]] || { mkdir -p /tmp/docs && cp -r docs/results docs/results.md /tmp/docs/; } ;;
+      *) echo "reprofull: part 1, 2, 3 or fig6:SERIES" >&2; exit 2 ;;
     esac
     guarded 575 "repro-full-$part.log" "$REPO/scripts/gpu-reproduce.sh" /tmp/b /tmp/w \
       --out /tmp/docs "${args[@]}"
