@@ -49,6 +49,17 @@ def git_commit(repo):
         return None
 
 
+def binaries_commit(bin_dir, repo):
+    """The commit the binaries in `bin_dir` were built from: a bundle's COMMIT file (bin/'s
+    parent), else the checkout's (a build folder of it). On a lent device the checkout's git
+    metadata can be older than its files, so a bundle's file is the one to trust."""
+    try:
+        with open(os.path.join(bin_dir, os.pardir, "COMMIT")) as f:
+            return f.read().strip() or None
+    except (OSError, TypeError):
+        return git_commit(repo)
+
+
 def describe(repo, link=None, torch_version=None, cuda_version=None):
     """The machine record. `link` is {'gbps', 'copy_us'} from pipeswitchd's start-up probe."""
     gpus = gpu()

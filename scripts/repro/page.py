@@ -89,6 +89,21 @@ def run_time_text(run):
                                           "; ".join(part(p) for p in parts))
 
 
+def binaries_text(run):
+    """The commit the binaries were built from; after --append, each command's, with the figures
+    it measured (a later command may re-measure a series with newer binaries)."""
+    parts = run.get("parts") or []
+    if len(parts) < 2:
+        return run.get("binaries") or "not recorded"
+    groups = {}  # commit -> the figures of its commands, in order
+    for p in parts:
+        figs = ",".join(k[3:] for k in p.get("figures") or [])
+        groups.setdefault(p.get("binaries") or "not recorded", []).append(figs)
+    if len(groups) == 1:
+        return next(iter(groups))
+    return "; ".join("%s (figures %s)" % (c, " / ".join(f)) for c, f in groups.items())
+
+
 def machine_section(m, run):
     rows = [
         ("GPU", "%s (%s), driver %s" % (m.get("gpu"), m.get("gpu_memory"), m.get("driver"))
@@ -97,7 +112,8 @@ def machine_section(m, run):
         ("CPU", "%s, %s cores" % (m.get("cpu"), m.get("cpu_cores"))),
         ("software", "Linux %s, Python %s, PyTorch %s (CUDA %s)" %
          (m.get("kernel"), m.get("python"), m.get("torch") or "-", m.get("cuda") or "-")),
-        ("commit, date", "%s, %s" % (m.get("commit"), m.get("date"))),
+        ("binaries (bundle commit)", binaries_text(run)),
+        ("checkout (the scripts), date", "%s, %s" % (m.get("commit"), m.get("date"))),
         ("mode", "%s%s" % (run["mode"], ", precision %s" % run["precision"] if run.get("precision")
                            else "")),
         ("models", "%s at batch %d%s; inputs %s" % (

@@ -345,7 +345,7 @@ def merge_fig6(old_rows, new_rows, measured):
 
 def run_part(info):
     """One command's share of run.json: what it measured, its steps and its time."""
-    return {k: info.get(k) for k in ("figures", "steps_s", "total_s", "command")}
+    return {k: info.get(k) for k in ("figures", "binaries", "steps_s", "total_s", "command")}
 
 
 def merge_run_info(old, new):
@@ -521,6 +521,7 @@ def main(argv=None):
                 "training_supported": ctx.training_supported,
                 "training_missing": None if ctx.training_supported else ctx.training_missing,
                 "registered": ctx.registered, "figures": figure_keys,
+                "binaries": machine.binaries_commit(args.bin, REPO),
                 "command": "scripts/reproduce.sh " + " ".join(argv if argv is not None else sys.argv[1:])}
     t = time.monotonic()
     run_info["plots"] = plot.plot_all(results_dir, figure_keys, log=progress)

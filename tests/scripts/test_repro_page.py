@@ -3,7 +3,8 @@
 results in data/results (a real `reproduce.sh --cpu --quick` run), checked by
 check_results_page.py; and that the check fails when the page and the CSVs disagree. Also the
 harness's small pieces: p99, flags a server lacks, input sizes, the paper's table, and what
---append merges (figure 6's series, run.json's parts, machine.json's link probes).
+--append merges (figure 6's series, run.json's parts, machine.json's link probes), and the
+binaries' commit each command records.
 Usage: test_repro_page.py WORK_DIR"""
 import csv
 import json
@@ -130,7 +131,8 @@ def main():
              "total_s": 400.2, "command": "c1", "plots": {"files": {"fig5": "fig5.png"}}}
     part2 = {"figures": ["fig6", "fig7"], "steps_s": {"probe": 7.2, "fig6": 209.1, "plots": 0.2},
              "total_s": 313.4, "command": "c2 --append", "plots": {"files": {"fig6": "fig6.png"}}}
-    part3 = dict(part2, figures=["fig6"], total_s=300.0, command="c3 --append")
+    part1["binaries"] = part2["binaries"] = "a1"
+    part3 = dict(part2, figures=["fig6"], total_s=300.0, command="c3 --append", binaries="b2")
     info = harness.merge_run_info(harness.merge_run_info(part1, part2), part3)
     expect([p["command"] for p in info["parts"]] == ["c1", "c2 --append", "c3 --append"] and
            info["total_s"] == 1013.6 and info["figures"] == ["fig5", "fig6", "fig7", "fig9"] and
@@ -140,6 +142,18 @@ def main():
     expect(rt.startswith("1014 s in 3 commands (figures 5,9: probe 7 s, server_points 216 s; "
                          "figures 6,7: probe 7 s, fig6 209 s; figure 6:") and "plots 0 s" not in rt,
            "the page's run time names each command's steps (under half a second left out)")
+    expect(page.binaries_text(info) == "a1 (figures 5,9 / 6,7); b2 (figures 6)",
+           "the page names each command's binaries with the figures they measured")
+    expect(page.binaries_text(part1) == "a1" and
+           page.binaries_text(harness.merge_run_info(part1, part1)) == "a1",
+           "one commit for every command: named once")
+    bundle_bin = os.path.join(work, "bundle", "bin")
+    os.makedirs(bundle_bin, exist_ok=True)
+    with open(os.path.join(work, "bundle", "COMMIT"), "w") as f:
+        f.write("5fdf351\n")
+    expect(machine.binaries_commit(bundle_bin, os.path.join(work, "no-checkout")) == "5fdf351" and
+           machine.binaries_commit(os.path.join(work, "build"), os.path.join(work, "no-checkout"))
+           is None, "the binaries' commit: a bundle's COMMIT file, else the checkout's (none here)")
     m1 = {"pinned_h2d_gbps": 55.4, "copy_fixed_us": 2.6, "torch": "2.11", "commit": "a"}
     m2 = {"pinned_h2d_gbps": 46.1, "copy_fixed_us": 3.0, "torch": None, "commit": "b"}
     mm = machine.merge(m1, m2)
