@@ -29,8 +29,34 @@ void widen(const TensorData& t, std::vector<U>& out) {
   out.assign(in.begin(), in.end());
 }
 
+// Integer and bool elements widened to U (bool as 0/1); false, and nothing added, for the
+// floating dtypes.
+template <typename U>
+bool widen_integral(const TensorData& t, std::vector<U>& out) {
+  switch (t.dtype) {
+    case DType::kInt64:
+      widen<int64_t>(t, out);
+      return true;
+    case DType::kInt32:
+      widen<int32_t>(t, out);
+      return true;
+    case DType::kInt8:
+      widen<int8_t>(t, out);
+      return true;
+    case DType::kUInt8:
+      widen<uint8_t>(t, out);
+      return true;
+    case DType::kBool:
+      for (uint8_t b : t.as<uint8_t>()) out.push_back(b != 0);
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::vector<double> to_f64(const TensorData& t) {
   std::vector<double> out;
+  if (widen_integral(t, out)) return out;
   switch (t.dtype) {
     case DType::kFloat32:
       widen<float>(t, out);
@@ -38,28 +64,13 @@ std::vector<double> to_f64(const TensorData& t) {
     case DType::kFloat64:
       widen<double>(t, out);
       break;
-    case DType::kInt64:
-      widen<int64_t>(t, out);
-      break;
-    case DType::kInt32:
-      widen<int32_t>(t, out);
-      break;
-    case DType::kInt8:
-      widen<int8_t>(t, out);
-      break;
-    case DType::kUInt8:
-      widen<uint8_t>(t, out);
-      break;
-    case DType::kBool:
-      for (uint8_t b : t.as<uint8_t>()) out.push_back(b != 0);
-      break;
     case DType::kFloat16:
       for (uint16_t h : t.as<uint16_t>()) out.push_back(float16_to_float(h));
       break;
     case DType::kBFloat16:
       for (uint16_t h : t.as<uint16_t>()) out.push_back(bfloat16_to_float(h));
       break;
-    case DType::kUndefined:
+    default:
       break;
   }
   return out;
@@ -68,25 +79,7 @@ std::vector<double> to_f64(const TensorData& t) {
 // Precondition: an integer or bool tensor.
 std::vector<int64_t> to_i64(const TensorData& t) {
   std::vector<int64_t> out;
-  switch (t.dtype) {
-    case DType::kInt64:
-      widen<int64_t>(t, out);
-      break;
-    case DType::kInt32:
-      widen<int32_t>(t, out);
-      break;
-    case DType::kInt8:
-      widen<int8_t>(t, out);
-      break;
-    case DType::kUInt8:
-      widen<uint8_t>(t, out);
-      break;
-    case DType::kBool:
-      for (uint8_t b : t.as<uint8_t>()) out.push_back(b != 0);
-      break;
-    default:
-      break;
-  }
+  widen_integral(t, out);
   return out;
 }
 

@@ -8,19 +8,9 @@
 namespace ps::e2e {
 namespace {
 
-ServerProcess start_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--device", "cpu", "--threads", "2",
-                                   "--zoo=resnet_tiny,bert_tiny"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  auto server = ServerProcess::start(args);
-  INFO(server.status().message());
-  REQUIRE(server.ok());
-  return std::move(*server);
-}
-
 TEST_CASE("e2e binary: requests answered FNSH in order, several per connection, u32 0 closes",
           "[e2e]") {
-  ServerProcess server = start_server();
+  ServerProcess server = start_cpu_server();
   psnc::Client client = server.connect();
   const reactor::ModelInfo& resnet = reference("resnet_tiny").info;
   const reactor::ModelInfo& bert = reference("bert_tiny").info;
@@ -48,7 +38,7 @@ TEST_CASE("e2e binary: requests answered FNSH in order, several per connection, 
 
 TEST_CASE("e2e binary: MODEL_training starts the model's job once, inference preempts it",
           "[e2e]") {
-  ServerProcess server = start_server({"--zoo-batch", "2"});  // BatchNorm training needs N > 1
+  ServerProcess server = start_cpu_server({"--zoo-batch", "2"});  // BatchNorm training needs N > 1
   psnc::Client client = server.connect();
   // The original client's experiment: start training, then send inference requests.
   CHECK(psnc::binary_request(client, "resnet_tiny_training", "").ok());
@@ -64,7 +54,7 @@ TEST_CASE("e2e binary: MODEL_training starts the model's job once, inference pre
 }
 
 TEST_CASE("e2e binary: errors close the connection (the protocol has no error reply)", "[e2e]") {
-  ServerProcess server = start_server();
+  ServerProcess server = start_cpu_server();
   auto closes_after = [&](const std::string& bytes) {
     psnc::Client client = server.connect();
     REQUIRE(client.send(bytes).ok());

@@ -10,14 +10,8 @@
 namespace ps::e2e {
 namespace {
 
-ServerProcess start_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--device", "cpu", "--threads", "1",
-                                   "--zoo=resnet_tiny,bert_tiny"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  auto server = ServerProcess::start(args);
-  INFO(server.status().message());
-  REQUIRE(server.ok());
-  return std::move(*server);
+ServerProcess start_server(const std::vector<std::string>& extra = {}) {
+  return start_cpu_server(extra, /*threads=*/1);
 }
 
 // The server still answers a fresh client.

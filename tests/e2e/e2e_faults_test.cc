@@ -21,16 +21,6 @@
 namespace ps::e2e {
 namespace {
 
-ServerProcess start_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--device", "cpu", "--threads", "2",
-                                   "--zoo=resnet_tiny,bert_tiny"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  auto server = ServerProcess::start(args);
-  INFO(server.status().message());
-  REQUIRE(server.ok());
-  return std::move(*server);
-}
-
 // A fresh client gets correct answers from both models.
 void check_alive(const ServerProcess& server) {
   psnc::Client client = server.connect();
@@ -58,7 +48,7 @@ void reset(psnc::Client& client) {
 
 TEST_CASE("e2e faults: clients that vanish mid-reply or with replies still computing",
           "[e2e][faults]") {
-  ServerProcess server = start_server();
+  ServerProcess server = start_cpu_server();
   psnc::Client other = server.connect();
   CHECK(request(other, "PING\n").line == "OK pong");
   // Replies of ~0.5 MB each, raw outputs: read a piece of the first, then go.
@@ -98,7 +88,7 @@ TEST_CASE("e2e faults: clients that vanish mid-reply or with replies still compu
 TEST_CASE("e2e faults: a flood of connections beyond --max-connections", "[e2e][faults]") {
   constexpr int kLimit = 8;
   constexpr int kFlood = 150;
-  ServerProcess server = start_server({"--max-connections", std::to_string(kLimit)});
+  ServerProcess server = start_cpu_server({"--max-connections", std::to_string(kLimit)});
   // Every client sends at once, without waiting to see whether it was let in: each gets its
   // answer or ERR BUSY, never a reset that loses the ERR line.
   std::vector<psnc::Client> clients;
@@ -178,7 +168,7 @@ TEST_CASE("e2e faults: corrupt and truncated packages offered to LOAD", "[e2e][f
   dir.write("models/empty.psm", "");
 
   // Start-up skips the bad ones (reported) and serves the good one.
-  ServerProcess server = start_server({"--models", dir.file("models")});
+  ServerProcess server = start_cpu_server({"--models", dir.file("models")});
   CHECK(server.output().find("loaded good") != std::string::npos);
   psnc::Client client = server.connect();
   const std::string models_before = request(client, "MODELS\n").field("models");
@@ -211,7 +201,7 @@ TEST_CASE("e2e faults: LOAD paths cannot leave the models directory", "[e2e][fau
   fs::create_symlink("inside.psm", dir.path() / "models" / "alias.psm");  // stays inside
   fs::create_symlink(dir.path() / "models", dir.path() / "outside" / "back");
 
-  ServerProcess server = start_server({"--models", dir.file("models")});
+  ServerProcess server = start_cpu_server({"--models", dir.file("models")});
   psnc::Client client = server.connect();
   const std::string outside = dir.file("outside/real.psm");
   for (const std::string& path :
@@ -237,7 +227,7 @@ TEST_CASE("e2e faults: LOAD paths cannot leave the models directory", "[e2e][fau
 
 TEST_CASE("e2e faults: SIGTERM with busy, idle, mid-payload and non-reading clients",
           "[e2e][faults]") {
-  ServerProcess server = start_server({"--shutdown-timeout", "3"});
+  ServerProcess server = start_cpu_server({"--shutdown-timeout", "3"});
   constexpr int kBusy = 6;
   constexpr int kRequests = 30;
   const std::string resnet = reference_checksum("resnet_tiny", 8);
@@ -308,7 +298,7 @@ TEST_CASE("e2e faults: SIGTERM while training and inference run leaves a loadabl
           "[e2e][faults]") {
   onnx_loader::testing::TempDir dir;
   const std::string checkpoints = dir.file("ckpt");
-  ServerProcess server = start_server({"--zoo-batch", "2", "--checkpoints", checkpoints});
+  ServerProcess server = start_cpu_server({"--zoo-batch", "2", "--checkpoints", checkpoints});
   psnc::Client admin = server.connect();
   const psnc::Reply job = request(admin, "TRAIN resnet_tiny checkpoint=run every=3\n");
   REQUIRE(job.ok);
@@ -342,7 +332,7 @@ TEST_CASE("e2e faults: SIGTERM while training and inference run leaves a loadabl
   // The checkpoint is intact: a new server resumes from it and trains on.
   REQUIRE(std::filesystem::is_regular_file(checkpoints + "/run"));
   CHECK_FALSE(std::filesystem::exists(checkpoints + "/run.tmp"));
-  ServerProcess again = start_server({"--zoo-batch", "2", "--checkpoints", checkpoints});
+  ServerProcess again = start_cpu_server({"--zoo-batch", "2", "--checkpoints", checkpoints});
   psnc::Client client = again.connect();
   const psnc::Reply resumed = request(client, "TRAIN resnet_tiny resume=run steps=2\n");
   INFO(resumed.line);

@@ -214,6 +214,16 @@ ToolResult run_tool(const std::string& path, const std::vector<std::string>& arg
   return result;
 }
 
+ServerProcess start_cpu_server(const std::vector<std::string>& extra, int threads) {
+  std::vector<std::string> args = {"--device", "cpu", "--threads", std::to_string(threads),
+                                   "--zoo=resnet_tiny,bert_tiny"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto server = ServerProcess::start(args);
+  INFO(server.status().message());
+  REQUIRE(server.ok());
+  return std::move(*server);
+}
+
 psnc::Reply request(psnc::Client& client, const std::string& bytes) {
   REQUIRE(client.send(bytes).ok());
   auto reply = client.read_reply();

@@ -52,6 +52,10 @@ class ServerProcess {
   std::optional<psnc::HostPort> metrics_;
 };
 
+// pipeswitchd --device cpu --threads `threads` --zoo=resnet_tiny,bert_tiny, then `extra`; a
+// server that does not start fails the test case.
+ServerProcess start_cpu_server(const std::vector<std::string>& extra = {}, int threads = 2);
+
 // Sends `bytes` and reads one whole reply; a send or read failure fails the test case.
 psnc::Reply request(psnc::Client& client, const std::string& bytes);
 

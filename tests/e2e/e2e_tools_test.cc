@@ -12,16 +12,6 @@
 namespace ps::e2e {
 namespace {
 
-ServerProcess start_server(std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"--device", "cpu", "--threads", "2",
-                                   "--zoo=resnet_tiny,bert_tiny"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  auto server = ServerProcess::start(args);
-  INFO(server.status().message());
-  REQUIRE(server.ok());
-  return std::move(*server);
-}
-
 TEST_CASE("e2e psnc: --help everywhere, bad arguments exit 2", "[e2e]") {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"--help"}, {"infer", "--help"}, {"--pipeswitch", "--help"}}) {
@@ -61,7 +51,7 @@ TEST_CASE("e2e psnc: --help everywhere, bad arguments exit 2", "[e2e]") {
 }
 
 TEST_CASE("e2e psnc: bare mode pipes stdin to the server and replies to stdout", "[e2e]") {
-  ServerProcess server = start_server();
+  ServerProcess server = start_cpu_server();
   const ToolResult r =
       run_tool(psnc_path(), {server.address_text()}, "PING\nINFER resnet_tiny\nFROB\nQUIT\n");
   CHECK(r.exit_code == 0);
@@ -77,7 +67,7 @@ TEST_CASE("e2e psnc: bare mode pipes stdin to the server and replies to stdout",
 
 TEST_CASE("e2e psnc: infer prints latencies and a summary, train reports the backend's answer",
           "[e2e]") {
-  ServerProcess server = start_server();
+  ServerProcess server = start_cpu_server();
   const ToolResult r =
       run_tool(psnc_path(), {"--server", server.address_text(), "infer", "bert_tiny", "--batch",
                              "2", "--repeat", "6", "--concurrency", "3"});
@@ -113,7 +103,7 @@ TEST_CASE("e2e psnc: infer prints latencies and a summary, train reports the bac
 
 TEST_CASE("e2e psnc: train --wait follows a job to its end", "[e2e]") {
   // Batch 2: BatchNormalization in training mode needs more than one value per channel.
-  ServerProcess server = start_server({"--zoo-batch", "2"});
+  ServerProcess server = start_cpu_server({"--zoo-batch", "2"});
   const ToolResult train =
       run_tool(psnc_path(), {"--server", server.address_text(), "train", "resnet_tiny", "--steps",
                              "3", "lr=0.05", "momentum=0.5", "--wait"});
@@ -133,7 +123,7 @@ TEST_CASE("e2e psnc: train --wait follows a job to its end", "[e2e]") {
 }
 
 TEST_CASE("e2e psnc: --pipeswitch speaks the original binary protocol", "[e2e]") {
-  ServerProcess server = start_server();
+  ServerProcess server = start_cpu_server();
   onnx_loader::testing::TempDir dir;
   const std::string in_file =
       dir.write("bert.bin", reactor::synthetic_input(reference("bert_tiny").info, 8));
@@ -152,7 +142,7 @@ TEST_CASE("e2e psnc: --pipeswitch speaks the original binary protocol", "[e2e]")
 }
 
 TEST_CASE("e2e metrics: Prometheus text and the health check over HTTP", "[e2e]") {
-  ServerProcess server = start_server({"--metrics-listen", "127.0.0.1:0"});
+  ServerProcess server = start_cpu_server({"--metrics-listen", "127.0.0.1:0"});
   REQUIRE(server.metrics());
   psnc::Client client = server.connect();
   REQUIRE(client.send("INFER resnet_tiny\nINFER resnet_tiny\nINFER resnet_tiny bytes=3\nabc").ok());
@@ -186,7 +176,7 @@ TEST_CASE("e2e metrics: Prometheus text and the health check over HTTP", "[e2e]"
 
 TEST_CASE("e2e shutdown: SIGTERM answers every request, then exits 0", "[e2e]") {
   const int signal = GENERATE(SIGTERM, SIGINT);
-  ServerProcess server = start_server({"--threads", "1"});
+  ServerProcess server = start_cpu_server({"--threads", "1"});
   std::optional<psnc::Client> connection(server.connect());
   psnc::Client& client = *connection;
   std::string burst;
