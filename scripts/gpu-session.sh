@@ -14,6 +14,8 @@
 #                                        5 and 9; 7, 8 and figure 6's first half; its second
 #                                        half), each appending to the last; docs.tar.gz each time;
 #                                        fig6:SERIES: those figure 6 series again, onto docs/results
+#   bash scripts/gpu-session.sh soak [POLICIES]  serve's soak alone under each policy named
+#                                        (default pipeswitch), with STATS after it
 #   bash scripts/gpu-session.sh reuse    --reuse-region on and off: ResNet152 and BERT-base, 30
 #                                        back-to-back requests each (one switch, or 30)
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
@@ -54,7 +56,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|reprofull|reuse|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|reprofull|reuse|soak|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -109,6 +111,26 @@ r152_train_package() {
     --model resnet152 --batch 64 --export-onnx /tmp/w/r152_train.onnx
   [[ -f /tmp/w/r152_train.psm ]] || guarded 90 train-import.log /tmp/b/bin/psimport \
     /tmp/w/r152_train.onnx -o /tmp/w/r152_train.psm --batch 64 --mode training
+}
+
+# soak POLICY NAME: pipeswitchd --policy POLICY on the three PyTorch exports (made first on a
+# machine that has not run `repro`), then psnc load: 200 connections, the three models at batch
+# 8, training jobs, 2% of clients vanishing, every reply's checksum against the first of its
+# model; NAME.log and NAME-server.log.
+soak() {
+  local policy="$1" name="$2"
+  [[ -f /tmp/w/models/bert_base.psm ]] || guarded 150 prepare.log \
+    /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --prepare-only
+  [[ -f /tmp/w/models/bert_base.psm ]] || { echo "soak: no exports"; return 1; }
+  start_server "$OUT/$name-server.log" 90 --device 0 --models /tmp/w/models --policy "$policy" \
+    --pool-size 40G --listen 127.0.0.1:12399
+  guarded 110 "$name.log" /tmp/b/bin/psnc --server 127.0.0.1:12399 load --connections 200 \
+    --requests 4000 --duration 80 --timeout 60 --models resnet152:8,inception_v3:8,bert_base:8 \
+    --depth 2 --disconnect 0.02 --train 0.005 --train-steps 5 --server-pid $sp
+  tail -20 "$OUT/$name.log"
+  echo STATS | timeout 10 /tmp/b/bin/psnc 127.0.0.1:12399 > "$OUT/$name-stats.log" 2>&1
+  grep -E "switches=" "$OUT/$name-stats.log" | head -4
+  kill -TERM $sp; wait $sp; echo "$name server exit $?"
 }
 
 case "$STEP" in
@@ -251,20 +273,14 @@ case "$STEP" in
     done
     ;;
   serve)
-    # The soak needs the three PyTorch exports; a machine that has not run `repro` makes them.
-    [[ -f /tmp/w/models/bert_base.psm ]] || guarded 150 prepare.log \
-      /tmp/b/scripts/gpu-reproduce.sh /tmp/b /tmp/w --prepare-only
-    if [[ -f /tmp/w/models/bert_base.psm ]]; then
-      start_server "$OUT/soak-server.log" 90 --device 0 --models /tmp/w/models --policy cache \
-        --pool-size 40G --listen 127.0.0.1:12399
-      guarded 110 soak.log /tmp/b/bin/psnc --server 127.0.0.1:12399 load --connections 200 \
-        --requests 4000 --duration 80 --timeout 60 --models resnet152:8,inception_v3:8,bert_base:8 \
-        --depth 2 --disconnect 0.02 --train 0.005 --train-steps 5 --server-pid $sp
-      tail -20 "$OUT/soak.log"
-      kill -TERM $sp; wait $sp; echo "soak server exit $?"
-    fi
+    soak cache soak
     guarded 400 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
     tail -40 "$OUT/gpu-check.log"
+    ;;
+  soak)
+    # The soak under each policy named ($2, default pipeswitch: its region reuse meets
+    # interleaved models, training preemption and vanishing clients), logs soak-POLICY*.
+    for policy in ${2:-pipeswitch}; do soak "$policy" "soak-$policy"; done
     ;;
   check)
     # Every [gpu] case and the e2e GPU tests, nothing else (a short lease's best use).
