@@ -9,6 +9,8 @@
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
+#include "onnx_loader/passes/fuse_matmul_scale.h"
+#include "onnx_loader/passes/remove_zero_add.h"
 #include "onnx_loader/passes/untie_parameters.h"
 
 namespace ps::onnx_loader {
@@ -85,6 +87,10 @@ std::vector<NamedPass> inference_passes() {
       {"fuse_matmul_bias", passes::fuse_matmul_bias},
       {"fuse_layernorm", passes::fuse_layernorm},
       {"fuse_gelu", passes::fuse_gelu},
+      // After the fusions, whose patterns may hold an Add of zeros (a freshly initialised
+      // bias or LayerNorm beta) that they take in whole.
+      {"remove_zero_add", passes::remove_zero_add},
+      {"fuse_matmul_scale", passes::fuse_matmul_scale},
   };
 }
 

@@ -77,11 +77,14 @@ __device__ void softmax_warp_rows(const float* x, float* y, const SoftmaxParams&
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) m = max_nan(m, __shfl_xor_sync(kFull, m, o));
+    // Each exponential once, kept for the output (the same bits as computing it again).
+    float e[kPerLane];
     float s = 0;
 #pragma unroll
     for (int k = 0; k < kPerLane; ++k) {
       const int c = k * 32 + lane;
-      if (c < n) s += expf(v[k] - m);
+      e[k] = c < n ? expf(v[k] - m) : 0.0f;
+      s += e[k];
     }
     s = warp_sum(s);
     if (p.log) {
@@ -96,7 +99,7 @@ __device__ void softmax_warp_rows(const float* x, float* y, const SoftmaxParams&
 #pragma unroll
       for (int k = 0; k < kPerLane; ++k) {
         const int c = k * 32 + lane;
-        if (c < n) out[c] = expf(v[k] - m) * inv;
+        if (c < n) out[c] = e[k] * inv;
       }
     }
   }

@@ -1,5 +1,6 @@
 // Matrix products: Gemm (2-D, transposes, alpha/beta, broadcast C), MatMul (numpy matmul:
-// batched with broadcast batch dimensions, 1-D operands promoted) and our MatMulBias.
+// batched with broadcast batch dimensions, 1-D operands promoted) and our MatMulBias and
+// MatMulScale.
 // Products and sums are accumulated in double.
 #include <algorithm>
 
@@ -103,8 +104,14 @@ Status run_gemm(const OpContext& ctx) {
 
 Status run_matmul(const OpContext& ctx) {
   const bool with_bias = ctx.op() == "MatMulBias";
+  const bool scaled = ctx.op() == "MatMulScale";
   PS_TRY(with_bias ? ctx.check_arity(3, 3, 1, 1) : ctx.check_arity(2, 2, 1, 1));
-  PS_TRY(ctx.check_attrs({}));
+  PS_TRY(scaled ? ctx.check_attrs({"alpha"}) : ctx.check_attrs({}));
+  double alpha = 1.0;
+  if (scaled) {
+    PS_ASSIGN_OR_RETURN(const float a, ctx.attr_float("alpha", 1.0f));
+    alpha = a;
+  }
   const Tensor& a = *ctx.input(0);
   const Tensor& b = *ctx.input(1);
   const Tensor* bias = with_bias ? ctx.input(2) : nullptr;
@@ -166,7 +173,7 @@ Status run_matmul(const OpContext& ctx) {
             T* out = py + off[2] + r * run[2];
             for (int64_t i = 0; i < M; ++i) {
               for (int64_t j = 0; j < N; ++j) {
-                double v = acc[i * N + j];
+                double v = acc[i * N + j] * alpha;
                 if (pbias) v += static_cast<double>(pbias[j]);
                 out[i * N + j] = static_cast<T>(v);
               }

@@ -6,6 +6,7 @@
 //   FusedConv   inputs [X, W, B?, residual?], the Conv attributes plus `activation`
 //               ("relu" | "none") and `has_residual` (0 | 1): Y = act(conv(X, W) + B + residual)
 //   MatMulBias  inputs [A, B, bias]: Y = MatMul(A, B) + bias (bias over the last dimension)
+//   MatMulScale inputs [A, B], attribute `alpha` f: Y = alpha * MatMul(A, B)
 //   Gelu        Y = 0.5 * x * (1 + erf(x / sqrt(2)))
 // Conventions where the manifest's Attribute cannot carry ONNX's form:
 //   Cast's `to` is the ONNX TensorProto.DataType number; ConstantOfShape's `value` is an `f`

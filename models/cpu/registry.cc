@@ -57,6 +57,7 @@ constexpr Entry kTable[] = {
     {"LogSoftmax", run_softmax},
     {"MatMul", run_matmul},
     {"MatMulBias", run_matmul},
+    {"MatMulScale", run_matmul},
     {"Max", run_variadic},
     {"MaxPool", run_max_pool},
     {"Mean", run_variadic},

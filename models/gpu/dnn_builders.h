@@ -18,7 +18,7 @@ Result<std::unique_ptr<GpuOp>> build_pool(const OpSpec& spec, const OpEnv& env);
 Result<std::unique_ptr<GpuOp>> build_batch_norm(const OpSpec& spec, const OpEnv& env);
 // Gemm (gemm_op.cc).
 Result<std::unique_ptr<GpuOp>> build_gemm(const OpSpec& spec, const OpEnv& env);
-// MatMul, MatMulBias (gemm_op.cc).
+// MatMul, MatMulBias, MatMulScale (gemm_op.cc).
 Result<std::unique_ptr<GpuOp>> build_matmul(const OpSpec& spec, const OpEnv& env);
 
 }  // namespace ps::models::gpu

@@ -7,7 +7,7 @@
 namespace ps::models::gpu {
 
 std::span<const OpEntry> dnn_op_table() {
-  static constexpr std::array<OpEntry, 10> kTable{{
+  static constexpr std::array<OpEntry, 11> kTable{{
       {"AveragePool", build_pool},
       {"BatchNormalization", build_batch_norm},
       {"Conv", build_conv},
@@ -17,6 +17,7 @@ std::span<const OpEntry> dnn_op_table() {
       {"GlobalMaxPool", build_pool},
       {"MatMul", build_matmul},
       {"MatMulBias", build_matmul},
+      {"MatMulScale", build_matmul},
       {"MaxPool", build_pool},
   }};
   return kTable;

@@ -1,4 +1,4 @@
-// Gemm, MatMul and MatMulBias on cuBLASLt.
+// Gemm, MatMul, MatMulBias and MatMulScale (alpha) on cuBLASLt.
 //
 // Row-major ONNX operands meet column-major cuBLASLt through the transpose identity: a
 // row-major [R, C] matrix is a column-major [C, R] one, so Y = A x B (row-major) is computed as
@@ -301,7 +301,8 @@ Status MatmulOp::init(const OpEnv& env, Addend addend, size_t addend_input, floa
                             : addend == Addend::kBroadcast ? ", broadcast C + beta*C"
                                                            : "";
   description_ = str_cat("cublasLt ", what, " m=", m, " n=", n, " k=", k, " batch=", bc, "x",
-                         plan_.calls.size(), " (", tf32 ? "tf32" : "fp32", ")", addend_text,
+                         plan_.calls.size(), " (", tf32 ? "tf32" : "fp32", ")",
+                         alpha_ != 1.0f ? str_cat(", alpha ", alpha_) : std::string(), addend_text,
                          ", ws ", workspace_bytes_, " B", cached ? ", cached choice" : "");
   return Status::OK();
 }
@@ -327,9 +328,11 @@ Status check_output(const OpSpec& spec, const Shape& shape) {
 
 Result<std::unique_ptr<GpuOp>> build_matmul(const OpSpec& spec, const OpEnv& env) {
   const bool with_bias = spec.op == "MatMulBias";
+  const bool scaled = spec.op == "MatMulScale";
   const std::string op(spec.op);
   const cpu::OpContext ctx(op, spec.attrs, {}, {});
-  PS_TRY(ctx.check_attrs({}));
+  PS_TRY(scaled ? ctx.check_attrs({"alpha"}) : ctx.check_attrs({}));
+  PS_ASSIGN_OR_RETURN(const float alpha, ctx.attr_float("alpha", 1.0f));
   const size_t arity = with_bias ? 3 : 2;
   if (spec.inputs.size() != arity) {
     return invalid_argument("needs ", arity, " inputs, got ", spec.inputs.size());
@@ -348,7 +351,7 @@ Result<std::unique_ptr<GpuOp>> build_matmul(const OpSpec& spec, const OpEnv& env
   }
   PS_TRY(check_output(spec, plan.out_shape));
   auto matmul = std::make_unique<MatmulOp>(std::move(plan), env.runtime.blas_lt());
-  PS_TRY(matmul->init(env, with_bias ? Addend::kBias : Addend::kNone, 2, 1.0f, 0.0f, {}, op));
+  PS_TRY(matmul->init(env, with_bias ? Addend::kBias : Addend::kNone, 2, alpha, 0.0f, {}, op));
   return std::unique_ptr<GpuOp>(std::move(matmul));
 }
 

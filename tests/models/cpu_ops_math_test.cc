@@ -31,6 +31,22 @@ TEST_CASE("MatMulBias adds the bias over the last dimension", "[cpu_ops][gemm]")
   }
 }
 
+TEST_CASE("MatMulScale multiplies the product by alpha", "[cpu_ops][gemm]") {
+  Tensor a = floats({1, 2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor b = floats({3, 2}, {1, 0, 0, 1, 1, 1});
+  Tensor y = zeros(DType::kFloat32, {1, 2, 2});
+  REQUIRE(run("MatMulScale", attrs({attr_f("alpha", -0.5f)}), {&a, &b}, {&y}).ok());
+  CHECK_THAT(values<float>(y), approx({-2, -2.5f, -5, -5.5f}));
+  // alpha defaults to 1; a bias input or another attribute is an error.
+  REQUIRE(run("MatMulScale", attrs(), {&a, &b}, {&y}).ok());
+  CHECK_THAT(values<float>(y), approx({4, 5, 10, 11}));
+  Tensor bias = floats({2}, {0, 0});
+  CHECK_FALSE(run("MatMulScale", attrs({attr_f("alpha", 2)}), {&a, &b, &bias}, {&y}).ok());
+  const Status beta = run("MatMulScale", attrs({attr_f("beta", 2)}), {&a, &b}, {&y});
+  CHECK_FALSE(beta.ok());
+  CHECK_THAT(beta.message(), Catch::Contains("beta"));
+}
+
 TEST_CASE("MatMul broadcasts batch dimensions and promotes 1-D operands", "[cpu_ops][gemm]") {
   // A [2,1,2,2] (two matrices), B [3,2,2] (three): 6 products.
   std::vector<float> av = {1, 2, 3, 4, -1, 0, 0, 1};

@@ -171,8 +171,9 @@ TEST_CASE("Cast converts between every pair of dtypes", "[cpu_ops]") {
 TEST_CASE("the dispatcher lists its ops and names errors", "[cpu_ops]") {
   const std::vector<std::string> ops = supported_ops();
   CHECK(std::is_sorted(ops.begin(), ops.end()));
-  for (const char* op : {"Conv", "FusedConv", "MatMulBias", "Gelu", "LayerNormalization", "Dropout",
-                         "GlobalAveragePool", "Range", "ConstantOfShape"}) {
+  for (const char* op :
+       {"Conv", "FusedConv", "MatMulBias", "MatMulScale", "Gelu", "LayerNormalization", "Dropout",
+        "GlobalAveragePool", "Range", "ConstantOfShape"}) {
     CHECK(is_supported(op));
   }
   CHECK_FALSE(is_supported("LSTM"));

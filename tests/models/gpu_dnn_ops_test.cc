@@ -448,6 +448,11 @@ TEST_CASE("dnn MatMul: BERT attention batches", "[gpu]") {
   const cpu::Tensor p = random_tensor(DType::kFloat32, {8, 12, 251, 251}, 812, 0, 0.01);
   const cpu::Tensor v = random_tensor(DType::kFloat32, {8, 12, 251, 64}, 813);
   check_op("context [8,12,251,251] x [8,12,251,64]", "MatMul", attrs({}), {&p, &v}, {});
+  // The scores with their scale folded in (fuse_matmul_scale), cuBLASLt's alpha.
+  const cpu::Tensor qs = random_tensor(DType::kFloat32, {2, 3, 17, 8}, 814);
+  const cpu::Tensor ks = random_tensor(DType::kFloat32, {2, 3, 8, 17}, 815);
+  check_op("scaled scores [2,3,17,8] x [2,3,8,17] * 0.3", "MatMulScale",
+           attrs({attr_f("alpha", 0.3f)}), {&qs, &ks}, {});
 }
 
 TEST_CASE("dnn MatMul: broadcasting, 1-D operands, random shapes", "[gpu]") {

@@ -404,7 +404,13 @@ Builder make_mixed_graph() {
   const int e = b.node("Erf", "/act/Erf", {u}, {1, 3});
   const int q = b.node("Add", "/act/Add", {e, b.scalar("one", 1.0f)}, {1, 3});
   const int m = b.node("Mul", "/act/Mul", {fc, q}, {1, 3});
-  b.output(b.node("Mul", "/act/Mul_1", {m, b.scalar("half", 0.5f)}, {1, 3}));
+  const int g = b.node("Mul", "/act/Mul_1", {m, b.scalar("half", 0.5f)}, {1, 3});
+  // Attention's form: + a mask of -0 (nothing), matmul, * a scale.
+  const int masked =
+      b.node("Add", "/attn/Add", {g, b.weight("mask", {1, 3}, {-0.0f, -0.0f, -0.0f})}, {1, 3});
+  const int scores =
+      b.node("MatMul", "/attn/MatMul", {masked, b.weight("k", {3, 3}, ramp(9))}, {1, 3});
+  b.output(b.node("Mul", "/attn/Mul", {scores, b.scalar("scale", 0.125f)}, {1, 3}));
   return b;
 }
 
@@ -416,18 +422,20 @@ TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]"
   const std::vector<std::string> names = report->pass_names();
   REQUIRE(names == std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                             "fold_batchnorm", "fuse_conv", "fuse_matmul_bias",
-                                            "fuse_layernorm", "fuse_gelu", "eliminate_dead_code"});
-  const std::vector<int> expected = {0, 0, 1, 1, 1, 0, 1, 0};
+                                            "fuse_layernorm", "fuse_gelu", "remove_zero_add",
+                                            "fuse_matmul_scale", "eliminate_dead_code"});
+  const std::vector<int> expected = {0, 0, 1, 1, 1, 0, 1, 1, 1, 0};
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO(names[i]);
     CHECK(report->passes[i].changes == expected[i]);
   }
-  CHECK(report->nodes_before == 11);
-  CHECK(report->nodes_after == 4);
+  CHECK(report->nodes_before == 14);
+  CHECK(report->nodes_after == 5);
   // compact() ran: no dead nodes, the ops in order.
   std::vector<std::string> ops;
   for (const Node& node : b.graph.nodes) ops.push_back(node.op);
-  CHECK(ops == std::vector<std::string>{"FusedConv", "Reshape", "MatMulBias", "Gelu"});
+  CHECK(ops ==
+        std::vector<std::string>{"FusedConv", "Reshape", "MatMulBias", "Gelu", "MatMulScale"});
   CHECK(report->summary().find("fold_batchnorm=1") != std::string::npos);
 }
 
@@ -435,8 +443,9 @@ TEST_CASE("run_passes: training keeps the unfused form", "[passes]") {
   Builder b = make_mixed_graph();
   Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining);
   REQUIRE(report.ok());
-  CHECK(report->nodes_after == 11);
+  CHECK(report->nodes_after == 14);
   CHECK(b.count("BatchNormalization") == 1);
+  CHECK(b.count("MatMulScale") == 0);
   CHECK(b.count("Conv") == 1);
   CHECK(b.count("FusedConv") == 0);
   CHECK(b.count("Gelu") == 0);

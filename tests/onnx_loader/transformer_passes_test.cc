@@ -1,11 +1,15 @@
-// Transformer passes (MatMul + bias, LayerNorm and GELU recognition) on tiny hand-built graphs:
+// Transformer passes (MatMul + bias, LayerNorm and GELU recognition, attention's scale and
+// zero mask) on tiny hand-built graphs:
 // the exported forms are recognised and every near miss is left alone.
 #include <catch2/catch.hpp>
+#include <cmath>
 
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
+#include "onnx_loader/passes/fuse_matmul_scale.h"
 #include "onnx_loader/passes/pattern.h"
+#include "onnx_loader/passes/remove_zero_add.h"
 #include "tests/onnx_loader/graph_builder.h"
 
 namespace ps::onnx_loader {
@@ -292,6 +296,160 @@ TEST_CASE("fuse_gelu: near misses are left unchanged", "[passes]") {
     t.b.graph.nodes[1].op = "Tanh";
     CHECK(fused(passes::fuse_gelu(t.b.graph)) == 0);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention: the scale folded into the scores' MatMul, a mask of zeros removed
+
+// scores = MatMul(q, k) [2, 4, 5, 5], then `op`(scores, s) or `op`(s, scores).
+struct ScoresGraph {
+  Builder b;
+  int q = -1, k = -1, y = -1;
+};
+ScoresGraph make_scores(const std::string& op, float s, bool scalar_first = false,
+                        const Shape& s_shape = {}) {
+  ScoresGraph t;
+  t.q = t.b.input("q", {2, 4, 5, 3});
+  t.k = t.b.input("k", {2, 4, 3, 5});
+  const int scores =
+      t.b.node("MatMul", "/encoder/layer.0/attention/self/MatMul", {t.q, t.k}, {2, 4, 5, 5});
+  const int scale = t.b.scalar("scale", s, s_shape);
+  t.y = t.b.node(op, "/encoder/layer.0/attention/self/" + op,
+                 scalar_first ? std::vector<int>{scale, scores} : std::vector<int>{scores, scale},
+                 {2, 4, 5, 5});
+  t.b.output(t.b.node("Softmax", "/encoder/layer.0/attention/self/Softmax", {t.y}, {2, 4, 5, 5}));
+  return t;
+}
+
+float alpha_of(const Node& node) {
+  auto it = node.attrs.find("alpha");
+  REQUIRE(it != node.attrs.end());
+  return std::get<float>(it->second.value);
+}
+
+TEST_CASE("fuse_matmul_scale: MatMul * scalar and MatMul / power of two", "[passes]") {
+  struct Case {
+    std::string op;
+    float s;
+    bool scalar_first;
+    Shape s_shape;
+    float alpha;
+  };
+  for (const Case& c :
+       {Case{"Mul", 0.125f, false, {}, 0.125f}, Case{"Mul", 0.3f, true, {1}, 0.3f},
+        Case{"Div", 8.0f, false, {1, 1, 1, 1}, 0.125f}, Case{"Div", -0.5f, false, {}, -2.0f}}) {
+    INFO(c.op << " " << c.s);
+    ScoresGraph t = make_scores(c.op, c.s, c.scalar_first, c.s_shape);
+    REQUIRE(fused(passes::fuse_matmul_scale(t.b.graph)) == 1);
+    REQUIRE(t.b.graph.validate().ok());
+    const Node* f = t.b.find("MatMulScale");
+    REQUIRE(f != nullptr);
+    CHECK(f->inputs == std::vector<int>{t.q, t.k});
+    CHECK(f->outputs == std::vector<int>{t.y});
+    CHECK(alpha_of(*f) == c.alpha);
+    CHECK(f->name == "/encoder/layer.0/attention/self/MatMulScale");
+    CHECK(f->onnx_nodes.size() == 2);
+    CHECK(t.b.live() == 2);  // MatMulScale, Softmax
+  }
+}
+
+TEST_CASE("fuse_matmul_scale: near misses are left unchanged", "[passes]") {
+  SECTION("divide by 3 (1/3 is not exact)") {
+    ScoresGraph t = make_scores("Div", 3.0f);
+    CHECK(fused(passes::fuse_matmul_scale(t.b.graph)) == 0);
+  }
+  SECTION("scalar divided by the scores") {
+    ScoresGraph t = make_scores("Div", 8.0f, /*scalar_first=*/true);
+    CHECK(fused(passes::fuse_matmul_scale(t.b.graph)) == 0);
+  }
+  SECTION("the scale is not a scalar") {
+    ScoresGraph t = make_scores("Mul", 0.125f);
+    t.b.graph.nodes[1].inputs[1] = t.b.weight("scales", {5}, ramp(5));
+    CHECK(fused(passes::fuse_matmul_scale(t.b.graph)) == 0);
+  }
+  SECTION("the scale is an activation") {
+    ScoresGraph t = make_scores("Mul", 0.125f);
+    t.b.graph.nodes[1].inputs[1] = t.b.input("s", {});
+    CHECK(fused(passes::fuse_matmul_scale(t.b.graph)) == 0);
+  }
+  SECTION("the product is read elsewhere too") {
+    ScoresGraph t = make_scores("Mul", 0.125f);
+    t.b.output(t.b.graph.nodes[0].outputs[0]);
+    CHECK(fused(passes::fuse_matmul_scale(t.b.graph)) == 0);
+  }
+  SECTION("a scale of higher rank broadcasts the product") {
+    ScoresGraph t = make_scores("Mul", 0.125f, false, {1, 1, 1, 1, 1});
+    t.b.graph.values[t.y].shape = Shape{1, 2, 4, 5, 5};
+    CHECK(fused(passes::fuse_matmul_scale(t.b.graph)) == 0);
+  }
+}
+
+TEST_CASE("remove_zero_add: an added constant of zeros disappears", "[passes]") {
+  for (const float zero : {-0.0f, 0.0f}) {
+    for (const bool zero_first : {false, true}) {
+      INFO("zero " << zero << (std::signbit(zero) ? " (-0)" : "") << ", first " << zero_first);
+      Builder b;
+      const int x = b.input("x", {2, 4, 5, 5});
+      const int mask = b.weight("mask", {2, 1, 1, 5}, std::vector<float>(10, zero));
+      const int y =
+          b.node("Add", "/encoder/layer.0/attention/self/Add",
+                 zero_first ? std::vector<int>{mask, x} : std::vector<int>{x, mask}, {2, 4, 5, 5});
+      b.output(b.node("Softmax", "/softmax", {y}, {2, 4, 5, 5}));
+      REQUIRE(fused(passes::remove_zero_add(b.graph)) == 1);
+      REQUIRE(b.graph.validate().ok());
+      CHECK(b.live() == 1);
+      const Node* softmax = b.find("Softmax");
+      REQUIRE(softmax != nullptr);
+      CHECK(softmax->inputs == std::vector<int>{x});
+    }
+  }
+}
+
+TEST_CASE("remove_zero_add: near misses are left unchanged", "[passes]") {
+  Builder b;
+  const int x = b.input("x", {2, 5});
+  std::vector<float> zeros(5, 0.0f);
+  int y = -1;
+  SECTION("one element is not zero") {
+    zeros[3] = 1e-30f;
+    y = b.node("Add", "/add", {x, b.weight("c", {5}, zeros)}, {2, 5});
+  }
+  SECTION("a NaN") {
+    zeros[0] = std::nanf("");
+    y = b.node("Add", "/add", {x, b.weight("c", {5}, zeros)}, {2, 5});
+  }
+  SECTION("the zeros broadcast x to a larger shape") {
+    y = b.node("Add", "/add", {x, b.weight("c", {3, 1, 5}, std::vector<float>(15, 0.0f))},
+               {3, 2, 5});
+  }
+  SECTION("the other operand is an activation") {
+    y = b.node("Add", "/add", {x, b.input("z", {2, 5})}, {2, 5});
+  }
+  SECTION("the sum is a graph output") {
+    b.output(b.node("Add", "/add", {x, b.weight("c", {5}, zeros)}, {2, 5}));
+    CHECK(fused(passes::remove_zero_add(b.graph)) == 0);
+    return;
+  }
+  b.output(b.node("Relu", "/relu", {y}, b.graph.values[y].shape.value()));
+  CHECK(fused(passes::remove_zero_add(b.graph)) == 0);
+  CHECK(b.live() == 2);
+}
+
+TEST_CASE("remove_zero_add: is_all_zero reads the bits of every dtype", "[passes]") {
+  TensorData f = testing::float_tensor({3}, {0.0f, -0.0f, 0.0f});
+  CHECK(passes::is_all_zero(f));
+  f = testing::float_tensor({3}, {0.0f, -0.0f, 1.0f});
+  CHECK_FALSE(passes::is_all_zero(f));
+  CHECK(passes::is_all_zero(testing::int64_tensor({2}, {0, 0})));
+  CHECK_FALSE(passes::is_all_zero(testing::int64_tensor({2}, {0, 1})));
+  TensorData half;
+  half.dtype = DType::kFloat16;
+  half.shape = {2};
+  half.bytes = {0x00, 0x80, 0x00, 0x00};  // -0, +0 (little endian)
+  CHECK(passes::is_all_zero(half));
+  half.bytes[3] = 0x3c;  // +0 -> 1.0
+  CHECK_FALSE(passes::is_all_zero(half));
+  CHECK_FALSE(passes::is_all_zero(testing::float_tensor({0}, {})));
 }
 
 }  // namespace
