@@ -5,7 +5,8 @@
 // maximum; longer rows get a block and three passes; a softmax over an inner axis gives one
 // thread to each (outer, inner) column (consecutive threads read consecutive addresses).
 // LayerNorm likewise: a warp per row in registers up to 1024 elements (BERT's 768), a block per
-// row beyond; statistics are two-pass (mean, then the mean squared deviation) in float32.
+// row beyond; statistics are two-pass (mean, then the mean squared deviation) in float32. The
+// warp-row kernels have one entry point per share of a row a lane holds (see below).
 // Launchers: models/gpu/norm_softmax_ops.cc.
 #include <cstdint>
 
@@ -213,44 +214,45 @@ __device__ void layer_norm_block_rows(const float* x, const float* scale, const 
 
 }  // namespace norm_softmax
 
-// Softmax / LogSoftmax. mode 0: a warp per row of n <= 32 * per_lane (per_lane one of 1, 2,
-// 4, 8, 16, 32; inner == 1); mode 1: a block per row (inner == 1); mode 2: a thread per column.
+// A warp per row, the row in registers: one entry point per share of a row a lane holds (N,
+// rows of n <= 32 * N; inner == 1), each compiled to the registers its N needs. (One kernel
+// holding every N took the largest's 96 registers for Softmax and 127 for LayerNorm: two blocks
+// of 256 threads an SM, a quarter of the warps that hide the loads' latency; BERT-base's
+// softmax and LayerNorm ran at a third of their memory floor.)
+#define PS_NORM_SOFTMAX_WARP(N)                                                                    \
+  extern "C" __global__ void ps_softmax_warp##N##_f32(const float* x, float* y,                    \
+                                                      ps::kernels::SoftmaxParams p) {              \
+    norm_softmax::softmax_warp_rows<N>(x, y, p);                                                   \
+  }                                                                                                \
+  extern "C" __global__ void ps_layer_norm_warp##N##_f32(                                          \
+      const float* x, const float* scale, const float* bias, float* y, float* mean_out,            \
+      float* inv_std_out, ps::kernels::LayerNormParams p) {                                        \
+    norm_softmax::layer_norm_warp_rows<N>(x, scale, bias, y, mean_out, inv_std_out, p);            \
+  }
+PS_NORM_SOFTMAX_WARP(1)
+PS_NORM_SOFTMAX_WARP(2)
+PS_NORM_SOFTMAX_WARP(4)
+PS_NORM_SOFTMAX_WARP(8)
+PS_NORM_SOFTMAX_WARP(16)
+PS_NORM_SOFTMAX_WARP(24)
+PS_NORM_SOFTMAX_WARP(32)
+#undef PS_NORM_SOFTMAX_WARP
+
+// Softmax / LogSoftmax over rows too long for a warp or an inner axis. mode 1: a block per row
+// (inner == 1); mode 2: a thread per column.
 extern "C" __global__ void ps_softmax_f32(const float* x, float* y, ps::kernels::SoftmaxParams p,
-                                          int32_t mode, int32_t per_lane) {
-  using namespace norm_softmax;
+                                          int32_t mode) {
   if (mode == 1) {
-    softmax_block_rows(x, y, p);
-  } else if (mode == 2) {
-    softmax_columns(x, y, p);
+    norm_softmax::softmax_block_rows(x, y, p);
   } else {
-    switch (per_lane) {
-      case 1: softmax_warp_rows<1>(x, y, p); break;
-      case 2: softmax_warp_rows<2>(x, y, p); break;
-      case 4: softmax_warp_rows<4>(x, y, p); break;
-      case 8: softmax_warp_rows<8>(x, y, p); break;
-      case 16: softmax_warp_rows<16>(x, y, p); break;
-      default: softmax_warp_rows<32>(x, y, p); break;
-    }
+    norm_softmax::softmax_columns(x, y, p);
   }
 }
 
-// LayerNormalization; mean_out / inv_std_out may be null. mode 0: a warp per row (inner <=
-// 32 * per_lane); mode 1: a block per row.
+// LayerNormalization over rows too long for a warp, a block per row; mean_out / inv_std_out
+// may be null.
 extern "C" __global__ void ps_layer_norm_f32(const float* x, const float* scale, const float* bias,
                                              float* y, float* mean_out, float* inv_std_out,
-                                             ps::kernels::LayerNormParams p, int32_t mode,
-                                             int32_t per_lane) {
-  using namespace norm_softmax;
-  if (mode == 1) {
-    layer_norm_block_rows(x, scale, bias, y, mean_out, inv_std_out, p);
-    return;
-  }
-  switch (per_lane) {
-    case 1: layer_norm_warp_rows<1>(x, scale, bias, y, mean_out, inv_std_out, p); break;
-    case 2: layer_norm_warp_rows<2>(x, scale, bias, y, mean_out, inv_std_out, p); break;
-    case 4: layer_norm_warp_rows<4>(x, scale, bias, y, mean_out, inv_std_out, p); break;
-    case 8: layer_norm_warp_rows<8>(x, scale, bias, y, mean_out, inv_std_out, p); break;
-    case 16: layer_norm_warp_rows<16>(x, scale, bias, y, mean_out, inv_std_out, p); break;
-    default: layer_norm_warp_rows<32>(x, scale, bias, y, mean_out, inv_std_out, p); break;
-  }
+                                             ps::kernels::LayerNormParams p) {
+  norm_softmax::layer_norm_block_rows(x, scale, bias, y, mean_out, inv_std_out, p);
 }

@@ -6,76 +6,79 @@
 namespace ps::models::gpu {
 namespace {
 
-// Lanes' share of a row of n elements kept in registers: the smallest of 1, 2, 4, ..., 32 with
-// 32 * per_lane >= n; 0 when the row is too long for one warp.
+// Lanes' share of a row of n elements kept in registers: the smallest of 1, 2, 4, 8, 16, 24,
+// 32 with 32 * per_lane >= n (24: BERT's 768-wide rows); 0 when the row is too long for one
+// warp. Each has its own kernel, ps_softmax_warpN_f32 / ps_layer_norm_warpN_f32.
 int per_lane_for(int64_t n) {
-  for (int k = 1; k <= 32; k *= 2) {
+  for (int k : {1, 2, 4, 8, 16, 24, 32}) {
     if (32 * static_cast<int64_t>(k) >= n) return k;
   }
   return 0;
 }
 
+// The kernel for rows of n: the warp-row one for its share, else `fallback` (a block per row or
+// a thread per column).
+Result<cuda::Kernel> row_kernel(const OpEnv& env, const char* family, int per_lane,
+                                const char* fallback) {
+  return find_kernel(env, per_lane > 0 ? str_cat(family, "_warp", per_lane, "_f32") : fallback);
+}
+
 class SoftmaxOp final : public GpuOp {
  public:
-  SoftmaxOp(cuda::Kernel kernel, kernels::SoftmaxParams p) : kernel_(kernel), params_(p) {
-    if (p.inner != 1) {
-      mode_ = 2;
-    } else {
-      per_lane_ = per_lane_for(p.n);
-      mode_ = per_lane_ == 0 ? 1 : 0;
-    }
-  }
+  // mode 0: a warp per row (kernel ps_softmax_warpN_f32); 1: a block per row; 2: a thread per
+  // column (both ps_softmax_f32).
+  SoftmaxOp(cuda::Kernel kernel, kernels::SoftmaxParams p, int32_t mode, int32_t per_lane)
+      : kernel_(kernel), params_(p), mode_(mode), per_lane_(per_lane) {}
   Status enqueue(const LaunchArgs& args) const override {
     if (params_.outer == 0 || params_.n == 0 || params_.inner == 0) return Status::OK();
-    unsigned grid;
-    if (mode_ == 0) {
-      grid = grid_for(params_.outer * 32);  // a warp per row
-    } else if (mode_ == 1) {
-      grid = static_cast<unsigned>(std::min<int64_t>(params_.outer, 65535));
-    } else {
-      grid = grid_for(params_.outer * params_.inner);
+    if (mode_ == 0) {  // a warp per row
+      return kernel_.launch(args.stream, grid_for(params_.outer * 32), kBlock, 0, args.inputs[0],
+                            args.outputs[0], params_);
     }
+    const unsigned grid = mode_ == 1
+                              ? static_cast<unsigned>(std::min<int64_t>(params_.outer, 65535))
+                              : grid_for(params_.outer * params_.inner);
     return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], args.outputs[0], params_,
-                          mode_, per_lane_);
+                          mode_);
   }
   std::string describe() const override {
     const char* how = mode_ == 0 ? "warp per row" : mode_ == 1 ? "block per row" : "thread per column";
-    return str_cat("kernel ps_softmax_f32 (", params_.log ? "log, " : "", how, ", n ", params_.n, ")");
+    return str_cat("kernel ps_softmax_", mode_ == 0 ? str_cat("warp", per_lane_, "_") : "", "f32 (",
+                   params_.log ? "log, " : "", how, ", n ", params_.n, ")");
   }
 
  private:
   cuda::Kernel kernel_;
   kernels::SoftmaxParams params_;
   int32_t mode_ = 0;
-  int32_t per_lane_ = 1;
+  int32_t per_lane_ = 0;
 };
 
 class LayerNormOp final : public GpuOp {
  public:
-  LayerNormOp(cuda::Kernel kernel, kernels::LayerNormParams p) : kernel_(kernel), params_(p) {
-    per_lane_ = per_lane_for(p.inner);
-    mode_ = per_lane_ == 0 ? 1 : 0;
-  }
+  // per_lane > 0: a warp per row (ps_layer_norm_warpN_f32); 0: a block per row.
+  LayerNormOp(cuda::Kernel kernel, kernels::LayerNormParams p, int32_t per_lane)
+      : kernel_(kernel), params_(p), per_lane_(per_lane) {}
   Status enqueue(const LaunchArgs& args) const override {
     if (params_.rows == 0 || params_.inner == 0) return Status::OK();
     const CUdeviceptr bias = args.inputs.size() > 2 ? args.inputs[2] : 0;
     const CUdeviceptr mean = args.outputs.size() > 1 ? args.outputs[1] : 0;
     const CUdeviceptr inv_std = args.outputs.size() > 2 ? args.outputs[2] : 0;
-    const unsigned grid = mode_ == 0 ? grid_for(params_.rows * 32)
-                                     : static_cast<unsigned>(std::min<int64_t>(params_.rows, 65535));
+    const unsigned grid = per_lane_ > 0
+                              ? grid_for(params_.rows * 32)
+                              : static_cast<unsigned>(std::min<int64_t>(params_.rows, 65535));
     return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], args.inputs[1], bias,
-                          args.outputs[0], mean, inv_std, params_, mode_, per_lane_);
+                          args.outputs[0], mean, inv_std, params_);
   }
   std::string describe() const override {
-    return str_cat("kernel ps_layer_norm_f32 (", mode_ == 0 ? "warp" : "block", " per row of ",
-                   params_.inner, ")");
+    return str_cat("kernel ps_layer_norm_", per_lane_ > 0 ? str_cat("warp", per_lane_, "_") : "",
+                   "f32 (", per_lane_ > 0 ? "warp" : "block", " per row of ", params_.inner, ")");
   }
 
  private:
   cuda::Kernel kernel_;
   kernels::LayerNormParams params_;
-  int32_t mode_ = 0;
-  int32_t per_lane_ = 1;
+  int32_t per_lane_ = 0;
 };
 
 // The length after which `t` (unidirectionally broadcast to norm_shape) repeats along a row,
@@ -110,8 +113,10 @@ BuildResult build_softmax(const OpSpec& spec, const OpEnv& env) {
   p.n = x.shape[axis];
   p.inner = element_count(Shape(x.shape.begin() + axis + 1, x.shape.end()));
   p.log = spec.op == "LogSoftmax";
-  PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, "ps_softmax_f32"));
-  return std::unique_ptr<GpuOp>(new SoftmaxOp(k, p));
+  const int32_t per_lane = p.inner == 1 ? per_lane_for(p.n) : 0;
+  const int32_t mode = p.inner != 1 ? 2 : per_lane > 0 ? 0 : 1;
+  PS_ASSIGN_OR_RETURN(cuda::Kernel k, row_kernel(env, "ps_softmax", per_lane, "ps_softmax_f32"));
+  return std::unique_ptr<GpuOp>(new SoftmaxOp(k, p, mode, per_lane));
 }
 
 BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {
@@ -146,8 +151,10 @@ BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {
   if (bias != nullptr) {
     PS_ASSIGN_OR_RETURN(p.bias_len, repeat_length(*bias, norm_shape, "B"));
   }
-  PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, "ps_layer_norm_f32"));
-  return std::unique_ptr<GpuOp>(new LayerNormOp(k, p));
+  const int32_t per_lane = per_lane_for(p.inner);
+  PS_ASSIGN_OR_RETURN(cuda::Kernel k,
+                      row_kernel(env, "ps_layer_norm", per_lane, "ps_layer_norm_f32"));
+  return std::unique_ptr<GpuOp>(new LayerNormOp(k, p, per_lane));
 }
 
 }  // namespace ps::models::gpu

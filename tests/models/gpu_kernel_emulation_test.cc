@@ -256,14 +256,54 @@ TEST_CASE("emulated copies (wide and narrow), the tiled transpose and Gather mat
   CHECK(max_rel(expected, y) == 0.0);
 }
 
+// The warp-row kernels, one per share of a row a lane holds (norm_softmax.cu).
+void softmax_warp(int per_lane, const float* x, float* y, const kernels::SoftmaxParams& p) {
+  switch (per_lane) {
+    case 1:
+      return ps_softmax_warp1_f32(x, y, p);
+    case 2:
+      return ps_softmax_warp2_f32(x, y, p);
+    case 4:
+      return ps_softmax_warp4_f32(x, y, p);
+    case 8:
+      return ps_softmax_warp8_f32(x, y, p);
+    case 16:
+      return ps_softmax_warp16_f32(x, y, p);
+    case 24:
+      return ps_softmax_warp24_f32(x, y, p);
+    default:
+      return ps_softmax_warp32_f32(x, y, p);
+  }
+}
+void layer_norm_warp(int per_lane, const float* x, const float* g, const float* b, float* y,
+                     float* mean, float* inv, const kernels::LayerNormParams& p) {
+  switch (per_lane) {
+    case 1:
+      return ps_layer_norm_warp1_f32(x, g, b, y, mean, inv, p);
+    case 2:
+      return ps_layer_norm_warp2_f32(x, g, b, y, mean, inv, p);
+    case 4:
+      return ps_layer_norm_warp4_f32(x, g, b, y, mean, inv, p);
+    case 8:
+      return ps_layer_norm_warp8_f32(x, g, b, y, mean, inv, p);
+    case 16:
+      return ps_layer_norm_warp16_f32(x, g, b, y, mean, inv, p);
+    case 24:
+      return ps_layer_norm_warp24_f32(x, g, b, y, mean, inv, p);
+    default:
+      return ps_layer_norm_warp32_f32(x, g, b, y, mean, inv, p);
+  }
+}
+
 TEST_CASE("emulated Softmax and LayerNorm kernels match the CPU reference on every path", "[gpu_kernel_emulation]") {
   struct Case {
     Shape shape;
     int64_t axis;
-    int32_t mode;
-    int32_t per_lane;
+    int32_t mode;      // 0: a warp per row, 1: a block per row, 2: a thread per column
+    int32_t per_lane;  // mode 0: which warp-row kernel
   };
-  const Case cases[] = {{{5, 45}, -1, 0, 2}, {{3, 7}, -1, 0, 1}, {{3, 100}, -1, 1, 0}, {{2, 6, 5}, 1, 2, 0}};
+  const Case cases[] = {{{5, 45}, -1, 0, 2},  {{3, 7}, -1, 0, 1},   {{3, 700}, -1, 0, 24},
+                        {{2, 251}, -1, 0, 8}, {{3, 100}, -1, 1, 0}, {{2, 6, 5}, 1, 2, 0}};
   for (const Case& cs : cases) {
     Tensor x = rnd(DType::kFloat32, cs.shape, -6, 6);
     for (int log = 0; log < 2; ++log) {
@@ -275,26 +315,40 @@ TEST_CASE("emulated Softmax and LayerNorm kernels match the CPU reference on eve
       p.inner = element_count(Shape(cs.shape.begin() + axis + 1, cs.shape.end()));
       p.log = log;
       Tensor y = empty_like(expected);
-      run_coop([&] { ps_softmax_f32(x.data<float>(), y.mutable_data<float>(), p, cs.mode, cs.per_lane); });
-      INFO("softmax " << shape_string(cs.shape) << " mode " << cs.mode << " log " << log);
+      run_coop([&] {
+        if (cs.mode == 0) {
+          softmax_warp(cs.per_lane, x.data<float>(), y.mutable_data<float>(), p);
+        } else {
+          ps_softmax_f32(x.data<float>(), y.mutable_data<float>(), p, cs.mode);
+        }
+      });
+      INFO("softmax " << shape_string(cs.shape) << " mode " << cs.mode << " per lane "
+                      << cs.per_lane << " log " << log);
       CHECK(max_rel(expected, y) <= 1e-5);
     }
   }
-  for (int mode = 0; mode < 2; ++mode) {
-    Tensor x = rnd(DType::kFloat32, {5, 70}, -2, 3);
-    Tensor g = rnd(DType::kFloat32, {70}), b = rnd(DType::kFloat32, {70});
+  for (const auto& [inner, per_lane] : {std::pair{70, 4}, std::pair{700, 24}, std::pair{70, 0}}) {
+    Tensor x = rnd(DType::kFloat32, {5, inner}, -2, 3);
+    Tensor g = rnd(DType::kFloat32, {inner}), b = rnd(DType::kFloat32, {inner});
     const std::vector<Tensor> expected = reference("LayerNormalization", attrs(), {&x, &g, &b}, 3);
     kernels::LayerNormParams p;
     p.rows = 5;
-    p.inner = 70;
-    p.scale_len = 70;
-    p.bias_len = 70;
+    p.inner = inner;
+    p.scale_len = inner;
+    p.bias_len = inner;
     Tensor y = empty_like(expected[0]), mean = empty_like(expected[1]), inv = empty_like(expected[2]);
     run_coop([&] {
-      ps_layer_norm_f32(x.data<float>(), g.data<float>(), b.data<float>(), y.mutable_data<float>(),
-                        mean.mutable_data<float>(), inv.mutable_data<float>(), p, mode, 4);
+      float* out[3] = {y.mutable_data<float>(), mean.mutable_data<float>(),
+                       inv.mutable_data<float>()};
+      if (per_lane > 0) {
+        layer_norm_warp(per_lane, x.data<float>(), g.data<float>(), b.data<float>(), out[0], out[1],
+                        out[2], p);
+      } else {
+        ps_layer_norm_f32(x.data<float>(), g.data<float>(), b.data<float>(), out[0], out[1], out[2],
+                          p);
+      }
     });
-    INFO("layer norm mode " << mode);
+    INFO("layer norm of " << inner << ", per lane " << per_lane << " (0: a block per row)");
     CHECK(max_rel(expected[0], y) <= 1e-5);
     CHECK(max_rel(expected[1], mean) <= 1e-5);
     CHECK(max_rel(expected[2], inv) <= 1e-5);
