@@ -5,6 +5,7 @@
 #include "onnx_loader/cleanup_passes.h"
 #include "onnx_loader/constant_folding.h"
 #include "onnx_loader/passes/fold_batchnorm.h"
+#include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_conv.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
@@ -86,6 +87,7 @@ std::vector<NamedPass> inference_passes() {
       {"fuse_conv", passes::fuse_conv_activation},
       {"fuse_matmul_bias", passes::fuse_matmul_bias},
       {"fuse_layernorm", passes::fuse_layernorm},
+      {"fuse_add_layernorm", passes::fuse_add_layernorm},
       {"fuse_gelu", passes::fuse_gelu},
       // After the fusions, whose patterns may hold an Add of zeros (a freshly initialised
       // bias or LayerNorm beta) that they take in whole.

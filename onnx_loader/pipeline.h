@@ -41,8 +41,8 @@ bool is_parameter(const Value& value);
 
 // Runs the passes of `mode` over `graph` in place, in this order:
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
-//              fuse_matmul_bias, fuse_layernorm, fuse_gelu, remove_zero_add,
-//              fuse_matmul_scale, eliminate_dead_code;
+//              fuse_matmul_bias, fuse_layernorm, fuse_add_layernorm, fuse_gelu,
+//              remove_zero_add, fuse_matmul_scale, eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, untie_parameters,
 //              eliminate_dead_code
 //              (BatchNormalization stays a layer and nothing is folded into weights; constant

@@ -142,21 +142,28 @@ __device__ void softmax_columns(const float* x, float* y, const SoftmaxParams& p
   }
 }
 
+// X's element i of a row: in[i], or in[i] + res[i] (AddLayerNormalization: the residual Add,
+// rounded to float32 as the Add kernel rounds it) when res is not null.
+__device__ inline float ln_input(const float* in, const float* res, int64_t i) {
+  return res != nullptr ? in[i] + res[i] : in[i];
+}
+
 template <int kPerLane>
-__device__ void layer_norm_warp_rows(const float* x, const float* scale, const float* bias,
-                                     float* y, float* mean_out, float* inv_std_out,
-                                     const LayerNormParams& p) {
+__device__ void layer_norm_warp_rows(const float* x, const float* residual, const float* scale,
+                                     const float* bias, float* y, float* mean_out,
+                                     float* inv_std_out, const LayerNormParams& p) {
   const int lane = threadIdx.x % 32;
   const int n = static_cast<int>(p.inner);
   for (int64_t row = global_warp(); row < p.rows; row += warp_count()) {
     const float* in = x + row * p.inner;
+    const float* res = residual != nullptr ? residual + row * p.inner : nullptr;
     float* out = y + row * p.inner;
     float v[kPerLane];
     float s = 0;
 #pragma unroll
     for (int k = 0; k < kPerLane; ++k) {
       const int c = k * 32 + lane;
-      v[k] = c < n ? in[c] : 0.0f;
+      v[k] = c < n ? ln_input(in, res, c) : 0.0f;
       s += v[k];
     }
     const float mean = warp_sum(s) / static_cast<float>(n);
@@ -185,23 +192,24 @@ __device__ void layer_norm_warp_rows(const float* x, const float* scale, const f
   }
 }
 
-__device__ void layer_norm_block_rows(const float* x, const float* scale, const float* bias,
-                                      float* y, float* mean_out, float* inv_std_out,
-                                      const LayerNormParams& p) {
+__device__ void layer_norm_block_rows(const float* x, const float* residual, const float* scale,
+                                      const float* bias, float* y, float* mean_out,
+                                      float* inv_std_out, const LayerNormParams& p) {
   for (int64_t row = blockIdx.x; row < p.rows; row += gridDim.x) {
     const float* in = x + row * p.inner;
+    const float* res = residual != nullptr ? residual + row * p.inner : nullptr;
     float* out = y + row * p.inner;
     float s = 0;
-    for (int64_t c = threadIdx.x; c < p.inner; c += blockDim.x) s += in[c];
+    for (int64_t c = threadIdx.x; c < p.inner; c += blockDim.x) s += ln_input(in, res, c);
     const float mean = block_reduce<false>(s) / static_cast<float>(p.inner);
     float sq = 0;
     for (int64_t c = threadIdx.x; c < p.inner; c += blockDim.x) {
-      const float d = in[c] - mean;
+      const float d = ln_input(in, res, c) - mean;
       sq += d * d;
     }
     const float inv_std = rsqrtf(block_reduce<false>(sq) / static_cast<float>(p.inner) + p.epsilon);
     for (int64_t c = threadIdx.x; c < p.inner; c += blockDim.x) {
-      float r = (in[c] - mean) * inv_std * scale[c % p.scale_len];
+      float r = (ln_input(in, res, c) - mean) * inv_std * scale[c % p.scale_len];
       if (p.bias_len > 0) r += bias[c % p.bias_len];
       out[c] = r;
     }
@@ -225,9 +233,9 @@ __device__ void layer_norm_block_rows(const float* x, const float* scale, const 
     norm_softmax::softmax_warp_rows<N>(x, y, p);                                                   \
   }                                                                                                \
   extern "C" __global__ void ps_layer_norm_warp##N##_f32(                                          \
-      const float* x, const float* scale, const float* bias, float* y, float* mean_out,            \
-      float* inv_std_out, ps::kernels::LayerNormParams p) {                                        \
-    norm_softmax::layer_norm_warp_rows<N>(x, scale, bias, y, mean_out, inv_std_out, p);            \
+      const float* x, const float* residual, const float* scale, const float* bias, float* y,      \
+      float* mean_out, float* inv_std_out, ps::kernels::LayerNormParams p) {                       \
+    norm_softmax::layer_norm_warp_rows<N>(x, residual, scale, bias, y, mean_out, inv_std_out, p);  \
   }
 PS_NORM_SOFTMAX_WARP(1)
 PS_NORM_SOFTMAX_WARP(2)
@@ -249,10 +257,11 @@ extern "C" __global__ void ps_softmax_f32(const float* x, float* y, ps::kernels:
   }
 }
 
-// LayerNormalization over rows too long for a warp, a block per row; mean_out / inv_std_out
-// may be null.
-extern "C" __global__ void ps_layer_norm_f32(const float* x, const float* scale, const float* bias,
-                                             float* y, float* mean_out, float* inv_std_out,
+// LayerNormalization over rows too long for a warp, a block per row. Every LayerNorm kernel:
+// residual null, or added to X (AddLayerNormalization); mean_out / inv_std_out may be null.
+extern "C" __global__ void ps_layer_norm_f32(const float* x, const float* residual,
+                                             const float* scale, const float* bias, float* y,
+                                             float* mean_out, float* inv_std_out,
                                              ps::kernels::LayerNormParams p) {
-  norm_softmax::layer_norm_block_rows(x, scale, bias, y, mean_out, inv_std_out, p);
+  norm_softmax::layer_norm_block_rows(x, residual, scale, bias, y, mean_out, inv_std_out, p);
 }

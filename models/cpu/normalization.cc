@@ -89,9 +89,32 @@ Status run_batch_norm(const OpContext& ctx) {
 }
 
 Status run_layer_norm(const OpContext& ctx) {
-  PS_TRY(ctx.check_arity(2, 3, 1, 3));
+  // AddLayerNormalization: inputs [A, B, Scale, B?], X = A + B (each sum rounded to the dtype,
+  // as the Add it replaces), one output.
+  const bool add = ctx.op() == "AddLayerNormalization";
+  const int first = add ? 1 : 0;  // where Scale's input index is shifted by
+  PS_TRY(add ? ctx.check_arity(3, 4, 1, 1) : ctx.check_arity(2, 3, 1, 3));
   PS_TRY(ctx.check_attrs({"axis", "epsilon", "stash_type"}));
-  const Tensor& x = *ctx.input(0);
+  Tensor sum;
+  if (add) {
+    const Tensor& a = *ctx.input(0);
+    const Tensor& b = *ctx.input(1);
+    if (a.dtype() != b.dtype() || a.shape() != b.shape()) {
+      return invalid_argument("the addends differ: ", a.description(), " and ", b.description());
+    }
+    PS_ASSIGN_OR_RETURN(sum, Tensor::allocate(a.dtype(), a.shape()));
+    PS_TRY(dispatch(FloatTypes{}, a.dtype(), "A", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* ps = sum.mutable_data<T>();
+      for (int64_t i = 0; i < a.numel(); ++i) {
+        ps[i] = static_cast<T>(static_cast<double>(pa[i]) + static_cast<double>(pb[i]));
+      }
+      return Status::OK();
+    }));
+  }
+  const Tensor& x = add ? sum : *ctx.input(0);
   PS_ASSIGN_OR_RETURN(const int64_t axis_attr, ctx.attr_int("axis", -1));
   PS_ASSIGN_OR_RETURN(const float epsilon, ctx.attr_float("epsilon", 1e-5f));
   PS_ASSIGN_OR_RETURN(const int64_t stash_type, ctx.attr_int("stash_type", 1));
@@ -101,10 +124,10 @@ Status run_layer_norm(const OpContext& ctx) {
   const int64_t inner = element_count(norm_shape);
   const int64_t outer = inner == 0 ? 0 : x.numel() / inner;
   PS_ASSIGN_OR_RETURN(const std::vector<double> scale,
-                      expanded_doubles(*ctx.input(1), norm_shape, "Scale"));
+                      expanded_doubles(*ctx.input(1 + first), norm_shape, "Scale"));
   std::vector<double> bias(static_cast<size_t>(inner), 0.0);
-  if (ctx.input(2) != nullptr) {
-    PS_ASSIGN_OR_RETURN(bias, expanded_doubles(*ctx.input(2), norm_shape, "B"));
+  if (ctx.input(2 + first) != nullptr) {
+    PS_ASSIGN_OR_RETURN(bias, expanded_doubles(*ctx.input(2 + first), norm_shape, "B"));
   }
   PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, x.dtype(), x.shape()));
   Shape stat_shape(x.shape().begin(), x.shape().begin() + axis);

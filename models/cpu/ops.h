@@ -8,6 +8,8 @@
 //   MatMulBias  inputs [A, B, bias]: Y = MatMul(A, B) + bias (bias over the last dimension)
 //   MatMulScale inputs [A, B], attribute `alpha` f: Y = alpha * MatMul(A, B)
 //   Gelu        Y = 0.5 * x * (1 + erf(x / sqrt(2)))
+//   AddLayerNormalization  inputs [A, B, Scale, B?], LayerNormalization's attributes:
+//               Y = LayerNormalization(A + B) (the sum rounded to the dtype first; one output)
 // Conventions where the manifest's Attribute cannot carry ONNX's form:
 //   Cast's `to` is the ONNX TensorProto.DataType number; ConstantOfShape's `value` is an `f`
 //   (floating outputs) or `i` (integer and bool outputs) attribute, the output dtype decides.

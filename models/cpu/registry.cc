@@ -20,6 +20,7 @@ struct Entry {
 constexpr Entry kTable[] = {
     {"Abs", run_unary},
     {"Add", run_binary},
+    {"AddLayerNormalization", run_layer_norm},
     {"And", run_binary},
     {"AveragePool", run_average_pool},
     {"BatchNormalization", run_batch_norm},

@@ -11,6 +11,7 @@ namespace {
 constexpr OpEntry kKernelOps[] = {
     {"Abs", build_unary},
     {"Add", build_binary},
+    {"AddLayerNormalization", build_layer_norm},
     {"And", build_binary},
     {"Cast", build_cast},
     {"Ceil", build_unary},

@@ -56,29 +56,34 @@ class SoftmaxOp final : public GpuOp {
 
 class LayerNormOp final : public GpuOp {
  public:
-  // per_lane > 0: a warp per row (ps_layer_norm_warpN_f32); 0: a block per row.
-  LayerNormOp(cuda::Kernel kernel, kernels::LayerNormParams p, int32_t per_lane)
-      : kernel_(kernel), params_(p), per_lane_(per_lane) {}
+  // per_lane > 0: a warp per row (ps_layer_norm_warpN_f32); 0: a block per row. add: the
+  // inputs are [A, B, Scale, B?] (AddLayerNormalization), else [X, Scale, B?].
+  LayerNormOp(cuda::Kernel kernel, kernels::LayerNormParams p, int32_t per_lane, bool add)
+      : kernel_(kernel), params_(p), per_lane_(per_lane), add_(add) {}
   Status enqueue(const LaunchArgs& args) const override {
     if (params_.rows == 0 || params_.inner == 0) return Status::OK();
-    const CUdeviceptr bias = args.inputs.size() > 2 ? args.inputs[2] : 0;
+    const size_t first = add_ ? 1 : 0;
+    const CUdeviceptr residual = add_ ? args.inputs[1] : 0;
+    const CUdeviceptr bias = args.inputs.size() > 2 + first ? args.inputs[2 + first] : 0;
     const CUdeviceptr mean = args.outputs.size() > 1 ? args.outputs[1] : 0;
     const CUdeviceptr inv_std = args.outputs.size() > 2 ? args.outputs[2] : 0;
     const unsigned grid = per_lane_ > 0
                               ? grid_for(params_.rows * 32)
                               : static_cast<unsigned>(std::min<int64_t>(params_.rows, 65535));
-    return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], args.inputs[1], bias,
-                          args.outputs[0], mean, inv_std, params_);
+    return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], residual,
+                          args.inputs[1 + first], bias, args.outputs[0], mean, inv_std, params_);
   }
   std::string describe() const override {
     return str_cat("kernel ps_layer_norm_", per_lane_ > 0 ? str_cat("warp", per_lane_, "_") : "",
-                   "f32 (", per_lane_ > 0 ? "warp" : "block", " per row of ", params_.inner, ")");
+                   "f32 (", add_ ? "of A + B, " : "", per_lane_ > 0 ? "warp" : "block",
+                   " per row of ", params_.inner, ")");
   }
 
  private:
   cuda::Kernel kernel_;
   kernels::LayerNormParams params_;
   int32_t per_lane_ = 0;
+  bool add_ = false;
 };
 
 // The length after which `t` (unidirectionally broadcast to norm_shape) repeats along a row,
@@ -120,12 +125,20 @@ BuildResult build_softmax(const OpSpec& spec, const OpEnv& env) {
 }
 
 BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {
-  PS_TRY(check_arity(spec, 2, 3, 1, 3));
+  // AddLayerNormalization: inputs [A, B, Scale, B?], the LayerNorm of A + B; one output.
+  const bool add = spec.op == "AddLayerNormalization";
+  const size_t first = add ? 1 : 0;
+  PS_TRY(add ? check_arity(spec, 3, 4, 1, 1) : check_arity(spec, 2, 3, 1, 3));
   AttrReader attrs(spec);
   PS_TRY(attrs->check_attrs({"axis", "epsilon", "stash_type"}));
   const TensorSpec& x = spec.inputs[0];
-  const TensorSpec& scale = spec.inputs[1];
-  const TensorSpec* bias = optional_input(spec, 2);
+  if (add && (spec.inputs[1].dtype != x.dtype || spec.inputs[1].shape != x.shape)) {
+    return unsupported("addends ", dtype_name(x.dtype), shape_string(x.shape), " and ",
+                       dtype_name(spec.inputs[1].dtype), shape_string(spec.inputs[1].shape),
+                       " (the GPU AddLayerNormalization adds equal shapes only)");
+  }
+  const TensorSpec& scale = spec.inputs[1 + first];
+  const TensorSpec* bias = optional_input(spec, 2 + first);
   if (x.dtype != DType::kFloat32 || scale.dtype != DType::kFloat32 ||
       (bias != nullptr && bias->dtype != DType::kFloat32)) {
     return unsupported("dtypes X ", dtype_name(x.dtype), ", Scale ", dtype_name(scale.dtype),
@@ -154,7 +167,7 @@ BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {
   const int32_t per_lane = per_lane_for(p.inner);
   PS_ASSIGN_OR_RETURN(cuda::Kernel k,
                       row_kernel(env, "ps_layer_norm", per_lane, "ps_layer_norm_f32"));
-  return std::unique_ptr<GpuOp>(new LayerNormOp(k, p, per_lane));
+  return std::unique_ptr<GpuOp>(new LayerNormOp(k, p, per_lane, add));
 }
 
 }  // namespace ps::models::gpu

@@ -104,6 +104,26 @@ TEST_CASE("Gelu is 0.5 x (1 + erf(x / sqrt 2))", "[cpu_ops][activation]") {
         Code::kUnsupported);
 }
 
+TEST_CASE("AddLayerNormalization normalises the rounded sum", "[cpu_ops][norm]") {
+  Tensor a = floats({2, 3}, {0.5f, 1, 2.5f, 1, 3, 5});
+  Tensor b = floats({2, 3}, {0.5f, 1, 0.5f, 1, 1, 3});  // a + b = {1, 2, 3, 2, 4, 8}
+  Tensor x = floats({2, 3}, {1, 2, 3, 2, 4, 8});
+  Tensor scale = floats({3}, {1, 2, 0.5f});
+  Tensor bias = floats({3}, {0, 1, -1});
+  Tensor fused = zeros(DType::kFloat32, {2, 3});
+  Tensor plain = zeros(DType::kFloat32, {2, 3});
+  REQUIRE(run("AddLayerNormalization", attrs(), {&a, &b, &scale, &bias}, {&fused}).ok());
+  REQUIRE(run("LayerNormalization", attrs(), {&x, &scale, &bias}, {&plain}).ok());
+  CHECK(values<float>(fused) == values<float>(plain));
+  // Without B; addends of different shapes; the statistics outputs are not offered.
+  REQUIRE(run("AddLayerNormalization", attrs(), {&a, &b, &scale}, {&fused}).ok());
+  Tensor short_b = floats({3}, {0, 0, 0});
+  CHECK(run("AddLayerNormalization", attrs(), {&a, &short_b, &scale}, {&fused}).code() ==
+        Code::kInvalidArgument);
+  Tensor mean = zeros(DType::kFloat32, {2, 1});
+  CHECK_FALSE(run("AddLayerNormalization", attrs(), {&a, &b, &scale}, {&fused, &mean}).ok());
+}
+
 TEST_CASE("LayerNormalization over the last axis and over all axes", "[cpu_ops][norm]") {
   Tensor x = floats({2, 3}, {1, 2, 3, 2, 4, 8});
   Tensor scale = floats({3}, {1, 2, 0.5f});

@@ -28,10 +28,11 @@ Result<PoolPlan> pool(const std::string& op, const cpu::Attributes& a, Shape x, 
 
 TEST_CASE("dnn table: sorted, every op found") {
   const std::span<const OpEntry> table = dnn_op_table();
-  REQUIRE(table.size() == 10);
+  REQUIRE(table.size() == 11);
   for (size_t i = 1; i < table.size(); ++i) CHECK(table[i - 1].op < table[i].op);
-  for (const char* op : {"Conv", "FusedConv", "MaxPool", "AveragePool", "GlobalAveragePool",
-                         "GlobalMaxPool", "BatchNormalization", "Gemm", "MatMul", "MatMulBias"}) {
+  for (const char* op :
+       {"Conv", "FusedConv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
+        "BatchNormalization", "Gemm", "MatMul", "MatMulBias", "MatMulScale"}) {
     INFO(op);
     CHECK(gpu_supports(op));
   }

@@ -256,6 +256,12 @@ TEST_CASE("emulated copies (wide and narrow), the tiled transpose and Gather mat
   CHECK(max_rel(expected, y) == 0.0);
 }
 
+Tensor zeros_like_f32(const Tensor& t) {
+  Tensor z = empty_like(t);
+  std::fill_n(z.mutable_data<float>(), z.numel(), 0.0f);
+  return z;
+}
+
 // The warp-row kernels, one per share of a row a lane holds (norm_softmax.cu).
 void softmax_warp(int per_lane, const float* x, float* y, const kernels::SoftmaxParams& p) {
   switch (per_lane) {
@@ -275,23 +281,23 @@ void softmax_warp(int per_lane, const float* x, float* y, const kernels::Softmax
       return ps_softmax_warp32_f32(x, y, p);
   }
 }
-void layer_norm_warp(int per_lane, const float* x, const float* g, const float* b, float* y,
-                     float* mean, float* inv, const kernels::LayerNormParams& p) {
+void layer_norm_warp(int per_lane, const float* x, const float* r, const float* g, const float* b,
+                     float* y, float* mean, float* inv, const kernels::LayerNormParams& p) {
   switch (per_lane) {
     case 1:
-      return ps_layer_norm_warp1_f32(x, g, b, y, mean, inv, p);
+      return ps_layer_norm_warp1_f32(x, r, g, b, y, mean, inv, p);
     case 2:
-      return ps_layer_norm_warp2_f32(x, g, b, y, mean, inv, p);
+      return ps_layer_norm_warp2_f32(x, r, g, b, y, mean, inv, p);
     case 4:
-      return ps_layer_norm_warp4_f32(x, g, b, y, mean, inv, p);
+      return ps_layer_norm_warp4_f32(x, r, g, b, y, mean, inv, p);
     case 8:
-      return ps_layer_norm_warp8_f32(x, g, b, y, mean, inv, p);
+      return ps_layer_norm_warp8_f32(x, r, g, b, y, mean, inv, p);
     case 16:
-      return ps_layer_norm_warp16_f32(x, g, b, y, mean, inv, p);
+      return ps_layer_norm_warp16_f32(x, r, g, b, y, mean, inv, p);
     case 24:
-      return ps_layer_norm_warp24_f32(x, g, b, y, mean, inv, p);
+      return ps_layer_norm_warp24_f32(x, r, g, b, y, mean, inv, p);
     default:
-      return ps_layer_norm_warp32_f32(x, g, b, y, mean, inv, p);
+      return ps_layer_norm_warp32_f32(x, r, g, b, y, mean, inv, p);
   }
 }
 
@@ -327,31 +333,46 @@ TEST_CASE("emulated Softmax and LayerNorm kernels match the CPU reference on eve
       CHECK(max_rel(expected, y) <= 1e-5);
     }
   }
-  for (const auto& [inner, per_lane] : {std::pair{70, 4}, std::pair{700, 24}, std::pair{70, 0}}) {
-    Tensor x = rnd(DType::kFloat32, {5, inner}, -2, 3);
-    Tensor g = rnd(DType::kFloat32, {inner}), b = rnd(DType::kFloat32, {inner});
-    const std::vector<Tensor> expected = reference("LayerNormalization", attrs(), {&x, &g, &b}, 3);
-    kernels::LayerNormParams p;
-    p.rows = 5;
-    p.inner = inner;
-    p.scale_len = inner;
-    p.bias_len = inner;
-    Tensor y = empty_like(expected[0]), mean = empty_like(expected[1]), inv = empty_like(expected[2]);
-    run_coop([&] {
-      float* out[3] = {y.mutable_data<float>(), mean.mutable_data<float>(),
-                       inv.mutable_data<float>()};
-      if (per_lane > 0) {
-        layer_norm_warp(per_lane, x.data<float>(), g.data<float>(), b.data<float>(), out[0], out[1],
-                        out[2], p);
-      } else {
-        ps_layer_norm_f32(x.data<float>(), g.data<float>(), b.data<float>(), out[0], out[1], out[2],
-                          p);
-      }
-    });
-    INFO("layer norm of " << inner << ", per lane " << per_lane << " (0: a block per row)");
-    CHECK(max_rel(expected[0], y) <= 1e-5);
-    CHECK(max_rel(expected[1], mean) <= 1e-5);
-    CHECK(max_rel(expected[2], inv) <= 1e-5);
+  // LayerNorm of X, and of A + B (AddLayerNormalization: the sum rounded first, so the same
+  // bits as LayerNorm of the Add's output).
+  for (const bool add : {false, true}) {
+    for (const auto& [inner, per_lane] : {std::pair{70, 4}, std::pair{700, 24}, std::pair{70, 0}}) {
+      Tensor x = rnd(DType::kFloat32, {5, inner}, -2, 3);
+      Tensor r = rnd(DType::kFloat32, {5, inner}, -2, 3);
+      Tensor g = rnd(DType::kFloat32, {inner}), b = rnd(DType::kFloat32, {inner});
+      // Without the residual, "the sum" is X itself (the Add of X and zeros would be too).
+      Tensor zero = zeros_like_f32(x);
+      const Tensor sum = reference1("Add", attrs(), {&x, add ? &r : &zero});
+      const std::vector<Tensor> expected =
+          reference("LayerNormalization", attrs(), {&sum, &g, &b}, 3);
+      const Tensor fused =
+          reference1("AddLayerNormalization", attrs(), {&x, add ? &r : &zero, &g, &b});
+      kernels::LayerNormParams p;
+      p.rows = 5;
+      p.inner = inner;
+      p.scale_len = inner;
+      p.bias_len = inner;
+      Tensor y = empty_like(expected[0]), mean = empty_like(expected[1]),
+             inv = empty_like(expected[2]);
+      const float* res = add ? r.data<float>() : nullptr;
+      run_coop([&] {
+        float* out[3] = {y.mutable_data<float>(), mean.mutable_data<float>(),
+                         inv.mutable_data<float>()};
+        if (per_lane > 0) {
+          layer_norm_warp(per_lane, x.data<float>(), res, g.data<float>(), b.data<float>(), out[0],
+                          out[1], out[2], p);
+        } else {
+          ps_layer_norm_f32(x.data<float>(), res, g.data<float>(), b.data<float>(), out[0], out[1],
+                            out[2], p);
+        }
+      });
+      INFO("layer norm of " << inner << (add ? " (A + B)" : "") << ", per lane " << per_lane
+                            << " (0: a block per row)");
+      CHECK(max_rel(expected[0], y) <= 1e-5);
+      CHECK(max_rel(expected[1], mean) <= 1e-5);
+      CHECK(max_rel(expected[2], inv) <= 1e-5);
+      CHECK(max_rel(expected[0], fused) == 0.0);  // the CPU's fused op: LayerNorm of the sum
+    }
   }
 }
 

@@ -465,6 +465,12 @@ TEST_CASE("LayerNormalization matches the CPU reference", "[gpu][gpu_kernel_ops]
   Tensor narrow = rnd(DType::kFloat32, {9, 5});
   Tensor gn = rnd(DType::kFloat32, {5});
   check("LayerNormalization", attrs({attr_i("axis", -1)}), {&narrow, &gn}, kRowwise, "short rows");
+  // The residual Add joined (fuse_add_layernorm): warp rows (BERT) and block rows.
+  Tensor r = rnd(DType::kFloat32, {8, 251, 768}, -3, 5);
+  check("AddLayerNormalization", attrs({attr_f("epsilon", 1e-12f)}), {&h, &r, &gamma, &beta},
+        kRowwise, "BERT, A + B");
+  Tensor rw = rnd(DType::kFloat32, {3, 2500});
+  check("AddLayerNormalization", attrs(), {&wide, &rw, &gw}, kRowwise, "A + B, block per row");
 }
 
 TEST_CASE("reductions match the CPU reference over random axes", "[gpu][gpu_kernel_ops]") {

@@ -186,11 +186,13 @@ TEST_CASE("bert_tiny: fused inference manifest computes what the training manife
   const Manifest& unfused = both.training.manifest;
   CHECK(count_op(fused, "MatMulBias") > 0);
   CHECK(count_op(fused, "MatMulScale") > 0);  // scores / sqrt(16): alpha 0.25
+  CHECK(count_op(fused, "AddLayerNormalization") > 0);  // the sub-layers' residual Adds
   CHECK(count_op(fused, "Gelu") > 0);
   CHECK(count_op(fused, "LayerNormalization") > 0);
   CHECK(count_op(fused, "Erf") == 0);
   CHECK(count_op(unfused, "MatMulBias") == 0);
   CHECK(count_op(unfused, "MatMulScale") == 0);
+  CHECK(count_op(unfused, "AddLayerNormalization") == 0);
   CHECK(count_op(unfused, "Gelu") == 0);
   CHECK(count_op(unfused, "Erf") > 0);
   // At opset 13 LayerNorm is exported decomposed: only the fusion can have made one.

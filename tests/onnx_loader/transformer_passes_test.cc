@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
@@ -201,6 +202,62 @@ TEST_CASE("fuse_layernorm: near misses are left unchanged", "[passes]") {
   }
   const int before = t.b.live();
   CHECK(fused(passes::fuse_layernorm(g)) == 0);
+  CHECK(t.b.live() == before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The residual Add before a LayerNorm
+
+// LayerNormalization(Add(a, r), gamma, beta) over [2, 5, 8].
+struct AddNormGraph {
+  Builder b;
+  int a = -1, r = -1, gamma = -1, beta = -1, sum = -1, y = -1;
+  Shape s = {2, 5, 8};
+};
+AddNormGraph make_add_norm() {
+  AddNormGraph t;
+  t.a = t.b.input("a", t.s);
+  t.r = t.b.input("r", t.s);
+  t.gamma = t.b.weight("gamma", {8}, ramp(8));
+  t.beta = t.b.weight("beta", {8}, ramp(8));
+  t.sum = t.b.node("Add", "/encoder/layer.0/output/Add", {t.a, t.r}, t.s);
+  t.y = t.b.node("LayerNormalization", "/encoder/layer.0/output/LayerNorm/LayerNormalization",
+                 {t.sum, t.gamma, t.beta}, t.s, {{"axis", i64(-1)}, {"epsilon", f32(1e-12f)}});
+  t.b.output(t.y);
+  return t;
+}
+
+TEST_CASE("fuse_add_layernorm: the residual Add joins the LayerNorm", "[passes]") {
+  for (const bool no_beta : {false, true}) {
+    AddNormGraph t = make_add_norm();
+    if (no_beta) t.b.graph.nodes[1].inputs.pop_back();
+    REQUIRE(fused(passes::fuse_add_layernorm(t.b.graph)) == 1);
+    REQUIRE(t.b.graph.validate().ok());
+    const Node* f = t.b.find("AddLayerNormalization");
+    REQUIRE(f != nullptr);
+    CHECK(t.b.live() == 1);
+    std::vector<int> inputs = {t.a, t.r, t.gamma, t.beta};
+    if (no_beta) inputs.pop_back();
+    CHECK(f->inputs == inputs);
+    CHECK(f->outputs == std::vector<int>{t.y});
+    CHECK(f->attr_float("epsilon", 0.0f) == 1e-12f);
+    CHECK(f->attr_int("axis", 0) == -1);
+    CHECK(f->name == "/encoder/layer.0/output/LayerNorm/AddLayerNormalization");
+  }
+}
+
+TEST_CASE("fuse_add_layernorm: near misses are left unchanged", "[passes]") {
+  AddNormGraph t = make_add_norm();
+  Graph& g = t.b.graph;
+  SECTION("the sum is read elsewhere too") { t.b.output(t.sum); }
+  SECTION("an addend broadcasts") { g.nodes[0].inputs[1] = t.b.weight("pos", {5, 8}, ramp(40)); }
+  SECTION("Sub, not Add") { g.nodes[0].op = "Sub"; }
+  SECTION("the LayerNorm has its statistics outputs") {
+    const int other = t.b.node("Relu", "/unused", {t.a}, t.s);  // (node() may move g.nodes)
+    g.nodes[1].outputs.push_back(other);
+  }
+  const int before = t.b.live();
+  CHECK(fused(passes::fuse_add_layernorm(g)) == 0);
   CHECK(t.b.live() == before);
 }
 

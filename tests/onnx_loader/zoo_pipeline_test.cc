@@ -147,16 +147,22 @@ TEST_CASE("zoo inception_tiny: one group per top-level block", "[zoo]") {
   }
 }
 
-TEST_CASE("zoo bert_tiny: LayerNorm, GELU and MatMul+bias recognised", "[zoo]") {
+TEST_CASE("zoo bert_tiny: LayerNorm, GELU, MatMul+bias and the attention scale recognised",
+          "[zoo]") {
   for (int opset : {13, 17}) {
     INFO("opset " << opset);
     Graph graph = import_zoo("bert_tiny", opset);
     Result<PipelineReport> report = run_passes(graph, Mode::kInference);
     INFO(report.status().to_string());
     REQUIRE(report.ok());
-    // Embeddings LayerNorm + two per layer, 2 layers.
-    CHECK(count_op(graph, "LayerNormalization") == 5);
+    // Embeddings LayerNorm + two per layer, 2 layers; the four after a residual Add take it in
+    // (the embeddings' sum adds a broadcast position table: not fused).
+    CHECK(count_op(graph, "LayerNormalization") == 1);
+    CHECK(count_op(graph, "AddLayerNormalization") == 4);
     CHECK(changes(*report, "fuse_layernorm") == (opset < 17 ? 5 : 0));
+    CHECK(changes(*report, "fuse_add_layernorm") == 4);
+    // The scores' division by sqrt(16) is their MatMul's alpha.
+    CHECK(count_op(graph, "MatMulScale") == 2);
     CHECK(count_op(graph, "Gelu") == 2);
     CHECK(count_op(graph, "Erf") == 0);
     CHECK(count_op(graph, "ReduceMean") == 0);
