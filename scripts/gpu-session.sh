@@ -16,6 +16,7 @@
 #                                        fig6:SERIES: those figure 6 series again, onto docs/results
 #   bash scripts/gpu-session.sh soak [POLICIES]  serve's soak alone under each policy named
 #                                        (default pipeswitch), with STATS after it
+#   bash scripts/gpu-session.sh lnprobe  a LayerNorm alone at 251-16064 rows: its time by rows
 #   bash scripts/gpu-session.sh reuse    --reuse-region on and off: ResNet152 and BERT-base, 30
 #                                        back-to-back requests each (one switch, or 30)
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
@@ -56,7 +57,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|reprofull|reuse|soak|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|reprofull|reuse|soak|lnprobe|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -276,6 +277,27 @@ case "$STEP" in
     soak cache soak
     guarded 400 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
     tail -40 "$OUT/gpu-check.log"
+    ;;
+  lnprobe)
+    # A LayerNorm alone, 768 wide, at 251 to 16064 rows (psbench --profile): how its time scales
+    # with rows (docs/gpu-executor.md: a fixed ~15 us a row was a latency, not bandwidth).
+    mkdir -p /tmp/ln
+    python3 - <<'PY'
+import numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+for rows in (251, 2008, 8032, 16064):
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [rows, 768]) for n in ("x", "y")]
+    w = [numpy_helper.from_array(np.random.rand(768).astype(np.float32), n) for n in ("g", "b")]
+    nodes = [helper.make_node("Relu", ["x"], ["h"]),
+             helper.make_node("LayerNormalization", ["h", "g", "b"], ["y"], axis=-1, epsilon=1e-12)]
+    graph = helper.make_graph(nodes, "ln", io[:1], io[1:], w)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"/tmp/ln/ln{rows}.onnx")
+PY
+    for rows in 251 2008 8032 16064; do
+      /tmp/b/bin/psimport "/tmp/ln/ln$rows.onnx" -o "/tmp/ln/ln$rows.psm" -q > /dev/null 2>&1 || echo "import $rows failed"
+      echo "rows $rows: $(/tmp/b/bin/psbench infer "/tmp/ln/ln$rows.psm" --precision tf32 --runs 50 \
+        --warmup 10 --profile 2>&1 | grep -E 'LayerNormalization|Relu ' | head -2 | tr -s ' ' | tr '\n' '|')"
+    done | tee "$OUT/ln_probe.txt"
     ;;
   soak)
     # The soak under each policy named ($2, default pipeswitch: its region reuse meets
