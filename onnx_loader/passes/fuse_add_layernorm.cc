@@ -40,12 +40,7 @@ bool try_fuse(Graph& graph, int norm_index) {
 }  // namespace
 
 Result<int> fuse_add_layernorm(Graph& graph) {
-  int fused = 0;
-  for (int index = 0; index < static_cast<int>(graph.nodes.size()); ++index) {
-    if (graph.nodes[index].dead || graph.nodes[index].op != "LayerNormalization") continue;
-    if (try_fuse(graph, index)) ++fused;
-  }
-  return fused;
+  return fuse_each(graph, "LayerNormalization", try_fuse);
 }
 
 }  // namespace ps::onnx_loader::passes

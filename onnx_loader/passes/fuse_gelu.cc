@@ -93,13 +93,6 @@ bool try_fuse(Graph& graph, int erf_index) {
 
 }  // namespace
 
-Result<int> fuse_gelu(Graph& graph) {
-  int fused = 0;
-  for (int index = 0; index < static_cast<int>(graph.nodes.size()); ++index) {
-    if (graph.nodes[index].dead || graph.nodes[index].op != "Erf") continue;
-    if (try_fuse(graph, index)) ++fused;
-  }
-  return fused;
-}
+Result<int> fuse_gelu(Graph& graph) { return fuse_each(graph, "Erf", try_fuse); }
 
 }  // namespace ps::onnx_loader::passes

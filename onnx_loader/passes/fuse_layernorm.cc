@@ -123,13 +123,6 @@ bool try_fuse(Graph& graph, int mean_index) {
 
 }  // namespace
 
-Result<int> fuse_layernorm(Graph& graph) {
-  int fused = 0;
-  for (int index = 0; index < static_cast<int>(graph.nodes.size()); ++index) {
-    if (graph.nodes[index].dead || graph.nodes[index].op != "ReduceMean") continue;
-    if (try_fuse(graph, index)) ++fused;
-  }
-  return fused;
-}
+Result<int> fuse_layernorm(Graph& graph) { return fuse_each(graph, "ReduceMean", try_fuse); }
 
 }  // namespace ps::onnx_loader::passes

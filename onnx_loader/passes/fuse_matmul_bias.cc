@@ -52,14 +52,7 @@ bool try_fuse(Graph& graph, int matmul_index) {
 
 }  // namespace
 
-Result<int> fuse_matmul_bias(Graph& graph) {
-  int fused = 0;
-  for (int index = 0; index < static_cast<int>(graph.nodes.size()); ++index) {
-    if (graph.nodes[index].dead || graph.nodes[index].op != "MatMul") continue;
-    if (try_fuse(graph, index)) ++fused;
-  }
-  return fused;
-}
+Result<int> fuse_matmul_bias(Graph& graph) { return fuse_each(graph, "MatMul", try_fuse); }
 
 int count_linear_gemms(const Graph& graph) {
   int count = 0;

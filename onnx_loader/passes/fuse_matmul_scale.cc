@@ -55,13 +55,6 @@ bool try_fuse(Graph& graph, int matmul_index) {
 
 }  // namespace
 
-Result<int> fuse_matmul_scale(Graph& graph) {
-  int fused = 0;
-  for (int index = 0; index < static_cast<int>(graph.nodes.size()); ++index) {
-    if (graph.nodes[index].dead || graph.nodes[index].op != "MatMul") continue;
-    if (try_fuse(graph, index)) ++fused;
-  }
-  return fused;
-}
+Result<int> fuse_matmul_scale(Graph& graph) { return fuse_each(graph, "MatMul", try_fuse); }
 
 }  // namespace ps::onnx_loader::passes

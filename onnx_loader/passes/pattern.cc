@@ -97,6 +97,15 @@ std::vector<int> merged_onnx_nodes(const Graph& graph, std::initializer_list<int
   return {merged.begin(), merged.end()};
 }
 
+int fuse_each(Graph& graph, std::string_view op, bool (*try_fuse)(Graph&, int)) {
+  int fused = 0;
+  for (int index = 0; index < static_cast<int>(graph.nodes.size()); ++index) {
+    if (graph.nodes[index].dead || graph.nodes[index].op != op) continue;
+    if (try_fuse(graph, index)) ++fused;
+  }
+  return fused;
+}
+
 void place_node(Graph& graph, int slot, Node node) {
   for (int output : node.outputs) {
     if (output >= 0) graph.values[output].producer = slot;

@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "onnx_loader/graph.h"
@@ -48,6 +49,10 @@ std::vector<int> merged_onnx_nodes(const Graph& graph, std::initializer_list<int
 // Puts `node` at index `slot` (replacing what was there) and makes it the producer of its
 // outputs. Precondition: every input of `node` is available before `slot` in the order.
 void place_node(Graph& graph, int slot, Node node);
+
+// The passes' driver: calls try_fuse(graph, index) for every live node of op `op`, in order
+// (nodes appended meanwhile included); returns how many calls returned true.
+int fuse_each(Graph& graph, std::string_view op, bool (*try_fuse)(Graph&, int));
 
 // Adds a new constant value holding `data`, named `name` or, when a value has that name
 // already, `name`_1, `name`_2... (manifest tensor names stay unique). Returns its index.
