@@ -9,15 +9,18 @@
 
 namespace ps::onnx_loader::testing {
 
+// (memcpy from an empty vector's null data() is undefined behaviour even for 0 bytes: UBSan
+// says so, hence the guards.)
+
 inline TensorData float_tensor(const Shape& shape, const std::vector<float>& data) {
   TensorData tensor{DType::kFloat32, shape, std::vector<uint8_t>(data.size() * sizeof(float))};
-  std::memcpy(tensor.bytes.data(), data.data(), tensor.bytes.size());
+  if (!data.empty()) std::memcpy(tensor.bytes.data(), data.data(), tensor.bytes.size());
   return tensor;
 }
 
 inline TensorData int64_tensor(const Shape& shape, const std::vector<int64_t>& data) {
   TensorData tensor{DType::kInt64, shape, std::vector<uint8_t>(data.size() * sizeof(int64_t))};
-  std::memcpy(tensor.bytes.data(), data.data(), tensor.bytes.size());
+  if (!data.empty()) std::memcpy(tensor.bytes.data(), data.data(), tensor.bytes.size());
   return tensor;
 }
 
