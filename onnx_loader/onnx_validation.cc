@@ -98,9 +98,18 @@ Status compare(const onnx::ValueInfoProto& info, const Graph& graph,
 }  // namespace
 
 int64_t libonnx_max_opset() {
-  const auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
-  auto it = ranges.find("");
-  return it == ranges.end() ? 0 : it->second.second;
+  // Computed once, in a static of this file. libonnx fills its operator registry and opset map
+  // lazily, in statics of its own, on first use; several loader threads import at once (one
+  // per device). The static here makes the first use happen once, before any thread reads the
+  // map, with an ordering ThreadSanitizer can see (libonnx is not instrumented: its statics'
+  // fast-path guard loads are invisible to it, and it reported the map's reads as races).
+  static const int64_t known = [] {
+    (void)onnx::OpSchemaRegistry::Instance();
+    const auto& ranges = onnx::OpSchemaRegistry::DomainToVersionRange::Instance().Map();
+    auto it = ranges.find("");
+    return it == ranges.end() ? int64_t{0} : int64_t{it->second.second};
+  }();
+  return known;
 }
 
 Status check_with_libonnx(const onnx::ModelProto& model, const Graph& graph, bool* ran,
