@@ -18,6 +18,7 @@ PACKAGES=(
   libhttp-parser-dev
   python3
   clang-14 libclang-rt-14-dev
+  libtsan2
 )
 
 missing=()
