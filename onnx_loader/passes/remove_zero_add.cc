@@ -41,31 +41,31 @@ bool is_all_zero(const TensorData& data) {
   }
 }
 
-Result<int> remove_zero_add(Graph& graph) {
-  int removed = 0;
-  for (Node& node : graph.nodes) {
-    if (node.dead || node.op != "Add" || !node.domain.empty() || node.inputs.size() != 2 ||
-        node.outputs.size() != 1) {
+namespace {
+
+bool try_remove(Graph& graph, int add_index) {
+  Node& node = graph.nodes[add_index];
+  if (!node.domain.empty() || node.inputs.size() != 2 || node.outputs.size() != 1) return false;
+  const int y = node.outputs[0];
+  if (graph.is_output(y)) return false;
+  for (int slot = 0; slot < 2; ++slot) {
+    const int c = node.inputs[slot], x = node.inputs[1 - slot];
+    const TensorData* zero = constant_of(graph, c);
+    if (zero == nullptr || zero->dtype != graph.values[y].dtype || !is_all_zero(*zero)) continue;
+    const std::optional<Shape> x_shape = static_shape(graph, x);
+    const std::optional<Shape> y_shape = static_shape(graph, y);
+    if (!x_shape || !y_shape || *x_shape != *y_shape || graph.values[x].dtype != zero->dtype) {
       continue;
     }
-    const int y = node.outputs[0];
-    if (graph.is_output(y)) continue;
-    for (int slot = 0; slot < 2; ++slot) {
-      const int c = node.inputs[slot], x = node.inputs[1 - slot];
-      const TensorData* zero = constant_of(graph, c);
-      if (zero == nullptr || zero->dtype != graph.values[y].dtype || !is_all_zero(*zero)) continue;
-      const std::optional<Shape> x_shape = static_shape(graph, x);
-      const std::optional<Shape> y_shape = static_shape(graph, y);
-      if (!x_shape || !y_shape || *x_shape != *y_shape || graph.values[x].dtype != zero->dtype) {
-        continue;
-      }
-      graph.replace_uses(y, x);
-      node.dead = true;
-      ++removed;
-      break;
-    }
+    graph.replace_uses(y, x);
+    node.dead = true;
+    return true;
   }
-  return removed;
+  return false;
 }
+
+}  // namespace
+
+Result<int> remove_zero_add(Graph& graph) { return fuse_each(graph, "Add", try_remove); }
 
 }  // namespace ps::onnx_loader::passes
