@@ -31,9 +31,7 @@ bool try_fuse(Graph& graph, int norm_index) {
   fused.inputs.insert(fused.inputs.end(), norm.inputs.begin() + 1, norm.inputs.end());
   fused.outputs = norm.outputs;
   fused.attrs = norm.attrs;
-  fused.onnx_nodes = merged_onnx_nodes(graph, {add_index, norm_index});
-  graph.nodes[add_index].dead = true;
-  place_node(graph, norm_index, std::move(fused));
+  replace_nodes(graph, {add_index, norm_index}, norm_index, std::move(fused));
   return true;
 }
 

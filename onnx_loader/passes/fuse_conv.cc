@@ -95,7 +95,6 @@ bool try_fuse(Graph& graph, int conv_index) {
   fused.attrs = std::move(*attrs);
   fused.attrs["activation"] = Attribute{std::string(relu_index >= 0 ? "relu" : "none")};
   fused.attrs["has_residual"] = Attribute{int64_t{residual >= 0 ? 1 : 0}};
-  fused.onnx_nodes = merged_onnx_nodes(graph, {conv_index, add_index, relu_index});
 
   if (residual >= 0 && !has_bias) {
     const std::optional<Shape> weight_shape = static_shape(graph, conv.inputs[1]);
@@ -108,10 +107,7 @@ bool try_fuse(Graph& graph, int conv_index) {
   }
   if (residual >= 0) fused.inputs.push_back(residual);
 
-  graph.nodes[conv_index].dead = true;
-  if (add_index >= 0) graph.nodes[add_index].dead = true;
-  if (relu_index >= 0) graph.nodes[relu_index].dead = true;
-  place_node(graph, last, std::move(fused));
+  replace_nodes(graph, {conv_index, add_index, relu_index}, last, std::move(fused));
   return true;
 }
 

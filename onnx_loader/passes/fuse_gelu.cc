@@ -82,12 +82,8 @@ bool try_fuse(Graph& graph, int erf_index) {
   gelu.inputs = {x};
   gelu.outputs = graph.nodes[final_index].outputs;
   gelu.attrs["approximate"] = Attribute{std::string("none")};
-  gelu.onnx_nodes = merged_onnx_nodes(
-      graph, {scale_index, erf_index, add_index, first_index, half_index, final_index});
-  for (int index : {scale_index, erf_index, add_index, first_index, half_index}) {
-    if (index >= 0) graph.nodes[index].dead = true;
-  }
-  place_node(graph, final_index, std::move(gelu));
+  replace_nodes(graph, {scale_index, erf_index, add_index, first_index, half_index, final_index},
+                final_index, std::move(gelu));
   return true;
 }
 

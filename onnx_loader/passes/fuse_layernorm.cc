@@ -110,14 +110,10 @@ bool try_fuse(Graph& graph, int mean_index) {
   fused.outputs = graph.nodes[add_index].outputs;
   fused.attrs["axis"] = Attribute{int64_t{-1}};
   fused.attrs["epsilon"] = Attribute{static_cast<float>(*epsilon)};
-  fused.onnx_nodes =
-      merged_onnx_nodes(graph, {mean_index, sub_index, pow_index, var_index, add_eps_index,
-                                sqrt_index, div_index, mul_index, add_index});
-  for (int index : {mean_index, sub_index, pow_index, var_index, add_eps_index, sqrt_index,
-                    div_index, mul_index}) {
-    graph.nodes[index].dead = true;
-  }
-  place_node(graph, add_index, std::move(fused));
+  replace_nodes(graph,
+                {mean_index, sub_index, pow_index, var_index, add_eps_index, sqrt_index, div_index,
+                 mul_index, add_index},
+                add_index, std::move(fused));
   return true;
 }
 

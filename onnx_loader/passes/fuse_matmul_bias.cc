@@ -44,9 +44,7 @@ bool try_fuse(Graph& graph, int matmul_index) {
   fused.inputs = {graph.nodes[matmul_index].inputs[0], graph.nodes[matmul_index].inputs[1],
                   bias_value};
   fused.outputs = graph.nodes[add_index].outputs;
-  fused.onnx_nodes = merged_onnx_nodes(graph, {matmul_index, add_index});
-  graph.nodes[matmul_index].dead = true;
-  place_node(graph, add_index, std::move(fused));
+  replace_nodes(graph, {matmul_index, add_index}, add_index, std::move(fused));
   return true;
 }
 

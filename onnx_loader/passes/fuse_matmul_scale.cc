@@ -47,9 +47,7 @@ bool try_fuse(Graph& graph, int matmul_index) {
   fused.inputs = {matmul.inputs[0], matmul.inputs[1]};
   fused.outputs = scale.outputs;
   fused.attrs["alpha"] = Attribute{static_cast<float>(alpha)};
-  fused.onnx_nodes = merged_onnx_nodes(graph, {matmul_index, scale_index});
-  graph.nodes[matmul_index].dead = true;
-  place_node(graph, scale_index, std::move(fused));
+  replace_nodes(graph, {matmul_index, scale_index}, scale_index, std::move(fused));
   return true;
 }
 

@@ -106,11 +106,15 @@ int fuse_each(Graph& graph, std::string_view op, bool (*try_fuse)(Graph&, int)) 
   return fused;
 }
 
-void place_node(Graph& graph, int slot, Node node) {
-  for (int output : node.outputs) {
+void replace_nodes(Graph& graph, std::initializer_list<int> replaced, int slot, Node fused) {
+  fused.onnx_nodes = merged_onnx_nodes(graph, replaced);
+  for (int index : replaced) {
+    if (index >= 0 && index != slot) graph.nodes[index].dead = true;
+  }
+  for (int output : fused.outputs) {
     if (output >= 0) graph.values[output].producer = slot;
   }
-  graph.nodes[slot] = std::move(node);
+  graph.nodes[slot] = std::move(fused);
 }
 
 int add_constant(Graph& graph, const std::string& name, TensorData data, bool is_weight) {

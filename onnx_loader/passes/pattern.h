@@ -43,12 +43,14 @@ std::optional<Shape> static_shape(const Graph& graph, int value);
 // unscoped ("Conv_3" -> "FusedConv_3", "conv" -> "conv_FusedConv").
 std::string fused_node_name(const std::string& primary_name, const std::string& op);
 
-// The ONNX node indices of `nodes` (graph node indices), merged and sorted.
+// The ONNX node indices of `nodes` (graph node indices; -1 skipped), merged and sorted.
 std::vector<int> merged_onnx_nodes(const Graph& graph, std::initializer_list<int> nodes);
 
-// Puts `node` at index `slot` (replacing what was there) and makes it the producer of its
-// outputs. Precondition: every input of `node` is available before `slot` in the order.
-void place_node(Graph& graph, int slot, Node node);
+// A fusion's last step: `fused` takes the place of the nodes `replaced` (graph node indices, -1
+// skipped, `slot` among them). Its onnx_nodes become theirs merged, every replaced node but
+// `slot` dies, and `fused` sits at `slot` as the producer of its outputs. Precondition: every
+// input of `fused` is available before `slot` in the order (slot is the last of the pattern).
+void replace_nodes(Graph& graph, std::initializer_list<int> replaced, int slot, Node fused);
 
 // The passes' driver: calls try_fuse(graph, index) for every live node of op `op`, in order
 // (nodes appended meanwhile included); returns how many calls returned true.
