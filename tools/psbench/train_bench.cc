@@ -155,6 +155,45 @@ void print_profile(const models::gpu::GpuTrainer& trainer, size_t top) {
   }
 }
 
+// --page-cycles: `cycles` page-outs and page-ins of the trainer at a step boundary, each timed
+// on the host (copy and wait; the first page-out also pins the host buffer). The step after
+// them must give the loss the same step gave from the same state without paging (the trainer
+// is deterministic for one build and algorithm choice): a paging that lost or moved state
+// fails here.
+struct PagingTimes {
+  uint64_t bytes = 0;
+  double first_out_ms = 0;
+  std::vector<double> out_ms, in_ms;  // cycles after the first (out) and every cycle (in)
+};
+
+Result<PagingTimes> time_paging(models::gpu::GpuTrainer& trainer, const cuda::Stream& stream,
+                                int cycles) {
+  using Clock = std::chrono::steady_clock;
+  PagingTimes t;
+  if (cycles <= 0) return t;
+  auto ms_since = [](Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  };
+  PS_ASSIGN_OR_RETURN(const models::cpu::TrainingState state, trainer.export_state());
+  PS_ASSIGN_OR_RETURN(const double unpaged_loss, trainer.step(stream));
+  PS_TRY(trainer.import_state(state));
+  t.bytes = trainer.paged_bytes();
+  for (int c = 0; c < cycles; ++c) {
+    auto t0 = Clock::now();
+    PS_TRY(trainer.page_out(stream));
+    (c == 0 ? t.first_out_ms : t.out_ms.emplace_back()) = ms_since(t0);
+    t0 = Clock::now();
+    PS_TRY(trainer.page_in(stream));
+    t.in_ms.push_back(ms_since(t0));
+  }
+  PS_ASSIGN_OR_RETURN(const double paged_loss, trainer.step(stream));
+  if (paged_loss != unpaged_loss) {
+    return internal_error("--page-cycles: the step after paging gave loss ", paged_loss,
+                          ", the same step without paging ", unpaged_loss);
+  }
+  return t;
+}
+
 }  // namespace
 
 void print_train_help(std::FILE* out) {
@@ -164,7 +203,8 @@ void print_train_help(std::FILE* out) {
       "                     [--lr X] [--momentum X] [--weight-decay X] [--classes N]\n"
       "                     [--noise X] [--seed N] [--single-image] [--chunk-ms X]\n"
       "                     [--pool SIZE] [--write-batches FILE] [--json] [--debug]\n"
-      "                     [--dump-gradients FILE] [--profile-top N] [--device N]\n"
+      "                     [--dump-gradients FILE] [--profile-top N] [--page-cycles N]\n"
+      "                     [--device N]\n"
       "\n"
       "Builds a GpuTrainer for the training-mode package (psimport --mode training) on a device\n"
       "pool, runs --steps steps from the package's weights printing each loss (the trajectory),\n"
@@ -192,6 +232,11 @@ void print_train_help(std::FILE* out) {
       "                      the N slowest items (the profile create() measured)\n"
       "  --dump-gradients F  write step 0's weight gradients (float32, by tensor name) to F\n"
       "                      for scripts/torch_train.py --grads F (PSGRAD1)\n"
+      "  --page-cycles N     after the timed steps, N page-outs and page-ins of the trainer's\n"
+      "                      state (what a training job pays when inference needs its pool\n"
+      "                      memory): bytes moved, each way's time (the first page-out pins\n"
+      "                      its host buffer, reported apart) and GB/s; then one more step,\n"
+      "                      whose loss must match an unpaged trainer's (checked)\n"
       "  --device N          GPU ordinal (default 0)\n");
 }
 
@@ -212,7 +257,7 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(o.trainer.precision, models::gpu::parse_precision(v));
     } else if (r.is("--steps") || r.is("--runs") || r.is("--classes") || r.is("--seed") ||
-               r.is("--device") || r.is("--profile-top")) {
+               r.is("--device") || r.is("--profile-top") || r.is("--page-cycles")) {
       const std::string name(r.name());
       PS_ASSIGN_OR_RETURN(auto v, r.value());
       PS_ASSIGN_OR_RETURN(auto n, parse_int(name, v, name == "--classes" ? 1 : 0, 1'000'000'000));
@@ -225,6 +270,7 @@ Result<TrainBenchOptions> parse_train_options(const std::vector<std::string_view
       if (name == "--seed") o.trainer.data.seed = static_cast<uint64_t>(n);
       if (name == "--device") o.device = static_cast<int>(n);
       if (name == "--profile-top") o.profile_top = static_cast<int>(n);
+      if (name == "--page-cycles") o.page_cycles = static_cast<int>(n);
     } else if (r.is("--lr") || r.is("--momentum") || r.is("--weight-decay") || r.is("--noise") ||
                r.is("--chunk-ms")) {
       const std::string name(r.name());
@@ -329,6 +375,7 @@ Status run_train(const TrainBenchOptions& options) {
     PS_ASSIGN_OR_RETURN(const float ms, cuda::Event::elapsed_ms(start, end));
     gpu_ms.push_back(ms);
   }
+  PS_ASSIGN_OR_RETURN(const PagingTimes paging, time_paging(*trainer, stream, o.page_cycles));
   double profiled = 0, longest = 0;
   for (double ms : trainer->chunk_ms()) {
     profiled += ms;
@@ -340,6 +387,13 @@ Status run_train(const TrainBenchOptions& options) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0.0 : v[static_cast<size_t>(p * static_cast<double>(v.size() - 1))];
   };
+  const std::string paging_json =
+      o.page_cycles == 0
+          ? std::string()
+          : str_cat("\"paging\": {\"bytes\": ", paging.bytes,
+                    ", \"first_out_ms\": ", paging.first_out_ms,
+                    ", \"out_ms\": ", mid(paging.out_ms), ", \"in_ms\": ", mid(paging.in_ms),
+                    ", \"cycles\": ", o.page_cycles, "}, ");
   if (o.json) {
     std::string l;
     for (double x : losses) l += str_cat(l.empty() ? "" : ", ", x);
@@ -348,12 +402,12 @@ Status run_train(const TrainBenchOptions& options) {
         "\"build_ms\": %.1f, \"device_bytes\": %llu, \"chunks\": %zu, \"chunk_budget_ms\": %g, "
         "\"longest_chunk_ms\": %.3f, \"profiled_step_ms\": %.3f, \"runs\": %d, "
         "\"gpu_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, "
-        "\"wall_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, \"losses\": [%s]}\n",
+        "\"wall_ms\": {\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f}, %s\"losses\": [%s]}\n",
         manifest.model_name().c_str(), precision.c_str(), static_cast<long long>(layout.batch),
         build_ms, static_cast<unsigned long long>(trainer->device_bytes()),
         trainer->chunks_per_step(), o.trainer.chunk_budget_ms, longest, profiled, o.runs,
         mid(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), mid(wall_ms), q(wall_ms, 0.1), q(wall_ms, 0.9),
-        l.c_str());
+        paging_json.c_str(), l.c_str());
     return Status::OK();
   }
   std::printf(
@@ -367,6 +421,18 @@ Status run_train(const TrainBenchOptions& options) {
         "step: GPU %.2f ms (p10 %.2f, p90 %.2f), wall %.2f ms (p10 %.2f, p90 %.2f) over %d steps\n",
         median(gpu_ms), q(gpu_ms, 0.1), q(gpu_ms, 0.9), median(wall_ms), q(wall_ms, 0.1),
         q(wall_ms, 0.9), o.runs);
+  }
+  if (o.page_cycles > 0) {
+    auto gbps = [&](double ms) {
+      return ms > 0 ? static_cast<double>(paging.bytes) / ms / 1e6 : 0;
+    };
+    std::printf("paging: %s each way; first page-out %.2f ms (pins the host buffer)",
+                size_label(paging.bytes).c_str(), paging.first_out_ms);
+    if (!paging.out_ms.empty()) {
+      std::printf(", page-out %.2f ms (%.1f GB/s)", mid(paging.out_ms), gbps(mid(paging.out_ms)));
+    }
+    std::printf(", page-in %.2f ms (%.1f GB/s), median of %d; the step after them matched\n",
+                mid(paging.in_ms), gbps(mid(paging.in_ms)), o.page_cycles);
   }
   return Status::OK();
 }

@@ -27,6 +27,7 @@ struct TrainBenchOptions {
   bool debug = false;          // --debug: the first step item by item (GpuTrainer::debug_step)
   std::string gradients_file;  // --dump-gradients: step 0's weight gradients (PSGRAD1)
   int profile_top = 0;         // --profile-top N: the profile by operator and the N slowest items
+  int page_cycles = 0;         // --page-cycles N: page-out + page-in cycles timed after the runs
   bool classes_given = false;  // --classes; else 10, or the model's outputs when fewer (BERT: 2)
 };
 
