@@ -5,8 +5,24 @@
 # test_cuda_*, test_e2e). The whole bundle compresses to ~62 MiB, too much; this is ~26 MB.
 # Usage: scripts/gpu-pack.sh [BUILD_DIR]   (then: run with carry [".gpu-pack"] and
 #        `bash scripts/gpu-session.sh STEP`; see that script)
+#        scripts/gpu-pack.sh --old BUILD_DIR   an older build's psbench alone, for
+#        `gpu-session.sh ab` (.gpu-pack/old.tar.xz, with that build's commit in COMMIT); make it
+#        before checking out the new code (COMMIT is the working tree's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ "${1:-}" == --old ]]; then
+  old_build="${2:?usage: gpu-pack.sh --old BUILD_DIR}"
+  bench=$(find "$old_build/tools" -type f -executable -name psbench | head -1)
+  [[ -n "$bench" ]] || { echo "gpu-pack: no psbench under $old_build/tools" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  cp "$bench" "$tmp/psbench" && strip --strip-debug "$tmp/psbench"
+  git describe --always --dirty > "$tmp/COMMIT"
+  mkdir -p .gpu-pack
+  tar -C "$tmp" -cf - psbench COMMIT | xz -T"$(nproc)" -6 > .gpu-pack/old.tar.xz
+  echo "gpu-pack: $(du -h .gpu-pack/old.tar.xz | cut -f1) in .gpu-pack/old.tar.xz ($(cat "$tmp/COMMIT"))"
+  exit 0
+fi
 BUILD_DIR="${1:-build}"
 scripts/bundle.sh "$BUILD_DIR" .gpu >/dev/null
 mkdir -p .gpu-pack

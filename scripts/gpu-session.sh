@@ -17,8 +17,14 @@
 #   bash scripts/gpu-session.sh soak [POLICIES]  serve's soak alone under each policy named
 #                                        (default pipeswitch), with STATS after it
 #   bash scripts/gpu-session.sh lnprobe  a LayerNorm alone at 251-16064 rows: its time by rows
+#   bash scripts/gpu-session.sh ab       kernels A/B: an older build's psbench (.gpu-pack/old.tar.xz,
+#                                        scripts/gpu-pack.sh --old DIR) against the bundle's on the
+#                                        LayerNorm probe and BERT-base, PyTorch beside them
 #   bash scripts/gpu-session.sh reuse    --reuse-region on and off: ResNet152 and BERT-base, 30
 #                                        back-to-back requests each (one switch, or 30)
+#   bash scripts/gpu-session.sh paging [BERT]  a training job's page-out and page-in: ResNet152 at
+#                                        batch 64 (and BERT-base at batch 8 with BERT, its
+#                                        step profiled), psbench train --page-cycles 5
 #   bash scripts/gpu-session.sh traindebug issue 7: ResNet152's training step item by item
 #                                        (psbench train --debug), the first NaN/Inf named
 #   bash scripts/gpu-session.sh gradcheck issue 7: step-0 gradients (ResNet152 b64, ResNet50
@@ -57,7 +63,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|reprofull|reuse|soak|lnprobe|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|reprofull|reuse|soak|lnprobe|ab|paging|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -132,6 +138,34 @@ soak() {
   echo STATS | timeout 10 /tmp/b/bin/psnc 127.0.0.1:12399 > "$OUT/$name-stats.log" 2>&1
   grep -E "switches=" "$OUT/$name-stats.log" | head -4
   kill -TERM $sp; wait $sp; echo "$name server exit $?"
+}
+
+# ln_probe PSBENCH: a LayerNorm alone (after a Relu), 768 wide, at 251 to 16064 rows: each
+# one's profiled time by PSBENCH (models made once per machine in /tmp/ln).
+ln_probe() {
+  local bench="$1"
+  if [[ ! -f /tmp/ln/ln16064.psm ]]; then
+    mkdir -p /tmp/ln
+    python3 - <<'PY'
+import numpy as np, onnx
+from onnx import helper, TensorProto, numpy_helper
+for rows in (251, 2008, 8032, 16064):
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [rows, 768]) for n in ("x", "y")]
+    w = [numpy_helper.from_array(np.random.rand(768).astype(np.float32), n) for n in ("g", "b")]
+    nodes = [helper.make_node("Relu", ["x"], ["h"]),
+             helper.make_node("LayerNormalization", ["h", "g", "b"], ["y"], axis=-1, epsilon=1e-12)]
+    graph = helper.make_graph(nodes, "ln", io[:1], io[1:], w)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"/tmp/ln/ln{rows}.onnx")
+PY
+    for rows in 251 2008 8032 16064; do
+      /tmp/b/bin/psimport "/tmp/ln/ln$rows.onnx" -o "/tmp/ln/ln$rows.psm" -q > /dev/null 2>&1 ||
+        echo "import $rows failed"
+    done
+  fi
+  for rows in 251 2008 8032 16064; do
+    echo "rows $rows: $("$bench" infer "/tmp/ln/ln$rows.psm" --precision tf32 --runs 50 \
+      --warmup 10 --profile 2>&1 | grep -E 'LayerNormalization|Relu ' | head -2 | tr -s ' ' | tr '\n' '|')"
+  done
 }
 
 case "$STEP" in
@@ -281,23 +315,66 @@ case "$STEP" in
   lnprobe)
     # A LayerNorm alone, 768 wide, at 251 to 16064 rows (psbench --profile): how its time scales
     # with rows (docs/gpu-executor.md: a fixed ~15 us a row was a latency, not bandwidth).
-    mkdir -p /tmp/ln
-    python3 - <<'PY'
-import numpy as np, onnx
-from onnx import helper, TensorProto, numpy_helper
-for rows in (251, 2008, 8032, 16064):
-    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [rows, 768]) for n in ("x", "y")]
-    w = [numpy_helper.from_array(np.random.rand(768).astype(np.float32), n) for n in ("g", "b")]
-    nodes = [helper.make_node("Relu", ["x"], ["h"]),
-             helper.make_node("LayerNormalization", ["h", "g", "b"], ["y"], axis=-1, epsilon=1e-12)]
-    graph = helper.make_graph(nodes, "ln", io[:1], io[1:], w)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), f"/tmp/ln/ln{rows}.onnx")
-PY
-    for rows in 251 2008 8032 16064; do
-      /tmp/b/bin/psimport "/tmp/ln/ln$rows.onnx" -o "/tmp/ln/ln$rows.psm" -q > /dev/null 2>&1 || echo "import $rows failed"
-      echo "rows $rows: $(/tmp/b/bin/psbench infer "/tmp/ln/ln$rows.psm" --precision tf32 --runs 50 \
-        --warmup 10 --profile 2>&1 | grep -E 'LayerNormalization|Relu ' | head -2 | tr -s ' ' | tr '\n' '|')"
-    done | tee "$OUT/ln_probe.txt"
+    ln_probe /tmp/b/bin/psbench | tee "$OUT/ln_probe.txt"
+    ;;
+  ab)
+    # Kernels A/B on one machine: .gpu-pack/old.tar.xz holds an older build's psbench (the
+    # package format the same): the LayerNorm probe with each, then BERT-base (batch 8, sequence
+    # 251, TF32, graph replay and enqueue) old and new alternately, three rounds, and PyTorch
+    # eager beside them; BERT-base's training step too where its package is here (`paging BERT`). Made by `scripts/gpu-pack.sh --old OLD_BUILD_DIR`.
+    mkdir -p /tmp/old && tar -C /tmp/old -xJf .gpu-pack/old.tar.xz
+    echo "old: $(cat /tmp/old/COMMIT 2>/dev/null), new: $(cat /tmp/b/COMMIT)"
+    { echo "old $(cat /tmp/old/COMMIT)"; ln_probe /tmp/old/psbench
+      echo "new $(cat /tmp/b/COMMIT)"; ln_probe /tmp/b/bin/psbench; } | tee "$OUT/ln_probe_ab.txt"
+    [[ -f /tmp/w/bert_base_op17.onnx ]] || guarded 150 ab-export.log python3 scripts/export_models.py \
+      --out /tmp/w --models bert_base --opsets 17 --batch 8 --seq 251 --no-reference
+    [[ -f /tmp/w/bert_ab.psm ]] || guarded 90 ab-import.log /tmp/b/bin/psimport \
+      /tmp/w/bert_base_op17.onnx -o /tmp/w/bert_ab.psm --batch 8 --seq 251
+    for round in 1 2 3; do
+      for side in old new; do
+        bench=/tmp/b/bin/psbench; [[ $side == old ]] && bench=/tmp/old/psbench
+        for g in --graph ""; do
+          guarded 60 "ab-$side-$round${g:+-graph}.log" "$bench" infer /tmp/w/bert_ab.psm \
+            --precision tf32 $g --runs 50 --warmup 10 --label "bert_base $side" --json
+          echo "round $round $side ${g:-enqueue}: $(grep -o '"gpu_ms": *{[^}]*}' \
+            "$OUT/ab-$side-$round${g:+-graph}.log" | head -1)"
+        done
+      done
+    done | tee "$OUT/ab-bert.txt"
+    if [[ -f /tmp/w/bert_train.psm ]]; then  # made by `paging BERT` or `bert` on this machine
+      for round in 1 2; do
+        for side in old new; do
+          bench=/tmp/b/bin/psbench; [[ $side == old ]] && bench=/tmp/old/psbench
+          guarded 60 "ab-train-$side-$round.log" "$bench" train /tmp/w/bert_train.psm \
+            --precision tf32 --steps 0 --runs 20
+          echo "train round $round $side: $(grep '^step:' "$OUT/ab-train-$side-$round.log")"
+        done
+      done | tee -a "$OUT/ab-bert.txt"
+    fi
+    guarded 120 ab-torch.log python3 scripts/torch_bench.py --models bert_base --precisions tf32 \
+      --runs 50 --warmup 10
+    tail -4 "$OUT/ab-torch.log"
+    guarded 60 ab-profile.log /tmp/b/bin/psbench infer /tmp/w/bert_ab.psm --precision tf32 \
+      --runs 20 --warmup 5 --profile
+    ;;
+  paging)
+    # What a training job pays when inference takes its pool memory (models/gpu/trainer_paging.cc
+    # predicts ~10 ms each way for ResNet152 at batch 64): five page-outs and page-ins after
+    # three timed steps, the step after them checked against the same step unpaged.
+    r152_train_package
+    guarded 150 paging-resnet152.log /tmp/b/bin/psbench train /tmp/w/r152_train.psm \
+      --precision tf32 --steps 1 --runs 3 --page-cycles 5
+    tail -3 "$OUT/paging-resnet152.log"
+    if [[ "${2:-}" == BERT ]]; then
+      [[ -f /tmp/w/bert_train.psm ]] || {
+        guarded 60 bert-export.log python3 scripts/torch_train.py --model bert_base --batch 8 \
+          --seq 251 --export-onnx /tmp/w/bert_train.onnx
+        guarded 60 bert-import.log /tmp/b/bin/psimport /tmp/w/bert_train.onnx --batch 8 --seq 251 \
+          --mode training -o /tmp/w/bert_train.psm; }
+      guarded 90 paging-bert.log /tmp/b/bin/psbench train /tmp/w/bert_train.psm \
+        --precision tf32 --steps 1 --runs 10 --page-cycles 5 --profile-top 25
+      grep -E "^step:|^paging:" "$OUT/paging-bert.log"
+    fi
     ;;
   soak)
     # The soak under each policy named ($2, default pipeswitch: its region reuse meets
