@@ -336,7 +336,9 @@ TEST_CASE("emulated Softmax and LayerNorm kernels match the CPU reference on eve
   // LayerNorm of X, and of A + B (AddLayerNormalization: the sum rounded first, so the same
   // bits as LayerNorm of the Add's output).
   for (const bool add : {false, true}) {
-    for (const auto& [inner, per_lane] : {std::pair{70, 4}, std::pair{700, 24}, std::pair{70, 0}}) {
+    // (768 and 64 fill their warp rows exactly: the branch-free loads and chunked stores.)
+    for (const auto& [inner, per_lane] : {std::pair{70, 4}, std::pair{700, 24}, std::pair{768, 24},
+                                          std::pair{64, 2}, std::pair{70, 0}}) {
       Tensor x = rnd(DType::kFloat32, {5, inner}, -2, 3);
       Tensor r = rnd(DType::kFloat32, {5, inner}, -2, 3);
       Tensor g = rnd(DType::kFloat32, {inner}), b = rnd(DType::kFloat32, {inner});

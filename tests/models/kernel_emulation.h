@@ -24,6 +24,8 @@
 #define __global__
 #undef __shared__
 #define __shared__ static  // blocks run one at a time: one copy is the block's shared memory
+#undef __launch_bounds__
+#define __launch_bounds__(...)
 
 struct EmuDim {
   unsigned x = 1, y = 1, z = 1;
