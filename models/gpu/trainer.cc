@@ -91,8 +91,11 @@ std::string GpuTrainer::Impl::item_op(const TrainItem& item) const {
 
 Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
   PS_ASSIGN_OR_RETURN(PlanLayout specs, build_layout(manifest));
-  // The weights' host image (float ones converted), read by ops with static inputs and uploaded.
-  params_host.assign(layout.params_bytes, 0);
+  // The weights' host image (float ones converted), read by ops with static inputs and uploaded:
+  // the params region of the paging buffer (trainer_impl.h).
+  PS_ASSIGN_OR_RETURN(paged_state,
+                      cuda::PinnedBuffer::allocate(std::max<uint64_t>(survivor_bytes(), 1)));
+  std::memset(params_image(), 0, layout.params_bytes);
   for (const TrainWeight& w : layout.weights) {
     const auto& t = manifest.tensors(static_cast<int>(w.tensor));
     const uint64_t size = t.byte_size();
@@ -101,7 +104,7 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
       return corrupt("GpuTrainer: weight tensor ", w.tensor, " '", t.name(), "' does not fit the ",
                      blob.size(), "-byte weight blob");
     }
-    PS_TRY(convert_weight(w, blob.data() + t.weight_offset(), params_host.data() + w.offset));
+    PS_TRY(convert_weight(w, blob.data() + t.weight_offset(), params_image() + w.offset));
   }
 
   const OpEnv env{*runtime, options.precision};
@@ -128,7 +131,7 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
       if (w < 0) continue;
       const TrainWeight& weight = layout.weights[static_cast<size_t>(w)];
       if (weight.is_float) inputs[l][i].dtype = DType::kFloat32;
-      inputs[l][i].host_data = params_host.data() + weight.offset;
+      inputs[l][i].host_data = params_image() + weight.offset;
     }
     const OpSpec spec{layer.op(), layer.name(), layer.attributes(), inputs[l],
                       specs.layers[l].output_specs};
@@ -236,7 +239,7 @@ Status GpuTrainer::Impl::allocate() {
 }
 
 Status GpuTrainer::Impl::upload_params(const cuda::Stream& stream) {
-  PS_TRY(cuda::copy_to_device_async(base, params_host.data(), params_host.size(), stream));
+  PS_TRY(cuda::copy_to_device_async(base, params_image(), layout.params_bytes, stream));
   return stream.synchronize();
 }
 
@@ -325,8 +328,6 @@ Result<std::unique_ptr<GpuTrainer>> GpuTrainer::create(GpuRuntime& runtime, cuda
   PS_TRY(stream.synchronize().with_context("GpuTrainer warm-up step"));
   PS_TRY(impl->profile(stream));
   PS_TRY(impl->upload_params(stream));
-  impl->params_host.clear();
-  impl->params_host.shrink_to_fit();
   return std::unique_ptr<GpuTrainer>(new GpuTrainer(std::move(impl)));
 }
 

@@ -110,7 +110,7 @@ class GpuTrainer {
   // Paging (issue 7: the job's state leaves the pool when inference needs the memory;
   // trainer_paging.cc). page_out() copies what survives a step boundary (the weights and
   // running statistics, the momentum buffers, the data patterns: paged_bytes()) to pinned host
-  // memory (allocated at the first page-out, kept), waits for it, and returns the whole pool
+  // memory (pinned at create(), kept), waits for it, and returns the whole pool
   // range. page_in() takes a range again (anywhere in the pool: every operand is bound anew),
   // copies the state back and waits; OUT_OF_MEMORY leaves it paged out and unchanged. The
   // trajectory is unchanged by a page-out and page-in. Both are no-ops in the state they lead

@@ -5,8 +5,10 @@
 // and the momentum and patterns regions, which are contiguous in the block. What does not:
 // the weight gradients (each step's backward writes them before its update reads them) and the
 // step arena (nothing in it outlives a step). For ResNet152 at batch 64 that is 230 + 230 +
-// 11.5 MiB of a 16.6 GiB block: about 10 ms each way at PCIe Gen5's ~48 GB/s pinned, where
-// paging the whole block mid-step would take ~350 ms each way (hence: at a step boundary).
+// 11.5 MiB of a 16.6 GiB block: predicted ~10 ms each way at PCIe Gen5's ~48 GB/s pinned,
+// measured 8.95 ms out and 9.08 in (55 GB/s; BERT-base's 830 MiB: 16.1 and 16.6 ms; H100,
+// `psbench train --page-cycles`), where paging the whole block mid-step would take ~350 ms
+// each way (hence: at a step boundary). The host buffer is pinned at create() (trainer_impl.h).
 #include "cuda/copy.h"
 #include "cuda/stream.h"
 #include "models/gpu/trainer_impl.h"
@@ -19,11 +21,6 @@ Status GpuTrainer::page_out(const cuda::Stream& stream) {
   if (mid_step()) return invalid_argument("GpuTrainer::page_out: a step is in progress");
   const uint64_t params = t.layout.params_bytes;
   const uint64_t rest = t.layout.arena_offset - t.layout.momentum_offset;
-  if (t.paged_state.size() == 0) {
-    // Pinned once, at the first page-out, and kept: pinning costs milliseconds per GiB.
-    PS_ASSIGN_OR_RETURN(t.paged_state,
-                        cuda::PinnedBuffer::allocate(std::max<uint64_t>(t.survivor_bytes(), 1)));
-  }
   auto* host = static_cast<uint8_t*>(t.paged_state.data());
   PS_TRY(cuda::copy_to_host_async(host, t.addr(0), params, stream));
   if (rest > 0) {

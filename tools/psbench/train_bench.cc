@@ -156,7 +156,8 @@ void print_profile(const models::gpu::GpuTrainer& trainer, size_t top) {
 }
 
 // --page-cycles: `cycles` page-outs and page-ins of the trainer at a step boundary, each timed
-// on the host (copy and wait; the first page-out also pins the host buffer). The step after
+// on the host (copy and wait; the first page-out apart: it paid the host buffer's pinning when
+// that came with it, before the trainer pinned it at create()). The step after
 // them must give the loss the same step gave from the same state without paging (the trainer
 // is deterministic for one build and algorithm choice): a paging that lost or moved state
 // fails here.
@@ -234,8 +235,8 @@ void print_train_help(std::FILE* out) {
       "                      for scripts/torch_train.py --grads F (PSGRAD1)\n"
       "  --page-cycles N     after the timed steps, N page-outs and page-ins of the trainer's\n"
       "                      state (what a training job pays when inference needs its pool\n"
-      "                      memory): bytes moved, each way's time (the first page-out pins\n"
-      "                      its host buffer, reported apart) and GB/s; then one more step,\n"
+      "                      memory): bytes moved, each way's time and GB/s (the first\n"
+      "                      page-out reported apart); then one more step,\n"
       "                      whose loss must match an unpaged trainer's (checked)\n"
       "  --device N          GPU ordinal (default 0)\n");
 }
@@ -426,7 +427,7 @@ Status run_train(const TrainBenchOptions& options) {
     auto gbps = [&](double ms) {
       return ms > 0 ? static_cast<double>(paging.bytes) / ms / 1e6 : 0;
     };
-    std::printf("paging: %s each way; first page-out %.2f ms (pins the host buffer)",
+    std::printf("paging: %s each way; first page-out %.2f ms",
                 size_label(paging.bytes).c_str(), paging.first_out_ms);
     if (!paging.out_ms.empty()) {
       std::printf(", page-out %.2f ms (%.1f GB/s)", mid(paging.out_ms), gbps(mid(paging.out_ms)));
