@@ -160,6 +160,18 @@ __device__ void reduce_warps(const T* x, T* y, const ReduceParams& p) {
 // each warp takes output tile * 32 + l, warp w the group's elements w, w + warps, ...; then
 // warp 0 combines the warps' partial results in warp order (a fixed order: deterministic).
 // blockDim.x: a multiple of 32, at most 1024.
+// A warp's elements are read kColumnBatch at a time, every load unconditional (indices past the
+// group clamped to its last element, whose value is then not added), so the batch's loads are
+// in flight together; one at a time, each waited for the one before: a bias gradient of 2008
+// rows took ~45 us, 63 memory latencies a warp (BERT-base training, H100). The elements are
+// added in the same order as one at a time.
+constexpr int kColumnBatch = 8;
+
+// reduced_offset without the divisions when the reduced dimensions merged into one.
+__device__ inline int64_t reduced_offset_of(const ReduceParams& p, int64_t r) {
+  return p.reduced_rank == 1 ? r * p.reduced_strides[0] : reduced_offset(p, r);
+}
+
 template <typename T>
 __device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
   using A = typename Acc<T>::type;
@@ -170,7 +182,18 @@ __device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
     Reducer<T> r(p.op);
     if (j < p.out_count) {
       const T* base = x + kept_offset(p, j);
-      for (int64_t k = warp; k < p.group; k += warps) r.add(base[reduced_offset(p, k)]);
+      for (int64_t k0 = warp; k0 < p.group; k0 += kColumnBatch * warps) {
+        T v[kColumnBatch];
+#pragma unroll
+        for (int u = 0; u < kColumnBatch; ++u) {
+          const int64_t k = k0 + u * warps;
+          v[u] = base[reduced_offset_of(p, k < p.group ? k : p.group - 1)];
+        }
+#pragma unroll
+        for (int u = 0; u < kColumnBatch; ++u) {
+          if (k0 + u * warps < p.group) r.add(v[u]);
+        }
+      }
     }
     partial[warp][lane] = r.acc;
     __syncthreads();

@@ -470,7 +470,10 @@ TEST_CASE("emulated broadcast backward: column tiles for bias gradients", "[gpu_
   const std::vector<Case> cases = {{{70, 37}, {37}},
                                    {{3, 40, 33}, {33}},
                                    {{2, 50, 3, 20}, {1, 1, 3, 20}},
-                                   {{129, 5}, {1, 5}}};
+                                   {{129, 5}, {1, 5}},
+                                   // two reduced dimensions apart (reduced rank 2: the offsets
+                                   // by division, not by one stride)
+                                   {{4, 3, 20, 7}, {1, 3, 1, 7}}};
   uint64_t seed = 400;
   for (const Case& c : cases) {
     INFO(shape_string(c.dy) << " -> " << shape_string(c.in));
