@@ -220,8 +220,8 @@ Options:
   --batch N           the batch size the symbolic batch dimension is fixed to
   --seq N             the sequence length for models with one (BERT: 251 in the paper)
   --mode M            inference (fused: BatchNorm folded, bias and ReLU fused; the default)
-                      or training (unfused, for the backward pass; with --zoo: the
-                      graph to train)
+                      or training (unfused but for GELU, for the backward pass; with
+                      --zoo: the graph to train)
   --grouping G        how layers are grouped into host-to-GPU copies: per-layer, blocks
                       (one group per source block) or whole (the whole model at once);
                       default: the importer's choice
