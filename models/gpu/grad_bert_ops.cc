@@ -188,10 +188,13 @@ class SoftmaxGradOp final : public GpuOp {
 
 class LayerNormGradOp final : public GpuOp {
  public:
-  LayerNormGradOp(cuda::Kernel dx, cuda::Kernel partials, cuda::Kernel final_sum,
+  // dx: ps_layer_norm_backward_dx_warpN_f32 for rows of up to 32 * share elements (share > 0),
+  // else the looping ps_layer_norm_backward_dx_f32.
+  LayerNormGradOp(cuda::Kernel dx, int share, cuda::Kernel partials, cuda::Kernel final_sum,
                   train_kernels::LayerNormGradParams p, bool want_dx, bool want_scale,
                   bool want_bias, size_t dy_input)
       : dx_(dx),
+        share_(share),
         partials_(partials),
         final_(final_sum),
         params_(p),
@@ -224,12 +227,15 @@ class LayerNormGradOp final : public GpuOp {
             ? str_cat(" + ps_layer_norm_param_partials_f32 (", params_.chunks,
                       " chunks) + ps_layer_norm_param_final_f32")
             : std::string();
-    return str_cat("kernels ps_layer_norm_backward_dx_f32", params,
+    return str_cat("kernels ps_layer_norm_backward_dx_",
+                   share_ > 0 ? str_cat("warp", share_, "_") : std::string(), "f32", params,
                    " (statistics recomputed from X)");
   }
 
  private:
-  cuda::Kernel dx_, partials_, final_;
+  cuda::Kernel dx_;
+  int share_;
+  cuda::Kernel partials_, final_;
   train_kernels::LayerNormGradParams params_;
   bool want_dx_, want_scale_, want_bias_;
   size_t dy_input_;
@@ -448,12 +454,16 @@ Result<std::unique_ptr<GpuOp>> build_layer_norm_grad(const GradSpec& spec, const
   p.accumulate_dx = spec.accumulates(0) ? 1u : 0u;
   p.accumulate_scale = spec.accumulates(1) ? 1u : 0u;
   p.accumulate_bias = spec.accumulates(2) ? 1u : 0u;
-  PS_ASSIGN_OR_RETURN(cuda::Kernel dx, find_kernel(env, "ps_layer_norm_backward_dx_f32"));
+  const int share = warp_row_share(p.inner);
+  PS_ASSIGN_OR_RETURN(
+      cuda::Kernel dx,
+      find_kernel(env, share > 0 ? str_cat("ps_layer_norm_backward_dx_warp", share, "_f32")
+                                 : std::string("ps_layer_norm_backward_dx_f32")));
   PS_ASSIGN_OR_RETURN(cuda::Kernel partials, find_kernel(env, "ps_layer_norm_param_partials_f32"));
   PS_ASSIGN_OR_RETURN(cuda::Kernel final_sum, find_kernel(env, "ps_layer_norm_param_final_f32"));
-  return std::unique_ptr<GpuOp>(new LayerNormGradOp(dx, partials, final_sum, p, spec.wants(0),
-                                                    spec.wants(1), bias != nullptr && spec.wants(2),
-                                                    f.inputs.size()));
+  return std::unique_ptr<GpuOp>(
+      new LayerNormGradOp(dx, share, partials, final_sum, p, spec.wants(0), spec.wants(1),
+                          bias != nullptr && spec.wants(2), f.inputs.size()));
 }
 
 Result<std::unique_ptr<GpuOp>> build_gather_grad(const GradSpec& spec, const OpEnv& env) {

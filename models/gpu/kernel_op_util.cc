@@ -107,6 +107,13 @@ unsigned grid_for(int64_t items) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxBlocks));
 }
 
+int warp_row_share(int64_t n) {
+  for (int k : {1, 2, 4, 8, 16, 24, 32}) {
+    if (32 * static_cast<int64_t>(k) >= n) return k;
+  }
+  return 0;
+}
+
 LaunchShape reduce_launch_shape(const ReducePlan& plan) {
   const int64_t outputs = plan.params.out_count;
   switch (plan.mode) {

@@ -58,6 +58,12 @@ int32_t kernel_dtype(DType dtype);
 constexpr unsigned kBlock = 256;
 unsigned grid_for(int64_t items);
 
+// Lanes' share of a row of n elements kept in registers by the warp-row kernels: the smallest
+// of 1, 2, 4, 8, 16, 24, 32 with 32 * share >= n (24: BERT's 768-wide rows); 0 when the row is
+// too long for one warp. Each share has its own kernel (ps_softmax_warpN_f32,
+// ps_layer_norm_warpN_f32, ps_layer_norm_backward_dx_warpN_f32).
+int warp_row_share(int64_t n);
+
 // The launch of reduce.cu's kernel for `plan`: grid_for's blocks of kBlock threads over the
 // outputs (a thread or a warp each); for column tiles, a block per 32 outputs of a warp per ~8
 // elements of the group (1 to 32 warps).

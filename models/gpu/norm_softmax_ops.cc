@@ -6,16 +6,6 @@
 namespace ps::models::gpu {
 namespace {
 
-// Lanes' share of a row of n elements kept in registers: the smallest of 1, 2, 4, 8, 16, 24,
-// 32 with 32 * per_lane >= n (24: BERT's 768-wide rows); 0 when the row is too long for one
-// warp. Each has its own kernel, ps_softmax_warpN_f32 / ps_layer_norm_warpN_f32.
-int per_lane_for(int64_t n) {
-  for (int k : {1, 2, 4, 8, 16, 24, 32}) {
-    if (32 * static_cast<int64_t>(k) >= n) return k;
-  }
-  return 0;
-}
-
 // The kernel for rows of n: the warp-row one for its share, else `fallback` (a block per row or
 // a thread per column).
 Result<cuda::Kernel> row_kernel(const OpEnv& env, const char* family, int per_lane,
@@ -118,7 +108,7 @@ BuildResult build_softmax(const OpSpec& spec, const OpEnv& env) {
   p.n = x.shape[axis];
   p.inner = element_count(Shape(x.shape.begin() + axis + 1, x.shape.end()));
   p.log = spec.op == "LogSoftmax";
-  const int32_t per_lane = p.inner == 1 ? per_lane_for(p.n) : 0;
+  const int32_t per_lane = p.inner == 1 ? warp_row_share(p.n) : 0;
   const int32_t mode = p.inner != 1 ? 2 : per_lane > 0 ? 0 : 1;
   PS_ASSIGN_OR_RETURN(cuda::Kernel k, row_kernel(env, "ps_softmax", per_lane, "ps_softmax_f32"));
   return std::unique_ptr<GpuOp>(new SoftmaxOp(k, p, mode, per_lane));
@@ -164,7 +154,7 @@ BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {
   if (bias != nullptr) {
     PS_ASSIGN_OR_RETURN(p.bias_len, repeat_length(*bias, norm_shape, "B"));
   }
-  const int32_t per_lane = per_lane_for(p.inner);
+  const int32_t per_lane = warp_row_share(p.inner);
   PS_ASSIGN_OR_RETURN(cuda::Kernel k,
                       row_kernel(env, "ps_layer_norm", per_lane, "ps_layer_norm_f32"));
   return std::unique_ptr<GpuOp>(new LayerNormOp(k, p, per_lane, add));

@@ -8,25 +8,24 @@
 
 // The kernels, compiled for the host (reduce.cu and train.cu are compiled into the other
 // emulation translation unit, gpu_train_kernel_emulation_test.cc: declared here).
-#include "cuda/kernels/train_bert.cu"
-
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "cuda/kernels/kernel_params.h"
+#include "cuda/kernels/train_bert.cu"
 #include "models/cpu/grad.h"
 #include "models/cpu/ops.h"
 #include "models/gpu/grad_bert_plan.h"
 #include "models/gpu/grad_kernel_plan.h"
+#include "models/gpu/kernel_op_util.h"
 #include "models/gpu/matmul_grad_plan.h"
 #include "tests/models/cpu_ops_test_util.h"
 #include "tests/models/gpu_op_check.h"
 #include "tests/models/grad_check_util.h"
 #include "tests/models/reduce_emulation.h"
-
 
 namespace ps::models::gpu {
 namespace {
@@ -342,8 +341,44 @@ struct LayerNormResult {
   Tensor dx, dscale, dbias;
 };
 
+// The dX pass: ps_layer_norm_backward_dx_f32 (share 0) or ps_layer_norm_backward_dx_warpN_f32.
+void emu_layer_norm_dx(int share, const float* x, const float* scale, const float* dy, float* dx,
+                       float* stats, const train_kernels::LayerNormGradParams& p) {
+  run_warps([&] {
+    switch (share) {
+      case 0:
+        ps_layer_norm_backward_dx_f32(x, scale, dy, dx, stats, p);
+        break;
+      case 1:
+        ps_layer_norm_backward_dx_warp1_f32(x, scale, dy, dx, stats, p);
+        break;
+      case 2:
+        ps_layer_norm_backward_dx_warp2_f32(x, scale, dy, dx, stats, p);
+        break;
+      case 4:
+        ps_layer_norm_backward_dx_warp4_f32(x, scale, dy, dx, stats, p);
+        break;
+      case 8:
+        ps_layer_norm_backward_dx_warp8_f32(x, scale, dy, dx, stats, p);
+        break;
+      case 16:
+        ps_layer_norm_backward_dx_warp16_f32(x, scale, dy, dx, stats, p);
+        break;
+      case 24:
+        ps_layer_norm_backward_dx_warp24_f32(x, scale, dy, dx, stats, p);
+        break;
+      case 32:
+        ps_layer_norm_backward_dx_warp32_f32(x, scale, dy, dx, stats, p);
+        break;
+      default:
+        FAIL("no dX kernel for share " << share);
+    }
+  });
+}
+
 LayerNormResult emu_layer_norm(const Tensor& x, const Tensor& scale, const Tensor& dy, int64_t axis,
-                               float epsilon, const LayerNormResult* base = nullptr) {
+                               float epsilon, const LayerNormResult* base = nullptr,
+                               int share = 0) {
   Result<train_kernels::LayerNormGradParams> planned =
       plan_layer_norm_grad(x.shape(), axis, epsilon, scale.numel(), scale.numel());
   REQUIRE(planned.ok());
@@ -357,10 +392,8 @@ LayerNormResult emu_layer_norm(const Tensor& x, const Tensor& scale, const Tenso
                                             zeros_f32(scale.shape())};
   std::vector<float> stats(static_cast<size_t>(p.rows) * 2, NAN);
   std::vector<float> partial(static_cast<size_t>(p.chunks * p.inner) * 2, NAN);
-  run_warps([&] {
-    ps_layer_norm_backward_dx_f32(x.data<float>(), scale.data<float>(), dy.data<float>(),
-                                  r.dx.mutable_data<float>(), stats.data(), p);
-  });
+  emu_layer_norm_dx(share, x.data<float>(), scale.data<float>(), dy.data<float>(),
+                    r.dx.mutable_data<float>(), stats.data(), p);
   run3([&] { ps_layer_norm_param_partials_f32(x.data<float>(), dy.data<float>(), stats.data(), partial.data(), p); });
   run3([&] {
     ps_layer_norm_param_final_f32(partial.data(), r.dscale.mutable_data<float>(),
@@ -376,8 +409,11 @@ TEST_CASE("emulated LayerNormalization backward: dX, dscale, dbias, chunks, accu
     int64_t axis;
   };
   // [70, 33]: 70 rows in 3 chunks of 32 (the partial sums' tail chunk); [2, 3, 40] over the
-  // last two axes: 120 normalized values per row.
-  const std::vector<LnCase> cases = {{{2, 4, 16}, -1}, {{70, 33}, 1}, {{2, 3, 40}, -2}, {{3, 100}, -1}};
+  // last two axes: 120 normalized values per row; [5, 64] and [3, 768]: full warp rows (no
+  // padding lane: BERT's 768 = 32 x 24); [2, 1100]: too long for a warp row.
+  const std::vector<LnCase> cases = {{{2, 4, 16}, -1}, {{70, 33}, 1}, {{2, 3, 40}, -2},
+                                     {{3, 100}, -1},   {{5, 64}, -1}, {{3, 768}, -1},
+                                     {{2, 1100}, -1}};
   uint64_t seed = 900;
   for (const LnCase& c : cases) {
     INFO(shape_string(c.x) << " axis " << c.axis);
@@ -401,6 +437,22 @@ TEST_CASE("emulated LayerNormalization backward: dX, dscale, dbias, chunks, accu
     CHECK(grad_error(f64_plus(base.dx, expected->dx), acc.dx).max_rel <= kSumTolerance);
     CHECK(grad_error(f64_plus(base.dscale, expected->dscale), acc.dscale).max_rel <= kSumTolerance);
     CHECK(grad_error(f64_plus(base.dbias, expected->dbias), acc.dbias).max_rel <= kSumTolerance);
+    // The warp-row kernel the op picks for this width: the looping kernel's results, bit for
+    // bit (the same sums in the same order), dscale and dbias from its statistics too.
+    const int share = warp_row_share(element_count(norm));
+    CHECK((share > 0) == (element_count(norm) <= 1024));
+    if (share > 0) {
+      INFO("warp rows, share " << share);
+      auto same_bits = [](const Tensor& a, const Tensor& b) {
+        return a.byte_size() == b.byte_size() && std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0;
+      };
+      const LayerNormResult w = emu_layer_norm(x, scale, dy, c.axis, 1e-5f, nullptr, share);
+      CHECK(same_bits(r.dx, w.dx));
+      CHECK(same_bits(r.dscale, w.dscale));
+      CHECK(same_bits(r.dbias, w.dbias));
+      const LayerNormResult wacc = emu_layer_norm(x, scale, dy, c.axis, 1e-5f, &base, share);
+      CHECK(same_bits(acc.dx, wacc.dx));
+    }
   }
   Result<train_kernels::LayerNormGradParams> p = plan_layer_norm_grad({4096, 768}, -1, 1e-12f, 768, 768);
   REQUIRE(p.ok());
