@@ -296,13 +296,28 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
                         onnx_loader::dtype_from_psm(m.tensors(static_cast<int>(tensor)).dtype()));
     return static_cast<uint64_t>(numel_of(tensor)) * dtype_size(d);
   };
+  auto trainable = [&](uint32_t tensor) {
+    return kind_of(tensor) == TensorProto::WEIGHT && weight_of(tensor)->is_float &&
+           weight_of(tensor)->trainable;
+  };
+  // The tensors computed from a trainable weight (the layers run in order). Only those carry a
+  // gradient somewhere: one computed from the input and constants alone (an attention mask, a
+  // normalisation of the images inside the graph) has a gradient that reaches no weight, so
+  // the backward does not compute it.
+  std::vector<bool> from_weight(static_cast<size_t>(tensor_count), false);
+  for (int l = 0; l < layer_count; ++l) {
+    const Layer& layer = m.layers(l);
+    bool any = false;
+    for (uint32_t in : layer.inputs()) any = any || trainable(in) || from_weight[in];
+    if (!any) continue;
+    for (uint32_t o : layer.outputs()) from_weight[o] = true;
+  }
   auto wants_grad = [&](uint32_t tensor) {
     const auto kind = kind_of(tensor);
-    if (kind == TensorProto::WEIGHT)
-      return weight_of(tensor)->is_float && weight_of(tensor)->trainable;
+    if (kind == TensorProto::WEIGHT) return trainable(tensor);
     // Token ids and shapes get no gradient.
     if (m.tensors(static_cast<int>(tensor)).dtype() != pipeswitch::psm::DT_FLOAT32) return false;
-    return kind == TensorProto::ACTIVATION || kind == TensorProto::OUTPUT;
+    return (kind == TensorProto::ACTIVATION || kind == TensorProto::OUTPUT) && from_weight[tensor];
   };
 
   // The backward, in enqueue order: which gradients each computes, writes or accumulates.

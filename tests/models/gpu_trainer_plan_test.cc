@@ -79,6 +79,20 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
   // Gradient write/accumulate: for each tensor, the first backward (enqueue order) that
   // computes its gradient writes, every later one (or a later slot of the same layer)
   // accumulates; and every (layer, slot) reading a tensor that wants a gradient computes one.
+  // Activations want one when a trainable weight feeds them (through any layers before).
+  std::set<uint32_t> fed;
+  auto trainable = [&](uint32_t in) {
+    const TensorProto& spec = m.tensors(static_cast<int>(in));
+    return spec.kind() == TensorProto::WEIGHT && spec.trainable() &&
+           spec.dtype() == pipeswitch::psm::DT_FLOAT32;
+  };
+  for (int l = 0; l < layers; ++l) {
+    for (uint32_t in : m.layers(l).inputs()) {
+      if (trainable(in) || fed.count(in) != 0) {
+        for (uint32_t out : m.layers(l).outputs()) fed.insert(out);
+      }
+    }
+  }
   std::map<uint32_t, int> writes, accumulates, readers;
   for (int l = 0; l < layers; ++l) {
     for (uint32_t in : m.layers(l).inputs()) {
@@ -87,7 +101,8 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
           spec.kind() == TensorProto::WEIGHT
               ? spec.trainable()
               : (spec.kind() == TensorProto::ACTIVATION || spec.kind() == TensorProto::OUTPUT) &&
-                    spec.dtype() == pipeswitch::psm::DT_FLOAT32;  // no gradient to integers
+                    spec.dtype() == pipeswitch::psm::DT_FLOAT32 &&  // no gradient to integers
+                    fed.count(in) != 0;
       if (wanted) readers[in] += 1;
     }
   }
@@ -260,6 +275,42 @@ TEST_CASE("trainer plan: resnet_tiny's step, gradient table and arena", "[gpu_tr
       static_cast<unsigned long long>(t.arena_bytes),
       static_cast<unsigned long long>(t.arena_lower_bound),
       static_cast<unsigned long long>(t.arena_no_reuse));
+}
+
+// A layer on the input alone (a normalisation inside the graph, or BERT's attention mask made
+// from constants) computes a tensor no weight feeds: no gradient is computed for it, so the
+// first convolution has no backward-data and the layer no backward at all.
+TEST_CASE("trainer plan: no gradient for a tensor no trainable weight feeds",
+          "[gpu_trainer_plan]") {
+  Manifest m = lower_training("resnet_tiny", 2);
+  const TrainLayout before = plan(m);
+  const uint32_t image = before.input_tensor;
+  REQUIRE(m.layers(0).op() == "Conv");
+  REQUIRE(m.layers(0).inputs(0) == image);
+  // Relu(image) -> pre, read by the first convolution, as the model's first layer.
+  TensorProto* pre = m.add_tensors();
+  *pre = m.tensors(static_cast<int>(image));
+  pre->set_name("preprocessed");
+  pre->set_kind(TensorProto::ACTIVATION);
+  const auto pre_index = static_cast<uint32_t>(m.tensors_size() - 1);
+  pipeswitch::psm::Layer* relu = m.add_layers();
+  relu->set_op("Relu");
+  relu->set_name("preprocess");
+  relu->add_inputs(image);
+  relu->add_outputs(pre_index);
+  for (int l = m.layers_size() - 1; l > 0; --l) m.mutable_layers()->SwapElements(l, l - 1);
+  m.mutable_layers(1)->set_inputs(0, pre_index);
+  Result<TrainLayout> planned = plan_training(m, {}, &gpu_has_backward);
+  INFO(planned.status().to_string());
+  REQUIRE(planned.ok());
+  const TrainLayout& t = *planned;
+  check_layout(m, t);
+  CHECK(t.backward.size() == before.backward.size());  // none for the Relu
+  const BackwardStep& first = t.backward.back();
+  CHECK(first.layer == 1);          // the first convolution
+  CHECK((first.wanted & 1u) == 0);  // no dX: it would reach no weight
+  CHECK(first.outputs[0] == kNoBuffer);
+  CHECK((first.wanted & 2u) != 0);  // its weight's gradient, as before
 }
 
 TEST_CASE("trainer plan: inception_tiny (Concat branches) and momentum 0", "[gpu_trainer_plan]") {
