@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 
 #include "cuda/kernels/kernel_params.h"
@@ -344,36 +345,16 @@ struct LayerNormResult {
 // The dX pass: ps_layer_norm_backward_dx_f32 (share 0) or ps_layer_norm_backward_dx_warpN_f32.
 void emu_layer_norm_dx(int share, const float* x, const float* scale, const float* dy, float* dx,
                        float* stats, const train_kernels::LayerNormGradParams& p) {
-  run_warps([&] {
-    switch (share) {
-      case 0:
-        ps_layer_norm_backward_dx_f32(x, scale, dy, dx, stats, p);
-        break;
-      case 1:
-        ps_layer_norm_backward_dx_warp1_f32(x, scale, dy, dx, stats, p);
-        break;
-      case 2:
-        ps_layer_norm_backward_dx_warp2_f32(x, scale, dy, dx, stats, p);
-        break;
-      case 4:
-        ps_layer_norm_backward_dx_warp4_f32(x, scale, dy, dx, stats, p);
-        break;
-      case 8:
-        ps_layer_norm_backward_dx_warp8_f32(x, scale, dy, dx, stats, p);
-        break;
-      case 16:
-        ps_layer_norm_backward_dx_warp16_f32(x, scale, dy, dx, stats, p);
-        break;
-      case 24:
-        ps_layer_norm_backward_dx_warp24_f32(x, scale, dy, dx, stats, p);
-        break;
-      case 32:
-        ps_layer_norm_backward_dx_warp32_f32(x, scale, dy, dx, stats, p);
-        break;
-      default:
-        FAIL("no dX kernel for share " << share);
-    }
-  });
+  using DxKernel = void (*)(const float*, const float*, const float*, float*, float*,
+                            train_kernels::LayerNormGradParams);
+  static const std::map<int, DxKernel> kernels = {
+      {0, ps_layer_norm_backward_dx_f32},         {1, ps_layer_norm_backward_dx_warp1_f32},
+      {2, ps_layer_norm_backward_dx_warp2_f32},   {4, ps_layer_norm_backward_dx_warp4_f32},
+      {8, ps_layer_norm_backward_dx_warp8_f32},   {16, ps_layer_norm_backward_dx_warp16_f32},
+      {24, ps_layer_norm_backward_dx_warp24_f32}, {32, ps_layer_norm_backward_dx_warp32_f32}};
+  const auto kernel = kernels.find(share);
+  REQUIRE(kernel != kernels.end());
+  run_warps([&] { kernel->second(x, scale, dy, dx, stats, p); });
 }
 
 LayerNormResult emu_layer_norm(const Tensor& x, const Tensor& scale, const Tensor& dy, int64_t axis,
