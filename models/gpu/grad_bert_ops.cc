@@ -455,10 +455,8 @@ Result<std::unique_ptr<GpuOp>> build_layer_norm_grad(const GradSpec& spec, const
   p.accumulate_scale = spec.accumulates(1) ? 1u : 0u;
   p.accumulate_bias = spec.accumulates(2) ? 1u : 0u;
   const int share = warp_row_share(p.inner);
-  PS_ASSIGN_OR_RETURN(
-      cuda::Kernel dx,
-      find_kernel(env, share > 0 ? str_cat("ps_layer_norm_backward_dx_warp", share, "_f32")
-                                 : std::string("ps_layer_norm_backward_dx_f32")));
+  PS_ASSIGN_OR_RETURN(cuda::Kernel dx, warp_row_kernel(env, "ps_layer_norm_backward_dx", share,
+                                                       "ps_layer_norm_backward_dx_f32"));
   PS_ASSIGN_OR_RETURN(cuda::Kernel partials, find_kernel(env, "ps_layer_norm_param_partials_f32"));
   PS_ASSIGN_OR_RETURN(cuda::Kernel final_sum, find_kernel(env, "ps_layer_norm_param_final_f32"));
   return std::unique_ptr<GpuOp>(

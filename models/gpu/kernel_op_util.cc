@@ -114,6 +114,11 @@ int warp_row_share(int64_t n) {
   return 0;
 }
 
+Result<cuda::Kernel> warp_row_kernel(const OpEnv& env, const char* family, int share,
+                                     const char* fallback) {
+  return find_kernel(env, share > 0 ? str_cat(family, "_warp", share, "_f32") : fallback);
+}
+
 LaunchShape reduce_launch_shape(const ReducePlan& plan) {
   const int64_t outputs = plan.params.out_count;
   switch (plan.mode) {

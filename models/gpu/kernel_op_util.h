@@ -63,6 +63,10 @@ unsigned grid_for(int64_t items);
 // too long for one warp. Each share has its own kernel (ps_softmax_warpN_f32,
 // ps_layer_norm_warpN_f32, ps_layer_norm_backward_dx_warpN_f32).
 int warp_row_share(int64_t n);
+// The kernel for a row share: `family`_warpN_f32 when share > 0, else `fallback` (the kernel
+// that loops over longer rows).
+Result<cuda::Kernel> warp_row_kernel(const OpEnv& env, const char* family, int share,
+                                     const char* fallback);
 
 // The launch of reduce.cu's kernel for `plan`: grid_for's blocks of kBlock threads over the
 // outputs (a thread or a warp each); for column tiles, a block per 32 outputs of a warp per ~8

@@ -6,13 +6,6 @@
 namespace ps::models::gpu {
 namespace {
 
-// The kernel for rows of n: the warp-row one for its share, else `fallback` (a block per row or
-// a thread per column).
-Result<cuda::Kernel> row_kernel(const OpEnv& env, const char* family, int per_lane,
-                                const char* fallback) {
-  return find_kernel(env, per_lane > 0 ? str_cat(family, "_warp", per_lane, "_f32") : fallback);
-}
-
 class SoftmaxOp final : public GpuOp {
  public:
   // mode 0: a warp per row (kernel ps_softmax_warpN_f32); 1: a block per row; 2: a thread per
@@ -110,7 +103,8 @@ BuildResult build_softmax(const OpSpec& spec, const OpEnv& env) {
   p.log = spec.op == "LogSoftmax";
   const int32_t per_lane = p.inner == 1 ? warp_row_share(p.n) : 0;
   const int32_t mode = p.inner != 1 ? 2 : per_lane > 0 ? 0 : 1;
-  PS_ASSIGN_OR_RETURN(cuda::Kernel k, row_kernel(env, "ps_softmax", per_lane, "ps_softmax_f32"));
+  PS_ASSIGN_OR_RETURN(cuda::Kernel k,
+                      warp_row_kernel(env, "ps_softmax", per_lane, "ps_softmax_f32"));
   return std::unique_ptr<GpuOp>(new SoftmaxOp(k, p, mode, per_lane));
 }
 
@@ -156,7 +150,7 @@ BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {
   }
   const int32_t per_lane = warp_row_share(p.inner);
   PS_ASSIGN_OR_RETURN(cuda::Kernel k,
-                      row_kernel(env, "ps_layer_norm", per_lane, "ps_layer_norm_f32"));
+                      warp_row_kernel(env, "ps_layer_norm", per_lane, "ps_layer_norm_f32"));
   return std::unique_ptr<GpuOp>(new LayerNormOp(k, p, per_lane, add));
 }
 
