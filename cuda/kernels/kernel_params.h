@@ -154,6 +154,10 @@ struct LayerNormParams {
 // Reduction codes.
 enum ReduceOp : int32_t { kReduceSum = 0, kReduceMean, kReduceProd, kReduceMax, kReduceMin };
 
+// Outputs of one block of reduce.cu's column-tile mode: a warp reads 32 / kReduceTileColumns
+// rows of kReduceTileColumns consecutive floats (one 32-byte sector each) per load.
+constexpr int kReduceTileColumns = 8;
+
 // A reduction: the input's (merged) dims split into kept dims (the output, contiguous) and
 // reduced dims; in_strides of each in the input. `group` is the number of reduced elements.
 struct ReduceParams {

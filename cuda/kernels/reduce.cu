@@ -4,7 +4,7 @@
 // contiguous) and reduced ones. When the input's innermost dimension is reduced, a warp
 // reduces each output element (its lanes read consecutive addresses); otherwise one thread
 // reduces each output element (consecutive threads read consecutive addresses), or, when the
-// outputs are few and the groups long, a block takes 32 outputs and its warps split the group. Float sums and
+// outputs are few and the groups long, a block takes 8 outputs and its lanes split the group. Float sums and
 // products accumulate in double, integer ones in wrapping 64-bit, as the CPU reference does;
 // Max/Min propagate NaN. Launchers: models/gpu/reduce_op.cc.
 #include <cstdint>
@@ -154,18 +154,25 @@ __device__ void reduce_warps(const T* x, T* y, const ReduceParams& p) {
   }
 }
 
-// A block per 32 consecutive outputs, for reductions whose innermost input dimension is kept
-// and whose outputs are too few to fill the GPU (a bias gradient: [rows, columns] summed over
-// rows, where a thread per output leaves most SMs idle and walks every row alone): lane l of
-// each warp takes output tile * 32 + l, warp w the group's elements w, w + warps, ...; then
-// warp 0 combines the warps' partial results in warp order (a fixed order: deterministic).
+// A block per kTileColumns (8) consecutive outputs, for reductions whose innermost input
+// dimension is kept and whose outputs are too few to fill the GPU (a bias gradient: [rows,
+// columns] summed over rows, where a thread per output leaves most SMs idle and walks every row
+// alone). Lane l of warp w takes output tile * 8 + l % 8 and the group's elements
+// w * 4 + l / 8, then every warps * 4-th after it: one load of a warp reads four rows of eight
+// floats, a 32-byte sector each. The four lanes of an output combine by shuffles, then warp 0
+// combines the warps' results in warp order (a fixed order: deterministic).
 // blockDim.x: a multiple of 32, at most 1024.
-// A warp's elements are read kColumnBatch at a time, every load unconditional (indices past the
-// group clamped to its last element, whose value is then not added), so the batch's loads are
-// in flight together; one at a time, each waited for the one before: a bias gradient of 2008
-// rows took ~45 us, 63 memory latencies a warp (BERT-base training, H100). The elements are
-// added in the same order as one at a time.
+// Tiles of 8 outputs, not 32: a 768-wide bias gradient over 2008 rows in 32-wide tiles ran on
+// 24 blocks (24 of 132 SMs), each warp waiting for eight memory round trips: ~19.5 us where
+// the bytes take ~2 (BERT-base training, H100). In 8-wide tiles it takes 96 blocks and two
+// round trips a warp.
+// A thread's elements are read kColumnBatch at a time, every load unconditional (indices past
+// the group clamped to its last element, whose value is then not added), so the batch's loads
+// are in flight together; one at a time, each waited for the one before, a warp of the 2008-row
+// gradient issued 63 memory latencies (~45 us).
 constexpr int kColumnBatch = 8;
+constexpr int kTileColumns = ps::kernels::kReduceTileColumns;
+constexpr int kTileRows = 32 / kTileColumns;
 
 // reduced_offset without the divisions when the reduced dimensions merged into one.
 __device__ inline int64_t reduced_offset_of(const ReduceParams& p, int64_t r) {
@@ -175,30 +182,39 @@ __device__ inline int64_t reduced_offset_of(const ReduceParams& p, int64_t r) {
 template <typename T>
 __device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
   using A = typename Acc<T>::type;
-  __shared__ A partial[32][32];
+  __shared__ A partial[32][kTileColumns];
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  for (int64_t tile = blockIdx.x; tile * 32 < p.out_count; tile += gridDim.x) {
-    const int64_t j = tile * 32 + lane;
+  const unsigned column = lane % kTileColumns;
+  const int64_t first = warp * kTileRows + lane / kTileColumns;
+  const int64_t stride = static_cast<int64_t>(warps) * kTileRows;
+  for (int64_t tile = blockIdx.x; tile * kTileColumns < p.out_count; tile += gridDim.x) {
+    const int64_t j = tile * kTileColumns + column;
     Reducer<T> r(p.op);
     if (j < p.out_count) {
       const T* base = x + kept_offset(p, j);
-      for (int64_t k0 = warp; k0 < p.group; k0 += kColumnBatch * warps) {
+      for (int64_t k0 = first; k0 < p.group; k0 += kColumnBatch * stride) {
         T v[kColumnBatch];
 #pragma unroll
         for (int u = 0; u < kColumnBatch; ++u) {
-          const int64_t k = k0 + u * warps;
+          const int64_t k = k0 + u * stride;
           v[u] = base[reduced_offset_of(p, k < p.group ? k : p.group - 1)];
         }
 #pragma unroll
         for (int u = 0; u < kColumnBatch; ++u) {
-          if (k0 + u * warps < p.group) r.add(v[u]);
+          if (k0 + u * stride < p.group) r.add(v[u]);
         }
       }
     }
-    partial[warp][lane] = r.acc;
+    // Lanes column, column + 8, + 16, + 24 hold the output's rows; every lane takes part.
+    A acc = r.acc;
+#pragma unroll
+    for (int o = 16; o >= kTileColumns; o >>= 1) {
+      acc = Reducer<T>::combine(p.op, acc, __shfl_xor_sync(0xffffffffu, acc, o));
+    }
+    if (lane < kTileColumns) partial[warp][lane] = acc;
     __syncthreads();
-    if (warp == 0) {
-      A acc = partial[0][lane];
+    if (warp == 0 && lane < kTileColumns) {
+      acc = partial[0][lane];
       for (unsigned w = 1; w < warps; ++w) acc = Reducer<T>::combine(p.op, acc, partial[w][lane]);
       r.acc = acc;
       if (j < p.out_count) y[j] = r.result(p.group);
@@ -210,7 +226,7 @@ __device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
 }  // namespace reduce
 
 // mode 0: a thread per output element; mode 1: a warp per output element; mode 2: a block per
-// 32 output elements (models/gpu/index_plan.h: ReduceMode).
+// 8 output elements (models/gpu/index_plan.h: ReduceMode).
 #define PS_REDUCE_KERNEL(NAME, T)                                                               \
   extern "C" __global__ void NAME(const T* x, T* y, ps::kernels::ReduceParams p, int32_t mode) { \
     if (mode == 1) {                                                                            \

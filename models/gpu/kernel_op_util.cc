@@ -127,8 +127,11 @@ LaunchShape reduce_launch_shape(const ReducePlan& plan) {
     case ReduceMode::kWarpPerOutput:
       return {grid_for(outputs * 32), kBlock};
     case ReduceMode::kColumnTiles: {
-      const int64_t tiles = (outputs + 31) / 32;  // grid_for's cap, one block per tile
-      const int64_t warps = std::clamp<int64_t>(plan.params.group / 8, 1, 32);
+      // grid_for's cap, one block per tile; a warp per ~32 elements of the group (eight a
+      // lane, in four rows a load), 1 to 32 warps.
+      const int64_t tiles =
+          (outputs + kernels::kReduceTileColumns - 1) / kernels::kReduceTileColumns;
+      const int64_t warps = std::clamp<int64_t>((plan.params.group + 31) / 32, 1, 32);
       return {grid_for(tiles * kBlock), static_cast<unsigned>(32 * warps)};
     }
   }

@@ -461,13 +461,15 @@ TEST_CASE("emulated broadcast backward: dY summed over the broadcast dimensions"
 }
 
 // Bias gradients (long groups over the leading dimensions, the innermost kept) take the
-// column-tile mode: a block per 32 outputs, the warps splitting the group. Partial tiles,
-// groups not a multiple of the warps, a two-dimensional kept part, and the mean.
+// column-tile mode: a block per 8 outputs, the lanes splitting the group four rows a load.
+// Partial tiles, groups not a multiple of the warps' rows, several batches of loads a lane
+// (300 rows: three under the emulation's 4 warps), a two-dimensional kept part, and the mean.
 TEST_CASE("emulated broadcast backward: column tiles for bias gradients", "[gpu_train_emulation]") {
   struct Case {
     Shape dy, in;
   };
   const std::vector<Case> cases = {{{70, 37}, {37}},
+                                   {{300, 11}, {11}},
                                    {{3, 40, 33}, {33}},
                                    {{2, 50, 3, 20}, {1, 1, 3, 20}},
                                    {{129, 5}, {1, 5}},
