@@ -1,5 +1,6 @@
 #include "onnx_loader/pipeline.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "onnx_loader/cleanup_passes.h"
@@ -11,6 +12,7 @@
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
 #include "onnx_loader/passes/fuse_matmul_scale.h"
+#include "onnx_loader/passes/fuse_matmul_transpose.h"
 #include "onnx_loader/passes/remove_zero_add.h"
 #include "onnx_loader/passes/untie_parameters.h"
 
@@ -96,6 +98,26 @@ std::vector<NamedPass> inference_passes() {
   };
 }
 
+// The fusions of `mode`, in order (run_passes may skip any of them).
+std::vector<NamedPass> fusion_passes(Mode mode) {
+  if (mode == Mode::kInference) return inference_passes();
+  std::vector<NamedPass> list;
+  // The fusions training takes leave every parameter as it is. GELU's five element-wise
+  // nodes become one Gelu, whose backward (models/cpu/grad_unary.cc, the GPU's
+  // ps_unary_backward_f32) is one pass over X and dY; no parameter is involved, so the
+  // trained weights and their names are unchanged.
+  // BERT-base at batch 8: ten kernels and four saved activations of 24.7 MB a layer fewer.
+  list.push_back({"fuse_gelu", passes::fuse_gelu});
+  // nn.Linear exported in training mode reads its weight through Transpose(W, perm=[1,0]):
+  // MatMul(X, Transpose(W)) becomes MatMulTransB(X, W), which reads W [N, K] as it is stored
+  // (its backward writes dW in that layout too). The weight and its name are unchanged, so
+  // trained weights, checkpoints and gradient dumps keep PyTorch's layout and names; it
+  // removes two copies of every linear weight per step (the Transpose forward and its
+  // backward). Not for inference: there constant folding stores the transposed weight.
+  list.push_back({"fuse_matmul_transpose", passes::fuse_matmul_transpose});
+  return list;
+}
+
 }  // namespace
 
 bool is_parameter(const Value& value) {
@@ -121,21 +143,31 @@ std::string PipelineReport::summary() const {
   return str_cat(text, text.empty() ? "" : " ", "(nodes ", nodes_before, " -> ", nodes_after, ")");
 }
 
-Result<PipelineReport> run_passes(Graph& graph, Mode mode) {
+std::vector<std::string> skippable_passes(Mode mode) {
+  std::vector<std::string> names;
+  for (const NamedPass& pass : fusion_passes(mode)) names.push_back(pass.name);
+  return names;
+}
+
+Result<PipelineReport> run_passes(Graph& graph, Mode mode, const std::vector<std::string>& skip) {
+  const std::vector<std::string> skippable = skippable_passes(mode);
+  for (const std::string& name : skip) {
+    if (std::find(skippable.begin(), skippable.end(), name) == skippable.end()) {
+      std::string names;
+      for (const std::string& s : skippable) names += (names.empty() ? "" : ", ") + s;
+      return invalid_argument("'", name, "' is not a pass ", mode_name(mode), " imports may skip (",
+                              names, ")");
+    }
+  }
   PS_TRY(graph.validate().with_context("graph before passes"));
   PipelineReport report;
   report.nodes_before = live_nodes(graph);
 
   std::vector<NamedPass> list = cleanup_passes(mode);
-  if (mode == Mode::kInference) {
-    for (NamedPass& pass : inference_passes()) list.push_back(std::move(pass));
-  } else {
-    list.push_back({"untie_parameters", passes::untie_parameters});
-    // The one fusion training takes: GELU's five element-wise nodes become one Gelu, whose
-    // backward (models/cpu/grad_unary.cc, the GPU's ps_unary_backward_f32) is one pass over X
-    // and dY; no parameter is involved, so the trained weights and their names are unchanged.
-    // BERT-base at batch 8: ten kernels and four saved activations of 24.7 MB a layer fewer.
-    list.push_back({"fuse_gelu", passes::fuse_gelu});
+  if (mode == Mode::kTraining) list.push_back({"untie_parameters", passes::untie_parameters});
+  for (NamedPass& pass : fusion_passes(mode)) {
+    if (std::find(skip.begin(), skip.end(), pass.name) == skip.end())
+      list.push_back(std::move(pass));
   }
   list.push_back({"eliminate_dead_code", dead_code_pass});
   for (const NamedPass& pass : list) {

@@ -11,7 +11,8 @@ namespace ps::onnx_loader {
 
 // What a package is for. Inference packages are fused (BatchNorm folded into convolutions,
 // bias/activation/residual fused); training packages keep the layers as exported so that the
-// backward pass and the optimizer see every parameter and BatchNorm's statistics.
+// backward pass and the optimizer see every parameter and BatchNorm's statistics, but for two
+// fusions that leave every parameter as it is (GELU, and MatMul of a transposed 2-D weight).
 enum class Mode { kInference, kTraining };
 
 // "inference" / "training".
@@ -43,9 +44,11 @@ bool is_parameter(const Value& value);
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
 //              fuse_matmul_bias, fuse_layernorm, fuse_add_layernorm, fuse_gelu,
 //              remove_zero_add, fuse_matmul_scale, eliminate_dead_code;
-//   training:  remove_identity_and_dropout, fold_constants, untie_parameters,
-//              eliminate_dead_code
-//              (BatchNormalization stays a layer and nothing is folded into weights; constant
+//   training:  remove_identity_and_dropout, fold_constants, untie_parameters, fuse_gelu,
+//              fuse_matmul_transpose, eliminate_dead_code
+//              (BatchNormalization stays a layer and nothing is folded into weights; the two
+//              fusions change no parameter or its name: GELU's element-wise nodes become one
+//              Gelu, and MatMul(X, Transpose(W)) becomes MatMulTransB(X, W); constant
 //              folding leaves every node that reads a float parameter alone, so that
 //              Gather(position_embeddings, ids) stays a layer and the table stays trainable;
 //              a parameter the exporter shared among several uses gets a copy per use:
@@ -59,6 +62,13 @@ bool is_parameter(const Value& value);
 // The graph is validated after every pass; a pass that breaks it is reported as an internal
 // error naming the pass. On error the graph may be partly rewritten (still valid up to the
 // failing pass).
-Result<PipelineReport> run_passes(Graph& graph, Mode mode);
+// `skip` names fusion passes of `mode` not to run (psimport --skip-passes: to see what one
+// pass does to a model's speed or results); the others are needed for a correct package and
+// cannot be skipped. An unknown or unskippable name is kInvalidArgument, naming the passes
+// that may be.
+Result<PipelineReport> run_passes(Graph& graph, Mode mode,
+                                  const std::vector<std::string>& skip = {});
+// The passes of `mode` that run_passes may skip, in order.
+std::vector<std::string> skippable_passes(Mode mode);
 
 }  // namespace ps::onnx_loader

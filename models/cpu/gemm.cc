@@ -1,6 +1,6 @@
 // Matrix products: Gemm (2-D, transposes, alpha/beta, broadcast C), MatMul (numpy matmul:
-// batched with broadcast batch dimensions, 1-D operands promoted) and our MatMulBias and
-// MatMulScale.
+// batched with broadcast batch dimensions, 1-D operands promoted) and our MatMulBias,
+// MatMulScale and MatMulTransB (B 2-D [N, K], read transposed: Y = matmul(A, B^T)).
 // Products and sums are accumulated in double.
 #include <algorithm>
 
@@ -105,6 +105,7 @@ Status run_gemm(const OpContext& ctx) {
 Status run_matmul(const OpContext& ctx) {
   const bool with_bias = ctx.op() == "MatMulBias";
   const bool scaled = ctx.op() == "MatMulScale";
+  const bool trans_b = ctx.op() == "MatMulTransB";
   PS_TRY(with_bias ? ctx.check_arity(3, 3, 1, 1) : ctx.check_arity(2, 2, 1, 1));
   PS_TRY(scaled ? ctx.check_attrs({"alpha"}) : ctx.check_attrs({}));
   double alpha = 1.0;
@@ -119,17 +120,22 @@ Status run_matmul(const OpContext& ctx) {
     return invalid_argument("operands must have rank >= 1, got ", a.description(), " and ",
                             b.description());
   }
+  if (trans_b && b.rank() != 2) {
+    return invalid_argument("B must be 2-D [N, K], got ", b.description());
+  }
   if (a.dtype() != b.dtype() || (bias != nullptr && bias->dtype() != a.dtype())) {
     return invalid_argument("input dtypes differ: ", a.description(), ", ", b.description(),
                             bias ? ", bias " + bias->description() : "");
   }
   // numpy promotion: a 1-D A is [1, K] and a 1-D B is [K, 1]; the added dims are dropped.
+  // MatMulTransB's B is [N, K], read as the [K, N] matrix B^T.
   const int64_t M = a.rank() == 1 ? 1 : a.dim(a.rank() - 2);
   const int64_t K = a.dim(a.rank() - 1);
-  const int64_t Kb = b.rank() == 1 ? b.dim(0) : b.dim(b.rank() - 2);
-  const int64_t N = b.rank() == 1 ? 1 : b.dim(b.rank() - 1);
+  const int64_t Kb = trans_b ? b.dim(1) : b.rank() == 1 ? b.dim(0) : b.dim(b.rank() - 2);
+  const int64_t N = trans_b ? b.dim(0) : b.rank() == 1 ? 1 : b.dim(b.rank() - 1);
   if (K != Kb) {
-    return invalid_argument("inner dimensions differ: ", a.description(), " x ", b.description());
+    return invalid_argument("inner dimensions differ: ", a.description(), " x ", b.description(),
+                            trans_b ? " (transposed)" : "");
   }
   const Shape a_batch(a.shape().begin(), a.shape().end() - std::min<int64_t>(a.rank(), 2));
   const Shape b_batch(b.shape().begin(), b.shape().end() - std::min<int64_t>(b.rank(), 2));
@@ -168,8 +174,9 @@ Status run_matmul(const OpContext& ctx) {
         batch, {a_strides, b_strides, y_strides}, {0, 0, 0},
         [&](const std::array<int64_t, 3>& off, const std::array<int64_t, 3>& run, int64_t count) {
           for (int64_t r = 0; r < count; ++r) {
-            matmul_acc(pa + off[0] + r * run[0], K, 1, pb + off[1] + r * run[1], N, 1, M, K, N,
-                       acc.data());
+            // B(k, j) is b[k * N + j], or b[j * K + k] when B is stored transposed.
+            matmul_acc(pa + off[0] + r * run[0], K, 1, pb + off[1] + r * run[1], trans_b ? 1 : N,
+                       trans_b ? K : 1, M, K, N, acc.data());
             T* out = py + off[2] + r * run[2];
             for (int64_t i = 0; i < M; ++i) {
               for (int64_t j = 0; j < N; ++j) {

@@ -1,6 +1,7 @@
 // Backward CPU reference operators: the gradients of the layers a training-mode manifest of
 // the tiny zoo models holds (Conv, BatchNormalization in training mode, Relu, MaxPool,
 // AveragePool, GlobalAveragePool, Add, Flatten/Reshape, Gemm, Concat; for BERT also MatMul,
+// MatMulTransB (nn.Linear as PyTorch exports it for training, fused by the importer),
 // LayerNormalization, Softmax, Gather, Transpose, Sub/Mul/Div/Pow, Erf, Tanh, Sqrt,
 // ReduceMean), and softmax cross-entropy. They are the oracle for the GPU gradients (issue 7) and
 // the engine of the CPU trainer (models/cpu/trainer.h).
@@ -97,6 +98,9 @@ struct MatMulGrads {
   Tensor da, db;
 };
 Result<MatMulGrads> matmul_backward(const Tensor& a, const Tensor& b, const Tensor& dy);
+// MatMulTransB: A [..., M, K] (1-D: [K]), B 2-D [N, K], Y = matmul(A, B^T) [..., M, N]:
+// dA = dY B with A's shape, dB = dY^T A summed over every row of A, with B's shape [N, K].
+Result<MatMulGrads> matmul_trans_b_backward(const Tensor& a, const Tensor& b, const Tensor& dy);
 
 // grad_layer_norm.cc: LayerNormalization over the axes from `axis` (attribute, default -1) to
 // the last, with `epsilon` (default 1e-5, the float attribute as the forward reads it); the

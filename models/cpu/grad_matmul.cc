@@ -1,6 +1,7 @@
 // MatMul backward with numpy semantics: per batch element dA = dY B^T and dB = A^T dY, computed
 // over the broadcast batch and then summed over the batch dims each operand was broadcast on
 // (reduce_to_shape). A 1-D A is [1, K] and a 1-D B is [K, 1] throughout; dY lacks those dims.
+// MatMulTransB (B 2-D [N, K], Y = A B^T): dA = dY B, dB = sum over the batch of dY^T A.
 #include <algorithm>
 
 #include "models/cpu/grad.h"
@@ -69,6 +70,52 @@ Result<MatMulGrads> matmul_backward(const Tensor& a, const Tensor& b, const Tens
   PS_ASSIGN_OR_RETURN(const Tensor db_view, db.reshaped(b.shape()));
   PS_ASSIGN_OR_RETURN(g.da, da_view.clone());
   PS_ASSIGN_OR_RETURN(g.db, db_view.clone());
+  return g;
+}
+
+Result<MatMulGrads> matmul_trans_b_backward(const Tensor& a, const Tensor& b, const Tensor& dy) {
+  PS_TRY(require_f64(a, "MatMulTransB backward: A"));
+  PS_TRY(require_f64(b, "MatMulTransB backward: B"));
+  PS_TRY(require_f64(dy, "MatMulTransB backward: dY"));
+  if (a.rank() == 0 || b.rank() != 2) {
+    return invalid_argument("MatMulTransB backward: A ", a.description(),
+                            " must have rank >= 1 and B ", b.description(), " must be 2-D [N, K]");
+  }
+  const int64_t k = a.dim(a.rank() - 1);
+  const int64_t n = b.dim(0);
+  // B is shared by every row of A: A is [rows, K] and dY [rows, N], rows the product of A's
+  // leading dims (1 for a 1-D A).
+  Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+  const int64_t rows = element_count(out_shape);
+  out_shape.push_back(n);
+  if (b.dim(1) != k || dy.shape() != out_shape) {
+    return invalid_argument("MatMulTransB backward: A ", a.description(), " x B ", b.description(),
+                            " (transposed) does not give dY ", dy.description());
+  }
+  PS_ASSIGN_OR_RETURN(Tensor da, zeros_f64(a.shape()));
+  PS_ASSIGN_OR_RETURN(Tensor db, zeros_f64(b.shape()));
+  const double* ap = a.data<double>();
+  const double* bp = b.data<double>();
+  const double* dyp = dy.data<double>();
+  double* dap = da.mutable_data<double>();
+  double* dbp = db.mutable_data<double>();
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t p = 0; p < k; ++p) {
+      double s = 0;
+      for (int64_t j = 0; j < n; ++j) s += dyp[i * n + j] * bp[j * k + p];
+      dap[i * k + p] = s;
+    }
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t p = 0; p < k; ++p) {
+      double s = 0;
+      for (int64_t i = 0; i < rows; ++i) s += dyp[i * n + j] * ap[i * k + p];
+      dbp[j * k + p] = s;
+    }
+  }
+  MatMulGrads g;
+  g.da = std::move(da);
+  g.db = std::move(db);
   return g;
 }
 

@@ -13,7 +13,7 @@ Status run_conv(const OpContext& ctx);
 Status run_max_pool(const OpContext& ctx);
 Status run_average_pool(const OpContext& ctx);
 Status run_global_pool(const OpContext& ctx);
-// gemm.cc: Gemm; MatMul and MatMulBias.
+// gemm.cc: Gemm; MatMul, MatMulBias, MatMulScale and MatMulTransB.
 Status run_gemm(const OpContext& ctx);
 Status run_matmul(const OpContext& ctx);
 // elementwise.cc: Add Sub Mul Div Pow, Equal Less LessOrEqual Greater GreaterOrEqual,

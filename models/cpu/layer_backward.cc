@@ -110,6 +110,11 @@ Result<Grads> layer_backward(const pipeswitch::psm::Layer& layer, const LayerVal
     PS_ASSIGN_OR_RETURN(MatMulGrads g, matmul_backward(*v.inputs[0], *v.inputs[1], dy));
     out.emplace_back(0, std::move(g.da));
     out.emplace_back(1, std::move(g.db));
+  } else if (op == "MatMulTransB") {
+    PS_TRY(need_inputs(v, 2));
+    PS_ASSIGN_OR_RETURN(MatMulGrads g, matmul_trans_b_backward(*v.inputs[0], *v.inputs[1], dy));
+    out.emplace_back(0, std::move(g.da));
+    out.emplace_back(1, std::move(g.db));
   } else if (op == "Concat") {
     std::vector<Shape> shapes;
     for (const Tensor* a : v.inputs) shapes.push_back(a->shape());

@@ -7,6 +7,7 @@
 //               ("relu" | "none") and `has_residual` (0 | 1): Y = act(conv(X, W) + B + residual)
 //   MatMulBias  inputs [A, B, bias]: Y = MatMul(A, B) + bias (bias over the last dimension)
 //   MatMulScale inputs [A, B], attribute `alpha` f: Y = alpha * MatMul(A, B)
+//   MatMulTransB inputs [A, B] with B 2-D [N, K]: Y = MatMul(A, transpose(B)) (no attributes)
 //   Gelu        Y = 0.5 * x * (1 + erf(x / sqrt(2)))
 //   AddLayerNormalization  inputs [A, B, Scale, B?], LayerNormalization's attributes:
 //               Y = LayerNormalization(A + B) (the sum rounded to the dtype first; one output)

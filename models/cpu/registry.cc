@@ -59,6 +59,7 @@ constexpr Entry kTable[] = {
     {"MatMul", run_matmul},
     {"MatMulBias", run_matmul},
     {"MatMulScale", run_matmul},
+    {"MatMulTransB", run_matmul},
     {"Max", run_variadic},
     {"MaxPool", run_max_pool},
     {"Mean", run_variadic},

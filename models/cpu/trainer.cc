@@ -19,14 +19,16 @@ using pipeswitch::psm::Manifest;
 using TensorProto = pipeswitch::psm::Tensor;
 
 const std::set<std::string>& ops_with_backward() {
+  // clang-format off
   static const std::set<std::string> ops = {
-      "Add",     "AveragePool", "BatchNormalization", "Cast",    "Concat",
-      "Conv",    "Div",         "Erf",                "Exp",     "Expand",
-      "Flatten", "Gather",      "Gelu",               "Gemm",    "GlobalAveragePool",
-      "Identity", "LayerNormalization", "MatMul",     "MaxPool", "Mul",
-      "Neg",     "Pow",         "ReduceMean",         "Relu",    "Reshape",
-      "Softmax", "Sqrt",        "Squeeze",            "Sub",     "Tanh",
-      "Transpose", "Unsqueeze"};
+      "Add",       "AveragePool", "BatchNormalization", "Cast",         "Concat",
+      "Conv",      "Div",         "Erf",                "Exp",          "Expand",
+      "Flatten",   "Gather",      "Gelu",               "Gemm",         "GlobalAveragePool",
+      "Identity",  "LayerNormalization", "MatMul",      "MatMulTransB", "MaxPool",
+      "Mul",       "Neg",         "Pow",                "ReduceMean",   "Relu",
+      "Reshape",   "Softmax",     "Sqrt",               "Squeeze",      "Sub",
+      "Tanh",      "Transpose",   "Unsqueeze"};
+  // clang-format on
   return ops;
 }
 

@@ -55,8 +55,8 @@ class Trainer {
   // - one float32 OUTPUT [N, K] (the logits), and data.classes <= K;
   // - every layer's op has a backward here, with one output: Conv, BatchNormalization, Relu,
   //   MaxPool, AveragePool, GlobalAveragePool, Add, Sub, Mul, Div, Pow, Flatten, Reshape,
-  //   Identity, Squeeze, Unsqueeze, Expand, Transpose, Concat, Gemm, MatMul, Softmax,
-  //   LayerNormalization, Gather, ReduceMean, Erf, Tanh, Sqrt, Gelu, Neg, Exp, Cast;
+  //   Identity, Squeeze, Unsqueeze, Expand, Transpose, Concat, Gemm, MatMul, MatMulTransB,
+  //   Softmax, LayerNormalization, Gather, ReduceMean, Erf, Tanh, Sqrt, Gelu, Neg, Exp, Cast;
   // - the weight blob holds every WEIGHT tensor.
   static Result<std::unique_ptr<Trainer>> create(const pipeswitch::psm::Manifest& manifest,
                                                  std::span<const uint8_t> weights,

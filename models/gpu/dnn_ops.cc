@@ -7,7 +7,7 @@
 namespace ps::models::gpu {
 
 std::span<const OpEntry> dnn_op_table() {
-  static constexpr std::array<OpEntry, 11> kTable{{
+  static constexpr std::array<OpEntry, 12> kTable{{
       {"AveragePool", build_pool},
       {"BatchNormalization", build_batch_norm},
       {"Conv", build_conv},
@@ -18,6 +18,7 @@ std::span<const OpEntry> dnn_op_table() {
       {"MatMul", build_matmul},
       {"MatMulBias", build_matmul},
       {"MatMulScale", build_matmul},
+      {"MatMulTransB", build_matmul},
       {"MaxPool", build_pool},
   }};
   return kTable;

@@ -329,6 +329,7 @@ Status check_output(const OpSpec& spec, const Shape& shape) {
 Result<std::unique_ptr<GpuOp>> build_matmul(const OpSpec& spec, const OpEnv& env) {
   const bool with_bias = spec.op == "MatMulBias";
   const bool scaled = spec.op == "MatMulScale";
+  const bool trans_b = spec.op == "MatMulTransB";
   const std::string op(spec.op);
   const cpu::OpContext ctx(op, spec.attrs, {}, {});
   PS_TRY(scaled ? ctx.check_attrs({"alpha"}) : ctx.check_attrs({}));
@@ -341,7 +342,9 @@ Result<std::unique_ptr<GpuOp>> build_matmul(const OpSpec& spec, const OpEnv& env
     if (!spec.inputs[i].present()) return invalid_argument("input ", i, " is missing");
     PS_TRY(require_float32(spec.inputs[i], i == 0 ? "A" : i == 1 ? "B" : "bias"));
   }
-  PS_ASSIGN_OR_RETURN(MatmulPlan plan, plan_matmul(spec.inputs[0].shape, spec.inputs[1].shape));
+  PS_ASSIGN_OR_RETURN(MatmulPlan plan,
+                      trans_b ? plan_matmul_trans_b(spec.inputs[0].shape, spec.inputs[1].shape)
+                              : plan_matmul(spec.inputs[0].shape, spec.inputs[1].shape));
   if (with_bias) {
     const Shape& bias = spec.inputs[2].shape;
     if (bias.empty() || bias.back() != plan.n || element_count(bias) != plan.n) {

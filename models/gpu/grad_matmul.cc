@@ -1,9 +1,10 @@
 // MatMul backward (numpy semantics, batch dimensions broadcast) on cuBLAS, as models/cpu/
 // grad_matmul.cc: dA = dY B^T and dB = A^T dY per batch entry, each summed over the batch
-// dimensions its operand was broadcast on. The shapes are planned by plan_matmul_backward
-// (matmul_grad_plan.h): each gradient is one cublasGemmStridedBatchedEx per forward call on the
-// stored operands (no transposes copied); written straight into the gradient (beta = 1 to
-// accumulate) when no operand matrix is shared by several batch entries, else into the
+// dimensions its operand was broadcast on; MatMulTransB's (B stored [N, K]): dA = dY B and
+// dB = dY^T A, B's transposed copy and its gradient's never made. The shapes are planned by
+// plan_matmul_backward (matmul_grad_plan.h): each gradient is one cublasGemmStridedBatchedEx per
+// forward call on the stored operands (no transposes copied); written straight into the gradient
+// (beta = 1 to accumulate) when no operand matrix is shared by several batch entries, else into the
 // workspace at the full batch shape and summed by ps_reduce_f32 (then ps_accumulate_f32 when
 // accumulating). Precision: CUBLAS_COMPUTE_32F (strict fp32) or CUBLAS_COMPUTE_32F_FAST_TF32,
 // per the OpEnv, as grad_gemm.cc.
@@ -60,8 +61,7 @@ class MatmulGradOp final : public GpuOp {
   std::string describe() const override { return description_; }
 
  private:
-  Status run_part(const LaunchArgs& args, const Part& part, bool is_a, CUdeviceptr a,
-                  CUdeviceptr b, CUdeviceptr dy, CUdeviceptr dx) const;
+  Status run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx) const;
 
   cublasHandle_t blas_ = nullptr;
   cublasComputeType_t compute_ = CUBLAS_COMPUTE_32F;
@@ -78,8 +78,9 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
   for (const TensorSpec* t : {&f.inputs[0], &f.inputs[1], &f.outputs[0]}) {
     if (t->dtype != DType::kFloat32) return unsupported("non-float32 operands");
   }
+  const bool trans_b = f.op == "MatMulTransB";
   PS_ASSIGN_OR_RETURN(const MatmulGradPlan plan,
-                      plan_matmul_backward(f.inputs[0].shape, f.inputs[1].shape));
+                      plan_matmul_backward(f.inputs[0].shape, f.inputs[1].shape, trans_b));
   const int64_t int_max = 2147483647;
   for (const MatmulGradPart* p : {&plan.da, &plan.db}) {
     for (const StridedGemm& g : p->gemms) {
@@ -110,20 +111,20 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
                    p.plan.reduce ? ", summed by ps_reduce_f32" : "",
                    p.accumulate ? ", accumulating" : "", ")");
   };
-  description_ = str_cat("cublasGemmStridedBatchedEx MatMul backward (",
-                         precision_name(env.precision), "):", part_text(da_, "dA"),
-                         part_text(db_, "dB"));
+  description_ =
+      str_cat("cublasGemmStridedBatchedEx ", f.op, " backward (", precision_name(env.precision),
+              "):", part_text(da_, "dA"), part_text(db_, "dB"));
   return Status::OK();
 }
 
-Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, bool is_a, CUdeviceptr a,
-                              CUdeviceptr b, CUdeviceptr dy, CUdeviceptr dx) const {
+Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx) const {
   const MatmulGradPart& p = part.plan;
   const CUdeviceptr target = p.reduce ? args.workspace + part.full_at : dx;
   const bool beta_one = part.accumulate && !p.reduce;
+  // inputs {A, B, dY}: GradOperand's order.
+  const auto operand = [&args](GradOperand o) { return args.inputs[static_cast<size_t>(o)]; };
   for (const StridedGemm& g : p.gemms) {
-    PS_TRY(is_a ? run_gemm(blas_, compute_, g, dy, b, target, beta_one)
-                : run_gemm(blas_, compute_, g, a, dy, target, beta_one));
+    PS_TRY(run_gemm(blas_, compute_, g, operand(g.x), operand(g.y), target, beta_one));
   }
   if (!p.reduce) return Status::OK();
   const CUdeviceptr sum = part.accumulate ? args.workspace + scratch_at_ : dx;
@@ -145,9 +146,8 @@ Status MatmulGradOp::enqueue(const LaunchArgs& args) const {
     return invalid_argument("MatMul backward enqueue: workspace of ", args.workspace_bytes,
                             " bytes, needs ", workspace_);
   }
-  const CUdeviceptr a = args.inputs[0], b = args.inputs[1], dy = args.inputs[2];
-  if (da_.wanted) PS_TRY(run_part(args, da_, true, a, b, dy, args.outputs[0]));
-  if (db_.wanted) PS_TRY(run_part(args, db_, false, a, b, dy, args.outputs[1]));
+  if (da_.wanted) PS_TRY(run_part(args, da_, args.outputs[0]));
+  if (db_.wanted) PS_TRY(run_part(args, db_, args.outputs[1]));
   return Status::OK();
 }
 

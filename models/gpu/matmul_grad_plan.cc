@@ -25,14 +25,17 @@ bool one_to_one(const MatmulPlan& p, int which, int64_t stride, int64_t matrices
 
 }  // namespace
 
-Result<MatmulGradPlan> plan_matmul_backward(const Shape& a, const Shape& b) {
-  PS_ASSIGN_OR_RETURN(const MatmulPlan fwd, plan_matmul(a, b));
+Result<MatmulGradPlan> plan_matmul_backward(const Shape& a, const Shape& b, bool trans_b) {
+  PS_ASSIGN_OR_RETURN(const MatmulPlan fwd,
+                      trans_b ? plan_matmul_trans_b(a, b) : plan_matmul(a, b));
   if (element_count(a) == 0 || element_count(b) == 0) {
-    return unsupported("MatMul backward of an empty operand (A ", shape_string(a), ", B ",
-                       shape_string(b), ")");
+    return unsupported(trans_b ? "MatMulTransB" : "MatMul", " backward of an empty operand (A ",
+                       shape_string(a), ", B ", shape_string(b), ")");
   }
-  // The operands as matrices with batch dimensions (1-D promoted), and the output batch.
-  Shape a2 = a, b2 = b;
+  // The operands as matrices with batch dimensions (1-D promoted), and the output batch; B as
+  // [K, N] (MatMulTransB's 2-D B, stored [N, K], never broadcast over a batch: its dB is one
+  // GEMM over every row of A).
+  Shape a2 = a, b2 = trans_b ? Shape{b[1], b[0]} : b;
   if (a2.size() == 1) a2.insert(a2.begin(), 1);
   if (b2.size() == 1) b2.push_back(1);
   const int64_t m = a2[a2.size() - 2], k = a2.back(), n = b2.back();
@@ -53,11 +56,11 @@ Result<MatmulGradPlan> plan_matmul_backward(const Shape& a, const Shape& b) {
   db.count = element_count(b);
   db.reduce = !one_to_one(fwd, 1, fwd.stride_b, db.count / (k * n));
   for (const auto& call : fwd.calls) {
-    StridedGemm ga;
+    StridedGemm ga;  // X = dY, Y = B
     ga.m = fwd.m;
     ga.n = k;
     ga.k = n;
-    ga.trans_y = true;
+    ga.trans_y = !trans_b;
     ga.count = bc;
     ga.x_offset = call[2];
     ga.x_stride = fwd.stride_y;
@@ -73,15 +76,29 @@ Result<MatmulGradPlan> plan_matmul_backward(const Shape& a, const Shape& b) {
     da.gemms.push_back(ga);
 
     StridedGemm gb;
-    gb.m = k;
-    gb.n = n;
-    gb.k = fwd.m;
     gb.trans_x = true;
     gb.count = bc;
-    gb.x_offset = call[0];
-    gb.x_stride = fwd.stride_a;
-    gb.y_offset = call[2];
-    gb.y_stride = fwd.stride_y;
+    if (trans_b) {  // dB [n, k] = dY^T A (B shared: one call, no batch)
+      gb.x = GradOperand::kDy;
+      gb.y = GradOperand::kA;
+      gb.m = n;
+      gb.n = k;
+      gb.k = fwd.m;
+      gb.x_offset = call[2];
+      gb.x_stride = fwd.stride_y;
+      gb.y_offset = call[0];
+      gb.y_stride = fwd.stride_a;
+    } else {  // dB [k, n] = A^T dY
+      gb.x = GradOperand::kA;
+      gb.y = GradOperand::kDy;
+      gb.m = k;
+      gb.n = n;
+      gb.k = fwd.m;
+      gb.x_offset = call[0];
+      gb.x_stride = fwd.stride_a;
+      gb.y_offset = call[2];
+      gb.y_stride = fwd.stride_y;
+    }
     if (db.reduce) {
       gb.out_offset = call[2] / ym * (k * n);
       gb.out_stride = bc > 1 ? k * n : 0;
@@ -104,6 +121,7 @@ Result<MatmulGradPlan> plan_matmul_backward(const Shape& a, const Shape& b) {
     return Status::OK();
   };
   PS_TRY(plan_reduce_part(da, a2, m, k));
+  if (trans_b && db.reduce) return internal_error("MatMulTransB backward: B's gradient summed");
   PS_TRY(plan_reduce_part(db, b2, k, n));
   return plan;
 }

@@ -20,10 +20,14 @@
 
 namespace ps::models::gpu {
 
+// Which of the backward's inputs a GEMM operand is: the forward's A or B, or dY.
+enum class GradOperand { kA, kB, kDy };
+
 // Row-major out[j] = op(X[j]) op(Y[j]) for j < count, op(X) [m, k], op(Y) [k, n]; X stored
 // [m, k] (or [k, m] when trans_x), Y stored [k, n] (or [n, k] when trans_y); matrix j of each
 // operand at offset + j * stride (elements; stride 0: one matrix for every j).
 struct StridedGemm {
+  GradOperand x = GradOperand::kDy, y = GradOperand::kB;
   int64_t m = 0, n = 0, k = 0;
   bool trans_x = false, trans_y = false;
   int64_t count = 1;
@@ -31,7 +35,9 @@ struct StridedGemm {
   int64_t x_stride = 0, y_stride = 0, out_stride = 0;
 };
 
-// One gradient. dA: X = dY, Y = B (trans_y). dB: X = A (trans_x), Y = dY.
+// One gradient. dA: X = dY, Y = B (trans_y; MatMulTransB's B is stored [N, K]: not
+// transposed). dB: X = A (trans_x), Y = dY; MatMulTransB's dB [N, K] = dY^T A: X = dY
+// (trans_x), Y = A.
 struct MatmulGradPart {
   std::vector<StridedGemm> gemms;
   int64_t count = 0;  // elements of the gradient (its operand's)
@@ -46,8 +52,9 @@ struct MatmulGradPlan {
   MatmulGradPart da, db;
 };
 
-// numpy MatMul of A and B (1-D operands promoted; their gradients have the operand's shape).
-// Errors: those of plan_matmul; an empty operand (kUnsupported).
-Result<MatmulGradPlan> plan_matmul_backward(const Shape& a, const Shape& b);
+// numpy MatMul of A and B (1-D operands promoted; their gradients have the operand's shape);
+// with trans_b, MatMulTransB's (B 2-D [N, K], matmul_plan.h's plan_matmul_trans_b).
+// Errors: those of plan_matmul (plan_matmul_trans_b); an empty operand (kUnsupported).
+Result<MatmulGradPlan> plan_matmul_backward(const Shape& a, const Shape& b, bool trans_b = false);
 
 }  // namespace ps::models::gpu

@@ -104,6 +104,15 @@ Result<MatmulPlan> plan_matmul(const Shape& a, const Shape& b) {
   return plan;
 }
 
+Result<MatmulPlan> plan_matmul_trans_b(const Shape& a, const Shape& b) {
+  if (b.size() != 2) {
+    return invalid_argument("MatMulTransB's B must be 2-D [N, K], got ", shape_string(b));
+  }
+  PS_ASSIGN_OR_RETURN(MatmulPlan plan, plan_matmul(a, Shape{b[1], b[0]}));
+  plan.trans_b = true;
+  return plan;
+}
+
 Result<MatmulPlan> plan_gemm(const Shape& a, const Shape& b, bool trans_a, bool trans_b) {
   if (a.size() != 2 || b.size() != 2) {
     return invalid_argument("A and B must be 2-D, got ", shape_string(a), " and ", shape_string(b));

@@ -39,6 +39,12 @@ struct MatmulPlan {
 // shapes).
 Result<MatmulPlan> plan_matmul(const Shape& a, const Shape& b);
 
+// MatMulTransB (docs/operators.md): matmul(A, B^T) for a 2-D B stored [N, K] (a linear layer's
+// weight as PyTorch keeps it), A with numpy matmul's batching: plan_matmul(A, [K, N]) with B
+// read transposed (trans_b; the shared B folds A's batch into M). Errors: B not 2-D, and
+// plan_matmul's.
+Result<MatmulPlan> plan_matmul_trans_b(const Shape& a, const Shape& b);
+
 // ONNX Gemm: A and B 2-D (transA/transB as given), output [M, N]. Errors as plan_matmul.
 Result<MatmulPlan> plan_gemm(const Shape& a, const Shape& b, bool trans_a, bool trans_b);
 

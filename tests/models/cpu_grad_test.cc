@@ -406,6 +406,71 @@ TEST_CASE("MatMul backward matches finite differences (batched, broadcast, 1-D)"
   CHECK_FALSE(matmul_backward(x, w2, random_tensor({2, 4}, rng)).ok());
 }
 
+// nn.Linear as the importer fuses it for training: Y = A B^T with B the weight [N, K] as
+// stored. dB keeps B's layout and sums over every row of A (batched and 1-D A).
+TEST_CASE("MatMulTransB backward matches finite differences", "[grad]") {
+  std::mt19937_64 rng(29);
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{2, 3, 4}, {5, 4}},     // BERT's linear layers: [batch, seq, hidden] x [out, hidden]
+      {{2, 1, 3, 4}, {2, 4}},  // two batch dims
+      {{3, 4}, {5, 4}},       {{4}, {3, 4}},  // 1-D A: [K] -> [N]
+      {{3, 1}, {2, 1}},
+  };
+  const Attributes a = attrs();
+  for (const auto& [as, bs] : cases) {
+    INFO(shape_string(as) << " x " << shape_string(bs) << "^T");
+    std::vector<Tensor> in;
+    in.push_back(random_tensor(as, rng));
+    in.push_back(random_tensor(bs, rng));
+    const Tensor r = random_tensor(forward_all("MatMulTransB", a, in).shape(), rng);
+    Result<MatMulGrads> g = matmul_trans_b_backward(in[0], in[1], r);
+    INFO(g.status().to_string());
+    REQUIRE(g.ok());
+    CHECK(g->da.shape() == as);
+    CHECK(g->db.shape() == bs);
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("MatMulTransB", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, g->da, loss) < kTolerance);
+    CHECK(max_gradient_error(in, 1, g->db, loss) < kTolerance);
+
+    // The same as MatMul's backward on B^T, with dB transposed back.
+    const int64_t n = bs[0], k = bs[1];
+    Tensor bt = test::zeros(DType::kFloat64, {k, n});
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p)
+        bt.mutable_data<double>()[p * n + j] = in[1].data<double>()[j * k + p];
+    Result<MatMulGrads> plain = matmul_backward(in[0], bt, r);
+    REQUIRE(plain.ok());
+    double max_diff = 0;
+    for (int64_t i = 0; i < g->da.numel(); ++i) {
+      max_diff =
+          std::max(max_diff, std::abs(g->da.data<double>()[i] - plain->da.data<double>()[i]));
+    }
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t p = 0; p < k; ++p)
+        max_diff = std::max(max_diff, std::abs(g->db.data<double>()[j * k + p] -
+                                               plain->db.data<double>()[p * n + j]));
+    CHECK(max_diff < 1e-12);
+  }
+  // Refusals: B not 2-D, K mismatch, dY of the wrong shape, float32.
+  Tensor x = random_tensor({2, 3}, rng);
+  CHECK_FALSE(
+      matmul_trans_b_backward(x, random_tensor({4, 3}, rng), random_tensor({2, 5}, rng)).ok());
+  CHECK_FALSE(
+      matmul_trans_b_backward(x, random_tensor({4, 2}, rng), random_tensor({2, 4}, rng)).ok());
+  const Result<MatMulGrads> b3 =
+      matmul_trans_b_backward(x, random_tensor({1, 4, 3}, rng), random_tensor({2, 4}, rng));
+  REQUIRE_FALSE(b3.ok());
+  CHECK_THAT(b3.status().message(), Catch::Contains("float64[1,4,3]") && Catch::Contains("2-D"));
+  const Result<MatMulGrads> mismatch =
+      matmul_trans_b_backward(x, random_tensor({4, 2}, rng), random_tensor({2, 4}, rng));
+  CHECK_THAT(mismatch.status().message(),
+             Catch::Contains("float64[2,3]") && Catch::Contains("float64[4,2]"));
+  Tensor f32 = test::zeros(DType::kFloat32, {4, 3});
+  CHECK_FALSE(matmul_trans_b_backward(x, f32, random_tensor({2, 4}, rng)).ok());
+}
+
 TEST_CASE("LayerNormalization backward matches finite differences", "[grad]") {
   std::mt19937_64 rng(23);
   struct Case {

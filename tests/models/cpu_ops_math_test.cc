@@ -47,6 +47,76 @@ TEST_CASE("MatMulScale multiplies the product by alpha", "[cpu_ops][gemm]") {
   CHECK_THAT(beta.message(), Catch::Contains("beta"));
 }
 
+// B^T of a 2-D [N, K] tensor, as a new [K, N] tensor of the same dtype.
+template <typename T>
+Tensor transposed(const Tensor& b) {
+  const int64_t n = b.dim(0), k = b.dim(1);
+  Tensor t = zeros(b.dtype(), {k, n});
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) t.mutable_data<T>()[p * n + j] = b.data<T>()[j * k + p];
+  return t;
+}
+
+TEST_CASE("MatMulTransB is MatMul of the transposed 2-D B", "[cpu_ops][gemm]") {
+  // Irregular values, so that a B read in the wrong layout gives other products.
+  std::vector<float> bv(20);
+  for (size_t i = 0; i < bv.size(); ++i) bv[i] = std::sin(1.0f + 0.7f * static_cast<float>(i));
+  const Tensor b = floats({5, 4}, bv);  // [N, K]
+  const Tensor bt = transposed<float>(b);
+  for (const Shape& a_shape : {Shape{2, 3, 4}, Shape{3, 4}, Shape{4}, Shape{2, 1, 3, 4}}) {
+    INFO("A " << shape_string(a_shape));
+    const int64_t count = element_count(a_shape);
+    std::vector<float> av(static_cast<size_t>(count));
+    for (size_t i = 0; i < av.size(); ++i) av[i] = std::cos(0.3f * static_cast<float>(i)) - 0.2f;
+    const Tensor a = floats(a_shape, av);
+    Shape y_shape(a_shape.begin(), a_shape.end() - 1);
+    y_shape.push_back(5);
+    Tensor y = zeros(DType::kFloat32, y_shape);
+    Tensor expected = zeros(DType::kFloat32, y_shape);
+    REQUIRE(run("MatMulTransB", attrs(), {&a, &b}, {&y}).ok());
+    REQUIRE(run("MatMul", attrs(), {&a, &bt}, {&expected}).ok());
+    // The same products summed in the same order (in double): equal to the bit.
+    CHECK(values<float>(y) == values<float>(expected));
+  }
+  SECTION("float64, as the trainer runs it") {
+    const Tensor a = make<double>({2, 4}, {1, -2, 0.5, 3, 0.25, 1, -1, 2});
+    const Tensor b64 = make<double>({3, 4}, {1, 0, 2, -1, 0.5, 1, 0, 0, -3, 2, 1, 1});
+    Tensor y = zeros(DType::kFloat64, {2, 3});
+    REQUIRE(run("MatMulTransB", attrs(), {&a, &b64}, {&y}).ok());
+    CHECK(values<double>(y) == std::vector<double>{-1, -1.5, -3.5, -3.75, 1.125, 2.25});
+  }
+  SECTION("refusals name the shapes") {
+    const Tensor a = floats({2, 4}, std::vector<float>(8, 1));
+    Tensor y = zeros(DType::kFloat32, {2, 5});
+    const Tensor b3 = floats({1, 5, 4}, bv);
+    Status s = run("MatMulTransB", attrs(), {&a, &b3}, {&y});
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK_THAT(s.message(),
+               Catch::Contains("MatMulTransB: B must be 2-D [N, K], got float32[1,5,4]"));
+    const Tensor b1 = floats({4}, {1, 2, 3, 4});
+    CHECK_THAT(run("MatMulTransB", attrs(), {&a, &b1}, {&y}).message(),
+               Catch::Contains("B must be 2-D"));
+    // K mismatch: [5, 4] read transposed is [4, 5]; A's K is 5 here.
+    const Tensor a5 = floats({2, 5}, std::vector<float>(10, 1));
+    s = run("MatMulTransB", attrs(), {&a5, &b}, {&y});
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::Contains("inner dimensions differ: float32[2,5] x "
+                                            "float32[5,4] (transposed)"));
+    // [4, 5] is what MatMul would take; MatMulTransB reads it as N = 4, K = 5.
+    CHECK_FALSE(run("MatMulTransB", attrs(), {&a, &bt}, {&y}).ok());
+    const Status alpha = run("MatMulTransB", attrs({attr_f("alpha", 2)}), {&a, &b}, {&y});
+    CHECK(alpha.code() == Code::kUnsupported);
+    CHECK_THAT(alpha.message(), Catch::Contains("'alpha'"));
+    const Status trans = run("MatMulTransB", attrs({attr_i("transB", 1)}), {&a, &b}, {&y});
+    CHECK_FALSE(trans.ok());
+    Tensor bias = floats({5}, {0, 0, 0, 0, 0});
+    CHECK_FALSE(run("MatMulTransB", attrs(), {&a, &b, &bias}, {&y}).ok());
+    // The output shape is checked: [2, 4] would be MatMul(A, B) of a square B.
+    Tensor wrong_y = zeros(DType::kFloat32, {2, 4});
+    CHECK_FALSE(run("MatMulTransB", attrs(), {&a, &b}, {&wrong_y}).ok());
+  }
+}
+
 TEST_CASE("MatMul broadcasts batch dimensions and promotes 1-D operands", "[cpu_ops][gemm]") {
   // A [2,1,2,2] (two matrices), B [3,2,2] (three): 6 products.
   std::vector<float> av = {1, 2, 3, 4, -1, 0, 0, 1};

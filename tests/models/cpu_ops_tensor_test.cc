@@ -172,8 +172,8 @@ TEST_CASE("the dispatcher lists its ops and names errors", "[cpu_ops]") {
   const std::vector<std::string> ops = supported_ops();
   CHECK(std::is_sorted(ops.begin(), ops.end()));
   for (const char* op :
-       {"Conv", "FusedConv", "MatMulBias", "MatMulScale", "AddLayerNormalization", "Gelu",
-        "LayerNormalization", "Dropout", "GlobalAveragePool", "Range", "ConstantOfShape"}) {
+       {"Conv", "FusedConv", "MatMulBias", "MatMulScale", "MatMulTransB", "AddLayerNormalization",
+        "Gelu", "LayerNormalization", "Dropout", "GlobalAveragePool", "Range", "ConstantOfShape"}) {
     CHECK(is_supported(op));
   }
   CHECK_FALSE(is_supported("LSTM"));

@@ -257,6 +257,74 @@ TEST_CASE("whole-model gradients of bert_tiny's classifier match finite differen
   check_model_gradients("bert_tiny", 13, 2);
 }
 
+// bert_tiny's training package with every linear weight stored as PyTorch holds it, [out, in],
+// and read through MatMulTransB (what fuse_matmul_transpose makes of a training-mode export):
+// the manifest's MatMul(x, W [in, out]) layers rewritten, W's bytes transposed in the blob.
+// The trainer must follow the MatMul package's trajectory: the same losses, and weights that
+// are the transposes of each other after every step.
+TEST_CASE("bert_tiny with MatMulTransB linear layers trains as its MatMul form does", "[train]") {
+  const onnx_loader::LoweredModel m = lower_training("bert_tiny", 2);
+  pipeswitch::psm::Manifest manifest = m.manifest;
+  std::vector<uint8_t> blob = m.weights;
+  std::map<uint32_t, std::pair<int64_t, int64_t>> transposed;  // tensor -> [in, out] of MatMul
+  for (auto& layer : *manifest.mutable_layers()) {
+    if (layer.op() != "MatMul" || layer.inputs_size() != 2) continue;
+    auto* w = manifest.mutable_tensors(static_cast<int>(layer.inputs(1)));
+    if (w->kind() != pipeswitch::psm::Tensor::WEIGHT || !w->trainable() || w->shape_size() != 2) {
+      continue;
+    }
+    REQUIRE(w->dtype() == pipeswitch::psm::DT_FLOAT32);
+    const int64_t k = w->shape(0), n = w->shape(1);
+    REQUIRE(transposed.emplace(layer.inputs(1), std::make_pair(k, n)).second);  // read once
+    std::vector<float> wt(static_cast<size_t>(k * n));
+    const uint8_t* at = blob.data() + w->weight_offset();
+    for (int64_t p = 0; p < k; ++p) {
+      for (int64_t j = 0; j < n; ++j) std::memcpy(&wt[j * k + p], at + (p * n + j) * 4, 4);
+    }
+    std::memcpy(blob.data() + w->weight_offset(), wt.data(), wt.size() * 4);
+    w->set_shape(0, n);
+    w->set_shape(1, k);
+    layer.set_op("MatMulTransB");
+  }
+  CHECK(transposed.size() == 12);  // 2 layers x (query, key, value, output, intermediate, output)
+
+  TrainerOptions opt = learnable_options();
+  opt.data.classes = 2;
+  opt.sgd.learning_rate = 0.02;
+  Result<std::unique_ptr<Trainer>> plain = Trainer::create(m.manifest, m.weights, opt);
+  Result<std::unique_ptr<Trainer>> fused = Trainer::create(manifest, blob, opt);
+  INFO(plain.status().to_string() << " / " << fused.status().to_string());
+  REQUIRE(plain.ok());
+  REQUIRE(fused.ok());
+  for (int step = 0; step < 3; ++step) {
+    INFO("step " << step);
+    const Result<double> a = (*plain)->step();
+    const Result<double> b = (*fused)->step();
+    INFO(b.status().to_string());
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(std::abs(*a - *b) <= 1e-12 * std::abs(*a));
+    double max_diff = 0, max_abs = 0;
+    for (const auto& [index, wa] : (*plain)->state().weights) {
+      const Tensor& wb = (*fused)->state().weights.at(index);
+      REQUIRE(wa.numel() == wb.numel());
+      const auto it = transposed.find(index);
+      for (int64_t e = 0; e < wa.numel(); ++e) {
+        int64_t f = e;  // wa [k, n] at (p, j) is wb [n, k] at (j, p)
+        if (it != transposed.end()) {
+          const auto [k, n] = it->second;
+          f = (e % n) * k + e / n;
+        }
+        max_diff = std::max(max_diff, std::abs(wa.data<double>()[e] - wb.data<double>()[f]));
+        max_abs = std::max(max_abs, std::abs(wa.data<double>()[e]));
+      }
+    }
+    std::printf("bert_tiny MatMulTransB vs MatMul, step %d: loss %.9f, weights differ by %.3g\n",
+                step, *b, max_diff);
+    CHECK(max_diff <= 1e-12 * max_abs);
+  }
+}
+
 TEST_CASE("resnet_tiny's loss falls over 20 steps on the learnable data", "[train]") {
   const onnx_loader::LoweredModel m = lower_training("resnet_tiny", 8);
   // Below log(10), the best a prediction that ignores the image can do: the patterns are learnt.

@@ -455,6 +455,22 @@ TEST_CASE("dnn MatMul: BERT attention batches", "[gpu]") {
            attrs({attr_f("alpha", 0.3f)}), {&qs, &ks}, {});
 }
 
+TEST_CASE("dnn MatMulTransB: linear layers with the weight stored [N, K]", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const cpu::Tensor x = random_tensor(DType::kFloat32, {8, 251, 768}, 830);
+  const cpu::Tensor w = random_tensor(DType::kFloat32, {3072, 768}, 831);
+  check_op("[8,251,768] x [3072,768]^T", "MatMulTransB", attrs({}), {&x, &w}, {});
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{2, 5, 7}, {4, 7}}, {{3, 7}, {9, 7}}, {{7}, {5, 7}}, {{2, 3, 4, 33}, {65, 33}}};
+  uint64_t seed = 840;
+  for (const auto& [sa, sb] : cases) {
+    const cpu::Tensor a = random_tensor(DType::kFloat32, sa, seed += 2);
+    const cpu::Tensor b = random_tensor(DType::kFloat32, sb, seed + 1);
+    check_op(str_cat(shape_string(sa), " x ", shape_string(sb), "^T"), "MatMulTransB", attrs({}),
+             {&a, &b}, {});
+  }
+}
+
 TEST_CASE("dnn MatMul: broadcasting, 1-D operands, random shapes", "[gpu]") {
   PS_REQUIRE_GPU();
   const std::vector<std::pair<Shape, Shape>> cases = {

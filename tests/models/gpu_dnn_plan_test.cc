@@ -28,11 +28,11 @@ Result<PoolPlan> pool(const std::string& op, const cpu::Attributes& a, Shape x, 
 
 TEST_CASE("dnn table: sorted, every op found") {
   const std::span<const OpEntry> table = dnn_op_table();
-  REQUIRE(table.size() == 11);
+  REQUIRE(table.size() == 12);
   for (size_t i = 1; i < table.size(); ++i) CHECK(table[i - 1].op < table[i].op);
   for (const char* op :
        {"Conv", "FusedConv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-        "BatchNormalization", "Gemm", "MatMul", "MatMulBias", "MatMulScale"}) {
+        "BatchNormalization", "Gemm", "MatMul", "MatMulBias", "MatMulScale", "MatMulTransB"}) {
     INFO(op);
     CHECK(gpu_supports(op));
   }
@@ -260,6 +260,26 @@ TEST_CASE("plan_matmul: BERT shapes") {
   CHECK(operand_alignment(*pv, 0) == 4);    // 251*251 floats between A's matrices
   CHECK(operand_alignment(*pv, 1) == 256);  // 251*64*4 = 256*251
   CHECK(operand_alignment(*pv, 2) == 256);
+}
+
+TEST_CASE("plan_matmul_trans_b: a linear layer's weight stored [N, K]") {
+  // BERT's FFN in a training package: [8, 251, 768] x [3072, 768]^T, one folded GEMM with B
+  // read transposed.
+  auto lin = plan_matmul_trans_b({8, 251, 768}, {3072, 768});
+  REQUIRE(lin.ok());
+  CHECK(lin->trans_b);
+  CHECK_FALSE(lin->trans_a);
+  CHECK(lin->m == 8 * 251);
+  CHECK(lin->n == 3072);
+  CHECK(lin->k == 768);
+  CHECK(lin->calls.size() == 1);
+  CHECK(lin->out_shape == Shape{8, 251, 3072});
+  auto vec = plan_matmul_trans_b({768}, {10, 768});
+  REQUIRE(vec.ok());
+  CHECK(vec->out_shape == Shape{10});
+  CHECK_FALSE(plan_matmul_trans_b({8, 251, 768}, {768, 3072}).ok());     // K differs
+  CHECK_FALSE(plan_matmul_trans_b({8, 251, 768}, {1, 3072, 768}).ok());  // B not 2-D
+  CHECK_FALSE(plan_matmul_trans_b({8, 251, 768}, {768}).ok());
 }
 
 TEST_CASE("plan_matmul: 1-D operands and broadcasting") {

@@ -42,8 +42,10 @@ Shape forward_shape(const std::string& op, const cpu::Attributes& a,
   return (*y)[0].shape();
 }
 
-TEST_CASE("GPU MatMul backward (attention, linear, broadcast batches) on cuBLAS, fp32 and TF32",
-          "[gpu]") {
+TEST_CASE(
+    "GPU MatMul and MatMulTransB backward (attention, linear, broadcast batches) on cuBLAS, "
+    "fp32 and TF32",
+    "[gpu]") {
   PS_REQUIRE_GPU();
   struct Case {
     std::string label;
@@ -57,35 +59,47 @@ TEST_CASE("GPU MatMul backward (attention, linear, broadcast batches) on cuBLAS,
       {"both broadcast", {2, 1, 6, 8}, {3, 8, 4}},
       {"1-D x 2-D", {8}, {8, 5}},
   };
+  const std::vector<Case> trans_b_cases = {
+      {"linear [N, K] folded", {2, 16, 32}, {48, 32}},
+      {"2-D", {16, 8}, {5, 8}},
+      {"1-D", {8}, {5, 8}},
+  };
   uint64_t seed = 3000;
-  for (const Case& c : cases) {
-    const Tensor a = random_tensor(DType::kFloat32, c.a, seed++);
-    const Tensor b = random_tensor(DType::kFloat32, c.b, seed++);
-    const Shape y = forward_shape("MatMul", attrs({}), {&a, &b});
-    const Tensor dy = random_tensor(DType::kFloat32, y, seed++);
-    Result<cpu::MatMulGrads> ref = cpu::matmul_backward(to_f64(a), to_f64(b), to_f64(dy));
-    REQUIRE_OK(ref);
-    for (Precision p : {Precision::kFp32, Precision::kTf32}) {
-      const double tol = p == Precision::kFp32 ? kReduced : kTf32;
-      auto op = build_grad("MatMul", attrs({}), {&a, &b}, y, p);
-      Tensor da = poisoned(c.a), db = poisoned(c.b);
-      run_on_gpu(*op, {&a, &b, &dy}, {&da, &db});
-      expect_close("MatMul", c.label, "dA", p, ref->da, da, tol, op->describe());
-      expect_close("MatMul", c.label, "dB", p, ref->db, db, tol, op->describe());
-      // Accumulating both onto a base (beta = 1, or the reduced sum through the workspace).
-      const Tensor base_a = random_tensor(DType::kFloat32, c.a, seed++);
-      const Tensor base_b = random_tensor(DType::kFloat32, c.b, seed++);
-      auto acc = build_grad("MatMul", attrs({}), {&a, &b}, y, p, /*accumulate=*/3u);
-      Tensor acc_a = base_a.clone().value(), acc_b = base_b.clone().value();
-      run_on_gpu(*acc, {&a, &b, &dy}, {&acc_a, &acc_b});
-      expect_close("MatMul", c.label, "dA acc", p, plus(base_a, ref->da), acc_a, tol, acc->describe());
-      expect_close("MatMul", c.label, "dB acc", p, plus(base_b, ref->db), acc_b, tol, acc->describe());
+  for (const std::string name : {"MatMul", "MatMulTransB"}) {
+    for (const Case& c : name == "MatMul" ? cases : trans_b_cases) {
+      const Tensor a = random_tensor(DType::kFloat32, c.a, seed++);
+      const Tensor b = random_tensor(DType::kFloat32, c.b, seed++);
+      const Shape y = forward_shape(name, attrs({}), {&a, &b});
+      const Tensor dy = random_tensor(DType::kFloat32, y, seed++);
+      Result<cpu::MatMulGrads> ref =
+          name == "MatMul" ? cpu::matmul_backward(to_f64(a), to_f64(b), to_f64(dy))
+                           : cpu::matmul_trans_b_backward(to_f64(a), to_f64(b), to_f64(dy));
+      REQUIRE_OK(ref);
+      for (Precision p : {Precision::kFp32, Precision::kTf32}) {
+        const double tol = p == Precision::kFp32 ? kReduced : kTf32;
+        auto op = build_grad(name, attrs({}), {&a, &b}, y, p);
+        Tensor da = poisoned(c.a), db = poisoned(c.b);
+        run_on_gpu(*op, {&a, &b, &dy}, {&da, &db});
+        expect_close(name, c.label, "dA", p, ref->da, da, tol, op->describe());
+        expect_close(name, c.label, "dB", p, ref->db, db, tol, op->describe());
+        // Accumulating both onto a base (beta = 1, or the reduced sum through the workspace).
+        const Tensor base_a = random_tensor(DType::kFloat32, c.a, seed++);
+        const Tensor base_b = random_tensor(DType::kFloat32, c.b, seed++);
+        auto acc = build_grad(name, attrs({}), {&a, &b}, y, p, /*accumulate=*/3u);
+        Tensor acc_a = base_a.clone().value(), acc_b = base_b.clone().value();
+        run_on_gpu(*acc, {&a, &b, &dy}, {&acc_a, &acc_b});
+        expect_close(name, c.label, "dA acc", p, plus(base_a, ref->da), acc_a, tol,
+                     acc->describe());
+        expect_close(name, c.label, "dB acc", p, plus(base_b, ref->db), acc_b, tol,
+                     acc->describe());
+      }
+      // Only dB wanted: dA's address is 0.
+      auto only_b = build_grad(name, attrs({}), {&a, &b}, y, Precision::kFp32, 0u, /*wanted=*/2u);
+      Tensor db = poisoned(c.b);
+      run_on_gpu(*only_b, {&a, &b, &dy}, {nullptr, &db});
+      expect_close(name, c.label, "dB only", Precision::kFp32, ref->db, db, kReduced,
+                   only_b->describe());
     }
-    // Only dB wanted: dA's address is 0.
-    auto only_b = build_grad("MatMul", attrs({}), {&a, &b}, y, Precision::kFp32, 0u, /*wanted=*/2u);
-    Tensor db = poisoned(c.b);
-    run_on_gpu(*only_b, {&a, &b, &dy}, {nullptr, &db});
-    expect_close("MatMul", c.label, "dB only", Precision::kFp32, ref->db, db, kReduced, only_b->describe());
   }
 }
 

@@ -598,11 +598,15 @@ void host_gemm(const StridedGemm& g, const float* x, const float* y, float* out)
   }
 }
 
-Tensor run_part(const MatmulGradPart& part, const Shape& shape, const Tensor& x, const Tensor& y) {
+Tensor run_part(const MatmulGradPart& part, const Shape& shape, const Tensor& a, const Tensor& b,
+                const Tensor& dy) {
   Tensor out = zeros_f32(shape);
   std::vector<float> full(static_cast<size_t>(part.full_count), NAN);
   float* target = part.reduce ? full.data() : out.mutable_data<float>();
-  for (const StridedGemm& g : part.gemms) host_gemm(g, x.data<float>(), y.data<float>(), target);
+  const auto operand = [&](GradOperand o) {
+    return (o == GradOperand::kA ? a : o == GradOperand::kB ? b : dy).data<float>();
+  };
+  for (const StridedGemm& g : part.gemms) host_gemm(g, operand(g.x), operand(g.y), target);
   if (part.reduce) emu_reduce(full.data(), out.mutable_data<float>(), part.reduce_plan);
   return out;
 }
@@ -612,7 +616,22 @@ struct MatmulResult {
 };
 MatmulResult run_matmul_plan(const MatmulGradPlan& plan, const Tensor& a, const Tensor& b,
                              const Tensor& dy) {
-  return {run_part(plan.da, a.shape(), dy, b), run_part(plan.db, b.shape(), a, dy)};
+  return {run_part(plan.da, a.shape(), a, b, dy), run_part(plan.db, b.shape(), a, b, dy)};
+}
+
+// A 2-D tensor transposed, in float64 (from float32 or float64).
+Tensor transposed_f64(const Tensor& t) {
+  const Tensor converted = t.dtype() == DType::kFloat64 ? Tensor() : to_f64(t);
+  const Tensor& d = t.dtype() == DType::kFloat64 ? t : converted;
+  Result<Tensor> r = Tensor::allocate(DType::kFloat64, {t.dim(1), t.dim(0)});
+  REQUIRE(r.ok());
+  Tensor out = std::move(r).value();
+  for (int64_t i = 0; i < t.dim(0); ++i) {
+    for (int64_t j = 0; j < t.dim(1); ++j) {
+      out.mutable_data<double>()[j * t.dim(0) + i] = d.data<double>()[i * t.dim(1) + j];
+    }
+  }
+  return out;
 }
 
 TEST_CASE("MatMul backward plan: attention, folded linear, 1-D and broadcast batches against "
@@ -666,6 +685,50 @@ TEST_CASE("MatMul backward plan: attention, folded linear, 1-D and broadcast bat
   CHECK(scores->da.gemms[0].count == 8);
   CHECK_FALSE(plan_matmul_backward({2, 3}, {4, 5}).ok());
   CHECK_FALSE(plan_matmul_backward({0, 3}, {3, 5}).ok());
+}
+
+// MatMulTransB (B stored [N, K], a linear layer's weight): against MatMul's reference on B
+// transposed, dB transposed back; dB is one GEMM of dY^T by A over every row, never reduced.
+TEST_CASE(
+    "MatMulTransB backward plan: linear layers, 2-D and 1-D A against MatMul's reference "
+    "on B transposed",
+    "[gpu_train_emulation]") {
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{2, 4, 6}, {5, 6}}, {{2, 3, 4, 6}, {7, 6}}, {{3, 6}, {5, 6}}, {{6}, {5, 6}}};
+  uint64_t seed = 1250;
+  for (const auto& [a_shape, b_shape] : cases) {
+    INFO(shape_string(a_shape) << " x " << shape_string(b_shape) << "^T");
+    const Tensor a = random_tensor(DType::kFloat32, a_shape, seed++);
+    const Tensor b = random_tensor(DType::kFloat32, b_shape, seed++);
+    Shape y_shape(a_shape.begin(), a_shape.end() - 1);
+    y_shape.push_back(b_shape[0]);
+    const Tensor dy = random_tensor(DType::kFloat32, y_shape, seed++);
+    Result<cpu::MatMulGrads> expected =
+        cpu::matmul_backward(to_f64(a), transposed_f64(b), to_f64(dy));
+    REQUIRE(expected.ok());
+    Result<MatmulGradPlan> plan = plan_matmul_backward(a_shape, b_shape, /*trans_b=*/true);
+    REQUIRE(plan.ok());
+    CHECK_FALSE(plan->da.reduce);
+    CHECK_FALSE(plan->db.reduce);
+    REQUIRE(plan->db.gemms.size() == 1);
+    CHECK(plan->db.gemms[0].count == 1);
+    const MatmulResult r = run_matmul_plan(*plan, a, b, dy);
+    CHECK(grad_error(expected->da, r.da).max_rel <= kTolerance);
+    CHECK(grad_error(transposed_f64(expected->db), r.db).max_rel <= kTolerance);
+  }
+  CHECK_FALSE(plan_matmul_backward({2, 3, 6}, {2, 5, 6}, true).ok());  // B not 2-D
+  CHECK_FALSE(plan_matmul_backward({2, 3, 6}, {6, 5}, true).ok());     // K differs
+  // MatMul's plan on MatMulTransB's operands gets dB wrong: the comparison sees it.
+  const Tensor a = random_tensor(DType::kFloat32, {2, 4, 6}, 1290);
+  const Tensor b = random_tensor(DType::kFloat32, {6, 6}, 1291);
+  const Tensor dy = random_tensor(DType::kFloat32, {2, 4, 6}, 1292);
+  Result<cpu::MatMulGrads> expected =
+      cpu::matmul_backward(to_f64(a), transposed_f64(b), to_f64(dy));
+  REQUIRE(expected.ok());
+  Result<MatmulGradPlan> untransposed = plan_matmul_backward(a.shape(), b.shape());
+  REQUIRE(untransposed.ok());
+  CHECK(grad_error(transposed_f64(expected->db), run_matmul_plan(*untransposed, a, b, dy).db)
+            .max_rel > kWrong);
 }
 
 TEST_CASE("the gradient comparison catches a MatMul backward that forgets B's batch stride",

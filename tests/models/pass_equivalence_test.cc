@@ -4,9 +4,8 @@
 // manifests are run by the CPU interpreter on the same seeded random inputs, and every output
 // must agree to a relative error of 1e-5 (fp32 reassociation gives ~1e-7; an epsilon-sized
 // slip in the BatchNorm fold gave 1.4e-5 on resnet_tiny and 4.9e-3 on inception_tiny).
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -14,13 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "models/cpu/executor.h"
 #include "models/cpu/tensor.h"
 #include "models/zoo/zoo.h"
 #include "onnx_loader/lower.h"
 #include "onnx_loader/onnx_import.h"
 #include "onnx_loader/pipeline.h"
 #include "onnx_loader/supported_ops.h"
-#include "models/cpu/executor.h"
+#include "tests/onnx_loader/onnx_builder.h"
 
 namespace ps::models {
 namespace {
@@ -197,7 +197,71 @@ TEST_CASE("bert_tiny: fused inference manifest computes what the training manife
   CHECK(count_op(unfused, "Erf") == 0);
   // At opset 13 LayerNorm is exported decomposed: only the fusion can have made one.
   if (opset == 13) CHECK(count_op(unfused, "LayerNormalization") == 0);
+  // The zoo writes its linear weights as [in, out] (what eval-mode exports fold them to), so
+  // no Transpose of a weight is there to fuse: its Transposes are attention's 4-D ones.
+  CHECK(count_op(unfused, "MatMulTransB") == 0);
   check_equivalent(label, both);
+}
+
+// Two nn.Linear layers on a 3-D input as PyTorch exports them in training mode:
+// Add(bias, MatMul(x, Transpose(W [out, in], perm=[1, 0]))). Inference folds the Transposes
+// into [in, out] constants and fuses MatMulBias; training keeps W as stored and reads it
+// through MatMulTransB (fuse_matmul_transpose). Both must compute the same function.
+TEST_CASE("linear layers in PyTorch's training form: MatMulTransB computes what MatMul of W^T does",
+          "[equivalence]") {
+  using onnx_loader::testing::attr;
+  using onnx_loader::testing::floats;
+  constexpr int64_t kIn = 8, kHidden = 16, kOut = 4;
+  auto values = [](int64_t count, float phase) {
+    std::vector<float> v(static_cast<size_t>(count));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = 0.3f * std::sin(phase + 0.37f * float(i));
+    return v;
+  };
+  onnx_loader::testing::ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {"batch", "seq", kIn})
+      .output("y")
+      .initializer(floats("fc1.weight", {kHidden, kIn}, values(kHidden * kIn, 0.1f)))
+      .initializer(floats("fc1.bias", {kHidden}, values(kHidden, 0.2f)))
+      .initializer(floats("fc2.weight", {kOut, kHidden}, values(kOut * kHidden, 0.3f)))
+      .initializer(floats("fc2.bias", {kOut}, values(kOut, 0.4f)))
+      .node("Transpose", {"fc1.weight"}, {"w1t"}, {attr("perm", std::vector<int64_t>{1, 0})},
+            "/fc1/Transpose")
+      .node("MatMul", {"x", "w1t"}, {"h0"}, {}, "/fc1/MatMul")
+      .node("Add", {"fc1.bias", "h0"}, {"h1"}, {}, "/fc1/Add")
+      .node("Relu", {"h1"}, {"h2"}, {}, "/act/Relu")
+      .node("Transpose", {"fc2.weight"}, {"w2t"}, {attr("perm", std::vector<int64_t>{1, 0})},
+            "/fc2/Transpose")
+      .node("MatMul", {"h2", "w2t"}, {"h3"}, {}, "/fc2/MatMul")
+      .node("Add", {"fc2.bias", "h3"}, {"y"}, {}, "/fc2/Add");
+  Lowered both{import_and_lower(b.build(), Mode::kInference),
+               import_and_lower(b.build(), Mode::kTraining)};
+  const Manifest& fused = both.inference.manifest;
+  const Manifest& training = both.training.manifest;
+  CHECK(count_op(fused, "MatMulBias") == 2);
+  CHECK(count_op(fused, "Transpose") == 0);
+  CHECK(count_op(training, "MatMulTransB") == 2);
+  CHECK(count_op(training, "Transpose") == 0);
+  CHECK(count_op(training, "MatMul") == 0);
+  // The training package holds the weights as PyTorch does: same names, [out, in], trainable.
+  std::map<std::string, std::vector<int64_t>> weights;
+  for (const auto& t : training.tensors()) {
+    if (t.kind() == pipeswitch::psm::Tensor::WEIGHT && t.trainable()) {
+      weights[t.name()] = std::vector<int64_t>(t.shape().begin(), t.shape().end());
+    }
+  }
+  CHECK(weights == std::map<std::string, std::vector<int64_t>>{{"fc1.weight", {kHidden, kIn}},
+                                                               {"fc1.bias", {kHidden}},
+                                                               {"fc2.weight", {kOut, kHidden}},
+                                                               {"fc2.bias", {kOut}}});
+  for (const auto& layer : training.layers()) {
+    if (layer.op() != "MatMulTransB") continue;
+    INFO(layer.name());
+    CHECK(layer.attributes_size() == 0);
+    REQUIRE(layer.inputs_size() == 2);
+    CHECK(training.tensors(static_cast<int>(layer.inputs(1))).name().find(".weight") !=
+          std::string::npos);
+  }
+  check_equivalent("two linear layers", both);
 }
 
 }  // namespace

@@ -63,6 +63,14 @@ TEST_CASE("psimport parses the import command", "[psimport]") {
   CHECK(o->output == "dir/model.psm");
   CHECK(o->grouping == Grouping::kWhole);
 
+  o = parse(
+      {"bert.onnx", "--mode", "training", "--skip-passes", "fuse_matmul_transpose,fuse_gelu"});
+  REQUIRE(o.ok());
+  CHECK(o->skip_passes == std::vector<std::string>{"fuse_matmul_transpose", "fuse_gelu"});
+  o = parse({"bert.onnx", "--skip-passes=fuse_matmul_bias"});
+  REQUIRE(o.ok());
+  CHECK(o->skip_passes == std::vector<std::string>{"fuse_matmul_bias"});
+
   o = parse({"--", "-odd-name.onnx"});  // "--" ends the options
   REQUIRE(o.ok());
   CHECK(o->input == "-odd-name.onnx");
@@ -117,6 +125,16 @@ TEST_CASE("psimport names what is wrong with bad arguments", "[psimport]") {
   CHECK_THAT(parse_error({"m.onnx", "--grouping", "optimal"}),
              Contains("--grouping must be per-layer, blocks or whole, got 'optimal'"));
   CHECK_THAT(parse_error({"m.onnx", "--quiet=yes"}), Contains("--quiet takes no value"));
+  // Only the mode's fusion passes may be skipped (the others make a correct package).
+  CHECK_THAT(parse_error({"m.onnx", "--skip-passes", "fuse_matmul_transpose"}),
+             Contains("--skip-passes: 'fuse_matmul_transpose' is not a pass inference imports "
+                      "may skip (fold_batchnorm, fuse_conv,"));
+  CHECK_THAT(parse_error({"m.onnx", "--mode", "training", "--skip-passes", "untie_parameters"}),
+             Contains("not a pass training imports may skip (fuse_gelu, fuse_matmul_transpose)"));
+  CHECK_THAT(parse_error({"m.onnx", "--skip-passes", "fuse_conv,,fuse_gelu"}),
+             Contains("--skip-passes needs pass names separated by commas"));
+  CHECK_THAT(parse_error({"--info", "m.psm", "--skip-passes", "fuse_conv"}),
+             Contains("--skip-passes does not apply to --info"));
   CHECK_THAT(parse_error({"a.onnx", "b.onnx"}),
              Contains("more than one input model: 'a.onnx' and 'b.onnx'"));
   CHECK_THAT(parse_error({"a.onnx", "--info", "m.psm"}), Contains("exclude each other"));
@@ -197,6 +215,17 @@ TEST_CASE("psimport writes a zoo model, imports it and describes the package", "
   r = run({"--info", psm});
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("mode inference, dims batch=4"));
+
+  // A fusion skipped: not run, not recorded, its pattern left in the package.
+  const std::string unfused = dir.file("unfused.psm");
+  r = run({onnx, "-o", unfused, "--batch", "4", "--skip-passes", "fuse_conv"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK_THAT(r.out, Contains("fold_batchnorm="));
+  CHECK_THAT(r.out, !Contains("fuse_conv="));
+  r = run({"--info", unfused});
+  CHECK_THAT(r.out, !Contains("FusedConv"));
+  CHECK_THAT(r.out, Contains("Relu"));
 
   // Training packages keep BatchNormalization as a layer.
   r = run({onnx, "-o", dir.file("train.psm"), "--batch", "2", "--mode", "training", "-q"});

@@ -385,7 +385,9 @@ TEST_CASE("fuse_conv: near misses are left unchanged", "[passes]") {
 // ---------------------------------------------------------------------------------------------
 // Pipeline
 
-// conv -> bn -> relu -> (matmul + bias) -> gelu: every inference pass has work.
+// conv -> bn -> relu -> (matmul + bias) -> gelu: every inference pass has work. The linear
+// layer is nn.Linear as PyTorch exports it for training, MatMul(x, Transpose(W [N, K])):
+// inference folds the Transpose of the constant, training fuses it (fuse_matmul_transpose).
 Builder make_mixed_graph() {
   Builder b;
   const int x = b.input("x", {1, 2, 1, 1});
@@ -397,7 +399,8 @@ Builder make_mixed_graph() {
   const int r = b.node("Relu", "/relu/Relu", {bn}, {1, 2, 1, 1});
   const int shape = b.constant("shape", testing::int64_tensor({2}, {1, 2}), false);
   const int flat = b.node("Reshape", "/Reshape", {r, shape}, {1, 2});
-  const int fw = b.weight("fc.weight", {2, 3}, ramp(6));
+  const int fw = b.node("Transpose", "/fc/Transpose", {b.weight("fc.weight", {3, 2}, ramp(6))},
+                        {2, 3}, {{"perm", ints({1, 0})}});
   const int mm = b.node("MatMul", "/fc/MatMul", {flat, fw}, {1, 3});
   const int fc = b.node("Add", "/fc/Add", {mm, b.weight("fc.bias", {3}, ramp(3))}, {1, 3});
   const int u = b.node("Div", "/act/Div", {fc, b.scalar("s2", 1.4142135f)}, {1, 3});
@@ -424,12 +427,13 @@ TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]"
                        "remove_identity_and_dropout", "fold_constants", "fold_batchnorm",
                        "fuse_conv", "fuse_matmul_bias", "fuse_layernorm", "fuse_add_layernorm",
                        "fuse_gelu", "remove_zero_add", "fuse_matmul_scale", "eliminate_dead_code"});
-  const std::vector<int> expected = {0, 0, 1, 1, 1, 0, 0, 1, 1, 1, 0};
+  // fold_constants: the weight's Transpose, whose result is a constant here.
+  const std::vector<int> expected = {0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0};
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO(names[i]);
     CHECK(report->passes[i].changes == expected[i]);
   }
-  CHECK(report->nodes_before == 14);
+  CHECK(report->nodes_before == 15);
   CHECK(report->nodes_after == 5);
   // compact() ran: no dead nodes, the ops in order.
   std::vector<std::string> ops;
@@ -439,11 +443,17 @@ TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]"
   CHECK(report->summary().find("fold_batchnorm=1") != std::string::npos);
 }
 
-TEST_CASE("run_passes: training keeps the unfused form but for GELU", "[passes]") {
+TEST_CASE("run_passes: training keeps the unfused form but for GELU and W^T", "[passes]") {
   Builder b = make_mixed_graph();
   Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining);
   REQUIRE(report.ok());
-  CHECK(report->nodes_after == 10);  // 14 with GELU's five nodes, one Gelu in their place
+  REQUIRE(report->pass_names() == std::vector<std::string>{"remove_identity_and_dropout",
+                                                           "fold_constants", "untie_parameters",
+                                                           "fuse_gelu", "fuse_matmul_transpose",
+                                                           "eliminate_dead_code"});
+  // 15 with GELU's five nodes one Gelu, the Transpose and its MatMul one MatMulTransB.
+  CHECK(report->nodes_before == 15);
+  CHECK(report->nodes_after == 10);
   CHECK(b.count("BatchNormalization") == 1);
   CHECK(b.count("MatMulScale") == 0);
   CHECK(b.count("Conv") == 1);
@@ -453,11 +463,47 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU", "[passes]"
   const Node* conv = b.find("Conv");
   REQUIRE(conv != nullptr);
   CHECK(b.graph.values[conv->inputs[1]].name == "conv.weight");
-  for (const std::string& name : report->pass_names()) {
-    if (name != "fuse_gelu") CHECK(name.rfind("fuse", 0) != 0);
-    CHECK(name != "fold_batchnorm");
+  // The linear layer reads its weight as stored: same name, [N, K], trainable.
+  CHECK(b.count("Transpose") == 0);
+  CHECK(b.count("MatMul") == 1);  // attention's, whose B is not transposed
+  const Node* linear = b.find("MatMulTransB");
+  REQUIRE(linear != nullptr);
+  CHECK(linear->name == "/fc/MatMulTransB");
+  const Value& fc_weight = b.graph.values[linear->inputs[1]];
+  CHECK(fc_weight.name == "fc.weight");
+  CHECK(fc_weight.shape == Shape{3, 2});
+  CHECK(is_parameter(fc_weight));
+  CHECK(report->summary().find("fuse_gelu=1 fuse_matmul_transpose=1") != std::string::npos);
+}
+
+// psimport --skip-passes: a skipped fusion neither runs nor is recorded; only fusions may be.
+TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
+  Builder b = make_mixed_graph();
+  Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining, {"fuse_matmul_transpose"});
+  REQUIRE(report.ok());
+  CHECK(report->pass_names() == std::vector<std::string>{"remove_identity_and_dropout",
+                                                         "fold_constants", "untie_parameters",
+                                                         "fuse_gelu", "eliminate_dead_code"});
+  CHECK(b.count("MatMulTransB") == 0);
+  CHECK(b.count("Transpose") == 1);
+  CHECK(b.count("Gelu") == 1);
+  CHECK(skippable_passes(Mode::kTraining) ==
+        std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose"});
+  CHECK(skippable_passes(Mode::kInference).size() == 8);
+  Builder c = make_mixed_graph();
+  Result<PipelineReport> inference = run_passes(c.graph, Mode::kInference, {"fuse_gelu"});
+  REQUIRE(inference.ok());
+  CHECK(c.count("Gelu") == 0);
+  CHECK(c.count("Erf") == 1);
+  for (const char* name : {"untie_parameters", "fold_constants", "fuse_conv", "nonsense"}) {
+    INFO(name);
+    Builder d = make_mixed_graph();
+    Result<PipelineReport> bad = run_passes(d.graph, Mode::kTraining, {name});
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.status().code() == Code::kInvalidArgument);
+    CHECK(bad.status().message().find("training imports may skip (fuse_gelu, "
+                                      "fuse_matmul_transpose)") != std::string::npos);
   }
-  CHECK(report->summary().find("fuse_gelu=1") != std::string::npos);
 }
 
 // What PyTorch's exporter does to a fresh model in eval mode: equal-valued initializers merged,

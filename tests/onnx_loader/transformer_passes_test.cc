@@ -1,5 +1,5 @@
 // Transformer passes (MatMul + bias, LayerNorm and GELU recognition, attention's scale and
-// zero mask) on tiny hand-built graphs:
+// zero mask, nn.Linear's transposed weight in training imports) on tiny hand-built graphs:
 // the exported forms are recognised and every near miss is left alone.
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -9,6 +9,7 @@
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
 #include "onnx_loader/passes/fuse_matmul_scale.h"
+#include "onnx_loader/passes/fuse_matmul_transpose.h"
 #include "onnx_loader/passes/pattern.h"
 #include "onnx_loader/passes/remove_zero_add.h"
 #include "tests/onnx_loader/graph_builder.h"
@@ -507,6 +508,179 @@ TEST_CASE("remove_zero_add: is_all_zero reads the bits of every dtype", "[passes
   half.bytes[3] = 0x3c;  // +0 -> 1.0
   CHECK_FALSE(passes::is_all_zero(half));
   CHECK_FALSE(passes::is_all_zero(testing::float_tensor({0}, {})));
+}
+
+// ---------------------------------------------------------------------------------------------
+// nn.Linear in training exports: MatMul(X, Transpose(W)) -> MatMulTransB(X, W)
+
+// y = MatMul(a, Transpose(w)) with a of shape `a_shape` [..., K], w [N, K] = [3, 4].
+struct LinearGraph {
+  Builder b;
+  int a = -1, w = -1, t = -1, y = -1;
+};
+LinearGraph make_linear(const Shape& a_shape, std::map<std::string, Attribute> perm) {
+  LinearGraph g;
+  const std::string scope = "/encoder/layer.0/attention/self/query/";
+  g.a = g.b.input("a", a_shape);
+  g.w = g.b.weight("encoder.layer.0.attention.self.query.weight", {3, 4}, ramp(12));
+  g.t = g.b.node("Transpose", scope + "Transpose", {g.w}, {4, 3}, std::move(perm));
+  Shape y_shape(a_shape.begin(), a_shape.end() - 1);
+  y_shape.push_back(3);
+  g.y = g.b.node("MatMul", scope + "MatMul", {g.a, g.t}, y_shape);
+  return g;
+}
+
+TEST_CASE("fuse_matmul_transpose: MatMul of a transposed 2-D weight reads the weight", "[passes]") {
+  for (const Shape& a_shape : {Shape{2, 5, 4}, Shape{5, 4}, Shape{4}}) {
+    for (const bool with_perm : {true, false}) {
+      INFO("A " << shape_string(a_shape) << (with_perm ? ", perm [1, 0]" : ", perm absent"));
+      std::map<std::string, Attribute> perm;
+      if (with_perm) perm["perm"] = ints({1, 0});
+      LinearGraph g = make_linear(a_shape, std::move(perm));
+      g.b.output(g.b.node("Relu", "/relu", {g.y}, g.b.graph.values[g.y].shape.value()));
+      REQUIRE(fused(passes::fuse_matmul_transpose(g.b.graph)) == 1);
+      REQUIRE(g.b.graph.validate().ok());
+      CHECK(g.b.live() == 2);  // MatMulTransB, Relu
+      CHECK(g.b.count("Transpose") == 0);
+      CHECK(g.b.count("MatMul") == 0);
+      const Node* f = g.b.find("MatMulTransB");
+      REQUIRE(f != nullptr);
+      CHECK(f->domain.empty());
+      CHECK(f->attrs.empty());
+      CHECK(f->inputs == std::vector<int>{g.a, g.w});
+      CHECK(f->outputs == std::vector<int>{g.y});
+      CHECK(f->name == "/encoder/layer.0/attention/self/query/MatMulTransB");
+      CHECK(f->onnx_nodes == std::vector<int>{0, 1});
+      CHECK(g.b.graph.values[g.y].producer == 1);  // at the MatMul's place
+      // The weight is untouched: the same value, name, layout and bytes.
+      const Value& w = g.b.graph.values[g.w];
+      CHECK(w.name == "encoder.layer.0.attention.self.query.weight");
+      REQUIRE(w.constant != nullptr);
+      CHECK(w.constant->shape == Shape{3, 4});
+      CHECK(testing::floats_of(*w.constant) == ramp(12));
+    }
+  }
+}
+
+TEST_CASE("fuse_matmul_transpose: every linear of a chain, each on its own weight", "[passes]") {
+  Builder b;
+  const int x = b.input("x", {2, 5, 4});
+  const int w1 = b.weight("fc1.weight", {6, 4}, ramp(24));
+  const int w2 = b.weight("fc2.weight", {3, 6}, ramp(18));
+  const int t1 = b.node("Transpose", "/fc1/Transpose", {w1}, {4, 6}, {{"perm", ints({1, 0})}});
+  const int h = b.node("MatMul", "/fc1/MatMul", {x, t1}, {2, 5, 6});
+  const int t2 = b.node("Transpose", "/fc2/Transpose", {w2}, {6, 3}, {{"perm", ints({1, 0})}});
+  const int y = b.node("MatMul", "/fc2/MatMul", {h, t2}, {2, 5, 3});
+  b.output(y);
+  REQUIRE(fused(passes::fuse_matmul_transpose(b.graph)) == 2);
+  REQUIRE(b.graph.validate().ok());
+  CHECK(b.live() == 2);
+  CHECK(b.count("MatMulTransB") == 2);
+  std::vector<std::vector<int>> inputs;
+  for (const Node& node : b.graph.nodes) {
+    if (!node.dead) inputs.push_back(node.inputs);
+  }
+  CHECK(inputs == std::vector<std::vector<int>>{{x, w1}, {h, w2}});
+}
+
+TEST_CASE("fuse_matmul_transpose: near misses are left unchanged", "[passes]") {
+  const std::map<std::string, Attribute> swap = {{"perm", ints({1, 0})}};
+  SECTION("the transposed weight has a second reader") {
+    LinearGraph g = make_linear({2, 5, 4}, swap);
+    g.b.output(g.y);
+    g.b.output(g.b.node("Relu", "/relu", {g.t}, {4, 3}));
+    CHECK(fused(passes::fuse_matmul_transpose(g.b.graph)) == 0);
+    CHECK(g.b.count("Transpose") == 1);
+  }
+  SECTION("the transposed weight is a graph output") {
+    LinearGraph g = make_linear({2, 5, 4}, swap);
+    g.b.output(g.y);
+    g.b.output(g.t);
+    CHECK(fused(passes::fuse_matmul_transpose(g.b.graph)) == 0);
+  }
+  SECTION("perm [0, 1] (no transposition)") {
+    Builder b;
+    const int a = b.input("a", {5, 4});
+    const int w = b.weight("w", {4, 3}, ramp(12));
+    const int t = b.node("Transpose", "/t", {w}, {4, 3}, {{"perm", ints({0, 1})}});
+    b.output(b.node("MatMul", "/mm", {a, t}, {5, 3}));
+    CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+    CHECK(b.count("Transpose") == 1);
+  }
+  SECTION("perm of the wrong type") {
+    LinearGraph g = make_linear({5, 4}, {{"perm", i64(1)}});
+    g.b.output(g.y);
+    CHECK(fused(passes::fuse_matmul_transpose(g.b.graph)) == 0);
+  }
+  for (const bool with_perm : {true, false}) {
+    DYNAMIC_SECTION("a 3-D weight, perm " << (with_perm ? "[0, 2, 1]" : "absent")) {
+      Builder b;
+      const int a = b.input("a", {2, 5, 4});
+      const int w = b.weight("w", {2, 3, 4}, ramp(24));
+      std::map<std::string, Attribute> perm;
+      if (with_perm) perm["perm"] = ints({0, 2, 1});
+      const Shape t_shape = with_perm ? Shape{2, 4, 3} : Shape{4, 3, 2};
+      const int t = b.node("Transpose", "/t", {w}, t_shape, std::move(perm));
+      if (with_perm) {
+        b.output(b.node("MatMul", "/mm", {a, t}, {2, 5, 3}));
+      } else {
+        b.output(b.node("MatMul", "/mm", {b.input("c", {4, 5, 3}), t}, {4, 5, 2}));
+      }
+      CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+      CHECK(b.count("Transpose") == 1);
+    }
+  }
+  SECTION("the weight's shape is not known") {
+    Builder b;
+    const int a = b.input("a", {5, 4});
+    const int w = b.input("w", {3, 4});
+    b.graph.values[w].shape.reset();
+    const int t = b.node("Transpose", "/t", {w}, {4, 3}, {{"perm", ints({1, 0})}});
+    b.output(b.node("MatMul", "/mm", {a, t}, {5, 3}));
+    CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+  }
+  SECTION("the transposed value is the MatMul's A") {
+    Builder b;
+    const int w = b.weight("w", {3, 4}, ramp(12));
+    const int t = b.node("Transpose", "/t", {w}, {4, 3}, {{"perm", ints({1, 0})}});
+    b.output(b.node("MatMul", "/mm", {t, b.input("x", {3, 5})}, {4, 5}));
+    CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+    CHECK(b.count("Transpose") == 1);
+  }
+  SECTION("the transposed value is both operands") {
+    Builder b;
+    const int w = b.weight("w", {4, 4}, ramp(16));
+    const int t = b.node("Transpose", "/t", {w}, {4, 4}, {{"perm", ints({1, 0})}});
+    b.output(b.node("MatMul", "/mm", {t, t}, {4, 4}));
+    CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+  }
+  SECTION("the reader is a Gemm, not a MatMul") {
+    Builder b;
+    const int w = b.weight("w", {3, 4}, ramp(12));
+    const int t = b.node("Transpose", "/t", {w}, {4, 3}, {{"perm", ints({1, 0})}});
+    b.output(b.node("Gemm", "/gemm", {b.input("a", {5, 4}), t}, {5, 3}));
+    CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+  }
+  SECTION("the MatMul is of another domain") {
+    LinearGraph g = make_linear({5, 4}, swap);
+    g.b.output(g.y);
+    g.b.graph.nodes[1].domain = "com.microsoft";
+    CHECK(fused(passes::fuse_matmul_transpose(g.b.graph)) == 0);
+  }
+  SECTION("the Transpose is of another domain") {
+    LinearGraph g = make_linear({5, 4}, swap);
+    g.b.output(g.y);
+    g.b.graph.nodes[0].domain = "com.microsoft";
+    CHECK(fused(passes::fuse_matmul_transpose(g.b.graph)) == 0);
+  }
+  SECTION("an int64 weight") {
+    Builder b;
+    const int a = b.input("a", {5, 4}, DType::kInt64);
+    const int w = b.constant("w", testing::int64_tensor({3, 4}, std::vector<int64_t>(12, 1)), true);
+    const int t = b.node("Transpose", "/t", {w}, {4, 3}, {{"perm", ints({1, 0})}}, DType::kInt64);
+    b.output(b.node("MatMul", "/mm", {a, t}, {5, 3}, {}, DType::kInt64));
+    CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+  }
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <set>
 #include <vector>
 
+#include "onnx_loader/pipeline.h"
+
 namespace ps::psimport {
 namespace {
 
@@ -18,12 +20,19 @@ struct OptionSpec {
 // Short and long spellings, both mapped to the long name.
 const std::map<std::string, OptionSpec>& option_table() {
   static const std::map<std::string, OptionSpec> table = {
-      {"-h", {"--help", false}},      {"--help", {"--help", false}},
-      {"-q", {"--quiet", false}},     {"--quiet", {"--quiet", false}},
-      {"-o", {"--output", true}},     {"--output", {"--output", true}},
-      {"--batch", {"--batch", true}}, {"--seq", {"--seq", true}},
-      {"--mode", {"--mode", true}},   {"--grouping", {"--grouping", true}},
-      {"--info", {"--info", true}},   {"--zoo", {"--zoo", true}},
+      {"-h", {"--help", false}},
+      {"--help", {"--help", false}},
+      {"-q", {"--quiet", false}},
+      {"--quiet", {"--quiet", false}},
+      {"-o", {"--output", true}},
+      {"--output", {"--output", true}},
+      {"--batch", {"--batch", true}},
+      {"--seq", {"--seq", true}},
+      {"--mode", {"--mode", true}},
+      {"--grouping", {"--grouping", true}},
+      {"--info", {"--info", true}},
+      {"--zoo", {"--zoo", true}},
+      {"--skip-passes", {"--skip-passes", true}},
   };
   return table;
 }
@@ -58,6 +67,7 @@ Status check_applies(const std::map<std::string, std::string>& given, Command co
       {"--seq", {Command::kImport}},
       {"--mode", {Command::kImport, Command::kZoo}},
       {"--grouping", {Command::kImport}},
+      {"--skip-passes", {Command::kImport}},
   };
   for (const auto& [name, commands] : applies) {
     if (given.count(name) == 0 || commands.count(command) != 0) continue;
@@ -180,6 +190,30 @@ Result<Options> parse_args(std::span<const std::string> args) {
                               "'");
     }
   }
+  if (given.count("--skip-passes") != 0) {
+    // Comma-separated names of the mode's fusion passes.
+    const std::string& list = given["--skip-passes"];
+    const auto mode = options.mode == ImportMode::kTraining ? onnx_loader::Mode::kTraining
+                                                            : onnx_loader::Mode::kInference;
+    const std::vector<std::string> skippable = onnx_loader::skippable_passes(mode);
+    size_t from = 0;
+    while (from <= list.size()) {
+      const size_t comma = std::min(list.find(',', from), list.size());
+      const std::string name = list.substr(from, comma - from);
+      if (name.empty()) {
+        return invalid_argument("--skip-passes needs pass names separated by commas, got '", list,
+                                "'");
+      }
+      if (std::find(skippable.begin(), skippable.end(), name) == skippable.end()) {
+        std::string names;
+        for (const std::string& s : skippable) names += (names.empty() ? "" : ", ") + s;
+        return invalid_argument("--skip-passes: '", name, "' is not a pass ",
+                                onnx_loader::mode_name(mode), " imports may skip (", names, ")");
+      }
+      options.skip_passes.push_back(name);
+      from = comma + 1;
+    }
+  }
   options.quiet = given.count("--quiet") != 0;
 
   if (given.count("--output") != 0) {
@@ -202,7 +236,7 @@ std::string usage() {
 
 Usage:
   psimport MODEL.onnx [-o MODEL.psm] [--batch N] [--seq N] [--mode inference|training]
-           [--grouping per-layer|blocks|whole] [--quiet]
+           [--grouping per-layer|blocks|whole] [--skip-passes PASS,...] [--quiet]
       Import an ONNX model (as exported by PyTorch): fix its symbolic dimensions, apply the
       graph passes for the mode, plan its memory and layer groups, and write a package.
   psimport --info MODEL.psm
@@ -220,11 +254,16 @@ Options:
   --batch N           the batch size the symbolic batch dimension is fixed to
   --seq N             the sequence length for models with one (BERT: 251 in the paper)
   --mode M            inference (fused: BatchNorm folded, bias and ReLU fused; the default)
-                      or training (unfused but for GELU, for the backward pass; with
-                      --zoo: the graph to train)
+                      or training (unfused but for GELU and MatMul of a transposed
+                      weight, for the backward pass; with --zoo: the graph to train)
   --grouping G        how layers are grouped into host-to-GPU copies: per-layer, blocks
                       (one group per source block) or whole (the whole model at once);
                       default: the importer's choice
+  --skip-passes P,... fusion passes not to run, to see what one does to a model's speed or
+                      results (inference: fold_batchnorm, fuse_conv, fuse_matmul_bias,
+                      fuse_layernorm, fuse_add_layernorm, fuse_gelu, remove_zero_add,
+                      fuse_matmul_scale; training: fuse_gelu, fuse_matmul_transpose); the
+                      package records the passes that ran
   -q, --quiet         print nothing but errors
   Options also take the form --name=value; "--" ends the options.
 

@@ -1,6 +1,7 @@
 // Command-line options of psimport, the model import tool. Three commands:
 //   psimport MODEL.onnx [-o MODEL.psm] [--batch N] [--seq N] [--mode inference|training]
-//            [--grouping per-layer|blocks|whole] [--quiet]     import an ONNX model
+//            [--grouping per-layer|blocks|whole] [--skip-passes P,...] [--quiet]
+//                                                               import an ONNX model
 //   psimport --info MODEL.psm                                   describe a package
 //   psimport --zoo NAME [-o NAME.onnx] [--mode M] [--quiet]     write a built-in model as ONNX
 // plus --help. Parsing is a pure function over the arguments, so tests drive it directly.
@@ -10,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -31,6 +33,7 @@ struct Options {
   ImportMode mode = ImportMode::kInference;  // kImport; kZoo: the training graph (zoo.h)
   std::optional<Grouping> grouping;  // kImport: unset means the importer's default
   bool quiet = false;                // kImport / kZoo: no progress or summary
+  std::vector<std::string> skip_passes;  // kImport: fusion passes not to run (--skip-passes)
 };
 
 // Parses the arguments after the program name. Returns the options, or kInvalidArgument with a

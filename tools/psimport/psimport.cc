@@ -107,7 +107,8 @@ Status import_to_package(const Options& options, std::ostream& out, ProgressPrin
   const auto imported = Clock::now();
 
   progress("passes", 0.0);
-  PS_ASSIGN_OR_RETURN(onnx_loader::PipelineReport report, onnx_loader::run_passes(graph, mode));
+  PS_ASSIGN_OR_RETURN(onnx_loader::PipelineReport report,
+                      onnx_loader::run_passes(graph, mode, options.skip_passes));
   if (training) PS_TRY(onnx_loader::check_executable(graph).with_context(options.input));
   progress("passes", 1.0);
 
