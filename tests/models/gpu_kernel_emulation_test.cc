@@ -140,6 +140,33 @@ TEST_CASE("emulated binary kernels match the CPU reference in every broadcast mo
   }
 }
 
+// General broadcasts whose innermost dimension is a warp or longer take a warp per output row
+// (elementwise.cu's binary_general_rows): BERT's attention mask, an operand broadcast along the
+// rows (inner stride 0 in that operand), rows not a multiple of 32 long, more rows than the
+// emulated warps (24: each warp takes several).
+TEST_CASE("emulated binary kernels: general broadcasts by rows", "[gpu_kernel_emulation]") {
+  const std::vector<std::pair<Shape, Shape>> cases = {{{2, 3, 4, 37}, {2, 1, 1, 37}},
+                                                      {{3, 5, 33}, {1, 5, 1}},
+                                                      {{2, 1, 64}, {1, 3, 64}},
+                                                      {{40, 32}, {40, 1}}};
+  for (const auto& [sa, sb] : cases) {
+    Tensor a = rnd(DType::kFloat32, sa, -3, 3), b = rnd(DType::kFloat32, sb, 0.5, 3);
+    const Shape operands[] = {sa, sb};
+    const std::optional<Shape> joint = broadcast_shapes(sa, sb);
+    REQUIRE(joint);
+    auto plan = plan_broadcast(operands, *joint);
+    REQUIRE(plan.ok());
+    INFO("a " << shape_string(sa) << " b " << shape_string(sb) << " mode " << plan->mode);
+    CHECK(plan->mode == kernels::kBroadcastGeneral);
+    for (const auto& [name, code] : {std::pair<const char*, int32_t>{"Add", kernels::kBinaryAdd},
+                                     {"Div", kernels::kBinaryDiv}}) {
+      const Tensor expected = reference1(name, attrs(), {&a, &b});
+      Tensor y = empty_like(expected);
+      run3([&] { ps_binary_f32(a.data<float>(), b.data<float>(), y.mutable_raw(), code, *plan); });
+      CHECK(max_rel(expected, y) == 0.0);
+    }
+  }
+}
 
 TEST_CASE("emulated unary, Where and Cast kernels match the CPU reference", "[gpu_kernel_emulation]") {
   const std::pair<const char*, int32_t> ops[] = {
