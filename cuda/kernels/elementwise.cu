@@ -81,25 +81,33 @@ __device__ inline void general_offsets(const BroadcastParams& p, I i, I (&off)[k
 
 // ---- binary ---------------------------------------------------------------------------------
 
-// A general broadcast whose innermost dimension is at least a warp long (BERT's attention mask,
-// [B, H, S, S] + [B, 1, 1, S]): a warp per output row, the row's operand offsets computed once
-// and its elements read at each operand's innermost stride. Element by element, every element
-// paid the index divisions of every dimension: the mask Add took 41 us where its 48 MB of
-// traffic take ~16 (BERT-base training, H100).
+// A general broadcast whose innermost (merged) dimension is at least a warp long (BERT's
+// attention mask, [B, H, S, S] + [B, 1, 1, S]): a warp per piece of at most kRowPiece elements
+// of an output row, the piece's operand offsets computed once and its elements read at each
+// operand's innermost stride. Element by element, every element paid the index divisions of
+// every dimension: the mask Add took 41 us where its 48 MB of traffic take ~16 (BERT-base
+// training, H100). Pieces, not whole rows: HF's training export adds a [B, 1, S, S] mask, whose
+// merged rows are S * S long, 96 of them: a warp a row took 0.77 ms.
 constexpr int64_t kRowWarpMin = 32;
+constexpr int64_t kRowPiece = 1024;
 
 template <typename TA, typename TB, typename TO, typename F>
 __device__ void binary_general_rows(const TA* a, const TB* b, TO* y, const BroadcastParams& p,
                                     F f) {
   const int64_t inner = p.dims[p.rank - 1];
   const int64_t sa = p.strides[0][p.rank - 1], sb = p.strides[1][p.rank - 1];
-  const int64_t rows = p.count / inner;
+  const int64_t pieces = (inner + kRowPiece - 1) / kRowPiece;
+  const int64_t units = p.count / inner * pieces;
   const int lane = threadIdx.x % 32;
-  for (int64_t r = thread_index() / 32; r < rows; r += thread_count() / 32) {
+  for (int64_t u = thread_index() / 32; u < units; u += thread_count() / 32) {
+    const int64_t r = u / pieces, begin = u % pieces * kRowPiece;
+    const int64_t end = begin + kRowPiece < inner ? begin + kRowPiece : inner;
     int64_t off[2];
     general_offsets<int64_t, 2>(p, r * inner, off);
     TO* out = y + r * inner;
-    for (int64_t c = lane; c < inner; c += 32) out[c] = f(a[off[0] + c * sa], b[off[1] + c * sb]);
+    for (int64_t c = begin + lane; c < end; c += 32) {
+      out[c] = f(a[off[0] + c * sa], b[off[1] + c * sb]);
+    }
   }
 }
 

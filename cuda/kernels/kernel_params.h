@@ -154,17 +154,15 @@ struct LayerNormParams {
 // Reduction codes.
 enum ReduceOp : int32_t { kReduceSum = 0, kReduceMean, kReduceProd, kReduceMax, kReduceMin };
 
-// Outputs of one block of reduce.cu's column-tile mode: a warp reads 32 / kReduceTileColumns
-// rows of kReduceTileColumns consecutive floats (one 32-byte sector each) per load.
-constexpr int kReduceTileColumns = 8;
-
 // A reduction: the input's (merged) dims split into kept dims (the output, contiguous) and
 // reduced dims; in_strides of each in the input. `group` is the number of reduced elements.
 struct ReduceParams {
   int32_t op = kReduceSum;
   int32_t kept_rank = 0;
   int32_t reduced_rank = 0;
-  int32_t pad = 0;
+  // Column-tile mode: the outputs of one block (8, 16 or 32); a warp's load reads
+  // 32 / tile_columns rows of tile_columns consecutive elements.
+  int32_t tile_columns = 32;
   int64_t out_count = 0;
   int64_t group = 0;
   int64_t kept_dims[kMaxRank] = {};

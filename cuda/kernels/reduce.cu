@@ -4,7 +4,7 @@
 // contiguous) and reduced ones. When the input's innermost dimension is reduced, a warp
 // reduces each output element (its lanes read consecutive addresses); otherwise one thread
 // reduces each output element (consecutive threads read consecutive addresses), or, when the
-// outputs are few and the groups long, a block takes 8 outputs and its lanes split the group. Float sums and
+// outputs are few and the groups long, a block takes 8 to 32 outputs and its lanes split the group. Float sums and
 // products accumulate in double, integer ones in wrapping 64-bit, as the CPU reference does;
 // Max/Min propagate NaN. Launchers: models/gpu/reduce_op.cc.
 #include <cstdint>
@@ -154,25 +154,24 @@ __device__ void reduce_warps(const T* x, T* y, const ReduceParams& p) {
   }
 }
 
-// A block per kTileColumns (8) consecutive outputs, for reductions whose innermost input
-// dimension is kept and whose outputs are too few to fill the GPU (a bias gradient: [rows,
-// columns] summed over rows, where a thread per output leaves most SMs idle and walks every row
-// alone). Lane l of warp w takes output tile * 8 + l % 8 and the group's elements
-// w * 4 + l / 8, then every warps * 4-th after it: one load of a warp reads four rows of eight
-// floats, a 32-byte sector each. The four lanes of an output combine by shuffles, then warp 0
-// combines the warps' results in warp order (a fixed order: deterministic).
+// A block per p.tile_columns (8, 16 or 32: T) consecutive outputs, for reductions whose
+// innermost input dimension is kept and whose outputs are too few to fill the GPU (a bias
+// gradient: [rows, columns] summed over rows, where a thread per output leaves most SMs idle and
+// walks every row alone). Lane l of warp w takes output tile * T + l % T and the group's
+// elements w * (32 / T) + l / T, then every warps * (32 / T)-th after it: one load of a warp
+// reads 32 / T rows of T consecutive elements. The lanes of an output combine by shuffles, then
+// warp 0 combines the warps' results in warp order (a fixed order: deterministic).
 // blockDim.x: a multiple of 32, at most 1024.
-// Tiles of 8 outputs, not 32: a 768-wide bias gradient over 2008 rows in 32-wide tiles ran on
-// 24 blocks (24 of 132 SMs), each warp waiting for eight memory round trips: ~19.5 us where
-// the bytes take ~2 (BERT-base training, H100). In 8-wide tiles it takes 96 blocks and two
-// round trips a warp.
+// The tile width (index_plan.cc's plan_reduce) trades blocks for row length: a 768-wide bias
+// gradient over 2008 rows in 32-wide tiles ran on 24 blocks (24 of 132 SMs), ~19.5 us where the
+// bytes take ~2; in 8-wide tiles (96 blocks), ~11 us. A 3072-wide one went from 21.7 us in
+// 32-wide tiles (96 blocks) to 26 us in 8-wide (384): 32-byte row pieces halve what each DRAM
+// access brings (BERT-base training, H100).
 // A thread's elements are read kColumnBatch at a time, every load unconditional (indices past
 // the group clamped to its last element, whose value is then not added), so the batch's loads
 // are in flight together; one at a time, each waited for the one before, a warp of the 2008-row
 // gradient issued 63 memory latencies (~45 us).
 constexpr int kColumnBatch = 8;
-constexpr int kTileColumns = ps::kernels::kReduceTileColumns;
-constexpr int kTileRows = 32 / kTileColumns;
 
 // reduced_offset without the divisions when the reduced dimensions merged into one.
 __device__ inline int64_t reduced_offset_of(const ReduceParams& p, int64_t r) {
@@ -182,13 +181,14 @@ __device__ inline int64_t reduced_offset_of(const ReduceParams& p, int64_t r) {
 template <typename T>
 __device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
   using A = typename Acc<T>::type;
-  __shared__ A partial[32][kTileColumns];
+  __shared__ A partial[32][32];
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  const unsigned column = lane % kTileColumns;
-  const int64_t first = warp * kTileRows + lane / kTileColumns;
-  const int64_t stride = static_cast<int64_t>(warps) * kTileRows;
-  for (int64_t tile = blockIdx.x; tile * kTileColumns < p.out_count; tile += gridDim.x) {
-    const int64_t j = tile * kTileColumns + column;
+  const int tile_columns = p.tile_columns, tile_rows = 32 / tile_columns;
+  const unsigned column = lane % tile_columns;
+  const int64_t first = warp * tile_rows + lane / tile_columns;
+  const int64_t stride = static_cast<int64_t>(warps) * tile_rows;
+  for (int64_t tile = blockIdx.x; tile * tile_columns < p.out_count; tile += gridDim.x) {
+    const int64_t j = tile * tile_columns + column;
     Reducer<T> r(p.op);
     if (j < p.out_count) {
       const T* base = x + kept_offset(p, j);
@@ -205,15 +205,14 @@ __device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
         }
       }
     }
-    // Lanes column, column + 8, + 16, + 24 hold the output's rows; every lane takes part.
+    // Lanes column, column + T, ... hold the output's rows; every lane takes part.
     A acc = r.acc;
-#pragma unroll
-    for (int o = 16; o >= kTileColumns; o >>= 1) {
+    for (int o = 16; o >= tile_columns; o >>= 1) {
       acc = Reducer<T>::combine(p.op, acc, __shfl_xor_sync(0xffffffffu, acc, o));
     }
-    if (lane < kTileColumns) partial[warp][lane] = acc;
+    if (lane < static_cast<unsigned>(tile_columns)) partial[warp][lane] = acc;
     __syncthreads();
-    if (warp == 0 && lane < kTileColumns) {
+    if (warp == 0 && lane < static_cast<unsigned>(tile_columns)) {
       acc = partial[0][lane];
       for (unsigned w = 1; w < warps; ++w) acc = Reducer<T>::combine(p.op, acc, partial[w][lane]);
       r.acc = acc;
@@ -226,7 +225,7 @@ __device__ void reduce_columns(const T* x, T* y, const ReduceParams& p) {
 }  // namespace reduce
 
 // mode 0: a thread per output element; mode 1: a warp per output element; mode 2: a block per
-// 8 output elements (models/gpu/index_plan.h: ReduceMode).
+// p.tile_columns output elements (models/gpu/index_plan.h: ReduceMode).
 #define PS_REDUCE_KERNEL(NAME, T)                                                               \
   extern "C" __global__ void NAME(const T* x, T* y, ps::kernels::ReduceParams p, int32_t mode) { \
     if (mode == 1) {                                                                            \

@@ -292,8 +292,15 @@ Result<ReducePlan> plan_reduce(const Shape& in, const std::vector<bool>& reduced
     plan.mode = ReduceMode::kWarpPerOutput;
   } else if (!red.empty() && !inner_reduced && p.group >= 64 && p.out_count < 262144) {
     // Fewer outputs than the GPU has threads, each a long walk: the group is split among the
-    // warps of a block (kernel_op_util.h: reduce_launch_shape).
+    // warps of a block (kernel_op_util.h: reduce_launch_shape). Tiles of 32 outputs (whole
+    // 128-byte rows) while they give a block to each of an H100's 132 SMs, else narrower ones
+    // for more blocks, down to 8 (32-byte pieces; reduce.cu says what each cost).
     plan.mode = ReduceMode::kColumnTiles;
+    constexpr int64_t kSms = 132;
+    p.tile_columns = 32;
+    while (p.tile_columns > 8 && (p.out_count + p.tile_columns - 1) / p.tile_columns < kSms) {
+      p.tile_columns /= 2;
+    }
   }
   return plan;
 }

@@ -79,7 +79,8 @@ Result<SliceAxis> normalize_slice(int64_t start, int64_t end, int64_t step, int6
 //  - kWarpPerOutput: the innermost input dimension is reduced, a warp reduces each output;
 //  - kColumnTiles: the innermost input dimension is kept and the group is long while the
 //    outputs are too few to fill the GPU (a bias gradient: [rows, columns] summed over rows):
-//    a block per 8 outputs, its lanes splitting the group, combined in a fixed order.
+//    a block per 8, 16 or 32 outputs (params.tile_columns: 32 while that gives a block to
+//    every SM), its lanes splitting the group, combined in a fixed order.
 enum class ReduceMode : int32_t { kThreadPerOutput = 0, kWarpPerOutput = 1, kColumnTiles = 2 };
 const char* reduce_mode_name(ReduceMode mode);
 

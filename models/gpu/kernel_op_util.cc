@@ -127,11 +127,13 @@ LaunchShape reduce_launch_shape(const ReducePlan& plan) {
     case ReduceMode::kWarpPerOutput:
       return {grid_for(outputs * 32), kBlock};
     case ReduceMode::kColumnTiles: {
-      // grid_for's cap, one block per tile; a warp per ~32 elements of the group (eight a
-      // lane, in four rows a load), 1 to 32 warps.
-      const int64_t tiles =
-          (outputs + kernels::kReduceTileColumns - 1) / kernels::kReduceTileColumns;
-      const int64_t warps = std::clamp<int64_t>((plan.params.group + 31) / 32, 1, 32);
+      // grid_for's cap, one block per tile; 1 to 32 warps, each for ~8 elements of the group
+      // a lane (a warp's load reads 32 / width rows: 8 * 32 / width rows a warp).
+      const int64_t width = plan.params.tile_columns;
+      const int64_t tiles = (outputs + width - 1) / width;
+      const int64_t rows_per_warp = 8 * 32 / width;
+      const int64_t warps =
+          std::clamp<int64_t>((plan.params.group + rows_per_warp - 1) / rows_per_warp, 1, 32);
       return {grid_for(tiles * kBlock), static_cast<unsigned>(32 * warps)};
     }
   }

@@ -69,8 +69,8 @@ Result<cuda::Kernel> warp_row_kernel(const OpEnv& env, const char* family, int s
                                      const char* fallback);
 
 // The launch of reduce.cu's kernel for `plan`: grid_for's blocks of kBlock threads over the
-// outputs (a thread or a warp each); for column tiles, a block per 8 outputs
-// (kernels::kReduceTileColumns) of a warp per ~32 elements of the group (1 to 32 warps).
+// outputs (a thread or a warp each); for column tiles, a block per tile of outputs
+// (params.tile_columns: 8, 16 or 32) of 1 to 32 warps, each lane for ~8 elements of the group.
 struct LaunchShape {
   unsigned grid = 1, block = kBlock;
 };

@@ -142,10 +142,13 @@ TEST_CASE("emulated binary kernels match the CPU reference in every broadcast mo
 
 // General broadcasts whose innermost dimension is a warp or longer take a warp per output row
 // (elementwise.cu's binary_general_rows): BERT's attention mask, an operand broadcast along the
-// rows (inner stride 0 in that operand), rows not a multiple of 32 long, more rows than the
-// emulated warps (24: each warp takes several).
+// rows (inner stride 0 in that operand), rows not a multiple of 32 long, rows of several
+// pieces (HF's [B, 1, S, S] mask: merged rows S * S long), more rows than the emulated warps
+// (24: each warp takes several).
 TEST_CASE("emulated binary kernels: general broadcasts by rows", "[gpu_kernel_emulation]") {
   const std::vector<std::pair<Shape, Shape>> cases = {{{2, 3, 4, 37}, {2, 1, 1, 37}},
+                                                      // rows of several pieces (1024 each)
+                                                      {{2, 3, 50, 50}, {2, 1, 50, 50}},
                                                       {{3, 5, 33}, {1, 5, 1}},
                                                       {{2, 1, 64}, {1, 3, 64}},
                                                       {{40, 32}, {40, 1}}};

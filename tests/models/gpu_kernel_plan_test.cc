@@ -328,22 +328,31 @@ TEST_CASE("reduction plans split kept and reduced dimensions", "[gpu_kernel_plan
   CHECK(lead->mode == ReduceMode::kThreadPerOutput);
   CHECK(reduce_launch_shape(*lead).block == 256);
   CHECK(reduce_launch_shape(*lead).grid == 1);
-  // A bias gradient (BERT's [8 x 251 tokens, 768] over the tokens): column tiles, a block of
-  // 32 warps per 8 outputs (96 blocks: 24 tiles of 32 left 108 of an H100's 132 SMs idle); the
-  // FFN's 3072 outputs take 384 blocks.
+  // A bias gradient (BERT's [8 x 251 tokens, 768] over the tokens): column tiles, 8 outputs a
+  // block (96 blocks; 32-wide tiles would be 24, 108 of an H100's 132 SMs idle), 32 warps; the
+  // FFN's 3072 outputs in 16-wide tiles (192 blocks: 32-wide would leave SMs idle, 8-wide
+  // reads 32-byte pieces, which measured slower).
   auto bias = plan_reduce({8, 251, 768}, {true, true, false});
   REQUIRE(bias.ok());
   CHECK(bias->mode == ReduceMode::kColumnTiles);
   CHECK(bias->params.group == 8 * 251);
+  CHECK(bias->params.tile_columns == 8);
   CHECK(reduce_launch_shape(*bias).block == 1024);
   CHECK(reduce_launch_shape(*bias).grid == 96);
   auto ffn = plan_reduce({2008, 3072}, {true, false});
   REQUIRE(ffn.ok());
-  CHECK(reduce_launch_shape(*ffn).grid == 384);
-  // A short group gets fewer warps per block (a warp per ~32 elements).
+  CHECK(ffn->params.tile_columns == 16);
+  CHECK(reduce_launch_shape(*ffn).grid == 192);
+  // Enough outputs for 132 blocks of 32: whole 128-byte rows.
+  auto wide_tiles = plan_reduce({2008, 4224}, {true, false});
+  REQUIRE(wide_tiles.ok());
+  CHECK(wide_tiles->params.tile_columns == 32);
+  CHECK(reduce_launch_shape(*wide_tiles).grid == 132);
+  // A short group gets fewer warps per block (each lane ~8 elements: 32 rows a warp at width 8).
   auto short_group = plan_reduce({100, 9}, {true, false});
   REQUIRE(short_group.ok());
   CHECK(short_group->mode == ReduceMode::kColumnTiles);
+  CHECK(short_group->params.tile_columns == 8);
   CHECK(reduce_launch_shape(*short_group).block == 32 * 4);
   // Many outputs fill the GPU with a thread each.
   auto wide = plan_reduce({64, 1 << 19}, {true, false});

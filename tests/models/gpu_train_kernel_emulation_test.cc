@@ -461,9 +461,9 @@ TEST_CASE("emulated broadcast backward: dY summed over the broadcast dimensions"
 }
 
 // Bias gradients (long groups over the leading dimensions, the innermost kept) take the
-// column-tile mode: a block per 8 outputs, the lanes splitting the group four rows a load.
-// Partial tiles, groups not a multiple of the warps' rows, several batches of loads a lane
-// (300 rows: three under the emulation's 4 warps), a two-dimensional kept part, and the mean.
+// column-tile mode: a block per 8, 16 or 32 outputs, the lanes splitting the group 32 / width
+// rows a load. Partial tiles, groups not a multiple of the warps' rows, several batches of loads
+// a lane (300 rows), a two-dimensional kept part, each tile width, and the mean.
 TEST_CASE("emulated broadcast backward: column tiles for bias gradients", "[gpu_train_emulation]") {
   struct Case {
     Shape dy, in;
@@ -486,9 +486,13 @@ TEST_CASE("emulated broadcast backward: column tiles for bias gradients", "[gpu_
     REQUIRE(plan.ok());
     CHECK(plan->mode == ReduceMode::kColumnTiles);
     CHECK(reduce_launch_shape(*plan).block % 32 == 0);
-    Tensor out = zeros_f32(c.in);
-    emu_reduce(dy.data<float>(), out.mutable_data<float>(), *plan);
-    CHECK(grad_error(*expected, out).max_rel <= kTolerance);
+    for (int32_t width : {8, 16, 32}) {
+      INFO("tile width " << width);
+      plan->params.tile_columns = width;
+      Tensor out = zeros_f32(c.in);
+      emu_reduce(dy.data<float>(), out.mutable_data<float>(), *plan);
+      CHECK(grad_error(*expected, out).max_rel <= kTolerance);
+    }
   }
   // The mean over the leading dimension, in the same mode.
   const Tensor x = random_tensor(DType::kFloat32, {100, 9}, 450);
