@@ -54,6 +54,9 @@
 #                                        precision (every policy and grouping, the target check)
 #   bash scripts/gpu-session.sh hwqueues issue 6: after switch, the switch modes and 60 requests
 #                                        per model with 8 (default) and 32 hardware work queues
+#   bash scripts/gpu-session.sh bertstep BERT-base's TF32 training step alone (export, import,
+#                                        psbench train --runs 20, one step profiled item by item)
+#                                        beside PyTorch's: a short lease's kernel check
 #   bash scripts/gpu-session.sh bert     issue 7: BERT-base fine-tuning against PyTorch (20-step
 #                                        trajectory on the same token batches, step time)
 #   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
@@ -63,7 +66,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|reprofull|reuse|soak|lnprobe|ab|paging|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|parallel"
+STEPS="repro|reprofull|reuse|soak|lnprobe|ab|paging|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|bertstep|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -385,6 +388,20 @@ case "$STEP" in
     # Every [gpu] case and the e2e GPU tests, nothing else (a short lease's best use).
     guarded 560 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
     tail -40 "$OUT/gpu-check.log"
+    ;;
+  bertstep)
+    [[ -f /tmp/w/bert_train.onnx ]] || guarded 60 bert-export.log python3 scripts/torch_train.py \
+      --model bert_base --batch 8 --seq 251 --export-onnx /tmp/w/bert_train.onnx
+    [[ -f /tmp/w/bert_train.psm ]] || guarded 60 bert-import.log /tmp/b/bin/psimport \
+      /tmp/w/bert_train.onnx --batch 8 --seq 251 --mode training -o /tmp/w/bert_train.psm
+    guarded 40 bertstep.log /tmp/b/bin/psbench train /tmp/w/bert_train.psm --precision tf32 \
+      --steps 0 --runs 20
+    guarded 40 bertstep-items.log /tmp/b/bin/psbench train /tmp/w/bert_train.psm \
+      --precision tf32 --steps 1 --runs 3 --profile-top 1000
+    guarded 60 bertstep-torch.log python3 scripts/torch_train.py --model bert_base --batch 8 \
+      --seq 251 --time --precisions tf32
+    grep -h '^step:' "$OUT/bertstep.log"; grep -h 'ms/step' "$OUT/bertstep-torch.log"
+    grep -E "^ +[0-9.]+ ms +[0-9.]+%" "$OUT/bertstep-items.log" | head -10
     ;;
   bert)
     # BERT-base fine-tuning from PyTorch's own export: 20 steps against PyTorch's on the same
