@@ -149,16 +149,17 @@ std::vector<std::string> skippable_passes(Mode mode) {
   return names;
 }
 
-Result<PipelineReport> run_passes(Graph& graph, Mode mode, const std::vector<std::string>& skip) {
+Status check_skippable(Mode mode, const std::string& name) {
   const std::vector<std::string> skippable = skippable_passes(mode);
-  for (const std::string& name : skip) {
-    if (std::find(skippable.begin(), skippable.end(), name) == skippable.end()) {
-      std::string names;
-      for (const std::string& s : skippable) names += (names.empty() ? "" : ", ") + s;
-      return invalid_argument("'", name, "' is not a pass ", mode_name(mode), " imports may skip (",
-                              names, ")");
-    }
-  }
+  if (std::find(skippable.begin(), skippable.end(), name) != skippable.end()) return Status::OK();
+  std::string names;
+  for (const std::string& s : skippable) names += (names.empty() ? "" : ", ") + s;
+  return invalid_argument("'", name, "' is not a pass ", mode_name(mode), " imports may skip (",
+                          names, ")");
+}
+
+Result<PipelineReport> run_passes(Graph& graph, Mode mode, const std::vector<std::string>& skip) {
+  for (const std::string& name : skip) PS_TRY(check_skippable(mode, name));
   PS_TRY(graph.validate().with_context("graph before passes"));
   PipelineReport report;
   report.nodes_before = live_nodes(graph);

@@ -70,5 +70,7 @@ Result<PipelineReport> run_passes(Graph& graph, Mode mode,
                                   const std::vector<std::string>& skip = {});
 // The passes of `mode` that run_passes may skip, in order.
 std::vector<std::string> skippable_passes(Mode mode);
+// OK when `name` is one of them, else kInvalidArgument naming the ones that are.
+Status check_skippable(Mode mode, const std::string& name);
 
 }  // namespace ps::onnx_loader

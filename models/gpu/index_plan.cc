@@ -296,9 +296,8 @@ Result<ReducePlan> plan_reduce(const Shape& in, const std::vector<bool>& reduced
     // 128-byte rows) while they give a block to each of an H100's 132 SMs, else narrower ones
     // for more blocks, down to 8 (32-byte pieces; reduce.cu says what each cost).
     plan.mode = ReduceMode::kColumnTiles;
-    constexpr int64_t kSms = 132;
     p.tile_columns = 32;
-    while (p.tile_columns > 8 && (p.out_count + p.tile_columns - 1) / p.tile_columns < kSms) {
+    while (p.tile_columns > 8 && (p.out_count + p.tile_columns - 1) / p.tile_columns < kTargetSms) {
       p.tile_columns /= 2;
     }
   }

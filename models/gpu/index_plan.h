@@ -84,6 +84,10 @@ Result<SliceAxis> normalize_slice(int64_t start, int64_t end, int64_t step, int6
 enum class ReduceMode : int32_t { kThreadPerOutput = 0, kWarpPerOutput = 1, kColumnTiles = 2 };
 const char* reduce_mode_name(ReduceMode mode);
 
+// The SMs the launch shapes are sized for (an H100's 132): grid_for's cap, and the column
+// tiles' width (plan_reduce gives each of them a block).
+inline constexpr int64_t kTargetSms = 132;
+
 // A reduction of `in` over the axes marked in `reduced` (same rank as in), output contiguous
 // over the kept dimensions, and the kernel's mode for it (its launch shape:
 // kernel_op_util.h's reduce_launch_shape).

@@ -101,8 +101,8 @@ Status check_arity(const OpSpec& spec, size_t min_inputs, size_t max_inputs, siz
 int32_t kernel_dtype(DType dtype) { return static_cast<int32_t>(dtype); }
 
 unsigned grid_for(int64_t items) {
-  // ~32 resident blocks of 256 threads per SM on 132 SMs; grid-stride loops do the rest.
-  constexpr int64_t kMaxBlocks = 132 * 32;
+  // ~32 resident blocks of 256 threads per SM on kTargetSms SMs; grid-stride loops do the rest.
+  constexpr int64_t kMaxBlocks = kTargetSms * 32;
   const int64_t blocks = (items + kBlock - 1) / kBlock;
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxBlocks));
 }

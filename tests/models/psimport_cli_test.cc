@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "onnx_loader/package_writer.h"
+#include "onnx_loader/pipeline.h"
 #include "tests/models/package_fixture.h"
 #include "tools/psimport/options.h"
 #include "tools/psimport/psimport.h"
@@ -158,6 +159,12 @@ TEST_CASE("psimport --help, usage errors and exit codes", "[psimport]") {
   CHECK(r.status == 0);
   CHECK_THAT(r.out, Contains("psimport --info MODEL.psm"));
   CHECK_THAT(r.out, Contains("--grouping G"));
+  // --skip-passes's list is written out: every pass it accepts is named.
+  for (auto mode : {ps::onnx_loader::Mode::kInference, ps::onnx_loader::Mode::kTraining}) {
+    for (const std::string& pass : ps::onnx_loader::skippable_passes(mode)) {
+      CHECK_THAT(r.out, Contains(pass));
+    }
+  }
   CHECK(r.err.empty());
 
   r = run({"--batch", "8"});

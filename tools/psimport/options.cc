@@ -195,7 +195,6 @@ Result<Options> parse_args(std::span<const std::string> args) {
     const std::string& list = given["--skip-passes"];
     const auto mode = options.mode == ImportMode::kTraining ? onnx_loader::Mode::kTraining
                                                             : onnx_loader::Mode::kInference;
-    const std::vector<std::string> skippable = onnx_loader::skippable_passes(mode);
     size_t from = 0;
     while (from <= list.size()) {
       const size_t comma = std::min(list.find(',', from), list.size());
@@ -204,12 +203,7 @@ Result<Options> parse_args(std::span<const std::string> args) {
         return invalid_argument("--skip-passes needs pass names separated by commas, got '", list,
                                 "'");
       }
-      if (std::find(skippable.begin(), skippable.end(), name) == skippable.end()) {
-        std::string names;
-        for (const std::string& s : skippable) names += (names.empty() ? "" : ", ") + s;
-        return invalid_argument("--skip-passes: '", name, "' is not a pass ",
-                                onnx_loader::mode_name(mode), " imports may skip (", names, ")");
-      }
+      PS_TRY(onnx_loader::check_skippable(mode, name).with_context("--skip-passes"));
       options.skip_passes.push_back(name);
       from = comma + 1;
     }
