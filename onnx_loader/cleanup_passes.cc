@@ -30,6 +30,7 @@ bool make_mask_constant(Graph& graph, Node& node) {
   data->bytes.assign(element_count(*mask.shape), 1);
   mask.dtype = DType::kBool;
   mask.constant = std::move(data);
+  mask.literal = true;
   mask.producer = -1;
   return true;
 }
@@ -58,6 +59,7 @@ Status remove_identity_and_dropout(Graph& graph, int* removed) {
       graph.replace_uses(y, x);
     } else if (in.constant) {
       out.constant = in.constant;
+      out.literal = in.literal;
       out.dtype = in.dtype;
       out.shape = in.shape;
       out.producer = -1;

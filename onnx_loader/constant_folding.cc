@@ -18,6 +18,7 @@ Status fold_constants(Graph& graph, int* folded) {
 
     inputs.assign(node.inputs.size(), InputInfo{});
     bool ready = true;
+    bool literal = true;  // no input's data came from an initializer
     uint64_t input_bytes = 0;
     for (size_t k = 0; k < node.inputs.size() && ready; ++k) {
       const int v = node.inputs[k];
@@ -27,6 +28,7 @@ Status fold_constants(Graph& graph, int* folded) {
         inputs[k] = InputInfo{true, value.name, value.constant->dtype, value.constant->shape,
                               value.constant.get()};
         input_bytes += value.constant->bytes.size();
+        literal = literal && value.literal;
       } else if (shapes_only && value.shape && value.dtype != DType::kUndefined) {
         inputs[k] = InputInfo{true, value.name, value.dtype, *value.shape, nullptr};
       } else {
@@ -54,6 +56,7 @@ Status fold_constants(Graph& graph, int* folded) {
       out.dtype = types[k].dtype;
       out.shape = types[k].shape;
       out.constant = std::make_shared<const TensorData>(std::move((*results)[k]));
+      out.literal = literal;
       out.producer = -1;
     }
     node.dead = true;

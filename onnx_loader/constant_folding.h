@@ -17,7 +17,9 @@ inline constexpr uint64_t kMaxFoldGrowthBytes = 16ull << 20;
 // inputs are all constants (Shape and Size: whose input has a static shape). Its outputs
 // become constants (producer -1) and the node is marked dead; call eliminate_dead_code() or
 // Graph::compact() afterwards to drop what is no longer used, and mark_weights() to classify
-// the new constants. Preconditions: graph inputs have static shapes (infer_shapes has run, so
+// the new constants. An output is a literal (Value::literal) when every input whose data the
+// node read was one: what the graph computes from its own Constant nodes and shapes is never a
+// parameter. Preconditions: graph inputs have static shapes (infer_shapes has run, so
 // Shape of intermediate values can fold too). Stores the number of folded nodes in *folded
 // when given. Returns an error naming the node when an evaluation fails for a reason other
 // than "not a constant" (an index out of range, an integer division by zero).

@@ -62,6 +62,13 @@ struct Value {
   // True for initializers that are model parameters or buffers (they go to the weight blob);
   // false for small constants that only feed shape arithmetic or attributes.
   bool is_weight = false;
+  // True for a constant the graph makes itself: a Constant node's value, or one constant
+  // folding computed from such values and shapes alone (HF's attention mask, built from a
+  // literal tensor of ones). It goes to the weight blob when read as data, like is_weight
+  // constants, but is never a model parameter: only initializers (and what folding or the
+  // passes derive from them) are. PyTorch's exporters store every parameter and buffer as an
+  // initializer, and Constant nodes for tensors the forward pass creates.
+  bool literal = false;
   int producer = -1;           // index of the producing node, -1 for inputs and constants
 };
 

@@ -298,6 +298,7 @@ Result<ConvertedModel> convert_model_structure(const onnx::ModelProto& model,
       value.dtype = data.dtype;
       value.shape = data.shape;
       value.constant = std::make_shared<const TensorData>(std::move(data));
+      value.literal = true;
       value_of[proto.output(0)] = graph.add_value(std::move(value));
       ++out.constant_nodes;
       continue;

@@ -121,7 +121,8 @@ std::vector<NamedPass> fusion_passes(Mode mode) {
 }  // namespace
 
 bool is_parameter(const Value& value) {
-  return value.constant != nullptr && value.is_weight && value.constant->elements() > 1;
+  return value.constant != nullptr && value.is_weight && !value.literal &&
+         value.constant->elements() > 1;
 }
 
 const char* mode_name(Mode mode) { return mode == Mode::kInference ? "inference" : "training"; }

@@ -36,8 +36,9 @@ struct PipelineReport {
 };
 
 // A model parameter or buffer: a constant marked is_weight (read as data) with more than one
-// element. Scalars read as data (0.5, sqrt(2), -10000) are the exporter's constants, not
-// parameters, whichever way the importer marked them.
+// element that is not a literal (Value::literal). Scalars read as data (0.5, sqrt(2), -10000)
+// are the exporter's constants, not parameters, whichever way the importer marked them; so are
+// tensors the graph builds from Constant nodes (HF BERT's folded [B,1,S,S] attention mask).
 bool is_parameter(const Value& value);
 
 // Runs the passes of `mode` over `graph` in place, in this order:

@@ -7,9 +7,11 @@
 #include <set>
 
 #include "onnx_loader/grouping.h"
+#include "onnx_loader/onnx_import.h"
 #include "onnx_loader/pipeline.h"
 #include "tests/onnx_loader/graph_builder.h"
 #include "tests/onnx_loader/manifest_checks.h"
+#include "tests/onnx_loader/onnx_builder.h"
 
 namespace ps::onnx_loader {
 namespace {
@@ -401,6 +403,64 @@ TEST_CASE("lower: small constants read by layers are non-trainable weights", "[l
   CHECK(by_name["x"]->kind() == psm::Tensor::INPUT);
   CHECK(by_name["/Mul:0"]->kind() == psm::Tensor::OUTPUT);
   CHECK(by_name["/Reshape:0"]->kind() == psm::Tensor::ACTIVATION);
+}
+
+// HF BERT's training export builds its attention mask in the graph (Constant ones, then
+// (1 - mask) * min, expanded to [B,1,S,S]: all zeros without padding); folding makes it one
+// [B,1,S,S] constant. It is uploaded with the weights but is no parameter: before Value::literal it
+// was trained (AdamW moved it, its gradient was computed every step) and counted as 504,008
+// parameters of BERT. What folding derives from an initializer (inference folds Transpose(W)) stays
+// a parameter.
+TEST_CASE("lower: a tensor folded from Constant nodes is a weight, not a parameter", "[lower]") {
+  using testing::ModelBuilder;
+  constexpr int32_t kFloat = onnx::TensorProto::FLOAT;
+  for (Mode mode : {Mode::kTraining, Mode::kInference}) {
+    INFO(mode_name(mode));
+    ModelBuilder mb(17);
+    mb.input("x", kFloat, {2, 3})
+        .constant("ones", testing::floats("ones", {2, 3}, {1, 1, 0, 1, 1, 1}))  // one pad
+        .constant("one", testing::floats("one", {}, {1.0f}))
+        .constant("min", testing::floats("min", {}, {-1e4f}))
+        .node("Sub", {"one", "ones"}, {"inverted"})
+        .node("Mul", {"inverted", "min"}, {"mask"})
+        .node("Add", {"x", "mask"}, {"masked"})
+        .initializer(testing::filled("fc.weight", {4, 3}, 0.5f))
+        .node("Transpose", {"fc.weight"}, {"fc.weight_t"},
+              {testing::attr("perm", std::vector<int64_t>{1, 0})})
+        .node("MatMul", {"masked", "fc.weight_t"}, {"y"})
+        .output("y");
+    ImportOptions import_options;
+    import_options.optimize = false;
+    import_options.require_executable = false;
+    Result<Graph> graph = import_onnx_model(mb.build(), import_options);
+    INFO(graph.status().to_string());
+    REQUIRE(graph.ok());
+    REQUIRE(run_passes(*graph, mode).ok());
+    const int mask = graph->find_value("mask");
+    REQUIRE(mask >= 0);
+    REQUIRE(graph->values[mask].constant != nullptr);  // folded
+    CHECK(graph->values[mask].is_weight);
+    CHECK(graph->values[mask].literal);
+    CHECK_FALSE(is_parameter(graph->values[mask]));
+    // Training reads fc.weight as stored (MatMulTransB); inference folds its Transpose.
+    const int weight = graph->find_value(mode == Mode::kTraining ? "fc.weight" : "fc.weight_t");
+    REQUIRE(weight >= 0);
+    REQUIRE(graph->values[weight].constant != nullptr);
+    CHECK_FALSE(graph->values[weight].literal);
+    CHECK(is_parameter(graph->values[weight]));
+
+    Result<LoweredModel> lowered = lower(*graph, LowerOptions{});
+    REQUIRE(lowered.ok());
+    std::map<std::string, const psm::Tensor*> by_name;
+    for (const psm::Tensor& t : lowered->manifest.tensors()) by_name[t.name()] = &t;
+    REQUIRE(by_name.count("mask"));
+    CHECK(by_name["mask"]->kind() == psm::Tensor::WEIGHT);
+    CHECK_FALSE(by_name["mask"]->trainable());
+    if (mode == Mode::kTraining) {
+      REQUIRE(by_name.count("fc.weight"));
+      CHECK(by_name["fc.weight"]->trainable());
+    }
+  }
 }
 
 TEST_CASE("lower: errors name the cause", "[lower]") {
