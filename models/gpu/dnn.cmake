@@ -7,6 +7,7 @@ target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/conv_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/dnn_descriptors.cc
   ${CMAKE_CURRENT_LIST_DIR}/gemm_op.cc
+  ${CMAKE_CURRENT_LIST_DIR}/lt_matmul.cc
   ${CMAKE_CURRENT_LIST_DIR}/matmul_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/pool_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/window_plan.cc

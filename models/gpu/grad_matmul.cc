@@ -1,22 +1,21 @@
-// MatMul backward (numpy semantics, batch dimensions broadcast) on cuBLAS, as models/cpu/
+// MatMul backward (numpy semantics, batch dimensions broadcast) on cuBLASLt, as models/cpu/
 // grad_matmul.cc: dA = dY B^T and dB = A^T dY per batch entry, each summed over the batch
 // dimensions its operand was broadcast on; MatMulTransB's (B stored [N, K]): dA = dY B and
 // dB = dY^T A, B's transposed copy and its gradient's never made. The shapes are planned by
-// plan_matmul_backward (matmul_grad_plan.h): each gradient is one cublasGemmStridedBatchedEx per
-// forward call on the stored operands (no transposes copied); written straight into the gradient
-// (beta = 1 to accumulate) when no operand matrix is shared by several batch entries, else into the
-// workspace at the full batch shape and summed by ps_reduce_f32 (then ps_accumulate_f32 when
-// accumulating). Precision: CUBLAS_COMPUTE_32F (strict fp32) or CUBLAS_COMPUTE_32F_FAST_TF32,
-// per the OpEnv, as grad_gemm.cc.
-#include <cublas_v2.h>
-
+// plan_matmul_backward (matmul_grad_plan.h): each gradient is one strided batch per forward call
+// on the stored operands (no transposes copied), an LtMatmul (lt_matmul.h: its algorithm timed
+// at plan time, as the forward's); written straight into the gradient (beta = 1 to accumulate)
+// when no operand matrix is shared by several batch entries, else into the workspace at the full
+// batch shape and summed by ps_reduce_f32 (then ps_accumulate_f32 when accumulating).
+// Precision: CUBLAS_COMPUTE_32F (strict fp32) or CUBLAS_COMPUTE_32F_FAST_TF32, per the OpEnv.
 #include <algorithm>
 
-#include "cuda/blas.h"
 #include "cuda/stream.h"
 #include "models/gpu/grad_builders.h"
 #include "models/gpu/kernel_op_util.h"
+#include "models/gpu/lt_matmul.h"
 #include "models/gpu/matmul_grad_plan.h"
+#include "models/gpu/matmul_plan.h"
 #include "models/gpu/runtime.h"
 
 namespace ps::models::gpu {
@@ -24,26 +23,32 @@ namespace {
 
 size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
 
-// out[j] = op(X[j]) op(Y[j]) + beta out[j], row-major. cuBLAS is column-major: out^T =
-// op(Y)^T op(X)^T, so cuBLAS's A is Y and its B is X, each transposed exactly when the
-// row-major operand is (grad_gemm.cc's RowMajorGemm, batched).
-Status run_gemm(cublasHandle_t blas, cublasComputeType_t compute, const StridedGemm& g,
-                CUdeviceptr x, CUdeviceptr y, CUdeviceptr out, bool accumulate) {
-  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  const int64_t ldy = g.trans_y ? g.k : g.n;
-  const int64_t ldx = g.trans_x ? g.m : g.k;
-  const auto at = [](CUdeviceptr base, int64_t offset) {
-    return reinterpret_cast<void*>(base + static_cast<CUdeviceptr>(offset) * 4);
+// Row-major out[j] = op(X[j]) op(Y[j]) as column-major out^T = op(Y)^T op(X)^T: cuBLASLt's A is
+// Y and its B is X, each transposed exactly when the row-major operand is (gemm_op.cc's
+// transpose identity).
+LtProblem lt_problem(const StridedGemm& g, bool accumulate) {
+  LtProblem p;
+  p.m = g.n;
+  p.n = g.m;
+  p.k = g.k;
+  p.trans_a = g.trans_y;
+  p.trans_b = g.trans_x;
+  p.lda = g.trans_y ? g.k : g.n;
+  p.ldb = g.trans_x ? g.m : g.k;
+  p.ldd = g.n;
+  p.batch = g.count;
+  p.stride_a = g.y_stride;
+  p.stride_b = g.x_stride;
+  p.stride_d = g.out_stride;
+  const auto align = [&g](int64_t offset, int64_t stride) {
+    return g.count > 1 ? float_offset_alignment({offset, stride})
+                       : float_offset_alignment({offset});
   };
-  CUBLAS_TRY(cublasGemmStridedBatchedEx(
-      blas, g.trans_y ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_x ? CUBLAS_OP_T : CUBLAS_OP_N,
-      static_cast<int>(g.n), static_cast<int>(g.m), static_cast<int>(g.k), &alpha,
-      at(y, g.y_offset), CUDA_R_32F, static_cast<int>(ldy), static_cast<long long>(g.y_stride),
-      at(x, g.x_offset), CUDA_R_32F, static_cast<int>(ldx), static_cast<long long>(g.x_stride),
-      &beta, at(out, g.out_offset), CUDA_R_32F, static_cast<int>(g.n),
-      static_cast<long long>(g.out_stride), static_cast<int>(g.count), compute,
-      CUBLAS_GEMM_DEFAULT));
-  return Status::OK();
+  p.align_a = align(g.y_offset, g.y_stride);
+  p.align_b = align(g.x_offset, g.x_stride);
+  p.align_d = align(g.out_offset, g.out_stride);
+  p.reads_c = accumulate;
+  return p;
 }
 
 struct Part {
@@ -51,6 +56,7 @@ struct Part {
   bool accumulate = false;
   MatmulGradPart plan;
   size_t full_at = 0;  // workspace byte offset of the full-batch products (reduce only)
+  std::vector<LtMatmul> gemms;  // plan.gemms' products
 };
 
 class MatmulGradOp final : public GpuOp {
@@ -63,10 +69,9 @@ class MatmulGradOp final : public GpuOp {
  private:
   Status run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx) const;
 
-  cublasHandle_t blas_ = nullptr;
-  cublasComputeType_t compute_ = CUBLAS_COMPUTE_32F;
   Part da_, db_;
   size_t scratch_at_ = 0;  // the reduced sum before it is accumulated
+  size_t lt_at_ = 0;       // cuBLASLt's workspace (after ours)
   cuda::Kernel reduce_, accumulate_;
   size_t workspace_ = 0;
   std::string description_;
@@ -87,33 +92,38 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
       if (std::max({g.m, g.n, g.k, g.count}) > int_max) return unsupported("dimensions past int32");
     }
   }
-  blas_ = env.runtime.blas();
-  compute_ = env.precision == Precision::kFp32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
-  da_ = Part{spec.wants(0), spec.accumulates(0), plan.da, 0};
-  db_ = Part{spec.wants(1), spec.accumulates(1), plan.db, 0};
-  size_t at = 0, scratch = 0;
+  da_ = Part{spec.wants(0), spec.accumulates(0), plan.da, 0, {}};
+  db_ = Part{spec.wants(1), spec.accumulates(1), plan.db, 0, {}};
+  size_t at = 0, scratch = 0, lt_bytes = 0;
   for (Part* p : {&da_, &db_}) {
-    if (!p->wanted || !p->plan.reduce) continue;
+    if (!p->wanted) continue;
+    const bool beta_one = p->accumulate && !p->plan.reduce;
+    for (const StridedGemm& g : p->plan.gemms) {
+      LtMatmul& product = p->gemms.emplace_back();
+      PS_TRY(product.init(env, lt_problem(g, beta_one), str_cat(f.op, " backward")));
+      lt_bytes = std::max(lt_bytes, product.workspace_bytes());
+    }
+    if (!p->plan.reduce) continue;
     p->full_at = at;
     at += round_up(static_cast<size_t>(p->plan.full_count) * 4);
     if (p->accumulate) scratch = std::max(scratch, round_up(static_cast<size_t>(p->plan.count) * 4));
   }
   scratch_at_ = at;
-  workspace_ = at + scratch;
+  lt_at_ = at + scratch;
+  workspace_ = lt_at_ + lt_bytes;
   if ((da_.wanted && da_.plan.reduce) || (db_.wanted && db_.plan.reduce)) {
     PS_ASSIGN_OR_RETURN(reduce_, find_kernel(env, "ps_reduce_f32"));
     PS_ASSIGN_OR_RETURN(accumulate_, find_kernel(env, "ps_accumulate_f32"));
   }
   auto part_text = [](const Part& p, const char* name) -> std::string {
     if (!p.wanted) return "";
-    return str_cat(" ", name, " (", p.plan.gemms.size(), " strided batch",
-                   p.plan.gemms.size() == 1 ? "" : "es", " of ", p.plan.gemms.front().count,
+    return str_cat(" ", name, " (", p.gemms.front().describe(),
+                   p.gemms.size() > 1 ? str_cat(" and ", p.gemms.size() - 1, " more") : "",
                    p.plan.reduce ? ", summed by ps_reduce_f32" : "",
                    p.accumulate ? ", accumulating" : "", ")");
   };
   description_ =
-      str_cat("cublasGemmStridedBatchedEx ", f.op, " backward (", precision_name(env.precision),
-              "):", part_text(da_, "dA"), part_text(db_, "dB"));
+      str_cat("cublasLt ", f.op, " backward:", part_text(da_, "dA"), part_text(db_, "dB"));
   return Status::OK();
 }
 
@@ -123,8 +133,15 @@ Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdevice
   const bool beta_one = part.accumulate && !p.reduce;
   // inputs {A, B, dY}: GradOperand's order.
   const auto operand = [&args](GradOperand o) { return args.inputs[static_cast<size_t>(o)]; };
-  for (const StridedGemm& g : p.gemms) {
-    PS_TRY(run_gemm(blas_, compute_, g, operand(g.x), operand(g.y), target, beta_one));
+  const auto at = [](CUdeviceptr base, int64_t offset) {
+    return base + static_cast<CUdeviceptr>(offset) * 4;
+  };
+  for (size_t i = 0; i < p.gemms.size(); ++i) {
+    const StridedGemm& g = p.gemms[i];
+    const CUdeviceptr out = at(target, g.out_offset);
+    PS_TRY(part.gemms[i].run(args.stream, 1.0f, at(operand(g.y), g.y_offset),
+                             at(operand(g.x), g.x_offset), beta_one ? 1.0f : 0.0f, out, out, 0,
+                             args.workspace + lt_at_));
   }
   if (!p.reduce) return Status::OK();
   const CUdeviceptr sum = part.accumulate ? args.workspace + scratch_at_ : dx;

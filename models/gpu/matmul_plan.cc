@@ -134,15 +134,25 @@ Result<MatmulPlan> plan_gemm(const Shape& a, const Shape& b, bool trans_a, bool 
   return plan;
 }
 
+namespace {
+uint64_t lowest_alignment(uint64_t bits, int64_t elements) {
+  const uint64_t bytes = static_cast<uint64_t>(elements) * 4;
+  return bytes != 0 ? std::min<uint64_t>(bits, bytes & (~bytes + 1)) : bits;  // lowest set bit
+}
+}  // namespace
+
+uint32_t float_offset_alignment(std::initializer_list<int64_t> element_offsets) {
+  uint64_t bits = 256;
+  for (int64_t e : element_offsets) bits = lowest_alignment(bits, e);
+  return static_cast<uint32_t>(bits);
+}
+
 uint32_t operand_alignment(const MatmulPlan& plan, int which) {
   uint64_t bits = 256;
-  auto fold = [&bits](int64_t elements) {
-    const uint64_t bytes = static_cast<uint64_t>(elements) * 4;
-    if (bytes != 0) bits = std::min<uint64_t>(bits, bytes & (~bytes + 1));  // lowest set bit
-  };
   const int64_t stride = which == 0 ? plan.stride_a : which == 1 ? plan.stride_b : plan.stride_y;
-  if (plan.batch_count > 1) fold(stride);
-  for (const auto& call : plan.calls) fold(call[static_cast<size_t>(which)]);
+  if (plan.batch_count > 1) bits = lowest_alignment(bits, stride);
+  for (const auto& call : plan.calls)
+    bits = lowest_alignment(bits, call[static_cast<size_t>(which)]);
   return static_cast<uint32_t>(bits);
 }
 

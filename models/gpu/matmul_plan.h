@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "common/shape.h"
@@ -47,6 +48,10 @@ Result<MatmulPlan> plan_matmul_trans_b(const Shape& a, const Shape& b);
 
 // ONNX Gemm: A and B 2-D (transA/transB as given), output [M, N]. Errors as plan_matmul.
 Result<MatmulPlan> plan_gemm(const Shape& a, const Shape& b, bool trans_a, bool trans_b);
+
+// The largest power of two (at most 256) dividing every one of `element_offsets` times 4 (the
+// bytes of a float32): the alignment of pointers at those offsets from 256-byte aligned bases.
+uint32_t float_offset_alignment(std::initializer_list<int64_t> element_offsets);
 
 // The largest power of two (at most 256) dividing the byte offset of every matrix operand
 // `which` (0: A, 1: B, 2: Y) addresses in `plan`, given 256-byte aligned base pointers and

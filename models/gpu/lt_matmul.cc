@@ -1,0 +1,193 @@
+#include "models/gpu/lt_matmul.h"
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <mutex>
+#include <optional>
+
+#include "models/gpu/plan_timing.h"
+#include "models/gpu/runtime.h"
+
+namespace ps::models::gpu {
+namespace {
+
+struct DestroyPreference {
+  void operator()(cublasLtMatmulPreference_t p) const { cublasLtMatmulPreferenceDestroy(p); }
+};
+using Preference = cuda::UniqueHandle<cublasLtMatmulPreference_t, DestroyPreference>;
+
+struct AlgoChoice {
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace_bytes = 0;
+};
+std::mutex& choice_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, AlgoChoice>& choice_cache() {
+  static std::map<std::string, AlgoChoice> c;
+  return c;
+}
+
+size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
+
+// Bytes a stored operand spans: `batch` matrices of `cols` columns of leading dimension `ld`.
+size_t operand_bytes(int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
+  const int64_t one = ld * (cols - 1) + rows;
+  return static_cast<size_t>(one + stride * std::max<int64_t>(batch - 1, 0)) * 4;
+}
+
+std::string problem_key(const OpEnv& env, const LtProblem& p) {
+  return str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|m",
+                 p.m, "n", p.n, "k", p.k, "t", p.trans_a, p.trans_b, "|ld", p.lda, ",", p.ldb, ",",
+                 p.ldd, "|b", p.batch, ",", p.stride_a, ",", p.stride_b, ",", p.stride_d, "|c",
+                 p.reads_c, p.bias, "|a", p.align_a, ",", p.align_b, ",", p.align_d);
+}
+
+}  // namespace
+
+Result<LtMatmul::Layout> LtMatmul::make_layout(int64_t rows, int64_t cols, int64_t ld,
+                                               int64_t batch, int64_t stride) {
+  cublasLtMatrixLayout_t raw = nullptr;
+  CUBLAS_TRY(cublasLtMatrixLayoutCreate(&raw, CUDA_R_32F, static_cast<uint64_t>(rows),
+                                        static_cast<uint64_t>(cols), ld));
+  Layout layout(raw);
+  if (batch > 1) {
+    const auto count = static_cast<int32_t>(batch);
+    CUBLAS_TRY(cublasLtMatrixLayoutSetAttribute(raw, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                sizeof(count)));
+    CUBLAS_TRY(cublasLtMatrixLayoutSetAttribute(raw, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                &stride, sizeof(stride)));
+  }
+  return layout;
+}
+
+Status LtMatmul::run_with(const cuda::Stream& stream, float alpha, CUdeviceptr a, CUdeviceptr b,
+                          float beta, CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias,
+                          CUdeviceptr workspace, size_t workspace_bytes,
+                          const cublasLtMatmulAlgo_t* algo) const {
+  if (problem_.bias) {
+    const void* vector = reinterpret_cast<const void*>(bias);
+    CUBLAS_TRY(cublasLtMatmulDescSetAttribute(desc_.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                              &vector, sizeof(vector)));
+  }
+  const auto ptr = [](CUdeviceptr p) { return reinterpret_cast<void*>(p); };
+  CUBLAS_TRY(cublasLtMatmul(lt_, desc_.get(), &alpha, ptr(a), a_.get(), ptr(b), b_.get(), &beta,
+                            ptr(problem_.reads_c ? c : d), d_.get(), ptr(d), d_.get(), algo,
+                            ptr(workspace), workspace_bytes, stream.get()));
+  return Status::OK();
+}
+
+Status LtMatmul::run(const cuda::Stream& stream, float alpha, CUdeviceptr a, CUdeviceptr b,
+                     float beta, CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias,
+                     CUdeviceptr workspace) const {
+  return run_with(stream, alpha, a, b, beta, c, d, bias, workspace, workspace_bytes_, &algo_);
+}
+
+Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view what) {
+  if (p.m <= 0 || p.n <= 0 || p.k <= 0 || p.batch <= 0) {
+    return internal_error("LtMatmul: an empty product (m ", p.m, ", n ", p.n, ", k ", p.k,
+                          ", batch ", p.batch, ")");
+  }
+  problem_ = p;
+  lt_ = env.runtime.blas_lt();
+  tf32_ = env.precision == Precision::kTf32;
+  cublasLtMatmulDesc_t raw = nullptr;
+  CUBLAS_TRY(cublasLtMatmulDescCreate(
+      &raw, tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  desc_ = Desc(raw);
+  const cublasOperation_t op_a = p.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  CUBLAS_TRY(cublasLtMatmulDescSetAttribute(raw, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
+  CUBLAS_TRY(cublasLtMatmulDescSetAttribute(raw, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
+  if (p.bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    CUBLAS_TRY(cublasLtMatmulDescSetAttribute(raw, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                              sizeof(epilogue)));
+  }
+  const int64_t a_rows = p.trans_a ? p.k : p.m, a_cols = p.trans_a ? p.m : p.k;
+  const int64_t b_rows = p.trans_b ? p.n : p.k, b_cols = p.trans_b ? p.k : p.n;
+  PS_ASSIGN_OR_RETURN(a_, make_layout(a_rows, a_cols, p.lda, p.batch, p.stride_a));
+  PS_ASSIGN_OR_RETURN(b_, make_layout(b_rows, b_cols, p.ldb, p.batch, p.stride_b));
+  PS_ASSIGN_OR_RETURN(d_, make_layout(p.m, p.n, p.ldd, p.batch, p.stride_d));
+
+  const std::string key = problem_key(env, p);
+  std::optional<AlgoChoice> cached;
+  {
+    std::lock_guard<std::mutex> lock(choice_mutex());
+    if (auto it = choice_cache().find(key); it != choice_cache().end()) cached = it->second;
+  }
+  cached_ = cached.has_value();
+  if (cached) {
+    algo_ = cached->algo;
+    workspace_bytes_ = cached->workspace_bytes;
+    return Status::OK();
+  }
+
+  cublasLtMatmulPreference_t pref_raw = nullptr;
+  CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref_raw));
+  Preference pref(pref_raw);
+  const uint64_t cap = kLtWorkspaceCap;
+  // C is D, or (Gemm's full C) a whole tensor whose alignment is at least D's.
+  const std::array<std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t>, 4> aligns = {{
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, p.align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, p.align_b},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, p.align_d},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, p.align_d},
+  }};
+  CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(
+      pref_raw, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &cap, sizeof(cap)));
+  for (const auto& [attribute, bytes] : aligns) {
+    CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(pref_raw, attribute, &bytes, sizeof(bytes)));
+  }
+  std::array<cublasLtMatmulHeuristicResult_t, kLtCandidates> results{};
+  int returned = 0;
+  CUBLAS_TRY(cublasLtMatmulAlgoGetHeuristic(lt_, raw, a_.get(), b_.get(), d_.get(), d_.get(),
+                                            pref_raw, kLtCandidates, results.data(), &returned));
+  if (returned <= 0) {
+    return unsupported("cuBLASLt has no algorithm for ", what, " (m ", p.m, ", n ", p.n, ", k ",
+                       p.k, ", batch ", p.batch, ")");
+  }
+  AlgoChoice choice{results[0].algo, round_up(results[0].workspaceSize)};
+  if (returned > 1) {
+    // Time the candidates once on scratch: A | B | D (C = D) | bias | workspace, any contents.
+    const size_t b_at = round_up(operand_bytes(a_rows, a_cols, p.lda, p.batch, p.stride_a));
+    const size_t d_at = b_at + round_up(operand_bytes(b_rows, b_cols, p.ldb, p.batch, p.stride_b));
+    const size_t bias_at = d_at + round_up(operand_bytes(p.m, p.n, p.ldd, p.batch, p.stride_d));
+    const size_t ws_at = bias_at + (p.bias ? round_up(static_cast<size_t>(p.m) * 4) : 0);
+    PS_ASSIGN_OR_RETURN(const CUdeviceptr s, env.runtime.plan_scratch(ws_at + kLtWorkspaceCap));
+    const cuda::Stream& stream = env.runtime.plan_stream();
+    std::optional<float> best_ms;
+    for (int i = 0; i < returned; ++i) {
+      const cublasLtMatmulHeuristicResult_t& r = results[static_cast<size_t>(i)];
+      Result<float> ms = time_candidate(stream, 3, [&] {
+        return run_with(stream, 1.0f, s, s + b_at, p.reads_c ? 1.0f : 0.0f, s + d_at, s + d_at,
+                        s + bias_at, s + ws_at, r.workspaceSize, &r.algo);
+      });
+      if (!ms.ok()) {
+        (void)stream.synchronize();
+        continue;
+      }
+      if (!best_ms || *ms < *best_ms) {
+        best_ms = *ms;
+        choice = AlgoChoice{r.algo, round_up(r.workspaceSize)};
+      }
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(choice_mutex());
+    choice_cache().emplace(key, choice);
+  }
+  algo_ = choice.algo;
+  workspace_bytes_ = choice.workspace_bytes;
+  return Status::OK();
+}
+
+std::string LtMatmul::describe() const {
+  return str_cat("m=", problem_.m, " n=", problem_.n, " k=", problem_.k, " batch=", problem_.batch,
+                 " (", tf32_ ? "tf32" : "fp32", "), ws ", workspace_bytes_, " B",
+                 cached_ ? ", cached choice" : "");
+}
+
+}  // namespace ps::models::gpu

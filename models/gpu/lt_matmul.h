@@ -1,0 +1,92 @@
+// One cuBLASLt matrix product (a strided batch of them), column-major, with its algorithm
+// chosen once per problem: cuBLASLt's heuristic candidates (up to kLtCandidates, workspace up
+// to kLtWorkspaceCap) timed on plan scratch when there are several, the choice cached per
+// device, precision and problem. The forward products (gemm_op.cc) and MatMul's backward
+// (grad_matmul.cc) describe their row-major products to it through the transpose identity (a
+// row-major [R, C] matrix is a column-major [C, R] one).
+//
+// Why the backward is here too: cublasGemmStridedBatchedEx with CUBLAS_GEMM_DEFAULT, which it
+// used, picks by cuBLAS's own rules within whatever workspace the trainer's stream has; on the
+// H100 BERT-base's linear-layer gradients ran at ~85-120 TFLOPS (TF32) against ~150-200 for
+// the same shapes forward through this chooser.
+#pragma once
+
+#include <cublasLt.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+#include "cuda/blas.h"
+#include "cuda/stream.h"
+#include "models/gpu/op.h"
+
+namespace ps::models::gpu {
+
+inline constexpr size_t kLtWorkspaceCap = size_t{32} << 20;
+inline constexpr int kLtCandidates = 6;
+
+// D[j] = alpha op(A[j]) op(B[j]) + beta C[j] (+ bias) for j < batch, float32, column-major:
+// op(A) [m, k], op(B) [k, n], D and C [m, n] with leading dimension ldd. A is stored [m, k]
+// (or [k, m] when trans_a) with leading dimension lda, B [k, n] (or [n, k]) with ldb; matrix
+// j of an operand at its pointer + j * stride elements (stride 0: one matrix for every j).
+struct LtProblem {
+  int64_t m = 0, n = 0, k = 0;
+  bool trans_a = false, trans_b = false;
+  int64_t lda = 0, ldb = 0, ldd = 0;
+  int64_t batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_d = 0;
+  // The byte alignment every call's pointer of the operand has (a power of two, at most 256).
+  uint32_t align_a = 256, align_b = 256, align_d = 256;
+  bool reads_c = false;  // beta may be non-zero (C's layout is D's)
+  bool bias = false;     // CUBLASLT_EPILOGUE_BIAS: a vector of m floats added to every column
+};
+
+class LtMatmul {
+ public:
+  LtMatmul() = default;
+  LtMatmul(LtMatmul&&) = default;
+  LtMatmul& operator=(LtMatmul&&) = default;
+
+  // Descriptors, layouts and the algorithm (timed on env.runtime's plan stream and scratch
+  // unless cached). Errors: kUnsupported when cuBLASLt offers no algorithm (naming `what` and
+  // the problem), cuBLAS's errors.
+  Status init(const OpEnv& env, const LtProblem& problem, std::string_view what);
+
+  // Queues the product on `stream`. `bias`: the vector when problem.bias; `workspace`: at
+  // least workspace_bytes().
+  Status run(const cuda::Stream& stream, float alpha, CUdeviceptr a, CUdeviceptr b, float beta,
+             CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias, CUdeviceptr workspace) const;
+
+  size_t workspace_bytes() const { return workspace_bytes_; }
+  // "m=.. n=.. k=.. batch=.. (tf32), ws N B[, cached choice]".
+  std::string describe() const;
+
+ private:
+  Status run_with(const cuda::Stream& stream, float alpha, CUdeviceptr a, CUdeviceptr b, float beta,
+                  CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias, CUdeviceptr workspace,
+                  size_t workspace_bytes, const cublasLtMatmulAlgo_t* algo) const;
+
+  struct DestroyDesc {
+    void operator()(cublasLtMatmulDesc_t d) const { cublasLtMatmulDescDestroy(d); }
+  };
+  struct DestroyLayout {
+    void operator()(cublasLtMatrixLayout_t l) const { cublasLtMatrixLayoutDestroy(l); }
+  };
+  using Desc = cuda::UniqueHandle<cublasLtMatmulDesc_t, DestroyDesc>;
+  using Layout = cuda::UniqueHandle<cublasLtMatrixLayout_t, DestroyLayout>;
+  static Result<Layout> make_layout(int64_t rows, int64_t cols, int64_t ld, int64_t batch,
+                                    int64_t stride);
+
+  LtProblem problem_;
+  cublasLtHandle_t lt_ = nullptr;
+  Desc desc_;
+  Layout a_, b_, d_;
+  cublasLtMatmulAlgo_t algo_{};
+  size_t workspace_bytes_ = 0;
+  bool tf32_ = false;
+  bool cached_ = false;
+};
+
+}  // namespace ps::models::gpu
