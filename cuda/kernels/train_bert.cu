@@ -125,6 +125,38 @@ __device__ inline void gather_links(const I* idx, int64_t* rows, int32_t* first,
   }
 }
 
+// train_bert_params.h's small-table Gather backward; blockDim (32, kGatherSmallWarps).
+template <typename I>
+__device__ inline void gather_small(const float* dy, const I* idx, float* ddata,
+                                    const GatherGradParams& p, uint32_t accumulate) {
+  constexpr unsigned kWarps = ps::train_kernels::kGatherSmallWarps;
+  __shared__ float partial[kWarps][32];
+  const int64_t tiles = (p.inner + 31) / 32;
+  const int64_t blocks = p.outer * p.dim * tiles;
+  const int64_t span = (p.count + kWarps - 1) / kWarps;
+  const int64_t k0 = static_cast<int64_t>(threadIdx.y) * span;
+  const int64_t k1 = k0 + span < p.count ? k0 + span : p.count;
+  for (int64_t b = blockIdx.x; b < blocks; b += gridDim.x) {
+    const int64_t tile = b % tiles, od = b / tiles;
+    const int64_t row = od % p.dim, o = od / p.dim;
+    const int64_t i = tile * 32 + threadIdx.x;
+    float s = 0.0f;
+    if (i < p.inner) {
+      for (int64_t k = k0; k < k1; ++k) {
+        if (wrapped(idx, k, p.dim) == row) s += dy[(o * p.count + k) * p.inner + i];
+      }
+    }
+    partial[threadIdx.y][threadIdx.x] = s;
+    __syncthreads();
+    if (threadIdx.y == 0 && i < p.inner) {
+      float total = 0.0f;
+      for (unsigned w = 0; w < kWarps; ++w) total += partial[w][threadIdx.x];
+      store(ddata, (o * p.dim + row) * p.inner + i, total, accumulate);
+    }
+    __syncthreads();  // partial is reused by the next block's tile
+  }
+}
+
 }  // namespace train_bert
 
 // dX = dY * f'(X) over p.count elements (p.op: train_bert_params.h's UnaryGradOp).
@@ -387,6 +419,18 @@ extern "C" __global__ void ps_gather_backward_links_i32(const int32_t* idx, int6
                                                         int32_t* first, int32_t* next,
                                                         ps::train_kernels::GatherGradParams p) {
   train_bert::gather_links(idx, rows, first, next, p);
+}
+
+// Gather backward of a small table (train_bert_params.h): one kernel, no links.
+extern "C" __global__ void __launch_bounds__(256)
+    ps_gather_backward_small_i64(const float* dy, const int64_t* idx, float* ddata,
+                                 ps::train_kernels::GatherGradParams p, uint32_t accumulate) {
+  train_bert::gather_small(dy, idx, ddata, p, accumulate);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    ps_gather_backward_small_i32(const float* dy, const int32_t* idx, float* ddata,
+                                 ps::train_kernels::GatherGradParams p, uint32_t accumulate) {
+  train_bert::gather_small(dy, idx, ddata, p, accumulate);
 }
 
 // Gather backward, pass 2: a thread per (o, j, i) whose j is the first position of its row

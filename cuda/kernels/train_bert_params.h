@@ -103,6 +103,15 @@ struct LayerNormGradParams {
 //     (-1: none); O(count) per position.
 //  2. ps_gather_backward_f32: a thread per (o, j, i) with first[j] adds dY over j's chain, in
 //     increasing position order, into dData[o, row, i] (zeroed first unless accumulating).
+// A small table (dim <= kGatherSmallTable) instead takes one kernel,
+// ps_gather_backward_small_{i64,i32}: a block of 32 x kGatherSmallWarps threads per (o, row,
+// 32 columns of inner); warp w sums dY over the positions of its slice [w * span, (w + 1) *
+// span) (span = ceil(count / kGatherSmallWarps)) whose index is the row, in increasing order,
+// and the slices' sums are added in warp order (written, or added when accumulating). Its
+// chains are long (BERT's token types: 2 rows, ~count/2 positions each), which the chained
+// scatter walks one dependent load at a time; here dim x count index reads spread over warps.
+inline constexpr int64_t kGatherSmallTable = 64;
+inline constexpr unsigned kGatherSmallWarps = 8;
 struct GatherGradParams {
   int64_t outer = 0;
   int64_t dim = 0;

@@ -285,6 +285,36 @@ class GatherGradOp final : public GpuOp {
   GatherGradWorkspace ws_;
 };
 
+// A table of at most kGatherSmallTable rows (train_bert_params.h): one kernel, blocks of
+// 32 x kGatherSmallWarps threads, every dData element written (or added to) once.
+class GatherSmallGradOp final : public GpuOp {
+ public:
+  GatherSmallGradOp(cuda::Kernel kernel, train_kernels::GatherGradParams p, bool accumulate)
+      : kernel_(kernel), params_(p), accumulate_(accumulate) {}
+  size_t workspace_bytes() const override { return 0; }
+  Status enqueue(const LaunchArgs& args) const override {
+    PS_TRY(check_bound(args, 3, 1, "Gather"));
+    const int64_t data_count = params_.outer * params_.dim * params_.inner;
+    if (data_count == 0) return Status::OK();
+    const int64_t blocks = params_.outer * params_.dim * ((params_.inner + 31) / 32);
+    return kernel_.launch(args.stream,
+                          static_cast<unsigned>(std::min<int64_t>(blocks, kMaxGatherBlocks)),
+                          cuda::Dim3{32, train_kernels::kGatherSmallWarps, 1}, 0, args.inputs[2],
+                          args.inputs[1], args.outputs[0], params_, uint32_t{accumulate_});
+  }
+  std::string describe() const override {
+    return str_cat("kernel ps_gather_backward_small (", params_.dim, " rows, ", params_.count,
+                   " indices over ", train_kernels::kGatherSmallWarps,
+                   " warps a block: deterministic)", accumulate_ ? ", accumulating" : "");
+  }
+
+ private:
+  static constexpr int64_t kMaxGatherBlocks = 65535;
+  cuda::Kernel kernel_;
+  train_kernels::GatherGradParams params_;
+  bool accumulate_;
+};
+
 // ---- Transpose ------------------------------------------------------------------------------
 
 class TransposeGradOp final : public GpuOp {
@@ -489,10 +519,15 @@ Result<std::unique_ptr<GpuOp>> build_gather_grad(const GradSpec& spec, const OpE
                             axis);
   }
   if (!spec.wants(0)) return std::unique_ptr<GpuOp>(new NoGradOp("Gather"));
-  PS_ASSIGN_OR_RETURN(cuda::Kernel links,
-                      find_kernel(env, indices.dtype == DType::kInt64
-                                           ? "ps_gather_backward_links_i64"
-                                           : "ps_gather_backward_links_i32"));
+  const bool int64 = indices.dtype == DType::kInt64;
+  if (p.dim <= train_kernels::kGatherSmallTable) {
+    PS_ASSIGN_OR_RETURN(
+        cuda::Kernel small,
+        find_kernel(env, int64 ? "ps_gather_backward_small_i64" : "ps_gather_backward_small_i32"));
+    return std::unique_ptr<GpuOp>(new GatherSmallGradOp(small, p, spec.accumulates(0)));
+  }
+  PS_ASSIGN_OR_RETURN(cuda::Kernel links, find_kernel(env, int64 ? "ps_gather_backward_links_i64"
+                                                                 : "ps_gather_backward_links_i32"));
   PS_ASSIGN_OR_RETURN(cuda::Kernel scatter, find_kernel(env, "ps_gather_backward_f32"));
   return std::unique_ptr<GpuOp>(new GatherGradOp(links, scatter, p, spec.accumulates(0)));
 }

@@ -223,6 +223,35 @@ TEST_CASE("GPU Gather backward: embeddings with repeated ids (int64, int32), the
   run_on_gpu(*acc, {&table, &*ids64, &dy}, {&acc_d, nullptr});
   expect_close("Gather", "embedding int64", "dData acc", p, plus(base, *ref), acc_d, kElementwise, acc->describe());
 
+  // Past kGatherSmallTable rows the chained scatter runs: vocab 200, repeated ids; and BERT's
+  // token types (2 rows, ~150 positions each, a partial column tile) on the small-table kernel.
+  struct Case {
+    const char* label;
+    Shape table;
+    Shape ids;
+    int64_t rows_used;
+    double tolerance;
+  };
+  for (const Case& c : {Case{"vocab 200 (chained)", {200, 32}, {4, 16}, 200, kElementwise},
+                        Case{"token types (small table)", {2, 40}, {3, 100}, 2, kReduced}}) {
+    std::vector<int64_t> v;
+    for (int64_t i = 0; i < element_count(c.ids); ++i) v.push_back((i * 37 + i / 5) % c.rows_used);
+    if (c.rows_used == 200) v[5] = v[9] = v[40] = 17;
+    Result<Tensor> vt = Tensor::from_values<int64_t>(c.ids, std::span<const int64_t>(v));
+    REQUIRE_OK(vt);
+    Shape y_shape = c.ids;
+    y_shape.push_back(c.table[1]);
+    const Tensor t = random_tensor(DType::kFloat32, c.table, 3305);
+    const Tensor g = random_tensor(DType::kFloat32, y_shape, 3306);
+    Result<Tensor> r = cpu::gather_backward(axis0, c.table, *vt, to_f64(g));
+    REQUIRE_OK(r);
+    auto op = build_grad("Gather", axis0, {&t, &*vt}, y_shape, p, 0u, 1u);
+    Tensor d = poisoned(c.table);
+    run_on_gpu(*op, {&t, &*vt, &g}, {&d, nullptr});
+    expect_close("Gather", c.label, "dData", p, *r, d, c.tolerance, op->describe());
+    CHECK((op->describe().find("small") != std::string::npos) == (c.rows_used == 2));
+  }
+
   // The pooler: hidden [4, 16, 32], scalar index 0 on axis 1, dY [4, 32].
   const Tensor hidden = random_tensor(DType::kFloat32, {4, 16, 32}, 3303);
   Result<Tensor> zero = Tensor::from_values<int64_t>({}, {int64_t{0}});

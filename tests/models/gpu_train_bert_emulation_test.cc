@@ -552,6 +552,83 @@ TEST_CASE("the gradient comparison catches a Gather backward that double-counts 
   CHECK(grad_error(*expected, emu_gather(table, ids, {4}, 0, dy, nullptr, true)).max_rel > kWrong);
 }
 
+// The small-table path (train_bert_params.h's kGatherSmallTable): one kernel, blocks of
+// 32 x kGatherSmallWarps threads (2 blocks for the grid-stride loop over (o, row, tile)).
+template <typename I>
+Tensor emu_gather_small(const Shape& data, const std::vector<I>& indices, const Shape& index_shape,
+                        int64_t axis, const Tensor& dy, const Tensor* base = nullptr) {
+  Result<train_kernels::GatherGradParams> p = plan_gather_grad(data, index_shape, axis);
+  REQUIRE(p.ok());
+  REQUIRE(p->dim <= train_kernels::kGatherSmallTable);
+  // Without a base every element must be written: start from garbage.
+  Tensor dd = base != nullptr ? base->clone().value() : random_tensor(DType::kFloat32, data, 77);
+  emu_launch(EmuDim{2}, EmuDim{32, train_kernels::kGatherSmallWarps}, [&] {
+    if constexpr (std::is_same_v<I, int64_t>) {
+      ps_gather_backward_small_i64(dy.data<float>(), indices.data(), dd.mutable_data<float>(), *p,
+                                   base != nullptr ? 1u : 0u);
+    } else {
+      ps_gather_backward_small_i32(dy.data<float>(), indices.data(), dd.mutable_data<float>(), *p,
+                                   base != nullptr ? 1u : 0u);
+    }
+  });
+  return dd;
+}
+
+TEST_CASE(
+    "emulated small-table Gather backward: token types, repeats, negative and out-of-range "
+    "indices, int32, accumulation, axis 1",
+    "[gpu_train_emulation]") {
+  // BERT's token types: 2 rows, 300 positions (not a multiple of the 8 warps' slices), inner 40
+  // (a full and a partial column tile); ids 0/1 with negative aliases.
+  const Shape types{2, 40};
+  std::vector<int64_t> ids(300);
+  for (size_t j = 0; j < ids.size(); ++j) ids[j] = (j * 7 % 5) < 2 ? 1 : 0;
+  ids[11] = -1;   // row 1
+  ids[200] = -2;  // row 0
+  const Shape id_shape{3, 100};
+  const Tensor dy = random_tensor(DType::kFloat32, gathered_shape(types, id_shape, 0), 1020);
+  const cpu::Attributes axis0 = attrs({attr_i("axis", 0)});
+  Result<Tensor> expected =
+      cpu::gather_backward(axis0, types, index_tensor(id_shape, ids), to_f64(dy));
+  REQUIRE(expected.ok());
+  // Float sums of ~150 terms in slice order against the float64 reference.
+  CHECK(grad_error(*expected, emu_gather_small(types, ids, id_shape, 0, dy)).max_rel <=
+        kSumTolerance);
+  const std::vector<int32_t> ids32(ids.begin(), ids.end());
+  CHECK(grad_error(*expected, emu_gather_small(types, ids32, id_shape, 0, dy)).max_rel <=
+        kSumTolerance);
+  const Tensor base = random_tensor(DType::kFloat32, types, 1021);
+  const Tensor accumulated = emu_gather_small(types, ids, id_shape, 0, dy, &base);
+  CHECK(grad_error(f64_plus(base, *expected), accumulated).max_rel <= kSumTolerance);
+  // Negative control: the accumulated result is not the gradient alone.
+  CHECK(grad_error(*expected, accumulated).max_rel > kWrong);
+
+  // Few positions (fewer than the warps: empty slices) over a 10-row table with repeats.
+  const Shape table{10, 6};
+  const std::vector<int64_t> few = {3, -7, 3};
+  const Tensor dy1 = random_tensor(DType::kFloat32, gathered_shape(table, {3}, 0), 1022);
+  Result<Tensor> expected1 =
+      cpu::gather_backward(axis0, table, index_tensor<int64_t>({3}, few), to_f64(dy1));
+  REQUIRE(expected1.ok());
+  CHECK(grad_error(*expected1, emu_gather_small(table, few, {3}, 0, dy1)).max_rel <= kTolerance);
+
+  // Axis 1 (outer 2): the pooler's scalar index, and repeated vector indices.
+  const Shape hidden{2, 8, 6};
+  const cpu::Attributes axis1 = attrs({attr_i("axis", 1)});
+  const std::vector<int64_t> zero = {0};
+  const Tensor dy2 = random_tensor(DType::kFloat32, {2, 6}, 1023);
+  Result<Tensor> expected2 =
+      cpu::gather_backward(axis1, hidden, index_tensor<int64_t>({}, zero), to_f64(dy2));
+  REQUIRE(expected2.ok());
+  CHECK(grad_error(*expected2, emu_gather_small(hidden, zero, {}, 1, dy2)).max_rel <= kTolerance);
+  const std::vector<int32_t> cols = {2, -1, 2, 0};
+  const Tensor dy3 = random_tensor(DType::kFloat32, gathered_shape(hidden, {4}, 1), 1024);
+  Result<Tensor> expected3 =
+      cpu::gather_backward(axis1, hidden, index_tensor<int32_t>({4}, cols), to_f64(dy3));
+  REQUIRE(expected3.ok());
+  CHECK(grad_error(*expected3, emu_gather_small(hidden, cols, {4}, -2, dy3)).max_rel <= kTolerance);
+}
+
 // ---- Transpose ------------------------------------------------------------------------------
 
 TEST_CASE("Transpose backward is the forward transpose by the inverse perm", "[gpu_train_emulation]") {
