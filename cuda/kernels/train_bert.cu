@@ -93,35 +93,37 @@ __device__ inline int64_t wrapped(const I* idx, int64_t j, int64_t dim) {
   return v < 0 ? v + dim : v;
 }
 
+// A warp per index position j: its lanes compare 32 positions a step, earlier ones until one
+// holds j's row (then j is not the first), later ones until the first that does (next[j]).
 template <typename I>
 __device__ inline void gather_links(const I* idx, int64_t* rows, int32_t* first, int32_t* next,
                                     const GatherGradParams& p) {
-  const uint64_t count = static_cast<uint64_t>(p.count);
-  for (uint64_t j = thread_index(); j < count; j += grid_stride()) {
-    const int64_t jj = static_cast<int64_t>(j);
-    const int64_t v = wrapped(idx, jj, p.dim);
-    rows[j] = v;
-    if (v < 0) {
-      first[j] = 0;
-      next[j] = -1;
-      continue;
-    }
-    int32_t is_first = 1;
-    for (int64_t k = 0; k < jj; ++k) {
-      if (wrapped(idx, k, p.dim) == v) {
-        is_first = 0;
-        break;
-      }
-    }
+  const int64_t lane = static_cast<int64_t>(thread_index() % 32);
+  const uint64_t warps = grid_stride() / 32;
+  for (uint64_t w = thread_index() / 32; w < static_cast<uint64_t>(p.count); w += warps) {
+    const auto j = static_cast<int64_t>(w);  // the same for every lane: the loops are uniform
+    const int64_t v = wrapped(idx, j, p.dim);
+    bool earlier = false;
     int32_t after = -1;
-    for (int64_t k = jj + 1; k < p.count; ++k) {
-      if (wrapped(idx, k, p.dim) == v) {
-        after = static_cast<int32_t>(k);
-        break;
+    if (v >= 0) {
+      for (int64_t base = 0; base < j && !earlier; base += 32) {
+        const int64_t k = base + lane;
+        earlier = __ballot_sync(kFullMask, k < j && wrapped(idx, k, p.dim) == v) != 0u;
+      }
+      for (int64_t base = j + 1; base < p.count; base += 32) {
+        const int64_t k = base + lane;
+        const unsigned hits = __ballot_sync(kFullMask, k < p.count && wrapped(idx, k, p.dim) == v);
+        if (hits != 0u) {
+          after = static_cast<int32_t>(base + __ffs(hits) - 1);
+          break;
+        }
       }
     }
-    first[j] = is_first;
-    next[j] = after;
+    if (lane == 0) {
+      rows[j] = v;
+      first[j] = v >= 0 && !earlier ? 1 : 0;
+      next[j] = after;
+    }
   }
 }
 

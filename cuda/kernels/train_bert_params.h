@@ -100,7 +100,7 @@ struct LayerNormGradParams {
 // writes zeros for them). Deterministic, no atomics:
 //  1. ps_gather_backward_links_{i64,i32}: for index position j, first[j] = 1 when no earlier
 //     position holds the same (wrapped) row, next[j] = the next later position with that row
-//     (-1: none); O(count) per position.
+//     (-1: none); a warp per position, O(count / 32) steps (launched with 32 x count threads).
 //  2. ps_gather_backward_f32: a thread per (o, j, i) with first[j] adds dY over j's chain, in
 //     increasing position order, into dData[o, row, i] (zeroed first unless accumulating).
 // A small table (dim <= kGatherSmallTable) instead takes one kernel,

@@ -267,8 +267,8 @@ class GatherGradOp final : public GpuOp {
     if (params_.count == 0 || work == 0) return Status::OK();
     const CUdeviceptr rows = args.workspace + ws_.rows, first = args.workspace + ws_.first,
                       next = args.workspace + ws_.next;
-    PS_TRY(links_.launch(args.stream, grid_for(params_.count), kBlock, 0, args.inputs[1], rows,
-                         first, next, params_));
+    PS_TRY(links_.launch(args.stream, grid_for(params_.count * 32), kBlock, 0, args.inputs[1], rows,
+                         first, next, params_));  // a warp per index position
     return scatter_.launch(args.stream, grid_for(work), kBlock, 0, args.inputs[2], rows, first,
                            next, dd, params_);
   }

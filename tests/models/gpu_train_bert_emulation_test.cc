@@ -471,7 +471,8 @@ Tensor emu_gather(const Shape& data, const std::vector<I>& indices, const Shape&
   Tensor dd = base != nullptr ? base->clone().value() : zeros_f32(data);
   std::vector<int64_t> rows(indices.size(), -7);
   std::vector<int32_t> first(indices.size(), -7), next(indices.size(), -7);
-  run3([&] {
+  // A warp per position: cooperative (the lanes ballot).
+  emu_launch(EmuDim{2}, EmuDim{64}, [&] {
     if constexpr (std::is_same_v<I, int64_t>) {
       ps_gather_backward_links_i64(indices.data(), rows.data(), first.data(), next.data(), *p);
     } else {

@@ -71,6 +71,19 @@ T __shfl_xor_sync(unsigned, T v, int lane_mask) {
   return r;
 }
 
+// The warp's predicates as a bit mask, lane l's in bit l (every lane of the warp takes part).
+inline unsigned __ballot_sync(unsigned, int predicate) {
+  const unsigned t = threadIdx.y * blockDim.x + threadIdx.x;
+  EmuWarp& w = (*emu_warps)[t / 32];
+  w.slot[t % 32] = predicate != 0 ? 1 : 0;
+  w.bar.arrive_and_wait();
+  unsigned mask = 0;
+  for (unsigned lane = 0; lane < 32; ++lane) mask |= w.slot[lane] != 0 ? 1u << lane : 0u;
+  w.bar.arrive_and_wait();
+  return mask;
+}
+inline int __ffs(unsigned x) { return x == 0 ? 0 : __builtin_ctz(x) + 1; }
+
 // Runs `kernel()` (a lambda calling the kernel function) on grid x block emulated threads.
 // Kernels that never synchronise or shuffle may run `cooperative = false`: their threads then
 // run one after another on the calling thread (much faster). Precondition: block.x * block.y
