@@ -115,6 +115,12 @@ std::vector<NamedPass> fusion_passes(Mode mode) {
   // removes two copies of every linear weight per step (the Transpose forward and its
   // backward). Not for inference: there constant folding stores the transposed weight.
   list.push_back({"fuse_matmul_transpose", passes::fuse_matmul_transpose});
+  // Attention's scores times head_size^-0.5: MatMul then Mul by a scalar becomes MatMulScale,
+  // the scale cuBLASLt's alpha forward and backward (dA = alpha dY B^T, dB = alpha A^T dY).
+  // No parameter is involved. BERT-base at batch 8: a [8, 12, 251, 251] product (24 MB) a
+  // layer is neither written twice nor kept for the backward, and two element-wise passes
+  // over it (the Mul and its gradient) go.
+  list.push_back({"fuse_matmul_scale", passes::fuse_matmul_scale});
   return list;
 }
 

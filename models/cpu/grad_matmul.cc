@@ -73,6 +73,16 @@ Result<MatMulGrads> matmul_backward(const Tensor& a, const Tensor& b, const Tens
   return g;
 }
 
+Result<MatMulGrads> matmul_scale_backward(const Tensor& a, const Tensor& b, const Tensor& dy,
+                                          double alpha) {
+  PS_ASSIGN_OR_RETURN(MatMulGrads g, matmul_backward(a, b, dy));
+  for (Tensor* t : {&g.da, &g.db}) {
+    double* p = t->mutable_data<double>();
+    for (int64_t i = 0; i < t->numel(); ++i) p[i] *= alpha;
+  }
+  return g;
+}
+
 Result<MatMulGrads> matmul_trans_b_backward(const Tensor& a, const Tensor& b, const Tensor& dy) {
   PS_TRY(require_f64(a, "MatMulTransB backward: A"));
   PS_TRY(require_f64(b, "MatMulTransB backward: B"));

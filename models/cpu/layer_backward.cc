@@ -3,6 +3,8 @@
 #include <span>
 #include <string>
 
+#include "models/cpu/op_context.h"
+
 namespace ps::models::cpu {
 
 namespace {
@@ -108,6 +110,13 @@ Result<Grads> layer_backward(const pipeswitch::psm::Layer& layer, const LayerVal
   } else if (op == "MatMul") {
     PS_TRY(need_inputs(v, 2));
     PS_ASSIGN_OR_RETURN(MatMulGrads g, matmul_backward(*v.inputs[0], *v.inputs[1], dy));
+    out.emplace_back(0, std::move(g.da));
+    out.emplace_back(1, std::move(g.db));
+  } else if (op == "MatMulScale") {
+    PS_TRY(need_inputs(v, 2));
+    PS_ASSIGN_OR_RETURN(const float alpha, OpContext(op, attrs, {}, {}).attr_float("alpha", 1.0f));
+    PS_ASSIGN_OR_RETURN(MatMulGrads g,
+                        matmul_scale_backward(*v.inputs[0], *v.inputs[1], dy, alpha));
     out.emplace_back(0, std::move(g.da));
     out.emplace_back(1, std::move(g.db));
   } else if (op == "MatMulTransB") {

@@ -24,8 +24,8 @@ const std::set<std::string>& ops_with_backward() {
       "Add",       "AveragePool", "BatchNormalization", "Cast",         "Concat",
       "Conv",      "Div",         "Erf",                "Exp",          "Expand",
       "Flatten",   "Gather",      "Gelu",               "Gemm",         "GlobalAveragePool",
-      "Identity",  "LayerNormalization", "MatMul",      "MatMulTransB", "MaxPool",
-      "Mul",       "Neg",         "Pow",                "ReduceMean",   "Relu",
+      "Identity",  "LayerNormalization", "MatMul",      "MatMulScale",  "MatMulTransB",
+      "MaxPool",   "Mul",         "Neg",                "Pow",          "ReduceMean",   "Relu",
       "Reshape",   "Softmax",     "Sqrt",               "Squeeze",      "Sub",
       "Tanh",      "Transpose",   "Unsqueeze"};
   // clang-format on

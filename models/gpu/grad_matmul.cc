@@ -1,13 +1,14 @@
 // MatMul backward (numpy semantics, batch dimensions broadcast) on cuBLASLt, as models/cpu/
 // grad_matmul.cc: dA = dY B^T and dB = A^T dY per batch entry, each summed over the batch
-// dimensions its operand was broadcast on; MatMulTransB's (B stored [N, K]): dA = dY B and
-// dB = dY^T A, B's transposed copy and its gradient's never made. The shapes are planned by
-// plan_matmul_backward (matmul_grad_plan.h): each gradient is one strided batch per forward call
-// on the stored operands (no transposes copied), an LtMatmul (lt_matmul.h: its algorithm timed
-// at plan time, as the forward's); written straight into the gradient (beta = 1 to accumulate)
-// when no operand matrix is shared by several batch entries, else into the workspace at the full
-// batch shape and summed by ps_reduce_f32 (then ps_accumulate_f32 when accumulating).
-// Precision: CUBLAS_COMPUTE_32F (strict fp32) or CUBLAS_COMPUTE_32F_FAST_TF32, per the OpEnv.
+// dimensions its operand was broadcast on (MatMulScale's times alpha, cuBLASLt's alpha);
+// MatMulTransB's (B stored [N, K]): dA = dY B and dB = dY^T A, B's transposed copy and its
+// gradient's never made. The shapes are planned by plan_matmul_backward (matmul_grad_plan.h): each
+// gradient is one strided batch per forward call on the stored operands (no transposes copied), an
+// LtMatmul (lt_matmul.h: its algorithm timed at plan time, as the forward's); written straight into
+// the gradient (beta = 1 to accumulate) when no operand matrix is shared by several batch entries,
+// else into the workspace at the full batch shape and summed by ps_reduce_f32 (then
+// ps_accumulate_f32 when accumulating). Precision: CUBLAS_COMPUTE_32F (strict fp32) or
+// CUBLAS_COMPUTE_32F_FAST_TF32, per the OpEnv.
 #include <algorithm>
 
 #include "cuda/stream.h"
@@ -70,6 +71,7 @@ class MatmulGradOp final : public GpuOp {
   Status run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx) const;
 
   Part da_, db_;
+  float alpha_ = 1.0f;     // MatMulScale's: dA = alpha dY B^T, dB = alpha A^T dY
   size_t scratch_at_ = 0;  // the reduced sum before it is accumulated
   size_t lt_at_ = 0;       // cuBLASLt's workspace (after ours)
   cuda::Kernel reduce_, accumulate_;
@@ -84,6 +86,11 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
     if (t->dtype != DType::kFloat32) return unsupported("non-float32 operands");
   }
   const bool trans_b = f.op == "MatMulTransB";
+  if (f.op == "MatMulScale") {
+    AttrReader attrs(f);
+    PS_TRY(attrs->check_attrs({"alpha"}));
+    PS_ASSIGN_OR_RETURN(alpha_, attrs->attr_float("alpha", 1.0f));
+  }
   PS_ASSIGN_OR_RETURN(const MatmulGradPlan plan,
                       plan_matmul_backward(f.inputs[0].shape, f.inputs[1].shape, trans_b));
   const int64_t int_max = 2147483647;
@@ -122,8 +129,9 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
                    p.plan.reduce ? ", summed by ps_reduce_f32" : "",
                    p.accumulate ? ", accumulating" : "", ")");
   };
-  description_ =
-      str_cat("cublasLt ", f.op, " backward:", part_text(da_, "dA"), part_text(db_, "dB"));
+  description_ = str_cat("cublasLt ", f.op, " backward",
+                         alpha_ != 1.0f ? str_cat(" (alpha ", alpha_, ")") : std::string(), ":",
+                         part_text(da_, "dA"), part_text(db_, "dB"));
   return Status::OK();
 }
 
@@ -139,7 +147,7 @@ Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdevice
   for (size_t i = 0; i < p.gemms.size(); ++i) {
     const StridedGemm& g = p.gemms[i];
     const CUdeviceptr out = at(target, g.out_offset);
-    PS_TRY(part.gemms[i].run(args.stream, 1.0f, at(operand(g.y), g.y_offset),
+    PS_TRY(part.gemms[i].run(args.stream, alpha_, at(operand(g.y), g.y_offset),
                              at(operand(g.x), g.x_offset), beta_one ? 1.0f : 0.0f, out, out, 0,
                              args.workspace + lt_at_));
   }

@@ -17,7 +17,7 @@ const GradEntry* find_grad(std::string_view op) {
 }  // namespace
 
 std::span<const GradEntry> grad_op_table() {
-  static constexpr std::array<GradEntry, 31> kTable{{
+  static constexpr std::array<GradEntry, 32> kTable{{
       {"Add", build_add_grad},
       {"AveragePool", build_pool_grad},
       {"BatchNormalization", build_batch_norm_grad},
@@ -34,6 +34,7 @@ std::span<const GradEntry> grad_op_table() {
       {"Identity", build_reshape_grad},
       {"LayerNormalization", build_layer_norm_grad},
       {"MatMul", build_matmul_grad},
+      {"MatMulScale", build_matmul_grad},
       {"MatMulTransB", build_matmul_grad},
       {"MaxPool", build_pool_grad},
       {"Mul", build_binary_grad},

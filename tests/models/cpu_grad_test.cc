@@ -406,6 +406,35 @@ TEST_CASE("MatMul backward matches finite differences (batched, broadcast, 1-D)"
   CHECK_FALSE(matmul_backward(x, w2, random_tensor({2, 4}, rng)).ok());
 }
 
+// Attention's scores as the importer fuses them for training (fuse_matmul_scale): Y = alpha
+// matmul(A, B); batched, broadcast and 1-D operands, a negative alpha.
+TEST_CASE("MatMulScale backward matches finite differences", "[grad]") {
+  std::mt19937_64 rng(23);
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{2, 2, 3, 4}, {2, 2, 4, 3}},  // attention: [batch, heads, seq, head] x [.., head, seq]
+      {{1, 3, 4}, {2, 1, 4, 2}},
+      {{4}, {4, 3}},
+  };
+  for (const float alpha : {0.125f, -2.0f}) {
+    const Attributes a = attrs({attr_f("alpha", alpha)});
+    for (const auto& [as, bs] : cases) {
+      INFO(shape_string(as) << " x " << shape_string(bs) << ", alpha " << alpha);
+      std::vector<Tensor> in;
+      in.push_back(random_tensor(as, rng));
+      in.push_back(random_tensor(bs, rng));
+      const Tensor r = random_tensor(forward_all("MatMulScale", a, in).shape(), rng);
+      Result<MatMulGrads> g = matmul_scale_backward(in[0], in[1], r, alpha);
+      INFO(g.status().to_string());
+      REQUIRE(g.ok());
+      auto loss = [&](const std::vector<Tensor>& v) {
+        return weighted_sum(forward_all("MatMulScale", a, v), r);
+      };
+      CHECK(max_gradient_error(in, 0, g->da, loss) < kTolerance);
+      CHECK(max_gradient_error(in, 1, g->db, loss) < kTolerance);
+    }
+  }
+}
+
 // nn.Linear as the importer fuses it for training: Y = A B^T with B the weight [N, K] as
 // stored. dB keeps B's layout and sums over every row of A (batched and 1-D A).
 TEST_CASE("MatMulTransB backward matches finite differences", "[grad]") {

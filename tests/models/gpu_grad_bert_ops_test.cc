@@ -43,7 +43,8 @@ Shape forward_shape(const std::string& op, const cpu::Attributes& a,
 }
 
 TEST_CASE(
-    "GPU MatMul and MatMulTransB backward (attention, linear, broadcast batches) on cuBLAS, "
+    "GPU MatMul, MatMulTransB and MatMulScale backward (attention, linear, broadcast batches) on "
+    "cuBLASLt, "
     "fp32 and TF32",
     "[gpu]") {
   PS_REQUIRE_GPU();
@@ -65,19 +66,24 @@ TEST_CASE(
       {"1-D", {8}, {5, 8}},
   };
   uint64_t seed = 3000;
-  for (const std::string name : {"MatMul", "MatMulTransB"}) {
-    for (const Case& c : name == "MatMul" ? cases : trans_b_cases) {
+  // MatMulScale: attention's scores times head_size^-0.5 (alpha in both GEMMs).
+  const float alpha = 0.125f;
+  for (const std::string name : {"MatMul", "MatMulTransB", "MatMulScale"}) {
+    const cpu::Attributes at = name == "MatMulScale" ? attrs({attr_f("alpha", alpha)}) : attrs({});
+    for (const Case& c : name == "MatMulTransB" ? trans_b_cases : cases) {
       const Tensor a = random_tensor(DType::kFloat32, c.a, seed++);
       const Tensor b = random_tensor(DType::kFloat32, c.b, seed++);
-      const Shape y = forward_shape(name, attrs({}), {&a, &b});
+      const Shape y = forward_shape(name, at, {&a, &b});
       const Tensor dy = random_tensor(DType::kFloat32, y, seed++);
       Result<cpu::MatMulGrads> ref =
           name == "MatMul" ? cpu::matmul_backward(to_f64(a), to_f64(b), to_f64(dy))
-                           : cpu::matmul_trans_b_backward(to_f64(a), to_f64(b), to_f64(dy));
+          : name == "MatMulScale"
+              ? cpu::matmul_scale_backward(to_f64(a), to_f64(b), to_f64(dy), alpha)
+              : cpu::matmul_trans_b_backward(to_f64(a), to_f64(b), to_f64(dy));
       REQUIRE_OK(ref);
       for (Precision p : {Precision::kFp32, Precision::kTf32}) {
         const double tol = p == Precision::kFp32 ? kReduced : kTf32;
-        auto op = build_grad(name, attrs({}), {&a, &b}, y, p);
+        auto op = build_grad(name, at, {&a, &b}, y, p);
         Tensor da = poisoned(c.a), db = poisoned(c.b);
         run_on_gpu(*op, {&a, &b, &dy}, {&da, &db});
         expect_close(name, c.label, "dA", p, ref->da, da, tol, op->describe());
@@ -85,7 +91,7 @@ TEST_CASE(
         // Accumulating both onto a base (beta = 1, or the reduced sum through the workspace).
         const Tensor base_a = random_tensor(DType::kFloat32, c.a, seed++);
         const Tensor base_b = random_tensor(DType::kFloat32, c.b, seed++);
-        auto acc = build_grad(name, attrs({}), {&a, &b}, y, p, /*accumulate=*/3u);
+        auto acc = build_grad(name, at, {&a, &b}, y, p, /*accumulate=*/3u);
         Tensor acc_a = base_a.clone().value(), acc_b = base_b.clone().value();
         run_on_gpu(*acc, {&a, &b, &dy}, {&acc_a, &acc_b});
         expect_close(name, c.label, "dA acc", p, plus(base_a, ref->da), acc_a, tol,
@@ -94,7 +100,7 @@ TEST_CASE(
                      acc->describe());
       }
       // Only dB wanted: dA's address is 0.
-      auto only_b = build_grad(name, attrs({}), {&a, &b}, y, Precision::kFp32, 0u, /*wanted=*/2u);
+      auto only_b = build_grad(name, at, {&a, &b}, y, Precision::kFp32, 0u, /*wanted=*/2u);
       Tensor db = poisoned(c.b);
       run_on_gpu(*only_b, {&a, &b, &dy}, {nullptr, &db});
       expect_close(name, c.label, "dB only", Precision::kFp32, ref->db, db, kReduced,

@@ -443,19 +443,21 @@ TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]"
   CHECK(report->summary().find("fold_batchnorm=1") != std::string::npos);
 }
 
-TEST_CASE("run_passes: training keeps the unfused form but for GELU and W^T", "[passes]") {
+TEST_CASE("run_passes: training keeps the unfused form but for GELU, W^T and the scale",
+          "[passes]") {
   Builder b = make_mixed_graph();
   Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining);
   REQUIRE(report.ok());
-  REQUIRE(report->pass_names() == std::vector<std::string>{"remove_identity_and_dropout",
-                                                           "fold_constants", "untie_parameters",
-                                                           "fuse_gelu", "fuse_matmul_transpose",
-                                                           "eliminate_dead_code"});
-  // 15 with GELU's five nodes one Gelu, the Transpose and its MatMul one MatMulTransB.
+  REQUIRE(report->pass_names() ==
+          std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
+                                   "untie_parameters", "fuse_gelu", "fuse_matmul_transpose",
+                                   "fuse_matmul_scale", "eliminate_dead_code"});
+  // 15 with GELU's five nodes one Gelu, the Transpose and its MatMul one MatMulTransB, the
+  // attention's MatMul and its Mul by a scalar one MatMulScale.
   CHECK(report->nodes_before == 15);
-  CHECK(report->nodes_after == 10);
+  CHECK(report->nodes_after == 9);
   CHECK(b.count("BatchNormalization") == 1);
-  CHECK(b.count("MatMulScale") == 0);
+  CHECK(b.count("MatMulScale") == 1);
   CHECK(b.count("Conv") == 1);
   CHECK(b.count("FusedConv") == 0);
   CHECK(b.count("Gelu") == 1);  // parameter-free: its backward is one pass, weights untouched
@@ -465,7 +467,7 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU and W^T", "[
   CHECK(b.graph.values[conv->inputs[1]].name == "conv.weight");
   // The linear layer reads its weight as stored: same name, [N, K], trainable.
   CHECK(b.count("Transpose") == 0);
-  CHECK(b.count("MatMul") == 1);  // attention's, whose B is not transposed
+  CHECK(b.count("MatMul") == 0);  // attention's is MatMulScale (its B is not transposed)
   const Node* linear = b.find("MatMulTransB");
   REQUIRE(linear != nullptr);
   CHECK(linear->name == "/fc/MatMulTransB");
@@ -473,7 +475,8 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU and W^T", "[
   CHECK(fc_weight.name == "fc.weight");
   CHECK(fc_weight.shape == Shape{3, 2});
   CHECK(is_parameter(fc_weight));
-  CHECK(report->summary().find("fuse_gelu=1 fuse_matmul_transpose=1") != std::string::npos);
+  CHECK(report->summary().find("fuse_gelu=1 fuse_matmul_transpose=1 fuse_matmul_scale=1") !=
+        std::string::npos);
 }
 
 // psimport --skip-passes: a skipped fusion neither runs nor is recorded; only fusions may be.
@@ -483,12 +486,13 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
   REQUIRE(report.ok());
   CHECK(report->pass_names() == std::vector<std::string>{"remove_identity_and_dropout",
                                                          "fold_constants", "untie_parameters",
-                                                         "fuse_gelu", "eliminate_dead_code"});
+                                                         "fuse_gelu", "fuse_matmul_scale",
+                                                         "eliminate_dead_code"});
   CHECK(b.count("MatMulTransB") == 0);
   CHECK(b.count("Transpose") == 1);
   CHECK(b.count("Gelu") == 1);
   CHECK(skippable_passes(Mode::kTraining) ==
-        std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose"});
+        std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose", "fuse_matmul_scale"});
   CHECK(skippable_passes(Mode::kInference).size() == 8);
   Builder c = make_mixed_graph();
   Result<PipelineReport> inference = run_passes(c.graph, Mode::kInference, {"fuse_gelu"});
@@ -502,7 +506,8 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
     REQUIRE_FALSE(bad.ok());
     CHECK(bad.status().code() == Code::kInvalidArgument);
     CHECK(bad.status().message().find("training imports may skip (fuse_gelu, "
-                                      "fuse_matmul_transpose)") != std::string::npos);
+                                      "fuse_matmul_transpose, fuse_matmul_scale)") !=
+          std::string::npos);
   }
 }
 
