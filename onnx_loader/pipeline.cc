@@ -10,6 +10,7 @@
 #include "onnx_loader/passes/fuse_conv.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
+#include "onnx_loader/passes/fuse_linear_bias.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
 #include "onnx_loader/passes/fuse_matmul_scale.h"
 #include "onnx_loader/passes/fuse_matmul_transpose.h"
@@ -115,6 +116,9 @@ std::vector<NamedPass> fusion_passes(Mode mode) {
   // removes two copies of every linear weight per step (the Transpose forward and its
   // backward). Not for inference: there constant folding stores the transposed weight.
   list.push_back({"fuse_matmul_transpose", passes::fuse_matmul_transpose});
+  // Then the bias Add after it: MatMulTransB(X, W, b) (passes/fuse_linear_bias.h), the bias
+  // added as the product is written and its gradient made by the layer's backward.
+  list.push_back({"fuse_linear_bias", passes::fuse_linear_bias});
   // Attention's scores times head_size^-0.5: MatMul then Mul by a scalar becomes MatMulScale,
   // the scale cuBLASLt's alpha forward and backward (dA = alpha dY B^T, dB = alpha A^T dY).
   // No parameter is involved. BERT-base at batch 8: a [8, 12, 251, 251] product (24 MB) a

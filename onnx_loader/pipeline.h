@@ -46,11 +46,11 @@ bool is_parameter(const Value& value);
 //              fuse_matmul_bias, fuse_layernorm, fuse_add_layernorm, fuse_gelu,
 //              remove_zero_add, fuse_matmul_scale, eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, untie_parameters, fuse_gelu,
-//              fuse_matmul_transpose, fuse_matmul_scale, eliminate_dead_code
-//              (BatchNormalization stays a layer and nothing is folded into weights; the three
+//              fuse_matmul_transpose, fuse_linear_bias, fuse_matmul_scale, eliminate_dead_code
+//              (BatchNormalization stays a layer and nothing is folded into weights; the four
 //              fusions change no parameter or its name: GELU's element-wise nodes become one
-//              Gelu, MatMul(X, Transpose(W)) becomes MatMulTransB(X, W), and MatMul times a
-//              scalar constant MatMulScale; constant
+//              Gelu, MatMul(X, Transpose(W)) becomes MatMulTransB(X, W), its bias Add joins it
+//              as MatMulTransB(X, W, b), and MatMul times a scalar constant MatMulScale; constant
 //              folding leaves every node that reads a float parameter alone, so that
 //              Gather(position_embeddings, ids) stays a layer and the table stays trainable;
 //              a parameter the exporter shared among several uses gets a copy per use:

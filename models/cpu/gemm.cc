@@ -1,6 +1,7 @@
 // Matrix products: Gemm (2-D, transposes, alpha/beta, broadcast C), MatMul (numpy matmul:
 // batched with broadcast batch dimensions, 1-D operands promoted) and our MatMulBias,
-// MatMulScale and MatMulTransB (B 2-D [N, K], read transposed: Y = matmul(A, B^T)).
+// MatMulScale and MatMulTransB (B 2-D [N, K], read transposed: Y = matmul(A, B^T), plus an
+// optional bias [N] as MatMulBias's).
 // Products and sums are accumulated in double.
 #include <algorithm>
 
@@ -103,10 +104,13 @@ Status run_gemm(const OpContext& ctx) {
 }
 
 Status run_matmul(const OpContext& ctx) {
-  const bool with_bias = ctx.op() == "MatMulBias";
   const bool scaled = ctx.op() == "MatMulScale";
   const bool trans_b = ctx.op() == "MatMulTransB";
-  PS_TRY(with_bias ? ctx.check_arity(3, 3, 1, 1) : ctx.check_arity(2, 2, 1, 1));
+  // MatMulTransB's bias is optional (a linear layer's, fused for training).
+  const bool with_bias = ctx.op() == "MatMulBias" || (trans_b && ctx.num_inputs() == 3);
+  PS_TRY(trans_b     ? ctx.check_arity(2, 3, 1, 1)
+         : with_bias ? ctx.check_arity(3, 3, 1, 1)
+                     : ctx.check_arity(2, 2, 1, 1));
   PS_TRY(scaled ? ctx.check_attrs({"alpha"}) : ctx.check_attrs({}));
   double alpha = 1.0;
   if (scaled) {

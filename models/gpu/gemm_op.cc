@@ -1,4 +1,5 @@
-// Gemm, MatMul, MatMulBias and MatMulScale (alpha) on cuBLASLt.
+// Gemm, MatMul, MatMulBias, MatMulScale (alpha) and MatMulTransB (with or without a bias) on
+// cuBLASLt.
 //
 // Row-major ONNX operands meet column-major cuBLASLt through the transpose identity: a
 // row-major [R, C] matrix is a column-major [C, R] one, so Y = A x B (row-major) is computed as
@@ -155,16 +156,19 @@ Status check_output(const OpSpec& spec, const Shape& shape) {
 }  // namespace
 
 Result<std::unique_ptr<GpuOp>> build_matmul(const OpSpec& spec, const OpEnv& env) {
-  const bool with_bias = spec.op == "MatMulBias";
   const bool scaled = spec.op == "MatMulScale";
   const bool trans_b = spec.op == "MatMulTransB";
+  // MatMulTransB's bias is optional (a linear layer's, fused for training).
+  const bool with_bias =
+      spec.op == "MatMulBias" || (trans_b && spec.inputs.size() == 3 && spec.inputs[2].present());
   const std::string op(spec.op);
   const cpu::OpContext ctx(op, spec.attrs, {}, {});
   PS_TRY(scaled ? ctx.check_attrs({"alpha"}) : ctx.check_attrs({}));
   PS_ASSIGN_OR_RETURN(const float alpha, ctx.attr_float("alpha", 1.0f));
   const size_t arity = with_bias ? 3 : 2;
   if (spec.inputs.size() != arity) {
-    return invalid_argument("needs ", arity, " inputs, got ", spec.inputs.size());
+    return invalid_argument("needs ", trans_b ? "2 or 3" : std::to_string(arity), " inputs, got ",
+                            spec.inputs.size());
   }
   for (size_t i = 0; i < arity; ++i) {
     if (!spec.inputs[i].present()) return invalid_argument("input ", i, " is missing");

@@ -13,6 +13,7 @@
 
 #include "cuda/stream.h"
 #include "models/gpu/grad_builders.h"
+#include "models/gpu/grad_kernel_plan.h"
 #include "models/gpu/kernel_op_util.h"
 #include "models/gpu/lt_matmul.h"
 #include "models/gpu/matmul_grad_plan.h"
@@ -71,6 +72,12 @@ class MatmulGradOp final : public GpuOp {
   Status run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx) const;
 
   Part da_, db_;
+  // MatMulTransB's bias (fuse_linear_bias): dY summed over its rows by ps_reduce_f32 (into the
+  // scratch, then added, when accumulating).
+  size_t inputs_ = 3;  // bound to enqueue: 4 with the bias
+  bool want_dbias_ = false, acc_dbias_ = false;
+  ReducePlan dbias_plan_;
+  int64_t dbias_count_ = 0;
   float alpha_ = 1.0f;     // MatMulScale's: dA = alpha dY B^T, dB = alpha A^T dY
   size_t scratch_at_ = 0;  // the reduced sum before it is accumulated
   size_t lt_at_ = 0;       // cuBLASLt's workspace (after ours)
@@ -81,11 +88,14 @@ class MatmulGradOp final : public GpuOp {
 
 Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
   const OpSpec& f = spec.forward;
-  PS_TRY(check_arity(f, 2, 2, 1, 1));
+  const bool trans_b = f.op == "MatMulTransB";
+  PS_TRY(check_arity(f, 2, trans_b ? 3 : 2, 1, 1));
+  const bool has_bias = f.inputs.size() == 3 && f.inputs[2].present();
   for (const TensorSpec* t : {&f.inputs[0], &f.inputs[1], &f.outputs[0]}) {
     if (t->dtype != DType::kFloat32) return unsupported("non-float32 operands");
   }
-  const bool trans_b = f.op == "MatMulTransB";
+  if (has_bias && f.inputs[2].dtype != DType::kFloat32) return unsupported("a non-float32 bias");
+  inputs_ = has_bias ? 4 : 3;
   if (f.op == "MatMulScale") {
     AttrReader attrs(f);
     PS_TRY(attrs->check_attrs({"alpha"}));
@@ -115,10 +125,18 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
     at += round_up(static_cast<size_t>(p->plan.full_count) * 4);
     if (p->accumulate) scratch = std::max(scratch, round_up(static_cast<size_t>(p->plan.count) * 4));
   }
+  want_dbias_ = has_bias && spec.wants(2);
+  if (want_dbias_) {
+    PS_ASSIGN_OR_RETURN(dbias_plan_,
+                        plan_broadcast_backward(f.inputs[2].shape, f.outputs[0].shape));
+    dbias_count_ = element_count(f.inputs[2].shape);
+    acc_dbias_ = spec.accumulates(2);
+    if (acc_dbias_) scratch = std::max(scratch, round_up(static_cast<size_t>(dbias_count_) * 4));
+  }
   scratch_at_ = at;
   lt_at_ = at + scratch;
   workspace_ = lt_at_ + lt_bytes;
-  if ((da_.wanted && da_.plan.reduce) || (db_.wanted && db_.plan.reduce)) {
+  if ((da_.wanted && da_.plan.reduce) || (db_.wanted && db_.plan.reduce) || want_dbias_) {
     PS_ASSIGN_OR_RETURN(reduce_, find_kernel(env, "ps_reduce_f32"));
     PS_ASSIGN_OR_RETURN(accumulate_, find_kernel(env, "ps_accumulate_f32"));
   }
@@ -131,7 +149,8 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
   };
   description_ = str_cat("cublasLt ", f.op, " backward",
                          alpha_ != 1.0f ? str_cat(" (alpha ", alpha_, ")") : std::string(), ":",
-                         part_text(da_, "dA"), part_text(db_, "dB"));
+                         part_text(da_, "dA"), part_text(db_, "dB"),
+                         want_dbias_ ? " dbias (ps_reduce_f32)" : "");
   return Status::OK();
 }
 
@@ -139,8 +158,10 @@ Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdevice
   const MatmulGradPart& p = part.plan;
   const CUdeviceptr target = p.reduce ? args.workspace + part.full_at : dx;
   const bool beta_one = part.accumulate && !p.reduce;
-  // inputs {A, B, dY}: GradOperand's order.
-  const auto operand = [&args](GradOperand o) { return args.inputs[static_cast<size_t>(o)]; };
+  // inputs {A, B, bias?, dY}: A and B in GradOperand's order, dY last.
+  const auto operand = [&args](GradOperand o) {
+    return o == GradOperand::kDy ? args.inputs.back() : args.inputs[static_cast<size_t>(o)];
+  };
   const auto at = [](CUdeviceptr base, int64_t offset) {
     return base + static_cast<CUdeviceptr>(offset) * 4;
   };
@@ -162,10 +183,11 @@ Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdevice
 }
 
 Status MatmulGradOp::enqueue(const LaunchArgs& args) const {
-  // inputs {A, B, dY}; outputs {dA, dB}.
-  if (args.inputs.size() < 3 || args.outputs.size() < 2) {
+  // inputs {A, B, bias?, dY}; outputs {dA, dB, dbias?}.
+  if (args.inputs.size() != inputs_ || args.outputs.size() < inputs_ - 1) {
     return invalid_argument("MatMul backward enqueue: ", args.inputs.size(), " inputs, ",
-                            args.outputs.size(), " outputs bound, needs 3 and 2");
+                            args.outputs.size(), " outputs bound, needs ", inputs_, " and ",
+                            inputs_ - 1);
   }
   if (args.workspace_bytes < workspace_) {
     return invalid_argument("MatMul backward enqueue: workspace of ", args.workspace_bytes,
@@ -173,6 +195,14 @@ Status MatmulGradOp::enqueue(const LaunchArgs& args) const {
   }
   if (da_.wanted) PS_TRY(run_part(args, da_, args.outputs[0]));
   if (db_.wanted) PS_TRY(run_part(args, db_, args.outputs[1]));
+  if (want_dbias_ && dbias_count_ > 0) {
+    const CUdeviceptr target = acc_dbias_ ? args.workspace + scratch_at_ : args.outputs[2];
+    PS_TRY(launch_reduce(reduce_, args.stream, dbias_plan_, args.inputs.back(), target));
+    if (acc_dbias_) {
+      PS_TRY(accumulate_.launch(args.stream, grid_for(dbias_count_), kBlock, 0, args.outputs[2],
+                                target, static_cast<uint64_t>(dbias_count_)));
+    }
+  }
   return Status::OK();
 }
 

@@ -435,6 +435,34 @@ TEST_CASE("MatMulScale backward matches finite differences", "[grad]") {
   }
 }
 
+// With the linear layer's bias taken in (fuse_linear_bias): Y = A B^T + bias; dbias is dY
+// summed over every row, and A's and B's gradients are the bias-free ones.
+TEST_CASE("MatMulTransB with a bias: backward matches finite differences", "[grad]") {
+  std::mt19937_64 rng(31);
+  const Attributes a = attrs();
+  for (const auto& [as, bs] :
+       std::vector<std::pair<Shape, Shape>>{{{2, 3, 4}, {5, 4}}, {{4}, {3, 4}}}) {
+    INFO(shape_string(as) << " x " << shape_string(bs) << "^T + bias");
+    std::vector<Tensor> in;
+    in.push_back(random_tensor(as, rng));
+    in.push_back(random_tensor(bs, rng));
+    in.push_back(random_tensor({bs[0]}, rng));
+    const Tensor r = random_tensor(forward_all("MatMulTransB", a, in).shape(), rng);
+    Result<MatMulGrads> g = matmul_trans_b_backward(in[0], in[1], r);
+    REQUIRE(g.ok());
+    Result<Tensor> dbias = matmul_bias_backward(r);
+    REQUIRE(dbias.ok());
+    CHECK(dbias->shape() == Shape{bs[0]});
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("MatMulTransB", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, g->da, loss) < kTolerance);
+    CHECK(max_gradient_error(in, 1, g->db, loss) < kTolerance);
+    CHECK(max_gradient_error(in, 2, *dbias, loss) < kTolerance);
+  }
+  CHECK_FALSE(matmul_bias_backward(test::zeros(DType::kFloat64, {})).ok());
+}
+
 // nn.Linear as the importer fuses it for training: Y = A B^T with B the weight [N, K] as
 // stored. dB keeps B's layout and sums over every row of A (batched and 1-D A).
 TEST_CASE("MatMulTransB backward matches finite differences", "[grad]") {

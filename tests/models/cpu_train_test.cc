@@ -261,7 +261,8 @@ TEST_CASE("whole-model gradients of bert_tiny's classifier match finite differen
 // and read through MatMulTransB (what fuse_matmul_transpose makes of a training-mode export):
 // the manifest's MatMul(x, W [in, out]) layers rewritten, W's bytes transposed in the blob.
 // The trainer must follow the MatMul package's trajectory: the same losses, and weights that
-// are the transposes of each other after every step.
+// are the transposes of each other after every step; so must the same package with the bias
+// Adds taken into the MatMulTransB layers (fuse_linear_bias), its biases trained through them.
 TEST_CASE("bert_tiny with MatMulTransB linear layers trains as its MatMul form does", "[train]") {
   const onnx_loader::LoweredModel m = lower_training("bert_tiny", 2);
   pipeswitch::psm::Manifest manifest = m.manifest;
@@ -288,22 +289,61 @@ TEST_CASE("bert_tiny with MatMulTransB linear layers trains as its MatMul form d
   }
   CHECK(transposed.size() == 12);  // 2 layers x (query, key, value, output, intermediate, output)
 
+  // And with each bias Add taken into its MatMulTransB (what fuse_linear_bias makes): the
+  // MatMulTransB reads the bias as a third input, the Add becomes an Identity of its output.
+  pipeswitch::psm::Manifest biased = manifest;
+  std::map<uint32_t, int> producer;  // tensor -> MatMulTransB layer writing it
+  for (int l = 0; l < biased.layers_size(); ++l) {
+    if (biased.layers(l).op() == "MatMulTransB") producer[biased.layers(l).outputs(0)] = l;
+  }
+  int biases = 0;
+  for (auto& layer : *biased.mutable_layers()) {
+    if (layer.op() != "Add" || layer.inputs_size() != 2) continue;
+    for (int side = 0; side < 2; ++side) {
+      const auto it = producer.find(layer.inputs(side));
+      const auto& bias = biased.tensors(static_cast<int>(layer.inputs(1 - side)));
+      if (it == producer.end() || !bias.trainable() || bias.shape_size() != 1) continue;
+      biased.mutable_layers(it->second)->add_inputs(layer.inputs(1 - side));
+      const uint32_t product = layer.inputs(side);
+      layer.set_op("Identity");
+      layer.clear_inputs();
+      layer.add_inputs(product);
+      ++biases;
+      break;
+    }
+  }
+  CHECK(biases == 12);
+
   TrainerOptions opt = learnable_options();
   opt.data.classes = 2;
   opt.sgd.learning_rate = 0.02;
   Result<std::unique_ptr<Trainer>> plain = Trainer::create(m.manifest, m.weights, opt);
   Result<std::unique_ptr<Trainer>> fused = Trainer::create(manifest, blob, opt);
-  INFO(plain.status().to_string() << " / " << fused.status().to_string());
+  Result<std::unique_ptr<Trainer>> with_bias = Trainer::create(biased, blob, opt);
+  INFO(plain.status().to_string() << " / " << fused.status().to_string() << " / "
+                                  << with_bias.status().to_string());
   REQUIRE(plain.ok());
   REQUIRE(fused.ok());
+  REQUIRE(with_bias.ok());
   for (int step = 0; step < 3; ++step) {
     INFO("step " << step);
     const Result<double> a = (*plain)->step();
     const Result<double> b = (*fused)->step();
-    INFO(b.status().to_string());
+    const Result<double> c = (*with_bias)->step();
+    INFO(b.status().to_string() << " / " << c.status().to_string());
     REQUIRE(a.ok());
     REQUIRE(b.ok());
+    REQUIRE(c.ok());
     CHECK(std::abs(*a - *b) <= 1e-12 * std::abs(*a));
+    CHECK(std::abs(*b - *c) <= 1e-12 * std::abs(*b));
+    double bias_diff = 0;
+    for (const auto& [index, wb] : (*fused)->state().weights) {
+      const Tensor& wc = (*with_bias)->state().weights.at(index);
+      for (int64_t e = 0; e < wb.numel(); ++e) {
+        bias_diff = std::max(bias_diff, std::abs(wb.data<double>()[e] - wc.data<double>()[e]));
+      }
+    }
+    CHECK(bias_diff <= 1e-12);
     double max_diff = 0, max_abs = 0;
     for (const auto& [index, wa] : (*plain)->state().weights) {
       const Tensor& wb = (*fused)->state().weights.at(index);

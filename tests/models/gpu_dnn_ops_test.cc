@@ -468,7 +468,13 @@ TEST_CASE("dnn MatMulTransB: linear layers with the weight stored [N, K]", "[gpu
     const cpu::Tensor b = random_tensor(DType::kFloat32, sb, seed + 1);
     check_op(str_cat(shape_string(sa), " x ", shape_string(sb), "^T"), "MatMulTransB", attrs({}),
              {&a, &b}, {});
+    // With the linear layer's bias (fuse_linear_bias): the BIAS epilogue.
+    const cpu::Tensor bias = random_tensor(DType::kFloat32, {sb[0]}, seed + 7);
+    check_op(str_cat(shape_string(sa), " x ", shape_string(sb), "^T + bias"), "MatMulTransB",
+             attrs({}), {&a, &b, &bias}, {1, 2});
   }
+  const cpu::Tensor bias = random_tensor(DType::kFloat32, {3072}, 832);
+  check_op("[8,251,768] x [3072,768]^T + bias", "MatMulTransB", attrs({}), {&x, &w, &bias}, {1, 2});
 }
 
 TEST_CASE("dnn MatMul: broadcasting, 1-D operands, random shapes", "[gpu]") {

@@ -99,6 +99,32 @@ TEST_CASE(
         expect_close(name, c.label, "dB acc", p, plus(base_b, ref->db), acc_b, tol,
                      acc->describe());
       }
+      if (name == "MatMulTransB") {
+        // With the linear layer's bias: dbias = dY summed over its rows (and accumulated).
+        const Tensor bias = random_tensor(DType::kFloat32, {c.b[0]}, seed++);
+        Result<Tensor> ref_bias = cpu::matmul_bias_backward(to_f64(dy));
+        REQUIRE_OK(ref_bias);
+        for (const uint32_t acc_bits : {0u, 7u}) {
+          auto op = build_grad(name, at, {&a, &b, &bias}, y, Precision::kTf32, acc_bits);
+          const Tensor base_a = random_tensor(DType::kFloat32, c.a, seed++);
+          const Tensor base_b = random_tensor(DType::kFloat32, c.b, seed++);
+          const Tensor base_bias = random_tensor(DType::kFloat32, {c.b[0]}, seed++);
+          Tensor da = acc_bits ? base_a.clone().value() : poisoned(c.a);
+          Tensor db = acc_bits ? base_b.clone().value() : poisoned(c.b);
+          Tensor dbias = acc_bits ? base_bias.clone().value() : poisoned({c.b[0]});
+          run_on_gpu(*op, {&a, &b, &bias, &dy}, {&da, &db, &dbias});
+          const std::string label = c.label + (acc_bits ? " + bias, accumulating" : " + bias");
+          const Tensor zero_a = zeros_f32(c.a), zero_b = zeros_f32(c.b);
+          const Tensor zero_bias = zeros_f32({c.b[0]});
+          expect_close(name, label, "dA", Precision::kTf32,
+                       plus(acc_bits ? base_a : zero_a, ref->da), da, kTf32, op->describe());
+          expect_close(name, label, "dB", Precision::kTf32,
+                       plus(acc_bits ? base_b : zero_b, ref->db), db, kTf32, op->describe());
+          expect_close(name, label, "dbias", Precision::kTf32,
+                       plus(acc_bits ? base_bias : zero_bias, *ref_bias), dbias, kReduced,
+                       op->describe());
+        }
+      }
       // Only dB wanted: dA's address is 0.
       auto only_b = build_grad(name, at, {&a, &b}, y, Precision::kFp32, 0u, /*wanted=*/2u);
       Tensor db = poisoned(c.b);

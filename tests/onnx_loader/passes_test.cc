@@ -451,11 +451,11 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU, W^T and the
   REQUIRE(report->pass_names() ==
           std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                    "untie_parameters", "fuse_gelu", "fuse_matmul_transpose",
-                                   "fuse_matmul_scale", "eliminate_dead_code"});
-  // 15 with GELU's five nodes one Gelu, the Transpose and its MatMul one MatMulTransB, the
-  // attention's MatMul and its Mul by a scalar one MatMulScale.
+                                   "fuse_linear_bias", "fuse_matmul_scale", "eliminate_dead_code"});
+  // 15 with GELU's five nodes one Gelu, the Transpose, its MatMul and the bias Add one
+  // MatMulTransB, the attention's MatMul and its Mul by a scalar one MatMulScale.
   CHECK(report->nodes_before == 15);
-  CHECK(report->nodes_after == 9);
+  CHECK(report->nodes_after == 8);
   CHECK(b.count("BatchNormalization") == 1);
   CHECK(b.count("MatMulScale") == 1);
   CHECK(b.count("Conv") == 1);
@@ -475,7 +475,11 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU, W^T and the
   CHECK(fc_weight.name == "fc.weight");
   CHECK(fc_weight.shape == Shape{3, 2});
   CHECK(is_parameter(fc_weight));
-  CHECK(report->summary().find("fuse_gelu=1 fuse_matmul_transpose=1 fuse_matmul_scale=1") !=
+  REQUIRE(linear->inputs.size() == 3);  // and its bias, as stored
+  CHECK(b.graph.values[linear->inputs[2]].name == "fc.bias");
+  CHECK(is_parameter(b.graph.values[linear->inputs[2]]));
+  CHECK(report->summary().find(
+            "fuse_gelu=1 fuse_matmul_transpose=1 fuse_linear_bias=1 fuse_matmul_scale=1") !=
         std::string::npos);
 }
 
@@ -484,15 +488,16 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
   Builder b = make_mixed_graph();
   Result<PipelineReport> report = run_passes(b.graph, Mode::kTraining, {"fuse_matmul_transpose"});
   REQUIRE(report.ok());
-  CHECK(report->pass_names() == std::vector<std::string>{"remove_identity_and_dropout",
-                                                         "fold_constants", "untie_parameters",
-                                                         "fuse_gelu", "fuse_matmul_scale",
-                                                         "eliminate_dead_code"});
+  CHECK(report->pass_names() ==
+        std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
+                                 "untie_parameters", "fuse_gelu", "fuse_linear_bias",
+                                 "fuse_matmul_scale", "eliminate_dead_code"});
   CHECK(b.count("MatMulTransB") == 0);
   CHECK(b.count("Transpose") == 1);
   CHECK(b.count("Gelu") == 1);
   CHECK(skippable_passes(Mode::kTraining) ==
-        std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose", "fuse_matmul_scale"});
+        std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose", "fuse_linear_bias",
+                                 "fuse_matmul_scale"});
   CHECK(skippable_passes(Mode::kInference).size() == 8);
   Builder c = make_mixed_graph();
   Result<PipelineReport> inference = run_passes(c.graph, Mode::kInference, {"fuse_gelu"});
@@ -506,8 +511,8 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
     REQUIRE_FALSE(bad.ok());
     CHECK(bad.status().code() == Code::kInvalidArgument);
     CHECK(bad.status().message().find("training imports may skip (fuse_gelu, "
-                                      "fuse_matmul_transpose, fuse_matmul_scale)") !=
-          std::string::npos);
+                                      "fuse_matmul_transpose, fuse_linear_bias, "
+                                      "fuse_matmul_scale)") != std::string::npos);
   }
 }
 

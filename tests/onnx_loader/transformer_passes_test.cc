@@ -7,6 +7,7 @@
 #include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
+#include "onnx_loader/passes/fuse_linear_bias.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
 #include "onnx_loader/passes/fuse_matmul_scale.h"
 #include "onnx_loader/passes/fuse_matmul_transpose.h"
@@ -680,6 +681,102 @@ TEST_CASE("fuse_matmul_transpose: near misses are left unchanged", "[passes]") {
     const int t = b.node("Transpose", "/t", {w}, {4, 3}, {{"perm", ints({1, 0})}}, DType::kInt64);
     b.output(b.node("MatMul", "/mm", {a, t}, {5, 3}, {}, DType::kInt64));
     CHECK(fused(passes::fuse_matmul_transpose(b.graph)) == 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The bias Add after a linear layer: MatMulTransB(X, W) + b -> MatMulTransB(X, W, b)
+
+// y = Add(MatMulTransB(x, w), b) (or Add(b, .)): x [2, 5, 4], w [3, 4], b `b_shape`.
+struct BiasedLinear {
+  Builder b;
+  int x = -1, w = -1, bias = -1, p = -1, y = -1;
+};
+BiasedLinear make_biased_linear(bool bias_first, const Shape& b_shape = {3}) {
+  BiasedLinear g;
+  const std::string scope = "/encoder/layer.0/output/dense/";
+  g.x = g.b.input("x", {2, 5, 4});
+  g.w = g.b.weight("encoder.layer.0.output.dense.weight", {3, 4}, ramp(12));
+  g.bias = g.b.weight("encoder.layer.0.output.dense.bias", b_shape,
+                      ramp(static_cast<size_t>(element_count(b_shape))));
+  g.p = g.b.node("MatMulTransB", scope + "MatMulTransB", {g.x, g.w}, {2, 5, 3});
+  g.y = g.b.node("Add", scope + "Add",
+                 bias_first ? std::vector<int>{g.bias, g.p} : std::vector<int>{g.p, g.bias},
+                 {2, 5, 3});
+  return g;
+}
+
+TEST_CASE("fuse_linear_bias: the bias Add joins the MatMulTransB, either operand order",
+          "[passes]") {
+  for (const bool bias_first : {false, true}) {
+    INFO((bias_first ? "Add(b, P)" : "Add(P, b)"));
+    BiasedLinear g = make_biased_linear(bias_first);
+    g.b.output(g.b.node("Relu", "/relu", {g.y}, {2, 5, 3}));
+    REQUIRE(fused(passes::fuse_linear_bias(g.b.graph)) == 1);
+    REQUIRE(g.b.graph.validate().ok());
+    CHECK(g.b.live() == 2);  // MatMulTransB, Relu
+    CHECK(g.b.count("Add") == 0);
+    const Node* f = g.b.find("MatMulTransB");
+    REQUIRE(f != nullptr);
+    CHECK(f->inputs == std::vector<int>{g.x, g.w, g.bias});
+    CHECK(f->outputs == std::vector<int>{g.y});
+    CHECK(f->name == "/encoder/layer.0/output/dense/MatMulTransB");
+    CHECK(f->onnx_nodes.size() == 2);
+    CHECK(g.b.graph.values[g.y].producer == 1);  // at the Add's place
+    // The bias is untouched: the same value, name and shape.
+    CHECK(g.b.graph.values[g.bias].name == "encoder.layer.0.output.dense.bias");
+    CHECK(g.b.graph.values[g.bias].constant->shape == Shape{3});
+    // A second run finds nothing (the fused node has three inputs).
+    CHECK(fused(passes::fuse_linear_bias(g.b.graph)) == 0);
+  }
+}
+
+TEST_CASE("fuse_linear_bias: near misses are left unchanged", "[passes]") {
+  SECTION("a [1, 3] bias (not 1-D: it stays an Add)") {
+    BiasedLinear g = make_biased_linear(false, {1, 3});
+    g.b.output(g.y);
+    CHECK(fused(passes::fuse_linear_bias(g.b.graph)) == 0);
+    CHECK(g.b.count("Add") == 1);
+  }
+  SECTION("a bias broadcast over the rows, not the columns") {
+    Builder b;
+    const int x = b.input("x", {5, 4});
+    const int p = b.node("MatMulTransB", "/mm", {x, b.weight("w", {5, 4}, ramp(20))}, {5, 5});
+    b.output(b.node("Add", "/add", {p, b.weight("b", {5, 1}, ramp(5))}, {5, 5}));
+    CHECK(fused(passes::fuse_linear_bias(b.graph)) == 0);
+  }
+  SECTION("the product has a second reader") {
+    BiasedLinear g = make_biased_linear(false);
+    g.b.output(g.y);
+    g.b.output(g.b.node("Relu", "/relu", {g.p}, {2, 5, 3}));
+    CHECK(fused(passes::fuse_linear_bias(g.b.graph)) == 0);
+  }
+  SECTION("the product is a graph output") {
+    BiasedLinear g = make_biased_linear(false);
+    g.b.output(g.y);
+    g.b.output(g.p);
+    CHECK(fused(passes::fuse_linear_bias(g.b.graph)) == 0);
+  }
+  SECTION("the addend is a runtime value") {
+    Builder b;
+    const int x = b.input("x", {5, 4});
+    const int p = b.node("MatMulTransB", "/mm", {x, b.weight("w", {3, 4}, ramp(12))}, {5, 3});
+    b.output(b.node("Add", "/add", {p, b.input("r", {3})}, {5, 3}));
+    CHECK(fused(passes::fuse_linear_bias(b.graph)) == 0);
+  }
+  SECTION("the Add broadcasts the product to a larger shape") {
+    Builder b;
+    const int x = b.input("x", {5, 4});
+    const int p = b.node("MatMulTransB", "/mm", {x, b.weight("w", {3, 4}, ramp(12))}, {5, 3});
+    b.output(b.node("Add", "/add", {p, b.weight("big", {2, 5, 3}, ramp(30))}, {2, 5, 3}));
+    CHECK(fused(passes::fuse_linear_bias(b.graph)) == 0);
+  }
+  SECTION("the reader is a Mul") {
+    Builder b;
+    const int x = b.input("x", {5, 4});
+    const int p = b.node("MatMulTransB", "/mm", {x, b.weight("w", {3, 4}, ramp(12))}, {5, 3});
+    b.output(b.node("Mul", "/mul", {p, b.weight("b", {3}, ramp(3))}, {5, 3}));
+    CHECK(fused(passes::fuse_linear_bias(b.graph)) == 0);
   }
 }
 
