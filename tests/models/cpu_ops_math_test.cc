@@ -109,8 +109,20 @@ TEST_CASE("MatMulTransB is MatMul of the transposed 2-D B", "[cpu_ops][gemm]") {
     CHECK_THAT(alpha.message(), Catch::Contains("'alpha'"));
     const Status trans = run("MatMulTransB", attrs({attr_i("transB", 1)}), {&a, &b}, {&y});
     CHECK_FALSE(trans.ok());
-    Tensor bias = floats({5}, {0, 0, 0, 0, 0});
-    CHECK_FALSE(run("MatMulTransB", attrs(), {&a, &b, &bias}, {&y}).ok());
+    // A bias must have N = 5 elements (the linear layer's, fuse_linear_bias), K = 4 is not it.
+    Tensor bias4 = floats({4}, {0, 0, 0, 0});
+    CHECK_THAT(run("MatMulTransB", attrs(), {&a, &b, &bias4}, {&y}).message(),
+               Catch::Contains("must have shape [5]"));
+    Tensor bias = floats({5}, {1, -2, 3, 0.5f, 0});
+    Tensor yb = zeros(DType::kFloat32, {2, 5});
+    REQUIRE(run("MatMulTransB", attrs(), {&a, &b, &bias}, {&yb}).ok());
+    Tensor plain = zeros(DType::kFloat32, {2, 5});
+    REQUIRE(run("MatMulTransB", attrs(), {&a, &b}, {&plain}).ok());
+    for (int64_t i = 0; i < 10; ++i) {
+      // The sum is rounded once (accumulated in double): within an ulp of the two roundings.
+      CHECK(yb.data<float>()[i] ==
+            Approx(plain.data<float>()[i] + bias.data<float>()[i % 5]).epsilon(1e-6));
+    }
     // The output shape is checked: [2, 4] would be MatMul(A, B) of a square B.
     Tensor wrong_y = zeros(DType::kFloat32, {2, 4});
     CHECK_FALSE(run("MatMulTransB", attrs(), {&a, &b}, {&wrong_y}).ok());

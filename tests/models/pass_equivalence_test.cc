@@ -206,7 +206,8 @@ TEST_CASE("bert_tiny: fused inference manifest computes what the training manife
 // Two nn.Linear layers on a 3-D input as PyTorch exports them in training mode:
 // Add(bias, MatMul(x, Transpose(W [out, in], perm=[1, 0]))). Inference folds the Transposes
 // into [in, out] constants and fuses MatMulBias; training keeps W as stored and reads it
-// through MatMulTransB (fuse_matmul_transpose). Both must compute the same function.
+// through MatMulTransB (fuse_matmul_transpose), the bias taken in (fuse_linear_bias). Both must
+// compute the same function.
 TEST_CASE("linear layers in PyTorch's training form: MatMulTransB computes what MatMul of W^T does",
           "[equivalence]") {
   using onnx_loader::testing::attr;
@@ -242,6 +243,7 @@ TEST_CASE("linear layers in PyTorch's training form: MatMulTransB computes what 
   CHECK(count_op(training, "MatMulTransB") == 2);
   CHECK(count_op(training, "Transpose") == 0);
   CHECK(count_op(training, "MatMul") == 0);
+  CHECK(count_op(training, "Add") == 0);
   // The training package holds the weights as PyTorch does: same names, [out, in], trainable.
   std::map<std::string, std::vector<int64_t>> weights;
   for (const auto& t : training.tensors()) {
@@ -257,8 +259,10 @@ TEST_CASE("linear layers in PyTorch's training form: MatMulTransB computes what 
     if (layer.op() != "MatMulTransB") continue;
     INFO(layer.name());
     CHECK(layer.attributes_size() == 0);
-    REQUIRE(layer.inputs_size() == 2);
+    REQUIRE(layer.inputs_size() == 3);  // its bias taken in too (fuse_linear_bias)
     CHECK(training.tensors(static_cast<int>(layer.inputs(1))).name().find(".weight") !=
+          std::string::npos);
+    CHECK(training.tensors(static_cast<int>(layer.inputs(2))).name().find(".bias") !=
           std::string::npos);
   }
   check_equivalent("two linear layers", both);
