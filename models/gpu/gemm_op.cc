@@ -107,23 +107,11 @@ Status MatmulOp::init(const OpEnv& env, Addend addend, size_t addend_input, floa
     c_col_stride_ = c2[1] == 1 ? 0 : 1;
     PS_ASSIGN_OR_RETURN(broadcast_, env.runtime.kernel("ps_dnn_broadcast_2d_f32"));
   }
-  // Y^T [N, M] = op(B)^T op(A)^T, column-major: cuBLASLt's A is our B (operand 1), its B our A.
-  LtProblem p;
-  p.m = plan_.n;
-  p.n = plan_.m;
-  p.k = plan_.k;
-  p.trans_a = plan_.trans_b;
-  p.trans_b = plan_.trans_a;
-  p.lda = plan_.trans_b ? plan_.k : plan_.n;
-  p.ldb = plan_.trans_a ? plan_.m : plan_.k;
-  p.ldd = plan_.n;
-  p.batch = plan_.batch_count;
-  p.stride_a = plan_.stride_b;
-  p.stride_b = plan_.stride_a;
-  p.stride_d = plan_.stride_y;
-  p.align_a = operand_alignment(plan_, 1);
-  p.align_b = operand_alignment(plan_, 0);
-  p.align_d = operand_alignment(plan_, 2);
+  // Y = op(A) op(B), row-major: cuBLASLt's A is our B (operand 1), its B our A.
+  LtProblem p = column_major_problem(
+      RowMajorProduct{plan_.m, plan_.n, plan_.k, plan_.trans_a, plan_.trans_b, plan_.batch_count,
+                      plan_.stride_a, plan_.stride_b, plan_.stride_y, operand_alignment(plan_, 0),
+                      operand_alignment(plan_, 1), operand_alignment(plan_, 2)});
   p.reads_c = beta_ != 0.0f;
   p.bias = addend == Addend::kBias;
   PS_TRY(lt_.init(env, p, what));

@@ -25,30 +25,17 @@ namespace {
 
 size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
 
-// Row-major out[j] = op(X[j]) op(Y[j]) as column-major out^T = op(Y)^T op(X)^T: cuBLASLt's A is
-// Y and its B is X, each transposed exactly when the row-major operand is (gemm_op.cc's
-// transpose identity).
+// The StridedGemm as cuBLASLt's problem (lt_matmul.h's transpose identity: its A is Y, its B
+// is X).
 LtProblem lt_problem(const StridedGemm& g, bool accumulate) {
-  LtProblem p;
-  p.m = g.n;
-  p.n = g.m;
-  p.k = g.k;
-  p.trans_a = g.trans_y;
-  p.trans_b = g.trans_x;
-  p.lda = g.trans_y ? g.k : g.n;
-  p.ldb = g.trans_x ? g.m : g.k;
-  p.ldd = g.n;
-  p.batch = g.count;
-  p.stride_a = g.y_stride;
-  p.stride_b = g.x_stride;
-  p.stride_d = g.out_stride;
   const auto align = [&g](int64_t offset, int64_t stride) {
     return g.count > 1 ? float_offset_alignment({offset, stride})
                        : float_offset_alignment({offset});
   };
-  p.align_a = align(g.y_offset, g.y_stride);
-  p.align_b = align(g.x_offset, g.x_stride);
-  p.align_d = align(g.out_offset, g.out_stride);
+  LtProblem p = column_major_problem(
+      RowMajorProduct{g.m, g.n, g.k, g.trans_x, g.trans_y, g.count, g.x_stride, g.y_stride,
+                      g.out_stride, align(g.x_offset, g.x_stride), align(g.y_offset, g.y_stride),
+                      align(g.out_offset, g.out_stride)});
   p.reads_c = accumulate;
   return p;
 }

@@ -47,6 +47,26 @@ std::string problem_key(const OpEnv& env, const LtProblem& p) {
 
 }  // namespace
 
+LtProblem column_major_problem(const RowMajorProduct& r) {
+  LtProblem p;
+  p.m = r.n;
+  p.n = r.m;
+  p.k = r.k;
+  p.trans_a = r.trans_y;
+  p.trans_b = r.trans_x;
+  p.lda = r.trans_y ? r.k : r.n;
+  p.ldb = r.trans_x ? r.m : r.k;
+  p.ldd = r.n;
+  p.batch = r.batch;
+  p.stride_a = r.stride_y;
+  p.stride_b = r.stride_x;
+  p.stride_d = r.stride_out;
+  p.align_a = r.align_y;
+  p.align_b = r.align_x;
+  p.align_d = r.align_out;
+  return p;
+}
+
 Result<LtMatmul::Layout> LtMatmul::make_layout(int64_t rows, int64_t cols, int64_t ld,
                                                int64_t batch, int64_t stride) {
   cublasLtMatrixLayout_t raw = nullptr;

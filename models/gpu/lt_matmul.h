@@ -43,6 +43,23 @@ struct LtProblem {
   bool bias = false;     // CUBLASLT_EPILOGUE_BIAS: a vector of m floats added to every column
 };
 
+// A row-major product out[j] = op(X[j]) op(Y[j]) for j < batch: op(X) [m, k], op(Y) [k, n],
+// out [m, n]; X stored [m, k] (or [k, m] when trans_x), Y [k, n] (or [n, k] when trans_y), every
+// matrix contiguous; matrix j of an operand at its pointer + j * stride elements; align_*: the
+// operands' pointer alignments in bytes.
+struct RowMajorProduct {
+  int64_t m = 0, n = 0, k = 0;
+  bool trans_x = false, trans_y = false;
+  int64_t batch = 1;
+  int64_t stride_x = 0, stride_y = 0, stride_out = 0;
+  uint32_t align_x = 256, align_y = 256, align_out = 256;
+};
+
+// The transpose identity: a row-major [R, C] matrix is a column-major [C, R] one, so out^T =
+// op(Y)^T op(X)^T is the column-major problem, with cuBLASLt's A = Y and B = X (each transposed
+// exactly when the row-major operand is). Run it with LtMatmul::run(..., a = Y, b = X, ...).
+LtProblem column_major_problem(const RowMajorProduct& r);
+
 class LtMatmul {
  public:
   LtMatmul() = default;

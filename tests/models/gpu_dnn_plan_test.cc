@@ -1,9 +1,12 @@
 // CPU-only tests of the dnn operators' planning helpers (no [gpu] tag: they need no device):
 // convolution and pooling geometry (window_plan.h), matrix-product batching (matmul_plan.h),
-// the builder table.
+// the transpose identity that maps row-major products onto cuBLASLt (lt_matmul.h), the builder
+// table.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 
+#include "models/gpu/lt_matmul.h"
 #include "models/gpu/matmul_plan.h"
 #include "models/gpu/op.h"
 #include "models/gpu/window_plan.h"
@@ -326,6 +329,66 @@ TEST_CASE("plan_matmul and plan_gemm: errors") {
   CHECK(g->out_shape == Shape{3, 5});
   CHECK(plan_gemm({7, 3}, {5, 7}, false, true).status().code() == Code::kInvalidArgument);
   CHECK(plan_gemm({2, 7, 3}, {3, 5}, false, false).status().code() == Code::kInvalidArgument);
+}
+
+// cuBLASLt's column-major strided-batch semantics on the host: D[j] = op(A[j]) op(B[j]).
+std::vector<double> host_lt(const LtProblem& p, const std::vector<double>& a,
+                            const std::vector<double>& b) {
+  std::vector<double> d(static_cast<size_t>((p.batch - 1) * p.stride_d + p.ldd * p.n), 0.0);
+  for (int64_t j = 0; j < p.batch; ++j) {
+    for (int64_t r = 0; r < p.m; ++r) {
+      for (int64_t c = 0; c < p.n; ++c) {
+        double s = 0;
+        for (int64_t t = 0; t < p.k; ++t) {
+          const double av = p.trans_a ? a[j * p.stride_a + r * p.lda + t]   // A stored [k, m]
+                                      : a[j * p.stride_a + t * p.lda + r];  // A stored [m, k]
+          const double bv =
+              p.trans_b ? b[j * p.stride_b + t * p.ldb + c] : b[j * p.stride_b + c * p.ldb + t];
+          s += av * bv;
+        }
+        d[static_cast<size_t>(j * p.stride_d + c * p.ldd + r)] = s;
+      }
+    }
+  }
+  return d;
+}
+
+TEST_CASE("column_major_problem: a row-major product is cuBLASLt's, operands swapped") {
+  struct Case {
+    int64_t m, n, k;
+    bool trans_x, trans_y;
+    int64_t batch;
+    bool shared_y;  // Y's stride 0: one matrix for every j (a weight)
+  };
+  for (const Case& c : {Case{3, 5, 4, false, false, 1, false}, Case{3, 5, 4, true, false, 2, false},
+                        Case{3, 5, 4, false, true, 3, true}, Case{2, 3, 6, true, true, 2, false}}) {
+    INFO("m " << c.m << " n " << c.n << " k " << c.k << " trans " << c.trans_x << c.trans_y
+              << " batch " << c.batch);
+    const int64_t xs = c.m * c.k, ys = c.shared_y ? 0 : c.k * c.n, os = c.m * c.n;
+    std::vector<double> x(static_cast<size_t>(c.batch * xs)),
+        y(static_cast<size_t>((c.batch - 1) * ys + c.k * c.n));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.7 * static_cast<double>(i));
+    for (size_t i = 0; i < y.size(); ++i) y[i] = std::cos(0.3 * static_cast<double>(i));
+    const LtProblem p = column_major_problem(
+        RowMajorProduct{c.m, c.n, c.k, c.trans_x, c.trans_y, c.batch, xs, ys, os, 64, 32, 16});
+    CHECK(p.align_a == 32);  // Y's
+    CHECK(p.align_b == 64);  // X's
+    CHECK(p.align_d == 16);
+    const std::vector<double> d = host_lt(p, y, x);  // cuBLASLt's A is Y, its B is X
+    for (int64_t j = 0; j < c.batch; ++j) {
+      for (int64_t r = 0; r < c.m; ++r) {
+        for (int64_t col = 0; col < c.n; ++col) {
+          double want = 0;
+          for (int64_t t = 0; t < c.k; ++t) {
+            const double xv = c.trans_x ? x[j * xs + t * c.m + r] : x[j * xs + r * c.k + t];
+            const double yv = c.trans_y ? y[j * ys + col * c.k + t] : y[j * ys + t * c.n + col];
+            want += xv * yv;
+          }
+          CHECK(d[static_cast<size_t>(j * os + r * c.n + col)] == Approx(want).epsilon(1e-12));
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
