@@ -101,9 +101,6 @@ Result<MatMulGrads> matmul_backward(const Tensor& a, const Tensor& b, const Tens
 // MatMulTransB: A [..., M, K] (1-D: [K]), B 2-D [N, K], Y = matmul(A, B^T) [..., M, N]:
 // dA = dY B with A's shape, dB = dY^T A summed over every row of A, with B's shape [N, K].
 Result<MatMulGrads> matmul_trans_b_backward(const Tensor& a, const Tensor& b, const Tensor& dy);
-// The bias gradient of MatMulTransB(A, B, bias) (and MatMulBias): dY [..., N] summed over
-// every dimension but the last, [N].
-Result<Tensor> matmul_bias_backward(const Tensor& dy);
 // MatMulScale: Y = alpha * matmul(A, B) (the importer's fuse_matmul_scale: attention's scores
 // times head_size^-0.5): matmul_backward's gradients times alpha.
 Result<MatMulGrads> matmul_scale_backward(const Tensor& a, const Tensor& b, const Tensor& dy,

@@ -73,21 +73,6 @@ Result<MatMulGrads> matmul_backward(const Tensor& a, const Tensor& b, const Tens
   return g;
 }
 
-Result<Tensor> matmul_bias_backward(const Tensor& dy) {
-  PS_TRY(require_f64(dy, "bias backward: dY"));
-  if (dy.rank() == 0)
-    return invalid_argument("bias backward: dY ", dy.description(), " is a scalar");
-  const int64_t n = dy.dim(dy.rank() - 1);
-  const int64_t rows = n == 0 ? 0 : dy.numel() / n;
-  PS_ASSIGN_OR_RETURN(Tensor db, zeros_f64({n}));
-  const double* g = dy.data<double>();
-  double* out = db.mutable_data<double>();
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t j = 0; j < n; ++j) out[j] += g[i * n + j];
-  }
-  return db;
-}
-
 Result<MatMulGrads> matmul_scale_backward(const Tensor& a, const Tensor& b, const Tensor& dy,
                                           double alpha) {
   PS_ASSIGN_OR_RETURN(MatMulGrads g, matmul_backward(a, b, dy));

@@ -124,8 +124,8 @@ Result<Grads> layer_backward(const pipeswitch::psm::Layer& layer, const LayerVal
     PS_ASSIGN_OR_RETURN(MatMulGrads g, matmul_trans_b_backward(*v.inputs[0], *v.inputs[1], dy));
     out.emplace_back(0, std::move(g.da));
     out.emplace_back(1, std::move(g.db));
-    if (v.inputs.size() > 2) {  // the linear layer's bias (fuse_linear_bias)
-      PS_ASSIGN_OR_RETURN(Tensor dbias, matmul_bias_backward(dy));
+    if (v.inputs.size() > 2) {  // the linear layer's bias (fuse_linear_bias), broadcast over rows
+      PS_ASSIGN_OR_RETURN(Tensor dbias, reduce_to_shape(dy, v.inputs[2]->shape()));
       out.emplace_back(2, std::move(dbias));
     }
   } else if (op == "Concat") {
