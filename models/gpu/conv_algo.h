@@ -66,10 +66,9 @@ struct FindScratch {
 Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t x_bytes, size_t w_bytes,
                                  size_t y_bytes, size_t cap);
 
-// Shared by the forward's and the backward's searches: the 256-byte alignment of each tensor in
-// the scratch and of a chosen workspace, and whether a result's math type is allowed under
-// `precision` (kFp32: FMA or default math only; kTf32: any, tensor-op included).
-inline size_t round_up_256(size_t n) { return (n + 255) & ~size_t{255}; }
+// Shared by the forward's and the backward's searches: whether a result's math type is allowed
+// under `precision` (kFp32: FMA or default math only; kTf32: any, tensor-op included). Their
+// scratch and workspaces are carved with op.h's round_up_256.
 inline bool acceptable_math(Precision precision, cudnnMathType_t math) {
   return precision == Precision::kTf32 || math == CUDNN_FMA_MATH || math == CUDNN_DEFAULT_MATH;
 }

@@ -135,8 +135,6 @@ Status fill_random_device(CUdeviceptr dst, size_t bytes, uint64_t seed,
   return stream.synchronize();  // `block` is pageable host memory the copy reads
 }
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
 class ConvOp final : public GpuOp {
  public:
   ConvOp(const ConvPlan& plan, cudnnHandle_t dnn) : dnn_(dnn) {
@@ -324,11 +322,11 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
       // Time both on scratch: x | w | y | bias | residual | workspace (contents irrelevant).
       const cuda::Stream& stream = env.runtime.plan_stream();
       PS_TRY(env.runtime.bind(stream, 0, 0));
-      const size_t w_at = round_up(x_bytes);
-      const size_t y_at = w_at + round_up(w_bytes);
-      const size_t b_at = y_at + round_up(y_bytes);
-      const size_t r_at = b_at + round_up(channels_ * 4);
-      const size_t ws_at = r_at + round_up(y_bytes);
+      const size_t w_at = round_up_256(x_bytes);
+      const size_t y_at = w_at + round_up_256(w_bytes);
+      const size_t b_at = y_at + round_up_256(y_bytes);
+      const size_t r_at = b_at + round_up_256(channels_ * 4);
+      const size_t ws_at = r_at + round_up_256(y_bytes);
       PS_ASSIGN_OR_RETURN(const CUdeviceptr s, env.runtime.plan_scratch(ws_at + workspace_bytes_));
       auto candidate = [&](ConvMode mode) {
         return time_candidate(stream, 3, [&] {
@@ -428,12 +426,12 @@ Status ConvOp::consider_graph(const CudnnConvShape& shape, const OpEnv& env,
   size_t graph_ws = 0;
   for (size_t i = 0; i < graph.plan_count(); ++i)
     graph_ws = std::max(graph_ws, graph.workspace_bytes(i));
-  const size_t w_at = round_up(x_bytes);
-  const size_t b_at = w_at + round_up(w_bytes);
-  const size_t r_at = b_at + round_up(bias_bytes);
-  const size_t y_at = r_at + round_up(y_bytes);
-  const size_t ref_at = y_at + round_up(y_bytes);
-  const size_t ws_at = ref_at + round_up(y_bytes);
+  const size_t w_at = round_up_256(x_bytes);
+  const size_t b_at = w_at + round_up_256(w_bytes);
+  const size_t r_at = b_at + round_up_256(bias_bytes);
+  const size_t y_at = r_at + round_up_256(y_bytes);
+  const size_t ref_at = y_at + round_up_256(y_bytes);
+  const size_t ws_at = ref_at + round_up_256(y_bytes);
   const cuda::Stream& stream = env.runtime.plan_stream();
   PS_TRY(env.runtime.bind(stream, 0, 0));
   PS_ASSIGN_OR_RETURN(

@@ -18,8 +18,6 @@
 namespace ps::models::gpu {
 namespace {
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
 Status check_workspace(const LaunchArgs& args, size_t needed, std::string_view what) {
   if (args.workspace_bytes < needed) {
     return invalid_argument(what, " backward enqueue: workspace of ", args.workspace_bytes,
@@ -325,8 +323,8 @@ class TransposeGradOp final : public GpuOp {
         accumulate_(accumulate),
         count_(count),
         accumulating_(accumulating),
-        inner_ws_(round_up(transpose_->workspace_bytes())),
-        workspace_(inner_ws_ + (accumulating ? round_up(static_cast<size_t>(count) * 4) : 0)) {}
+        inner_ws_(round_up_256(transpose_->workspace_bytes())),
+        workspace_(inner_ws_ + (accumulating ? round_up_256(static_cast<size_t>(count) * 4) : 0)) {}
   size_t workspace_bytes() const override { return workspace_; }
   Status enqueue(const LaunchArgs& args) const override {
     PS_TRY(check_bound(args, 2, 1, "Transpose"));
@@ -402,8 +400,8 @@ Result<std::unique_ptr<GpuOp>> build_binary_grad(const GradSpec& spec, const OpE
     }
     PS_ASSIGN_OR_RETURN(o.plan, plan_broadcast_backward(f.inputs[i].shape, y->shape));
     o.full_at = at;
-    at += round_up(static_cast<size_t>(y->numel()) * 4);
-    if (o.accumulate) scratch = std::max(scratch, round_up(static_cast<size_t>(o.count) * 4));
+    at += round_up_256(static_cast<size_t>(y->numel()) * 4);
+    if (o.accumulate) scratch = std::max(scratch, round_up_256(static_cast<size_t>(o.count) * 4));
   }
   if (!out[0].wanted && !out[1].wanted) {
     return std::unique_ptr<GpuOp>(new NoGradOp(std::string(f.op)));

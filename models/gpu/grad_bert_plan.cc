@@ -4,11 +4,10 @@
 #include <optional>
 
 #include "models/gpu/index_plan.h"
+#include "models/gpu/op.h"
 
 namespace ps::models::gpu {
 namespace {
-
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
 
 struct UnaryName {
   std::string_view op;
@@ -152,9 +151,10 @@ LayerNormGradWorkspace layer_norm_grad_workspace(const train_kernels::LayerNormG
                                                  bool params_wanted) {
   LayerNormGradWorkspace w;
   w.stats = 0;
-  w.partial = round_up(static_cast<size_t>(p.rows) * 2 * sizeof(float));
+  w.partial = round_up_256(static_cast<size_t>(p.rows) * 2 * sizeof(float));
   w.total = w.partial;
-  if (params_wanted) w.total += round_up(static_cast<size_t>(p.chunks * p.inner) * 2 * sizeof(float));
+  if (params_wanted)
+    w.total += round_up_256(static_cast<size_t>(p.chunks * p.inner) * 2 * sizeof(float));
   return w;
 }
 
@@ -180,9 +180,9 @@ GatherGradWorkspace gather_grad_workspace(const train_kernels::GatherGradParams&
   GatherGradWorkspace w;
   const auto n = static_cast<size_t>(p.count);
   w.rows = 0;
-  w.first = round_up(n * 8);
-  w.next = w.first + round_up(n * 4);
-  w.total = w.next + round_up(n * 4);
+  w.first = round_up_256(n * 8);
+  w.next = w.first + round_up_256(n * 4);
+  w.total = w.next + round_up_256(n * 4);
   return w;
 }
 

@@ -16,8 +16,6 @@
 namespace ps::models::gpu {
 namespace {
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
 // One row-major product out[M, N] = alpha * op(X) op(Y) + beta * out, with op(X) [M, K] and
 // op(Y) [K, N]; X and Y are stored row-major ([M, K] or [K, M] by trans_x...). cuBLAS is
 // column-major: out^T = op(Y)^T op(X)^T, so cuBLAS's A is Y and its B is X, each transposed
@@ -118,7 +116,7 @@ Status GemmGradOp::init(const GradSpec& spec, const OpEnv& env) {
     dc_count_ = c->numel();
     beta_ = beta;
     acc_dc_ = spec.accumulates(2);
-    if (acc_dc_) workspace_ = round_up(static_cast<size_t>(dc_count_) * 4);
+    if (acc_dc_) workspace_ = round_up_256(static_cast<size_t>(dc_count_) * 4);
     PS_ASSIGN_OR_RETURN(reduce_, find_kernel(env, "ps_reduce_f32"));
     PS_ASSIGN_OR_RETURN(scale_, find_kernel(env, "ps_scale_f32"));
     PS_ASSIGN_OR_RETURN(accumulate_, find_kernel(env, "ps_accumulate_f32"));

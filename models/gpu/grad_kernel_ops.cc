@@ -15,8 +15,6 @@
 namespace ps::models::gpu {
 namespace {
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
 uint32_t flag(bool b) { return b ? 1u : 0u; }
 
 class ReluGradOp final : public GpuOp {
@@ -49,7 +47,7 @@ class PoolGradOp final : public GpuOp {
     out_count_ = static_cast<uint64_t>(p.out[0] * p.out[1] * p.out[2] * p.planes);
     in_count_ = static_cast<uint64_t>(p.in[0] * p.in[1] * p.in[2] * p.planes);
   }
-  size_t workspace_bytes() const override { return max_ ? round_up(out_count_ * 4) : 0; }
+  size_t workspace_bytes() const override { return max_ ? round_up_256(out_count_ * 4) : 0; }
   Status enqueue(const LaunchArgs& args) const override {
     PS_TRY(check_bound(args, 2, 1, max_ ? "MaxPool" : "AveragePool"));
     if (in_count_ == 0) return Status::OK();
@@ -156,7 +154,7 @@ class PassGradOp final : public GpuOp {
         what_(std::move(what)) {
     for (const PassGrad& g : grads_) {
       if (g.reduce && g.accumulate) {
-        workspace_ = std::max(workspace_, round_up(static_cast<size_t>(g.count) * 4));
+        workspace_ = std::max(workspace_, round_up_256(static_cast<size_t>(g.count) * 4));
       }
     }
   }

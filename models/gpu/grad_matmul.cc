@@ -23,8 +23,6 @@
 namespace ps::models::gpu {
 namespace {
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
 // The StridedGemm as cuBLASLt's problem (lt_matmul.h's transpose identity: its A is Y, its B
 // is X).
 LtProblem lt_problem(const StridedGemm& g, bool accumulate) {
@@ -109,8 +107,9 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
     }
     if (!p->plan.reduce) continue;
     p->full_at = at;
-    at += round_up(static_cast<size_t>(p->plan.full_count) * 4);
-    if (p->accumulate) scratch = std::max(scratch, round_up(static_cast<size_t>(p->plan.count) * 4));
+    at += round_up_256(static_cast<size_t>(p->plan.full_count) * 4);
+    if (p->accumulate)
+      scratch = std::max(scratch, round_up_256(static_cast<size_t>(p->plan.count) * 4));
   }
   want_dbias_ = has_bias && spec.wants(2);
   if (want_dbias_) {
@@ -118,7 +117,8 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
                         plan_broadcast_backward(f.inputs[2].shape, f.outputs[0].shape));
     dbias_count_ = element_count(f.inputs[2].shape);
     acc_dbias_ = spec.accumulates(2);
-    if (acc_dbias_) scratch = std::max(scratch, round_up(static_cast<size_t>(dbias_count_) * 4));
+    if (acc_dbias_)
+      scratch = std::max(scratch, round_up_256(static_cast<size_t>(dbias_count_) * 4));
   }
   scratch_at_ = at;
   lt_at_ = at + scratch;

@@ -30,8 +30,6 @@ std::map<std::string, AlgoChoice>& choice_cache() {
   return c;
 }
 
-size_t round_up(size_t n) { return (n + 255) & ~size_t{255}; }
-
 // Bytes a stored operand spans: `batch` matrices of `cols` columns of leading dimension `ld`.
 size_t operand_bytes(int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
   const int64_t one = ld * (cols - 1) + rows;
@@ -169,13 +167,14 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
     return unsupported("cuBLASLt has no algorithm for ", what, " (m ", p.m, ", n ", p.n, ", k ",
                        p.k, ", batch ", p.batch, ")");
   }
-  AlgoChoice choice{results[0].algo, round_up(results[0].workspaceSize)};
+  AlgoChoice choice{results[0].algo, round_up_256(results[0].workspaceSize)};
   if (returned > 1) {
     // Time the candidates once on scratch: A | B | D (C = D) | bias | workspace, any contents.
-    const size_t b_at = round_up(operand_bytes(a_rows, a_cols, p.lda, p.batch, p.stride_a));
-    const size_t d_at = b_at + round_up(operand_bytes(b_rows, b_cols, p.ldb, p.batch, p.stride_b));
-    const size_t bias_at = d_at + round_up(operand_bytes(p.m, p.n, p.ldd, p.batch, p.stride_d));
-    const size_t ws_at = bias_at + (p.bias ? round_up(static_cast<size_t>(p.m) * 4) : 0);
+    const size_t b_at = round_up_256(operand_bytes(a_rows, a_cols, p.lda, p.batch, p.stride_a));
+    const size_t d_at =
+        b_at + round_up_256(operand_bytes(b_rows, b_cols, p.ldb, p.batch, p.stride_b));
+    const size_t bias_at = d_at + round_up_256(operand_bytes(p.m, p.n, p.ldd, p.batch, p.stride_d));
+    const size_t ws_at = bias_at + (p.bias ? round_up_256(static_cast<size_t>(p.m) * 4) : 0);
     PS_ASSIGN_OR_RETURN(const CUdeviceptr s, env.runtime.plan_scratch(ws_at + kLtWorkspaceCap));
     const cuda::Stream& stream = env.runtime.plan_stream();
     std::optional<float> best_ms;
@@ -191,7 +190,7 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
       }
       if (!best_ms || *ms < *best_ms) {
         best_ms = *ms;
-        choice = AlgoChoice{r.algo, round_up(r.workspaceSize)};
+        choice = AlgoChoice{r.algo, round_up_256(r.workspaceSize)};
       }
     }
   }

@@ -79,6 +79,10 @@ struct LaunchArgs {
   size_t workspace_bytes = 0;
 };
 
+// `n` bytes rounded up to 256: how ops carve their workspace (and plan-time searches their
+// scratch) into pieces that each keep the workspace's 256-byte alignment.
+inline size_t round_up_256(size_t n) { return (n + 255) & ~size_t{255}; }
+
 class GpuOp {
  public:
   virtual ~GpuOp() = default;
