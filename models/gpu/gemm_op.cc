@@ -113,7 +113,7 @@ Status MatmulOp::init(const OpEnv& env, Addend addend, size_t addend_input, floa
                       plan_.stride_a, plan_.stride_b, plan_.stride_y, operand_alignment(plan_, 0),
                       operand_alignment(plan_, 1), operand_alignment(plan_, 2)});
   p.reads_c = beta_ != 0.0f;
-  p.bias = addend == Addend::kBias;
+  if (addend == Addend::kBias) p.epilogue = LtProblem::Epilogue::kBias;
   PS_TRY(lt_.init(env, p, what));
   const char* addend_text = addend == Addend::kBias        ? ", bias epilogue"
                             : addend == Addend::kFull      ? ", + beta*C"

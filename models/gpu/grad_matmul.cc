@@ -54,13 +54,16 @@ class MatmulGradOp final : public GpuOp {
   std::string describe() const override { return description_; }
 
  private:
-  Status run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx) const;
+  // `vector`: the dB GEMM's BGRADB output (dbias) when dbias_in_gemm_, else 0.
+  Status run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx,
+                  CUdeviceptr vector = 0) const;
 
   Part da_, db_;
   // MatMulTransB's bias (fuse_linear_bias): dY summed over its rows by ps_reduce_f32 (into the
   // scratch, then added, when accumulating).
   size_t inputs_ = 3;  // bound to enqueue: 4 with the bias
   bool want_dbias_ = false, acc_dbias_ = false;
+  bool dbias_in_gemm_ = false;  // the dB GEMM's BGRADB epilogue writes dbias (no reduction)
   ReducePlan dbias_plan_;
   int64_t dbias_count_ = 0;
   float alpha_ = 1.0f;     // MatMulScale's: dA = alpha dY B^T, dB = alpha A^T dY
@@ -97,12 +100,29 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
   da_ = Part{spec.wants(0), spec.accumulates(0), plan.da, 0, {}};
   db_ = Part{spec.wants(1), spec.accumulates(1), plan.db, 0, {}};
   size_t at = 0, scratch = 0, lt_bytes = 0;
+  want_dbias_ = has_bias && spec.wants(2);
+  acc_dbias_ = want_dbias_ && spec.accumulates(2);
+  // MatMulTransB's dB GEMM reads dY as cuBLASLt's B transposed, op(B) = dY [rows, N]: its
+  // BGRADB epilogue sums op(B) over the rows, which is dbias. Written, not added: only when
+  // dbias does not accumulate, dB is one GEMM written straight into the gradient, and cuBLASLt
+  // offers an algorithm for it (else ps_reduce_f32 after the GEMMs).
+  if (want_dbias_ && !acc_dbias_ && db_.wanted && !db_.accumulate && !db_.plan.reduce &&
+      db_.plan.gemms.size() == 1) {
+    LtProblem p = lt_problem(db_.plan.gemms[0], false);
+    p.epilogue = LtProblem::Epilogue::kBiasGradB;
+    LtMatmul product;
+    if (product.init(env, p, str_cat(f.op, " backward dB with dbias")).ok()) {
+      lt_bytes = product.workspace_bytes();
+      db_.gemms.push_back(std::move(product));
+      dbias_in_gemm_ = true;
+    }
+  }
   for (Part* p : {&da_, &db_}) {
     if (!p->wanted) continue;
     const bool beta_one = p->accumulate && !p->plan.reduce;
-    for (const StridedGemm& g : p->plan.gemms) {
+    for (size_t i = p->gemms.size(); i < p->plan.gemms.size(); ++i) {
       LtMatmul& product = p->gemms.emplace_back();
-      PS_TRY(product.init(env, lt_problem(g, beta_one), str_cat(f.op, " backward")));
+      PS_TRY(product.init(env, lt_problem(p->plan.gemms[i], beta_one), str_cat(f.op, " backward")));
       lt_bytes = std::max(lt_bytes, product.workspace_bytes());
     }
     if (!p->plan.reduce) continue;
@@ -111,19 +131,18 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
     if (p->accumulate)
       scratch = std::max(scratch, round_up_256(static_cast<size_t>(p->plan.count) * 4));
   }
-  want_dbias_ = has_bias && spec.wants(2);
-  if (want_dbias_) {
+  if (want_dbias_ && !dbias_in_gemm_) {
     PS_ASSIGN_OR_RETURN(dbias_plan_,
                         plan_broadcast_backward(f.inputs[2].shape, f.outputs[0].shape));
     dbias_count_ = element_count(f.inputs[2].shape);
-    acc_dbias_ = spec.accumulates(2);
     if (acc_dbias_)
       scratch = std::max(scratch, round_up_256(static_cast<size_t>(dbias_count_) * 4));
   }
   scratch_at_ = at;
   lt_at_ = at + scratch;
   workspace_ = lt_at_ + lt_bytes;
-  if ((da_.wanted && da_.plan.reduce) || (db_.wanted && db_.plan.reduce) || want_dbias_) {
+  if ((da_.wanted && da_.plan.reduce) || (db_.wanted && db_.plan.reduce) ||
+      (want_dbias_ && !dbias_in_gemm_)) {
     PS_ASSIGN_OR_RETURN(reduce_, find_kernel(env, "ps_reduce_f32"));
     PS_ASSIGN_OR_RETURN(accumulate_, find_kernel(env, "ps_accumulate_f32"));
   }
@@ -137,11 +156,14 @@ Status MatmulGradOp::init(const GradSpec& spec, const OpEnv& env) {
   description_ = str_cat("cublasLt ", f.op, " backward",
                          alpha_ != 1.0f ? str_cat(" (alpha ", alpha_, ")") : std::string(), ":",
                          part_text(da_, "dA"), part_text(db_, "dB"),
-                         want_dbias_ ? " dbias (ps_reduce_f32)" : "");
+                         !want_dbias_     ? ""
+                         : dbias_in_gemm_ ? " dbias (the dB GEMM's BGRADB epilogue)"
+                                          : " dbias (ps_reduce_f32)");
   return Status::OK();
 }
 
-Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx) const {
+Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdeviceptr dx,
+                              CUdeviceptr vector) const {
   const MatmulGradPart& p = part.plan;
   const CUdeviceptr target = p.reduce ? args.workspace + part.full_at : dx;
   const bool beta_one = part.accumulate && !p.reduce;
@@ -156,7 +178,7 @@ Status MatmulGradOp::run_part(const LaunchArgs& args, const Part& part, CUdevice
     const StridedGemm& g = p.gemms[i];
     const CUdeviceptr out = at(target, g.out_offset);
     PS_TRY(part.gemms[i].run(args.stream, alpha_, at(operand(g.y), g.y_offset),
-                             at(operand(g.x), g.x_offset), beta_one ? 1.0f : 0.0f, out, out, 0,
+                             at(operand(g.x), g.x_offset), beta_one ? 1.0f : 0.0f, out, out, vector,
                              args.workspace + lt_at_));
   }
   if (!p.reduce) return Status::OK();
@@ -181,8 +203,9 @@ Status MatmulGradOp::enqueue(const LaunchArgs& args) const {
                             " bytes, needs ", workspace_);
   }
   if (da_.wanted) PS_TRY(run_part(args, da_, args.outputs[0]));
-  if (db_.wanted) PS_TRY(run_part(args, db_, args.outputs[1]));
-  if (want_dbias_ && dbias_count_ > 0) {
+  if (db_.wanted)
+    PS_TRY(run_part(args, db_, args.outputs[1], dbias_in_gemm_ ? args.outputs[2] : 0));
+  if (want_dbias_ && !dbias_in_gemm_ && dbias_count_ > 0) {
     const CUdeviceptr target = acc_dbias_ ? args.workspace + scratch_at_ : args.outputs[2];
     PS_TRY(launch_reduce(reduce_, args.stream, dbias_plan_, args.inputs.back(), target));
     if (acc_dbias_) {

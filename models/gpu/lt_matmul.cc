@@ -40,7 +40,8 @@ std::string problem_key(const OpEnv& env, const LtProblem& p) {
   return str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|m",
                  p.m, "n", p.n, "k", p.k, "t", p.trans_a, p.trans_b, "|ld", p.lda, ",", p.ldb, ",",
                  p.ldd, "|b", p.batch, ",", p.stride_a, ",", p.stride_b, ",", p.stride_d, "|c",
-                 p.reads_c, p.bias, "|a", p.align_a, ",", p.align_b, ",", p.align_d);
+                 p.reads_c, static_cast<int>(p.epilogue), "|a", p.align_a, ",", p.align_b, ",",
+                 p.align_d);
 }
 
 }  // namespace
@@ -85,7 +86,7 @@ Status LtMatmul::run_with(const cuda::Stream& stream, float alpha, CUdeviceptr a
                           float beta, CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias,
                           CUdeviceptr workspace, size_t workspace_bytes,
                           const cublasLtMatmulAlgo_t* algo) const {
-  if (problem_.bias) {
+  if (problem_.epilogue != LtProblem::Epilogue::kNone) {
     const void* vector = reinterpret_cast<const void*>(bias);
     CUBLAS_TRY(cublasLtMatmulDescSetAttribute(desc_.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                               &vector, sizeof(vector)));
@@ -119,8 +120,10 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
   const cublasOperation_t op_b = p.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   CUBLAS_TRY(cublasLtMatmulDescSetAttribute(raw, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof(op_a)));
   CUBLAS_TRY(cublasLtMatmulDescSetAttribute(raw, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof(op_b)));
-  if (p.bias) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+  if (p.epilogue != LtProblem::Epilogue::kNone) {
+    const cublasLtEpilogue_t epilogue = p.epilogue == LtProblem::Epilogue::kBias
+                                            ? CUBLASLT_EPILOGUE_BIAS
+                                            : CUBLASLT_EPILOGUE_BGRADB;
     CUBLAS_TRY(cublasLtMatmulDescSetAttribute(raw, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                               sizeof(epilogue)));
   }
@@ -174,7 +177,10 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
     const size_t d_at =
         b_at + round_up_256(operand_bytes(b_rows, b_cols, p.ldb, p.batch, p.stride_b));
     const size_t bias_at = d_at + round_up_256(operand_bytes(p.m, p.n, p.ldd, p.batch, p.stride_d));
-    const size_t ws_at = bias_at + (p.bias ? round_up_256(static_cast<size_t>(p.m) * 4) : 0);
+    const int64_t vector = p.epilogue == LtProblem::Epilogue::kBias        ? p.m
+                           : p.epilogue == LtProblem::Epilogue::kBiasGradB ? p.n
+                                                                           : 0;
+    const size_t ws_at = bias_at + round_up_256(static_cast<size_t>(vector) * 4);
     PS_ASSIGN_OR_RETURN(const CUdeviceptr s, env.runtime.plan_scratch(ws_at + kLtWorkspaceCap));
     const cuda::Stream& stream = env.runtime.plan_stream();
     std::optional<float> best_ms;
@@ -205,8 +211,9 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
 
 std::string LtMatmul::describe() const {
   return str_cat("m=", problem_.m, " n=", problem_.n, " k=", problem_.k, " batch=", problem_.batch,
-                 " (", tf32_ ? "tf32" : "fp32", "), ws ", workspace_bytes_, " B",
-                 cached_ ? ", cached choice" : "");
+                 " (", tf32_ ? "tf32" : "fp32", ")",
+                 problem_.epilogue == LtProblem::Epilogue::kBiasGradB ? ", BGRADB" : "", ", ws ",
+                 workspace_bytes_, " B", cached_ ? ", cached choice" : "");
 }
 
 }  // namespace ps::models::gpu

@@ -40,7 +40,12 @@ struct LtProblem {
   // The byte alignment every call's pointer of the operand has (a power of two, at most 256).
   uint32_t align_a = 256, align_b = 256, align_d = 256;
   bool reads_c = false;  // beta may be non-zero (C's layout is D's)
-  bool bias = false;     // CUBLASLT_EPILOGUE_BIAS: a vector of m floats added to every column
+  enum class Epilogue {
+    kNone,
+    kBias,       // CUBLASLT_EPILOGUE_BIAS: a vector of m floats added to every column of D
+    kBiasGradB,  // CUBLASLT_EPILOGUE_BGRADB: op(B) summed over k written to a vector of n
+  };
+  Epilogue epilogue = Epilogue::kNone;
 };
 
 // A row-major product out[j] = op(X[j]) op(Y[j]) for j < batch: op(X) [m, k], op(Y) [k, n],
@@ -68,11 +73,11 @@ class LtMatmul {
 
   // Descriptors, layouts and the algorithm (timed on env.runtime's plan stream and scratch
   // unless cached). Errors: kUnsupported when cuBLASLt offers no algorithm (naming `what` and
-  // the problem), cuBLAS's errors.
+  // the problem; BGRADB is not offered for every layout: callers fall back), cuBLAS's errors.
   Status init(const OpEnv& env, const LtProblem& problem, std::string_view what);
 
-  // Queues the product on `stream`. `bias`: the vector when problem.bias; `workspace`: at
-  // least workspace_bytes().
+  // Queues the product on `stream`. `bias`: the vector the epilogue reads or writes (kNone:
+  // unused); `workspace`: at least workspace_bytes().
   Status run(const cuda::Stream& stream, float alpha, CUdeviceptr a, CUdeviceptr b, float beta,
              CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias, CUdeviceptr workspace) const;
 
