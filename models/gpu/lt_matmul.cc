@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -104,6 +105,16 @@ Status LtMatmul::run(const cuda::Stream& stream, float alpha, CUdeviceptr a, CUd
   return run_with(stream, alpha, a, b, beta, c, d, bias, workspace, workspace_bytes_, &algo_);
 }
 
+int lt_candidates() {
+  static const int count = [] {
+    const char* v = std::getenv("PS_LT_CANDIDATES");
+    if (v == nullptr) return kLtCandidates;
+    const int n = std::atoi(v);
+    return n >= 1 && n <= kLtCandidatesMax ? n : kLtCandidates;
+  }();
+  return count;
+}
+
 Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view what) {
   if (p.m <= 0 || p.n <= 0 || p.k <= 0 || p.batch <= 0) {
     return internal_error("LtMatmul: an empty product (m ", p.m, ", n ", p.n, ", k ", p.k,
@@ -162,10 +173,10 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
   for (const auto& [attribute, bytes] : aligns) {
     CUBLAS_TRY(cublasLtMatmulPreferenceSetAttribute(pref_raw, attribute, &bytes, sizeof(bytes)));
   }
-  std::array<cublasLtMatmulHeuristicResult_t, kLtCandidates> results{};
+  std::array<cublasLtMatmulHeuristicResult_t, kLtCandidatesMax> results{};
   int returned = 0;
   CUBLAS_TRY(cublasLtMatmulAlgoGetHeuristic(lt_, raw, a_.get(), b_.get(), d_.get(), d_.get(),
-                                            pref_raw, kLtCandidates, results.data(), &returned));
+                                            pref_raw, lt_candidates(), results.data(), &returned));
   if (returned <= 0) {
     return unsupported("cuBLASLt has no algorithm for ", what, " (m ", p.m, ", n ", p.n, ", k ",
                        p.k, ", batch ", p.batch, ")");

@@ -1,5 +1,5 @@
 // One cuBLASLt matrix product (a strided batch of them), column-major, with its algorithm
-// chosen once per problem: cuBLASLt's heuristic candidates (up to kLtCandidates, workspace up
+// chosen once per problem: cuBLASLt's heuristic candidates (up to lt_candidates(), workspace up
 // to kLtWorkspaceCap) timed on plan scratch when there are several, the choice cached per
 // device, precision and problem. The forward products (gemm_op.cc) and MatMul's backward
 // (grad_matmul.cc) describe their row-major products to it through the transpose identity (a
@@ -26,6 +26,12 @@ namespace ps::models::gpu {
 
 inline constexpr size_t kLtWorkspaceCap = size_t{32} << 20;
 inline constexpr int kLtCandidates = 6;
+inline constexpr int kLtCandidatesMax = 32;
+
+// How many heuristic candidates a new problem times: kLtCandidates, or PS_LT_CANDIDATES (1 to
+// kLtCandidatesMax) from the environment, read once per process (a measuring knob: more
+// candidates, longer plans).
+int lt_candidates();
 
 // D[j] = alpha op(A[j]) op(B[j]) + beta C[j] (+ bias) for j < batch, float32, column-major:
 // op(A) [m, k], op(B) [k, n], D and C [m, n] with leading dimension ldd. A is stored [m, k]
