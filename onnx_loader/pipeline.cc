@@ -7,6 +7,7 @@
 #include "onnx_loader/constant_folding.h"
 #include "onnx_loader/passes/fold_batchnorm.h"
 #include "onnx_loader/passes/fuse_add_layernorm.h"
+#include "onnx_loader/passes/fuse_add_softmax.h"
 #include "onnx_loader/passes/fuse_conv.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
@@ -96,6 +97,8 @@ std::vector<NamedPass> inference_passes() {
       // bias or LayerNorm beta) that they take in whole.
       {"remove_zero_add", passes::remove_zero_add},
       {"fuse_matmul_scale", passes::fuse_matmul_scale},
+      // After remove_zero_add: an all-zero constant mask goes rather than joins the Softmax.
+      {"fuse_add_softmax", passes::fuse_add_softmax},
   };
 }
 
@@ -125,6 +128,11 @@ std::vector<NamedPass> fusion_passes(Mode mode) {
   // layer is neither written twice nor kept for the backward, and two element-wise passes
   // over it (the Mul and its gradient) go.
   list.push_back({"fuse_matmul_scale", passes::fuse_matmul_scale});
+  // Attention's mask Add joins its Softmax: AddSoftmax(scores, mask) (passes/fuse_add_softmax.h).
+  // Only masks no parameter reaches (a folded literal, or computed from an input): the
+  // mask takes no gradient. BERT-base at batch 8: a 24 MB write and read a
+  // layer fewer forward (the Add's backward was a pass-through already).
+  list.push_back({"fuse_add_softmax", passes::fuse_add_softmax});
   return list;
 }
 

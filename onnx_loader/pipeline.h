@@ -44,13 +44,15 @@ bool is_parameter(const Value& value);
 // Runs the passes of `mode` over `graph` in place, in this order:
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
 //              fuse_matmul_bias, fuse_layernorm, fuse_add_layernorm, fuse_gelu,
-//              remove_zero_add, fuse_matmul_scale, eliminate_dead_code;
+//              remove_zero_add, fuse_matmul_scale, fuse_add_softmax, eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, untie_parameters, fuse_gelu,
-//              fuse_matmul_transpose, fuse_linear_bias, fuse_matmul_scale, eliminate_dead_code
-//              (BatchNormalization stays a layer and nothing is folded into weights; the four
+//              fuse_matmul_transpose, fuse_linear_bias, fuse_matmul_scale, fuse_add_softmax,
+//              eliminate_dead_code
+//              (BatchNormalization stays a layer and nothing is folded into weights; the five
 //              fusions change no parameter or its name: GELU's element-wise nodes become one
 //              Gelu, MatMul(X, Transpose(W)) becomes MatMulTransB(X, W), its bias Add joins it
-//              as MatMulTransB(X, W, b), and MatMul times a scalar constant MatMulScale; constant
+//              as MatMulTransB(X, W, b), MatMul times a scalar constant MatMulScale, and the
+//              Add before a last-axis Softmax AddSoftmax(X, mask); constant
 //              folding leaves every node that reads a float parameter alone, so that
 //              Gather(position_embeddings, ids) stays a layer and the table stays trainable;
 //              a parameter the exporter shared among several uses gets a copy per use:

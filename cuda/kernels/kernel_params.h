@@ -132,12 +132,22 @@ struct GatherParams {
 };
 
 // Softmax / LogSoftmax along one axis of [outer, n, inner].
+// AddSoftmax (inner 1) adds a mask M broadcast over X as it reads a row: row r's mask row
+// starts at the sum over i < mask_terms of ((r / mask_div[i]) % mask_dim[i]) * mask_stride[i],
+// its element c at c * mask_col (0: one mask value for the whole row). The kernels take the
+// mask as an argument, null for Softmax.
+inline constexpr int kSoftmaxMaskTerms = 4;
 struct SoftmaxParams {
   int64_t outer = 0;
   int64_t n = 0;
   int64_t inner = 0;
   int32_t log = 0;
+  int32_t mask_col = 0;
+  int32_t mask_terms = 0;
   int32_t pad = 0;
+  int64_t mask_div[kSoftmaxMaskTerms] = {};
+  int64_t mask_dim[kSoftmaxMaskTerms] = {};
+  int64_t mask_stride[kSoftmaxMaskTerms] = {};
 };
 
 // LayerNormalization over rows of `inner` elements; scale/bias repeat every scale_len/bias_len

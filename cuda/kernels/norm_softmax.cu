@@ -1,4 +1,5 @@
-// Row-wise float32 kernels: Softmax / LogSoftmax along one axis and LayerNormalization.
+// Row-wise float32 kernels: Softmax / LogSoftmax along one axis (AddSoftmax: of X plus a
+// broadcast mask, added as a row is read) and LayerNormalization.
 //
 // Softmax over the last axis gives each row to one warp and keeps the row in registers (rows
 // up to 1024 elements: BERT's 251-wide attention rows read once), subtracting the exact row
@@ -61,19 +62,36 @@ __device__ inline int64_t warp_count() { return static_cast<int64_t>(gridDim.x) 
 // operand, so a NaN row yields NaN outputs there too).
 __device__ inline float max_nan(float a, float b) { return (a > b || isnan(a)) ? a : b; }
 
+// AddSoftmax: where row `row`'s mask row starts (SoftmaxParams).
+__device__ inline int64_t mask_row(const SoftmaxParams& p, int64_t row) {
+  int64_t at = 0;
+  for (int i = 0; i < p.mask_terms; ++i) {
+    at += (row / p.mask_div[i]) % p.mask_dim[i] * p.mask_stride[i];
+  }
+  return at;
+}
+
+// Element c of a row: in[c], or in[c] + mrow[c * mask_col] (AddSoftmax: rounded to float32 as
+// the Add kernel rounds it) when mrow is not null.
+__device__ inline float masked(const float* in, const float* mrow, int64_t mask_col, int64_t c) {
+  return mrow != nullptr ? in[c] + mrow[c * mask_col] : in[c];
+}
+
 template <int kPerLane>
-__device__ void softmax_warp_rows(const float* x, float* y, const SoftmaxParams& p) {
+__device__ void softmax_warp_rows(const float* x, const float* mask, float* y,
+                                  const SoftmaxParams& p) {
   const int lane = threadIdx.x % 32;
   const int n = static_cast<int>(p.n);
   for (int64_t row = global_warp(); row < p.outer; row += warp_count()) {
     const float* in = x + row * p.n;
+    const float* mrow = mask != nullptr ? mask + mask_row(p, row) : nullptr;
     float* out = y + row * p.n;
     float v[kPerLane];
     float m = -INFINITY;
 #pragma unroll
     for (int k = 0; k < kPerLane; ++k) {
       const int c = k * 32 + lane;
-      v[k] = c < n ? in[c] : -INFINITY;
+      v[k] = c < n ? masked(in, mrow, p.mask_col, c) : -INFINITY;
       m = max_nan(m, v[k]);
     }
 #pragma unroll
@@ -106,19 +124,26 @@ __device__ void softmax_warp_rows(const float* x, float* y, const SoftmaxParams&
   }
 }
 
-__device__ void softmax_block_rows(const float* x, float* y, const SoftmaxParams& p) {
+__device__ void softmax_block_rows(const float* x, const float* mask, float* y,
+                                   const SoftmaxParams& p) {
   for (int64_t row = blockIdx.x; row < p.outer; row += gridDim.x) {
     const float* in = x + row * p.n;
+    const float* mrow = mask != nullptr ? mask + mask_row(p, row) : nullptr;
     float* out = y + row * p.n;
     float m = -INFINITY;
-    for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) m = max_nan(m, in[c]);
+    for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) {
+      m = max_nan(m, masked(in, mrow, p.mask_col, c));
+    }
     m = block_reduce<true>(m);
     float s = 0;
-    for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) s += expf(in[c] - m);
+    for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) {
+      s += expf(masked(in, mrow, p.mask_col, c) - m);
+    }
     s = block_reduce<false>(s);
     const float log_s = logf(s), inv = 1.0f / s;
     for (int64_t c = threadIdx.x; c < p.n; c += blockDim.x) {
-      out[c] = p.log ? in[c] - m - log_s : expf(in[c] - m) * inv;
+      const float v = masked(in, mrow, p.mask_col, c);
+      out[c] = p.log ? v - m - log_s : expf(v - m) * inv;
     }
   }
 }
@@ -268,9 +293,9 @@ __device__ void layer_norm_block_rows(const float* x, const float* residual, con
 // The LayerNorm ones are bounded to two blocks of 256 threads an SM (128 registers; 96 for N =
 // 24): their batched loads would otherwise take 152, one block an SM.
 #define PS_NORM_SOFTMAX_WARP(N)                                                                    \
-  extern "C" __global__ void ps_softmax_warp##N##_f32(const float* x, float* y,                    \
+  extern "C" __global__ void ps_softmax_warp##N##_f32(const float* x, const float* mask, float* y, \
                                                       ps::kernels::SoftmaxParams p) {              \
-    norm_softmax::softmax_warp_rows<N>(x, y, p);                                                   \
+    norm_softmax::softmax_warp_rows<N>(x, mask, y, p);                                             \
   }                                                                                                \
   extern "C" __global__ void __launch_bounds__(256, 2)                                             \
       ps_layer_norm_warp##N##_f32(const float* x, const float* residual, const float* scale,       \
@@ -288,11 +313,11 @@ PS_NORM_SOFTMAX_WARP(32)
 #undef PS_NORM_SOFTMAX_WARP
 
 // Softmax / LogSoftmax over rows too long for a warp or an inner axis. mode 1: a block per row
-// (inner == 1); mode 2: a thread per column.
-extern "C" __global__ void ps_softmax_f32(const float* x, float* y, ps::kernels::SoftmaxParams p,
-                                          int32_t mode) {
+// (inner == 1; AddSoftmax's mask, or null); mode 2: a thread per column (mask null).
+extern "C" __global__ void ps_softmax_f32(const float* x, const float* mask, float* y,
+                                          ps::kernels::SoftmaxParams p, int32_t mode) {
   if (mode == 1) {
-    norm_softmax::softmax_block_rows(x, y, p);
+    norm_softmax::softmax_block_rows(x, mask, y, p);
   } else {
     norm_softmax::softmax_columns(x, y, p);
   }

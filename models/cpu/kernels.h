@@ -25,7 +25,8 @@ Status run_variadic(const OpContext& ctx);
 Status run_unary(const OpContext& ctx);
 // reduce.cc: ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd.
 Status run_reduce(const OpContext& ctx);
-// normalization.cc: BatchNormalization (inference), LayerNormalization; Softmax, LogSoftmax.
+// normalization.cc: BatchNormalization (inference), LayerNormalization; Softmax, LogSoftmax,
+// AddSoftmax.
 Status run_batch_norm(const OpContext& ctx);
 Status run_layer_norm(const OpContext& ctx);
 Status run_softmax(const OpContext& ctx);

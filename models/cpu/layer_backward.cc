@@ -1,5 +1,6 @@
 #include "models/cpu/layer_backward.h"
 
+#include <optional>
 #include <span>
 #include <string>
 
@@ -133,10 +134,16 @@ Result<Grads> layer_backward(const pipeswitch::psm::Layer& layer, const LayerVal
     for (const Tensor* a : v.inputs) shapes.push_back(a->shape());
     PS_ASSIGN_OR_RETURN(std::vector<Tensor> g, concat_backward(attrs, shapes, dy));
     for (size_t k = 0; k < g.size(); ++k) out.emplace_back(k, std::move(g[k]));
-  } else if (op == "Softmax") {
+  } else if (op == "Softmax" || op == "AddSoftmax") {
     if (v.output == nullptr) return internal_error("the forward output is not kept");
     PS_ASSIGN_OR_RETURN(Tensor g, softmax_backward(attrs, *v.output, dy));
+    std::optional<Tensor> dm;
+    if (op == "AddSoftmax") {  // Y = Softmax(X + M): dX the sum's gradient, dM it summed to M
+      PS_TRY(need_inputs(v, 2));
+      PS_ASSIGN_OR_RETURN(dm, reduce_to_shape(g, v.inputs[1]->shape()));
+    }
     out.emplace_back(0, std::move(g));
+    if (dm) out.emplace_back(1, std::move(*dm));
   } else if (op == "LayerNormalization") {
     PS_TRY(need_inputs(v, 2));
     const bool has_bias = v.inputs.size() > 2;

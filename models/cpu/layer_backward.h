@@ -16,7 +16,7 @@ namespace ps::models::cpu {
 
 struct LayerValues {
   std::vector<const Tensor*> inputs;  // the forward's inputs, in order
-  const Tensor* output = nullptr;     // the forward's output (Softmax reads it)
+  const Tensor* output = nullptr;     // the forward's output (Softmax and AddSoftmax read it)
   const BatchNormSaved* batch_norm = nullptr;  // BatchNormalization's batch statistics
 };
 

@@ -1,6 +1,7 @@
 // Normalisations: BatchNormalization (inference: running statistics), LayerNormalization
 // (opset 17: normalise over axes [axis, rank), optional Mean and InvStdDev outputs), and
-// Softmax / LogSoftmax along one axis (opset 13 semantics). Statistics are computed in double.
+// Softmax / LogSoftmax along one axis (opset 13 semantics; AddSoftmax: of X + M). Statistics
+// are computed in double.
 #include <cmath>
 
 #include "models/cpu/dispatch.h"
@@ -163,20 +164,41 @@ Status run_layer_norm(const OpContext& ctx) {
 }
 
 Status run_softmax(const OpContext& ctx) {
-  PS_TRY(ctx.check_arity(1, 1, 1, 1));
+  // AddSoftmax: inputs [X, M], the softmax of X + M (M unidirectionally broadcast to X; each sum
+  // rounded to the dtype, as the Add it replaces).
+  const bool add = ctx.op() == "AddSoftmax";
+  PS_TRY(add ? ctx.check_arity(2, 2, 1, 1) : ctx.check_arity(1, 1, 1, 1));
   PS_TRY(ctx.check_attrs({"axis"}));
   const bool log = ctx.op() == "LogSoftmax";
-  const Tensor& x = *ctx.input(0);
+  const Tensor* x = ctx.input(0);
+  Tensor added;
+  if (add) {
+    const Tensor& m = *ctx.input(1);
+    if (m.dtype() != x->dtype()) {
+      return invalid_argument("the addends differ: ", x->description(), " and ", m.description());
+    }
+    PS_ASSIGN_OR_RETURN(const std::vector<double> mask, expanded_doubles(m, x->shape(), "M"));
+    PS_ASSIGN_OR_RETURN(added, Tensor::allocate(x->dtype(), x->shape()));
+    PS_TRY(dispatch(FloatTypes{}, x->dtype(), "X", [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      const T* px = x->data<T>();
+      T* ps = added.mutable_data<T>();
+      for (size_t i = 0; i < mask.size(); ++i)
+        ps[i] = static_cast<T>(px[i] + static_cast<T>(mask[i]));
+      return Status::OK();
+    }));
+    x = &added;
+  }
   PS_ASSIGN_OR_RETURN(const int64_t axis_attr, ctx.attr_int("axis", -1));
-  PS_ASSIGN_OR_RETURN(const int64_t axis, normalize_axis(axis_attr, x.rank()));
-  PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, x.dtype(), x.shape()));
+  PS_ASSIGN_OR_RETURN(const int64_t axis, normalize_axis(axis_attr, x->rank()));
+  PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, x->dtype(), x->shape()));
   int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < axis; ++d) outer *= x.dim(d);
-  for (int64_t d = axis + 1; d < x.rank(); ++d) inner *= x.dim(d);
-  const int64_t n = x.dim(axis);
-  return dispatch(FloatTypes{}, x.dtype(), "input", [&](auto tag) {
+  for (int64_t d = 0; d < axis; ++d) outer *= x->dim(d);
+  for (int64_t d = axis + 1; d < x->rank(); ++d) inner *= x->dim(d);
+  const int64_t n = x->dim(axis);
+  return dispatch(FloatTypes{}, x->dtype(), "input", [&](auto tag) {
     using T = typename decltype(tag)::type;
-    const T* in = x.data<T>();
+    const T* in = x->data<T>();
     T* out = y->mutable_data<T>();
     for (int64_t o = 0; o < outer; ++o) {
       for (int64_t i = 0; i < inner; ++i) {

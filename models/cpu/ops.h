@@ -7,10 +7,13 @@
 //               ("relu" | "none") and `has_residual` (0 | 1): Y = act(conv(X, W) + B + residual)
 //   MatMulBias  inputs [A, B, bias]: Y = MatMul(A, B) + bias (bias over the last dimension)
 //   MatMulScale inputs [A, B], attribute `alpha` f: Y = alpha * MatMul(A, B)
-//   MatMulTransB inputs [A, B] with B 2-D [N, K]: Y = MatMul(A, transpose(B)) (no attributes)
+//   MatMulTransB inputs [A, B, bias?] with B 2-D [N, K]: Y = MatMul(A, transpose(B)) (+ bias [N]
+//               over the last dimension; no attributes)
 //   Gelu        Y = 0.5 * x * (1 + erf(x / sqrt(2)))
 //   AddLayerNormalization  inputs [A, B, Scale, B?], LayerNormalization's attributes:
 //               Y = LayerNormalization(A + B) (the sum rounded to the dtype first; one output)
+//   AddSoftmax  inputs [X, M], Softmax's attributes: Y = Softmax(X + M), M broadcast to X's
+//               shape (the sum rounded to the dtype first)
 // Conventions where the manifest's Attribute cannot carry ONNX's form:
 //   Cast's `to` is the ONNX TensorProto.DataType number; ConstantOfShape's `value` is an `f`
 //   (floating outputs) or `i` (integer and bool outputs) attribute, the output dtype decides.

@@ -21,6 +21,7 @@ constexpr Entry kTable[] = {
     {"Abs", run_unary},
     {"Add", run_binary},
     {"AddLayerNormalization", run_layer_norm},
+    {"AddSoftmax", run_softmax},
     {"And", run_binary},
     {"AveragePool", run_average_pool},
     {"BatchNormalization", run_batch_norm},

@@ -21,7 +21,7 @@ using TensorProto = pipeswitch::psm::Tensor;
 const std::set<std::string>& ops_with_backward() {
   // clang-format off
   static const std::set<std::string> ops = {
-      "Add",       "AveragePool", "BatchNormalization", "Cast",         "Concat",
+      "Add",       "AddSoftmax",  "AveragePool", "BatchNormalization", "Cast",         "Concat",
       "Conv",      "Div",         "Erf",                "Exp",          "Expand",
       "Flatten",   "Gather",      "Gelu",               "Gemm",         "GlobalAveragePool",
       "Identity",  "LayerNormalization", "MatMul",      "MatMulScale",  "MatMulTransB",

@@ -161,15 +161,15 @@ class SpreadGradOp final : public GpuOp {
 
 class SoftmaxGradOp final : public GpuOp {
  public:
-  SoftmaxGradOp(cuda::Kernel k, train_kernels::SoftmaxGradParams p, bool wanted)
-      : kernel_(k), params_(p), wanted_(wanted) {}
+  // inputs: the forward's (X, or AddSoftmax's X and M), dY, then the forward's output Y.
+  SoftmaxGradOp(cuda::Kernel k, train_kernels::SoftmaxGradParams p, bool wanted, size_t dy_input)
+      : kernel_(k), params_(p), wanted_(wanted), dy_input_(dy_input) {}
   Status enqueue(const LaunchArgs& args) const override {
-    // inputs {X, dY, Y}: the forward's output Y follows dY.
-    PS_TRY(check_bound(args, 3, 1, "Softmax"));
+    PS_TRY(check_bound(args, dy_input_ + 2, 1, "Softmax"));
     const int64_t rows = params_.outer * params_.inner;
     if (!wanted_ || rows == 0 || params_.n == 0) return Status::OK();
-    return kernel_.launch(args.stream, grid_for(rows * 32), kBlock, 0, args.inputs[2],
-                          args.inputs[1], args.outputs[0], params_);
+    return kernel_.launch(args.stream, grid_for(rows * 32), kBlock, 0, args.inputs[dy_input_ + 1],
+                          args.inputs[dy_input_], args.outputs[0], params_);
   }
   std::string describe() const override {
     return str_cat("kernel ps_softmax_backward_f32 (warp per row of ", params_.n, ", inner ",
@@ -180,6 +180,7 @@ class SoftmaxGradOp final : public GpuOp {
   cuda::Kernel kernel_;
   train_kernels::SoftmaxGradParams params_;
   bool wanted_;
+  size_t dy_input_;
 };
 
 // ---- LayerNormalization ---------------------------------------------------------------------
@@ -448,9 +449,16 @@ Result<std::unique_ptr<GpuOp>> build_reduce_mean_grad(const GradSpec& spec, cons
 }
 
 Result<std::unique_ptr<GpuOp>> build_softmax_grad(const GradSpec& spec, const OpEnv& env) {
+  // AddSoftmax (Y = Softmax(X + M)): dX is the sum's gradient; M's is not made.
   const OpSpec& f = spec.forward;
-  PS_TRY(check_arity(f, 1, 1, 1, 1));
+  const bool add = f.op == "AddSoftmax";
+  PS_TRY(add ? check_arity(f, 2, 2, 1, 1) : check_arity(f, 1, 1, 1, 1));
   PS_TRY(require_f32(f.inputs[0], "X"));
+  if (add && spec.wants(1)) {
+    return unsupported(
+        "the mask's gradient (the GPU AddSoftmax backward makes dX only; "
+        "fuse_add_softmax takes masks no parameter reaches)");
+  }
   PS_ASSIGN_OR_RETURN(const TensorSpec* y, forward_output(f));
   if (y->shape != f.inputs[0].shape) return invalid_argument("Y and X shapes differ");
   AttrReader attrs(f);
@@ -459,7 +467,7 @@ Result<std::unique_ptr<GpuOp>> build_softmax_grad(const GradSpec& spec, const Op
   PS_ASSIGN_OR_RETURN(const train_kernels::SoftmaxGradParams p,
                       plan_softmax_grad(y->shape, axis, spec.accumulates(0)));
   PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, "ps_softmax_backward_f32"));
-  return std::unique_ptr<GpuOp>(new SoftmaxGradOp(k, p, spec.wants(0)));
+  return std::unique_ptr<GpuOp>(new SoftmaxGradOp(k, p, spec.wants(0), f.inputs.size()));
 }
 
 Result<std::unique_ptr<GpuOp>> build_layer_norm_grad(const GradSpec& spec, const OpEnv& env) {

@@ -149,6 +149,34 @@ Result<kernels::BroadcastParams> plan_broadcast(std::span<const Shape> operands,
   return p;
 }
 
+Status plan_softmax_mask(const Shape& m, const Shape& x, kernels::SoftmaxParams* p) {
+  const std::optional<Shape> b = broadcast_shapes(m, x);
+  if (x.empty() || !b || *b != x) {
+    return invalid_argument("the mask ", shape_string(m), " does not broadcast to X ",
+                            shape_string(x));
+  }
+  const std::vector<int64_t> strides = broadcast_strides_to(m, x);
+  p->mask_col = strides.back() != 0 ? 1 : 0;
+  const StridedLayout rows = merge_dims(StridedLayout{
+      Shape(x.begin(), x.end() - 1), {std::vector<int64_t>(strides.begin(), strides.end() - 1)}});
+  p->mask_terms = 0;
+  int64_t divisor = 1;  // the row count of one step of dimension d: the extents after it
+  for (size_t d = rows.dims.size(); d-- > 0;) {
+    if (rows.strides[0][d] != 0) {
+      if (p->mask_terms == kernels::kSoftmaxMaskTerms) {
+        return unsupported("the mask ", shape_string(m), " over X ", shape_string(x),
+                           " takes more than ", kernels::kSoftmaxMaskTerms, " terms to address");
+      }
+      const auto t = static_cast<size_t>(p->mask_terms++);
+      p->mask_div[t] = divisor;
+      p->mask_dim[t] = rows.dims[d];
+      p->mask_stride[t] = rows.strides[0][d];
+    }
+    divisor *= std::max<int64_t>(rows.dims[d], 1);
+  }
+  return Status::OK();
+}
+
 Result<CopyPlan> plan_strided_copy(const Shape& dims, std::vector<int64_t> in_strides,
                                    std::vector<int64_t> out_strides, int64_t in_base,
                                    int64_t out_base, size_t element_size) {

@@ -39,6 +39,12 @@ std::vector<int64_t> broadcast_strides_to(const Shape& in, const Shape& out);
 // Errors: an operand that does not broadcast to `out`, a merged rank above kMaxRank.
 Result<kernels::BroadcastParams> plan_broadcast(std::span<const Shape> operands, const Shape& out);
 
+// AddSoftmax's mask M read broadcast over the rows of X (softmax along X's last axis): fills
+// p's mask_col, mask_terms and the terms' divisors, extents and strides (size-1 and stride-0
+// dimensions dropped, adjacent ones merged). Errors: M does not broadcast to X, X rank 0, more
+// than kSoftmaxMaskTerms terms after merging.
+Status plan_softmax_mask(const Shape& m, const Shape& x, kernels::SoftmaxParams* p);
+
 // A strided copy planned for a given element size: the params and the unit (bytes) of the
 // kernel to run (ps_strided_copy_u8 ... _u128). `wide` moves units of up to 16 bytes where the
 // layout allows it; `narrow` moves single elements, for pointers that are not aligned enough.

@@ -12,6 +12,7 @@ constexpr OpEntry kKernelOps[] = {
     {"Abs", build_unary},
     {"Add", build_binary},
     {"AddLayerNormalization", build_layer_norm},
+    {"AddSoftmax", build_softmax},
     {"And", build_binary},
     {"Cast", build_cast},
     {"Ceil", build_unary},

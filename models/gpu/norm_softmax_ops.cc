@@ -1,6 +1,7 @@
-// Softmax / LogSoftmax (opset 13: along one axis) and LayerNormalization on our kernels
+// Softmax / LogSoftmax (opset 13: along one axis), AddSoftmax and LayerNormalization on our kernels
 // (cuda/kernels/norm_softmax.cu); float32 only.
 #include "cuda/stream.h"
+#include "models/gpu/index_plan.h"
 #include "models/gpu/kernel_op_util.h"
 
 namespace ps::models::gpu {
@@ -10,24 +11,29 @@ class SoftmaxOp final : public GpuOp {
  public:
   // mode 0: a warp per row (kernel ps_softmax_warpN_f32); 1: a block per row; 2: a thread per
   // column (both ps_softmax_f32).
-  SoftmaxOp(cuda::Kernel kernel, kernels::SoftmaxParams p, int32_t mode, int32_t per_lane)
-      : kernel_(kernel), params_(p), mode_(mode), per_lane_(per_lane) {}
+  // AddSoftmax (mask): inputs {X, M}, M added as a row is read (params' mask terms).
+  SoftmaxOp(cuda::Kernel kernel, kernels::SoftmaxParams p, int32_t mode, int32_t per_lane,
+            bool mask)
+      : kernel_(kernel), params_(p), mode_(mode), per_lane_(per_lane), mask_(mask) {}
   Status enqueue(const LaunchArgs& args) const override {
     if (params_.outer == 0 || params_.n == 0 || params_.inner == 0) return Status::OK();
+    const CUdeviceptr mask = mask_ ? args.inputs[1] : 0;
     if (mode_ == 0) {  // a warp per row
       return kernel_.launch(args.stream, grid_for(params_.outer * 32), kBlock, 0, args.inputs[0],
-                            args.outputs[0], params_);
+                            mask, args.outputs[0], params_);
     }
     const unsigned grid = mode_ == 1
                               ? static_cast<unsigned>(std::min<int64_t>(params_.outer, 65535))
                               : grid_for(params_.outer * params_.inner);
-    return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], args.outputs[0], params_,
-                          mode_);
+    return kernel_.launch(args.stream, grid, kBlock, 0, args.inputs[0], mask, args.outputs[0],
+                          params_, mode_);
   }
   std::string describe() const override {
     const char* how = mode_ == 0 ? "warp per row" : mode_ == 1 ? "block per row" : "thread per column";
     return str_cat("kernel ps_softmax_", mode_ == 0 ? str_cat("warp", per_lane_, "_") : "", "f32 (",
-                   params_.log ? "log, " : "", how, ", n ", params_.n, ")");
+                   params_.log ? "log, " : "",
+                   mask_ ? str_cat("of X + mask, ", params_.mask_terms, " mask terms, ") : "", how,
+                   ", n ", params_.n, ")");
   }
 
  private:
@@ -35,6 +41,7 @@ class SoftmaxOp final : public GpuOp {
   kernels::SoftmaxParams params_;
   int32_t mode_ = 0;
   int32_t per_lane_ = 0;
+  bool mask_ = false;
 };
 
 class LayerNormOp final : public GpuOp {
@@ -86,26 +93,38 @@ Result<int64_t> repeat_length(const TensorSpec& t, const Shape& norm_shape, cons
 }  // namespace
 
 BuildResult build_softmax(const OpSpec& spec, const OpEnv& env) {
-  PS_TRY(check_arity(spec, 1, 1, 1, 1));
+  // AddSoftmax: inputs [X, M], the softmax of X + M (M broadcast to X).
+  const bool add = spec.op == "AddSoftmax";
+  PS_TRY(add ? check_arity(spec, 2, 2, 1, 1) : check_arity(spec, 1, 1, 1, 1));
   AttrReader attrs(spec);
   PS_TRY(attrs->check_attrs({"axis"}));
   const TensorSpec& x = spec.inputs[0];
-  if (x.dtype != DType::kFloat32) return unsupported("input dtype ", dtype_name(x.dtype), " (float32 only)");
+  if (x.dtype != DType::kFloat32 || (add && spec.inputs[1].dtype != DType::kFloat32)) {
+    return unsupported(
+        "input dtype ",
+        dtype_name(add && x.dtype == DType::kFloat32 ? spec.inputs[1].dtype : x.dtype),
+        " (float32 only)");
+  }
   PS_TRY(check_output(spec, 0, x.dtype, x.shape));
   const int64_t rank = static_cast<int64_t>(x.shape.size());
   PS_ASSIGN_OR_RETURN(int64_t axis, attrs->attr_int("axis", -1));
   if (axis < -rank || axis >= rank) return invalid_argument("axis ", axis, " is out of range for rank ", rank);
   if (axis < 0) axis += rank;
+  if (add && axis != rank - 1) {
+    return unsupported("axis ", axis, " of rank ", rank,
+                       " (the GPU AddSoftmax takes the last axis only)");
+  }
   kernels::SoftmaxParams p;
   p.outer = element_count(Shape(x.shape.begin(), x.shape.begin() + axis));
   p.n = x.shape[axis];
   p.inner = element_count(Shape(x.shape.begin() + axis + 1, x.shape.end()));
   p.log = spec.op == "LogSoftmax";
+  if (add) PS_TRY(plan_softmax_mask(spec.inputs[1].shape, x.shape, &p));
   const int32_t per_lane = p.inner == 1 ? warp_row_share(p.n) : 0;
   const int32_t mode = p.inner != 1 ? 2 : per_lane > 0 ? 0 : 1;
   PS_ASSIGN_OR_RETURN(cuda::Kernel k,
                       warp_row_kernel(env, "ps_softmax", per_lane, "ps_softmax_f32"));
-  return std::unique_ptr<GpuOp>(new SoftmaxOp(k, p, mode, per_lane));
+  return std::unique_ptr<GpuOp>(new SoftmaxOp(k, p, mode, per_lane, add));
 }
 
 BuildResult build_layer_norm(const OpSpec& spec, const OpEnv& env) {

@@ -65,7 +65,8 @@ bool backward_reads_input(std::string_view op, size_t input) {
   if (op == "Conv" || op == "Gemm" || op == "BatchNormalization") return input < 2;
   if (op == "Relu" || op == "MaxPool") return input == 0;
   if (op == "Gather") return input == 1;  // the indices; the table only for its shape
-  if (op == "Softmax") return false;      // it reads its output Y (backward_reads_output)
+  // Softmax, AddSoftmax: they read their output Y (backward_reads_output).
+  if (op == "Softmax" || op == "AddSoftmax") return false;
   if (op == "Add" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Flatten" ||
       op == "Reshape" || op == "Identity" || op == "Concat" || op == "Transpose" ||
       op == "Squeeze" || op == "Unsqueeze" || op == "ReduceMean") {
@@ -74,7 +75,7 @@ bool backward_reads_input(std::string_view op, size_t input) {
   return true;
 }
 
-bool backward_reads_output(std::string_view op) { return op == "Softmax"; }
+bool backward_reads_output(std::string_view op) { return op == "Softmax" || op == "AddSoftmax"; }
 
 bool backward_passes_through(std::string_view op) {
   // The ops whose backward is PassGradOp (grad_kernel_ops.cc: build_add_grad,

@@ -73,7 +73,7 @@ struct BackwardStep {
   uint32_t wanted = 0;            // GradSpec::wanted
   uint32_t accumulate = 0;        // GradSpec::accumulate
   // Forward inputs, dY, then BatchNormalization's saved statistics, or the forward's output Y
-  // for an op whose backward reads it (backward_reads_output: Softmax).
+  // for an op whose backward reads it (backward_reads_output: Softmax, AddSoftmax).
   std::vector<uint64_t> inputs;
   std::vector<uint64_t> outputs;  // one per forward input; kNoBuffer where not computed
 };

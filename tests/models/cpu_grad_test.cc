@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "models/cpu/grad.h"
+#include "models/cpu/layer_backward.h"
 #include "models/cpu/ops.h"
 #include "tests/models/cpu_ops_test_util.h"
 
@@ -583,6 +584,40 @@ TEST_CASE("Softmax backward matches finite differences", "[grad]") {
       return weighted_sum(forward_all("Softmax", a, v), r);
     };
     CHECK(max_gradient_error(in, 0, *dx, loss) < kTolerance);
+  }
+}
+
+// Attention's mask Add joined to its Softmax (fuse_add_softmax): the trainer's layer_backward
+// gives dX (Softmax's, from Y) and dM (dX summed to the mask's shape).
+TEST_CASE("AddSoftmax backward matches finite differences", "[grad]") {
+  std::mt19937_64 rng(37);
+  for (const auto& [xs, ms] : std::vector<std::pair<Shape, Shape>>{{{2, 3, 4, 4}, {2, 1, 4, 4}},
+                                                                   {{2, 3, 4, 4}, {2, 1, 1, 4}},
+                                                                   {{3, 5}, {3, 5}},
+                                                                   {{3, 5}, {1}}}) {
+    INFO(shape_string(xs) << " + " << shape_string(ms));
+    const Attributes a = attrs({attr_i("axis", -1)});
+    std::vector<Tensor> in;
+    in.push_back(random_tensor(xs, rng));
+    in.push_back(random_tensor(ms, rng));
+    const Tensor y = forward_all("AddSoftmax", a, in);
+    const Tensor r = random_tensor(xs, rng);
+    pipeswitch::psm::Layer layer;
+    layer.set_op("AddSoftmax");
+    *layer.add_attributes() = attr_i("axis", -1);
+    Result<std::vector<std::pair<size_t, Tensor>>> g =
+        layer_backward(layer, LayerValues{{&in[0], &in[1]}, &y, nullptr}, r);
+    INFO(g.status().to_string());
+    REQUIRE(g.ok());
+    REQUIRE(g->size() == 2);
+    CHECK((*g)[0].first == 0);
+    CHECK((*g)[1].first == 1);
+    CHECK((*g)[1].second.shape() == ms);
+    auto loss = [&](const std::vector<Tensor>& v) {
+      return weighted_sum(forward_all("AddSoftmax", a, v), r);
+    };
+    CHECK(max_gradient_error(in, 0, (*g)[0].second, loss) < kTolerance);
+    CHECK(max_gradient_error(in, 1, (*g)[1].second, loss) < kTolerance);
   }
 }
 

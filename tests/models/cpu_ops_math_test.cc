@@ -271,6 +271,31 @@ TEST_CASE("Softmax is stable for large inputs", "[cpu_ops][norm]") {
   CHECK_THAT(values<float>(y), approx({1, 1, 0, 0}));
 }
 
+TEST_CASE("AddSoftmax is the Softmax of X plus the broadcast mask", "[cpu_ops][norm]") {
+  // X [2, 2, 3], masks [2, 1, 3] (per batch, over the middle axis) and [3].
+  Tensor x = floats({2, 2, 3}, {1, 2, 3, 0.5f, -1, 4, 2, 2, 2, 1000, 1001, 999});
+  Tensor m = floats({2, 1, 3}, {0, -10000, 0, 1, 0, -1});
+  const std::vector<float> sum = {1, -9998, 3, 0.5f, -10001, 4, 3, 2, 1, 1001, 1001, 998};
+  Tensor added = floats({2, 2, 3}, sum);
+  Tensor fused = zeros(DType::kFloat32, {2, 2, 3});
+  Tensor plain = zeros(DType::kFloat32, {2, 2, 3});
+  REQUIRE(run("AddSoftmax", attrs({attr_i("axis", -1)}), {&x, &m}, {&fused}).ok());
+  REQUIRE(run("Softmax", attrs({attr_i("axis", -1)}), {&added}, {&plain}).ok());
+  CHECK(values<float>(fused) == values<float>(plain));
+  CHECK(values<float>(fused)[1] == 0.0f);  // the masked position
+  Tensor row = floats({3}, {0, 0, -10000});
+  REQUIRE(run("AddSoftmax", attrs(), {&x, &row}, {&fused}).ok());
+  CHECK_THAT(values<float>(fused)[0], Catch::Matchers::WithinRel(0.2689414f, 1e-6f));
+  CHECK(values<float>(fused)[2] == 0.0f);
+  // Another axis (the CPU takes any); a mask that does not broadcast; a second dtype.
+  REQUIRE(run("AddSoftmax", attrs({attr_i("axis", 1)}), {&x, &m}, {&fused}).ok());
+  Tensor bad = floats({2}, {0, 0});
+  CHECK_THAT(run("AddSoftmax", attrs(), {&x, &bad}, {&fused}).message(),
+             Catch::Contains("M float32[2] does not broadcast to [2,2,3]"));
+  Tensor m64 = zeros(DType::kFloat64, {3});
+  CHECK(run("AddSoftmax", attrs(), {&x, &m64}, {&fused}).code() == Code::kInvalidArgument);
+}
+
 TEST_CASE("binary ops broadcast like numpy", "[cpu_ops][broadcast]") {
   SECTION("[3,1] + [1,4]") {
     Tensor a = floats({3, 1}, {0, 10, 20});

@@ -185,7 +185,10 @@ TEST_CASE("GPU LayerNormalization backward (dX, dscale, dbias) against the CPU r
   }
 }
 
-TEST_CASE("GPU Softmax backward from Y (last and inner axes) against the CPU reference", "[gpu]") {
+TEST_CASE(
+    "GPU Softmax and AddSoftmax backward from Y (last and inner axes) against the CPU "
+    "reference",
+    "[gpu]") {
   PS_REQUIRE_GPU();
   struct Case {
     std::string label;
@@ -218,6 +221,34 @@ TEST_CASE("GPU Softmax backward from Y (last and inner axes) against the CPU ref
     run_on_gpu(*acc, {&x, &dy, &yv}, {&acc_x});
     expect_close("Softmax", c.label, "dX acc", p, plus(base, *ref), acc_x, kReduced, acc->describe());
   }
+  // AddSoftmax (fuse_add_softmax: Y = Softmax(X + M)): inputs {X, M, dY, Y}, dX as Softmax's;
+  // the mask's gradient is refused (the pass fuses only masks no parameter reaches).
+  const cpu::Attributes a = attrs({attr_i("axis", -1)});
+  const Shape xs = {2, 4, 16, 16};
+  const Tensor x = random_tensor(DType::kFloat32, xs, seed++, -4, 4);
+  const Tensor m = random_tensor(DType::kFloat32, {2, 1, 16, 16}, seed++, -4, 4);
+  Result<std::vector<Tensor>> y =
+      cpu::run_op_allocating("AddSoftmax", a, std::vector<const Tensor*>{&x, &m}, 1);
+  REQUIRE_OK(y);
+  const Tensor& yv = (*y)[0];
+  const Tensor dy = random_tensor(DType::kFloat32, xs, seed++);
+  Result<Tensor> ref = cpu::softmax_backward(a, to_f64(yv), to_f64(dy));
+  REQUIRE_OK(ref);
+  for (const uint32_t acc_bits : {0u, 1u}) {
+    auto op = build_grad("AddSoftmax", a, {&x, &m}, xs, Precision::kFp32, acc_bits, 1u);
+    const Tensor base = random_tensor(DType::kFloat32, xs, seed++);
+    Tensor dx = acc_bits ? base.clone().value() : poisoned(xs);
+    run_on_gpu(*op, {&x, &m, &dy, &yv}, {&dx});
+    const Tensor zero = zeros_f32(xs);
+    expect_close("AddSoftmax", "BERT mask", acc_bits ? "dX acc" : "dX", Precision::kFp32,
+                 plus(acc_bits ? base : zero, *ref), dx, kReduced, op->describe());
+  }
+  const std::vector<TensorSpec> in{spec_of(x), spec_of(m)};
+  const std::vector<TensorSpec> out{TensorSpec{DType::kFloat32, xs, false}};
+  const OpSpec forward{"AddSoftmax", "test", a, in, out};
+  const Result<std::unique_ptr<GpuOp>> with_dm =
+      build_grad_op(GradSpec{forward, 3u, 0u}, OpEnv{shared_runtime(), Precision::kFp32});
+  CHECK(with_dm.status().code() == Code::kUnsupported);
 }
 
 TEST_CASE("GPU Gather backward: embeddings with repeated ids (int64, int32), the pooler's "

@@ -293,22 +293,23 @@ Tensor zeros_like_f32(const Tensor& t) {
 }
 
 // The warp-row kernels, one per share of a row a lane holds (norm_softmax.cu).
-void softmax_warp(int per_lane, const float* x, float* y, const kernels::SoftmaxParams& p) {
+void softmax_warp(int per_lane, const float* x, const float* mask, float* y,
+                  const kernels::SoftmaxParams& p) {
   switch (per_lane) {
     case 1:
-      return ps_softmax_warp1_f32(x, y, p);
+      return ps_softmax_warp1_f32(x, mask, y, p);
     case 2:
-      return ps_softmax_warp2_f32(x, y, p);
+      return ps_softmax_warp2_f32(x, mask, y, p);
     case 4:
-      return ps_softmax_warp4_f32(x, y, p);
+      return ps_softmax_warp4_f32(x, mask, y, p);
     case 8:
-      return ps_softmax_warp8_f32(x, y, p);
+      return ps_softmax_warp8_f32(x, mask, y, p);
     case 16:
-      return ps_softmax_warp16_f32(x, y, p);
+      return ps_softmax_warp16_f32(x, mask, y, p);
     case 24:
-      return ps_softmax_warp24_f32(x, y, p);
+      return ps_softmax_warp24_f32(x, mask, y, p);
     default:
-      return ps_softmax_warp32_f32(x, y, p);
+      return ps_softmax_warp32_f32(x, mask, y, p);
   }
 }
 void layer_norm_warp(int per_lane, const float* x, const float* r, const float* g, const float* b,
@@ -353,15 +354,52 @@ TEST_CASE("emulated Softmax and LayerNorm kernels match the CPU reference on eve
       Tensor y = empty_like(expected);
       run_coop([&] {
         if (cs.mode == 0) {
-          softmax_warp(cs.per_lane, x.data<float>(), y.mutable_data<float>(), p);
+          softmax_warp(cs.per_lane, x.data<float>(), nullptr, y.mutable_data<float>(), p);
         } else {
-          ps_softmax_f32(x.data<float>(), y.mutable_data<float>(), p, cs.mode);
+          ps_softmax_f32(x.data<float>(), nullptr, y.mutable_data<float>(), p, cs.mode);
         }
       });
       INFO("softmax " << shape_string(cs.shape) << " mode " << cs.mode << " per lane "
                       << cs.per_lane << " log " << log);
       CHECK(max_rel(expected, y) <= 1e-5);
     }
+  }
+  // AddSoftmax: the mask added as a row is read (plan_softmax_mask's terms), the same bits as
+  // Softmax of the Add's output. Masks: BERT training's [B, 1, S, S], inference's [B, 1, 1, S],
+  // one row for all, one value a row (mask_col 0), a middle-axis broadcast, X's own shape;
+  // warp rows and (n 1100) block rows.
+  struct MaskCase {
+    Shape x, m;
+    int32_t mode, per_lane;
+    int32_t terms;
+  };
+  const MaskCase masks[] = {
+      {{2, 3, 5, 45}, {2, 1, 5, 45}, 0, 2, 2}, {{2, 3, 5, 45}, {2, 1, 1, 45}, 0, 2, 1},
+      {{2, 3, 5, 45}, {45}, 0, 2, 0},          {{2, 3, 5, 45}, {2, 3, 5, 1}, 0, 2, 1},
+      {{2, 3, 5, 45}, {3, 1, 45}, 0, 2, 1},    {{2, 3, 5, 45}, {2, 3, 5, 45}, 0, 2, 1},
+      {{2, 2, 1100}, {2, 1, 1100}, 1, 0, 1}};
+  for (const MaskCase& cs : masks) {
+    INFO("AddSoftmax " << shape_string(cs.x) << " + " << shape_string(cs.m) << " mode " << cs.mode);
+    Tensor x = rnd(DType::kFloat32, cs.x, -6, 6);
+    Tensor m = rnd(DType::kFloat32, cs.m, -6, 6);
+    const Tensor sum = reference1("Add", attrs(), {&x, &m});
+    const Tensor expected = reference1("Softmax", attrs(), {&sum});
+    CHECK(max_rel(expected, reference1("AddSoftmax", attrs(), {&x, &m})) == 0.0);
+    kernels::SoftmaxParams p;
+    p.outer = element_count(Shape(cs.x.begin(), cs.x.end() - 1));
+    p.n = cs.x.back();
+    p.inner = 1;
+    REQUIRE(plan_softmax_mask(cs.m, cs.x, &p).ok());
+    CHECK(p.mask_terms == cs.terms);
+    Tensor y = empty_like(expected);
+    run_coop([&] {
+      if (cs.mode == 0) {
+        softmax_warp(cs.per_lane, x.data<float>(), m.data<float>(), y.mutable_data<float>(), p);
+      } else {
+        ps_softmax_f32(x.data<float>(), m.data<float>(), y.mutable_data<float>(), p, cs.mode);
+      }
+    });
+    CHECK(max_rel(expected, y) <= 1e-5);
   }
   // LayerNorm of X, and of A + B (AddLayerNormalization: the sum rounded first, so the same
   // bits as LayerNorm of the Add's output).

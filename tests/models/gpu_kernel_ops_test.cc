@@ -431,7 +431,8 @@ TEST_CASE("Gather writes zeros for out-of-range indices instead of reading out o
   }
 }
 
-TEST_CASE("Softmax and LogSoftmax match the CPU reference on every path", "[gpu][gpu_kernel_ops]") {
+TEST_CASE("Softmax, LogSoftmax and AddSoftmax match the CPU reference on every path",
+          "[gpu][gpu_kernel_ops]") {
   PS_REQUIRE_GPU();
   Tensor scores = rnd(DType::kFloat32, {8, 12, 251, 251}, -8, 8);
   check("Softmax", attrs(), {&scores}, kRowwise, "BERT attention (warp per row)");
@@ -447,6 +448,19 @@ TEST_CASE("Softmax and LogSoftmax match the CPU reference on every path", "[gpu]
       check(op, attrs({attr_i("axis", c.axis)}), {&x}, kRowwise, str_cat("axis ", c.axis));
     }
   }
+  // AddSoftmax (fuse_add_softmax): BERT's masks, training's [B, 1, S, S] (with -10000 entries)
+  // and inference's [B, 1, 1, S]; a per-row mask; block rows.
+  Tensor train_mask = rnd(DType::kFloat32, {8, 1, 251, 251}, -1, 1);
+  for (int64_t i = 0; i < train_mask.numel(); i += 7)
+    train_mask.mutable_data<float>()[i] = -10000.0f;
+  check("AddSoftmax", attrs(), {&scores, &train_mask}, kRowwise, "BERT training mask");
+  Tensor infer_mask = rnd(DType::kFloat32, {8, 1, 1, 251}, -1, 1);
+  check("AddSoftmax", attrs(), {&scores, &infer_mask}, kRowwise, "BERT inference mask");
+  Tensor row_mask = rnd(DType::kFloat32, {8, 12, 251, 1}, -1, 1);
+  check("AddSoftmax", attrs(), {&scores, &row_mask}, kRowwise, "a value a row");
+  Tensor wide = rnd(DType::kFloat32, {2, 3, 2500}, -20, 20),
+         wide_mask = rnd(DType::kFloat32, {3, 1}, -5, 5);
+  check("AddSoftmax", attrs(), {&wide, &wide_mask}, kRowwise, "block per row");
 }
 
 TEST_CASE("LayerNormalization matches the CPU reference", "[gpu][gpu_kernel_ops]") {

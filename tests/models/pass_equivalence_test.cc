@@ -36,7 +36,8 @@ constexpr int64_t kVocab = 100;  // bert_tiny's vocabulary
 constexpr double kTolerance = 1e-5;
 
 // Imports `model` and lowers it the way psimport does for `mode`.
-onnx_loader::LoweredModel import_and_lower(const onnx::ModelProto& model, Mode mode) {
+onnx_loader::LoweredModel import_and_lower(const onnx::ModelProto& model, Mode mode,
+                                           const std::vector<std::string>& skip = {}) {
   const bool training = mode == Mode::kTraining;
   onnx_loader::ImportOptions import_options;
   import_options.dims = {{"batch", kBatch}, {"seq", kSeq}};
@@ -45,7 +46,7 @@ onnx_loader::LoweredModel import_and_lower(const onnx::ModelProto& model, Mode m
   auto graph = onnx_loader::import_onnx_model(model, import_options);
   INFO("import: " << graph.status().message());
   REQUIRE(graph.ok());
-  auto report = onnx_loader::run_passes(*graph, mode);
+  auto report = onnx_loader::run_passes(*graph, mode, skip);
   INFO("run_passes: " << report.status().message());
   REQUIRE(report.ok());
   if (training) {
@@ -266,6 +267,55 @@ TEST_CASE("linear layers in PyTorch's training form: MatMulTransB computes what 
           std::string::npos);
   }
   check_equivalent("two linear layers", both);
+}
+
+// Attention's mask Add before its Softmax (fuse_add_softmax), in both modes: the scores of a
+// one-head self-attention plus a [batch, 1, seq] mask from a runtime input (an inference
+// export's form) and a [batch, seq, seq] literal built by Constant nodes (a training export's
+// folded form), each imported with and without the fusion. The fused AddSoftmax must compute
+// what Add then Softmax do.
+TEST_CASE("attention masks: AddSoftmax computes what the Add and Softmax do", "[equivalence]") {
+  using onnx_loader::testing::attr;
+  using onnx_loader::testing::floats;
+  using onnx_loader::testing::int64s;
+  constexpr int64_t kDim = 8;
+  std::vector<float> wq(kDim * kDim), causal(kBatch * kSeq * kSeq);
+  for (size_t i = 0; i < wq.size(); ++i) wq[i] = 0.3f * std::sin(0.37f * float(i));
+  for (int64_t b = 0; b < kBatch; ++b) {
+    for (int64_t r = 0; r < kSeq; ++r) {
+      for (int64_t c = 0; c < kSeq; ++c) {
+        causal[static_cast<size_t>((b * kSeq + r) * kSeq + c)] = c > r ? -10000.0f : 0.0f;
+      }
+    }
+  }
+  onnx_loader::testing::ModelBuilder b(17);
+  b.input("x", onnx::TensorProto::FLOAT, {kBatch, kSeq, kDim})
+      .input("mask", onnx::TensorProto::FLOAT, {kBatch, kSeq})
+      .output("y")
+      .initializer(floats("wq", {kDim, kDim}, wq))
+      .initializer(int64s("axes", {1}, {1}))
+      .node("MatMul", {"x", "wq"}, {"q"}, {}, "/attn/query/MatMul")
+      .node("Transpose", {"x"}, {"kt"}, {attr("perm", std::vector<int64_t>{0, 2, 1})},
+            "/attn/Transpose")
+      .node("MatMul", {"q", "kt"}, {"scores"}, {}, "/attn/MatMul")
+      .node("Unsqueeze", {"mask", "axes"}, {"m1"}, {}, "/attn/Unsqueeze")
+      .node("Add", {"scores", "m1"}, {"s1"}, {}, "/attn/Add")
+      .node("Constant", {}, {"causal"},
+            {attr("value", floats("causal_value", {kBatch, kSeq, kSeq}, causal))}, "/attn/Constant")
+      .node("Add", {"causal", "s1"}, {"s2"}, {}, "/attn/Add_1")
+      .node("Softmax", {"s2"}, {"probs"}, {attr("axis", int64_t{-1})}, "/attn/Softmax")
+      .node("MatMul", {"probs", "x"}, {"y"}, {}, "/attn/MatMul_1");
+  for (const Mode mode : {Mode::kInference, Mode::kTraining}) {
+    INFO(onnx_loader::mode_name(mode));
+    Lowered pair{import_and_lower(b.build(), mode),
+                 import_and_lower(b.build(), mode, {"fuse_add_softmax"})};
+    // The causal literal joins the Softmax; the input's mask stays an Add before it.
+    CHECK(count_op(pair.inference.manifest, "AddSoftmax") == 1);
+    CHECK(count_op(pair.inference.manifest, "Softmax") == 0);
+    CHECK(count_op(pair.training.manifest, "AddSoftmax") == 0);
+    CHECK(count_op(pair.training.manifest, "Softmax") == 1);
+    check_equivalent(str_cat("attention masks, ", onnx_loader::mode_name(mode)), pair);
+  }
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 // Transformer passes (MatMul + bias, LayerNorm and GELU recognition, attention's scale and
-// zero mask, nn.Linear's transposed weight in training imports) on tiny hand-built graphs:
-// the exported forms are recognised and every near miss is left alone.
+// zero mask, the mask Add before Softmax, nn.Linear's transposed weight in training imports) on
+// tiny hand-built graphs: the exported forms are recognised and every near miss is left alone.
 #include <catch2/catch.hpp>
 #include <cmath>
 
 #include "onnx_loader/passes/fuse_add_layernorm.h"
+#include "onnx_loader/passes/fuse_add_softmax.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_linear_bias.h"
@@ -777,6 +778,120 @@ TEST_CASE("fuse_linear_bias: near misses are left unchanged", "[passes]") {
     const int p = b.node("MatMulTransB", "/mm", {x, b.weight("w", {3, 4}, ramp(12))}, {5, 3});
     b.output(b.node("Mul", "/mul", {p, b.weight("b", {3}, ramp(3))}, {5, 3}));
     CHECK(fused(passes::fuse_linear_bias(b.graph)) == 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention's mask Add before its Softmax: Softmax(Add(scores, mask)) -> AddSoftmax(scores, mask)
+
+// probs = Softmax(Add(scores, mask)) over scores [2, 3, 4, 4] (or Add(mask, scores)); the mask
+// of `m_shape` is a literal (a training export's folded one) unless from_input.
+struct MaskedSoftmax {
+  Builder b;
+  int scores = -1, mask = -1, sum = -1, probs = -1;
+  Shape s = {2, 3, 4, 4};
+};
+MaskedSoftmax make_masked_softmax(bool mask_first, const Shape& m_shape = {2, 1, 4, 4},
+                                  bool from_input = false) {
+  MaskedSoftmax g;
+  const std::string scope = "/encoder/layer.0/attention/self/";
+  // (A parameter reaches the scores, as the query and key weights do.)
+  g.scores = g.b.node(
+      "Mul", scope + "scores",
+      {g.b.input("q", g.s), g.b.weight("w", g.s, ramp(static_cast<size_t>(element_count(g.s))))},
+      g.s);
+  if (from_input) {
+    g.mask = g.b.input("mask", m_shape);
+  } else {
+    g.mask = g.b.weight("mask", m_shape, ramp(static_cast<size_t>(element_count(m_shape))));
+    g.b.graph.values[g.mask].literal = true;
+  }
+  g.sum = g.b.node(
+      "Add", scope + "Add",
+      mask_first ? std::vector<int>{g.mask, g.scores} : std::vector<int>{g.scores, g.mask}, g.s);
+  g.probs = g.b.node("Softmax", scope + "Softmax", {g.sum}, g.s, {{"axis", i64(-1)}});
+  g.b.output(g.probs);
+  return g;
+}
+
+TEST_CASE("fuse_add_softmax: the mask Add joins the Softmax, either order, any broadcast",
+          "[passes]") {
+  for (const bool mask_first : {false, true}) {
+    for (const Shape& m :
+         {Shape{2, 1, 4, 4}, Shape{2, 1, 1, 4}, Shape{4, 4}, Shape{1}, Shape{2, 3, 4, 4}}) {
+      for (const bool from_input : {false, true}) {
+        INFO((mask_first ? "Add(M, S) " : "Add(S, M) ")
+             << shape_string(m) << (from_input ? " input" : " literal"));
+        MaskedSoftmax g = make_masked_softmax(mask_first, m, from_input);
+        REQUIRE(fused(passes::fuse_add_softmax(g.b.graph)) == 1);
+        REQUIRE(g.b.graph.validate().ok());
+        CHECK(g.b.live() == 2);  // the scores' Mul, AddSoftmax
+        const Node* f = g.b.find("AddSoftmax");
+        REQUIRE(f != nullptr);
+        // X is the addend of the sum's shape that a parameter may reach; the mask no
+        // parameter reaches is M (a literal or a runtime input), whatever the Add's order.
+        const std::vector<int> want = {g.scores, g.mask};
+        CHECK(f->inputs == want);
+        CHECK(f->outputs == std::vector<int>{g.probs});
+        CHECK(f->attr_int("axis", 0) == -1);
+        CHECK(f->name == "/encoder/layer.0/attention/self/AddSoftmax");
+        CHECK(f->onnx_nodes.size() == 2);
+        CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 0);
+      }
+    }
+  }
+  SECTION("axis given as rank - 1") {
+    MaskedSoftmax g = make_masked_softmax(false);
+    g.b.graph.nodes[2].attrs["axis"] = i64(3);
+    CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 1);
+  }
+}
+
+TEST_CASE("fuse_add_softmax: near misses are left unchanged", "[passes]") {
+  SECTION("the Softmax is over another axis") {
+    MaskedSoftmax g = make_masked_softmax(false);
+    g.b.graph.nodes[2].attrs["axis"] = i64(2);
+    CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 0);
+  }
+  SECTION("the sum has a second reader") {
+    MaskedSoftmax g = make_masked_softmax(false);
+    g.b.output(g.sum);
+    CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 0);
+  }
+  SECTION("the mask is a parameter (its gradient would be wanted)") {
+    MaskedSoftmax g = make_masked_softmax(false);
+    g.b.graph.values[g.mask].literal = false;
+    CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 0);
+  }
+  SECTION("a parameter reaches the mask through a node") {
+    Builder b;
+    const Shape sh = {2, 3, 4, 4};
+    const int q = b.input("q", sh);
+    const int m =
+        b.node("Add", "/mask_bias", {b.input("mask", {2, 1, 4, 4}), b.weight("bias", {4}, ramp(4))},
+               {2, 1, 4, 4});
+    const int sum = b.node("Add", "/add", {q, m}, sh);
+    b.output(b.node("Softmax", "/softmax", {sum}, sh, {{"axis", i64(-1)}}));
+    REQUIRE(b.graph.validate().ok());
+    CHECK(fused(passes::fuse_add_softmax(b.graph)) == 0);
+  }
+  SECTION("neither addend has the sum's shape") {
+    Builder b;
+    const int a = b.input("a", {2, 1, 4});
+    const int c = b.input("c", {1, 3, 4});
+    const int sum = b.node("Add", "/add", {a, c}, {2, 3, 4});
+    b.output(b.node("Softmax", "/softmax", {sum}, {2, 3, 4}, {{"axis", i64(-1)}}));
+    CHECK(fused(passes::fuse_add_softmax(b.graph)) == 0);
+  }
+  SECTION("Sub, not Add") {
+    MaskedSoftmax g = make_masked_softmax(false);
+    g.b.graph.nodes[1].op = "Sub";
+    CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 0);
+  }
+  SECTION("LogSoftmax is not taken") {
+    MaskedSoftmax g = make_masked_softmax(false);
+    g.b.graph.nodes[2].op = "LogSoftmax";
+    CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 0);
   }
 }
 
