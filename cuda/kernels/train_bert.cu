@@ -275,92 +275,130 @@ extern "C" __global__ void ps_layer_norm_backward_dx_f32(const float* x, const f
   }
 }
 
-// LayerNormalization backward, pass 1 for rows of at most 32 * kPerLane elements (BERT's 768
-// = 32 x 24): the same arithmetic in the same order as ps_layer_norm_backward_dx_f32 (each
-// lane's partial sums over its elements in index order, then the butterfly), but the row is
-// read once into registers (X, and dY * scale) instead of four times, and a full row's loads
-// carry no bounds check, so they go out together (a partial row's are clamped to the row and
-// unconditional: the padding lanes' values are read and not used). Looping over the row from
-// memory, each pass's loads waited for the one before: ~36 us a LayerNorm backward for 2008
-// rows against a ~6 us floor (BERT-base training, H100). One entry point per share of a row
-// a lane holds, as the forward's (norm_softmax.cu): ps_layer_norm_backward_dx_warpN_f32.
+// LayerNormalization backward in ONE pass for rows of at most 32 * kPerLane elements (BERT's
+// 768 = 32 x 24): a block of warps per chunk of p.rows_per_chunk rows (warp w takes the
+// chunk's rows w, w + warps, ...), each row read once into registers. dX (dx non-null) is the
+// looping ps_layer_norm_backward_dx_f32's, the same arithmetic in the same order (each lane's
+// partial sums over its elements in index order, then the butterfly); the chunk's column sums
+// of dY * x^ and dY (partial non-null) stay in the lanes' registers over the warp's rows and
+// are added across the warps in warp order through shared memory into
+// partial[0][chunk][col] and partial[1][chunk][col], which ps_layer_norm_param_final_f32 sums.
+// A full row's loads carry no bounds check, so they go out together (a partial row's are
+// clamped to the row and unconditional: the padding lanes' values are read and not used).
+// Before: the dX kernel (a warp per row, statistics written out) and a partial-sums kernel
+// that read X and dY again (a thread per (chunk, column) walking 32 rows), ~30 us for BERT's
+// 2008 x 768 against a ~6 us floor (18 MB) on the H100. One entry point per share of a row a
+// lane holds, as the forward's (norm_softmax.cu): ps_layer_norm_backward_warpN_f32.
 namespace train_bert {
 template <int kPerLane>
-__device__ void layer_norm_backward_dx_rows(const float* x, const float* scale, const float* dy,
-                                            float* dx, float* stats,
-                                            const ps::train_kernels::LayerNormGradParams& p) {
-  const WarpRows w = warp_rows();
+__device__ void layer_norm_backward_rows(const float* x, const float* scale, const float* dy,
+                                         float* dx, float* partial,
+                                         const ps::train_kernels::LayerNormGradParams& p) {
+  __shared__ float sums[2][32 * kPerLane];
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
   const int n = static_cast<int>(p.inner);
   const float h = static_cast<float>(p.inner);
   const bool full = n == 32 * kPerLane;
-  for (uint64_t r = w.first; r < static_cast<uint64_t>(p.rows); r += w.stride) {
-    const int64_t base = static_cast<int64_t>(r) * p.inner;
-    const float* xr = x + base;
-    const float* gr = dy + base;
-    float xv[kPerLane], gv[kPerLane];
-    if (full) {
-      // Fixed offsets from the lane's first element: no index arithmetic held per load.
-      const float *xl = xr + w.lane, *gl = gr + w.lane, *sl = scale + w.lane;
+  auto in_row = [&](int k) { return full || k * 32 + static_cast<int>(lane) < n; };
+  for (int64_t chunk = blockIdx.x; chunk < p.chunks; chunk += gridDim.x) {
+    const int64_t begin = chunk * p.rows_per_chunk;
+    const int64_t end = begin + p.rows_per_chunk < p.rows ? begin + p.rows_per_chunk : p.rows;
+    float ss[kPerLane], sb[kPerLane];
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) ss[k] = sb[k] = 0.0f;
+    for (int64_t r = begin + warp; r < end; r += warps) {
+      const int64_t base = r * p.inner;
+      const float* xr = x + base;
+      const float* gr = dy + base;
+      float xv[kPerLane], dv[kPerLane], gv[kPerLane];
+      if (full) {
+        // Fixed offsets from the lane's first element: no index arithmetic held per load.
+        const float *xl = xr + lane, *gl = gr + lane, *sl = scale + lane;
+#pragma unroll
+        for (int k = 0; k < kPerLane; ++k) {
+          xv[k] = xl[k * 32];
+          dv[k] = gl[k * 32];
+          gv[k] = dv[k] * sl[k * 32];
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < kPerLane; ++k) {
+          const int at = k * 32 + static_cast<int>(lane);
+          const int c = at < n ? at : n - 1;  // a select, not a branch around the load
+          xv[k] = xr[c];
+          dv[k] = gr[c];
+          gv[k] = dv[k] * scale[c];
+        }
+      }
+      float s = 0.0f;
 #pragma unroll
       for (int k = 0; k < kPerLane; ++k) {
-        xv[k] = xl[k * 32];
-        gv[k] = dx != nullptr ? gl[k * 32] * sl[k * 32] : 0.0f;
+        if (in_row(k)) s += xv[k];
       }
-    } else {
+      const float mean = warp_sum(s) / h;
+      float v = 0.0f;
 #pragma unroll
       for (int k = 0; k < kPerLane; ++k) {
-        const int at = k * 32 + static_cast<int>(w.lane);
-        const int c = at < n ? at : n - 1;  // a select, not a branch around the load
-        xv[k] = xr[c];
-        gv[k] = dx != nullptr ? gr[c] * scale[c] : 0.0f;
+        const float d = xv[k] - mean;
+        if (in_row(k)) v += d * d;
+      }
+      const float inv_std = 1.0f / sqrtf(warp_sum(v) / h + p.epsilon);
+      float mg = 0.0f, mgx = 0.0f;
+#pragma unroll
+      for (int k = 0; k < kPerLane; ++k) {
+        if (in_row(k)) {
+          mg += gv[k];
+          mgx += gv[k] * (xv[k] - mean) * inv_std;
+        }
+      }
+      mg = warp_sum(mg) / h;
+      mgx = warp_sum(mgx) / h;
+#pragma unroll
+      for (int k = 0; k < kPerLane; ++k) {
+        if (in_row(k)) {
+          const float xhat = (xv[k] - mean) * inv_std;
+          if (dx != nullptr) {
+            store(dx, static_cast<uint64_t>(base + k * 32 + lane),
+                  inv_std * (gv[k] - mg - xhat * mgx), p.accumulate_dx);
+          }
+          ss[k] += dv[k] * xhat;
+          sb[k] += dv[k];
+        }
       }
     }
-    auto in_row = [&](int k) { return full || k * 32 + static_cast<int>(w.lane) < n; };
-    float s = 0.0f;
+    if (partial == nullptr) continue;
+    // The warps' sums in warp order: warp 0 writes, each next one adds.
+    for (unsigned w = 0; w < warps; ++w) {
+      if (warp == w) {
 #pragma unroll
-    for (int k = 0; k < kPerLane; ++k) {
-      if (in_row(k)) s += xv[k];
-    }
-    const float mean = warp_sum(s) / h;
-    float v = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kPerLane; ++k) {
-      const float d = xv[k] - mean;
-      if (in_row(k)) v += d * d;
-    }
-    const float inv_std = 1.0f / sqrtf(warp_sum(v) / h + p.epsilon);
-    if (w.lane == 0) {
-      stats[2 * r] = mean;
-      stats[2 * r + 1] = inv_std;
-    }
-    if (dx == nullptr) continue;
-    float mg = 0.0f, mgx = 0.0f;
-#pragma unroll
-    for (int k = 0; k < kPerLane; ++k) {
-      if (in_row(k)) {
-        mg += gv[k];
-        mgx += gv[k] * (xv[k] - mean) * inv_std;
+        for (int k = 0; k < kPerLane; ++k) {
+          if (in_row(k)) {
+            const int c = k * 32 + static_cast<int>(lane);
+            sums[0][c] = w == 0 ? ss[k] : sums[0][c] + ss[k];
+            sums[1][c] = w == 0 ? sb[k] : sums[1][c] + sb[k];
+          }
+        }
       }
+      __syncthreads();
     }
-    mg = warp_sum(mg) / h;
-    mgx = warp_sum(mgx) / h;
-#pragma unroll
-    for (int k = 0; k < kPerLane; ++k) {
-      if (in_row(k)) {
-        const float xhat = (xv[k] - mean) * inv_std;
-        store(dx, static_cast<uint64_t>(base + k * 32 + w.lane), inv_std * (gv[k] - mg - xhat * mgx),
-              p.accumulate_dx);
-      }
+    const int64_t total = p.chunks * p.inner;
+    for (int c = static_cast<int>(threadIdx.x); c < n; c += static_cast<int>(blockDim.x)) {
+      partial[chunk * p.inner + c] = sums[0][c];
+      partial[total + chunk * p.inner + c] = sums[1][c];
     }
+    __syncthreads();  // `sums` is the next chunk's
   }
 }
 }  // namespace train_bert
 
-#define PS_LAYER_NORM_BACKWARD_WARP(N)                                                           \
-  extern "C" __global__ void __launch_bounds__(256, 2) ps_layer_norm_backward_dx_warp##N##_f32( \
-      const float* x, const float* scale, const float* dy, float* dx, float* stats,             \
-      ps::train_kernels::LayerNormGradParams p) {                                               \
-    train_bert::layer_norm_backward_dx_rows<N>(x, scale, dy, dx, stats, p);                     \
+// One block of 32 x ps::train_kernels::kLayerNormBlockWarps threads per chunk (the launcher's
+// grid: p.chunks blocks; more chunks than blocks loop).
+#define PS_LAYER_NORM_BACKWARD_WARP(N)                                                         \
+  extern "C" __global__ void __launch_bounds__(32 * ps::train_kernels::kLayerNormBlockWarps)  \
+      ps_layer_norm_backward_warp##N##_f32(const float* x, const float* scale, const float* dy, \
+                                           float* dx, float* partial,                          \
+                                           ps::train_kernels::LayerNormGradParams p) {         \
+    train_bert::layer_norm_backward_rows<N>(x, scale, dy, dx, partial, p);                     \
   }
 PS_LAYER_NORM_BACKWARD_WARP(1)
 PS_LAYER_NORM_BACKWARD_WARP(2)
@@ -392,21 +430,41 @@ extern "C" __global__ void ps_layer_norm_param_partials_f32(
   }
 }
 
-// LayerNormalization backward, pass 3: dscale and dbias (either may be null) = the chunks'
-// partial sums added in chunk order.
-extern "C" __global__ void ps_layer_norm_param_final_f32(const float* partial, float* dscale,
-                                                         float* dbias,
-                                                         ps::train_kernels::LayerNormGradParams p) {
-  const uint64_t inner = static_cast<uint64_t>(p.inner);
-  const uint64_t total = static_cast<uint64_t>(p.chunks) * inner;
-  for (uint64_t col = train_bert::thread_index(); col < inner; col += train_bert::grid_stride()) {
+// LayerNormalization backward, last pass: dscale and dbias (either may be null) = the chunks'
+// partial sums. A block of kLayerNormBlockWarps warps per 32 columns (lane = column, so a
+// warp's loads are one row of the partials): warp w adds chunks w, w + warps, ... in order,
+// then the warps' sums are added in warp order (a fixed order: deterministic). Grid:
+// ceil(inner / 32) blocks.
+extern "C" __global__ void __launch_bounds__(32 * ps::train_kernels::kLayerNormBlockWarps)
+    ps_layer_norm_param_final_f32(const float* partial, float* dscale, float* dbias,
+                                  ps::train_kernels::LayerNormGradParams p) {
+  __shared__ float sums[2][ps::train_kernels::kLayerNormBlockWarps][32];
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  const int64_t total = p.chunks * p.inner;
+  for (int64_t col0 = static_cast<int64_t>(blockIdx.x) * 32; col0 < p.inner;
+       col0 += static_cast<int64_t>(gridDim.x) * 32) {
+    const int64_t col = col0 + lane;
     float ss = 0.0f, sb = 0.0f;
-    for (uint64_t c = 0; c < static_cast<uint64_t>(p.chunks); ++c) {
-      ss += partial[c * inner + col];
-      sb += partial[total + c * inner + col];
+    if (col < p.inner) {
+      for (int64_t c = warp; c < p.chunks; c += warps) {
+        ss += partial[c * p.inner + col];
+        sb += partial[total + c * p.inner + col];
+      }
     }
-    if (dscale != nullptr) train_bert::store(dscale, col, ss, p.accumulate_scale);
-    if (dbias != nullptr) train_bert::store(dbias, col, sb, p.accumulate_bias);
+    sums[0][warp][lane] = ss;
+    sums[1][warp][lane] = sb;
+    __syncthreads();
+    if (warp == 0 && col < p.inner) {
+      ss = sums[0][0][lane];
+      sb = sums[1][0][lane];
+      for (unsigned w = 1; w < warps; ++w) {
+        ss += sums[0][w][lane];
+        sb += sums[1][w][lane];
+      }
+      if (dscale != nullptr) train_bert::store(dscale, static_cast<uint64_t>(col), ss, p.accumulate_scale);
+      if (dbias != nullptr) train_bert::store(dbias, static_cast<uint64_t>(col), sb, p.accumulate_bias);
+    }
+    __syncthreads();  // `sums` is the next columns'
   }
 }
 

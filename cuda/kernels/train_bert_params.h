@@ -76,14 +76,19 @@ struct SoftmaxGradParams {
 // LayerNormalization backward over `rows` rows of `inner` values (the normalized axes), the
 // statistics recomputed from X as the forward computes them (two-pass mean and biased
 // variance in float32, epsilon added before the square root). scale and bias have `inner`
-// elements. Three kernels:
-//  1. ps_layer_norm_backward_dx_f32: a warp per row; writes the row's mean and inv_std into
-//     stats[2 * row], stats[2 * row + 1], and (dx non-null) dX = inv_std * (g - mean(g) -
-//     x^ mean(g x^)) with g = dY * scale, x^ = (x - mean) * inv_std;
-//  2. ps_layer_norm_param_partials_f32: partial column sums of dY * x^ and dY over chunks of
-//     `rows_per_chunk` rows (in row order) into partial[2][chunks][inner];
-//  3. ps_layer_norm_param_final_f32: dscale and dbias = the chunks' sums, in chunk order.
+// elements. dX = inv_std * (g - mean(g) - x^ mean(g x^)) with g = dY * scale,
+// x^ = (x - mean) * inv_std; dscale and dbias are the column sums of dY * x^ and dY, first per
+// chunk of `rows_per_chunk` rows into partial[2][chunks][inner], then over the chunks.
+//  - Rows of at most 1024 values: ps_layer_norm_backward_warpN_f32, one pass: a block of
+//    kLayerNormBlockWarps warps per chunk, a warp per row (dX), the chunk's column sums added
+//    across its warps in warp order.
+//  - Longer rows: ps_layer_norm_backward_dx_f32 (a warp per row; the statistics into
+//    stats[2 * row], stats[2 * row + 1]; dX), then ps_layer_norm_param_partials_f32 (a thread
+//    per (chunk, column), the chunk's rows in order).
+//  - Both: ps_layer_norm_param_final_f32 sums the chunks' partials (a warp per 32 columns and
+//    kLayerNormBlockWarps of them a block, the warps' sums in warp order).
 // Every sum is in a fixed order: deterministic.
+inline constexpr unsigned kLayerNormBlockWarps = 8;
 struct LayerNormGradParams {
   int64_t rows = 0;
   int64_t inner = 0;

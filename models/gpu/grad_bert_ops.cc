@@ -187,12 +187,13 @@ class SoftmaxGradOp final : public GpuOp {
 
 class LayerNormGradOp final : public GpuOp {
  public:
-  // dx: ps_layer_norm_backward_dx_warpN_f32 for rows of up to 32 * share elements (share > 0),
-  // else the looping ps_layer_norm_backward_dx_f32.
-  LayerNormGradOp(cuda::Kernel dx, int share, cuda::Kernel partials, cuda::Kernel final_sum,
+  // share > 0: rows of up to 32 * share values, one pass (ps_layer_norm_backward_warpN_f32: dX
+  // and the chunks' partial sums), `rows` that kernel; share 0: ps_layer_norm_backward_dx_f32
+  // (`rows`) then ps_layer_norm_param_partials_f32. Then ps_layer_norm_param_final_f32.
+  LayerNormGradOp(cuda::Kernel rows, int share, cuda::Kernel partials, cuda::Kernel final_sum,
                   train_kernels::LayerNormGradParams p, bool want_dx, bool want_scale,
                   bool want_bias, size_t dy_input)
-      : dx_(dx),
+      : rows_(rows),
         share_(share),
         partials_(partials),
         final_(final_sum),
@@ -209,30 +210,43 @@ class LayerNormGradOp final : public GpuOp {
     const bool want_params = want_scale_ || want_bias_;
     if ((!want_dx_ && !want_params) || params_.rows * params_.inner == 0) return Status::OK();
     const CUdeviceptr x = args.inputs[0], scale = args.inputs[1], dy = args.inputs[dy_input_];
-    const CUdeviceptr stats = args.workspace + ws_.stats;
-    PS_TRY(dx_.launch(args.stream, grid_for(params_.rows * 32), kBlock, 0, x, scale, dy,
-                      want_dx_ ? args.outputs[0] : CUdeviceptr{0}, stats, params_));
+    const CUdeviceptr dx = want_dx_ ? args.outputs[0] : CUdeviceptr{0};
+    const CUdeviceptr partial = want_params ? args.workspace + ws_.partial : CUdeviceptr{0};
+    constexpr unsigned kThreads = 32 * train_kernels::kLayerNormBlockWarps;
+    if (share_ > 0) {
+      const auto grid = static_cast<unsigned>(std::min<int64_t>(params_.chunks, 65535));
+      PS_TRY(rows_.launch(args.stream, grid, kThreads, 0, x, scale, dy, dx, partial, params_));
+    } else {
+      const CUdeviceptr stats = args.workspace + ws_.stats;
+      PS_TRY(rows_.launch(args.stream, grid_for(params_.rows * 32), kBlock, 0, x, scale, dy, dx,
+                          stats, params_));
+      if (want_params) {
+        PS_TRY(partials_.launch(args.stream, grid_for(params_.chunks * params_.inner), kBlock, 0, x,
+                                dy, stats, partial, params_));
+      }
+    }
     if (!want_params) return Status::OK();
-    const CUdeviceptr partial = args.workspace + ws_.partial;
-    PS_TRY(partials_.launch(args.stream, grid_for(params_.chunks * params_.inner), kBlock, 0, x,
-                            dy, stats, partial, params_));
-    return final_.launch(args.stream, grid_for(params_.inner), kBlock, 0, partial,
+    const auto grid = static_cast<unsigned>(std::min<int64_t>((params_.inner + 31) / 32, 65535));
+    return final_.launch(args.stream, grid, kThreads, 0, partial,
                          want_scale_ ? args.outputs[1] : CUdeviceptr{0},
                          want_bias_ ? args.outputs[2] : CUdeviceptr{0}, params_);
   }
   std::string describe() const override {
-    const std::string params =
-        want_scale_ || want_bias_
-            ? str_cat(" + ps_layer_norm_param_partials_f32 (", params_.chunks,
-                      " chunks) + ps_layer_norm_param_final_f32")
-            : std::string();
-    return str_cat("kernels ps_layer_norm_backward_dx_",
-                   share_ > 0 ? str_cat("warp", share_, "_") : std::string(), "f32", params,
+    const bool params = want_scale_ || want_bias_;
+    if (share_ > 0) {
+      return str_cat("kernels ps_layer_norm_backward_warp", share_, "_f32 (one pass, ",
+                     params_.chunks, " chunks of ", params_.rows_per_chunk, " rows",
+                     params ? ") + ps_layer_norm_param_final_f32" : ", dX only)");
+    }
+    return str_cat("kernels ps_layer_norm_backward_dx_f32",
+                   params ? str_cat(" + ps_layer_norm_param_partials_f32 (", params_.chunks,
+                                    " chunks) + ps_layer_norm_param_final_f32")
+                          : std::string(),
                    " (statistics recomputed from X)");
   }
 
  private:
-  cuda::Kernel dx_;
+  cuda::Kernel rows_;
   int share_;
   cuda::Kernel partials_, final_;
   train_kernels::LayerNormGradParams params_;
@@ -491,12 +505,12 @@ Result<std::unique_ptr<GpuOp>> build_layer_norm_grad(const GradSpec& spec, const
   p.accumulate_scale = spec.accumulates(1) ? 1u : 0u;
   p.accumulate_bias = spec.accumulates(2) ? 1u : 0u;
   const int share = warp_row_share(p.inner);
-  PS_ASSIGN_OR_RETURN(cuda::Kernel dx, warp_row_kernel(env, "ps_layer_norm_backward_dx", share,
-                                                       "ps_layer_norm_backward_dx_f32"));
+  PS_ASSIGN_OR_RETURN(cuda::Kernel rows, warp_row_kernel(env, "ps_layer_norm_backward", share,
+                                                         "ps_layer_norm_backward_dx_f32"));
   PS_ASSIGN_OR_RETURN(cuda::Kernel partials, find_kernel(env, "ps_layer_norm_param_partials_f32"));
   PS_ASSIGN_OR_RETURN(cuda::Kernel final_sum, find_kernel(env, "ps_layer_norm_param_final_f32"));
   return std::unique_ptr<GpuOp>(
-      new LayerNormGradOp(dx, share, partials, final_sum, p, spec.wants(0), spec.wants(1),
+      new LayerNormGradOp(rows, share, partials, final_sum, p, spec.wants(0), spec.wants(1),
                           bias != nullptr && spec.wants(2), f.inputs.size()));
 }
 

@@ -41,13 +41,14 @@ Result<train_kernels::SoftmaxGradParams> plan_softmax_grad(const Shape& y, int64
 // LayerNormalization of X over the axes from `axis` (negative counts from the end) with
 // epsilon; scale and bias must hold the normalized shape's element count (BERT's [H]; a
 // smaller broadcast parameter is refused). The partial sums take chunks of rows (at most 1024
-// chunks, at least 32 rows each). Errors: rank 0, axis out of range, parameter sizes.
+// chunks, at least 16 rows each). Errors: rank 0, axis out of range, parameter sizes.
 Result<train_kernels::LayerNormGradParams> plan_layer_norm_grad(const Shape& x, int64_t axis,
                                                                 float epsilon,
                                                                 int64_t scale_count,
                                                                 int64_t bias_count);
-// Workspace of the LayerNorm backward: stats (2 floats per row), then the partial sums (2 x
-// chunks x inner floats) when a parameter gradient is wanted. Byte offsets, 256-aligned.
+// Workspace of the LayerNorm backward: stats (2 floats per row; rows too long for a warp), then
+// the partial sums (2 x chunks x inner floats) when a parameter gradient is wanted. Byte
+// offsets, 256-aligned.
 struct LayerNormGradWorkspace {
   size_t stats = 0;
   size_t partial = 0;

@@ -61,7 +61,7 @@ unsigned grid_for(int64_t items);
 // Lanes' share of a row of n elements kept in registers by the warp-row kernels: the smallest
 // of 1, 2, 4, 8, 16, 24, 32 with 32 * share >= n (24: BERT's 768-wide rows); 0 when the row is
 // too long for one warp. Each share has its own kernel (ps_softmax_warpN_f32,
-// ps_layer_norm_warpN_f32, ps_layer_norm_backward_dx_warpN_f32).
+// ps_layer_norm_warpN_f32, ps_layer_norm_backward_warpN_f32).
 int warp_row_share(int64_t n);
 // The kernel for a row share: `family`_warpN_f32 when share > 0, else `fallback` (the kernel
 // that loops over longer rows).
