@@ -1,21 +1,17 @@
 #include "models/gpu/conv_algo.h"
 
 #include <array>
-#include <map>
-#include <mutex>
+#include <optional>
 
 #include "cuda/dnn.h"
+#include "models/gpu/choice_cache.h"
 #include "models/gpu/runtime.h"
 
 namespace ps::models::gpu {
 namespace {
 
-std::mutex& cache_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::map<std::string, ConvAlgoChoice>& cache() {
-  static std::map<std::string, ConvAlgoChoice> c;
+ChoiceCache<ConvAlgoChoice>& cache() {
+  static ChoiceCache<ConvAlgoChoice> c;
   return c;
 }
 
@@ -27,15 +23,10 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
       str_cat("dev", runtime.device().ordinal(), "|", precision_name(precision), "|", key);
   const cudnnMathType_t requested =
       precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex());
-    auto it = cache().find(full_key);
-    if (it != cache().end()) {
-      ConvAlgoChoice choice = it->second;
-      choice.cached = true;
-      CUDNN_TRY(cudnnSetConvolutionMathType(d.conv.get(), choice.math));
-      return choice;
-    }
+  if (std::optional<ConvAlgoChoice> cached = cache().find(full_key)) {
+    cached->cached = true;
+    CUDNN_TRY(cudnnSetConvolutionMathType(d.conv.get(), cached->math));
+    return *cached;
   }
 
   CUDNN_TRY(cudnnSetConvolutionMathType(d.conv.get(), requested));
@@ -74,8 +65,7 @@ Result<ConvAlgoChoice> choose_conv_algo(GpuRuntime& runtime, Precision precision
   CUDNN_TRY(cudnnGetConvolutionForwardWorkspaceSize(runtime.dnn(), d.x.get(), d.w.get(),
                                                     d.conv.get(), d.y.get(), choice.algo, &needed));
   choice.workspace_bytes = round_up_256(std::max(needed, best->memory));
-  std::lock_guard<std::mutex> lock(cache_mutex());
-  cache().emplace(full_key, choice);
+  cache().store(full_key, choice);
   return choice;
 }
 
@@ -95,9 +85,6 @@ Result<FindScratch> find_scratch(GpuRuntime& runtime, size_t x_bytes, size_t w_b
   return FindScratch{at(0), at(w_at), at(y_at), at(ws_at), cap};
 }
 
-size_t conv_algo_cache_size() {
-  std::lock_guard<std::mutex> lock(cache_mutex());
-  return cache().size();
-}
+size_t conv_algo_cache_size() { return cache().size(); }
 
 }  // namespace ps::models::gpu

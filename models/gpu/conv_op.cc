@@ -22,8 +22,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -32,6 +30,7 @@
 #include "cuda/dnn.h"
 #include "cuda/module.h"
 #include "models/cpu/splitmix.h"
+#include "models/gpu/choice_cache.h"
 #include "models/gpu/conv_algo.h"
 #include "models/gpu/conv_graph.h"
 #include "models/gpu/dnn_builders.h"
@@ -99,23 +98,9 @@ struct ModeChoice {
   bool graph_fused = true;  // the graph holds the epilogue (else: our epilogue kernel after it)
   bool decided_graph = false;
 };
-std::mutex& mode_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::map<std::string, ModeChoice>& mode_cache() {
-  static std::map<std::string, ModeChoice> c;
+ChoiceCache<ModeChoice>& mode_cache() {
+  static ChoiceCache<ModeChoice> c;
   return c;
-}
-std::optional<ModeChoice> cached_choice(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mode_mutex());
-  auto it = mode_cache().find(key);
-  if (it == mode_cache().end()) return std::nullopt;
-  return it->second;
-}
-void store_choice(const std::string& key, const ModeChoice& choice) {
-  std::lock_guard<std::mutex> lock(mode_mutex());
-  mode_cache()[key] = choice;
 }
 
 // Fills `bytes` (a multiple of 4) at `dst` with uniform floats in (-1, 1] from `seed`: the
@@ -305,7 +290,7 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   const std::string mode_key =
       str_cat("dev", env.runtime.device().ordinal(), "|", precision_name(env.precision), "|",
               shape.key, "|b", has_bias_, "r", has_residual_, "a", relu_);
-  const std::optional<ModeChoice> cached = cached_choice(mode_key);
+  const std::optional<ModeChoice> cached = mode_cache().find(mode_key);
   ModeChoice decided = cached.value_or(ModeChoice{});
   if (relu_) {
     PS_ASSIGN_OR_RETURN(bias_desc_, make_tensor_desc(bias_dims));
@@ -347,7 +332,7 @@ Status ConvOp::init(const ConvPlan& plan, const OpEnv& env) {
   if (graph_enabled()) {
     PS_TRY(consider_graph(shape, env, cached, decided, x_bytes, w_bytes, y_bytes));
   }
-  store_choice(mode_key, decided);
+  mode_cache().store(mode_key, decided);
 
   const char* legacy_text = legacy_mode_ == ConvMode::kFused      ? ", fused bias+relu"
                             : legacy_mode_ == ConvMode::kEpilogue ? ", conv + epilogue kernel"

@@ -8,10 +8,10 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
-#include <mutex>
+#include <optional>
 
 #include "cuda/dnn.h"
+#include "models/gpu/choice_cache.h"
 #include "models/gpu/conv_algo.h"
 #include "models/gpu/dnn_descriptors.h"
 #include "models/gpu/grad_builders.h"
@@ -29,12 +29,8 @@ struct BwdChoice {
   bool cached = false;
 };
 
-std::mutex& cache_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::map<std::string, BwdChoice>& cache() {
-  static std::map<std::string, BwdChoice> c;
+ChoiceCache<BwdChoice>& cache() {
+  static ChoiceCache<BwdChoice> c;
   return c;
 }
 
@@ -103,14 +99,10 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
       str_cat(data ? "bwd_data" : "bwd_filter", "|dev", runtime.device().ordinal(), "|",
               precision_name(env.precision), "|", key);
   const ConvDesc& conv = data ? data_conv_ : filter_conv_;
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex());
-    if (auto it = cache().find(full_key); it != cache().end()) {
-      BwdChoice c = it->second;
-      c.cached = true;
-      CUDNN_TRY(cudnnSetConvolutionMathType(conv.get(), c.math));
-      return c;
-    }
+  if (std::optional<BwdChoice> cached = cache().find(full_key)) {
+    cached->cached = true;
+    CUDNN_TRY(cudnnSetConvolutionMathType(conv.get(), cached->math));
+    return *cached;
   }
   CUDNN_TRY(cudnnSetConvolutionMathType(
       conv.get(), env.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
@@ -163,8 +155,7 @@ Result<BwdChoice> ConvGradOp::choose(bool data, const OpEnv& env, const std::str
         static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo), &needed));
     c.workspace_bytes = round_up_256(std::max(needed, best->memory));
   }
-  std::lock_guard<std::mutex> lock(cache_mutex());
-  cache().emplace(full_key, c);
+  cache().store(full_key, c);
   return c;
 }
 

@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <optional>
 
+#include "models/gpu/choice_cache.h"
 #include "models/gpu/plan_timing.h"
 #include "models/gpu/runtime.h"
 
@@ -22,12 +21,8 @@ struct AlgoChoice {
   cublasLtMatmulAlgo_t algo{};
   size_t workspace_bytes = 0;
 };
-std::mutex& choice_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::map<std::string, AlgoChoice>& choice_cache() {
-  static std::map<std::string, AlgoChoice> c;
+ChoiceCache<AlgoChoice>& choice_cache() {
+  static ChoiceCache<AlgoChoice> c;
   return c;
 }
 
@@ -145,11 +140,7 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
   PS_ASSIGN_OR_RETURN(d_, make_layout(p.m, p.n, p.ldd, p.batch, p.stride_d));
 
   const std::string key = problem_key(env, p);
-  std::optional<AlgoChoice> cached;
-  {
-    std::lock_guard<std::mutex> lock(choice_mutex());
-    if (auto it = choice_cache().find(key); it != choice_cache().end()) cached = it->second;
-  }
+  const std::optional<AlgoChoice> cached = choice_cache().find(key);
   cached_ = cached.has_value();
   if (cached) {
     algo_ = cached->algo;
@@ -211,10 +202,7 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
       }
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(choice_mutex());
-    choice_cache().emplace(key, choice);
-  }
+  choice_cache().store(key, choice);
   algo_ = choice.algo;
   workspace_bytes_ = choice.workspace_bytes;
   return Status::OK();
