@@ -77,6 +77,11 @@ bool backward_reads_input(std::string_view op, size_t input) {
 
 bool backward_reads_output(std::string_view op) { return op == "Softmax" || op == "AddSoftmax"; }
 
+bool forward_aliases_input(std::string_view op) {
+  return op == "Flatten" || op == "Reshape" || op == "Identity" || op == "Squeeze" ||
+         op == "Unsqueeze";
+}
+
 bool backward_passes_through(std::string_view op) {
   // The ops whose backward is PassGradOp (grad_kernel_ops.cc: build_add_grad,
   // build_reshape_grad), which skips the copy when dX is dY's buffer.
@@ -400,13 +405,34 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     t.arena.push_back(ArenaBuffer{kind, tensor, bytes, first, last, 0});
     return static_cast<int>(t.arena.size() - 1);
   };
+  // A view layer's output (forward_aliases_input: Reshape and friends) IS its input's bytes: it
+  // shares the input's buffer, whose lifetime then covers the view's readers too, and the
+  // forward copies nothing (the view op is a no-op in place). Activations are written once, by
+  // their producer, so sharing is always safe. BERT-base: 4 Reshapes of [8, 251, 768] a layer.
+  std::vector<int64_t> view_of(static_cast<size_t>(tensor_count), -1);
+  for (int l = 0; l < layer_count; ++l) {
+    const Layer& layer = m.layers(l);
+    if (!forward_aliases_input(layer.op()) || layer.inputs_size() < 1 || layer.outputs_size() != 1)
+      continue;
+    const uint32_t in = layer.inputs(0), out = layer.outputs(0);
+    if (kind_of(in) != TensorProto::INPUT && producer[in] < 0) continue;  // a weight, a constant
+    PS_ASSIGN_OR_RETURN(const uint64_t in_bytes, act_bytes(in));
+    PS_ASSIGN_OR_RETURN(const uint64_t out_bytes, act_bytes(out));
+    if (in_bytes == out_bytes) view_of[out] = in;
+  }
   for (int i = 0; i < tensor_count; ++i) {
     const auto tensor = static_cast<uint32_t>(i);
     const bool is_input = kind_of(tensor) == TensorProto::INPUT;
-    if (!is_input && producer[tensor] < 0) continue;
+    if ((!is_input && producer[tensor] < 0) || view_of[tensor] >= 0) continue;
     PS_ASSIGN_OR_RETURN(const uint64_t bytes, act_bytes(tensor));
     const int first = is_input ? time.data() : time.forward(producer[tensor]);
     act_buffer[tensor] = add(ArenaBuffer::Kind::kActivation, tensor, bytes, first, first);
+  }
+  for (int l = 0; l < layer_count; ++l) {  // in layer order: a view of a view finds its root's
+    const uint32_t out = m.layers(l).outputs_size() == 1 ? m.layers(l).outputs(0) : 0;
+    if (m.layers(l).outputs_size() == 1 && view_of[out] >= 0) {
+      act_buffer[out] = act_buffer[static_cast<size_t>(view_of[out])];
+    }
   }
   for (int l = 0; l < layer_count; ++l) {
     const Layer& layer = m.layers(l);

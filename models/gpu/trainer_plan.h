@@ -13,7 +13,8 @@
 //   momentum  one float32 buffer per such weight (momentum != 0)              - persistent
 //   patterns  the synthetic classes' patterns, float64                        - persistent
 //   arena     what one step needs between items, placed by lifetime: activations (from their
-//             forward to the last forward or backward that reads them), BatchNorm's saved
+//             forward to the last forward or backward that reads them; a view op's output
+//             shares its input's buffer: forward_aliases_input), BatchNorm's saved
 //             statistics (forward to backward), activation gradients (first backward that
 //             writes them to the backward of their producer), the labels, dlogits, the loss,
 //             and scratch for gradients cuDNN writes that nobody wants
@@ -155,6 +156,9 @@ bool backward_reads_output(std::string_view op);
 // without broadcast, the view ops): an input whose gradient it writes then takes dY's buffer
 // (one input per layer), and the backward copies nothing for it.
 bool backward_passes_through(std::string_view op);
+// Whether `op`'s output is its input's bytes under another shape (Reshape, Flatten, Squeeze,
+// Unsqueeze, Identity): the forward then shares the input's activation buffer (no copy).
+bool forward_aliases_input(std::string_view op);
 
 // Greedy placement in one arena: largest first, best fit among the buffers alive at the same
 // time (the importer's planner, onnx_loader/memory_plan.h). Sets each buffer's offset (aligned)

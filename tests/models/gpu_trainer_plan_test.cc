@@ -375,6 +375,20 @@ TEST_CASE("trainer plan: bert_tiny's token inputs, integer tensors and Softmax's
   }
   CHECK(softmax == 2);
   CHECK(embeddings == 3);
+  // Views share their input's buffer (forward_aliases_input): the attention's Reshapes of
+  // activations copy nothing; a Reshape of a weight would keep its own.
+  int views = 0;
+  for (int l = 0; l < m.layers_size(); ++l) {
+    const auto& layer = m.layers(l);
+    if (layer.op() != "Reshape") continue;
+    INFO(layer.name());
+    const bool of_weight =
+        m.tensors(static_cast<int>(layer.inputs(0))).kind() == TensorProto::WEIGHT;
+    CHECK((t.forward[static_cast<size_t>(l)].outputs[0] ==
+           t.forward[static_cast<size_t>(l)].inputs[0]) == !of_weight);
+    views += of_weight ? 0 : 1;
+  }
+  CHECK(views == 8);
   // The embedding tables get gradients and SGD updates; the folded position ids do not.
   int tables = 0;
   for (const TrainWeight& w : t.weights) {
