@@ -461,8 +461,9 @@ extern "C" __global__ void __launch_bounds__(32 * ps::train_kernels::kLayerNormB
         ss += sums[0][w][lane];
         sb += sums[1][w][lane];
       }
-      if (dscale != nullptr) train_bert::store(dscale, static_cast<uint64_t>(col), ss, p.accumulate_scale);
-      if (dbias != nullptr) train_bert::store(dbias, static_cast<uint64_t>(col), sb, p.accumulate_bias);
+      const auto at = static_cast<uint64_t>(col);
+      if (dscale != nullptr) train_bert::store(dscale, at, ss, p.accumulate_scale);
+      if (dbias != nullptr) train_bert::store(dbias, at, sb, p.accumulate_bias);
     }
     __syncthreads();  // `sums` is the next columns'
   }
