@@ -99,11 +99,9 @@ BuildResult build_softmax(const OpSpec& spec, const OpEnv& env) {
   AttrReader attrs(spec);
   PS_TRY(attrs->check_attrs({"axis"}));
   const TensorSpec& x = spec.inputs[0];
-  if (x.dtype != DType::kFloat32 || (add && spec.inputs[1].dtype != DType::kFloat32)) {
-    return unsupported(
-        "input dtype ",
-        dtype_name(add && x.dtype == DType::kFloat32 ? spec.inputs[1].dtype : x.dtype),
-        " (float32 only)");
+  for (const TensorSpec& in : spec.inputs) {
+    if (in.dtype != DType::kFloat32)
+      return unsupported("input dtype ", dtype_name(in.dtype), " (float32 only)");
   }
   PS_TRY(check_output(spec, 0, x.dtype, x.shape));
   const int64_t rank = static_cast<int64_t>(x.shape.size());

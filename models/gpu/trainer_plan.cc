@@ -84,9 +84,8 @@ bool forward_aliases_input(std::string_view op) {
 
 bool backward_passes_through(std::string_view op) {
   // The ops whose backward is PassGradOp (grad_kernel_ops.cc: build_add_grad,
-  // build_reshape_grad), which skips the copy when dX is dY's buffer.
-  return op == "Add" || op == "Flatten" || op == "Reshape" || op == "Identity" || op == "Squeeze" ||
-         op == "Unsqueeze";
+  // build_reshape_grad), which skips the copy when dX is dY's buffer: Add and the views.
+  return op == "Add" || forward_aliases_input(op);
 }
 
 uint64_t arena_live_peak(std::span<const ArenaBuffer> buffers, uint64_t alignment) {
@@ -406,9 +405,10 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     return static_cast<int>(t.arena.size() - 1);
   };
   // A view layer's output (forward_aliases_input: Reshape and friends) IS its input's bytes: it
-  // shares the input's buffer, whose lifetime then covers the view's readers too, and the
-  // forward copies nothing (the view op is a no-op in place). Activations are written once, by
-  // their producer, so sharing is always safe. BERT-base: 4 Reshapes of [8, 251, 768] a layer.
+  // shares the buffer of its root (the first tensor of a chain of views; layers run in order),
+  // whose lifetime then covers the view's readers too, and the forward copies nothing (the view
+  // op is a no-op in place). Activations are written once, by their producer, so sharing is
+  // always safe. BERT-base: 4 Reshapes of [8, 251, 768] a layer.
   std::vector<int64_t> view_of(static_cast<size_t>(tensor_count), -1);
   for (int l = 0; l < layer_count; ++l) {
     const Layer& layer = m.layers(l);
@@ -418,7 +418,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     if (kind_of(in) != TensorProto::INPUT && producer[in] < 0) continue;  // a weight, a constant
     PS_ASSIGN_OR_RETURN(const uint64_t in_bytes, act_bytes(in));
     PS_ASSIGN_OR_RETURN(const uint64_t out_bytes, act_bytes(out));
-    if (in_bytes == out_bytes) view_of[out] = in;
+    if (in_bytes == out_bytes) view_of[out] = view_of[in] >= 0 ? view_of[in] : in;  // the root
   }
   for (int i = 0; i < tensor_count; ++i) {
     const auto tensor = static_cast<uint32_t>(i);
@@ -428,11 +428,8 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     const int first = is_input ? time.data() : time.forward(producer[tensor]);
     act_buffer[tensor] = add(ArenaBuffer::Kind::kActivation, tensor, bytes, first, first);
   }
-  for (int l = 0; l < layer_count; ++l) {  // in layer order: a view of a view finds its root's
-    const uint32_t out = m.layers(l).outputs_size() == 1 ? m.layers(l).outputs(0) : 0;
-    if (m.layers(l).outputs_size() == 1 && view_of[out] >= 0) {
-      act_buffer[out] = act_buffer[static_cast<size_t>(view_of[out])];
-    }
+  for (int i = 0; i < tensor_count; ++i) {
+    if (view_of[i] >= 0) act_buffer[i] = act_buffer[static_cast<size_t>(view_of[i])];
   }
   for (int l = 0; l < layer_count; ++l) {
     const Layer& layer = m.layers(l);

@@ -8,16 +8,6 @@
 namespace ps::onnx_loader::passes {
 namespace {
 
-// `m` broadcasts unidirectionally to `to`: no more dims, each trailing-aligned dim 1 or equal.
-bool broadcasts_to(const Shape& m, const Shape& to) {
-  if (m.size() > to.size()) return false;
-  const size_t lead = to.size() - m.size();
-  for (size_t i = 0; i < m.size(); ++i) {
-    if (m[i] != 1 && m[i] != to[lead + i]) return false;
-  }
-  return true;
-}
-
 // Whether a parameter (pipeline.h's is_parameter) reaches `value` through live nodes: then
 // training would want the mask's gradient, which the GPU's AddSoftmax backward does not make.
 bool reached_by_parameter(const Graph& graph, int value) {
@@ -66,7 +56,7 @@ bool try_fuse(Graph& graph, int softmax_index) {
   // sum's shape. The second addend is tried first (the Add's order kept when both would do).
   int m_slot = -1;
   for (const int slot : {1, 0}) {
-    if (shapes[1 - slot] == s_shape && broadcasts_to(*shapes[slot], *s_shape) &&
+    if (shapes[1 - slot] == s_shape && broadcast_shapes(*shapes[slot], *s_shape) == s_shape &&
         !reached_by_parameter(graph, add.inputs[static_cast<size_t>(slot)])) {
       m_slot = slot;
       break;
