@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 
@@ -24,6 +25,45 @@ struct AlgoChoice {
 ChoiceCache<AlgoChoice>& choice_cache() {
   static ChoiceCache<AlgoChoice> c;
   return c;
+}
+
+// The split-K count an algorithm is configured with (1: none).
+int split_k_of(const cublasLtMatmulAlgo_t& algo) {
+  int32_t splits = 1;
+  size_t written = 0;
+  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
+                                           sizeof(splits), &written) != CUBLAS_STATUS_SUCCESS) {
+    return 1;
+  }
+  return splits > 1 ? splits : 1;
+}
+
+// PS_LT_LOG=1 in the environment (read once): every timed candidate on stderr (the problem,
+// cuBLASLt's algorithm id, tile and split-K, workspace, time and the TFLOPS it reaches), to see
+// which products miss their floor. A measuring knob.
+void log_candidate(std::string_view what, const LtProblem& p,
+                   const cublasLtMatmulHeuristicResult_t& r, float ms) {
+  static const bool on = [] {
+    const char* v = std::getenv("PS_LT_LOG");
+    return v != nullptr && v[0] == '1';
+  }();
+  if (!on) return;
+  auto config = [&](cublasLtMatmulAlgoConfigAttributes_t attribute) {
+    int32_t value = -1;
+    size_t written = 0;
+    (void)cublasLtMatmulAlgoConfigGetAttribute(&r.algo, attribute, &value, sizeof(value), &written);
+    return value;
+  };
+  const double flops = 2.0 * static_cast<double>(p.m) * static_cast<double>(p.n) *
+                       static_cast<double>(p.k) * static_cast<double>(p.batch);
+  std::fprintf(stderr,
+               "lt %.*s m=%lld n=%lld k=%lld batch=%lld: algo %d tile %d split-K %d ws %zu B "
+               "%.4f ms %.1f TFLOPS\n",
+               static_cast<int>(what.size()), what.data(), static_cast<long long>(p.m),
+               static_cast<long long>(p.n), static_cast<long long>(p.k),
+               static_cast<long long>(p.batch), config(CUBLASLT_ALGO_CONFIG_ID),
+               config(CUBLASLT_ALGO_CONFIG_TILE_ID), config(CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+               r.workspaceSize, ms, ms > 0 ? flops / (ms * 1e9) : 0.0);
 }
 
 // Bytes a stored operand spans: `batch` matrices of `cols` columns of leading dimension `ld`.
@@ -192,6 +232,7 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
         return run_with(stream, 1.0f, s, s + b_at, p.reads_c ? 1.0f : 0.0f, s + d_at, s + d_at,
                         s + bias_at, s + ws_at, r.workspaceSize, &r.algo);
       });
+      log_candidate(what, p, r, ms.ok() ? *ms : -1.0f);
       if (!ms.ok()) {
         (void)stream.synchronize();
         continue;
@@ -211,8 +252,9 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
 std::string LtMatmul::describe() const {
   return str_cat("m=", problem_.m, " n=", problem_.n, " k=", problem_.k, " batch=", problem_.batch,
                  " (", tf32_ ? "tf32" : "fp32", ")",
-                 problem_.epilogue == LtProblem::Epilogue::kBiasGradB ? ", BGRADB" : "", ", ws ",
-                 workspace_bytes_, " B", cached_ ? ", cached choice" : "");
+                 problem_.epilogue == LtProblem::Epilogue::kBiasGradB ? ", BGRADB" : "",
+                 split_k_of(algo_) > 1 ? str_cat(", split-K ", split_k_of(algo_)) : std::string(),
+                 ", ws ", workspace_bytes_, " B", cached_ ? ", cached choice" : "");
 }
 
 }  // namespace ps::models::gpu

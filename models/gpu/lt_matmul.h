@@ -88,7 +88,8 @@ class LtMatmul {
              CUdeviceptr c, CUdeviceptr d, CUdeviceptr bias, CUdeviceptr workspace) const;
 
   size_t workspace_bytes() const { return workspace_bytes_; }
-  // "m=.. n=.. k=.. batch=.. (tf32), ws N B[, cached choice]".
+  // "m=.. n=.. k=.. batch=.. (tf32)[, BGRADB][, split-K S], ws N B[, cached choice]" (a
+  // split-K the heuristic's candidate came with).
   std::string describe() const;
 
  private:
