@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <mutex>
 #include <unordered_map>
 
 #include "onnx_loader/tensor_data.h"
@@ -128,6 +129,12 @@ Status check_with_libonnx(const onnx::ModelProto& model, const Graph& graph, boo
   }
   onnx::ModelProto light = light_copy(model, graph, value_of);
 
+  // libonnx's checker and shape inference are not safe to run on two threads at once (its
+  // schema registry fills lazily: ThreadSanitizer saw OpSchema::Verify read what another
+  // thread's check was writing when a multi-device server's loaders imported models
+  // together), so one check runs at a time in the process.
+  static std::mutex libonnx_mutex;
+  const std::lock_guard<std::mutex> lock(libonnx_mutex);
   // libonnx reports problems by throwing; nothing may escape this function.
   try {
     onnx::checker::CheckerContext ctx;
