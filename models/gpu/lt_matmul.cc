@@ -27,15 +27,18 @@ ChoiceCache<AlgoChoice>& choice_cache() {
   return c;
 }
 
+// An int32 configuration attribute of an algorithm (-1 when cuBLASLt does not say).
+int32_t algo_config(const cublasLtMatmulAlgo_t& algo,
+                    cublasLtMatmulAlgoConfigAttributes_t attribute) {
+  int32_t value = -1;
+  size_t written = 0;
+  (void)cublasLtMatmulAlgoConfigGetAttribute(&algo, attribute, &value, sizeof(value), &written);
+  return value;
+}
+
 // The split-K count an algorithm is configured with (1: none).
 int split_k_of(const cublasLtMatmulAlgo_t& algo) {
-  int32_t splits = 1;
-  size_t written = 0;
-  if (cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splits,
-                                           sizeof(splits), &written) != CUBLAS_STATUS_SUCCESS) {
-    return 1;
-  }
-  return splits > 1 ? splits : 1;
+  return std::max(1, static_cast<int>(algo_config(algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM)));
 }
 
 // PS_LT_LOG=1 in the environment (read once): every timed candidate on stderr (the problem,
@@ -48,12 +51,7 @@ void log_candidate(std::string_view what, const LtProblem& p,
     return v != nullptr && v[0] == '1';
   }();
   if (!on) return;
-  auto config = [&](cublasLtMatmulAlgoConfigAttributes_t attribute) {
-    int32_t value = -1;
-    size_t written = 0;
-    (void)cublasLtMatmulAlgoConfigGetAttribute(&r.algo, attribute, &value, sizeof(value), &written);
-    return value;
-  };
+  auto config = [&r](cublasLtMatmulAlgoConfigAttributes_t a) { return algo_config(r.algo, a); };
   const double flops = 2.0 * static_cast<double>(p.m) * static_cast<double>(p.n) *
                        static_cast<double>(p.k) * static_cast<double>(p.batch);
   std::fprintf(stderr,
