@@ -142,9 +142,10 @@ Result<train_kernels::LayerNormGradParams> plan_layer_norm_grad(const Shape& x, 
                        " (broadcast parameters are not supported)");
   }
   p.epsilon = epsilon;
-  // Chunks of 16 rows: BERT-base's 2008 make 126 blocks of the one-pass kernel, about one an
-  // SM on an H100; at most 1024 chunks (the final sum's length).
-  p.rows_per_chunk = std::max<int64_t>(16, (p.rows + 1023) / 1024);
+  // Chunks of 8 rows: BERT-base's 2008 make 251 blocks of the one-pass kernel, one wave at
+  // two blocks an SM on an H100 (128 registers a thread); at most 1024 chunks (the final
+  // sum's length).
+  p.rows_per_chunk = std::max<int64_t>(8, (p.rows + 1023) / 1024);
   p.chunks = (p.rows + p.rows_per_chunk - 1) / p.rows_per_chunk;
   return p;
 }
