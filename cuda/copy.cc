@@ -38,6 +38,17 @@ Status memset_d32_async(CUdeviceptr dst, uint32_t value, size_t count, const Str
   return Status::OK();
 }
 
+Status memset_2d_d32_async(CUdeviceptr dst, size_t pitch_bytes, uint32_t value, size_t width,
+                           size_t height, const Stream& stream) {
+  if (width == 0 || height == 0) return Status::OK();
+  if (dst % 4 != 0 || pitch_bytes % 4 != 0 || (height > 1 && pitch_bytes < width * 4)) {
+    return invalid_argument("memset_2d_d32_async: address ", dst, " or pitch ", pitch_bytes,
+                            " does not fit ", width, " aligned words a row");
+  }
+  CU_TRY(api().cuMemsetD2D32Async(dst, pitch_bytes, value, width, height, stream.get()));
+  return Status::OK();
+}
+
 Status memset_d8_async(CUdeviceptr dst, uint8_t value, size_t bytes, const Stream& stream) {
   if (bytes == 0) return Status::OK();
   CU_TRY(api().cuMemsetD8Async(dst, value, bytes, stream.get()));

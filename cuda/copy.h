@@ -37,6 +37,12 @@ Status copy_peer_async(CUdeviceptr dst, CUcontext dst_context, CUdeviceptr src,
 // Sets `count` 32-bit words at `dst` (4-byte aligned) to `value`.
 Status memset_d32_async(CUdeviceptr dst, uint32_t value, size_t count, const Stream& stream);
 
+// Sets a 2-D region of 32-bit words to `value` on `stream`: `height` rows of `width` words,
+// rows `pitch_bytes` apart (a multiple of 4) from `dst` (4-byte aligned). Nothing when either
+// extent is 0. HeadSlice's backward zeroes the columns of dX its slice does not cover.
+Status memset_2d_d32_async(CUdeviceptr dst, size_t pitch_bytes, uint32_t value, size_t width,
+                           size_t height, const Stream& stream);
+
 // Sets `bytes` bytes at `dst` to `value`.
 Status memset_d8_async(CUdeviceptr dst, uint8_t value, size_t bytes, const Stream& stream);
 

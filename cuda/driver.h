@@ -73,6 +73,7 @@
   X(cuMemcpyDtoH, 3020)                      \
   X(cuMemsetD8Async, 3020)                   \
   X(cuMemsetD32Async, 3020)                  \
+  X(cuMemsetD2D32Async, 3020)                \
   X(cuMemAddressReserve, 10020)              \
   X(cuMemAddressFree, 10020)                 \
   X(cuMemCreate, 10020)                      \

@@ -128,6 +128,55 @@ std::string describe_node(const Graph& graph, int node) {
   return str_cat(where, " '", n.name, "' (", n.op, ")");
 }
 
+Status Graph::sort_topologically() {
+  const int count = static_cast<int>(nodes.size());
+  // 0: not placed, 1: its producers being placed, 2: placed.
+  std::vector<char> state(count, 0);
+  std::vector<int> order;
+  order.reserve(nodes.size());
+  std::vector<std::pair<int, size_t>> stack;  // (node, next input to look at)
+  for (int root = 0; root < count; ++root) {
+    if (state[root] != 0) continue;
+    stack.push_back({root, 0});
+    state[root] = 1;
+    while (!stack.empty()) {
+      auto& [node, next] = stack.back();
+      const Node& n = nodes[node];
+      int wait = -1;
+      while (!n.dead && wait < 0 && next < n.inputs.size()) {
+        const int v = n.inputs[next++];
+        const int p = v >= 0 ? values[v].producer : -1;
+        if (p < 0 || nodes[p].dead || state[p] == 2) continue;
+        if (state[p] == 1) {
+          return internal_error("a cycle through ", describe_node(*this, p), " and ",
+                                describe_node(*this, node));
+        }
+        wait = p;
+      }
+      if (wait >= 0) {
+        state[wait] = 1;
+        stack.push_back({wait, 0});
+        continue;
+      }
+      state[node] = 2;
+      order.push_back(node);
+      stack.pop_back();
+    }
+  }
+  std::vector<Node> sorted;
+  sorted.reserve(nodes.size());
+  std::vector<int> new_index(nodes.size());
+  for (int old : order) {
+    new_index[static_cast<size_t>(old)] = static_cast<int>(sorted.size());
+    sorted.push_back(std::move(nodes[static_cast<size_t>(old)]));
+  }
+  nodes = std::move(sorted);
+  for (Value& v : values) {
+    if (v.producer >= 0) v.producer = new_index[static_cast<size_t>(v.producer)];
+  }
+  return Status::OK();
+}
+
 Status Graph::validate() const {
   const int value_count = static_cast<int>(values.size());
   auto in_range = [&](int v) { return v >= 0 && v < value_count; };

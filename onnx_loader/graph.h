@@ -125,6 +125,11 @@ class Graph {
   // Drops dead nodes and values nothing refers to, renumbering indices; keeps order.
   void compact();
 
+  // Reorders the nodes so that each live node follows the producers of its inputs, moving a
+  // node only as far up as a reader needs it (stable: an order that was valid stays as it
+  // is). For passes that append nodes whose outputs earlier nodes read. Errors: a cycle.
+  Status sort_topologically();
+
   // Checks the invariants: indices in range, each value produced once, topological order,
   // inputs/outputs present. Returns the first broken one.
   Status validate() const;

@@ -18,7 +18,8 @@ __device__ inline int64_t thread_index() {
 }
 __device__ inline int64_t thread_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x; }
 
-template <typename I, typename U>
+// kAdd: dst += src (float32 only: the accumulating backward of a copy), else dst = src.
+template <bool kAdd, typename I, typename U>
 __device__ void strided_copy_loop(const U* src, U* dst, const StridedCopyParams& p) {
   for (int64_t i = thread_index(); i < p.count; i += thread_count()) {
     I rem = static_cast<I>(i);
@@ -34,16 +35,20 @@ __device__ void strided_copy_loop(const U* src, U* dst, const StridedCopyParams&
         out_off += idx * static_cast<I>(p.out_strides[d]);
       }
     }
-    dst[out_off] = src[in_off];
+    if constexpr (kAdd) {
+      dst[out_off] += src[in_off];
+    } else {
+      dst[out_off] = src[in_off];
+    }
   }
 }
 
-template <typename U>
+template <bool kAdd = false, typename U>
 __device__ void strided_copy(const U* src, U* dst, const StridedCopyParams& p) {
   if (p.small_index) {
-    strided_copy_loop<uint32_t>(src, dst, p);
+    strided_copy_loop<kAdd, uint32_t>(src, dst, p);
   } else {
-    strided_copy_loop<int64_t>(src, dst, p);
+    strided_copy_loop<kAdd, int64_t>(src, dst, p);
   }
 }
 
@@ -52,7 +57,7 @@ constexpr int kTileRows = 8;
 
 // One block per 32x32 tile of (row_dim, last dim) in one batch position: reads along row_dim
 // (in-stride 1), writes along the output's last dimension (out-stride 1).
-template <typename U>
+template <bool kAdd = false, typename U>
 __device__ void tiled_transpose(const U* src, U* dst, const TransposeParams& p) {
   __shared__ U tile[kTile][kTile + 1];
   const int col_dim = p.rank - 1;
@@ -84,7 +89,12 @@ __device__ void tiled_transpose(const U* src, U* dst, const TransposeParams& p) 
     for (int k = threadIdx.y; k < kTile; k += kTileRows) {
       const int64_t r = row0 + k, c = col0 + threadIdx.x;
       if (r < rows && c < cols) {
-        dst[out_base + r * p.out_strides[p.row_dim] + c] = tile[threadIdx.x][k];
+        U& out = dst[out_base + r * p.out_strides[p.row_dim] + c];
+        if constexpr (kAdd) {
+          out += tile[threadIdx.x][k];
+        } else {
+          out = tile[threadIdx.x][k];
+        }
       }
     }
     __syncthreads();
@@ -138,6 +148,17 @@ PS_LAYOUT_KERNELS(u32, uint32_t)
 PS_LAYOUT_KERNELS(u64, unsigned long long)
 PS_LAYOUT_KERNELS(u128, layout::U128)
 #undef PS_LAYOUT_KERNELS
+
+// The adding forms, float32: dst += the copy (HeadSlice's backward adding its columns of dX
+// to what another reader of X wrote there; models/gpu/grad_kernel_ops.cc).
+extern "C" __global__ void ps_strided_add_f32(const float* src, float* dst,
+                                              ps::kernels::StridedCopyParams p) {
+  layout::strided_copy<true>(src, dst, p);
+}
+extern "C" __global__ void ps_transpose_tiled_add_f32(const float* src, float* dst,
+                                                      ps::kernels::TransposeParams p) {
+  layout::tiled_transpose<true>(src, dst, p);
+}
 
 // Writes p.count elements of type p.dtype: mode 0 (Shape, Size) the int64 p.values;
 // mode 1 (ConstantOfShape) the element whose bytes are p.value_bits; mode 2 (Range)

@@ -81,6 +81,9 @@ Result<BinaryGrads> binary_backward(const std::string& op, const Tensor& a, cons
 Result<Tensor> expand_backward(const Shape& input_shape, const Tensor& dy);
 // Transpose with `perm` (attribute; default reversed axes): dY transposed by the inverse perm.
 Result<Tensor> transpose_backward(const Attributes& attrs, const Tensor& dy);
+// HeadSlice (common/head_slice.h) of an X of `x_shape`: dX zeros but for its slice, where
+// dY goes back to the element it was read from.
+Result<Tensor> head_slice_backward(const Attributes& attrs, const Shape& x_shape, const Tensor& dy);
 // ReduceMean over `axes` (attribute, or input 1 as `axes_input`; all axes when absent unless
 // noop_with_empty_axes) with keepdims (default 1): dY / count spread over the reduced axes.
 Result<Tensor> reduce_mean_backward(const Attributes& attrs, std::span<const int64_t> axes_input,

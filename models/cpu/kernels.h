@@ -2,6 +2,7 @@
 // from the context when it serves several. Internal to models/cpu (registry.cc maps names).
 #pragma once
 
+#include "common/head_slice.h"
 #include "common/status.h"
 #include "models/cpu/op_context.h"
 
@@ -37,8 +38,13 @@ Status run_shape(const OpContext& ctx);
 Status run_constant_of_shape(const OpContext& ctx);
 Status run_range(const OpContext& ctx);
 Status run_cast(const OpContext& ctx);
-// layout_ops.cc: Transpose, Concat, Slice, Split, Expand, Gather.
+// layout_ops.cc: Transpose, Concat, Slice, Split, Expand, Gather; HeadSlice (ours,
+// common/head_slice.h).
 Status run_transpose(const OpContext& ctx);
+Status run_head_slice(const OpContext& ctx);
+// HeadSlice's attributes (start, size, heads, perm: all required) read and checked against
+// X's shape; the forward and its backward (grad_elementwise.cc) share it.
+Result<HeadSliceLayout> head_slice_attrs(const OpContext& ctx, const Shape& x);
 Status run_concat(const OpContext& ctx);
 Status run_slice(const OpContext& ctx);
 Status run_split(const OpContext& ctx);

@@ -95,6 +95,10 @@ Result<Grads> layer_backward(const pipeswitch::psm::Layer& layer, const LayerVal
   } else if (op == "Transpose") {
     PS_ASSIGN_OR_RETURN(Tensor g, transpose_backward(attrs, dy));
     out.emplace_back(0, std::move(g));
+  } else if (op == "HeadSlice") {
+    PS_TRY(need_inputs(v, 1));
+    PS_ASSIGN_OR_RETURN(Tensor g, head_slice_backward(attrs, v.inputs[0]->shape(), dy));
+    out.emplace_back(0, std::move(g));
   } else if (is_unary(op)) {
     PS_TRY(need_inputs(v, 1));
     PS_ASSIGN_OR_RETURN(Tensor g, unary_backward(op, *v.inputs[0], dy));

@@ -71,6 +71,27 @@ Status run_transpose(const OpContext& ctx) {
   return Status::OK();
 }
 
+Result<HeadSliceLayout> head_slice_attrs(const OpContext& ctx, const Shape& x) {
+  PS_TRY(ctx.check_attrs({"start", "size", "heads", "perm"}));
+  for (std::string_view name : {"start", "size", "heads", "perm"}) {
+    if (!ctx.has_attr(name)) return invalid_argument("attribute '", name, "' is required");
+  }
+  PS_ASSIGN_OR_RETURN(const int64_t start, ctx.attr_int("start", 0));
+  PS_ASSIGN_OR_RETURN(const int64_t size, ctx.attr_int("size", 0));
+  PS_ASSIGN_OR_RETURN(const int64_t heads, ctx.attr_int("heads", 0));
+  PS_ASSIGN_OR_RETURN(const std::vector<int64_t> perm, ctx.attr_ints("perm"));
+  return head_slice_layout(x, start, size, heads, perm);
+}
+
+Status run_head_slice(const OpContext& ctx) {
+  PS_TRY(ctx.check_arity(1, 1, 1, 1));
+  const Tensor& x = *ctx.input(0);
+  PS_ASSIGN_OR_RETURN(const HeadSliceLayout l, head_slice_attrs(ctx, x.shape()));
+  PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, x.dtype(), l.y));
+  strided_copy(x, l.x_strides, l.x_base, l.y, *y);
+  return Status::OK();
+}
+
 Status run_concat(const OpContext& ctx) {
   PS_TRY(ctx.check_attrs({"axis"}));
   if (ctx.num_inputs() == 0) return invalid_argument("at least one input is required");

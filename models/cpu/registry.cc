@@ -48,6 +48,7 @@ constexpr Entry kTable[] = {
     {"GlobalMaxPool", run_global_pool},
     {"Greater", run_binary},
     {"GreaterOrEqual", run_binary},
+    {"HeadSlice", run_head_slice},
     {"Identity", run_reshape_like},
     {"IsInf", run_unary},
     {"IsNaN", run_unary},

@@ -24,6 +24,7 @@ const std::set<std::string>& ops_with_backward() {
       "Add",       "AddSoftmax",  "AveragePool", "BatchNormalization", "Cast",         "Concat",
       "Conv",      "Div",         "Erf",                "Exp",          "Expand",
       "Flatten",   "Gather",      "Gelu",               "Gemm",         "GlobalAveragePool",
+      "HeadSlice",
       "Identity",  "LayerNormalization", "MatMul",      "MatMulScale",  "MatMulTransB",
       "MaxPool",   "Mul",         "Neg",                "Pow",          "ReduceMean",   "Relu",
       "Reshape",   "Softmax",     "Sqrt",               "Squeeze",      "Sub",

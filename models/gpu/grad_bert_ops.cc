@@ -26,12 +26,6 @@ Status check_workspace(const LaunchArgs& args, size_t needed, std::string_view w
   return Status::OK();
 }
 
-Result<const TensorSpec*> forward_output(const OpSpec& f) {
-  if (f.outputs.empty() || !f.outputs[0].present()) return invalid_argument("no output Y");
-  PS_TRY(require_f32(f.outputs[0], "Y"));
-  return &f.outputs[0];
-}
-
 // ps_reduce_f32 of `from` (dY-shaped) into dx, through `scratch` + ps_accumulate_f32 when the
 // gradient accumulates.
 Status reduce_into(const LaunchArgs& args, const cuda::Kernel& reduce,
@@ -368,16 +362,6 @@ class TransposeGradOp final : public GpuOp {
 };
 
 // A GpuOp that does nothing (every gradient of the layer unwanted).
-class NoGradOp final : public GpuOp {
- public:
-  explicit NoGradOp(std::string op) : op_(std::move(op)) {}
-  Status enqueue(const LaunchArgs&) const override { return Status::OK(); }
-  std::string describe() const override { return str_cat(op_, " backward: no gradient wanted"); }
-
- private:
-  std::string op_;
-};
-
 }  // namespace
 
 Result<std::unique_ptr<GpuOp>> build_unary_grad(const GradSpec& spec, const OpEnv& env) {
@@ -419,7 +403,7 @@ Result<std::unique_ptr<GpuOp>> build_binary_grad(const GradSpec& spec, const OpE
     if (o.accumulate) scratch = std::max(scratch, round_up_256(static_cast<size_t>(o.count) * 4));
   }
   if (!out[0].wanted && !out[1].wanted) {
-    return std::unique_ptr<GpuOp>(new NoGradOp(std::string(f.op)));
+    return no_grad_op(std::string(f.op));
   }
   PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, "ps_binary_backward_f32"));
   PS_ASSIGN_OR_RETURN(cuda::Kernel reduce, find_kernel(env, "ps_reduce_f32"));
@@ -538,7 +522,7 @@ Result<std::unique_ptr<GpuOp>> build_gather_grad(const GradSpec& spec, const OpE
                             " gathered by indices ", shape_string(indices.shape), " on axis ",
                             axis);
   }
-  if (!spec.wants(0)) return std::unique_ptr<GpuOp>(new NoGradOp("Gather"));
+  if (!spec.wants(0)) return no_grad_op("Gather");
   const bool int64 = indices.dtype == DType::kInt64;
   if (p.dim <= train_kernels::kGatherSmallTable) {
     PS_ASSIGN_OR_RETURN(
@@ -564,7 +548,7 @@ Result<std::unique_ptr<GpuOp>> build_transpose_grad(const GradSpec& spec, const 
   for (size_t i = 0; i < x.size(); ++i) reversed[i] = static_cast<int64_t>(x.size() - 1 - i);
   PS_ASSIGN_OR_RETURN(const std::vector<int64_t> perm, attrs->attr_ints("perm", reversed));
   PS_ASSIGN_OR_RETURN(const std::vector<int64_t> inverse, inverse_permutation(perm));
-  if (!spec.wants(0)) return std::unique_ptr<GpuOp>(new NoGradOp("Transpose"));
+  if (!spec.wants(0)) return no_grad_op("Transpose");
   // The forward Transpose of dY (Y's shape) by the inverse perm gives X's shape.
   cpu::Attributes inv_attrs;
   pipeswitch::psm::Attribute* attr = inv_attrs.Add();

@@ -31,5 +31,7 @@ Result<std::unique_ptr<GpuOp>> build_softmax_grad(const GradSpec& spec, const Op
 Result<std::unique_ptr<GpuOp>> build_layer_norm_grad(const GradSpec& spec, const OpEnv& env);
 Result<std::unique_ptr<GpuOp>> build_gather_grad(const GradSpec& spec, const OpEnv& env);
 Result<std::unique_ptr<GpuOp>> build_transpose_grad(const GradSpec& spec, const OpEnv& env);
+// head_slice_op.cc: HeadSlice's copy back into its columns of dX (layout.cu's kernels).
+Result<std::unique_ptr<GpuOp>> build_head_slice_grad(const GradSpec& spec, const OpEnv& env);
 
 }  // namespace ps::models::gpu

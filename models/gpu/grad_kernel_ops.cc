@@ -260,13 +260,6 @@ class SoftmaxXentOp final : public GpuOp {
   train_kernels::SoftmaxXentParams params_;
 };
 
-// The forward's output Y (one, float32) of a layer spec.
-Result<const TensorSpec*> forward_output(const OpSpec& f) {
-  if (f.outputs.empty() || !f.outputs[0].present()) return invalid_argument("no output Y");
-  PS_TRY(require_f32(f.outputs[0], "Y"));
-  return &f.outputs[0];
-}
-
 }  // namespace
 
 Result<std::unique_ptr<GpuOp>> build_relu_grad(const GradSpec& spec, const OpEnv& env) {

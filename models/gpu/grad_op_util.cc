@@ -18,4 +18,28 @@ Status check_bound(const LaunchArgs& args, size_t inputs, size_t outputs, std::s
   return Status::OK();
 }
 
+Result<const TensorSpec*> forward_output(const OpSpec& f) {
+  if (f.outputs.empty() || !f.outputs[0].present()) return invalid_argument("no output Y");
+  PS_TRY(require_f32(f.outputs[0], "Y"));
+  return &f.outputs[0];
+}
+
+namespace {
+
+class NoGradOp final : public GpuOp {
+ public:
+  explicit NoGradOp(std::string op) : op_(std::move(op)) {}
+  Status enqueue(const LaunchArgs&) const override { return Status::OK(); }
+  std::string describe() const override { return str_cat(op_, " backward: no gradient wanted"); }
+
+ private:
+  std::string op_;
+};
+
+}  // namespace
+
+std::unique_ptr<GpuOp> no_grad_op(std::string op) {
+  return std::unique_ptr<GpuOp>(new NoGradOp(std::move(op)));
+}
+
 }  // namespace ps::models::gpu

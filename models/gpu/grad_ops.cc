@@ -17,7 +17,7 @@ const GradEntry* find_grad(std::string_view op) {
 }  // namespace
 
 std::span<const GradEntry> grad_op_table() {
-  static constexpr std::array<GradEntry, 33> kTable{{
+  static constexpr std::array<GradEntry, 34> kTable{{
       {"Add", build_add_grad},
       {"AddSoftmax", build_softmax_grad},
       {"AveragePool", build_pool_grad},
@@ -32,6 +32,7 @@ std::span<const GradEntry> grad_op_table() {
       {"Gelu", build_unary_grad},
       {"Gemm", build_gemm_grad},
       {"GlobalAveragePool", build_global_average_pool_grad},
+      {"HeadSlice", build_head_slice_grad},
       {"Identity", build_reshape_grad},
       {"LayerNormalization", build_layer_norm_grad},
       {"MatMul", build_matmul_grad},

@@ -223,7 +223,6 @@ Result<CopyPlan> plan_strided_copy(const Shape& dims, std::vector<int64_t> in_st
 }
 
 TiledTransposePlan plan_tiled_transpose(const Shape& in_shape, std::span<const int64_t> perm) {
-  TiledTransposePlan plan;
   const std::vector<int64_t> in_strides = row_major_strides(in_shape);
   Shape out_dims;
   std::vector<int64_t> strides;
@@ -231,10 +230,20 @@ TiledTransposePlan plan_tiled_transpose(const Shape& in_shape, std::span<const i
     out_dims.push_back(in_shape[p]);
     strides.push_back(in_strides[p]);
   }
-  StridedLayout l{out_dims, {strides, row_major_strides(out_dims)}};
+  std::vector<int64_t> out_strides = row_major_strides(out_dims);
+  return plan_tiled_copy(out_dims, std::move(strides), std::move(out_strides));
+}
+
+TiledTransposePlan plan_tiled_copy(const Shape& dims, std::vector<int64_t> in_strides,
+                                   std::vector<int64_t> out_strides) {
+  TiledTransposePlan plan;
+  StridedLayout l{dims, {std::move(in_strides), std::move(out_strides)}};
   const StridedLayout m = merge_dims(l);
   const size_t r = m.dims.size();
-  if (r < 2 || r > static_cast<size_t>(kMaxRank) || m.strides[0][r - 1] == 1) return plan;
+  if (r < 2 || r > static_cast<size_t>(kMaxRank) || m.strides[0][r - 1] == 1 ||
+      m.strides[1][r - 1] != 1) {
+    return plan;
+  }
   int row = -1;
   for (size_t d = 0; d + 1 < r; ++d) {
     if (m.strides[0][d] == 1) row = static_cast<int>(d);

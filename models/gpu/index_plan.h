@@ -71,6 +71,12 @@ struct TiledTransposePlan {
   kernels::TransposeParams params;
 };
 TiledTransposePlan plan_tiled_transpose(const Shape& in_shape, std::span<const int64_t> perm);
+// The same for any copy over `dims` (element strides on both sides, bases applied by the
+// caller to the addresses): tiled when, merged, the output's innermost stride is 1, the
+// input's there is not, and another dimension has input stride 1 (HeadSlice's head copies
+// out of a wider row, and back).
+TiledTransposePlan plan_tiled_copy(const Shape& dims, std::vector<int64_t> in_strides,
+                                   std::vector<int64_t> out_strides);
 
 // ONNX Slice bounds for one axis of length `dim` (negative start/end count from the end, then
 // clamped; steps may be negative, never 0): the first index and the element count.

@@ -32,6 +32,7 @@ constexpr OpEntry kKernelOps[] = {
     {"Gelu", build_unary},
     {"Greater", build_binary},
     {"GreaterOrEqual", build_binary},
+    {"HeadSlice", build_head_slice},
     {"Identity", build_reshape_like},
     {"IsInf", build_predicate},
     {"IsNaN", build_predicate},

@@ -69,7 +69,7 @@ bool backward_reads_input(std::string_view op, size_t input) {
   if (op == "Softmax" || op == "AddSoftmax") return false;
   if (op == "Add" || op == "AveragePool" || op == "GlobalAveragePool" || op == "Flatten" ||
       op == "Reshape" || op == "Identity" || op == "Concat" || op == "Transpose" ||
-      op == "Squeeze" || op == "Unsqueeze" || op == "ReduceMean") {
+      op == "Squeeze" || op == "Unsqueeze" || op == "ReduceMean" || op == "HeadSlice") {
     return false;
   }
   return true;

@@ -1,0 +1,160 @@
+// HeadSlice (common/head_slice.h) on our kernels (cuda/kernels/layout.cu), forward and
+// backward: each one copy between X's columns [start, start + size) and Y, tiled where the
+// innermost dimension moves (BERT's key, [B, S, H, D] -> [B, H, D, S]), else strided and
+// widened to 16-byte units (query and value keep D innermost).
+//
+// The backward writes dX whole: zeros in the columns outside the slice (a 2-D memset) and dY
+// put back in its own; or, when another reader of X wrote dX first (GradSpec accumulate), adds
+// dY into its columns only (the other columns' gradient from this reader is zero).
+#include <algorithm>
+
+#include "cuda/copy.h"
+#include "cuda/stream.h"
+#include "models/cpu/kernels.h"
+#include "models/gpu/grad_builders.h"
+#include "models/gpu/grad_op_util.h"
+#include "models/gpu/index_plan.h"
+#include "models/gpu/kernel_op_util.h"
+
+namespace ps::models::gpu {
+namespace {
+
+// One copy (or add) over `dims` from src + src_offset to dst + dst_offset (bytes).
+class HeadCopy {
+ public:
+  static Result<HeadCopy> plan(const OpEnv& env, const Shape& dims, std::vector<int64_t> in_strides,
+                               std::vector<int64_t> out_strides, size_t esize, bool add) {
+    HeadCopy c;
+    c.add_ = add;
+    const TiledTransposePlan tiled = plan_tiled_copy(dims, in_strides, out_strides);
+    if (tiled.ok && esize <= 8) {
+      c.tiled_ = true;
+      c.tile_ = tiled.params;
+      const std::string name =
+          add ? "ps_transpose_tiled_add_f32" : str_cat("ps_transpose_tiled_", unit_suffix(esize));
+      PS_ASSIGN_OR_RETURN(c.tiled_kernel_, find_kernel(env, name));
+      return c;
+    }
+    PS_ASSIGN_OR_RETURN(c.plan_, plan_strided_copy(dims, std::move(in_strides),
+                                                   std::move(out_strides), 0, 0, esize));
+    if (add) {  // the adding kernel is float32 only: no wide units
+      c.plan_.wide = c.plan_.narrow;
+      c.plan_.wide_unit = c.plan_.narrow_unit;
+    }
+    const std::string wide = add ? "ps_strided_add_f32" : str_cat("ps_strided_copy_", unit_suffix(c.plan_.wide_unit));
+    const std::string narrow = add ? wide : str_cat("ps_strided_copy_", unit_suffix(c.plan_.narrow_unit));
+    PS_ASSIGN_OR_RETURN(c.wide_, find_kernel(env, wide));
+    PS_ASSIGN_OR_RETURN(c.narrow_, find_kernel(env, narrow));
+    return c;
+  }
+
+  Status launch(const cuda::Stream& stream, CUdeviceptr src, CUdeviceptr dst) const {
+    if (tiled_) {
+      if (tile_.count == 0) return Status::OK();
+      const int64_t tiles = tile_.tiles_rows * tile_.tiles_cols * tile_.batch;
+      const unsigned grid = static_cast<unsigned>(std::min<int64_t>(tiles, 65535 * 8));
+      return tiled_kernel_.launch(stream, grid, cuda::Dim3(32, 8), 0, src, dst, tile_);
+    }
+    const bool wide = aligned({src, dst}, plan_.wide_alignment());
+    const kernels::StridedCopyParams& p = wide ? plan_.wide : plan_.narrow;
+    if (p.count == 0) return Status::OK();
+    return (wide ? wide_ : narrow_).launch(stream, grid_for(p.count), kBlock, 0, src, dst, p);
+  }
+
+  std::string describe() const {
+    if (tiled_) return str_cat(tiled_kernel_.name(), " (tiled 32x32, batch ", tile_.batch, ")");
+    return str_cat(add_ ? "strided add" : "strided copy", " (units ", plan_.wide_unit, " B)");
+  }
+
+ private:
+  bool add_ = false;
+  bool tiled_ = false;
+  kernels::TransposeParams tile_;
+  CopyPlan plan_;
+  cuda::Kernel tiled_kernel_, wide_, narrow_;
+};
+
+class HeadSliceOp final : public GpuOp {
+ public:
+  HeadSliceOp(HeadCopy copy, size_t x_offset) : copy_(std::move(copy)), x_offset_(x_offset) {}
+  Status enqueue(const LaunchArgs& args) const override {
+    return copy_.launch(args.stream, args.inputs[0] + x_offset_, args.outputs[0]);
+  }
+  std::string describe() const override { return str_cat("HeadSlice: ", copy_.describe()); }
+
+ private:
+  HeadCopy copy_;
+  size_t x_offset_;  // bytes
+};
+
+// LaunchArgs: inputs {X, dY}, outputs {dX}.
+class HeadSliceGradOp final : public GpuOp {
+ public:
+  // X is [rows, columns] flattened; the slice its columns [start, start + size).
+  HeadSliceGradOp(HeadCopy copy, size_t rows, size_t columns, size_t start, size_t size,
+                  bool accumulate)
+      : copy_(std::move(copy)),
+        rows_(rows),
+        columns_(columns),
+        start_(start),
+        size_(size),
+        accumulate_(accumulate) {}
+  Status enqueue(const LaunchArgs& args) const override {
+    PS_TRY(check_bound(args, 2, 1, "HeadSlice"));
+    const CUdeviceptr dx = args.outputs[0];
+    if (!accumulate_) {
+      const size_t pitch = columns_ * 4;
+      PS_TRY(cuda::memset_2d_d32_async(dx, pitch, 0, start_, rows_, args.stream));
+      const size_t end = start_ + size_;
+      PS_TRY(cuda::memset_2d_d32_async(dx + end * 4, pitch, 0, columns_ - end, rows_, args.stream));
+    }
+    return copy_.launch(args.stream, args.inputs[1], dx + start_ * 4);
+  }
+  std::string describe() const override {
+    return str_cat("HeadSlice backward: ", accumulate_ ? "" : "2-D memsets and ", copy_.describe());
+  }
+
+ private:
+  HeadCopy copy_;
+  size_t rows_, columns_, start_, size_;
+  bool accumulate_;
+};
+
+Result<HeadSliceLayout> layout_of(const OpSpec& spec) {
+  PS_TRY(check_arity(spec, 1, 1, 1, 1));
+  AttrReader attrs(spec);
+  return cpu::head_slice_attrs(*attrs, spec.inputs[0].shape);
+}
+
+}  // namespace
+
+BuildResult build_head_slice(const OpSpec& spec, const OpEnv& env) {
+  PS_ASSIGN_OR_RETURN(const HeadSliceLayout l, layout_of(spec));
+  const TensorSpec& x = spec.inputs[0];
+  PS_TRY(check_output(spec, 0, x.dtype, l.y));
+  const size_t esize = dtype_size(x.dtype);
+  PS_ASSIGN_OR_RETURN(HeadCopy copy, HeadCopy::plan(env, l.y, l.x_strides, row_major_strides(l.y),
+                                                    esize, false));
+  return std::unique_ptr<GpuOp>(new HeadSliceOp(std::move(copy), static_cast<size_t>(l.x_base) * esize));
+}
+
+Result<std::unique_ptr<GpuOp>> build_head_slice_grad(const GradSpec& spec, const OpEnv& env) {
+  const OpSpec& f = spec.forward;
+  PS_ASSIGN_OR_RETURN(const HeadSliceLayout l, layout_of(f));
+  PS_TRY(require_f32(f.inputs[0], "X"));
+  PS_ASSIGN_OR_RETURN(const TensorSpec* y, forward_output(f));
+  if (y->shape != l.y) return invalid_argument("Y ", shape_string(y->shape), " is not ", shape_string(l.y));
+  if (!spec.wants(0)) return no_grad_op("HeadSlice");
+  // Along X's order, so that the tiled kernel's contiguous writes are dX's.
+  PS_ASSIGN_OR_RETURN(HeadCopy copy, HeadCopy::plan(env, l.sliced, l.sliced_y_strides, l.sliced_x_strides,
+                                                    4, spec.accumulates(0)));
+  const Shape& x = f.inputs[0].shape;
+  const auto columns = static_cast<size_t>(x.back());
+  const auto rows = static_cast<size_t>(element_count(x)) / columns;
+  const auto size = static_cast<size_t>(l.sliced[l.sliced.size() - 2] * l.sliced.back());
+  return std::unique_ptr<GpuOp>(new HeadSliceGradOp(std::move(copy), rows, columns,
+                                                    static_cast<size_t>(l.x_base), size,
+                                                    spec.accumulates(0)));
+}
+
+}  // namespace ps::models::gpu
