@@ -17,9 +17,9 @@
 namespace ps {
 
 struct HeadSliceLayout {
-  Shape y;                           // Y's shape
-  std::vector<int64_t> x_strides;    // for each of Y's dims, X's element stride along it
-  int64_t x_base = 0;                // X's element offset of Y's first element (= start)
+  Shape y;                         // Y's shape
+  std::vector<int64_t> x_strides;  // for each of Y's dims, X's element stride along it
+  int64_t x_base = 0;              // X's element offset of Y's first element (= start)
   // The same walk in X's order (the reshaped slice [..., heads, size / heads], contiguous in
   // X innermost): its dims, X's strides and Y's strides along them. The backward copies along
   // this order, so that its writes into dX are the contiguous ones.

@@ -192,18 +192,21 @@ Result<Tensor> transpose_backward(const Attributes& attrs, const Tensor& dy) {
   return dx;
 }
 
-Result<Tensor> head_slice_backward(const Attributes& attrs, const Shape& x_shape, const Tensor& dy) {
+Result<Tensor> head_slice_backward(const Attributes& attrs, const Shape& x_shape,
+                                   const Tensor& dy) {
   PS_TRY(require_f64(dy, "HeadSlice backward: dY"));
   const std::string op = "HeadSlice";
   const OpContext ctx(op, attrs, {}, {});
   PS_ASSIGN_OR_RETURN(const HeadSliceLayout l, head_slice_attrs(ctx, x_shape));
   if (dy.shape() != l.y) {
-    return invalid_argument("HeadSlice backward: dY ", dy.description(), " is not Y ", shape_string(l.y));
+    return invalid_argument("HeadSlice backward: dY ", dy.description(), " is not Y ",
+                            shape_string(l.y));
   }
   PS_ASSIGN_OR_RETURN(Tensor dx, zeros_f64(x_shape));
   const double* dyp = dy.data<double>();
   double* dxp = dx.mutable_data<double>();
-  for (int64_t i = 0; i < dy.numel(); ++i) dxp[l.x_base + strided_offset(i, l.y, l.x_strides)] = dyp[i];
+  for (int64_t i = 0; i < dy.numel(); ++i)
+    dxp[l.x_base + strided_offset(i, l.y, l.x_strides)] = dyp[i];
   return dx;
 }
 

@@ -5,7 +5,9 @@
 //
 // The backward writes dX whole: zeros in the columns outside the slice (a 2-D memset) and dY
 // put back in its own; or, when another reader of X wrote dX first (GradSpec accumulate), adds
-// dY into its columns only (the other columns' gradient from this reader is zero).
+// dY into its columns only (the other columns' gradient from this reader is zero); or, when
+// the trainer found HeadSlices writing all of dX between them (GradSpec partial), writes its
+// columns alone.
 #include <algorithm>
 
 #include "cuda/copy.h"
@@ -41,8 +43,10 @@ class HeadCopy {
       c.plan_.wide = c.plan_.narrow;
       c.plan_.wide_unit = c.plan_.narrow_unit;
     }
-    const std::string wide = add ? "ps_strided_add_f32" : str_cat("ps_strided_copy_", unit_suffix(c.plan_.wide_unit));
-    const std::string narrow = add ? wide : str_cat("ps_strided_copy_", unit_suffix(c.plan_.narrow_unit));
+    const std::string wide =
+        add ? "ps_strided_add_f32" : str_cat("ps_strided_copy_", unit_suffix(c.plan_.wide_unit));
+    const std::string narrow =
+        add ? wide : str_cat("ps_strided_copy_", unit_suffix(c.plan_.narrow_unit));
     PS_ASSIGN_OR_RETURN(c.wide_, find_kernel(env, wide));
     PS_ASSIGN_OR_RETURN(c.narrow_, find_kernel(env, narrow));
     return c;
@@ -91,18 +95,19 @@ class HeadSliceOp final : public GpuOp {
 class HeadSliceGradOp final : public GpuOp {
  public:
   // X is [rows, columns] flattened; the slice its columns [start, start + size).
+  // zero_others: write zeros in the columns outside the slice first.
   HeadSliceGradOp(HeadCopy copy, size_t rows, size_t columns, size_t start, size_t size,
-                  bool accumulate)
+                  bool zero_others)
       : copy_(std::move(copy)),
         rows_(rows),
         columns_(columns),
         start_(start),
         size_(size),
-        accumulate_(accumulate) {}
+        zero_others_(zero_others) {}
   Status enqueue(const LaunchArgs& args) const override {
     PS_TRY(check_bound(args, 2, 1, "HeadSlice"));
     const CUdeviceptr dx = args.outputs[0];
-    if (!accumulate_) {
+    if (zero_others_) {
       const size_t pitch = columns_ * 4;
       PS_TRY(cuda::memset_2d_d32_async(dx, pitch, 0, start_, rows_, args.stream));
       const size_t end = start_ + size_;
@@ -111,13 +116,14 @@ class HeadSliceGradOp final : public GpuOp {
     return copy_.launch(args.stream, args.inputs[1], dx + start_ * 4);
   }
   std::string describe() const override {
-    return str_cat("HeadSlice backward: ", accumulate_ ? "" : "2-D memsets and ", copy_.describe());
+    return str_cat("HeadSlice backward: ", zero_others_ ? "2-D memsets and " : "",
+                   copy_.describe());
   }
 
  private:
   HeadCopy copy_;
   size_t rows_, columns_, start_, size_;
-  bool accumulate_;
+  bool zero_others_;
 };
 
 Result<HeadSliceLayout> layout_of(const OpSpec& spec) {
@@ -133,9 +139,10 @@ BuildResult build_head_slice(const OpSpec& spec, const OpEnv& env) {
   const TensorSpec& x = spec.inputs[0];
   PS_TRY(check_output(spec, 0, x.dtype, l.y));
   const size_t esize = dtype_size(x.dtype);
-  PS_ASSIGN_OR_RETURN(HeadCopy copy, HeadCopy::plan(env, l.y, l.x_strides, row_major_strides(l.y),
-                                                    esize, false));
-  return std::unique_ptr<GpuOp>(new HeadSliceOp(std::move(copy), static_cast<size_t>(l.x_base) * esize));
+  PS_ASSIGN_OR_RETURN(HeadCopy copy,
+                      HeadCopy::plan(env, l.y, l.x_strides, row_major_strides(l.y), esize, false));
+  return std::unique_ptr<GpuOp>(
+      new HeadSliceOp(std::move(copy), static_cast<size_t>(l.x_base) * esize));
 }
 
 Result<std::unique_ptr<GpuOp>> build_head_slice_grad(const GradSpec& spec, const OpEnv& env) {
@@ -143,18 +150,22 @@ Result<std::unique_ptr<GpuOp>> build_head_slice_grad(const GradSpec& spec, const
   PS_ASSIGN_OR_RETURN(const HeadSliceLayout l, layout_of(f));
   PS_TRY(require_f32(f.inputs[0], "X"));
   PS_ASSIGN_OR_RETURN(const TensorSpec* y, forward_output(f));
-  if (y->shape != l.y) return invalid_argument("Y ", shape_string(y->shape), " is not ", shape_string(l.y));
+  if (y->shape != l.y)
+    return invalid_argument("Y ", shape_string(y->shape), " is not ", shape_string(l.y));
   if (!spec.wants(0)) return no_grad_op("HeadSlice");
+  if (spec.partial && spec.accumulates(0)) {
+    return invalid_argument("a partial gradient cannot also accumulate");
+  }
   // Along X's order, so that the tiled kernel's contiguous writes are dX's.
-  PS_ASSIGN_OR_RETURN(HeadCopy copy, HeadCopy::plan(env, l.sliced, l.sliced_y_strides, l.sliced_x_strides,
-                                                    4, spec.accumulates(0)));
+  PS_ASSIGN_OR_RETURN(HeadCopy copy, HeadCopy::plan(env, l.sliced, l.sliced_y_strides,
+                                                    l.sliced_x_strides, 4, spec.accumulates(0)));
   const Shape& x = f.inputs[0].shape;
   const auto columns = static_cast<size_t>(x.back());
   const auto rows = static_cast<size_t>(element_count(x)) / columns;
   const auto size = static_cast<size_t>(l.sliced[l.sliced.size() - 2] * l.sliced.back());
   return std::unique_ptr<GpuOp>(new HeadSliceGradOp(std::move(copy), rows, columns,
                                                     static_cast<size_t>(l.x_base), size,
-                                                    spec.accumulates(0)));
+                                                    !spec.accumulates(0) && !spec.partial));
 }
 
 }  // namespace ps::models::gpu

@@ -151,7 +151,8 @@ Status GpuTrainer::Impl::build_ops(std::span<const uint8_t> blob) {
     const auto& layer = manifest.layers(static_cast<int>(b.layer));
     const OpSpec spec{layer.op(), layer.name(), layer.attributes(), inputs[b.layer],
                       specs.layers[b.layer].output_specs};
-    Result<std::unique_ptr<GpuOp>> op = build_grad_op(GradSpec{spec, b.wanted, b.accumulate}, env);
+    Result<std::unique_ptr<GpuOp>> op =
+        build_grad_op(GradSpec{spec, b.wanted, b.accumulate, b.partial}, env);
     if (!op.ok()) {
       PS_TRY(note(b.layer, op.status().with_context("backward")));
       continue;

@@ -1,6 +1,7 @@
 #include "models/gpu/trainer_plan.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "models/cpu/token_range.h"
@@ -74,6 +75,53 @@ bool backward_reads_input(std::string_view op, size_t input) {
   }
   return true;
 }
+
+namespace {
+
+int64_t layer_attr_int(const Layer& layer, std::string_view name, int64_t fallback) {
+  for (const auto& a : layer.attributes()) {
+    if (a.name() == name && a.value_case() == pipeswitch::psm::Attribute::kI) return a.i();
+  }
+  return fallback;
+}
+
+// GradSpec::partial for the HeadSlices that write a tensor's whole gradient between them (see
+// the header): every backward that writes it is a HeadSlice reading it as input 0, and their
+// [start, start + size) ranges tile its last dimension.
+void mark_covering_head_slices(const Manifest& m, TrainLayout& t) {
+  std::map<uint32_t, std::vector<size_t>> writers;  // tensor -> backward steps writing its gradient
+  for (size_t s = 0; s < t.backward.size(); ++s) {
+    const Layer& layer = m.layers(static_cast<int>(t.backward[s].layer));
+    for (int i = 0; i < layer.inputs_size() && i < 32; ++i) {
+      if ((t.backward[s].wanted >> i & 1u) != 0) writers[layer.inputs(i)].push_back(s);
+    }
+  }
+  for (const auto& [tensor, steps] : writers) {
+    std::vector<std::pair<int64_t, int64_t>> ranges;  // [start, end)
+    for (size_t s : steps) {
+      const Layer& layer = m.layers(static_cast<int>(t.backward[s].layer));
+      if (layer.op() != "HeadSlice" || layer.inputs(0) != tensor || t.backward[s].wanted != 1u)
+        break;
+      const int64_t start = layer_attr_int(layer, "start", -1);
+      ranges.emplace_back(start, start + layer_attr_int(layer, "size", 0));
+    }
+    const auto& shape = m.tensors(static_cast<int>(tensor)).shape();
+    if (ranges.size() != steps.size() || steps.size() < 2 || shape.empty()) continue;
+    std::sort(ranges.begin(), ranges.end());
+    int64_t next = 0;
+    for (const auto& [start, end] : ranges) {
+      if (start != next || end <= start) break;
+      next = end;
+    }
+    if (next != shape[shape.size() - 1]) continue;
+    for (size_t s : steps) {
+      t.backward[s].partial = true;
+      t.backward[s].accumulate = 0;
+    }
+  }
+}
+
+}  // namespace
 
 bool backward_reads_output(std::string_view op) { return op == "Softmax" || op == "AddSoftmax"; }
 
@@ -368,6 +416,8 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     backward_of[static_cast<size_t>(l)] = static_cast<int>(t.backward.size());
     t.backward.push_back(std::move(b));
   }
+
+  mark_covering_head_slices(m, t);
 
   // Persistent gradient and momentum buffers of the weights that get a gradient.
   uint64_t grads = 0, momentum = 0;

@@ -29,7 +29,8 @@ std::optional<Projection> match(const Graph& graph, int matmul_index) {
   p.matmul = matmul_index;
   p.weight = mm.inputs[1];
   p.bias = mm.inputs[2];
-  if (!is_f32_constant(graph, p.weight, 2) || !is_f32_constant(graph, p.bias, 1)) return std::nullopt;
+  if (!is_f32_constant(graph, p.weight, 2) || !is_f32_constant(graph, p.bias, 1))
+    return std::nullopt;
   p.rows = constant_of(graph, p.weight)->shape[0];
   if (constant_of(graph, p.bias)->shape[0] != p.rows) return std::nullopt;
   const int product = mm.outputs[0];
@@ -59,7 +60,8 @@ std::optional<Projection> match(const Graph& graph, int matmul_index) {
     return std::nullopt;
   }
   std::vector<int64_t> reversed(r_shape->size());
-  for (size_t d = 0; d < reversed.size(); ++d) reversed[d] = static_cast<int64_t>(reversed.size() - 1 - d);
+  for (size_t d = 0; d < reversed.size(); ++d)
+    reversed[d] = static_cast<int64_t>(reversed.size() - 1 - d);
   p.perm = transpose.attr_ints("perm", reversed);
   if (p.perm.size() != r_shape->size()) return std::nullopt;
   return p;

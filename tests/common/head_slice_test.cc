@@ -1,8 +1,8 @@
 // The HeadSlice geometry against its definition (slice the last axis, reshape, transpose)
 // computed element by element, and its argument checks.
-#include <catch2/catch.hpp>
-
 #include "common/head_slice.h"
+
+#include <catch2/catch.hpp>
 
 namespace ps {
 namespace {

@@ -1,5 +1,6 @@
 // test_cpu_train: SGD's update rule, the synthetic dataset, and the CPU trainer on the
 // training-mode tiny zoo models (lowered in process as `psimport --mode training` does).
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "models/cpu/trainer.h"
 #include "tests/models/cpu_ops_test_util.h"
 #include "tests/models/train_test_util.h"
+#include "tests/models/zoo_lowering.h"
 
 namespace ps::models::cpu {
 namespace {
@@ -438,6 +440,91 @@ TEST_CASE("the trainer refuses what it cannot train, naming it", "[train]") {
   t = Trainer::create(m.manifest, std::span<const uint8_t>(m.weights.data(), 100),
                       learnable_options());
   CHECK_FALSE(t.ok());
+}
+
+// fuse_head_projections on attention in PyTorch's training-export form: the fused package (one
+// MatMulTransB over the Concat'ed query/key/value weights, three HeadSlices) must give every
+// parameter, under its own name and shape, the gradient the three projections give it, and
+// those gradients must be the loss's (finite differences).
+TEST_CASE("fused query/key/value projections train as the three projections do", "[train]") {
+  const onnx::ModelProto model = models::testing::attention_classifier_model();
+  Result<onnx_loader::LoweredModel> fused =
+      models::testing::lower_onnx_model(model, onnx_loader::Mode::kTraining);
+  Result<onnx_loader::LoweredModel> three = models::testing::lower_onnx_model(
+      model, onnx_loader::Mode::kTraining, {"fuse_head_projections"});
+  INFO(fused.status().to_string() << " / " << three.status().to_string());
+  REQUIRE(fused.ok());
+  REQUIRE(three.ok());
+  auto count = [](const pipeswitch::psm::Manifest& m, const std::string& op) {
+    return std::count_if(m.layers().begin(), m.layers().end(),
+                         [&](const auto& layer) { return layer.op() == op; });
+  };
+  CHECK(count(fused->manifest, "HeadSlice") == 3);
+  CHECK(count(fused->manifest, "Concat") == 2);
+  CHECK(count(fused->manifest, "MatMulTransB") == 1);
+  CHECK(count(three->manifest, "HeadSlice") == 0);
+  CHECK(count(three->manifest, "MatMulTransB") == 3);
+
+  TrainerOptions options = learnable_options();
+  options.data.classes = 16;
+  // Gradients by parameter name, float64.
+  auto gradients = [&](const onnx_loader::LoweredModel& m, Trainer** keep,
+                       std::unique_ptr<Trainer>* owner) {
+    Result<std::unique_ptr<Trainer>> t = Trainer::create(m.manifest, m.weights, options);
+    INFO(t.status().to_string());
+    REQUIRE(t.ok());
+    std::map<uint32_t, Tensor> grads;
+    Result<double> loss = (*t)->loss_and_gradients(0, false, &grads);
+    REQUIRE(loss.ok());
+    std::map<std::string, Tensor> named;
+    for (auto& [index, g] : grads)
+      named.emplace(m.manifest.tensors(static_cast<int>(index)).name(), std::move(g));
+    *owner = std::move(*t);
+    *keep = owner->get();
+    return std::make_pair(*loss, std::move(named));
+  };
+  std::unique_ptr<Trainer> fused_owner, three_owner;
+  Trainer* fused_trainer = nullptr;
+  Trainer* three_trainer = nullptr;
+  auto [fused_loss, fused_grads] = gradients(*fused, &fused_trainer, &fused_owner);
+  auto [three_loss, three_grads] = gradients(*three, &three_trainer, &three_owner);
+  CHECK(std::abs(fused_loss - three_loss) <= 1e-12 * std::abs(three_loss));
+  REQUIRE(fused_grads.size() == 6);
+  REQUIRE(three_grads.size() == 6);
+  for (const auto& [name, g] : three_grads) {
+    INFO(name);
+    REQUIRE(fused_grads.count(name) == 1);
+    const Tensor& f = fused_grads.at(name);
+    REQUIRE(f.shape() == g.shape());
+    double worst = 0, norm = 0;
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      worst = std::max(worst, std::abs(f.data<double>()[i] - g.data<double>()[i]));
+      norm = std::max(norm, std::abs(g.data<double>()[i]));
+    }
+    CHECK(norm > 0);
+    CHECK(worst <= 1e-12 * norm);
+  }
+  // Finite differences of the fused trainer's loss for a few elements of each parameter.
+  const double h = 1e-6;
+  for (auto& [index, w] : fused_trainer->mutable_state().weights) {
+    const std::string& name = fused->manifest.tensors(static_cast<int>(index)).name();
+    if (fused_grads.count(name) == 0) continue;
+    const Tensor& g = fused_grads.at(name);
+    for (int64_t e = 1; e < w.numel(); e += w.numel() / 3) {
+      double* p = w.mutable_data<double>();
+      const double saved = p[e];
+      std::map<uint32_t, Tensor> unused;
+      p[e] = saved + h;
+      const double plus = fused_trainer->loss_and_gradients(0, false, &unused).value();
+      p[e] = saved - h;
+      const double minus = fused_trainer->loss_and_gradients(0, false, &unused).value();
+      p[e] = saved;
+      const double numeric = (plus - minus) / (2 * h);
+      INFO(name << " element " << e << ": numeric " << numeric << ", analytic "
+                << g.data<double>()[e]);
+      CHECK(std::abs(numeric - g.data<double>()[e]) < 1e-7 + 1e-4 * std::abs(numeric));
+    }
+  }
 }
 
 }  // namespace

@@ -383,6 +383,56 @@ TEST_CASE("GPU Transpose, Squeeze/Unsqueeze and ReduceMean backward", "[gpu]") {
   expect_close("ReduceMean", "axes [-1] keepdims", "dX acc", p, plus(base, *ref), acc_x, kElementwise, acc->describe());
 }
 
+// HeadSlice's backward in its three modes: writing dX whole (zeros outside its columns),
+// adding its columns (accumulate), and writing its columns alone (partial: the other columns
+// keep what is there).
+TEST_CASE("GPU HeadSlice backward: write, accumulate and partial", "[gpu]") {
+  PS_REQUIRE_GPU();
+  const Precision p = Precision::kFp32;
+  struct HCase {
+    Shape x;
+    int64_t start, size, heads;
+    std::vector<int64_t> perm;
+  };
+  uint64_t seed = 3900;
+  for (const HCase& c : {HCase{{2, 37, 3 * 64}, 64, 64, 4, {0, 2, 3, 1}},
+                         HCase{{2, 37, 3 * 64}, 128, 64, 4, {0, 2, 1, 3}},
+                         HCase{{3, 5, 29}, 3, 24, 4, {2, 0, 3, 1}}}) {
+    const cpu::Attributes a = attrs({attr_i("start", c.start), attr_i("size", c.size),
+                                     attr_i("heads", c.heads), attr_ints("perm", c.perm)});
+    const Tensor x = random_tensor(DType::kFloat32, c.x, seed++);
+    const Shape y = forward_shape("HeadSlice", a, {&x});
+    const Tensor dy = random_tensor(DType::kFloat32, y, seed++);
+    Result<Tensor> ref = cpu::head_slice_backward(a, c.x, to_f64(dy));
+    REQUIRE_OK(ref);
+    const std::string label =
+        str_cat("columns ", c.start, "+", c.size, " perm ", shape_string(c.perm));
+    auto op = build_grad("HeadSlice", a, {&x}, y, p);
+    Tensor dx = poisoned(c.x);
+    run_on_gpu(*op, {&x, &dy}, {&dx});
+    expect_close("HeadSlice", label, "dX", p, *ref, dx, 0.0, op->describe());
+    const Tensor base = random_tensor(DType::kFloat32, c.x, seed++);
+    auto acc = build_grad("HeadSlice", a, {&x}, y, p, 1u);
+    Tensor acc_x = base.clone().value();
+    run_on_gpu(*acc, {&x, &dy}, {&acc_x});
+    expect_close("HeadSlice", label, "dX acc", p, plus(base, *ref), acc_x, kElementwise,
+                 acc->describe());
+    // Partial: the slice's columns are dY's, the others the base's, untouched.
+    auto part = build_grad("HeadSlice", a, {&x}, y, p, 0u, ~0u, true);
+    Tensor part_x = base.clone().value();
+    run_on_gpu(*part, {&x, &dy}, {&part_x});
+    Tensor expected = to_f64(base);
+    const int64_t columns = c.x.back();
+    for (int64_t i = 0; i < expected.numel(); ++i) {
+      const int64_t col = i % columns;
+      if (col >= c.start && col < c.start + c.size) {
+        expected.mutable_data<double>()[i] = ref->data<double>()[i];
+      }
+    }
+    expect_close("HeadSlice", label, "dX part", p, expected, part_x, 0.0, part->describe());
+  }
+}
+
 TEST_CASE("GPU Sub/Mul/Div/Pow (broadcast) and Erf/Tanh/Sqrt/Gelu backward", "[gpu]") {
   PS_REQUIRE_GPU();
   const Precision p = Precision::kFp32;

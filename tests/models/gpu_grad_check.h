@@ -99,16 +99,18 @@ inline void expect_close(const std::string& op, const std::string& label, const 
   CHECK(e.max_rel <= tolerance);
 }
 
-// Builds the backward of the forward layer (op, attrs, inputs, output) with `accumulate`.
+// Builds the backward of the forward layer (op, attrs, inputs, output) with `accumulate`
+// (and GradSpec::partial).
 inline std::unique_ptr<GpuOp> build_grad(const std::string& op, const cpu::Attributes& a,
-                                  const std::vector<const Tensor*>& inputs, const Shape& y,
-                                  Precision p, uint32_t accumulate = 0, uint32_t wanted = ~0u) {
+                                         const std::vector<const Tensor*>& inputs, const Shape& y,
+                                         Precision p, uint32_t accumulate = 0,
+                                         uint32_t wanted = ~0u, bool partial = false) {
   std::vector<TensorSpec> in;
   for (const Tensor* t : inputs) in.push_back(t != nullptr ? spec_of(*t) : TensorSpec{});
   const std::vector<TensorSpec> out{TensorSpec{DType::kFloat32, y, false}};
   const OpSpec forward{op, "test", a, in, out};
   Result<std::unique_ptr<GpuOp>> g =
-      build_grad_op(GradSpec{forward, wanted, accumulate}, OpEnv{shared_runtime(), p});
+      build_grad_op(GradSpec{forward, wanted, accumulate, partial}, OpEnv{shared_runtime(), p});
   REQUIRE_OK(g);
   return std::move(g).value();
 }

@@ -5,20 +5,21 @@
 #include "tests/models/kernel_emulation.h"
 
 // The kernels, compiled for the host (one translation unit, as nvcc sees them).
-#include "cuda/kernels/elementwise.cu"
-#include "cuda/kernels/layout.cu"
-#include "cuda/kernels/norm_softmax.cu"
-#include "cuda/kernels/reduce.cu"
-
 #include <catch2/catch.hpp>
-
 #include <iterator>
 #include <optional>
 #include <random>
 
+#include "common/head_slice.h"
+#include "cuda/kernels/elementwise.cu"
+#include "cuda/kernels/layout.cu"
+#include "cuda/kernels/norm_softmax.cu"
+#include "cuda/kernels/reduce.cu"
+#include "models/cpu/grad.h"
 #include "models/cpu/ops.h"
 #include "models/gpu/index_plan.h"
 #include "tests/models/gpu_op_check.h"
+#include "tests/models/grad_check_util.h"
 
 namespace ps::models::gpu {
 namespace {
@@ -284,6 +285,70 @@ TEST_CASE("emulated copies (wide and narrow), the tiled transpose and Gather mat
   Tensor y = empty_like(expected);
   run3([&] { ps_gather_i64_u128(static_cast<const layout::U128*>(table.raw()), ids.data<int64_t>(), static_cast<layout::U128*>(y.mutable_raw()), p); });
   CHECK(max_rel(expected, y) == 0.0);
+}
+
+// HeadSlice's copies (models/gpu/head_slice_op.cc's plans): forward out of a wider row at a
+// column offset, tiled for the key's permutation; backward along X's order, copying and adding
+// (the tiled and strided adding kernels).
+TEST_CASE("emulated HeadSlice copies, forward and back, tiled and strided, copy and add",
+          "[gpu_kernel_emulation]") {
+  struct Case {
+    int64_t start;
+    std::vector<int64_t> perm;
+    bool tiled;
+  };
+  Tensor x = rnd(DType::kFloat32, {2, 37, 3 * 40}, -9, 9);
+  for (const Case& c : {Case{40, {0, 2, 3, 1}, true}, Case{80, {0, 2, 1, 3}, false}}) {
+    const cpu::Attributes a = attrs({attr_i("start", c.start), attr_i("size", 40),
+                                     attr_i("heads", 5), attr_ints("perm", c.perm)});
+    INFO("perm " << shape_string(c.perm));
+    const Tensor expected = reference1("HeadSlice", a, {&x});
+    auto l = head_slice_layout(x.shape(), c.start, 40, 5, c.perm);
+    REQUIRE(l.ok());
+    const float* src = x.data<float>() + l->x_base;
+    Tensor y = empty_like(expected);
+    const TiledTransposePlan fwd = plan_tiled_copy(l->y, l->x_strides, row_major_strides(l->y));
+    REQUIRE(fwd.ok == c.tiled);
+    if (fwd.ok) {
+      run_coop(
+          [&] {
+            ps_transpose_tiled_u32(reinterpret_cast<const uint32_t*>(src),
+                                   static_cast<uint32_t*>(y.mutable_raw()), fwd.params);
+          },
+          EmuDim{32, 8});
+    } else {
+      auto plan = plan_strided_copy(l->y, l->x_strides, row_major_strides(l->y), 0, 0, 4);
+      REQUIRE(plan.ok());
+      run3([&] {
+        ps_strided_copy_u32(reinterpret_cast<const uint32_t*>(src),
+                            static_cast<uint32_t*>(y.mutable_raw()), plan->narrow);
+      });
+    }
+    CHECK(max_rel(expected, y) == 0.0);
+
+    // Backward: dX's columns [start, start + 40) get dY back, added to a base.
+    const Tensor dy = rnd(DType::kFloat32, l->y, -9, 9);
+    Tensor dx = rnd(DType::kFloat32, x.shape(), -9, 9);
+    Tensor want = dx.clone().value();
+    Result<Tensor> scattered = cpu::head_slice_backward(a, x.shape(), grad_test::to_f64(dy));
+    REQUIRE(scattered.ok());
+    for (int64_t i = 0; i < want.numel(); ++i) {
+      want.mutable_data<float>()[i] += static_cast<float>(scattered->data<double>()[i]);
+    }
+    float* dst = dx.mutable_data<float>() + l->x_base;
+    const TiledTransposePlan bwd =
+        plan_tiled_copy(l->sliced, l->sliced_y_strides, l->sliced_x_strides);
+    REQUIRE(bwd.ok == c.tiled);
+    if (bwd.ok) {
+      run_coop([&] { ps_transpose_tiled_add_f32(dy.data<float>(), dst, bwd.params); },
+               EmuDim{32, 8});
+    } else {
+      auto plan = plan_strided_copy(l->sliced, l->sliced_y_strides, l->sliced_x_strides, 0, 0, 4);
+      REQUIRE(plan.ok());
+      run3([&] { ps_strided_add_f32(dy.data<float>(), dst, plan->narrow); });
+    }
+    CHECK(max_rel(want, dx) == 0.0);
+  }
 }
 
 Tensor zeros_like_f32(const Tensor& t) {

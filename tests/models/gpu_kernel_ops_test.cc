@@ -311,6 +311,28 @@ TEST_CASE("Transpose matches the CPU reference for random and BERT permutations"
   check("Transpose", attrs(), {&z}, kExact, "default (reversed) perm");
 }
 
+// fuse_head_projections' reads of a fused [B, S, 3 * hidden] product: query and value keep the
+// head size innermost (strided, 16-byte units), key moves it (tiled), at odd column offsets too.
+TEST_CASE("HeadSlice matches the CPU reference (BERT's query, key and value heads)",
+          "[gpu][gpu_kernel_ops]") {
+  PS_REQUIRE_GPU();
+  Tensor p = rnd(DType::kFloat32, {8, 251, 3 * 768});
+  for (const auto& [start, perm] : std::vector<std::pair<int64_t, std::vector<int64_t>>>{
+           {0, {0, 2, 1, 3}}, {768, {0, 2, 3, 1}}, {1536, {0, 2, 1, 3}}}) {
+    check("HeadSlice",
+          attrs({attr_i("start", start), attr_i("size", 768), attr_i("heads", 12),
+                 attr_ints("perm", perm)}),
+          {&p}, kExact, str_cat("BERT-base columns from ", start, " perm ", shape_string(perm)));
+  }
+  for (DType d : {DType::kFloat32, DType::kInt64, DType::kUInt8}) {
+    Tensor q = rnd(d, {3, 5, 29}, -100, 100);
+    check("HeadSlice",
+          attrs({attr_i("start", 3), attr_i("size", 24), attr_i("heads", 4),
+                 attr_ints("perm", {2, 0, 3, 1})}),
+          {&q}, kExact, str_cat(dtype_name(d), " columns 3..27, 4 heads"));
+  }
+}
+
 TEST_CASE("Slice matches the CPU reference with negative bounds and steps", "[gpu][gpu_kernel_ops]") {
   PS_REQUIRE_GPU();
   std::mt19937 rng(43);

@@ -106,6 +106,8 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
       if (wanted) readers[in] += 1;
     }
   }
+  // Partial writers (HeadSlices covering their input) each write their part: no accumulation.
+  std::map<uint32_t, int> partial_writes;
   std::set<uint32_t> seen;
   for (const BackwardStep& b : t.backward) {
     const auto& layer = m.layers(static_cast<int>(b.layer));
@@ -115,6 +117,12 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
       if (readers.count(in) == 0) continue;  // not wanted: no gradient, or cuDNN scratch
       REQUIRE(((b.wanted >> i) & 1u) == 1u);
       const bool acc = ((b.accumulate >> i) & 1u) != 0;
+      if (b.partial) {
+        CHECK(layer.op() == "HeadSlice");
+        CHECK_FALSE(acc);
+        partial_writes[in] += 1;
+        continue;
+      }
       CHECK(acc == (seen.count(in) != 0));
       (acc ? accumulates : writes)[in] += 1;
       seen.insert(in);
@@ -123,11 +131,16 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
   int shared = 0;
   for (const auto& [tensor, n] : readers) {
     INFO("tensor " << tensor << " '" << m.tensors(static_cast<int>(tensor)).name() << "'");
+    if (partial_writes.count(tensor) != 0) {
+      CHECK(partial_writes[tensor] == n);  // every reader writes its part, nobody else
+      CHECK(writes[tensor] + accumulates[tensor] == 0);
+      continue;
+    }
     CHECK(writes[tensor] == 1);
     CHECK(accumulates[tensor] == n - 1);
     if (n > 1) ++shared;
   }
-  CHECK(shared > 0);  // residual / branch inputs: the accumulation is exercised
+  CHECK((shared > 0 || !partial_writes.empty()));  // accumulation or partial writes exercised
 
   // A pass-through backward (Add without broadcast, view ops) gives dY's buffer to the first
   // input whose gradient it writes (not a weight's, dY's size); no other gradient is dY's
@@ -411,6 +424,51 @@ TEST_CASE("trainer plan: bert_tiny's token inputs, integer tensors and Softmax's
   refused = plan_training(m, options, every_op);
   REQUIRE_FALSE(refused.ok());
   CHECK_THAT(refused.status().message(), Catch::Contains("10 classes, the model outputs 2"));
+}
+
+// fuse_head_projections' three HeadSlices write the fused product's gradient between them:
+// each writes its own columns (partial), none accumulates or zeroes the others'. Without one of
+// them reaching the loss, or with the plain Transposes, nothing is partial.
+TEST_CASE("trainer plan: HeadSlices covering their input write their columns alone",
+          "[gpu_trainer_plan]") {
+  Result<onnx_loader::LoweredModel> fused = testing::lower_onnx_model(
+      testing::attention_classifier_model(), onnx_loader::Mode::kTraining);
+  INFO(fused.status().to_string());
+  REQUIRE(fused.ok());
+  const Manifest& m = fused->manifest;
+  TrainLayoutOptions options;
+  options.classes = 16;
+  const TrainLayout t = plan(m, options);
+  check_layout(m, t);
+  int partial = 0;
+  for (const BackwardStep& b : t.backward) {
+    const auto& layer = m.layers(static_cast<int>(b.layer));
+    INFO(layer.name());
+    CHECK(b.partial == (layer.op() == "HeadSlice"));
+    if (layer.op() == "HeadSlice") {
+      CHECK(b.accumulate == 0u);
+      ++partial;
+    }
+  }
+  CHECK(partial == 3);
+
+  // Narrow one slice: its columns no longer tile the product, so they accumulate again.
+  Manifest gap = m;
+  for (auto& layer : *gap.mutable_layers()) {
+    if (layer.op() != "HeadSlice") continue;
+    for (auto& a : *layer.mutable_attributes()) {
+      if (a.name() == "size") a.set_i(a.i() - 8);
+    }
+    break;
+  }
+  Result<TrainLayout> g = plan_training(gap, options, &gpu_has_backward);
+  REQUIRE(g.ok());
+  int accumulating = 0;
+  for (const BackwardStep& b : g->backward) {
+    CHECK_FALSE(b.partial);
+    accumulating += b.accumulate != 0 ? 1 : 0;
+  }
+  CHECK(accumulating >= 2);
 }
 
 TEST_CASE("trainer plan: refusals name the cause", "[gpu_trainer_plan]") {

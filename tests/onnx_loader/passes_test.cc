@@ -452,8 +452,8 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU, W^T and the
   REQUIRE(report->pass_names() ==
           std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                    "untie_parameters", "fuse_gelu", "fuse_matmul_transpose",
-                                   "fuse_linear_bias", "fuse_head_projections",
-                                   "fuse_matmul_scale", "fuse_add_softmax", "eliminate_dead_code"});
+                                   "fuse_linear_bias", "fuse_head_projections", "fuse_matmul_scale",
+                                   "fuse_add_softmax", "eliminate_dead_code"});
   // 15 with GELU's five nodes one Gelu, the Transpose, its MatMul and the bias Add one
   // MatMulTransB, the attention's MatMul and its Mul by a scalar one MatMulScale.
   CHECK(report->nodes_before == 15);
@@ -492,15 +492,14 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
   CHECK(report->pass_names() ==
         std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                  "untie_parameters", "fuse_gelu", "fuse_linear_bias",
-                                 "fuse_head_projections", "fuse_matmul_scale",
-                                 "fuse_add_softmax", "eliminate_dead_code"});
+                                 "fuse_head_projections", "fuse_matmul_scale", "fuse_add_softmax",
+                                 "eliminate_dead_code"});
   CHECK(b.count("MatMulTransB") == 0);
   CHECK(b.count("Transpose") == 1);
   CHECK(b.count("Gelu") == 1);
   CHECK(skippable_passes(Mode::kTraining) ==
         std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose", "fuse_linear_bias",
-                                 "fuse_head_projections", "fuse_matmul_scale",
-                                 "fuse_add_softmax"});
+                                 "fuse_head_projections", "fuse_matmul_scale", "fuse_add_softmax"});
   CHECK(skippable_passes(Mode::kInference).size() == 9);
   Builder c = make_mixed_graph();
   Result<PipelineReport> inference = run_passes(c.graph, Mode::kInference, {"fuse_gelu"});

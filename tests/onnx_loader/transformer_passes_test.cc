@@ -7,6 +7,7 @@
 #include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_add_softmax.h"
 #include "onnx_loader/passes/fuse_gelu.h"
+#include "onnx_loader/passes/fuse_head_projections.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
 #include "onnx_loader/passes/fuse_linear_bias.h"
 #include "onnx_loader/passes/fuse_matmul_bias.h"
@@ -892,6 +893,113 @@ TEST_CASE("fuse_add_softmax: near misses are left unchanged", "[passes]") {
     MaskedSoftmax g = make_masked_softmax(false);
     g.b.graph.nodes[2].op = "LogSoftmax";
     CHECK(fused(passes::fuse_add_softmax(g.b.graph)) == 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query, key and value as one product
+
+// x [2, 5, 8] read by three MatMulTransB(x, W [8, 8], b) -> Reshape [2, 5, 2, 4] -> Transpose,
+// the key's perm [0, 2, 3, 1], as fuse_linear_bias leaves BERT's self-attention. Returns the
+// Transpose outputs; `heads` per projection, `extra_reader` gives the key's product a second
+// reader.
+struct Projections {
+  Builder b;
+  int x = -1;
+  std::vector<int> heads_out, weights, biases;
+};
+Projections make_projections(std::vector<int64_t> heads = {2, 2, 2}, bool extra_reader = false) {
+  Projections p;
+  p.x = p.b.input("x", {2, 5, 8});
+  const char* names[] = {"query", "key", "value"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string s = str_cat("/layer.0/attention/self/", names[i], "/");
+    const int w = p.b.weight(str_cat(names[i], ".weight"), {8, 8}, ramp(64));
+    const int bias = p.b.weight(str_cat(names[i], ".bias"), {8}, ramp(8));
+    const int mm = p.b.node("MatMulTransB", s + "MatMulTransB", {p.x, w, bias}, {2, 5, 8});
+    const int64_t h = heads[static_cast<size_t>(i)];
+    const int shape = p.b.constant(str_cat(names[i], ".shape"),
+                                   testing::int64_tensor({4}, {0, 0, h, 8 / h}), false);
+    const int r = p.b.node("Reshape", s + "Reshape", {mm, shape}, {2, 5, h, 8 / h});
+    const std::vector<int64_t> perm =
+        i == 1 ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{0, 2, 1, 3};
+    Shape out;
+    for (int64_t d : perm) out.push_back(Shape{2, 5, h, 8 / h}[static_cast<size_t>(d)]);
+    const int t = p.b.node("Transpose", s + "Transpose", {r}, out, {{"perm", ints(perm)}});
+    p.b.output(t);
+    if (extra_reader && i == 1) p.b.output(p.b.node("Relu", s + "Relu", {mm}, {2, 5, 8}));
+    p.heads_out.push_back(t);
+    p.weights.push_back(w);
+    p.biases.push_back(bias);
+  }
+  return p;
+}
+
+TEST_CASE("fuse_head_projections: three projections of one input become one product", "[passes]") {
+  Projections p = make_projections();
+  REQUIRE(fused(passes::fuse_head_projections(p.b.graph)) == 1);
+  REQUIRE(p.b.graph.validate().ok());
+  CHECK(p.b.count("MatMulTransB") == 1);
+  CHECK(p.b.count("Concat") == 2);
+  CHECK(p.b.count("HeadSlice") == 3);
+  CHECK(p.b.count("Reshape") == 0);
+  CHECK(p.b.count("Transpose") == 0);
+  CHECK(p.b.live() == 6);
+  const Node* mm = p.b.find("MatMulTransB");
+  REQUIRE(mm != nullptr);
+  CHECK(mm->inputs[0] == p.x);
+  CHECK(mm->name == "/layer.0/attention/self/query/HeadProjection");
+  CHECK(p.b.graph.values[mm->outputs[0]].shape == Shape{2, 5, 24});
+  // The Concats read the parameters themselves, in order: names and shapes unchanged.
+  const Value& w = p.b.graph.values[mm->inputs[1]];
+  REQUIRE(w.producer >= 0);
+  CHECK(p.b.graph.nodes[w.producer].inputs == p.weights);
+  CHECK(p.b.graph.nodes[w.producer].attr_int("axis", -1) == 0);
+  CHECK(w.shape == Shape{24, 8});
+  CHECK(p.b.graph.nodes[p.b.graph.values[mm->inputs[2]].producer].inputs == p.biases);
+  CHECK(p.b.graph.values[p.weights[0]].name == "query.weight");
+  // Each head tensor is the HeadSlice of its columns with its permutation.
+  for (int i = 0; i < 3; ++i) {
+    const Value& t = p.b.graph.values[p.heads_out[static_cast<size_t>(i)]];
+    REQUIRE(t.producer >= 0);
+    const Node& slice = p.b.graph.nodes[t.producer];
+    CHECK(slice.op == "HeadSlice");
+    CHECK(slice.inputs == std::vector<int>{mm->outputs[0]});
+    CHECK(slice.attr_int("start", -1) == 8 * i);
+    CHECK(slice.attr_int("size", -1) == 8);
+    CHECK(slice.attr_int("heads", -1) == 2);
+    CHECK(slice.attr_ints("perm") ==
+          (i == 1 ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{0, 2, 1, 3}));
+  }
+}
+
+TEST_CASE("fuse_head_projections: near misses stay as they are", "[passes]") {
+  SECTION("the key's product has another reader: query and value fuse") {
+    Projections p = make_projections({2, 2, 2}, true);
+    REQUIRE(fused(passes::fuse_head_projections(p.b.graph)) == 1);
+    REQUIRE(p.b.graph.validate().ok());
+    CHECK(p.b.count("MatMulTransB") == 2);
+    CHECK(p.b.count("HeadSlice") == 2);
+    CHECK(p.b.count("Transpose") == 1);
+  }
+  SECTION("different head counts: only the two alike fuse") {
+    Projections p = make_projections({2, 4, 2});
+    REQUIRE(fused(passes::fuse_head_projections(p.b.graph)) == 1);
+    CHECK(p.b.count("HeadSlice") == 2);
+    CHECK(p.b.count("MatMulTransB") == 2);
+  }
+  SECTION("one projection alone is left") {
+    Builder b;
+    const int x = b.input("x", {2, 5, 8});
+    const int mm =
+        b.node("MatMulTransB", "/q/MatMulTransB",
+               {x, b.weight("w", {8, 8}, ramp(64)), b.weight("b", {8}, ramp(8))}, {2, 5, 8});
+    const int shape = b.constant("s", testing::int64_tensor({4}, {0, 0, 2, 4}), false);
+    const int r = b.node("Reshape", "/q/Reshape", {mm, shape}, {2, 5, 2, 4});
+    b.output(
+        b.node("Transpose", "/q/Transpose", {r}, {2, 2, 5, 4}, {{"perm", ints({0, 2, 1, 3})}}));
+    CHECK(fused(passes::fuse_head_projections(b.graph)) == 0);
+    CHECK(b.count("Transpose") == 1);
   }
 }
 
