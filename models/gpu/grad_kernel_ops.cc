@@ -222,7 +222,10 @@ class ConcatGradOp final : public GpuOp {
       const CUdeviceptr dx = args.outputs[c.slot];
       const bool wide = aligned({dy, dx}, c.plan.wide_alignment());
       const kernels::StridedCopyParams& p = wide ? c.plan.wide : c.plan.narrow;
-      if (p.count == 0) continue;
+      if (p.count == 0 ||
+          copies_onto_itself(p, wide ? c.plan.wide_unit : c.plan.narrow_unit, dy, dx)) {
+        continue;  // dX is dY's slice itself (a Concat of weights side by side)
+      }
       PS_TRY((wide ? c.wide : c.narrow).launch(args.stream, grid_for(p.count), kBlock, 0, dy, dx, p));
     }
     return Status::OK();

@@ -82,6 +82,16 @@ Status launch_reduce(const cuda::Kernel& kernel, const cuda::Stream& stream, con
 // Kernel name suffix for an element unit of `bytes` (1, 2, 4, 8, 16): "u8" ... "u128".
 const char* unit_suffix(size_t bytes);
 
+// Whether the copy `p` (units of `unit` bytes) from `src` to `dst` puts every element where it
+// already is: one contiguous run whose source and destination are the same bytes. The copy ops
+// skip it (a Concat of weights the trainer placed side by side: trainer_plan.h).
+inline bool copies_onto_itself(const kernels::StridedCopyParams& p, size_t unit, CUdeviceptr src,
+                               CUdeviceptr dst) {
+  return p.rank == 1 && p.in_strides[0] == 1 && p.out_strides[0] == 1 &&
+         src + static_cast<CUdeviceptr>(p.in_base) * unit ==
+             dst + static_cast<CUdeviceptr>(p.out_base) * unit;
+}
+
 // Looks a kernel up at plan time, naming it on failure.
 Result<cuda::Kernel> find_kernel(const OpEnv& env, const std::string& name);
 

@@ -34,7 +34,10 @@ Status launch_copy(const CopyStep& s, const LaunchArgs& args) {
   const CUdeviceptr src = args.inputs[s.in], dst = args.outputs[s.out];
   const bool wide = aligned({src, dst}, s.plan.wide_unit);
   const kernels::StridedCopyParams& p = wide ? s.plan.wide : s.plan.narrow;
-  if (p.count == 0) return Status::OK();
+  if (p.count == 0 ||
+      copies_onto_itself(p, wide ? s.plan.wide_unit : s.plan.narrow_unit, src, dst)) {
+    return Status::OK();
+  }
   return (wide ? s.wide : s.narrow).launch(args.stream, grid_for(p.count), kBlock, 0, src, dst, p);
 }
 

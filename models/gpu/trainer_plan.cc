@@ -85,6 +85,69 @@ int64_t layer_attr_int(const Layer& layer, std::string_view name, int64_t fallba
   return fallback;
 }
 
+// A Concat of whole weights along axis 0 (fuse_head_projections' joined query, key and value
+// weights and biases): placed side by side in the params region (and their gradients in the
+// grads region), its output IS their bytes and its gradient theirs, so neither the forward
+// nor the backward copies anything (the copy ops skip a copy onto itself). Each member: a float
+// weight read by this layer alone, its bytes a multiple of kTrainAlign (no padding between).
+struct WeightConcat {
+  int layer = -1;
+  uint32_t output = 0;
+  std::vector<uint32_t> members;  // tensors, in the Concat's order
+};
+
+std::vector<WeightConcat> find_weight_concats(const Manifest& m, const TrainLayout& t) {
+  std::vector<int> readers(static_cast<size_t>(m.tensors_size()), 0);
+  for (const Layer& layer : m.layers()) {
+    for (uint32_t in : layer.inputs()) readers[in] += 1;
+  }
+  std::vector<WeightConcat> found;
+  for (int l = 0; l < m.layers_size(); ++l) {
+    const Layer& layer = m.layers(l);
+    if (layer.op() != "Concat" || layer.outputs_size() != 1 || layer.inputs_size() < 1) continue;
+    const auto& out = m.tensors(static_cast<int>(layer.outputs(0)));
+    const int64_t axis = layer_attr_int(layer, "axis", -1);
+    if (out.dtype() != pipeswitch::psm::DT_FLOAT32 || out.shape_size() < 1 ||
+        !(axis == 0 || axis == -out.shape_size())) {
+      continue;
+    }
+    WeightConcat c{l, layer.outputs(0), {}};
+    for (uint32_t in : layer.inputs()) {
+      const int32_t w = t.weight_index[in];
+      if (w < 0 || readers[in] != 1) break;
+      const TrainWeight& weight = t.weights[static_cast<size_t>(w)];
+      if (!weight.is_float || weight.bytes == 0 || weight.bytes % kTrainAlign != 0) break;
+      c.members.push_back(in);
+    }
+    if (c.members.size() == static_cast<size_t>(layer.inputs_size())) found.push_back(std::move(c));
+  }
+  return found;
+}
+
+// Offsets for `order` (indices into t.weights) of `bytes_of(weight)` each, kTrainAlign apart,
+// the members of each group in `groups` (by weight index: the group's position) side by side
+// from where its first member comes. Returns the bytes used.
+template <typename BytesOf, typename Set>
+uint64_t place_weights(const std::vector<size_t>& order, const std::vector<int>& group_of,
+                       const std::vector<std::vector<size_t>>& groups, BytesOf bytes_of, Set set) {
+  uint64_t cursor = 0;
+  std::vector<bool> placed(group_of.size(), false);
+  auto place = [&](size_t w) {
+    placed[w] = true;
+    set(w, cursor);
+    cursor += align_up(std::max<uint64_t>(bytes_of(w), 1), kTrainAlign);
+  };
+  for (size_t w : order) {
+    if (placed[w]) continue;
+    if (group_of[w] < 0) {
+      place(w);
+      continue;
+    }
+    for (size_t member : groups[static_cast<size_t>(group_of[w])]) place(member);
+  }
+  return cursor;
+}
+
 // GradSpec::partial for the HeadSlices that write a tensor's whole gradient between them (see
 // the header): every backward that writes it is a HeadSlice reading it as input 0, and their
 // [start, start + size) ranges tile its last dimension.
@@ -315,9 +378,8 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     return corrupt("GpuTrainer: no layer produces the output '", out.name(), "'");
   }
 
-  // Weights: the params region, tensor order.
+  // Weights: the params region, tensor order (but see WeightConcat).
   t.weight_index.assign(static_cast<size_t>(tensor_count), -1);
-  uint64_t cursor = 0;
   for (int i = 0; i < tensor_count; ++i) {
     const TensorProto& spec = m.tensors(i);
     if (spec.kind() != TensorProto::WEIGHT) continue;
@@ -330,12 +392,26 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     w.shape = shape_of(spec);
     w.count = element_count(w.shape);
     w.bytes = static_cast<uint64_t>(w.count) * (w.is_float ? 4 : dtype_size(dtype));
-    w.offset = cursor;
-    cursor += align_up(std::max<uint64_t>(w.bytes, 1), kTrainAlign);
     t.weight_index[static_cast<size_t>(i)] = static_cast<int32_t>(t.weights.size());
     t.weights.push_back(std::move(w));
   }
-  t.params_bytes = cursor;
+  // Tensor order, but for the members of a Concat of weights, side by side (WeightConcat).
+  const std::vector<WeightConcat> weight_concats = find_weight_concats(m, t);
+  std::vector<int> concat_of(t.weights.size(), -1);  // by weight index
+  std::vector<std::vector<size_t>> concat_members;
+  for (const WeightConcat& c : weight_concats) {
+    concat_members.emplace_back();
+    for (uint32_t tensor : c.members) {
+      const auto w = static_cast<size_t>(t.weight_index[tensor]);
+      concat_of[w] = static_cast<int>(concat_members.size() - 1);
+      concat_members.back().push_back(w);
+    }
+  }
+  std::vector<size_t> all_weights(t.weights.size());
+  std::iota(all_weights.begin(), all_weights.end(), 0);
+  t.params_bytes = place_weights(
+      all_weights, concat_of, concat_members, [&](size_t w) { return t.weights[w].bytes; },
+      [&](size_t w, uint64_t offset) { t.weights[w].offset = offset; });
   auto weight_of = [&](uint32_t tensor) -> TrainWeight* {
     const int32_t w = t.weight_index[tensor];
     return w < 0 ? nullptr : &t.weights[static_cast<size_t>(w)];
@@ -419,19 +495,32 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
 
   mark_covering_head_slices(m, t);
 
-  // Persistent gradient and momentum buffers of the weights that get a gradient.
-  uint64_t grads = 0, momentum = 0;
+  // Persistent gradient and momentum buffers of the weights that get a gradient; a Concat of
+  // weights whose members all get one has them side by side too (its gradient is theirs).
+  std::vector<size_t> with_grad;
   for (size_t w = 0; w < t.weights.size(); ++w) {
-    TrainWeight& weight = t.weights[w];
-    if (!wants_grad(weight.tensor) || !has_grad[weight.tensor]) continue;
-    weight.grad = grads;
-    grads += align_up(std::max<uint64_t>(weight.bytes, 1), kTrainAlign);
-    if (options.momentum) {
-      weight.momentum = momentum;
-      momentum += align_up(std::max<uint64_t>(weight.bytes, 1), kTrainAlign);
-    }
-    t.sgd.push_back(static_cast<uint32_t>(w));
+    if (wants_grad(t.weights[w].tensor) && has_grad[t.weights[w].tensor]) with_grad.push_back(w);
   }
+  std::vector<bool> grad_view(concat_members.size(), true);
+  for (size_t g = 0; g < concat_members.size(); ++g) {
+    for (size_t w : concat_members[g]) {
+      grad_view[g] =
+          grad_view[g] && std::find(with_grad.begin(), with_grad.end(), w) != with_grad.end();
+    }
+  }
+  std::vector<int> grad_concat_of = concat_of;
+  for (int& g : grad_concat_of) {
+    if (g >= 0 && !grad_view[static_cast<size_t>(g)]) g = -1;
+  }
+  auto bytes_of = [&](size_t w) { return t.weights[w].bytes; };
+  const uint64_t grads = place_weights(with_grad, grad_concat_of, concat_members, bytes_of,
+                                       [&](size_t w, uint64_t at) { t.weights[w].grad = at; });
+  uint64_t momentum = 0;
+  if (options.momentum) {
+    momentum = place_weights(with_grad, grad_concat_of, concat_members, bytes_of,
+                             [&](size_t w, uint64_t at) { t.weights[w].momentum = at; });
+  }
+  for (size_t w : with_grad) t.sgd.push_back(static_cast<uint32_t>(w));
   t.grads_offset = t.params_bytes;
   t.grads_bytes = grads;
   t.momentum_offset = t.grads_offset + grads;
@@ -439,6 +528,15 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   for (TrainWeight& w : t.weights) {
     if (w.grad != kNoBuffer) w.grad += t.grads_offset;
     if (w.momentum != kNoBuffer) w.momentum += t.momentum_offset;
+  }
+  // The Concats of weights: their outputs' block offsets (and their gradients').
+  std::vector<uint64_t> weight_view(static_cast<size_t>(tensor_count), kNoBuffer);
+  std::vector<uint64_t> grad_view_at(static_cast<size_t>(tensor_count), kNoBuffer);
+  for (size_t g = 0; g < weight_concats.size(); ++g) {
+    const TrainWeight& first = t.weights[concat_members[g][0]];
+    weight_view[weight_concats[g].output] = first.offset;
+    if (grad_view[g] && first.grad != kNoBuffer)
+      grad_view_at[weight_concats[g].output] = first.grad;
   }
   t.patterns_offset = t.momentum_offset + momentum;
   t.patterns_bytes =
@@ -466,6 +564,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
       continue;
     const uint32_t in = layer.inputs(0), out = layer.outputs(0);
     if (kind_of(in) != TensorProto::INPUT && producer[in] < 0) continue;  // a weight, a constant
+    if (weight_view[in] != kNoBuffer) continue;                           // weights' bytes
     PS_ASSIGN_OR_RETURN(const uint64_t in_bytes, act_bytes(in));
     PS_ASSIGN_OR_RETURN(const uint64_t out_bytes, act_bytes(out));
     if (in_bytes == out_bytes) view_of[out] = view_of[in] >= 0 ? view_of[in] : in;  // the root
@@ -473,7 +572,10 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   for (int i = 0; i < tensor_count; ++i) {
     const auto tensor = static_cast<uint32_t>(i);
     const bool is_input = kind_of(tensor) == TensorProto::INPUT;
-    if ((!is_input && producer[tensor] < 0) || view_of[tensor] >= 0) continue;
+    if ((!is_input && producer[tensor] < 0) || view_of[tensor] >= 0 ||
+        weight_view[tensor] != kNoBuffer) {
+      continue;
+    }
     PS_ASSIGN_OR_RETURN(const uint64_t bytes, act_bytes(tensor));
     const int first = is_input ? time.data() : time.forward(producer[tensor]);
     act_buffer[tensor] = add(ArenaBuffer::Kind::kActivation, tensor, bytes, first, first);
@@ -485,7 +587,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     const Layer& layer = m.layers(l);
     for (int i = 0; i < layer.inputs_size(); ++i) {
       const uint32_t tensor = layer.inputs(i);
-      if (kind_of(tensor) == TensorProto::WEIGHT) continue;
+      if (kind_of(tensor) == TensorProto::WEIGHT || weight_view[tensor] != kNoBuffer) continue;
       if (act_buffer[tensor] < 0) {
         return corrupt("GpuTrainer: ", layer_label(m, l), " reads tensor ", tensor, " '",
                        m.tensors(static_cast<int>(tensor)).name(),
@@ -534,7 +636,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
       const uint32_t tensor = layer.inputs(i);
       const uint32_t bit = 1u << i;
       if ((b.wanted & bit) == 0 || (b.accumulate & bit) != 0 ||
-          kind_of(tensor) == TensorProto::WEIGHT ||
+          kind_of(tensor) == TensorProto::WEIGHT || grad_view_at[tensor] != kNoBuffer ||
           numel_of(tensor) != numel_of(layer.outputs(0))) {
         continue;
       }
@@ -549,8 +651,10 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   };
   for (int i = 0; i < tensor_count; ++i) {
     const auto tensor = static_cast<uint32_t>(i);
-    if (!has_grad[tensor] || kind_of(tensor) == TensorProto::WEIGHT || shares[tensor] >= 0)
+    if (!has_grad[tensor] || kind_of(tensor) == TensorProto::WEIGHT || shares[tensor] >= 0 ||
+        grad_view_at[tensor] != kNoBuffer) {
       continue;
+    }
     grad_buffer[tensor] =
         add(ArenaBuffer::Kind::kGradient, tensor, static_cast<uint64_t>(numel_of(tensor)) * 4,
             grad_first[tensor], grad_last(tensor));
@@ -587,7 +691,12 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
   // Operand offsets.
   auto value_offset = [&](uint32_t tensor) -> uint64_t {
     if (const TrainWeight* w = weight_of(tensor)) return w->offset;
+    if (weight_view[tensor] != kNoBuffer) return weight_view[tensor];
     return arena_at(act_buffer[tensor]);
+  };
+  auto grad_offset = [&](uint32_t tensor) -> uint64_t {
+    if (grad_view_at[tensor] != kNoBuffer) return grad_view_at[tensor];
+    return arena_at(grad_buffer[tensor]);
   };
   t.forward.resize(static_cast<size_t>(layer_count));
   for (int l = 0; l < layer_count; ++l) {
@@ -605,7 +714,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
     BackwardStep& b = t.backward[s];
     const Layer& layer = m.layers(static_cast<int>(b.layer));
     b.inputs = t.forward[b.layer].inputs;
-    b.inputs.push_back(arena_at(grad_buffer[layer.outputs(0)]));
+    b.inputs.push_back(grad_offset(layer.outputs(0)));
     if (saved[b.layer].first >= 0) {
       b.inputs.push_back(arena_at(saved[b.layer].first));
       b.inputs.push_back(arena_at(saved[b.layer].second));
@@ -621,7 +730,7 @@ Result<TrainLayout> plan_training(const Manifest& m, const TrainLayoutOptions& o
       } else if (const TrainWeight* w = weight_of(tensor)) {
         b.outputs[static_cast<size_t>(i)] = w->grad;
       } else {
-        b.outputs[static_cast<size_t>(i)] = arena_at(grad_buffer[tensor]);
+        b.outputs[static_cast<size_t>(i)] = grad_offset(tensor);
       }
     }
   }

@@ -163,6 +163,10 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
                             m.tensors(static_cast<int>(in)).kind() != TensorProto::WEIGHT &&
                             numel(in) == numel(layer.outputs(0));
       INFO(layer.op() << " layer " << b.layer << " input " << i);
+      // A Concat of weights side by side: its gradient IS its first member's (in place).
+      const bool weight_concat = layer.op() == "Concat" && i == 0 &&
+                                 m.tensors(static_cast<int>(in)).kind() == TensorProto::WEIGHT;
+      if (weight_concat && b.outputs[0] == dy) continue;
       CHECK((b.outputs[static_cast<size_t>(i)] == dy) == eligible);
       if (eligible) {
         taken = true;
@@ -451,6 +455,46 @@ TEST_CASE("trainer plan: HeadSlices covering their input write their columns alo
     }
   }
   CHECK(partial == 3);
+
+  // The Concat of the query/key/value weights: members side by side in the params and grads
+  // regions, the output and its gradient theirs (no arena buffer), so the product reads the
+  // weights and writes their gradients in place. The biases' (16 floats, 64 bytes: not whole
+  // 256-byte units) stays a copy into the arena.
+  int views = 0;
+  for (int l = 0; l < m.layers_size(); ++l) {
+    const auto& layer = m.layers(l);
+    if (layer.op() != "Concat") continue;
+    INFO(layer.name());
+    if (t.weights[static_cast<size_t>(t.weight_index[layer.inputs(0)])].bytes % kTrainAlign != 0) {
+      CHECK(t.forward[static_cast<size_t>(l)].outputs[0] >= t.arena_offset);
+      continue;
+    }
+    const TrainWeight* prev = nullptr;
+    for (uint32_t in : layer.inputs()) {
+      const TrainWeight& w = t.weights[static_cast<size_t>(t.weight_index[in])];
+      if (prev != nullptr) {
+        CHECK(w.offset == prev->offset + prev->bytes);
+        CHECK(w.grad == prev->grad + prev->bytes);
+      }
+      prev = &w;
+    }
+    const TrainWeight& first = t.weights[static_cast<size_t>(t.weight_index[layer.inputs(0)])];
+    CHECK(t.forward[static_cast<size_t>(l)].outputs[0] == first.offset);
+    for (const ArenaBuffer& a : t.arena) CHECK(a.tensor != layer.outputs(0));
+    for (const BackwardStep& b : t.backward) {
+      const auto& reader = m.layers(static_cast<int>(b.layer));
+      if (static_cast<int>(b.layer) == l) {
+        CHECK(b.inputs[static_cast<size_t>(layer.inputs_size())] == first.grad);  // dY
+        CHECK(b.outputs[0] == first.grad);
+      }
+      for (int i = 0; i < reader.inputs_size(); ++i) {
+        if (reader.inputs(i) == layer.outputs(0))
+          CHECK(b.outputs[static_cast<size_t>(i)] == first.grad);
+      }
+    }
+    ++views;
+  }
+  CHECK(views == 1);
 
   // Narrow one slice: its columns no longer tile the product, so they accumulate again.
   Manifest gap = m;

@@ -164,8 +164,8 @@ Tensor difference(const Tensor& a, const Tensor& b) {
   return d;
 }
 
-void one_step_against_cpu(const std::string& model, int64_t batch, int64_t classes = 10) {
-  const onnx_loader::LoweredModel m = lower_training(model, batch);
+void one_step_against_cpu(const onnx_loader::LoweredModel& m, const std::string& model,
+                          int64_t batch, int64_t classes) {
   GpuTrainerOptions o = gpu_options();
   o.data.classes = classes;
   cuda::DevicePool pool = make_pool();
@@ -250,6 +250,10 @@ void one_step_against_cpu(const std::string& model, int64_t batch, int64_t class
       cpu->state().weights.size(), worst_weight, worst_weight_name.c_str());
 }
 
+void one_step_against_cpu(const std::string& model, int64_t batch, int64_t classes = 10) {
+  one_step_against_cpu(lower_training(model, batch), model, batch, classes);
+}
+
 TEST_CASE("GpuTrainer: one step's gradients and weights match the CPU trainer (fp32)",
           "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
@@ -263,6 +267,18 @@ TEST_CASE("GpuTrainer: bert_tiny's step on token ids matches the CPU trainer (fp
           "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
   one_step_against_cpu("bert_tiny", 4, 2);
+}
+
+// fuse_head_projections' form: one product over the Concat'ed query/key/value weights (placed
+// side by side: the Concat a view, its gradient the weights'), the biases' Concat a copy (64
+// bytes each), three HeadSlices writing their columns of the product's gradient (partial).
+TEST_CASE("GpuTrainer: fused query/key/value projections match the CPU trainer (fp32)",
+          "[gpu][gpu_trainer]") {
+  PS_REQUIRE_GPU();
+  Result<onnx_loader::LoweredModel> m = models::testing::lower_onnx_model(
+      models::testing::attention_classifier_model(), onnx_loader::Mode::kTraining, {}, 4);
+  REQUIRE_OK(m);
+  one_step_against_cpu(*m, "attention classifier", 4, 16);
 }
 
 // Ten steps two ways. Each step from the same state: the GPU trainer's state after step s is
