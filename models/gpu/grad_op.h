@@ -51,7 +51,7 @@ struct GradEntry {
 // Reshape: every op of the training-mode ResNet and Inception manifests; and for BERT's
 // (opsets 13 and 17) Div, Erf, Exp, Gather, Gelu, LayerNormalization, MatMul, Mul, Neg, Pow,
 // ReduceMean, Softmax, Sqrt, Squeeze, Sub, Tanh, Transpose, Unsqueeze (docs/training.md), and
-// the fused MatMulScale, MatMulTransB and AddSoftmax.
+// the fused MatMulScale, MatMulTransB and AddSoftmax, and HeadSlice (fuse_head_projections).
 std::span<const GradEntry> grad_op_table();
 // Builds the backward of spec.forward. Errors: kUnsupported when no backward exists (naming
 // the op), else the builder's error prefixed with the op and layer name.
