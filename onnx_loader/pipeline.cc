@@ -91,6 +91,9 @@ std::vector<NamedPass> inference_passes() {
       {"fold_batchnorm", passes::fold_batchnorm_into_conv},
       {"fuse_conv", passes::fuse_conv_activation},
       {"fuse_matmul_bias", passes::fuse_matmul_bias},
+      // Then attention's query, key and value as one MatMulBias over joined constants, read
+      // by HeadSlices (passes/fuse_head_projections.h).
+      {"fuse_head_projections", passes::fuse_head_projections},
       {"fuse_layernorm", passes::fuse_layernorm},
       {"fuse_add_layernorm", passes::fuse_add_layernorm},
       {"fuse_gelu", passes::fuse_gelu},

@@ -43,8 +43,9 @@ bool is_parameter(const Value& value);
 
 // Runs the passes of `mode` over `graph` in place, in this order:
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
-//              fuse_matmul_bias, fuse_layernorm, fuse_add_layernorm, fuse_gelu,
-//              remove_zero_add, fuse_matmul_scale, fuse_add_softmax, eliminate_dead_code;
+//              fuse_matmul_bias, fuse_head_projections, fuse_layernorm, fuse_add_layernorm,
+//              fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax,
+//              eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, untie_parameters, fuse_gelu,
 //              fuse_matmul_transpose, fuse_linear_bias, fuse_head_projections,
 //              fuse_matmul_scale, fuse_add_softmax, eliminate_dead_code

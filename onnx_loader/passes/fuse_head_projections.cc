@@ -8,12 +8,15 @@
 namespace ps::onnx_loader::passes {
 namespace {
 
-// One projection of a group: MatMulTransB(X, W, b) -> Reshape -> Transpose(perm).
+// One projection of a group: MatMulTransB(X, W [N, K], b) or MatMulBias(X, W [K, N], b), then
+// Reshape, then Transpose(perm).
 struct Projection {
   int matmul = -1, reshape = -1, transpose = -1;
   int weight = -1, bias = -1;
-  int64_t rows = 0;   // N: W is [N, K]
-  int64_t heads = 0;  // the Reshape's second-to-last dim
+  bool trans_b = true;  // MatMulTransB: W [N, K]; MatMulBias: W [K, N]
+  int64_t rows = 0;     // N
+  int64_t depth = 0;    // K
+  int64_t heads = 0;    // the Reshape's second-to-last dim
   std::vector<int64_t> perm;
 };
 
@@ -29,9 +32,12 @@ std::optional<Projection> match(const Graph& graph, int matmul_index) {
   p.matmul = matmul_index;
   p.weight = mm.inputs[1];
   p.bias = mm.inputs[2];
+  p.trans_b = mm.op == "MatMulTransB";
   if (!is_f32_constant(graph, p.weight, 2) || !is_f32_constant(graph, p.bias, 1))
     return std::nullopt;
-  p.rows = constant_of(graph, p.weight)->shape[0];
+  const Shape& w = constant_of(graph, p.weight)->shape;
+  p.rows = p.trans_b ? w[0] : w[1];
+  p.depth = p.trans_b ? w[1] : w[0];
   if (constant_of(graph, p.bias)->shape[0] != p.rows) return std::nullopt;
   const int product = mm.outputs[0];
   const std::optional<Shape> p_shape = static_shape(graph, product);
@@ -77,29 +83,68 @@ int add_value(Graph& graph, const std::string& base, DType dtype, Shape shape) {
   return graph.add_value(std::move(v));
 }
 
+// The constants of `values` (float32, [rows_i, cols] each along axis 0, [cols, n_i] along axis
+// 1 of 2-D ones, [n_i] of 1-D ones) joined along `axis`.
+TensorData join_constants(const Graph& graph, const std::vector<int>& values, size_t axis) {
+  TensorData out;
+  out.dtype = DType::kFloat32;
+  out.shape = constant_of(graph, values[0])->shape;
+  out.shape[axis] = 0;
+  for (int v : values) out.shape[axis] += constant_of(graph, v)->shape[axis];
+  const int64_t rows = axis == 1 ? out.shape[0] : 1;
+  out.bytes.reserve(static_cast<size_t>(element_count(out.shape)) * 4);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int v : values) {
+      const TensorData& in = *constant_of(graph, v);
+      const size_t row_bytes = in.bytes.size() / static_cast<size_t>(rows);
+      const auto* begin = in.bytes.data() + static_cast<size_t>(r) * row_bytes;
+      out.bytes.insert(out.bytes.end(), begin, begin + row_bytes);
+    }
+  }
+  return out;
+}
+
 void fuse_group(Graph& graph, int x, const std::vector<Projection>& group) {
-  const Node& first = graph.nodes[group[0].matmul];
-  const std::string scope = fused_node_name(first.name, "HeadProjection");
-  const int64_t k = constant_of(graph, group[0].weight)->shape[1];
+  // Copies: adding nodes below moves graph.nodes.
+  const std::string op = graph.nodes[group[0].matmul].op;
+  const std::string scope = fused_node_name(graph.nodes[group[0].matmul].name, "HeadProjection");
+  const int first_product = graph.nodes[group[0].matmul].outputs[0];
+  const int64_t k = group[0].depth;
   int64_t rows = 0;
-  Node concat_w, concat_b;
-  concat_w.op = concat_b.op = "Concat";
-  concat_w.attrs["axis"] = concat_b.attrs["axis"] = Attribute{int64_t{0}};
+  std::vector<int> weights, biases;
   for (const Projection& p : group) {
-    concat_w.inputs.push_back(p.weight);
-    concat_b.inputs.push_back(p.bias);
+    weights.push_back(p.weight);
+    biases.push_back(p.bias);
     rows += p.rows;
   }
-  concat_w.name = str_cat(scope, "/ConcatWeight");
-  concat_b.name = str_cat(scope, "/ConcatBias");
-  concat_w.outputs = {add_value(graph, str_cat(scope, ".weight"), DType::kFloat32, {rows, k})};
-  concat_b.outputs = {add_value(graph, str_cat(scope, ".bias"), DType::kFloat32, {rows})};
-  Shape p_shape = *static_shape(graph, first.outputs[0]);
+  int joined_w = -1, joined_b = -1;
+  if (group[0].trans_b) {
+    // Training's form: the parameters stay (names, shapes, trainable); Concat layers join them.
+    Node concat_w, concat_b;
+    concat_w.op = concat_b.op = "Concat";
+    concat_w.attrs["axis"] = concat_b.attrs["axis"] = Attribute{int64_t{0}};
+    concat_w.inputs = weights;
+    concat_b.inputs = biases;
+    concat_w.name = str_cat(scope, "/ConcatWeight");
+    concat_b.name = str_cat(scope, "/ConcatBias");
+    joined_w = add_value(graph, str_cat(scope, ".weight"), DType::kFloat32, {rows, k});
+    joined_b = add_value(graph, str_cat(scope, ".bias"), DType::kFloat32, {rows});
+    concat_w.outputs = {joined_w};
+    concat_b.outputs = {joined_b};
+    graph.add_node(std::move(concat_w));
+    graph.add_node(std::move(concat_b));
+  } else {
+    // Inference's: the joined weights are constants of their own ([K, sum N] and [sum N]).
+    joined_w =
+        add_constant(graph, str_cat(scope, ".weight"), join_constants(graph, weights, 1), true);
+    joined_b = add_constant(graph, str_cat(scope, ".bias"), join_constants(graph, biases, 0), true);
+  }
+  Shape p_shape = *static_shape(graph, first_product);
   p_shape.back() = rows;
   Node product;
-  product.op = "MatMulTransB";
+  product.op = op;
   product.name = scope;
-  product.inputs = {x, concat_w.outputs[0], concat_b.outputs[0]};
+  product.inputs = {x, joined_w, joined_b};
   product.outputs = {add_value(graph, str_cat(scope, ":0"), DType::kFloat32, p_shape)};
   for (const Projection& p : group) {
     for (int n : graph.nodes[p.matmul].onnx_nodes) product.onnx_nodes.push_back(n);
@@ -108,8 +153,6 @@ void fuse_group(Graph& graph, int x, const std::vector<Projection>& group) {
   product.onnx_nodes.erase(std::unique(product.onnx_nodes.begin(), product.onnx_nodes.end()),
                            product.onnx_nodes.end());
   const int p_value = product.outputs[0];
-  graph.add_node(std::move(concat_w));
-  graph.add_node(std::move(concat_b));
   graph.add_node(std::move(product));
 
   int64_t start = 0;
@@ -139,7 +182,7 @@ Result<int> fuse_head_projections(Graph& graph) {
   std::vector<int> inputs_in_order;
   for (int i = 0; i < static_cast<int>(graph.nodes.size()); ++i) {
     const Node& node = graph.nodes[i];
-    if (node.dead || node.op != "MatMulTransB") continue;
+    if (node.dead || (node.op != "MatMulTransB" && node.op != "MatMulBias")) continue;
     std::optional<Projection> p = match(graph, i);
     if (!p) continue;
     const int x = node.inputs[0];
@@ -149,13 +192,14 @@ Result<int> fuse_head_projections(Graph& graph) {
   int groups = 0;
   for (int x : inputs_in_order) {
     std::vector<Projection>& candidates = by_input[x];
-    // One group per (K, heads): projections of different widths or head counts stay apart.
+    // One group per (form, K, heads): projections of different widths or head counts stay apart.
     while (candidates.size() >= 2) {
-      const int64_t k = constant_of(graph, candidates[0].weight)->shape[1];
-      const int64_t heads = candidates[0].heads;
+      const Projection& lead = candidates[0];
+      const bool trans_b = lead.trans_b;
+      const int64_t k = lead.depth, heads = lead.heads;
       std::vector<Projection> group, rest;
       for (Projection& p : candidates) {
-        const bool fits = constant_of(graph, p.weight)->shape[1] == k && p.heads == heads;
+        const bool fits = p.trans_b == trans_b && p.depth == k && p.heads == heads;
         (fits ? group : rest).push_back(std::move(p));
       }
       if (group.size() >= 2) {

@@ -1,4 +1,4 @@
-// Training pass: attention's query, key and value projections made ONE product.
+// Both modes: attention's query, key and value projections made ONE product.
 //
 // BERT's self-attention reads its input X through three nn.Linear layers (after
 // fuse_linear_bias: MatMulTransB(X, W_q, b_q) and the key's and value's), each reshaped to
@@ -13,9 +13,12 @@
 //   P = MatMulTransB(X, W, b)           [..., 3 * hidden]
 //   Q = HeadSlice(P; start 0, size hidden, heads, perm_q), K and V likewise
 // where HeadSlice (common/head_slice.h) is the Reshape and Transpose reading its columns of P
-// in place: the three head copies the Transposes made, no more. The parameters keep their
-// values, names and shapes (the Concats are layers: their backward hands each parameter its
-// rows of dW), so trained weights, checkpoints and gradient dumps stay PyTorch's.
+// in place: the three head copies the Transposes made, no more. In training imports the
+// parameters keep their values, names and shapes (the Concats are layers: their backward
+// hands each parameter its rows of dW; the GPU trainer places them side by side so that both
+// are views), so trained weights, checkpoints and gradient dumps stay PyTorch's. Inference
+// imports take MatMulBias(X, W_i [K, N_i], b_i) (fuse_matmul_bias' form) and join the
+// constants at import: one [K, sum N_i] weight and one bias, no Concat.
 #pragma once
 
 #include "common/status.h"
@@ -24,10 +27,10 @@
 namespace ps::onnx_loader::passes {
 
 // For every value X read by two or more live MatMulTransB(X, W_i, b_i) -> P_i where W_i is a
-// float32 [N_i, K] constant, b_i a float32 [N_i] constant, P_i is read only by a Reshape to
-// P_i's leading dims + [heads, N_i / heads] (the same heads for all) and that only by a
-// Transpose: replaces those nodes as above (in the order the MatMulTransBs had). Then
-// reorders the graph's nodes topologically (stable). Returns the number of groups fused.
+// float32 [N_i, K] constant (or MatMulBias with W_i [K, N_i]), b_i a float32 [N_i] constant, P_i is
+// read only by a Reshape to P_i's leading dims + [heads, N_i / heads] (the same heads for all) and
+// that only by a Transpose: replaces those nodes as above (in the order the MatMulTransBs had).
+// Then reorders the graph's nodes topologically (stable). Returns the number of groups fused.
 Result<int> fuse_head_projections(Graph& graph);
 
 }  // namespace ps::onnx_loader::passes

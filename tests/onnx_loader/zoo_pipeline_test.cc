@@ -166,8 +166,11 @@ TEST_CASE("zoo bert_tiny: LayerNorm, GELU, MatMul+bias and the attention scale r
     CHECK(count_op(graph, "Gelu") == 2);
     CHECK(count_op(graph, "Erf") == 0);
     CHECK(count_op(graph, "ReduceMean") == 0);
-    // Q, K, V, attention output, intermediate and output dense per layer.
-    CHECK(count_op(graph, "MatMulBias") == 12);
+    // Q, K and V as one product (read by three HeadSlices), attention output, intermediate and
+    // output dense per layer.
+    CHECK(count_op(graph, "MatMulBias") == 8);
+    CHECK(count_op(graph, "HeadSlice") == 6);
+    CHECK(changes(*report, "fuse_head_projections") == 2);
 
     const LoweredModel model =
         lower_checked(graph, Mode::kInference, GroupingMode::kBlocks, *report);

@@ -257,8 +257,9 @@ Options:
                       default: the importer's choice
   --skip-passes P,... fusion passes not to run, to see what one does to a model's speed or
                       results (inference: fold_batchnorm, fuse_conv, fuse_matmul_bias,
-                      fuse_layernorm, fuse_add_layernorm, fuse_gelu, remove_zero_add,
-                      fuse_matmul_scale, fuse_add_softmax; training: fuse_gelu,
+                      fuse_head_projections, fuse_layernorm, fuse_add_layernorm,
+                      fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax;
+                      training: fuse_gelu,
                       fuse_matmul_transpose, fuse_linear_bias, fuse_head_projections,
                       fuse_matmul_scale, fuse_add_softmax); the package records the
                       passes that ran
