@@ -6,6 +6,7 @@
 
 #include "cuda/copy.h"
 #include "cuda/stream.h"
+#include "models/gpu/copy_launch.h"
 #include "models/gpu/grad_builders.h"
 #include "models/gpu/grad_kernel_plan.h"
 #include "models/gpu/grad_op_util.h"
@@ -207,8 +208,7 @@ class PassGradOp final : public GpuOp {
 // Concat: each input's gradient is its slice of dY along the axis (a strided copy).
 struct SliceCopy {
   size_t slot = 0;
-  CopyPlan plan;
-  cuda::Kernel wide, narrow;
+  StridedCopy copy;
 };
 
 class ConcatGradOp final : public GpuOp {
@@ -218,16 +218,8 @@ class ConcatGradOp final : public GpuOp {
   Status enqueue(const LaunchArgs& args) const override {
     PS_TRY(check_bound(args, dy_input_ + 1, dy_input_, "Concat"));
     const CUdeviceptr dy = args.inputs[dy_input_];
-    for (const SliceCopy& c : copies_) {
-      const CUdeviceptr dx = args.outputs[c.slot];
-      const bool wide = aligned({dy, dx}, c.plan.wide_alignment());
-      const kernels::StridedCopyParams& p = wide ? c.plan.wide : c.plan.narrow;
-      if (p.count == 0 ||
-          copies_onto_itself(p, wide ? c.plan.wide_unit : c.plan.narrow_unit, dy, dx)) {
-        continue;  // dX is dY's slice itself (a Concat of weights side by side)
-      }
-      PS_TRY((wide ? c.wide : c.narrow).launch(args.stream, grid_for(p.count), kBlock, 0, dy, dx, p));
-    }
+    // Nothing where dX is dY's slice itself (a Concat of weights side by side).
+    for (const SliceCopy& c : copies_) PS_TRY(c.copy.launch(args.stream, dy, args.outputs[c.slot]));
     return Status::OK();
   }
   std::string describe() const override {
@@ -377,16 +369,11 @@ Result<std::unique_ptr<GpuOp>> build_concat_grad(const GradSpec& spec, const OpE
       if (spec.accumulates(i)) {
         return unsupported("accumulating a Concat input's gradient (input ", i, ")");
       }
-      SliceCopy c;
-      c.slot = i;
-      PS_ASSIGN_OR_RETURN(c.plan, plan_strided_copy(Shape{outer, width * inner},
-                                                    {y_axis * inner, 1}, {width * inner, 1},
-                                                    offset * inner, 0, 4));
-      PS_ASSIGN_OR_RETURN(c.wide, find_kernel(env, str_cat("ps_strided_copy_",
-                                                           unit_suffix(c.plan.wide_unit))));
-      PS_ASSIGN_OR_RETURN(c.narrow, find_kernel(env, str_cat("ps_strided_copy_",
-                                                             unit_suffix(c.plan.narrow_unit))));
-      copies.push_back(std::move(c));
+      PS_ASSIGN_OR_RETURN(const CopyPlan plan,
+                          plan_strided_copy(Shape{outer, width * inner}, {y_axis * inner, 1},
+                                            {width * inner, 1}, offset * inner, 0, 4));
+      PS_ASSIGN_OR_RETURN(StridedCopy copy, StridedCopy::make(env, plan));
+      copies.push_back(SliceCopy{i, std::move(copy)});
     }
     offset += width;
   }

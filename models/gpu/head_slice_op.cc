@@ -13,6 +13,7 @@
 #include "cuda/copy.h"
 #include "cuda/stream.h"
 #include "models/cpu/kernels.h"
+#include "models/gpu/copy_launch.h"
 #include "models/gpu/grad_builders.h"
 #include "models/gpu/grad_op_util.h"
 #include "models/gpu/index_plan.h"
@@ -21,61 +22,35 @@
 namespace ps::models::gpu {
 namespace {
 
-// One copy (or add) over `dims` from src + src_offset to dst + dst_offset (bytes).
+// One copy (or add) over `dims` from src to dst: tiled where the innermost dimension moves,
+// else strided (copy_launch.h).
 class HeadCopy {
  public:
   static Result<HeadCopy> plan(const OpEnv& env, const Shape& dims, std::vector<int64_t> in_strides,
                                std::vector<int64_t> out_strides, size_t esize, bool add) {
     HeadCopy c;
-    c.add_ = add;
     const TiledTransposePlan tiled = plan_tiled_copy(dims, in_strides, out_strides);
     if (tiled.ok && esize <= 8) {
       c.tiled_ = true;
-      c.tile_ = tiled.params;
-      const std::string name =
-          add ? "ps_transpose_tiled_add_f32" : str_cat("ps_transpose_tiled_", unit_suffix(esize));
-      PS_ASSIGN_OR_RETURN(c.tiled_kernel_, find_kernel(env, name));
+      PS_ASSIGN_OR_RETURN(c.tile_, TiledCopy::make(env, tiled.params, esize, add));
       return c;
     }
-    PS_ASSIGN_OR_RETURN(c.plan_, plan_strided_copy(dims, std::move(in_strides),
-                                                   std::move(out_strides), 0, 0, esize));
-    if (add) {  // the adding kernel is float32 only: no wide units
-      c.plan_.wide = c.plan_.narrow;
-      c.plan_.wide_unit = c.plan_.narrow_unit;
-    }
-    const std::string wide =
-        add ? "ps_strided_add_f32" : str_cat("ps_strided_copy_", unit_suffix(c.plan_.wide_unit));
-    const std::string narrow =
-        add ? wide : str_cat("ps_strided_copy_", unit_suffix(c.plan_.narrow_unit));
-    PS_ASSIGN_OR_RETURN(c.wide_, find_kernel(env, wide));
-    PS_ASSIGN_OR_RETURN(c.narrow_, find_kernel(env, narrow));
+    PS_ASSIGN_OR_RETURN(CopyPlan plan, plan_strided_copy(dims, std::move(in_strides),
+                                                         std::move(out_strides), 0, 0, esize));
+    PS_ASSIGN_OR_RETURN(c.strided_, StridedCopy::make(env, plan, add));
     return c;
   }
 
   Status launch(const cuda::Stream& stream, CUdeviceptr src, CUdeviceptr dst) const {
-    if (tiled_) {
-      if (tile_.count == 0) return Status::OK();
-      const int64_t tiles = tile_.tiles_rows * tile_.tiles_cols * tile_.batch;
-      const unsigned grid = static_cast<unsigned>(std::min<int64_t>(tiles, 65535 * 8));
-      return tiled_kernel_.launch(stream, grid, cuda::Dim3(32, 8), 0, src, dst, tile_);
-    }
-    const bool wide = aligned({src, dst}, plan_.wide_alignment());
-    const kernels::StridedCopyParams& p = wide ? plan_.wide : plan_.narrow;
-    if (p.count == 0) return Status::OK();
-    return (wide ? wide_ : narrow_).launch(stream, grid_for(p.count), kBlock, 0, src, dst, p);
+    return tiled_ ? tile_.launch(stream, src, dst) : strided_.launch(stream, src, dst);
   }
 
-  std::string describe() const {
-    if (tiled_) return str_cat(tiled_kernel_.name(), " (tiled 32x32, batch ", tile_.batch, ")");
-    return str_cat(add_ ? "strided add" : "strided copy", " (units ", plan_.wide_unit, " B)");
-  }
+  std::string describe() const { return tiled_ ? tile_.describe() : strided_.describe(); }
 
  private:
-  bool add_ = false;
   bool tiled_ = false;
-  kernels::TransposeParams tile_;
-  CopyPlan plan_;
-  cuda::Kernel tiled_kernel_, wide_, narrow_;
+  TiledCopy tile_;
+  StridedCopy strided_;
 };
 
 class HeadSliceOp final : public GpuOp {

@@ -1,5 +1,6 @@
 # Our own kernels' ops (cuda/kernels/*.cu launched from here); included by models/gpu/CMakeLists.txt.
 target_sources(ps_gpu PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/copy_launch.cc
   ${CMAKE_CURRENT_LIST_DIR}/elementwise_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/head_slice_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/index_plan.cc

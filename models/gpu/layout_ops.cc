@@ -8,6 +8,7 @@
 
 #include "cuda/copy.h"
 #include "cuda/stream.h"
+#include "models/gpu/copy_launch.h"
 #include "models/gpu/index_plan.h"
 #include "models/gpu/kernel_op_util.h"
 
@@ -18,27 +19,12 @@ namespace {
 struct CopyStep {
   int in = 0;
   int out = 0;
-  CopyPlan plan;
-  cuda::Kernel wide;
-  cuda::Kernel narrow;
+  StridedCopy copy;
 };
 
 Result<CopyStep> make_step(const OpEnv& env, int in, int out, CopyPlan plan) {
-  CopyStep s{in, out, plan, {}, {}};
-  PS_ASSIGN_OR_RETURN(s.wide, find_kernel(env, str_cat("ps_strided_copy_", unit_suffix(plan.wide_unit))));
-  PS_ASSIGN_OR_RETURN(s.narrow, find_kernel(env, str_cat("ps_strided_copy_", unit_suffix(plan.narrow_unit))));
-  return s;
-}
-
-Status launch_copy(const CopyStep& s, const LaunchArgs& args) {
-  const CUdeviceptr src = args.inputs[s.in], dst = args.outputs[s.out];
-  const bool wide = aligned({src, dst}, s.plan.wide_unit);
-  const kernels::StridedCopyParams& p = wide ? s.plan.wide : s.plan.narrow;
-  if (p.count == 0 ||
-      copies_onto_itself(p, wide ? s.plan.wide_unit : s.plan.narrow_unit, src, dst)) {
-    return Status::OK();
-  }
-  return (wide ? s.wide : s.narrow).launch(args.stream, grid_for(p.count), kBlock, 0, src, dst, p);
+  PS_ASSIGN_OR_RETURN(StridedCopy copy, StridedCopy::make(env, plan));
+  return CopyStep{in, out, std::move(copy)};
 }
 
 class CopyOp final : public GpuOp {
@@ -46,12 +32,16 @@ class CopyOp final : public GpuOp {
   CopyOp(std::vector<CopyStep> steps, std::string what)
       : steps_(std::move(steps)), what_(std::move(what)) {}
   Status enqueue(const LaunchArgs& args) const override {
-    for (const CopyStep& s : steps_) PS_TRY(launch_copy(s, args));
+    for (const CopyStep& s : steps_) {
+      PS_TRY(s.copy.launch(args.stream, args.inputs[s.in], args.outputs[s.out]));
+    }
     return Status::OK();
   }
   std::string describe() const override {
     std::string units;
-    for (const CopyStep& s : steps_) units += str_cat(units.empty() ? "" : ",", s.plan.wide_unit);
+    for (const CopyStep& s : steps_) {
+      units += str_cat(units.empty() ? "" : ",", s.copy.plan.wide_unit);
+    }
     return str_cat(what_, " (", steps_.size(), " strided copies, units ", units, " B)");
   }
 
@@ -62,22 +52,14 @@ class CopyOp final : public GpuOp {
 
 class TiledTransposeOp final : public GpuOp {
  public:
-  TiledTransposeOp(cuda::Kernel kernel, kernels::TransposeParams params)
-      : kernel_(kernel), params_(params) {}
+  explicit TiledTransposeOp(TiledCopy copy) : copy_(std::move(copy)) {}
   Status enqueue(const LaunchArgs& args) const override {
-    if (params_.count == 0) return Status::OK();
-    const int64_t tiles = params_.tiles_rows * params_.tiles_cols * params_.batch;
-    const unsigned grid = static_cast<unsigned>(std::min<int64_t>(tiles, 65535 * 8));
-    return kernel_.launch(args.stream, grid, cuda::Dim3(32, 8), 0, args.inputs[0],
-                          args.outputs[0], params_);
+    return copy_.launch(args.stream, args.inputs[0], args.outputs[0]);
   }
-  std::string describe() const override {
-    return str_cat("kernel ", kernel_.name(), " (tiled 32x32, batch ", params_.batch, ")");
-  }
+  std::string describe() const override { return copy_.describe(); }
 
  private:
-  cuda::Kernel kernel_;
-  kernels::TransposeParams params_;
+  TiledCopy copy_;
 };
 
 class GatherOp final : public GpuOp {
@@ -167,8 +149,8 @@ BuildResult build_transpose(const OpSpec& spec, const OpEnv& env) {
   const size_t esize = dtype_size(x.dtype);
   const TiledTransposePlan tiled = plan_tiled_transpose(x.shape, perm);
   if (tiled.ok && esize <= 8) {
-    PS_ASSIGN_OR_RETURN(cuda::Kernel k, find_kernel(env, str_cat("ps_transpose_tiled_", unit_suffix(esize))));
-    return std::unique_ptr<GpuOp>(new TiledTransposeOp(k, tiled.params));
+    PS_ASSIGN_OR_RETURN(TiledCopy copy, TiledCopy::make(env, tiled.params, esize));
+    return std::unique_ptr<GpuOp>(new TiledTransposeOp(std::move(copy)));
   }
   PS_ASSIGN_OR_RETURN(CopyPlan plan, plan_strided_copy(out, in_strides, row_major_strides(out), 0, 0, esize));
   PS_ASSIGN_OR_RETURN(CopyStep step, make_step(env, 0, 0, plan));
