@@ -8,6 +8,7 @@
 #include "onnx_loader/passes/fold_batchnorm.h"
 #include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_add_softmax.h"
+#include "onnx_loader/passes/fuse_attention.h"
 #include "onnx_loader/passes/fuse_conv.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_head_projections.h"
@@ -103,6 +104,10 @@ std::vector<NamedPass> inference_passes() {
       {"fuse_matmul_scale", passes::fuse_matmul_scale},
       // After remove_zero_add: an all-zero constant mask goes rather than joins the Softmax.
       {"fuse_add_softmax", passes::fuse_add_softmax},
+      // Last: attention's products read the heads in place in the fused projection's product
+      // (passes/fuse_attention.h), matching what fuse_head_projections and fuse_matmul_scale
+      // made.
+      {"fuse_attention", passes::fuse_attention},
   };
 }
 
@@ -142,6 +147,12 @@ std::vector<NamedPass> fusion_passes(Mode mode) {
   // mask takes no gradient. BERT-base at batch 8: a 24 MB write and read a
   // layer fewer forward (the Add's backward was a pass-through already).
   list.push_back({"fuse_add_softmax", passes::fuse_add_softmax});
+  // Then attention's two products read the heads in place in the fused projection's product
+  // (passes/fuse_attention.h): AttentionScores for the query and key HeadSlices and the scores'
+  // MatMulScale, AttentionContext for the value HeadSlice, the context MatMul and its
+  // Transpose. No parameter is involved; the head copies and the context Transpose go, forward
+  // and backward (X's gradient is written in place, column range by column range).
+  list.push_back({"fuse_attention", passes::fuse_attention});
   return list;
 }
 

@@ -45,17 +45,18 @@ bool is_parameter(const Value& value);
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
 //              fuse_matmul_bias, fuse_head_projections, fuse_layernorm, fuse_add_layernorm,
 //              fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax,
-//              eliminate_dead_code;
+//              fuse_attention, eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, untie_parameters, fuse_gelu,
 //              fuse_matmul_transpose, fuse_linear_bias, fuse_head_projections,
-//              fuse_matmul_scale, fuse_add_softmax, eliminate_dead_code
-//              (BatchNormalization stays a layer and nothing is folded into weights; the six
+//              fuse_matmul_scale, fuse_add_softmax, fuse_attention, eliminate_dead_code
+//              (BatchNormalization stays a layer and nothing is folded into weights; the seven
 //              fusions change no parameter or its name: GELU's element-wise nodes become one
 //              Gelu, MatMul(X, Transpose(W)) becomes MatMulTransB(X, W), its bias Add joins it
 //              as MatMulTransB(X, W, b), attention's projections of one input one
 //              MatMulTransB of their Concat'ed weights read by HeadSlices, MatMul times a
-//              scalar constant MatMulScale, and the
-//              Add before a last-axis Softmax AddSoftmax(X, mask); constant
+//              scalar constant MatMulScale, the
+//              Add before a last-axis Softmax AddSoftmax(X, mask), and attention's two
+//              products of those HeadSlices AttentionScores and AttentionContext; constant
 //              folding leaves every node that reads a float parameter alone, so that
 //              Gather(position_embeddings, ids) stays a layer and the table stays trainable;
 //              a parameter the exporter shared among several uses gets a copy per use:

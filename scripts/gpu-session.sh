@@ -59,6 +59,15 @@
 #                                        beside PyTorch's: a short lease's kernel check
 #   bash scripts/gpu-session.sh bert     issue 7: BERT-base fine-tuning against PyTorch (20-step
 #                                        trajectory on the same token batches, step time)
+#   bash scripts/gpu-session.sh passab PASS [ROUNDS]  a pass's worth on BERT-base: training
+#                                        (psimport --mode training with PASS and with
+#                                        --skip-passes PASS; ROUNDS alternating rounds of
+#                                        psbench train --precision tf32 --runs 20 each; the fp32
+#                                        20-step trajectory against PyTorch's; each step
+#                                        profiled item by item), then inference (export_models.py
+#                                        --raw, both imports, psbench infer tf32 and fp32 with
+#                                        PyTorch's outputs as references), then the [gpu] tests
+#                                        while time is left (gpu-check.sh --gpu-only)
 #   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
 #                                        psbench parallel for ResNet152 and BERT-base over every
 #                                        GPU (peers forwarding over NVLink) or, on one GPU, over
@@ -66,7 +75,7 @@
 # The commands share /tmp/b (the unpacked bundle) and /tmp/w (exports, packages) while the
 # machine stays warm (it is given back after 30 s idle: send the next command at once).
 set -uo pipefail
-STEPS="repro|reprofull|reuse|soak|lnprobe|ab|paging|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|bertstep|parallel"
+STEPS="passab|repro|reprofull|reuse|soak|lnprobe|ab|paging|traindebug|trainvs|trainspeed|convfind|gradcheck|demo|serve|check|train|trainlean|executor|switch|hwqueues|bert|bertstep|parallel"
 STEP="${1:?usage: gpu-session.sh $STEPS}"
 OUT="${OUT:?gpu-session: run it through the device tool (\$OUT is where logs go)}"
 [[ -d /tmp/b/bin ]] || { mkdir -p /tmp/b && tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
@@ -402,6 +411,50 @@ case "$STEP" in
       --seq 251 --time --precisions tf32
     grep -h '^step:' "$OUT/bertstep.log"; grep -h 'ms/step' "$OUT/bertstep-torch.log"
     grep -E "^ +[0-9.]+ ms +[0-9.]+%" "$OUT/bertstep-items.log" | head -10
+    ;;
+  passab)
+    pass="${2:?usage: gpu-session.sh passab PASS [ROUNDS]}"
+    rounds="${3:-3}"
+    [[ -f /tmp/w/bert_train.onnx ]] || guarded 60 export.log python3 scripts/torch_train.py \
+      --model bert_base --batch 8 --seq 251 --export-onnx /tmp/w/bert_train.onnx
+    guarded 60 import.log /tmp/b/bin/psimport /tmp/w/bert_train.onnx --batch 8 --seq 251 \
+      --mode training -o /tmp/w/with.psm
+    guarded 60 import-without.log /tmp/b/bin/psimport /tmp/w/bert_train.onnx --batch 8 --seq 251 \
+      --mode training --skip-passes "$pass" -o /tmp/w/without.psm
+    for r in $(seq 1 "$rounds"); do
+      for v in with without; do
+        guarded 40 "train-$v-$r.log" /tmp/b/bin/psbench train "/tmp/w/$v.psm" --precision tf32 \
+          --steps 0 --runs 20
+      done
+    done
+    grep -H '^step:' "$OUT"/train-*.log
+    guarded 90 traj.log bash -c '"$0" train /tmp/w/with.psm --precision fp32 --steps 20 \
+      --runs 0 --write-batches /tmp/w/bert.batches --json > /tmp/w/bert_psbench.json' /tmp/b/bin/psbench
+    guarded 90 compare.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 \
+      --batches /tmp/w/bert.batches --compare /tmp/w/bert_psbench.json
+    tail -2 "$OUT/compare.log"
+    for v in with without; do
+      guarded 40 "items-$v.log" /tmp/b/bin/psbench train "/tmp/w/$v.psm" --precision tf32 \
+        --steps 1 --runs 3 --profile-top 1000
+    done
+    [[ -f /tmp/w/bert_base_op17.onnx ]] || guarded 120 infer-export.log python3 \
+      scripts/export_models.py --out /tmp/w --models bert_base --opsets 17 --raw
+    guarded 60 infer-import.log /tmp/b/bin/psimport /tmp/w/bert_base_op17.onnx -o /tmp/w/iwith.psm
+    guarded 60 infer-import-without.log /tmp/b/bin/psimport /tmp/w/bert_base_op17.onnx \
+      --skip-passes "$pass" -o /tmp/w/iwithout.psm
+    refs=(--input /tmp/w/bert_base.input_0.bin --input /tmp/w/bert_base.input_1.bin
+      --reference /tmp/w/bert_base.output_0.bin --reference /tmp/w/bert_base.output_1.bin)
+    for r in 1 2; do
+      for prec in tf32 fp32; do
+        for v in with without; do
+          guarded 30 "infer-$v-$prec-$r.log" /tmp/b/bin/psbench infer "/tmp/w/i$v.psm" \
+            --precision "$prec" --runs 50 "${refs[@]}"
+        done
+      done
+    done
+    grep -H -E 'median|error' "$OUT"/infer-with-*.log "$OUT"/infer-without-*.log | head -24
+    guarded 300 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
+    tail -30 "$OUT/gpu-check.log"
     ;;
   bert)
     # BERT-base fine-tuning from PyTorch's own export: 20 steps against PyTorch's on the same

@@ -210,4 +210,20 @@ struct FillParams {
   int64_t values[kMaxRank] = {};  // Shape: the dims themselves
 };
 
+// The pointer arrays of cuBLASLt's pointer-array batches over (batch entry b, head h) that
+// the attention ops (models/gpu/head_gemm.h) read heads in place with: array a's entry
+// b * heads + h is base[a] + b * batch_stride[a] + h * head_stride[a] (bytes), written to
+// out[a * array_stride + b * heads + h].
+constexpr int kMaxPointerArrays = 9;
+struct BatchPointerParams {
+  int32_t arrays = 0;
+  int32_t pad = 0;
+  int64_t batch = 0;
+  int64_t heads = 0;
+  int64_t array_stride = 0;  // entries from one array to the next (at least batch * heads)
+  uint64_t base[kMaxPointerArrays] = {};
+  int64_t batch_stride[kMaxPointerArrays] = {};
+  int64_t head_stride[kMaxPointerArrays] = {};
+};
+
 }  // namespace ps::kernels

@@ -160,6 +160,17 @@ extern "C" __global__ void ps_transpose_tiled_add_f32(const float* src, float* d
   layout::tiled_transpose<true>(src, dst, p);
 }
 
+// The pointer arrays of a pointer-array batched product (kernel_params.h's
+// BatchPointerParams): one thread an entry.
+extern "C" __global__ void ps_batch_pointers(uint64_t* out, ps::kernels::BatchPointerParams p) {
+  const int64_t n = p.batch * p.heads;
+  for (int64_t i = layout::thread_index(); i < n * p.arrays; i += layout::thread_count()) {
+    const int64_t a = i / n, j = i - a * n, b = j / p.heads, h = j - b * p.heads;
+    out[a * p.array_stride + j] =
+        p.base[a] + static_cast<uint64_t>(b * p.batch_stride[a] + h * p.head_stride[a]);
+  }
+}
+
 // Writes p.count elements of type p.dtype: mode 0 (Shape, Size) the int64 p.values;
 // mode 1 (ConstantOfShape) the element whose bytes are p.value_bits; mode 2 (Range)
 // start + i * delta (in double for floating types, int64 for integers, as the CPU reference).

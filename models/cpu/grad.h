@@ -109,6 +109,19 @@ Result<MatMulGrads> matmul_trans_b_backward(const Tensor& a, const Tensor& b, co
 Result<MatMulGrads> matmul_scale_backward(const Tensor& a, const Tensor& b, const Tensor& dy,
                                           double alpha);
 
+// grad_attention.cc: AttentionScores and AttentionContext (common/attention.h), composed of the
+// backward operators of the ops each replaces (so their gradients are the unfused layers').
+// AttentionScores of X [B, S, C]: dX, Q's and K's gradients in their columns (summed where the
+// two ranges overlap), zeros elsewhere.
+Result<Tensor> attention_scores_backward(const Attributes& attrs, const Tensor& x,
+                                         const Tensor& dy);
+// AttentionContext(P, X): dP, and dX with V's gradient in its columns, zeros elsewhere.
+struct AttentionContextGrads {
+  Tensor dp, dx;
+};
+Result<AttentionContextGrads> attention_context_backward(const Attributes& attrs, const Tensor& p,
+                                                         const Tensor& x, const Tensor& dy);
+
 // grad_layer_norm.cc: LayerNormalization over the axes from `axis` (attribute, default -1) to
 // the last, with `epsilon` (default 1e-5, the float attribute as the forward reads it); the
 // statistics are recomputed from X. dscale and dbias have scale's and bias's shapes (broadcast

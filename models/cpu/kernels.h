@@ -2,6 +2,9 @@
 // from the context when it serves several. Internal to models/cpu (registry.cc maps names).
 #pragma once
 
+#include <vector>
+
+#include "common/attention.h"
 #include "common/head_slice.h"
 #include "common/status.h"
 #include "models/cpu/op_context.h"
@@ -50,5 +53,23 @@ Status run_slice(const OpContext& ctx);
 Status run_split(const OpContext& ctx);
 Status run_expand(const OpContext& ctx);
 Status run_gather(const OpContext& ctx);
+// attention_ops.cc: AttentionScores, AttentionContext (ours, common/attention.h), each run as
+// the ops it replaces (HeadSlices, MatMulScale or MatMul, Transpose).
+Status run_attention_scores(const OpContext& ctx);
+Status run_attention_context(const OpContext& ctx);
+// Their attributes read and checked against X's shape (heads, size and the op's starts are
+// required; AttentionScores' alpha defaults to 1), with the attributes of the ops each is made
+// of, so that the forward and its backward (grad_attention.cc) run exactly those.
+struct AttentionAttrs {
+  AttentionLayout layout;
+  float alpha = 1.0f;              // AttentionScores
+  std::vector<Attributes> slices;  // X's HeadSlices: Q (perm 0,2,1,3), K (0,2,3,1); or V
+  Attributes product;              // MatMulScale's alpha (AttentionScores); MatMul's: none
+  Attributes transpose;            // AttentionContext's Transpose: perm 0,2,1,3
+};
+Result<AttentionAttrs> attention_attrs(const OpContext& ctx, const Shape& x);
+// The HeadSlice of X that `slice` (one of AttentionAttrs::slices) describes, as an owned tensor
+// (the CPU HeadSlice op's output).
+Result<Tensor> attention_slice(const Attributes& slice, const Tensor& x);
 
 }  // namespace ps::models::cpu

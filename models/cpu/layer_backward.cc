@@ -99,6 +99,16 @@ Result<Grads> layer_backward(const pipeswitch::psm::Layer& layer, const LayerVal
     PS_TRY(need_inputs(v, 1));
     PS_ASSIGN_OR_RETURN(Tensor g, head_slice_backward(attrs, v.inputs[0]->shape(), dy));
     out.emplace_back(0, std::move(g));
+  } else if (op == "AttentionScores") {
+    PS_TRY(need_inputs(v, 1));
+    PS_ASSIGN_OR_RETURN(Tensor g, attention_scores_backward(attrs, *v.inputs[0], dy));
+    out.emplace_back(0, std::move(g));
+  } else if (op == "AttentionContext") {
+    PS_TRY(need_inputs(v, 2));
+    PS_ASSIGN_OR_RETURN(AttentionContextGrads g,
+                        attention_context_backward(attrs, *v.inputs[0], *v.inputs[1], dy));
+    out.emplace_back(0, std::move(g.dp));
+    out.emplace_back(1, std::move(g.dx));
   } else if (is_unary(op)) {
     PS_TRY(need_inputs(v, 1));
     PS_ASSIGN_OR_RETURN(Tensor g, unary_backward(op, *v.inputs[0], dy));

@@ -14,6 +14,8 @@
 //               Y = LayerNormalization(A + B) (the sum rounded to the dtype first; one output)
 //   AddSoftmax  inputs [X, M], Softmax's attributes: Y = Softmax(X + M), M broadcast to X's
 //               shape (the sum rounded to the dtype first)
+//   HeadSlice, AttentionScores, AttentionContext  attention's heads read in place out of a
+//               fused projection's product (common/head_slice.h, common/attention.h)
 // Conventions where the manifest's Attribute cannot carry ONNX's form:
 //   Cast's `to` is the ONNX TensorProto.DataType number; ConstantOfShape's `value` is an `f`
 //   (floating outputs) or `i` (integer and bool outputs) attribute, the output dtype decides.

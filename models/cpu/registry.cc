@@ -23,6 +23,8 @@ constexpr Entry kTable[] = {
     {"AddLayerNormalization", run_layer_norm},
     {"AddSoftmax", run_softmax},
     {"And", run_binary},
+    {"AttentionContext", run_attention_context},
+    {"AttentionScores", run_attention_scores},
     {"AveragePool", run_average_pool},
     {"BatchNormalization", run_batch_norm},
     {"Cast", run_cast},

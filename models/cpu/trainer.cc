@@ -21,7 +21,8 @@ using TensorProto = pipeswitch::psm::Tensor;
 const std::set<std::string>& ops_with_backward() {
   // clang-format off
   static const std::set<std::string> ops = {
-      "Add",       "AddSoftmax",  "AveragePool", "BatchNormalization", "Cast",         "Concat",
+      "Add",       "AddSoftmax",  "AttentionContext",   "AttentionScores",
+      "AveragePool",              "BatchNormalization", "Cast",         "Concat",
       "Conv",      "Div",         "Erf",                "Exp",          "Expand",
       "Flatten",   "Gather",      "Gelu",               "Gemm",         "GlobalAveragePool",
       "HeadSlice",

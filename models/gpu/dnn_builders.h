@@ -20,5 +20,7 @@ Result<std::unique_ptr<GpuOp>> build_batch_norm(const OpSpec& spec, const OpEnv&
 Result<std::unique_ptr<GpuOp>> build_gemm(const OpSpec& spec, const OpEnv& env);
 // MatMul, MatMulBias, MatMulScale (gemm_op.cc).
 Result<std::unique_ptr<GpuOp>> build_matmul(const OpSpec& spec, const OpEnv& env);
+// AttentionScores, AttentionContext (attention_op.cc: head_gemm.h's pointer-array products).
+Result<std::unique_ptr<GpuOp>> build_attention(const OpSpec& spec, const OpEnv& env);
 
 }  // namespace ps::models::gpu

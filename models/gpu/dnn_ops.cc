@@ -7,7 +7,9 @@
 namespace ps::models::gpu {
 
 std::span<const OpEntry> dnn_op_table() {
-  static constexpr std::array<OpEntry, 12> kTable{{
+  static constexpr std::array<OpEntry, 14> kTable{{
+      {"AttentionContext", build_attention},
+      {"AttentionScores", build_attention},
       {"AveragePool", build_pool},
       {"BatchNormalization", build_batch_norm},
       {"Conv", build_conv},

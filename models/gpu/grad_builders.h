@@ -33,5 +33,7 @@ Result<std::unique_ptr<GpuOp>> build_gather_grad(const GradSpec& spec, const OpE
 Result<std::unique_ptr<GpuOp>> build_transpose_grad(const GradSpec& spec, const OpEnv& env);
 // head_slice_op.cc: HeadSlice's copy back into its columns of dX (layout.cu's kernels).
 Result<std::unique_ptr<GpuOp>> build_head_slice_grad(const GradSpec& spec, const OpEnv& env);
+// attention_op.cc: AttentionScores' and AttentionContext's products backward.
+Result<std::unique_ptr<GpuOp>> build_attention_grad(const GradSpec& spec, const OpEnv& env);
 
 }  // namespace ps::models::gpu

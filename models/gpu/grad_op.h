@@ -32,9 +32,10 @@ struct GradSpec {
   const OpSpec& forward;
   uint32_t wanted = ~0u;      // bit i: compute the gradient of forward input i
   uint32_t accumulate = 0u;   // bit i: add it to its buffer instead of overwriting
-  // Input 0's gradient: write only the part this layer's output was read from, leaving the
-  // rest to other backwards that write it (HeadSlices covering their input; trainer_plan.h).
-  // Only HeadSlice's backward takes it; never with accumulate's bit 0.
+  // The packed input's gradient (HeadSlice's and AttentionScores' input 0, AttentionContext's
+  // input 1): write only the columns this layer read, leaving the rest to other backwards that
+  // write them (readers of columns covering their input between them; trainer_plan.h). Only
+  // those ops' backwards take it; never with that input's accumulate bit.
   bool partial = false;
   bool wants(size_t i) const { return i < 32 && ((wanted >> i) & 1u) != 0; }
   bool accumulates(size_t i) const { return i < 32 && ((accumulate >> i) & 1u) != 0; }

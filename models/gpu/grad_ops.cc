@@ -17,9 +17,11 @@ const GradEntry* find_grad(std::string_view op) {
 }  // namespace
 
 std::span<const GradEntry> grad_op_table() {
-  static constexpr std::array<GradEntry, 34> kTable{{
+  static constexpr std::array<GradEntry, 36> kTable{{
       {"Add", build_add_grad},
       {"AddSoftmax", build_softmax_grad},
+      {"AttentionContext", build_attention_grad},
+      {"AttentionScores", build_attention_grad},
       {"AveragePool", build_pool_grad},
       {"BatchNormalization", build_batch_norm_grad},
       {"Concat", build_concat_grad},

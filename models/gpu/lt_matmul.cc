@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <vector>
 
+#include "cuda/copy.h"
 #include "models/gpu/choice_cache.h"
 #include "models/gpu/plan_timing.h"
 #include "models/gpu/runtime.h"
@@ -75,7 +77,7 @@ std::string problem_key(const OpEnv& env, const LtProblem& p) {
                  p.m, "n", p.n, "k", p.k, "t", p.trans_a, p.trans_b, "|ld", p.lda, ",", p.ldb, ",",
                  p.ldd, "|b", p.batch, ",", p.stride_a, ",", p.stride_b, ",", p.stride_d, "|c",
                  p.reads_c, static_cast<int>(p.epilogue), "|a", p.align_a, ",", p.align_b, ",",
-                 p.align_d);
+                 p.align_d, p.pointer_array ? "|pointers" : "");
 }
 
 }  // namespace
@@ -101,15 +103,22 @@ LtProblem column_major_problem(const RowMajorProduct& r) {
 }
 
 Result<LtMatmul::Layout> LtMatmul::make_layout(int64_t rows, int64_t cols, int64_t ld,
-                                               int64_t batch, int64_t stride) {
+                                               int64_t batch, int64_t stride, bool pointer_array) {
   cublasLtMatrixLayout_t raw = nullptr;
   CUBLAS_TRY(cublasLtMatrixLayoutCreate(&raw, CUDA_R_32F, static_cast<uint64_t>(rows),
                                         static_cast<uint64_t>(cols), ld));
   Layout layout(raw);
-  if (batch > 1) {
+  if (pointer_array) {
+    const uint32_t mode = CUBLASLT_BATCH_MODE_POINTER_ARRAY;
+    CUBLAS_TRY(cublasLtMatrixLayoutSetAttribute(raw, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, &mode,
+                                                sizeof(mode)));
+  }
+  if (batch > 1 || pointer_array) {
     const auto count = static_cast<int32_t>(batch);
     CUBLAS_TRY(cublasLtMatrixLayoutSetAttribute(raw, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
                                                 sizeof(count)));
+  }
+  if (batch > 1 && !pointer_array) {
     CUBLAS_TRY(cublasLtMatrixLayoutSetAttribute(raw, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
                                                 &stride, sizeof(stride)));
   }
@@ -173,9 +182,9 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
   }
   const int64_t a_rows = p.trans_a ? p.k : p.m, a_cols = p.trans_a ? p.m : p.k;
   const int64_t b_rows = p.trans_b ? p.n : p.k, b_cols = p.trans_b ? p.k : p.n;
-  PS_ASSIGN_OR_RETURN(a_, make_layout(a_rows, a_cols, p.lda, p.batch, p.stride_a));
-  PS_ASSIGN_OR_RETURN(b_, make_layout(b_rows, b_cols, p.ldb, p.batch, p.stride_b));
-  PS_ASSIGN_OR_RETURN(d_, make_layout(p.m, p.n, p.ldd, p.batch, p.stride_d));
+  PS_ASSIGN_OR_RETURN(a_, make_layout(a_rows, a_cols, p.lda, p.batch, p.stride_a, p.pointer_array));
+  PS_ASSIGN_OR_RETURN(b_, make_layout(b_rows, b_cols, p.ldb, p.batch, p.stride_b, p.pointer_array));
+  PS_ASSIGN_OR_RETURN(d_, make_layout(p.m, p.n, p.ldd, p.batch, p.stride_d, p.pointer_array));
 
   const std::string key = problem_key(env, p);
   const std::optional<AlgoChoice> cached = choice_cache().find(key);
@@ -212,23 +221,53 @@ Status LtMatmul::init(const OpEnv& env, const LtProblem& p, std::string_view wha
   }
   AlgoChoice choice{results[0].algo, round_up_256(results[0].workspaceSize)};
   if (returned > 1) {
-    // Time the candidates once on scratch: A | B | D (C = D) | bias | workspace, any contents.
-    const size_t b_at = round_up_256(operand_bytes(a_rows, a_cols, p.lda, p.batch, p.stride_a));
-    const size_t d_at =
-        b_at + round_up_256(operand_bytes(b_rows, b_cols, p.ldb, p.batch, p.stride_b));
-    const size_t bias_at = d_at + round_up_256(operand_bytes(p.m, p.n, p.ldd, p.batch, p.stride_d));
+    // Time the candidates once on scratch: A | B | D (C = D) | bias | workspace, any contents;
+    // pointer arrays: each operand's matrices side by side (the strides of one matrix's span),
+    // then the three arrays after the workspace.
+    const auto stride_of = [&p](int64_t stride, int64_t ld, int64_t cols) {
+      return p.pointer_array ? ld * cols : stride;
+    };
+    const int64_t sa = stride_of(p.stride_a, p.lda, a_cols);
+    const int64_t sb = stride_of(p.stride_b, p.ldb, b_cols);
+    const int64_t sd = stride_of(p.stride_d, p.ldd, p.n);
+    const size_t b_at = round_up_256(operand_bytes(a_rows, a_cols, p.lda, p.batch, sa));
+    const size_t d_at = b_at + round_up_256(operand_bytes(b_rows, b_cols, p.ldb, p.batch, sb));
+    const size_t bias_at = d_at + round_up_256(operand_bytes(p.m, p.n, p.ldd, p.batch, sd));
     const int64_t vector = p.epilogue == LtProblem::Epilogue::kBias        ? p.m
                            : p.epilogue == LtProblem::Epilogue::kBiasGradB ? p.n
                                                                            : 0;
     const size_t ws_at = bias_at + round_up_256(static_cast<size_t>(vector) * 4);
-    PS_ASSIGN_OR_RETURN(const CUdeviceptr s, env.runtime.plan_scratch(ws_at + kLtWorkspaceCap));
+    const size_t arrays_at = ws_at + kLtWorkspaceCap;
+    const size_t array_bytes = round_up_256(static_cast<size_t>(p.batch) * sizeof(uint64_t));
+    PS_ASSIGN_OR_RETURN(
+        const CUdeviceptr s,
+        env.runtime.plan_scratch(arrays_at + (p.pointer_array ? 3 * array_bytes : 0)));
     const cuda::Stream& stream = env.runtime.plan_stream();
+    // The operands' addresses as run_with takes them: the matrices, or their pointer arrays.
+    CUdeviceptr op_a = s, op_b = s + b_at, op_d = s + d_at;
+    if (p.pointer_array) {
+      std::vector<uint64_t> arrays(3 * static_cast<size_t>(p.batch));
+      for (int64_t j = 0; j < p.batch; ++j) {
+        arrays[static_cast<size_t>(j)] = s + static_cast<uint64_t>(j * sa) * 4;
+        arrays[static_cast<size_t>(p.batch + j)] = s + b_at + static_cast<uint64_t>(j * sb) * 4;
+        arrays[static_cast<size_t>(2 * p.batch + j)] = s + d_at + static_cast<uint64_t>(j * sd) * 4;
+      }
+      op_a = s + arrays_at;
+      op_b = op_a + array_bytes;
+      op_d = op_b + array_bytes;
+      for (int i = 0; i < 3; ++i) {
+        PS_TRY(cuda::copy_to_device_async(op_a + i * array_bytes,
+                                          arrays.data() + i * static_cast<size_t>(p.batch),
+                                          static_cast<size_t>(p.batch) * sizeof(uint64_t), stream));
+      }
+      PS_TRY(stream.synchronize());
+    }
     std::optional<float> best_ms;
     for (int i = 0; i < returned; ++i) {
       const cublasLtMatmulHeuristicResult_t& r = results[static_cast<size_t>(i)];
       Result<float> ms = time_candidate(stream, 3, [&] {
-        return run_with(stream, 1.0f, s, s + b_at, p.reads_c ? 1.0f : 0.0f, s + d_at, s + d_at,
-                        s + bias_at, s + ws_at, r.workspaceSize, &r.algo);
+        return run_with(stream, 1.0f, op_a, op_b, p.reads_c ? 1.0f : 0.0f, op_d, op_d, s + bias_at,
+                        s + ws_at, r.workspaceSize, &r.algo);
       });
       log_candidate(what, p, r, ms.ok() ? *ms : -1.0f);
       if (!ms.ok()) {
@@ -251,6 +290,7 @@ std::string LtMatmul::describe() const {
   return str_cat("m=", problem_.m, " n=", problem_.n, " k=", problem_.k, " batch=", problem_.batch,
                  " (", tf32_ ? "tf32" : "fp32", ")",
                  problem_.epilogue == LtProblem::Epilogue::kBiasGradB ? ", BGRADB" : "",
+                 problem_.pointer_array ? ", pointer arrays" : "",
                  split_k_of(algo_) > 1 ? str_cat(", split-K ", split_k_of(algo_)) : std::string(),
                  ", ws ", workspace_bytes_, " B", cached_ ? ", cached choice" : "");
 }

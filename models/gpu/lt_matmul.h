@@ -46,6 +46,10 @@ struct LtProblem {
   // The byte alignment every call's pointer of the operand has (a power of two, at most 256).
   uint32_t align_a = 256, align_b = 256, align_d = 256;
   bool reads_c = false;  // beta may be non-zero (C's layout is D's)
+  // The operands run() takes are device arrays of `batch` pointers each (cuBLASLt's
+  // CUBLASLT_BATCH_MODE_POINTER_ARRAY): matrix j of an operand wherever its array says (the
+  // strides unused; align_*: every pointer's alignment). head_gemm.h's heads read in place.
+  bool pointer_array = false;
   enum class Epilogue {
     kNone,
     kBias,       // CUBLASLT_EPILOGUE_BIAS: a vector of m floats added to every column of D
@@ -106,7 +110,7 @@ class LtMatmul {
   using Desc = cuda::UniqueHandle<cublasLtMatmulDesc_t, DestroyDesc>;
   using Layout = cuda::UniqueHandle<cublasLtMatrixLayout_t, DestroyLayout>;
   static Result<Layout> make_layout(int64_t rows, int64_t cols, int64_t ld, int64_t batch,
-                                    int64_t stride);
+                                    int64_t stride, bool pointer_array);
 
   LtProblem problem_;
   cublasLtHandle_t lt_ = nullptr;

@@ -148,9 +148,35 @@ uint64_t place_weights(const std::vector<size_t>& order, const std::vector<int>&
   return cursor;
 }
 
-// GradSpec::partial for the HeadSlices that write a tensor's whole gradient between them (see
-// the header): every backward that writes it is a HeadSlice reading it as input 0, and their
-// [start, start + size) ranges tile its last dimension.
+// The packed input of a layer whose backward writes only some columns of that input's
+// gradient (HeadSlice, AttentionScores: input 0; AttentionContext: input 1), with those
+// columns' ranges [start, end) appended to `ranges`; -1 for any other layer.
+int column_reader(const Layer& layer, std::vector<std::pair<int64_t, int64_t>>& ranges) {
+  const std::string& op = layer.op();
+  const int64_t size = layer_attr_int(layer, "size", 0);
+  const auto add = [&](const char* start_attr) {
+    const int64_t start = layer_attr_int(layer, start_attr, -1);
+    ranges.emplace_back(start, start + size);
+  };
+  if (op == "HeadSlice") {
+    add("start");
+    return 0;
+  }
+  if (op == "AttentionScores") {
+    add("q_start");
+    add("k_start");
+    return 0;
+  }
+  if (op == "AttentionContext") {
+    add("v_start");
+    return 1;
+  }
+  return -1;
+}
+
+// GradSpec::partial for the column readers (column_reader) that write a tensor's whole
+// gradient between them (see the header): every backward that writes it reads it as its
+// packed input (and through no other input), and their ranges tile its last dimension.
 void mark_covering_head_slices(const Manifest& m, TrainLayout& t) {
   std::map<uint32_t, std::vector<size_t>> writers;  // tensor -> backward steps writing its gradient
   for (size_t s = 0; s < t.backward.size(); ++s) {
@@ -161,15 +187,21 @@ void mark_covering_head_slices(const Manifest& m, TrainLayout& t) {
   }
   for (const auto& [tensor, steps] : writers) {
     std::vector<std::pair<int64_t, int64_t>> ranges;  // [start, end)
+    std::vector<int> packed;                          // each step's packed input
     for (size_t s : steps) {
       const Layer& layer = m.layers(static_cast<int>(t.backward[s].layer));
-      if (layer.op() != "HeadSlice" || layer.inputs(0) != tensor || t.backward[s].wanted != 1u)
-        break;
-      const int64_t start = layer_attr_int(layer, "start", -1);
-      ranges.emplace_back(start, start + layer_attr_int(layer, "size", 0));
+      const int input = column_reader(layer, ranges);
+      if (input < 0 || layer.inputs(input) != tensor) break;
+      bool elsewhere = false;  // the tensor's gradient also wanted through another input
+      for (int i = 0; i < layer.inputs_size() && i < 32; ++i) {
+        elsewhere = elsewhere || (i != input && layer.inputs(i) == tensor &&
+                                  (t.backward[s].wanted >> i & 1u) != 0);
+      }
+      if (elsewhere) break;
+      packed.push_back(input);
     }
     const auto& shape = m.tensors(static_cast<int>(tensor)).shape();
-    if (ranges.size() != steps.size() || steps.size() < 2 || shape.empty()) continue;
+    if (packed.size() != steps.size() || steps.size() < 2 || shape.empty()) continue;
     std::sort(ranges.begin(), ranges.end());
     int64_t next = 0;
     for (const auto& [start, end] : ranges) {
@@ -177,9 +209,9 @@ void mark_covering_head_slices(const Manifest& m, TrainLayout& t) {
       next = end;
     }
     if (next != shape[shape.size() - 1]) continue;
-    for (size_t s : steps) {
-      t.backward[s].partial = true;
-      t.backward[s].accumulate = 0;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      t.backward[steps[i]].partial = true;
+      t.backward[steps[i]].accumulate &= ~(1u << packed[i]);
     }
   }
 }

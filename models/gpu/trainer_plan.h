@@ -23,7 +23,8 @@
 // order and ACCUMULATED by the others (GradSpec::accumulate): a static table, the CPU
 // trainer's running sum made explicit. Where that first backward passes dY through (Add, view
 // ops: backward_passes_through), the gradient shares dY's buffer instead of being a copy.
-// Where every backward that writes a tensor's gradient is a HeadSlice of it and their column
+// Where every backward that writes a tensor's gradient reads columns of it (HeadSlice,
+// AttentionScores, AttentionContext: column_reader in trainer_plan.cc) and their column
 // ranges cover its last dimension without overlap (fuse_head_projections' query, key and
 // value), each WRITES its own columns and nothing else (GradSpec::partial): no accumulation,
 // no zeros.
@@ -77,7 +78,7 @@ struct BackwardStep {
   uint32_t layer = 0;
   uint32_t wanted = 0;            // GradSpec::wanted
   uint32_t accumulate = 0;        // GradSpec::accumulate
-  bool partial = false;           // GradSpec::partial (HeadSlices covering their input)
+  bool partial = false;           // GradSpec::partial (column readers covering their input)
   // Forward inputs, dY, then BatchNormalization's saved statistics, or the forward's output Y
   // for an op whose backward reads it (backward_reads_output: Softmax, AddSoftmax).
   std::vector<uint64_t> inputs;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <random>
@@ -867,6 +868,136 @@ TEST_CASE("the finite-difference check catches wrong BERT gradients", "[grad]") 
     Result<MatMulGrads> wrong = matmul_backward(first_a, in[1], first_r);
     REQUIRE(wrong.ok());
     CHECK(max_gradient_error(in, 1, wrong->db, loss) > kTolerance);
+  }
+}
+
+// AttentionScores and AttentionContext (fuse_attention): their backward is the unfused layers'
+// (HeadSlices, MatMulScale or MatMul, Transpose), bit for bit, and the loss's (finite
+// differences). Odd sizes, spare columns, the ranges in any order and overlapping.
+TEST_CASE("AttentionScores and AttentionContext backward: the unfused layers' gradients",
+          "[grad]") {
+  struct Case {
+    int64_t batch, seq, heads, head_size, columns, q, k, v, rows;
+    float alpha;
+  };
+  const std::vector<Case> cases = {
+      {2, 5, 3, 4, 41, 17, 3, 29, 5, 0.125f},
+      {2, 5, 3, 4, 36, 0, 12, 24, 3, -0.5f},
+      {1, 3, 2, 3, 7, 1, 0, 1, 4, 1.0f},
+  };
+  auto bits_equal = [](const Tensor& a, const Tensor& b) {
+    return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0;
+  };
+  auto layer_of = [](const std::string& op, const Attributes& a) {
+    pipeswitch::psm::Layer layer;
+    layer.set_op(op);
+    *layer.mutable_attributes() = a;
+    return layer;
+  };
+  std::mt19937_64 rng(47);
+  for (const Case& c : cases) {
+    INFO("B " << c.batch << " S " << c.seq << " H " << c.heads << " D " << c.head_size << " C "
+              << c.columns << " q " << c.q << " k " << c.k << " v " << c.v << " M " << c.rows);
+    const int64_t size = c.heads * c.head_size;
+    auto slice = [&](int64_t start, std::vector<int64_t> perm) {
+      return attrs({attr_i("start", start), attr_i("size", size), attr_i("heads", c.heads),
+                    attr_ints("perm", perm)});
+    };
+    const Attributes q_attrs = slice(c.q, {0, 2, 1, 3});
+    const Attributes k_attrs = slice(c.k, {0, 2, 3, 1});
+    const Attributes v_attrs = slice(c.v, {0, 2, 1, 3});
+    const Attributes scores_attrs =
+        attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("q_start", c.q),
+               attr_i("k_start", c.k), attr_f("alpha", c.alpha)});
+    const Attributes context_attrs =
+        attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("v_start", c.v)});
+    std::vector<Tensor> in;
+    in.push_back(random_tensor({c.batch, c.seq, c.columns}, rng));        // X
+    in.push_back(random_tensor({c.batch, c.heads, c.rows, c.seq}, rng));  // P
+    const Tensor& x = in[0];
+    const Tensor& p = in[1];
+
+    {  // AttentionScores
+      const Tensor r = random_tensor({c.batch, c.heads, c.seq, c.seq}, rng);
+      Result<std::vector<std::pair<size_t, Tensor>>> g = layer_backward(
+          layer_of("AttentionScores", scores_attrs), LayerValues{{&x}, nullptr, nullptr}, r);
+      INFO(g.status().to_string());
+      REQUIRE(g.ok());
+      REQUIRE(g->size() == 1);
+      CHECK((*g)[0].first == 0);
+      const Tensor& dx = (*g)[0].second;
+      // Unfused: MatMulScale's backward, then each HeadSlice's, added as the trainer adds them.
+      const Tensor q = forward_op("HeadSlice", q_attrs, {&x});
+      const Tensor k = forward_op("HeadSlice", k_attrs, {&x});
+      Result<std::vector<std::pair<size_t, Tensor>>> mm =
+          layer_backward(layer_of("MatMulScale", attrs({attr_f("alpha", c.alpha)})),
+                         LayerValues{{&q, &k}, nullptr, nullptr}, r);
+      REQUIRE(mm.ok());
+      Result<Tensor> dq = head_slice_backward(q_attrs, x.shape(), (*mm)[0].second);
+      Result<Tensor> dk = head_slice_backward(k_attrs, x.shape(), (*mm)[1].second);
+      REQUIRE(dq.ok());
+      REQUIRE(dk.ok());
+      for (int64_t i = 0; i < dk->numel(); ++i) {
+        dk->mutable_data<double>()[i] += dq->data<double>()[i];
+      }
+      CHECK(bits_equal(dx, *dk));
+      // Zeros outside the query's and key's columns.
+      for (int64_t i = 0; i < dx.numel(); ++i) {
+        const int64_t col = i % c.columns;
+        const bool read = (col >= c.q && col < c.q + size) || (col >= c.k && col < c.k + size);
+        if (!read) REQUIRE(dx.data<double>()[i] == 0.0);
+      }
+      auto loss = [&](const std::vector<Tensor>& v) {
+        return weighted_sum(forward_op("AttentionScores", scores_attrs, {&v[0]}), r);
+      };
+      CHECK(max_gradient_error(in, 0, dx, loss) < kTolerance);
+    }
+    {  // AttentionContext
+      const Tensor r = random_tensor({c.batch, c.rows, c.heads, c.head_size}, rng);
+      Result<std::vector<std::pair<size_t, Tensor>>> g = layer_backward(
+          layer_of("AttentionContext", context_attrs), LayerValues{{&p, &x}, nullptr, nullptr}, r);
+      INFO(g.status().to_string());
+      REQUIRE(g.ok());
+      REQUIRE(g->size() == 2);
+      CHECK((*g)[0].first == 0);
+      CHECK((*g)[1].first == 1);
+      const Tensor& dp = (*g)[0].second;
+      const Tensor& dx = (*g)[1].second;
+      // Unfused: the Transpose's backward, the MatMul's, the value HeadSlice's.
+      const Tensor v = forward_op("HeadSlice", v_attrs, {&x});
+      Result<Tensor> dcontext = transpose_backward(attrs({attr_ints("perm", {0, 2, 1, 3})}), r);
+      REQUIRE(dcontext.ok());
+      Result<MatMulGrads> mm = matmul_backward(p, v, *dcontext);
+      REQUIRE(mm.ok());
+      Result<Tensor> dv = head_slice_backward(v_attrs, x.shape(), mm->db);
+      REQUIRE(dv.ok());
+      CHECK(bits_equal(dp, mm->da));
+      CHECK(bits_equal(dx, *dv));
+      auto loss = [&](const std::vector<Tensor>& t) {
+        return weighted_sum(forward_op("AttentionContext", context_attrs, {&t[1], &t[0]}), r);
+      };
+      CHECK(max_gradient_error(in, 0, dx, loss) < kTolerance);
+      CHECK(max_gradient_error(in, 1, dp, loss) < kTolerance);
+    }
+  }
+  {  // float32 and shapes that do not fit are refused
+    const Tensor x32 = test::zeros(DType::kFloat32, {2, 5, 24});
+    const Tensor dy = random_tensor({2, 2, 5, 5}, rng);
+    const Attributes a = attrs({attr_i("heads", 2), attr_i("size", 8), attr_i("q_start", 0),
+                                attr_i("k_start", 8), attr_f("alpha", 0.5f)});
+    CHECK_FALSE(attention_scores_backward(a, x32, dy).ok());
+    const Tensor x = random_tensor({2, 5, 24}, rng);
+    CHECK(attention_scores_backward(a, x, dy).ok());
+    const Tensor bad_dy = random_tensor({2, 2, 5, 4}, rng);
+    CHECK_THAT(attention_scores_backward(a, x, bad_dy).status().message(),
+               Catch::Contains("dY float64[2,2,5,4] is not [2, 2, 5, 5]"));
+    const Attributes ca = attrs({attr_i("heads", 2), attr_i("size", 8), attr_i("v_start", 16)});
+    const Tensor p = random_tensor({2, 2, 5, 5}, rng);
+    CHECK(attention_context_backward(ca, p, x, random_tensor({2, 5, 2, 4}, rng)).ok());
+    CHECK_FALSE(attention_context_backward(ca, p, x, random_tensor({2, 2, 5, 4}, rng)).ok());
+    CHECK_FALSE(attention_context_backward(ca, random_tensor({2, 5, 5}, rng), x,
+                                           random_tensor({2, 5, 2, 4}, rng))
+                    .ok());
   }
 }
 

@@ -1,7 +1,9 @@
 // test_cpu_ops: matrix products, activations, normalisations, broadcasting and the shape ops,
 // on hand-computed cases.
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <random>
 
 #include "tests/models/cpu_ops_test_util.h"
 
@@ -546,6 +548,148 @@ TEST_CASE("unary ops: Clip bounds, predicates, integer Abs/Neg", "[cpu_ops][acti
   CHECK(values<int32_t>(yi) == std::vector<int32_t>{std::numeric_limits<int32_t>::min(), 5});
   REQUIRE(run("Abs", attrs(), {&i}, {&yi}).ok());
   CHECK(values<int32_t>(yi)[1] == 5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AttentionScores and AttentionContext (common/attention.h) against the ops they replace.
+
+// One geometry: X [B, S, C] holding heads of D columns at q, k and v (in any order, possibly
+// overlapping, not filling C), and the context's P [B, H, M, S].
+struct AttentionCase {
+  int64_t batch, seq, heads, head_size, columns, q, k, v, rows;
+  float alpha;
+};
+const std::vector<AttentionCase> kAttentionCases = {
+    {2, 5, 3, 4, 41, 17, 3, 29, 5, 0.125f},  // odd sizes, value last, spare columns
+    {2, 5, 3, 4, 36, 0, 12, 24, 5, 0.5f},    // BERT's order, C exactly 3 * hidden
+    {1, 3, 2, 3, 7, 1, 0, 1, 4, -0.7f},      // overlapping ranges, M != S
+    {3, 1, 1, 1, 2, 1, 1, 0, 1, 1.0f},       // one row, one head of one column
+};
+
+template <typename T>
+Tensor random_values(DType dtype, const Shape& shape, std::mt19937_64& rng) {
+  Tensor t = zeros(dtype, shape);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<T>()[i] = static_cast<T>(normal(rng));
+  return t;
+}
+
+Tensor forward1(const std::string& op, const Attributes& a, std::vector<const Tensor*> in) {
+  Result<std::vector<Tensor>> out = run_op_allocating(op, a, in, 1);
+  INFO(op << ": " << out.status().to_string());
+  REQUIRE(out.ok());
+  return std::move((*out)[0]);
+}
+
+Attributes head_slice_attrs(int64_t start, const AttentionCase& c, std::vector<int64_t> perm) {
+  return attrs({attr_i("start", start), attr_i("size", c.heads * c.head_size),
+                attr_i("heads", c.heads), attr_ints("perm", perm)});
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.shape() == b.shape() &&
+         std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0;
+}
+
+template <typename T>
+void check_attention_against_unfused(DType dtype) {
+  std::mt19937_64 rng(41);
+  for (const AttentionCase& c : kAttentionCases) {
+    INFO("B " << c.batch << " S " << c.seq << " H " << c.heads << " D " << c.head_size << " C "
+              << c.columns << " q " << c.q << " k " << c.k << " v " << c.v);
+    const int64_t size = c.heads * c.head_size;
+    const Tensor x = random_values<T>(dtype, {c.batch, c.seq, c.columns}, rng);
+    const Tensor p = random_values<T>(dtype, {c.batch, c.heads, c.rows, c.seq}, rng);
+    // Unfused: the graph fuse_attention rewrites.
+    const Tensor q = forward1("HeadSlice", head_slice_attrs(c.q, c, {0, 2, 1, 3}), {&x});
+    const Tensor k = forward1("HeadSlice", head_slice_attrs(c.k, c, {0, 2, 3, 1}), {&x});
+    const Tensor v = forward1("HeadSlice", head_slice_attrs(c.v, c, {0, 2, 1, 3}), {&x});
+    const Tensor scores = forward1("MatMulScale", attrs({attr_f("alpha", c.alpha)}), {&q, &k});
+    const Tensor context = forward1("MatMul", attrs(), {&p, &v});
+    const Tensor merged =
+        forward1("Transpose", attrs({attr_ints("perm", {0, 2, 1, 3})}), {&context});
+    // Fused.
+    const Attributes scores_attrs =
+        attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("q_start", c.q),
+               attr_i("k_start", c.k), attr_f("alpha", c.alpha)});
+    const Attributes context_attrs =
+        attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("v_start", c.v)});
+    const Tensor fused_scores = forward1("AttentionScores", scores_attrs, {&x});
+    const Tensor fused_context = forward1("AttentionContext", context_attrs, {&p, &x});
+    CHECK(fused_scores.shape() == Shape{c.batch, c.heads, c.seq, c.seq});
+    CHECK(fused_context.shape() == Shape{c.batch, c.rows, c.heads, c.head_size});
+    CHECK(same_bits(fused_scores, scores));
+    CHECK(same_bits(fused_context, merged));
+    // Into preallocated outputs (the executor's way) too.
+    Tensor y = zeros(dtype, scores.shape());
+    REQUIRE(run("AttentionScores", scores_attrs, {&x}, {&y}).ok());
+    CHECK(same_bits(y, scores));
+    Tensor z = zeros(dtype, merged.shape());
+    REQUIRE(run("AttentionContext", context_attrs, {&p, &x}, {&z}).ok());
+    CHECK(same_bits(z, merged));
+    // A plain MatMul's scores are AttentionScores with alpha 1 (its default).
+    const Tensor plain = forward1("MatMul", attrs(), {&q, &k});
+    const Attributes no_alpha = attrs({attr_i("heads", c.heads), attr_i("size", size),
+                                       attr_i("q_start", c.q), attr_i("k_start", c.k)});
+    CHECK(same_bits(forward1("AttentionScores", no_alpha, {&x}), plain));
+  }
+}
+
+TEST_CASE("AttentionScores and AttentionContext compute the unfused ops' results to the bit",
+          "[cpu_ops][attention]") {
+  SECTION("float32") { check_attention_against_unfused<float>(DType::kFloat32); }
+  SECTION("float64") { check_attention_against_unfused<double>(DType::kFloat64); }
+}
+
+TEST_CASE("AttentionScores and AttentionContext refuse what does not fit, naming it",
+          "[cpu_ops][attention]") {
+  std::mt19937_64 rng(43);
+  const Tensor x = random_values<float>(DType::kFloat32, {2, 5, 24}, rng);
+  const Tensor p = random_values<float>(DType::kFloat32, {2, 2, 5, 5}, rng);
+  auto scores = [](std::vector<pipeswitch::psm::Attribute> extra) {
+    std::vector<pipeswitch::psm::Attribute> list = {attr_i("heads", 2), attr_i("size", 8),
+                                                    attr_i("q_start", 0), attr_i("k_start", 8)};
+    list.insert(list.end(), extra.begin(), extra.end());
+    return attrs(list);
+  };
+  Tensor y = zeros(DType::kFloat32, {2, 2, 5, 5});
+  REQUIRE(run("AttentionScores", scores({attr_f("alpha", 0.5f)}), {&x}, {&y}).ok());
+  Status s = run("AttentionScores", scores({attr_i("start", 0)}), {&x}, {&y});
+  CHECK(s.code() == Code::kUnsupported);
+  CHECK_THAT(s.message(), Catch::StartsWith("AttentionScores: ") && Catch::Contains("'start'"));
+  s = run("AttentionScores", attrs({attr_i("heads", 2), attr_i("size", 8), attr_i("q_start", 0)}),
+          {&x}, {&y});
+  CHECK_THAT(s.message(), Catch::Contains("attribute 'k_start' is required"));
+  s = run("AttentionScores", scores({attr_i("alpha", 2)}), {&x}, {&y});
+  CHECK_FALSE(s.ok());
+  s = run(
+      "AttentionScores",
+      attrs({attr_i("heads", 2), attr_i("size", 8), attr_i("q_start", 0), attr_i("k_start", 20)}),
+      {&x}, {&y});
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("columns [20, 28) do not fit X [2,5,24]"));
+  s = run(
+      "AttentionScores",
+      attrs({attr_i("heads", 3), attr_i("size", 8), attr_i("q_start", 0), attr_i("k_start", 8)}),
+      {&x}, {&y});
+  CHECK_THAT(s.message(), Catch::Contains("3 heads do not divide 8 columns"));
+  Tensor wrong = zeros(DType::kFloat32, {2, 2, 5, 4});
+  CHECK(run("AttentionScores", scores({}), {&x}, {&wrong}).code() == Code::kInvalidArgument);
+  const Tensor x4 = random_values<float>(DType::kFloat32, {2, 5, 1, 24}, rng);
+  CHECK_THAT(run("AttentionScores", scores({}), {&x4}, {&y}).message(),
+             Catch::Contains("must be [batch, sequence, columns]"));
+
+  const Attributes context = attrs({attr_i("heads", 2), attr_i("size", 8), attr_i("v_start", 16)});
+  Tensor z = zeros(DType::kFloat32, {2, 5, 2, 4});
+  REQUIRE(run("AttentionContext", context, {&p, &x}, {&z}).ok());
+  CHECK_THAT(run("AttentionContext", scores({}), {&p, &x}, {&z}).message(),
+             Catch::Contains("'q_start'"));
+  const Tensor p_heads = random_values<float>(DType::kFloat32, {2, 3, 5, 5}, rng);
+  CHECK_THAT(run("AttentionContext", context, {&p_heads, &x}, {&z}).message(),
+             Catch::Contains("P [2,3,5,5] is not [2, 2, M, 5]"));
+  const Tensor p64 = random_values<double>(DType::kFloat64, {2, 2, 5, 5}, rng);
+  CHECK(run("AttentionContext", context, {&p64, &x}, {&z}).code() == Code::kInvalidArgument);
+  CHECK_FALSE(run("AttentionContext", context, {&p}, {&z}).ok());
 }
 
 }  // namespace

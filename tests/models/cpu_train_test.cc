@@ -443,13 +443,14 @@ TEST_CASE("the trainer refuses what it cannot train, naming it", "[train]") {
 }
 
 // fuse_head_projections on attention in PyTorch's training-export form: the fused package (one
-// MatMulTransB over the Concat'ed query/key/value weights, three HeadSlices) must give every
-// parameter, under its own name and shape, the gradient the three projections give it, and
-// those gradients must be the loss's (finite differences).
+// MatMulTransB over the Concat'ed query/key/value weights, three HeadSlices; fuse_attention,
+// which would take the HeadSlices into attention's products, skipped: the next case has it)
+// must give every parameter, under its own name and shape, the gradient the three projections
+// give it, and those gradients must be the loss's (finite differences).
 TEST_CASE("fused query/key/value projections train as the three projections do", "[train]") {
   const onnx::ModelProto model = models::testing::attention_classifier_model();
   Result<onnx_loader::LoweredModel> fused =
-      models::testing::lower_onnx_model(model, onnx_loader::Mode::kTraining);
+      models::testing::lower_onnx_model(model, onnx_loader::Mode::kTraining, {"fuse_attention"});
   Result<onnx_loader::LoweredModel> three = models::testing::lower_onnx_model(
       model, onnx_loader::Mode::kTraining, {"fuse_head_projections"});
   INFO(fused.status().to_string() << " / " << three.status().to_string());
@@ -524,6 +525,85 @@ TEST_CASE("fused query/key/value projections train as the three projections do",
                 << g.data<double>()[e]);
       CHECK(std::abs(numeric - g.data<double>()[e]) < 1e-7 + 1e-4 * std::abs(numeric));
     }
+  }
+}
+
+// fuse_attention on top of fuse_head_projections: AttentionScores and AttentionContext in
+// place of the three HeadSlices, the scores' MatMul and the context's MatMul and Transpose.
+// Their CPU forward and backward are those layers' composed, so the loss, every parameter's
+// gradient and a few training steps must be the unfused package's to the bit.
+TEST_CASE("attention's products reading the heads in place train as the unfused layers do",
+          "[train]") {
+  const onnx::ModelProto model = models::testing::attention_classifier_model();
+  Result<onnx_loader::LoweredModel> in_place =
+      models::testing::lower_onnx_model(model, onnx_loader::Mode::kTraining);
+  Result<onnx_loader::LoweredModel> slices =
+      models::testing::lower_onnx_model(model, onnx_loader::Mode::kTraining, {"fuse_attention"});
+  INFO(in_place.status().to_string() << " / " << slices.status().to_string());
+  REQUIRE(in_place.ok());
+  REQUIRE(slices.ok());
+  auto count = [](const pipeswitch::psm::Manifest& m, const std::string& op) {
+    return std::count_if(m.layers().begin(), m.layers().end(),
+                         [&](const auto& layer) { return layer.op() == op; });
+  };
+  CHECK(count(in_place->manifest, "AttentionScores") == 1);
+  CHECK(count(in_place->manifest, "AttentionContext") == 1);
+  CHECK(count(in_place->manifest, "HeadSlice") == 0);
+  CHECK(count(in_place->manifest, "Transpose") == 0);
+  CHECK(count(in_place->manifest, "MatMul") == 0);
+  CHECK(count(in_place->manifest, "MatMulTransB") == 1);
+  CHECK(count(in_place->manifest, "Div") == 1);  // sqrt(8) is no power of two: not an alpha
+  CHECK(count(slices->manifest, "AttentionScores") == 0);
+  CHECK(count(slices->manifest, "HeadSlice") == 3);
+  CHECK(count(slices->manifest, "Transpose") == 1);
+  CHECK(count(slices->manifest, "MatMul") == 2);
+  for (const auto& layer : in_place->manifest.layers()) {
+    if (layer.op() != "AttentionScores") continue;
+    std::map<std::string, std::string> a;
+    for (const auto& attr : layer.attributes()) {
+      a[attr.name()] = attr.has_f() ? std::to_string(attr.f()) : std::to_string(attr.i());
+    }
+    CHECK(a == std::map<std::string, std::string>{{"alpha", std::to_string(1.0f)},
+                                                  {"heads", "2"},
+                                                  {"k_start", "16"},
+                                                  {"q_start", "0"},
+                                                  {"size", "16"}});
+  }
+
+  TrainerOptions options = learnable_options();
+  options.data.classes = 16;
+  auto bits_equal = [](const Tensor& a, const Tensor& b) {
+    return a.shape() == b.shape() && std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0;
+  };
+  // The loss and the gradients by parameter name.
+  auto gradients = [&](const onnx_loader::LoweredModel& m) {
+    Result<std::unique_ptr<Trainer>> t = Trainer::create(m.manifest, m.weights, options);
+    INFO(t.status().to_string());
+    REQUIRE(t.ok());
+    std::map<uint32_t, Tensor> grads;
+    Result<double> loss = (*t)->loss_and_gradients(0, false, &grads);
+    INFO(loss.status().to_string());
+    REQUIRE(loss.ok());
+    std::map<std::string, Tensor> named;
+    for (auto& [index, g] : grads)
+      named.emplace(m.manifest.tensors(static_cast<int>(index)).name(), std::move(g));
+    return std::make_pair(*loss, std::move(named));
+  };
+  const auto [in_place_loss, in_place_grads] = gradients(*in_place);
+  const auto [slices_loss, slices_grads] = gradients(*slices);
+  CHECK(std::memcmp(&in_place_loss, &slices_loss, sizeof(double)) == 0);
+  REQUIRE(in_place_grads.size() == 6);
+  REQUIRE(slices_grads.size() == 6);
+  for (const auto& [name, g] : slices_grads) {
+    INFO(name);
+    REQUIRE(in_place_grads.count(name) == 1);
+    CHECK(bits_equal(in_place_grads.at(name), g));
+  }
+  const std::vector<double> a = train(*in_place, options, 4);
+  const std::vector<double> b = train(*slices, options, 4);
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("step " << i << ": " << a[i] << " vs " << b[i]);
+    CHECK(std::memcmp(&a[i], &b[i], sizeof(double)) == 0);
   }
 }
 

@@ -31,11 +31,11 @@ Result<PoolPlan> pool(const std::string& op, const cpu::Attributes& a, Shape x, 
 
 TEST_CASE("dnn table: sorted, every op found") {
   const std::span<const OpEntry> table = dnn_op_table();
-  REQUIRE(table.size() == 12);
+  REQUIRE(table.size() == 14);
   for (size_t i = 1; i < table.size(); ++i) CHECK(table[i - 1].op < table[i].op);
-  for (const char* op :
-       {"Conv", "FusedConv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-        "BatchNormalization", "Gemm", "MatMul", "MatMulBias", "MatMulScale", "MatMulTransB"}) {
+  for (const char* op : {"Conv", "FusedConv", "MaxPool", "AveragePool", "GlobalAveragePool",
+                         "GlobalMaxPool", "BatchNormalization", "Gemm", "MatMul", "MatMulBias",
+                         "MatMulScale", "MatMulTransB", "AttentionScores", "AttentionContext"}) {
     INFO(op);
     CHECK(gpu_supports(op));
   }

@@ -573,5 +573,35 @@ TEST_CASE("emulated fill patterns write Shape, ConstantOfShape and Range values"
   CHECK(c == std::vector<int32_t>{-7, -7, -7, -7});
 }
 
+// head_gemm.h's pointer arrays: entry (b, h) of array a is base + b * batch stride + h * head
+// stride (bytes), arrays array_stride entries apart; entries past batch * heads untouched.
+TEST_CASE("emulated batch pointer arrays address every (batch, head) matrix",
+          "[gpu_kernel_emulation]") {
+  kernels::BatchPointerParams p;
+  p.arrays = 3;
+  p.batch = 3;
+  p.heads = 5;
+  p.array_stride = 16;
+  const uint64_t bases[3] = {0x10000, 0x20400, 0x7f000000};
+  const int64_t batch_strides[3] = {9216, 0, 4096}, head_strides[3] = {256, 64, 1024};
+  for (int a = 0; a < 3; ++a) {
+    p.base[a] = bases[a];
+    p.batch_stride[a] = batch_strides[a];
+    p.head_stride[a] = head_strides[a];
+  }
+  std::vector<uint64_t> out(48, 7);
+  run3([&] { ps_batch_pointers(out.data(), p); });
+  for (int a = 0; a < 3; ++a) {
+    for (int64_t j = 0; j < 16; ++j) {
+      INFO("array " << a << " entry " << j);
+      const uint64_t expected =
+          j < 15 ? bases[a] +
+                       static_cast<uint64_t>((j / 5) * batch_strides[a] + (j % 5) * head_strides[a])
+                 : 7;
+      CHECK(out[static_cast<size_t>(a * 16 + j)] == expected);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ps::models::gpu

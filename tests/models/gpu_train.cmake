@@ -9,6 +9,7 @@ ps_add_test(test_gpu_grad_ops
     ${CMAKE_CURRENT_LIST_DIR}/gpu_train_bert_emulation_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/gpu_grad_ops_test.cc
     ${CMAKE_CURRENT_LIST_DIR}/gpu_grad_bert_ops_test.cc
+    ${CMAKE_CURRENT_LIST_DIR}/gpu_attention_test.cc
   LIBS ps_gpu_test_support ps_cpu_train ps_zoo_lowering)
 # The emulation tests compile cuda/kernels/*.cu for the host: g++ does not know #pragma unroll.
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/gpu_train_kernel_emulation_test.cc

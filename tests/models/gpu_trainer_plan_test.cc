@@ -106,7 +106,11 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
       if (wanted) readers[in] += 1;
     }
   }
-  // Partial writers (HeadSlices covering their input) each write their part: no accumulation.
+  // Partial writers (readers of columns covering their input: HeadSlice, AttentionScores input
+  // 0, AttentionContext input 1) each write their part: no accumulation.
+  const auto packed_input = [](const std::string& op) {
+    return op == "HeadSlice" || op == "AttentionScores" ? 0 : op == "AttentionContext" ? 1 : -1;
+  };
   std::map<uint32_t, int> partial_writes;
   std::set<uint32_t> seen;
   for (const BackwardStep& b : t.backward) {
@@ -117,8 +121,8 @@ int check_layout(const Manifest& m, const TrainLayout& t) {
       if (readers.count(in) == 0) continue;  // not wanted: no gradient, or cuDNN scratch
       REQUIRE(((b.wanted >> i) & 1u) == 1u);
       const bool acc = ((b.accumulate >> i) & 1u) != 0;
-      if (b.partial) {
-        CHECK(layer.op() == "HeadSlice");
+      if (b.partial) CHECK(packed_input(layer.op()) >= 0);
+      if (b.partial && i == packed_input(layer.op())) {
         CHECK_FALSE(acc);
         partial_writes[in] += 1;
         continue;
@@ -430,31 +434,52 @@ TEST_CASE("trainer plan: bert_tiny's token inputs, integer tensors and Softmax's
   CHECK_THAT(refused.status().message(), Catch::Contains("10 classes, the model outputs 2"));
 }
 
-// fuse_head_projections' three HeadSlices write the fused product's gradient between them:
-// each writes its own columns (partial), none accumulates or zeroes the others'. Without one of
-// them reaching the loss, or with the plain Transposes, nothing is partial.
-TEST_CASE("trainer plan: HeadSlices covering their input write their columns alone",
+// The readers of the fused query/key/value product's columns write its gradient between
+// them: with fuse_attention, AttentionScores (q and k columns) and AttentionContext (v); without
+// it, fuse_head_projections' three HeadSlices. Each writes its own columns (partial), none
+// accumulates or zeroes the others'. With a gap between the columns, nothing is partial.
+TEST_CASE("trainer plan: column readers covering their input write their columns alone",
           "[gpu_trainer_plan]") {
+  TrainLayoutOptions options;
+  options.classes = 16;
+  {
+    INFO("without fuse_attention: three HeadSlices");
+    Result<onnx_loader::LoweredModel> slices = testing::lower_onnx_model(
+        testing::attention_classifier_model(), onnx_loader::Mode::kTraining, {"fuse_attention"});
+    REQUIRE(slices.ok());
+    const TrainLayout t = plan(slices->manifest, options);
+    check_layout(slices->manifest, t);
+    int partial = 0;
+    for (const BackwardStep& b : t.backward) {
+      const auto& layer = slices->manifest.layers(static_cast<int>(b.layer));
+      INFO(layer.name());
+      CHECK(b.partial == (layer.op() == "HeadSlice"));
+      if (layer.op() == "HeadSlice") {
+        CHECK(b.accumulate == 0u);
+        ++partial;
+      }
+    }
+    CHECK(partial == 3);
+  }
   Result<onnx_loader::LoweredModel> fused = testing::lower_onnx_model(
       testing::attention_classifier_model(), onnx_loader::Mode::kTraining);
   INFO(fused.status().to_string());
   REQUIRE(fused.ok());
   const Manifest& m = fused->manifest;
-  TrainLayoutOptions options;
-  options.classes = 16;
   const TrainLayout t = plan(m, options);
   check_layout(m, t);
   int partial = 0;
   for (const BackwardStep& b : t.backward) {
     const auto& layer = m.layers(static_cast<int>(b.layer));
     INFO(layer.name());
-    CHECK(b.partial == (layer.op() == "HeadSlice"));
-    if (layer.op() == "HeadSlice") {
-      CHECK(b.accumulate == 0u);
-      ++partial;
-    }
+    CHECK(layer.op() != "HeadSlice");
+    const bool reader = layer.op() == "AttentionScores" || layer.op() == "AttentionContext";
+    CHECK(b.partial == reader);
+    if (layer.op() == "AttentionScores") CHECK(b.accumulate == 0u);
+    if (layer.op() == "AttentionContext") CHECK((b.accumulate & 2u) == 0u);
+    partial += reader ? 1 : 0;
   }
-  CHECK(partial == 3);
+  CHECK(partial == 2);
 
   // The Concat of the query/key/value weights: members side by side in the params and grads
   // regions, the output and its gradient theirs (no arena buffer), so the product reads the
@@ -496,10 +521,10 @@ TEST_CASE("trainer plan: HeadSlices covering their input write their columns alo
   }
   CHECK(views == 1);
 
-  // Narrow one slice: its columns no longer tile the product, so they accumulate again.
+  // Narrow the values' range: the columns no longer tile the product, so they accumulate again.
   Manifest gap = m;
   for (auto& layer : *gap.mutable_layers()) {
-    if (layer.op() != "HeadSlice") continue;
+    if (layer.op() != "AttentionContext") continue;
     for (auto& a : *layer.mutable_attributes()) {
       if (a.name() == "size") a.set_i(a.i() - 8);
     }
@@ -510,9 +535,13 @@ TEST_CASE("trainer plan: HeadSlices covering their input write their columns alo
   int accumulating = 0;
   for (const BackwardStep& b : g->backward) {
     CHECK_FALSE(b.partial);
-    accumulating += b.accumulate != 0 ? 1 : 0;
+    // The context's backward comes first and writes dX whole; the scores' adds.
+    const std::string& op = gap.layers(static_cast<int>(b.layer)).op();
+    if (op == "AttentionContext") CHECK((b.accumulate & 2u) == 0u);
+    if (op == "AttentionScores") CHECK(b.accumulate == 1u);
+    accumulating += op == "AttentionScores" && b.accumulate == 1u ? 1 : 0;
   }
-  CHECK(accumulating >= 2);
+  CHECK(accumulating == 1);
 }
 
 TEST_CASE("trainer plan: refusals name the cause", "[gpu_trainer_plan]") {

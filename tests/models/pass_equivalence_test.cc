@@ -186,7 +186,12 @@ TEST_CASE("bert_tiny: fused inference manifest computes what the training manife
   const Manifest& fused = both.inference.manifest;
   const Manifest& unfused = both.training.manifest;
   CHECK(count_op(fused, "MatMulBias") > 0);
-  CHECK(count_op(fused, "MatMulScale") > 0);  // scores / sqrt(16): alpha 0.25
+  // scores / sqrt(16): alpha 0.25 of the MatMulScale that, with the query's and key's
+  // HeadSlices, became AttentionScores; the context's MatMul and Transpose AttentionContext.
+  CHECK(count_op(fused, "MatMulScale") == 0);
+  CHECK(count_op(fused, "AttentionScores") > 0);
+  CHECK(count_op(fused, "AttentionContext") > 0);
+  CHECK(count_op(fused, "HeadSlice") == 0);
   CHECK(count_op(fused, "AddLayerNormalization") > 0);  // the sub-layers' residual Adds
   CHECK(count_op(fused, "Gelu") > 0);
   CHECK(count_op(fused, "LayerNormalization") > 0);

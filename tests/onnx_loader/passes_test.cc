@@ -427,9 +427,9 @@ TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]"
                        "remove_identity_and_dropout", "fold_constants", "fold_batchnorm",
                        "fuse_conv", "fuse_matmul_bias", "fuse_head_projections", "fuse_layernorm",
                        "fuse_add_layernorm", "fuse_gelu", "remove_zero_add", "fuse_matmul_scale",
-                       "fuse_add_softmax", "eliminate_dead_code"});
+                       "fuse_add_softmax", "fuse_attention", "eliminate_dead_code"});
   // fold_constants: the weight's Transpose, whose result is a constant here.
-  const std::vector<int> expected = {0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0};
+  const std::vector<int> expected = {0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0};
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO(names[i]);
     CHECK(report->passes[i].changes == expected[i]);
@@ -453,7 +453,7 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU, W^T and the
           std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                    "untie_parameters", "fuse_gelu", "fuse_matmul_transpose",
                                    "fuse_linear_bias", "fuse_head_projections", "fuse_matmul_scale",
-                                   "fuse_add_softmax", "eliminate_dead_code"});
+                                   "fuse_add_softmax", "fuse_attention", "eliminate_dead_code"});
   // 15 with GELU's five nodes one Gelu, the Transpose, its MatMul and the bias Add one
   // MatMulTransB, the attention's MatMul and its Mul by a scalar one MatMulScale.
   CHECK(report->nodes_before == 15);
@@ -493,14 +493,15 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
         std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                  "untie_parameters", "fuse_gelu", "fuse_linear_bias",
                                  "fuse_head_projections", "fuse_matmul_scale", "fuse_add_softmax",
-                                 "eliminate_dead_code"});
+                                 "fuse_attention", "eliminate_dead_code"});
   CHECK(b.count("MatMulTransB") == 0);
   CHECK(b.count("Transpose") == 1);
   CHECK(b.count("Gelu") == 1);
   CHECK(skippable_passes(Mode::kTraining) ==
         std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose", "fuse_linear_bias",
-                                 "fuse_head_projections", "fuse_matmul_scale", "fuse_add_softmax"});
-  CHECK(skippable_passes(Mode::kInference).size() == 10);
+                                 "fuse_head_projections", "fuse_matmul_scale", "fuse_add_softmax",
+                                 "fuse_attention"});
+  CHECK(skippable_passes(Mode::kInference).size() == 11);
   Builder c = make_mixed_graph();
   Result<PipelineReport> inference = run_passes(c.graph, Mode::kInference, {"fuse_gelu"});
   REQUIRE(inference.ok());
@@ -515,7 +516,7 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
     CHECK(bad.status().message().find("training imports may skip (fuse_gelu, "
                                       "fuse_matmul_transpose, fuse_linear_bias, "
                                       "fuse_head_projections, fuse_matmul_scale, "
-                                      "fuse_add_softmax)") != std::string::npos);
+                                      "fuse_add_softmax, fuse_attention)") != std::string::npos);
   }
 }
 

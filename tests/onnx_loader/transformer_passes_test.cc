@@ -1,11 +1,13 @@
 // Transformer passes (MatMul + bias, LayerNorm and GELU recognition, attention's scale and
-// zero mask, the mask Add before Softmax, nn.Linear's transposed weight in training imports) on
+// zero mask, the mask Add before Softmax, nn.Linear's transposed weight in training imports,
+// query/key/value as one product and attention's products reading the heads in place) on
 // tiny hand-built graphs: the exported forms are recognised and every near miss is left alone.
 #include <catch2/catch.hpp>
 #include <cmath>
 
 #include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_add_softmax.h"
+#include "onnx_loader/passes/fuse_attention.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_head_projections.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
@@ -1001,6 +1003,177 @@ TEST_CASE("fuse_head_projections: near misses stay as they are", "[passes]") {
     CHECK(fused(passes::fuse_head_projections(b.graph)) == 0);
     CHECK(b.count("Transpose") == 1);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention's products reading the heads in place
+
+// Self-attention as fuse_head_projections, fuse_matmul_scale and fuse_add_softmax leave it: x
+// [2, 5, 24] (the fused product) read by HeadSlices q (columns 16..23, perm [0, 2, 1, 3]), k
+// (0..7, [0, 2, 3, 1]) and v (8..15, [0, 2, 1, 3]), 2 heads of 4; MatMulScale(q, k) alpha 0.5
+// (or a plain MatMul), Softmax, MatMul(probs, v), Transpose [0, 2, 1, 3] -> [2, 5, 2, 4].
+// Node order: q 0, k 1, v 2, scores 3, Softmax 4, context 5, Transpose 6.
+struct Attention {
+  Builder b;
+  int x = -1, q = -1, k = -1, v = -1, scores = -1, probs = -1, context = -1, merged = -1;
+  Node& node_of(int value) { return b.graph.nodes[b.graph.values[value].producer]; }
+};
+Attention make_attention(bool scale = true) {
+  Attention a;
+  a.x = a.b.input("x", {2, 5, 24});
+  const std::string s = "/layer.0/attention/self/";
+  auto slice = [&](const std::string& name, int64_t start, std::vector<int64_t> perm,
+                   const Shape& out) {
+    return a.b.node(
+        "HeadSlice", s + name, {a.x}, out,
+        {{"start", i64(start)}, {"size", i64(8)}, {"heads", i64(2)}, {"perm", ints(perm)}});
+  };
+  a.q = slice("query/HeadSlice", 16, {0, 2, 1, 3}, {2, 2, 5, 4});
+  a.k = slice("key/HeadSlice", 0, {0, 2, 3, 1}, {2, 2, 4, 5});
+  a.v = slice("value/HeadSlice", 8, {0, 2, 1, 3}, {2, 2, 5, 4});
+  a.scores = scale ? a.b.node("MatMulScale", s + "MatMulScale", {a.q, a.k}, {2, 2, 5, 5},
+                              {{"alpha", f32(0.5f)}})
+                   : a.b.node("MatMul", s + "MatMul", {a.q, a.k}, {2, 2, 5, 5});
+  a.probs = a.b.node("Softmax", s + "Softmax", {a.scores}, {2, 2, 5, 5}, {{"axis", i64(-1)}});
+  a.context = a.b.node("MatMul", s + "MatMul_1", {a.probs, a.v}, {2, 2, 5, 4});
+  a.merged = a.b.node("Transpose", s + "Transpose_3", {a.context}, {2, 5, 2, 4},
+                      {{"perm", ints({0, 2, 1, 3})}});
+  a.b.output(a.merged);
+  return a;
+}
+
+TEST_CASE("fuse_attention: the scores and the context read the heads in place", "[passes]") {
+  for (bool scale : {true, false}) {
+    INFO((scale ? "MatMulScale" : "MatMul"));
+    Attention a = make_attention(scale);
+    REQUIRE(fused(passes::fuse_attention(a.b.graph)) == 2);
+    REQUIRE(a.b.graph.validate().ok());
+    CHECK(a.b.live() == 3);
+    CHECK(a.b.count("HeadSlice") == 0);
+    CHECK(a.b.count("MatMul") == 0);
+    CHECK(a.b.count("MatMulScale") == 0);
+    CHECK(a.b.count("Transpose") == 0);
+    const Node& scores = a.node_of(a.scores);
+    CHECK(scores.op == "AttentionScores");
+    CHECK(scores.name == "/layer.0/attention/self/AttentionScores");
+    CHECK(scores.inputs == std::vector<int>{a.x});
+    CHECK(scores.outputs == std::vector<int>{a.scores});
+    CHECK(scores.attr_int("heads", -1) == 2);
+    CHECK(scores.attr_int("size", -1) == 8);
+    CHECK(scores.attr_int("q_start", -1) == 16);
+    CHECK(scores.attr_int("k_start", -1) == 0);
+    CHECK(scores.attr_float("alpha", -1) == (scale ? 0.5f : 1.0f));
+    CHECK(scores.onnx_nodes == std::vector<int>{0, 1, 3});
+    const Node& context = a.node_of(a.merged);
+    CHECK(context.op == "AttentionContext");
+    CHECK(context.name == "/layer.0/attention/self/AttentionContext_1");
+    CHECK(context.inputs == std::vector<int>{a.probs, a.x});
+    CHECK(context.outputs == std::vector<int>{a.merged});
+    CHECK(context.attr_int("heads", -1) == 2);
+    CHECK(context.attr_int("size", -1) == 8);
+    CHECK(context.attr_int("v_start", -1) == 8);
+    CHECK(context.attrs.size() == 3);
+    CHECK(context.onnx_nodes == std::vector<int>{2, 5, 6});
+    // In order: the scores where their product was, the context where its Transpose was.
+    std::vector<std::string> ops;
+    for (const Node& node : a.b.graph.nodes) {
+      if (!node.dead) ops.push_back(node.op);
+    }
+    CHECK(ops == std::vector<std::string>{"AttentionScores", "Softmax", "AttentionContext"});
+  }
+}
+
+TEST_CASE("fuse_attention: near misses are left unchanged", "[passes]") {
+  // Each section spoils the scores' pattern, the context's or both; the other still fuses.
+  Attention a = make_attention();
+  bool scores = true, context = true;
+  SECTION("the query's slice with another perm") {
+    a.node_of(a.q).attrs["perm"] = ints({0, 2, 3, 1});
+    scores = false;
+  }
+  SECTION("the key's slice with another perm") {
+    a.node_of(a.k).attrs["perm"] = ints({0, 2, 1, 3});
+    scores = false;
+  }
+  SECTION("query and key swapped") {
+    a.node_of(a.scores).inputs = {a.k, a.q};
+    scores = false;
+  }
+  SECTION("the query's slice read twice") {
+    a.b.output(a.b.node("Relu", "/relu", {a.q}, {2, 2, 5, 4}));
+    scores = false;
+  }
+  SECTION("the key's slice a graph output") {
+    a.b.output(a.k);
+    scores = false;
+  }
+  SECTION("the key's slice of another X") {
+    const int other = a.b.input("other", {2, 5, 24});
+    a.node_of(a.k).inputs = {other};
+    scores = false;
+  }
+  SECTION("the key with other heads") {
+    a.node_of(a.k).attrs["heads"] = i64(4);
+    scores = false;
+  }
+  SECTION("the key with another size") {
+    a.node_of(a.k).attrs["size"] = i64(4);
+    scores = false;
+  }
+  SECTION("the scores of a Mul, not a product") {
+    a.node_of(a.scores).op = "Mul";
+    scores = false;
+  }
+  SECTION("X of rank 4") {
+    a.b.graph.values[a.x].shape = Shape{2, 5, 1, 24};
+    scores = context = false;
+  }
+  SECTION("X float16") {
+    a.b.graph.values[a.x].dtype = DType::kFloat16;
+    scores = context = false;
+  }
+  SECTION("the context's Transpose with another perm") {
+    a.node_of(a.merged).attrs["perm"] = ints({0, 2, 3, 1});
+    context = false;
+  }
+  SECTION("the context's Transpose without a perm (reversed axes)") {
+    a.node_of(a.merged).attrs.clear();
+    context = false;
+  }
+  SECTION("the context product read twice") {
+    a.b.output(a.b.node("Relu", "/relu", {a.context}, {2, 2, 5, 4}));
+    context = false;
+  }
+  SECTION("the context product a graph output") {
+    a.b.output(a.context);
+    context = false;
+  }
+  SECTION("the value's slice read twice") {
+    a.b.output(a.b.node("Relu", "/relu", {a.v}, {2, 2, 5, 4}));
+    context = false;
+  }
+  SECTION("the value's slice a graph output") {
+    a.b.output(a.v);
+    context = false;
+  }
+  SECTION("the value's slice with the key's perm") {
+    a.node_of(a.v).attrs["perm"] = ints({0, 2, 3, 1});
+    context = false;
+  }
+  SECTION("P with other heads than the value's") {
+    a.node_of(a.v).attrs["heads"] = i64(4);
+    context = false;
+  }
+  SECTION("the context's product with P and V swapped") {
+    a.node_of(a.context).inputs = {a.v, a.probs};
+    context = false;
+  }
+  CHECK(fused(passes::fuse_attention(a.b.graph)) == int{scores} + int{context});
+  REQUIRE(a.b.graph.validate().ok());
+  CHECK(a.b.count("AttentionScores") == int{scores});
+  CHECK(a.b.count("AttentionContext") == int{context});
+  CHECK(a.b.count("HeadSlice") == (scores ? 0 : 2) + (context ? 0 : 1));
+  CHECK(a.b.count("Transpose") == (context ? 0 : 1));
 }
 
 }  // namespace

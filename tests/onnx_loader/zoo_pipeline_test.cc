@@ -161,16 +161,22 @@ TEST_CASE("zoo bert_tiny: LayerNorm, GELU, MatMul+bias and the attention scale r
     CHECK(count_op(graph, "AddLayerNormalization") == 4);
     CHECK(changes(*report, "fuse_layernorm") == (opset < 17 ? 5 : 0));
     CHECK(changes(*report, "fuse_add_layernorm") == 4);
-    // The scores' division by sqrt(16) is their MatMul's alpha.
-    CHECK(count_op(graph, "MatMulScale") == 2);
+    // The scores' division by sqrt(16) is their MatMul's alpha, and that MatMulScale of the
+    // query's and key's heads one AttentionScores.
+    CHECK(count_op(graph, "MatMulScale") == 0);
     CHECK(count_op(graph, "Gelu") == 2);
     CHECK(count_op(graph, "Erf") == 0);
     CHECK(count_op(graph, "ReduceMean") == 0);
-    // Q, K and V as one product (read by three HeadSlices), attention output, intermediate and
-    // output dense per layer.
+    // Q, K and V as one product, attention output, intermediate and output dense per layer;
+    // the product's heads read in place by the two attention products (no HeadSlice copies
+    // and no context Transpose left).
     CHECK(count_op(graph, "MatMulBias") == 8);
-    CHECK(count_op(graph, "HeadSlice") == 6);
+    CHECK(count_op(graph, "HeadSlice") == 0);
+    CHECK(count_op(graph, "AttentionScores") == 2);
+    CHECK(count_op(graph, "AttentionContext") == 2);
+    CHECK(count_op(graph, "Transpose") == 0);
     CHECK(changes(*report, "fuse_head_projections") == 2);
+    CHECK(changes(*report, "fuse_attention") == 4);
 
     const LoweredModel model =
         lower_checked(graph, Mode::kInference, GroupingMode::kBlocks, *report);

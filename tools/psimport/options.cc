@@ -249,19 +249,20 @@ Options:
   --seq N             the sequence length for models with one (BERT: 251 in the paper)
   --mode M            inference (fused: BatchNorm folded, bias and ReLU fused; the default)
                       or training (unfused but for GELU, a linear layer's MatMul of a
-                      transposed weight and its bias Add, MatMul times a scalar, and
-                      attention's mask Add with its Softmax, for the backward pass; with
-                      --zoo: the graph to train)
+                      transposed weight and its bias Add, attention's query, key and value
+                      as one product, MatMul times a scalar, attention's mask Add with its
+                      Softmax, and attention's two products reading the heads in place, for
+                      the backward pass; with --zoo: the graph to train)
   --grouping G        how layers are grouped into host-to-GPU copies: per-layer, blocks
                       (one group per source block) or whole (the whole model at once);
                       default: the importer's choice
   --skip-passes P,... fusion passes not to run, to see what one does to a model's speed or
                       results (inference: fold_batchnorm, fuse_conv, fuse_matmul_bias,
                       fuse_head_projections, fuse_layernorm, fuse_add_layernorm,
-                      fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax;
-                      training: fuse_gelu,
-                      fuse_matmul_transpose, fuse_linear_bias, fuse_head_projections,
-                      fuse_matmul_scale, fuse_add_softmax); the package records the
+                      fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax,
+                      fuse_attention; training: fuse_gelu, fuse_matmul_transpose,
+                      fuse_linear_bias, fuse_head_projections, fuse_matmul_scale,
+                      fuse_add_softmax, fuse_attention); the package records the
                       passes that ran
   -q, --quiet         print nothing but errors
   Options also take the form --name=value; "--" ends the options.
