@@ -33,24 +33,17 @@ Status HeadGemms::add(const OpEnv& env, int64_t batch, int64_t heads, const Head
   }
   batch_ = batch;
   heads_ = heads;
-  // lt_matmul.h's transpose identity: out^T = op(Y)^T op(X)^T column-major, cuBLASLt's A = Y.
-  LtProblem p;
-  p.m = r.n;
-  p.n = r.m;
-  p.k = r.k;
-  p.trans_a = r.trans_y;
-  p.trans_b = r.trans_x;
-  p.lda = r.y.ld;
-  p.ldb = r.x.ld;
-  p.ldd = r.out.ld;
-  p.batch = batch * heads;
-  p.pointer_array = true;
+  // lt_matmul.h's transpose identity (cuBLASLt's A = Y, B = X), with the heads' row strides.
   const auto align = [](const HeadMatrix& h) {
     return float_offset_alignment({h.offset, h.batch_stride, h.head_stride, h.ld});
   };
-  p.align_a = align(r.y);
-  p.align_b = align(r.x);
-  p.align_d = align(r.out);
+  LtProblem p = column_major_problem(RowMajorProduct{r.m, r.n, r.k, r.trans_x, r.trans_y,
+                                                     batch * heads, 0, 0, 0, align(r.x),
+                                                     align(r.y), align(r.out)});
+  p.lda = r.y.ld;
+  p.ldb = r.x.ld;
+  p.ldd = r.out.ld;
+  p.pointer_array = true;
   p.reads_c = r.accumulate;
   Planned planned{r, {}};
   PS_TRY(planned.lt.init(env, p, what));

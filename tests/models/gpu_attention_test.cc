@@ -111,12 +111,6 @@ void context_grad_ref(const Geometry& g, int64_t m, const Tensor& p, const Tenso
         }
 }
 
-Tensor plus(const Tensor& base_f32, const Tensor& g64) {
-  Tensor out = to_f64(base_f32);
-  for (int64_t i = 0; i < out.numel(); ++i) out.mutable_data<double>()[i] += g64.data<double>()[i];
-  return out;
-}
-
 // `base` where the column is outside [start, start + size) for every start, else `grad`.
 Tensor only_columns(const Tensor& base_f32, const Tensor& grad64, int64_t columns,
                     const std::vector<int64_t>& starts, int64_t size) {

@@ -29,12 +29,6 @@ using grad_test::to_f64;
 using testing::random_tensor;
 using namespace grad_gpu;
 
-Tensor plus(const Tensor& base_f32, const Tensor& g64) {
-  Tensor out = to_f64(base_f32);
-  for (int64_t i = 0; i < out.numel(); ++i) out.mutable_data<double>()[i] += g64.data<double>()[i];
-  return out;
-}
-
 Shape forward_shape(const std::string& op, const cpu::Attributes& a,
                     const std::vector<const Tensor*>& inputs) {
   Result<std::vector<Tensor>> y = cpu::run_op_allocating(op, a, inputs, 1);

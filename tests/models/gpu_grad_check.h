@@ -75,6 +75,13 @@ inline void run_on_gpu(const GpuOp& op, const std::vector<const Tensor*>& inputs
   REQUIRE(stream.synchronize().ok());
 }
 
+// base + g (float64): what a gradient `g` accumulated onto a float32 buffer holding `base` is.
+inline Tensor plus(const Tensor& base_f32, const Tensor& g64) {
+  Tensor out = grad_test::to_f64(base_f32);
+  for (int64_t i = 0; i < out.numel(); ++i) out.mutable_data<double>()[i] += g64.data<double>()[i];
+  return out;
+}
+
 // A float32 tensor of NaNs: an output the op must overwrite.
 inline Tensor poisoned(const Shape& shape) {
   Tensor t = zeros_f32(shape);
