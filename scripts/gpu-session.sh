@@ -415,6 +415,11 @@ case "$STEP" in
   passab)
     pass="${2:?usage: gpu-session.sh passab PASS [ROUNDS]}"
     rounds="${3:-3}"
+    # The new [gpu] cases first, where a short lease still gets them.
+    guarded 90 first-gpu-tests.log /tmp/b/tests/test_gpu_grad_ops "GPU Attention*"
+    guarded 90 first-gpu-trainer.log /tmp/b/tests/test_gpu_trainer \
+      "GpuTrainer: fused query/key/value projections match the CPU trainer (fp32)"
+    tail -3 "$OUT/first-gpu-tests.log" "$OUT/first-gpu-trainer.log"
     [[ -f /tmp/w/bert_train.onnx ]] || guarded 60 export.log python3 scripts/torch_train.py \
       --model bert_base --batch 8 --seq 251 --export-onnx /tmp/w/bert_train.onnx
     guarded 60 import.log /tmp/b/bin/psimport /tmp/w/bert_train.onnx --batch 8 --seq 251 \

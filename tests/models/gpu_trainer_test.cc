@@ -271,14 +271,21 @@ TEST_CASE("GpuTrainer: bert_tiny's step on token ids matches the CPU trainer (fp
 
 // fuse_head_projections' form: one product over the Concat'ed query/key/value weights (placed
 // side by side: the Concat a view, its gradient the weights'), the biases' Concat a copy (64
-// bytes each), three HeadSlices writing their columns of the product's gradient (partial).
+// bytes each); then fuse_attention's AttentionScores and AttentionContext reading the heads in
+// place and writing their columns of the product's gradient (partial), or, with that pass
+// skipped, three HeadSlices doing so.
 TEST_CASE("GpuTrainer: fused query/key/value projections match the CPU trainer (fp32)",
           "[gpu][gpu_trainer]") {
   PS_REQUIRE_GPU();
-  Result<onnx_loader::LoweredModel> m = models::testing::lower_onnx_model(
-      models::testing::attention_classifier_model(), onnx_loader::Mode::kTraining, {}, 4);
-  REQUIRE_OK(m);
-  one_step_against_cpu(*m, "attention classifier", 4, 16);
+  for (const std::vector<std::string>& skip :
+       {std::vector<std::string>{}, std::vector<std::string>{"fuse_attention"}}) {
+    INFO((skip.empty() ? "attention in place" : "HeadSlices"));
+    Result<onnx_loader::LoweredModel> m = models::testing::lower_onnx_model(
+        models::testing::attention_classifier_model(), onnx_loader::Mode::kTraining, skip, 4);
+    REQUIRE_OK(m);
+    one_step_against_cpu(*m, skip.empty() ? "attention classifier" : "attention classifier (slices)",
+                         4, 16);
+  }
 }
 
 // Ten steps two ways. Each step from the same state: the GPU trainer's state after step s is
