@@ -59,15 +59,15 @@
 #                                        beside PyTorch's: a short lease's kernel check
 #   bash scripts/gpu-session.sh bert     issue 7: BERT-base fine-tuning against PyTorch (20-step
 #                                        trajectory on the same token batches, step time)
-#   bash scripts/gpu-session.sh passab PASS [ROUNDS]  a pass's worth on BERT-base: training
-#                                        (psimport --mode training with PASS and with
-#                                        --skip-passes PASS; ROUNDS alternating rounds of
-#                                        psbench train --precision tf32 --runs 20 each; the fp32
-#                                        20-step trajectory against PyTorch's; each step
-#                                        profiled item by item), then inference (export_models.py
-#                                        --raw, both imports, psbench infer tf32 and fp32 with
-#                                        PyTorch's outputs as references), then the [gpu] tests
-#                                        while time is left (gpu-check.sh --gpu-only)
+#   bash scripts/gpu-session.sh passab PASS [ROUNDS]  a pass's worth on BERT-base, most
+#                                        important first: the operators' and the fused-attention
+#                                        trainer's [gpu] cases; training (psimport --mode
+#                                        training with PASS and with --skip-passes PASS, ROUNDS
+#                                        alternating rounds of psbench train --precision tf32
+#                                        --runs 20); inference (export_models.py --raw, both
+#                                        imports, psbench infer tf32 and fp32 against PyTorch's
+#                                        outputs); the fp32 20-step trajectory against PyTorch's;
+#                                        each step profiled item by item; gpu-check.sh --gpu-only
 #   bash scripts/gpu-session.sh parallel issue 10: the parallel transmission [gpu] tests, then
 #                                        psbench parallel for ResNet152 and BERT-base over every
 #                                        GPU (peers forwarding over NVLink) or, on one GPU, over
@@ -415,11 +415,13 @@ case "$STEP" in
   passab)
     pass="${2:?usage: gpu-session.sh passab PASS [ROUNDS]}"
     rounds="${3:-3}"
-    # The new [gpu] cases first, where a short lease still gets them.
-    guarded 90 first-gpu-tests.log /tmp/b/tests/test_gpu_grad_ops "GPU Attention*"
+    # Most important first, so that a lease cut short still answers: the [gpu] cases of the
+    # operators and the trainer, the training A/B, the inference A/B, the trajectory, profiles.
+    guarded 120 first-gpu-grad.log /tmp/b/tests/test_gpu_grad_ops "[gpu]"
+    guarded 90 first-gpu-kernels.log /tmp/b/tests/test_gpu_kernel_ops "[gpu]"
     guarded 90 first-gpu-trainer.log /tmp/b/tests/test_gpu_trainer \
       "GpuTrainer: fused query/key/value projections match the CPU trainer (fp32)"
-    tail -3 "$OUT/first-gpu-tests.log" "$OUT/first-gpu-trainer.log"
+    tail -n 2 "$OUT"/first-gpu-*.log
     [[ -f /tmp/w/bert_train.onnx ]] || guarded 60 export.log python3 scripts/torch_train.py \
       --model bert_base --batch 8 --seq 251 --export-onnx /tmp/w/bert_train.onnx
     guarded 60 import.log /tmp/b/bin/psimport /tmp/w/bert_train.onnx --batch 8 --seq 251 \
@@ -433,6 +435,22 @@ case "$STEP" in
       done
     done
     grep -H '^step:' "$OUT"/train-*.log
+    [[ -f /tmp/w/bert_base_op17.onnx ]] || guarded 120 infer-export.log python3 \
+      scripts/export_models.py --out /tmp/w --models bert_base --opsets 17 --raw
+    guarded 60 infer-import.log /tmp/b/bin/psimport /tmp/w/bert_base_op17.onnx -o /tmp/w/iwith.psm
+    guarded 60 infer-import-without.log /tmp/b/bin/psimport /tmp/w/bert_base_op17.onnx \
+      --skip-passes "$pass" -o /tmp/w/iwithout.psm
+    refs=(--input /tmp/w/bert_base.input_0.bin --input /tmp/w/bert_base.input_1.bin
+      --reference /tmp/w/bert_base.output_0.bin --reference /tmp/w/bert_base.output_1.bin)
+    for r in $(seq 1 "$rounds"); do
+      for prec in tf32 fp32; do
+        for v in with without; do
+          guarded 30 "infer-$v-$prec-$r.log" /tmp/b/bin/psbench infer "/tmp/w/i$v.psm" \
+            --precision "$prec" --runs 50 "${refs[@]}"
+        done
+      done
+    done
+    grep -H -E 'median|error' "$OUT"/infer-with-*.log "$OUT"/infer-without-*.log | head -24
     guarded 90 traj.log bash -c '"$0" train /tmp/w/with.psm --precision fp32 --steps 20 \
       --runs 0 --write-batches /tmp/w/bert.batches --json > /tmp/w/bert_psbench.json' /tmp/b/bin/psbench
     guarded 90 compare.log python3 scripts/torch_train.py --model bert_base --batch 8 --seq 251 \
@@ -442,22 +460,6 @@ case "$STEP" in
       guarded 40 "items-$v.log" /tmp/b/bin/psbench train "/tmp/w/$v.psm" --precision tf32 \
         --steps 1 --runs 3 --profile-top 1000
     done
-    [[ -f /tmp/w/bert_base_op17.onnx ]] || guarded 120 infer-export.log python3 \
-      scripts/export_models.py --out /tmp/w --models bert_base --opsets 17 --raw
-    guarded 60 infer-import.log /tmp/b/bin/psimport /tmp/w/bert_base_op17.onnx -o /tmp/w/iwith.psm
-    guarded 60 infer-import-without.log /tmp/b/bin/psimport /tmp/w/bert_base_op17.onnx \
-      --skip-passes "$pass" -o /tmp/w/iwithout.psm
-    refs=(--input /tmp/w/bert_base.input_0.bin --input /tmp/w/bert_base.input_1.bin
-      --reference /tmp/w/bert_base.output_0.bin --reference /tmp/w/bert_base.output_1.bin)
-    for r in 1 2; do
-      for prec in tf32 fp32; do
-        for v in with without; do
-          guarded 30 "infer-$v-$prec-$r.log" /tmp/b/bin/psbench infer "/tmp/w/i$v.psm" \
-            --precision "$prec" --runs 50 "${refs[@]}"
-        done
-      done
-    done
-    grep -H -E 'median|error' "$OUT"/infer-with-*.log "$OUT"/infer-without-*.log | head -24
     guarded 300 gpu-check.log scripts/gpu-check.sh /tmp/b --gpu-only --no-bench
     tail -30 "$OUT/gpu-check.log"
     ;;
