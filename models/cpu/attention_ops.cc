@@ -70,6 +70,7 @@ Result<AttentionAttrs> attention_attrs(const OpContext& ctx, const Shape& x) {
     PS_ASSIGN_OR_RETURN(a.alpha, ctx.attr_float("alpha", 1.0f));
     PS_ASSIGN_OR_RETURN(a.layout,
                         attention_layout("AttentionScores", x, heads, size, {q_start, k_start}));
+    a.starts = {q_start, k_start};
     a.slices.push_back(head_slice(q_start, size, heads, {0, 2, 1, 3}));
     a.slices.push_back(head_slice(k_start, size, heads, {0, 2, 3, 1}));
     pipeswitch::psm::Attribute alpha;
@@ -79,6 +80,7 @@ Result<AttentionAttrs> attention_attrs(const OpContext& ctx, const Shape& x) {
   } else {
     PS_ASSIGN_OR_RETURN(const int64_t v_start, ctx.attr_int("v_start", 0));
     PS_ASSIGN_OR_RETURN(a.layout, attention_layout("AttentionContext", x, heads, size, {v_start}));
+    a.starts = {v_start};
     a.slices.push_back(head_slice(v_start, size, heads, {0, 2, 1, 3}));
     *a.transpose.Add() = ints_attribute("perm", {0, 2, 1, 3});
   }

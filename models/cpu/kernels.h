@@ -62,6 +62,7 @@ Status run_attention_context(const OpContext& ctx);
 // of, so that the forward and its backward (grad_attention.cc) run exactly those.
 struct AttentionAttrs {
   AttentionLayout layout;
+  std::vector<int64_t> starts;     // AttentionScores: q_start, k_start; AttentionContext: v_start
   float alpha = 1.0f;              // AttentionScores
   std::vector<Attributes> slices;  // X's HeadSlices: Q (perm 0,2,1,3), K (0,2,3,1); or V
   Attributes product;              // MatMulScale's alpha (AttentionScores); MatMul's: none

@@ -14,6 +14,7 @@
 
 #include "common/attention.h"
 #include "cuda/copy.h"
+#include "models/cpu/kernels.h"
 #include "models/gpu/dnn_builders.h"
 #include "models/gpu/grad_builders.h"
 #include "models/gpu/grad_op_util.h"
@@ -23,45 +24,19 @@
 namespace ps::models::gpu {
 namespace {
 
-struct Attrs {
-  AttentionLayout layout;
-  int64_t size = 0;
-  std::vector<int64_t> starts;  // scores: q, k; context: v
-  float alpha = 1.0f;
-};
+using Attrs = cpu::AttentionAttrs;
 
 bool is_scores(const OpSpec& spec) { return spec.op == "AttentionScores"; }
 
-// The attributes and X's layout; X is input 0 of the scores, input 1 of the context.
+// The attributes and X's layout, read and checked by the CPU reference's rules
+// (cpu::attention_attrs); X is input 0 of the scores, input 1 of the context.
 Result<Attrs> read_attrs(const OpSpec& spec) {
   const bool scores = is_scores(spec);
   PS_TRY(check_arity(spec, scores ? 1 : 2, scores ? 1 : 2, 1, 1));
-  AttrReader attrs(spec);
-  const std::vector<std::string_view> names =
-      scores ? std::vector<std::string_view>{"heads", "size", "q_start", "k_start"}
-             : std::vector<std::string_view>{"heads", "size", "v_start"};
-  PS_TRY(scores ? attrs->check_attrs({"heads", "size", "q_start", "k_start", "alpha"})
-                : attrs->check_attrs({"heads", "size", "v_start"}));
-  Attrs a;
-  std::vector<int64_t> values;
-  for (std::string_view name : names) {
-    if (!attrs->has_attr(name)) return invalid_argument("attribute '", name, "' is required");
-    PS_ASSIGN_OR_RETURN(const int64_t v, attrs->attr_int(name, 0));
-    values.push_back(v);
-  }
-  a.size = values[1];
-  a.starts.assign(values.begin() + 2, values.end());
-  if (scores) {
-    PS_ASSIGN_OR_RETURN(a.alpha, attrs->attr_float("alpha", 1.0f));
-  }
   const TensorSpec& x = spec.inputs[scores ? 0 : 1];
   PS_TRY(require_f32(x, "X"));
-  PS_ASSIGN_OR_RETURN(
-      a.layout,
-      attention_layout(scores ? "AttentionScores" : "AttentionContext", x.shape, values[0], a.size,
-                       scores ? std::initializer_list<int64_t>{a.starts[0], a.starts[1]}
-                              : std::initializer_list<int64_t>{a.starts[0]}));
-  return a;
+  AttrReader attrs(spec);
+  return cpu::attention_attrs(*attrs, x.shape);
 }
 
 // Head h of the range at `start` in X [B, S, C], as a head matrix [S, D].
@@ -223,6 +198,7 @@ Result<std::unique_ptr<GpuOp>> build_attention_grad(const GradSpec& spec, const 
   const OpSpec& f = spec.forward;
   PS_ASSIGN_OR_RETURN(const Attrs a, read_attrs(f));
   const AttentionLayout& l = a.layout;
+  const int64_t size = l.heads * l.head_size;
   PS_ASSIGN_OR_RETURN(const TensorSpec* y, forward_output(f));
   const bool scores = is_scores(f);
   const size_t x_input = scores ? 0 : 1;
@@ -241,14 +217,14 @@ Result<std::unique_ptr<GpuOp>> build_attention_grad(const GradSpec& spec, const 
       return invalid_argument("Y ", shape_string(y->shape), " is not attention scores");
     }
     if (!want_dx) return no_grad_op("AttentionScores");
-    if (spec.partial && overlap(a.starts, a.size)) {
+    if (spec.partial && overlap(a.starts, size)) {
       return invalid_argument("a partial gradient of overlapping query and key columns");
     }
     // Overlapping q and k ranges (not BERT's) add into each other's columns: zeros first.
-    const bool add_both = acc_dx || overlap(a.starts, a.size);
+    const bool add_both = acc_dx || overlap(a.starts, size);
     if (!acc_dx && !spec.partial) {
-      zero = overlap(a.starts, a.size) ? std::vector<std::pair<int64_t, int64_t>>{{0, l.columns}}
-                                       : gaps(a.starts, a.size, l.columns);
+      zero = overlap(a.starts, size) ? std::vector<std::pair<int64_t, int64_t>>{{0, l.columns}}
+                                     : gaps(a.starts, size, l.columns);
     }
     const HeadMatrix ds = packed(l, l.seq, l.seq);
     const HeadMatrix q = x_heads(l, a.starts[0]), k = x_heads(l, a.starts[1]);
@@ -284,7 +260,7 @@ Result<std::unique_ptr<GpuOp>> build_attention_grad(const GradSpec& spec, const 
                                    dy, v, 1.0f, acc_dx},
                        "AttentionContext backward dV"));
       operands.push_back({0, 2, dx});
-      if (!acc_dx && !spec.partial) zero = gaps(a.starts, a.size, l.columns);
+      if (!acc_dx && !spec.partial) zero = gaps(a.starts, size, l.columns);
     }
   }
   return std::unique_ptr<GpuOp>(new AttentionGradOp(std::move(gemms), std::move(operands), x_input,
