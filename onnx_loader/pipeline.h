@@ -48,7 +48,8 @@ bool is_parameter(const Value& value);
 //              fuse_attention, eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, untie_parameters, fuse_gelu,
 //              fuse_matmul_transpose, fuse_linear_bias, fuse_head_projections,
-//              fuse_matmul_scale, fuse_add_softmax, fuse_attention, eliminate_dead_code
+//              fuse_matmul_scale, remove_zero_add, fuse_add_softmax, fuse_attention,
+//              eliminate_dead_code
 //              (BatchNormalization stays a layer and nothing is folded into weights; the seven
 //              fusions change no parameter or its name: GELU's element-wise nodes become one
 //              Gelu, MatMul(X, Transpose(W)) becomes MatMulTransB(X, W), its bias Add joins it
@@ -56,7 +57,8 @@ bool is_parameter(const Value& value);
 //              MatMulTransB of their Concat'ed weights read by HeadSlices, MatMul times a
 //              scalar constant MatMulScale, the
 //              Add before a last-axis Softmax AddSoftmax(X, mask), and attention's two
-//              products of those HeadSlices AttentionScores and AttentionContext; constant
+//              products of those HeadSlices AttentionScores and AttentionContext; an Add of
+//              an all-zero constant that is no parameter goes, as in inference; constant
 //              folding leaves every node that reads a float parameter alone, so that
 //              Gather(position_embeddings, ids) stays a layer and the table stays trainable;
 //              a parameter the exporter shared among several uses gets a copy per use:

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "onnx_loader/passes/pattern.h"
+#include "onnx_loader/pipeline.h"
 
 namespace ps::onnx_loader::passes {
 namespace {
@@ -43,7 +44,7 @@ bool is_all_zero(const TensorData& data) {
 
 namespace {
 
-bool try_remove(Graph& graph, int add_index) {
+bool try_remove(Graph& graph, int add_index, bool keep_parameters) {
   Node& node = graph.nodes[add_index];
   if (!node.domain.empty() || node.inputs.size() != 2 || node.outputs.size() != 1) return false;
   const int y = node.outputs[0];
@@ -52,6 +53,7 @@ bool try_remove(Graph& graph, int add_index) {
     const int c = node.inputs[slot], x = node.inputs[1 - slot];
     const TensorData* zero = constant_of(graph, c);
     if (zero == nullptr || zero->dtype != graph.values[y].dtype || !is_all_zero(*zero)) continue;
+    if (keep_parameters && is_parameter(graph.values[c])) continue;
     const std::optional<Shape> x_shape = static_shape(graph, x);
     const std::optional<Shape> y_shape = static_shape(graph, y);
     if (!x_shape || !y_shape || *x_shape != *y_shape || graph.values[x].dtype != zero->dtype) {
@@ -64,8 +66,17 @@ bool try_remove(Graph& graph, int add_index) {
   return false;
 }
 
+bool try_remove_any(Graph& graph, int add_index) { return try_remove(graph, add_index, false); }
+bool try_remove_keeping_parameters(Graph& graph, int add_index) {
+  return try_remove(graph, add_index, true);
+}
+
 }  // namespace
 
-Result<int> remove_zero_add(Graph& graph) { return fuse_each(graph, "Add", try_remove); }
+Result<int> remove_zero_add(Graph& graph) { return fuse_each(graph, "Add", try_remove_any); }
+
+Result<int> remove_zero_add_keeping_parameters(Graph& graph) {
+  return fuse_each(graph, "Add", try_remove_keeping_parameters);
+}
 
 }  // namespace ps::onnx_loader::passes

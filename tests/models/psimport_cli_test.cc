@@ -133,7 +133,7 @@ TEST_CASE("psimport names what is wrong with bad arguments", "[psimport]") {
   CHECK_THAT(parse_error({"m.onnx", "--mode", "training", "--skip-passes", "untie_parameters"}),
              Contains("not a pass training imports may skip (fuse_gelu, fuse_matmul_transpose, "
                       "fuse_linear_bias, fuse_head_projections, fuse_matmul_scale, "
-                      "fuse_add_softmax, fuse_attention)"));
+                      "remove_zero_add, fuse_add_softmax, fuse_attention)"));
   CHECK_THAT(parse_error({"m.onnx", "--skip-passes", "fuse_conv,,fuse_gelu"}),
              Contains("--skip-passes needs pass names separated by commas"));
   CHECK_THAT(parse_error({"--info", "m.psm", "--skip-passes", "fuse_conv"}),

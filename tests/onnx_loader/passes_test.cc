@@ -453,7 +453,8 @@ TEST_CASE("run_passes: training keeps the unfused form but for GELU, W^T and the
           std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                    "untie_parameters", "fuse_gelu", "fuse_matmul_transpose",
                                    "fuse_linear_bias", "fuse_head_projections", "fuse_matmul_scale",
-                                   "fuse_add_softmax", "fuse_attention", "eliminate_dead_code"});
+                                   "remove_zero_add", "fuse_add_softmax", "fuse_attention",
+                                   "eliminate_dead_code"});
   // 15 with GELU's five nodes one Gelu, the Transpose, its MatMul and the bias Add one
   // MatMulTransB, the attention's MatMul and its Mul by a scalar one MatMulScale.
   CHECK(report->nodes_before == 15);
@@ -492,15 +493,15 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
   CHECK(report->pass_names() ==
         std::vector<std::string>{"remove_identity_and_dropout", "fold_constants",
                                  "untie_parameters", "fuse_gelu", "fuse_linear_bias",
-                                 "fuse_head_projections", "fuse_matmul_scale", "fuse_add_softmax",
-                                 "fuse_attention", "eliminate_dead_code"});
+                                 "fuse_head_projections", "fuse_matmul_scale", "remove_zero_add",
+                                 "fuse_add_softmax", "fuse_attention", "eliminate_dead_code"});
   CHECK(b.count("MatMulTransB") == 0);
   CHECK(b.count("Transpose") == 1);
   CHECK(b.count("Gelu") == 1);
   CHECK(skippable_passes(Mode::kTraining) ==
         std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose", "fuse_linear_bias",
-                                 "fuse_head_projections", "fuse_matmul_scale", "fuse_add_softmax",
-                                 "fuse_attention"});
+                                 "fuse_head_projections", "fuse_matmul_scale", "remove_zero_add",
+                                 "fuse_add_softmax", "fuse_attention"});
   CHECK(skippable_passes(Mode::kInference).size() == 11);
   Builder c = make_mixed_graph();
   Result<PipelineReport> inference = run_passes(c.graph, Mode::kInference, {"fuse_gelu"});
@@ -516,7 +517,8 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
     CHECK(bad.status().message().find("training imports may skip (fuse_gelu, "
                                       "fuse_matmul_transpose, fuse_linear_bias, "
                                       "fuse_head_projections, fuse_matmul_scale, "
-                                      "fuse_add_softmax, fuse_attention)") != std::string::npos);
+                                      "remove_zero_add, fuse_add_softmax, fuse_attention)") !=
+          std::string::npos);
   }
 }
 

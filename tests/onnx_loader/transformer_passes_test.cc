@@ -17,6 +17,7 @@
 #include "onnx_loader/passes/fuse_matmul_transpose.h"
 #include "onnx_loader/passes/pattern.h"
 #include "onnx_loader/passes/remove_zero_add.h"
+#include "onnx_loader/pipeline.h"
 #include "tests/onnx_loader/graph_builder.h"
 
 namespace ps::onnx_loader {
@@ -466,6 +467,32 @@ TEST_CASE("remove_zero_add: an added constant of zeros disappears", "[passes]") 
       CHECK(softmax->inputs == std::vector<int>{x});
     }
   }
+}
+
+// Training (remove_zero_add_keeping_parameters): a zero bias is a parameter, trained from zero, and
+// stays; the mask BERT's export folds from Constant nodes (no weight, or a literal) goes.
+TEST_CASE("remove_zero_add: training keeps parameters of zeros, removes a folded mask",
+          "[passes]") {
+  for (const int kind : {0, 1, 2}) {
+    INFO((kind == 0 ? "parameter" : kind == 1 ? "folded, not a weight" : "literal weight"));
+    Builder b;
+    const int x = b.input("x", {2, 4, 5, 5});
+    const int zeros = b.constant("c", testing::float_tensor({2, 1, 5, 5}, std::vector<float>(50)),
+                                 /*is_weight=*/kind != 1);
+    if (kind == 2) b.graph.values[zeros].literal = true;
+    const int y = b.node("Add", "/add", {x, zeros}, {2, 4, 5, 5});
+    b.output(b.node("Softmax", "/softmax", {y}, {2, 4, 5, 5}));
+    CHECK(is_parameter(b.graph.values[zeros]) == (kind == 0));
+    CHECK(fused(passes::remove_zero_add_keeping_parameters(b.graph)) == (kind == 0 ? 0 : 1));
+    REQUIRE(b.graph.validate().ok());
+    CHECK(b.live() == (kind == 0 ? 2 : 1));
+  }
+  // Inference removes all three.
+  Builder b;
+  const int x = b.input("x", {2, 5});
+  const int y = b.node("Add", "/add", {x, b.weight("bias", {5}, std::vector<float>(5))}, {2, 5});
+  b.output(b.node("Relu", "/relu", {y}, {2, 5}));
+  CHECK(fused(passes::remove_zero_add(b.graph)) == 1);
 }
 
 TEST_CASE("remove_zero_add: near misses are left unchanged", "[passes]") {

@@ -262,8 +262,8 @@ Options:
                       fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax,
                       fuse_attention; training: fuse_gelu, fuse_matmul_transpose,
                       fuse_linear_bias, fuse_head_projections, fuse_matmul_scale,
-                      fuse_add_softmax, fuse_attention); the package records the
-                      passes that ran
+                      remove_zero_add, fuse_add_softmax, fuse_attention); the package
+                      records the passes that ran
   -q, --quiet         print nothing but errors
   Options also take the form --name=value; "--" ends the options.
 
