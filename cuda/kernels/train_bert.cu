@@ -436,14 +436,14 @@ extern "C" __global__ void ps_layer_norm_param_partials_f32(
 }
 
 // LayerNormalization backward, last pass: dscale and dbias (either may be null) = the chunks'
-// partial sums. A block of kLayerNormBlockWarps warps per 32 columns (lane = column, so a
-// warp's loads are one row of the partials): warp w adds chunks w, w + warps, ... in order,
-// then the warps' sums are added in warp order (a fixed order: deterministic). Grid:
-// ceil(inner / 32) blocks.
-extern "C" __global__ void __launch_bounds__(32 * ps::train_kernels::kLayerNormBlockWarps)
+// partial sums. A block of kLayerNormFinalWarps warps per 32 columns (lane = column, so a
+// warp's loads are one row of the partials): warp w adds chunks w, w + warps, ... in order
+// (four chunks' loads issued before their adds), then the warps' sums are added in warp order
+// (a fixed order: deterministic). Grid: ceil(inner / 32) blocks.
+extern "C" __global__ void __launch_bounds__(32 * ps::train_kernels::kLayerNormFinalWarps)
     ps_layer_norm_param_final_f32(const float* partial, float* dscale, float* dbias,
                                   ps::train_kernels::LayerNormGradParams p) {
-  __shared__ float sums[2][ps::train_kernels::kLayerNormBlockWarps][32];
+  __shared__ float sums[2][ps::train_kernels::kLayerNormFinalWarps][32];
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
   const int64_t total = p.chunks * p.inner;
   for (int64_t col0 = static_cast<int64_t>(blockIdx.x) * 32; col0 < p.inner;
@@ -451,7 +451,22 @@ extern "C" __global__ void __launch_bounds__(32 * ps::train_kernels::kLayerNormB
     const int64_t col = col0 + lane;
     float ss = 0.0f, sb = 0.0f;
     if (col < p.inner) {
-      for (int64_t c = warp; c < p.chunks; c += warps) {
+      constexpr int kAhead = 4;
+      int64_t c = warp;
+      for (; c + (kAhead - 1) * warps < p.chunks; c += kAhead * warps) {
+        float vs[kAhead], vb[kAhead];
+#pragma unroll
+        for (int k = 0; k < kAhead; ++k) {
+          vs[k] = partial[(c + k * warps) * p.inner + col];
+          vb[k] = partial[total + (c + k * warps) * p.inner + col];
+        }
+#pragma unroll
+        for (int k = 0; k < kAhead; ++k) {
+          ss += vs[k];
+          sb += vb[k];
+        }
+      }
+      for (; c < p.chunks; c += warps) {
         ss += partial[c * p.inner + col];
         sb += partial[total + c * p.inner + col];
       }

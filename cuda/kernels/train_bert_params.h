@@ -86,9 +86,12 @@ struct SoftmaxGradParams {
 //    stats[2 * row], stats[2 * row + 1]; dX), then ps_layer_norm_param_partials_f32 (a thread
 //    per (chunk, column), the chunk's rows in order).
 //  - Both: ps_layer_norm_param_final_f32 sums the chunks' partials (a warp per 32 columns and
-//    kLayerNormBlockWarps of them a block, the warps' sums in warp order).
+//    kLayerNormFinalWarps of them a block, the warps' sums in warp order).
 // Every sum is in a fixed order: deterministic.
 inline constexpr unsigned kLayerNormBlockWarps = 8;
+// BERT-base's 768 columns are 24 blocks of the final sum, on 24 of the H100's 132 SMs: 32 warps
+// a block make each warp's chain of dependent adds 8 chunks long (251 chunks), not 32.
+inline constexpr unsigned kLayerNormFinalWarps = 32;
 struct LayerNormGradParams {
   int64_t rows = 0;
   int64_t inner = 0;

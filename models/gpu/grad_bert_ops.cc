@@ -221,7 +221,7 @@ class LayerNormGradOp final : public GpuOp {
     }
     if (!want_params) return Status::OK();
     const auto grid = static_cast<unsigned>(std::min<int64_t>((params_.inner + 31) / 32, 65535));
-    return final_.launch(args.stream, grid, kThreads, 0, partial,
+    return final_.launch(args.stream, grid, 32 * train_kernels::kLayerNormFinalWarps, 0, partial,
                          want_scale_ ? args.outputs[1] : CUdeviceptr{0},
                          want_bias_ ? args.outputs[2] : CUdeviceptr{0}, params_);
   }

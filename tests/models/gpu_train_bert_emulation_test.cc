@@ -392,7 +392,7 @@ LayerNormResult emu_layer_norm(const Tensor& x, const Tensor& scale, const Tenso
     });
   }
   const auto blocks = static_cast<unsigned>((p.inner + 31) / 32);
-  emu_launch(EmuDim{blocks}, EmuDim{32 * train_kernels::kLayerNormBlockWarps}, [&] {
+  emu_launch(EmuDim{blocks}, EmuDim{32 * train_kernels::kLayerNormFinalWarps}, [&] {
     ps_layer_norm_param_final_f32(partial.data(), r.dscale.mutable_data<float>(),
                                   r.dbias.mutable_data<float>(), p);
   });
