@@ -144,7 +144,7 @@ std::vector<NamedPass> fusion_passes(Mode mode) {
   list.push_back({"fuse_matmul_scale", passes::fuse_matmul_scale});
   // An Add of an all-zero constant that is no parameter goes (passes/remove_zero_add.h): BERT
   // exported without an attention mask adds zeros to its scores, which as AddSoftmax read a
-  // 2 MB mask once a head (40 us a layer forward against the plain softmax's 23, H100).
+  // 2 MB mask once a head (40 us a layer forward against the plain Softmax's 32, H100).
   list.push_back({"remove_zero_add", passes::remove_zero_add_keeping_parameters});
   // Attention's mask Add joins its Softmax: AddSoftmax(scores, mask) (passes/fuse_add_softmax.h).
   // Only masks no parameter reaches (a folded literal, or computed from an input): the

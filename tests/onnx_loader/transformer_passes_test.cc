@@ -487,7 +487,7 @@ TEST_CASE("remove_zero_add: training keeps parameters of zeros, removes a folded
     REQUIRE(b.graph.validate().ok());
     CHECK(b.live() == (kind == 0 ? 2 : 1));
   }
-  // Inference removes all three.
+  // Inference removes a parameter of zeros too.
   Builder b;
   const int x = b.input("x", {2, 5});
   const int y = b.node("Add", "/add", {x, b.weight("bias", {5}, std::vector<float>(5))}, {2, 5});
