@@ -45,7 +45,7 @@ bool is_parameter(const Value& value);
 //   inference: remove_identity_and_dropout, fold_constants, fold_batchnorm, fuse_conv,
 //              fuse_matmul_bias, fuse_head_projections, fuse_layernorm, fuse_add_layernorm,
 //              fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax,
-//              fuse_attention, eliminate_dead_code;
+//              fuse_attention, fuse_attention_softmax, eliminate_dead_code;
 //   training:  remove_identity_and_dropout, fold_constants, untie_parameters, fuse_gelu,
 //              fuse_matmul_transpose, fuse_linear_bias, fuse_head_projections,
 //              fuse_matmul_scale, remove_zero_add, fuse_add_softmax, fuse_attention,

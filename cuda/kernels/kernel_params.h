@@ -226,4 +226,20 @@ struct BatchPointerParams {
   int64_t head_stride[kMaxPointerArrays] = {};
 };
 
+// FusedAttention (cuda/kernels/attention.cu): X [batch, seq, columns] holds the heads' Q, K and
+// V column ranges (head h at start + h * head_size); Y [batch, seq, heads, head_size] =
+// softmax(alpha Q K^T) V per (batch, head).
+struct FusedAttentionParams {
+  int64_t batch = 0;
+  int64_t seq = 0;
+  int64_t columns = 0;
+  int64_t heads = 0;
+  int64_t head_size = 0;
+  int64_t q_start = 0;
+  int64_t k_start = 0;
+  int64_t v_start = 0;
+  float alpha = 1.0f;
+  int32_t pad = 0;
+};
+
 }  // namespace ps::kernels

@@ -1,8 +1,9 @@
 // AttentionScores and AttentionContext (ours, common/attention.h) on the CPU, each run as the
 // reference ops it stands for, on temporaries: the HeadSlice copies of X, then MatMulScale
-// (AttentionScores) or MatMul and Transpose (AttentionContext). A fused package then computes
-// what the unfused one does to the bit, which is what its tests hold it to; the CPU executor
-// runs the tiny models, where the extra copies cost nothing that matters.
+// (AttentionScores) or MatMul and Transpose (AttentionContext). FusedAttention (inference) runs
+// AttentionScores, Softmax (last axis) and AttentionContext in turn. A fused package then
+// computes what the unfused one does to the bit, which is what its tests hold it to; the CPU
+// executor runs the tiny models, where the extra copies cost nothing that matters.
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -26,6 +27,13 @@ pipeswitch::psm::Attribute ints_attribute(const std::string& name,
   pipeswitch::psm::Attribute a;
   a.set_name(name);
   for (int64_t v : values) a.mutable_ints()->add_values(v);
+  return a;
+}
+
+pipeswitch::psm::Attribute float_attribute(const std::string& name, float value) {
+  pipeswitch::psm::Attribute a;
+  a.set_name(name);
+  a.set_f(value);
   return a;
 }
 
@@ -73,10 +81,7 @@ Result<AttentionAttrs> attention_attrs(const OpContext& ctx, const Shape& x) {
     a.starts = {q_start, k_start};
     a.slices.push_back(head_slice(q_start, size, heads, {0, 2, 1, 3}));
     a.slices.push_back(head_slice(k_start, size, heads, {0, 2, 3, 1}));
-    pipeswitch::psm::Attribute alpha;
-    alpha.set_name("alpha");
-    alpha.set_f(a.alpha);
-    *a.product.Add() = alpha;
+    *a.product.Add() = float_attribute("alpha", a.alpha);
   } else {
     PS_ASSIGN_OR_RETURN(const int64_t v_start, ctx.attr_int("v_start", 0));
     PS_ASSIGN_OR_RETURN(a.layout, attention_layout("AttentionContext", x, heads, size, {v_start}));
@@ -117,6 +122,50 @@ Status run_attention_context(const OpContext& ctx) {
   const Tensor* in[] = {&product[0]};
   Tensor* out[] = {y};
   return run_op("Transpose", a.transpose, in, out);
+}
+
+Result<FusedAttentionAttrs> fused_attention_attrs(const OpContext& ctx, const Shape& x) {
+  PS_TRY(ctx.check_attrs({"heads", "size", "q_start", "k_start", "v_start", "alpha"}));
+  for (std::string_view name : {"heads", "size", "q_start", "k_start", "v_start"}) {
+    if (!ctx.has_attr(name)) return invalid_argument("attribute '", name, "' is required");
+  }
+  PS_ASSIGN_OR_RETURN(const int64_t heads, ctx.attr_int("heads", 0));
+  PS_ASSIGN_OR_RETURN(const int64_t size, ctx.attr_int("size", 0));
+  FusedAttentionAttrs a;
+  PS_ASSIGN_OR_RETURN(a.q_start, ctx.attr_int("q_start", 0));
+  PS_ASSIGN_OR_RETURN(a.k_start, ctx.attr_int("k_start", 0));
+  PS_ASSIGN_OR_RETURN(a.v_start, ctx.attr_int("v_start", 0));
+  PS_ASSIGN_OR_RETURN(a.alpha, ctx.attr_float("alpha", 1.0f));
+  PS_ASSIGN_OR_RETURN(a.layout, attention_layout("FusedAttention", x, heads, size,
+                                                 {a.q_start, a.k_start, a.v_start}));
+  *a.scores.Add() = int_attribute("heads", heads);
+  *a.scores.Add() = int_attribute("size", size);
+  *a.scores.Add() = int_attribute("q_start", a.q_start);
+  *a.scores.Add() = int_attribute("k_start", a.k_start);
+  *a.scores.Add() = float_attribute("alpha", a.alpha);
+  *a.softmax.Add() = int_attribute("axis", -1);
+  *a.context.Add() = int_attribute("heads", heads);
+  *a.context.Add() = int_attribute("size", size);
+  *a.context.Add() = int_attribute("v_start", a.v_start);
+  return a;
+}
+
+Status run_fused_attention(const OpContext& ctx) {
+  PS_TRY(ctx.check_arity(1, 1, 1, 1));
+  const Tensor& x = *ctx.input(0);
+  PS_ASSIGN_OR_RETURN(const FusedAttentionAttrs a, fused_attention_attrs(ctx, x.shape()));
+  const AttentionLayout& l = a.layout;
+  const Tensor* scores_in[] = {&x};
+  PS_ASSIGN_OR_RETURN(std::vector<Tensor> scores,
+                      run_op_allocating("AttentionScores", a.scores, scores_in, 1));
+  const Tensor* softmax_in[] = {&scores[0]};
+  PS_ASSIGN_OR_RETURN(std::vector<Tensor> probs,
+                      run_op_allocating("Softmax", a.softmax, softmax_in, 1));
+  PS_ASSIGN_OR_RETURN(Tensor * y,
+                      ctx.output_checked(0, x.dtype(), {l.batch, l.seq, l.heads, l.head_size}));
+  const Tensor* in[] = {&probs[0], &x};
+  Tensor* out[] = {y};
+  return run_op("AttentionContext", a.context, in, out);
 }
 
 }  // namespace ps::models::cpu

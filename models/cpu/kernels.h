@@ -54,7 +54,8 @@ Status run_split(const OpContext& ctx);
 Status run_expand(const OpContext& ctx);
 Status run_gather(const OpContext& ctx);
 // attention_ops.cc: AttentionScores, AttentionContext (ours, common/attention.h), each run as
-// the ops it replaces (HeadSlices, MatMulScale or MatMul, Transpose).
+// the ops it replaces (HeadSlices, MatMulScale or MatMul, Transpose); FusedAttention, run as
+// AttentionScores, Softmax and AttentionContext.
 Status run_attention_scores(const OpContext& ctx);
 Status run_attention_context(const OpContext& ctx);
 // Their attributes read and checked against X's shape (heads, size and the op's starts are
@@ -69,6 +70,20 @@ struct AttentionAttrs {
   Attributes transpose;            // AttentionContext's Transpose: perm 0,2,1,3
 };
 Result<AttentionAttrs> attention_attrs(const OpContext& ctx, const Shape& x);
+// FusedAttention (ours, inference: passes/fuse_attention_softmax.h): AttentionContext(
+// Softmax(AttentionScores(X), last axis), X) in one op, attributes heads, size, q_start,
+// k_start, v_start (required) and alpha (default 1). Read and checked against X's shape, with
+// the attributes of the three ops it is made of (the CPU runs exactly those).
+struct FusedAttentionAttrs {
+  AttentionLayout layout;
+  int64_t q_start = 0, k_start = 0, v_start = 0;
+  float alpha = 1.0f;
+  Attributes scores;   // AttentionScores': heads, size, q_start, k_start, alpha
+  Attributes softmax;  // Softmax's: axis -1
+  Attributes context;  // AttentionContext's: heads, size, v_start
+};
+Result<FusedAttentionAttrs> fused_attention_attrs(const OpContext& ctx, const Shape& x);
+Status run_fused_attention(const OpContext& ctx);
 // The HeadSlice of X that `slice` (one of AttentionAttrs::slices) describes, as an owned tensor
 // (the CPU HeadSlice op's output).
 Result<Tensor> attention_slice(const Attributes& slice, const Tensor& x);

@@ -16,6 +16,9 @@
 //               shape (the sum rounded to the dtype first)
 //   HeadSlice, AttentionScores, AttentionContext  attention's heads read in place out of a
 //               fused projection's product (common/head_slice.h, common/attention.h)
+//   FusedAttention  input [X], AttentionScores' attributes and AttentionContext's v_start:
+//               Y [B, S, H, D] = AttentionContext(Softmax(AttentionScores(X), last axis), X)
+//               (inference; run as those three ops, so its result is theirs to the bit)
 // Conventions where the manifest's Attribute cannot carry ONNX's form:
 //   Cast's `to` is the ONNX TensorProto.DataType number; ConstantOfShape's `value` is an `f`
 //   (floating outputs) or `i` (integer and bool outputs) attribute, the output dtype decides.

@@ -42,6 +42,7 @@ constexpr Entry kTable[] = {
     {"Expand", run_expand},
     {"Flatten", run_reshape_like},
     {"Floor", run_unary},
+    {"FusedAttention", run_fused_attention},
     {"FusedConv", run_conv},
     {"Gather", run_gather},
     {"Gelu", run_unary},

@@ -120,6 +120,8 @@ BuildResult build_split(const OpSpec& spec, const OpEnv& env);
 BuildResult build_gather(const OpSpec& spec, const OpEnv& env);
 // head_slice_op.cc: HeadSlice (common/head_slice.h).
 BuildResult build_head_slice(const OpSpec& spec, const OpEnv& env);
+// fused_attention_op.cc: FusedAttention (cpu::FusedAttentionAttrs), a flash-attention kernel.
+BuildResult build_fused_attention(const OpSpec& spec, const OpEnv& env);
 BuildResult build_reshape_like(const OpSpec& spec, const OpEnv& env);
 BuildResult build_shape(const OpSpec& spec, const OpEnv& env);
 BuildResult build_constant_of_shape(const OpSpec& spec, const OpEnv& env);

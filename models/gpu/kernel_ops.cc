@@ -28,6 +28,7 @@ constexpr OpEntry kKernelOps[] = {
     {"Expand", build_expand},
     {"Flatten", build_reshape_like},
     {"Floor", build_unary},
+    {"FusedAttention", build_fused_attention},
     {"Gather", build_gather},
     {"Gelu", build_unary},
     {"Greater", build_binary},

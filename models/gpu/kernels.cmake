@@ -2,6 +2,7 @@
 target_sources(ps_gpu PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/copy_launch.cc
   ${CMAKE_CURRENT_LIST_DIR}/elementwise_op.cc
+  ${CMAKE_CURRENT_LIST_DIR}/fused_attention_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/head_slice_op.cc
   ${CMAKE_CURRENT_LIST_DIR}/index_plan.cc
   ${CMAKE_CURRENT_LIST_DIR}/kernel_op_util.cc

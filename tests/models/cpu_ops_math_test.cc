@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <tuple>
 
 #include "tests/models/cpu_ops_test_util.h"
 
@@ -690,6 +691,134 @@ TEST_CASE("AttentionScores and AttentionContext refuse what does not fit, naming
   const Tensor p64 = random_values<double>(DType::kFloat64, {2, 2, 5, 5}, rng);
   CHECK(run("AttentionContext", context, {&p64, &x}, {&z}).code() == Code::kInvalidArgument);
   CHECK_FALSE(run("AttentionContext", context, {&p}, {&z}).ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// FusedAttention (inference: passes/fuse_attention_softmax.h) against AttentionScores, Softmax
+// (last axis) and AttentionContext run in turn.
+
+Attributes fused_attention_attrs(int64_t heads, int64_t size, int64_t q, int64_t k, int64_t v,
+                                 std::vector<pipeswitch::psm::Attribute> extra = {}) {
+  std::vector<pipeswitch::psm::Attribute> list = {attr_i("heads", heads), attr_i("size", size),
+                                                  attr_i("q_start", q), attr_i("k_start", k),
+                                                  attr_i("v_start", v)};
+  list.insert(list.end(), extra.begin(), extra.end());
+  return attrs(list);
+}
+
+template <typename T>
+void check_fused_attention_against_unfused(DType dtype) {
+  struct Case {
+    int64_t batch, seq, heads, head_size, columns, q, k, v;
+    float alpha;
+  };
+  // S 7 (a multiple of nothing a kernel tiles by); BERT's order; odd sizes, spare columns and
+  // the value first; overlapping ranges; one row.
+  const std::vector<Case> cases = {
+      {2, 7, 2, 4, 24, 0, 8, 16, 0.5f},
+      {2, 7, 3, 4, 41, 17, 29, 3, 0.125f},
+      {1, 5, 2, 3, 7, 1, 0, 1, -0.7f},
+      {3, 1, 1, 1, 2, 1, 1, 0, 1.0f},
+  };
+  std::mt19937_64 rng(47);
+  for (const Case& c : cases) {
+    INFO("B " << c.batch << " S " << c.seq << " H " << c.heads << " D " << c.head_size << " C "
+              << c.columns << " q " << c.q << " k " << c.k << " v " << c.v);
+    const int64_t size = c.heads * c.head_size;
+    const Tensor x = random_values<T>(dtype, {c.batch, c.seq, c.columns}, rng);
+    // Unfused: the graph fuse_attention_softmax rewrites.
+    const Tensor scores =
+        forward1("AttentionScores",
+                 attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("q_start", c.q),
+                        attr_i("k_start", c.k), attr_f("alpha", c.alpha)}),
+                 {&x});
+    const Tensor probs = forward1("Softmax", attrs({attr_i("axis", -1)}), {&scores});
+    const Tensor context =
+        forward1("AttentionContext",
+                 attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("v_start", c.v)}),
+                 {&probs, &x});
+    // Fused, allocating and into a preallocated output (the executor's way).
+    const Attributes fused_attrs =
+        fused_attention_attrs(c.heads, size, c.q, c.k, c.v, {attr_f("alpha", c.alpha)});
+    const Tensor fused = forward1("FusedAttention", fused_attrs, {&x});
+    CHECK(fused.shape() == Shape{c.batch, c.seq, c.heads, c.head_size});
+    CHECK(same_bits(fused, context));
+    Tensor y = zeros(dtype, context.shape());
+    REQUIRE(run("FusedAttention", fused_attrs, {&x}, {&y}).ok());
+    CHECK(same_bits(y, context));
+    // alpha defaults to 1.
+    const Tensor plain_scores = forward1("AttentionScores",
+                                         attrs({attr_i("heads", c.heads), attr_i("size", size),
+                                                attr_i("q_start", c.q), attr_i("k_start", c.k)}),
+                                         {&x});
+    const Tensor plain_probs = forward1("Softmax", attrs(), {&plain_scores});
+    const Tensor plain =
+        forward1("AttentionContext",
+                 attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("v_start", c.v)}),
+                 {&plain_probs, &x});
+    CHECK(same_bits(
+        forward1("FusedAttention", fused_attention_attrs(c.heads, size, c.q, c.k, c.v), {&x}),
+        plain));
+  }
+}
+
+TEST_CASE("FusedAttention computes AttentionScores, Softmax and AttentionContext to the bit",
+          "[cpu_ops][attention]") {
+  SECTION("float32") { check_fused_attention_against_unfused<float>(DType::kFloat32); }
+  SECTION("float64") { check_fused_attention_against_unfused<double>(DType::kFloat64); }
+}
+
+TEST_CASE("FusedAttention refuses what does not fit, naming it", "[cpu_ops][attention]") {
+  std::mt19937_64 rng(53);
+  const Tensor x = random_values<float>(DType::kFloat32, {2, 7, 24}, rng);
+  Tensor y = zeros(DType::kFloat32, {2, 7, 2, 4});
+  REQUIRE(run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, 16), {&x}, {&y}).ok());
+  // Every attribute but alpha is required.
+  Status s = run("FusedAttention",
+                 attrs({attr_i("heads", 2), attr_i("size", 8), attr_i("q_start", 0),
+                        attr_i("k_start", 8), attr_f("alpha", 0.5f)}),
+                 {&x}, {&y});
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::StartsWith("FusedAttention: ") &&
+                              Catch::Contains("attribute 'v_start' is required"));
+  s = run(
+      "FusedAttention",
+      attrs({attr_i("size", 8), attr_i("q_start", 0), attr_i("k_start", 8), attr_i("v_start", 16)}),
+      {&x}, {&y});
+  CHECK_THAT(s.message(), Catch::Contains("attribute 'heads' is required"));
+  // An unknown attribute (AttentionScores' alone would not take v_start; this takes no axis).
+  s = run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, 16, {attr_i("axis", -1)}), {&x},
+          {&y});
+  CHECK(s.code() == Code::kUnsupported);
+  CHECK_THAT(s.message(), Catch::Contains("'axis'"));
+  // alpha of the wrong type.
+  CHECK_FALSE(
+      run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, 16, {attr_i("alpha", 2)}), {&x}, {&y})
+          .ok());
+  // A range outside C, each of the three.
+  for (const auto& [q, k, v] : {std::tuple<int64_t, int64_t, int64_t>{20, 8, 16},
+                                std::tuple<int64_t, int64_t, int64_t>{0, 20, 16},
+                                std::tuple<int64_t, int64_t, int64_t>{0, 8, 20}}) {
+    INFO("q " << q << " k " << k << " v " << v);
+    s = run("FusedAttention", fused_attention_attrs(2, 8, q, k, v), {&x}, {&y});
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::StartsWith("FusedAttention: ") &&
+                                Catch::Contains("columns [20, 28) do not fit X [2,7,24]"));
+  }
+  s = run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, -1), {&x}, {&y});
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK_THAT(run("FusedAttention", fused_attention_attrs(3, 8, 0, 8, 16), {&x}, {&y}).message(),
+             Catch::Contains("3 heads do not divide 8 columns"));
+  // X not [B, S, C]; an output of the wrong shape (the scores' or P's, not [B, S, H, D]).
+  const Tensor x4 = random_values<float>(DType::kFloat32, {2, 7, 1, 24}, rng);
+  CHECK_THAT(run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, 16), {&x4}, {&y}).message(),
+             Catch::Contains("must be [batch, sequence, columns]"));
+  Tensor wrong = zeros(DType::kFloat32, {2, 2, 7, 7});
+  CHECK(run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, 16), {&x}, {&wrong}).code() ==
+        Code::kInvalidArgument);
+  // One input, one output.
+  CHECK_FALSE(run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, 16), {&x, &x}, {&y}).ok());
+  CHECK_FALSE(run("FusedAttention", fused_attention_attrs(2, 8, 0, 8, 16), {}, {&y}).ok());
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 // definitions in common/attention.h, forward and backward, in fp32 and TF32, with the backward's
 // three ways of writing dX (whole, accumulate, partial) and dP accumulated. [gpu]: skipped
 // without a GPU (GPU-SKIP), run by scripts/gpu-check.sh.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -29,7 +31,10 @@ struct Geometry {
   int64_t size() const { return heads * d; }
 };
 
-double at(const Tensor& x, int64_t i) { return static_cast<double>(x.data<float>()[i]); }
+double at(const Tensor& x, int64_t i) {
+  return x.dtype() == DType::kFloat64 ? x.data<double>()[i]
+                                      : static_cast<double>(x.data<float>()[i]);
+}
 
 Tensor f64(const Shape& shape) {
   Tensor t = to_f64(grad_test::zeros_f32(shape));
@@ -171,6 +176,55 @@ TEST_CASE("GPU AttentionScores and AttentionContext forward against float64", "[
       }
     }
   }
+}
+
+// FusedAttention (models/gpu/fused_attention_op.cc: one flash-attention kernel) against the
+// float64 chain: scores, softmax over the keys, context. Every head-size tile (16, 32, 64),
+// sequences ending mid-tile, BERT-base's sequence at its head size.
+TEST_CASE("GPU FusedAttention forward against float64", "[gpu]") {
+  PS_REQUIRE_GPU();
+  uint64_t seed = 4150;
+  std::vector<Geometry> cases = geometries();
+  cases.push_back({1, 33, 101, 3, 32, 5, 37, 69});
+  cases.push_back({2, 251, 768, 4, 64, 0, 256, 512});
+  for (Precision p : {Precision::kFp32, Precision::kTf32}) {
+    for (const Geometry& g : cases) {
+      const std::string label = str_cat("B", g.b, " S", g.s, " C", g.c, " H", g.heads, " D", g.d);
+      const Tensor x = random_tensor(DType::kFloat32, {g.b, g.s, g.c}, seed++);
+      const double alpha = 0.125;
+      Tensor probs = scores_ref(g, x, alpha);
+      double* row = probs.mutable_data<double>();
+      for (int64_t r = 0; r < g.b * g.heads * g.s; ++r, row += g.s) {
+        double top = row[0], sum = 0;
+        for (int64_t j = 0; j < g.s; ++j) top = std::max(top, row[j]);
+        for (int64_t j = 0; j < g.s; ++j) sum += (row[j] = std::exp(row[j] - top));
+        for (int64_t j = 0; j < g.s; ++j) row[j] /= sum;
+      }
+      const cpu::Attributes a =
+          attrs({attr_i("heads", g.heads), attr_i("size", g.size()), attr_i("q_start", g.q),
+                 attr_i("k_start", g.k), attr_i("v_start", g.v),
+                 attr_f("alpha", static_cast<float>(alpha))});
+      const std::vector<TensorSpec> out{
+          TensorSpec{DType::kFloat32, {g.b, g.s, g.heads, g.d}, false}};
+      const std::vector<const Tensor*> xs{&x};
+      Result<testing::GpuOpRun> run =
+          testing::run_gpu_op(shared_runtime(), p, "FusedAttention", a, xs, out);
+      REQUIRE_OK(run);
+      expect_close("FusedAttention", label, "Y", p, context_ref(g, g.s, probs, x), run->outputs[0],
+                   tolerance(p, kReduced), run->description);
+    }
+  }
+  // Heads larger than the kernel's 64 columns are refused, naming the way out.
+  const Tensor x = random_tensor(DType::kFloat32, {1, 4, 160}, seed++);
+  const cpu::Attributes a = attrs({attr_i("heads", 2), attr_i("size", 160), attr_i("q_start", 0),
+                                   attr_i("k_start", 0), attr_i("v_start", 0)});
+  const std::vector<TensorSpec> out{TensorSpec{DType::kFloat32, {1, 4, 2, 80}, false}};
+  const std::vector<const Tensor*> xs{&x};
+  Result<testing::GpuOpRun> big =
+      testing::run_gpu_op(shared_runtime(), Precision::kTf32, "FusedAttention", a, xs, out);
+  REQUIRE_FALSE(big.ok());
+  CHECK(big.status().code() == Code::kUnsupported);
+  CHECK(big.status().message().find("--skip-passes fuse_attention_softmax") != std::string::npos);
 }
 
 TEST_CASE("GPU AttentionScores backward: write, accumulate and partial", "[gpu]") {

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "common/head_slice.h"
+#include "cuda/kernels/attention.cu"
 #include "cuda/kernels/elementwise.cu"
 #include "cuda/kernels/layout.cu"
 #include "cuda/kernels/norm_softmax.cu"
@@ -36,6 +37,12 @@ pipeswitch::psm::Attribute attr_i(const std::string& name, int64_t v) {
   pipeswitch::psm::Attribute a;
   a.set_name(name);
   a.set_i(v);
+  return a;
+}
+pipeswitch::psm::Attribute attr_f(const std::string& name, float v) {
+  pipeswitch::psm::Attribute a;
+  a.set_name(name);
+  a.set_f(v);
   return a;
 }
 pipeswitch::psm::Attribute attr_ints(const std::string& name, const std::vector<int64_t>& v) {
@@ -600,6 +607,56 @@ TEST_CASE("emulated batch pointer arrays address every (batch, head) matrix",
                  : 7;
       CHECK(out[static_cast<size_t>(a * 16 + j)] == expected);
     }
+  }
+}
+
+// FusedAttention's fp32 path (the TF32 one is WMMA: [gpu] only) against the three CPU ops it
+// replaces: sequences that end mid-tile and span several key tiles, heads smaller than the entry
+// point's tile (zero columns), ranges out of order.
+TEST_CASE("emulated fused attention matches scores, softmax and context",
+          "[gpu_kernel_emulation]") {
+  struct Case {
+    int64_t b, s, c, heads, d, q, k, v;
+    int tile;
+    void (*kernel)(const float*, float*, kernels::FusedAttentionParams);
+  };
+  const std::vector<Case> cases = {
+      {1, 37, 96, 2, 16, 0, 32, 64, 16, ps_fused_attention_d16_f32},
+      {2, 70, 41, 2, 5, 30, 3, 17, 16, ps_fused_attention_d16_f32},
+      {1, 33, 130, 1, 64, 66, 0, 2, 64, ps_fused_attention_d64_f32},
+      {1, 5, 24, 1, 24, 0, 0, 0, 32, ps_fused_attention_d32_f32},
+  };
+  for (const Case& c : cases) {
+    INFO("B" << c.b << " S" << c.s << " C" << c.c << " H" << c.heads << " D" << c.d << " tile "
+             << c.tile);
+    const Tensor x = rnd(DType::kFloat32, {c.b, c.s, c.c}, -2, 2);
+    const float alpha = 0.3f;
+    const int64_t size = c.heads * c.d;
+    const Tensor scores =
+        reference1("AttentionScores",
+                   attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("q_start", c.q),
+                          attr_i("k_start", c.k), attr_f("alpha", alpha)}),
+                   {&x});
+    const Tensor probs = reference1("Softmax", attrs({attr_i("axis", -1)}), {&scores});
+    const Tensor expected =
+        reference1("AttentionContext",
+                   attrs({attr_i("heads", c.heads), attr_i("size", size), attr_i("v_start", c.v)}),
+                   {&probs, &x});
+    kernels::FusedAttentionParams p;
+    p.batch = c.b;
+    p.seq = c.s;
+    p.columns = c.c;
+    p.heads = c.heads;
+    p.head_size = c.d;
+    p.q_start = c.q;
+    p.k_start = c.k;
+    p.v_start = c.v;
+    p.alpha = alpha;
+    Tensor y = empty_like(expected);
+    const auto blocks = static_cast<unsigned>((c.s + 31) / 32 * c.heads * c.b);
+    emu_launch(EmuDim{blocks}, EmuDim{64},
+               [&] { c.kernel(x.data<float>(), y.mutable_data<float>(), p); });
+    CHECK(max_rel(expected, y) < 1e-5);
   }
 }
 

@@ -71,6 +71,27 @@ T __shfl_xor_sync(unsigned, T v, int lane_mask) {
   return r;
 }
 
+// Lane src_lane's v, for every lane of the warp.
+template <typename T>
+T __shfl_sync(unsigned, T v, int src_lane) {
+  static_assert(sizeof(T) <= 8);
+  const unsigned t = threadIdx.y * blockDim.x + threadIdx.x;
+  EmuWarp& w = (*emu_warps)[t / 32];
+  unsigned long long bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  w.slot[t % 32] = bits;
+  w.bar.arrive_and_wait();
+  const unsigned long long other = w.slot[static_cast<unsigned>(src_lane) % 32];
+  w.bar.arrive_and_wait();
+  T r;
+  std::memcpy(&r, &other, sizeof(T));
+  return r;
+}
+inline void __syncwarp(unsigned = 0xffffffffu) {
+  const unsigned t = threadIdx.y * blockDim.x + threadIdx.x;
+  (*emu_warps)[t / 32].bar.arrive_and_wait();
+}
+
 // The warp's predicates as a bit mask, lane l's in bit l (every lane of the warp takes part).
 inline unsigned __ballot_sync(unsigned, int predicate) {
   const unsigned t = threadIdx.y * blockDim.x + threadIdx.x;

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -187,11 +188,16 @@ TEST_CASE("bert_tiny: fused inference manifest computes what the training manife
   const Manifest& unfused = both.training.manifest;
   CHECK(count_op(fused, "MatMulBias") > 0);
   // scores / sqrt(16): alpha 0.25 of the MatMulScale that, with the query's and key's
-  // HeadSlices, became AttentionScores; the context's MatMul and Transpose AttentionContext.
+  // HeadSlices, became AttentionScores; the context's MatMul and Transpose AttentionContext;
+  // those two and the Softmax between them one FusedAttention a layer (inference only).
   CHECK(count_op(fused, "MatMulScale") == 0);
-  CHECK(count_op(fused, "AttentionScores") > 0);
-  CHECK(count_op(fused, "AttentionContext") > 0);
+  CHECK(count_op(fused, "FusedAttention") == 2);
+  CHECK(count_op(fused, "AttentionScores") == 0);
+  CHECK(count_op(fused, "AttentionContext") == 0);
+  CHECK(count_op(fused, "Softmax") == 0);
   CHECK(count_op(fused, "HeadSlice") == 0);
+  CHECK(count_op(unfused, "FusedAttention") == 0);
+  CHECK(count_op(unfused, "Softmax") == 2);
   CHECK(count_op(fused, "AddLayerNormalization") > 0);  // the sub-layers' residual Adds
   CHECK(count_op(fused, "Gelu") > 0);
   CHECK(count_op(fused, "LayerNormalization") > 0);
@@ -207,6 +213,53 @@ TEST_CASE("bert_tiny: fused inference manifest computes what the training manife
   // no Transpose of a weight is there to fuse: its Transposes are attention's 4-D ones.
   CHECK(count_op(unfused, "MatMulTransB") == 0);
   check_equivalent(label, both);
+}
+
+// fuse_attention_softmax: bert_tiny's inference package with FusedAttention against the same
+// package without the pass (AttentionScores, Softmax, AttentionContext). The CPU runs
+// FusedAttention as those three ops, so every output is the same to the bit.
+TEST_CASE("bert_tiny: FusedAttention computes what its three ops do, to the bit", "[equivalence]") {
+  const int opset = GENERATE(13, 17);
+  const std::string label = "bert_tiny FusedAttention opset " + std::to_string(opset);
+  INFO(label);
+  zoo::ZooOptions options;
+  options.opset = opset;
+  auto model = zoo::build_model("bert_tiny", options);
+  REQUIRE(model.ok());
+  const Lowered pair{import_and_lower(*model, Mode::kInference),
+                     import_and_lower(*model, Mode::kInference, {"fuse_attention_softmax"})};
+  const Manifest& fused = pair.inference.manifest;
+  const Manifest& skipped = pair.training.manifest;  // (the second of the pair: no pass)
+  CHECK(count_op(fused, "FusedAttention") == 2);
+  CHECK(count_op(fused, "AttentionScores") == 0);
+  CHECK(count_op(fused, "Softmax") == 0);
+  CHECK(count_op(fused, "AttentionContext") == 0);
+  CHECK(count_op(skipped, "FusedAttention") == 0);
+  CHECK(count_op(skipped, "AttentionScores") == 2);
+  CHECK(count_op(skipped, "Softmax") == 2);
+  CHECK(count_op(skipped, "AttentionContext") == 2);
+  CHECK(fused.layers_size() + 4 == skipped.layers_size());
+
+  std::map<std::string, Tensor> inputs = make_inputs(fused, 20240611);
+  std::map<std::string, const Tensor*> borrowed;
+  for (const auto& [name, t] : inputs) borrowed.emplace(name, &t);
+  auto with = cpu::run_model(fused, pair.inference.weights, borrowed);
+  INFO("fused run: " << with.status().message());
+  REQUIRE(with.ok());
+  auto without = cpu::run_model(skipped, pair.training.weights, borrowed);
+  INFO("skipped run: " << without.status().message());
+  REQUIRE(without.ok());
+  REQUIRE(!without->empty());
+  REQUIRE(with->size() == without->size());
+  for (const auto& [name, reference] : *without) {
+    INFO("output '" << name << "'");
+    auto it = with->find(name);
+    REQUIRE(it != with->end());
+    const Tensor& got = it->second;
+    REQUIRE(got.dtype() == reference.dtype());
+    REQUIRE(got.shape() == reference.shape());
+    CHECK(std::memcmp(got.raw(), reference.raw(), reference.byte_size()) == 0);
+  }
 }
 
 // Two nn.Linear layers on a 3-D input as PyTorch exports them in training mode:

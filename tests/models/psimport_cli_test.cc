@@ -129,7 +129,10 @@ TEST_CASE("psimport names what is wrong with bad arguments", "[psimport]") {
   // Only the mode's fusion passes may be skipped (the others make a correct package).
   CHECK_THAT(parse_error({"m.onnx", "--skip-passes", "fuse_matmul_transpose"}),
              Contains("--skip-passes: 'fuse_matmul_transpose' is not a pass inference imports "
-                      "may skip (fold_batchnorm, fuse_conv,"));
+                      "may skip (fold_batchnorm, fuse_conv, fuse_matmul_bias, "
+                      "fuse_head_projections, fuse_layernorm, fuse_add_layernorm, fuse_gelu, "
+                      "remove_zero_add, fuse_matmul_scale, fuse_add_softmax, fuse_attention, "
+                      "fuse_attention_softmax)"));
   CHECK_THAT(parse_error({"m.onnx", "--mode", "training", "--skip-passes", "untie_parameters"}),
              Contains("not a pass training imports may skip (fuse_gelu, fuse_matmul_transpose, "
                       "fuse_linear_bias, fuse_head_projections, fuse_matmul_scale, "

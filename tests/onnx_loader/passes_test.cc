@@ -427,9 +427,10 @@ TEST_CASE("run_passes: inference runs every pass and reports counts", "[passes]"
                        "remove_identity_and_dropout", "fold_constants", "fold_batchnorm",
                        "fuse_conv", "fuse_matmul_bias", "fuse_head_projections", "fuse_layernorm",
                        "fuse_add_layernorm", "fuse_gelu", "remove_zero_add", "fuse_matmul_scale",
-                       "fuse_add_softmax", "fuse_attention", "eliminate_dead_code"});
+                       "fuse_add_softmax", "fuse_attention", "fuse_attention_softmax",
+                       "eliminate_dead_code"});
   // fold_constants: the weight's Transpose, whose result is a constant here.
-  const std::vector<int> expected = {0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0};
+  const std::vector<int> expected = {0, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0};
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO(names[i]);
     CHECK(report->passes[i].changes == expected[i]);
@@ -502,7 +503,8 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
         std::vector<std::string>{"fuse_gelu", "fuse_matmul_transpose", "fuse_linear_bias",
                                  "fuse_head_projections", "fuse_matmul_scale", "remove_zero_add",
                                  "fuse_add_softmax", "fuse_attention"});
-  CHECK(skippable_passes(Mode::kInference).size() == 11);
+  CHECK(skippable_passes(Mode::kInference).size() == 12);
+  CHECK(skippable_passes(Mode::kInference).back() == "fuse_attention_softmax");
   Builder c = make_mixed_graph();
   Result<PipelineReport> inference = run_passes(c.graph, Mode::kInference, {"fuse_gelu"});
   REQUIRE(inference.ok());
@@ -520,6 +522,21 @@ TEST_CASE("run_passes: skipping fusion passes", "[passes]") {
                                       "remove_zero_add, fuse_add_softmax, fuse_attention)") !=
           std::string::npos);
   }
+  // Inference names its own fusions, fuse_attention_softmax last; training does not run it.
+  for (const char* name : {"untie_parameters", "fuse_matmul_transpose", "eliminate_dead_code"}) {
+    INFO(name);
+    Builder d = make_mixed_graph();
+    Result<PipelineReport> bad = run_passes(d.graph, Mode::kInference, {name});
+    REQUIRE_FALSE(bad.ok());
+    CHECK(bad.status().code() == Code::kInvalidArgument);
+    CHECK(bad.status().message().find(
+              "inference imports may skip (fold_batchnorm, fuse_conv, fuse_matmul_bias, "
+              "fuse_head_projections, fuse_layernorm, fuse_add_layernorm, fuse_gelu, "
+              "remove_zero_add, fuse_matmul_scale, fuse_add_softmax, fuse_attention, "
+              "fuse_attention_softmax)") != std::string::npos);
+  }
+  Builder e = make_mixed_graph();
+  REQUIRE_FALSE(run_passes(e.graph, Mode::kTraining, {"fuse_attention_softmax"}).ok());
 }
 
 // What PyTorch's exporter does to a fresh model in eval mode: equal-valued initializers merged,

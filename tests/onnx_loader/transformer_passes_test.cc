@@ -1,13 +1,15 @@
 // Transformer passes (MatMul + bias, LayerNorm and GELU recognition, attention's scale and
 // zero mask, the mask Add before Softmax, nn.Linear's transposed weight in training imports,
-// query/key/value as one product and attention's products reading the heads in place) on
-// tiny hand-built graphs: the exported forms are recognised and every near miss is left alone.
+// query/key/value as one product, attention's products reading the heads in place and the
+// scores, Softmax and context as one FusedAttention) on tiny hand-built graphs: the exported
+// forms are recognised and every near miss is left alone.
 #include <catch2/catch.hpp>
 #include <cmath>
 
 #include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_add_softmax.h"
 #include "onnx_loader/passes/fuse_attention.h"
+#include "onnx_loader/passes/fuse_attention_softmax.h"
 #include "onnx_loader/passes/fuse_gelu.h"
 #include "onnx_loader/passes/fuse_head_projections.h"
 #include "onnx_loader/passes/fuse_layernorm.h"
@@ -1201,6 +1203,128 @@ TEST_CASE("fuse_attention: near misses are left unchanged", "[passes]") {
   CHECK(a.b.count("AttentionContext") == int{context});
   CHECK(a.b.count("HeadSlice") == (scores ? 0 : 2) + (context ? 0 : 1));
   CHECK(a.b.count("Transpose") == (context ? 0 : 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention's scores, Softmax and context as one FusedAttention (inference)
+
+// Attention as fuse_attention leaves it: x [2, 5, 24] read by AttentionScores (q at 16, k at 0,
+// 2 heads of 4, alpha 0.5) -> Softmax (last axis) -> AttentionContext(probs, x) (v at 8) ->
+// [2, 5, 2, 4]. Node order: scores 0, Softmax 1, context 2.
+struct ScoresSoftmaxContext {
+  Builder b;
+  int x = -1, scores = -1, probs = -1, context = -1;
+  Node& node_of(int value) { return b.graph.nodes[b.graph.values[value].producer]; }
+};
+ScoresSoftmaxContext make_scores_softmax_context() {
+  ScoresSoftmaxContext a;
+  const std::string s = "/layer.0/attention/self/";
+  a.x = a.b.input("x", {2, 5, 24});
+  a.scores = a.b.node("AttentionScores", s + "AttentionScores", {a.x}, {2, 2, 5, 5},
+                      {{"heads", i64(2)},
+                       {"size", i64(8)},
+                       {"q_start", i64(16)},
+                       {"k_start", i64(0)},
+                       {"alpha", f32(0.5f)}});
+  a.probs = a.b.node("Softmax", s + "Softmax", {a.scores}, {2, 2, 5, 5}, {{"axis", i64(-1)}});
+  a.context = a.b.node("AttentionContext", s + "AttentionContext_1", {a.probs, a.x}, {2, 5, 2, 4},
+                       {{"heads", i64(2)}, {"size", i64(8)}, {"v_start", i64(8)}});
+  a.b.output(a.context);
+  return a;
+}
+
+void check_fused_attention(const Builder& b, int x, int out, float alpha) {
+  const Node* f = b.find("FusedAttention");
+  REQUIRE(f != nullptr);
+  CHECK(f->name == "/layer.0/attention/self/FusedAttention_1");
+  CHECK(f->inputs == std::vector<int>{x});
+  CHECK(f->outputs == std::vector<int>{out});
+  CHECK(f->attr_int("heads", -1) == 2);
+  CHECK(f->attr_int("size", -1) == 8);
+  CHECK(f->attr_int("q_start", -1) == 16);
+  CHECK(f->attr_int("k_start", -1) == 0);
+  CHECK(f->attr_int("v_start", -1) == 8);
+  CHECK(f->attr_float("alpha", -1) == alpha);
+  CHECK(f->attrs.size() == 6);
+  CHECK(b.graph.values[out].producer == static_cast<int>(f - b.graph.nodes.data()));
+}
+
+TEST_CASE("fuse_attention_softmax: scores, Softmax and context become one FusedAttention",
+          "[passes]") {
+  ScoresSoftmaxContext a = make_scores_softmax_context();
+  bool default_alpha = false;
+  SECTION("axis -1") {}
+  SECTION("axis given as rank - 1") { a.node_of(a.probs).attrs["axis"] = i64(3); }
+  SECTION("axis absent (opset 13's default, the last)") { a.node_of(a.probs).attrs.clear(); }
+  SECTION("the scores without alpha (1)") {
+    a.node_of(a.scores).attrs.erase("alpha");
+    default_alpha = true;
+  }
+  REQUIRE(fused(passes::fuse_attention_softmax(a.b.graph)) == 1);
+  REQUIRE(a.b.graph.validate().ok());
+  CHECK(a.b.live() == 1);
+  CHECK(a.b.count("AttentionScores") == 0);
+  CHECK(a.b.count("Softmax") == 0);
+  CHECK(a.b.count("AttentionContext") == 0);
+  check_fused_attention(a.b, a.x, a.context, default_alpha ? 1.0f : 0.5f);
+  const Node* f = a.b.find("FusedAttention");
+  REQUIRE(f != nullptr);
+  CHECK(f->onnx_nodes == std::vector<int>{0, 1, 2});
+  // At the context's place: the scores' and the Softmax's are dead.
+  CHECK(a.b.graph.nodes[0].dead);
+  CHECK(a.b.graph.nodes[1].dead);
+  CHECK_FALSE(a.b.graph.nodes[2].dead);
+  CHECK(fused(passes::fuse_attention_softmax(a.b.graph)) == 0);
+}
+
+TEST_CASE("fuse_attention_softmax: after fuse_attention, self-attention is one node", "[passes]") {
+  Attention a = make_attention();
+  REQUIRE(fused(passes::fuse_attention(a.b.graph)) == 2);
+  REQUIRE(fused(passes::fuse_attention_softmax(a.b.graph)) == 1);
+  REQUIRE(a.b.graph.validate().ok());
+  CHECK(a.b.live() == 1);
+  check_fused_attention(a.b, a.x, a.merged, 0.5f);
+  // Every ONNX node of the seven: slices, products, Softmax and the Transpose.
+  CHECK(a.b.find("FusedAttention")->onnx_nodes == std::vector<int>{0, 1, 2, 3, 4, 5, 6});
+}
+
+TEST_CASE("fuse_attention_softmax: near misses are left unchanged", "[passes]") {
+  ScoresSoftmaxContext a = make_scores_softmax_context();
+  SECTION("the context reads another X") {
+    a.node_of(a.context).inputs[1] = a.b.input("other", {2, 5, 24});
+  }
+  SECTION("the Softmax over another axis") { a.node_of(a.probs).attrs["axis"] = i64(2); }
+  SECTION("the Softmax over axis 1 (an older opset's default spelled out)") {
+    a.node_of(a.probs).attrs["axis"] = i64(1);
+  }
+  SECTION("P read by a second node") {
+    a.b.output(a.b.node("Relu", "/relu", {a.probs}, {2, 2, 5, 5}));
+  }
+  SECTION("P a graph output") { a.b.output(a.probs); }
+  SECTION("the scores read by a second node") {
+    a.b.output(a.b.node("Relu", "/relu", {a.scores}, {2, 2, 5, 5}));
+  }
+  SECTION("the scores a graph output") { a.b.output(a.scores); }
+  SECTION("AddSoftmax instead of Softmax") {
+    Node& softmax = a.node_of(a.probs);
+    softmax.op = "AddSoftmax";
+    softmax.inputs.push_back(a.b.input("mask", {2, 1, 1, 5}));
+  }
+  SECTION("LogSoftmax instead of Softmax") { a.node_of(a.probs).op = "LogSoftmax"; }
+  SECTION("the context with other heads") { a.node_of(a.context).attrs["heads"] = i64(4); }
+  SECTION("the context with another size") { a.node_of(a.context).attrs["size"] = i64(4); }
+  SECTION("the context's v_start missing") { a.node_of(a.context).attrs.erase("v_start"); }
+  SECTION("the value's columns outside X") { a.node_of(a.context).attrs["v_start"] = i64(20); }
+  SECTION("P as the context's second input") { a.node_of(a.context).inputs = {a.x, a.probs}; }
+  SECTION("the scores of a MatMul, not AttentionScores") { a.node_of(a.scores).op = "MatMul"; }
+  SECTION("X float16") { a.b.graph.values[a.x].dtype = DType::kFloat16; }
+  const int live = a.b.live();
+  CHECK(fused(passes::fuse_attention_softmax(a.b.graph)) == 0);
+  CHECK(a.b.count("FusedAttention") == 0);
+  CHECK(a.b.live() == live);
+  CHECK_FALSE(a.b.graph.nodes[0].dead);
+  CHECK_FALSE(a.b.graph.nodes[1].dead);
+  CHECK_FALSE(a.b.graph.nodes[2].dead);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Import -> passes -> lowering on the built-in zoo's tiny models (genuine ONNX with the
 // PyTorch exporter's names and patterns). Built only when the zoo library is part of the build.
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "models/zoo/zoo.h"
@@ -162,21 +163,26 @@ TEST_CASE("zoo bert_tiny: LayerNorm, GELU, MatMul+bias and the attention scale r
     CHECK(changes(*report, "fuse_layernorm") == (opset < 17 ? 5 : 0));
     CHECK(changes(*report, "fuse_add_layernorm") == 4);
     // The scores' division by sqrt(16) is their MatMul's alpha, and that MatMulScale of the
-    // query's and key's heads one AttentionScores.
+    // query's and key's heads one AttentionScores (then part of a FusedAttention).
     CHECK(count_op(graph, "MatMulScale") == 0);
     CHECK(count_op(graph, "Gelu") == 2);
     CHECK(count_op(graph, "Erf") == 0);
     CHECK(count_op(graph, "ReduceMean") == 0);
     // Q, K and V as one product, attention output, intermediate and output dense per layer;
     // the product's heads read in place by the two attention products (no HeadSlice copies
-    // and no context Transpose left).
+    // and no context Transpose left), which with the Softmax between them (no mask) are one
+    // FusedAttention a layer.
     CHECK(count_op(graph, "MatMulBias") == 8);
     CHECK(count_op(graph, "HeadSlice") == 0);
-    CHECK(count_op(graph, "AttentionScores") == 2);
-    CHECK(count_op(graph, "AttentionContext") == 2);
+    CHECK(count_op(graph, "FusedAttention") == 2);
+    CHECK(count_op(graph, "AttentionScores") == 0);
+    CHECK(count_op(graph, "AttentionContext") == 0);
+    CHECK(count_op(graph, "Softmax") == 0);
+    CHECK(count_op(graph, "AddSoftmax") == 0);
     CHECK(count_op(graph, "Transpose") == 0);
     CHECK(changes(*report, "fuse_head_projections") == 2);
     CHECK(changes(*report, "fuse_attention") == 4);
+    CHECK(changes(*report, "fuse_attention_softmax") == 2);
 
     const LoweredModel model =
         lower_checked(graph, Mode::kInference, GroupingMode::kBlocks, *report);
@@ -185,6 +191,17 @@ TEST_CASE("zoo bert_tiny: LayerNorm, GELU, MatMul+bias and the attention scale r
                                    "encoder.layer.0.intermediate", "encoder.layer.0.output",
                                    "encoder.layer.1.attention", "encoder.layer.1.intermediate",
                                    "encoder.layer.1.output", "pooler"});
+
+    // Training keeps attention's Softmax apart (its backward wants the probabilities):
+    // fuse_attention_softmax is not among its passes.
+    Graph training = import_zoo("bert_tiny", opset, Mode::kTraining);
+    Result<PipelineReport> training_report = run_passes(training, Mode::kTraining);
+    INFO(training_report.status().to_string());
+    REQUIRE(training_report.ok());
+    CHECK(count_op(training, "FusedAttention") == 0);
+    CHECK(count_op(training, "Softmax") == 2);
+    const std::vector<std::string> names = training_report->pass_names();
+    CHECK(std::find(names.begin(), names.end(), "fuse_attention_softmax") == names.end());
   }
 }
 

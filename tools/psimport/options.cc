@@ -260,10 +260,10 @@ Options:
                       results (inference: fold_batchnorm, fuse_conv, fuse_matmul_bias,
                       fuse_head_projections, fuse_layernorm, fuse_add_layernorm,
                       fuse_gelu, remove_zero_add, fuse_matmul_scale, fuse_add_softmax,
-                      fuse_attention; training: fuse_gelu, fuse_matmul_transpose,
-                      fuse_linear_bias, fuse_head_projections, fuse_matmul_scale,
-                      remove_zero_add, fuse_add_softmax, fuse_attention); the package
-                      records the passes that ran
+                      fuse_attention, fuse_attention_softmax; training: fuse_gelu,
+                      fuse_matmul_transpose, fuse_linear_bias, fuse_head_projections,
+                      fuse_matmul_scale, remove_zero_add, fuse_add_softmax,
+                      fuse_attention); the package records the passes that ran
   -q, --quiet         print nothing but errors
   Options also take the form --name=value; "--" ends the options.
 
