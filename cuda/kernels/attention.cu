@@ -31,6 +31,7 @@ using ps::kernels::FusedAttentionParams;
 constexpr int kWarps = 2;  // 32 query rows a block: 39 KB of shared memory at D = 64
 constexpr int kRows = 16;  // query rows a warp (a WMMA tile's rows)
 constexpr int kKeys = 32;  // keys a tile
+constexpr int kThreads = 32 * kWarps;
 constexpr unsigned kFull = 0xffffffffu;
 
 // Row strides of the shared tiles, in floats: multiples of 4 (WMMA's ldm) that keep every tile
@@ -44,6 +45,52 @@ struct Tiles {
   alignas(32) float v[kKeys][kLd];
   alignas(32) float s[kWarps][kRows][kSld];  // a warp's scores, then its probabilities
   alignas(32) float o[kWarps][kRows][kLd];   // a warp's output so far
+};
+
+// kRowsT rows of one head's columns of X staged through registers: this thread's kW-float
+// groups threadIdx.x, threadIdx.x + kThreads, ... of the [kRowsT, kD] tile (zeros past the
+// sequence and past the head's d columns). Loading all of them before storing any keeps a
+// tile's loads in flight together.
+template <int kD, int kW, int kRowsT>
+struct Stage {
+  static constexpr int kPerRow = kD / kW;
+  static constexpr int kGroups = kRowsT * kPerRow / kThreads;
+  static_assert(kRowsT * kPerRow % kThreads == 0, "a tile is whole groups for every thread");
+  float r[kGroups][kW];
+
+  __device__ void load(const float* xb, const FusedAttentionParams& p, int64_t row0,
+                       int64_t col) {
+#pragma unroll
+    for (int e = 0; e < kGroups; ++e) {
+      const int g = static_cast<int>(threadIdx.x) + e * kThreads;
+      const int j = g / kPerRow, c = g % kPerRow * kW;
+      const int64_t at = row0 + j;
+      if (at < p.seq && c < p.head_size) {
+        const float* src = xb + at * p.columns + col + c;
+        if constexpr (kW == 4) {
+          const float4 v = *reinterpret_cast<const float4*>(src);
+          r[e][0] = v.x;
+          r[e][1] = v.y;
+          r[e][2] = v.z;
+          r[e][3] = v.w;
+        } else {
+          r[e][0] = *src;
+        }
+      } else {
+#pragma unroll
+        for (int w = 0; w < kW; ++w) r[e][w] = 0.0f;
+      }
+    }
+  }
+  __device__ void store(float (*dst)[Tiles<kD>::kLd]) const {
+#pragma unroll
+    for (int e = 0; e < kGroups; ++e) {
+      const int g = static_cast<int>(threadIdx.x) + e * kThreads;
+      const int j = g / kPerRow, c = g % kPerRow * kW;
+#pragma unroll
+      for (int w = 0; w < kW; ++w) dst[j][c + w] = r[e][w];
+    }
+  }
 };
 
 // S (16 x kKeys, unscaled) = Q_w K^T in fp32 FMAs: lane (row, half) computes row `row`'s
@@ -137,10 +184,11 @@ __device__ void context_tf32(const Tiles<kD>& t, const float* p, float* o) {
 }
 #endif
 
-// Any head_size <= kD (kD a multiple of 16), in both precisions.
-template <int kD, bool kTf32>
-__device__ void forward(const float* x, float* y, const FusedAttentionParams& p) {
-  __shared__ Tiles<kD> t;
+// Any head_size <= kD (kD a multiple of 16), in both precisions; kW = 4 reads X as float4
+// (FusedAttentionParams::vec4).
+template <int kD, bool kTf32, int kW>
+__device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
+                              const FusedAttentionParams& p) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int row = lane / 2, half = lane % 2;
   const int d = static_cast<int>(p.head_size);
@@ -150,26 +198,38 @@ __device__ void forward(const float* x, float* y, const FusedAttentionParams& p)
   const int64_t h = block / q_tiles % p.heads, b = block / q_tiles / p.heads;
   const float* xb = x + b * p.seq * p.columns;
   const int64_t qc = p.q_start + h * d, kc = p.k_start + h * d, vc = p.v_start + h * d;
-  // The block's query rows (zeros past the sequence; columns past d zero too).
-  for (int i = threadIdx.x; i < kWarps * kRows * kD; i += blockDim.x) {
-    const int r = i / kD, c = i % kD;
-    const int64_t q = q0 + r;
-    t.q[r][c] = q < p.seq && c < d ? xb[q * p.columns + qc + c] : 0.0f;
-  }
+  // The block's query rows (zeros past the sequence; columns past d zero too), then the key
+  // tiles: tile n + 1's K and V load into registers while tile n is computed.
+  Stage<kD, kW, kWarps * kRows> qs;
+  qs.load(xb, p, q0, qc);
+  qs.store(t.q);
   float* s = &t.s[warp][0][0];
   float* o = &t.o[warp][0][0];
   for (int i = lane; i < kRows * Tiles<kD>::kLd; i += 32) o[i] = 0.0f;
   float m = -INFINITY, l = 0.0f;  // row `row`'s running maximum and sum (both its lanes)
+  // Scalar reads (kW = 1) take 4x the registers a tile: they load each tile when it is due.
+  constexpr bool kPrefetch = kW == 4;
+  Stage<kD, kW, kKeys> ks, vs;
+  if constexpr (kPrefetch) {
+    ks.load(xb, p, 0, kc);
+    vs.load(xb, p, 0, vc);
+  }
   for (int64_t k0 = 0; k0 < p.seq; k0 += kKeys) {
     __syncthreads();  // every warp is done with the previous tile
-    for (int i = threadIdx.x; i < kKeys * kD; i += blockDim.x) {
-      const int j = i / kD, c = i % kD;
-      const int64_t key = k0 + j;
-      const bool in = key < p.seq && c < d;
-      t.k[j][c] = in ? xb[key * p.columns + kc + c] : 0.0f;
-      t.v[j][c] = in ? xb[key * p.columns + vc + c] : 0.0f;
+    if constexpr (!kPrefetch) {
+      ks.load(xb, p, k0, kc);
+      ks.store(t.k);
+      vs.load(xb, p, k0, vc);
+      vs.store(t.v);
+    } else {
+      ks.store(t.k);
+      vs.store(t.v);
     }
     __syncthreads();
+    if (kPrefetch && k0 + kKeys < p.seq) {
+      ks.load(xb, p, k0 + kKeys, kc);
+      vs.load(xb, p, k0 + kKeys, vc);
+    }
 #if defined(__CUDACC__)
     if constexpr (kTf32) {
       scores_tf32<kD>(t, warp, s);
@@ -228,15 +288,25 @@ __device__ void forward(const float* x, float* y, const FusedAttentionParams& p)
   }
 }
 
+template <int kD, bool kTf32>
+__device__ void forward(const float* x, float* y, const FusedAttentionParams& p) {
+  __shared__ Tiles<kD> t;
+  if (p.vec4 != 0) {
+    forward_tiles<kD, kTf32, 4>(t, x, y, p);
+  } else {
+    forward_tiles<kD, kTf32, 1>(t, x, y, p);
+  }
+}
+
 }  // namespace attention
 
 #define PS_FUSED_ATTENTION(D)                                                                    \
-  extern "C" __global__ void __launch_bounds__(32 * attention::kWarps)                           \
+  extern "C" __global__ void __launch_bounds__(32 * attention::kWarps)                            \
       ps_fused_attention_d##D##_f32(const float* x, float* y,                                    \
                                     ps::kernels::FusedAttentionParams p) {                       \
     attention::forward<D, false>(x, y, p);                                                       \
   }                                                                                              \
-  extern "C" __global__ void __launch_bounds__(32 * attention::kWarps)                           \
+  extern "C" __global__ void __launch_bounds__(32 * attention::kWarps)                            \
       ps_fused_attention_d##D##_tf32(const float* x, float* y,                                   \
                                      ps::kernels::FusedAttentionParams p) {                      \
     attention::forward<D, true>(x, y, p);                                                        \

@@ -239,7 +239,9 @@ struct FusedAttentionParams {
   int64_t k_start = 0;
   int64_t v_start = 0;
   float alpha = 1.0f;
-  int32_t pad = 0;
+  // 1: X's rows, the three starts and head_size are multiples of 4 floats and X is 16-byte
+  // aligned, so the kernel reads X as float4.
+  int32_t vec4 = 0;
 };
 
 }  // namespace ps::kernels

@@ -23,12 +23,14 @@ class FusedAttentionOp final : public GpuOp {
       : kernel_(std::move(kernel)), params_(p), blocks_(blocks) {}
   Status enqueue(const LaunchArgs& args) const override {
     if (blocks_ == 0) return Status::OK();
-    return kernel_.launch(args.stream, blocks_, 32 * kWarps, 0, args.inputs[0], args.outputs[0],
-                          params_);
+    kernels::FusedAttentionParams p = params_;
+    if (!aligned({args.inputs[0]}, 16)) p.vec4 = 0;  // the arena aligns 256: not expected
+    return kernel_.launch(args.stream, blocks_, 32 * kWarps, 0, args.inputs[0], args.outputs[0], p);
   }
   std::string describe() const override {
     return str_cat("kernel ", kernel_.name(), " (", params_.batch, " x ", params_.heads,
-                   " heads of ", params_.head_size, ", sequence ", params_.seq, ")");
+                   " heads of ", params_.head_size, ", sequence ", params_.seq,
+                   params_.vec4 != 0 ? ", float4 reads)" : ", scalar reads)");
   }
 
  private:
@@ -66,6 +68,10 @@ BuildResult build_fused_attention(const OpSpec& spec, const OpEnv& env) {
   p.k_start = a.k_start;
   p.v_start = a.v_start;
   p.alpha = a.alpha;
+  p.vec4 = l.columns % 4 == 0 && a.q_start % 4 == 0 && a.k_start % 4 == 0 && a.v_start % 4 == 0 &&
+                   l.head_size % 4 == 0
+               ? 1
+               : 0;
   const int64_t blocks = (l.seq + kRowsPerBlock - 1) / kRowsPerBlock * l.heads * l.batch;
   if (blocks > int64_t{0x7fffffff}) {
     return unsupported("FusedAttention: ", blocks, " blocks exceed the grid's limit");

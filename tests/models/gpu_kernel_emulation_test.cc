@@ -624,6 +624,7 @@ TEST_CASE("emulated fused attention matches scores, softmax and context",
       {1, 37, 96, 2, 16, 0, 32, 64, 16, ps_fused_attention_d16_f32},
       {2, 70, 41, 2, 5, 30, 3, 17, 16, ps_fused_attention_d16_f32},
       {1, 33, 130, 1, 64, 66, 0, 2, 64, ps_fused_attention_d64_f32},
+      {2, 40, 192, 1, 64, 128, 0, 64, 64, ps_fused_attention_d64_f32},
       {1, 5, 24, 1, 24, 0, 0, 0, 32, ps_fused_attention_d32_f32},
   };
   for (const Case& c : cases) {
@@ -652,11 +653,17 @@ TEST_CASE("emulated fused attention matches scores, softmax and context",
     p.k_start = c.k;
     p.v_start = c.v;
     p.alpha = alpha;
-    Tensor y = empty_like(expected);
-    const auto blocks = static_cast<unsigned>((c.s + 31) / 32 * c.heads * c.b);
-    emu_launch(EmuDim{blocks}, EmuDim{64},
-               [&] { c.kernel(x.data<float>(), y.mutable_data<float>(), p); });
-    CHECK(max_rel(expected, y) < 1e-5);
+    const bool vec4 = c.c % 4 == 0 && c.q % 4 == 0 && c.k % 4 == 0 && c.v % 4 == 0 && c.d % 4 == 0;
+    for (const int32_t v : {0, 1}) {
+      if (v == 1 && !vec4) continue;
+      INFO("float4 reads " << v);
+      p.vec4 = v;
+      Tensor y = empty_like(expected);
+      const auto blocks = static_cast<unsigned>((c.s + 31) / 32 * c.heads * c.b);
+      emu_launch(EmuDim{blocks}, EmuDim{64},
+                 [&] { c.kernel(x.data<float>(), y.mutable_data<float>(), p); });
+      CHECK(max_rel(expected, y) < 1e-5);
+    }
   }
 }
 
