@@ -1,7 +1,8 @@
 // FusedAttention (ours, inference; passes/fuse_attention_softmax.h): one flash-attention kernel
 // (cuda/kernels/attention.cu) for AttentionScores -> Softmax -> AttentionContext, the heads read
-// in place in X [B, S, C] and the context written as [B, S, H, D]. TF32 precision runs the
-// products on the tensor cores (WMMA), fp32 in fp32 FMAs. Head sizes up to 64.
+// in place in X [B, S, C] and the context written as [B, S, H, D]. The products run on the
+// tensor cores: TF32 precision one TF32 mma a product, fp32 three (3xTF32, fp32-level error).
+// Head sizes up to 64.
 #include <memory>
 #include <string>
 
@@ -14,7 +15,7 @@
 namespace ps::models::gpu {
 namespace {
 
-constexpr unsigned kWarps = 2;  // attention.cu's kWarps: 32 query rows a block
+constexpr unsigned kWarps = 4;  // attention.cu's kWarps: 64 query rows a block
 constexpr int64_t kRowsPerBlock = 16 * kWarps;
 
 class FusedAttentionOp final : public GpuOp {
@@ -30,7 +31,7 @@ class FusedAttentionOp final : public GpuOp {
   std::string describe() const override {
     return str_cat("kernel ", kernel_.name(), " (", params_.batch, " x ", params_.heads,
                    " heads of ", params_.head_size, ", sequence ", params_.seq,
-                   params_.vec4 != 0 ? ", float4 reads)" : ", scalar reads)");
+                   params_.vec4 != 0 ? ", float4 copies)" : ", scalar copies)");
   }
 
  private:

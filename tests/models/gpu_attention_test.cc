@@ -185,7 +185,7 @@ TEST_CASE("GPU FusedAttention forward against float64", "[gpu]") {
   PS_REQUIRE_GPU();
   uint64_t seed = 4150;
   std::vector<Geometry> cases = geometries();
-  cases.push_back({1, 33, 101, 3, 32, 5, 0, 2});  // overlapping ranges, unaligned (scalar reads)
+  cases.push_back({1, 33, 101, 3, 32, 5, 0, 2});  // overlapping ranges, unaligned (scalar copies)
   cases.push_back({2, 251, 768, 4, 64, 0, 256, 512});
   for (Precision p : {Precision::kFp32, Precision::kTf32}) {
     for (const Geometry& g : cases) {

@@ -610,22 +610,23 @@ TEST_CASE("emulated batch pointer arrays address every (batch, head) matrix",
   }
 }
 
-// FusedAttention's fp32 path (the TF32 one is WMMA: [gpu] only) against the three CPU ops it
-// replaces: sequences that end mid-tile and span several key tiles, heads smaller than the entry
-// point's tile (zero columns), ranges out of order.
+// FusedAttention (both precisions: the mma emulated, TF32 rounding included) against the three
+// CPU ops it replaces: sequences that end mid-tile and span several key tiles and query blocks,
+// heads smaller than the entry point's tile (zero columns), ranges out of order.
 TEST_CASE("emulated fused attention matches scores, softmax and context",
           "[gpu_kernel_emulation]") {
+  using Kernel = void (*)(const float*, float*, kernels::FusedAttentionParams);
   struct Case {
     int64_t b, s, c, heads, d, q, k, v;
     int tile;
-    void (*kernel)(const float*, float*, kernels::FusedAttentionParams);
+    Kernel f32, tf32;
   };
   const std::vector<Case> cases = {
-      {1, 37, 96, 2, 16, 0, 32, 64, 16, ps_fused_attention_d16_f32},
-      {2, 70, 41, 2, 5, 30, 3, 17, 16, ps_fused_attention_d16_f32},
-      {1, 33, 130, 1, 64, 66, 0, 2, 64, ps_fused_attention_d64_f32},
-      {2, 40, 192, 1, 64, 128, 0, 64, 64, ps_fused_attention_d64_f32},
-      {1, 5, 24, 1, 24, 0, 0, 0, 32, ps_fused_attention_d32_f32},
+      {1, 37, 96, 2, 16, 0, 32, 64, 16, ps_fused_attention_d16_f32, ps_fused_attention_d16_tf32},
+      {2, 70, 41, 2, 5, 30, 3, 17, 16, ps_fused_attention_d16_f32, ps_fused_attention_d16_tf32},
+      {1, 33, 130, 1, 64, 66, 0, 2, 64, ps_fused_attention_d64_f32, ps_fused_attention_d64_tf32},
+      {1, 100, 192, 1, 64, 128, 0, 64, 64, ps_fused_attention_d64_f32, ps_fused_attention_d64_tf32},
+      {1, 5, 24, 1, 24, 0, 0, 0, 32, ps_fused_attention_d32_f32, ps_fused_attention_d32_tf32},
   };
   for (const Case& c : cases) {
     INFO("B" << c.b << " S" << c.s << " C" << c.c << " H" << c.heads << " D" << c.d << " tile "
@@ -654,15 +655,22 @@ TEST_CASE("emulated fused attention matches scores, softmax and context",
     p.v_start = c.v;
     p.alpha = alpha;
     const bool vec4 = c.c % 4 == 0 && c.q % 4 == 0 && c.k % 4 == 0 && c.v % 4 == 0 && c.d % 4 == 0;
-    for (const int32_t v : {0, 1}) {
-      if (v == 1 && !vec4) continue;
-      INFO("float4 reads " << v);
-      p.vec4 = v;
-      Tensor y = empty_like(expected);
-      const auto blocks = static_cast<unsigned>((c.s + 31) / 32 * c.heads * c.b);
-      emu_launch(EmuDim{blocks}, EmuDim{64},
-                 [&] { c.kernel(x.data<float>(), y.mutable_data<float>(), p); });
-      CHECK(max_rel(expected, y) < 1e-5);
+    const auto blocks = static_cast<unsigned>((c.s + attention::kWarps * 16 - 1) /
+                                              (attention::kWarps * 16) * c.heads * c.b);
+    // fp32 (3xTF32) is held to fp32's bound; TF32 rounds Q, K, P and V to 11 bits.
+    for (const bool tf32 : {false, true}) {
+      for (const int32_t v : {0, 1}) {
+        if (v == 1 && !vec4) continue;
+        INFO((tf32 ? "tf32" : "f32") << ", float4 copies " << v);
+        p.vec4 = v;
+        Tensor y = empty_like(expected);
+        const Kernel kernel = tf32 ? c.tf32 : c.f32;
+        emu_launch(EmuDim{blocks}, EmuDim{attention::kThreads},
+                   [&] { kernel(x.data<float>(), y.mutable_data<float>(), p); });
+        const double err = max_rel(expected, y);
+        CHECK(err < (tf32 ? 5e-3 : 1e-5));
+        if (tf32) CHECK(err > 1e-6);  // the TF32 entry point really rounds
+      }
     }
   }
 }

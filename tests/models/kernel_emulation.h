@@ -51,6 +51,7 @@ inline void __syncthreads() { emu_block_barrier->arrive_and_wait(); }
 struct EmuWarp {
   std::barrier<> bar{32};
   unsigned long long slot[32] = {};
+  float a[16][8], b[8][8];  // emu_mma_m16n8k8's operands, gathered from the lanes
 };
 inline std::vector<EmuWarp>* emu_warps = nullptr;
 
@@ -103,6 +104,29 @@ inline unsigned __ballot_sync(unsigned, int predicate) {
   w.bar.arrive_and_wait();
   return mask;
 }
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 (cuda/kernels/warp_mma.h has the
+// fragments' layout): the lanes' A and B pieces (TF32 bits) gathered, then each lane's four
+// sums. The products are exact in fp32 (TF32 has 11 significant bits); the sums run in fp32.
+inline void emu_mma_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const unsigned t = threadIdx.y * blockDim.x + threadIdx.x;
+  EmuWarp& w = (*emu_warps)[t / 32];
+  const unsigned lane = t % 32, g = lane / 4, q = lane % 4;
+  w.a[g][q] = __uint_as_float(a[0]);
+  w.a[g + 8][q] = __uint_as_float(a[1]);
+  w.a[g][q + 4] = __uint_as_float(a[2]);
+  w.a[g + 8][q + 4] = __uint_as_float(a[3]);
+  w.b[q][g] = __uint_as_float(b[0]);
+  w.b[q + 4][g] = __uint_as_float(b[1]);
+  w.bar.arrive_and_wait();
+  for (int e = 0; e < 4; ++e) {
+    const unsigned row = g + (e / 2) * 8, col = 2 * q + e % 2;
+    float sum = 0.0f;
+    for (int k = 0; k < 8; ++k) sum += w.a[row][k] * w.b[k][col];
+    d[e] += sum;
+  }
+  w.bar.arrive_and_wait();
+}
+
 inline int __ffs(unsigned x) { return x == 0 ? 0 : __builtin_ctz(x) + 1; }
 
 // Runs `kernel()` (a lambda calling the kernel function) on grid x block emulated threads.

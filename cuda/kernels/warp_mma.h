@@ -1,0 +1,112 @@
+// Warp-level tensor-core products and asynchronous copies for our hand-written kernels
+// (attention.cu), in raw PTX so the fragments' layouts are known and a kernel can keep its
+// operands and results in registers (WMMA's fragments are opaque: results go through shared
+// memory).
+//
+// mma_m16n8k8: D (16 x 8) = A (16 x 8, row-major) B (8 x 8, col-major) + C, TF32 inputs, fp32
+// accumulation (PTX mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32). With g = lane / 4 and
+// t = lane % 4, a lane holds
+//   a[0] = A[g][t]     a[1] = A[g + 8][t]     a[2] = A[g][t + 4]     a[3] = A[g + 8][t + 4]
+//   b[0] = B[t][g]     b[1] = B[t + 4][g]
+//   c[0] = C[g][2t]    c[1] = C[g][2t + 1]    c[2] = C[g + 8][2t]    c[3] = C[g + 8][2t + 1]
+// Split3: fp32 accuracy from TF32 products ("3xTF32"): x = hi + lo, both TF32, and
+// a b ~ a.hi b.hi + a.hi b.lo + a.lo b.hi (the dropped a.lo b.lo is ~2^-22 of the product).
+//
+// copy_async: cp.async of 16 (or 4) bytes from global to shared memory, zero-filled when
+// `valid` is false; copy_async_commit / copy_async_wait<N> group them (wait until at most N
+// groups are in flight).
+//
+// Off the GPU (the kernel emulation in tests/models/kernel_emulation.h, which must be included
+// first) the product is emu_mma_m16n8k8 and the copies are plain copies.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace ps::kernels::warp {
+
+// x rounded to TF32 (10 mantissa bits; to nearest, ties away from zero, as cvt.rna.tf32.f32),
+// as the bits of a float.
+__device__ inline uint32_t to_tf32(float x) {
+#if defined(__CUDACC__)
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+#else
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  return u;
+#endif
+}
+
+__device__ inline float tf32_value(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// x as hi + lo, both TF32.
+struct Split3 {
+  uint32_t hi, lo;
+  __device__ explicit Split3(float x) : hi(to_tf32(x)), lo(to_tf32(x - tf32_value(hi))) {}
+};
+
+__device__ inline void mma_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if defined(__CUDACC__)
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+  emu_mma_m16n8k8(d, a, b);
+#endif
+}
+
+// d += A B with A and B given as hi/lo pairs: fp32 accuracy (three products, the small ones
+// first).
+__device__ inline void mma_m16n8k8_3x(float (&d)[4], const uint32_t (&a_hi)[4],
+                                      const uint32_t (&a_lo)[4], const uint32_t (&b_hi)[2],
+                                      const uint32_t (&b_lo)[2]) {
+  mma_m16n8k8(d, a_lo, b_hi);
+  mma_m16n8k8(d, a_hi, b_lo);
+  mma_m16n8k8(d, a_hi, b_hi);
+}
+
+template <int kBytes>
+__device__ inline void copy_async(float* dst_shared, const float* src, bool valid) {
+  static_assert(kBytes == 16 || kBytes == 4, "cp.async copies 16 or 4 bytes here");
+#if defined(__CUDACC__)
+  const auto dst = static_cast<unsigned>(__cvta_generic_to_shared(dst_shared));
+  const int src_bytes = valid ? kBytes : 0;
+  if constexpr (kBytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src),
+                 "r"(src_bytes));
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(dst), "l"(src),
+                 "r"(src_bytes));
+  }
+#else
+  if (valid) {
+    std::memcpy(dst_shared, src, kBytes);
+  } else {
+    std::memset(dst_shared, 0, kBytes);
+  }
+#endif
+}
+
+__device__ inline void copy_async_commit() {
+#if defined(__CUDACC__)
+  asm volatile("cp.async.commit_group;");
+#endif
+}
+
+template <int kInFlight>
+__device__ inline void copy_async_wait() {
+#if defined(__CUDACC__)
+  asm volatile("cp.async.wait_group %0;" ::"n"(kInFlight));
+#endif
+}
+
+}  // namespace ps::kernels::warp
