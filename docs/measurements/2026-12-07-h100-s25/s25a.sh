@@ -6,7 +6,7 @@ set -u
 mkdir -p /tmp/b /tmp/w && { [[ -d /tmp/b/bin ]] || tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 . scripts/gpu-env.sh; gpu_env /tmp/b
 L=/tmp/logs; mkdir -p $L; B=/tmp/b/bin
-save() { tar -C $L -czf /tmp/all.tgz . && cp /tmp/all3.tgz "$OUT/all.tgz"; }
+save() { tar -C $L -czf /tmp/all.tgz . && cp /tmp/all.tgz "$OUT/all.tgz"; }
 timeout 90 /tmp/b/tests/test_gpu_grad_ops "GPU FusedAttention forward against float64" > $L/fused-gpu-test.log 2>&1; echo "fused test: exit $?"; tail -3 $L/fused-gpu-test.log
 save
 [[ -f /tmp/w/bert_base_op17.onnx ]] || timeout 150 python3 scripts/export_models.py --out /tmp/w --models bert_base --opsets 17 --raw > $L/export.log 2>&1
