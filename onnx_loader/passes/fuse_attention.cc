@@ -21,15 +21,6 @@ struct Slice {
   std::vector<int64_t> perm;
 };
 
-bool int_attr(const Node& node, const char* name, int64_t* out) {
-  auto it = node.attrs.find(name);
-  if (it == node.attrs.end()) return false;
-  const auto* v = std::get_if<int64_t>(&it->second.value);
-  if (v == nullptr) return false;
-  *out = *v;
-  return true;
-}
-
 // The HeadSlice producing `value` when `reader` alone reads it (and it is no graph output), its
 // X float32 of static rank 3 and its perm `perm`; nullopt otherwise.
 std::optional<Slice> slice_read_only_by(const Graph& graph, int value, int reader,

@@ -9,15 +9,6 @@
 namespace ps::onnx_loader::passes {
 namespace {
 
-bool int_attr(const Node& node, const char* name, int64_t* out) {
-  auto it = node.attrs.find(name);
-  if (it == node.attrs.end()) return false;
-  const auto* v = std::get_if<int64_t>(&it->second.value);
-  if (v == nullptr) return false;
-  *out = *v;
-  return true;
-}
-
 // `node` is `op` of the default domain with `inputs` inputs and one output.
 bool is_node(const Node& node, const char* op, size_t inputs) {
   return node.op == op && node.domain.empty() && node.inputs.size() == inputs &&

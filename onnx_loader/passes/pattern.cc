@@ -58,6 +58,15 @@ int other_input(const Node& node, int value) {
   return -1;
 }
 
+bool int_attr(const Node& node, const char* name, int64_t* out) {
+  auto it = node.attrs.find(name);
+  if (it == node.attrs.end()) return false;
+  const auto* v = std::get_if<int64_t>(&it->second.value);
+  if (v == nullptr) return false;
+  *out = *v;
+  return true;
+}
+
 std::optional<Shape> static_shape(const Graph& graph, int value) {
   if (value < 0 || value >= static_cast<int>(graph.values.size())) return std::nullopt;
   const Value& v = graph.values[value];

@@ -34,6 +34,10 @@ bool approx_equal(double a, double b, double tolerance = 1e-5);
 // `value`, returns `value`.
 int other_input(const Node& node, int value);
 
+// Node attribute `name` when it is an integer: true and *out set; false (out untouched) when
+// it is absent or of another type.
+bool int_attr(const Node& node, const char* name, int64_t* out);
+
 // The static shape of `value` (from shape inference, or from its constant), or nullopt.
 std::optional<Shape> static_shape(const Graph& graph, int value);
 
