@@ -33,6 +33,11 @@ struct AttentionLayout {
   int64_t head_size = 0;  // D = size / heads
 };
 
+// The largest head FusedAttention takes: the GPU kernel's (cuda/kernels/attention.cu holds a
+// warp's queries and output in registers, 64 columns at most). fuse_attention_softmax leaves
+// larger heads to the three ops, so an imported model runs on every backend.
+inline constexpr int64_t kFusedAttentionMaxHeadSize = 64;
+
 // Checks X (rank 3, [B, S, C]), heads and size, and that every range [start, start + size) of
 // `starts` fits in C. Errors (kInvalidArgument, naming the op `what`): X not rank 3 or empty;
 // heads < 1, size < 1 or heads not dividing size; a range outside [0, C).

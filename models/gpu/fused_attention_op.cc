@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "common/attention.h"
 #include "cuda/kernels/kernel_params.h"
 #include "cuda/stream.h"
 #include "models/cpu/kernels.h"
@@ -50,10 +51,10 @@ BuildResult build_fused_attention(const OpSpec& spec, const OpEnv& env) {
   PS_ASSIGN_OR_RETURN(const cpu::FusedAttentionAttrs a, cpu::fused_attention_attrs(*attrs, x.shape));
   const AttentionLayout& l = a.layout;
   PS_TRY(check_output(spec, 0, DType::kFloat32, {l.batch, l.seq, l.heads, l.head_size}));
-  if (l.head_size > 64) {
-    return unsupported("FusedAttention: head size ", l.head_size,
-                       " (the GPU kernel takes up to 64; import with --skip-passes "
-                       "fuse_attention_softmax)");
+  if (l.head_size > kFusedAttentionMaxHeadSize) {  // the pass makes none: a graph made by hand
+    return unsupported("FusedAttention: head size ", l.head_size, " (the GPU kernel takes up to ",
+                       kFusedAttentionMaxHeadSize,
+                       "; import with --skip-passes fuse_attention_softmax)");
   }
   const int tile = l.head_size <= 16 ? 16 : l.head_size <= 32 ? 32 : 64;
   const char* precision = env.precision == Precision::kTf32 ? "tf32" : "f32";

@@ -60,7 +60,10 @@ bool try_fuse(Graph& graph, int softmax_index) {
   if (!x_shape) return false;
   Result<AttentionLayout> l = attention_layout("fuse_attention_softmax", *x_shape, heads, size,
                                                {q_start, k_start, v_start});
-  if (!l.ok() || *s_shape != Shape{l->batch, l->heads, l->seq, l->seq}) return false;
+  if (!l.ok() || *s_shape != Shape{l->batch, l->heads, l->seq, l->seq} ||
+      l->head_size > kFusedAttentionMaxHeadSize) {
+    return false;
+  }
 
   Node fused;
   fused.op = "FusedAttention";

@@ -20,8 +20,9 @@ namespace ps::onnx_loader::passes {
 // default) whose input comes from a live AttentionScores(X) that the Softmax alone reads and
 // whose output is read by one live AttentionContext(P, X) alone, as its P, with the same X as
 // the scores' (float32 of static rank 3), neither intermediate a graph output, the two nodes'
-// heads and size equal and every column range in X: the three become FusedAttention(X) -> the
-// context's output (attributes heads, size, q_start, k_start, alpha from the scores, v_start
+// heads and size equal, every column range in X and heads of at most
+// kFusedAttentionMaxHeadSize (common/attention.h) columns: the three become FusedAttention(X) ->
+// the context's output (attributes heads, size, q_start, k_start, alpha from the scores, v_start
 // from the context) at the context's place. Returns the number of fusions.
 Result<int> fuse_attention_softmax(Graph& graph);
 

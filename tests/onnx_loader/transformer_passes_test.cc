@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
+#include "common/attention.h"
 #include "onnx_loader/passes/fuse_add_layernorm.h"
 #include "onnx_loader/passes/fuse_add_softmax.h"
 #include "onnx_loader/passes/fuse_attention.h"
@@ -1286,6 +1287,29 @@ TEST_CASE("fuse_attention_softmax: after fuse_attention, self-attention is one n
   check_fused_attention(a.b, a.x, a.merged, 0.5f);
   // Every ONNX node of the seven: slices, products, Softmax and the Transpose.
   CHECK(a.b.find("FusedAttention")->onnx_nodes == std::vector<int>{0, 1, 2, 3, 4, 5, 6});
+}
+
+// One head of d columns in X [2, 5, 3 d] (q at 0, k at d, v at 2 d): fused up to the GPU
+// kernel's largest head, left as three ops past it.
+TEST_CASE("fuse_attention_softmax: heads up to kFusedAttentionMaxHeadSize columns", "[passes]") {
+  const int64_t d = kFusedAttentionMaxHeadSize + GENERATE(0, 4);
+  INFO("head size " << d);
+  ScoresSoftmaxContext a = make_scores_softmax_context();
+  a.b.graph.values[a.x].shape = Shape{2, 5, 3 * d};
+  a.b.graph.values[a.scores].shape = Shape{2, 1, 5, 5};
+  a.b.graph.values[a.probs].shape = Shape{2, 1, 5, 5};
+  a.b.graph.values[a.context].shape = Shape{2, 5, 1, d};
+  for (const int v : {a.scores, a.context}) {
+    a.node_of(v).attrs["heads"] = i64(1);
+    a.node_of(v).attrs["size"] = i64(d);
+  }
+  a.node_of(a.scores).attrs["q_start"] = i64(0);
+  a.node_of(a.scores).attrs["k_start"] = i64(d);
+  a.node_of(a.context).attrs["v_start"] = i64(2 * d);
+  const bool fits = d <= kFusedAttentionMaxHeadSize;
+  CHECK(fused(passes::fuse_attention_softmax(a.b.graph)) == (fits ? 1 : 0));
+  CHECK(a.b.count("FusedAttention") == (fits ? 1 : 0));
+  CHECK(a.b.count("AttentionScores") == (fits ? 0 : 1));
 }
 
 TEST_CASE("fuse_attention_softmax: near misses are left unchanged", "[passes]") {
