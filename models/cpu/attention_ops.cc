@@ -60,14 +60,10 @@ Result<AttentionAttrs> attention_attrs(const OpContext& ctx, const Shape& x) {
   const bool scores = ctx.op() == "AttentionScores";
   if (scores) {
     PS_TRY(ctx.check_attrs({"heads", "size", "q_start", "k_start", "alpha"}));
+    PS_TRY(ctx.require_attrs({"heads", "size", "q_start", "k_start"}));
   } else {
     PS_TRY(ctx.check_attrs({"heads", "size", "v_start"}));
-  }
-  const std::vector<std::string_view> required =
-      scores ? std::vector<std::string_view>{"heads", "size", "q_start", "k_start"}
-             : std::vector<std::string_view>{"heads", "size", "v_start"};
-  for (std::string_view name : required) {
-    if (!ctx.has_attr(name)) return invalid_argument("attribute '", name, "' is required");
+    PS_TRY(ctx.require_attrs({"heads", "size", "v_start"}));
   }
   PS_ASSIGN_OR_RETURN(const int64_t heads, ctx.attr_int("heads", 0));
   PS_ASSIGN_OR_RETURN(const int64_t size, ctx.attr_int("size", 0));
@@ -126,9 +122,7 @@ Status run_attention_context(const OpContext& ctx) {
 
 Result<FusedAttentionAttrs> fused_attention_attrs(const OpContext& ctx, const Shape& x) {
   PS_TRY(ctx.check_attrs({"heads", "size", "q_start", "k_start", "v_start", "alpha"}));
-  for (std::string_view name : {"heads", "size", "q_start", "k_start", "v_start"}) {
-    if (!ctx.has_attr(name)) return invalid_argument("attribute '", name, "' is required");
-  }
+  PS_TRY(ctx.require_attrs({"heads", "size", "q_start", "k_start", "v_start"}));
   PS_ASSIGN_OR_RETURN(const int64_t heads, ctx.attr_int("heads", 0));
   PS_ASSIGN_OR_RETURN(const int64_t size, ctx.attr_int("size", 0));
   FusedAttentionAttrs a;

@@ -73,9 +73,7 @@ Status run_transpose(const OpContext& ctx) {
 
 Result<HeadSliceLayout> head_slice_attrs(const OpContext& ctx, const Shape& x) {
   PS_TRY(ctx.check_attrs({"start", "size", "heads", "perm"}));
-  for (std::string_view name : {"start", "size", "heads", "perm"}) {
-    if (!ctx.has_attr(name)) return invalid_argument("attribute '", name, "' is required");
-  }
+  PS_TRY(ctx.require_attrs({"start", "size", "heads", "perm"}));
   PS_ASSIGN_OR_RETURN(const int64_t start, ctx.attr_int("start", 0));
   PS_ASSIGN_OR_RETURN(const int64_t size, ctx.attr_int("size", 0));
   PS_ASSIGN_OR_RETURN(const int64_t heads, ctx.attr_int("heads", 0));
@@ -96,7 +94,7 @@ Status run_concat(const OpContext& ctx) {
   PS_TRY(ctx.check_attrs({"axis"}));
   if (ctx.num_inputs() == 0) return invalid_argument("at least one input is required");
   PS_TRY(ctx.check_arity(ctx.num_inputs(), ctx.num_inputs(), 1, 1));
-  if (!ctx.has_attr("axis")) return invalid_argument("attribute 'axis' is required");
+  PS_TRY(ctx.require_attrs({"axis"}));
   const Tensor& first = *ctx.input(0);
   PS_ASSIGN_OR_RETURN(const int64_t axis_attr, ctx.attr_int("axis", 0));
   PS_ASSIGN_OR_RETURN(const int64_t axis, normalize_axis(axis_attr, first.rank()));

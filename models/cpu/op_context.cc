@@ -91,6 +91,13 @@ Status OpContext::check_attrs(std::initializer_list<std::string_view> known) con
   return Status::OK();
 }
 
+Status OpContext::require_attrs(std::initializer_list<std::string_view> required) const {
+  for (std::string_view name : required) {
+    if (find_attr(name) == nullptr) return invalid_argument("attribute '", name, "' is required");
+  }
+  return Status::OK();
+}
+
 const psm::Attribute* OpContext::find_attr(std::string_view name) const {
   for (const psm::Attribute& a : attrs_) {
     if (a.name() == name) return &a;

@@ -53,6 +53,9 @@ class OpContext {
   // Every attribute must be one of `known`; an unknown one is an Unsupported error, so no
   // attribute is silently ignored.
   Status check_attrs(std::initializer_list<std::string_view> known) const;
+  // Every attribute in `required` must be present; the first absent one is an InvalidArgument
+  // error naming it.
+  Status require_attrs(std::initializer_list<std::string_view> required) const;
 
   bool has_attr(std::string_view name) const { return find_attr(name) != nullptr; }
   // Typed attribute values; `fallback` when absent, an error when the attribute has another

@@ -307,7 +307,7 @@ Status run_cast(const OpContext& ctx) {
   PS_TRY(ctx.check_arity(1, 1, 1, 1));
   PS_TRY(ctx.check_attrs({"to"}));
   const Tensor& x = *ctx.input(0);
-  if (!ctx.has_attr("to")) return invalid_argument("attribute 'to' is required");
+  PS_TRY(ctx.require_attrs({"to"}));
   PS_ASSIGN_OR_RETURN(const int64_t to, ctx.attr_int("to", 0));
   PS_ASSIGN_OR_RETURN(const DType target, dtype_from_onnx(to));
   PS_ASSIGN_OR_RETURN(Tensor * y, ctx.output_checked(0, target, x.shape()));

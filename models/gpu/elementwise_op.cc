@@ -488,7 +488,7 @@ BuildResult build_cast(const OpSpec& spec, const OpEnv& env) {
   PS_TRY(check_arity(spec, 1, 1, 1, 1));
   AttrReader attrs(spec);
   PS_TRY(attrs->check_attrs({"to", "saturate"}));
-  if (!attrs->has_attr("to")) return invalid_argument("attribute 'to' is required");
+  PS_TRY(attrs->require_attrs({"to"}));
   PS_ASSIGN_OR_RETURN(const int64_t to, attrs->attr_int("to", 0));
   PS_ASSIGN_OR_RETURN(const DType target, dtype_from_onnx(to));
   const TensorSpec& x = spec.inputs[0];

@@ -233,7 +233,7 @@ BuildResult build_concat(const OpSpec& spec, const OpEnv& env) {
   PS_TRY(check_arity(spec, spec.inputs.size(), spec.inputs.size(), 1, 1));
   AttrReader attrs(spec);
   PS_TRY(attrs->check_attrs({"axis"}));
-  if (!attrs->has_attr("axis")) return invalid_argument("attribute 'axis' is required");
+  PS_TRY(attrs->require_attrs({"axis"}));
   const TensorSpec& first = spec.inputs[0];
   const int64_t rank = static_cast<int64_t>(first.shape.size());
   PS_ASSIGN_OR_RETURN(const int64_t axis, axis_of(attrs, 0, rank));

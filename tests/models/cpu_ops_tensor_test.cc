@@ -191,6 +191,15 @@ TEST_CASE("the dispatcher lists its ops and names errors", "[cpu_ops]") {
   Status wrong_kind = run("LeakyRelu", attrs({attr_i("alpha", 1)}), {&x}, {&y});
   CHECK_THAT(wrong_kind.message(), Catch::Contains("'alpha' is int, expected float"));
 
+  // A required attribute that is absent is named (OpContext::require_attrs).
+  Status no_to = run("Cast", attrs(), {&x}, {&y});
+  CHECK(no_to.code() == Code::kInvalidArgument);
+  CHECK_THAT(no_to.message(),
+             Catch::StartsWith("Cast: ") && Catch::Contains("attribute 'to' is required"));
+  Status no_axis = run("Concat", attrs(), {&x, &x}, {&y});
+  CHECK(no_axis.code() == Code::kInvalidArgument);
+  CHECK_THAT(no_axis.message(), Catch::Contains("attribute 'axis' is required"));
+
   Status missing = run("Add", attrs(), {&x, nullptr}, {&y});
   CHECK(missing.code() == Code::kInvalidArgument);
   CHECK_THAT(missing.message(), Catch::Contains("input 1 is missing"));
