@@ -1,5 +1,9 @@
 #include "cuda/module.h"
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
 #include "cuda/context.h"
 #include "cuda/driver.h"
 #include "cuda/stream.h"
@@ -51,6 +55,14 @@ void Module::Unload::operator()(CUmodule module) const {
 }
 
 Result<Module> Module::load_embedded() {
+  if (const char* path = std::getenv(kKernelsOverrideEnv); path != nullptr && *path != '\0') {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream image;
+    if (!(in && image << in.rdbuf())) {
+      return not_found(kKernelsOverrideEnv, "=", path, ": cannot read the file");
+    }
+    return load_image(image.str().data(), str_cat(kKernelsOverrideEnv, "=", path));
+  }
   return load_image(embedded_fatbin().data(), "the embedded kernels (sm_80, sm_90, compute_90)");
 }
 

@@ -92,7 +92,10 @@ class Module {
   // Loads the embedded fatbin into the current context (precondition: one is current).
   // Errors: kUnavailable without a driver, kInvalidArgument with no current context, kDevice
   // when the driver refuses the image (CUDA_ERROR_NO_BINARY_FOR_GPU: a GPU older than sm_80).
+  // When the environment variable PS_KERNELS_FATBIN names a file, that image is loaded instead
+  // (kernel work: A/B a kernel change in the same binaries; kNotFound if it cannot be read).
   static Result<Module> load_embedded();
+  static constexpr const char* kKernelsOverrideEnv = "PS_KERNELS_FATBIN";
 
   // Loads any fatbin, cubin or PTX image (`what` names it in errors). The image is copied by
   // the driver; the caller keeps ownership.

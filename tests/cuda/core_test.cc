@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -128,6 +129,22 @@ TEST_CASE("the kernels' fatbin is embedded in the library", "[cuda]") {
   // embeds it stays small), so kernel names are not visible in its bytes; the [gpu] cases look
   // every kernel up by name in the loaded module instead.
   CHECK(image.size() < (16u << 20));
+}
+
+TEST_CASE("PS_KERNELS_FATBIN that cannot be read is kNotFound naming the path", "[cuda]") {
+  const std::string path = "/nonexistent/ps_kernels.fatbin";
+  REQUIRE(setenv(cuda::Module::kKernelsOverrideEnv, path.c_str(), 1) == 0);
+  auto module = cuda::Module::load_embedded();
+  unsetenv(cuda::Module::kKernelsOverrideEnv);
+  REQUIRE_FALSE(module.ok());
+  CHECK(module.status().code() == Code::kNotFound);
+  CHECK_THAT(module.status().message(),
+             Catch::Contains("PS_KERNELS_FATBIN=" + path) && Catch::Contains("cannot read"));
+  // Unset or empty: the embedded image (without a driver here: kUnavailable, not kNotFound).
+  REQUIRE(setenv(cuda::Module::kKernelsOverrideEnv, "", 1) == 0);
+  const Code empty = cuda::Module::load_embedded().status().code();
+  unsetenv(cuda::Module::kKernelsOverrideEnv);
+  CHECK(empty != Code::kNotFound);
 }
 
 TEST_CASE("launch geometry helpers", "[cuda]") {

@@ -1,5 +1,7 @@
 // [gpu] cases of the device layer: device, streams and events, our kernels and copies. Each begins
 // with PS_REQUIRE_GPU() and is skipped on machines without a GPU.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
@@ -174,6 +176,36 @@ TEST_CASE("kernels: lookups and launches are checked against the kernel's parame
   REQUIRE_OK(copy_to_host_async(host.data(), buffer.ptr(), 64 * 4, stream));
   REQUIRE_OK(stream.synchronize());
   CHECK(host == std::vector<uint32_t>(64, 7u));
+}
+
+TEST_CASE("kernels: PS_KERNELS_FATBIN loads the named image instead of the embedded one",
+          "[cuda][gpu]") {
+  PS_REQUIRE_GPU();
+  auto gpu = open_gpu();
+  const auto image = ps::cuda::embedded_fatbin();
+  char path[] = "/tmp/ps_kernels_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, image.data(), image.size()) == static_cast<ssize_t>(image.size()));
+  close(fd);
+  REQUIRE(setenv(Module::kKernelsOverrideEnv, path, 1) == 0);
+  auto loaded = Module::load_embedded();
+  // A file that is not an image is the driver's refusal, naming the variable.
+  REQUIRE(truncate(path, 100) == 0);
+  auto bad = Module::load_embedded();
+  unsetenv(Module::kKernelsOverrideEnv);
+  unlink(path);
+  Module module = take(std::move(loaded));
+  Kernel fill = take(module.function("ps_fill_u32"));
+  Stream stream = take(Stream::create());
+  DeviceBuffer buffer = take(DeviceBuffer::allocate(16 * 4));
+  REQUIRE_OK(fill.launch(stream, 1, 16, 0, buffer.ptr(), uint64_t{16}, 5u));
+  std::vector<uint32_t> host(16);
+  REQUIRE_OK(copy_to_host_async(host.data(), buffer.ptr(), 16 * 4, stream));
+  REQUIRE_OK(stream.synchronize());
+  CHECK(host == std::vector<uint32_t>(16, 5u));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.status().message().find("PS_KERNELS_FATBIN=") != std::string::npos);
 }
 
 // Producer: [fill 0] [gate] [iota] -> event; consumer: wait(event) [check]. While the gate is
