@@ -11,8 +11,10 @@
 //   running maximum m per row; the output so far scaled by 2^(m_old - m_new)), O += P V.
 // P goes from the accumulators (a lane holds keys 2t and 2t + 1 of its rows g and g + 8) to A
 // fragments (which want keys t and t + 4) without moving: the keys of a step are taken in the
-// order 0, 2, 4, 6, 1, 3, 5, 7, and V's rows are read in that order. At the end O / l is
-// written (l, the sum, kept per lane and added over the row's four lanes once).
+// order 0, 2, 4, 6, 1, 3, 5, 7, and V's rows are read in that order. The head's columns are
+// mapped onto the products' inner and output indices so that a lane reads its K and V operands
+// with 16-byte shared loads (forward_tiles). At the end O / l is written, float4 where the
+// layout allows (l, the sum, kept per lane and added over the row's four lanes once).
 // Precision: TF32 rounds the operands once (one mma a product); fp32 splits each operand in
 // two TF32 halves and takes three products (3xTF32: ~2^-21 relative a product, fp32-level).
 // Entry points: ps_fused_attention_d{16,32,64}_{f32,tf32}, for head sizes up to 16, 32, 64
@@ -28,22 +30,27 @@ namespace attention {
 using ps::kernels::FusedAttentionParams;
 namespace warp = ps::kernels::warp;
 
-constexpr int kWarps = 4;  // 64 query rows a block
-constexpr int kRows = 16;  // query rows a warp (an mma's rows)
+constexpr int kWarps = ps::kernels::kFusedAttentionWarps;  // 64 query rows a block
+constexpr int kRows = 16;                                  // query rows a warp (an mma's rows)
+static_assert(kWarps * kRows == ps::kernels::kFusedAttentionBlockRows);
 constexpr int kKeys = 32;  // keys a tile
 constexpr int kThreads = 32 * kWarps;
 constexpr int kMinBlocks = 3;  // an SM's share of BERT-base's 384 blocks: <= 168 registers
 constexpr unsigned kFull = 0xffffffffu;
 constexpr float kLog2e = 1.4426950408889634f;
 
-// Two buffers of a key tile's K and V rows. The row stride is 4 words past a multiple of 32
-// (or 20 at kD = 16), so a warp's fragment reads (rows g, columns t; rows 2t, columns g) hit 32
-// different banks; and a multiple of 4 for the 16-byte copies.
+// Two buffers of a key tile's K and V rows, in X's column order. The strides are chosen so
+// the fragment reads of forward_tiles, one 16-byte load each, meet no bank conflict within a
+// quarter warp (the 8 lanes g = 0, 1 and t = 0..3 that one 16-byte shared load serves at a
+// time): K's row stride is 4 (mod 8) 16-byte chunks, so the rows g = 0 and 1 fall on
+// different halves of the banks; V's is 1 (mod 4) chunk, so the rows 2t fall 2t chunks apart
+// and g's chunks fill the gaps. Both are multiples of 4 floats for the 16-byte copies.
 template <int kD>
 struct Tiles {
-  static constexpr int kLd = kD + 4;
-  alignas(16) float k[2][kKeys][kLd];
-  alignas(16) float v[2][kKeys][kLd];
+  static constexpr int kLdK = kD / 4 % 8 == 4 ? kD : kD + 16;
+  static constexpr int kLdV = kD + 4;
+  alignas(16) float k[2][kKeys][kLdK];
+  alignas(16) float v[2][kKeys][kLdV];
 };
 
 // Starts the copies of the key tile at row k0 (K's and V's kKeys x kD, zeros past the sequence
@@ -93,11 +100,23 @@ __device__ inline void mma(float (&d)[4], const Operand<kTf32, 4>& a, const Oper
 
 // Any head_size <= kD (kD a multiple of 16), in both precisions; kW = 4 copies X as float4
 // (FusedAttentionParams::vec4).
+//
+// The products' inner and output indices are mapped onto the head's columns so that a lane's
+// operands are contiguous in shared memory (the sums do not depend on the order of their
+// terms; A and B only have to agree):
+//   S = Q K^T: k slot s (0..7) of step ks is column 4 (s % 4) + 16 (ks / 2) + 2 (ks % 2) + s / 4,
+//     so lane t's K values for the steps 2j and 2j + 1 are the 4 columns at 4 (t + 4 j).
+//   O = P V: n slot g of output step c is column (8 (c / kVLoad) + g) kVLoad + c % kVLoad
+//     (kVLoad = min(kD / 8, 4)), so lane g's V values of a key row are kD / 8 columns in runs of
+//     kVLoad, one shared load each, and lane t's outputs of a row are runs of 2 kVLoad columns
+//     at (8 p + 2 t) kVLoad.
 template <int kD, bool kTf32, int kW>
 __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
                               const FusedAttentionParams& p) {
-  constexpr int kSteps = kD / 8;    // Q K^T's k steps; O's 8-column tiles
+  constexpr int kSteps = kD / 8;  // Q K^T's k steps; O's 8-column tiles
   constexpr int kKeySteps = kKeys / 8;
+  constexpr int kPer = kD / 8;           // V columns a lane takes from a key row
+  constexpr int kVLoad = kPer < 4 ? kPer : 4;
   const int lane = threadIdx.x % 32, w = threadIdx.x / 32;
   const int g = lane / 4, tq = lane % 4;
   const int d = static_cast<int>(p.head_size);
@@ -108,18 +127,18 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
   const float* xb = x + b * p.seq * p.columns;
   const int64_t qc = p.q_start + h * d, kc = p.k_start + h * d, vc = p.v_start + h * d;
   load_tile<kD, kW>(t, 0, xb, p, 0, kc, vc);
-  // This lane's Q: rows q0 + g and q0 + g + 8, columns 8 s + tq and 8 s + tq + 4.
+  // This lane's Q: rows q0 + g and q0 + g + 8, k slots tq and tq + 4 of each step.
   Operand<kTf32, 4> q[kSteps];
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int64_t row = q0 + g + (e % 2) * 8;
-      const int col = 8 * s + tq + (e / 2) * 4;
+      const int col = 4 * tq + 16 * (s / 2) + 2 * (s % 2) + e / 2;
       q[s].set(e, row < p.seq && col < d ? xb[row * p.columns + qc + col] : 0.0f);
     }
   }
-  float o[kSteps][4] = {};  // O's rows g (o[s][0], o[s][1]) and g + 8, columns 8 s + 2 tq, + 1
+  float o[kSteps][4] = {};  // O's rows g (o[c][0], o[c][1]) and g + 8: n slots 2 tq, 2 tq + 1
   float m[2] = {-INFINITY, -INFINITY};  // rows g and g + 8: the running maximum (log2 units)
   float l[2] = {0.0f, 0.0f};            // and this lane's part of the running sum
   const float scale = p.alpha * kLog2e;
@@ -133,17 +152,22 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
       warp::copy_async_wait<0>();
     }
     __syncthreads();  // tile i is in shared memory, every thread's copies
-    const float(*kt)[Tiles<kD>::kLd] = t.k[buf];
-    const float(*vt)[Tiles<kD>::kLd] = t.v[buf];
+    const float(*kt)[Tiles<kD>::kLdK] = t.k[buf];
+    const float(*vt)[Tiles<kD>::kLdV] = t.v[buf];
     float s[kKeySteps][4] = {};
 #pragma unroll
-    for (int ks = 0; ks < kSteps; ++ks) {
+    for (int n = 0; n < kKeySteps; ++n) {
 #pragma unroll
-      for (int n = 0; n < kKeySteps; ++n) {
-        Operand<kTf32, 2> kb;
-        kb.set(0, kt[8 * n + g][8 * ks + tq]);
-        kb.set(1, kt[8 * n + g][8 * ks + tq + 4]);
-        mma<kTf32>(s[n], q[ks], kb);
+      for (int j = 0; j < kD / 16; ++j) {
+        float kv[4];
+        warp::load_shared<4>(&kt[8 * n + g][4 * (tq + 4 * j)], kv);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          Operand<kTf32, 2> kb;
+          kb.set(0, kv[2 * half]);
+          kb.set(1, kv[2 * half + 1]);
+          mma<kTf32>(s[n], q[2 * j + half], kb);
+        }
       }
     }
     // The online softmax: keys past the sequence get probability 0 (every tile holds at least
@@ -179,7 +203,8 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
         l[e / 2] += s[n][e];
       }
     }
-    // O += P V, a step of 8 keys at a time, the keys in the order 0, 2, 4, 6, 1, 3, 5, 7.
+    // O += P V, a step of 8 keys at a time, the keys in the order 0, 2, 4, 6, 1, 3, 5, 7: this
+    // lane's key rows 2 tq and 2 tq + 1 of the step.
 #pragma unroll
     for (int n = 0; n < kKeySteps; ++n) {
       Operand<kTf32, 4> pa;
@@ -187,29 +212,53 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
       pa.set(1, s[n][2]);
       pa.set(2, s[n][1]);
       pa.set(3, s[n][3]);
+      float v0[kPer], v1[kPer];
+#pragma unroll
+      for (int part = 0; part < kPer / kVLoad; ++part) {
+        const int col = (8 * part + g) * kVLoad;
+        warp::load_shared<kVLoad>(&vt[8 * n + 2 * tq][col], &v0[part * kVLoad]);
+        warp::load_shared<kVLoad>(&vt[8 * n + 2 * tq + 1][col], &v1[part * kVLoad]);
+      }
 #pragma unroll
       for (int c = 0; c < kSteps; ++c) {
         Operand<kTf32, 2> vb;
-        vb.set(0, vt[8 * n + 2 * tq][8 * c + g]);
-        vb.set(1, vt[8 * n + 2 * tq + 1][8 * c + g]);
+        vb.set(0, v0[c]);
+        vb.set(1, v1[c]);
         mma<kTf32>(o[c], pa, vb);
       }
     }
     __syncthreads();  // every warp is done with buffer `buf` before tile i + 2 is copied there
   }
-  // Y[b, q, h, :] = O / l.
+  // Y[b, q, h, :] = O / l: this lane's 2 kPer columns at 2 tq kPer of rows g and g + 8.
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(kFull, l[r], 1);
     l[r] += __shfl_xor_sync(kFull, l[r], 2);
     const int64_t q = q0 + g + 8 * r;
     if (q >= p.seq) continue;
+    const float inv = 1.0f / l[r];
     float* yr = y + ((b * p.seq + q) * p.heads + h) * d;
 #pragma unroll
-    for (int c = 0; c < kSteps; ++c) {
-      const int col = 8 * c + 2 * tq;
-      if (col < d) yr[col] = o[c][2 * r] / l[r];
-      if (col + 1 < d) yr[col + 1] = o[c][2 * r + 1] / l[r];
+    for (int part = 0; part < kPer / kVLoad; ++part) {
+      // n slots 2 tq and 2 tq + 1 of the steps part kVLoad .. + kVLoad: 2 kVLoad columns.
+      const int first = (8 * part + 2 * tq) * kVLoad;
+      float run[2 * kVLoad];
+#pragma unroll
+      for (int e = 0; e < kVLoad; ++e) {
+        run[e] = o[part * kVLoad + e][2 * r] * inv;
+        run[kVLoad + e] = o[part * kVLoad + e][2 * r + 1] * inv;
+      }
+      if (kW == 4 && first + 2 * kVLoad <= d) {
+#pragma unroll
+        for (int e = 0; e < 2 * kVLoad; e += 4) {
+          warp::store_global4(yr + first + e, {run[e], run[e + 1], run[e + 2], run[e + 3]});
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < 2 * kVLoad; ++e) {
+          if (first + e < d) yr[first + e] = run[e];
+        }
+      }
     }
   }
 }

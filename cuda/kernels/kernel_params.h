@@ -226,6 +226,12 @@ struct BatchPointerParams {
   int64_t head_stride[kMaxPointerArrays] = {};
 };
 
+// FusedAttention's block: kFusedAttentionWarps warps of 16 query rows (an mma's rows) each, so
+// a launch takes ceil(seq / kFusedAttentionBlockRows) * heads * batch blocks of
+// 32 * kFusedAttentionWarps threads. The kernel, its op and the emulation test read these.
+inline constexpr int kFusedAttentionWarps = 4;
+inline constexpr int kFusedAttentionBlockRows = 16 * kFusedAttentionWarps;
+
 // FusedAttention (cuda/kernels/attention.cu): X [batch, seq, columns] holds the heads' Q, K and
 // V column ranges (head h at start + h * head_size); Y [batch, seq, heads, head_size] =
 // softmax(alpha Q K^T) V per (batch, head).
@@ -239,8 +245,8 @@ struct FusedAttentionParams {
   int64_t k_start = 0;
   int64_t v_start = 0;
   float alpha = 1.0f;
-  // 1: X's rows, the three starts and head_size are multiples of 4 floats and X is 16-byte
-  // aligned, so the kernel reads X as float4.
+  // 1: X's rows, the three starts and head_size are multiples of 4 floats and X and Y are
+  // 16-byte aligned, so the kernel reads X and writes Y as float4.
   int32_t vec4 = 0;
 };
 

@@ -12,6 +12,9 @@
 // Split3: fp32 accuracy from TF32 products ("3xTF32"): x = hi + lo, both TF32, and
 // a b ~ a.hi b.hi + a.hi b.lo + a.lo b.hi (the dropped a.lo b.lo is ~2^-22 of the product).
 //
+// load_shared / store_global4: one vector load or store (float2 / float4) of a lane's
+// contiguous values.
+//
 // copy_async: cp.async of 16 (or 4) bytes from global to shared memory, zero-filled when
 // `valid` is false; copy_async_commit / copy_async_wait<N> group them (wait until at most N
 // groups are in flight).
@@ -72,6 +75,32 @@ __device__ inline void mma_m16n8k8_3x(float (&d)[4], const uint32_t (&a_hi)[4],
   mma_m16n8k8(d, a_lo, b_hi);
   mma_m16n8k8(d, a_hi, b_lo);
   mma_m16n8k8(d, a_hi, b_hi);
+}
+
+// v[0..kN) = p[0..kN), kN = 2 or 4 floats in one shared-memory load (p aligned to 4 kN bytes).
+template <int kN>
+__device__ inline void load_shared(const float* p, float* v) {
+  static_assert(kN == 2 || kN == 4, "one 8- or 16-byte load");
+#if defined(__CUDACC__)
+  if constexpr (kN == 4) {
+    const float4 x = *reinterpret_cast<const float4*>(p);
+    v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+  } else {
+    const float2 x = *reinterpret_cast<const float2*>(p);
+    v[0] = x.x, v[1] = x.y;
+  }
+#else
+  std::memcpy(v, p, kN * sizeof(float));
+#endif
+}
+
+// p[0..4) = v in one 16-byte global store (p aligned to 16 bytes).
+__device__ inline void store_global4(float* p, const float (&v)[4]) {
+#if defined(__CUDACC__)
+  *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+#else
+  std::memcpy(p, v, sizeof(v));
+#endif
 }
 
 template <int kBytes>

@@ -16,9 +16,6 @@
 namespace ps::models::gpu {
 namespace {
 
-constexpr unsigned kWarps = 4;  // attention.cu's kWarps: 64 query rows a block
-constexpr int64_t kRowsPerBlock = 16 * kWarps;
-
 class FusedAttentionOp final : public GpuOp {
  public:
   FusedAttentionOp(cuda::Kernel kernel, const kernels::FusedAttentionParams& p, unsigned blocks)
@@ -26,8 +23,10 @@ class FusedAttentionOp final : public GpuOp {
   Status enqueue(const LaunchArgs& args) const override {
     if (blocks_ == 0) return Status::OK();
     kernels::FusedAttentionParams p = params_;
-    if (!aligned({args.inputs[0]}, 16)) p.vec4 = 0;  // the arena aligns 256: not expected
-    return kernel_.launch(args.stream, blocks_, 32 * kWarps, 0, args.inputs[0], args.outputs[0], p);
+    // X read and Y written as float4; the arena aligns 256, so this is not expected.
+    if (!aligned({args.inputs[0], args.outputs[0]}, 16)) p.vec4 = 0;
+    return kernel_.launch(args.stream, blocks_, 32 * kernels::kFusedAttentionWarps, 0,
+                          args.inputs[0], args.outputs[0], p);
   }
   std::string describe() const override {
     return str_cat("kernel ", kernel_.name(), " (", params_.batch, " x ", params_.heads,
@@ -74,7 +73,8 @@ BuildResult build_fused_attention(const OpSpec& spec, const OpEnv& env) {
                    l.head_size % 4 == 0
                ? 1
                : 0;
-  const int64_t blocks = (l.seq + kRowsPerBlock - 1) / kRowsPerBlock * l.heads * l.batch;
+  const int64_t blocks = (l.seq + kernels::kFusedAttentionBlockRows - 1) /
+                         kernels::kFusedAttentionBlockRows * l.heads * l.batch;
   if (blocks > int64_t{0x7fffffff}) {
     return unsupported("FusedAttention: ", blocks, " blocks exceed the grid's limit");
   }
