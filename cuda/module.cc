@@ -19,6 +19,25 @@ std::span<const unsigned char> embedded_fatbin() {
           static_cast<size_t>(ps_kernels_fatbin_end - ps_kernels_fatbin_begin)};
 }
 
+Status check_fatbin(std::span<const unsigned char> image) {
+  // The header nvcc writes: magic 0xBA55ED50, version (2 bytes), header size (2), the size of
+  // what follows the header (8), little-endian.
+  constexpr size_t kHeader = 16;
+  if (image.size() < kHeader) return invalid_argument("not a fatbin: ", image.size(), " bytes");
+  auto le = [&](size_t at, size_t n) {
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) v |= uint64_t{image[at + i]} << (8 * i);
+    return v;
+  };
+  if (le(0, 4) != 0xBA55ED50u) return invalid_argument("not a fatbin (no 0xBA55ED50 magic)");
+  const uint64_t header = le(6, 2), body = le(8, 8);
+  if (header < kHeader || body > image.size() || header > image.size() - body) {
+    return invalid_argument("truncated fatbin: its header gives ", header, " + ", body,
+                            " bytes, the image has ", image.size());
+  }
+  return Status::OK();
+}
+
 unsigned blocks_for(uint64_t n, unsigned block, unsigned max_blocks) {
   if (block == 0 || n == 0 || max_blocks <= 1) return 1;
   uint64_t blocks = (n + block - 1) / block;
@@ -61,7 +80,11 @@ Result<Module> Module::load_embedded() {
     if (!(in && image << in.rdbuf())) {
       return not_found(kKernelsOverrideEnv, "=", path, ": cannot read the file");
     }
-    return load_image(image.str().data(), str_cat(kKernelsOverrideEnv, "=", path));
+    const std::string bytes = image.str();
+    const std::string what = str_cat(kKernelsOverrideEnv, "=", path);
+    PS_TRY(check_fatbin({reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()})
+               .with_context(what));
+    return load_image(bytes.data(), what);
   }
   return load_image(embedded_fatbin().data(), "the embedded kernels (sm_80, sm_90, compute_90)");
 }

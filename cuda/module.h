@@ -26,6 +26,10 @@ class Stream;
 // The embedded fatbin image (begins with the fatbin magic 0xBA55ED50). Needs no driver.
 std::span<const unsigned char> embedded_fatbin();
 
+// kInvalidArgument unless `image` is a whole fatbin: its magic, and at least as many bytes as
+// its header gives (the driver trusts that size and would read past a shorter buffer).
+Status check_fatbin(std::span<const unsigned char> image);
+
 // Grid or block dimensions; converts from one unsigned for 1-D launches.
 struct Dim3 {
   unsigned x = 1;
@@ -93,7 +97,8 @@ class Module {
   // Errors: kUnavailable without a driver, kInvalidArgument with no current context, kDevice
   // when the driver refuses the image (CUDA_ERROR_NO_BINARY_FOR_GPU: a GPU older than sm_80).
   // When the environment variable PS_KERNELS_FATBIN names a file, that image is loaded instead
-  // (kernel work: A/B a kernel change in the same binaries; kNotFound if it cannot be read).
+  // (kernel work: A/B a kernel change in the same binaries; kNotFound if it cannot be read,
+  // kInvalidArgument if it is not a whole fatbin).
   static Result<Module> load_embedded();
   static constexpr const char* kKernelsOverrideEnv = "PS_KERNELS_FATBIN";
 

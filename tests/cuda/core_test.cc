@@ -1,6 +1,7 @@
 // The device layer on a machine without a driver (here) or with one: loading, error values,
 // the embedded fatbin. None of these cases needs a GPU.
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -145,6 +146,38 @@ TEST_CASE("PS_KERNELS_FATBIN that cannot be read is kNotFound naming the path", 
   const Code empty = cuda::Module::load_embedded().status().code();
   unsetenv(cuda::Module::kKernelsOverrideEnv);
   CHECK(empty != Code::kNotFound);
+}
+
+TEST_CASE("check_fatbin accepts a whole fatbin only, and PS_KERNELS_FATBIN is checked with it",
+          "[cuda]") {
+  const auto image = cuda::embedded_fatbin();
+  CHECK(cuda::check_fatbin(image).ok());
+  const ps::Status cut = cuda::check_fatbin(image.first(100));
+  CHECK(cut.code() == Code::kInvalidArgument);
+  CHECK_THAT(cut.message(), Catch::Contains("truncated fatbin") && Catch::Contains("has 100"));
+  const std::string elf =
+      "\x7f"
+      "ELF and more bytes than a header";
+  const ps::Status other =
+      cuda::check_fatbin({reinterpret_cast<const unsigned char*>(elf.data()), elf.size()});
+  CHECK_THAT(other.message(), Catch::Contains("not a fatbin"));
+  CHECK_FALSE(cuda::check_fatbin(image.first(8)).ok());
+
+  // A truncated copy named by PS_KERNELS_FATBIN never reaches the driver (which trusts the
+  // header's size and would read past the buffer): refused here, without a driver.
+  char path[] = "/tmp/ps_kernels_cut_XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, image.data(), 4096) == 4096);
+  close(fd);
+  REQUIRE(setenv(cuda::Module::kKernelsOverrideEnv, path, 1) == 0);
+  auto module = cuda::Module::load_embedded();
+  unsetenv(cuda::Module::kKernelsOverrideEnv);
+  unlink(path);
+  REQUIRE_FALSE(module.ok());
+  CHECK(module.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(module.status().message(),
+             Catch::Contains("PS_KERNELS_FATBIN=") && Catch::Contains("truncated fatbin"));
 }
 
 TEST_CASE("launch geometry helpers", "[cuda]") {

@@ -190,9 +190,6 @@ TEST_CASE("kernels: PS_KERNELS_FATBIN loads the named image instead of the embed
   close(fd);
   REQUIRE(setenv(Module::kKernelsOverrideEnv, path, 1) == 0);
   auto loaded = Module::load_embedded();
-  // A file that is not an image is the driver's refusal, naming the variable.
-  REQUIRE(truncate(path, 100) == 0);
-  auto bad = Module::load_embedded();
   unsetenv(Module::kKernelsOverrideEnv);
   unlink(path);
   Module module = take(std::move(loaded));
@@ -204,8 +201,6 @@ TEST_CASE("kernels: PS_KERNELS_FATBIN loads the named image instead of the embed
   REQUIRE_OK(copy_to_host_async(host.data(), buffer.ptr(), 16 * 4, stream));
   REQUIRE_OK(stream.synchronize());
   CHECK(host == std::vector<uint32_t>(16, 5u));
-  REQUIRE_FALSE(bad.ok());
-  CHECK(bad.status().message().find("PS_KERNELS_FATBIN=") != std::string::npos);
 }
 
 // Producer: [fill 0] [gate] [iota] -> event; consumer: wait(event) [check]. While the gate is
