@@ -21,6 +21,7 @@
 // (the tiles' columns past the head size are zeros, which change no product); a grid of
 // ceil(S / (kWarps * 16)) * H * B blocks of 32 * kWarps threads.
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/kernels/kernel_params.h"
 #include "cuda/kernels/warp_mma.h"
@@ -143,15 +144,8 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
   float l[2] = {0.0f, 0.0f};            // and this lane's part of the running sum
   const float scale = p.alpha * kLog2e;
   const int64_t tiles = (p.seq + kKeys - 1) / kKeys;
-  for (int64_t i = 0; i < tiles; ++i) {
-    const int buf = static_cast<int>(i % 2);
-    if (i + 1 < tiles) {
-      load_tile<kD, kW>(t, buf ^ 1, xb, p, (i + 1) * kKeys, kc, vc);
-      warp::copy_async_wait<1>();
-    } else {
-      warp::copy_async_wait<0>();
-    }
-    __syncthreads();  // tile i is in shared memory, every thread's copies
+  // One key tile (buffer buf, keys from i kKeys) into this warp's O, m and l.
+  auto tile = [&](int buf, int64_t i, auto masked) {
     const float(*kt)[Tiles<kD>::kLdK] = t.k[buf];
     const float(*vt)[Tiles<kD>::kLdV] = t.v[buf];
     float s[kKeySteps][4] = {};
@@ -177,8 +171,11 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
     for (int n = 0; n < kKeySteps; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int64_t key = i * kKeys + 8 * n + 2 * tq + e % 2;
-        s[n][e] = key < p.seq ? s[n][e] * scale : -INFINITY;
+        s[n][e] *= scale;
+        if constexpr (decltype(masked)::value) {
+          const int64_t key = i * kKeys + 8 * n + 2 * tq + e % 2;
+          if (key >= p.seq) s[n][e] = -INFINITY;
+        }
         mx[e / 2] = fmaxf(mx[e / 2], s[n][e]);
       }
     }
@@ -227,9 +224,25 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
         mma<kTf32>(o[c], pa, vb);
       }
     }
+  };
+  for (int64_t i = 0; i < tiles; ++i) {
+    const int buf = static_cast<int>(i % 2);
+    if (i + 1 < tiles) {
+      load_tile<kD, kW>(t, buf ^ 1, xb, p, (i + 1) * kKeys, kc, vc);
+      warp::copy_async_wait<1>();
+    } else {
+      warp::copy_async_wait<0>();
+    }
+    __syncthreads();  // tile i is in shared memory, every thread's copies
+    // Only a last tile that ends past the sequence masks its keys.
+    if (i + 1 < tiles || p.seq % kKeys == 0) {
+      tile(buf, i, std::false_type{});
+    } else {
+      tile(buf, i, std::true_type{});
+    }
     __syncthreads();  // every warp is done with buffer `buf` before tile i + 2 is copied there
   }
-  // Y[b, q, h, :] = O / l: this lane's 2 kPer columns at 2 tq kPer of rows g and g + 8.
+  // Y[b, q, h, :] = O / l: this lane's runs of columns (the mapping above) of rows g and g + 8.
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(kFull, l[r], 1);

@@ -28,20 +28,21 @@
 
 namespace ps::kernels::warp {
 
-// x rounded to TF32 (10 mantissa bits; to nearest, ties away from zero, as cvt.rna.tf32.f32),
-// as the bits of a float.
+// x as an mma operand rounded to TF32 (10 mantissa bits; to nearest, ties away from zero, as
+// cvt.rna.tf32.f32 rounds): half a TF32 ulp is added to the bits and the tensor core ignores
+// (truncates) the low 13 bits, CUTLASS's round_half_ulp_truncate. One integer add, where cvt.rna
+// costs 3 to 4 instructions on sm_90 (this kernel converts every K and V value it reads).
+// The low bits stay in the register, so the result is for an mma only (to_tf32_exact for a
+// value used again). Infinities stay infinite and overflow rounds to infinity; a NaN whose
+// payload lies only in the low 13 bits would read as infinity (arithmetic NaNs set the top bit).
 __device__ inline uint32_t to_tf32(float x) {
-#if defined(__CUDACC__)
-  uint32_t r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
-  return r;
-#else
   uint32_t u;
   std::memcpy(&u, &x, 4);
-  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
-  return u;
-#endif
+  return u + 0x1000u;
 }
+
+// x rounded to TF32 as above with the low 13 bits cleared: the value the mma reads, exactly.
+__device__ inline uint32_t to_tf32_exact(float x) { return to_tf32(x) & 0xffffe000u; }
 
 __device__ inline float tf32_value(uint32_t bits) {
   float f;
@@ -49,10 +50,10 @@ __device__ inline float tf32_value(uint32_t bits) {
   return f;
 }
 
-// x as hi + lo, both TF32.
+// x as hi + lo, both TF32 (lo's low bits left for the mma to drop).
 struct Split3 {
   uint32_t hi, lo;
-  __device__ explicit Split3(float x) : hi(to_tf32(x)), lo(to_tf32(x - tf32_value(hi))) {}
+  __device__ explicit Split3(float x) : hi(to_tf32_exact(x)), lo(to_tf32(x - tf32_value(hi))) {}
 };
 
 __device__ inline void mma_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {

@@ -6,7 +6,9 @@
 
 // The kernels, compiled for the host (one translation unit, as nvcc sees them).
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <random>
 
@@ -607,6 +609,34 @@ TEST_CASE("emulated batch pointer arrays address every (batch, head) matrix",
                  : 7;
       CHECK(out[static_cast<size_t>(a * 16 + j)] == expected);
     }
+  }
+}
+
+// The mma operands' rounding (warp_mma.h): half a TF32 ulp added to the bits, the low 13 bits
+// then dropped by the tensor core (and by emu_mma_m16n8k8), must read as cvt.rna.tf32.f32's
+// value: to nearest, ties away from zero; infinities and the arithmetic NaN kept.
+TEST_CASE("TF32 operands read as x rounded to nearest, ties away from zero",
+          "[gpu_kernel_emulation]") {
+  namespace warp = kernels::warp;
+  auto read = [](float x) { return warp::tf32_value(warp::to_tf32(x) & 0xffffe000u); };
+  const float ulp = std::ldexp(1.0f, -10);        // TF32's ulp at 1
+  CHECK(read(1.0f + 0.75f * ulp) == 1.0f + ulp);  // truncation alone would give 1
+  CHECK(read(1.0f + 0.25f * ulp) == 1.0f);
+  CHECK(read(1.0f + 0.5f * ulp) == 1.0f + ulp);  // a tie: away from zero
+  CHECK(read(-(1.0f + 0.5f * ulp)) == -(1.0f + ulp));
+  CHECK(read(2.0f - 0.25f * ulp) == 2.0f);                     // the carry reaches the exponent
+  CHECK(std::isinf(read(std::numeric_limits<float>::max())));  // overflow rounds to infinity
+  CHECK(read(INFINITY) == INFINITY);
+  CHECK(read(-INFINITY) == -INFINITY);
+  CHECK(std::isnan(read(std::numeric_limits<float>::quiet_NaN())));
+  CHECK(read(0.0f) == 0.0f);
+  for (const float x : {0.1f, -3.3f, 1e-20f, 7.77e30f}) {
+    CHECK(warp::tf32_value(warp::to_tf32_exact(x)) == read(x));
+    // Split3: hi + lo carries x to ~2^-21 relative.
+    const warp::Split3 sp(x);
+    const double sum =
+        double(warp::tf32_value(sp.hi)) + double(warp::tf32_value(sp.lo & 0xffffe000u));
+    CHECK(std::abs(sum - double(x)) <= std::abs(double(x)) * std::ldexp(1.0, -21));
   }
 }
 

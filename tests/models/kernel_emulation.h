@@ -111,12 +111,14 @@ inline void emu_mma_m16n8k8(float (&d)[4], const uint32_t (&a)[4], const uint32_
   const unsigned t = threadIdx.y * blockDim.x + threadIdx.x;
   EmuWarp& w = (*emu_warps)[t / 32];
   const unsigned lane = t % 32, g = lane / 4, q = lane % 4;
-  w.a[g][q] = __uint_as_float(a[0]);
-  w.a[g + 8][q] = __uint_as_float(a[1]);
-  w.a[g][q + 4] = __uint_as_float(a[2]);
-  w.a[g + 8][q + 4] = __uint_as_float(a[3]);
-  w.b[q][g] = __uint_as_float(b[0]);
-  w.b[q + 4][g] = __uint_as_float(b[1]);
+  // The tensor core reads TF32: the low 13 bits of each operand are ignored (truncated).
+  auto tf32 = [](uint32_t bits) { return __uint_as_float(bits & 0xffffe000u); };
+  w.a[g][q] = tf32(a[0]);
+  w.a[g + 8][q] = tf32(a[1]);
+  w.a[g][q + 4] = tf32(a[2]);
+  w.a[g + 8][q + 4] = tf32(a[3]);
+  w.b[q][g] = tf32(b[0]);
+  w.b[q + 4][g] = tf32(b[1]);
   w.bar.arrive_and_wait();
   for (int e = 0; e < 4; ++e) {
     const unsigned row = g + (e / 2) * 8, col = 2 * q + e % 2;
