@@ -54,25 +54,54 @@ struct Tiles {
   alignas(16) float v[2][kKeys][kLdV];
 };
 
-// Starts the copies of the key tile at row k0 (K's and V's kKeys x kD, zeros past the sequence
-// and past the head's columns) into buffer `buf`, kW floats a copy.
+// The copies of a thread's share of each key tile (K's and V's kKeys x kD, zeros past the
+// sequence and past the head's columns), kW floats a copy: a thread copies the same columns of
+// every kRowStep-th row, so its addresses are worked out once and advance by a tile's rows.
 template <int kD, int kW>
-__device__ void load_tile(Tiles<kD>& t, int buf, const float* xb, const FusedAttentionParams& p,
-                          int64_t k0, int64_t kc, int64_t vc) {
-  constexpr int kPerRow = kD / kW;
-  static_assert(kKeys * kPerRow % kThreads == 0, "a tile is whole copies for every thread");
-#pragma unroll
-  for (int e = 0; e < kKeys * kPerRow / kThreads; ++e) {
-    const int i = static_cast<int>(threadIdx.x) + e * kThreads;
-    const int j = i / kPerRow, c = i % kPerRow * kW;
-    const int64_t row = k0 + j;
-    const bool valid = row < p.seq && c < p.head_size;
-    const int64_t at = valid ? row * p.columns + c : 0;
-    warp::copy_async<4 * kW>(&t.k[buf][j][c], xb + (valid ? kc + at : 0), valid);
-    warp::copy_async<4 * kW>(&t.v[buf][j][c], xb + (valid ? vc + at : 0), valid);
+struct TileLoader {
+  static constexpr int kPerRow = kD / kW;
+  static constexpr int kRowStep = kThreads / kPerRow;
+  static_assert(kThreads % kPerRow == 0 && kKeys % kRowStep == 0,
+                "a tile is whole copies for every thread");
+  const float* src;    // K's first value of this thread in the next tile (V's: + v_offset)
+  const float* safe;   // a readable address for the copies that read nothing
+  int64_t v_offset;    // V's start minus K's
+  int64_t row_step;    // kRowStep rows of X, in floats
+  int64_t rows_left;   // rows from this thread's first row of the next tile to the sequence's end
+  float* k_dst;        // this thread's first place in buffer 0 of K (V's: the same in t.v)
+  float* v_dst;
+  bool columns_valid;  // this thread's columns are within the head
+
+  __device__ TileLoader(Tiles<kD>& t, const float* xb, const FusedAttentionParams& p,
+                        int64_t kc, int64_t vc) {
+    const int j = static_cast<int>(threadIdx.x) / kPerRow;
+    const int c = static_cast<int>(threadIdx.x) % kPerRow * kW;
+    src = xb + j * p.columns + kc + c;
+    safe = xb + kc;
+    v_offset = vc - kc;
+    row_step = kRowStep * p.columns;
+    rows_left = p.seq - j;
+    k_dst = &t.k[0][j][c];
+    v_dst = &t.v[0][j][c];
+    columns_valid = c < p.head_size;
   }
-  warp::copy_async_commit();
-}
+
+  // Starts the copies of the next tile into buffer `buf` (one commit group).
+  __device__ void issue(int buf) {
+#pragma unroll
+    for (int e = 0; e < kKeys / kRowStep; ++e) {
+      const bool valid = columns_valid && e * kRowStep < rows_left;
+      const float* at = valid ? src + e * row_step : safe;
+      const int k_off = buf * kKeys * Tiles<kD>::kLdK + e * kRowStep * Tiles<kD>::kLdK;
+      const int v_off = buf * kKeys * Tiles<kD>::kLdV + e * kRowStep * Tiles<kD>::kLdV;
+      warp::copy_async<4 * kW>(k_dst + k_off, at, valid);
+      warp::copy_async<4 * kW>(v_dst + v_off, valid ? at + v_offset : safe, valid);
+    }
+    warp::copy_async_commit();
+    src += kKeys / kRowStep * row_step;
+    rows_left -= kKeys;
+  }
+};
 
 // An A or B operand: TF32 alone, or (fp32) its hi and lo halves.
 template <bool kTf32, int kN>
@@ -127,8 +156,11 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
   const int64_t h = block / q_tiles % p.heads, b = block / q_tiles / p.heads;
   const float* xb = x + b * p.seq * p.columns;
   const int64_t qc = p.q_start + h * d, kc = p.k_start + h * d, vc = p.v_start + h * d;
-  load_tile<kD, kW>(t, 0, xb, p, 0, kc, vc);
-  // This lane's Q: rows q0 + g and q0 + g + 8, k slots tq and tq + 4 of each step.
+  TileLoader<kD, kW> loader(t, xb, p, kc, vc);
+  loader.issue(0);
+  // This lane's Q: rows q0 + g and q0 + g + 8, k slots tq and tq + 4 of each step, times
+  // alpha log2(e), so the products are the scores in log2 units.
+  const float scale = p.alpha * kLog2e;
   Operand<kTf32, 4> q[kSteps];
 #pragma unroll
   for (int s = 0; s < kSteps; ++s) {
@@ -136,13 +168,12 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
     for (int e = 0; e < 4; ++e) {
       const int64_t row = q0 + g + (e % 2) * 8;
       const int col = 4 * tq + 16 * (s / 2) + 2 * (s % 2) + e / 2;
-      q[s].set(e, row < p.seq && col < d ? xb[row * p.columns + qc + col] : 0.0f);
+      q[s].set(e, row < p.seq && col < d ? xb[row * p.columns + qc + col] * scale : 0.0f);
     }
   }
   float o[kSteps][4] = {};  // O's rows g (o[c][0], o[c][1]) and g + 8: n slots 2 tq, 2 tq + 1
   float m[2] = {-INFINITY, -INFINITY};  // rows g and g + 8: the running maximum (log2 units)
   float l[2] = {0.0f, 0.0f};            // and this lane's part of the running sum
-  const float scale = p.alpha * kLog2e;
   const int64_t tiles = (p.seq + kKeys - 1) / kKeys;
   // One key tile (buffer buf, keys from i kKeys) into this warp's O, m and l.
   auto tile = [&](int buf, int64_t i, auto masked) {
@@ -171,7 +202,6 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
     for (int n = 0; n < kKeySteps; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[n][e] *= scale;
         if constexpr (decltype(masked)::value) {
           const int64_t key = i * kKeys + 8 * n + 2 * tq + e % 2;
           if (key >= p.seq) s[n][e] = -INFINITY;
@@ -183,7 +213,7 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFull, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(kFull, mx[r], 2));
-      const float rescale = exp2f(m[r] - mx[r]);  // 0 at the first tile (m = -inf)
+      const float rescale = warp::exp2_approx(m[r] - mx[r]);  // 0 at the first tile (m = -inf)
       m[r] = mx[r];
       l[r] *= rescale;
 #pragma unroll
@@ -196,7 +226,7 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
     for (int n = 0; n < kKeySteps; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[n][e] = exp2f(s[n][e] - m[e / 2]);  // 0 past the sequence
+        s[n][e] = warp::exp2_approx(s[n][e] - m[e / 2]);  // 0 past the sequence
         l[e / 2] += s[n][e];
       }
     }
@@ -228,7 +258,7 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
   for (int64_t i = 0; i < tiles; ++i) {
     const int buf = static_cast<int>(i % 2);
     if (i + 1 < tiles) {
-      load_tile<kD, kW>(t, buf ^ 1, xb, p, (i + 1) * kKeys, kc, vc);
+      loader.issue(buf ^ 1);
       warp::copy_async_wait<1>();
     } else {
       warp::copy_async_wait<0>();

@@ -23,6 +23,7 @@
 // first) the product is emu_mma_m16n8k8 and the copies are plain copies.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -76,6 +77,19 @@ __device__ inline void mma_m16n8k8_3x(float (&d)[4], const uint32_t (&a_hi)[4],
   mma_m16n8k8(d, a_lo, b_hi);
   mma_m16n8k8(d, a_hi, b_lo);
   mma_m16n8k8(d, a_hi, b_hi);
+}
+
+// 2^x by the special-function unit (ex2.approx.ftz.f32: ~2 ulp, results below 2^-126 flushed
+// to zero, exp2(-inf) = 0); exp2f adds a scaling around it for subnormal results. For softmax
+// weights, where a term below 2^-126 of the largest is nothing.
+__device__ inline float exp2_approx(float x) {
+#if defined(__CUDACC__)
+  float r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+#else
+  return std::exp2(x);
+#endif
 }
 
 // v[0..kN) = p[0..kN), kN = 2 or 4 floats in one shared-memory load (p aligned to 4 kN bytes).

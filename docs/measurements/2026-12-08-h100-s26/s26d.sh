@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Session 26, third lease: the FusedAttention kernel v3 (a per-thread tile loader with its
+# addresses worked out once, Q pre-scaled, ex2.approx.ftz; embedded in the binaries) against v2
+# (v2.fatbin through PS_KERNELS_FATBIN)
+# and without the fusion, BERT-base inference TF32 and fp32, twice; gpu-check --gpu-only on
+# test_gpu_executor, test_cuda_core, test_gpu_grad_ops and test_gpu_kernel_ops; the
+# FusedAttention [gpu] case against float64; Nsight Compute on one v3 launch.
+set -u
+mkdir -p /tmp/b /tmp/w && { [[ -d /tmp/b/bin ]] || tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
+R=$OUT; L=/tmp/logs4; mkdir -p $L
+save() { tar -C $L -czf /tmp/all4.tgz . && cp /tmp/all4.tgz $R/all.tgz; }
+. scripts/gpu-env.sh; gpu_env /tmp/b; B=/tmp/b/bin
+timeout 60 /tmp/b/tests/test_gpu_grad_ops "GPU FusedAttention forward against float64" -s > $L/fused-gpu-test.log 2>&1; echo "fused test: exit $?"; grep -o "Y *[a-z0-9]*: max_rel [0-9.e-]*" $L/fused-gpu-test.log | head -12 | tr '\n' ';'; tail -2 $L/fused-gpu-test.log
+timeout 150 python3 scripts/export_models.py --out /tmp/w --models bert_base --opsets 17 --raw > $L/export.log 2>&1
+$B/psimport /tmp/w/bert_base_op17.onnx -o /tmp/w/iwith.psm > $L/import.log 2>&1
+$B/psimport /tmp/w/bert_base_op17.onnx --skip-passes fuse_attention_softmax -o /tmp/w/iwithout.psm > $L/import-without.log 2>&1
+r="--input /tmp/w/bert_base.input_0.bin --input /tmp/w/bert_base.input_1.bin --reference /tmp/w/bert_base.output_0.bin --reference /tmp/w/bert_base.output_1.bin"
+for i in 1 2; do for p in tf32 fp32; do for v in v3 v2 without; do
+  m=with; f=""; [[ $v == without ]] && m=without; [[ $v == v2 ]] && f=.gpu-pack/v2.fatbin
+  PS_KERNELS_FATBIN=$f timeout 30 $B/psbench infer /tmp/w/i$m.psm --precision $p --runs 50 $r > $L/infer-$v-$p-$i.log 2>&1
+  echo "$v $p $i: $(grep 'GPU time' $L/infer-$v-$p-$i.log) $(grep -c OK $L/infer-$v-$p-$i.log) OK $(grep -o 'relative error [0-9.e-]*' $L/infer-$v-$p-$i.log | tr '\n' ' ')"
+done; done; done | tee $L/infer.txt
+save
+for v in v3 v2; do for p in tf32 fp32; do
+  f=""; [[ $v == v2 ]] && f=.gpu-pack/v2.fatbin
+  PS_KERNELS_FATBIN=$f timeout 30 $B/psbench infer /tmp/w/iwith.psm --precision $p --runs 20 --profile > $L/profile-$v-$p.log 2>&1
+  echo "$v $p: $(grep -m1 FusedAttention $L/profile-$v-$p.log)"
+done; done
+save
+OUT=$L/gpu-check timeout 200 bash scripts/gpu-check.sh /tmp/b --gpu-only --no-bench > $L/gpu-check.txt 2>&1; echo "gpu-check: exit $?"
+tail -12 $L/gpu-check.txt
+save
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+[[ -n "$NCU" ]] && timeout 100 $NCU --kernel-name regex:ps_fused_attention --launch-skip 12 --launch-count 1 \
+  --section SpeedOfLight --section WarpStateStats --section Occupancy --section InstructionStats --section SchedulerStats --section LaunchStats \
+  $B/psbench infer /tmp/w/iwith.psm --precision tf32 --runs 2 --warmup 1 > $L/ncu-v3.txt 2>&1
+grep -E "Duration|Executed Ipc|Issued Instructions  |Warp Cycles Per Issued|Eligible Warps|Registers Per|stalled waiting" $L/ncu-v3.txt | head -12
+save
