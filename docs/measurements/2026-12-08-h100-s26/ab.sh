@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Session 26, second and third leases (`ab.sh v2 v1`, `ab.sh v3 v2`): the FusedAttention
-# kernel NEW (embedded in the binaries) against OLD (.gpu-pack/OLD.fatbin through
-# PS_KERNELS_FATBIN) and without the fusion, BERT-base inference TF32 and fp32, twice;
+# Session 26, second and third leases (`ab.sh v2 v1`, `ab.sh v3 v2 v4`): the FusedAttention
+# kernel NEW (embedded in the binaries) against OLD and any further ones (.gpu-pack/NAME.fatbin
+# through PS_KERNELS_FATBIN) and without the fusion, BERT-base inference TF32 and fp32, twice;
 # gpu-check --gpu-only on test_gpu_executor, test_cuda_core, test_gpu_grad_ops and
 # test_gpu_kernel_ops; the FusedAttention [gpu] case against float64; Nsight Compute on one
-# NEW launch.
+# launch of each.
 set -u
-NEW=$1 OLD=$2
+NEW=$1; shift; OTHERS="$*"
 mkdir -p /tmp/b /tmp/w && { [[ -d /tmp/b/bin ]] || tar -C /tmp/b -xJf .gpu-pack/b.tar.xz; }
 R=$OUT; L=/tmp/logs-$NEW; mkdir -p $L
 save() { tar -C $L -czf /tmp/all-$NEW.tgz . && cp /tmp/all-$NEW.tgz $R/all.tgz; }
@@ -16,14 +16,14 @@ timeout 150 python3 scripts/export_models.py --out /tmp/w --models bert_base --o
 $B/psimport /tmp/w/bert_base_op17.onnx -o /tmp/w/iwith.psm > $L/import.log 2>&1
 $B/psimport /tmp/w/bert_base_op17.onnx --skip-passes fuse_attention_softmax -o /tmp/w/iwithout.psm > $L/import-without.log 2>&1
 r="--input /tmp/w/bert_base.input_0.bin --input /tmp/w/bert_base.input_1.bin --reference /tmp/w/bert_base.output_0.bin --reference /tmp/w/bert_base.output_1.bin"
-for i in 1 2; do for p in tf32 fp32; do for v in $NEW $OLD without; do
-  m=with; f=""; [[ $v == without ]] && m=without; [[ $v == $OLD ]] && f=.gpu-pack/$OLD.fatbin
+for i in 1 2; do for p in tf32 fp32; do for v in $NEW $OTHERS without; do
+  m=with; f=""; [[ $v == without ]] && m=without; [[ $v != $NEW && $v != without ]] && f=.gpu-pack/$v.fatbin
   PS_KERNELS_FATBIN=$f timeout 30 $B/psbench infer /tmp/w/i$m.psm --precision $p --runs 50 $r > $L/infer-$v-$p-$i.log 2>&1
   echo "$v $p $i: $(grep 'GPU time' $L/infer-$v-$p-$i.log) $(grep -c OK $L/infer-$v-$p-$i.log) OK $(grep -o 'relative error [0-9.e-]*' $L/infer-$v-$p-$i.log | tr '\n' ' ')"
 done; done; done | tee $L/infer.txt
 save
-for v in $NEW $OLD; do for p in tf32 fp32; do
-  f=""; [[ $v == $OLD ]] && f=.gpu-pack/$OLD.fatbin
+for v in $NEW $OTHERS; do for p in tf32 fp32; do
+  f=""; [[ $v != $NEW && $v != without ]] && f=.gpu-pack/$v.fatbin
   PS_KERNELS_FATBIN=$f timeout 30 $B/psbench infer /tmp/w/iwith.psm --precision $p --runs 20 --profile > $L/profile-$v-$p.log 2>&1
   echo "$v $p: $(grep -m1 FusedAttention $L/profile-$v-$p.log)"
 done; done
@@ -32,8 +32,11 @@ OUT=$L/gpu-check timeout 200 bash scripts/gpu-check.sh /tmp/b --gpu-only --no-be
 tail -12 $L/gpu-check.txt
 save
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
-[[ -n "$NCU" ]] && timeout 100 $NCU --kernel-name regex:ps_fused_attention --launch-skip 12 --launch-count 1 \
-  --section SpeedOfLight --section WarpStateStats --section Occupancy --section InstructionStats --section SchedulerStats --section LaunchStats \
-  $B/psbench infer /tmp/w/iwith.psm --precision tf32 --runs 2 --warmup 1 > $L/ncu-$NEW.txt 2>&1
-grep -E "Duration|Executed Ipc|Issued Instructions  |Warp Cycles Per Issued|Eligible Warps|Registers Per|stalled waiting" $L/ncu-$NEW.txt | head -12
-save
+for v in $NEW $OTHERS; do
+  f=""; [[ $v != $NEW ]] && f=.gpu-pack/$v.fatbin
+  [[ -n "$NCU" ]] && PS_KERNELS_FATBIN=$f timeout 100 $NCU --kernel-name regex:ps_fused_attention --launch-skip 12 --launch-count 1 \
+    --section SpeedOfLight --section WarpStateStats --section Occupancy --section InstructionStats --section SchedulerStats --section LaunchStats \
+    $B/psbench infer /tmp/w/iwith.psm --precision tf32 --runs 2 --warmup 1 > $L/ncu-$v.txt 2>&1
+  echo "ncu $v:"; grep -E "Duration|Executed Ipc A|Issued Instructions  |Warp Cycles Per Issued|Eligible Warps" $L/ncu-$v.txt | head -6
+  save
+done
