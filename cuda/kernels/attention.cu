@@ -21,7 +21,6 @@
 // (the tiles' columns past the head size are zeros, which change no product); a grid of
 // ceil(S / (kWarps * 16)) * H * B blocks of 32 * kWarps threads.
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "cuda/kernels/kernel_params.h"
@@ -102,34 +101,6 @@ struct TileLoader {
     src += kKeys / kRowStep * row_step;
     rows_left -= kKeys;
   }
-
-  // TF32: rounds this thread's own copies in buffer `buf` in place (warp::to_tf32's bits), once
-  // a block instead of once in each warp that reads them; after this thread's copies have
-  // landed and before the barrier that shows them to the others.
-  __device__ void round_own(int buf) const {
-#pragma unroll
-    for (int e = 0; e < kKeys / kRowStep; ++e) {
-      float* const at[2] = {
-          k_dst + buf * kKeys * Tiles<kD>::kLdK + e * kRowStep * Tiles<kD>::kLdK,
-          v_dst + buf * kKeys * Tiles<kD>::kLdV + e * kRowStep * Tiles<kD>::kLdV};
-#pragma unroll
-      for (float* a : at) {
-        float x[kW];
-        if constexpr (kW == 4) {
-          warp::load_shared<4>(a, x);
-        } else {
-          x[0] = a[0];
-        }
-#pragma unroll
-        for (int c = 0; c < kW; ++c) x[c] = warp::tf32_value(warp::to_tf32(x[c]));
-        if constexpr (kW == 4) {
-          warp::store_shared4(a, x);
-        } else {
-          a[0] = x[0];
-        }
-      }
-    }
-  }
 };
 
 // An A or B operand: TF32 alone, or (fp32) its hi and lo halves.
@@ -137,14 +108,6 @@ template <bool kTf32, int kN>
 struct Operand {
   uint32_t hi[kN];
   uint32_t lo[kTf32 ? 1 : kN];
-  // x from shared memory: in TF32 already rounded by TileLoader::round_own.
-  __device__ void set_rounded(int i, float x) {
-    if constexpr (kTf32) {
-      std::memcpy(&hi[i], &x, 4);
-    } else {
-      set(i, x);
-    }
-  }
   __device__ void set(int i, float x) {
     if constexpr (kTf32) {
       hi[i] = warp::to_tf32(x);
@@ -226,8 +189,8 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           Operand<kTf32, 2> kb;
-          kb.set_rounded(0, kv[2 * half]);
-          kb.set_rounded(1, kv[2 * half + 1]);
+          kb.set(0, kv[2 * half]);
+          kb.set(1, kv[2 * half + 1]);
           mma<kTf32>(s[n], q[2 * j + half], kb);
         }
       }
@@ -286,8 +249,8 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
 #pragma unroll
       for (int c = 0; c < kSteps; ++c) {
         Operand<kTf32, 2> vb;
-        vb.set_rounded(0, v0[c]);
-        vb.set_rounded(1, v1[c]);
+        vb.set(0, v0[c]);
+        vb.set(1, v1[c]);
         mma<kTf32>(o[c], pa, vb);
       }
     }
@@ -300,7 +263,6 @@ __device__ void forward_tiles(Tiles<kD>& t, const float* x, float* y,
     } else {
       warp::copy_async_wait<0>();
     }
-    if constexpr (kTf32) loader.round_own(buf);
     __syncthreads();  // tile i is in shared memory, every thread's copies
     // Only a last tile that ends past the sequence masks its keys.
     if (i + 1 < tiles || p.seq % kKeys == 0) {

@@ -109,15 +109,6 @@ __device__ inline void load_shared(const float* p, float* v) {
 #endif
 }
 
-// p[0..4) = v in one 16-byte shared-memory store (p aligned to 16 bytes).
-__device__ inline void store_shared4(float* p, const float (&v)[4]) {
-#if defined(__CUDACC__)
-  *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
-#else
-  std::memcpy(p, v, sizeof(v));
-#endif
-}
-
 // p[0..4) = v in one 16-byte global store (p aligned to 16 bytes).
 __device__ inline void store_global4(float* p, const float (&v)[4]) {
 #if defined(__CUDACC__)
